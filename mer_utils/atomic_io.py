@@ -1,0 +1,53 @@
+"""Atomic writes: a file is either the old version or the complete new one.
+
+A Colab runtime can disconnect mid-write; writing to a temporary file in the
+same folder and renaming it (``os.replace`` is atomic on POSIX and Windows)
+means a half-written CSV is never left behind for the next notebook to read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_csv(path: str | os.PathLike, frame, **kwargs) -> Path:
+    """Write a pandas DataFrame atomically (``index=False`` unless given)."""
+    kwargs.setdefault("index", False)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kwargs)
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Subcommand groups of the ``mer`` command line (see :mod:`mer_utils.cli`)."""

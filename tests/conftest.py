@@ -1,0 +1,44 @@
+"""Shared fixtures: the reference data in ../shared/data and small corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared(*parts: str) -> Path:
+    """Path under ../shared/data, skipping the test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data {path} not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def full_listing_manifest() -> pd.DataFrame:
+    """A manifest of the whole official corpus built from the real metadata,
+    with every medium marked ok (no media needed), for split tests."""
+    from mer_utils.clip_names import parse_clip_id
+    from mer_utils.manifest import _demographics
+
+    meta = shared("crema-d-meta")
+    names = pd.read_csv(meta / "SentenceFilenames.csv")["Filename"].map(parse_clip_id)
+    frame = pd.DataFrame([n._asdict() for n in names])
+    frame = frame.merge(_demographics(meta / "VideoDemographics.csv"), on="actor_id", how="left")
+    return frame.assign(audio_status="ok", video_status="ok",
+                        audio_path="AudioWAV/" + frame["clip_id"] + ".wav",
+                        video_path="VideoFlash/" + frame["clip_id"] + ".flv")
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    """A small synthetic CREMA-D-shaped corpus, built once per test session."""
+    from mer_utils.synth import make_synthetic_corpus
+
+    return make_synthetic_corpus(tmp_path_factory.mktemp("synth") / "corpus", n_actors=8,
+                                 sentences=("DFA", "IEO", "ITS"), seed=0)
