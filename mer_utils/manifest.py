@@ -28,6 +28,7 @@ MEDIA_FOLDERS = {
     "audio": (("AudioWAV", ".wav"), ("AudioMP3", ".mp3")),
     "video": (("VideoFlash", ".flv"), ("VideoMP4", ".mp4")),
 }
+DATASETS = ("auto", "cremad", "ravdess")
 NOT_PROVIDED = "not_provided"  # the whole folder is absent (e.g. an AudioWAV-only download)
 MANIFEST_COLUMNS = (
     "clip_id", "actor_id", "sentence", "sentence_text", "emotion", "intensity", "sex", "age", "race",
@@ -106,9 +107,14 @@ def _check_all(paths: list[tuple[str, Path]], *, progress: bool) -> dict[Path, H
 
 
 def build_manifest(
-    data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True
+    data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,
+    dataset: str = "auto", keep_all_emotions: bool = False,
 ) -> ManifestResult:
     """Scan a CREMA-D folder (official or partial layout) into a manifest.
+
+    ``dataset`` is ``"cremad"``, ``"ravdess"`` (see :mod:`mer_utils.ravdess`)
+    or ``"auto"``: RAVDESS when the folder holds ``Actor_XX/`` folders;
+    ``keep_all_emotions`` keeps RAVDESS's calm and surprised clips.
 
     ``metadata_dir`` is searched for ``VideoDemographics.csv`` and
     ``processedResults/`` when the data root lacks them. A
@@ -119,6 +125,12 @@ def build_manifest(
     if not data_root.is_dir():
         raise FileNotFoundError(f"CREMA-D data root not found at {data_root}; expected a folder with AudioWAV/ "
                                 "and/or VideoFlash/ (the official repository layout)")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
+    from mer_utils.ravdess import build_ravdess_manifest, is_ravdess_root
+
+    if dataset == "ravdess" or (dataset == "auto" and is_ravdess_root(data_root)):
+        return build_ravdess_manifest(data_root, keep_all_emotions=keep_all_emotions, progress=progress)
     meta = Path(metadata_dir) if metadata_dir else None
     found, problems, present = _scan_media(data_root)
     if not present:
@@ -186,9 +198,10 @@ def write_manifest(result: ManifestResult, out_path: str | os.PathLike) -> tuple
     return out_path, problems_path
 
 
-def input_signature(data_root: str | os.PathLike, metadata_dir: str | os.PathLike | None = None) -> str:
+def input_signature(data_root: str | os.PathLike, metadata_dir: str | os.PathLike | None = None,
+                    dataset: str = "auto") -> str:
     """Hash of every input file's name, size and mtime: equal hash, equal manifest."""
-    digest = hashlib.sha256(f"v{MANIFEST_VERSION}".encode())
+    digest = hashlib.sha256(f"v{MANIFEST_VERSION}{dataset}".encode())
     for base in (Path(data_root), Path(metadata_dir) if metadata_dir else None):
         if base is None or not base.is_dir():
             continue
@@ -210,14 +223,15 @@ def default_manifest_path(data_root: str | os.PathLike, outputs: str | os.PathLi
 def prepare_manifest(
     data_root: str | os.PathLike, out_path: str | os.PathLike | None = None, *,
     metadata_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs", progress: bool = True,
+    dataset: str = "auto",
 ) -> pd.DataFrame:
     """Build the manifest unless an up-to-date one exists (same input signature)."""
     out_path = Path(out_path) if out_path else default_manifest_path(data_root, outputs)
     stamp_path = out_path.with_suffix(".json")
-    signature = input_signature(data_root, metadata_dir)
+    signature = input_signature(data_root, metadata_dir, dataset)
     if out_path.exists() and stamp_path.exists() and read_json(stamp_path).get("signature") == signature:
         return load_manifest(out_path)
-    result = build_manifest(data_root, metadata_dir=metadata_dir, progress=progress)
+    result = build_manifest(data_root, metadata_dir=metadata_dir, progress=progress, dataset=dataset)
     write_manifest(result, out_path)
     write_json(stamp_path, {"signature": signature, "data_root": str(Path(data_root).resolve()),
                             "n_clips": len(result.manifest), "n_problems": len(result.problems)})

@@ -9,7 +9,8 @@ def _manifest(args) -> int:
     from mer_utils.manifest import build_manifest, write_manifest
     from mer_utils.manifest_summary import summarize_manifest
 
-    result = build_manifest(args.data_root, metadata_dir=args.metadata_dir)
+    result = build_manifest(args.data_root, metadata_dir=args.metadata_dir, dataset=args.dataset,
+                            keep_all_emotions=args.all_emotions)
     manifest_path, problems_path = write_manifest(result, args.out)
     print(summarize_manifest(result.manifest, result.problems))
     print(f"manifest: {manifest_path}\nproblems: {problems_path}")
@@ -62,6 +63,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="manifest CSV to write (problems CSV goes beside it)")
     p.add_argument("--metadata-dir", type=Path, help="folder with VideoDemographics.csv / processedResults/ "
                    "when the data root lacks them")
+    p.add_argument("--dataset", choices=("auto", "cremad", "ravdess"), default="auto",
+                   help="corpus layout; auto detects RAVDESS Actor_XX/ folders")
+    p.add_argument("--all-emotions", action="store_true",
+                   help="RAVDESS: keep calm and surprised (coded CAL, SUR), which CREMA-D lacks")
     p.set_defaults(handler=_manifest)
 
     p = subparsers.add_parser("splits", help="make or import a train/val/test split")
