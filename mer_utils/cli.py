@@ -13,6 +13,11 @@ import sys
 
 COMMAND_MODULES = (
     "mer_utils.commands.data",
+    "mer_utils.commands.audio",
+    "mer_utils.commands.fusion",
+    "mer_utils.commands.visual",
+    "mer_utils.commands.demo",
+    "mer_utils.commands.pipeline",
 )
 
 

@@ -1,0 +1,22 @@
+"""Speech emotion recognition (SER): the audio expert.
+
+Modules, each with one job:
+
+- :mod:`~mer_utils.audio.loading` — decode, resample, down-mix, trim, cap/pad.
+- :mod:`~mer_utils.audio.features` — acoustic feature sets (eGeMAPS, ComParE, librosa).
+- :mod:`~mer_utils.audio.feature_cache` — on-disk cache of per-clip arrays.
+- :mod:`~mer_utils.audio.classical` — the offline backbone: features + logistic regression.
+- :mod:`~mer_utils.audio.ssl_model` — self-supervised speech models with a classification head.
+- :mod:`~mer_utils.audio.ssl_train` — fine-tuning loop (resumable).
+- :mod:`~mer_utils.audio.frozen` — cached per-layer embeddings and a fast probe.
+- :mod:`~mer_utils.audio.checkpoint` — :func:`load_audio_expert` for the demo.
+- :mod:`~mer_utils.audio.train` — the protocol runner behind ``mer audio train``.
+- :mod:`~mer_utils.audio.compare` — random vs speaker-independent side by side.
+
+Importing this package is cheap: torch, transformers, librosa and opensmile
+are imported inside the functions that use them.
+"""
+
+ACOUSTIC_BACKBONES = ("egemaps", "compare", "librosa")
+DEFAULT_BACKBONE = "egemaps"
+DEFAULT_SSL_MODEL = "facebook/wav2vec2-base"

@@ -1,0 +1,125 @@
+"""Speaker-level feature normalisation: z-score each speaker's clips with
+that speaker's own statistics.
+
+Acoustic functionals carry as much of *who* is speaking (vocal-tract length,
+habitual pitch and loudness) as of *how* they feel; removing each speaker's
+mean and spread leaves the emotional deviation from their own baseline, and
+is the largest single gain on speaker-independent RAVDESS (see
+``docs/ravdess.md``).
+
+It is transductive: a test speaker's statistics come from that speaker's
+unlabelled clips in the batch being scored. Labels are never read (the
+functions take no labels), and no statistic crosses speakers. A speaker with
+fewer than ``min_clips`` clips (the demo's single recording) falls back to the
+global statistics of the training set, so one clip can always be scored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+SPEAKER_NORM_MODES = ("meanstd", "mean")
+DEFAULT_MIN_CLIPS = 8
+
+
+def _safe_scale(std: np.ndarray) -> np.ndarray:
+    # A feature constant for a speaker (or the corpus) carries nothing: divide by 1, not 0.
+    std = np.asarray(std, dtype=np.float64).copy()
+    std[~np.isfinite(std) | (std <= 1e-12)] = 1.0
+    return std
+
+
+def speaker_statistics(X: np.ndarray, speakers: Sequence) -> dict:
+    """``{speaker: (n_clips, mean, std)}`` of the rows of ``X`` per speaker.
+
+    >>> stats = speaker_statistics(np.array([[1.0], [3.0], [10.0]]), ["a", "a", "b"])
+    >>> stats["a"][0], stats["a"][1].tolist(), stats["b"][2].tolist()
+    (2, [2.0], [1.0])
+    """
+    X = np.asarray(X, dtype=np.float64)
+    speakers = np.asarray(speakers)
+    if X.ndim != 2 or len(speakers) != len(X):
+        raise ValueError(f"X must be (n, d) with one speaker per row; got X {X.shape} and {len(speakers)} speakers")
+    stats = {}
+    for speaker in np.unique(speakers):
+        rows = X[speakers == speaker]
+        stats[speaker] = (len(rows), rows.mean(axis=0), _safe_scale(rows.std(axis=0)))
+    return stats
+
+
+@dataclasses.dataclass
+class SpeakerNormalizer:
+    """Per-speaker z-scoring with a global fallback for speakers with few clips.
+
+    Parameters
+    ----------
+    mode : ``"meanstd"`` (z-score per speaker) or ``"mean"`` (centre per
+        speaker, scale by the global spread).
+    min_clips : speakers with fewer clips than this use the global statistics
+        (a mean and spread from two or three clips would be noise).
+    global_mean, global_scale : set by :meth:`fit` from the training clips;
+        stored in checkpoints so a single clip can be scored.
+
+    >>> X = np.array([[0.0], [2.0], [10.0], [14.0]])
+    >>> norm = SpeakerNormalizer(min_clips=2).fit(X)
+    >>> norm.transform(X, speakers=[1, 1, 2, 2]).ravel().tolist()
+    [-1.0, 1.0, -1.0, 1.0]
+    """
+
+    mode: str = "meanstd"
+    min_clips: int = DEFAULT_MIN_CLIPS
+    global_mean: np.ndarray | None = None
+    global_scale: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.mode not in SPEAKER_NORM_MODES:
+            raise ValueError(f"unknown speaker normalisation mode {self.mode!r}; choose one of {SPEAKER_NORM_MODES}")
+        if self.min_clips < 2:
+            raise ValueError(f"min_clips must be >= 2 (a spread needs two clips), got {self.min_clips}")
+
+    def fit(self, X: np.ndarray) -> "SpeakerNormalizer":
+        """Global statistics of the training features (the fallback)."""
+        X = np.asarray(X, dtype=np.float64)
+        self.global_mean, self.global_scale = X.mean(axis=0), _safe_scale(X.std(axis=0))
+        return self
+
+    def transform(self, X: np.ndarray, *, speakers: Sequence | None) -> np.ndarray:
+        """Normalised copy of ``X``; ``speakers=None`` treats every row as alone (fallback)."""
+        if self.global_mean is None:
+            raise RuntimeError("call fit() on training features before transform()")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.global_mean):
+            raise ValueError(f"expected features of shape (n, {len(self.global_mean)}), got {X.shape}")
+        out = (X - self.global_mean) / self.global_scale
+        if speakers is None:
+            return out
+        for speaker, (n, mean, std) in speaker_statistics(X, speakers).items():
+            if n < self.min_clips:
+                continue  # too few clips for trustworthy statistics: keep the global fallback
+            rows = np.asarray(speakers) == speaker
+            scale = std if self.mode == "meanstd" else self.global_scale
+            out[rows] = (X[rows] - mean) / scale
+        return out
+
+    def fallback_mask(self, speakers: Sequence) -> np.ndarray:
+        """True for rows whose speaker has too few clips (scored with global statistics)."""
+        speakers = np.asarray(speakers)
+        values, counts = np.unique(speakers, return_counts=True)
+        few = set(values[counts < self.min_clips].tolist())
+        return np.array([s in few for s in speakers.tolist()], dtype=bool)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What a checkpoint stores (plain arrays)."""
+        return {"speaker_norm_mean": self.global_mean, "speaker_norm_scale": self.global_scale}
+
+    def config(self) -> dict:
+        return {"mode": self.mode, "min_clips": self.min_clips}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, config: dict) -> "SpeakerNormalizer":
+        return cls(mode=config["mode"], min_clips=int(config["min_clips"]),
+                   global_mean=np.asarray(arrays["speaker_norm_mean"], dtype=np.float64),
+                   global_scale=np.asarray(arrays["speaker_norm_scale"], dtype=np.float64))

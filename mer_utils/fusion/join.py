@@ -1,0 +1,191 @@
+"""The master table: both experts' predictions side by side, one row per clip.
+
+Fusion is only meaningful when both experts saw the same split and predict
+the same clips with the same labels, so the join refuses any mismatch with a
+message naming the runs and the offending clips instead of fusing whatever
+happens to overlap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from mer_utils.atomic_io import read_json
+from mer_utils.constants import EMOTIONS, PROB_COLUMNS
+from mer_utils.predictions import read_predictions, validate_predictions
+
+KEY_COLUMNS = ("clip_id", "fold", "subset")
+MASTER_INDEX_COLUMNS = ("clip_id", "split", "fold", "subset", "y_true")
+ON_MISSING = ("raise", "intersect")
+
+
+@dataclass(frozen=True)
+class ExpertRun:
+    """A finished expert run: where it is, what it says about itself, its predictions."""
+
+    run_dir: Path
+    info: dict
+    predictions: pd.DataFrame
+
+    @property
+    def modality(self) -> str:
+        return self.info["modality"]
+
+
+def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
+    """Read ``metrics.json`` and ``predictions_{val,test}.csv`` of one expert run.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder is not a finished run (no metrics.json / predictions).
+    ValueError
+        When the run is of another modality, or its label order differs.
+    """
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        raise FileNotFoundError(
+            f"{metrics_path} not found: {run_dir} is not a finished {modality} run. "
+            f"Train the {modality} expert (its notebook or `mer {modality} train`) and pass its run folder."
+        )
+    info = {k: v for k, v in read_json(metrics_path).items() if k not in ("per_fold", "summary")}
+    if info.get("modality") != modality:
+        raise ValueError(f"{metrics_path}: modality is {info.get('modality')!r}, expected {modality!r}; "
+                         f"did you swap the audio and visual run folders?")
+    labels = info.get("labels")
+    if labels is not None and tuple(labels) != EMOTIONS:
+        raise ValueError(f"{metrics_path}: label order {list(labels)} differs from {list(EMOTIONS)}; "
+                         "re-export the predictions with mer_utils.predictions.")
+    frames = []
+    for subset in ("val", "test"):
+        frames.append(read_predictions(run_dir / f"predictions_{subset}.csv",
+                                       expected_split=info.get("split"), expected_modality=modality))
+    return ExpertRun(run_dir=run_dir, info=info, predictions=pd.concat(frames, ignore_index=True))
+
+
+def _describe(keys: pd.DataFrame, limit: int = 5) -> str:
+    shown = ", ".join(f"{r.clip_id} (fold {r.fold}, {r.subset})" for r in keys.head(limit).itertuples())
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return shown + more
+
+
+def _check_same_split(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str]) -> str:
+    splits = {name: sorted(frame["split"].astype(str).unique()) for name, frame in frames.items()}
+    names = sorted({s for values in splits.values() for s in values})
+    if len(names) != 1:
+        detail = "; ".join(f"{name} ({sources[name]}): {values}" for name, values in splits.items())
+        raise ValueError(f"experts were evaluated on different splits — {detail}. "
+                         "Fuse runs trained on the same protocol and seed.")
+    return names[0]
+
+
+def _check_missing(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str], on_missing: str):
+    keys = {name: frame.loc[:, list(KEY_COLUMNS)] for name, frame in frames.items()}
+    common = None
+    for key_frame in keys.values():
+        common = key_frame if common is None else common.merge(key_frame, on=list(KEY_COLUMNS))
+    dropped = []
+    for name, key_frame in keys.items():
+        extra = key_frame.merge(common, on=list(KEY_COLUMNS), how="left", indicator=True)
+        extra = extra[extra["_merge"] == "left_only"].drop(columns="_merge")
+        if len(extra):
+            dropped.append(extra.assign(only_in=name))
+    if not dropped:
+        return common, pd.DataFrame(columns=[*KEY_COLUMNS, "only_in"])
+    dropped = pd.concat(dropped, ignore_index=True).sort_values(["only_in", *KEY_COLUMNS])
+    if on_missing == "raise":
+        others = {name: [o for o in frames if o != name] for name in frames}
+        detail = "; ".join(
+            f"{len(group)} clip rows of {name} ({sources[name]}) are missing from {', '.join(others[name])}: "
+            f"{_describe(group)}" for name, group in dropped.groupby("only_in", sort=True)
+        )
+        raise ValueError(f"the experts did not predict the same clips — {detail}. Both runs must cover "
+                         "the same clips; pass on_missing='intersect' (CLI: --on-missing intersect) to fuse "
+                         "the common clips and list the others in dropped_clips.csv.")
+    return common, dropped.reset_index(drop=True)
+
+
+def _check_labels(merged: pd.DataFrame, names: list[str]) -> None:
+    first = names[0]
+    for other in names[1:]:
+        differ = merged[merged[f"{first}_y_true"] != merged[f"{other}_y_true"]]
+        if len(differ):
+            raise ValueError(
+                f"{len(differ)} clips have different true labels in {first} and {other} predictions, "
+                f"e.g. {_describe(differ)}: the experts' label mappings disagree. Re-export both with "
+                f"labels in the order {list(EMOTIONS)}."
+            )
+
+
+def build_master_table(
+    experts: Mapping[str, pd.DataFrame],
+    *,
+    sources: Mapping[str, str] | None = None,
+    on_missing: str = "raise",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Join expert predictions clip by clip.
+
+    Parameters
+    ----------
+    experts : ``{name: predictions frame}`` (contract columns; val and test rows
+        of every fold), e.g. ``{"audio": ..., "visual": ...}``.
+    sources : ``{name: description}`` used in error messages (e.g. run folders).
+    on_missing : ``"raise"`` (default) refuses clips predicted by one expert only;
+        ``"intersect"`` keeps the common clips and returns the others.
+
+    Returns
+    -------
+    master : ``clip_id, split, fold, subset, y_true`` then, per expert,
+        ``<name>_y_pred`` and ``<name>_p_ANG … <name>_p_SAD``; sorted by fold,
+        subset and clip.
+    dropped : clip rows left out (empty unless ``on_missing="intersect"``),
+        with the expert that had them in ``only_in``.
+    """
+    if on_missing not in ON_MISSING:
+        raise ValueError(f"on_missing must be one of {ON_MISSING}, got {on_missing!r}")
+    if len(experts) < 2:
+        raise ValueError(f"fusion needs at least two experts, got {list(experts)}")
+    names = list(experts)
+    sources = {name: (sources or {}).get(name, f"{name} predictions") for name in names}
+    for name, frame in experts.items():
+        validate_predictions(frame, source=sources[name])
+    split = _check_same_split(experts, sources)
+    common, dropped = _check_missing(experts, sources, on_missing)
+    if common.empty:
+        raise ValueError(f"the experts have no clip in common ({', '.join(sources.values())}); "
+                         "were they trained on the same corpus?")
+    merged = common
+    for name in names:
+        part = experts[name].loc[:, [*KEY_COLUMNS, "y_true", "y_pred", *PROB_COLUMNS]]
+        part = part.rename(columns={c: f"{name}_{c}" for c in ("y_true", "y_pred", *PROB_COLUMNS)})
+        merged = merged.merge(part, on=list(KEY_COLUMNS), how="left")
+    _check_labels(merged, names)
+    merged.insert(1, "split", split)
+    merged["y_true"] = merged[f"{names[0]}_y_true"]
+    ordered = [*MASTER_INDEX_COLUMNS] + [
+        f"{name}_{c}" for name in names for c in ("y_pred", *PROB_COLUMNS)
+    ]
+    master = merged.loc[:, ordered].sort_values(["fold", "subset", "clip_id"], kind="stable")
+    return master.reset_index(drop=True), dropped
+
+
+def expert_names(master: pd.DataFrame) -> list[str]:
+    """Expert names present in a master table, in column order."""
+    return [c[: -len("_y_pred")] for c in master.columns if c.endswith("_y_pred")]
+
+
+def expert_probabilities(master: pd.DataFrame, expert: str) -> np.ndarray:
+    """The ``(n, 6)`` probability matrix of one expert, in label order."""
+    columns = [f"{expert}_{c}" for c in PROB_COLUMNS]
+    missing = [c for c in columns if c not in master.columns]
+    if missing:
+        raise ValueError(f"master table has no expert {expert!r} (missing {missing}); "
+                         f"experts present: {expert_names(master)}")
+    return master.loc[:, columns].to_numpy(dtype=float)

@@ -1,0 +1,227 @@
+"""Late-fusion strategies as scikit-learn classifiers.
+
+Every strategy takes ``X`` = the experts' probability matrices side by side,
+shape ``(n, 6 * n_experts)`` in label order, and is fitted on validation
+only. Being real estimators, they work with ``clone`` and
+``cross_val_predict``, which :mod:`mer_utils.fusion.tuning` uses to score
+every strategy out-of-fold on validation.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy.special import log_softmax
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mer_utils.constants import EMOTIONS
+from mer_utils.fusion.config import STRATEGY_NAMES
+from mer_utils.fusion.significance import vectorised_scores
+
+_FLOOR = 1e-12
+
+
+def split_experts(X: np.ndarray, n_labels: int = len(EMOTIONS)) -> list[np.ndarray]:
+    """Cut ``X`` back into one ``(n, n_labels)`` probability matrix per expert."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] % n_labels or X.shape[1] < 2 * n_labels:
+        raise ValueError(f"X must have shape (n, {n_labels} * n_experts) with at least two experts, "
+                         f"got {X.shape}")
+    return [X[:, i:i + n_labels] for i in range(0, X.shape[1], n_labels)]
+
+
+def simplex_grid(n_experts: int, step: float) -> np.ndarray:
+    """All weight vectors on a grid of ``step`` that sum to one.
+
+    >>> simplex_grid(2, 0.5).tolist()
+    [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+    """
+    ticks = int(round(1 / step))
+    if ticks < 1 or not np.isclose(ticks * step, 1.0):
+        raise ValueError(f"grid_step must divide 1 (e.g. 0.05, 0.1), got {step}")
+    rows = [c for c in itertools.product(range(ticks + 1), repeat=n_experts - 1) if sum(c) <= ticks]
+    return np.array([[*c, ticks - sum(c)] for c in rows], dtype=float) / ticks
+
+
+def _search_weights(combine, experts: list[np.ndarray], y: np.ndarray, labels, step: float) -> np.ndarray:
+    """The grid weights maximising validation UA.
+
+    Ties are frequent on a small validation set; among tied weights the one
+    nearest equal weighting wins, the least committal choice.
+    """
+    grid = simplex_grid(len(experts), step)
+    lookup = {label: i for i, label in enumerate(labels)}
+    y_index = np.array([lookup[v] for v in y])
+    predicted = np.stack([combine(experts, w).argmax(axis=1) for w in grid])
+    # All grid points scored at once (same UA as balanced_accuracy_score).
+    scores = vectorised_scores(y_index[None, :], predicted, len(labels))["ua"]
+    best = np.flatnonzero(np.isclose(scores, scores.max()))
+    distance = np.abs(grid[best] - 1 / len(experts)).sum(axis=1)
+    return grid[best[np.argmin(distance)]]
+
+
+def weighted_mean(experts: list[np.ndarray], weights) -> np.ndarray:
+    """``sum_k w_k p_k`` of ``(n, c)`` probability matrices."""
+    return sum(w * p for w, p in zip(weights, experts))
+
+
+def log_linear(experts: list[np.ndarray], weights) -> np.ndarray:
+    """``softmax(sum_k w_k log p_k)``: a weighted geometric mean, renormalised."""
+    score = sum(w * np.log(np.clip(p, _FLOOR, None)) for w, p in zip(weights, experts))
+    return np.exp(log_softmax(score, axis=1))
+
+
+def max_confidence(experts: list[np.ndarray]) -> np.ndarray:
+    """Per row, the probabilities of the expert whose top probability is highest."""
+    stacked = np.stack(experts)  # (k, n, c)
+    winner = stacked.max(axis=2).argmax(axis=0)
+    return stacked[winner, np.arange(stacked.shape[1])]
+
+
+class _FusionBase(ClassifierMixin, BaseEstimator):
+    """Shared ``fit`` bookkeeping and ``predict``; subclasses define the rule,
+    ``fitted_params()`` (a summary for metrics.json) and ``export()`` (all that
+    :mod:`mer_utils.fusion.deploy` needs to apply the rule without scikit-learn objects)."""
+
+    def _start_fit(self, X, y) -> list[np.ndarray]:
+        experts = split_experts(X, len(self.labels))
+        y = np.asarray(y, dtype=str)
+        if len(y) != len(experts[0]):
+            raise ValueError(f"{type(self).__name__}.fit: X has {len(experts[0])} rows but y has {len(y)}")
+        self.classes_ = np.asarray(self.labels)
+        self.n_experts_ = len(experts)
+        return experts
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def fitted_params(self) -> dict:
+        """What was learned on validation, for metrics.json (JSON-safe)."""
+        return {}
+
+
+class WeightedAverageFusion(_FusionBase):
+    """Weighted mean of probabilities; the weight maximises validation UA."""
+
+    def __init__(self, *, grid_step: float = 0.05, labels: tuple = EMOTIONS):
+        self.grid_step = grid_step
+        self.labels = labels
+
+    def fit(self, X, y):
+        experts = self._start_fit(X, y)
+        self.weights_ = _search_weights(weighted_mean, experts, np.asarray(y, dtype=str), self.labels,
+                                        self.grid_step)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return weighted_mean(split_experts(X, len(self.labels)), self.weights_)
+
+    def fitted_params(self) -> dict:
+        return {"weights": [round(float(w), 6) for w in self.weights_]}
+
+    def export(self) -> dict:
+        return {"rule": "weighted_average", "weights": [float(w) for w in self.weights_]}
+
+
+class LogLinearFusion(_FusionBase):
+    """Weighted geometric mean ``softmax(sum_k w_k log p_k)``.
+
+    With ``search=False`` the weights stay equal: the product rule.
+    """
+
+    def __init__(self, *, search: bool = True, grid_step: float = 0.05, labels: tuple = EMOTIONS):
+        self.search = search
+        self.grid_step = grid_step
+        self.labels = labels
+
+    def fit(self, X, y):
+        experts = self._start_fit(X, y)
+        if self.search:
+            self.weights_ = _search_weights(log_linear, experts, np.asarray(y, dtype=str), self.labels,
+                                            self.grid_step)
+        else:
+            self.weights_ = np.full(len(experts), 1 / len(experts))
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return log_linear(split_experts(X, len(self.labels)), self.weights_)
+
+    def fitted_params(self) -> dict:
+        return {"weights": [round(float(w), 6) for w in self.weights_]}
+
+    def export(self) -> dict:
+        return {"rule": "log_linear", "weights": [float(w) for w in self.weights_]}
+
+
+class MaxConfidenceFusion(_FusionBase):
+    """Per clip, trust the expert whose top probability is highest (nothing to tune)."""
+
+    def __init__(self, *, labels: tuple = EMOTIONS):
+        self.labels = labels
+
+    def fit(self, X, y):
+        self._start_fit(X, y)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return max_confidence(split_experts(X, len(self.labels)))
+
+    def export(self) -> dict:
+        return {"rule": "max_confidence"}
+
+
+class StackingFusion(_FusionBase):
+    """A multinomial logistic regression on the experts' log-probabilities.
+
+    Log-probabilities rather than probabilities: the regression is then a
+    learned, class-specific log-linear pool, which contains the product rule.
+    """
+
+    def __init__(self, *, C: float = 1.0, labels: tuple = EMOTIONS, random_state: int = 0):
+        self.C = C
+        self.labels = labels
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        self._start_fit(X, y)
+        # Standardised log-probabilities: an over-confident expert's logs span
+        # tens of units, which slows L-BFGS and skews the L2 penalty.
+        self.model_ = make_pipeline(StandardScaler(), LogisticRegression(
+            C=self.C, max_iter=2000, random_state=self.random_state))
+        self.model_.fit(np.log(np.clip(X, _FLOOR, None)), np.asarray(y, dtype=str))
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        partial = self.model_.predict_proba(np.log(np.clip(np.asarray(X, dtype=float), _FLOOR, None)))
+        # A class absent from validation gets probability 0, keeping the label order.
+        full = np.zeros((len(partial), len(self.labels)))
+        for j, cls in enumerate(self.model_.classes_):
+            full[:, list(self.labels).index(cls)] = partial[:, j]
+        return full
+
+    def fitted_params(self) -> dict:
+        return {"C": self.C, "n_coefficients": int(self.model_[-1].coef_.size)}
+
+    def export(self) -> dict:
+        scaler, regression = self.model_[0], self.model_[-1]
+        return {"rule": "stacking", "classes": [str(c) for c in regression.classes_],
+                "scaler_mean": scaler.mean_.tolist(), "scaler_scale": scaler.scale_.tolist(),
+                "coef": regression.coef_.tolist(), "intercept": regression.intercept_.tolist()}
+
+
+def make_strategy(name: str, *, grid_step: float = 0.05, seed: int = 0) -> _FusionBase:
+    """A fresh, unfitted strategy by name (one of :data:`STRATEGY_NAMES`)."""
+    factories = {
+        "weighted_average": lambda: WeightedAverageFusion(grid_step=grid_step),
+        "product": lambda: LogLinearFusion(search=False),
+        "log_linear": lambda: LogLinearFusion(search=True, grid_step=grid_step),
+        "max_confidence": lambda: MaxConfidenceFusion(),
+        "stacking": lambda: StackingFusion(random_state=seed),
+    }
+    if name not in factories:
+        raise ValueError(f"unknown fusion strategy {name!r}; choose from {STRATEGY_NAMES}")
+    return factories[name]()

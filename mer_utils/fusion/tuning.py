@@ -1,0 +1,170 @@
+"""Fit every strategy on validation, fold by fold, and apply it to test.
+
+The only place test rows are touched is :func:`_apply`, after everything
+(temperatures, weights, the stacking regression, the choice of strategy) has
+been fixed from validation rows, so test labels cannot influence any choice.
+Strategies are compared by their *out-of-fold* validation UA: a strategy
+fitted on the same clips it is scored on would flatter the stacking
+regression (dozens of parameters) against a single weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from mer_utils.fusion.calibration import apply_temperature, fit_temperature
+from mer_utils.fusion.config import STRATEGY_NAMES
+from mer_utils.fusion.join import expert_names, expert_probabilities
+from mer_utils.fusion.strategies import make_strategy
+from mer_utils.predictions import make_predictions_frame
+
+FUSED_MODALITY = "audio_visual"
+
+
+@dataclass
+class FusionOutcome:
+    """Everything fusion produced, before anything is written.
+
+    ``predictions`` maps each method (the single experts by name, then every
+    strategy) to a contract frame with val and test rows of every fold.
+    ``fitted`` holds, per fold, every fitted strategy by name. ``selection``
+    holds, per fold and method, the validation UA that ranks methods:
+    out-of-fold for strategies, plain for the single experts (they have
+    nothing fitted).
+    """
+
+    experts: list[str]
+    strategies: list[str]
+    predictions: dict[str, pd.DataFrame]
+    params: dict[str, list[dict]]
+    temperatures: list[dict]
+    selection: pd.DataFrame
+    chosen: str
+    best_single: str
+    fitted: list[dict]
+    calibrate: bool = True
+
+
+def _out_of_fold_ua(strategy, X: np.ndarray, y: np.ndarray, *, cv_folds: int, seed: int) -> float:
+    """Validation UA of ``strategy`` when each clip is predicted by a fit that did not see it."""
+    n_splits = min(cv_folds, int(pd.Series(y).value_counts().min()))
+    if n_splits < 2:
+        # Too few clips of some class to cross-validate: fall back to the in-sample score.
+        return float(balanced_accuracy_score(y, clone(strategy).fit(X, y).predict(X)))
+    predicted = np.empty(len(y), dtype=object)
+    for fit_idx, held_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(X, y):
+        predicted[held_idx] = clone(strategy).fit(X[fit_idx], y[fit_idx]).predict(X[held_idx])
+    return float(balanced_accuracy_score(y, predicted.astype(str)))
+
+
+def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str, float]) -> np.ndarray:
+    return np.hstack([apply_temperature(expert_probabilities(rows, e), temperatures[e]) for e in experts])
+
+
+def _frame(rows: pd.DataFrame, proba: np.ndarray, *, modality: str) -> pd.DataFrame:
+    return make_predictions_frame(
+        clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba,
+        split=str(rows["split"].iloc[0]), fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]),
+        modality=modality,
+    )
+
+
+def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_step, seed):
+    """Everything learned from one fold's validation rows."""
+    y = val["y_true"].to_numpy(dtype=str)
+    temperatures = {e: (fit_temperature(expert_probabilities(val, e), y) if calibrate else 1.0) for e in experts}
+    X = _features(val, experts, temperatures)
+    fitted, selection = {}, {}
+    for name in strategies:
+        strategy = make_strategy(name, grid_step=grid_step, seed=seed)
+        selection[name] = _out_of_fold_ua(strategy, X, y, cv_folds=cv_folds, seed=seed)
+        fitted[name] = strategy.fit(X, y)
+    for name in experts:
+        selection[name] = float(balanced_accuracy_score(y, val[f"{name}_y_pred"].to_numpy(dtype=str)))
+    return temperatures, fitted, selection
+
+
+def _apply(rows: pd.DataFrame, experts, temperatures, fitted) -> dict[str, pd.DataFrame]:
+    """Predictions of the single experts and of every fitted strategy on ``rows``."""
+    out = {e: _frame(rows, expert_probabilities(rows, e), modality=e) for e in experts}
+    X = _features(rows, experts, temperatures)
+    for name, strategy in fitted.items():
+        out[name] = _frame(rows, strategy.predict_proba(X), modality=FUSED_MODALITY)
+    return out
+
+
+def fuse_master(
+    master: pd.DataFrame,
+    *,
+    strategies: Sequence[str] = STRATEGY_NAMES,
+    calibrate: bool = True,
+    cv_folds: int = 5,
+    grid_step: float = 0.05,
+    seed: int = 0,
+) -> FusionOutcome:
+    """Tune every strategy on each fold's validation rows and predict val and test.
+
+    Parameters
+    ----------
+    master : table from :func:`mer_utils.fusion.join.build_master_table`.
+    strategies : names from :data:`STRATEGY_NAMES`.
+    calibrate : fit one temperature per expert on validation first.
+    cv_folds : folds of the out-of-fold validation score used to pick the strategy.
+    grid_step : weight grid of the weighted-average and log-linear searches.
+
+    The chosen strategy (and the best single expert, the reference of the
+    significance test) is the one with the best mean validation UA over folds.
+    """
+    strategies = list(strategies)
+    unknown = [s for s in strategies if s not in STRATEGY_NAMES]
+    if unknown or not strategies:
+        raise ValueError(f"unknown fusion strategies {unknown}; choose from {STRATEGY_NAMES}")
+    experts = expert_names(master)
+    unlabelled = master.loc[master["y_true"].astype(str) == "", "clip_id"]
+    if len(unlabelled):
+        raise ValueError(f"{len(unlabelled)} clips have no true label (e.g. {unlabelled.iloc[0]}); fusion is "
+                         "tuned and scored on labelled validation and test predictions only")
+    for subset in ("val", "test"):
+        folds_with = set(master.loc[master["subset"] == subset, "fold"])
+        if folds_with != set(master["fold"]):
+            raise ValueError(f"every fold needs {subset} rows; folds without: "
+                             f"{sorted(set(master['fold']) - folds_with)}")
+    frames = {name: [] for name in [*experts, *strategies]}
+    params = {name: [] for name in strategies}
+    temperatures, selection, fitted_per_fold = [], [], []
+    # The matrices are tiny (clips x 12): multi-threaded BLAS only adds
+    # synchronisation, which made each stacking fit ~10x slower on a busy CPU.
+    with threadpool_limits(limits=1):
+        for fold in sorted(master["fold"].unique()):
+            rows = master[master["fold"] == fold]
+            val = rows[rows["subset"] == "val"]
+            temps, fitted, scores = _tune(val, experts, strategies, calibrate=calibrate, cv_folds=cv_folds,
+                                          grid_step=grid_step, seed=seed)
+            temperatures.append({"fold": int(fold), **{e: round(t, 6) for e, t in temps.items()}})
+            fitted_per_fold.append(fitted)
+            for name, strategy in fitted.items():
+                params[name].append({"fold": int(fold), **strategy.fitted_params()})
+            selection += [{"fold": int(fold), "method": m, "selection_ua": v} for m, v in scores.items()]
+            # Only now, with everything fixed, are the test rows used: to predict.
+            for part in (val, rows[rows["subset"] == "test"]):
+                for name, frame in _apply(part, experts, temps, fitted).items():
+                    frames[name].append(frame)
+    selection = pd.DataFrame(selection)
+    mean_ua = selection.groupby("method", sort=False)["selection_ua"].mean()
+    # Ties go to the earlier name in the list, so the choice is deterministic.
+    chosen = max(strategies, key=lambda s: (mean_ua[s], -strategies.index(s)))
+    best_single = max(experts, key=lambda e: (mean_ua[e], -experts.index(e)))
+    return FusionOutcome(
+        experts=experts, strategies=strategies,
+        predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
+        params=params, temperatures=temperatures, selection=selection, chosen=chosen,
+        best_single=best_single, fitted=fitted_per_fold, calibrate=calibrate,
+    )

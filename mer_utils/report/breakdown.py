@@ -1,0 +1,122 @@
+"""Who the models fail: test scores by actor sex, age group, intensity and emotion.
+
+Predictions carry clip ids only; the demographics come from the manifest the
+expert trained on. Its location is found from the run's config.json and
+metrics.json (an explicit ``manifest``/``manifest_path``, else the cached
+manifest of its ``data_root``; a fusion run asks its experts), then among
+``outputs/manifests/*.csv``; the first that covers every predicted clip is
+used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from mer_utils.atomic_io import read_json
+from mer_utils.constants import INTENSITIES
+from mer_utils.fusion.significance import fast_scores
+from mer_utils.manifest import default_manifest_path, load_manifest
+from mer_utils.predictions import read_predictions
+from mer_utils.report.collect import run_config
+
+log = logging.getLogger(__name__)
+FACTORS = ("sex", "age_group", "intensity", "emotion")
+AGE_BINS = (0, 30, 40, 50, 60, 200)
+AGE_LABELS = ("20-29", "30-39", "40-49", "50-59", "60+")
+
+
+def _run_candidates(run_dir: Path, config: dict, outputs: Path) -> list[Path]:
+    """Manifest paths named by a run's config.json or metrics.json (``manifest``/``data_root``)."""
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
+    found = []
+    for record in (config, metrics):
+        found += [Path(record[k]) for k in ("manifest", "manifest_path") if record.get(k)]
+        if record.get("data_root"):
+            # prepare_manifest caches it under the outputs folder the run used.
+            for base in dict.fromkeys([config.get("outputs") or str(outputs), str(outputs)]):
+                found.append(default_manifest_path(record["data_root"], base))
+    return found
+
+
+def manifest_candidates(run: pd.Series, runs: pd.DataFrame, outputs: str | os.PathLike) -> list[Path]:
+    """Where the manifest of ``run`` may be, most specific first."""
+    outputs = Path(outputs)
+    found = _run_candidates(outputs / run["run"], run_config(run), outputs)
+    # A fusion run's metrics.json names its experts' run folders; they know the data.
+    experts = read_json(outputs / run["run"] / "metrics.json").get("experts", {})
+    for record in experts.values():
+        for _, row in runs[runs["run"] == record.get("run_dir")].iterrows():
+            found += _run_candidates(outputs / row["run"], run_config(row), outputs)
+    found += sorted((outputs / "manifests").glob("*.csv"))
+    return list(dict.fromkeys(p for p in found if not p.name.endswith("_problems.csv")))
+
+
+class ManifestCache:
+    """Load each manifest once; pick the first candidate covering a clip set."""
+
+    def __init__(self, explicit: str | os.PathLike | None = None):
+        self._loaded: dict[Path, pd.DataFrame | None] = {}
+        self.explicit = Path(explicit) if explicit else None
+        if self.explicit is not None:
+            load_manifest(self.explicit)  # a user-given manifest must exist and be valid
+
+    def _load(self, path: Path) -> pd.DataFrame | None:
+        if path not in self._loaded:
+            try:
+                self._loaded[path] = load_manifest(path) if path.exists() else None
+            except (OSError, ValueError) as err:
+                log.warning("ignoring manifest candidate %s: %s", path, err)
+                self._loaded[path] = None
+        return self._loaded[path]
+
+    def covering(self, candidates: list[Path], clip_ids: set[str]) -> pd.DataFrame | None:
+        for path in ([self.explicit] if self.explicit else []) + candidates:
+            manifest = self._load(path)
+            if manifest is not None and clip_ids <= set(manifest["clip_id"]):
+                return manifest
+        return None
+
+
+def with_factors(predictions: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Predictions joined with sex, age group and intensity of each clip."""
+    meta = manifest.loc[:, ["clip_id", "sex", "age", "intensity", "emotion"]].drop_duplicates("clip_id")
+    joined = predictions.merge(meta, on="clip_id", how="left", validate="many_to_one")
+    ages = pd.to_numeric(joined["age"], errors="coerce")
+    joined["age_group"] = pd.cut(ages, bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False).astype(str)
+    joined["intensity"] = joined["intensity"].map(lambda code: f"{code} ({INTENSITIES.get(code, '?')})")
+    return joined
+
+
+def breakdown_table(
+    runs: pd.DataFrame, outputs: str | os.PathLike, *, manifest: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Test WA/UA/macro-F1 per run, factor and group; plus notes on runs left out."""
+    cache, rows, notes = ManifestCache(manifest), [], []
+    for _, run in runs.iterrows():
+        path = Path(outputs) / run["run"] / "predictions_test.csv"
+        if not path.exists():
+            notes.append(f"{run['run']}: no predictions_test.csv, left out of the breakdown")
+            continue
+        predictions = read_predictions(path)
+        meta = cache.covering(manifest_candidates(run, runs, outputs), set(predictions["clip_id"]))
+        if meta is None:
+            notes.append(f"{run['run']}: no manifest covering its clips was found (config.json data_root, "
+                         "outputs/manifests/); pass --manifest PATH to include it in the breakdown")
+            continue
+        joined = with_factors(predictions, meta)
+        for factor in FACTORS:
+            # Dozens of small groups per run: the vectorised scorer (same definitions
+            # as classification_scores, tested equal) avoids sklearn's per-call checks.
+            # For the emotion factor a group holds one true class, so UA is its recall.
+            for group, part in joined.groupby(factor, sort=True):
+                scores = fast_scores(part["y_true"], part["y_pred"])
+                rows.append({"run": run["run"], "modality": run["modality"], "backbone": run["backbone"],
+                             "protocol": run["protocol"], "factor": factor, "group": str(group), **scores})
+    for note in notes:
+        log.warning("%s", note)
+    return pd.DataFrame(rows, columns=["run", "modality", "backbone", "protocol", "factor", "group", "n", "wa",
+                                       "ua", "macro_f1"]), notes

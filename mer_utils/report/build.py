@@ -1,0 +1,165 @@
+"""``mer report``: every table and figure of a paper from the runs under ``outputs/``.
+
+Writes ``<out>/tables/<name>.{csv,md,tex}``, ``<out>/figures/*.png``,
+``<out>/sources.csv`` (each run with the sha256 of its config and metrics
+and its git commit) and ``<out>/report.md`` gathering it all. Runs are read
+in sorted order and nothing time-dependent is written, so the same runs give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from mer_utils.atomic_io import write_csv, write_text
+from mer_utils.predictions import read_predictions
+from mer_utils.report.breakdown import breakdown_table
+from mer_utils.report.collect import collect_runs
+from mer_utils.report.figures import (
+    breakdown_figure,
+    confusion_figure,
+    gap_figure,
+    per_class_f1_figure,
+    save_figure,
+)
+from mer_utils.report.formatting import CSV_FLOAT_FORMAT, markdown_table, write_table
+from mer_utils.report.tables import fusion_table, gap_table, human_table, model_table
+
+log = logging.getLogger(__name__)
+SOURCE_COLUMNS = ("run", "stage", "modality", "protocol", "split", "backbone", "n_folds", "git_commit",
+                  "config_sha256", "metrics_sha256")
+_CAPTIONS = {
+    "models": "Test scores (\\%) per modality and protocol, mean $\\pm$ std over folds and seeds.",
+    "fusion": "Late-fusion strategies beside the single experts (tuned and selected on validation).",
+    "human": "Human recognition of the intended emotion (\\%), CREMA-D crowd ratings.",
+    "protocol_gap": "Random clip split vs speaker-independent split (test UA, \\%).",
+}
+
+
+def _run_labels(runs: pd.DataFrame) -> dict[str, str]:
+    base = runs["modality"] + " (" + runs["backbone"] + ")"
+    dup = base.duplicated(keep=False)
+    return dict(zip(runs["run"], [f"{b} [{r.split('/')[-1]}]" if d else b
+                                  for b, r, d in zip(base, runs["run"], dup)]))
+
+
+def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.DataFrame) -> list[Path]:
+    written = []
+    for protocol in list(dict.fromkeys(runs["protocol"])):
+        subset = runs[runs["protocol"] == protocol]
+        labels = _run_labels(subset)
+        panels = [(labels[r], read_predictions(outputs / r / "predictions_test.csv")) for r in subset["run"]
+                  if (outputs / r / "predictions_test.csv").exists()]
+        if panels:
+            written.append(save_figure(confusion_figure(panels, title=f"Test confusion matrices — {protocol}"),
+                                       figures_dir / f"confusion_{protocol}.png"))
+            written.append(save_figure(per_class_f1_figure(panels, title=f"Per-class F1 — {protocol}"),
+                                       figures_dir / f"per_class_f1_{protocol}.png"))
+        part = breakdown[breakdown["protocol"] == protocol]
+        if len(part):
+            part = part.assign(label=part["run"].map(labels))
+            written.append(save_figure(breakdown_figure(part, title=f"Who the models fail — {protocol}"),
+                                       figures_dir / f"breakdown_{protocol}.png"))
+    return written
+
+
+def report_figures(report_dir: str | os.PathLike, *, protocol: str | None = None) -> list[Path]:
+    """The PNGs of a written report: those of ``protocol`` (all if None), then the protocol gap."""
+    folder = Path(report_dir) / "figures"
+    pattern = f"*_{protocol}.png" if protocol else "*.png"
+    found = [p for p in sorted(folder.glob(pattern)) if p.name != "protocol_gap.png"]
+    return found + [p for p in [folder / "protocol_gap.png"] if p.exists()]
+
+
+def _remove_stale(folder: Path, keep: set[Path]) -> None:
+    """Files of an earlier report that this one did not rewrite (e.g. a protocol since deleted)."""
+    for path in sorted(folder.glob("*")):
+        if path.is_file() and path.suffix in (".csv", ".md", ".tex", ".png") and path not in keep:
+            path.unlink()
+
+
+def _report_markdown(outputs: Path, n_runs: int, sections: list[str], images: list[Path], notes: list[str],
+                     skipped: pd.DataFrame) -> str:
+    parts = [f"# Results\n\n{n_runs} runs collected from `{outputs.as_posix()}`; every row names its run "
+             "folder, and `sources.csv` gives each run's config/metrics sha256 and git commit.\n", *sections]
+    if images:
+        parts.append("## Figures\n\n" + "".join(f"![{p.stem}](figures/{p.name})\n\n" for p in images))
+    if notes:
+        parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
+    if len(skipped):
+        parts.append("## Skipped folders\n\n" + "".join(f"- `{r.run}`: {r.reason}\n" for r in skipped.itertuples()))
+    return "\n".join(parts)
+
+
+def make_report(
+    outputs: str | os.PathLike = "outputs",
+    *,
+    out_dir: str | os.PathLike | None = None,
+    metadata: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | None = None,
+    figures: bool = True,
+) -> Path:
+    """Collect every run under ``outputs`` and write the report; returns ``report.md``.
+
+    Parameters
+    ----------
+    outputs : root of the run folders.
+    out_dir : where to write (default ``<outputs>/report``).
+    metadata : CREMA-D metadata folder (with ``processedResults/``) for the human-perception rows.
+    manifest : manifest CSV for the breakdown, when the runs' configs do not lead to one.
+    figures : draw the PNGs (off: tables only, a few seconds faster).
+    """
+    outputs = Path(outputs)
+    out_dir = Path(out_dir) if out_dir else outputs / "report"
+    collected = collect_runs(outputs)
+    runs = collected.runs
+    if runs.empty:
+        raise FileNotFoundError(f"no finished runs under {outputs}: train the experts first (notebooks "
+                                "AUDIO/VISUAL, or `mer audio train` / `mer visual train`), then `mer fuse`.")
+    tables_dir, figures_dir = out_dir / "tables", out_dir / "figures"
+    sections, notes, written = [], [], set()
+
+    def add_table(name: str, heading: str, numbers: pd.DataFrame, display: pd.DataFrame) -> None:
+        written.update(write_table(numbers, display, tables_dir, name, caption=_CAPTIONS[name]).values())
+        sections.append(f"## {heading}\n\n{markdown_table(display)}\nSource: `tables/{name}.csv`.\n")
+
+    models = model_table(runs)
+    add_table("models", "Models per modality and protocol", *models)
+    fusion = fusion_table(runs, outputs)
+    if len(fusion[0]):
+        add_table("fusion", "Fusion strategies", *fusion)
+    else:
+        notes.append("No fusion run yet: run `mer fuse` (or the FUSION notebook) for the fusion table.")
+    if metadata:
+        from mer_utils.human_baseline import human_baseline
+
+        add_table("human", "Human perception (CREMA-D raters)", *human_table(human_baseline(metadata)))
+    else:
+        notes.append("Human-perception rows need the CREMA-D metadata with processedResults/: "
+                     "pass --metadata DIR (e.g. ../shared/data/crema-d-meta).")
+    gap = gap_table(models[0])
+    if len(gap[0]):
+        add_table("protocol_gap", "Random vs speaker-independent split", *gap)
+        if figures:
+            written.add(save_figure(gap_figure(gap[0]), figures_dir / "protocol_gap.png"))
+    else:
+        notes.append("No modality has both a random and a speaker-independent run: no protocol-gap table.")
+
+    breakdown, breakdown_notes = breakdown_table(runs, outputs, manifest=manifest)
+    notes += breakdown_notes
+    written.add(write_csv(tables_dir / "breakdown.csv", breakdown, float_format=CSV_FLOAT_FORMAT))
+    if figures:
+        written.update(_protocol_figures(runs, outputs, figures_dir, breakdown))
+    sources = write_csv(out_dir / "sources.csv", runs.loc[:, list(SOURCE_COLUMNS)])
+    for folder in (tables_dir, figures_dir) if figures else (tables_dir,):
+        _remove_stale(folder, written)
+
+    text = _report_markdown(outputs, len(runs), sections, sorted(p for p in written if p.suffix == ".png"),
+                            notes, collected.skipped)
+    report = write_text(out_dir / "report.md", text)
+    log.info("report written to %s (sources: %s)", report, sources)
+    return report

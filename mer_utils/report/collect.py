@@ -1,0 +1,110 @@
+"""Find every finished run under ``outputs/`` and what it says about itself.
+
+A run folder is ``outputs/<stage>/<name>/`` with a ``metrics.json`` (see
+:func:`mer_utils.evaluation.save_run_outputs`). Folders without one (a run
+still going, or one that crashed) are listed as skipped with the reason, so
+a table never silently lacks a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from mer_utils.atomic_io import read_json
+
+log = logging.getLogger(__name__)
+REQUIRED_INFO = ("modality", "protocol", "split", "backbone")
+MODALITY_ORDER = ("audio", "visual", "audio_visual")
+# Clip-level random splits first, then the speaker-independent ones.
+PROTOCOL_KIND = {"random": "random", "ogm-ge": "random", "speaker": "speaker", "speaker-kfold": "speaker",
+                 "audeering": "speaker", "hicmae": "speaker"}
+PROTOCOL_ORDER = tuple(PROTOCOL_KIND)
+
+
+class Collected(NamedTuple):
+    runs: pd.DataFrame
+    skipped: pd.DataFrame
+
+
+def protocol_kind(protocol: str) -> str:
+    """``"random"`` for clip-level splits, ``"speaker"`` for speaker-independent ones."""
+    return PROTOCOL_KIND.get(protocol, "speaker" if "speaker" in protocol else "random")
+
+
+def sort_key(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in paper order: modality, protocol (random first), backbone, run."""
+    modality_rank = frame["modality"].map({m: i for i, m in enumerate(MODALITY_ORDER)}).fillna(len(MODALITY_ORDER))
+    protocol_rank = frame["protocol"].map({p: i for i, p in enumerate(PROTOCOL_ORDER)}).fillna(len(PROTOCOL_ORDER))
+    keyed = frame.assign(_m=modality_rank, _p=protocol_rank)
+    by = ["_m", "_p", "protocol", "backbone"] + (["run"] if "run" in frame.columns else [])
+    return keyed.sort_values(by, kind="stable").drop(columns=["_m", "_p"]).reset_index(drop=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+
+
+def _read_run(run_dir: Path, outputs: Path) -> dict:
+    metrics = read_json(run_dir / "metrics.json")
+    missing = [k for k in (*REQUIRED_INFO, "per_fold") if k not in metrics]
+    if missing:
+        raise ValueError(f"metrics.json lacks {missing}")
+    env = read_json(run_dir / "env.json") if (run_dir / "env.json").exists() else {}
+    config = read_json(run_dir / "config.json") if (run_dir / "config.json").exists() else {}
+    return {
+        "run": run_dir.relative_to(outputs).as_posix(),
+        "stage": run_dir.parent.name,
+        **{k: str(metrics[k]) for k in REQUIRED_INFO},
+        "protocol_kind": protocol_kind(str(metrics["protocol"])),
+        "n_folds": len({row["fold"] for row in metrics["per_fold"]}),
+        "git_commit": env.get("git_commit") or "",
+        "config_sha256": _sha256(run_dir / "config.json"),
+        "metrics_sha256": _sha256(run_dir / "metrics.json"),
+        "per_fold": json.dumps(metrics["per_fold"], sort_keys=True),
+        "config": json.dumps(config, sort_keys=True),
+    }
+
+
+def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
+    """Every finished run under ``outputs`` (one row each, sorted), and the folders skipped.
+
+    ``per_fold`` and ``config`` hold the run's JSON as text, so the frame
+    stays flat and deterministic.
+    """
+    outputs = Path(outputs)
+    if not outputs.is_dir():
+        raise FileNotFoundError(f"{outputs} does not exist; train an expert first (its notebook or "
+                                "`mer audio train` / `mer visual train`), or pass --outputs DIR.")
+    rows, skipped = [], []
+    for stage_dir in sorted(p for p in outputs.iterdir() if p.is_dir()):
+        for run_dir in sorted(p for p in stage_dir.iterdir() if p.is_dir()):
+            if not (run_dir / "config.json").exists():
+                continue  # not a run folder (a corpus, a cache, the report itself)
+            try:
+                if not (run_dir / "metrics.json").exists():
+                    raise FileNotFoundError("no metrics.json (unfinished or failed run)")
+                rows.append(_read_run(run_dir, outputs))
+            except (OSError, ValueError, KeyError) as err:
+                log.warning("skipping %s: %s", run_dir, err)
+                skipped.append({"run": run_dir.relative_to(outputs).as_posix(), "reason": str(err)})
+    columns = ["run", "stage", *REQUIRED_INFO, "protocol_kind", "n_folds", "git_commit", "config_sha256",
+               "metrics_sha256", "per_fold", "config"]
+    runs = pd.DataFrame(rows, columns=columns)
+    return Collected(sort_key(runs) if len(runs) else runs, pd.DataFrame(skipped, columns=["run", "reason"]))
+
+
+def run_config(runs_row) -> dict:
+    """The config.json of a collected run."""
+    return json.loads(runs_row["config"])
+
+
+def per_fold(runs_row) -> list[dict]:
+    """The per-fold scores of a collected run."""
+    return json.loads(runs_row["per_fold"])

@@ -1,0 +1,92 @@
+"""Write one table three ways: CSV (numbers), Markdown and LaTeX (formatted).
+
+Formatting is fixed (percent with one decimal, ``mean ± std``) and nothing
+time-dependent is written, so regenerating a report from the same runs gives
+byte-identical files that a diff or a paper build can trust.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from mer_utils.atomic_io import write_csv, write_text
+
+CSV_FLOAT_FORMAT = "%.6f"
+
+
+def percent(value: float, *, digits: int = 1) -> str:
+    """``0.6123 -> '61.2'``; missing values print as an en dash.
+
+    >>> percent(0.6123), percent(float("nan"))
+    ('61.2', '–')
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{100 * value:.{digits}f}"
+
+
+def percent_mean_std(mean: float, std: float, n: int) -> str:
+    """``'61.2 ± 1.3'`` when there are several folds or seeds, else ``'61.2'``."""
+    if n is None or n <= 1 or std is None or (isinstance(std, float) and math.isnan(std)):
+        return percent(mean)
+    return f"{percent(mean)} ± {percent(std)}"
+
+
+def p_value(value: float) -> str:
+    """Three significant decimals, or ``<0.001``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of the frame's cells as text.
+
+    >>> print(markdown_table(pd.DataFrame({"method": ["audio"], "UA": ["61.2"]})), end="")
+    | method | UA |
+    | --- | --- |
+    | audio | 61.2 |
+    """
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
+             "| " + " | ".join("---" for _ in frame.columns) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def latex_table(frame: pd.DataFrame, *, caption: str = "", label: str = "") -> str:
+    """A booktabs ``table`` environment (escaped, ``±`` as ``$\\pm$``)."""
+    styler = frame.astype(str).style.hide(axis="index").format(escape="latex")
+    styler = styler.format_index(escape="latex", axis=1)
+    body = styler.to_latex(hrules=True, column_format="l" * frame.shape[1])
+    body = body.replace("±", r"$\pm$").replace("–", "--")
+    lines = [r"\begin{table}[t]", r"\centering", r"\small"]
+    if caption:
+        lines.append(rf"\caption{{{caption}}}")
+    if label:
+        lines.append(rf"\label{{{label}}}")
+    return "\n".join([*lines, body.rstrip("\n"), r"\end{table}"]) + "\n"
+
+
+def write_table(
+    numbers: pd.DataFrame,
+    display: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    name: str,
+    *,
+    caption: str = "",
+) -> dict[str, Path]:
+    """Write ``name.csv`` (raw numbers), ``name.md`` and ``name.tex`` (formatted)."""
+    out_dir = Path(out_dir)
+    paths = {
+        "csv": write_csv(out_dir / f"{name}.csv", numbers, float_format=CSV_FLOAT_FORMAT),
+        "md": write_text(out_dir / f"{name}.md", markdown_table(display)),
+        "tex": write_text(out_dir / f"{name}.tex", latex_table(display, caption=caption, label=f"tab:{name}")),
+    }
+    return paths

@@ -1,0 +1,162 @@
+"""Decode a clip and sample K frames from it, deterministically.
+
+CREMA-D ships FLV (VP6 video, 480x360, ~30 fps, 2-5 s); some copies are
+re-encoded as MP4. OpenCV's FFmpeg backend reads both. The sampled frames are
+the centres of K equal segments of the clip, so they cover it from start to
+end, are sorted, and never index past the last frame.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+
+class VideoInfo(NamedTuple):
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+
+
+class SampledFrames(NamedTuple):
+    frames: np.ndarray  # (K, H, W, 3) uint8, RGB
+    indices: np.ndarray  # (K,) frame numbers actually read, sorted
+    n_frames: int  # frames in the clip as decoded
+
+
+def sample_frame_indices(n_frames: int, k: int) -> np.ndarray:
+    """Indices of ``k`` frames spread uniformly over ``n_frames``.
+
+    Frame ``i`` is the centre of the ``i``-th of ``k`` equal segments, so the
+    result is sorted, starts near 0, ends near ``n_frames - 1`` and never
+    reaches ``n_frames``. A clip shorter than ``k`` frames repeats frames.
+
+    >>> sample_frame_indices(10, 4).tolist()
+    [1, 3, 6, 8]
+    >>> sample_frame_indices(3, 5).tolist()
+    [0, 0, 1, 2, 2]
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if n_frames < 1:
+        raise ValueError(f"a clip needs at least one frame to sample from, got n_frames={n_frames}")
+    centres = (np.arange(k) + 0.5) * n_frames / k
+    return np.minimum(np.floor(centres).astype(int), n_frames - 1)
+
+
+def _open(path: str | os.PathLike):
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Video not found: {path}. Check the data root and the manifest's video_path.")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise RuntimeError(
+            f"OpenCV cannot open {path}: not a video, a Git LFS pointer (run `git lfs pull`) or a codec "
+            "this OpenCV build lacks (install opencv-python-headless, which bundles FFmpeg)."
+        )
+    return capture
+
+
+def video_info(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, fps and size from the container (the count may be approximate)."""
+    import cv2
+
+    capture = _open(path)
+    try:
+        return VideoInfo(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), float(capture.get(cv2.CAP_PROP_FPS)),
+                         int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        capture.release()
+
+
+def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], int]:
+    """Decode up to the last wanted frame; convert only the wanted ones.
+
+    ``grab`` decodes without the colour conversion and copy that ``read``
+    does, so skipped frames cost little; seeking (``CAP_PROP_POS_FRAMES``) is
+    exact on CREMA-D's FLVs but slower, because each seek decodes again from
+    the previous keyframe. Returns the frames and how many frames were seen.
+    """
+    import cv2
+
+    wanted_set, frames, position = set(int(i) for i in wanted), {}, 0
+    last = int(wanted.max())
+    while position <= last:
+        if not capture.grab():
+            break
+        if position in wanted_set:
+            ok, bgr = capture.retrieve()
+            if ok:
+                frames[position] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        position += 1
+    return frames, position
+
+
+def _count_frames(capture) -> int:
+    count = 0
+    while capture.grab():
+        count += 1
+    return count
+
+
+def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
+    """Read ``k`` uniformly sampled RGB frames of a clip.
+
+    The container's frame count picks the indices; if the clip turns out
+    shorter (a truncated file, a wrong header), the true count is measured
+    and the indices are drawn again over it, so the sample still covers the
+    whole clip.
+    """
+    capture = _open(path)
+    try:
+        import cv2
+
+        n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if n_frames < 1:
+            n_frames = _count_frames(capture)
+            capture.release()
+            capture = _open(path)
+        if n_frames < 1:
+            raise RuntimeError(f"{path}: no decodable video frames (empty or corrupt file).")
+        indices = sample_frame_indices(n_frames, k)
+        frames, seen = _grab_frames(capture, indices)
+        if len(frames) < len(set(indices.tolist())):
+            if seen < 1:
+                raise RuntimeError(f"{path}: no decodable video frames (empty or corrupt file).")
+            # The header over-counted: sample again over the frames that exist.
+            capture.release()
+            capture = _open(path)
+            n_frames = min(seen, n_frames)
+            indices = sample_frame_indices(n_frames, k)
+            frames, _ = _grab_frames(capture, indices)
+            indices = np.array([i for i in indices if i in frames])
+            if len(indices) == 0:
+                raise RuntimeError(f"{path}: no decodable video frames (empty or corrupt file).")
+        return SampledFrames(np.stack([frames[int(i)] for i in indices]), indices, n_frames)
+    finally:
+        capture.release()
+
+
+def read_all_frames(path: str | os.PathLike) -> np.ndarray:
+    """Every frame of a clip as ``(N, H, W, 3)`` RGB uint8 (for figures and benchmarks)."""
+    import cv2
+
+    capture = _open(path)
+    try:
+        frames = []
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    if not frames:
+        raise RuntimeError(f"{path}: no decodable video frames (empty or corrupt file).")
+    return np.stack(frames)

@@ -1,0 +1,79 @@
+"""Speaker normalisation: per-speaker statistics only, no labels, a defined single-clip fallback."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+from mer_utils.audio.speaker_norm import SpeakerNormalizer, speaker_statistics
+
+
+def _features(seed=0):
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat([11, 12, 13], 10)
+    offsets = np.array([[0.0, 5.0], [30.0, -5.0], [-20.0, 0.0]])  # a strong per-speaker "voice"
+    X = rng.normal(size=(30, 2)) * np.array([1.0, 3.0]) + offsets[np.repeat([0, 1, 2], 10)]
+    return X, speakers
+
+
+def test_each_speaker_is_standardised_with_its_own_statistics():
+    X, speakers = _features()
+    Z = SpeakerNormalizer(min_clips=2).fit(X).transform(X, speakers=speakers)
+    for speaker in np.unique(speakers):
+        rows = Z[speakers == speaker]
+        np.testing.assert_allclose(rows.mean(axis=0), 0.0, atol=1e-9)
+        np.testing.assert_allclose(rows.std(axis=0), 1.0, atol=1e-9)
+
+
+def test_changing_one_speaker_never_changes_another_speakers_output():
+    X, speakers = _features()
+    norm = SpeakerNormalizer(min_clips=2).fit(X)
+    before = norm.transform(X, speakers=speakers)
+    X2 = X.copy()
+    X2[speakers == 13] *= 100.0  # only speaker 13's clips change
+    after = norm.transform(X2, speakers=speakers)
+    np.testing.assert_array_equal(before[speakers != 13], after[speakers != 13])
+    # Row order does not matter either: statistics follow the speaker id, not the position.
+    order = np.random.default_rng(1).permutation(len(X))
+    np.testing.assert_allclose(norm.transform(X[order], speakers=speakers[order]), before[order])
+
+
+def test_labels_are_never_an_input():
+    for func in (SpeakerNormalizer.fit, SpeakerNormalizer.transform, speaker_statistics):
+        params = set(inspect.signature(func).parameters)
+        assert not params & {"y", "labels", "emotions"}, f"{func.__name__} takes labels: {params}"
+
+
+def test_a_single_clip_falls_back_to_the_training_statistics():
+    X, speakers = _features()
+    norm = SpeakerNormalizer(min_clips=8).fit(X)
+    clip = np.array([[3.0, 4.0]])
+    expected = (clip - X.mean(axis=0)) / X.std(axis=0)
+    np.testing.assert_allclose(norm.transform(clip, speakers=["demo"]), expected)
+    np.testing.assert_allclose(norm.transform(clip, speakers=None), expected)
+    # A speaker below min_clips is flagged; a full one is not.
+    mask = norm.fallback_mask(np.r_[speakers, ["demo"]].astype(str))
+    assert mask.tolist() == [False] * 30 + [True]
+
+
+def test_constant_features_and_checkpoint_round_trip():
+    X, speakers = _features()
+    X = np.c_[X, np.ones(len(X))]  # a feature constant for every speaker
+    norm = SpeakerNormalizer(mode="mean", min_clips=2).fit(X)
+    Z = norm.transform(X, speakers=speakers)
+    assert np.isfinite(Z).all() and np.allclose(Z[:, 2], 0.0)
+    rebuilt = SpeakerNormalizer.from_arrays(norm.arrays(), norm.config())
+    np.testing.assert_array_equal(rebuilt.transform(X, speakers=speakers), Z)
+
+
+def test_bad_arguments_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="mode"):
+        SpeakerNormalizer(mode="minmax")
+    with pytest.raises(ValueError, match="min_clips"):
+        SpeakerNormalizer(min_clips=1)
+    with pytest.raises(RuntimeError, match="fit"):
+        SpeakerNormalizer().transform(np.zeros((2, 2)), speakers=[1, 1])
+    with pytest.raises(ValueError, match="shape"):
+        SpeakerNormalizer().fit(np.zeros((3, 2))).transform(np.zeros((3, 5)), speakers=[1, 1, 1])
