@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mer_utils.audio.features import features_for_files
 from mer_utils.audio.variants import SVC_C_GRID, Recipe, cross_validate
-from mer_utils.metrics import format_mean_std
+from mer_utils.metrics import aggregate_scores, format_mean_std
 from mer_utils.ravdess import build_ravdess_manifest
 from mer_utils.splits import make_split
 
@@ -49,7 +49,8 @@ def _row(name: str, protocol: str, summary: dict, seconds: float) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess-dev"))
+    default_root = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess-dev"
+    parser.add_argument("--data-root", default=str(default_root), help="folder with RAVDESS Actor_XX/ folders")
     parser.add_argument("--cache-dir", default="outputs/cache/audio_features")
     parser.add_argument("--val-size", type=float, default=0.2, help="fraction of actors for validation (2 of 12)")
     parser.add_argument("--with-compare", action="store_true", help="add ComParE 2016 recipes (slow: 6,373 features)")
@@ -83,8 +84,6 @@ def main(argv=None) -> int:
         for seed in range(args.random_seeds):
             split = make_split(manifest, protocol="random", seed=seed)
             per_seed += cross_validate(recipe, features=features, manifest=manifest, split=split)["per_fold"]
-        from mer_utils.metrics import aggregate_scores
-
         print(_row(recipe.name, f"random ×{args.random_seeds} seeds", aggregate_scores(per_seed),
                    time.perf_counter() - start), flush=True)
     return 0

@@ -109,13 +109,29 @@ def _audio_probs(inputs: DemoInputs, checkpoint: Path) -> tuple[np.ndarray | Non
     return load_audio_expert(checkpoint).predict_proba([clip])[0], source
 
 
+def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path]:
+    """A test clip of the embedded corpus's speaker-independent split (one no
+    model trained on), and the corpus root."""
+    from mer_utils.workflow import prepare_protocol
+
+    prepared = prepare_protocol(None, "speaker", outputs=outputs, progress=False)
+    test = prepared.split[prepared.split["subset"] == "test"]
+    return str(test["clip_id"].iloc[0]), prepared.data_root
+
+
 def predict_clip(
     *, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
-    audio_checkpoint=None, visual_checkpoint=None,
+    audio_checkpoint=None, visual_checkpoint=None, outputs="outputs",
 ) -> DemoResult:
-    """Run both experts from ``checkpoints/`` on one clip and fuse them."""
+    """Run both experts from ``checkpoints/`` on one clip and fuse them.
+
+    With no input at all, a held-out clip of the embedded synthetic corpus
+    is used (see :func:`default_demo_clip`).
+    """
     from mer_utils.fusion.deploy import load_fusion_rule
 
+    if video is None and audio is None and clip_id is None:
+        clip_id, data_root = default_demo_clip(outputs)
     inputs = resolve_inputs(video=video, audio=audio, clip_id=clip_id, data_root=data_root)
     used: dict = {}
     audio_probs, audio_source = None, "none"

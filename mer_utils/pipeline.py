@@ -40,7 +40,7 @@ def _has_video(manifest) -> bool:
 
 
 def _demo_clip(outputs: Path, split_name: str) -> str:
-    """A test clip of the speaker-independent split: one the models never saw."""
+    """A test clip of the split: one the models never saw."""
     from mer_utils.splits import load_split
 
     split = load_split(outputs / "splits" / f"{split_name}.csv")
@@ -61,7 +61,7 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
 
     config = dataclasses.replace(config or PipelineConfig(), **overrides)
     outputs, start = Path(config.outputs), time.perf_counter()
-    root = resolve_data_root(config.data_root, outputs)
+    root = resolve_data_root(config.data_root, outputs, progress=config.progress)
     manifest = prepare_manifest(root, metadata_dir=config.metadata_dir, outputs=outputs, progress=config.progress)
     print(f"[1/6] data: {root}\n{summarize_manifest(manifest)}")
     common = {"data_root": str(root), "outputs": str(outputs), "checkpoints": config.checkpoints,

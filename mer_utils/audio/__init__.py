@@ -2,6 +2,8 @@
 
 Modules, each with one job:
 
+- :mod:`~mer_utils.audio.config` — :class:`AudioTrainConfig`, the one dataclass of the stage.
+- :mod:`~mer_utils.audio.backbone` — the backbone interface and :class:`ClipSet`.
 - :mod:`~mer_utils.audio.loading` — decode, resample, down-mix, trim, cap/pad.
 - :mod:`~mer_utils.audio.features` — acoustic feature sets (eGeMAPS, ComParE, librosa).
 - :mod:`~mer_utils.audio.feature_cache` — on-disk cache of per-clip arrays.
@@ -13,10 +15,14 @@ Modules, each with one job:
 - :mod:`~mer_utils.audio.train` — the protocol runner behind ``mer audio train``.
 - :mod:`~mer_utils.audio.compare` — random vs speaker-independent side by side.
 
+For the demo and fusion: ``load_audio_expert(path).predict_proba(paths_or_waveforms)``
+(:mod:`~mer_utils.audio.checkpoint`) and ``resolve_latest(outputs, "audio", protocol)``
+(:mod:`mer_utils.runs`).
+
 Importing this package is cheap: torch, transformers, librosa and opensmile
 are imported inside the functions that use them.
 """
 
 ACOUSTIC_BACKBONES = ("egemaps", "compare", "librosa")
-DEFAULT_BACKBONE = "egemaps"
+DEFAULT_BACKBONE = "librosa"
 DEFAULT_SSL_MODEL = "facebook/wav2vec2-base"

@@ -56,6 +56,8 @@ class AcousticExpert:
     def predict_proba(self, inputs: Iterable) -> np.ndarray:
         """``(n, 6)`` probabilities for paths, 16 kHz arrays or ``(array, rate)`` tuples."""
         waves = as_waveforms(inputs, settings=self.settings)
+        if not waves:
+            return np.zeros((0, len(self.labels)))
         X = np.stack([extract_features(w, self.feature_set, sample_rate=self.settings.sample_rate) for w in waves])
         return self.proba_from_features(X)
 
@@ -98,7 +100,7 @@ class AcousticExpert:
 class AcousticBackbone:
     """``fit``/``predict_proba`` on clips, with features cached on disk."""
 
-    feature_set: str = "egemaps"
+    feature_set: str = "librosa"
     settings: AudioSettings = AudioSettings()
     c_grid: Sequence[float] = DEFAULT_C_GRID
     cache_dir: str | os.PathLike | None = None

@@ -38,20 +38,34 @@ def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:
 
 def compare_protocols(
     outputs: str | os.PathLike = "outputs", *, protocols: Sequence[str] = ("random", "speaker"),
-    run_dirs: Sequence[str | os.PathLike] | None = None, subset: str = "test",
+    run_dirs: Sequence[str | os.PathLike] | None = None, subset: str = "test", missing: str = "raise",
 ) -> pd.DataFrame:
     """Scores of the latest audio run of each protocol, then the gap rows.
 
     ``run_dirs`` overrides the ``latest`` pointers (one per protocol, same
     order). The gap rows hold ``first protocol - other protocol`` for WA, UA
-    and macro-F1, in the same units (fractions).
+    and macro-F1, in the same units (fractions). With ``missing="skip"`` a
+    protocol not run yet is left out (listed in ``table.attrs["missing"]``)
+    instead of raising, as a notebook wants before its sibling has run.
     """
     from mer_utils.runs import resolve_latest
 
+    if missing not in ("raise", "skip"):
+        raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
+    not_run = []
     if run_dirs is None:
-        run_dirs = [resolve_latest(outputs, "audio", p) for p in protocols]
+        run_dirs = []
+        for protocol in protocols:
+            try:
+                run_dirs.append(resolve_latest(outputs, "audio", protocol))
+            except FileNotFoundError:
+                if missing == "raise":
+                    raise
+                not_run.append(protocol)
     rows = [run_scores(d, subset=subset) for d in run_dirs]
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["protocol", "split", "backbone", "mode", "n_folds",
+                                        *[k + s for k in METRICS for s in ("", "_std")], "run_dir"])
+    table.attrs["missing"] = not_run
     gaps = []
     for other in rows[1:]:
         gap = {"protocol": f"gap ({rows[0]['protocol']} - {other['protocol']})", "split": "",
@@ -59,7 +73,22 @@ def compare_protocols(
         for key in METRICS:
             gap[key], gap[f"{key}_std"] = rows[0][key] - other[key], None
         gaps.append(gap)
-    return pd.concat([table, pd.DataFrame(gaps)], ignore_index=True) if gaps else table
+    if gaps:
+        table = pd.concat([table, pd.DataFrame(gaps)], ignore_index=True)
+        table.attrs["missing"] = not_run
+    return table
+
+
+def scores_table(metrics: dict) -> pd.DataFrame:
+    """Per-fold and mean ± std scores of one run (its metrics.json), in percent."""
+    from mer_utils.metrics import format_mean_std
+
+    rows = [{"fold": r["fold"], "subset": r["subset"], "n": r["n"],
+             **{k: f"{100 * r[k]:.1f}" for k in METRICS}} for r in metrics["per_fold"]]
+    for subset, summary in metrics["summary"].items():
+        rows.append({"fold": "mean ± std", "subset": subset, "n": "",
+                     **{k: format_mean_std(summary[k]["mean"], summary[k]["std"]) for k in METRICS}})
+    return pd.DataFrame(rows).rename(columns={"wa": "WA", "ua": "UA", "macro_f1": "macro-F1"})
 
 
 def format_comparison(table: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import field
 
-from mer_utils.audio import ACOUSTIC_BACKBONES, DEFAULT_BACKBONE
+from mer_utils.audio import ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_SSL_MODEL
 
 MODES = ("auto", "finetune", "frozen")
 
@@ -70,9 +70,9 @@ class AudioTrainConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.is_acoustic and self.mode not in ("auto",):
-            raise ValueError(f"--mode {self.mode} applies to speech models; the acoustic backbone "
-                             f"{self.backbone!r} has a single mode (leave --mode at auto)")
+        if self.is_acoustic and self.mode != "auto":
+            raise ValueError(f"--mode {self.mode} applies to speech models, e.g. --backbone {DEFAULT_SSL_MODEL}; "
+                             f"the acoustic backbone {self.backbone!r} has a single mode (leave --mode at auto)")
         self.c_grid = tuple(float(c) for c in self.c_grid)
 
     @property

@@ -12,7 +12,6 @@ within-corpus runs.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np

@@ -33,6 +33,19 @@ from mer_utils.constants import EMOTIONS
 FROZEN_VERSION = 1
 
 
+def weights_fingerprint(module: nn.Module) -> str:
+    """A cheap digest of every weight, so a cache never outlives the model
+    it came from (a local folder can be overwritten under the same name)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for key, tensor in module.state_dict().items():
+            t = tensor.detach().double()
+            digest.update(f"{key}{tuple(t.shape)}{float(t.sum()):.10e}{float(t.abs().sum()):.10e}".encode())
+    return digest.hexdigest()[:16]
+
+
 def layer_embeddings_for_files(
     model: SSLClassifier, paths: list, *, model_name: str, settings: AudioSettings,
     cache_dir: str | os.PathLike | None, device: str = "cpu", chunk_size: int = 128, progress: bool = True,
@@ -41,7 +54,8 @@ def layer_embeddings_for_files(
     from tqdm.auto import tqdm
 
     keys = [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
-    name = namespace(f"ssl-{model_name}", {**settings.to_dict(), "version": FROZEN_VERSION})
+    name = namespace(f"ssl-{model_name}", {**settings.to_dict(), "version": FROZEN_VERSION,
+                                           "weights": weights_fingerprint(model.backbone)})
     cache = FeatureCache(cache_dir, name) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
@@ -148,7 +162,8 @@ class FrozenBackbone:
     device: str | None = None
     seed: int = 0
     progress: bool = True
-    model: SSLClassifier | None = None
+    model: SSLClassifier | None = None  # the fitted probe on the backbone (what is saved)
+    base: SSLClassifier | None = dataclasses.field(default=None, repr=False)  # the backbone that embeds
     skipped: dict = dataclasses.field(default_factory=dict)
     report: dict = dataclasses.field(default_factory=dict)
 
@@ -162,20 +177,20 @@ class FrozenBackbone:
 
     def embeddings(self, clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
         E, ok, skipped = layer_embeddings_for_files(
-            self._base, [str(p) for p in clips.paths], model_name=self.model_name, settings=self.settings,
+            self.base, [str(p) for p in clips.paths], model_name=self.model_name, settings=self.settings,
             cache_dir=self.cache_dir, device=pick_device(self.device), progress=self.progress)
         self.skipped.update({item["path"]: item["reason"] for item in skipped})
         return E, ok
 
     def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path | None = None) -> dict:
         torch.manual_seed(self.seed)
-        self._base = build_classifier(self.model_name, head=HeadConfig(dropout=0.0))
+        self.base = build_classifier(self.model_name, head=HeadConfig(dropout=0.0))
         E_train, ok_train = self.embeddings(train)
         E_val, ok_val = self.embeddings(val)
         args = (E_train[ok_train], train.label_indices()[ok_train], E_val[ok_val], val.label_indices()[ok_val])
         if self.probe == "logreg":
             best = fit_logreg_probe(*args, seed=self.seed)
-            model = SSLClassifier(self._base.backbone, self._base.feature_extractor,
+            model = SSLClassifier(self.base.backbone, self.base.feature_extractor,
                                   head=HeadConfig(layer=best["layer"], dropout=0.0))
             with torch.no_grad():
                 model.feat_mean.copy_(torch.as_tensor(best.pop("mean")))
@@ -183,12 +198,12 @@ class FrozenBackbone:
                 model.classifier[-1].weight.copy_(torch.as_tensor(best.pop("coef")))
                 model.classifier[-1].bias.copy_(torch.as_tensor(best.pop("intercept")))
         else:
-            model = SSLClassifier(self._base.backbone, self._base.feature_extractor,
+            model = SSLClassifier(self.base.backbone, self.base.feature_extractor,
                                   head=HeadConfig(hidden=self.probe_hidden, dropout=0.1 if self.probe_hidden else 0.0))
             best = fit_weighted_probe(model, *args, seed=self.seed)
         self.model = model.eval()
         self.report = {"model_name": self.model_name, "mode": "frozen", "probe": self.probe, "selected_on": "val",
-                       **{k: v for k, v in best.items()}}
+                       **best}
         return self.report
 
     def predict_proba(self, clips: ClipSet) -> np.ndarray:

@@ -82,8 +82,21 @@ def _train_batch(model, waves, labels, loss_fn, *, device, autocast, scaler, sca
     with autocast:
         logits = model(batch["inputs"], batch["n_samples"])
         loss = loss_fn(logits.float(), labels.to(device)) * scale
-    scaler.scale(loss).backward() if scaler is not None else loss.backward()
-    return float(loss) / scale
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    return float(loss.detach()) / scale
+
+
+def _optimizer_step(model, optimizer, scheduler, scaler, max_grad_norm: float) -> None:
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def validation_ua(model: SSLClassifier, waves: list, labels: np.ndarray, *, device) -> float:
@@ -91,6 +104,84 @@ def validation_ua(model: SSLClassifier, waves: list, labels: np.ndarray, *, devi
 
     proba = model.predict_proba_waves(waves, device=device)
     return float(balanced_accuracy_score(labels, proba.argmax(axis=1)))
+
+
+class _Trainer:
+    """The mutable pieces of one fine-tuning run and their save/restore."""
+
+    def __init__(self, model, y_train, n_train: int, settings: FinetuneSettings, device, work_dir: Path):
+        from transformers import get_linear_schedule_with_warmup
+
+        self.model, self.settings, self.device = model, settings, device
+        self.state_path, self.best_path = work_dir / "train_state.pt", work_dir / "best_state.pt"
+        weights = torch.tensor(class_weights(y_train), dtype=torch.float32, device=device)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights)
+        self.optimizer = _optimizer(model, settings)
+        n_batches = math.ceil(n_train / settings.batch_size)
+        total = settings.epochs * math.ceil(n_batches / settings.grad_accum)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(settings.warmup_ratio * total), total)
+        self.autocast, self.amp_dtype = _autocast(device, settings.amp)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.state = {"epoch": 0, "batch": 0, "step": 0, "best_ua": -1.0, "best_epoch": -1, "bad_epochs": 0,
+                      "history": [], "done": False, "fingerprint": _fingerprint(settings, model, n_train)}
+
+    def restore(self) -> dict | None:
+        """Load the saved state of this very run, if any; returns where it resumes."""
+        if not self.state_path.exists():
+            return None
+        saved = torch.load(self.state_path, map_location=self.device, weights_only=True)
+        if saved["meta"]["fingerprint"] != self.state["fingerprint"]:
+            return None  # settings or data changed: start afresh
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if self.scaler is not None and saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        self.state = saved["meta"]
+        return {k: self.state[k] for k in ("epoch", "batch", "step")}
+
+    def save(self) -> None:
+        _save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+               "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else {},
+               "meta": self.state}, self.state_path)
+
+    def run_epoch(self, train_waves: list, labels: torch.Tensor, progress: bool) -> list[float]:
+        from tqdm.auto import tqdm
+
+        s, state = self.settings, self.state
+        # The epoch's batch order depends on (seed, epoch) only, so a resumed epoch replays it exactly.
+        generator = torch.Generator().manual_seed(s.seed * 1009 + state["epoch"])
+        order = torch.randperm(len(train_waves), generator=generator)
+        batches = [order[i:i + s.batch_size] for i in range(0, len(order), s.batch_size)]
+        self.model.train()
+        losses = []
+        for b in tqdm(range(state["batch"], len(batches)), desc=f"epoch {state['epoch'] + 1}/{s.epochs}",
+                      disable=not progress, leave=False):
+            group_start = b - b % s.grad_accum
+            group = min(s.grad_accum, len(batches) - group_start)  # the last group may be short
+            idx = batches[b].tolist()
+            losses.append(_train_batch(self.model, [train_waves[i] for i in idx], labels[idx], self.loss_fn,
+                                       device=self.device, autocast=self.autocast, scaler=self.scaler,
+                                       scale=1.0 / group))
+            if b + 1 == group_start + group:
+                _optimizer_step(self.model, self.optimizer, self.scheduler, self.scaler, s.max_grad_norm)
+                state["step"] += 1
+                state["batch"] = b + 1  # saved only at step boundaries: no half-accumulated gradient is lost
+                if state["step"] % s.save_every_steps == 0:
+                    self.save()
+        return losses
+
+    def end_epoch(self, ua: float, losses: list[float]) -> None:
+        state = self.state
+        state["history"].append({"epoch": state["epoch"] + 1, "val_ua": ua,
+                                 "train_loss": float(np.mean(losses)) if losses else None})
+        if ua > state["best_ua"]:
+            state.update(best_ua=ua, best_epoch=state["epoch"] + 1, bad_epochs=0)
+            _save(self.model.state_dict(), self.best_path)
+        else:
+            state["bad_epochs"] += 1
+        state.update(epoch=state["epoch"] + 1, batch=0, done=state["bad_epochs"] >= self.settings.patience)
+        self.save()
 
 
 def finetune(
@@ -102,91 +193,27 @@ def finetune(
 
     Returns a report: best epoch and UA, per-epoch history, where it resumed.
     """
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
     if settings.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
     device = torch.device(device)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    state_path, best_path = work_dir / "train_state.pt", work_dir / "best_state.pt"
     model.to(device)
     if settings.freeze_feature_encoder:
         freeze_feature_encoder(model)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y_train), dtype=torch.float32, device=device))
-    optimizer = _optimizer(model, settings)
-    n_batches = math.ceil(len(train_waves) / settings.batch_size)
-    total_steps = settings.epochs * math.ceil(n_batches / settings.grad_accum)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
-    autocast, amp_dtype = _autocast(device, settings.amp)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    fingerprint = _fingerprint(settings, model, len(train_waves))
-    state = {"epoch": 0, "batch": 0, "step": 0, "best_ua": -1.0, "best_epoch": -1, "bad_epochs": 0,
-             "history": [], "done": False, "fingerprint": fingerprint}
-    resumed_from = None
-    if state_path.exists():
-        saved = torch.load(state_path, map_location=device, weights_only=True)
-        if saved["meta"]["fingerprint"] == fingerprint:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            if scaler is not None and saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
-            state = saved["meta"]
-            resumed_from = {"epoch": state["epoch"], "batch": state["batch"], "step": state["step"]}
-
-    def checkpoint_state():
-        _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
-               "meta": state}, state_path)
-
+    trainer = _Trainer(model, y_train, len(train_waves), settings, device, work_dir)
+    resumed_from = trainer.restore()
     labels = torch.as_tensor(y_train, dtype=torch.long)
-    while not state["done"] and state["epoch"] < settings.epochs:
-        epoch = state["epoch"]
-        order = torch.randperm(len(train_waves), generator=torch.Generator().manual_seed(settings.seed * 1009 + epoch))
-        batches = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
-        model.train()
-        losses = []
-        bar = tqdm(range(state["batch"], len(batches)), desc=f"epoch {epoch + 1}/{settings.epochs}",
-                   disable=not progress, leave=False)
-        for b in bar:
-            idx = batches[b].tolist()
-            group_start = b - b % settings.grad_accum
-            group = min(settings.grad_accum, len(batches) - group_start)  # the last group may be short
-            last_in_group = b + 1 == group_start + group
-            losses.append(_train_batch(model, [train_waves[i] for i in idx], labels[idx], loss_fn, device=device,
-                                       autocast=autocast, scaler=scaler, scale=1.0 / group))
-            if not last_in_group:
-                continue
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], settings.max_grad_norm)
-            scaler.step(optimizer) if scaler is not None else optimizer.step()
-            if scaler is not None:
-                scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            state["batch"] = b + 1
-            if state["step"] % settings.save_every_steps == 0:
-                checkpoint_state()
-        ua = validation_ua(model, val_waves, y_val, device=device)
-        state["history"].append({"epoch": epoch + 1, "val_ua": ua,
-                                 "train_loss": float(np.mean(losses)) if losses else None})
-        if ua > state["best_ua"]:
-            state.update(best_ua=ua, best_epoch=epoch + 1, bad_epochs=0)
-            _save(model.state_dict(), best_path)
-        else:
-            state["bad_epochs"] += 1
-        state.update(epoch=epoch + 1, batch=0, done=state["bad_epochs"] >= settings.patience)
-        checkpoint_state()
-    state["done"] = True
-    checkpoint_state()
-    model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+    while not trainer.state["done"] and trainer.state["epoch"] < settings.epochs:
+        losses = trainer.run_epoch(train_waves, labels, progress)
+        trainer.end_epoch(validation_ua(model, val_waves, y_val, device=device), losses)
+    trainer.state["done"] = True
+    trainer.save()
+    model.load_state_dict(torch.load(trainer.best_path, map_location=device, weights_only=True))
+    state, amp = trainer.state, trainer.amp_dtype
     return {"best_epoch": state["best_epoch"], "best_val_ua": state["best_ua"], "history": state["history"],
             "optimizer_steps": state["step"], "resumed_from": resumed_from,
-            "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off", "device": str(device)}
+            "amp": str(amp).replace("torch.", "") if amp else "off", "device": str(device)}
 
 
 def pick_device(device: str | None = None) -> str:

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 STAGE = "audio"
 # Fields that change where or how verbosely a run happens, not its results.
 _NOT_IN_FINGERPRINT = ("progress", "outputs", "checkpoints", "device", "n_jobs")
+_RESUME_FILES = ("train_state.pt", "best_state.pt")
 
 
 class AudioRunResult(NamedTuple):
@@ -77,10 +78,16 @@ def make_backbone(config: AudioTrainConfig):
                             settings=settings, device=config.device, progress=config.progress)
 
 
-def fingerprint(config: AudioTrainConfig, split_name: str) -> str:
+def fingerprint(config: AudioTrainConfig, prepared) -> str:
+    """What a finished fold's results depend on: settings, data and split membership."""
     values = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_FINGERPRINT}
-    return hashlib.sha256(json.dumps({**values, "split": split_name}, sort_keys=True, default=str)
-                          .encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps({**values, "data_root": str(Path(prepared.data_root).resolve())},
+                                       sort_keys=True, default=str).encode())
+    # A regenerated corpus or a re-made split under the same names must not reuse old folds.
+    for frame in (prepared.manifest[["clip_id", "audio_path", "audio_status"]],
+                  prepared.split[["clip_id", "fold", "subset"]]):
+        digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _predict_frame(backbone, clips: ClipSet, *, split_name: str, fold: int, subset: str,
@@ -146,7 +153,7 @@ def train_audio(config: AudioTrainConfig | None = None, **overrides) -> AudioRun
                                 published_dir=config.published_dir, metadata_dir=config.metadata_dir,
                                 n_folds=config.folds, progress=config.progress)
     run_dir = new_run_dir(config.outputs, STAGE, config.run_name(), config)
-    stamp = fingerprint(config, prepared.split_name)
+    stamp = fingerprint(config, prepared)
     best_path = run_dir / "best_fold.json"
     best = read_json(best_path) if best_path.exists() else {}
     if best.get("fingerprint") != stamp:
@@ -168,6 +175,10 @@ def train_audio(config: AudioTrainConfig | None = None, **overrides) -> AudioRun
             write_json(best_path, best)
         write_predictions(pred_path, frame)
         write_json(done_path, {"fingerprint": stamp, "report": report})
+        # Fine-tuning resume state (optimizer included: ~3x the model) is only
+        # needed until the fold is done; the kept model is in checkpoints/.
+        for name in _RESUME_FILES:
+            (fold_dir / name).unlink(missing_ok=True)
         frames.append(frame)
         reports.append(report)
     predictions = pd.concat(frames, ignore_index=True)

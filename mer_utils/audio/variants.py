@@ -48,7 +48,7 @@ class Recipe:
 
     @property
     def name(self) -> str:
-        sets = ("+" if self.combine == "concat" else "|").join(self.feature_sets)
+        sets = "+".join(self.feature_sets) if self.combine == "concat" else f"avg({','.join(self.feature_sets)})"
         parts = [sets, self.classifier]
         if self.speaker_norm:
             parts.append(f"speakernorm-{self.speaker_norm}")

@@ -44,7 +44,7 @@ def _prepare(args) -> int:
     from mer_utils.workflow import resolve_data_root
 
     config = _config(args, _PREPARE_FIELDS)
-    root = resolve_data_root(config.data_root, config.outputs)
+    root = resolve_data_root(config.data_root, config.outputs, progress=config.progress)
     manifest = prepare_manifest(root, metadata_dir=config.metadata_dir, outputs=config.outputs,
                                 progress=config.progress)
     cache_dir, report = prepare_crops(manifest, root, config=config.crop_config(), outputs=config.outputs,
@@ -54,13 +54,9 @@ def _prepare(args) -> int:
                                                      for k, v in summary.items()))
     print(f"FER2013 weights: {ensure_fer2013_weights(config.checkpoints)}")
     if args.contact_sheet:
-        from mer_utils.visual.crops import load_clip_crops
-        from mer_utils.visual.figures import contact_sheet
+        from mer_utils.visual.figures import cached_contact_sheet
 
-        done = report[report["status"].isin(["ok", "cached"])]["clip_id"].tolist()
-        picked = done[:: max(1, len(done) // args.contact_sheet)][: args.contact_sheet]
-        contact_sheet({c: load_clip_crops(cache_dir, c).crops for c in picked}, path=args.contact_sheet_path)
-        print(f"contact sheet: {args.contact_sheet_path}")
+        print(f"contact sheet: {cached_contact_sheet(cache_dir, n_clips=args.contact_sheet, path=args.contact_sheet_path)}")
     return 0 if summary.get("failed", 0) < len(report) else 1
 
 

@@ -110,8 +110,8 @@ class VisualExpert:
 
         single = crops.ndim == 4
         batch = torch.as_tensor(np.asarray(crops)[None] if single else np.asarray(crops))
-        with torch.no_grad():
-            logits, weights = self.model.classify_features(self.model.frame_features(batch))
+        with torch.inference_mode():
+            logits, weights = self.model.classify_features(self.model.inference_frame_features(batch))
             probs = logits.softmax(dim=-1).numpy()
         weights = weights.numpy()
         return (probs[0], weights[0]) if single else (probs, weights)

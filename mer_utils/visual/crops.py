@@ -38,7 +38,7 @@ class CropConfig:
     detector: str = dataclasses.field(default="haar", metadata={"help": "face detector name"})
     cascade: str = dataclasses.field(default="haarcascade_frontalface_alt2.xml",
                                      metadata={"help": "OpenCV Haar cascade file (haar detector)"})
-    min_size_frac: float = dataclasses.field(default=0.2, metadata={"help": "smallest face / shorter frame side"})
+    min_size_frac: float = dataclasses.field(default=0.12, metadata={"help": "smallest face / shorter frame side"})
     min_neighbors: int = dataclasses.field(default=5, metadata={"help": "Haar cascade minNeighbors"})
     detect_width: int = dataclasses.field(default=160, metadata={"help": "frames are downscaled to this width to detect"})
 
@@ -87,11 +87,10 @@ def default_cache_dir(data_root: str | os.PathLike, config: CropConfig, outputs:
 
 
 def _save(path: Path, crops: ClipCrops, source_size: int) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, crops=crops.crops, boxes=crops.boxes.astype(np.float32),
-                                frame_indices=crops.frame_indices, detected=crops.detected,
-                                n_frames=crops.n_frames, source_size=source_size)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, crops=crops.crops, boxes=crops.boxes.astype(np.float32),
+                            frame_indices=crops.frame_indices, detected=crops.detected,
+                            n_frames=crops.n_frames, source_size=source_size)
 
 
 def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
@@ -190,7 +189,7 @@ def summarize_report(report: pd.DataFrame) -> dict:
     done = report[report["status"].isin(["ok", "cached"])]
     sampled = int(done["n_detected"].sum() + done["n_fallback"].sum())
     return {
-        "clips": int(len(report)),
+        "clips": len(report),
         **{status: int(n) for status, n in report["status"].value_counts().items()},
         "face_rate": float(done["n_detected"].sum() / sampled) if sampled else float("nan"),
         "clips_with_fallback": int((done["n_fallback"] > 0).sum()),

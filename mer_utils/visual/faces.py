@@ -63,7 +63,7 @@ class HaarFaceDetector:
     cascade: str = "haarcascade_frontalface_alt2.xml"
     scale_factor: float = 1.1
     min_neighbors: int = 5
-    min_size_frac: float = 0.2
+    min_size_frac: float = 0.12
     detect_width: int = 160
 
     def detect(self, frame: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ notebooks, scripts and headless CI alike.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -95,4 +95,36 @@ def plot_training_curves(history: Sequence[dict], *, path: str | os.PathLike | N
 def save_figure(fig, path: str | os.PathLike) -> Path:
     """Write any figure returned here as a PNG, atomically."""
     _save(fig, path)
+    return Path(path)
+
+
+def detection_figure(video_path: str | os.PathLike, crop_config, *, path: str | os.PathLike,
+                     title: str | None = None) -> Path:
+    """Sample a clip as the pipeline does and draw its frames with the face boxes; returns the PNG path."""
+    from mer_utils.visual.crops import extract_clip_crops
+
+    clip = extract_clip_crops(video_path, crop_config, keep_frames=True)
+    n_found = int(clip.detected.sum())
+    plot_frames_with_boxes(clip.frames, clip.boxes, detected=clip.detected, frame_indices=clip.frame_indices,
+                           title=title or f"{Path(video_path).name}: face found in {n_found}/{len(clip.detected)} "
+                                          "sampled frames", path=path)
+    return Path(path)
+
+
+def cached_contact_sheet(cache_dir: str | os.PathLike, clip_ids: Sequence[str] | None = None, *,
+                         n_clips: int = 6, path: str | os.PathLike) -> Path:
+    """Contact sheet of cached crops (see :func:`contact_sheet`); returns the PNG path.
+
+    Without ``clip_ids``, ``n_clips`` clips spread over the cache's
+    ``prepare_report.csv`` are shown.
+    """
+    import pandas as pd
+
+    from mer_utils.visual.crops import load_clip_crops
+
+    if clip_ids is None:
+        report = pd.read_csv(Path(cache_dir) / "prepare_report.csv", dtype={"clip_id": str})
+        done = report.loc[report["status"].isin(["ok", "cached"]), "clip_id"].tolist()
+        clip_ids = [done[i] for i in np.linspace(0, len(done) - 1, min(n_clips, len(done))).astype(int)]
+    contact_sheet({c: load_clip_crops(cache_dir, c).crops for c in clip_ids}, path=path)
     return Path(path)

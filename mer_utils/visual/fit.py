@@ -28,15 +28,16 @@ from mer_utils.constants import EMOTIONS
 
 @dataclasses.dataclass(frozen=True)
 class FitSettings:
-    epochs: int = 30
+    epochs: int = 60
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-2
     encoder_lr: float = 3e-4
     weight_decay: float = 1e-4
-    patience: int = 8
+    patience: int = 12
     augment: bool = True
     frozen: bool = True
     seed: int = 0
+    device: str = "cpu"
 
 
 def class_weights(y: np.ndarray, n_classes: int = len(EMOTIONS)) -> np.ndarray:
@@ -68,7 +69,7 @@ def augment_crops(crops, generator):
 
 
 def _batch_inputs(model, data: dict, index, *, train: bool, settings: FitSettings, generator):
-    """Logits for the clips in ``index`` (a LongTensor)."""
+    """Logits for the clips in ``index`` (a LongTensor); ``data`` stays on the CPU, batches move."""
     import torch
 
     if settings.frozen:
@@ -80,11 +81,11 @@ def _batch_inputs(model, data: dict, index, *, train: bool, settings: FitSetting
             keep = max(1, k // 2) + int(torch.randint(0, k - max(1, k // 2) + 1, (1,), generator=generator))
             frames = torch.randperm(k, generator=generator)[:keep].sort().values
             features = features[:, frames]
-        return model.classify_features(features)[0]
+        return model.classify_features(features.to(settings.device))[0]
     crops = data["crops"][index]
     if train and settings.augment:
         crops = augment_crops(crops, generator)
-    return model(crops)
+    return model(crops.to(settings.device))
 
 
 def predict_proba(model, data: dict, index: np.ndarray, *, settings: FitSettings, batch_size: int = 128) -> np.ndarray:
@@ -96,7 +97,7 @@ def predict_proba(model, data: dict, index: np.ndarray, *, settings: FitSettings
         for start in range(0, len(index), batch_size):
             batch = torch.as_tensor(index[start: start + batch_size])
             out.append(_batch_inputs(model, data, batch, train=False, settings=settings, generator=None)
-                       .softmax(dim=1).numpy())
+                       .softmax(dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)))
 
 
@@ -151,34 +152,40 @@ def _fit(model, data, y, train_idx, val_idx, *, settings, fold, state_path, prog
     import torch
     from tqdm.auto import tqdm
 
-    y_t = torch.as_tensor(y)
-    criterion = torch.nn.CrossEntropyLoss(weight=torch.as_tensor(class_weights(y[train_idx]), dtype=torch.float32))
+    model.to(settings.device)
+    y_t = torch.as_tensor(y).to(settings.device)
+    weights = torch.as_tensor(class_weights(y[train_idx]), dtype=torch.float32, device=settings.device)
+    criterion = torch.nn.CrossEntropyLoss(weight=weights)
     optimizer = _optimizer(model, settings)
     state = {"epoch": 0, "best_ua": -1.0, "best_loss": float("inf"), "bad_epochs": 0, "history": [],
              "best_model": {k: v.clone() for k, v in model.state_dict().items()}}
     state_path = Path(state_path) if state_path else None
     if state_path and state_path.exists():
-        saved = torch.load(state_path, weights_only=True)
+        saved = torch.load(state_path, weights_only=True, map_location=settings.device)
         model.load_state_dict(saved.pop("model"))
         optimizer.load_state_dict(saved.pop("optimizer"))
         state.update(saved)
     bar = tqdm(total=settings.epochs, initial=state["epoch"], desc=f"fold {fold}", unit="epoch", disable=not progress)
     while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
-        generator = torch.Generator().manual_seed(settings.seed * 100_003 + fold * 1_009 + state["epoch"])
+        epoch_seed = settings.seed * 100_003 + fold * 1_009 + state["epoch"]
+        generator = torch.Generator().manual_seed(epoch_seed)
         _train_mode(model, settings)
         order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=generator)]
         losses = []
-        for start in range(0, len(order), settings.batch_size):
-            batch = order[start: start + settings.batch_size]
-            loss = criterion(_batch_inputs(model, data, batch, train=True, settings=settings, generator=generator),
-                             y_t[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(epoch_seed)  # dropout draws from the global generator
+            for start in range(0, len(order), settings.batch_size):
+                batch = order[start: start + settings.batch_size]
+                loss = criterion(_batch_inputs(model, data, batch, train=True, settings=settings,
+                                               generator=generator), y_t[batch.to(settings.device)])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
         proba = predict_proba(model, data, val_idx, settings=settings)
         val_ua = _ua(y[val_idx], proba)
-        val_loss = float(criterion(torch.log(torch.as_tensor(proba).clamp_min(1e-8)), y_t[val_idx]))
+        log_proba = torch.log(torch.as_tensor(proba, dtype=torch.float32, device=settings.device).clamp_min(1e-8))
+        val_loss = float(criterion(log_proba, y_t[torch.as_tensor(val_idx, device=settings.device)]))
         improved = val_ua > state["best_ua"] or (val_ua == state["best_ua"] and val_loss < state["best_loss"])
         if improved:
             state.update(best_ua=val_ua, best_loss=val_loss, bad_epochs=0,

@@ -78,7 +78,11 @@ def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
     skipped = [{"clip_id": c, "reason": f"face crops {s}: {e}"} for c, s, e in
                report.loc[~report["status"].isin(["ok", "cached"]), ["clip_id", "status", "error"]].itertuples(index=False)]
     emotion = dict(zip(prepared.manifest["clip_id"], prepared.manifest["emotion"]))
-    crops = np.stack([load_clip_crops(cache_dir, c).crops for c in ok]) if ok else np.zeros((0,), np.uint8)
+    # Filled in place: the whole corpus is ~0.7 GB of uint8 at K=8, 64 px; a list + stack would double it.
+    first = load_clip_crops(cache_dir, ok[0]).crops if ok else np.zeros((0, 1, 1, 3), np.uint8)
+    crops = np.empty((len(ok), *first.shape), np.uint8)
+    for i, clip_id in enumerate(ok):
+        crops[i] = load_clip_crops(cache_dir, clip_id).crops
     labels = np.array([EMOTIONS.index(emotion[c]) for c in ok], dtype=np.int64)
     return ClipData(ok, labels, crops, {c: i for i, c in enumerate(ok)}, skipped, cache_dir, report)
 
@@ -135,8 +139,9 @@ def run_fold(config: VisualTrainConfig, prepared, clips: ClipData, data: dict, f
         raise ValueError(f"fold {fold}: no usable training or validation clips (see {clips.cache_dir}/prepare_report.csv)")
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                            encoder_lr=config.encoder_lr, weight_decay=config.weight_decay, patience=config.patience,
-                           augment=config.augment, frozen=config.mode == "frozen", seed=config.seed)
-    model = build_visual_model(config.model_spec())
+                           augment=config.augment, frozen=config.mode == "frozen", seed=config.seed,
+                           device=pick_device(config.device))
+    model = build_visual_model(config.model_spec(), weights_dir=config.checkpoints)
     start = time.perf_counter()
     best, history = fit_fold(model, data, clips.labels, index["train"], index["val"], settings=settings, fold=fold,
                              state_path=fold_dir / "train_state.pt", progress=config.progress)
@@ -150,8 +155,32 @@ def run_fold(config: VisualTrainConfig, prepared, clips: ClipData, data: dict, f
                 clip_ids=[clips.clip_ids[i] for i in index[subset]], y_true=[EMOTIONS[clips.labels[i]] for i in index[subset]],
                 proba=proba, split=prepared.split_name, fold=fold, subset=subset, modality="visual"))
     report = {"fold": fold, "epochs": len(history), "best_val_ua": max(r["val_ua"] for r in history),
-              "n_train": int(len(index["train"])), "fit_seconds": round(fit_s, 2), "history": history}
+              "n_train": len(index["train"]), "fit_seconds": round(fit_s, 2), "history": history}
     return pd.concat(frames, ignore_index=True), report, model
+
+
+def training_inputs(config: VisualTrainConfig, clips: ClipData) -> dict:
+    """What the training loop indexes: frozen features (and their mirror images) or raw crops."""
+    import torch
+
+    from mer_utils.visual.models import build_visual_model
+
+    if config.mode == "finetune":
+        return {"crops": torch.from_numpy(clips.crops)}
+    model = build_visual_model(config.model_spec(), weights_dir=config.checkpoints)
+    key = f"{config.backbone.replace(':', '-')}_{config.model_spec().input_size}"
+    return frozen_features(model, clips, cache_key=key, device=pick_device(config.device), progress=config.progress)
+
+
+def _fold_dir(run_dir: Path, fold: int, stamp: str) -> Path:
+    """``<run>/fold<k>``, emptied first when an earlier, different config left it."""
+    fold_dir = run_dir / f"fold{fold}"
+    stamp_path = fold_dir / "fingerprint.json"
+    if fold_dir.exists() and (not stamp_path.exists() or read_json(stamp_path).get("fingerprint") != stamp):
+        shutil.rmtree(fold_dir)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    write_json(stamp_path, {"fingerprint": stamp})
+    return fold_dir
 
 
 def train_visual(config: VisualTrainConfig | None = None, **overrides) -> VisualRunResult:
@@ -160,18 +189,13 @@ def train_visual(config: VisualTrainConfig | None = None, **overrides) -> Visual
     Keyword ``overrides`` replace config fields, e.g.
     ``train_visual(protocol="speaker", pooling="attention")``.
     """
-    import torch
-
     from mer_utils.runs import new_run_dir, set_seed
     from mer_utils.visual.checkpoint import BEST_NAME, save_visual_checkpoint
     from mer_utils.visual.crops import summarize_report
-    from mer_utils.visual.fer2013 import ensure_fer2013_weights
     from mer_utils.workflow import prepare_protocol
 
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     set_seed(config.seed)
-    if config.backbone == "fer2013":
-        ensure_fer2013_weights(config.checkpoints)
     prepared = prepare_protocol(config.data_root, config.protocol, seed=config.seed, outputs=config.outputs,
                                 published_dir=config.published_dir, metadata_dir=config.metadata_dir,
                                 n_folds=config.folds, progress=config.progress)
@@ -179,41 +203,27 @@ def train_visual(config: VisualTrainConfig | None = None, **overrides) -> Visual
     clips = load_clip_data(prepared, config)
     if not clips.clip_ids:
         raise RuntimeError(f"no clip could be turned into face crops; see {clips.cache_dir}/prepare_report.csv")
-    device = pick_device(config.device)
-    if config.mode == "frozen":
-        from mer_utils.visual.models import build_visual_model
-
-        key = f"{config.backbone.replace(':', '-')}_{config.model_spec().input_size}"
-        data = frozen_features(build_visual_model(config.model_spec()), clips, cache_key=key, device=device,
-                               progress=config.progress)
-    else:
-        data = {"crops": torch.from_numpy(clips.crops)}
+    data = training_inputs(config, clips)
     stamp = fingerprint(config, prepared.split_name)
     best_path = run_dir / "best_fold.json"
     best = read_json(best_path) if best_path.exists() else {}
-    if best.get("fingerprint") != stamp:
-        best = {"fingerprint": stamp}
+    best = best if best.get("fingerprint") == stamp else {"fingerprint": stamp}
     frames, reports = [], []
-    for fold in sorted(prepared.split["fold"].unique()):
-        fold_dir = run_dir / f"fold{fold}"
-        done_path, pred_path = fold_dir / "done.json", fold_dir / "predictions.csv"
+    for fold in sorted(int(f) for f in prepared.split["fold"].unique()):
+        done_path, pred_path = run_dir / f"fold{fold}" / "done.json", run_dir / f"fold{fold}" / "predictions.csv"
         if done_path.exists() and pred_path.exists() and read_json(done_path).get("fingerprint") == stamp:
             frames.append(read_predictions(pred_path, expected_split=prepared.split_name))
             reports.append(read_json(done_path)["report"])
             continue
-        stamp_path = fold_dir / "fingerprint.json"
-        if fold_dir.exists() and (not stamp_path.exists() or read_json(stamp_path).get("fingerprint") != stamp):
-            shutil.rmtree(fold_dir)  # left by a different config: resume only the same one
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        write_json(stamp_path, {"fingerprint": stamp})
-        frame, report, model = run_fold(config, prepared, clips, data, int(fold), fold_dir)
-        extra = {"protocol": config.protocol, "split": prepared.split_name, "fold": int(fold),
+        fold_dir = _fold_dir(run_dir, fold, stamp)
+        frame, report, model = run_fold(config, prepared, clips, data, fold, fold_dir)
+        extra = {"protocol": config.protocol, "split": prepared.split_name, "fold": fold,
                  "val_ua": report["best_val_ua"], "mode": config.mode, "trained_on": str(prepared.data_root)}
         save_visual_checkpoint(fold_dir / "model", model, crop_config=config.crop_config(), extra=extra)
         if "checkpoint" not in best or report["best_val_ua"] > best["val_ua"]:
             path = save_visual_checkpoint(Path(config.checkpoints) / BEST_NAME, model,
                                           crop_config=config.crop_config(), extra=extra)
-            best.update(checkpoint=str(path), fold=int(fold), val_ua=report["best_val_ua"])
+            best.update(checkpoint=str(path), fold=fold, val_ua=report["best_val_ua"])
             write_json(best_path, best)
         write_predictions(pred_path, frame)
         write_json(done_path, {"fingerprint": stamp, "report": report})

@@ -85,7 +85,7 @@ def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], in
     """
     import cv2
 
-    wanted_set, frames, position = set(int(i) for i in wanted), {}, 0
+    wanted_set, frames, position = {int(i) for i in wanted}, {}, 0
     last = int(wanted.max())
     while position <= last:
         if not capture.grab():
@@ -109,38 +109,35 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
     """Read ``k`` uniformly sampled RGB frames of a clip.
 
     The container's frame count picks the indices; if the clip turns out
-    shorter (a truncated file, a wrong header), the true count is measured
-    and the indices are drawn again over it, so the sample still covers the
-    whole clip.
+    shorter (a truncated file, a wrong header), the indices are drawn again
+    over the frames that exist, so the sample still covers the whole clip.
+    Always returns exactly ``k`` frames.
     """
+    import cv2
+
     capture = _open(path)
     try:
-        import cv2
-
         n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if n_frames < 1:
+        if n_frames < 1:  # no count in the header: count by decoding
             n_frames = _count_frames(capture)
             capture.release()
             capture = _open(path)
-        if n_frames < 1:
-            raise RuntimeError(f"{path}: no decodable video frames (empty or corrupt file).")
-        indices = sample_frame_indices(n_frames, k)
+        indices = sample_frame_indices(max(n_frames, 1), k)
         frames, seen = _grab_frames(capture, indices)
-        if len(frames) < len(set(indices.tolist())):
-            if seen < 1:
-                raise RuntimeError(f"{path}: no decodable video frames (empty or corrupt file).")
-            # The header over-counted: sample again over the frames that exist.
+        if 0 < seen <= indices.max():
             capture.release()
             capture = _open(path)
-            n_frames = min(seen, n_frames)
+            n_frames = seen
             indices = sample_frame_indices(n_frames, k)
             frames, _ = _grab_frames(capture, indices)
-            indices = np.array([i for i in indices if i in frames])
-            if len(indices) == 0:
-                raise RuntimeError(f"{path}: no decodable video frames (empty or corrupt file).")
-        return SampledFrames(np.stack([frames[int(i)] for i in indices]), indices, n_frames)
     finally:
         capture.release()
+    if not frames:
+        raise RuntimeError(f"{path}: no decodable video frames (empty, truncated or corrupt file).")
+    decoded = np.array(sorted(frames))
+    # A frame that was grabbed but did not decode borrows its nearest decoded neighbour.
+    nearest = decoded[np.abs(decoded[None, :] - indices[:, None]).argmin(axis=1)]
+    return SampledFrames(np.stack([frames[int(i)] for i in nearest]), nearest, n_frames)
 
 
 def read_all_frames(path: str | os.PathLike) -> np.ndarray:

@@ -43,14 +43,15 @@ def zero_shot_clip_probs(crops: np.ndarray, *, model=None, batch_size: int = 64)
 
     from mer_utils.visual.fer2013 import load_fer2013_model, to_fer_input
 
-    model = model or load_fer2013_model()
+    net = (model or load_fer2013_model()).fused_copy()  # same outputs, faster on CPU
     crops = np.asarray(crops)
     n, k = crops.shape[:2]
     frames = crops.reshape(n * k, *crops.shape[2:])
     probs = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
-            probs.append(model(to_fer_input(frames[start: start + batch_size])).softmax(dim=1).numpy())
+            x = to_fer_input(frames[start: start + batch_size]).contiguous(memory_format=torch.channels_last)
+            probs.append(net(x).softmax(dim=1).numpy())
     return map_fer2013_to_cremad(np.concatenate(probs).reshape(n, k, -1).mean(axis=1))
 
 
