@@ -25,14 +25,17 @@ def ravdess():
     return root, manifest[manifest["actor_id"] <= 8].reset_index(drop=True)
 
 
-def _test_ua(root, manifest, protocol, seed, cache_dir) -> float:
+def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None) -> float:
     from sklearn.metrics import balanced_accuracy_score
 
     from mer_utils.splits import fold_subsets, make_split
 
-    subsets = fold_subsets(make_split(manifest, protocol=protocol, seed=seed), 0)
+    split = make_split(manifest, protocol=protocol, seed=seed)
+    subsets = fold_subsets(split, 0)
     clips = {k: ClipSet.from_manifest(manifest, root, ids) for k, ids in subsets.items()}
-    backbone = AcousticBackbone(feature_set="librosa", cache_dir=cache_dir, n_jobs=2, progress=False)
+    pool = ClipSet.from_manifest(manifest, root, split["clip_id"].drop_duplicates().tolist())
+    backbone = AcousticBackbone(feature_set="librosa", cache_dir=cache_dir, n_jobs=2, progress=False,
+                                speaker_norm=speaker_norm, speaker_pool=pool if speaker_norm else None)
     backbone.fit(clips["train"], clips["val"])
     proba = backbone.predict_proba(clips["test"])
     return balanced_accuracy_score(clips["test"].label_indices(), proba.argmax(axis=1))
@@ -46,3 +49,15 @@ def test_random_split_scores_higher_than_speaker_independent_on_real_speech(ravd
     speaker_ua = _test_ua(root, manifest, "speaker", seed, cache)
     assert speaker_ua > 1 / 6 + 0.15  # new speakers: still far above chance
     assert random_ua > speaker_ua + 0.10  # measured gap 23 points (seed 0), 24 (seed 1)
+
+
+def test_speaker_normalisation_lifts_new_speakers_and_keeps_the_gap(ravdess, tmp_path_factory):
+    """Each speaker z-scored with all of their own unlabelled clips: measured on
+    these 8 actors (seeds 0-1) speaker-independent UA 0.50 -> 0.67, random 0.73 -> 0.80."""
+    root, manifest = ravdess
+    cache = tmp_path_factory.getbasetemp() / "ravdess_features"
+    plain = _test_ua(root, manifest, "speaker", 0, cache)
+    normed = _test_ua(root, manifest, "speaker", 0, cache, speaker_norm="meanstd")
+    normed_random = _test_ua(root, manifest, "random", 0, cache, speaker_norm="meanstd")
+    assert normed > plain + 0.08
+    assert normed_random > normed  # seen speakers still score higher

@@ -23,6 +23,8 @@ Importing this package is cheap: torch, transformers, librosa and opensmile
 are imported inside the functions that use them.
 """
 
-ACOUSTIC_BACKBONES = ("egemaps", "compare", "librosa")
-DEFAULT_BACKBONE = "librosa"
+# "a+b" concatenates feature sets; acoustic backbones z-score each speaker's clips by default
+# (mer_utils.audio.speaker_norm; results in docs/ravdess.md).
+ACOUSTIC_BACKBONES = ("egemaps+librosa", "egemaps", "compare", "librosa")
+DEFAULT_BACKBONE = "egemaps+librosa"
 DEFAULT_SSL_MODEL = "facebook/wav2vec2-base"

@@ -21,11 +21,12 @@ from mer_utils.constants import EMOTIONS
 
 @dataclasses.dataclass
 class ClipSet:
-    """Clip ids, absolute audio paths and (optional) emotion labels."""
+    """Clip ids, absolute audio paths, (optional) emotion labels and speaker ids."""
 
     clip_ids: list[str]
     paths: list[Path]
     labels: list[str] | None = None
+    speakers: list | None = None  # actor ids, for speaker normalisation (never labels)
 
     def __post_init__(self):
         if len(self.clip_ids) != len(self.paths):
@@ -43,7 +44,8 @@ class ClipSet:
     def take(self, index: Sequence[int] | np.ndarray) -> "ClipSet":
         index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=int)
         return ClipSet([self.clip_ids[i] for i in index], [self.paths[i] for i in index],
-                       None if self.labels is None else [self.labels[i] for i in index])
+                       None if self.labels is None else [self.labels[i] for i in index],
+                       None if self.speakers is None else [self.speakers[i] for i in index])
 
     def label_indices(self) -> np.ndarray:
         if self.labels is None:
@@ -64,7 +66,7 @@ class ClipSet:
             raise ValueError(f"{len(no_audio)} clips have no audio file (e.g. {no_audio[0]}); "
                              "add AudioWAV/ (or AudioMP3/) to the data root")
         paths = [Path(data_root) / rel for rel in rows["audio_path"].astype(str)]
-        return cls(list(clip_ids), paths, rows["emotion"].astype(str).tolist())
+        return cls(list(clip_ids), paths, rows["emotion"].astype(str).tolist(), rows["actor_id"].tolist())
 
 
 class AudioBackbone(Protocol):

@@ -47,6 +47,9 @@ class AudioTrainConfig:
     c_grid: tuple = _f((0.001, 0.01, 0.1, 1.0, 10.0), "logistic-regression C values tried (chosen on val UA)",
                        nargs="+", type=float)
     n_jobs: int = _f(1, "parallel processes for feature extraction (-1: all cores)")
+    speaker_norm: str | None = _f("meanstd", "acoustic backbones: z-score ('meanstd') or centre ('mean') each "
+                                  "speaker's features with that speaker's own clips (label-free, transductive; "
+                                  "a lone clip uses training statistics); None: off")
     # Speech models, fine-tuning
     epochs: int = _f(10, "fine-tuning epochs (early stopping may end sooner)")
     batch_size: int = _f(8, "clips per batch")

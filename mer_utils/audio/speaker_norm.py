@@ -7,8 +7,11 @@ mean and spread leaves the emotional deviation from their own baseline, and
 is the largest single gain on speaker-independent RAVDESS (see
 ``docs/ravdess.md``).
 
-It is transductive: a test speaker's statistics come from that speaker's
-unlabelled clips in the batch being scored. Labels are never read (the
+It is transductive: a speaker's statistics come from that speaker's
+unlabelled clips: every usable clip of the speaker in the corpus when a
+``reference`` pool is given (the protocol runner does this, so a speaker is
+normalised the same way in train, validation and test, whichever split),
+else the clips in the batch being scored. Labels are never read (the
 functions take no labels), and no statistic crosses speakers. A speaker with
 fewer than ``min_clips`` clips (the demo's single recording) falls back to the
 global statistics of the training set, so one clip can always be scored.
@@ -86,8 +89,13 @@ class SpeakerNormalizer:
         self.global_mean, self.global_scale = X.mean(axis=0), _safe_scale(X.std(axis=0))
         return self
 
-    def transform(self, X: np.ndarray, *, speakers: Sequence | None) -> np.ndarray:
-        """Normalised copy of ``X``; ``speakers=None`` treats every row as alone (fallback)."""
+    def transform(self, X: np.ndarray, *, speakers: Sequence | None,
+                  reference: tuple[np.ndarray, Sequence] | None = None) -> np.ndarray:
+        """Normalised copy of ``X``; ``speakers=None`` treats every row as alone (fallback).
+
+        ``reference=(X_pool, speakers_pool)``: take each speaker's statistics
+        from the pool (all of that speaker's unlabelled clips) instead of ``X``.
+        """
         if self.global_mean is None:
             raise RuntimeError("call fit() on training features before transform()")
         X = np.asarray(X, dtype=np.float64)
@@ -96,7 +104,9 @@ class SpeakerNormalizer:
         out = (X - self.global_mean) / self.global_scale
         if speakers is None:
             return out
-        for speaker, (n, mean, std) in speaker_statistics(X, speakers).items():
+        stats = speaker_statistics(*reference) if reference is not None else speaker_statistics(X, speakers)
+        for speaker in np.unique(np.asarray(speakers)):
+            n, mean, std = stats.get(speaker, (0, None, None))
             if n < self.min_clips:
                 continue  # too few clips for trustworthy statistics: keep the global fallback
             rows = np.asarray(speakers) == speaker

@@ -56,6 +56,7 @@ def make_backbone(config: AudioTrainConfig):
         from mer_utils.audio.classical import AcousticBackbone
 
         return AcousticBackbone(feature_set=config.backbone, settings=settings, c_grid=config.c_grid,
+                                speaker_norm=config.speaker_norm,
                                 cache_dir=cache_dir, n_jobs=config.n_jobs, progress=config.progress,
                                 seed=config.seed)
     from mer_utils.audio.ssl_model import HeadConfig
@@ -109,6 +110,10 @@ def run_fold(config: AudioTrainConfig, prepared, fold: int, fold_dir: Path) -> t
     subsets = fold_subsets(prepared.split, fold)
     clips = {s: ClipSet.from_manifest(prepared.manifest, prepared.data_root, ids) for s, ids in subsets.items()}
     backbone = make_backbone(config)
+    if getattr(backbone, "speaker_norm", None):
+        # Every usable clip of the corpus, labels unused: see AcousticBackbone.speaker_pool.
+        usable = prepared.split["clip_id"].drop_duplicates().tolist()
+        backbone.speaker_pool = ClipSet.from_manifest(prepared.manifest, prepared.data_root, usable)
     start = time.perf_counter()
     report = backbone.fit(clips["train"], clips["val"], work_dir=fold_dir)
     fit_s = time.perf_counter() - start
