@@ -16,11 +16,21 @@ from typing import Any, Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it into place on success."""
+def atomic_path(path: str | os.PathLike, *, scratch_dir: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Yield a temporary path; move it into place on success.
+
+    The temporary file sits next to ``path`` (hidden, ``.tmp``) unless
+    ``scratch_dir`` is given; there it keeps ``path``'s extension, for
+    writers that pick the format from it (OpenCV's video writer). The scratch
+    folder must be on the same file system for the rename to be atomic.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if scratch_dir is None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    else:
+        Path(scratch_dir).mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=path.suffix, dir=scratch_dir)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -177,8 +177,8 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     from mer_utils.atomic_io import atomic_path
 
     frames = [] if result.visual is None else list(range(min(6, len(result.visual.frames))))
-    fig = Figure(figsize=(10, 6.2 if frames else 3.6), dpi=100)
-    grid = fig.add_gridspec(2 if frames else 1, max(len(frames), 1), height_ratios=[1.3, 1] if frames else [1])
+    fig = Figure(figsize=(10, 5.2 if frames else 3.6), dpi=100)
+    grid = fig.add_gridspec(2 if frames else 1, max(len(frames), 1), height_ratios=[1.6, 1] if frames else [1])
     ax = fig.add_subplot(grid[0, :])
     x = np.arange(len(EMOTIONS))
     series = [("audio", result.audio_probs, "#4C72B0"), ("visual", result.visual_probs, "#55A868"),

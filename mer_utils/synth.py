@@ -19,17 +19,13 @@ Layout written under ``out_dir``::
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from mer_utils.atomic_io import read_json, write_csv, write_json, write_text
+from mer_utils.atomic_io import atomic_path, read_json, write_csv, write_json, write_text
 from mer_utils.constants import EMOTIONS, SAMPLE_RATE, SENTENCES
 
 logger = logging.getLogger(__name__)
@@ -89,21 +85,10 @@ def _demographics(n_actors: int, seed: int) -> list[dict]:
     return rows
 
 
-@contextlib.contextmanager
-def _atomic_media(path: Path) -> Iterator[Path]:
-    """Like ``atomic_io.atomic_path``, but the temporary file keeps the extension (OpenCV picks
-    the container from it) and lives in a scratch folder, where no ``VideoFlash/*.flv`` glob sees it."""
-    scratch = path.parent.parent / SCRATCH_NAME
-    scratch.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=path.suffix, dir=scratch)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+def _atomic_media(path: Path):
+    """``atomic_io.atomic_path`` with the temporary file in a scratch folder, where it keeps its
+    extension (OpenCV picks the container from it) and no ``VideoFlash/*.flv`` glob sees it."""
+    return atomic_path(path, scratch_dir=path.parent.parent / SCRATCH_NAME)
 
 
 def _expected_files(out_dir: Path, plan, with_video: bool) -> list[Path]:

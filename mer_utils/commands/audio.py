@@ -94,6 +94,20 @@ def _predict(args) -> int:
     return 0
 
 
+def _cross_corpus(args) -> int:
+    from mer_utils.atomic_io import read_json
+    from mer_utils.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus
+
+    config = CrossCorpusConfig(source_root=str(args.source_root), target_root=str(args.target_root),
+                               source_name=args.source_name, target_name=args.target_name,
+                               source_metadata_dir=args.source_metadata_dir, seed=args.seed, outputs=args.outputs)
+    run_dir = run_cross_corpus(config, progress=not args.quiet)
+    test = read_json(run_dir / "metrics.json")["summary"]["test"]
+    print(f"{args.source_name} -> {args.target_name}: test UA {test['ua']['mean']:.3f}, WA {test['wa']['mean']:.3f}")
+    print(f"run folder: {run_dir}")
+    return 0
+
+
 def register(subparsers) -> None:
     audio = subparsers.add_parser("audio", help="speech emotion recognition: train, compare protocols, predict")
     commands = audio.add_subparsers(dest="audio_command", metavar="SUBCOMMAND")
@@ -115,3 +129,14 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, help="CSV to write (predictions contract, split 'inference')")
     p.add_argument("--device", default=None, help="torch device for speech models")
     p.set_defaults(handler=_predict)
+
+    p = commands.add_parser("cross-corpus", help="train on one corpus, test on another over their shared emotions")
+    p.add_argument("--source-root", required=True, type=Path, help="training corpus (CREMA-D or RAVDESS layout)")
+    p.add_argument("--target-root", required=True, type=Path, help="test corpus")
+    p.add_argument("--source-name", default="cremad", help="name of the training corpus in the protocol label")
+    p.add_argument("--target-name", default="ravdess", help="name of the test corpus in the protocol label")
+    p.add_argument("--source-metadata-dir", help="VideoDemographics.csv folder if the CREMA-D root lacks it")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--outputs", default="outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cross_corpus)
