@@ -21,12 +21,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mer_utils.atomic_io import read_json, write_csv, write_json
+from mer_utils.atomic_io import write_csv
 from mer_utils.audio.backbone import ClipSet
 from mer_utils.audio.checkpoint import checkpoint_stem
 from mer_utils.audio.config import AudioTrainConfig
 from mer_utils.audio.loading import AudioSettings
-from mer_utils.predictions import make_predictions_frame, read_predictions, write_predictions
+from mer_utils.fold_ledger import FoldLedger
+from mer_utils.predictions import make_predictions_frame
 
 logger = logging.getLogger(__name__)
 STAGE = "audio"
@@ -158,28 +159,19 @@ def train_audio(config: AudioTrainConfig | None = None, **overrides) -> AudioRun
                                 published_dir=config.published_dir, metadata_dir=config.metadata_dir,
                                 n_folds=config.folds, progress=config.progress)
     run_dir = new_run_dir(config.outputs, STAGE, config.run_name(), config)
-    stamp = fingerprint(config, prepared)
-    best_path = run_dir / "best_fold.json"
-    best = read_json(best_path) if best_path.exists() else {}
-    if best.get("fingerprint") != stamp:
-        best = {"fingerprint": stamp}
+    ledger = FoldLedger(run_dir, fingerprint(config, prepared), prepared.split_name)
     frames, reports = [], []
-    for fold in sorted(prepared.split["fold"].unique()):
-        fold_dir = run_dir / f"fold{fold}"
-        done_path, pred_path = fold_dir / "done.json", fold_dir / "predictions.csv"
-        if done_path.exists() and pred_path.exists() and read_json(done_path).get("fingerprint") == stamp:
-            logger.info("fold %s already done; reusing %s", fold, pred_path)
-            frames.append(read_predictions(pred_path, expected_split=prepared.split_name))
-            reports.append(read_json(done_path)["report"])
+    for fold in sorted(int(f) for f in prepared.split["fold"].unique()):
+        done = ledger.finished(fold)
+        if done is not None:
+            logger.info("fold %s already done; reusing its predictions", fold)
+            frames.append(done.predictions)
+            reports.append(done.report)
             continue
-        frame, report, backbone = run_fold(config, prepared, int(fold), fold_dir)
-        ua = _val_ua(frame)
-        if "checkpoint" not in best or ua > best["val_ua"]:
-            path = backbone.save(_checkpoint_path(config, backbone))
-            best.update(checkpoint=str(path), fold=int(fold), val_ua=ua)
-            write_json(best_path, best)
-        write_predictions(pred_path, frame)
-        write_json(done_path, {"fingerprint": stamp, "report": report})
+        fold_dir = ledger.fold_dir(fold)
+        frame, report, backbone = run_fold(config, prepared, fold, fold_dir)
+        ledger.offer_best(fold, _val_ua(frame), lambda: backbone.save(_checkpoint_path(config, backbone)))
+        ledger.record(fold, frame, report)
         # Fine-tuning resume state (optimizer included: ~3x the model) is only
         # needed until the fold is done; the kept model is in checkpoints/.
         for name in _RESUME_FILES:
@@ -189,12 +181,12 @@ def train_audio(config: AudioTrainConfig | None = None, **overrides) -> AudioRun
     predictions = pd.concat(frames, ignore_index=True)
     skipped = _write_skipped(run_dir, prepared, reports)
     info = {"modality": "audio", "protocol": config.protocol, "split": prepared.split_name,
-            "backbone": config.backbone, "mode": config.resolved_mode, "checkpoint": best["checkpoint"],
-            "checkpoint_fold": best["fold"], "n_skipped": len(skipped), "folds": reports,
+            "backbone": config.backbone, "mode": config.resolved_mode, "checkpoint": str(ledger.checkpoint),
+            "checkpoint_fold": ledger.best["fold"], "n_skipped": len(skipped), "folds": reports,
             "data_root": str(prepared.data_root)}
     metrics = save_run_outputs(run_dir, predictions, info=info)
     point_latest(config.outputs, STAGE, config.protocol, run_dir)
-    return AudioRunResult(run_dir, metrics, Path(best["checkpoint"]))
+    return AudioRunResult(run_dir, metrics, ledger.checkpoint)
 
 
 def _write_skipped(run_dir: Path, prepared, reports: list[dict]) -> pd.DataFrame:

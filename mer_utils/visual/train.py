@@ -28,7 +28,8 @@ import pandas as pd
 
 from mer_utils.atomic_io import read_json, write_csv, write_json
 from mer_utils.constants import EMOTIONS
-from mer_utils.predictions import make_predictions_frame, read_predictions, write_predictions
+from mer_utils.fold_ledger import FoldLedger
+from mer_utils.predictions import make_predictions_frame
 from mer_utils.visual.config import VisualTrainConfig
 
 logger = logging.getLogger(__name__)
@@ -205,35 +206,29 @@ def train_visual(config: VisualTrainConfig | None = None, **overrides) -> Visual
         raise RuntimeError(f"no clip could be turned into face crops; see {clips.cache_dir}/prepare_report.csv")
     data = training_inputs(config, clips)
     stamp = fingerprint(config, prepared.split_name)
-    best_path = run_dir / "best_fold.json"
-    best = read_json(best_path) if best_path.exists() else {}
-    best = best if best.get("fingerprint") == stamp else {"fingerprint": stamp}
+    ledger = FoldLedger(run_dir, stamp, prepared.split_name)
     frames, reports = [], []
     for fold in sorted(int(f) for f in prepared.split["fold"].unique()):
-        done_path, pred_path = run_dir / f"fold{fold}" / "done.json", run_dir / f"fold{fold}" / "predictions.csv"
-        if done_path.exists() and pred_path.exists() and read_json(done_path).get("fingerprint") == stamp:
-            frames.append(read_predictions(pred_path, expected_split=prepared.split_name))
-            reports.append(read_json(done_path)["report"])
+        done = ledger.finished(fold)
+        if done is not None:
+            frames.append(done.predictions)
+            reports.append(done.report)
             continue
         fold_dir = _fold_dir(run_dir, fold, stamp)
         frame, report, model = run_fold(config, prepared, clips, data, fold, fold_dir)
         extra = {"protocol": config.protocol, "split": prepared.split_name, "fold": fold,
                  "val_ua": report["best_val_ua"], "mode": config.mode, "trained_on": str(prepared.data_root)}
         save_visual_checkpoint(fold_dir / "model", model, crop_config=config.crop_config(), extra=extra)
-        if "checkpoint" not in best or report["best_val_ua"] > best["val_ua"]:
-            path = save_visual_checkpoint(Path(config.checkpoints) / BEST_NAME, model,
-                                          crop_config=config.crop_config(), extra=extra)
-            best.update(checkpoint=str(path), fold=fold, val_ua=report["best_val_ua"])
-            write_json(best_path, best)
-        write_predictions(pred_path, frame)
-        write_json(done_path, {"fingerprint": stamp, "report": report})
+        ledger.offer_best(fold, report["best_val_ua"], lambda: save_visual_checkpoint(
+            Path(config.checkpoints) / BEST_NAME, model, crop_config=config.crop_config(), extra=extra))
+        ledger.record(fold, frame, report)
         (fold_dir / "train_state.pt").unlink(missing_ok=True)
         frames.append(frame)
         reports.append(report)
-    return _finish(config, prepared, clips, run_dir, frames, reports, best, summarize_report(clips.report))
+    return _finish(config, prepared, clips, run_dir, frames, reports, ledger, summarize_report(clips.report))
 
 
-def _finish(config, prepared, clips, run_dir, frames, reports, best, face_summary) -> VisualRunResult:
+def _finish(config, prepared, clips, run_dir, frames, reports, ledger, face_summary) -> VisualRunResult:
     from mer_utils.evaluation import save_run_outputs
     from mer_utils.runs import point_latest
     from mer_utils.visual.figures import plot_training_curves
@@ -249,10 +244,10 @@ def _finish(config, prepared, clips, run_dir, frames, reports, best, face_summar
     plot_training_curves(history, path=run_dir / "training_curves.png", title=config.run_name())
     info = {"modality": "visual", "protocol": config.protocol, "split": prepared.split_name,
             "backbone": config.backbone, "mode": config.mode, "pooling": config.pooling,
-            "n_frames": config.n_frames, "checkpoint": best["checkpoint"], "checkpoint_fold": best["fold"],
+            "n_frames": config.n_frames, "checkpoint": str(ledger.checkpoint), "checkpoint_fold": ledger.best["fold"],
             "n_skipped": len(skipped), "faces": face_summary, "crop_cache": str(clips.cache_dir),
             "folds": [{k: v for k, v in r.items() if k != "history"} for r in reports],
             "data_root": str(prepared.data_root)}
     metrics = save_run_outputs(run_dir, predictions, info=info)
     point_latest(config.outputs, STAGE, config.protocol, run_dir)
-    return VisualRunResult(run_dir, metrics, Path(best["checkpoint"]))
+    return VisualRunResult(run_dir, metrics, ledger.checkpoint)
