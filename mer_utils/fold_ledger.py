@@ -8,6 +8,8 @@ which fold's model is the run's checkpoint: the best validation UA so far.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -15,6 +17,18 @@ import pandas as pd
 
 from mer_utils.atomic_io import read_json, write_json
 from mer_utils.predictions import read_predictions, write_predictions
+
+
+def run_fingerprint(settings: dict, prepared, *, media: str) -> str:
+    """What a finished fold's results depend on: the settings, the data root, the
+    ``media`` ("audio" or "video") files' manifest rows and the split membership.
+    A regenerated corpus or a re-made split under the same names must not reuse old folds."""
+    digest = hashlib.sha256(json.dumps({**settings, "data_root": str(Path(prepared.data_root).resolve())},
+                                       sort_keys=True, default=str).encode())
+    for frame in (prepared.manifest[["clip_id", f"{media}_path", f"{media}_status"]],
+                  prepared.split[["clip_id", "fold", "subset"]]):
+        digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class FinishedFold(NamedTuple):

@@ -8,12 +8,9 @@ own run folder, so a re-run resumes finished folds instead of redoing them.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
 import time
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass

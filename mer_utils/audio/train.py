@@ -11,8 +11,6 @@ and confusion matrix, and point ``outputs/audio/latest_<protocol>.json`` at it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ from mer_utils.audio.backbone import ClipSet
 from mer_utils.audio.checkpoint import checkpoint_stem
 from mer_utils.audio.config import AudioTrainConfig
 from mer_utils.audio.loading import AudioSettings
-from mer_utils.fold_ledger import FoldLedger
+from mer_utils.fold_ledger import FoldLedger, run_fingerprint
 from mer_utils.predictions import make_predictions_frame
 
 logger = logging.getLogger(__name__)
@@ -82,14 +80,8 @@ def make_backbone(config: AudioTrainConfig):
 
 def fingerprint(config: AudioTrainConfig, prepared) -> str:
     """What a finished fold's results depend on: settings, data and split membership."""
-    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_FINGERPRINT}
-    digest = hashlib.sha256(json.dumps({**values, "data_root": str(Path(prepared.data_root).resolve())},
-                                       sort_keys=True, default=str).encode())
-    # A regenerated corpus or a re-made split under the same names must not reuse old folds.
-    for frame in (prepared.manifest[["clip_id", "audio_path", "audio_status"]],
-                  prepared.split[["clip_id", "fold", "subset"]]):
-        digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_FINGERPRINT}
+    return run_fingerprint(settings, prepared, media="audio")
 
 
 def _predict_frame(backbone, clips: ClipSet, *, split_name: str, fold: int, subset: str,

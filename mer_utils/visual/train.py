@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import shutil
 import time
@@ -28,7 +26,7 @@ import pandas as pd
 
 from mer_utils.atomic_io import read_json, write_csv, write_json
 from mer_utils.constants import EMOTIONS
-from mer_utils.fold_ledger import FoldLedger
+from mer_utils.fold_ledger import FoldLedger, run_fingerprint
 from mer_utils.predictions import make_predictions_frame
 from mer_utils.visual.config import VisualTrainConfig
 
@@ -55,10 +53,10 @@ class ClipData(NamedTuple):
     report: pd.DataFrame
 
 
-def fingerprint(config: VisualTrainConfig, split_name: str) -> str:
-    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_FINGERPRINT}
-    return hashlib.sha256(json.dumps({**values, "split": split_name}, sort_keys=True, default=str)
-                          .encode()).hexdigest()[:16]
+def fingerprint(config: VisualTrainConfig, prepared) -> str:
+    """What a finished fold's results depend on: settings, data and split membership."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_FINGERPRINT}
+    return run_fingerprint(settings, prepared, media="video")
 
 
 def pick_device(device: str | None = None) -> str:
@@ -205,7 +203,7 @@ def train_visual(config: VisualTrainConfig | None = None, **overrides) -> Visual
     if not clips.clip_ids:
         raise RuntimeError(f"no clip could be turned into face crops; see {clips.cache_dir}/prepare_report.csv")
     data = training_inputs(config, clips)
-    stamp = fingerprint(config, prepared.split_name)
+    stamp = fingerprint(config, prepared)
     ledger = FoldLedger(run_dir, stamp, prepared.split_name)
     frames, reports = [], []
     for fold in sorted(int(f) for f in prepared.split["fold"].unique()):
