@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 
-
 @dataclasses.dataclass
 class PipelineConfig:
     """Parameters of ``mer run-all`` (also usable from a notebook)."""
