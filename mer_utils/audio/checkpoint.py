@@ -68,6 +68,14 @@ def save_ssl_checkpoint(model, path: str | os.PathLike, *, model_name: str, sett
     return path
 
 
+def save_fitted_ssl(backbone, path: str | os.PathLike) -> Path:
+    """Save a fitted speech-model backbone (fine-tuned or frozen-probe) as a ``.pt`` checkpoint."""
+    if backbone.model is None:
+        raise RuntimeError("call fit() before save()")
+    return save_ssl_checkpoint(backbone.model, path, model_name=backbone.model_name, settings=backbone.settings,
+                               info=backbone.report)
+
+
 @dataclasses.dataclass
 class SSLExpert:
     """A loaded speech-model checkpoint: ``predict_proba(paths or waveforms) -> (n, 6)``."""

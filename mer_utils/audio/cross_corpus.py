@@ -77,13 +77,14 @@ def _usable(manifest: pd.DataFrame, emotions: list[str]) -> pd.DataFrame:
     return clips[clips["emotion"].isin(emotions)].reset_index(drop=True)
 
 
-def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir: Path, skipped: list) -> dict:
+def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir: Path, skipped: list,
+           progress: bool) -> dict:
     from mer_utils.audio.features import features_for_files
 
     X, ok = {}, np.ones(len(clips), dtype=bool)
     for name in config.feature_sets:
         X[name], ok_set, bad = features_for_files([root / p for p in clips["audio_path"]], feature_set=name,
-                                                  cache_dir=cache_dir)
+                                                  cache_dir=cache_dir, progress=progress)
         ok &= ok_set
         skipped.extend(bad)  # reported in metrics.json, never dropped silently
     return {"X": {k: v[ok] for k, v in X.items()}, "y": clips["emotion"].map(EMOTIONS.index).to_numpy()[ok],
@@ -106,7 +107,7 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
     emotions = shared_emotions(source, target)
     train_clips, val_clips = source_val_split(_usable(source, emotions), val_size=config.val_size, seed=config.seed)
     skipped: list = []
-    data = {name: _block(clips, Path(root), config, cache_dir, skipped) for name, clips, root in (
+    data = {name: _block(clips, Path(root), config, cache_dir, skipped, progress) for name, clips, root in (
         ("train", train_clips, config.source_root), ("val", val_clips, config.source_root),
         ("test", _usable(target, emotions), config.target_root))}
     recipe = config.recipe()

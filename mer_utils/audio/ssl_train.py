@@ -267,9 +267,6 @@ class FinetuneBackbone:
         return proba
 
     def save(self, path: str | os.PathLike) -> Path:
-        from mer_utils.audio.checkpoint import save_ssl_checkpoint
+        from mer_utils.audio.checkpoint import save_fitted_ssl
 
-        if self.model is None:
-            raise RuntimeError("call fit() before save()")
-        return save_ssl_checkpoint(self.model, path, model_name=self.model_name, settings=self.settings,
-                                   info=self.report)
+        return save_fitted_ssl(self, path)
