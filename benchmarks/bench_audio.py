@@ -49,7 +49,7 @@ def bench_wav2vec2(n_clips: int, threads: int) -> dict:
     import torch
     from transformers import AutoModel, Wav2Vec2Config
 
-    from mer_utils.audio.ssl_model import SSLClassifier, default_feature_extractor
+    from mer_utils.experts.audio.ssl_model import SSLClassifier, default_feature_extractor
 
     torch.set_num_threads(threads)
     config = Wav2Vec2Config()  # the facebook/wav2vec2-base architecture (95 M parameters)
@@ -68,7 +68,7 @@ def bench_wav2vec2(n_clips: int, threads: int) -> dict:
 def bench_features(n_clips: int, jobs: int, feature_sets: list[str]) -> list[dict]:
     import soundfile as sf
 
-    from mer_utils.audio.features import features_for_files
+    from mer_utils.experts.audio.features import features_for_files
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

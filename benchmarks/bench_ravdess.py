@@ -16,11 +16,11 @@ import argparse
 import time
 from pathlib import Path
 
-from mer_utils.audio.features import features_for_files
-from mer_utils.audio.variants import SVC_C_GRID, Recipe, cross_validate
-from mer_utils.metrics import aggregate_scores, format_mean_std
-from mer_utils.ravdess import build_ravdess_manifest
-from mer_utils.splits import make_split
+from mer_utils.experts.audio.features import features_for_files
+from mer_utils.experts.audio.variants import SVC_C_GRID, Recipe, cross_validate
+from mer_utils.core.metrics import aggregate_scores, format_mean_std
+from mer_utils.data.ravdess import build_ravdess_manifest
+from mer_utils.protocols.splits import make_split
 
 WINNER = Recipe(feature_sets=("egemaps", "librosa"), speaker_norm="meanstd")
 SPEAKER_VARIANTS = [

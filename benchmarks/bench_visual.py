@@ -38,9 +38,9 @@ def _timed(fn, paths, repeats: int) -> tuple[float, float]:
 
 
 def _pipelines(config):
-    from mer_utils.visual.crops import extract_clip_crops
-    from mer_utils.visual.faces import crop_faces, track_faces
-    from mer_utils.visual.video import read_all_frames, sample_frame_indices
+    from mer_utils.experts.visual.crops import extract_clip_crops
+    from mer_utils.experts.visual.faces import crop_faces, track_faces
+    from mer_utils.experts.visual.video import read_all_frames, sample_frame_indices
 
     detector = config.make_detector()
 
@@ -67,7 +67,7 @@ def _parallel_run(paths, config, copies: int) -> tuple[float, dict]:
     """Measured clips/s of prepare_crops with 2 workers over ``copies`` copies of each clip."""
     import pandas as pd
 
-    from mer_utils.visual.crops import prepare_crops, summarize_report
+    from mer_utils.experts.visual.crops import prepare_crops, summarize_report
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "VideoFlash"
@@ -89,9 +89,9 @@ def _parallel_run(paths, config, copies: int) -> tuple[float, dict]:
 def _inference(paths, config, checkpoints: Path) -> dict:
     import torch
 
-    from mer_utils.visual.checkpoint import VisualExpert, load_visual_expert
-    from mer_utils.visual.crops import extract_clip_crops
-    from mer_utils.visual.models import ModelSpec, build_visual_model
+    from mer_utils.experts.visual.checkpoint import VisualExpert, load_visual_expert
+    from mer_utils.experts.visual.crops import extract_clip_crops
+    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     best = checkpoints / "best_visual_model.safetensors"
     if best.exists():
@@ -110,8 +110,8 @@ def _inference(paths, config, checkpoints: Path) -> dict:
 def main() -> None:
     import cv2
 
-    from mer_utils.visual.crops import CropConfig, extract_clip_crops
-    from mer_utils.visual.figures import contact_sheet
+    from mer_utils.experts.visual.crops import CropConfig, extract_clip_crops
+    from mer_utils.experts.visual.figures import contact_sheet
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video-dir", type=Path, default=DEFAULT_VIDEOS)

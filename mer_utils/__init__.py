@@ -1,11 +1,13 @@
-"""Multimodal emotion recognition (speech, face, fusion) on CREMA-D.
+"""Multimodal emotion recognition (speech, face, fusion) on CREMA-D and any labelled corpus.
 
-The data layer (manifest, splits, metrics, predictions contract) imports with
-numpy and pandas alone; torch, transformers and OpenCV are imported inside the
-functions that need them.
+Layers, each a sub-package (see docs/architecture.md):
+``core`` (contracts: predictions, metrics, run folders) -> ``data`` (corpus
+readers, manifest, media health) -> ``protocols`` (splits) -> ``experts``
+(audio, visual, one protocol runner) -> ``fusion`` -> ``report`` / ``demo``.
+
+The data and protocol layers import with numpy, pandas and scikit-learn alone;
+torch, transformers and OpenCV are imported inside the functions that need them.
 """
 
-from mer_utils.constants import EMOTIONS, PROB_COLUMNS
-
-__version__ = "0.1.0"
-__all__ = ["EMOTIONS", "PROB_COLUMNS", "__version__"]
+__version__ = "0.2.0"
+__all__ = ["__version__"]

@@ -37,7 +37,7 @@ def _has_video(manifest) -> bool:
 
 def _demo_clip(outputs: Path, split_name: str) -> str:
     """A test clip of the split: one the models never saw."""
-    from mer_utils.splits import load_split
+    from mer_utils.protocols.splits import load_split
 
     split = load_split(outputs / "splits" / f"{split_name}.csv")
     return str(split.loc[split["subset"] == "test", "clip_id"].iloc[0])
@@ -45,15 +45,15 @@ def _demo_clip(outputs: Path, split_name: str) -> str:
 
 def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
     """Run every stage; returns the paths of the report, tables and demo figure."""
-    from mer_utils.audio.compare import compare_protocols, save_protocol_comparison
-    from mer_utils.audio.train import train_audio
-    from mer_utils.demo import format_result, plot_result, predict_clip
+    from mer_utils.experts.audio.compare import compare_protocols, save_protocol_comparison
+    from mer_utils.experts.audio.train import train_audio
+    from mer_utils.demo.predict import format_result, plot_result, predict_clip
     from mer_utils.fusion.run import fuse_runs
-    from mer_utils.manifest import prepare_manifest
-    from mer_utils.manifest_summary import summarize_manifest
+    from mer_utils.data.manifest import prepare_manifest
+    from mer_utils.data.manifest_summary import summarize_manifest
     from mer_utils.report.build import make_report
-    from mer_utils.visual.train import train_visual
-    from mer_utils.workflow import resolve_data_root
+    from mer_utils.experts.visual.train import train_visual
+    from mer_utils.protocols.prepare import resolve_data_root
 
     config = dataclasses.replace(config or PipelineConfig(), **overrides)
     outputs, start = Path(config.outputs), time.perf_counter()

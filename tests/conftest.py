@@ -23,8 +23,8 @@ def shared(*parts: str) -> Path:
 def full_listing_manifest() -> pd.DataFrame:
     """A manifest of the whole official corpus built from the real metadata,
     with every medium marked ok (no media needed), for split tests."""
-    from mer_utils.clip_names import parse_clip_id
-    from mer_utils.manifest import _demographics
+    from mer_utils.data.cremad_names import parse_clip_id
+    from mer_utils.data.manifest import _demographics
 
     meta = shared("crema-d-meta")
     names = pd.read_csv(meta / "SentenceFilenames.csv")["Filename"].map(parse_clip_id)
@@ -38,7 +38,7 @@ def full_listing_manifest() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory) -> Path:
     """A small synthetic CREMA-D-shaped corpus, built once per test session."""
-    from mer_utils.synth import make_synthetic_corpus
+    from mer_utils.data.synthetic.corpus import make_synthetic_corpus
 
     return make_synthetic_corpus(tmp_path_factory.mktemp("synth") / "corpus", n_actors=8,
                                  sentences=("DFA", "IEO", "ITS"), seed=0)

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mer_utils import runs
-from mer_utils.constants import EMOTIONS, SENTENCES
-from mer_utils.evaluation import save_run_outputs
-from mer_utils.manifest import MANIFEST_COLUMNS
-from mer_utils.predictions import make_predictions_frame
+from mer_utils.core import runs
+from mer_utils.data.cremad_vocabulary import EMOTIONS, SENTENCES
+from mer_utils.experts.evaluation import save_run_outputs
+from mer_utils.data.manifest import MANIFEST_COLUMNS
+from mer_utils.core.predictions import make_predictions_frame
 
 STRONG = {"audio": ("ANG", "FEA", "SAD"), "visual": ("DIS", "HAP", "NEU")}
 INTENSITY_CODES = ("LO", "MD", "HI", "XX")

@@ -8,22 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_utils.atomic_io import read_json
-from mer_utils.audio.checkpoint import load_audio_expert
-from mer_utils.audio.compare import compare_protocols
-from mer_utils.audio.train import train_audio
+from mer_utils.core.atomic_io import read_json
+from mer_utils.experts.audio.checkpoint import load_audio_expert
+from mer_utils.experts.audio.compare import compare_protocols
+from mer_utils.experts.audio.train import train_audio
 from mer_utils.cli import main
-from mer_utils.constants import PROB_COLUMNS
-from mer_utils.manifest import default_manifest_path, load_manifest
-from mer_utils.predictions import read_predictions
-from mer_utils.runs import resolve_latest
+from mer_utils.data.cremad_vocabulary import PROB_COLUMNS
+from mer_utils.data.manifest import default_manifest_path, load_manifest
+from mer_utils.core.predictions import read_predictions
+from mer_utils.core.runs import resolve_latest
 
 CHANCE = 1 / 6
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from mer_utils.synth import make_synthetic_corpus
+    from mer_utils.data.synthetic.corpus import make_synthetic_corpus
 
     # Audio only: same voices as the shared fixture, without the video work.
     return make_synthetic_corpus(tmp_path_factory.getbasetemp() / "audio_corpus", n_actors=8,
@@ -106,7 +106,7 @@ def test_compare_protocols_reports_the_gap(runs):
 
 def test_rerun_reuses_finished_folds(runs, corpus, monkeypatch):
     base, results = runs
-    import mer_utils.audio.train as runner
+    import mer_utils.experts.audio.train as runner
 
     monkeypatch.setattr(runner, "make_backbone", lambda config: pytest.fail("a finished fold was retrained"))
     again = train_audio(data_root=str(corpus), protocol="random", backbone="egemaps", speaker_norm=None,
@@ -160,14 +160,14 @@ def test_cli_train_compare_and_predict(runs, corpus, tmp_path, capsys):
 
 
 def test_acoustic_backbone_refuses_ssl_modes():
-    from mer_utils.audio.config import AudioTrainConfig
+    from mer_utils.experts.audio.config import AudioTrainConfig
 
     with pytest.raises(ValueError, match="applies to speech models"):
         AudioTrainConfig(backbone="egemaps", mode="frozen")
 
 
 def test_default_backbone_normalises_speakers_and_its_checkpoint_scores_a_lone_clip(corpus, tmp_path):
-    from mer_utils.audio import DEFAULT_BACKBONE
+    from mer_utils.experts.audio import DEFAULT_BACKBONE
 
     result = train_audio(data_root=str(corpus), protocol="speaker", outputs=str(tmp_path / "outputs"),
                          checkpoints=str(tmp_path / "checkpoints"), progress=False)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import mer_utils.audio.features as features
-from mer_utils.audio.feature_cache import FeatureCache
-from mer_utils.audio.features import extract_features, features_for_files
+import mer_utils.experts.audio.features as features
+from mer_utils.experts.audio.feature_cache import FeatureCache
+from mer_utils.experts.audio.features import extract_features, features_for_files
 from tests.conftest import shared
 
 

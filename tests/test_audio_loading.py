@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_utils.audio.loading import (AudioLoadError, AudioSettings, as_waveforms, load_waveform,
+from mer_utils.experts.audio.loading import (AudioLoadError, AudioSettings, as_waveforms, load_waveform,
                                      load_waveforms, prepare_waveform)
 from tests.conftest import shared
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from mer_utils.audio.backbone import ClipSet
-from mer_utils.audio.classical import AcousticBackbone
+from mer_utils.experts.audio.backbone import ClipSet
+from mer_utils.experts.audio.classical import AcousticBackbone
 from tests.conftest import shared
 
 
 @pytest.fixture(scope="module")
 def ravdess():
-    from mer_utils.manifest import build_manifest
+    from mer_utils.data.manifest import build_manifest
 
     root = shared("ravdess-dev")
     manifest = build_manifest(root, progress=False).manifest
@@ -28,7 +28,7 @@ def ravdess():
 def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None) -> float:
     from sklearn.metrics import balanced_accuracy_score
 
-    from mer_utils.splits import fold_subsets, make_split
+    from mer_utils.protocols.splits import fold_subsets, make_split
 
     split = make_split(manifest, protocol=protocol, seed=seed)
     subsets = fold_subsets(split, 0)

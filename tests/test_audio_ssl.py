@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from mer_utils.audio import ssl_train
-from mer_utils.audio.backbone import ClipSet
-from mer_utils.audio.checkpoint import load_audio_expert
-from mer_utils.audio.frozen import FrozenBackbone
-from mer_utils.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier, classifier_from_spec
-from mer_utils.audio.ssl_train import FinetuneBackbone, FinetuneSettings
-from mer_utils.predictions import read_predictions
+from mer_utils.experts.audio import ssl_train
+from mer_utils.experts.audio.backbone import ClipSet
+from mer_utils.experts.audio.checkpoint import load_audio_expert
+from mer_utils.experts.audio.frozen import FrozenBackbone
+from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier, classifier_from_spec
+from mer_utils.experts.audio.ssl_train import FinetuneBackbone, FinetuneSettings
+from mer_utils.core.predictions import read_predictions
 from tests.conftest import shared
 
 # No dropout and no SpecAugment: training is then a pure function of the data
@@ -56,7 +56,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from mer_utils.synth import make_synthetic_corpus
+    from mer_utils.data.synthetic.corpus import make_synthetic_corpus
 
     return make_synthetic_corpus(tmp_path_factory.getbasetemp() / "audio_corpus_4actors", n_actors=4,
                                  sentences=("DFA",), seed=0, with_video=False)
@@ -163,7 +163,7 @@ def test_weighted_probe_learns_layer_weights(tiny_model_dir, clips, tmp_path):
 def test_other_speech_model_families_share_the_head_and_checkpoint(family):
     from transformers import AutoConfig, AutoModel
 
-    from mer_utils.audio.ssl_model import default_feature_extractor
+    from mer_utils.experts.audio.ssl_model import default_feature_extractor
 
     if family == "whisper":
         config = AutoConfig.for_model("whisper", d_model=16, encoder_layers=2, decoder_layers=1,
@@ -197,7 +197,7 @@ def test_missing_model_says_so_plainly(monkeypatch):
 
 def test_runner_finetune_and_frozen_write_runs_and_stable_checkpoints(tiny_model_dir, corpus, tmp_path,
                                                                        monkeypatch):
-    from mer_utils.audio.train import train_audio
+    from mer_utils.experts.audio.train import train_audio
 
     secret = "hf_test_secret_never_written"
     monkeypatch.setenv("HF_TOKEN", secret)

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from conftest import shared
-from mer_utils.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus, shared_emotions, source_val_split
-from mer_utils.predictions import read_predictions
+from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus, shared_emotions, source_val_split
+from mer_utils.core.predictions import read_predictions
 
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory):
-    from mer_utils.synth import make_synthetic_corpus
+    from mer_utils.data.synthetic.corpus import make_synthetic_corpus
 
     base = tmp_path_factory.mktemp("cross")
     source = make_synthetic_corpus(base / "synth", n_actors=4, sentences=("DFA", "ITS"), seed=0, with_video=False)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from fusion_fakes import expert_frames, write_expert_run
 
-from mer_utils.constants import PROB_COLUMNS
+from mer_utils.data.cremad_vocabulary import PROB_COLUMNS
 from mer_utils.fusion.join import build_master_table, expert_probabilities, load_expert_run
-from mer_utils.predictions import PredictionsError, probabilities
+from mer_utils.core.predictions import PredictionsError, probabilities
 
 
 @pytest.fixture(scope="module")

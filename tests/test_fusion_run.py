@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 from fusion_fakes import expert_frames, write_expert_pair, write_expert_run
 
-from mer_utils.atomic_io import read_json
+from mer_utils.core.atomic_io import read_json
 from mer_utils.cli import main
-from mer_utils.constants import EMOTIONS
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.fusion.deploy import FusionRule, load_fusion_rule
 from mer_utils.fusion.join import build_master_table
 from mer_utils.fusion.run import export_rule, fuse_runs, latest_expert_runs
 from mer_utils.fusion.tuning import fuse_master
-from mer_utils.predictions import probabilities, read_predictions
-from mer_utils.runs import resolve_latest
+from mer_utils.core.predictions import probabilities, read_predictions
+from mer_utils.core.runs import resolve_latest
 
 
 @pytest.fixture(scope="module")

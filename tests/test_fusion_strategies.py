@@ -9,7 +9,7 @@ import pytest
 from fusion_fakes import expert_frames
 from sklearn.metrics import balanced_accuracy_score, log_loss
 
-from mer_utils.constants import EMOTIONS
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.fusion.calibration import apply_temperature, fit_temperature
 from mer_utils.fusion.config import STRATEGY_NAMES
 from mer_utils.fusion.deploy import apply_rule
@@ -22,7 +22,7 @@ from mer_utils.fusion.strategies import (
     make_strategy,
     simplex_grid,
 )
-from mer_utils.metrics import classification_scores
+from mer_utils.core.metrics import classification_scores
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import shared
 from mer_utils.cli import main
-from mer_utils.human_baseline import human_baseline
+from mer_utils.data.human_baseline import human_baseline
 
 
 def test_per_response_accuracy_is_close_to_the_paper():

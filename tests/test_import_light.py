@@ -8,8 +8,8 @@ import sys
 
 def test_data_layer_and_cli_do_not_import_heavy_libraries():
     code = (
-        "import sys, mer_utils, mer_utils.manifest, mer_utils.splits, mer_utils.metrics, "
-        "mer_utils.predictions, mer_utils.human_baseline, mer_utils.ravdess, mer_utils.cli\n"
+        "import sys, mer_utils, mer_utils.data.manifest, mer_utils.protocols.splits, mer_utils.core.metrics, "
+        "mer_utils.core.predictions, mer_utils.data.human_baseline, mer_utils.data.ravdess, mer_utils.cli\n"
         "mer_utils.cli.build_parser()\n"
         "heavy = [m for m in ('torch', 'cv2', 'transformers', 'librosa', 'opensmile', 'sklearn') if m in sys.modules]\n"
         "print(','.join(heavy))"

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_utils.constants import EMOTIONS, PROB_COLUMNS
-from mer_utils.evaluation import save_run_outputs
-from mer_utils.metrics import aggregate_scores, breakdown, classification_scores, confusion_frame, format_mean_std
-from mer_utils.predictions import (
+from mer_utils.data.cremad_vocabulary import EMOTIONS, PROB_COLUMNS
+from mer_utils.experts.evaluation import save_run_outputs
+from mer_utils.core.metrics import aggregate_scores, breakdown, classification_scores, confusion_frame, format_mean_std
+from mer_utils.core.predictions import (
     PredictionsError, make_predictions_frame, read_predictions, write_predictions,
 )
 

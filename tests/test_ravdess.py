@@ -8,9 +8,9 @@ import pytest
 
 from conftest import shared
 from mer_utils.cli import main
-from mer_utils.manifest import build_manifest
-from mer_utils.ravdess import build_ravdess_manifest, parse_ravdess_name
-from mer_utils.splits import make_split
+from mer_utils.data.manifest import build_manifest
+from mer_utils.data.ravdess import build_ravdess_manifest, parse_ravdess_name
+from mer_utils.protocols.splits import make_split
 
 
 def test_real_files_parse_to_the_documented_counts():

@@ -9,10 +9,10 @@ import pytest
 from conftest import shared
 from fusion_fakes import fake_manifest, write_expert_pair
 
-from mer_utils.atomic_io import read_json, write_csv
+from mer_utils.core.atomic_io import read_json, write_csv
 from mer_utils.cli import main
 from mer_utils.fusion.run import fuse_runs
-from mer_utils.manifest import default_manifest_path
+from mer_utils.data.manifest import default_manifest_path
 from mer_utils.report.build import make_report
 from mer_utils.report.collect import collect_runs
 

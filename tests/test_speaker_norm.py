@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
-from mer_utils.audio.speaker_norm import SpeakerNormalizer, speaker_statistics
+from mer_utils.experts.audio.speaker_norm import SpeakerNormalizer, speaker_statistics
 
 
 def _features(seed=0):

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import shared
 from mer_utils.cli import main
-from mer_utils.splits import check_speaker_independent, load_split, make_split, write_split
+from mer_utils.protocols.splits import check_speaker_independent, load_split, make_split, write_split
 
 
 def _actors(split, manifest, fold, subset):

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_utils.constants import EMOTIONS, SAMPLE_RATE, SENTENCES
-from mer_utils.synth import CONFIG_NAME, make_synthetic_corpus
+from mer_utils.data.cremad_vocabulary import EMOTIONS, SAMPLE_RATE, SENTENCES
+from mer_utils.data.synthetic.corpus import CONFIG_NAME, make_synthetic_corpus
 
 N_ACTORS = 4
 SMALL = dict(n_actors=N_ACTORS, sentences=("DFA", "IEO"))

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from conftest import shared
-from mer_utils.visual.crops import CropConfig, extract_clip_crops, load_clip_crops, prepare_crops, summarize_report
-from mer_utils.visual.faces import (HaarFaceDetector, crop_box, expand_box, fill_missing, largest_box,
+from mer_utils.experts.visual.crops import CropConfig, extract_clip_crops, load_clip_crops, prepare_crops, summarize_report
+from mer_utils.experts.visual.faces import (HaarFaceDetector, crop_box, expand_box, fill_missing, largest_box,
                                     smooth_boxes, track_faces)
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mer_utils.visual.fer2013 import (FER2013_CLASSES, convert_keras_hdf5, ensure_fer2013_weights,
+from mer_utils.experts.visual.fer2013 import (FER2013_CLASSES, convert_keras_hdf5, ensure_fer2013_weights,
                                       load_fer2013_model, to_fer_input)
-from mer_utils.visual.zero_shot import map_fer2013_to_cremad, zero_shot_clip_probs
+from mer_utils.experts.visual.zero_shot import map_fer2013_to_cremad, zero_shot_clip_probs
 
 KERAS_REFERENCE = np.array([  # rows: astronaut face, random input 1, random input 2
     [2.6472939e-05, 6.1103272e-08, 2.1957187e-06, 0.99919182, 1.2955535e-06, 0.00060978328, 0.00016830412],
@@ -61,8 +61,8 @@ def test_folded_batchnorm_copy_gives_the_same_features(weights):
 def test_astronaut_through_detector_and_crop_is_happy(weights):
     from skimage.data import astronaut
 
-    from mer_utils.visual.crops import CropConfig
-    from mer_utils.visual.faces import crop_faces, track_faces
+    from mer_utils.experts.visual.crops import CropConfig
+    from mer_utils.experts.visual.faces import crop_faces, track_faces
 
     frames = astronaut()[None]
     config = CropConfig()
@@ -80,7 +80,7 @@ def test_astronaut_through_detector_and_crop_is_happy(weights):
 
 
 def test_weights_file_carries_class_order_and_is_reused(weights, tmp_path):
-    from mer_utils.atomic_io import read_json
+    from mer_utils.core.atomic_io import read_json
 
     meta = read_json(weights.with_suffix(".json"))
     assert meta["classes"] == list(FER2013_CLASSES) and meta["input_size"] == 64 and "MIT" in meta["licence"]

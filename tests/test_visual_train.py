@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mer_utils.constants import EMOTIONS
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 
 @pytest.fixture(scope="module")
 def run(synthetic_corpus, tmp_path_factory):
-    from mer_utils.visual.fer2013 import ensure_fer2013_weights
-    from mer_utils.visual.train import train_visual
+    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights
+    from mer_utils.experts.visual.train import train_visual
 
     folder = tmp_path_factory.mktemp("visual")
     checkpoints = folder / "checkpoints"
@@ -26,8 +26,8 @@ def run(synthetic_corpus, tmp_path_factory):
 
 
 def test_training_beats_chance_and_writes_the_contract(run):
-    from mer_utils.predictions import read_predictions
-    from mer_utils.runs import resolve_latest
+    from mer_utils.core.predictions import read_predictions
+    from mer_utils.core.runs import resolve_latest
 
     folder, result = run
     metrics = result.metrics
@@ -43,9 +43,9 @@ def test_training_beats_chance_and_writes_the_contract(run):
 
 
 def test_checkpoint_reload_reproduces_the_test_probabilities(run):
-    from mer_utils.predictions import probabilities, read_predictions
-    from mer_utils.visual.checkpoint import load_visual_expert
-    from mer_utils.visual.crops import load_clip_crops
+    from mer_utils.core.predictions import probabilities, read_predictions
+    from mer_utils.experts.visual.checkpoint import load_visual_expert
+    from mer_utils.experts.visual.crops import load_clip_crops
 
     _, result = run
     assert result.checkpoint.name == "best_visual_model.safetensors"
@@ -61,9 +61,9 @@ def test_checkpoint_loads_without_training_code_and_predicts_a_video(run, synthe
     video = sorted((synthetic_corpus / "VideoFlash").glob("*.flv"))[0]
     script = (
         "import sys\n"
-        "from mer_utils.visual.checkpoint import load_visual_expert\n"
+        "from mer_utils.experts.visual.checkpoint import load_visual_expert\n"
         f"r = load_visual_expert({str(result.checkpoint)!r}).predict_video({str(video)!r})\n"
-        "assert not {'mer_utils.visual.train', 'mer_utils.visual.fit'} & set(sys.modules), 'training code imported'\n"
+        "assert not {'mer_utils.experts.visual.train', 'mer_utils.experts.visual.fit'} & set(sys.modules), 'training code imported'\n"
         "print(round(float(r.probs.sum()), 4), r.frames.shape[0], r.boxes.shape, int(r.detected.sum()))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -73,7 +73,7 @@ def test_checkpoint_loads_without_training_code_and_predicts_a_video(run, synthe
 
 
 def test_rerun_reuses_finished_folds(run):
-    from mer_utils.visual.train import train_visual
+    from mer_utils.experts.visual.train import train_visual
 
     folder, result = run
     again = train_visual(data_root=result.metrics["data_root"], protocol="random", outputs=str(folder / "outputs"),
@@ -83,7 +83,7 @@ def test_rerun_reuses_finished_folds(run):
 
 def test_zero_shot_baseline_and_cli(run, capsys):
     from mer_utils.cli import main
-    from mer_utils.predictions import read_predictions
+    from mer_utils.core.predictions import read_predictions
 
     folder, result = run
     common = ["--data-root", result.metrics["data_root"], "--outputs", str(folder / "outputs"),
@@ -109,7 +109,7 @@ def _toy_features(n=60, k=4, d=8, seed=0):
 def _head_model():
     import torch
 
-    from mer_utils.visual.models import ModelSpec, _nn
+    from mer_utils.experts.visual.models import ModelSpec, _nn
 
     torch.manual_seed(0)
     model = _nn()(ModelSpec(), pretrained=False)
@@ -121,7 +121,7 @@ def _head_model():
 def test_interrupted_training_resumes_exactly(tmp_path):
     import torch
 
-    from mer_utils.visual.fit import FitSettings, fit_fold
+    from mer_utils.experts.visual.fit import FitSettings, fit_fold
 
     data, y = _toy_features()
     train, val = np.arange(0, 48), np.arange(48, 60)
@@ -141,7 +141,7 @@ def test_timm_backbone_builds_when_timm_is_installed():
     pytest.importorskip("timm")
     import torch
 
-    from mer_utils.visual.models import ModelSpec, build_visual_model
+    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     model = build_visual_model(ModelSpec(backbone="timm:resnet18", pooling="attention"), pretrained=False)
     logits = model(torch.randint(0, 255, (2, 3, 64, 64, 3), dtype=torch.uint8))

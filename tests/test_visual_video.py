@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import shared
-from mer_utils.visual.video import read_all_frames, read_sampled_frames, sample_frame_indices, video_info
+from mer_utils.experts.visual.video import read_all_frames, read_sampled_frames, sample_frame_indices, video_info
 
 
 @pytest.mark.parametrize("n_frames", [1, 2, 7, 8, 9, 24, 56, 67, 150])

@@ -1,7 +1,7 @@
 """``mer audio train``, ``mer audio compare``, ``mer audio predict``.
 
 The options of ``train`` are generated from
-:class:`mer_utils.audio.config.AudioTrainConfig`, so the CLI, the notebooks
+:class:`mer_utils.experts.audio.config.AudioTrainConfig`, so the CLI, the notebooks
 and ``config.json`` always agree.
 """
 
@@ -20,8 +20,8 @@ def _none_or(kind):
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    from mer_utils.audio.config import AudioTrainConfig
-    from mer_utils.splits import PROTOCOLS
+    from mer_utils.experts.audio.config import AudioTrainConfig
+    from mer_utils.protocols.splits import PROTOCOLS
 
     hints = typing.get_type_hints(AudioTrainConfig)
     for f in dataclasses.fields(AudioTrainConfig):
@@ -42,9 +42,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args) -> int:
-    from mer_utils.audio.config import AudioTrainConfig
-    from mer_utils.audio.train import train_audio
-    from mer_utils.metrics import format_mean_std
+    from mer_utils.experts.audio.config import AudioTrainConfig
+    from mer_utils.experts.audio.train import train_audio
+    from mer_utils.core.metrics import format_mean_std
 
     names = {f.name for f in dataclasses.fields(AudioTrainConfig)}
     config = AudioTrainConfig(**{k: v for k, v in vars(args).items() if k in names})
@@ -64,7 +64,7 @@ def _train(args) -> int:
 
 
 def _compare(args) -> int:
-    from mer_utils.audio.compare import compare_protocols, save_protocol_comparison
+    from mer_utils.experts.audio.compare import compare_protocols, save_protocol_comparison
 
     table = compare_protocols(args.outputs, protocols=tuple(args.protocols))
     print(table.to_string(index=False))
@@ -75,9 +75,9 @@ def _compare(args) -> int:
 
 
 def _predict(args) -> int:
-    from mer_utils.atomic_io import write_csv
-    from mer_utils.audio.checkpoint import load_audio_expert
-    from mer_utils.predictions import make_predictions_frame
+    from mer_utils.core.atomic_io import write_csv
+    from mer_utils.experts.audio.checkpoint import load_audio_expert
+    from mer_utils.core.predictions import make_predictions_frame
 
     files = sorted(p for p in args.inputs if p.is_file()) + sorted(
         f for d in args.inputs if d.is_dir() for f in d.iterdir() if f.suffix.lower() in (".wav", ".mp3", ".flac"))
@@ -95,8 +95,8 @@ def _predict(args) -> int:
 
 
 def _cross_corpus(args) -> int:
-    from mer_utils.atomic_io import read_json
-    from mer_utils.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus
+    from mer_utils.core.atomic_io import read_json
+    from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus
 
     config = CrossCorpusConfig(source_root=str(args.source_root), target_root=str(args.target_root),
                                source_name=args.source_name, target_name=args.target_name,

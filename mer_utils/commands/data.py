@@ -6,8 +6,8 @@ from pathlib import Path
 
 
 def _manifest(args) -> int:
-    from mer_utils.manifest import build_manifest, write_manifest
-    from mer_utils.manifest_summary import summarize_manifest
+    from mer_utils.data.manifest import build_manifest, write_manifest
+    from mer_utils.data.manifest_summary import summarize_manifest
 
     result = build_manifest(args.data_root, metadata_dir=args.metadata_dir, dataset=args.dataset,
                             keep_all_emotions=args.all_emotions)
@@ -18,8 +18,8 @@ def _manifest(args) -> int:
 
 
 def _splits(args) -> int:
-    from mer_utils.manifest import load_manifest
-    from mer_utils.splits import make_split, write_split
+    from mer_utils.data.manifest import load_manifest
+    from mer_utils.protocols.splits import make_split, write_split
 
     split = make_split(load_manifest(args.manifest), protocol=args.protocol, seed=args.seed,
                        val_size=args.val_size, test_size=args.test_size, n_folds=args.folds,
@@ -39,7 +39,7 @@ def _splits(args) -> int:
 
 
 def _synth(args) -> int:
-    from mer_utils.synth import make_synthetic_corpus
+    from mer_utils.data.synthetic.corpus import make_synthetic_corpus
 
     root = make_synthetic_corpus(args.out, n_actors=args.actors, seed=args.seed)
     print(f"synthetic corpus: {root}")
@@ -47,7 +47,7 @@ def _synth(args) -> int:
 
 
 def _human_baseline(args) -> int:
-    from mer_utils.human_baseline import human_baseline_markdown, human_baseline, write_human_baseline
+    from mer_utils.data.human_baseline import human_baseline_markdown, human_baseline, write_human_baseline
 
     csv_path, md_path = write_human_baseline(args.data_root, args.out)
     print(human_baseline_markdown(human_baseline(args.data_root)))
@@ -56,7 +56,7 @@ def _human_baseline(args) -> int:
 
 
 def register(subparsers) -> None:
-    from mer_utils.splits import PROTOCOLS
+    from mer_utils.protocols.splits import PROTOCOLS
 
     p = subparsers.add_parser("manifest", help="scan a CREMA-D folder into a manifest CSV with media health")
     p.add_argument("--data-root", required=True, type=Path, help="CREMA-D folder (AudioWAV/, VideoFlash/, ...)")

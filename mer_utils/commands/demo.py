@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def _predict(args) -> int:
-    from mer_utils.demo import format_result, plot_result, predict_clip
+    from mer_utils.demo.predict import format_result, plot_result, predict_clip
 
     video = audio = None
     if args.file is not None:

@@ -17,7 +17,7 @@ def _expert_runs(args) -> tuple[Path, Path]:
 
 
 def _fuse(args) -> int:
-    from mer_utils.atomic_io import read_json
+    from mer_utils.core.atomic_io import read_json
     from mer_utils.fusion.run import fuse_runs
 
     audio_run, visual_run = _expert_runs(args)

@@ -13,7 +13,7 @@ _ZERO_SHOT_FIELDS = _PREPARE_FIELDS + ("protocol", "seed", "folds", "published_d
 
 def _add_config_options(parser: argparse.ArgumentParser, names=None) -> None:
     """One option per :class:`VisualTrainConfig` field, help text from the field."""
-    from mer_utils.visual.config import VisualTrainConfig
+    from mer_utils.experts.visual.config import VisualTrainConfig
 
     for f in dataclasses.fields(VisualTrainConfig):
         if names is not None and f.name not in names:
@@ -30,7 +30,7 @@ def _add_config_options(parser: argparse.ArgumentParser, names=None) -> None:
 
 
 def _config(args, names=None):
-    from mer_utils.visual.config import VisualTrainConfig
+    from mer_utils.experts.visual.config import VisualTrainConfig
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(VisualTrainConfig)
               if hasattr(args, f.name) and (names is None or f.name in names)}
@@ -38,10 +38,10 @@ def _config(args, names=None):
 
 
 def _prepare(args) -> int:
-    from mer_utils.manifest import prepare_manifest
-    from mer_utils.visual.crops import prepare_crops, summarize_report
-    from mer_utils.visual.fer2013 import ensure_fer2013_weights
-    from mer_utils.workflow import resolve_data_root
+    from mer_utils.data.manifest import prepare_manifest
+    from mer_utils.experts.visual.crops import prepare_crops, summarize_report
+    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights
+    from mer_utils.protocols.prepare import resolve_data_root
 
     config = _config(args, _PREPARE_FIELDS)
     root = resolve_data_root(config.data_root, config.outputs, progress=config.progress)
@@ -54,14 +54,14 @@ def _prepare(args) -> int:
                                                      for k, v in summary.items()))
     print(f"FER2013 weights: {ensure_fer2013_weights(config.checkpoints)}")
     if args.contact_sheet:
-        from mer_utils.visual.figures import cached_contact_sheet
+        from mer_utils.experts.visual.figures import cached_contact_sheet
 
         print(f"contact sheet: {cached_contact_sheet(cache_dir, n_clips=args.contact_sheet, path=args.contact_sheet_path)}")
     return 0 if summary.get("failed", 0) < len(report) else 1
 
 
 def _train(args) -> int:
-    from mer_utils.visual.train import train_visual
+    from mer_utils.experts.visual.train import train_visual
 
     result = train_visual(_config(args))
     summary = result.metrics["summary"]
@@ -76,7 +76,7 @@ def _train(args) -> int:
 
 
 def _zero_shot(args) -> int:
-    from mer_utils.visual.zero_shot import run_zero_shot
+    from mer_utils.experts.visual.zero_shot import run_zero_shot
 
     result = run_zero_shot(_config(args, _ZERO_SHOT_FIELDS))
     test = result.metrics["summary"].get("test", result.metrics["summary"].get("val"))
@@ -86,7 +86,7 @@ def _zero_shot(args) -> int:
 
 
 def _predict(args) -> int:
-    from mer_utils.visual.checkpoint import load_visual_expert
+    from mer_utils.experts.visual.checkpoint import load_visual_expert
 
     expert = load_visual_expert(args.checkpoint)
     for video in args.videos:
@@ -95,7 +95,7 @@ def _predict(args) -> int:
         print(f"{video}: " + "  ".join(f"{label} {p:.3f}" for label, p in ranked)
               + f"  (face found in {int(result.detected.sum())}/{len(result.detected)} frames)")
         if args.figure_dir:
-            from mer_utils.visual.figures import plot_frames_with_boxes
+            from mer_utils.experts.visual.figures import plot_frames_with_boxes
 
             path = Path(args.figure_dir) / f"{Path(video).stem}_faces.png"
             plot_frames_with_boxes(result.frames, result.boxes, detected=result.detected,
@@ -105,7 +105,7 @@ def _predict(args) -> int:
 
 
 def _weights(args) -> int:
-    from mer_utils.visual.fer2013 import ensure_fer2013_weights
+    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights
 
     print(ensure_fer2013_weights(args.checkpoints, hdf5_path=args.hdf5, cache_dir=args.cache_dir))
     return 0

@@ -16,7 +16,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 from sklearn.metrics import log_loss
 
-from mer_utils.constants import EMOTIONS
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 # Probabilities of exactly 0 would give -inf logits; the floor is far below
 # anything a softmax in float32 produces for a plausible class.

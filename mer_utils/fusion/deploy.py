@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit, softmax
 
-from mer_utils.atomic_io import read_json, write_json
-from mer_utils.constants import EMOTIONS
+from mer_utils.core.atomic_io import read_json, write_json
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.fusion.calibration import apply_temperature
 from mer_utils.fusion.strategies import log_linear, max_confidence, weighted_mean
 

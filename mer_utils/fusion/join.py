@@ -16,9 +16,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from mer_utils.atomic_io import read_json
-from mer_utils.constants import EMOTIONS, PROB_COLUMNS
-from mer_utils.predictions import read_predictions, validate_predictions
+from mer_utils.core.atomic_io import read_json
+from mer_utils.data.cremad_vocabulary import EMOTIONS, PROB_COLUMNS
+from mer_utils.core.predictions import read_predictions, validate_predictions
 
 KEY_COLUMNS = ("clip_id", "fold", "subset")
 MASTER_INDEX_COLUMNS = ("clip_id", "split", "fold", "subset", "y_true")
@@ -62,7 +62,7 @@ def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
     labels = info.get("labels")
     if labels is not None and tuple(labels) != EMOTIONS:
         raise ValueError(f"{metrics_path}: label order {list(labels)} differs from {list(EMOTIONS)}; "
-                         "re-export the predictions with mer_utils.predictions.")
+                         "re-export the predictions with mer_utils.core.predictions.")
     frames = []
     for subset in ("val", "test"):
         frames.append(read_predictions(run_dir / f"predictions_{subset}.csv",

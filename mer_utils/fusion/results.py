@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mer_utils.evaluation import score_predictions
+from mer_utils.experts.evaluation import score_predictions
 from mer_utils.fusion.significance import SCORE_KEYS, bootstrap_ci, mcnemar_test
 from mer_utils.fusion.tuning import FusionOutcome
 from mer_utils.report.formatting import markdown_table, p_value, percent, percent_mean_std

@@ -15,15 +15,15 @@ import os
 import re
 from pathlib import Path
 
-from mer_utils import runs
-from mer_utils.atomic_io import read_json, write_csv, write_text
-from mer_utils.evaluation import save_run_outputs
+from mer_utils.core import runs
+from mer_utils.core.atomic_io import read_json, write_csv, write_text
+from mer_utils.experts.evaluation import save_run_outputs
 from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
 from mer_utils.fusion.deploy import FusionRule, rule_from_outcome, save_fusion_rule
 from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run
 from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
-from mer_utils.predictions import write_predictions
+from mer_utils.core.predictions import write_predictions
 from mer_utils.report.collect import protocol_kind
 
 log = logging.getLogger(__name__)

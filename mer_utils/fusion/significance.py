@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import binomtest, bootstrap
 
-from mer_utils.constants import EMOTIONS
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 SCORE_KEYS = ("wa", "ua", "macro_f1")
 
@@ -23,7 +23,7 @@ SCORE_KEYS = ("wa", "ua", "macro_f1")
 def vectorised_scores(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
     """WA, UA and macro-F1 for each row of ``(..., n)`` label-index arrays.
 
-    Same definitions as :func:`mer_utils.metrics.classification_scores`: UA and
+    Same definitions as :func:`mer_utils.core.metrics.classification_scores`: UA and
     macro-F1 average over the classes present in the (resampled) truth.
     """
     correct = true_idx == pred_idx
@@ -54,7 +54,7 @@ def _to_index(labels_seq: Sequence[str], labels: Sequence[str]) -> np.ndarray:
 
 
 def fast_scores(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] = EMOTIONS) -> dict:
-    """WA, UA and macro-F1 as :func:`mer_utils.metrics.classification_scores` defines them,
+    """WA, UA and macro-F1 as :func:`mer_utils.core.metrics.classification_scores` defines them,
     without scikit-learn's per-call input checks (for scoring many small groups).
 
     >>> fast_scores(["ANG", "SAD"], ["ANG", "ANG"])["ua"]

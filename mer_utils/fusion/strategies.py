@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mer_utils.constants import EMOTIONS
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.fusion.config import STRATEGY_NAMES
 from mer_utils.fusion.significance import vectorised_scores
 

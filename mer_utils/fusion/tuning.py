@@ -24,7 +24,7 @@ from mer_utils.fusion.calibration import apply_temperature, fit_temperature
 from mer_utils.fusion.config import STRATEGY_NAMES
 from mer_utils.fusion.join import expert_names, expert_probabilities
 from mer_utils.fusion.strategies import make_strategy
-from mer_utils.predictions import make_predictions_frame
+from mer_utils.core.predictions import make_predictions_frame
 
 FUSED_MODALITY = "audio_visual"
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.atomic_io import read_json
-from mer_utils.constants import INTENSITIES
+from mer_utils.core.atomic_io import read_json
+from mer_utils.data.cremad_vocabulary import INTENSITIES
 from mer_utils.fusion.significance import fast_scores
-from mer_utils.manifest import default_manifest_path, load_manifest
-from mer_utils.predictions import read_predictions
+from mer_utils.data.manifest import default_manifest_path, load_manifest
+from mer_utils.core.predictions import read_predictions
 from mer_utils.report.collect import run_config
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.atomic_io import write_csv, write_text
-from mer_utils.predictions import read_predictions
+from mer_utils.core.atomic_io import write_csv, write_text
+from mer_utils.core.predictions import read_predictions
 from mer_utils.report.breakdown import breakdown_table
 from mer_utils.report.collect import collect_runs
 from mer_utils.report.figures import (
@@ -135,7 +135,7 @@ def make_report(
     else:
         notes.append("No fusion run yet: run `mer fuse` (or the FUSION notebook) for the fusion table.")
     if metadata:
-        from mer_utils.human_baseline import human_baseline
+        from mer_utils.data.human_baseline import human_baseline
 
         add_table("human", "Human perception (CREMA-D raters)", *human_table(human_baseline(metadata)))
     else:

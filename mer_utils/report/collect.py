@@ -1,7 +1,7 @@
 """Find every finished run under ``outputs/`` and what it says about itself.
 
 A run folder is ``outputs/<stage>/<name>/`` with a ``metrics.json`` (see
-:func:`mer_utils.evaluation.save_run_outputs`). Folders without one (a run
+:func:`mer_utils.experts.evaluation.save_run_outputs`). Folders without one (a run
 still going, or one that crashed) are listed as skipped with the reason, so
 a table never silently lacks a row.
 """
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from mer_utils.atomic_io import read_json
+from mer_utils.core.atomic_io import read_json
 
 log = logging.getLogger(__name__)
 REQUIRED_INFO = ("modality", "protocol", "split", "backbone")

@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from mer_utils.atomic_io import atomic_path
-from mer_utils.constants import EMOTIONS
-from mer_utils.metrics import classification_scores, confusion_frame
+from mer_utils.core.atomic_io import atomic_path
+from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.core.metrics import classification_scores, confusion_frame
 
 _FACTOR_TITLES = {"sex": "actor sex", "age_group": "actor age", "intensity": "intensity",
                   "emotion": "emotion (recall)"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.atomic_io import write_csv, write_text
+from mer_utils.core.atomic_io import write_csv, write_text
 
 CSV_FLOAT_FORMAT = "%.6f"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mer_utils.constants import EMOTIONS
-from mer_utils.metrics import mean_std
+from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.core.metrics import mean_std
 from mer_utils.report.collect import per_fold, protocol_kind, sort_key
 from mer_utils.report.formatting import p_value, percent, percent_mean_std
 
@@ -95,7 +95,7 @@ def fusion_table(runs: pd.DataFrame, outputs: str | os.PathLike) -> tuple[pd.Dat
 
 
 def human_table(baseline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Crowd recognition rates per rating mode (from :func:`mer_utils.human_baseline.human_baseline`)."""
+    """Crowd recognition rates per rating mode (from :func:`mer_utils.data.human_baseline.human_baseline`)."""
     overall = baseline[baseline["emotion"] == "all"].set_index("mode")
     per_emotion = baseline[baseline["emotion"] != "all"].pivot(index="mode", columns="emotion",
                                                                 values="per_response_accuracy")

@@ -1,0 +1,102 @@
+"""Classification metrics for SER/FER/fusion, all computed by scikit-learn.
+
+WA (weighted accuracy) is plain accuracy; UA (unweighted average recall) is
+scikit-learn's ``balanced_accuracy_score``; both are what the SER literature
+reports, so numbers are comparable with EmoBox and HiCMAE tables.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from mer_utils.data.cremad_vocabulary import EMOTIONS
+
+
+def classification_scores(
+    y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] = EMOTIONS
+) -> dict:
+    """WA, UA, macro-F1 and per-class precision/recall/F1.
+
+    >>> s = classification_scores(["ANG", "SAD"], ["ANG", "ANG"], labels=["ANG", "SAD"])
+    >>> round(s["wa"], 2), round(s["ua"], 2)
+    (0.5, 0.5)
+    """
+    y_true = np.asarray(y_true, dtype=str)
+    y_pred = np.asarray(y_pred, dtype=str)
+    if len(y_true) == 0:
+        raise ValueError("classification_scores needs at least one prediction")
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}")
+    labels = list(labels)
+    present = [lab for lab in labels if lab in set(y_true)]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return {
+        "n": int(len(y_true)),
+        "wa": float(accuracy_score(y_true, y_pred)),
+        # balanced_accuracy averages recall over the classes present in y_true,
+        # the usual UA definition when a small subset lacks a class.
+        "ua": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "per_class": {
+            lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for lab, p, r, f, s in zip(labels, precision, recall, f1, support)
+        },
+    }
+
+
+def confusion_frame(
+    y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] = EMOTIONS,
+    normalize: bool = False,
+) -> pd.DataFrame:
+    """Confusion matrix as a labelled frame (rows = true, columns = predicted)."""
+    cm = confusion_matrix(y_true, y_pred, labels=list(labels), normalize="true" if normalize else None)
+    return pd.DataFrame(np.nan_to_num(cm), index=pd.Index(labels, name="true"),
+                        columns=pd.Index(labels, name="pred"))
+
+
+def breakdown(
+    frame: pd.DataFrame, *, by: str, y_true: str = "y_true", y_pred: str = "y_pred",
+) -> pd.DataFrame:
+    """WA/UA/macro-F1 per group (actor, sex, intensity…), one row per group."""
+    if by not in frame.columns:
+        raise ValueError(f"cannot break down by {by!r}: column not in {list(frame.columns)}")
+    rows = []
+    for key, group in frame.groupby(by, sort=True):
+        s = classification_scores(group[y_true], group[y_pred])
+        rows.append({by: key, "n": s["n"], "wa": s["wa"], "ua": s["ua"], "macro_f1": s["macro_f1"]})
+    return pd.DataFrame(rows)
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    arr = np.asarray(list(values), dtype=float)
+    if arr.size == 0:
+        raise ValueError("mean_std needs at least one value")
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def aggregate_scores(per_run: Sequence[dict], *, keys: Sequence[str] = ("wa", "ua", "macro_f1")) -> dict:
+    """Mean ± std over folds or seeds of the scalar scores in ``per_run``."""
+    out = {}
+    for key in keys:
+        mean, std = mean_std(run[key] for run in per_run)
+        out[key] = {"mean": mean, "std": std, "n": len(per_run)}
+    return out
+
+
+def format_mean_std(mean: float, std: float, *, percent: bool = True) -> str:
+    """``'61.2 ± 1.3'`` (percent) — the form used in every table."""
+    scale = 100.0 if percent else 1.0
+    return f"{mean * scale:.1f} ± {std * scale:.1f}"

@@ -1,0 +1,49 @@
+"""Parse CREMA-D clip names: ``{ActorID}_{Sentence}_{Emotion}_{Level}``."""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from mer_utils.data.cremad_vocabulary import EMOTIONS, INTENSITIES, SENTENCES
+
+_CLIP_RE = re.compile(r"^(?P<actor>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{2})$")
+
+
+class ClipName(NamedTuple):
+    clip_id: str
+    actor_id: int
+    sentence: str
+    emotion: str
+    intensity: str
+
+
+def parse_clip_id(name: str) -> ClipName:
+    """Split a CREMA-D clip id (or file stem) into its parts.
+
+    >>> parse_clip_id("1001_DFA_ANG_XX").emotion
+    'ANG'
+    >>> parse_clip_id("1001_XYZ_ANG_XX")
+    Traceback (most recent call last):
+    ...
+    ValueError: '1001_XYZ_ANG_XX' has unknown sentence code 'XYZ'; CREMA-D codes are DFA, IEO, IOM, ITH, ITS, IWL, IWW, MTI, TAI, TIE, TSI, WSI
+    """
+    match = _CLIP_RE.match(name)
+    if not match:
+        raise ValueError(f"{name!r} is not a CREMA-D clip name (expected e.g. '1001_DFA_ANG_XX')")
+    parts = match.groupdict()
+    checks = (("sentence", SENTENCES), ("emotion", EMOTIONS), ("level", INTENSITIES))
+    for field, allowed in checks:
+        if parts[field] not in allowed:
+            raise ValueError(
+                f"{name!r} has unknown {field} code {parts[field]!r}; CREMA-D codes are {', '.join(sorted(allowed))}"
+            )
+    return ClipName(name, int(parts["actor"]), parts["sentence"], parts["emotion"], parts["level"])
+
+
+def is_clip_id(name: str) -> bool:
+    try:
+        parse_clip_id(name)
+    except ValueError:
+        return False
+    return True

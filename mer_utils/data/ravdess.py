@@ -1,0 +1,96 @@
+"""RAVDESS speech as a second corpus, in the same manifest as CREMA-D.
+
+File names are ``MM-VV-EE-II-SS-RR-AA.wav``: modality (03 = audio only),
+vocal channel (01 = speech, 02 = song), emotion, intensity (01 normal,
+02 strong), statement, repetition, actor (odd = male). Emotions map onto
+CREMA-D's six codes; calm and surprised have no CREMA-D counterpart and are
+left out unless ``keep_all_emotions=True`` (then coded ``CAL`` and ``SUR``).
+Song and video files are recognised and skipped with a note.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from mer_utils.data.manifest import MANIFEST_COLUMNS, PROBLEM_COLUMNS, ManifestResult, _check_all
+from mer_utils.data.media_health import FIXES, OK
+
+EMOTION_CODES = {"01": "NEU", "02": "CAL", "03": "HAP", "04": "SAD", "05": "ANG", "06": "FEA", "07": "DIS",
+                 "08": "SUR"}
+EXTRA_EMOTIONS = ("CAL", "SUR")
+INTENSITY_CODES = {"01": "normal", "02": "strong"}
+STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
+_NAME_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
+_ACTOR_DIR_RE = re.compile(r"^Actor_\d{2}$")
+
+
+def is_ravdess_root(path: str | os.PathLike) -> bool:
+    """True when ``path`` holds RAVDESS ``Actor_XX/`` folders."""
+    path = Path(path)
+    return path.is_dir() and any(_ACTOR_DIR_RE.match(p.name) for p in path.iterdir() if p.is_dir())
+
+
+def parse_ravdess_name(stem: str) -> dict:
+    """Fields of a RAVDESS file stem.
+
+    >>> parse_ravdess_name("03-01-05-02-01-01-07")["emotion"], parse_ravdess_name("03-01-05-02-01-01-07")["sex"]
+    ('ANG', 'Male')
+    """
+    match = _NAME_RE.match(stem)
+    if not match:
+        raise ValueError(f"{stem!r} is not a RAVDESS file name (expected e.g. '03-01-05-01-01-01-01')")
+    modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
+    if emotion not in EMOTION_CODES or intensity not in INTENSITY_CODES or statement not in STATEMENTS:
+        raise ValueError(f"{stem!r} has an unknown emotion, intensity or statement code")
+    return {"modality": modality, "vocal_channel": channel, "emotion": EMOTION_CODES[emotion],
+            "intensity": INTENSITY_CODES[intensity], "statement": statement, "repetition": int(repetition),
+            "actor_id": int(actor), "sex": "Male" if int(actor) % 2 else "Female"}
+
+
+def build_ravdess_manifest(data_root: str | os.PathLike, *, keep_all_emotions: bool = False,
+                           progress: bool = True) -> ManifestResult:
+    """Manifest of RAVDESS speech files under ``Actor_XX/`` folders."""
+    data_root = Path(data_root)
+    if not is_ravdess_root(data_root):
+        raise FileNotFoundError(f"No RAVDESS Actor_XX/ folders in {data_root}; expected the distributed layout "
+                                "Actor_01/03-01-01-01-01-01-01.wav ...")
+    rows, problems = [], []
+    for path in sorted(data_root.glob("Actor_*/*")):
+        rel = path.relative_to(data_root).as_posix()
+        try:
+            fields = parse_ravdess_name(path.stem)
+        except ValueError as err:
+            problems.append({"path": rel, "clip_id": "", "kind": "audio", "status": "not_a_clip", "fix": f"{err}; ignored"})
+            continue
+        if fields["modality"] != "03" or path.suffix.lower() != ".wav":
+            problems.append({"path": rel, "clip_id": path.stem, "kind": "video", "status": "skipped_video",
+                             "fix": "RAVDESS video files are not used (audio-only corpus here); skipped"})
+            continue
+        if fields["vocal_channel"] != "01":
+            problems.append({"path": rel, "clip_id": path.stem, "kind": "audio", "status": "skipped_song",
+                             "fix": "song (vocal channel 02) is not speech; skipped"})
+            continue
+        if fields["emotion"] in EXTRA_EMOTIONS and not keep_all_emotions:
+            continue  # not an error: calm/surprised have no CREMA-D class
+        rows.append({"clip_id": path.stem, "actor_id": fields["actor_id"], "sentence": f"S{fields['statement']}",
+                     "sentence_text": STATEMENTS[fields["statement"]], "emotion": fields["emotion"],
+                     "intensity": fields["intensity"], "sex": fields["sex"], "age": float("nan"), "race": "",
+                     "ethnicity": "", "audio_path": rel, "video_path": "", "video_status": "not_provided",
+                     "repetition": fields["repetition"], "corpus": "ravdess"})
+    if not rows:
+        raise RuntimeError(f"No RAVDESS speech files found under {data_root}/Actor_*/")
+    health = _check_all([("audio", data_root / row["audio_path"]) for row in rows], progress=progress)
+    for row in rows:
+        status, duration = health[data_root / row["audio_path"]]
+        row["audio_status"], row["duration_s"] = status, duration
+        if status != OK:
+            problems.append({"path": row["audio_path"], "clip_id": row["clip_id"], "kind": "audio", "status": status,
+                             "fix": FIXES[status]})
+    manifest = pd.DataFrame(rows)
+    manifest = manifest[list(MANIFEST_COLUMNS) + ["repetition", "corpus"]].sort_values("clip_id", kind="stable")
+    problem_frame = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
+    return ManifestResult(manifest.reset_index(drop=True), problem_frame)

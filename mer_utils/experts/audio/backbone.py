@@ -1,0 +1,99 @@
+"""The one interface every SER backbone implements, and the clips it consumes.
+
+A backbone is fitted on a training :class:`ClipSet`, selects whatever it
+selects (hyper-parameters, epoch, layer) on the validation set only, then
+gives ``(n, 6)`` probabilities in :data:`~mer_utils.data.cremad_vocabulary.EMOTIONS`
+order, and saves a checkpoint the demo can load without training code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mer_utils.data.cremad_vocabulary import EMOTIONS
+
+
+@dataclasses.dataclass
+class ClipSet:
+    """Clip ids, absolute audio paths, (optional) emotion labels and speaker ids."""
+
+    clip_ids: list[str]
+    paths: list[Path]
+    labels: list[str] | None = None
+    speakers: list | None = None  # actor ids, for speaker normalisation (never labels)
+
+    def __post_init__(self):
+        if len(self.clip_ids) != len(self.paths):
+            raise ValueError(f"{len(self.clip_ids)} clip ids but {len(self.paths)} paths")
+        if self.labels is not None:
+            if len(self.labels) != len(self.clip_ids):
+                raise ValueError(f"{len(self.clip_ids)} clip ids but {len(self.labels)} labels")
+            unknown = sorted(set(self.labels) - set(EMOTIONS))
+            if unknown:
+                raise ValueError(f"labels {unknown} are not CREMA-D emotions {EMOTIONS}")
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def take(self, index: Sequence[int] | np.ndarray) -> "ClipSet":
+        index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=int)
+        return ClipSet([self.clip_ids[i] for i in index], [self.paths[i] for i in index],
+                       None if self.labels is None else [self.labels[i] for i in index],
+                       None if self.speakers is None else [self.speakers[i] for i in index])
+
+    def label_indices(self) -> np.ndarray:
+        if self.labels is None:
+            raise ValueError("this clip set has no labels")
+        return np.array([EMOTIONS.index(label) for label in self.labels], dtype=int)
+
+    @classmethod
+    def from_manifest(cls, manifest: pd.DataFrame, data_root: str | os.PathLike, clip_ids: Sequence[str]) -> "ClipSet":
+        """Clips of ``clip_ids`` (in that order) with their audio paths and emotions."""
+        table = manifest.set_index("clip_id")
+        missing = [c for c in clip_ids if c not in table.index]
+        if missing:
+            raise ValueError(f"{len(missing)} split clips are not in the manifest (e.g. {missing[0]}); "
+                             "the split and the manifest come from different data roots")
+        rows = table.loc[list(clip_ids)]
+        no_audio = rows.index[rows["audio_path"].astype(str) == ""].tolist()
+        if no_audio:
+            raise ValueError(f"{len(no_audio)} clips have no audio file (e.g. {no_audio[0]}); "
+                             "add AudioWAV/ (or AudioMP3/) to the data root")
+        paths = [Path(data_root) / rel for rel in rows["audio_path"].astype(str)]
+        return cls(list(clip_ids), paths, rows["emotion"].astype(str).tolist(), rows["actor_id"].tolist())
+
+
+class AudioBackbone(Protocol):
+    """What the protocol runner needs from a backbone."""
+
+    name: str
+    #: path -> reason for clips that could not be decoded (filled by fit/predict).
+    skipped: dict[str, str]
+
+    def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path) -> dict:
+        """Train, selecting on ``val`` only; return a JSON-able report of the choices made."""
+
+    def predict_proba(self, clips: ClipSet) -> np.ndarray:
+        """``(n, 6)`` probabilities; rows of clips that could not be decoded are NaN."""
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a checkpoint loadable by :func:`mer_utils.experts.audio.checkpoint.load_audio_expert`."""
+
+
+def class_weights(labels: np.ndarray, n_classes: int = len(EMOTIONS)) -> np.ndarray:
+    """Inverse-frequency weights (scikit-learn's "balanced"), for a class-balanced loss.
+
+    >>> class_weights(np.array([0, 0, 1]), n_classes=2).round(2).tolist()
+    [0.75, 1.5]
+    """
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    if (counts == 0).any():
+        absent = [EMOTIONS[i] if n_classes == len(EMOTIONS) else i for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"the training subset has no clips of {absent}; every class needs examples")
+    return len(labels) / (n_classes * counts)

@@ -1,0 +1,135 @@
+"""Saving and loading SER checkpoints; :func:`load_audio_expert` for the demo.
+
+Two formats, both loadable without training code and without unpickling code:
+
+- SSL models (``*.pt``): ``torch.save({"format", "state_dict", "config"})``
+  of plain tensors and JSON-like dicts, read back with
+  ``torch.load(weights_only=True)``. ``config`` holds the backbone's
+  ``config.to_dict()``, the feature extractor, the head, the label order,
+  the model name and the audio settings, so the architecture is rebuilt with
+  ``AutoConfig.for_model`` / ``AutoModel.from_config``: no download.
+- Acoustic models (``*.safetensors`` + readable ``*.json``): see
+  :mod:`mer_utils.experts.audio.classical`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from mer_utils.core.atomic_io import atomic_path
+from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
+from mer_utils.data.cremad_vocabulary import EMOTIONS
+
+SSL_FORMAT = "mer-audio-ssl-v1"
+
+
+def protocol_tag(protocol: str) -> str:
+    """The protocol's name in checkpoint file names.
+
+    >>> protocol_tag("speaker"), protocol_tag("speaker-kfold"), protocol_tag("random")
+    ('speaker_indep', 'speaker_kfold', 'random')
+    """
+    return "speaker_indep" if protocol == "speaker" else protocol.replace("-", "_")
+
+
+def checkpoint_stem(*, backbone: str, protocol: str, mode: str, family: str | None = None) -> str:
+    """Stable checkpoint names (without suffix).
+
+    >>> checkpoint_stem(backbone="egemaps", protocol="speaker", mode="offline")
+    'best_audio_egemaps_speaker_indep'
+    >>> checkpoint_stem(backbone="facebook/wav2vec2-base", protocol="random", mode="finetune", family="wav2vec2")
+    'best_wav2vec2_random'
+    """
+    tag = protocol_tag(protocol)
+    if mode == "offline":
+        return f"best_audio_{backbone}_{tag}"
+    family = family or "ssl"
+    return f"best_{family}_{tag}" if mode == "finetune" else f"best_{family}_frozen_{tag}"
+
+
+def save_ssl_checkpoint(model, path: str | os.PathLike, *, model_name: str, settings: AudioSettings,
+                        info: dict | None = None) -> Path:
+    """Write the weights and everything that rebuilds the model to ``path`` (``.pt``)."""
+    import torch
+
+    from mer_utils.experts.audio.ssl_model import plain_json
+
+    path = Path(path).with_suffix(".pt")
+    config = {**model.spec(), "model_name": model_name, "audio": settings.to_dict(),
+              "info": plain_json(info or {})}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"format": SSL_FORMAT, "state_dict": state, "config": config}, tmp)
+    return path
+
+
+def save_fitted_ssl(backbone, path: str | os.PathLike) -> Path:
+    """Save a fitted speech-model backbone (fine-tuned or frozen-probe) as a ``.pt`` checkpoint."""
+    if backbone.model is None:
+        raise RuntimeError("call fit() before save()")
+    return save_ssl_checkpoint(backbone.model, path, model_name=backbone.model_name, settings=backbone.settings,
+                               info=backbone.report)
+
+
+@dataclasses.dataclass
+class SSLExpert:
+    """A loaded speech-model checkpoint: ``predict_proba(paths or waveforms) -> (n, 6)``."""
+
+    model: object
+    settings: AudioSettings
+    config: dict
+    device: str = "cpu"
+    labels: tuple[str, ...] = EMOTIONS
+
+    def predict_proba(self, inputs: Iterable) -> np.ndarray:
+        waves = as_waveforms(inputs, settings=self.settings)
+        return self.model.predict_proba_waves(waves, device=self.device)
+
+
+def load_ssl_expert(path: str | os.PathLike, *, device: str | None = None) -> SSLExpert:
+    import torch
+
+    from mer_utils.experts.audio.ssl_model import classifier_from_spec
+
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # an unpickling refusal or a truncated file
+        raise ValueError(f"{path} is not a loadable SER checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != SSL_FORMAT:
+        raise ValueError(f"{path} is not a {SSL_FORMAT} checkpoint; retrain with `mer audio train --mode finetune`")
+    config = payload["config"]
+    if tuple(config["labels"]) != EMOTIONS:
+        raise ValueError(f"{path}: label order {config['labels']} differs from {EMOTIONS}")
+    model = classifier_from_spec(config)
+    model.load_state_dict(payload["state_dict"], strict=True)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    return SSLExpert(model=model, settings=AudioSettings.from_dict(config["audio"]), config=config, device=device)
+
+
+def load_audio_expert(path: str | os.PathLike, *, device: str | None = None):
+    """Load any SER checkpoint written by this package.
+
+    The returned object has ``predict_proba(inputs) -> (n, 6)`` (columns in
+    :data:`EMOTIONS` order), where ``inputs`` are file paths, 16 kHz mono
+    arrays or ``(array, sample_rate)`` tuples, and ``labels``.
+    """
+    from mer_utils.experts.audio.classical import AcousticExpert
+
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.exists():
+        raise FileNotFoundError(f"SER checkpoint not found: {path}. Train one with `mer audio train` "
+                                "(it is written to checkpoints/).")
+    if path.suffix == ".pt":
+        return load_ssl_expert(path, device=device)
+    if path.suffix == ".safetensors":
+        return AcousticExpert.load(path)
+    raise ValueError(f"{path}: unknown checkpoint type; expected .pt (speech model) or .safetensors (acoustic)")

@@ -1,0 +1,139 @@
+"""Random vs speaker-independent, side by side: the reason for two AUDIO notebooks.
+
+A random clip split lets the model meet every test speaker during training;
+a speaker-independent one does not. The gap between the two (usually several
+UA points on CREMA-D) measures how much of a score is speaker familiarity.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from mer_utils.core.atomic_io import atomic_path, read_json, write_csv
+
+METRICS = ("wa", "ua", "macro_f1")
+
+
+def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:
+    """One row of scores (mean and std over folds) from a run's metrics.json."""
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; finish the run with `mer audio train` first")
+    metrics = read_json(path)
+    if subset not in metrics["summary"]:
+        raise ValueError(f"{path} has no {subset!r} scores (subsets: {sorted(metrics['summary'])})")
+    summary = metrics["summary"][subset]
+    row = {"protocol": metrics["protocol"], "split": metrics["split"], "backbone": metrics["backbone"],
+           "mode": metrics.get("mode", ""), "n_folds": summary["ua"]["n"]}
+    for key in METRICS:
+        row[key], row[f"{key}_std"] = summary[key]["mean"], summary[key]["std"]
+    row["run_dir"] = str(run_dir)
+    return row
+
+
+def compare_protocols(
+    outputs: str | os.PathLike = "outputs", *, protocols: Sequence[str] = ("random", "speaker"),
+    run_dirs: Sequence[str | os.PathLike] | None = None, subset: str = "test", missing: str = "raise",
+) -> pd.DataFrame:
+    """Scores of the latest audio run of each protocol, then the gap rows.
+
+    ``run_dirs`` overrides the ``latest`` pointers (one per protocol, same
+    order). The gap rows hold ``first protocol - other protocol`` for WA, UA
+    and macro-F1, in the same units (fractions). With ``missing="skip"`` a
+    protocol not run yet is left out (listed in ``table.attrs["missing"]``)
+    instead of raising, as a notebook wants before its sibling has run.
+    """
+    from mer_utils.core.runs import resolve_latest
+
+    if missing not in ("raise", "skip"):
+        raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
+    not_run = []
+    if run_dirs is None:
+        run_dirs = []
+        for protocol in protocols:
+            try:
+                run_dirs.append(resolve_latest(outputs, "audio", protocol))
+            except FileNotFoundError:
+                if missing == "raise":
+                    raise
+                not_run.append(protocol)
+    rows = [run_scores(d, subset=subset) for d in run_dirs]
+    table = pd.DataFrame(rows, columns=["protocol", "split", "backbone", "mode", "n_folds",
+                                        *[k + s for k in METRICS for s in ("", "_std")], "run_dir"])
+    table.attrs["missing"] = not_run
+    gaps = []
+    for other in rows[1:]:
+        gap = {"protocol": f"gap ({rows[0]['protocol']} - {other['protocol']})", "split": "",
+               "backbone": "", "mode": "", "n_folds": None, "run_dir": ""}
+        for key in METRICS:
+            gap[key], gap[f"{key}_std"] = rows[0][key] - other[key], None
+        gaps.append(gap)
+    if gaps:
+        table = pd.concat([table, pd.DataFrame(gaps)], ignore_index=True)
+        table.attrs["missing"] = not_run
+    return table
+
+
+def scores_table(metrics: dict) -> pd.DataFrame:
+    """Per-fold and mean ± std scores of one run (its metrics.json), in percent."""
+    from mer_utils.core.metrics import format_mean_std
+
+    rows = [{"fold": r["fold"], "subset": r["subset"], "n": r["n"],
+             **{k: f"{100 * r[k]:.1f}" for k in METRICS}} for r in metrics["per_fold"]]
+    for subset, summary in metrics["summary"].items():
+        rows.append({"fold": "mean ± std", "subset": subset, "n": "",
+                     **{k: format_mean_std(summary[k]["mean"], summary[k]["std"]) for k in METRICS}})
+    return pd.DataFrame(rows).rename(columns={"wa": "WA", "ua": "UA", "macro_f1": "macro-F1"})
+
+
+def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """The table in percent with ``mean ± std``, as printed in the notebooks."""
+    from mer_utils.core.metrics import format_mean_std
+
+    out = table[["protocol", "split", "backbone"]].copy()
+    for key in METRICS:
+        out[key.upper() if key != "macro_f1" else "macro-F1"] = [
+            format_mean_std(m, s) if pd.notna(s) else f"{100 * m:+.1f}"
+            for m, s in zip(table[key], table[f"{key}_std"])]
+    return out
+
+
+def plot_comparison(table: pd.DataFrame):
+    """Grouped bars (WA, UA, macro-F1) per protocol; a ``matplotlib.figure.Figure``."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    runs = table[~table["protocol"].str.startswith("gap")]
+    fig = Figure(figsize=(6, 3.6), dpi=110)
+    ax = fig.subplots()
+    width = 0.8 / max(len(runs), 1)
+    x = np.arange(len(METRICS))
+    for i, (_, row) in enumerate(runs.iterrows()):
+        means = [100 * row[k] for k in METRICS]
+        stds = [100 * (row[f"{k}_std"] or 0) for k in METRICS]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, means, width, yerr=stds, capsize=3,
+                      label=f"{row['protocol']} ({row['split']})")
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.axhline(100 / 6, color="grey", linestyle=":", linewidth=1, label="chance (6 classes)")
+    ax.set_xticks(x, ["WA", "UA", "macro-F1"])
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Speech emotion: protocols compared ({runs['backbone'].iloc[0] if len(runs) else ''})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def save_protocol_comparison(table: pd.DataFrame, out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``protocol_comparison.csv`` and ``protocol_comparison.png`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    csv_path = write_csv(out_dir / "protocol_comparison.csv", table, float_format="%.4f")
+    png_path = out_dir / "protocol_comparison.png"
+    with atomic_path(png_path) as tmp:
+        plot_comparison(table).savefig(tmp, format="png")
+    return csv_path, png_path

@@ -1,0 +1,101 @@
+"""The audio stage's configuration: one dataclass, used by the CLI and notebooks alike.
+
+Every field carries its help text (``metadata["help"]``); ``mer audio train``
+builds its options from them, and each run saves the dataclass as
+``config.json``. The Hugging Face token is deliberately not a field: it is
+read from the environment (or Colab secrets) so it never reaches a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import field
+
+from mer_utils.experts.audio import ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_SSL_MODEL
+
+MODES = ("auto", "finetune", "frozen")
+
+
+def _f(default, help_text: str, **kwargs):
+    return field(default=default, metadata={"help": help_text, **kwargs})
+
+
+@dataclasses.dataclass
+class AudioTrainConfig:
+    """Everything a speech-emotion run depends on."""
+
+    data_root: str | None = _f(None, "CREMA-D folder (AudioWAV/ ...); None: the embedded synthetic corpus")
+    protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold or an imported split "
+                                 "(ogm-ge, audeering, hicmae)")
+    backbone: str = _f(DEFAULT_BACKBONE, f"acoustic feature set ({', '.join(ACOUSTIC_BACKBONES)}) or a Hugging Face "
+                                         "model id / local folder (e.g. facebook/wav2vec2-base)")
+    mode: str = _f("auto", "speech models: finetune or frozen (auto: finetune); acoustic backbones: auto",
+                   choices=MODES)
+    seed: int = _f(0, "seed of the split and of training")
+    folds: int = _f(5, "number of folds of speaker-kfold")
+    outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
+    checkpoints: str = _f("checkpoints", "folder for the best checkpoints (stable names)")
+    published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
+    metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv / processedResults/ if the data "
+                                        "root lacks them")
+    # Audio input
+    trim_top_db: float | None = _f(30.0, "trim leading/trailing audio quieter than peak minus this (dB); "
+                                         "None: no trimming")
+    max_seconds: float | None = _f(6.0, "cap clip length (seconds) after trimming")
+    min_seconds: float = _f(0.5, "zero-pad shorter clips to this length (seconds)")
+    # Acoustic backbones
+    c_grid: tuple = _f((0.001, 0.01, 0.1, 1.0, 10.0), "logistic-regression C values tried (chosen on val UA)",
+                       nargs="+", type=float)
+    n_jobs: int = _f(1, "parallel processes for feature extraction (-1: all cores)")
+    speaker_norm: str | None = _f("meanstd", "acoustic backbones: z-score ('meanstd') or centre ('mean') each "
+                                  "speaker's features with that speaker's own clips (label-free, transductive; "
+                                  "a lone clip uses training statistics); None: off")
+    # Speech models, fine-tuning
+    epochs: int = _f(10, "fine-tuning epochs (early stopping may end sooner)")
+    batch_size: int = _f(8, "clips per batch")
+    grad_accum: int = _f(4, "batches per optimizer step")
+    lr: float = _f(3e-5, "learning rate of the pretrained backbone")
+    head_lr: float = _f(1e-3, "learning rate of layer weights, pooling and classifier")
+    warmup_ratio: float = _f(0.1, "share of optimizer steps spent warming up the learning rate")
+    patience: int = _f(3, "epochs without validation-UA gain before early stopping")
+    freeze_feature_encoder: bool = _f(True, "keep the convolutional waveform encoder frozen")
+    amp: bool = _f(True, "mixed precision on GPU")
+    layer: str = _f("weighted", "'weighted' (learnable sum of all layers) or a layer index")
+    pooling: str = _f("mean", "mean or attentive pooling over frames", choices=("mean", "attentive"))
+    head_hidden: int = _f(0, "hidden units of the classifier (0: linear)")
+    save_every_steps: int = _f(50, "optimizer steps between resume checkpoints")
+    # Speech models, frozen
+    probe: str = _f("logreg", "frozen mode: logreg (best single layer) or weighted (learnable layer sum)",
+                    choices=("logreg", "weighted"))
+    device: str | None = _f(None, "torch device (default: cuda if available, else cpu)")
+    progress: bool = _f(True, "show progress bars")
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.is_acoustic and self.mode != "auto":
+            raise ValueError(f"--mode {self.mode} applies to speech models, e.g. --backbone {DEFAULT_SSL_MODEL}; "
+                             f"the acoustic backbone {self.backbone!r} has a single mode (leave --mode at auto)")
+        self.c_grid = tuple(float(c) for c in self.c_grid)
+
+    @property
+    def is_acoustic(self) -> bool:
+        return self.backbone in ACOUSTIC_BACKBONES
+
+    @property
+    def resolved_mode(self) -> str:
+        """``offline`` for acoustic backbones, else ``finetune`` or ``frozen``."""
+        if self.is_acoustic:
+            return "offline"
+        return "finetune" if self.mode == "auto" else self.mode
+
+    @property
+    def head_layer(self) -> str | int:
+        return self.layer if self.layer == "weighted" else int(self.layer)
+
+    def run_name(self) -> str:
+        """``<protocol>_<backbone>[_<mode>]_seed<seed>``, safe as a folder name."""
+        slug = self.backbone.rstrip("/").split("/")[-1]
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in slug)
+        mode = "" if self.is_acoustic else f"_{self.resolved_mode}"
+        return f"{self.protocol}_{slug}{mode}_seed{self.seed}"

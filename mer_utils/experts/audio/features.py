@@ -1,0 +1,171 @@
+"""Acoustic feature sets: one fixed-length vector of functionals per clip.
+
+- ``egemaps``: eGeMAPS v02 (88 functionals; Eyben et al., 2016), via openSMILE.
+- ``compare``: ComParE 2016 (6,373 functionals; Schuller et al., 2016), via openSMILE.
+- ``librosa``: a permissive set (ISC licence) of MFCC, energy, spectral shape
+  and pitch descriptors with their statistics, for users who cannot accept
+  openSMILE's research-only licence.
+
+The ``opensmile`` Python package and openSMILE itself are distributed by
+audEERING under a licence that allows research and education only; commercial
+use needs a licence from audEERING.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namespace
+from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
+
+
+class FeatureSet(NamedTuple):
+    name: str
+    description: str
+    licence: str
+
+
+FEATURE_SETS = {
+    "egemaps": FeatureSet("egemaps", "eGeMAPS v02 functionals (88), openSMILE",
+                          "openSMILE: research and education only (audEERING licence)"),
+    "compare": FeatureSet("compare", "ComParE 2016 functionals (6,373), openSMILE",
+                          "openSMILE: research and education only (audEERING licence)"),
+    "librosa": FeatureSet("librosa", "MFCC, energy, spectral shape and pitch statistics (librosa)",
+                          "ISC (librosa): permissive, commercial use allowed"),
+}
+# Bump when a feature definition changes, so cached vectors are recomputed.
+FEATURES_VERSION = 1
+
+_SMILE_CACHE: dict = {}
+
+
+def check_feature_set(name: str) -> str:
+    if name not in FEATURE_SETS:
+        raise ValueError(f"unknown acoustic feature set {name!r}; choose one of {sorted(FEATURE_SETS)}")
+    return name
+
+
+def _smile(name: str):
+    # One openSMILE extractor per process: building it parses a config file.
+    if name not in _SMILE_CACHE:
+        import opensmile
+
+        feature_set = {"egemaps": opensmile.FeatureSet.eGeMAPSv02,
+                       "compare": opensmile.FeatureSet.ComParE_2016}[name]
+        _SMILE_CACHE[name] = opensmile.Smile(feature_set=feature_set,
+                                             feature_level=opensmile.FeatureLevel.Functionals)
+    return _SMILE_CACHE[name]
+
+
+def _functionals(lld: np.ndarray) -> np.ndarray:
+    """Mean, std, 10th/50th/90th percentile of each descriptor row."""
+    pct = np.percentile(lld, [10, 50, 90], axis=1)
+    return np.concatenate([lld.mean(axis=1), lld.std(axis=1), *pct])
+
+
+def librosa_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The permissive feature set: 231 functionals of 32 frame descriptors (10 ms hop)."""
+    import librosa
+
+    n_fft, hop = 512, 160  # 32 ms windows, 10 ms hop at 16 kHz
+    spec = np.abs(librosa.stft(wave, n_fft=n_fft, hop_length=hop)) ** 2
+    mel = librosa.feature.melspectrogram(S=spec, sr=sample_rate, n_mels=40)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=20)
+    mag = np.sqrt(spec)
+    shape = np.vstack([
+        librosa.feature.spectral_centroid(S=mag, sr=sample_rate),
+        librosa.feature.spectral_bandwidth(S=mag, sr=sample_rate),
+        librosa.feature.spectral_rolloff(S=mag, sr=sample_rate),
+        librosa.feature.spectral_flatness(S=mag),
+        librosa.feature.spectral_contrast(S=mag, sr=sample_rate, fmin=100.0, n_bands=5),
+    ]) / np.array([[4000.0]] * 3 + [[1.0]] * 7)  # Hz-valued rows to ~unit scale
+    log_rms = np.log(librosa.feature.rms(S=mag, frame_length=n_fft) + 1e-6)
+    zcr = librosa.feature.zero_crossing_rate(wave, frame_length=n_fft, hop_length=hop)
+    n = min(mfcc.shape[1], zcr.shape[1])
+    lld = np.vstack([mfcc[:, :n], shape[:, :n], log_rms[:, :n], zcr[:, :n]])
+    deltas = librosa.feature.delta(lld, width=min(9, n - (1 - n % 2))) if n >= 3 else np.zeros_like(lld)
+    # Pitch: YIN over voiced (loud) frames only, in semitones re 100 Hz.
+    f0 = librosa.yin(wave, fmin=60.0, fmax=500.0, sr=sample_rate, frame_length=1024, hop_length=hop)[:n]
+    voiced = log_rms[0, : len(f0)] > np.percentile(log_rms, 40)
+    pitch = 12 * np.log2(f0[voiced] / 100.0) if voiced.any() else np.zeros(1)
+    pitch_stats = np.r_[pitch.mean(), pitch.std(), np.percentile(pitch, [10, 50, 90]), voiced.mean()]
+    extra = np.r_[pitch_stats, len(wave) / sample_rate]
+    return np.concatenate([_functionals(lld), np.abs(deltas).mean(axis=1), deltas.std(axis=1), extra])
+
+
+def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 16_000) -> np.ndarray:
+    """One float32 vector of functionals for a prepared waveform."""
+    check_feature_set(feature_set)
+    if feature_set == "librosa":
+        vector = librosa_features(np.asarray(wave, dtype=np.float32), sample_rate)
+    else:
+        vector = _smile(feature_set).process_signal(np.asarray(wave, dtype=np.float32), sample_rate).to_numpy()[0]
+    return np.nan_to_num(np.asarray(vector, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _extract_file(path: str, feature_set: str, settings: AudioSettings) -> tuple[np.ndarray | None, str]:
+    try:
+        wave = load_waveform(path, settings=settings)
+        return extract_features(wave, feature_set, sample_rate=settings.sample_rate), ""
+    except (AudioLoadError, ValueError) as err:
+        return None, str(err)
+
+
+def cache_namespace(feature_set: str, settings: AudioSettings) -> str:
+    return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION})
+
+
+def features_for_files(
+    paths: Sequence[str | os.PathLike], *, feature_set: str, settings: AudioSettings = AudioSettings(),
+    cache_dir: str | os.PathLike | None = None, n_jobs: int = 1, chunk_size: int = 256, progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Feature matrix for ``paths``, computed once and cached on disk.
+
+    Returns
+    -------
+    X : ``(n, d)`` float32; rows of failed clips are zero.
+    ok : boolean mask of the clips that decoded.
+    skipped : ``[{"path", "reason"}]`` for the others (reported, never silent).
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    check_feature_set(feature_set)
+    paths = [str(p) for p in paths]
+    keys = [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
+    cache = FeatureCache(cache_dir, cache_namespace(feature_set, settings)) if cache_dir else None
+    found = cache.get(keys) if cache is not None else {}
+    todo = [i for i, k in enumerate(keys) if k not in found]
+    errors: dict[int, str] = {}
+    bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc=f"{feature_set} features",
+               disable=not progress, leave=False)
+    with Parallel(n_jobs=n_jobs) as parallel:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start:start + chunk_size]
+            results = parallel(delayed(_extract_file)(paths[i], feature_set, settings) for i in chunk)
+            fresh = {keys[i]: vec for i, (vec, _) in zip(chunk, results) if vec is not None}
+            errors.update({i: err for i, (vec, err) in zip(chunk, results) if vec is None})
+            found.update(fresh)
+            if cache is not None:
+                cache.put(fresh)  # one shard per chunk: an interruption loses at most a chunk
+            bar.update(len(chunk))
+    bar.close()
+    ok = np.array([k in found for k in keys], dtype=bool)
+    if not ok.any():
+        raise AudioLoadError(f"no clip could be decoded for {feature_set} features; first error: "
+                             f"{next(iter(errors.values()), 'none')}")
+    dim = len(next(found[k] for k in keys if k in found))
+    X = np.zeros((len(paths), dim), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in found:
+            X[i] = found[key]
+    skipped = [{"path": paths[i], "reason": errors.get(i, "not found")} for i in np.flatnonzero(~ok)]
+    return X, ok, skipped
+
+
+def default_cache_dir(outputs: str | os.PathLike = "outputs") -> Path:
+    return Path(outputs) / "cache" / "audio_features"

@@ -1,0 +1,270 @@
+"""Self-supervised speech models (wav2vec2, HuBERT, WavLM, Whisper encoders) with an emotion head.
+
+Any Hugging Face id or local folder is loaded through the Auto classes; the
+head is the same for all of them (SUPERB-style):
+
+    hidden states of every layer -> layer norm per frame -> learnable
+    softmax-weighted sum (or one fixed layer) -> mean or attentive pooling
+    over the valid frames -> standardise -> linear (or small MLP) -> logits
+
+Because layer weighting and mean pooling are both linear, a probe trained on
+cached, per-layer mean-pooled embeddings (``frozen`` mode) is exactly this
+head, and both modes save the same checkpoint format.
+
+This module imports torch at the top; only code that needs torch imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mer_utils.data.cremad_vocabulary import EMOTIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    """The classification head on top of the speech model."""
+
+    layer: str | int = "weighted"  # "weighted" (learnable sum of all layers) or one layer index
+    pooling: str = "mean"  # "mean" or "attentive" over the valid frames
+    hidden: int = 0  # 0: linear head; >0: one hidden ReLU layer of this size
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "attentive"):
+            raise ValueError(f"pooling must be 'mean' or 'attentive', got {self.pooling!r}")
+        if not (self.layer == "weighted" or isinstance(self.layer, int)):
+            raise ValueError(f"layer must be 'weighted' or an int, got {self.layer!r}")
+
+
+# --------------------------------------------------------------------------- loading
+def hf_token() -> str | None:
+    """A Hugging Face token from ``HF_TOKEN`` or Colab's Secrets panel (never logged or saved)."""
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token
+    if "google.colab" in sys.modules:
+        try:
+            from google.colab import userdata
+
+            return userdata.get("HF_TOKEN")
+        except Exception:  # secret absent or notebook access not granted: go anonymous
+            return None
+    return None
+
+
+def _load_error(name: str, err: Exception) -> RuntimeError:
+    looks_local = name.startswith((".", "/", "~")) or os.path.sep in name.strip("/").replace("/", "", 1)
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if looks_local and not Path(name).expanduser().exists():
+        return RuntimeError(f"Model folder {name!r} not found. Pass an existing folder (with config.json and "
+                            "weights, as written by save_pretrained) or a Hugging Face model id.")
+    if any(s in str(err).lower() for s in ("gated", "401", "403", "private", "authenticat")):
+        return RuntimeError(f"Model {name!r} is gated or private. Accept its terms on huggingface.co, then set "
+                            "the HF_TOKEN environment variable (in Colab: Secrets panel, name HF_TOKEN). "
+                            f"Hub said: {text}")
+    return RuntimeError(f"Could not download {name!r} (no network?). In Colab this downloads automatically; "
+                        "offline, pass a local folder written by save_pretrained(), or use an offline acoustic "
+                        f"backbone (egemaps, compare, librosa). Hub said: {text}")
+
+
+def _encoder_only(model: nn.Module) -> nn.Module:
+    # Whisper and other encoder-decoders: emotion needs the audio encoder only.
+    return model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
+
+
+def load_pretrained(name: str, *, token: str | None = None):
+    """``(backbone, feature_extractor)`` for a hub id or local folder, with plain errors."""
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    token = token or hf_token()
+    try:
+        model = AutoModel.from_pretrained(name, token=token)
+        extractor = AutoFeatureExtractor.from_pretrained(name, token=token)
+    except OSError as err:
+        raise _load_error(name, err) from None  # the hub's chained traceback only repeats the URL
+    return _encoder_only(model), extractor
+
+
+def backbone_from_config(config: dict) -> nn.Module:
+    """Random-weight backbone rebuilt from a saved ``config.to_dict()`` (no download)."""
+    from transformers import AutoConfig, AutoModel
+
+    return _encoder_only(AutoModel.from_config(AutoConfig.for_model(**config)))
+
+
+def feature_extractor_from_dict(values: dict):
+    """Rebuild a transformers feature extractor from its ``to_dict()``."""
+    import transformers
+
+    cls = getattr(transformers, str(values.get("feature_extractor_type", "")), None)
+    if cls is None or not issubclass(cls, transformers.FeatureExtractionMixin):
+        raise ValueError(f"unknown feature extractor type {values.get('feature_extractor_type')!r}")
+    return cls.from_dict(values)
+
+
+def default_feature_extractor(config):
+    """The extractor a model of this config expects (for configs built in code)."""
+    from transformers import Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
+
+    if config.model_type == "whisper":
+        return WhisperFeatureExtractor(feature_size=config.num_mel_bins)
+    # wav2vec2-base style models (group norm) were trained without attention masks.
+    uses_mask = getattr(config, "feat_extract_norm", "group") == "layer"
+    return Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=uses_mask)
+
+
+def plain_json(obj):
+    """JSON round trip: tuples to lists, numpy scalars out, so torch.load(weights_only=True) accepts it."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def layer_geometry(config) -> tuple[int, int]:
+    """(number of hidden-state outputs incl. the input embedding, width)."""
+    if getattr(config, "is_encoder_decoder", False) or config.model_type == "whisper":
+        return config.encoder_layers + 1, config.d_model
+    return config.num_hidden_layers + 1, config.hidden_size
+
+
+def disable_layerdrop(backbone: nn.Module) -> None:
+    """Turn LayerDrop off: a dropped layer leaves no hidden state, and the
+    layer-weighted sum needs every layer at every step."""
+    for key in ("layerdrop", "encoder_layerdrop"):
+        if hasattr(backbone.config, key):
+            setattr(backbone.config, key, 0.0)
+    for module in backbone.modules():
+        if isinstance(getattr(module, "layerdrop", None), float):
+            module.layerdrop = 0.0
+
+
+# --------------------------------------------------------------------------- model
+class SSLClassifier(nn.Module):
+    """Speech backbone + layer weighting + pooling + classifier."""
+
+    def __init__(self, backbone: nn.Module, feature_extractor, *, head: HeadConfig = HeadConfig(),
+                 n_classes: int = len(EMOTIONS)):
+        super().__init__()
+        disable_layerdrop(backbone)
+        self.backbone = backbone
+        self.feature_extractor = feature_extractor
+        self.head_config = head
+        self.n_layers, width = layer_geometry(backbone.config)
+        if isinstance(head.layer, int) and not -self.n_layers <= head.layer < self.n_layers:
+            raise ValueError(f"layer {head.layer} out of range for a model with {self.n_layers} hidden states")
+        self.layer_logits = nn.Parameter(torch.zeros(self.n_layers))
+        self.attention = nn.Linear(width, 1) if head.pooling == "attentive" else None
+        # Identity for fine-tuning; a frozen probe stores its training statistics here.
+        self.register_buffer("feat_mean", torch.zeros(width))
+        self.register_buffer("feat_std", torch.ones(width))
+        layers = [nn.Dropout(head.dropout)]
+        if head.hidden:
+            layers += [nn.Linear(width, head.hidden), nn.ReLU(), nn.Dropout(head.dropout)]
+        layers.append(nn.Linear(head.hidden or width, n_classes))
+        self.classifier = nn.Sequential(*layers)
+
+    # -- inputs
+    def prepare(self, waves: list[np.ndarray], device: torch.device | str = "cpu") -> dict:
+        """Feature-extract and pad a list of 16 kHz waveforms into model inputs."""
+        fe = self.feature_extractor
+        batch = fe([np.asarray(w, dtype=np.float32) for w in waves], sampling_rate=fe.sampling_rate,
+                   padding=True if fe.model_input_names[0] == "input_values" else "max_length",
+                   return_attention_mask=True, return_tensors="pt")
+        name = fe.model_input_names[0]
+        inputs = {name: batch[name].to(device)}
+        if getattr(fe, "return_attention_mask", False) and name == "input_values":
+            inputs["attention_mask"] = batch["attention_mask"].to(device)
+        n_samples = torch.tensor([len(w) for w in waves], device=device)
+        return {"inputs": inputs, "n_samples": n_samples}
+
+    def frame_mask(self, n_samples: torch.Tensor, n_frames: int) -> torch.Tensor:
+        if hasattr(self.backbone, "_get_feat_extract_output_lengths"):
+            lengths = self.backbone._get_feat_extract_output_lengths(n_samples)
+        else:  # Whisper: 10 ms mel frames, then a stride-2 convolution
+            lengths = torch.div(n_samples + 319, 320, rounding_mode="floor")
+        lengths = lengths.clamp(min=1, max=n_frames)
+        return torch.arange(n_frames, device=n_samples.device)[None, :] < lengths[:, None]
+
+    # -- forward pieces
+    def hidden_states(self, inputs: dict) -> tuple[torch.Tensor, ...]:
+        out = self.backbone(**inputs, output_hidden_states=True, return_dict=True)
+        # Per-frame layer norm puts all layers on one scale before mixing (as SUPERB does).
+        return tuple(F.layer_norm(h, h.shape[-1:]) for h in out.hidden_states)
+
+    def mix(self, stacked: torch.Tensor) -> torch.Tensor:
+        """Combine layers along dim 0 (layers first)."""
+        if isinstance(self.head_config.layer, int):
+            return stacked[self.head_config.layer]
+        weights = torch.softmax(self.layer_logits, dim=0).to(stacked.dtype)
+        return torch.einsum("l,l...->...", weights, stacked)
+
+    def pool(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mask = mask.to(frames.dtype)
+        if self.attention is not None:
+            scores = self.attention(frames).squeeze(-1).masked_fill(mask == 0, float("-inf"))
+            return torch.einsum("bt,bth->bh", torch.softmax(scores, dim=1), frames)
+        return (frames * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier((pooled - self.feat_mean) / self.feat_std)
+
+    def forward(self, inputs: dict, n_samples: torch.Tensor) -> torch.Tensor:
+        states = self.hidden_states(inputs)
+        mask = self.frame_mask(n_samples, states[0].shape[1])
+        return self.classify(self.pool(self.mix(torch.stack(states)), mask))
+
+    @torch.no_grad()
+    def layer_embeddings(self, inputs: dict, n_samples: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled, layer-normed embedding of every layer: ``(batch, layers, width)``."""
+        states = self.hidden_states(inputs)
+        mask = self.frame_mask(n_samples, states[0].shape[1]).to(states[0].dtype)
+        pooled = [(h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True) for h in states]
+        return torch.stack(pooled, dim=1)
+
+    @torch.no_grad()
+    def predict_proba_waves(self, waves: list[np.ndarray], *, device: str = "cpu") -> np.ndarray:
+        """Probabilities, one clip at a time (no padding: a clip's score never depends on its batch)."""
+        self.eval()
+        out = []
+        for wave in waves:
+            batch = self.prepare([wave], device)
+            out.append(torch.softmax(self(batch["inputs"], batch["n_samples"]).float(), dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.classifier[-1].out_features))
+
+    # -- description for checkpoints
+    def spec(self) -> dict:
+        head = dataclasses.asdict(self.head_config)
+        return plain_json({"backbone_config": self.backbone.config.to_dict(),
+                           "feature_extractor": self.feature_extractor.to_dict(),
+                           "head": head, "labels": list(EMOTIONS)})
+
+
+def build_classifier(name: str, *, head: HeadConfig = HeadConfig(), token: str | None = None) -> SSLClassifier:
+    """Pretrained backbone ``name`` (hub id or folder) with a fresh head."""
+    backbone, extractor = load_pretrained(name, token=token)
+    return SSLClassifier(backbone, extractor, head=head)
+
+
+def classifier_from_spec(spec: dict) -> SSLClassifier:
+    """Same architecture as a saved :meth:`SSLClassifier.spec`, random weights."""
+    head = HeadConfig(**spec["head"])
+    return SSLClassifier(backbone_from_config(spec["backbone_config"]),
+                         feature_extractor_from_dict(spec["feature_extractor"]), head=head)
+
+
+def freeze_feature_encoder(model: SSLClassifier) -> bool:
+    """Freeze the convolutional waveform encoder when the backbone has one."""
+    encoder = getattr(model.backbone, "feature_extractor", None)
+    if encoder is None:
+        return False
+    for param in encoder.parameters():
+        param.requires_grad = False
+    return True

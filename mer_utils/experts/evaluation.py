@@ -1,0 +1,91 @@
+"""Score a run's predictions and write the run folder's result files.
+
+Every expert (audio, visual, fusion) hands one frame holding all its folds and
+subsets to :func:`save_run_outputs`, so metrics.json has the same schema
+everywhere and the report can read any run the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from mer_utils.core.atomic_io import write_csv, write_json
+from mer_utils.core.metrics import aggregate_scores, classification_scores, confusion_frame
+from mer_utils.core.predictions import validate_predictions, write_predictions
+
+_REQUIRED_INFO = ("modality", "protocol", "split", "backbone")
+
+
+def score_predictions(predictions: pd.DataFrame) -> tuple[list[dict], dict]:
+    """Scores per (fold, subset) and their mean ± std per subset."""
+    per_fold = []
+    for (fold, subset), group in predictions.groupby(["fold", "subset"], sort=True):
+        scores = classification_scores(group["y_true"], group["y_pred"])
+        per_fold.append({"fold": int(fold), "subset": subset, "n": scores["n"], "wa": scores["wa"],
+                         "ua": scores["ua"], "macro_f1": scores["macro_f1"]})
+    summary = {}
+    for subset in sorted({row["subset"] for row in per_fold}):
+        summary[subset] = aggregate_scores([row for row in per_fold if row["subset"] == subset])
+    return per_fold, summary
+
+
+def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, info: dict) -> dict:
+    """Write predictions per subset, metrics.json and the test confusion matrix.
+
+    Parameters
+    ----------
+    run_dir : folder made by :func:`mer_utils.core.runs.new_run_dir`.
+    predictions : contract frame with every fold and subset of the run.
+    info : at least ``modality``, ``protocol``, ``split`` and ``backbone``;
+        copied into metrics.json so the report can group runs.
+    """
+    missing = [k for k in _REQUIRED_INFO if k not in info]
+    if missing:
+        raise ValueError(f"save_run_outputs: info lacks {missing}")
+    run_dir = Path(run_dir)
+    validate_predictions(predictions, source=f"predictions of {run_dir}")
+    for subset, group in predictions.groupby("subset", sort=True):
+        write_predictions(run_dir / f"predictions_{subset}.csv", group.reset_index(drop=True))
+    per_fold, summary = score_predictions(predictions)
+    metrics = {**info, "per_fold": per_fold, "summary": summary}
+    write_json(run_dir / "metrics.json", metrics)
+
+    eval_subset = "test" if (predictions["subset"] == "test").any() else "val"
+    scored = predictions[predictions["subset"] == eval_subset]
+    counts = confusion_frame(scored["y_true"], scored["y_pred"])
+    write_csv(run_dir / f"confusion_{eval_subset}.csv", counts, index=True)
+    title = f"{info['modality']} · {info['protocol']} · {info['backbone']} ({eval_subset}, all folds)"
+    save_confusion_png(run_dir / f"confusion_{eval_subset}.png", scored["y_true"], scored["y_pred"], title=title)
+    return metrics
+
+
+def save_confusion_png(path: str | os.PathLike, y_true, y_pred, *, title: str = "") -> Path:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    from matplotlib.figure import Figure
+
+    from mer_utils.core.atomic_io import atomic_path
+    from mer_utils.data.cremad_vocabulary import EMOTIONS
+
+    norm = confusion_frame(y_true, y_pred, normalize=True)
+    counts = confusion_frame(y_true, y_pred)
+    fig = Figure(figsize=(5.2, 4.6), dpi=110)
+    ax = fig.subplots()
+    image = ax.imshow(norm.to_numpy(), vmin=0, vmax=1, cmap="Blues")
+    for i in range(len(EMOTIONS)):
+        for j in range(len(EMOTIONS)):
+            value = norm.iat[i, j]
+            ax.text(j, i, f"{value:.2f}\n({counts.iat[i, j]:.0f})", ha="center", va="center", fontsize=7,
+                    color="white" if value > 0.55 else "black")
+    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS)
+    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)

@@ -1,0 +1,130 @@
+"""Visual checkpoints: safetensors weights + a JSON that rebuilds everything.
+
+``best_visual_model.safetensors`` holds tensors only (safetensors cannot carry
+code), ``best_visual_model.json`` the model spec, the preprocessing (K,
+crop size, margin, detector) and the label order. :func:`load_visual_expert`
+needs neither training code nor the FER2013 weights file: the encoder's
+weights are in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from mer_utils.core.atomic_io import atomic_path, read_json, write_json
+from mer_utils.data.cremad_vocabulary import EMOTIONS
+
+CHECKPOINT_FORMAT = "mer-visual-1"
+BEST_NAME = "best_visual_model"
+
+
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra: dict | None = None) -> Path:
+    """Write ``<path>.safetensors`` and ``<path>.json``; returns the weights path."""
+    from safetensors.torch import save_file
+
+    weights, meta = _paths(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={"format": CHECKPOINT_FORMAT})
+    write_json(meta, {
+        "format": CHECKPOINT_FORMAT,
+        "labels": list(model.spec.labels),
+        "model": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model.spec).items()},
+        "crop": dataclasses.asdict(crop_config),
+        **(extra or {}),
+    })
+    return weights
+
+
+def load_visual_model(path: str | os.PathLike):
+    """``(model in eval mode, metadata dict)`` from a checkpoint written by :func:`save_visual_checkpoint`."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
+
+    weights, meta_path = _paths(path)
+    for needed in (weights, meta_path):
+        if not needed.is_file():
+            raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
+                                    "(it writes checkpoints/best_visual_model.safetensors and .json).")
+    meta = read_json(meta_path)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+    if tuple(meta["labels"]) != EMOTIONS:
+        raise ValueError(f"{meta_path}: label order {meta['labels']} differs from {EMOTIONS}")
+    spec = ModelSpec(**{**meta["model"], "labels": tuple(meta["model"]["labels"])})
+    model = build_visual_model(spec, pretrained=False)
+    state = load_file(str(weights))
+    missing, unexpected = model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights}: weights do not fit {spec} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval(), meta
+
+
+class VideoPrediction(NamedTuple):
+    probs: np.ndarray  # (6,) in EMOTIONS order
+    frames: np.ndarray  # (K, H, W, 3) sampled RGB frames
+    boxes: np.ndarray  # (K, 4) face crop boxes (x, y, w, h)
+    detected: np.ndarray  # (K,) bool: face found (else fallback box)
+    frame_indices: np.ndarray  # (K,)
+    frame_weights: np.ndarray  # (K,) temporal pooling weights
+    crops: np.ndarray  # (K, S, S, 3) what the model saw
+
+
+class VisualExpert:
+    """A trained visual model with its preprocessing: video in, 6 probabilities out.
+
+    Example::
+
+        expert = load_visual_expert("checkpoints/best_visual_model")
+        result = expert.predict_video("1001_DFA_HAP_XX.flv")
+        dict(zip(expert.labels, result.probs))
+    """
+
+    labels = EMOTIONS
+
+    def __init__(self, model, meta: dict):
+        from mer_utils.experts.visual.crops import CropConfig
+
+        self.model, self.meta = model, meta
+        self.crop_config = CropConfig(**meta["crop"])
+
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """``(K, S, S, 3)`` or ``(B, K, S, S, 3)`` uint8 crops -> ``(6,)`` or ``(B, 6)`` probabilities."""
+        return self._predict(crops)[0]
+
+    def _predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        single = crops.ndim == 4
+        batch = torch.as_tensor(np.asarray(crops)[None] if single else np.asarray(crops))
+        with torch.inference_mode():
+            logits, weights = self.model.classify_features(self.model.inference_frame_features(batch))
+            probs = logits.softmax(dim=-1).numpy()
+        weights = weights.numpy()
+        return (probs[0], weights[0]) if single else (probs, weights)
+
+    def predict_video(self, path: str | os.PathLike, *, detector=None) -> VideoPrediction:
+        """Sample frames, find the face, crop and classify one video file."""
+        from mer_utils.experts.visual.crops import extract_clip_crops
+
+        clip = extract_clip_crops(path, self.crop_config, detector=detector, keep_frames=True)
+        probs, weights = self._predict(clip.crops)
+        return VideoPrediction(probs, clip.frames, clip.boxes, clip.detected, clip.frame_indices, weights, clip.crops)
+
+
+def load_visual_expert(path: str | os.PathLike = f"checkpoints/{BEST_NAME}") -> VisualExpert:
+    """Load a visual checkpoint (``.safetensors`` + ``.json``) for prediction."""
+    return VisualExpert(*load_visual_model(path))

@@ -1,0 +1,85 @@
+"""The visual stage's configuration: one dataclass for the CLI and notebooks.
+
+Every field carries its help text (``metadata["help"]``); ``mer visual
+train`` builds its options from them and each run saves the dataclass as
+``config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import field
+
+MODES = ("frozen", "finetune")
+
+
+def _f(default, help_text: str, **kwargs):
+    return field(default=default, metadata={"help": help_text, **kwargs})
+
+
+@dataclasses.dataclass
+class VisualTrainConfig:
+    """Everything a facial-expression run depends on."""
+
+    data_root: str | None = _f(None, "CREMA-D folder (VideoFlash/ ...); None: the embedded synthetic corpus")
+    protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold or an imported split "
+                                 "(ogm-ge, audeering, hicmae)")
+    backbone: str = _f("fer2013", "frame encoder: fer2013 (FER2013 mini-Xception, offline) or timm:<name> "
+                                  "(ImageNet weights from the Hugging Face Hub, e.g. timm:resnet18)")
+    mode: str = _f("frozen", "frozen: train pooling + head on fixed frame features (fast on CPU); "
+                             "finetune: train the encoder too", choices=MODES)
+    pooling: str = _f("mean", "temporal pooling over the K frames", choices=("mean", "attention"))
+    seed: int = _f(0, "seed of the split and of training")
+    folds: int = _f(5, "number of folds of speaker-kfold")
+    outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
+    checkpoints: str = _f("checkpoints", "folder for best_visual_model.* and the converted FER2013 weights")
+    published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
+    metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv if the data root lacks it")
+    # Face crops
+    n_frames: int = _f(8, "frames sampled uniformly per clip (K)")
+    crop_size: int = _f(64, "side of the cached RGB face crop in pixels (use 112+ for timm backbones)")
+    margin: float = _f(0.1, "margin added on each side of the detected face, as a fraction of its size")
+    smooth_window: int = _f(3, "running-median window for face boxes over the sampled frames (odd)")
+    min_face: float = _f(0.12, "smallest face the detector looks for, as a fraction of the frame's shorter side")
+    detect_width: int = _f(160, "frames wider than this are downscaled before face detection")
+    n_jobs: int = _f(0, "parallel workers for face crops (0: all cores)")
+    # Training
+    epochs: int = _f(60, "maximum epochs (early stopping on validation UA may end sooner)")
+    patience: int = _f(12, "epochs without validation-UA gain before early stopping")
+    batch_size: int = _f(32, "clips per batch")
+    lr: float = _f(1e-2, "learning rate of pooling and head")
+    encoder_lr: float = _f(3e-4, "learning rate of the encoder (finetune mode)")
+    weight_decay: float = _f(1e-4, "AdamW weight decay")
+    hidden: int = _f(0, "hidden units of the classifier head (0: a linear layer on the pooled features)")
+    dropout: float = _f(0.2, "dropout in the classifier head")
+    augment: bool = _f(True, "mirror/shift/brightness augmentation (frozen mode: mirrored features and "
+                             "random frame subsets)")
+    device: str | None = _f(None, "torch device (default: cuda if available, else cpu)")
+    progress: bool = _f(True, "show progress bars")
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.n_frames < 1 or self.crop_size < 16:
+            raise ValueError(f"n_frames must be >= 1 and crop_size >= 16, got {self.n_frames} and {self.crop_size}")
+
+    def crop_config(self):
+        from mer_utils.experts.visual.crops import CropConfig
+
+        return CropConfig(n_frames=self.n_frames, crop_size=self.crop_size, margin=self.margin,
+                          smooth_window=self.smooth_window, min_size_frac=self.min_face,
+                          detect_width=self.detect_width)
+
+    def model_spec(self):
+        from mer_utils.experts.visual.models import ModelSpec
+
+        return ModelSpec(backbone=self.backbone, pooling=self.pooling, hidden=self.hidden, dropout=self.dropout)
+
+    def run_name(self) -> str:
+        """``<protocol>_<backbone>_<mode>_seed<seed>``, safe as a folder name."""
+        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.backbone)
+        return f"{self.protocol}_{slug}_{self.mode}_seed{self.seed}"
+
+
+def field_help(name: str) -> str:
+    return VisualTrainConfig.__dataclass_fields__[name].metadata["help"]

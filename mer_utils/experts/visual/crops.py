@@ -1,0 +1,196 @@
+"""Face crops, extracted once per clip and cached.
+
+The cache lives in ``outputs/cache/face_crops/<corpus>-<tag>/<config key>/``:
+one compressed ``<clip_id>.npz`` per clip (crops, boxes, frame indices,
+detection flags, the video's byte size) plus ``prepare_report.csv``. The
+config key hashes every preprocessing setting, so changing K or the margin
+prepares a new cache instead of mixing old and new crops; the stored byte
+size catches a video replaced under the same name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from mer_utils.core.atomic_io import atomic_path, write_csv, write_json
+
+CACHE_VERSION = 1
+REPORT_COLUMNS = ("clip_id", "status", "n_frames", "n_detected", "n_fallback", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class CropConfig:
+    """How a clip becomes face crops (every field is part of the cache key)."""
+
+    n_frames: int = dataclasses.field(default=8, metadata={"help": "frames sampled uniformly per clip (K)"})
+    crop_size: int = dataclasses.field(default=64, metadata={"help": "side of the square RGB crop, pixels"})
+    margin: float = dataclasses.field(default=0.1, metadata={"help": "added on each side, fraction of the face box"})
+    smooth_window: int = dataclasses.field(default=3, metadata={"help": "running-median window over frames (odd)"})
+    detector: str = dataclasses.field(default="haar", metadata={"help": "face detector name"})
+    cascade: str = dataclasses.field(default="haarcascade_frontalface_alt2.xml",
+                                     metadata={"help": "OpenCV Haar cascade file (haar detector)"})
+    min_size_frac: float = dataclasses.field(default=0.12, metadata={"help": "smallest face / shorter frame side"})
+    min_neighbors: int = dataclasses.field(default=5, metadata={"help": "Haar cascade minNeighbors"})
+    detect_width: int = dataclasses.field(default=160, metadata={"help": "frames are downscaled to this width to detect"})
+
+    def key(self) -> str:
+        """Short hash of the settings: equal key, interchangeable crops."""
+        text = json.dumps({"v": CACHE_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def make_detector(self):
+        from mer_utils.experts.visual.faces import HaarFaceDetector
+
+        if self.detector != "haar":
+            raise ValueError(f"unknown detector {self.detector!r}; built in: 'haar'. Pass a FaceDetector object "
+                             "to prepare_crops(detector=...) and name it in CropConfig.detector.")
+        return HaarFaceDetector(cascade=self.cascade, min_size_frac=self.min_size_frac,
+                                min_neighbors=self.min_neighbors, detect_width=self.detect_width)
+
+
+class ClipCrops(NamedTuple):
+    crops: np.ndarray  # (K, S, S, 3) uint8 RGB
+    boxes: np.ndarray  # (K, 4) crop boxes (x, y, w, h) in frame pixels
+    frame_indices: np.ndarray  # (K,) sampled frame numbers
+    detected: np.ndarray  # (K,) bool
+    n_frames: int  # frames in the clip
+    frames: np.ndarray | None = None  # the full sampled frames, when asked for
+
+
+def extract_clip_crops(path: str | os.PathLike, config: CropConfig, *, detector=None,
+                       keep_frames: bool = False) -> ClipCrops:
+    """Decode K frames of one video, track the face, crop it."""
+    from mer_utils.experts.visual.faces import crop_faces, track_faces
+    from mer_utils.experts.visual.video import read_sampled_frames
+
+    sampled = read_sampled_frames(path, config.n_frames)
+    track = track_faces(sampled.frames, detector or config.make_detector(), margin=config.margin,
+                        window=config.smooth_window)
+    crops = crop_faces(sampled.frames, track.boxes, size=config.crop_size)
+    return ClipCrops(crops, track.boxes, sampled.indices, track.detected, sampled.n_frames,
+                     sampled.frames if keep_frames else None)
+
+
+def default_cache_dir(data_root: str | os.PathLike, config: CropConfig, outputs: str | os.PathLike = "outputs") -> Path:
+    root = Path(data_root).resolve()
+    tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    return Path(outputs) / "cache" / "face_crops" / f"{root.name}-{tag}" / config.key()
+
+
+def _save(path: Path, crops: ClipCrops, source_size: int) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, crops=crops.crops, boxes=crops.boxes.astype(np.float32),
+                            frame_indices=crops.frame_indices, detected=crops.detected,
+                            n_frames=crops.n_frames, source_size=source_size)
+
+
+def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
+    """Read one clip's cached crops (``allow_pickle=False``: data only)."""
+    path = Path(cache_dir) / f"{clip_id}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"No face crops for {clip_id} in {cache_dir}; run `mer visual prepare` first.")
+    with np.load(path, allow_pickle=False) as data:
+        return ClipCrops(data["crops"], data["boxes"], data["frame_indices"], data["detected"], int(data["n_frames"]))
+
+
+def _cached_row(path: Path, source_size: int) -> dict | None:
+    """The report row of a valid cache entry, or None when it must be (re)made."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["source_size"]) != source_size:
+                return None
+            detected = data["detected"]
+            return {"status": "cached", "n_frames": int(data["n_frames"]), "n_detected": int(detected.sum()),
+                    "n_fallback": int((~detected).sum()), "error": ""}
+    except (OSError, ValueError, KeyError):
+        return None  # a truncated or foreign file: extract again
+
+
+def _prepare_one(clip_id: str, video: Path, cache_dir: Path, config: CropConfig, detector) -> dict:
+    try:
+        source_size = video.stat().st_size
+        path = cache_dir / f"{clip_id}.npz"
+        row = _cached_row(path, source_size)
+        if row is None:
+            crops = extract_clip_crops(video, config, detector=detector)
+            _save(path, crops, source_size)
+            row = {"status": "ok", "n_frames": crops.n_frames, "n_detected": int(crops.detected.sum()),
+                   "n_fallback": int((~crops.detected).sum()), "error": ""}
+    except (OSError, RuntimeError, ValueError) as err:
+        row = {"status": "failed", "n_frames": 0, "n_detected": 0, "n_fallback": 0, "error": str(err)}
+    return {"clip_id": clip_id, **row}
+
+
+def prepare_crops(
+    manifest: pd.DataFrame, data_root: str | os.PathLike, *, config: CropConfig = CropConfig(),
+    cache_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs",
+    n_jobs: int | None = None, detector=None, progress: bool = True,
+) -> tuple[Path, pd.DataFrame]:
+    """Extract (or reuse) face crops for every clip with a usable video.
+
+    Clips run in parallel threads (OpenCV decodes and detects without
+    holding the GIL). A clip that cannot be decoded is reported with
+    ``status="failed"`` and its error, and skipped; clips whose video is not
+    ``ok`` in the manifest are reported as ``"skipped"``.
+
+    Returns the cache folder and the report (also written there as
+    ``prepare_report.csv``).
+    """
+    from tqdm.auto import tqdm
+
+    for column in ("clip_id", "video_path", "video_status"):
+        if column not in manifest.columns:
+            raise ValueError(f"manifest lacks column {column!r}; build it with mer_utils.data.manifest.prepare_manifest")
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(data_root, config, outputs)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    write_json(cache_dir / "config.json", {"cache_version": CACHE_VERSION, "key": config.key(),
+                                           **dataclasses.asdict(config)})
+    usable = manifest["video_status"] == "ok"
+    rows = [{"clip_id": c, "status": "skipped", "n_frames": 0, "n_detected": 0, "n_fallback": 0,
+             "error": f"video_status={s}"} for c, s in zip(manifest.loc[~usable, "clip_id"],
+                                                           manifest.loc[~usable, "video_status"])]
+    jobs = [(c, Path(data_root) / p) for c, p in zip(manifest.loc[usable, "clip_id"], manifest.loc[usable, "video_path"])]
+    import cv2
+
+    detector = detector or config.make_detector()
+    n_jobs = n_jobs or min(8, os.cpu_count() or 1)
+    # Parallel over clips, not inside OpenCV: one OpenCV thread per worker
+    # avoids oversubscribing the cores.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1 if n_jobs > 1 else threads)
+    try:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            futures = pool.map(lambda job: _prepare_one(job[0], job[1], cache_dir, config, detector), jobs)
+            rows += list(tqdm(futures, total=len(jobs), desc="face crops", unit="clip", disable=not progress))
+    finally:
+        cv2.setNumThreads(threads)
+    report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS)).sort_values("clip_id", kind="stable")
+    write_csv(cache_dir / "prepare_report.csv", report)
+    failed = report[report["status"] == "failed"]
+    if len(failed):
+        print(f"face crops: {len(failed)} clip(s) could not be decoded and are skipped, e.g. "
+              f"{failed['clip_id'].iloc[0]}: {failed['error'].iloc[0]} (full list: {cache_dir / 'prepare_report.csv'})")
+    return cache_dir, report.reset_index(drop=True)
+
+
+def summarize_report(report: pd.DataFrame) -> dict:
+    """Counts per status and the share of sampled frames with a detected face."""
+    done = report[report["status"].isin(["ok", "cached"])]
+    sampled = int(done["n_detected"].sum() + done["n_fallback"].sum())
+    return {
+        "clips": len(report),
+        **{status: int(n) for status, n in report["status"].value_counts().items()},
+        "face_rate": float(done["n_detected"].sum() / sampled) if sampled else float("nan"),
+        "clips_with_fallback": int((done["n_fallback"] > 0).sum()),
+    }

@@ -1,0 +1,55 @@
+"""Glue shared by every stage: the embedded default corpus and the
+manifest + split an expert trains on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from mer_utils.data.manifest import prepare_manifest
+from mer_utils.protocols.splits import make_split, write_split
+
+DEFAULT_CORPUS_DIRNAME = "synthetic_cremad"
+
+
+class PreparedData(NamedTuple):
+    data_root: Path
+    manifest: pd.DataFrame
+    split: pd.DataFrame
+    split_name: str
+
+
+def default_data_root(outputs: str | os.PathLike = "outputs", *, seed: int = 0, progress: bool = True) -> Path:
+    """The embedded default: a synthetic CREMA-D-shaped corpus under
+    ``outputs/``, generated on first use (no CREMA-D download needed).
+
+    The folder name carries the generator version, so a newer generator
+    writes a new corpus instead of refusing the old one.
+    """
+    from mer_utils.data.synthetic.corpus import GENERATOR_VERSION, make_synthetic_corpus
+
+    folder = Path(outputs) / f"{DEFAULT_CORPUS_DIRNAME}_v{GENERATOR_VERSION}_seed{seed}"
+    return make_synthetic_corpus(folder, seed=seed, progress=progress)
+
+
+def resolve_data_root(data_root: str | os.PathLike | None, outputs: str | os.PathLike = "outputs", *,
+                      progress: bool = True) -> Path:
+    """``None`` means the embedded default corpus."""
+    return default_data_root(outputs, progress=progress) if data_root is None else Path(data_root)
+
+
+def prepare_protocol(
+    data_root: str | os.PathLike | None, protocol: str, *, seed: int = 0, outputs: str | os.PathLike = "outputs",
+    published_dir: str | os.PathLike | None = None, metadata_dir: str | os.PathLike | None = None,
+    n_folds: int = 5, progress: bool = True,
+) -> PreparedData:
+    """Manifest (cached) and split for ``protocol``; the split is written to
+    ``outputs/splits/<name>.csv`` so every stage and the report use the same file."""
+    root = resolve_data_root(data_root, outputs, progress=progress)
+    manifest = prepare_manifest(root, metadata_dir=metadata_dir, outputs=outputs, progress=progress)
+    split = make_split(manifest, protocol=protocol, seed=seed, n_folds=n_folds, published_dir=published_dir)
+    write_split(split, Path(outputs) / "splits")
+    return PreparedData(root, manifest, split, str(split["split"].iloc[0]))

@@ -1,0 +1,211 @@
+"""Train/validation/test splits as files: random, speaker-independent, k-fold.
+
+A split frame has one row per clip and fold: ``clip_id, split, fold, subset``.
+Its ``attrs["info"]`` (written beside the CSV as JSON) records the protocol,
+seed, sizes, actor overlap and the clips left out because their media are
+broken. Speaker protocols refuse to produce a split where an actor appears in
+two subsets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.data.cremad_vocabulary import SUBSETS
+from mer_utils.data.media_health import OK
+
+GENERATED_PROTOCOLS = ("random", "speaker", "speaker-kfold")
+PUBLISHED_PROTOCOLS = ("ogm-ge", "audeering", "hicmae")
+PROTOCOLS = GENERATED_PROTOCOLS + PUBLISHED_PROTOCOLS
+SPEAKER_INDEPENDENT = {"random": False, "speaker": True, "speaker-kfold": True,
+                       "ogm-ge": False, "audeering": True, "hicmae": True}
+SPLIT_COLUMNS = ("clip_id", "split", "fold", "subset")
+
+
+def usable_clips(manifest: pd.DataFrame, *, require: tuple[str, ...] | str = "auto") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clips whose required media are ``ok``, and the excluded ones with the reason.
+
+    ``require="auto"`` requires every modality the corpus provides (a clip
+    must be usable by both experts, so fusion can join them clip by clip).
+    """
+    if require == "auto":
+        require = tuple(k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any())
+    bad = np.zeros(len(manifest), dtype=bool)
+    reasons = pd.Series("", index=manifest.index)
+    for kind in require:
+        status = manifest[f"{kind}_status"]
+        broken = status != OK
+        reasons[broken] = reasons[broken] + f"{kind} " + status[broken].astype(str) + "; "
+        bad |= broken.to_numpy()
+    excluded = pd.DataFrame({"clip_id": manifest.loc[bad, "clip_id"], "reason": reasons[bad].str.rstrip("; ")})
+    return manifest.loc[~bad].reset_index(drop=True), excluded.reset_index(drop=True)
+
+
+def _actor_table(clips: pd.DataFrame) -> pd.DataFrame:
+    actors = clips.groupby("actor_id", sort=True).agg(sex=("sex", "first")).reset_index()
+    actors["sex"] = actors["sex"].fillna("unknown").replace("", "unknown")
+    return actors
+
+
+def _split_actors(actors: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split actor ids in two, balanced by sex where every sex has >= 2 actors."""
+    counts = actors["sex"].value_counts()
+    n_small = max(1, int(round(fraction * len(actors))))
+    stratify = actors["sex"] if counts.min() >= 2 and n_small >= counts.size else None
+    big, small = train_test_split(actors["actor_id"].to_numpy(), test_size=n_small, random_state=seed,
+                                  stratify=stratify)
+    return np.sort(big), np.sort(small)
+
+
+def _frame(assignments: list[tuple[int, str, pd.Series]], name: str) -> pd.DataFrame:
+    parts = [pd.DataFrame({"clip_id": ids.to_numpy(), "split": name, "fold": fold, "subset": subset})
+             for fold, subset, ids in assignments]
+    frame = pd.concat(parts, ignore_index=True)
+    order = {s: i for i, s in enumerate(SUBSETS)}
+    frame = frame.assign(_o=frame["subset"].map(order)).sort_values(["fold", "_o", "clip_id"])
+    return frame.drop(columns="_o").reset_index(drop=True)
+
+
+def random_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
+    """Clip-level split stratified by emotion: the same actor appears in every subset."""
+    rest, test = train_test_split(clips, test_size=test_size, random_state=seed, stratify=clips["emotion"])
+    train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
+                                  stratify=rest["emotion"])
+    return _frame([(0, "train", train["clip_id"]), (0, "val", val["clip_id"]), (0, "test", test["clip_id"])],
+                  f"random_seed{seed}")
+
+
+def speaker_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
+    """Actor-disjoint split, balanced by sex; emotions stay balanced because
+    every CREMA-D actor records every emotion."""
+    actors = _actor_table(clips)
+    rest_ids, test_ids = _split_actors(actors, test_size, seed)
+    rest = actors[actors["actor_id"].isin(rest_ids)]
+    train_ids, val_ids = _split_actors(rest, val_size / (1 - test_size), seed)
+    by_actor = clips.set_index("actor_id")["clip_id"]
+    return _frame([(0, "train", by_actor.loc[train_ids]), (0, "val", by_actor.loc[val_ids]),
+                   (0, "test", by_actor.loc[test_ids])], f"speaker_seed{seed}")
+
+
+def speaker_kfold_split(clips: pd.DataFrame, *, n_folds: int = 5, seed: int = 0, val_size: float = 0.1) -> pd.DataFrame:
+    """K actor-disjoint test folds (``StratifiedGroupKFold``), each with a
+    validation set of whole actors carved from its training actors."""
+    if clips["actor_id"].nunique() < n_folds + 2:
+        raise ValueError(f"speaker-kfold with {n_folds} folds needs at least {n_folds + 2} actors, "
+                         f"found {clips['actor_id'].nunique()}")
+    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    assignments = []
+    for fold, (train_idx, test_idx) in enumerate(folds.split(clips, clips["emotion"], groups=clips["actor_id"])):
+        train_pool = clips.iloc[train_idx]
+        actors = _actor_table(train_pool)
+        train_ids, val_ids = _split_actors(actors, val_size / (1 - 1 / n_folds), seed + fold)
+        pool = train_pool.set_index("actor_id")["clip_id"]
+        assignments += [(fold, "train", pool.loc[train_ids]), (fold, "val", pool.loc[val_ids]),
+                        (fold, "test", clips.iloc[test_idx]["clip_id"])]
+    return _frame(assignments, f"speaker-kfold{n_folds}_seed{seed}")
+
+
+def actor_overlap(split: pd.DataFrame, manifest: pd.DataFrame) -> list[dict]:
+    """Per fold, how many actors each pair of subsets shares."""
+    actor_of = manifest.set_index("clip_id")["actor_id"]
+    report = []
+    for fold, group in split.groupby("fold", sort=True):
+        actors = {s: set(actor_of.loc[group.loc[group["subset"] == s, "clip_id"]]) for s in SUBSETS}
+        row = {"fold": int(fold), **{f"n_actors_{s}": len(actors[s]) for s in SUBSETS}}
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            row[f"shared_{a}_{b}"] = len(actors[a] & actors[b])
+        report.append(row)
+    return report
+
+
+def check_speaker_independent(split: pd.DataFrame, manifest: pd.DataFrame) -> None:
+    """Raise if any actor is in two subsets of the same fold."""
+    for row in actor_overlap(split, manifest):
+        shared = {k: v for k, v in row.items() if k.startswith("shared_") and v}
+        if shared:
+            raise ValueError(f"split {split['split'].iloc[0]!r} fold {row['fold']} is not speaker-independent: "
+                             f"actors shared between subsets {shared}; refusing to write it")
+
+
+def make_split(
+    manifest: pd.DataFrame, *, protocol: str, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2,
+    n_folds: int = 5, published_dir: str | os.PathLike | None = None, require: tuple[str, ...] | str = "auto",
+) -> pd.DataFrame:
+    """Make (or import) a split of the usable clips of ``manifest``.
+
+    The returned frame's ``attrs["info"]`` holds protocol, seed, subset sizes,
+    actor overlap per fold and the excluded clips with their reasons.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    clips, excluded = usable_clips(manifest, require=require)
+    if clips.empty:
+        raise ValueError("no usable clips: every clip's media are missing or broken (see the manifest problems CSV)")
+    info: dict = {"protocol": protocol, "seed": seed, "speaker_independent": SPEAKER_INDEPENDENT[protocol]}
+    if protocol == "random":
+        split = random_split(clips, seed=seed, val_size=val_size, test_size=test_size)
+    elif protocol == "speaker":
+        split = speaker_split(clips, seed=seed, val_size=val_size, test_size=test_size)
+    elif protocol == "speaker-kfold":
+        split = speaker_kfold_split(clips, n_folds=n_folds, seed=seed, val_size=val_size)
+    else:
+        from mer_utils.protocols.published import import_published_split
+
+        split, source_info = import_published_split(protocol, clips, published_dir=published_dir, seed=seed,
+                                                    val_size=val_size)
+        info.update(source_info)
+    overlap = actor_overlap(split, manifest)
+    if info["speaker_independent"]:
+        check_speaker_independent(split, manifest)
+    sizes = split.groupby(["fold", "subset"]).size()
+    info.update({
+        "name": str(split["split"].iloc[0]),
+        "n_folds": int(split["fold"].nunique()),
+        "sizes": {f"fold{f}_{s}": int(n) for (f, s), n in sizes.items()},
+        "actor_overlap": overlap,
+        "excluded": excluded.to_dict(orient="records"),
+    })
+    split.attrs["info"] = info
+    return split
+
+
+def write_split(split: pd.DataFrame, out_dir: str | os.PathLike) -> Path:
+    """Write ``<name>.csv`` and ``<name>.json`` (its info) into ``out_dir``."""
+    name = str(split["split"].iloc[0])
+    path = Path(out_dir) / f"{name}.csv"
+    write_csv(path, split.loc[:, list(SPLIT_COLUMNS)])
+    write_json(path.with_suffix(".json"), split.attrs.get("info", {}))
+    return path
+
+
+def load_split(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a split CSV (and its info JSON when present), validating columns."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Split file not found at {path}; create it with `mer splits --manifest M --protocol P --out DIR`")
+    split = pd.read_csv(path, dtype={"clip_id": str, "split": str, "subset": str})
+    missing = [c for c in SPLIT_COLUMNS if c not in split.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; expected {list(SPLIT_COLUMNS)}")
+    bad = set(split["subset"]) - set(SUBSETS)
+    if bad:
+        raise ValueError(f"{path}: unknown subsets {sorted(bad)}; expected {SUBSETS}")
+    if split["split"].nunique() != 1:
+        raise ValueError(f"{path}: one split per file expected, found {sorted(split['split'].unique())}")
+    if path.with_suffix(".json").exists():
+        split.attrs["info"] = read_json(path.with_suffix(".json"))
+    return split
+
+
+def fold_subsets(split: pd.DataFrame, fold: int) -> dict[str, list[str]]:
+    """``{"train": [...], "val": [...], "test": [...]}`` clip ids of one fold."""
+    group = split[split["fold"] == fold]
+    if group.empty:
+        raise ValueError(f"fold {fold} not in split (folds: {sorted(split['fold'].unique())})")
+    return {s: group.loc[group["subset"] == s, "clip_id"].tolist() for s in SUBSETS}
