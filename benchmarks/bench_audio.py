@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,7 +54,7 @@ def bench_wav2vec2(n_clips: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     config = Wav2Vec2Config()  # the facebook/wav2vec2-base architecture (95 M parameters)
-    model = SSLClassifier(AutoModel.from_config(config), default_feature_extractor(config)).eval()
+    model = SSLClassifier(AutoModel.from_config(config), default_feature_extractor(config), labels=EMOTIONS).eval()
     clips = speech_clips(n_clips + 1)
     model.predict_proba_waves(clips[:1])  # warm-up: first call allocates
     start = time.perf_counter()

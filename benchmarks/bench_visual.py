@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,7 +98,7 @@ def _inference(paths, config, checkpoints: Path) -> dict:
     if best.exists():
         expert, source = load_visual_expert(best), str(best)
     else:  # untrained head on the pretrained encoder: same cost
-        model = build_visual_model(ModelSpec(), weights_dir=checkpoints).eval()
+        model = build_visual_model(ModelSpec(labels=EMOTIONS), weights_dir=checkpoints).eval()
         expert, source = VisualExpert(model, {"crop": vars(config)}), "fer2013 encoder + untrained head"
     torch.set_num_threads(1)
     crops = extract_clip_crops(paths[0], expert.crop_config).crops

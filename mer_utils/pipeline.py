@@ -35,11 +35,12 @@ def _has_video(manifest) -> bool:
     return bool((manifest["video_status"] == "ok").any())
 
 
-def _demo_clip(outputs: Path, split_name: str) -> str:
+def _demo_clip(outputs: Path, split_name: str, manifest) -> str:
     """A test clip of the split: one the models never saw."""
+    from mer_utils.protocols.prepare import split_dir
     from mer_utils.protocols.splits import load_split
 
-    split = load_split(outputs / "splits" / f"{split_name}.csv")
+    split = load_split(split_dir(outputs, manifest) / f"{split_name}.csv")
     return str(split.loc[split["subset"] == "test", "clip_id"].iloc[0])
 
 
@@ -57,16 +58,16 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
 
     config = dataclasses.replace(config or PipelineConfig(), **overrides)
     outputs, start = Path(config.outputs), time.perf_counter()
-    root = resolve_data_root(config.data_root, outputs, progress=config.progress)
+    root = resolve_data_root(config.data_root, outputs, seed=config.seed, progress=config.progress)
     manifest = prepare_manifest(root, metadata_dir=config.metadata_dir, outputs=outputs, progress=config.progress)
     print(f"[1/6] data: {root}\n{summarize_manifest(manifest)}")
     common = {"data_root": str(root), "outputs": str(outputs), "checkpoints": config.checkpoints,
               "seed": config.seed, "metadata_dir": config.metadata_dir, "progress": config.progress}
     audio_extra = {"backbone": config.audio_backbone} if config.audio_backbone else {}
-    splits = {}
+    splits, corpus_key = {}, None
     for protocol in config.protocols:
         result = train_audio(protocol=protocol, **common, **audio_extra)
-        splits[protocol] = result.metrics["split"]
+        splits[protocol], corpus_key = result.metrics["split"], result.metrics["corpus_key"]
         print(f"[2/6] audio expert, {protocol}: test UA {result.metrics['summary']['test']['ua']['mean']:.3f} "
               f"-> {result.run_dir}")
     comparison = save_protocol_comparison(compare_protocols(outputs, protocols=config.protocols),
@@ -80,7 +81,7 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
         from mer_utils.fusion.run import latest_expert_runs
 
         for protocol in config.protocols:
-            runs = latest_expert_runs(outputs, protocol)
+            runs = latest_expert_runs(outputs, protocol, corpus_key=corpus_key)
             fusion_dir = fuse_runs(runs["audio"], runs["visual"], outputs=outputs, checkpoints=config.checkpoints,
                                    seed=config.seed)
             print(f"[4/6] fusion, {protocol}: {fusion_dir}")
@@ -89,7 +90,7 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
     report = make_report(outputs, metadata=config.metadata_dir)
     print(f"[5/6] report: {report}")
     demo_protocol = "speaker" if "speaker" in splits else next(iter(splits))
-    clip_id = _demo_clip(outputs, splits[demo_protocol])
+    clip_id = _demo_clip(outputs, splits[demo_protocol], manifest)
     prediction = predict_clip(clip_id=clip_id, data_root=root, checkpoints=config.checkpoints)
     figure = plot_result(prediction, outputs / "demo" / f"{clip_id}_prediction.png")
     print(f"[6/6] demo on {clip_id}:\n{format_result(prediction)}")

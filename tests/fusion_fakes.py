@@ -15,7 +15,7 @@ import pandas as pd
 
 from mer_utils.core import runs
 from mer_utils.data.cremad_vocabulary import EMOTIONS, SENTENCES
-from mer_utils.experts.evaluation import save_run_outputs
+from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.data.manifest import MANIFEST_COLUMNS
 from mer_utils.core.predictions import make_predictions_frame
 
@@ -60,7 +60,7 @@ def expert_frames(
             for modality in frames:
                 frames[modality].append(make_predictions_frame(
                     clip_ids=[ids[i] for i in chunk], y_true=y_all[chunk],
-                    proba=expert_proba(y_all[chunk], modality, rng), split=split, fold=fold,
+                    proba=expert_proba(y_all[chunk], modality, rng), labels=EMOTIONS, split=split, fold=fold,
                     subset=subset, modality=modality))
     return {m: pd.concat(parts, ignore_index=True) for m, parts in frames.items()}
 

@@ -89,7 +89,7 @@ def test_checkpoint_reloads_without_training_code_and_reproduces_predictions(run
     assert results["random"].checkpoint.name == "best_audio_egemaps_random.safetensors"
     expert = load_audio_expert(result.checkpoint)
     test = read_predictions(result.run_dir / "predictions_test.csv").head(8)
-    manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[1]))
+    manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2]))
     paths = [corpus / manifest.set_index("clip_id").loc[c, "audio_path"] for c in test["clip_id"]]
     proba = expert.predict_proba(paths)
     assert proba.shape == (8, 6)

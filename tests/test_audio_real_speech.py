@@ -13,6 +13,7 @@ import pytest
 from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.classical import AcousticBackbone
 from tests.conftest import shared
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,8 @@ def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None) -> fl
 
     split = make_split(manifest, protocol=protocol, seed=seed)
     subsets = fold_subsets(split, 0)
-    clips = {k: ClipSet.from_manifest(manifest, root, ids) for k, ids in subsets.items()}
-    pool = ClipSet.from_manifest(manifest, root, split["clip_id"].drop_duplicates().tolist())
+    clips = {k: ClipSet.from_manifest(manifest, root, ids, labels=EMOTIONS) for k, ids in subsets.items()}
+    pool = ClipSet.from_manifest(manifest, root, split["clip_id"].drop_duplicates().tolist(), labels=EMOTIONS)
     backbone = AcousticBackbone(feature_set="librosa", cache_dir=cache_dir, n_jobs=2, progress=False,
                                 speaker_norm=speaker_norm, speaker_pool=pool if speaker_norm else None)
     backbone.fit(clips["train"], clips["val"])

@@ -21,6 +21,7 @@ from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_c
 from mer_utils.experts.audio.ssl_train import FinetuneBackbone, FinetuneSettings
 from mer_utils.core.predictions import read_predictions
 from tests.conftest import shared
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 # No dropout and no SpecAugment: training is then a pure function of the data
 # order, which lets the resume test compare against an uninterrupted run.
@@ -67,10 +68,10 @@ def clips(corpus):
     """Train on actors 1001-1002, validate on 1003, test on 1004 (6 emotions each)."""
     def actor(a):
         ids = [f"{a}_DFA_{e}_XX" for e in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")]
-        return ClipSet(ids, [corpus / "AudioWAV" / f"{c}.wav" for c in ids], [c[-6:-3] for c in ids])
+        return ClipSet(ids, [corpus / "AudioWAV" / f"{c}.wav" for c in ids], [c[-6:-3] for c in ids], label_set=EMOTIONS)
     train = actor(1001)
     second = actor(1002)
-    train = ClipSet(train.clip_ids + second.clip_ids, train.paths + second.paths, train.labels + second.labels)
+    train = ClipSet(train.clip_ids + second.clip_ids, train.paths + second.paths, train.labels + second.labels, label_set=EMOTIONS)
     return {"train": train, "val": actor(1003), "test": actor(1004)}
 
 
@@ -82,7 +83,7 @@ def _finetune(tiny_model_dir, clips, work_dir):
 
 
 def test_finetune_saves_and_reloads_with_identical_probabilities(tiny_model_dir, clips, tmp_path):
-    start = build_classifier(str(tiny_model_dir)).backbone.encoder.layers[0].attention.q_proj.weight.clone()
+    start = build_classifier(str(tiny_model_dir), labels=EMOTIONS).backbone.encoder.layers[0].attention.q_proj.weight.clone()
     backbone, report = _finetune(tiny_model_dir, clips, tmp_path / "work")
     assert report["optimizer_steps"] == 3 and report["best_epoch"] == 1
     trained = backbone.model.backbone.encoder.layers[0].attention.q_proj.weight
@@ -176,7 +177,7 @@ def test_other_speech_model_families_share_the_head_and_checkpoint(family):
         config = AutoConfig.for_model(family, **{k: TINY[k] for k in keys})
     model = AutoModel.from_config(config)
     model = model.get_encoder() if family == "whisper" else model
-    clf = SSLClassifier(model, default_feature_extractor(config), head=HeadConfig(pooling="attentive"))
+    clf = SSLClassifier(model, default_feature_extractor(config), labels=EMOTIONS, head=HeadConfig(pooling="attentive"))
     waves = [np.random.default_rng(0).normal(size=n).astype(np.float32) * 0.1 for n in (16_000, 24_000)]
     proba = clf.predict_proba_waves(waves)
     assert proba.shape == (2, 6) and np.allclose(proba.sum(axis=1), 1)
@@ -190,9 +191,9 @@ def test_missing_model_says_so_plainly(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(RuntimeError, match=r"Could not download 'facebook/wav2vec2-base' \(no network\?\)"):
-        build_classifier("facebook/wav2vec2-base")
+        build_classifier("facebook/wav2vec2-base", labels=EMOTIONS)
     with pytest.raises(RuntimeError, match="Model folder '/no/such/model/folder' not found"):
-        build_classifier("/no/such/model/folder")
+        build_classifier("/no/such/model/folder", labels=EMOTIONS)
 
 
 def test_runner_finetune_and_frozen_write_runs_and_stable_checkpoints(tiny_model_dir, corpus, tmp_path,

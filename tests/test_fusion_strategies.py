@@ -41,29 +41,29 @@ def test_every_strategy_beats_the_weaker_expert_and_averaging_matches_the_better
     X, y, audio, visual = val
     singles = sorted([_ua(y, audio), _ua(y, visual)])
     for name in STRATEGY_NAMES:
-        fused = make_strategy(name).fit(X, y)
+        fused = make_strategy(name, labels=EMOTIONS).fit(X, y)
         assert fused.predict_proba(X).shape == (len(y), len(EMOTIONS))
         assert _ua(y, fused.predict_proba(X)) > singles[0], name
     # The weight grid contains both single experts, so the tuned average is never worse than the better one.
-    assert _ua(y, WeightedAverageFusion().fit(X, y).predict_proba(X)) >= singles[1]
+    assert _ua(y, WeightedAverageFusion(labels=EMOTIONS).fit(X, y).predict_proba(X)) >= singles[1]
 
 
 def test_exported_rules_reproduce_every_fitted_strategy(val):
     X, y, audio, visual = val
     for name in STRATEGY_NAMES:
-        fitted = make_strategy(name).fit(X, y)
+        fitted = make_strategy(name, labels=EMOTIONS).fit(X, y)
         rule = json.loads(json.dumps(fitted.export()))  # what a JSON file gives back
         assert apply_rule(rule, [audio, visual]) == pytest.approx(fitted.predict_proba(X), abs=1e-9), name
     # A validation set with two classes gives scikit-learn's one-row binary regression.
     two = np.isin(y, ["ANG", "SAD"])
-    stacking = make_strategy("stacking").fit(X[two], y[two])
+    stacking = make_strategy("stacking", labels=EMOTIONS).fit(X[two], y[two])
     assert apply_rule(stacking.export(), [audio, visual]) == pytest.approx(stacking.predict_proba(X), abs=1e-9)
 
 
 def test_weight_search_follows_the_informative_expert(val):
     X, y, audio, visual = val
     noise = np.random.default_rng(0).dirichlet(np.ones(6), size=len(y))
-    fitted = WeightedAverageFusion(grid_step=0.1).fit(np.hstack([audio, noise]), y)
+    fitted = WeightedAverageFusion(labels=EMOTIONS, grid_step=0.1).fit(np.hstack([audio, noise]), y)
     assert fitted.weights_[0] > 0.5, "an expert of pure noise should not get most of the weight"
     assert fitted.fitted_params()["weights"][0] == pytest.approx(fitted.weights_[0])
 
@@ -71,7 +71,7 @@ def test_weight_search_follows_the_informative_expert(val):
 def test_product_rule_is_the_equal_weight_geometric_mean():
     a = np.array([[0.6, 0.2, 0.1, 0.05, 0.03, 0.02]])
     b = np.array([[0.1, 0.5, 0.2, 0.1, 0.05, 0.05]])
-    fused = LogLinearFusion(search=False).fit(np.hstack([a, b]), ["ANG"]).predict_proba(np.hstack([a, b]))
+    fused = LogLinearFusion(labels=EMOTIONS, search=False).fit(np.hstack([a, b]), ["ANG"]).predict_proba(np.hstack([a, b]))
     expected = np.sqrt(a * b) / np.sqrt(a * b).sum()
     assert fused == pytest.approx(expected)
 
@@ -80,7 +80,7 @@ def test_max_confidence_trusts_the_surer_expert():
     a = np.array([[0.9, 0.02, 0.02, 0.02, 0.02, 0.02], [0.3, 0.2, 0.2, 0.1, 0.1, 0.1]])
     b = np.array([[0.1, 0.5, 0.1, 0.1, 0.1, 0.1], [0.02, 0.02, 0.02, 0.02, 0.02, 0.9]])
     X = np.hstack([a, b])
-    assert MaxConfidenceFusion().fit(X, ["ANG", "SAD"]).predict(X).tolist() == ["ANG", "SAD"]
+    assert MaxConfidenceFusion(labels=EMOTIONS).fit(X, ["ANG", "SAD"]).predict(X).tolist() == ["ANG", "SAD"]
 
 
 def test_simplex_grid_and_bad_step():
@@ -88,12 +88,12 @@ def test_simplex_grid_and_bad_step():
     with pytest.raises(ValueError, match="grid_step must divide 1"):
         simplex_grid(2, 0.3)
     with pytest.raises(ValueError, match="unknown fusion strategy 'mean'"):
-        make_strategy("mean")
+        make_strategy("mean", labels=EMOTIONS)
 
 
 def test_temperature_cools_an_overconfident_expert_without_changing_its_choice(val):
     _, y, audio, _ = val
-    temperature = fit_temperature(audio, y)
+    temperature = fit_temperature(audio, y, labels=EMOTIONS)
     calibrated = apply_temperature(audio, temperature)
     assert temperature > 1.5  # the fake audio expert is made 3x over-confident
     assert log_loss(y, calibrated, labels=list(EMOTIONS)) < log_loss(y, audio, labels=list(EMOTIONS))
@@ -113,13 +113,13 @@ def testvectorised_scores_equal_scikit_learn(val):
 def test_bootstrap_interval_brackets_the_score_and_is_reproducible(val):
     _, y, audio, _ = val
     y_pred = np.asarray(EMOTIONS)[audio.argmax(axis=1)]
-    ci = bootstrap_ci(y, y_pred, n_bootstrap=300, seed=1)
+    ci = bootstrap_ci(y, y_pred, labels=EMOTIONS, n_bootstrap=300, seed=1)
     scores = classification_scores(y, y_pred)
     for key in ("wa", "ua", "macro_f1"):
         low, high = ci[key]
         assert low < scores[key] < high
         assert 0.02 < high - low < 0.4  # a few hundred clips: a few points either way
-    assert bootstrap_ci(y, y_pred, n_bootstrap=300, seed=1) == ci
+    assert bootstrap_ci(y, y_pred, labels=EMOTIONS, n_bootstrap=300, seed=1) == ci
 
 
 def test_mcnemar_exact_p_value():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mer_utils.data.cremad_vocabulary import EMOTIONS, PROB_COLUMNS
-from mer_utils.experts.evaluation import save_run_outputs
+from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.core.metrics import aggregate_scores, breakdown, classification_scores, confusion_frame, format_mean_std
 from mer_utils.core.predictions import (
     PredictionsError, make_predictions_frame, read_predictions, write_predictions,
@@ -19,7 +19,8 @@ def _frame(n=12, subset="test", split="random_seed0", seed=0, fold=0):
     proba = rng.dirichlet(np.ones(6), size=n)
     y_true = [EMOTIONS[i % 6] for i in range(n)]
     return make_predictions_frame(clip_ids=[f"10{i:02d}_DFA_{y}_XX" for i, y in enumerate(y_true)], y_true=y_true,
-                                  proba=proba, split=split, fold=fold, subset=subset, modality="audio")
+                                  proba=proba, labels=EMOTIONS, split=split, fold=fold, subset=subset,
+                                  modality="audio")
 
 
 def test_scores_match_hand_computed_values():
@@ -29,7 +30,7 @@ def test_scores_match_hand_computed_values():
     assert s["wa"] == pytest.approx(0.75)
     assert s["ua"] == pytest.approx((2 / 3 + 1) / 2)  # mean recall over present classes
     assert s["per_class"]["SAD"]["precision"] == pytest.approx(0.5)
-    cm = confusion_frame(y_true, y_pred, normalize=True)
+    cm = confusion_frame(y_true, y_pred, labels=EMOTIONS, normalize=True)
     assert cm.loc["ANG", "SAD"] == pytest.approx(1 / 3) and cm.loc["DIS"].sum() == 0
 
 
@@ -54,7 +55,7 @@ def test_predictions_round_trip(tmp_path):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda f: f.drop(columns="modality"), "missing columns"),
-    (lambda f: f.rename(columns={"p_ANG": "p_X", "p_DIS": "p_ANG"}).rename(columns={"p_X": "p_DIS"}), "label order"),
+    (lambda f: f.rename(columns={"p_ANG": "p_X", "p_DIS": "p_ANG"}).rename(columns={"p_X": "p_DIS"}), "another label set or order"),
     (lambda f: f.assign(p_ANG=f["p_ANG"] + 0.5), "sum to"),
     (lambda f: f.assign(split=["a"] * 6 + ["b"] * 6), "one split per file"),
     (lambda f: f.assign(y_pred="JOY"), "outside"),
@@ -64,7 +65,7 @@ def test_reader_refuses_broken_files(tmp_path, mutate, message):
     path = tmp_path / "bad.csv"
     mutate(_frame()).to_csv(path, index=False)
     with pytest.raises(PredictionsError, match=message) as info:
-        read_predictions(path)
+        read_predictions(path, expected_labels=EMOTIONS)
     assert "bad.csv" in str(info.value)
 
 

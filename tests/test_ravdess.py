@@ -9,12 +9,12 @@ import pytest
 from conftest import shared
 from mer_utils.cli import main
 from mer_utils.data.manifest import build_manifest
-from mer_utils.data.ravdess import build_ravdess_manifest, parse_ravdess_name
+from mer_utils.data.ravdess import parse_ravdess_name
 from mer_utils.protocols.splits import make_split
 
 
 def test_real_files_parse_to_the_documented_counts():
-    full = build_ravdess_manifest(shared("ravdess-dev"), keep_all_emotions=True, progress=False).manifest
+    full = build_manifest(shared("ravdess-dev"), dataset="ravdess", keep_all_emotions=True, progress=False).manifest
     assert len(full) == 720 and full["actor_id"].nunique() == 12
     assert full.drop_duplicates("actor_id")["sex"].value_counts().to_dict() == {"Male": 6, "Female": 6}
     per_actor = full.groupby(["actor_id", "emotion"]).size().unstack()

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO
 from mer_utils.experts.visual.fer2013 import (FER2013_CLASSES, convert_keras_hdf5, ensure_fer2013_weights,
                                       load_fer2013_model, to_fer_input)
-from mer_utils.experts.visual.zero_shot import map_fer2013_to_cremad, zero_shot_clip_probs
+from mer_utils.experts.visual.zero_shot import CREMAD_LABELS, map_fer2013, zero_shot_clip_probs
 
 KERAS_REFERENCE = np.array([  # rows: astronaut face, random input 1, random input 2
     [2.6472939e-05, 6.1103272e-08, 2.1957187e-06, 0.99919182, 1.2955535e-06, 0.00060978328, 0.00016830412],
@@ -75,7 +75,7 @@ def test_astronaut_through_detector_and_crop_is_happy(weights):
     with torch.no_grad():
         probs = model(to_fer_input(crops)).softmax(dim=1).numpy()[0]
     assert FER2013_CLASSES[int(probs.argmax())] == "happy" and probs.max() > 0.9
-    cremad = zero_shot_clip_probs(crops[None], model=model)[0]
+    cremad = zero_shot_clip_probs(crops[None], labels=CREMAD_LABELS, model=model)[0]
     assert cremad.argmax() == 3 and abs(cremad.sum() - 1) < 1e-6  # HAP, surprise dropped and renormalised
 
 
@@ -102,6 +102,6 @@ def test_a_foreign_hdf5_is_refused_with_its_name(tmp_path):
 
 def test_zero_shot_mapping_drops_surprise():
     fer = np.array([[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2]])
-    mapped = map_fer2013_to_cremad(fer)
+    mapped = map_fer2013(fer, CREMAD_LABELS)
     assert np.allclose(mapped[0], 1 / 6), "pure surprise carries nothing about the six: uniform"
     assert np.allclose(mapped[1], np.array([0.1, 0.1, 0.1, 0.1, 0.2, 0.2]) / 0.8)  # NEU, SAD from neutral, sad

@@ -112,7 +112,7 @@ def _head_model():
     from mer_utils.experts.visual.models import ModelSpec, _nn
 
     torch.manual_seed(0)
-    model = _nn()(ModelSpec(), pretrained=False)
+    model = _nn()(ModelSpec(labels=EMOTIONS), pretrained=False)
     model.head[-1] = torch.nn.Linear(8, 6)  # toy 8-d features instead of the encoder's 128
     model.head[0] = torch.nn.LayerNorm(8)
     return model
@@ -143,6 +143,6 @@ def test_timm_backbone_builds_when_timm_is_installed():
 
     from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
-    model = build_visual_model(ModelSpec(backbone="timm:resnet18", pooling="attention"), pretrained=False)
+    model = build_visual_model(ModelSpec(backbone="timm:resnet18", pooling="attention", labels=EMOTIONS), pretrained=False)
     logits = model(torch.randint(0, 255, (2, 3, 64, 64, 3), dtype=torch.uint8))
     assert logits.shape == (2, len(EMOTIONS))

@@ -8,37 +8,15 @@ and ``config.json`` always agree.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import typing
 from pathlib import Path
 
 
-def _none_or(kind):
-    def parse(text: str):
-        return None if text.lower() in ("none", "null", "") else kind(text)
-    return parse
-
-
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    from mer_utils.core.config import add_dataclass_arguments
     from mer_utils.experts.audio.config import AudioTrainConfig
     from mer_utils.protocols.splits import PROTOCOLS
 
-    hints = typing.get_type_hints(AudioTrainConfig)
-    for f in dataclasses.fields(AudioTrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        meta = dict(f.metadata)
-        if f.name == "protocol":
-            meta["choices"] = PROTOCOLS
-        help_text = f"{meta.pop('help')} (default: {f.default})"
-        hint = hints[f.name]
-        if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-            continue
-        base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
-        kind = meta.pop("type", base if base in (int, float, str) else str)
-        if type(None) in typing.get_args(hint):
-            kind = _none_or(kind)
-        parser.add_argument(flag, default=f.default, type=kind, help=help_text, **meta)
+    add_dataclass_arguments(parser, AudioTrainConfig, choices={"protocol": PROTOCOLS})
 
 
 def _train(args) -> int:
@@ -46,8 +24,9 @@ def _train(args) -> int:
     from mer_utils.experts.audio.train import train_audio
     from mer_utils.core.metrics import format_mean_std
 
-    names = {f.name for f in dataclasses.fields(AudioTrainConfig)}
-    config = AudioTrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    from mer_utils.core.config import from_args
+
+    config = from_args(AudioTrainConfig, args)
     result = train_audio(config)
     summary = result.metrics["summary"]
     for subset in ("val", "test"):
@@ -85,7 +64,7 @@ def _predict(args) -> int:
         raise FileNotFoundError(f"no .wav/.mp3/.flac files in {[str(p) for p in args.inputs]}")
     expert = load_audio_expert(args.checkpoint, device=args.device)
     proba = expert.predict_proba(files)
-    frame = make_predictions_frame(clip_ids=[f.stem for f in files], y_true=None, proba=proba,
+    frame = make_predictions_frame(clip_ids=[f.stem for f in files], y_true=None, proba=proba, labels=expert.labels,
                                    split="inference", fold=0, subset="test", modality="audio")
     if args.out:
         write_csv(args.out, frame, float_format="%.6f")

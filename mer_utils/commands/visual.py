@@ -6,35 +6,26 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-_PREPARE_FIELDS = ("data_root", "outputs", "checkpoints", "metadata_dir", "n_frames", "crop_size", "margin",
+_PREPARE_FIELDS = ("data_root", "dataset", "outputs", "checkpoints", "metadata_dir", "n_frames", "crop_size", "margin",
                    "smooth_window", "min_face", "detect_width", "n_jobs", "progress")
 _ZERO_SHOT_FIELDS = _PREPARE_FIELDS + ("protocol", "seed", "folds", "published_dir")
 
 
 def _add_config_options(parser: argparse.ArgumentParser, names=None) -> None:
-    """One option per :class:`VisualTrainConfig` field, help text from the field."""
+    """One option per :class:`VisualTrainConfig` field (or the ``names`` ones), help text from the field."""
+    from mer_utils.core.config import add_dataclass_arguments
     from mer_utils.experts.visual.config import VisualTrainConfig
+    from mer_utils.protocols.splits import PROTOCOLS
 
-    for f in dataclasses.fields(VisualTrainConfig):
-        if names is not None and f.name not in names:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kwargs = {"help": f.metadata["help"], "default": f.default, "dest": f.name}
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-            continue
-        value_type = type(f.default) if f.default is not None else str
-        if "choices" in f.metadata:
-            kwargs["choices"] = f.metadata["choices"]
-        parser.add_argument(flag, type=value_type, **kwargs)
+    skip = () if names is None else tuple(f.name for f in dataclasses.fields(VisualTrainConfig) if f.name not in names)
+    add_dataclass_arguments(parser, VisualTrainConfig, choices={"protocol": PROTOCOLS}, skip=skip)
 
 
 def _config(args, names=None):
+    from mer_utils.core.config import from_args
     from mer_utils.experts.visual.config import VisualTrainConfig
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(VisualTrainConfig)
-              if hasattr(args, f.name) and (names is None or f.name in names)}
-    return VisualTrainConfig(**values)
+    return from_args(VisualTrainConfig, args)
 
 
 def _prepare(args) -> int:

@@ -19,11 +19,10 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 
 def classification_scores(
-    y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] = EMOTIONS
+    y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] | None = None
 ) -> dict:
     """WA, UA, macro-F1 and per-class precision/recall/F1.
 
@@ -37,7 +36,7 @@ def classification_scores(
         raise ValueError("classification_scores needs at least one prediction")
     if len(y_true) != len(y_pred):
         raise ValueError(f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}")
-    labels = list(labels)
+    labels = _labels(labels, y_true, y_pred)
     present = [lab for lab in labels if lab in set(y_true)]
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
@@ -56,11 +55,19 @@ def classification_scores(
     }
 
 
+def _labels(labels, y_true, y_pred) -> list[str]:
+    """The given label order, or the sorted classes seen in either column."""
+    if labels is not None:
+        return list(labels)
+    return sorted(set(np.asarray(y_true, dtype=str)) | set(np.asarray(y_pred, dtype=str)))
+
+
 def confusion_frame(
-    y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] = EMOTIONS,
+    y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] | None = None,
     normalize: bool = False,
 ) -> pd.DataFrame:
     """Confusion matrix as a labelled frame (rows = true, columns = predicted)."""
+    labels = _labels(labels, y_true, y_pred)
     cm = confusion_matrix(y_true, y_pred, labels=list(labels), normalize="true" if normalize else None)
     return pd.DataFrame(np.nan_to_num(cm), index=pd.Index(labels, name="true"),
                         columns=pd.Index(labels, name="pred"))
@@ -68,13 +75,14 @@ def confusion_frame(
 
 def breakdown(
     frame: pd.DataFrame, *, by: str, y_true: str = "y_true", y_pred: str = "y_pred",
+    labels: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """WA/UA/macro-F1 per group (actor, sex, intensity…), one row per group."""
     if by not in frame.columns:
         raise ValueError(f"cannot break down by {by!r}: column not in {list(frame.columns)}")
     rows = []
     for key, group in frame.groupby(by, sort=True):
-        s = classification_scores(group[y_true], group[y_pred])
+        s = classification_scores(group[y_true], group[y_pred], labels=labels)
         rows.append({by: key, "n": s["n"], "wa": s["wa"], "ua": s["ua"], "macro_f1": s["macro_f1"]})
     return pd.DataFrame(rows)
 

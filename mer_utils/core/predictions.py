@@ -2,12 +2,12 @@
 
 One row per clip and subset::
 
-    clip_id, split, fold, subset, modality, y_true, y_pred, p_ANG, …, p_SAD
+    clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>
 
-Probabilities are in the fixed order of :data:`mer_utils.data.cremad_vocabulary.EMOTIONS`.
-The reader refuses files that break the contract with a message naming the
-file and the problem, so a stale or hand-edited CSV cannot silently poison a
-fusion table.
+The probability columns spell the run's label set in the corpus's order
+(CREMA-D: ``p_ANG … p_SAD``). The reader refuses files that break the
+contract with a message naming the file and the problem, so a stale or
+hand-edited CSV cannot silently poison a fusion table.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv
-from mer_utils.data.cremad_vocabulary import EMOTIONS, PROB_COLUMNS, SUBSETS
+from mer_utils.core.labels import SUBSETS, check_label_set, labels_from_columns, prob_columns
 
-PREDICTION_COLUMNS = (
-    "clip_id", "split", "fold", "subset", "modality", "y_true", "y_pred", *PROB_COLUMNS,
-)
+KEY_COLUMNS = ("clip_id", "split", "fold", "subset", "modality", "y_true", "y_pred")
 MODALITIES = ("audio", "visual", "audio_visual")
 _PROB_TOLERANCE = 1e-3
 
@@ -33,11 +31,17 @@ class PredictionsError(ValueError):
     """A predictions CSV does not follow the contract."""
 
 
+def prediction_columns(labels: Sequence[str]) -> tuple[str, ...]:
+    """Every column of a predictions frame for ``labels``, in order."""
+    return (*KEY_COLUMNS, *prob_columns(labels))
+
+
 def make_predictions_frame(
     *,
     clip_ids: Sequence[str],
     y_true: Sequence[str] | None,
     proba: np.ndarray,
+    labels: Sequence[str],
     split: str,
     fold: int,
     subset: str,
@@ -45,19 +49,20 @@ def make_predictions_frame(
 ) -> pd.DataFrame:
     """Build a contract-conforming frame from class probabilities.
 
-    ``proba`` has one column per emotion in :data:`EMOTIONS` order; rows are
-    renormalised so that tiny float drift does not trip the reader.
+    ``proba`` has one column per label of ``labels``; rows are renormalised
+    so that tiny float drift does not trip the reader.
 
     >>> import numpy as np
     >>> f = make_predictions_frame(clip_ids=["1001_DFA_ANG_XX"], y_true=["ANG"],
-    ...     proba=np.array([[.7, .1, .1, .05, .03, .02]]), split="random_seed0",
+    ...     proba=np.array([[.7, .3]]), labels=("ANG", "SAD"), split="random_seed0",
     ...     fold=0, subset="test", modality="audio")
-    >>> f.loc[0, "y_pred"]
-    'ANG'
+    >>> f.loc[0, "y_pred"], list(f.columns[-2:])
+    ('ANG', ['p_ANG', 'p_SAD'])
     """
+    labels = check_label_set(labels)
     proba = np.asarray(proba, dtype=float)
-    if proba.ndim != 2 or proba.shape[1] != len(EMOTIONS):
-        raise ValueError(f"proba must have shape (n, {len(EMOTIONS)}), got {proba.shape}")
+    if proba.ndim != 2 or proba.shape[1] != len(labels):
+        raise ValueError(f"proba must have shape (n, {len(labels)}) for labels {list(labels)}, got {proba.shape}")
     if len(clip_ids) != len(proba):
         raise ValueError(f"{len(clip_ids)} clip ids but {len(proba)} probability rows")
     proba = proba / proba.sum(axis=1, keepdims=True)
@@ -68,17 +73,22 @@ def make_predictions_frame(
         "subset": subset,
         "modality": modality,
         "y_true": list(y_true) if y_true is not None else [""] * len(proba),
-        "y_pred": [EMOTIONS[i] for i in proba.argmax(axis=1)],
+        "y_pred": [labels[i] for i in proba.argmax(axis=1)],
     })
-    for j, col in enumerate(PROB_COLUMNS):
+    for j, col in enumerate(prob_columns(labels)):
         frame[col] = proba[:, j]
     return frame
+
+
+def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The label set of a predictions frame (its ``p_<label>`` columns, in order)."""
+    return labels_from_columns(frame.columns)
 
 
 def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     """Validate then write atomically; returns the path."""
     validate_predictions(frame, source=str(path))
-    return write_csv(path, frame.loc[:, list(PREDICTION_COLUMNS)], float_format="%.6f")
+    return write_csv(path, frame.loc[:, list(prediction_columns(labels_of(frame)))], float_format="%.6f")
 
 
 def read_predictions(
@@ -86,10 +96,11 @@ def read_predictions(
     *,
     expected_split: str | None = None,
     expected_modality: str | None = None,
+    expected_labels: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read and validate a predictions CSV.
 
-    Raises :class:`PredictionsError` naming the file when columns, label order,
+    Raises :class:`PredictionsError` naming the file when columns, label set,
     probabilities, subsets or split identity are wrong.
     """
     path = Path(path)
@@ -102,7 +113,7 @@ def read_predictions(
                                      "modality": str, "y_true": str, "y_pred": str},
                         keep_default_na=False)
     validate_predictions(frame, source=str(path), expected_split=expected_split,
-                         expected_modality=expected_modality)
+                         expected_modality=expected_modality, expected_labels=expected_labels)
     return frame
 
 
@@ -112,16 +123,22 @@ def validate_predictions(
     source: str = "<frame>",
     expected_split: str | None = None,
     expected_modality: str | None = None,
+    expected_labels: Sequence[str] | None = None,
 ) -> None:
     cols = list(frame.columns)
-    missing = [c for c in PREDICTION_COLUMNS if c not in cols]
+    missing = [c for c in KEY_COLUMNS if c not in cols]
     if missing:
-        raise PredictionsError(f"{source}: missing columns {missing}; expected {list(PREDICTION_COLUMNS)}")
-    probs_in_file = [c for c in cols if c.startswith("p_")]
-    if probs_in_file != list(PROB_COLUMNS):
+        raise PredictionsError(f"{source}: missing columns {missing}; expected {list(KEY_COLUMNS)} then p_<label>")
+    labels = labels_of(frame)
+    try:
+        check_label_set(labels, source=source)
+    except ValueError as err:
+        raise PredictionsError(f"{err} (the p_<label> columns)") from None
+    if expected_labels is not None and labels != tuple(expected_labels):
         raise PredictionsError(
-            f"{source}: probability columns are {probs_in_file}, expected {list(PROB_COLUMNS)} "
-            "in that order (label order differs; re-export with mer_utils.core.predictions)."
+            f"{source}: probability columns are {list(prob_columns(labels))}, expected "
+            f"{list(prob_columns(expected_labels))} in that order (another label set or order; "
+            "re-export with mer_utils.core.predictions)."
         )
     if frame.empty:
         raise PredictionsError(f"{source}: no rows")
@@ -142,12 +159,12 @@ def validate_predictions(
     if dup.any():
         raise PredictionsError(f"{source}: duplicated clip rows, e.g. {frame.loc[dup, 'clip_id'].iloc[0]}")
     # y_true may be empty (a demo clip with no label); y_pred never.
-    allowed = {"y_true": set(EMOTIONS) | {""}, "y_pred": set(EMOTIONS)}
+    allowed = {"y_true": set(labels) | {""}, "y_pred": set(labels)}
     for col, ok in allowed.items():
         unknown = set(frame[col].astype(str)) - ok
         if unknown:
-            raise PredictionsError(f"{source}: column {col} has labels {sorted(unknown)} outside {EMOTIONS}")
-    proba = frame.loc[:, list(PROB_COLUMNS)].to_numpy(dtype=float)
+            raise PredictionsError(f"{source}: column {col} has labels {sorted(unknown)} outside {list(labels)}")
+    proba = frame.loc[:, list(prob_columns(labels))].to_numpy(dtype=float)
     if not np.isfinite(proba).all() or (proba < 0).any():
         raise PredictionsError(f"{source}: probabilities must be finite and non-negative")
     sums = proba.sum(axis=1)
@@ -159,5 +176,5 @@ def validate_predictions(
 
 
 def probabilities(frame: pd.DataFrame) -> np.ndarray:
-    """The ``(n, 6)`` probability matrix in label order."""
-    return frame.loc[:, list(PROB_COLUMNS)].to_numpy(dtype=float)
+    """The ``(n, K)`` probability matrix in the frame's label order."""
+    return frame.loc[:, list(prob_columns(labels_of(frame)))].to_numpy(dtype=float)

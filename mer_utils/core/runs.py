@@ -1,10 +1,16 @@
-"""Self-describing run folders (SpeechBrain / lightning-hydra style).
+"""Self-describing run folders (SpeechBrain / lightning-hydra style), addressed by what changes results.
 
-``outputs/<stage>/<run_name>/`` holds ``config.json`` (the stage dataclass),
-``env.json`` (package versions, git commit, device), ``metrics.json`` and the
-predictions CSVs. ``outputs/<stage>/latest_<key>.json`` points at the newest
-run of a given protocol so that the fusion notebook finds it without the user
-copying folder names around.
+``outputs/<stage>/<corpus key>/<run name>-<settings hash>/`` holds
+``config.json`` (the stage dataclass), ``env.json`` (package versions, git
+commit, device), ``metrics.json`` and the predictions CSVs. The corpus key
+names the corpus and a hash of its manifest, the settings hash the options
+that change results: the same settings on the same data resume in the same
+folder, anything else gets a folder of its own, so no run overwrites another.
+
+``outputs/<stage>/latest_<protocol>.json`` points at the newest run of a
+protocol (any corpus) and ``outputs/<stage>/<corpus key>/latest_<protocol>.json``
+at the newest of that corpus, so fusion and the notebooks find runs without
+the user copying folder names around.
 """
 
 from __future__ import annotations
@@ -86,25 +92,70 @@ def timestamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any) -> Path:
-    """Create ``outputs/<stage>/<name>`` and write config.json and env.json."""
-    run_dir = Path(outputs) / stage / name
+def settings_hash(settings: dict) -> str:
+    """Short hash of the settings that change a run's results.
+
+    >>> settings_hash({"seed": 0}) == settings_hash({"seed": 0}), settings_hash({"seed": 0}) == settings_hash({"seed": 1})
+    (True, False)
+    """
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def safe_name(text: str) -> str:
+    """A folder/file name that is valid on Windows, macOS and Linux and in zip files.
+
+    >>> safe_name("cross:ravdess-dev->ravdess-hidden")
+    'cross-ravdess-dev-ravdess-hidden'
+    """
+    import re
+
+    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._+-]", "-", str(text))).strip("-.") or "run"
+
+
+def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, *, corpus_key: str | None = None,
+                settings: dict | None = None) -> Path:
+    """Create the run folder and write config.json and env.json.
+
+    With ``settings`` the folder is ``<name>-<settings hash>`` (see the
+    module docstring), under ``<corpus_key>/`` when given. A folder holding
+    a different config.json is never reused: that would mix two runs.
+    """
+    if settings is not None:
+        import json
+
+        settings = json.loads(json.dumps(settings, sort_keys=True, default=str))  # as JSON stores it
+    base = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "")
+    run_dir = base / (f"{safe_name(name)}-{settings_hash(settings)}" if settings is not None else safe_name(name))
+    stamp = run_dir / "settings.json"
+    if settings is not None and stamp.exists() and read_json(stamp) != settings:
+        raise RuntimeError(f"{run_dir} holds a run with other settings ({stamp}); refusing to mix them. "
+                           "Move that folder away or pass other --outputs.")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", config_to_dict(config))
+    if settings is not None:
+        write_json(stamp, settings)
     write_json(run_dir / "env.json", environment_info())
     return run_dir
 
 
-def point_latest(outputs: str | os.PathLike, stage: str, key: str, run_dir: str | os.PathLike) -> Path:
-    """Record ``run_dir`` as the newest run of ``stage``/``key``."""
-    pointer = Path(outputs) / stage / f"latest_{key}.json"
-    write_json(pointer, {"run_dir": os.path.relpath(run_dir, pointer.parent), "updated": timestamp()})
-    return pointer
+def point_latest(outputs: str | os.PathLike, stage: str, key: str, run_dir: str | os.PathLike,
+                 *, corpus_key: str | None = None) -> Path:
+    """Record ``run_dir`` as the newest run of ``stage``/``key`` (and of ``corpus_key`` when given)."""
+    pointers = [Path(outputs) / stage / f"latest_{key}.json"]
+    if corpus_key:
+        pointers.append(Path(outputs) / stage / safe_name(corpus_key) / f"latest_{key}.json")
+    for pointer in pointers:
+        write_json(pointer, {"run_dir": os.path.relpath(run_dir, pointer.parent), "updated": timestamp(),
+                             **({"corpus_key": corpus_key} if corpus_key else {})})
+    return pointers[0]
 
 
-def resolve_latest(outputs: str | os.PathLike, stage: str, key: str) -> Path:
-    """The run folder recorded by :func:`point_latest`, with a clear error."""
-    pointer = Path(outputs) / stage / f"latest_{key}.json"
+def resolve_latest(outputs: str | os.PathLike, stage: str, key: str, *, corpus_key: str | None = None) -> Path:
+    """The run folder recorded by :func:`point_latest` (of ``corpus_key`` when given), with a clear error."""
+    pointer = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "") / f"latest_{key}.json"
     if not pointer.exists():
         raise FileNotFoundError(
             f"No {stage} run for {key!r}: {pointer} does not exist. Run the {stage} stage "

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mer_utils.data.cremad_vocabulary import CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS
+from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.media_health import OK
 
 
-def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = None) -> str:
-    """Clips, actors, per-emotion counts, media health and the 7,442/91 check."""
+def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = None, *,
+                       corpus: CorpusInfo | None = None) -> str:
+    """Clips, speakers, per-label counts, media health and, where the corpus declares its size, the
+    completeness check (CREMA-D: 7,442 clips / 91 actors)."""
+    if corpus is None and manifest.attrs.get("corpus"):
+        corpus = CorpusInfo.from_dict(manifest.attrs["corpus"])
     n_clips, n_actors = len(manifest), manifest["actor_id"].nunique()
     lines = [f"{n_clips} clips from {n_actors} actors"]
     sexes = manifest.drop_duplicates("actor_id")["sex"].replace("", "unknown").fillna("unknown").value_counts()
     lines.append("actors by sex: " + ", ".join(f"{k} {v}" for k, v in sorted(sexes.items())))
     counts = manifest["emotion"].value_counts()
-    lines.append("clips per emotion: " + ", ".join(f"{e} {int(counts.get(e, 0))}" for e in EMOTIONS))
+    labels = corpus.labels if corpus else tuple(sorted(counts.index))
+    lines.append("clips per emotion: " + ", ".join(f"{e} {int(counts.get(e, 0))}" for e in labels))
     for kind in ("audio", "video"):
         status = manifest[f"{kind}_status"].value_counts()
         lines.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())))
@@ -28,8 +33,9 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
             lines.append("  -> Git LFS pointers found: run `git lfs pull` inside your CREMA-D clone.")
     else:
         lines.append("problems: none")
-    if n_actors > CREMAD_N_ACTORS // 2:  # looks like an attempt at the full corpus
-        complete = n_clips == CREMAD_N_CLIPS and n_actors == CREMAD_N_ACTORS
+    expected = corpus.expected if corpus else {}
+    if "clips" in expected and n_actors > expected.get("speakers", 0) // 2:  # looks like an attempt at the full corpus
+        complete = n_clips == expected["clips"] and n_actors == expected["speakers"]
         verdict = "matches" if complete else "does NOT match"
-        lines.append(f"official corpus check: {verdict} {CREMAD_N_CLIPS} clips / {CREMAD_N_ACTORS} actors")
+        lines.append(f"official corpus check: {verdict} {expected['clips']} clips / {expected['speakers']} actors")
     return "\n".join(lines)

@@ -1,10 +1,11 @@
-"""RAVDESS speech as a second corpus, in the same manifest as CREMA-D.
+"""The RAVDESS reader: speech files under ``Actor_XX/`` into a manifest.
 
 File names are ``MM-VV-EE-II-SS-RR-AA.wav``: modality (03 = audio only),
 vocal channel (01 = speech, 02 = song), emotion, intensity (01 normal,
 02 strong), statement, repetition, actor (odd = male). Emotions map onto
 CREMA-D's six codes; calm and surprised have no CREMA-D counterpart and are
-left out unless ``keep_all_emotions=True`` (then coded ``CAL`` and ``SUR``).
+left out unless ``keep_all_emotions=True`` (then coded ``CAL`` and ``SUR``,
+and the label set is all eight).
 Song and video files are recognised and skipped with a note.
 """
 
@@ -16,16 +17,30 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.data.manifest import MANIFEST_COLUMNS, PROBLEM_COLUMNS, ManifestResult, _check_all
-from mer_utils.data.media_health import FIXES, OK
+from mer_utils.data.corpus import CorpusInfo
+from mer_utils.data.manifest import MANIFEST_COLUMNS, PROBLEM_COLUMNS, ManifestResult, check_media, problem_row
+from mer_utils.data.media_health import OK
+
+NAME = "ravdess"
 
 EMOTION_CODES = {"01": "NEU", "02": "CAL", "03": "HAP", "04": "SAD", "05": "ANG", "06": "FEA", "07": "DIS",
                  "08": "SUR"}
 EXTRA_EMOTIONS = ("CAL", "SUR")
+SHARED_EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")  # the six it shares with CREMA-D
+ALL_EMOTIONS = tuple(sorted(SHARED_EMOTIONS + EXTRA_EMOTIONS))
 INTENSITY_CODES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 _NAME_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 _ACTOR_DIR_RE = re.compile(r"^Actor_\d{2}$")
+
+
+def corpus_info(*, keep_all_emotions: bool = False, **_options) -> CorpusInfo:
+    return CorpusInfo(name=NAME, labels=ALL_EMOTIONS if keep_all_emotions else SHARED_EMOTIONS,
+                      intensity_names={}, expected={"speakers": 24}, licence="CC BY-NC-SA 4.0")
+
+
+def detect(path) -> bool:
+    return is_ravdess_root(path)
 
 
 def is_ravdess_root(path: str | os.PathLike) -> bool:
@@ -51,8 +66,8 @@ def parse_ravdess_name(stem: str) -> dict:
             "actor_id": int(actor), "sex": "Male" if int(actor) % 2 else "Female"}
 
 
-def build_ravdess_manifest(data_root: str | os.PathLike, *, keep_all_emotions: bool = False,
-                           progress: bool = True) -> ManifestResult:
+def read(data_root: str | os.PathLike, *, keep_all_emotions: bool = False, progress: bool = True,
+         **_options) -> ManifestResult:
     """Manifest of RAVDESS speech files under ``Actor_XX/`` folders."""
     data_root = Path(data_root)
     if not is_ravdess_root(data_root):
@@ -83,14 +98,14 @@ def build_ravdess_manifest(data_root: str | os.PathLike, *, keep_all_emotions: b
                      "repetition": fields["repetition"], "corpus": "ravdess"})
     if not rows:
         raise RuntimeError(f"No RAVDESS speech files found under {data_root}/Actor_*/")
-    health = _check_all([("audio", data_root / row["audio_path"]) for row in rows], progress=progress)
+    health = check_media([("audio", data_root / row["audio_path"]) for row in rows], progress=progress)
     for row in rows:
         status, duration = health[data_root / row["audio_path"]]
         row["audio_status"], row["duration_s"] = status, duration
         if status != OK:
-            problems.append({"path": row["audio_path"], "clip_id": row["clip_id"], "kind": "audio", "status": status,
-                             "fix": FIXES[status]})
+            problems.append(problem_row(row["audio_path"], row["clip_id"], "audio", status))
     manifest = pd.DataFrame(rows)
     manifest = manifest[list(MANIFEST_COLUMNS) + ["repetition", "corpus"]].sort_values("clip_id", kind="stable")
     problem_frame = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
-    return ManifestResult(manifest.reset_index(drop=True), problem_frame)
+    return ManifestResult(manifest.reset_index(drop=True), problem_frame,
+                          corpus_info(keep_all_emotions=keep_all_emotions))

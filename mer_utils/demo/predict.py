@@ -13,15 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS, EMOTION_NAMES
+from mer_utils.core.labels import label_name
 
-# Speaker-independent models first: a demo clip comes from someone the model
-# has never heard, which is exactly what that protocol measures.
-AUDIO_CHECKPOINT_PATTERNS = (
-    "best_wav2vec2_speaker_indep.pt", "best_wav2vec2_random.pt",
-    "best_audio_*_speaker_indep.safetensors", "best_audio_*_random.safetensors",
-)
-VISUAL_CHECKPOINT_PATTERNS = ("best_visual_model.safetensors",)
 FUSION_RULE_NAME = "best_fusion.json"
 _HOW_TO_MAKE = {
     "audio": "run AUDIO_03_modeling_SER_speaker_independent_v01.ipynb or `mer audio train --protocol speaker`",
@@ -46,50 +39,62 @@ class DemoResult(NamedTuple):
     visual: object | None  # mer_utils.experts.visual.checkpoint.VideoPrediction: frames, boxes, detected
     audio_source: str
     checkpoints: dict
+    labels: tuple = ()  # the experts' label set, the order of every probability array
+    provenance: dict = {}  # expert -> what its checkpoint was trained on (from the checkpoint index)
 
 
-def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_root=None) -> DemoInputs:
-    """Turn the user's choice (files, or a clip id with a data root) into paths."""
+def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_root=None,
+                   outputs="outputs") -> DemoInputs:
+    """Turn the user's choice (files, or a clip id of a corpus with its data root) into paths."""
     if clip_id:
-        from mer_utils.data.cremad_names import parse_clip_id
-        from mer_utils.data.manifest import MEDIA_FOLDERS
+        from mer_utils.data.manifest import media_path, prepare_manifest
 
-        name = parse_clip_id(clip_id)
         if data_root is None:
-            raise ValueError("a CREMA-D clip id needs --data-root (the folder holding AudioWAV/ and VideoFlash/)")
-        root = Path(data_root)
-        found = {kind: next((root / f"{folder}/{clip_id}{suffix}" for folder, suffix in folders
-                             if (root / f"{folder}/{clip_id}{suffix}").exists()), None)
-                 for kind, folders in MEDIA_FOLDERS.items()}
+            raise ValueError("a clip id needs --data-root (the corpus folder or CSV it comes from)")
+        manifest = prepare_manifest(data_root, outputs=outputs, progress=False).set_index("clip_id")
+        if clip_id not in manifest.index:
+            raise FileNotFoundError(f"clip {clip_id!r} is not in the corpus at {data_root} (see its manifest)")
+        row = manifest.loc[clip_id]
+        found = {kind: media_path(data_root, row[f"{kind}_path"]) if row[f"{kind}_status"] == "ok" else None
+                 for kind in ("video", "audio")}
         if not any(found.values()):
-            raise FileNotFoundError(f"no media for {clip_id} under {root} (looked in AudioWAV/, AudioMP3/, "
-                                    "VideoFlash/, VideoMP4/)")
-        return DemoInputs(found["video"], found["audio"], name.emotion, clip_id)
+            raise FileNotFoundError(f"no usable media for {clip_id} under {data_root} (audio {row['audio_status']}, "
+                                    f"video {row['video_status']})")
+        return DemoInputs(found["video"], found["audio"], str(row["emotion"]), clip_id)
     if video is None and audio is None:
-        raise ValueError("give a video, a WAV, both, or a CREMA-D clip id with a data root")
+        raise ValueError("give a video, a WAV, both, or a clip id with a data root")
     for path in (video, audio):
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"input file not found: {path}")
     stem = Path(video or audio).stem
     from mer_utils.data.cremad_names import is_clip_id
 
-    label = stem.split("_")[2] if is_clip_id(stem) else ""
+    label = stem.split("_")[2] if is_clip_id(stem) else ""  # a CREMA-D file name carries its emotion
     return DemoInputs(Path(video) if video else None, Path(audio) if audio else None, label, stem)
 
 
-def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None) -> Path:
-    """The checkpoint to use for ``kind`` ("audio" or "visual"), with a clear error."""
+def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
+                    corpus_key: str | None = None) -> tuple[Path, dict]:
+    """The checkpoint for ``kind`` ("audio" or "visual") and its index entry, with a clear error.
+
+    Without ``explicit``, the checkpoint index (:mod:`mer_utils.core.checkpoint_index`) is read:
+    speaker-independent models first (a demo clip comes from someone the model has never heard),
+    then the newest; ``corpus_key`` keeps the visual expert on the audio expert's corpus.
+    """
+    from mer_utils.core.checkpoint_index import entry_path, find_entries
+
     if explicit is not None:
         path = Path(explicit)
         if not path.exists() and not path.with_suffix(".safetensors").exists():
             raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {_HOW_TO_MAKE[kind]}")
-        return path
-    patterns = AUDIO_CHECKPOINT_PATTERNS if kind == "audio" else VISUAL_CHECKPOINT_PATTERNS
-    for pattern in patterns:
-        matches = sorted(Path(checkpoints).glob(pattern))
-        if matches:
-            return matches[0]
-    raise FileNotFoundError(f"no {kind} checkpoint in {checkpoints}/ (looked for {', '.join(patterns)}); "
+        return path, {}
+    entries = find_entries(checkpoints, modality=kind, corpus_key=corpus_key) if corpus_key else []
+    entries = entries or find_entries(checkpoints, modality=kind)
+    for entry in entries:
+        path = entry_path(checkpoints, entry)
+        if path.exists():
+            return path, entry
+    raise FileNotFoundError(f"no {kind} checkpoint in the index {Path(checkpoints) / 'index.json'}; "
                             f"{_HOW_TO_MAKE[kind]} to make one")
 
 
@@ -104,9 +109,10 @@ def _audio_probs(inputs: DemoInputs, checkpoint: Path) -> tuple[np.ndarray | Non
 
         track = read_audio_track(inputs.video)
         if track is None or not np.abs(track).max() > 1e-3:
-            return None, "none (the video has no audible audio track; pass a WAV to use the audio expert)"
+            return None, "none (the video has no audible audio track; pass a WAV to use the audio expert)", ()
         source, clip = f"audio track of {inputs.video.name}", (track, SAMPLE_RATE)
-    return load_audio_expert(checkpoint).predict_proba([clip])[0], source
+    expert = load_audio_expert(checkpoint)
+    return expert.predict_proba([clip])[0], source, tuple(expert.labels)
 
 
 def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path]:
@@ -128,44 +134,66 @@ def predict_clip(
     With no input at all, a held-out clip of the embedded synthetic corpus
     is used (see :func:`default_demo_clip`).
     """
-    from mer_utils.fusion.deploy import load_fusion_rule
-
     if video is None and audio is None and clip_id is None:
         clip_id, data_root = default_demo_clip(outputs)
-    inputs = resolve_inputs(video=video, audio=audio, clip_id=clip_id, data_root=data_root)
-    used: dict = {}
+    inputs = resolve_inputs(video=video, audio=audio, clip_id=clip_id, data_root=data_root, outputs=outputs)
+    used, entries, labels = {}, {}, {}
     audio_probs, audio_source = None, "none"
     if inputs.audio is not None or inputs.video is not None:
-        used["audio"] = find_checkpoint("audio", checkpoints, audio_checkpoint)
-        audio_probs, audio_source = _audio_probs(inputs, used["audio"])
+        used["audio"], entries["audio"] = find_checkpoint("audio", checkpoints, audio_checkpoint)
+        audio_probs, audio_source, labels["audio"] = _audio_probs(inputs, used["audio"])
     visual = None
     if inputs.video is not None:
         from mer_utils.experts.visual.checkpoint import load_visual_expert
 
-        used["visual"] = find_checkpoint("visual", checkpoints, visual_checkpoint)
-        visual = load_visual_expert(used["visual"]).predict_video(inputs.video)
+        used["visual"], entries["visual"] = find_checkpoint(
+            "visual", checkpoints, visual_checkpoint, corpus_key=entries.get("audio", {}).get("corpus_key"))
+        expert = load_visual_expert(used["visual"])
+        visual, labels["visual"] = expert.predict_video(inputs.video), tuple(expert.labels)
     visual_probs = None if visual is None else np.asarray(visual.probs)
-    rule = load_fusion_rule(Path(checkpoints) / FUSION_RULE_NAME)
     if audio_probs is not None and visual_probs is not None:
+        if labels["audio"] != labels["visual"]:
+            raise ValueError(f"the audio checkpoint {used['audio']} predicts {list(labels['audio'])} but the visual "
+                             f"checkpoint {used['visual']} predicts {list(labels['visual'])}; use two checkpoints of "
+                             "one corpus (see checkpoints/index.json)")
+        rule = _fusion_rule(checkpoints, entries.get("audio", {}))
         fused, fusion = rule.fuse(audio_probs, visual_probs), rule.description
     else:
         fused = audio_probs if audio_probs is not None else visual_probs
         fusion = "single modality (only one expert had input)"
     if fused is None:
         raise RuntimeError(f"{inputs.name}: neither expert could run (no video and no audible audio)")
-    return DemoResult(inputs, audio_probs, visual_probs, np.asarray(fused), EMOTIONS[int(np.argmax(fused))],
-                      fusion, visual, audio_source, {k: str(v) for k, v in used.items()})
+    label_set = labels.get("audio") or labels.get("visual")  # () when the video had no audible track
+    from mer_utils.core.checkpoint_index import describe
+
+    provenance = {k: describe(e) for k, e in entries.items() if e}
+    return DemoResult(inputs, audio_probs, visual_probs, np.asarray(fused), label_set[int(np.argmax(fused))],
+                      fusion, visual, audio_source, {k: str(v) for k, v in used.items()}, label_set, provenance)
+
+
+def _fusion_rule(checkpoints, audio_entry: dict):
+    """The rule tuned with the audio expert's corpus and protocol (from the index), else ``best_fusion.json``."""
+    from mer_utils.core.checkpoint_index import entry_path, find_entries
+    from mer_utils.fusion.deploy import load_fusion_rule
+
+    if audio_entry:
+        for entry in find_entries(checkpoints, modality="fusion", corpus_key=audio_entry["corpus_key"],
+                                  protocol=audio_entry["protocol"]):
+            if entry_path(checkpoints, entry).exists():
+                return load_fusion_rule(entry_path(checkpoints, entry))
+    return load_fusion_rule(Path(checkpoints) / FUSION_RULE_NAME)
 
 
 def format_result(result: DemoResult) -> str:
     """A text table of the probabilities, one row per emotion."""
     lines = [f"clip: {result.inputs.name}" + (f" (intended emotion: {result.inputs.label})" if result.inputs.label else ""),
-             f"audio from: {result.audio_source}", f"fusion: {result.fusion}",
-             f"{'emotion':<10}{'audio':>8}{'visual':>8}{'fused':>8}"]
-    for i, emotion in enumerate(EMOTIONS):
+             f"audio from: {result.audio_source}", f"fusion: {result.fusion}"]
+    lines += [f"{expert} expert trained on: {text}" for expert, text in result.provenance.items()]
+    lines.append(f"{'emotion':<10}{'audio':>8}{'visual':>8}{'fused':>8}")
+    for i, emotion in enumerate(result.labels):
         cells = ["   n/a" if p is None else f"{p[i]:6.3f}" for p in (result.audio_probs, result.visual_probs)]
-        lines.append(f"{EMOTION_NAMES[emotion]:<10}{cells[0]:>8}{cells[1]:>8}{result.fused_probs[i]:8.3f}")
-    lines.append(f"top emotion: {result.top_emotion} ({EMOTION_NAMES[result.top_emotion]})")
+        lines.append(f"{label_name(emotion):<10}{cells[0]:>8}{cells[1]:>8}{result.fused_probs[i]:8.3f}")
+    lines.append(f"top emotion: {result.top_emotion} ({label_name(result.top_emotion)})")
     return "\n".join(lines)
 
 
@@ -180,13 +208,13 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     fig = Figure(figsize=(10, 5.2 if frames else 3.6), dpi=100)
     grid = fig.add_gridspec(2 if frames else 1, max(len(frames), 1), height_ratios=[1.6, 1] if frames else [1])
     ax = fig.add_subplot(grid[0, :])
-    x = np.arange(len(EMOTIONS))
+    x = np.arange(len(result.labels))
     series = [("audio", result.audio_probs, "#4C72B0"), ("visual", result.visual_probs, "#55A868"),
               ("fused", result.fused_probs, "#C44E52")]
     for offset, (name, probs, colour) in zip((-0.27, 0, 0.27), series):
         if probs is not None:
             ax.bar(x + offset, probs, width=0.26, label=name, color=colour)
-    ax.set_xticks(x, [EMOTION_NAMES[e] for e in EMOTIONS])
+    ax.set_xticks(x, [label_name(e) for e in result.labels])
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
     truth = f", intended {result.inputs.label}" if result.inputs.label else ""

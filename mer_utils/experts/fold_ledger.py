@@ -23,8 +23,8 @@ def run_fingerprint(settings: dict, prepared, *, media: str) -> str:
     """What a finished fold's results depend on: the settings, the data root, the
     ``media`` ("audio" or "video") files' manifest rows and the split membership.
     A regenerated corpus or a re-made split under the same names must not reuse old folds."""
-    digest = hashlib.sha256(json.dumps({**settings, "data_root": str(Path(prepared.data_root).resolve())},
-                                       sort_keys=True, default=str).encode())
+    # The manifest rows identify the data; the data root's path is left out so a moved Drive folder resumes.
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for frame in (prepared.manifest[["clip_id", f"{media}_path", f"{media}_status"]],
                   prepared.split[["clip_id", "fold", "subset"]]):
         digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
@@ -51,6 +51,19 @@ class FoldLedger:
 
     def fold_dir(self, fold: int) -> Path:
         return self.run_dir / f"fold{fold}"
+
+    def start_fold(self, fold: int) -> Path:
+        """``<run>/fold<k>``, emptied first when it holds state of another fingerprint (other data or
+        split), so a fold's resume state is only ever picked up by the run that wrote it."""
+        fold_dir = self.fold_dir(fold)
+        stamp = fold_dir / "fingerprint.json"
+        if fold_dir.exists() and (not stamp.exists() or read_json(stamp).get("fingerprint") != self.fingerprint):
+            import shutil
+
+            shutil.rmtree(fold_dir)
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        write_json(stamp, {"fingerprint": self.fingerprint})
+        return fold_dir
 
     def finished(self, fold: int) -> FinishedFold | None:
         """The fold's saved predictions and report, when it finished under this fingerprint."""

@@ -16,7 +16,6 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 from sklearn.metrics import log_loss
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 # Probabilities of exactly 0 would give -inf logits; the floor is far below
 # anything a softmax in float32 produces for a plausible class.
@@ -38,7 +37,7 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def fit_temperature(
-    proba: np.ndarray, y_true: Sequence[str], *, labels: Sequence[str] = EMOTIONS
+    proba: np.ndarray, y_true: Sequence[str], *, labels: Sequence[str]
 ) -> float:
     """The temperature in [0.05, 20] minimising validation log-loss.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 STRATEGY_NAMES = ("weighted_average", "product", "log_linear", "max_confidence", "stacking")
 
@@ -24,11 +24,7 @@ class FusionConfig:
     on_missing: str = field(default="raise", metadata={
         "help": "'raise' refuses clips only one expert predicted; 'intersect' fuses the common ones "
                 "and lists the rest in dropped_clips.csv."})
-    name: str = field(default="", metadata={"help": "Run folder name; default <split>_<audio>+<visual>."})
+    name: str = field(default="", metadata={"help": "Run name; default <split>_<audio>+<visual> (the folder adds a "
+                                                    "hash of the settings and the two runs)."})
     checkpoints: str = field(default="checkpoints", metadata={
         "help": "Folder receiving best_fusion.json, the chosen rule the demo applies ('' to skip)."})
-
-
-def field_help(name: str) -> str:
-    """The help text of one :class:`FusionConfig` field (for argparse)."""
-    return next(f.metadata["help"] for f in fields(FusionConfig) if f.name == name)

@@ -18,7 +18,6 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from mer_utils.core.atomic_io import read_json, write_json
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.fusion.calibration import apply_temperature
 from mer_utils.fusion.strategies import log_linear, max_confidence, weighted_mean
 
@@ -27,8 +26,9 @@ RULE_FORMAT = 1
 _FLOOR = 1e-12
 
 
-def apply_rule(rule: dict, experts: list[np.ndarray]) -> np.ndarray:
-    """Fused ``(n, 6)`` probabilities from calibrated ``(n, 6)`` expert probabilities."""
+def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = ()) -> np.ndarray:
+    """Fused ``(n, K)`` probabilities from calibrated ``(n, K)`` expert probabilities (``labels``: the K
+    classes, needed by the stacking rule to place its classes)."""
     kind = rule["rule"]
     if kind == "weighted_average":
         return weighted_mean(experts, rule["weights"])
@@ -42,9 +42,9 @@ def apply_rule(rule: dict, experts: list[np.ndarray]) -> np.ndarray:
         scores = z @ np.asarray(rule["coef"]).T + np.asarray(rule["intercept"])
         # scikit-learn stores a two-class regression as one row of coefficients.
         partial = np.hstack([1 - expit(scores), expit(scores)]) if scores.shape[1] == 1 else softmax(scores, axis=1)
-        full = np.zeros((len(partial), len(EMOTIONS)))
+        full = np.zeros((len(partial), experts[0].shape[1]))
         for j, cls in enumerate(rule["classes"]):
-            full[:, EMOTIONS.index(cls)] = partial[:, j]
+            full[:, list(labels).index(cls)] = partial[:, j]
         return full
     raise ValueError(f"unknown fusion rule {kind!r}; re-export it with a current `mer fuse`")
 
@@ -61,6 +61,9 @@ class FusionRule:
     fold: int = 0
     source: str = ""
     format: int = RULE_FORMAT
+    labels: tuple = ()  # the label set it was tuned on (empty: the untuned default, any label set)
+    corpus: str = ""
+    corpus_key: str = ""
 
     @property
     def description(self) -> str:
@@ -69,14 +72,14 @@ class FusionRule:
         return ", ".join(p for p in (f"{self.strategy} fusion", f"temperatures {temps}", where) if p)
 
     def fuse(self, audio_probs, visual_probs) -> np.ndarray:
-        """Fused probabilities; accepts one clip ``(6,)`` or a batch ``(n, 6)``."""
+        """Fused probabilities; accepts one clip ``(K,)`` or a batch ``(n, K)``."""
         audio, visual = (np.atleast_2d(np.asarray(p, dtype=float)) for p in (audio_probs, visual_probs))
-        if audio.shape != visual.shape or audio.shape[1] != len(EMOTIONS):
-            raise ValueError(f"expected two (n, {len(EMOTIONS)}) probability arrays, got {audio.shape} "
-                             f"and {visual.shape}")
+        k = len(self.labels) or audio.shape[1]
+        if audio.shape != visual.shape or audio.shape[1] != k:
+            raise ValueError(f"expected two (n, {k}) probability arrays, got {audio.shape} and {visual.shape}")
         calibrated = [apply_temperature(audio, self.temperatures["audio"]),
                       apply_temperature(visual, self.temperatures["visual"])]
-        fused = apply_rule(self.rule, calibrated)
+        fused = apply_rule(self.rule, calibrated, tuple(self.labels))
         fused = fused / fused.sum(axis=1, keepdims=True)
         return fused[0] if np.ndim(audio_probs) == 1 else fused
 
@@ -109,4 +112,4 @@ def load_fusion_rule(path: str | os.PathLike) -> FusionRule:
     data = read_json(path)
     if data.get("format") != RULE_FORMAT or "rule" not in data:
         raise ValueError(f"{path} is not a fusion rule of format {RULE_FORMAT}; re-export it with `mer fuse`")
-    return FusionRule(**data)
+    return FusionRule(**{**data, "labels": tuple(data.get("labels", ()))})

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.atomic_io import read_json
-from mer_utils.data.cremad_vocabulary import EMOTIONS, PROB_COLUMNS
-from mer_utils.core.predictions import read_predictions, validate_predictions
+from mer_utils.core.labels import prob_columns
+from mer_utils.core.predictions import labels_of, read_predictions, validate_predictions
 
 KEY_COLUMNS = ("clip_id", "fold", "subset")
 MASTER_INDEX_COLUMNS = ("clip_id", "split", "fold", "subset", "y_true")
@@ -60,13 +60,10 @@ def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
         raise ValueError(f"{metrics_path}: modality is {info.get('modality')!r}, expected {modality!r}; "
                          f"did you swap the audio and visual run folders?")
     labels = info.get("labels")
-    if labels is not None and tuple(labels) != EMOTIONS:
-        raise ValueError(f"{metrics_path}: label order {list(labels)} differs from {list(EMOTIONS)}; "
-                         "re-export the predictions with mer_utils.core.predictions.")
     frames = []
     for subset in ("val", "test"):
-        frames.append(read_predictions(run_dir / f"predictions_{subset}.csv",
-                                       expected_split=info.get("split"), expected_modality=modality))
+        frames.append(read_predictions(run_dir / f"predictions_{subset}.csv", expected_split=info.get("split"),
+                                       expected_modality=modality, expected_labels=labels))
     return ExpertRun(run_dir=run_dir, info=info, predictions=pd.concat(frames, ignore_index=True))
 
 
@@ -112,7 +109,16 @@ def _check_missing(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str
     return common, dropped.reset_index(drop=True)
 
 
-def _check_labels(merged: pd.DataFrame, names: list[str]) -> None:
+def _check_label_sets(experts: Mapping[str, pd.DataFrame], sources: Mapping[str, str]) -> tuple[str, ...]:
+    sets = {name: labels_of(frame) for name, frame in experts.items()}
+    if len(set(sets.values())) != 1:
+        detail = "; ".join(f"{name} ({sources[name]}): {list(labels)}" for name, labels in sets.items())
+        raise ValueError(f"the experts predict different label sets — {detail}. Fuse runs of the same corpus "
+                         "and label set.")
+    return next(iter(sets.values()))
+
+
+def _check_labels(merged: pd.DataFrame, names: list[str], labels: tuple[str, ...]) -> None:
     first = names[0]
     for other in names[1:]:
         differ = merged[merged[f"{first}_y_true"] != merged[f"{other}_y_true"]]
@@ -120,7 +126,7 @@ def _check_labels(merged: pd.DataFrame, names: list[str]) -> None:
             raise ValueError(
                 f"{len(differ)} clips have different true labels in {first} and {other} predictions, "
                 f"e.g. {_describe(differ)}: the experts' label mappings disagree. Re-export both with "
-                f"labels in the order {list(EMOTIONS)}."
+                f"labels in the order {list(labels)}."
             )
 
 
@@ -143,7 +149,7 @@ def build_master_table(
     Returns
     -------
     master : ``clip_id, split, fold, subset, y_true`` then, per expert,
-        ``<name>_y_pred`` and ``<name>_p_ANG … <name>_p_SAD``; sorted by fold,
+        ``<name>_y_pred`` and ``<name>_p_<label>`` per label; sorted by fold,
         subset and clip.
     dropped : clip rows left out (empty unless ``on_missing="intersect"``),
         with the expert that had them in ``only_in``.
@@ -157,20 +163,22 @@ def build_master_table(
     for name, frame in experts.items():
         validate_predictions(frame, source=sources[name])
     split = _check_same_split(experts, sources)
+    labels = _check_label_sets(experts, sources)
+    probs = prob_columns(labels)
     common, dropped = _check_missing(experts, sources, on_missing)
     if common.empty:
         raise ValueError(f"the experts have no clip in common ({', '.join(sources.values())}); "
                          "were they trained on the same corpus?")
     merged = common
     for name in names:
-        part = experts[name].loc[:, [*KEY_COLUMNS, "y_true", "y_pred", *PROB_COLUMNS]]
-        part = part.rename(columns={c: f"{name}_{c}" for c in ("y_true", "y_pred", *PROB_COLUMNS)})
+        part = experts[name].loc[:, [*KEY_COLUMNS, "y_true", "y_pred", *probs]]
+        part = part.rename(columns={c: f"{name}_{c}" for c in ("y_true", "y_pred", *probs)})
         merged = merged.merge(part, on=list(KEY_COLUMNS), how="left")
-    _check_labels(merged, names)
+    _check_labels(merged, names, labels)
     merged.insert(1, "split", split)
     merged["y_true"] = merged[f"{names[0]}_y_true"]
     ordered = [*MASTER_INDEX_COLUMNS] + [
-        f"{name}_{c}" for name in names for c in ("y_pred", *PROB_COLUMNS)
+        f"{name}_{c}" for name in names for c in ("y_pred", *probs)
     ]
     master = merged.loc[:, ordered].sort_values(["fold", "subset", "clip_id"], kind="stable")
     return master.reset_index(drop=True), dropped
@@ -181,11 +189,18 @@ def expert_names(master: pd.DataFrame) -> list[str]:
     return [c[: -len("_y_pred")] for c in master.columns if c.endswith("_y_pred")]
 
 
+def master_labels(master: pd.DataFrame) -> tuple[str, ...]:
+    """The label set of a master table (the first expert's ``<name>_p_<label>`` columns)."""
+    names = expert_names(master)
+    if not names:
+        raise ValueError("master table has no expert columns (<name>_y_pred)")
+    prefix = f"{names[0]}_p_"
+    return tuple(c[len(prefix):] for c in master.columns if c.startswith(prefix))
+
+
 def expert_probabilities(master: pd.DataFrame, expert: str) -> np.ndarray:
-    """The ``(n, 6)`` probability matrix of one expert, in label order."""
-    columns = [f"{expert}_{c}" for c in PROB_COLUMNS]
-    missing = [c for c in columns if c not in master.columns]
-    if missing:
-        raise ValueError(f"master table has no expert {expert!r} (missing {missing}); "
-                         f"experts present: {expert_names(master)}")
+    """The ``(n, K)`` probability matrix of one expert, in label order."""
+    if expert not in expert_names(master):
+        raise ValueError(f"master table has no expert {expert!r}; experts present: {expert_names(master)}")
+    columns = [f"{expert}_{c}" for c in prob_columns(master_labels(master))]
     return master.loc[:, columns].to_numpy(dtype=float)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mer_utils.experts.evaluation import score_predictions
+from mer_utils.core.evaluation import score_predictions
+from mer_utils.core.predictions import labels_of
 from mer_utils.fusion.significance import SCORE_KEYS, bootstrap_ci, mcnemar_test
 from mer_utils.fusion.tuning import FusionOutcome
 from mer_utils.report.formatting import markdown_table, p_value, percent, percent_mean_std
@@ -57,8 +58,8 @@ def results_table(
             for key in SCORE_KEYS:
                 row[f"{subset}_{key}_mean"] = summary[subset][key]["mean"]
                 row[f"{subset}_{key}_std"] = summary[subset][key]["std"]
-        ci = bootstrap_ci(test["y_true"], test["y_pred"], n_bootstrap=n_bootstrap, confidence=confidence,
-                          seed=seed)
+        ci = bootstrap_ci(test["y_true"], test["y_pred"], labels=labels_of(frame), n_bootstrap=n_bootstrap,
+                          confidence=confidence, seed=seed)
         for key in SCORE_KEYS:
             row[f"test_{key}_ci_low"], row[f"test_{key}_ci_high"] = ci[key]
         if method == outcome.best_single:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from mer_utils.core import runs
 from mer_utils.core.atomic_io import read_json, write_csv, write_text
-from mer_utils.experts.evaluation import save_run_outputs
+from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
 from mer_utils.fusion.deploy import FusionRule, rule_from_outcome, save_fusion_rule
-from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run
+from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run, master_labels
 from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
 from mer_utils.core.predictions import write_predictions
@@ -39,8 +39,12 @@ _MAKERS = {
 _DEFAULT_MAKER = {"audio": "the AUDIO_03 notebooks", "visual": "VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb"}
 
 
-def latest_expert_runs(outputs: str | os.PathLike, protocol: str) -> dict[str, Path]:
-    """The newest audio and visual run folders of ``protocol`` (``outputs/<stage>/latest_<protocol>.json``).
+def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key: str | None = None) -> dict[str, Path]:
+    """The newest audio and visual run folders of ``protocol`` on one corpus.
+
+    Without ``corpus_key`` the corpus is that of the newest audio run
+    (``outputs/audio/latest_<protocol>.json``); the visual run is then the
+    newest of the same corpus, so fusion never pairs experts of two corpora.
 
     Raises
     ------
@@ -50,7 +54,9 @@ def latest_expert_runs(outputs: str | os.PathLike, protocol: str) -> dict[str, P
     found, missing = {}, []
     for modality in ("audio", "visual"):
         try:
-            found[modality] = runs.resolve_latest(outputs, modality, protocol)
+            found[modality] = runs.resolve_latest(outputs, modality, protocol, corpus_key=corpus_key)
+            if corpus_key is None:
+                corpus_key = read_json(found[modality] / "metrics.json").get("corpus_key")
         except FileNotFoundError:
             maker = _MAKERS[modality].get(protocol, _DEFAULT_MAKER[modality])
             missing.append(f"{modality}: run {maker} with PROTOCOL = {protocol!r}, or "
@@ -74,7 +80,7 @@ def _expert_record(expert: ExpertRun, outputs: Path) -> dict:
 
 
 def _check_same_protocol(audio: ExpertRun, visual: ExpertRun) -> str:
-    for key in ("protocol", "split"):
+    for key in ("corpus_key", "protocol", "split"):
         if audio.info.get(key) != visual.info.get(key):
             raise ValueError(
                 f"the audio run {audio.run_dir} has {key} {audio.info.get(key)!r} but the visual run "
@@ -92,19 +98,33 @@ def _deployed_fold(outcome, audio: ExpertRun, visual: ExpertRun) -> int:
     return 0
 
 
-def export_rule(rule: FusionRule, checkpoints: str | os.PathLike) -> Path:
-    """Write ``best_fusion_<protocol>.json`` and, unless it would replace a speaker-independent
-    rule by a random-split one, ``best_fusion.json`` (the demo's, which prefers speaker-independent
-    experts too)."""
+def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: dict, metrics: dict,
+                run_dir: Path) -> Path:
+    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` for corpora other than CREMA-D) and
+    record it in the checkpoint index; the index tells the demo which rule goes with which experts.
+    ``best_fusion.json`` is the CREMA-D demo's rule: it is replaced by a speaker-independent rule, or
+    by any rule while it holds none."""
+    from mer_utils.core.checkpoint_index import register_checkpoint
+    from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
+
     checkpoints = Path(checkpoints)
-    save_fusion_rule(rule, checkpoints / f"best_fusion_{rule.protocol}.json")
-    current = checkpoints / "best_fusion.json"
-    if current.exists():
-        existing = read_json(current).get("protocol", "")
-        if protocol_kind(existing) == "speaker" and protocol_kind(rule.protocol) != "speaker":
-            log.info("keeping %s (protocol %s) as the demo's fusion rule", current, existing)
-            return current
-    return save_fusion_rule(rule, current)
+    corpus_name = audio_info.get("corpus", "cremad")
+    folder = checkpoints if corpus_name == "cremad" else checkpoints / runs.safe_name(corpus_name)
+    path = save_fusion_rule(rule, folder / f"best_fusion_{runs.safe_name(rule.protocol)}.json")
+    corpus = {"name": corpus_name, "labels": list(rule.labels), "synthetic": audio_info.get("synthetic", False)}
+    summary = metrics["summary"]
+    register_checkpoint(checkpoints, modality="fusion", protocol=rule.protocol, path=path, corpus=corpus,
+                        corpus_key=str(audio_info.get("corpus_key", "")),
+                        speaker_independent=SPEAKER_INDEPENDENT.get(rule.protocol, False), split=rule.split,
+                        strategy=rule.strategy, run_dir=str(Path(run_dir).resolve()),
+                        val_ua=summary.get("val", {}).get("ua", {}).get("mean"),
+                        test_ua=summary.get("test", {}).get("ua", {}).get("mean"))
+    if corpus_name == "cremad":
+        current = checkpoints / "best_fusion.json"
+        existing = read_json(current).get("protocol", "") if current.exists() else ""
+        if not (protocol_kind(existing) == "speaker" and protocol_kind(rule.protocol) != "speaker"):
+            save_fusion_rule(rule, current)
+    return path
 
 
 def fuse_runs(
@@ -152,7 +172,12 @@ def fuse_runs(
 
     split = str(audio.info["split"])
     name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}")
-    run_dir = runs.new_run_dir(outputs, STAGE, name, dataclasses.replace(config, name=name))
+    config = dataclasses.replace(config, name=name)
+    # Addressed by the two expert runs it fuses and the fusion settings: another pair never lands here.
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("outputs", "checkpoints")}
+    settings.update(audio_run=str(audio.run_dir.resolve()), visual_run=str(visual.run_dir.resolve()))
+    run_dir = runs.new_run_dir(outputs, STAGE, name, config, corpus_key=audio.info.get("corpus_key"),
+                               settings=settings)
     write_csv(run_dir / "master.csv", master, float_format="%.6f")
     write_csv(run_dir / "dropped_clips.csv", dropped)
     write_csv(run_dir / "selection.csv", outcome.selection, float_format="%.6f")
@@ -174,13 +199,16 @@ def fuse_runs(
         "params": outcome.params[outcome.chosen], "temperatures": outcome.temperatures,
         "calibrate": calibrate, "best_single": outcome.best_single, "n_dropped_clip_rows": len(dropped),
         "experts": {"audio": _expert_record(audio, outputs), "visual": _expert_record(visual, outputs)},
+        **{k: audio.info[k] for k in ("corpus", "corpus_key", "synthetic") if k in audio.info},
     }
-    save_run_outputs(run_dir, outcome.predictions[outcome.chosen], info=info)
+    metrics = save_run_outputs(run_dir, outcome.predictions[outcome.chosen], info=info)
     rule = rule_from_outcome(outcome, fold_index=_deployed_fold(outcome, audio, visual), protocol=protocol,
-                             split=split, source=Path(os.path.relpath(run_dir, outputs)).as_posix())
+                             split=split, source=Path(os.path.relpath(run_dir, outputs)).as_posix(),
+                             labels=tuple(master_labels(master)), corpus=str(audio.info.get("corpus", "")),
+                             corpus_key=str(audio.info.get("corpus_key", "")))
     save_fusion_rule(rule, run_dir / "fusion_rule.json")
     if checkpoints:
-        export_rule(rule, checkpoints)
-    runs.point_latest(outputs, STAGE, protocol, run_dir)
+        export_rule(rule, checkpoints, audio.info, metrics, run_dir)
+    runs.point_latest(outputs, STAGE, protocol, run_dir, corpus_key=audio.info.get("corpus_key"))
     log.info("fusion run %s: chose %s (%s)", run_dir, outcome.chosen, info["params"])
     return run_dir

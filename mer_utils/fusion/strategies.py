@@ -18,14 +18,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.fusion.config import STRATEGY_NAMES
 from mer_utils.fusion.significance import vectorised_scores
 
 _FLOOR = 1e-12
 
 
-def split_experts(X: np.ndarray, n_labels: int = len(EMOTIONS)) -> list[np.ndarray]:
+def split_experts(X: np.ndarray, n_labels: int) -> list[np.ndarray]:
     """Cut ``X`` back into one ``(n, n_labels)`` probability matrix per expert."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] % n_labels or X.shape[1] < 2 * n_labels:
@@ -107,7 +106,7 @@ class _FusionBase(ClassifierMixin, BaseEstimator):
 class WeightedAverageFusion(_FusionBase):
     """Weighted mean of probabilities; the weight maximises validation UA."""
 
-    def __init__(self, *, grid_step: float = 0.05, labels: tuple = EMOTIONS):
+    def __init__(self, *, labels: tuple, grid_step: float = 0.05):
         self.grid_step = grid_step
         self.labels = labels
 
@@ -133,7 +132,7 @@ class LogLinearFusion(_FusionBase):
     With ``search=False`` the weights stay equal: the product rule.
     """
 
-    def __init__(self, *, search: bool = True, grid_step: float = 0.05, labels: tuple = EMOTIONS):
+    def __init__(self, *, labels: tuple, search: bool = True, grid_step: float = 0.05):
         self.search = search
         self.grid_step = grid_step
         self.labels = labels
@@ -160,7 +159,7 @@ class LogLinearFusion(_FusionBase):
 class MaxConfidenceFusion(_FusionBase):
     """Per clip, trust the expert whose top probability is highest (nothing to tune)."""
 
-    def __init__(self, *, labels: tuple = EMOTIONS):
+    def __init__(self, *, labels: tuple):
         self.labels = labels
 
     def fit(self, X, y):
@@ -181,7 +180,7 @@ class StackingFusion(_FusionBase):
     learned, class-specific log-linear pool, which contains the product rule.
     """
 
-    def __init__(self, *, C: float = 1.0, labels: tuple = EMOTIONS, random_state: int = 0):
+    def __init__(self, *, labels: tuple, C: float = 1.0, random_state: int = 0):
         self.C = C
         self.labels = labels
         self.random_state = random_state
@@ -213,14 +212,15 @@ class StackingFusion(_FusionBase):
                 "coef": regression.coef_.tolist(), "intercept": regression.intercept_.tolist()}
 
 
-def make_strategy(name: str, *, grid_step: float = 0.05, seed: int = 0) -> _FusionBase:
-    """A fresh, unfitted strategy by name (one of :data:`STRATEGY_NAMES`)."""
+def make_strategy(name: str, *, labels: tuple, grid_step: float = 0.05, seed: int = 0) -> _FusionBase:
+    """A fresh, unfitted strategy by name (one of :data:`STRATEGY_NAMES`) over ``labels``."""
+    labels = tuple(labels)
     factories = {
-        "weighted_average": lambda: WeightedAverageFusion(grid_step=grid_step),
-        "product": lambda: LogLinearFusion(search=False),
-        "log_linear": lambda: LogLinearFusion(search=True, grid_step=grid_step),
-        "max_confidence": lambda: MaxConfidenceFusion(),
-        "stacking": lambda: StackingFusion(random_state=seed),
+        "weighted_average": lambda: WeightedAverageFusion(labels=labels, grid_step=grid_step),
+        "product": lambda: LogLinearFusion(labels=labels, search=False),
+        "log_linear": lambda: LogLinearFusion(labels=labels, search=True, grid_step=grid_step),
+        "max_confidence": lambda: MaxConfidenceFusion(labels=labels),
+        "stacking": lambda: StackingFusion(labels=labels, random_state=seed),
     }
     if name not in factories:
         raise ValueError(f"unknown fusion strategy {name!r}; choose from {STRATEGY_NAMES}")

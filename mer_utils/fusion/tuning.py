@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from mer_utils.fusion.calibration import apply_temperature, fit_temperature
 from mer_utils.fusion.config import STRATEGY_NAMES
-from mer_utils.fusion.join import expert_names, expert_probabilities
+from mer_utils.fusion.join import expert_names, expert_probabilities, master_labels
 from mer_utils.fusion.strategies import make_strategy
 from mer_utils.core.predictions import make_predictions_frame
 
@@ -71,7 +71,7 @@ def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str
 
 def _frame(rows: pd.DataFrame, proba: np.ndarray, *, modality: str) -> pd.DataFrame:
     return make_predictions_frame(
-        clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba,
+        clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba, labels=master_labels(rows),
         split=str(rows["split"].iloc[0]), fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]),
         modality=modality,
     )
@@ -79,12 +79,13 @@ def _frame(rows: pd.DataFrame, proba: np.ndarray, *, modality: str) -> pd.DataFr
 
 def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_step, seed):
     """Everything learned from one fold's validation rows."""
-    y = val["y_true"].to_numpy(dtype=str)
-    temperatures = {e: (fit_temperature(expert_probabilities(val, e), y) if calibrate else 1.0) for e in experts}
+    y, labels = val["y_true"].to_numpy(dtype=str), master_labels(val)
+    temperatures = {e: (fit_temperature(expert_probabilities(val, e), y, labels=labels) if calibrate else 1.0)
+                    for e in experts}
     X = _features(val, experts, temperatures)
     fitted, selection = {}, {}
     for name in strategies:
-        strategy = make_strategy(name, grid_step=grid_step, seed=seed)
+        strategy = make_strategy(name, labels=labels, grid_step=grid_step, seed=seed)
         selection[name] = _out_of_fold_ua(strategy, X, y, cv_folds=cv_folds, seed=seed)
         fitted[name] = strategy.fit(X, y)
     for name in experts:

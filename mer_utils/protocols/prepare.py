@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from mer_utils.data.manifest import prepare_manifest
+from mer_utils.data.corpus import CorpusInfo
+from mer_utils.data.manifest import corpus_info, prepare_manifest
 from mer_utils.protocols.splits import make_split, write_split
 
 DEFAULT_CORPUS_DIRNAME = "synthetic_cremad"
@@ -20,14 +21,19 @@ class PreparedData(NamedTuple):
     manifest: pd.DataFrame
     split: pd.DataFrame
     split_name: str
+    corpus: CorpusInfo
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.corpus.labels
 
 
 def default_data_root(outputs: str | os.PathLike = "outputs", *, seed: int = 0, progress: bool = True) -> Path:
     """The embedded default: a synthetic CREMA-D-shaped corpus under
     ``outputs/``, generated on first use (no CREMA-D download needed).
 
-    The folder name carries the generator version, so a newer generator
-    writes a new corpus instead of refusing the old one.
+    The folder name carries the generator version and the seed, so a newer
+    generator or another seed writes a new corpus instead of reusing the old one.
     """
     from mer_utils.data.synthetic.corpus import GENERATOR_VERSION, make_synthetic_corpus
 
@@ -36,20 +42,33 @@ def default_data_root(outputs: str | os.PathLike = "outputs", *, seed: int = 0, 
 
 
 def resolve_data_root(data_root: str | os.PathLike | None, outputs: str | os.PathLike = "outputs", *,
-                      progress: bool = True) -> Path:
-    """``None`` means the embedded default corpus."""
-    return default_data_root(outputs, progress=progress) if data_root is None else Path(data_root)
+                      seed: int = 0, progress: bool = True) -> Path:
+    """``None`` means the embedded default corpus (generated with ``seed``)."""
+    return default_data_root(outputs, seed=seed, progress=progress) if data_root is None else Path(data_root)
 
 
 def prepare_protocol(
     data_root: str | os.PathLike | None, protocol: str, *, seed: int = 0, outputs: str | os.PathLike = "outputs",
     published_dir: str | os.PathLike | None = None, metadata_dir: str | os.PathLike | None = None,
-    n_folds: int = 5, progress: bool = True,
+    n_folds: int = 5, progress: bool = True, dataset: str = "auto", all_emotions: bool = False,
 ) -> PreparedData:
     """Manifest (cached) and split for ``protocol``; the split is written to
-    ``outputs/splits/<name>.csv`` so every stage and the report use the same file."""
-    root = resolve_data_root(data_root, outputs, progress=progress)
-    manifest = prepare_manifest(root, metadata_dir=metadata_dir, outputs=outputs, progress=progress)
+    ``outputs/splits/<name>.csv`` so every stage and the report use the same file.
+
+    ``all_emotions`` keeps every emotion a reader would otherwise leave out
+    (RAVDESS: calm and surprised)."""
+    root = resolve_data_root(data_root, outputs, seed=seed, progress=progress)
+    options = {"keep_all_emotions": True} if all_emotions else {}
+    manifest = prepare_manifest(root, metadata_dir=metadata_dir, outputs=outputs, progress=progress,
+                                dataset=dataset, **options)
     split = make_split(manifest, protocol=protocol, seed=seed, n_folds=n_folds, published_dir=published_dir)
-    write_split(split, Path(outputs) / "splits")
-    return PreparedData(root, manifest, split, str(split["split"].iloc[0]))
+    write_split(split, split_dir(outputs, manifest))
+    return PreparedData(root, manifest, split, str(split["split"].iloc[0]), corpus_info(manifest))
+
+
+def split_dir(outputs: str | os.PathLike, manifest: pd.DataFrame) -> Path:
+    """``outputs/splits`` for CREMA-D (the embedded default included), ``outputs/splits/<corpus>`` for
+    any other corpus, so split files of two corpora never share a name."""
+    name = corpus_info(manifest).name
+    base = Path(outputs) / "splits"
+    return base if name == "cremad" else base / name.replace(":", "-")

@@ -1,4 +1,4 @@
-"""Train/validation/test splits as files: random, speaker-independent, k-fold.
+"""Train/validation/test splits as files: random, speaker-independent, k-fold, leave-one-group-out.
 
 A split frame has one row per clip and fold: ``clip_id, split, fold, subset``.
 Its ``attrs["info"]`` (written beside the CSV as JSON) records the protocol,
@@ -17,13 +17,14 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
-from mer_utils.data.cremad_vocabulary import SUBSETS
+from mer_utils.core.labels import SUBSETS
 from mer_utils.data.media_health import OK
 
-GENERATED_PROTOCOLS = ("random", "speaker", "speaker-kfold")
-PUBLISHED_PROTOCOLS = ("ogm-ge", "audeering", "hicmae")
+# "loso": leave one group out (IEMOCAP: one session per fold), for corpora that declare a group column.
+GENERATED_PROTOCOLS = ("random", "speaker", "speaker-kfold", "loso")
+PUBLISHED_PROTOCOLS = ("ogm-ge", "audeering", "hicmae")  # CREMA-D's published splits
 PROTOCOLS = GENERATED_PROTOCOLS + PUBLISHED_PROTOCOLS
-SPEAKER_INDEPENDENT = {"random": False, "speaker": True, "speaker-kfold": True,
+SPEAKER_INDEPENDENT = {"random": False, "speaker": True, "speaker-kfold": True, "loso": True,
                        "ogm-ge": False, "audeering": True, "hicmae": True}
 SPLIT_COLUMNS = ("clip_id", "split", "fold", "subset")
 
@@ -111,6 +112,24 @@ def speaker_kfold_split(clips: pd.DataFrame, *, n_folds: int = 5, seed: int = 0,
     return _frame(assignments, f"speaker-kfold{n_folds}_seed{seed}")
 
 
+def leave_one_group_out_split(clips: pd.DataFrame, *, group_column: str, seed: int = 0,
+                              val_size: float = 0.1) -> pd.DataFrame:
+    """One fold per group (IEMOCAP: session): the group is the test set; validation speakers
+    are carved from the other groups' speakers (sex-balanced), so no speaker is in two subsets."""
+    groups = sorted(clips[group_column].unique())
+    if len(groups) < 2:
+        raise ValueError(f"leave-one-group-out needs at least two values of {group_column!r}, found {groups}")
+    assignments = []
+    for fold, group in enumerate(groups):
+        held = clips[group_column] == group
+        train_pool = clips[~held]
+        train_ids, val_ids = _split_actors(_actor_table(train_pool), val_size / (1 - 1 / len(groups)), seed + fold)
+        pool = train_pool.set_index("actor_id")["clip_id"]
+        assignments += [(fold, "train", pool.loc[train_ids]), (fold, "val", pool.loc[val_ids]),
+                        (fold, "test", clips.loc[held, "clip_id"])]
+    return _frame(assignments, f"loso_seed{seed}")
+
+
 def actor_overlap(split: pd.DataFrame, manifest: pd.DataFrame) -> list[dict]:
     """Per fold, how many actors each pair of subsets shares."""
     actor_of = manifest.set_index("clip_id")["actor_id"]
@@ -144,6 +163,14 @@ def make_split(
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    corpus = manifest.attrs.get("corpus") or {}
+    if protocol in PUBLISHED_PROTOCOLS and corpus.get("name", "cremad") != "cremad":
+        raise ValueError(f"the {protocol!r} split lists CREMA-D clips; this manifest is of corpus "
+                         f"{corpus.get('name')!r}. Use random, speaker, speaker-kfold"
+                         f"{' or loso' if corpus.get('group_column') else ''}")
+    if protocol == "loso" and not corpus.get("group_column"):
+        raise ValueError(f"protocol 'loso' holds out one group (e.g. an IEMOCAP session) per fold, but corpus "
+                         f"{corpus.get('name', '?')!r} declares no group column; use speaker-kfold")
     clips, excluded = usable_clips(manifest, require=require)
     if clips.empty:
         raise ValueError("no usable clips: every clip's media are missing or broken (see the manifest problems CSV)")
@@ -154,6 +181,8 @@ def make_split(
         split = speaker_split(clips, seed=seed, val_size=val_size, test_size=test_size)
     elif protocol == "speaker-kfold":
         split = speaker_kfold_split(clips, n_folds=n_folds, seed=seed, val_size=val_size)
+    elif protocol == "loso":
+        split = leave_one_group_out_split(clips, group_column=corpus["group_column"], seed=seed, val_size=val_size)
     else:
         from mer_utils.protocols.published import import_published_split
 
@@ -172,6 +201,8 @@ def make_split(
         "excluded": excluded.to_dict(orient="records"),
     })
     split.attrs["info"] = info
+    if corpus:
+        split.attrs["corpus"] = corpus
     return split
 
 

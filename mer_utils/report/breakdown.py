@@ -17,10 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.core.atomic_io import read_json
-from mer_utils.data.cremad_vocabulary import INTENSITIES
 from mer_utils.fusion.significance import fast_scores
 from mer_utils.data.manifest import default_manifest_path, load_manifest
-from mer_utils.core.predictions import read_predictions
+from mer_utils.core.predictions import labels_of, read_predictions
 from mer_utils.report.collect import run_config
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,8 @@ def with_factors(predictions: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFr
     joined = predictions.merge(meta, on="clip_id", how="left", validate="many_to_one")
     ages = pd.to_numeric(joined["age"], errors="coerce")
     joined["age_group"] = pd.cut(ages, bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False).astype(str)
-    joined["intensity"] = joined["intensity"].map(lambda code: f"{code} ({INTENSITIES.get(code, '?')})")
+    names = manifest.attrs.get("corpus", {}).get("intensity_names", {})
+    joined["intensity"] = joined["intensity"].map(lambda code: f"{code} ({names[code]})" if code in names else code)
     return joined
 
 
@@ -113,7 +113,7 @@ def breakdown_table(
             # as classification_scores, tested equal) avoids sklearn's per-call checks.
             # For the emotion factor a group holds one true class, so UA is its recall.
             for group, part in joined.groupby(factor, sort=True):
-                scores = fast_scores(part["y_true"], part["y_pred"])
+                scores = fast_scores(part["y_true"], part["y_pred"], labels=labels_of(predictions))
                 rows.append({"run": run["run"], "modality": run["modality"], "backbone": run["backbone"],
                              "protocol": run["protocol"], "factor": factor, "group": str(group), **scores})
     for note in notes:

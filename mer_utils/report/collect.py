@@ -1,7 +1,7 @@
 """Find every finished run under ``outputs/`` and what it says about itself.
 
-A run folder is ``outputs/<stage>/<name>/`` with a ``metrics.json`` (see
-:func:`mer_utils.experts.evaluation.save_run_outputs`). Folders without one (a run
+A run folder is ``outputs/<stage>/[<corpus key>/]<name>/`` with a ``metrics.json`` (see
+:func:`mer_utils.core.evaluation.save_run_outputs`). Folders without one (a run
 still going, or one that crashed) are listed as skipped with the reason, so
 a table never silently lacks a row.
 """
@@ -43,7 +43,8 @@ def sort_key(frame: pd.DataFrame) -> pd.DataFrame:
     modality_rank = frame["modality"].map({m: i for i, m in enumerate(MODALITY_ORDER)}).fillna(len(MODALITY_ORDER))
     protocol_rank = frame["protocol"].map({p: i for i, p in enumerate(PROTOCOL_ORDER)}).fillna(len(PROTOCOL_ORDER))
     keyed = frame.assign(_m=modality_rank, _p=protocol_rank)
-    by = ["_m", "_p", "protocol", "backbone"] + (["run"] if "run" in frame.columns else [])
+    by = (["corpus"] if "corpus" in frame.columns else []) + ["_m", "_p", "protocol", "backbone"] + (
+        ["run"] if "run" in frame.columns else [])
     return keyed.sort_values(by, kind="stable").drop(columns=["_m", "_p"]).reset_index(drop=True)
 
 
@@ -60,7 +61,10 @@ def _read_run(run_dir: Path, outputs: Path) -> dict:
     config = read_json(run_dir / "config.json") if (run_dir / "config.json").exists() else {}
     return {
         "run": run_dir.relative_to(outputs).as_posix(),
-        "stage": run_dir.parent.name,
+        "stage": run_dir.relative_to(outputs).parts[0],
+        # Runs written before runs named their corpus were CREMA-D (the embedded default included).
+        "corpus": str(metrics.get("corpus", "cremad")) + (" (synthetic)" if metrics.get("synthetic") else ""),
+        "corpus_key": str(metrics.get("corpus_key", "")),
         **{k: str(metrics[k]) for k in REQUIRED_INFO},
         "protocol_kind": protocol_kind(str(metrics["protocol"])),
         "n_folds": len({row["fold"] for row in metrics["per_fold"]}),
@@ -84,7 +88,7 @@ def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
                                 "`mer audio train` / `mer visual train`), or pass --outputs DIR.")
     rows, skipped = [], []
     for stage_dir in sorted(p for p in outputs.iterdir() if p.is_dir()):
-        for run_dir in sorted(p for p in stage_dir.iterdir() if p.is_dir()):
+        for run_dir in _run_dirs(stage_dir):
             if not (run_dir / "config.json").exists():
                 continue  # not a run folder (a corpus, a cache, the report itself)
             try:
@@ -94,10 +98,21 @@ def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
             except (OSError, ValueError, KeyError) as err:
                 log.warning("skipping %s: %s", run_dir, err)
                 skipped.append({"run": run_dir.relative_to(outputs).as_posix(), "reason": str(err)})
-    columns = ["run", "stage", *REQUIRED_INFO, "protocol_kind", "n_folds", "git_commit", "config_sha256",
+    columns = ["run", "stage", "corpus", "corpus_key", *REQUIRED_INFO, "protocol_kind", "n_folds", "git_commit", "config_sha256",
                "metrics_sha256", "per_fold", "config"]
     runs = pd.DataFrame(rows, columns=columns)
     return Collected(sort_key(runs) if len(runs) else runs, pd.DataFrame(skipped, columns=["run", "reason"]))
+
+
+def _run_dirs(stage_dir: Path) -> list[Path]:
+    """Run folders of a stage: ``<stage>/<run>`` and ``<stage>/<corpus key>/<run>``."""
+    found = []
+    for child in sorted(p for p in stage_dir.iterdir() if p.is_dir()):
+        if (child / "config.json").exists():
+            found.append(child)
+        else:
+            found += sorted(p for p in child.iterdir() if p.is_dir() and (p / "config.json").exists())
+    return found
 
 
 def run_config(runs_row) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.atomic_io import atomic_path
-from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.core.predictions import labels_of
 from mer_utils.core.metrics import classification_scores, confusion_frame
 
 _FACTOR_TITLES = {"sex": "actor sex", "age_group": "actor age", "intensity": "intensity",
@@ -45,13 +45,14 @@ def confusion_figure(panels: Sequence[tuple[str, pd.DataFrame]], *, title: str =
     """Row-normalised test confusion matrices, one panel per ``(label, predictions)``."""
     fig, axes = _new_figure(len(panels))
     for ax, (label, frame) in zip(axes, panels):
-        norm = confusion_frame(frame["y_true"], frame["y_pred"], normalize=True).to_numpy()
+        labels = labels_of(frame)
+        norm = confusion_frame(frame["y_true"], frame["y_pred"], labels=labels, normalize=True).to_numpy()
         ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
         for i, j in np.ndindex(norm.shape):
             ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
                     color="white" if norm[i, j] > 0.55 else "black")
-        ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, fontsize=7)
-        ax.set_yticks(range(len(EMOTIONS)), EMOTIONS, fontsize=7)
+        ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=45 if len(labels) > 6 else 0)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_xlabel("predicted", fontsize=7)
         ax.set_ylabel("true", fontsize=7)
         ax.set_title(label, fontsize=7)
@@ -64,12 +65,14 @@ def per_class_f1_figure(panels: Sequence[tuple[str, pd.DataFrame]], *, title: st
     """Per-emotion test F1, one bar group per emotion and one bar per run."""
     fig, (ax,) = _new_figure(1, panel_size=(7.5, 3.4))
     width = 0.8 / max(len(panels), 1)
-    x = np.arange(len(EMOTIONS))
+    # Panels of one figure share a label set (the report groups runs by corpus).
+    labels = labels_of(panels[0][1]) if panels else ()
+    x = np.arange(len(labels))
     for k, (label, frame) in enumerate(panels):
-        per_class = classification_scores(frame["y_true"], frame["y_pred"])["per_class"]
-        ax.bar(x + (k - (len(panels) - 1) / 2) * width, [per_class[e]["f1"] for e in EMOTIONS], width,
+        per_class = classification_scores(frame["y_true"], frame["y_pred"], labels=labels)["per_class"]
+        ax.bar(x + (k - (len(panels) - 1) / 2) * width, [per_class[e]["f1"] for e in labels], width,
                label=label)
-    ax.set_xticks(x, EMOTIONS)
+    ax.set_xticks(x, labels)
     ax.set_ylim(0, 1)
     ax.set_ylabel("test F1")
     ax.set_title(title, fontsize=9)

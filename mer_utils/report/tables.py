@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.core.metrics import mean_std
 from mer_utils.report.collect import per_fold, protocol_kind, sort_key
 from mer_utils.report.formatting import p_value, percent, percent_mean_std
 
 SCORES = ("wa", "ua", "macro_f1")
-GROUP = ("modality", "backbone", "protocol")
+# Runs are pooled (seeds) only within one corpus: rows of two corpora never share a mean.
+GROUP = ("corpus", "modality", "backbone", "protocol")
 
 
 def _short(commit: str) -> str:
@@ -50,7 +50,7 @@ def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         out["git_commits"] = ";".join(sorted({_short(c) for c in group["git_commit"]}))
         rows.append(out)
     numbers = sort_key(pd.DataFrame(rows))
-    display = numbers[["modality", "backbone", "protocol", "n_test"]].rename(columns={"n_test": "n"})
+    display = numbers[["corpus", "modality", "backbone", "protocol", "n_test"]].rename(columns={"n_test": "n"})
     for subset, score, name in (("val", "ua", "val UA"), ("test", "wa", "test WA"), ("test", "ua", "test UA"),
                                 ("test", "macro_f1", "test macro-F1")):
         display[name] = [percent_mean_std(m, s, n) for m, s, n in zip(
@@ -68,17 +68,18 @@ def fusion_table(runs: pd.DataFrame, outputs: str | os.PathLike) -> tuple[pd.Dat
         if not path.exists():
             continue
         results = pd.read_csv(path, keep_default_na=False, na_values={"mcnemar_p": [""]})
-        parts.append(results.assign(run=run["run"], protocol=run["protocol"], git_commit=_short(run["git_commit"])))
+        parts.append(results.assign(run=run["run"], corpus=run["corpus"], protocol=run["protocol"],
+                                    git_commit=_short(run["git_commit"])))
     if not parts:
         return pd.DataFrame(), pd.DataFrame()
     numbers = pd.concat(parts, ignore_index=True)
-    first = ["run", "protocol", "method", "kind", "chosen", "params"]
+    first = ["run", "corpus", "protocol", "method", "kind", "chosen", "params"]
     numbers = numbers[first + [c for c in numbers.columns if c not in first]]
     numbers = numbers.assign(chosen=numbers["chosen"].astype(str) == "True")
     reference = {r: g.loc[g["best_single"].astype(str) == "True", "method"].iloc[0]
                  for r, g in numbers.groupby("run", sort=False)}
     display = pd.DataFrame({
-        "protocol": numbers["protocol"],
+        "corpus": numbers["corpus"], "protocol": numbers["protocol"],
         "method": [f"{m} (chosen)" if c else m for m, c in zip(numbers["method"], numbers["chosen"])],
         "val UA (selection)": [percent(v) for v in numbers["selection_ua"]],
         "test WA": [percent_mean_std(m, s, n) for m, s, n in
@@ -99,14 +100,15 @@ def human_table(baseline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     overall = baseline[baseline["emotion"] == "all"].set_index("mode")
     per_emotion = baseline[baseline["emotion"] != "all"].pivot(index="mode", columns="emotion",
                                                                 values="per_response_accuracy")
+    emotions = [e for e in baseline["emotion"].drop_duplicates() if e != "all"]  # the baseline's own order
     numbers = overall[["n_clips", "per_response_accuracy", "majority_vote_accuracy", "paper_accuracy"]].join(
-        per_emotion[list(EMOTIONS)]).reset_index()
+        per_emotion[emotions]).reset_index()
     display = pd.DataFrame({
         "rating mode": numbers["mode"], "clips": numbers["n_clips"],
         "per response": [percent(v) for v in numbers["per_response_accuracy"]],
         "majority vote": [percent(v) for v in numbers["majority_vote_accuracy"]],
         "paper (Cao et al. 2014)": [percent(v) for v in numbers["paper_accuracy"]],
-        **{e: [percent(v) for v in numbers[e]] for e in EMOTIONS},
+        **{e: [percent(v) for v in numbers[e]] for e in emotions},
     })
     return numbers, display
 
@@ -121,12 +123,13 @@ def gap_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if len(models):
         kinds = models.assign(kind=models["protocol"].map(protocol_kind),
                               family=models["backbone"].str.split(":").str[0])
-        for (modality, _family), group in kinds.groupby(["modality", "family"], sort=False):
+        # Pairs stay within one corpus: a gap between two corpora would measure the corpora, not leakage.
+        for (corpus, modality, _family), group in kinds.groupby(["corpus", "modality", "family"], sort=False):
             for _, rnd in group[group["kind"] == "random"].iterrows():
                 for _, spk in group[group["kind"] == "speaker"].iterrows():
                     backbone = rnd["backbone"] if rnd["backbone"] == spk["backbone"] else \
                         f"{rnd['backbone']} / {spk['backbone']}"
-                    row = {"modality": modality, "backbone": backbone, "random_protocol": rnd["protocol"],
+                    row = {"corpus": corpus, "modality": modality, "backbone": backbone, "random_protocol": rnd["protocol"],
                            "speaker_protocol": spk["protocol"]}
                     for score in ("wa", "ua"):
                         row[f"random_{score}"] = rnd[f"test_{score}_mean"]
@@ -138,7 +141,7 @@ def gap_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not rows:
         return numbers, numbers
     display = pd.DataFrame({
-        "modality": numbers["modality"], "backbone": numbers["backbone"],
+        "corpus": numbers["corpus"], "modality": numbers["modality"], "backbone": numbers["backbone"],
         "random split": numbers["random_protocol"], "speaker-independent": numbers["speaker_protocol"],
         "test UA random": [percent(v) for v in numbers["random_ua"]],
         "test UA speaker-indep.": [percent(v) for v in numbers["speaker_ua"]],

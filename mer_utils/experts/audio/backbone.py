@@ -2,8 +2,8 @@
 
 A backbone is fitted on a training :class:`ClipSet`, selects whatever it
 selects (hyper-parameters, epoch, layer) on the validation set only, then
-gives ``(n, 6)`` probabilities in :data:`~mer_utils.data.cremad_vocabulary.EMOTIONS`
-order, and saves a checkpoint the demo can load without training code.
+gives ``(n, K)`` probabilities in the order of the clip set's label set (the
+corpus's), and saves a checkpoint the demo can load without training code.
 """
 
 from __future__ import annotations
@@ -16,27 +16,33 @@ from typing import Protocol, Sequence
 import numpy as np
 import pandas as pd
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.core.labels import check_label_set, class_weights  # noqa: F401 (re-exported for the backbones)
+from mer_utils.data.manifest import media_path
 
 
 @dataclasses.dataclass
 class ClipSet:
-    """Clip ids, absolute audio paths, (optional) emotion labels and speaker ids."""
+    """Clip ids, absolute audio paths, (optional) emotion labels, speaker ids and the label set."""
 
     clip_ids: list[str]
     paths: list[Path]
     labels: list[str] | None = None
     speakers: list | None = None  # actor ids, for speaker normalisation (never labels)
+    label_set: tuple[str, ...] | None = None  # the corpus's classes, in order (required with labels)
 
     def __post_init__(self):
         if len(self.clip_ids) != len(self.paths):
             raise ValueError(f"{len(self.clip_ids)} clip ids but {len(self.paths)} paths")
+        if self.label_set is not None:
+            self.label_set = check_label_set(self.label_set)
         if self.labels is not None:
             if len(self.labels) != len(self.clip_ids):
                 raise ValueError(f"{len(self.clip_ids)} clip ids but {len(self.labels)} labels")
-            unknown = sorted(set(self.labels) - set(EMOTIONS))
+            if self.label_set is None:
+                raise ValueError("a labelled clip set needs its label_set (the corpus's classes, in order)")
+            unknown = sorted(set(self.labels) - set(self.label_set))
             if unknown:
-                raise ValueError(f"labels {unknown} are not CREMA-D emotions {EMOTIONS}")
+                raise ValueError(f"labels {unknown} are not in the corpus's label set {list(self.label_set)}")
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -45,16 +51,18 @@ class ClipSet:
         index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=int)
         return ClipSet([self.clip_ids[i] for i in index], [self.paths[i] for i in index],
                        None if self.labels is None else [self.labels[i] for i in index],
-                       None if self.speakers is None else [self.speakers[i] for i in index])
+                       None if self.speakers is None else [self.speakers[i] for i in index], self.label_set)
 
     def label_indices(self) -> np.ndarray:
         if self.labels is None:
             raise ValueError("this clip set has no labels")
-        return np.array([EMOTIONS.index(label) for label in self.labels], dtype=int)
+        return np.array([self.label_set.index(label) for label in self.labels], dtype=int)
 
     @classmethod
-    def from_manifest(cls, manifest: pd.DataFrame, data_root: str | os.PathLike, clip_ids: Sequence[str]) -> "ClipSet":
-        """Clips of ``clip_ids`` (in that order) with their audio paths and emotions."""
+    def from_manifest(cls, manifest: pd.DataFrame, data_root: str | os.PathLike, clip_ids: Sequence[str], *,
+                      labels: Sequence[str]) -> "ClipSet":
+        """Clips of ``clip_ids`` (in that order) with their audio paths and emotions; ``labels`` is the
+        corpus's label set."""
         table = manifest.set_index("clip_id")
         missing = [c for c in clip_ids if c not in table.index]
         if missing:
@@ -65,8 +73,9 @@ class ClipSet:
         if no_audio:
             raise ValueError(f"{len(no_audio)} clips have no audio file (e.g. {no_audio[0]}); "
                              "add AudioWAV/ (or AudioMP3/) to the data root")
-        paths = [Path(data_root) / rel for rel in rows["audio_path"].astype(str)]
-        return cls(list(clip_ids), paths, rows["emotion"].astype(str).tolist(), rows["actor_id"].tolist())
+        paths = [media_path(data_root, rel) for rel in rows["audio_path"].astype(str)]
+        return cls(list(clip_ids), paths, rows["emotion"].astype(str).tolist(), rows["actor_id"].tolist(),
+                   tuple(labels))
 
 
 class AudioBackbone(Protocol):
@@ -80,20 +89,7 @@ class AudioBackbone(Protocol):
         """Train, selecting on ``val`` only; return a JSON-able report of the choices made."""
 
     def predict_proba(self, clips: ClipSet) -> np.ndarray:
-        """``(n, 6)`` probabilities; rows of clips that could not be decoded are NaN."""
+        """``(n, K)`` probabilities in label-set order; rows of clips that could not be decoded are NaN."""
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint loadable by :func:`mer_utils.experts.audio.checkpoint.load_audio_expert`."""
-
-
-def class_weights(labels: np.ndarray, n_classes: int = len(EMOTIONS)) -> np.ndarray:
-    """Inverse-frequency weights (scikit-learn's "balanced"), for a class-balanced loss.
-
-    >>> class_weights(np.array([0, 0, 1]), n_classes=2).round(2).tolist()
-    [0.75, 1.5]
-    """
-    counts = np.bincount(labels, minlength=n_classes).astype(float)
-    if (counts == 0).any():
-        absent = [EMOTIONS[i] if n_classes == len(EMOTIONS) else i for i in np.flatnonzero(counts == 0)]
-        raise ValueError(f"the training subset has no clips of {absent}; every class needs examples")
-    return len(labels) / (n_classes * counts)

@@ -23,7 +23,6 @@ import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 SSL_FORMAT = "mer-audio-ssl-v1"
 
@@ -78,13 +77,13 @@ def save_fitted_ssl(backbone, path: str | os.PathLike) -> Path:
 
 @dataclasses.dataclass
 class SSLExpert:
-    """A loaded speech-model checkpoint: ``predict_proba(paths or waveforms) -> (n, 6)``."""
+    """A loaded speech-model checkpoint: ``predict_proba(paths or waveforms) -> (n, K)`` over ``labels``."""
 
     model: object
     settings: AudioSettings
     config: dict
     device: str = "cpu"
-    labels: tuple[str, ...] = EMOTIONS
+    labels: tuple[str, ...] = ()
 
     def predict_proba(self, inputs: Iterable) -> np.ndarray:
         waves = as_waveforms(inputs, settings=self.settings)
@@ -104,20 +103,19 @@ def load_ssl_expert(path: str | os.PathLike, *, device: str | None = None) -> SS
     if not isinstance(payload, dict) or payload.get("format") != SSL_FORMAT:
         raise ValueError(f"{path} is not a {SSL_FORMAT} checkpoint; retrain with `mer audio train --mode finetune`")
     config = payload["config"]
-    if tuple(config["labels"]) != EMOTIONS:
-        raise ValueError(f"{path}: label order {config['labels']} differs from {EMOTIONS}")
     model = classifier_from_spec(config)
     model.load_state_dict(payload["state_dict"], strict=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
-    return SSLExpert(model=model, settings=AudioSettings.from_dict(config["audio"]), config=config, device=device)
+    return SSLExpert(model=model, settings=AudioSettings.from_dict(config["audio"]), config=config, device=device,
+                     labels=tuple(config["labels"]))
 
 
 def load_audio_expert(path: str | os.PathLike, *, device: str | None = None):
     """Load any SER checkpoint written by this package.
 
-    The returned object has ``predict_proba(inputs) -> (n, 6)`` (columns in
-    :data:`EMOTIONS` order), where ``inputs`` are file paths, 16 kHz mono
+    The returned object has ``predict_proba(inputs) -> (n, K)`` (columns in
+    the order of its ``labels``, the label set it was trained on), where ``inputs`` are file paths, 16 kHz mono
     arrays or ``(array, sample_rate)`` tuples, and ``labels``.
     """
     from mer_utils.experts.audio.classical import AcousticExpert

@@ -32,7 +32,6 @@ from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, e
                                       features_for_files)
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS, SpeakerNormalizer
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 CHECKPOINT_KIND = "mer-audio-acoustic"
 DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
@@ -57,9 +56,9 @@ class AcousticExpert:
     settings: AudioSettings
     mean: np.ndarray
     scale: np.ndarray
-    coef: np.ndarray  # (6, d), rows in ``labels`` order
-    intercept: np.ndarray  # (6,)
-    labels: tuple[str, ...] = EMOTIONS
+    coef: np.ndarray  # (K, d), rows in ``labels`` order
+    intercept: np.ndarray  # (K,)
+    labels: tuple[str, ...] = ()
     info: dict = dataclasses.field(default_factory=dict)
     normalizer: SpeakerNormalizer | None = None
 
@@ -74,7 +73,7 @@ class AcousticExpert:
         return softmax(z @ self.coef.T + self.intercept)
 
     def predict_proba(self, inputs: Iterable, speakers: Sequence | None = None) -> np.ndarray:
-        """``(n, 6)`` probabilities for paths, 16 kHz arrays or ``(array, rate)`` tuples."""
+        """``(n, K)`` probabilities (``labels`` order) for paths, 16 kHz arrays or ``(array, rate)`` tuples."""
         waves = as_waveforms(inputs, settings=self.settings)
         if not waves:
             return np.zeros((0, len(self.labels)))
@@ -114,8 +113,6 @@ class AcousticExpert:
         meta = json.loads(raw) if raw else {}
         if meta.get("kind") != CHECKPOINT_KIND:
             raise ValueError(f"{path} is not an acoustic SER checkpoint (metadata kind {meta.get('kind')!r})")
-        if tuple(meta["labels"]) != EMOTIONS:
-            raise ValueError(f"{path}: label order {meta['labels']} differs from {EMOTIONS}")
         norm = meta.get("speaker_norm")
         normalizer = SpeakerNormalizer.from_arrays(arrays, norm) if norm else None
         arrays = {k: arrays[k] for k in ("mean", "scale", "coef", "intercept")}
@@ -134,6 +131,7 @@ class AcousticBackbone:
     # Every usable clip of the corpus (labels unused): each speaker's statistics come from all of
     # that speaker's clips, so train, validation and test are normalised alike under any split.
     speaker_pool: ClipSet | None = None
+    labels: tuple = ()  # the corpus's label set; taken from the training clips when empty
     c_grid: Sequence[float] = DEFAULT_C_GRID
     cache_dir: str | os.PathLike | None = None
     n_jobs: int = 1
@@ -178,7 +176,8 @@ class AcousticBackbone:
         X_val, ok_val = self.features(val)
         y_train, y_val = train.label_indices()[ok_train], val.label_indices()[ok_val]
         X_train, X_val = X_train[ok_train].astype(np.float64), X_val[ok_val].astype(np.float64)
-        class_weights(y_train)  # refuses a training subset that lacks a class
+        self.labels = train.label_set
+        class_weights(y_train, self.labels)  # refuses a training subset that lacks a class
         normalizer = None
         if self.speaker_norm:
             # Statistics stay within each subset and speaker; labels are never read.
@@ -201,16 +200,19 @@ class AcousticBackbone:
                   "speaker_norm": normalizer.config() if normalizer else None,
                   "C": best, "n_features": int(X_train.shape[1]), "n_train": int(len(y_train)),
                   "n_val": int(len(y_val))}
+        coef, intercept = models[best].coef_, models[best].intercept_
+        if coef.shape[0] == 1:  # two classes: scikit-learn keeps one row; softmax over [0, w.z + b] is the same model
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
         self.expert = AcousticExpert(feature_set=self.feature_set, settings=self.settings, mean=scaler.mean_,
-                                     scale=scaler.scale_, coef=models[best].coef_,
-                                     intercept=models[best].intercept_, info=report, normalizer=normalizer)
+                                     scale=scaler.scale_, coef=coef, intercept=intercept, labels=self.labels, info=report,
+                                     normalizer=normalizer)
         return report
 
     def predict_proba(self, clips: ClipSet) -> np.ndarray:
         if self.expert is None:
             raise RuntimeError("call fit() before predict_proba()")
         X, ok = self.features(clips)
-        proba = np.full((len(clips), len(EMOTIONS)), np.nan)
+        proba = np.full((len(clips), len(self.expert.labels)), np.nan)
         proba[ok] = self.expert.proba_from_features(X[ok], self._speakers(clips, ok), reference=self._reference())
         return proba
 

@@ -28,7 +28,8 @@ def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:
     if subset not in metrics["summary"]:
         raise ValueError(f"{path} has no {subset!r} scores (subsets: {sorted(metrics['summary'])})")
     summary = metrics["summary"][subset]
-    row = {"protocol": metrics["protocol"], "split": metrics["split"], "backbone": metrics["backbone"],
+    row = {"corpus_key": metrics.get("corpus_key", ""), "protocol": metrics["protocol"], "split": metrics["split"],
+           "backbone": metrics["backbone"],
            "mode": metrics.get("mode", ""), "n_folds": summary["ua"]["n"]}
     for key in METRICS:
         row[key], row[f"{key}_std"] = summary[key]["mean"], summary[key]["std"]
@@ -52,23 +53,29 @@ def compare_protocols(
 
     if missing not in ("raise", "skip"):
         raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
-    not_run = []
+    not_run, corpus_key = [], None
     if run_dirs is None:
         run_dirs = []
         for protocol in protocols:
             try:
-                run_dirs.append(resolve_latest(outputs, "audio", protocol))
+                # The first protocol's newest run fixes the corpus; the others are that corpus's newest.
+                run_dirs.append(resolve_latest(outputs, "audio", protocol, corpus_key=corpus_key))
+                corpus_key = corpus_key or run_scores(run_dirs[-1], subset=subset)["corpus_key"] or None
             except FileNotFoundError:
                 if missing == "raise":
                     raise
                 not_run.append(protocol)
     rows = [run_scores(d, subset=subset) for d in run_dirs]
-    table = pd.DataFrame(rows, columns=["protocol", "split", "backbone", "mode", "n_folds",
+    corpora = {row["corpus_key"] for row in rows}
+    if len(corpora) > 1:
+        raise ValueError(f"these runs are of different corpora ({', '.join(sorted(corpora))}): "
+                         f"{', '.join(str(d) for d in run_dirs)}; compare protocols on one corpus")
+    table = pd.DataFrame(rows, columns=["corpus_key", "protocol", "split", "backbone", "mode", "n_folds",
                                         *[k + s for k in METRICS for s in ("", "_std")], "run_dir"])
     table.attrs["missing"] = not_run
     gaps = []
     for other in rows[1:]:
-        gap = {"protocol": f"gap ({rows[0]['protocol']} - {other['protocol']})", "split": "",
+        gap = {"corpus_key": rows[0]["corpus_key"], "protocol": f"gap ({rows[0]['protocol']} - {other['protocol']})", "split": "",
                "backbone": "", "mode": "", "n_folds": None, "run_dir": ""}
         for key in METRICS:
             gap[key], gap[f"{key}_std"] = rows[0][key] - other[key], None

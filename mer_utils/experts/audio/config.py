@@ -9,24 +9,37 @@ read from the environment (or Colab secrets) so it never reaches a file.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import field
 
+from mer_utils.core.config import field as _f
+from mer_utils.core.config import ignored_options
 from mer_utils.experts.audio import ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_SSL_MODEL
 
 MODES = ("auto", "finetune", "frozen")
-
-
-def _f(default, help_text: str, **kwargs):
-    return field(default=default, metadata={"help": help_text, **kwargs})
+# The options each mode reads; any other option set away from its default is refused, not silently ignored.
+COMMON_FIELDS = {"data_root", "dataset", "all_emotions", "protocol", "backbone", "mode", "seed", "folds",
+                 "published_dir", "metadata_dir", "trim_top_db", "max_seconds", "min_seconds"}
+MODE_FIELDS = {
+    "offline": {"c_grid", "n_jobs", "speaker_norm"},
+    "finetune": {"epochs", "batch_size", "grad_accum", "lr", "head_lr", "warmup_ratio", "patience",
+                 "freeze_feature_encoder", "amp", "layer", "pooling", "head_hidden", "save_every_steps"},
+    "frozen": {"probe", "head_hidden"},
+}
+# Options that change where, how fast or how verbosely a run happens, never its results.
+NOT_RESULTS = {"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "save_every_steps",
+               "metadata_dir"}
 
 
 @dataclasses.dataclass
 class AudioTrainConfig:
     """Everything a speech-emotion run depends on."""
 
-    data_root: str | None = _f(None, "CREMA-D folder (AudioWAV/ ...); None: the embedded synthetic corpus")
-    protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold or an imported split "
-                                 "(ogm-ge, audeering, hicmae)")
+    data_root: str | None = _f(None, "corpus: a CREMA-D folder (AudioWAV/ ...), a RAVDESS or IEMOCAP folder, or a "
+                                     "CSV with columns path, speaker, emotion; None: the embedded synthetic corpus")
+    dataset: str = _f("auto", "corpus reader (auto: detected from the data root)",
+                      choices=("auto", "cremad", "ravdess", "iemocap", "csv"))
+    all_emotions: bool = _f(False, "keep every emotion a reader leaves out by default (RAVDESS: calm, surprised)")
+    protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold, loso (IEMOCAP sessions) or an "
+                                 "imported CREMA-D split (ogm-ge, audeering, hicmae)")
     backbone: str = _f(DEFAULT_BACKBONE, f"acoustic feature set ({', '.join(ACOUSTIC_BACKBONES)}) or a Hugging Face "
                                          "model id / local folder (e.g. facebook/wav2vec2-base)")
     mode: str = _f("auto", "speech models: finetune or frozen (auto: finetune); acoustic backbones: auto",
@@ -77,6 +90,16 @@ class AudioTrainConfig:
             raise ValueError(f"--mode {self.mode} applies to speech models, e.g. --backbone {DEFAULT_SSL_MODEL}; "
                              f"the acoustic backbone {self.backbone!r} has a single mode (leave --mode at auto)")
         self.c_grid = tuple(float(c) for c in self.c_grid)
+        ignored = ignored_options(self, COMMON_FIELDS | MODE_FIELDS[self.resolved_mode] | NOT_RESULTS,
+                                  mode=self.resolved_mode)
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)}: not used by {self.resolved_mode} mode (backbone "
+                             f"{self.backbone!r}); leave them at their defaults or choose a mode that uses them")
+
+    def result_settings(self) -> dict:
+        """The options that change results in this mode: they address the run folder."""
+        relevant = (COMMON_FIELDS | MODE_FIELDS[self.resolved_mode]) - NOT_RESULTS
+        return {k: v for k, v in dataclasses.asdict(self).items() if k in relevant}
 
     @property
     def is_acoustic(self) -> bool:

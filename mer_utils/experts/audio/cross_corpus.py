@@ -93,7 +93,7 @@ def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir
 
 def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Path:
     """Train on ``config.source_root``, test on ``config.target_root``; returns the run folder."""
-    from mer_utils.experts.evaluation import save_run_outputs
+    from mer_utils.core.evaluation import save_run_outputs
     from mer_utils.data.manifest import prepare_manifest
     from mer_utils.core.predictions import make_predictions_frame
     from mer_utils.core.runs import new_run_dir, point_latest, set_seed

@@ -28,7 +28,6 @@ from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namesp
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
 from mer_utils.experts.audio.ssl_train import pick_device
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 FROZEN_VERSION = 1
 
@@ -129,7 +128,7 @@ def fit_weighted_probe(model: SSLClassifier, E_train, y_train, E_val, y_val, *, 
     model.feat_std.copy_(torch.as_tensor(uniform.std(0) + 1e-5))
     params = [model.layer_logits, *model.classifier.parameters()]
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y_train), dtype=torch.float32))
+    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y_train, model.labels), dtype=torch.float32))
     y = torch.as_tensor(y_train)
     best = {"val_ua": -1.0}
     for epoch in range(1, epochs + 1):
@@ -162,6 +161,7 @@ class FrozenBackbone:
     device: str | None = None
     seed: int = 0
     progress: bool = True
+    labels: tuple = ()  # the corpus's label set (the classifier's outputs)
     model: SSLClassifier | None = None  # the fitted probe on the backbone (what is saved)
     base: SSLClassifier | None = dataclasses.field(default=None, repr=False)  # the backbone that embeds
     skipped: dict = dataclasses.field(default_factory=dict)
@@ -184,13 +184,14 @@ class FrozenBackbone:
 
     def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path | None = None) -> dict:
         torch.manual_seed(self.seed)
-        self.base = build_classifier(self.model_name, head=HeadConfig(dropout=0.0))
+        self.labels = train.label_set
+        self.base = build_classifier(self.model_name, labels=self.labels, head=HeadConfig(dropout=0.0))
         E_train, ok_train = self.embeddings(train)
         E_val, ok_val = self.embeddings(val)
         args = (E_train[ok_train], train.label_indices()[ok_train], E_val[ok_val], val.label_indices()[ok_val])
         if self.probe == "logreg":
             best = fit_logreg_probe(*args, seed=self.seed)
-            model = SSLClassifier(self.base.backbone, self.base.feature_extractor,
+            model = SSLClassifier(self.base.backbone, self.base.feature_extractor, labels=self.labels,
                                   head=HeadConfig(layer=best["layer"], dropout=0.0))
             with torch.no_grad():
                 model.feat_mean.copy_(torch.as_tensor(best.pop("mean")))
@@ -198,7 +199,7 @@ class FrozenBackbone:
                 model.classifier[-1].weight.copy_(torch.as_tensor(best.pop("coef")))
                 model.classifier[-1].bias.copy_(torch.as_tensor(best.pop("intercept")))
         else:
-            model = SSLClassifier(self.base.backbone, self.base.feature_extractor,
+            model = SSLClassifier(self.base.backbone, self.base.feature_extractor, labels=self.labels,
                                   head=HeadConfig(hidden=self.probe_hidden, dropout=0.1 if self.probe_hidden else 0.0))
             best = fit_weighted_probe(model, *args, seed=self.seed)
         self.model = model.eval()
@@ -210,7 +211,7 @@ class FrozenBackbone:
         if self.model is None:
             raise RuntimeError("call fit() before predict_proba()")
         E, ok = self.embeddings(clips)
-        proba = np.full((len(clips), len(EMOTIONS)), np.nan)
+        proba = np.full((len(clips), len(self.labels)), np.nan)
         with torch.no_grad():
             proba[ok] = torch.softmax(probe_logits(self.model, E[ok]), dim=-1).numpy()
         return proba

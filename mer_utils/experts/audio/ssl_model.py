@@ -27,7 +27,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,9 +149,11 @@ def disable_layerdrop(backbone: nn.Module) -> None:
 class SSLClassifier(nn.Module):
     """Speech backbone + layer weighting + pooling + classifier."""
 
-    def __init__(self, backbone: nn.Module, feature_extractor, *, head: HeadConfig = HeadConfig(),
-                 n_classes: int = len(EMOTIONS)):
+    def __init__(self, backbone: nn.Module, feature_extractor, *, labels: tuple[str, ...],
+                 head: HeadConfig = HeadConfig()):
         super().__init__()
+        self.labels = tuple(labels)  # the classifier's outputs, in order (the corpus's label set)
+        n_classes = len(self.labels)
         disable_layerdrop(backbone)
         self.backbone = backbone
         self.feature_extractor = feature_extractor
@@ -244,20 +245,22 @@ class SSLClassifier(nn.Module):
         head = dataclasses.asdict(self.head_config)
         return plain_json({"backbone_config": self.backbone.config.to_dict(),
                            "feature_extractor": self.feature_extractor.to_dict(),
-                           "head": head, "labels": list(EMOTIONS)})
+                           "head": head, "labels": list(self.labels)})
 
 
-def build_classifier(name: str, *, head: HeadConfig = HeadConfig(), token: str | None = None) -> SSLClassifier:
-    """Pretrained backbone ``name`` (hub id or folder) with a fresh head."""
+def build_classifier(name: str, *, labels: tuple[str, ...], head: HeadConfig = HeadConfig(),
+                     token: str | None = None) -> SSLClassifier:
+    """Pretrained backbone ``name`` (hub id or folder) with a fresh head over ``labels``."""
     backbone, extractor = load_pretrained(name, token=token)
-    return SSLClassifier(backbone, extractor, head=head)
+    return SSLClassifier(backbone, extractor, labels=labels, head=head)
 
 
 def classifier_from_spec(spec: dict) -> SSLClassifier:
     """Same architecture as a saved :meth:`SSLClassifier.spec`, random weights."""
     head = HeadConfig(**spec["head"])
     return SSLClassifier(backbone_from_config(spec["backbone_config"]),
-                         feature_extractor_from_dict(spec["feature_extractor"]), head=head)
+                         feature_extractor_from_dict(spec["feature_extractor"]), labels=tuple(spec["labels"]),
+                         head=head)
 
 
 def freeze_feature_encoder(model: SSLClassifier) -> bool:

@@ -28,7 +28,6 @@ from mer_utils.core.atomic_io import atomic_path
 from mer_utils.experts.audio.backbone import ClipSet, class_weights
 from mer_utils.experts.audio.loading import AudioSettings, load_waveforms
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier, freeze_feature_encoder
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +113,7 @@ class _Trainer:
 
         self.model, self.settings, self.device = model, settings, device
         self.state_path, self.best_path = work_dir / "train_state.pt", work_dir / "best_state.pt"
-        weights = torch.tensor(class_weights(y_train), dtype=torch.float32, device=device)
+        weights = torch.tensor(class_weights(y_train, model.labels), dtype=torch.float32, device=device)
         self.loss_fn = nn.CrossEntropyLoss(weight=weights)
         self.optimizer = _optimizer(model, settings)
         n_batches = math.ceil(n_train / settings.batch_size)
@@ -232,6 +231,7 @@ class FinetuneBackbone:
     settings: AudioSettings = AudioSettings()
     device: str | None = None
     progress: bool = True
+    labels: tuple = ()  # the corpus's label set (the classifier's outputs)
     model: SSLClassifier | None = None
     skipped: dict = dataclasses.field(default_factory=dict)
     report: dict = dataclasses.field(default_factory=dict)
@@ -248,7 +248,8 @@ class FinetuneBackbone:
 
     def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path) -> dict:
         torch.manual_seed(self.train_settings.seed)
-        self.model = build_classifier(self.model_name, head=self.head)
+        self.labels = train.label_set
+        self.model = build_classifier(self.model_name, labels=self.labels, head=self.head)
         train_waves, ok_train = self._waves(train, "loading train audio")
         val_waves, ok_val = self._waves(val, "loading val audio")
         report = finetune(self.model, train_waves, train.label_indices()[ok_train], val_waves,
@@ -262,7 +263,7 @@ class FinetuneBackbone:
         if self.model is None:
             raise RuntimeError("call fit() before predict_proba()")
         waves, ok = self._waves(clips, "loading audio")
-        proba = np.full((len(clips), len(EMOTIONS)), np.nan)
+        proba = np.full((len(clips), len(self.labels)), np.nan)
         proba[ok] = self.model.predict_proba_waves(waves, device=pick_device(self.device))
         return proba
 

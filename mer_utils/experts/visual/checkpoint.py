@@ -17,7 +17,6 @@ from typing import NamedTuple
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, read_json, write_json
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 CHECKPOINT_FORMAT = "mer-visual-1"
 BEST_NAME = "best_visual_model"
@@ -62,8 +61,6 @@ def load_visual_model(path: str | os.PathLike):
     meta = read_json(meta_path)
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-    if tuple(meta["labels"]) != EMOTIONS:
-        raise ValueError(f"{meta_path}: label order {meta['labels']} differs from {EMOTIONS}")
     spec = ModelSpec(**{**meta["model"], "labels": tuple(meta["model"]["labels"])})
     model = build_visual_model(spec, pretrained=False)
     state = load_file(str(weights))
@@ -74,7 +71,7 @@ def load_visual_model(path: str | os.PathLike):
 
 
 class VideoPrediction(NamedTuple):
-    probs: np.ndarray  # (6,) in EMOTIONS order
+    probs: np.ndarray  # (K,) in the checkpoint's label order
     frames: np.ndarray  # (K, H, W, 3) sampled RGB frames
     boxes: np.ndarray  # (K, 4) face crop boxes (x, y, w, h)
     detected: np.ndarray  # (K,) bool: face found (else fallback box)
@@ -84,7 +81,7 @@ class VideoPrediction(NamedTuple):
 
 
 class VisualExpert:
-    """A trained visual model with its preprocessing: video in, 6 probabilities out.
+    """A trained visual model with its preprocessing: video in, one probability per label out.
 
     Example::
 
@@ -93,16 +90,15 @@ class VisualExpert:
         dict(zip(expert.labels, result.probs))
     """
 
-    labels = EMOTIONS
-
     def __init__(self, model, meta: dict):
         from mer_utils.experts.visual.crops import CropConfig
 
         self.model, self.meta = model, meta
+        self.labels = tuple(meta["labels"])
         self.crop_config = CropConfig(**meta["crop"])
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
-        """``(K, S, S, 3)`` or ``(B, K, S, S, 3)`` uint8 crops -> ``(6,)`` or ``(B, 6)`` probabilities."""
+        """``(K, S, S, 3)`` or ``(B, K, S, S, 3)`` uint8 crops -> ``(L,)`` or ``(B, L)`` probabilities."""
         return self._predict(crops)[0]
 
     def _predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

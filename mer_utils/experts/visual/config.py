@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import field
 
 MODES = ("frozen", "finetune")
+# Options that change where, how fast or how verbosely a run happens, never its results.
+NOT_RESULTS = {"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "metadata_dir"}
 
 
 def _f(default, help_text: str, **kwargs):
@@ -21,7 +23,10 @@ def _f(default, help_text: str, **kwargs):
 class VisualTrainConfig:
     """Everything a facial-expression run depends on."""
 
-    data_root: str | None = _f(None, "CREMA-D folder (VideoFlash/ ...); None: the embedded synthetic corpus")
+    data_root: str | None = _f(None, "corpus: a CREMA-D folder (VideoFlash/ ...) or a CSV with a video_path column; "
+                                     "None: the embedded synthetic corpus")
+    dataset: str = _f("auto", "corpus reader (auto: detected from the data root)",
+                      choices=("auto", "cremad", "ravdess", "iemocap", "csv"))
     protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold or an imported split "
                                  "(ogm-ge, audeering, hicmae)")
     backbone: str = _f("fer2013", "frame encoder: fer2013 (FER2013 mini-Xception, offline) or timm:<name> "
@@ -70,16 +75,17 @@ class VisualTrainConfig:
                           smooth_window=self.smooth_window, min_size_frac=self.min_face,
                           detect_width=self.detect_width)
 
-    def model_spec(self):
+    def model_spec(self, labels: tuple[str, ...]):
         from mer_utils.experts.visual.models import ModelSpec
 
-        return ModelSpec(backbone=self.backbone, pooling=self.pooling, hidden=self.hidden, dropout=self.dropout)
+        return ModelSpec(backbone=self.backbone, pooling=self.pooling, hidden=self.hidden, dropout=self.dropout,
+                         labels=tuple(labels))
+
+    def result_settings(self) -> dict:
+        """The options that change results: they address the run folder."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_RESULTS}
 
     def run_name(self) -> str:
         """``<protocol>_<backbone>_<mode>_seed<seed>``, safe as a folder name."""
         slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.backbone)
         return f"{self.protocol}_{slug}_{self.mode}_seed{self.seed}"
-
-
-def field_help(name: str) -> str:
-    return VisualTrainConfig.__dataclass_fields__[name].metadata["help"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.core.labels import class_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,17 +38,6 @@ class FitSettings:
     frozen: bool = True
     seed: int = 0
     device: str = "cpu"
-
-
-def class_weights(y: np.ndarray, n_classes: int = len(EMOTIONS)) -> np.ndarray:
-    """Inverse-frequency weights, mean 1 over the classes present (sklearn's "balanced").
-
-    >>> class_weights(np.array([0, 0, 0, 1]), 2).tolist()
-    [0.6666666666666666, 2.0]
-    """
-    counts = np.bincount(y, minlength=n_classes).astype(float)
-    weights = np.where(counts > 0, len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
-    return weights
 
 
 def augment_crops(crops, generator):
@@ -98,14 +87,13 @@ def predict_proba(model, data: dict, index: np.ndarray, *, settings: FitSettings
             batch = torch.as_tensor(index[start: start + batch_size])
             out.append(_batch_inputs(model, data, batch, train=False, settings=settings, generator=None)
                        .softmax(dim=1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)))
+    return np.concatenate(out) if out else np.zeros((0, len(model.spec.labels)))
 
 
 def _ua(y_true: np.ndarray, proba: np.ndarray) -> float:
-    from mer_utils.core.metrics import classification_scores
+    from sklearn.metrics import balanced_accuracy_score
 
-    labels = np.array(EMOTIONS)
-    return float(classification_scores(labels[y_true], labels[proba.argmax(axis=1)])["ua"])
+    return float(balanced_accuracy_score(y_true, proba.argmax(axis=1)))
 
 
 def _train_mode(model, settings: FitSettings) -> None:
@@ -154,7 +142,7 @@ def _fit(model, data, y, train_idx, val_idx, *, settings, fold, state_path, prog
 
     model.to(settings.device)
     y_t = torch.as_tensor(y).to(settings.device)
-    weights = torch.as_tensor(class_weights(y[train_idx]), dtype=torch.float32, device=settings.device)
+    weights = torch.as_tensor(class_weights(y[train_idx], model.spec.labels, allow_absent=True), dtype=torch.float32, device=settings.device)
     criterion = torch.nn.CrossEntropyLoss(weight=weights)
     optimizer = _optimizer(model, settings)
     state = {"epoch": 0, "best_ua": -1.0, "best_loss": float("inf"), "bad_epochs": 0, "history": [],

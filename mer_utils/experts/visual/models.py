@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 BACKBONES_HELP = "'fer2013' (offline, FER2013 mini-Xception) or 'timm:<model name>' (ImageNet, e.g. timm:resnet18)"
 POOLINGS = ("mean", "attention")
@@ -37,11 +36,13 @@ class ModelSpec:
     hidden: int = 0
     dropout: float = 0.2
     input_size: int = 0  # encoder input side; 0 = the backbone's default (64 FER2013, 112 timm)
-    labels: tuple = EMOTIONS
+    labels: tuple = ()  # the corpus's label set: the head's outputs, in order
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {POOLINGS}")
+        if len(self.labels) < 2:
+            raise ValueError(f"a visual model needs the corpus's label set (two or more labels), got {self.labels}")
         if self.backbone != "fer2013" and not self.backbone.startswith("timm:"):
             raise ValueError(f"unknown backbone {self.backbone!r}; use {BACKBONES_HELP}")
 

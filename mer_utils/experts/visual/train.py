@@ -1,22 +1,18 @@
-"""The protocol runner behind ``mer visual train`` and the VISUAL notebook.
+"""The visual expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`):
+``mer visual train`` and the VISUAL notebook.
 
-1. manifest + split of the protocol (:func:`mer_utils.protocols.prepare.prepare_protocol`);
-2. face crops of every clip, cached (:func:`mer_utils.experts.visual.crops.prepare_crops`);
-3. per fold: train on ``train`` with early stopping on ``val``, predict
-   ``val`` and ``test``; finished folds are kept in ``<run>/fold<k>/`` and an
-   interrupted fold resumes from its last epoch;
-4. the fold with the best validation UA becomes
-   ``checkpoints/best_visual_model.safetensors`` + ``.json``;
-5. metrics, predictions and confusion matrix via
-   :func:`mer_utils.experts.evaluation.save_run_outputs`, and
-   ``outputs/visual/latest_<protocol>.json`` points at the run.
+1. face crops of every clip of the split, cached (:func:`mer_utils.experts.visual.crops.prepare_crops`);
+2. per fold: train on ``train`` with early stopping on ``val``, predict
+   ``val`` and ``test`` (an interrupted fold resumes from its last epoch);
+3. the runner keeps the fold with the best validation UA as the run's
+   checkpoint, copies it to ``checkpoints/best_visual_model.*`` (speaker
+   protocol; ``best_visual_model_<protocol>.*`` for the others) and records it
+   in the checkpoint index.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import shutil
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -24,28 +20,20 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mer_utils.core.atomic_io import read_json, write_csv, write_json
-from mer_utils.data.cremad_vocabulary import EMOTIONS
-from mer_utils.experts.fold_ledger import FoldLedger, run_fingerprint
+from mer_utils.core.atomic_io import write_csv
 from mer_utils.core.predictions import make_predictions_frame
+from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
 from mer_utils.experts.visual.config import VisualTrainConfig
 
-logger = logging.getLogger(__name__)
 STAGE = "visual"
-_NOT_IN_FINGERPRINT = ("progress", "outputs", "checkpoints", "device", "n_jobs")
-
-
-class VisualRunResult(NamedTuple):
-    run_dir: Path
-    metrics: dict
-    checkpoint: Path
+VisualRunResult = RunResult  # the name earlier releases exported
 
 
 class ClipData(NamedTuple):
     """Face crops of the usable clips of a split, in memory."""
 
     clip_ids: list
-    labels: np.ndarray  # (N,) index into EMOTIONS
+    labels: np.ndarray  # (N,) index into the corpus's label set
     crops: np.ndarray  # (N, K, S, S, 3) uint8
     row: dict  # clip_id -> index
     skipped: list  # [{"clip_id", "reason"}]
@@ -53,16 +41,18 @@ class ClipData(NamedTuple):
     report: pd.DataFrame
 
 
-def fingerprint(config: VisualTrainConfig, prepared) -> str:
-    """What a finished fold's results depend on: settings, data and split membership."""
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_FINGERPRINT}
-    return run_fingerprint(settings, prepared, media="video")
-
-
 def pick_device(device: str | None = None) -> str:
     import torch
 
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def prepare_visual_protocol(config: VisualTrainConfig):
+    from mer_utils.protocols.prepare import prepare_protocol
+
+    return prepare_protocol(config.data_root, config.protocol, seed=config.seed, outputs=config.outputs,
+                            published_dir=config.published_dir, metadata_dir=config.metadata_dir,
+                            n_folds=config.folds, progress=config.progress, dataset=config.dataset)
 
 
 def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
@@ -82,7 +72,7 @@ def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
     crops = np.empty((len(ok), *first.shape), np.uint8)
     for i, clip_id in enumerate(ok):
         crops[i] = load_clip_crops(cache_dir, clip_id).crops
-    labels = np.array([EMOTIONS.index(emotion[c]) for c in ok], dtype=np.int64)
+    labels = np.array([prepared.labels.index(emotion[c]) for c in ok], dtype=np.int64)
     return ClipData(ok, labels, crops, {c: i for i, c in enumerate(ok)}, skipped, cache_dir, report)
 
 
@@ -140,7 +130,7 @@ def run_fold(config: VisualTrainConfig, prepared, clips: ClipData, data: dict, f
                            encoder_lr=config.encoder_lr, weight_decay=config.weight_decay, patience=config.patience,
                            augment=config.augment, frozen=config.mode == "frozen", seed=config.seed,
                            device=pick_device(config.device))
-    model = build_visual_model(config.model_spec(), weights_dir=config.checkpoints)
+    model = build_visual_model(config.model_spec(prepared.labels), weights_dir=config.checkpoints)
     start = time.perf_counter()
     best, history = fit_fold(model, data, clips.labels, index["train"], index["val"], settings=settings, fold=fold,
                              state_path=fold_dir / "train_state.pt", progress=config.progress)
@@ -151,14 +141,15 @@ def run_fold(config: VisualTrainConfig, prepared, clips: ClipData, data: dict, f
         if len(index[subset]):
             proba = predict_proba(model, data, index[subset], settings=settings)
             frames.append(make_predictions_frame(
-                clip_ids=[clips.clip_ids[i] for i in index[subset]], y_true=[EMOTIONS[clips.labels[i]] for i in index[subset]],
-                proba=proba, split=prepared.split_name, fold=fold, subset=subset, modality="visual"))
+                clip_ids=[clips.clip_ids[i] for i in index[subset]],
+                y_true=[prepared.labels[clips.labels[i]] for i in index[subset]], proba=proba, labels=prepared.labels,
+                split=prepared.split_name, fold=fold, subset=subset, modality="visual"))
     report = {"fold": fold, "epochs": len(history), "best_val_ua": max(r["val_ua"] for r in history),
               "n_train": len(index["train"]), "fit_seconds": round(fit_s, 2), "history": history}
     return pd.concat(frames, ignore_index=True), report, model
 
 
-def training_inputs(config: VisualTrainConfig, clips: ClipData) -> dict:
+def training_inputs(config: VisualTrainConfig, clips: ClipData, labels: tuple[str, ...]) -> dict:
     """What the training loop indexes: frozen features (and their mirror images) or raw crops."""
     import torch
 
@@ -166,86 +157,74 @@ def training_inputs(config: VisualTrainConfig, clips: ClipData) -> dict:
 
     if config.mode == "finetune":
         return {"crops": torch.from_numpy(clips.crops)}
-    model = build_visual_model(config.model_spec(), weights_dir=config.checkpoints)
-    key = f"{config.backbone.replace(':', '-')}_{config.model_spec().input_size}"
+    model = build_visual_model(config.model_spec(labels), weights_dir=config.checkpoints)
+    key = f"{config.backbone.replace(':', '-')}_{model.spec.input_size}"
     return frozen_features(model, clips, cache_key=key, device=pick_device(config.device), progress=config.progress)
 
 
-def _fold_dir(run_dir: Path, fold: int, stamp: str) -> Path:
-    """``<run>/fold<k>``, emptied first when an earlier, different config left it."""
-    fold_dir = run_dir / f"fold{fold}"
-    stamp_path = fold_dir / "fingerprint.json"
-    if fold_dir.exists() and (not stamp_path.exists() or read_json(stamp_path).get("fingerprint") != stamp):
-        shutil.rmtree(fold_dir)
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    write_json(stamp_path, {"fingerprint": stamp})
-    return fold_dir
+@dataclasses.dataclass
+class VisualExpert:
+    """The runner's visual plug-in (see :class:`mer_utils.experts.runner.Expert`)."""
+
+    config: VisualTrainConfig
+    stage: str = STAGE
+    media: str = "video"
+    resume_files: tuple = ("train_state.pt",)
+    clips: ClipData | None = None
+    data: dict | None = None
+
+    def settings(self) -> dict:
+        return self.config.result_settings()
+
+    def begin(self, prepared) -> None:
+        self.clips = load_clip_data(prepared, self.config)
+        if not self.clips.clip_ids:
+            raise RuntimeError(f"no clip could be turned into face crops; see {self.clips.cache_dir}/prepare_report.csv")
+        self.data = training_inputs(self.config, self.clips, prepared.labels)
+
+    def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
+        from mer_utils.experts.visual.checkpoint import save_visual_checkpoint
+
+        from mer_utils.protocols.splits import fold_subsets
+
+        frame, report, model = run_fold(self.config, prepared, self.clips, self.data, fold, fold_dir)
+        reasons = {row["clip_id"]: row["reason"] for row in self.clips.skipped}
+        report["skipped"] = [{"clip_id": c, "fold": fold, "subset": subset, "reason": reasons[c]}
+                             for subset, ids in fold_subsets(prepared.split, fold).items() for c in ids if c in reasons]
+        extra = {"protocol": self.config.protocol, "split": prepared.split_name, "fold": fold,
+                 "val_ua": report["best_val_ua"], "mode": self.config.mode, "trained_on": str(prepared.data_root)}
+        save_visual_checkpoint(fold_dir / "model", model, crop_config=self.config.crop_config(), extra=extra)
+        return FoldResult(frame, report, lambda stem: save_visual_checkpoint(
+            stem, model, crop_config=self.config.crop_config(), extra=extra))
+
+    def stable_name(self, prepared) -> str:
+        from mer_utils.experts.audio.checkpoint import protocol_tag
+        from mer_utils.experts.visual.checkpoint import BEST_NAME
+
+        # The demo's protocol keeps the name users know; the others get theirs, so no protocol overwrites another.
+        return BEST_NAME if self.config.protocol == "speaker" else f"{BEST_NAME}_{protocol_tag(self.config.protocol)}"
+
+    def run_info(self, prepared, reports: list[dict]) -> dict:
+        from mer_utils.experts.visual.crops import summarize_report
+
+        return {"backbone": self.config.backbone, "mode": self.config.mode, "pooling": self.config.pooling,
+                "n_frames": self.config.n_frames, "faces": summarize_report(self.clips.report),
+                "crop_cache": str(self.clips.cache_dir)}
+
+    def finish(self, run_dir: Path, reports: list[dict]) -> None:
+        from mer_utils.experts.visual.figures import plot_training_curves
+
+        history = [row for report in reports for row in report["history"]]
+        write_csv(run_dir / "history.csv", pd.DataFrame(history))
+        plot_training_curves(history, path=run_dir / "training_curves.png", title=self.config.run_name())
 
 
-def train_visual(config: VisualTrainConfig | None = None, **overrides) -> VisualRunResult:
+def train_visual(config: VisualTrainConfig | None = None, **overrides) -> RunResult:
     """Run the visual expert under ``config.protocol``; see the module docstring.
 
     Keyword ``overrides`` replace config fields, e.g.
     ``train_visual(protocol="speaker", pooling="attention")``.
     """
-    from mer_utils.core.runs import new_run_dir, set_seed
-    from mer_utils.experts.visual.checkpoint import BEST_NAME, save_visual_checkpoint
-    from mer_utils.experts.visual.crops import summarize_report
-    from mer_utils.protocols.prepare import prepare_protocol
-
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
-    set_seed(config.seed)
-    prepared = prepare_protocol(config.data_root, config.protocol, seed=config.seed, outputs=config.outputs,
-                                published_dir=config.published_dir, metadata_dir=config.metadata_dir,
-                                n_folds=config.folds, progress=config.progress)
-    run_dir = new_run_dir(config.outputs, STAGE, config.run_name(), config)
-    clips = load_clip_data(prepared, config)
-    if not clips.clip_ids:
-        raise RuntimeError(f"no clip could be turned into face crops; see {clips.cache_dir}/prepare_report.csv")
-    data = training_inputs(config, clips)
-    stamp = fingerprint(config, prepared)
-    ledger = FoldLedger(run_dir, stamp, prepared.split_name)
-    frames, reports = [], []
-    for fold in sorted(int(f) for f in prepared.split["fold"].unique()):
-        done = ledger.finished(fold)
-        if done is not None:
-            frames.append(done.predictions)
-            reports.append(done.report)
-            continue
-        fold_dir = _fold_dir(run_dir, fold, stamp)
-        frame, report, model = run_fold(config, prepared, clips, data, fold, fold_dir)
-        extra = {"protocol": config.protocol, "split": prepared.split_name, "fold": fold,
-                 "val_ua": report["best_val_ua"], "mode": config.mode, "trained_on": str(prepared.data_root)}
-        save_visual_checkpoint(fold_dir / "model", model, crop_config=config.crop_config(), extra=extra)
-        ledger.offer_best(fold, report["best_val_ua"], lambda: save_visual_checkpoint(
-            Path(config.checkpoints) / BEST_NAME, model, crop_config=config.crop_config(), extra=extra))
-        ledger.record(fold, frame, report)
-        (fold_dir / "train_state.pt").unlink(missing_ok=True)
-        frames.append(frame)
-        reports.append(report)
-    return _finish(config, prepared, clips, run_dir, frames, reports, ledger, summarize_report(clips.report))
-
-
-def _finish(config, prepared, clips, run_dir, frames, reports, ledger, face_summary) -> VisualRunResult:
-    from mer_utils.experts.evaluation import save_run_outputs
-    from mer_utils.core.runs import point_latest
-    from mer_utils.experts.visual.figures import plot_training_curves
-
-    predictions = pd.concat(frames, ignore_index=True)
-    skipped = [{"clip_id": r["clip_id"], "reason": f"manifest: {r['reason']}"}
-               for r in prepared.split.attrs.get("info", {}).get("excluded", [])] + clips.skipped
-    write_csv(run_dir / "skipped_clips.csv", pd.DataFrame(skipped, columns=["clip_id", "reason"]))
-    if skipped:
-        logger.warning("%d clips skipped (no usable video); see %s", len(skipped), run_dir / "skipped_clips.csv")
-    history = [row for report in reports for row in report["history"]]
-    write_csv(run_dir / "history.csv", pd.DataFrame(history))
-    plot_training_curves(history, path=run_dir / "training_curves.png", title=config.run_name())
-    info = {"modality": "visual", "protocol": config.protocol, "split": prepared.split_name,
-            "backbone": config.backbone, "mode": config.mode, "pooling": config.pooling,
-            "n_frames": config.n_frames, "checkpoint": str(ledger.checkpoint), "checkpoint_fold": ledger.best["fold"],
-            "n_skipped": len(skipped), "faces": face_summary, "crop_cache": str(clips.cache_dir),
-            "folds": [{k: v for k, v in r.items() if k != "history"} for r in reports],
-            "data_root": str(prepared.data_root)}
-    metrics = save_run_outputs(run_dir, predictions, info=info)
-    point_latest(config.outputs, STAGE, config.protocol, run_dir)
-    return VisualRunResult(run_dir, metrics, ledger.checkpoint)
+    expert = VisualExpert(config)
+    return run_protocol(expert, lambda: prepare_visual_protocol(config))

@@ -14,16 +14,16 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv, write_json
 from mer_utils.core.metrics import aggregate_scores, classification_scores, confusion_frame
-from mer_utils.core.predictions import validate_predictions, write_predictions
+from mer_utils.core.predictions import labels_of, validate_predictions, write_predictions
 
 _REQUIRED_INFO = ("modality", "protocol", "split", "backbone")
 
 
 def score_predictions(predictions: pd.DataFrame) -> tuple[list[dict], dict]:
     """Scores per (fold, subset) and their mean ± std per subset."""
-    per_fold = []
+    per_fold, labels = [], labels_of(predictions)
     for (fold, subset), group in predictions.groupby(["fold", "subset"], sort=True):
-        scores = classification_scores(group["y_true"], group["y_pred"])
+        scores = classification_scores(group["y_true"], group["y_pred"], labels=labels)
         per_fold.append({"fold": int(fold), "subset": subset, "n": scores["n"], "wa": scores["wa"],
                          "ua": scores["ua"], "macro_f1": scores["macro_f1"]})
     summary = {}
@@ -50,37 +50,39 @@ def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, i
     for subset, group in predictions.groupby("subset", sort=True):
         write_predictions(run_dir / f"predictions_{subset}.csv", group.reset_index(drop=True))
     per_fold, summary = score_predictions(predictions)
-    metrics = {**info, "per_fold": per_fold, "summary": summary}
+    metrics = {**info, "labels": list(labels_of(predictions)), "per_fold": per_fold, "summary": summary}
     write_json(run_dir / "metrics.json", metrics)
 
     eval_subset = "test" if (predictions["subset"] == "test").any() else "val"
     scored = predictions[predictions["subset"] == eval_subset]
-    counts = confusion_frame(scored["y_true"], scored["y_pred"])
+    labels = labels_of(predictions)
+    counts = confusion_frame(scored["y_true"], scored["y_pred"], labels=labels)
     write_csv(run_dir / f"confusion_{eval_subset}.csv", counts, index=True)
     title = f"{info['modality']} · {info['protocol']} · {info['backbone']} ({eval_subset}, all folds)"
-    save_confusion_png(run_dir / f"confusion_{eval_subset}.png", scored["y_true"], scored["y_pred"], title=title)
+    save_confusion_png(run_dir / f"confusion_{eval_subset}.png", scored["y_true"], scored["y_pred"], title=title,
+                       labels=labels)
     return metrics
 
 
-def save_confusion_png(path: str | os.PathLike, y_true, y_pred, *, title: str = "") -> Path:
+def save_confusion_png(path: str | os.PathLike, y_true, y_pred, *, labels, title: str = "") -> Path:
     """Row-normalised confusion matrix with counts, as a PNG."""
     from matplotlib.figure import Figure
 
     from mer_utils.core.atomic_io import atomic_path
-    from mer_utils.data.cremad_vocabulary import EMOTIONS
-
-    norm = confusion_frame(y_true, y_pred, normalize=True)
-    counts = confusion_frame(y_true, y_pred)
-    fig = Figure(figsize=(5.2, 4.6), dpi=110)
+    labels = list(labels)
+    norm = confusion_frame(y_true, y_pred, labels=labels, normalize=True)
+    counts = confusion_frame(y_true, y_pred, labels=labels)
+    side = max(5.2, 0.62 * len(labels) + 1.5)  # room for 8+ classes
+    fig = Figure(figsize=(side, side - 0.6), dpi=110)
     ax = fig.subplots()
     image = ax.imshow(norm.to_numpy(), vmin=0, vmax=1, cmap="Blues")
-    for i in range(len(EMOTIONS)):
-        for j in range(len(EMOTIONS)):
+    for i in range(len(labels)):
+        for j in range(len(labels)):
             value = norm.iat[i, j]
             ax.text(j, i, f"{value:.2f}\n({counts.iat[i, j]:.0f})", ha="center", va="center", fontsize=7,
                     color="white" if value > 0.55 else "black")
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS)
-    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 6 else 0)
+    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=8)

@@ -1,0 +1,97 @@
+"""The checkpoint index: one file, ``checkpoints/index.json``, naming the best
+checkpoint of every (corpus, modality, protocol) with what it was trained on.
+
+Each entry records the corpus (name, corpus key, synthetic or real), the
+label set, the protocol and split, the backbone and mode, the scores, the run
+folder, and the checkpoint's path relative to the index. The demo and
+fusion read the index instead of guessing from file names, so a fine-tuned
+WavLM or a frozen probe is found like any other model, and a model is never
+applied to a label set it does not know.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from mer_utils.core.atomic_io import read_json, write_json
+
+INDEX_NAME = "index.json"
+INDEX_FORMAT = 1
+MODALITIES = ("audio", "visual", "fusion")
+_KEY = ("corpus_key", "modality", "protocol")
+
+
+def index_path(checkpoints: str | os.PathLike) -> Path:
+    return Path(checkpoints) / INDEX_NAME
+
+
+def read_index(checkpoints: str | os.PathLike) -> list[dict]:
+    """Every entry of the index (``[]`` when there is none yet)."""
+    path = index_path(checkpoints)
+    if not path.exists():
+        return []
+    try:
+        data = read_json(path)
+    except ValueError as err:
+        raise ValueError(f"{path} is not a readable checkpoint index ({err}); delete it and re-run the training "
+                         "stages, which rewrite it") from None
+    if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT or not isinstance(data.get("entries"), list):
+        raise ValueError(f"{path} is not a checkpoint index of format {INDEX_FORMAT}; delete it and re-run training")
+    return data["entries"]
+
+
+def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protocol: str, path: str | os.PathLike,
+                        corpus: dict, corpus_key: str, **fields) -> dict:
+    """Add or replace the entry of ``(corpus_key, modality, protocol)``; returns it.
+
+    ``corpus`` is the :class:`~mer_utils.data.corpus.CorpusInfo` dict of the
+    training data (its label set becomes the entry's ``labels``).
+    """
+    from mer_utils.core.runs import timestamp
+
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    checkpoints = Path(checkpoints)
+    entry = {"modality": modality, "protocol": protocol, "corpus": corpus["name"], "corpus_key": corpus_key,
+             "synthetic": bool(corpus.get("synthetic")), "labels": list(corpus["labels"]),
+             "path": Path(os.path.relpath(Path(path).resolve(), checkpoints.resolve())).as_posix(),
+             "updated": timestamp(), **fields}
+    entries = [e for e in read_index(checkpoints) if tuple(e.get(k) for k in _KEY) != tuple(entry[k] for k in _KEY)]
+    write_json(index_path(checkpoints), {"format": INDEX_FORMAT, "entries": [*entries, entry]})
+    return entry
+
+
+def entry_path(checkpoints: str | os.PathLike, entry: dict) -> Path:
+    """Absolute path of an entry's checkpoint."""
+    return (Path(checkpoints) / entry["path"]).resolve()
+
+
+def find_entries(checkpoints: str | os.PathLike, *, modality: str, corpus: str | None = None,
+                 corpus_key: str | None = None, protocol: str | None = None) -> list[dict]:
+    """Entries of ``modality`` (optionally of one corpus, corpus key or protocol), best first:
+    speaker-independent protocols before clip-level ones, then the newest."""
+    chosen = [e for e in read_index(checkpoints) if e["modality"] == modality
+              and (corpus is None or e["corpus"] == corpus) and (corpus_key is None or e["corpus_key"] == corpus_key)
+              and (protocol is None or e["protocol"] == protocol)]
+    return sorted(chosen, key=lambda e: (not e.get("speaker_independent", False), _newest_first(e["updated"])))
+
+
+def _newest_first(stamp: str) -> str:
+    # Timestamps are YYYYmmdd-HHMMSS: invert the digits so a plain ascending sort puts the newest first.
+    return "".join(chr(ord("9") - ord(c) + ord("0")) if c.isdigit() else c for c in stamp)
+
+
+def describe(entry: dict) -> str:
+    """One line for the demo: what the checkpoint was trained on."""
+    kind = "SYNTHETIC corpus" if entry.get("synthetic") else "real data"
+    scores = ", ".join(f"{k} UA {entry[k]:.3f}" for k in ("val_ua", "test_ua") if isinstance(entry.get(k), float))
+    size = ", ".join(f"{entry[k]} {k.split('_')[1]}" for k in ("n_clips", "n_speakers") if entry.get(k))
+    parts = [f"{entry['corpus']} ({kind})", f"protocol {entry['protocol']}", size, scores,
+             f"commit {str(entry['git_commit'])[:8]}" if entry.get("git_commit") else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def labels_of_entries(entries: Iterable[dict]) -> set[tuple[str, ...]]:
+    return {tuple(e["labels"]) for e in entries}

@@ -1,0 +1,149 @@
+"""The CREMA-D reader: the official layout (``AudioWAV/``, ``VideoFlash/`` ...) into a manifest.
+
+Clip names are ``{ActorID}_{Sentence}_{Emotion}_{Level}``
+(:mod:`mer_utils.data.cremad_names`). Partial copies work (an
+AudioWAV-only download: the video columns are ``not_provided``), stray
+files are listed as problems, and a ``SentenceFilenames.csv`` in the root
+adds the clips it lists that have no media as ``missing``. Demographics
+(``VideoDemographics.csv``) and the crowd's votes (``processedResults/``)
+join the manifest when present.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from mer_utils.data.corpus import CorpusInfo
+from mer_utils.data.cremad_names import parse_clip_id
+from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES,
+                                              SENTENCES)
+from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult,
+                                     check_media, problem_row)
+from mer_utils.data.media_health import OK
+
+NAME = "cremad"
+# Preferred folder first: AudioWAV is what computational work uses; the MP3s
+# are the raters' copies and serve only when the WAV is absent.
+MEDIA_FOLDERS = {
+    "audio": (("AudioWAV", ".wav"), ("AudioMP3", ".mp3")),
+    "video": (("VideoFlash", ".flv"), ("VideoMP4", ".mp4")),
+}
+
+
+def corpus_info(*, synthetic: bool = False, **_options) -> CorpusInfo:
+    return CorpusInfo(name=NAME, labels=EMOTIONS, protocols=("random", "speaker", "speaker-kfold", "ogm-ge",
+                                                            "audeering", "hicmae"),
+                      synthetic=synthetic, intensity_names=dict(INTENSITIES),
+                      expected={"clips": CREMAD_N_CLIPS, "speakers": CREMAD_N_ACTORS},
+                      licence="ODbL 1.0 (database), DbCL 1.0 (contents)")
+
+
+def detect(data_root: Path) -> bool:
+    return data_root.is_dir() and any((data_root / folder).is_dir()
+                                      for folders in MEDIA_FOLDERS.values() for folder, _ in folders)
+
+
+def _scan_media(data_root: Path) -> tuple[dict, list[dict], set[str]]:
+    """Find media files: ``{kind: {clip_id: relpath}}``, stray files, folders present."""
+    found: dict[str, dict[str, str]] = {kind: {} for kind in MEDIA_FOLDERS}
+    strays, present = [], set()
+    for kind, folders in MEDIA_FOLDERS.items():
+        for folder, suffix in folders:
+            directory = data_root / folder
+            if not directory.is_dir():
+                continue
+            present.add(kind)
+            for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+                stem, ext = os.path.splitext(entry.name)
+                rel = f"{folder}/{entry.name}"
+                if entry.name.startswith(".") or not entry.is_file():
+                    continue
+                try:
+                    parse_clip_id(stem)
+                    if ext.lower() != suffix:
+                        raise ValueError(f"expected {suffix} in {folder}/")
+                except ValueError as err:
+                    strays.append({"path": rel, "clip_id": "", "kind": kind, "status": "not_a_clip",
+                                   "fix": f"not a CREMA-D clip ({err}); ignored"})
+                    continue
+                found[kind].setdefault(stem, rel)
+    return found, strays, present
+
+
+def _find_metadata(data_root: Path, metadata_dir: Path | None, name: str) -> Path | None:
+    for base in (data_root, metadata_dir):
+        if base is not None and (base / name).exists():
+            return base / name
+    return None
+
+
+def _demographics(path: Path | None) -> pd.DataFrame:
+    columns = ["actor_id", "age", "sex", "race", "ethnicity"]
+    if path is None:
+        return pd.DataFrame(columns=columns)
+    frame = pd.read_csv(path)
+    expected = ["ActorID", "Age", "Sex", "Race", "Ethnicity"]
+    if list(frame.columns[:5]) != expected:
+        raise ValueError(f"{path}: columns {list(frame.columns)}, expected {expected} (official VideoDemographics.csv)")
+    frame.columns = columns + list(frame.columns[5:])
+    return frame[columns].astype({"actor_id": int})
+
+
+def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,
+         **_options) -> ManifestResult:
+    """Scan a CREMA-D folder (official or partial layout) into a manifest.
+
+    ``metadata_dir`` is searched for ``VideoDemographics.csv`` and
+    ``processedResults/`` when the data root lacks them.
+    """
+    data_root = Path(data_root)
+    meta = Path(metadata_dir) if metadata_dir else None
+    found, problems, present = _scan_media(data_root)
+    if not present:
+        raise RuntimeError(f"No media folder found in {data_root}; expected AudioWAV/, AudioMP3/, VideoFlash/ "
+                           "or VideoMP4/ as in the official CREMA-D repository")
+    clip_ids = set().union(*found.values())
+    # Only the data root's own listing says which clips *should* be there; a
+    # metadata folder given for demographics may describe a larger corpus.
+    listing = data_root / "SentenceFilenames.csv"
+    if listing.exists():
+        clip_ids |= set(pd.read_csv(listing)["Filename"].astype(str))
+
+    to_check = [(kind, data_root / rel) for kind in MEDIA_FOLDERS for rel in found[kind].values()]
+    health = check_media(to_check, progress=progress)
+    rows = []
+    for clip_id in sorted(clip_ids):
+        name = parse_clip_id(clip_id)
+        row = {"clip_id": clip_id, "actor_id": name.actor_id, "sentence": name.sentence,
+               "sentence_text": SENTENCES[name.sentence], "emotion": name.emotion, "intensity": name.intensity}
+        durations = []
+        for kind in MEDIA_FOLDERS:
+            rel = found[kind].get(clip_id, "")
+            status = health[data_root / rel].status if rel else ("missing" if kind in present else NOT_PROVIDED)
+            if rel:
+                durations.append(health[data_root / rel].duration_s)
+            row[f"{kind}_path"], row[f"{kind}_status"] = rel, status
+            if status not in (OK, NOT_PROVIDED):
+                default = f"{MEDIA_FOLDERS[kind][0][0]}/{clip_id}{MEDIA_FOLDERS[kind][0][1]}"
+                problems.append(problem_row(rel or default, clip_id, kind, status))
+        row["duration_s"] = next((d for d in durations if d == d), float("nan"))  # first non-NaN
+        rows.append(row)
+    manifest = pd.DataFrame(rows)
+    manifest = manifest.merge(_demographics(_find_metadata(data_root, meta, "VideoDemographics.csv")),
+                              on="actor_id", how="left")
+    results = _find_metadata(data_root, meta, "processedResults")
+    if results is not None:
+        from mer_utils.data.crowd_votes import read_vote_columns
+
+        manifest = manifest.merge(read_vote_columns(results), on="clip_id", how="left")
+    extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
+    manifest = manifest[list(MANIFEST_COLUMNS) + extra]
+    problems_frame = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)).sort_values(["path"], kind="stable")
+    from mer_utils.data.synthetic.corpus import CONFIG_NAME
+
+    synthetic = (data_root / CONFIG_NAME).exists()  # the embedded default marks itself
+    return ManifestResult(manifest.reset_index(drop=True), problems_frame.reset_index(drop=True),
+                          corpus_info(synthetic=synthetic))
