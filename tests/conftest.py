@@ -24,15 +24,18 @@ def full_listing_manifest() -> pd.DataFrame:
     """A manifest of the whole official corpus built from the real metadata,
     with every medium marked ok (no media needed), for split tests."""
     from mer_utils.data.cremad_names import parse_clip_id
-    from mer_utils.data.manifest import _demographics
+    from mer_utils.data.cremad import _demographics
 
     meta = shared("crema-d-meta")
     names = pd.read_csv(meta / "SentenceFilenames.csv")["Filename"].map(parse_clip_id)
     frame = pd.DataFrame([n._asdict() for n in names])
     frame = frame.merge(_demographics(meta / "VideoDemographics.csv"), on="actor_id", how="left")
-    return frame.assign(audio_status="ok", video_status="ok",
-                        audio_path="AudioWAV/" + frame["clip_id"] + ".wav",
-                        video_path="VideoFlash/" + frame["clip_id"] + ".flv")
+    from mer_utils.data.cremad import corpus_info
+
+    frame = frame.assign(audio_status="ok", video_status="ok", audio_path="AudioWAV/" + frame["clip_id"] + ".wav",
+                         video_path="VideoFlash/" + frame["clip_id"] + ".flv")
+    frame.attrs["corpus"] = corpus_info().to_dict()
+    return frame
 
 
 @pytest.fixture(scope="session")

@@ -202,11 +202,12 @@ def test_runner_finetune_and_frozen_write_runs_and_stable_checkpoints(tiny_model
 
     secret = "hf_test_secret_never_written"
     monkeypatch.setenv("HF_TOKEN", secret)
-    common = dict(data_root=str(corpus), protocol="speaker", backbone=str(tiny_model_dir), epochs=1,
-                  batch_size=4, grad_accum=1, outputs=str(tmp_path / "outputs"),
-                  checkpoints=str(tmp_path / "checkpoints"), progress=False)
-    tuned = train_audio(mode="finetune", **common)
+    common = dict(data_root=str(corpus), protocol="speaker", backbone=str(tiny_model_dir),
+                  outputs=str(tmp_path / "outputs"), checkpoints=str(tmp_path / "checkpoints"), progress=False)
+    tuned = train_audio(mode="finetune", epochs=1, batch_size=4, grad_accum=1, **common)
     frozen = train_audio(mode="frozen", **common)
+    with pytest.raises(ValueError, match="--epochs 1: not used by frozen mode"):
+        train_audio(mode="frozen", epochs=1, **common)  # an option the mode ignores is refused, not dropped
     assert tuned.checkpoint.name == "best_wav2vec2_speaker_indep.pt"
     assert not list(tuned.run_dir.rglob("*_state.pt"))  # resume state removed once the fold is done
     assert frozen.checkpoint.name == "best_wav2vec2_frozen_speaker_indep.pt"

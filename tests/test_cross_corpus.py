@@ -48,7 +48,7 @@ def test_cross_corpus_run_folder_follows_the_contract(cross_run):
     assert len(test) == 88 and test["clip_id"].str.match(r"^03-01-0[1345678]-").all()
     assert not test["y_true"].isin(["CAL", "SUR"]).any()
     assert (run_dir / "confusion_test.png").stat().st_size > 0
-    pointer = run_dir.parents[1] / "audio" / "latest_cross_synthetic-ravdess.json"
+    pointer = run_dir.parents[2] / "audio" / "latest_cross-synthetic-ravdess.json"
     assert pointer.exists()
 
 

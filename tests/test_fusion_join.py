@@ -67,7 +67,7 @@ def test_a_csv_with_another_label_order_is_refused(tmp_path, frames):
     i, j = swapped.index("p_ANG"), swapped.index("p_SAD")
     swapped[i], swapped[j] = swapped[j], swapped[i]
     table[swapped].to_csv(path, index=False)
-    with pytest.raises(PredictionsError, match="label order differs"):
+    with pytest.raises(PredictionsError, match="another label set or order"):
         load_expert_run(run_dir, modality="audio")
 
 

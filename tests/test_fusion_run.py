@@ -12,6 +12,7 @@ from mer_utils.cli import main
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.fusion.deploy import FusionRule, load_fusion_rule
 from mer_utils.fusion.join import build_master_table
+from mer_utils.core.checkpoint_index import read_index
 from mer_utils.fusion.run import export_rule, fuse_runs, latest_expert_runs
 from mer_utils.fusion.tuning import fuse_master
 from mer_utils.core.predictions import probabilities, read_predictions
@@ -117,7 +118,7 @@ def test_cli_fuses_the_latest_runs_of_a_protocol(fused, capsys):
                  "--checkpoints", str(outputs.parent / "cli_checkpoints")])
     out = capsys.readouterr().out
     assert code == 0 and "chosen on validation:" in out and "weighted_average" in out
-    assert (outputs / "fusion" / "cli" / "predictions_test.csv").exists()
+    assert len(list((outputs / "fusion").glob("**/cli-*/predictions_test.csv"))) == 1
     assert main(["fuse", "--protocol", "speaker", "--outputs", str(outputs)]) == 1
     assert "no audio and no visual run of protocol 'speaker'" in capsys.readouterr().err
 
@@ -151,8 +152,12 @@ def test_the_exported_rule_reproduces_the_chosen_fusion(fused):
 def test_a_speaker_independent_rule_is_not_replaced_by_a_random_split_one(tmp_path):
     speaker = FusionRule(strategy="product", rule={"rule": "log_linear", "weights": [0.5, 0.5]}, protocol="speaker")
     random = FusionRule(strategy="max_confidence", rule={"rule": "max_confidence"}, protocol="random")
-    export_rule(speaker, tmp_path)
-    export_rule(random, tmp_path)
+    info = {"corpus": "cremad", "corpus_key": "cremad-0000", "synthetic": True}
+    metrics = {"summary": {"test": {"ua": {"mean": 0.5}}}}
+    export_rule(speaker, tmp_path, info, metrics, tmp_path / "run")
+    export_rule(random, tmp_path, info, metrics, tmp_path / "run")
+    index = read_index(tmp_path)
+    assert {(e["modality"], e["protocol"]) for e in index} == {("fusion", "speaker"), ("fusion", "random")}
     assert load_fusion_rule(tmp_path / "best_fusion.json").protocol == "speaker"
     assert load_fusion_rule(tmp_path / "best_fusion_random.json") == random
     assert "no fusion run exported yet" in load_fusion_rule(tmp_path / "absent.json").description

@@ -53,11 +53,11 @@ def test_exported_rules_reproduce_every_fitted_strategy(val):
     for name in STRATEGY_NAMES:
         fitted = make_strategy(name, labels=EMOTIONS).fit(X, y)
         rule = json.loads(json.dumps(fitted.export()))  # what a JSON file gives back
-        assert apply_rule(rule, [audio, visual]) == pytest.approx(fitted.predict_proba(X), abs=1e-9), name
+        assert apply_rule(rule, [audio, visual], EMOTIONS) == pytest.approx(fitted.predict_proba(X), abs=1e-9), name
     # A validation set with two classes gives scikit-learn's one-row binary regression.
     two = np.isin(y, ["ANG", "SAD"])
     stacking = make_strategy("stacking", labels=EMOTIONS).fit(X[two], y[two])
-    assert apply_rule(stacking.export(), [audio, visual]) == pytest.approx(stacking.predict_proba(X), abs=1e-9)
+    assert apply_rule(stacking.export(), [audio, visual], EMOTIONS) == pytest.approx(stacking.predict_proba(X), abs=1e-9)
 
 
 def test_weight_search_follows_the_informative_expert(val):

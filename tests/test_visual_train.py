@@ -48,7 +48,8 @@ def test_checkpoint_reload_reproduces_the_test_probabilities(run):
     from mer_utils.experts.visual.crops import load_clip_crops
 
     _, result = run
-    assert result.checkpoint.name == "best_visual_model.safetensors"
+    # The random protocol's stable name; the speaker protocol keeps best_visual_model.* (the demo's).
+    assert result.checkpoint.name == "best_visual_model_random.safetensors"
     expert = load_visual_expert(result.checkpoint)
     assert expert.labels == EMOTIONS and expert.meta["fold"] == result.metrics["checkpoint_fold"]
     test = read_predictions(result.run_dir / "predictions_test.csv").head(12)
@@ -89,7 +90,7 @@ def test_zero_shot_baseline_and_cli(run, capsys):
     common = ["--data-root", result.metrics["data_root"], "--outputs", str(folder / "outputs"),
               "--checkpoints", str(folder / "checkpoints"), "--no-progress"]
     assert main(["visual", "zero-shot", "--protocol", "random", *common]) == 0
-    zero = folder / "outputs" / "visual" / "random_fer2013-zeroshot_seed0"
+    (zero,) = (folder / "outputs" / "visual").glob("*/random_fer2013-zeroshot_seed0-*")
     frame = read_predictions(zero / "predictions_test.csv", expected_modality="visual")
     assert len(frame) == len(read_predictions(result.run_dir / "predictions_test.csv"))
     assert main(["visual", "prepare", *common]) == 0

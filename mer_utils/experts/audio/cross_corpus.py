@@ -96,7 +96,7 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
     from mer_utils.core.evaluation import save_run_outputs
     from mer_utils.data.manifest import prepare_manifest
     from mer_utils.core.predictions import make_predictions_frame
-    from mer_utils.core.runs import new_run_dir, point_latest, set_seed
+    from mer_utils.core.runs import new_run_dir, point_latest, safe_name, set_seed
 
     set_seed(config.seed)
     outputs = Path(config.outputs)
@@ -120,13 +120,14 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
         proba[:, [EMOTIONS.index(e) for e in EMOTIONS if e not in emotions]] = 0.0  # score shared emotions only
         frames.append(make_predictions_frame(clip_ids=data[subset]["clip_ids"],
                                              y_true=[EMOTIONS[i] for i in data[subset]["y"]], proba=proba,
-                                             split=split_name, fold=0, subset=subset, modality="audio"))
+                                             labels=EMOTIONS, split=split_name, fold=0, subset=subset, modality="audio"))
     run_name = f"cross_{config.source_name}-{config.target_name}_{recipe.name.replace(' ', '_')}_seed{config.seed}"
-    run_dir = new_run_dir(outputs, "audio", run_name, config)
+    run_dir = new_run_dir(outputs, "audio", run_name, config, corpus_key=f"cross-{config.source_name}-{config.target_name}",
+                          settings=dataclasses.asdict(config))
     info = {"modality": "audio", "protocol": config.protocol, "split": split_name, "backbone": recipe.name,
             "shared_emotions": emotions, "selection": report, "skipped": skipped,
             "n_actors": {"train": int(train_clips["actor_id"].nunique()), "val": int(val_clips["actor_id"].nunique()),
                          "test": int(target["actor_id"].nunique())}}
     save_run_outputs(run_dir, pd.concat(frames, ignore_index=True), info=info)
-    point_latest(outputs, "audio", config.protocol.replace(":", "_").replace("->", "-"), run_dir)
+    point_latest(outputs, "audio", safe_name(config.protocol), run_dir)
     return run_dir
