@@ -1,0 +1,1 @@
+"""Getting and describing corpora: downloads and their verification."""
