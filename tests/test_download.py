@@ -189,6 +189,32 @@ def test_stalled_server_is_a_timeout_and_a_plain_clone_pointer_is_replaced(serve
     assert not result.ok
 
 
+def test_part_left_by_an_interrupted_run_is_resumed_with_a_range_request(server, tmp_path):
+    rel = f"AudioWAV/{SAMPLE_WAVS[0]}.wav"
+    out = tmp_path / "out"
+    (out / "AudioWAV").mkdir(parents=True)
+    half = (server.root / rel).read_bytes()[:30_000]
+    (out / (rel + ".part")).write_bytes(half)
+    result = download_cremad(out, clips=SAMPLE_WAVS[:1], mirror=server.url, metadata=False, progress=False)
+    assert result.ok and server.requests == [(rel, "bytes=30000-")]
+    assert _sha(out / rel) == _official()[rel] and result.bytes_downloaded == 72862 - 30_000
+
+
+def test_official_source_takes_metadata_from_the_media_host_when_raw_gives_pointers(server, tmp_path, monkeypatch):
+    import mer_utils.data.download as download
+
+    for rel in METADATA_FILES:  # what a host serving a clone without git-lfs would give
+        (server.root / "clone" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (server.root / "clone" / rel).write_text("version https://git-lfs.github.com/spec/v1\nsize 1\n")
+    monkeypatch.setattr(download, "OFFICIAL_RAW_BASE", server.url + "clone/")
+    monkeypatch.setattr(download, "OFFICIAL_MEDIA_BASE", server.url)
+    result = download_cremad(tmp_path / "out", clips=SAMPLE_WAVS[:1], progress=False)
+    assert result.ok and len(result.downloaded) == 5
+    assert {p for p, _ in server.requests} == {f"AudioWAV/{SAMPLE_WAVS[0]}.wav", *METADATA_FILES,
+                                              *(f"clone/{rel}" for rel in METADATA_FILES)}
+    assert all(_sha(tmp_path / "out" / rel) == sha for rel, (sha, _) in METADATA_FILES.items())
+
+
 def test_actor_selection_reports_the_clips_the_mirror_lacks(server, tmp_path):
     result = download_cremad(tmp_path / "out", actors=[1002], modalities=("mp3",), mirror=server.url,
                              metadata=False, progress=False, jobs=8)
@@ -208,6 +234,10 @@ def test_offer_download_fetches_only_in_colab_when_the_folder_is_missing(server,
     root = tmp_path / "drive" / "CREMA-D"
     assert offer_download(None, in_colab=True) is None
     assert offer_download(str(root), in_colab=False) == str(root) and not root.exists()
+    own_copy = tmp_path / "own"
+    (own_copy / "AudioWAV").mkdir(parents=True)
+    assert offer_download(str(own_copy), in_colab=True, mirror=server.url) == str(own_copy)
+    assert server.requests == []  # a folder the user filled is left alone
     kwargs = dict(in_colab=True, clips=SAMPLE_WAVS, mirror=server.url, progress=False)
     assert offer_download(str(root), **kwargs) == str(root)
     assert len(list((root / "AudioWAV").glob("*.wav"))) == 6

@@ -196,7 +196,10 @@ def _stream(url: str, part: Path, spec: RemoteFile, timeout_s: float, credit) ->
             raise _PermanentError(f"http_{err.code}", f"HTTP {err.code} {err.reason} from {url}") from err
         raise
     with response:
-        resumed = offset and response.status == 206 and _range_start(response) == offset
+        if offset and response.status == 206 and _range_start(response) != offset:
+            part.unlink()  # a range other than the one asked for: our prefix cannot be trusted to line up
+            raise ConnectionError(f"{url} answered a different range than bytes={offset}-; restarting from 0")
+        resumed = offset and response.status == 206
         declared = _declared_size(response, offset if resumed else 0)
         received = 0
         with open(part, "ab" if resumed else "wb") as fh:
@@ -301,10 +304,17 @@ def fetch_all(files: list[RemoteFile], out: str | os.PathLike, settings: FetchSe
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     progress = _Progress(sum(f.size for f in files), settings.progress, desc)
+    pool = ThreadPoolExecutor(max_workers=max(1, settings.jobs))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
-            outcomes = list(pool.map(lambda spec: fetch_file(spec, out, settings, progress), files))
+        futures = [pool.submit(fetch_file, spec, out, settings, progress) for spec in files]
+        outcomes = [f.result() for f in futures]
+    except BaseException:
+        # Ctrl-C (or a bug) must not wait for the whole queue: only the files in
+        # flight finish, and each lands verified or stays a .part for the next run.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
+        pool.shutdown(wait=True)
         progress.close()
     failed = [o for o in outcomes if o.status == "failed"]
     failures = pd.DataFrame([{c: getattr(o, c) for c in FAILURE_COLUMNS} for o in failed],
@@ -380,7 +390,8 @@ def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> 
     lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_human_bytes(total)} to verify or fetch"]
     lines += [f"  {folder}: {len(v):,} files, {_human_bytes(sum(v))}" for folder, v in sizes.items()]
     minutes = total / (ASSUMED_MB_PER_S * 1e6) / 60
-    lines.append(f"  about {max(1, round(minutes))} min at {ASSUMED_MB_PER_S:g} MB/s (writing to Google Drive is "
+    when = f"about {round(minutes)} min" if minutes >= 1 else "under a minute"
+    lines.append(f"  {when} at {ASSUMED_MB_PER_S:g} MB/s (writing to Google Drive is "
                  "slower); interrupted runs resume. Licence: ODbL 1.0 (contents DbCL 1.0).")
     return "\n".join(lines)
 
