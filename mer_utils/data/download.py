@@ -53,6 +53,7 @@ FAILURES_NAME = "download_failures.csv"
 MARKER_NAME = ".mer_download.json"
 ASSUMED_MB_PER_S = 10.0  # for the time estimate only: a typical Colab-to-GitHub rate
 _MANIFEST_NAME = "cremad_lfs_manifest.tsv.gz"
+_MEDIA_FOLDERS = {folder for folder, _ in MODALITY_DIRS.values()}
 _USER_AGENT = "mer-utils (CREMA-D download)"
 _CHUNK = 1 << 16
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
@@ -383,17 +384,25 @@ def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> 
     """One line per folder with file count and size, and a time estimate."""
     sizes: dict[str, list[int]] = {}
     for spec in files:
-        folder = spec.path.split("/")[0] if spec.path.split("/")[0] in ("AudioWAV", "VideoFlash", "AudioMP3") \
-            else "metadata"
+        folder = spec.path.split("/")[0]
+        if folder not in _MEDIA_FOLDERS:
+            folder = "metadata"
         sizes.setdefault(folder, []).append(spec.size)
     total = sum(sum(v) for v in sizes.values())
-    lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_human_bytes(total)} to verify or fetch"]
+    # A stat per file, no hashing: enough to say how much is left to fetch.
+    there = sum(f.size for f in files if out and _has_size(Path(out) / f.path, f.size))
+    lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_human_bytes(total)}; "
+             f"{_human_bytes(total - there)} to download, {_human_bytes(there)} already there (verified first)"]
     lines += [f"  {folder}: {len(v):,} files, {_human_bytes(sum(v))}" for folder, v in sizes.items()]
-    minutes = total / (ASSUMED_MB_PER_S * 1e6) / 60
+    minutes = (total - there) / (ASSUMED_MB_PER_S * 1e6) / 60
     when = f"about {round(minutes)} min" if minutes >= 1 else "under a minute"
     lines.append(f"  {when} at {ASSUMED_MB_PER_S:g} MB/s (writing to Google Drive is "
                  "slower); interrupted runs resume. Licence: ODbL 1.0 (contents DbCL 1.0).")
     return "\n".join(lines)
+
+
+def _has_size(path: Path, size: int) -> bool:
+    return path.is_file() and path.stat().st_size == size
 
 
 def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None, clips=None,

@@ -19,7 +19,7 @@ import re
 import shutil
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -49,7 +49,7 @@ class RavdessResult:
     extracted: list[int]
     failures: pd.DataFrame  # FAILURE_COLUMNS
     archive: DownloadResult | None = None
-    failures_csv: Path | None = field(default=None)
+    failures_csv: Path | None = None
 
     @property
     def ok(self) -> bool:
