@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES = (
     "mer_utils.commands.data",
+    "mer_utils.commands.download",
     "mer_utils.commands.audio",
     "mer_utils.commands.fusion",
     "mer_utils.commands.visual",

@@ -1,0 +1,192 @@
+"""Getting RAVDESS speech: ``mer download ravdess``.
+
+Zenodo record 1188976 publishes the audio-only speech of all 24 actors as one
+archive, ``Audio_Speech_Actors_01-24.zip`` (208,468,073 bytes, md5
+``bc696df654c87fed845eb13823edef8a``); only the video comes per actor. The
+archive is fetched with the same resumable, verified engine as CREMA-D, then
+the requested actors are extracted to ``OUT/Actor_XX/03-01-…wav``, the layout
+``mer_utils.ravdess`` reads. Each member is checked by the archive's own
+CRC-32 and written atomically; the sizes and CRCs go to ``ravdess_files.tsv``
+so a re-run verifies the extracted files without the archive.
+
+RAVDESS is CC BY-NC-SA 4.0: non-commercial use, attribution, share-alike.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mer_utils.atomic_io import atomic_path, write_csv, write_text
+from mer_utils.data.download import FAILURE_COLUMNS, FAILURES_NAME, DownloadResult, FetchSettings, RemoteFile, fetch_all
+
+RECORD_URL = "https://zenodo.org/records/1188976"
+ARCHIVE_NAME = "Audio_Speech_Actors_01-24.zip"
+OFFICIAL_URL = f"{RECORD_URL}/files/{ARCHIVE_NAME}?download=1"
+ARCHIVE_SIZE = 208_468_073
+ARCHIVE_MD5 = "bc696df654c87fed845eb13823edef8a"
+ACTORS = tuple(range(1, 25))
+FILES_PER_ACTOR = 60  # 8 emotions x 2 statements x 2 repetitions x 2 intensities, neutral without "strong"
+LICENCE = ("RAVDESS (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391) is licensed CC BY-NC-SA 4.0: "
+           f"non-commercial use only, with attribution, share-alike. Source: {RECORD_URL}")
+CHECKSUMS_NAME = "ravdess_files.tsv"
+_SPEECH_MEMBER = re.compile(r"(?:^|/)Actor_(\d{2})/(03-01-\d{2}-\d{2}-\d{2}-\d{2}-(\d{2})\.wav)$")
+
+
+@dataclass
+class RavdessResult:
+    """Which actors are ready; ``ok`` is False while any requested actor is incomplete."""
+
+    out: Path
+    present: list[int]  # verified, already extracted before this run
+    extracted: list[int]
+    failures: pd.DataFrame  # FAILURE_COLUMNS
+    archive: DownloadResult | None = None
+    failures_csv: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failures.empty
+
+    def summary(self) -> str:
+        text = (f"{self.out}: actors verified already present: {_ids(self.present)}; extracted: "
+                f"{_ids(self.extracted)}; problems: {len(self.failures)}")
+        if self.ok:
+            return text + "."
+        return f"{text}, listed with their reasons in {self.failures_csv}. Re-run the same command to resume."
+
+
+def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None = None, keep_zip: bool = False,
+                     archive_md5: str = ARCHIVE_MD5, archive_size: int = ARCHIVE_SIZE, retries: int = 4,
+                     backoff_s: float = 1.0, timeout_s: float = 60.0, progress: bool = True) -> RavdessResult:
+    """Fetch RAVDESS speech and extract ``actors`` (default all 24) to ``out/Actor_XX/``.
+
+    ``mirror`` is a base URL holding ``Audio_Speech_Actors_01-24.zip``. The
+    archive is checked against ``archive_md5`` and ``archive_size`` (the
+    values Zenodo publishes) before anything is extracted.
+    """
+    out = Path(out).expanduser()
+    actors = _check_actors(actors)
+    print(LICENCE)
+    write_text(out / "LICENSE_RAVDESS.txt", LICENCE + "\n")
+    checksums = _read_checksums(out)
+    present = [a for a in actors if _actor_verified(out, a, checksums)]
+    todo = [a for a in actors if a not in present]
+    if not todo:
+        return _finish(out, present, [], [], None)
+    url = (mirror.rstrip("/") + "/" + ARCHIVE_NAME) if mirror else OFFICIAL_URL
+    spec = RemoteFile(f".downloads/{ARCHIVE_NAME}", (url,), archive_size, md5=archive_md5)
+    if progress:
+        print(f"RAVDESS -> {out}: {ARCHIVE_NAME}, {archive_size / 1e6:.0f} MB, for actors {_ids(todo)}")
+    settings = FetchSettings(jobs=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
+    archive = fetch_all([spec], out, settings, desc="RAVDESS")
+    if not archive.ok:
+        return _finish(out, present, [], archive.failures.to_dict("records"), archive)
+    zip_path = out / spec.path
+    extracted, failures = _extract(zip_path, out, todo, checksums)
+    if not failures and not keep_zip:
+        zip_path.unlink()  # 208 MB: the checksum list verifies the extracted files from now on
+    return _finish(out, present, extracted, failures, archive)
+
+
+def _check_actors(actors) -> list[int]:
+    actors = sorted(set(int(a) for a in actors)) if actors else list(ACTORS)
+    wrong = [a for a in actors if a not in ACTORS]
+    if wrong:
+        raise ValueError(f"RAVDESS actor(s) {wrong} do not exist: actors are numbered 1 to 24; fix --actors")
+    return actors
+
+
+def _finish(out: Path, present, extracted, failures: list[dict], archive) -> RavdessResult:
+    frame = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
+    csv_path = out / FAILURES_NAME
+    if failures:
+        write_csv(csv_path, frame)
+    elif csv_path.exists():
+        csv_path.unlink()  # stale: everything asked for is there now
+    return RavdessResult(out, present, extracted, frame, archive, csv_path if failures else None)
+
+
+def _speech_members(zf: zipfile.ZipFile) -> dict[int, list[zipfile.ZipInfo]]:
+    """Speech WAVs of the archive by actor, wherever the ``Actor_XX/`` folders sit in it."""
+    members: dict[int, list[zipfile.ZipInfo]] = {}
+    for info in zf.infolist():
+        match = _SPEECH_MEMBER.search(info.filename)
+        if match and "__MACOSX" not in info.filename and match.group(1) == match.group(3):
+            members.setdefault(int(match.group(1)), []).append(info)
+    return members
+
+
+def _extract(zip_path: Path, out: Path, actors, checksums: dict) -> tuple[list[int], list[dict]]:
+    extracted, failures = [], []
+    with zipfile.ZipFile(zip_path) as zf:
+        members = _speech_members(zf)
+        for actor in actors:
+            infos = members.get(actor, [])
+            folder = f"Actor_{actor:02d}"
+            if len(infos) != FILES_PER_ACTOR:
+                failures.append({"path": f"{folder}/", "url": str(zip_path), "reason": "incomplete_archive",
+                                 "detail": f"{len(infos)} of {FILES_PER_ACTOR} speech files for actor {actor} in "
+                                           f"{zip_path.name}; fetch the archive again (delete it) or use another "
+                                           "--mirror"})
+                continue
+            problems = [_extract_member(zf, info, out / folder, checksums) for info in infos]
+            failures += [p for p in problems if p]
+            if not any(problems):
+                extracted.append(actor)
+    _write_checksums(out, checksums)
+    return extracted, failures
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, folder: Path, checksums: dict) -> dict | None:
+    name = info.filename.rsplit("/", 1)[-1]
+    rel = f"{folder.name}/{name}"
+    try:
+        with atomic_path(folder / name) as tmp, zf.open(info) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)  # the zip reader raises BadZipFile at the end on a CRC mismatch
+    except zipfile.BadZipFile as err:
+        return {"path": rel, "url": zf.filename, "reason": "checksum_mismatch",
+                "detail": f"{err}; the archive is damaged: delete {zf.filename} and re-run"}
+    checksums[rel] = (info.file_size, info.CRC)
+    return None
+
+
+def _read_checksums(out: Path) -> dict[str, tuple[int, int]]:
+    path = out / CHECKSUMS_NAME
+    if not path.exists():
+        return {}
+    frame = pd.read_csv(path, sep="\t", dtype={"path": str, "size": "int64", "crc32": "int64"})
+    return {p: (int(s), int(c)) for p, s, c in frame.itertuples(index=False)}
+
+
+def _write_checksums(out: Path, checksums: dict) -> None:
+    frame = pd.DataFrame([(p, s, c) for p, (s, c) in sorted(checksums.items())], columns=["path", "size", "crc32"])
+    write_csv(out / CHECKSUMS_NAME, frame, sep="\t")
+
+
+def _actor_verified(out: Path, actor: int, checksums: dict) -> bool:
+    """All 60 files of ``actor`` are listed and match their size and CRC-32."""
+    prefix = f"Actor_{actor:02d}/"
+    listed = {p: v for p, v in checksums.items() if p.startswith(prefix)}
+    return len(listed) == FILES_PER_ACTOR and all(_crc_ok(out / p, size, crc) for p, (size, crc) in listed.items())
+
+
+def _crc_ok(path: Path, size: int, crc: int) -> bool:
+    if not path.is_file() or path.stat().st_size != size:
+        return False
+    value = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            value = zlib.crc32(chunk, value)
+    return value == crc
+
+
+def _ids(actors) -> str:
+    return ", ".join(str(a) for a in actors) if actors else "none"
