@@ -261,7 +261,8 @@ def ravdess_zip(server):
 
 def test_ravdess_download_extracts_the_reader_layout_and_states_the_licence(server, ravdess_zip, tmp_path, capsys):
     from mer_utils.data.download_ravdess import download_ravdess
-    from mer_utils.ravdess import build_ravdess_manifest, is_ravdess_root
+    from mer_utils.data.manifest import build_manifest
+    from mer_utils.data.ravdess import is_ravdess_root
 
     out = tmp_path / "RAVDESS"
     md5 = hashlib.md5(ravdess_zip.read_bytes()).hexdigest()
@@ -273,7 +274,7 @@ def test_ravdess_download_extracts_the_reader_layout_and_states_the_licence(serv
     src = shared("ravdess-dev", "Actor_01")
     assert all((out / "Actor_01" / w.name).read_bytes() == w.read_bytes() for w in src.glob("*.wav"))
     assert not (out / ".downloads" / ravdess_zip.name).exists()  # the archive goes once extracted
-    manifest = build_ravdess_manifest(out, progress=False).manifest
+    manifest = build_manifest(out, dataset="ravdess", progress=False).manifest
     assert len(manifest) == 44 and set(manifest["actor_id"]) == {1}
 
     n_requests = len(server.requests)

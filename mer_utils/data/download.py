@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.atomic_io import read_json, write_csv, write_json
 
 OFFICIAL_MEDIA_BASE = "https://media.githubusercontent.com/media/CheyneyComputerScience/CREMA-D/master/"
 OFFICIAL_RAW_BASE = "https://raw.githubusercontent.com/CheyneyComputerScience/CREMA-D/master/"

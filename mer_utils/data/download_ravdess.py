@@ -5,7 +5,7 @@ archive, ``Audio_Speech_Actors_01-24.zip`` (208,468,073 bytes, md5
 ``bc696df654c87fed845eb13823edef8a``); only the video comes per actor. The
 archive is fetched with the same resumable, verified engine as CREMA-D, then
 the requested actors are extracted to ``OUT/Actor_XX/03-01-…wav``, the layout
-``mer_utils.ravdess`` reads. Each member is checked by the archive's own
+``mer_utils.data.ravdess`` reads. Each member is checked by the archive's own
 CRC-32 and written atomically; the sizes and CRCs go to ``ravdess_files.tsv``
 so a re-run verifies the extracted files without the archive.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.atomic_io import atomic_path, write_csv, write_text
+from mer_utils.core.atomic_io import atomic_path, write_csv, write_text
 from mer_utils.data.download import FAILURE_COLUMNS, FAILURES_NAME, DownloadResult, FetchSettings, RemoteFile, fetch_all
 
 RECORD_URL = "https://zenodo.org/records/1188976"
