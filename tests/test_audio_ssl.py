@@ -8,6 +8,7 @@ paths of facebook/wav2vec2-base are exercised in seconds.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,29 @@ def test_tiny_model_predicts_every_real_clip(tiny_model_dir, clips, tmp_path):
 def test_head_config_rejects_unknown_pooling():
     with pytest.raises(ValueError, match="pooling"):
         dataclasses.replace(NO_DROPOUT, pooling="max")
+
+
+def test_demo_finds_a_fine_tuned_hubert_through_the_checkpoint_index(corpus, tmp_path):
+    """Not only wav2vec2: whatever family was fine-tuned is indexed and found by the demo."""
+    from transformers import AutoModel, HubertConfig, Wav2Vec2FeatureExtractor
+
+    from mer_utils.core.checkpoint_index import find_entries
+    from mer_utils.demo.predict import format_result, predict_clip
+    from mer_utils.experts.audio.train import train_audio
+
+    model_dir = tmp_path / "tiny-hubert"
+    torch.manual_seed(0)
+    AutoModel.from_config(HubertConfig(**TINY)).save_pretrained(model_dir)
+    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(model_dir)
+    checkpoints = tmp_path / "checkpoints"
+    result = train_audio(data_root=str(corpus), protocol="speaker", backbone=str(model_dir), mode="finetune",
+                         epochs=1, batch_size=4, grad_accum=1, outputs=str(tmp_path / "outputs"),
+                         checkpoints=str(checkpoints), progress=False)
+    assert result.checkpoint.name == "best_hubert_speaker_indep.pt"
+    (entry,) = find_entries(checkpoints, modality="audio")
+    assert entry["mode"] == "finetune" and entry["synthetic"] is True and entry["labels"] == list(EMOTIONS)
+    wav = sorted(shared("crema-d-sample", "AudioWAV").glob("*.wav"))[0]
+    prediction = predict_clip(audio=wav, checkpoints=checkpoints, outputs=tmp_path / "outputs")
+    assert Path(prediction.checkpoints["audio"]).name == "best_hubert_speaker_indep.pt"
+    assert prediction.labels == EMOTIONS and prediction.audio_probs.shape == (6,)
+    assert "audio expert trained on: cremad (SYNTHETIC corpus); protocol speaker" in format_result(prediction)
