@@ -86,7 +86,7 @@ def _newest_first(stamp: str) -> str:
 def describe(entry: dict) -> str:
     """One line for the demo: what the checkpoint was trained on."""
     kind = "SYNTHETIC corpus" if entry.get("synthetic") else "real data"
-    scores = ", ".join(f"{k} UA {entry[k]:.3f}" for k in ("val_ua", "test_ua") if isinstance(entry.get(k), float))
+    scores = ", ".join(f"{k.split('_')[0]} UA {entry[k]:.3f}" for k in ("val_ua", "test_ua") if isinstance(entry.get(k), float))
     size = ", ".join(f"{entry[k]} {k.split('_')[1]}" for k in ("n_clips", "n_speakers") if entry.get(k))
     parts = [f"{entry['corpus']} ({kind})", f"protocol {entry['protocol']}", size, scores,
              f"commit {str(entry['git_commit'])[:8]}" if entry.get("git_commit") else ""]

@@ -28,3 +28,5 @@ are imported inside the functions that use them.
 ACOUSTIC_BACKBONES = ("egemaps+librosa", "egemaps", "compare", "librosa")
 DEFAULT_BACKBONE = "egemaps+librosa"
 DEFAULT_SSL_MODEL = "facebook/wav2vec2-base"
+# Logistic-regression C values the offline backbones try, chosen by validation UA (one grid for all of them).
+DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)

@@ -27,6 +27,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, write_json
+from mer_utils.experts.audio import DEFAULT_C_GRID
 from mer_utils.experts.audio.backbone import ClipSet, class_weights
 from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features,
                                       features_for_files)
@@ -34,7 +35,6 @@ from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS, SpeakerNormalizer
 
 CHECKPOINT_KIND = "mer-audio-acoustic"
-DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 def feature_parts(feature_set: str) -> list[str]:

@@ -12,7 +12,7 @@ import dataclasses
 
 from mer_utils.core.config import field as _f
 from mer_utils.core.config import ignored_options
-from mer_utils.experts.audio import ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_SSL_MODEL
+from mer_utils.experts.audio import ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_C_GRID, DEFAULT_SSL_MODEL
 
 MODES = ("auto", "finetune", "frozen")
 # The options each mode reads; any other option set away from its default is refused, not silently ignored.
@@ -57,7 +57,7 @@ class AudioTrainConfig:
     max_seconds: float | None = _f(6.0, "cap clip length (seconds) after trimming")
     min_seconds: float = _f(0.5, "zero-pad shorter clips to this length (seconds)")
     # Acoustic backbones
-    c_grid: tuple = _f((0.001, 0.01, 0.1, 1.0, 10.0), "logistic-regression C values tried (chosen on val UA)",
+    c_grid: tuple = _f(DEFAULT_C_GRID, "logistic-regression C values tried (chosen on val UA)",
                        nargs="+", type=float)
     n_jobs: int = _f(1, "parallel processes for feature extraction (-1: all cores)")
     speaker_norm: str | None = _f("meanstd", "acoustic backbones: z-score ('meanstd') or centre ('mean') each "

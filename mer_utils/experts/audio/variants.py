@@ -17,12 +17,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mer_utils.experts.audio import DEFAULT_C_GRID
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS, SpeakerNormalizer
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.core.metrics import aggregate_scores, classification_scores
 
 CLASSIFIERS = ("logreg", "svc")
-DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 SVC_C_GRID = (0.1, 1.0, 10.0, 100.0)
 
 
