@@ -1,0 +1,129 @@
+"""Offline recipes: fit/predict on synthetic functionals, array round trip, protocols."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mer_utils.audio.variants import (DEFAULT_RECIPE, Recipe, balance_per_speaker, cross_validate, fit_recipe,
+                                      fitted_from_arrays, fitted_to_arrays, half_transfer_split, predict_recipe)
+
+LABELS = ("ANG", "HAP", "SAD")
+
+
+def _corpus(n_speakers=8, per_class=6, dims=(5, 12), seed=0, labels=LABELS):
+    """Functionals = per-speaker offset + class signal + noise, for two feature sets."""
+    rng = np.random.default_rng(seed)
+    rows, X = [], {f"set{i}": [] for i in range(len(dims))}
+    centres = [rng.normal(size=(len(labels), d)) * 1.5 for d in dims]
+    for s in range(n_speakers):
+        offsets = [rng.normal(size=d) * 5 for d in dims]
+        for c in range(len(labels)):
+            for k in range(per_class):
+                rows.append({"clip_id": f"s{s}_c{c}_{k}", "actor_id": s + 1, "emotion": labels[c],
+                             "sex": "Male" if s % 2 else "Female"})
+                for i, d in enumerate(dims):
+                    X[f"set{i}"].append(offsets[i] + centres[i][c] + rng.normal(size=d))
+    return pd.DataFrame(rows), {k: np.asarray(v) for k, v in X.items()}
+
+
+def _data(manifest, X, actors, labels=LABELS):
+    rows = manifest["actor_id"].isin(actors).to_numpy()
+    return {"X": {k: v[rows] for k, v in X.items()}, "y": manifest.loc[rows, "emotion"].map(labels.index).to_numpy(),
+            "speakers": manifest.loc[rows, "actor_id"].to_numpy()}
+
+
+RECIPES = [
+    Recipe(feature_sets=("set0", "set1"), speaker_norm="meanstd", c_grid=(0.1, 1.0)),
+    Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True, c_grid=(0.1, 1.0)),
+    Recipe(feature_sets=("set1",), speaker_norm="mean", pca=4, classifier="linsvm", c_grid=(0.1,)),
+    Recipe(feature_sets=("set0", "set1"), speaker_norm="meanstd", balance=True, c_grid=(1.0,)),
+    Recipe(feature_sets=("set0",), c_grid=(1.0,)),
+]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.name)
+def test_fit_predict_and_exact_array_round_trip(recipe):
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    models, report = fit_recipe(recipe, train, val, labels=LABELS)
+    proba = predict_recipe(models, recipe, test["X"], test["speakers"])
+    assert proba.shape == (len(test["y"]), len(LABELS))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    if recipe.speaker_norm:  # without it the strong synthetic speaker offsets swamp the class signal
+        assert (proba.argmax(axis=1) == test["y"]).mean() > 0.6
+    json.dumps(report)
+
+    arrays, meta = fitted_to_arrays(models, recipe)
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in arrays.values())
+    meta = json.loads(json.dumps(meta))  # survives JSON
+    rebuilt, recipe2 = fitted_from_arrays(dict(arrays), meta)
+    assert recipe2 == recipe
+    for speakers in (test["speakers"], None):
+        np.testing.assert_allclose(predict_recipe(rebuilt, recipe2, test["X"], speakers),
+                                   predict_recipe(models, recipe, test["X"], speakers), rtol=1e-10, atol=1e-12)
+
+
+def test_linear_head_matches_sklearn_probabilities():
+    from sklearn.linear_model import LogisticRegression
+
+    manifest, X = _corpus()
+    train, val = _data(manifest, X, [1, 2, 3, 4]), _data(manifest, X, [5])
+    recipe = Recipe(feature_sets=("set0",), c_grid=(0.5,))
+    (model,), _ = fit_recipe(recipe, train, val, labels=LABELS)
+    Z = (train["X"]["set0"] - model.mean) / model.scale
+    ref = LogisticRegression(C=0.5, class_weight="balanced", max_iter=3000, random_state=0).fit(Z, train["y"])
+    np.testing.assert_allclose(model.proba(train["X"]["set0"], None), ref.predict_proba(Z), atol=1e-8)
+
+
+def test_rbf_svc_refuses_array_export():
+    manifest, X = _corpus(n_speakers=4)
+    recipe = Recipe(feature_sets=("set0",), classifier="svc", c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, _data(manifest, X, [1, 2, 3]), _data(manifest, X, [4]), labels=LABELS)
+    with pytest.raises(ValueError, match="linear"):
+        fitted_to_arrays(models, recipe)
+
+
+def test_missing_class_and_label_set_parameter():
+    labels = ("ANG", "HAP", "NEU", "SAD")
+    manifest, X = _corpus(labels=labels)
+    rows = manifest["emotion"].ne("NEU").to_numpy()  # NEU never seen in training
+    manifest, X = manifest[rows].reset_index(drop=True), {k: v[rows] for k, v in X.items()}
+    recipe = Recipe(feature_sets=("set0",), speaker_norm="meanstd", c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, _data(manifest, X, [1, 2, 3, 4, 5], labels), _data(manifest, X, [6], labels),
+                           labels=labels)
+    proba = predict_recipe(models, recipe, _data(manifest, X, [7], labels)["X"], None)
+    assert proba.shape[1] == 4 and np.allclose(proba[:, labels.index("NEU")], 0.0)
+
+
+def test_balance_matches_the_prior_per_speaker_and_leaves_small_speakers_alone():
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([5, 1, 1], size=20)  # a speaker heard as mostly class 0
+    speakers = np.array(["a"] * 12 + ["c"] * 8)
+    prior = np.array([0.5, 0.25, 0.25])
+    out = balance_per_speaker(proba, speakers, prior, min_clips=10)
+    np.testing.assert_allclose(out[:12].mean(axis=0), prior, atol=1e-3)
+    np.testing.assert_array_equal(out[12:], proba[12:])  # "c" has 8 < 10 clips: untouched
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+
+
+def test_half_transfer_split_never_puts_test_actors_in_training():
+    manifest, X = _corpus(n_speakers=8)
+    split = half_transfer_split(manifest, [1, 2, 3, 4], n_val=2)
+    actor = manifest.set_index("clip_id")["actor_id"]
+    by = {s: set(actor.loc[split.loc[split["subset"] == s, "clip_id"]]) for s in ("train", "val", "test")}
+    assert by["test"] == {5, 6, 7, 8} and by["train"] | by["val"] == {1, 2, 3, 4}
+    assert len(by["val"]) == 2 and not by["train"] & by["val"]
+    sexes = manifest.groupby("actor_id")["sex"].first()
+    assert sexes.loc[list(by["val"])].nunique() == 2  # validation balanced by sex
+    result = cross_validate(Recipe(feature_sets=("set0",), speaker_norm="meanstd", c_grid=(1.0,)), features=X,
+                            manifest=manifest, split=split, labels=LABELS)
+    assert result["summary"]["ua"]["mean"] > 0.6 and result["predictions"] is None
+
+
+def test_default_recipe_is_linear_and_serialisable():
+    assert DEFAULT_RECIPE.classifier in ("logreg", "linsvm") and DEFAULT_RECIPE.speaker_norm == "meanstd"
+    assert Recipe.from_dict(json.loads(json.dumps(DEFAULT_RECIPE.to_dict()))) == DEFAULT_RECIPE
