@@ -49,7 +49,7 @@ class Recipe:
     ``min_clips`` clips, so a single clip is scored as is).
     """
 
-    feature_sets: tuple[str, ...] = ("egemaps",)
+    feature_sets: tuple[str, ...] = ("egemaps",)  # "a+b" inside an averaged recipe: one model on a and b stacked
     combine: str = "concat"  # "concat": one model on stacked features; "average": one model per set
     speaker_norm: str | None = None  # None, "meanstd" or "mean" (see mer_utils.audio.speaker_norm)
     min_clips: int = DEFAULT_MIN_CLIPS
@@ -89,7 +89,14 @@ class Recipe:
     @property
     def blocks(self) -> list[tuple[str, ...]]:
         """Feature sets per fitted model: one block when concatenated, one per set when averaged."""
-        return [tuple(self.feature_sets)] if self.combine == "concat" else [(s,) for s in self.feature_sets]
+        if self.combine == "concat":
+            return [tuple(part for s in self.feature_sets for part in s.split("+"))]
+        return [tuple(s.split("+")) for s in self.feature_sets]
+
+    @property
+    def base_feature_sets(self) -> tuple[str, ...]:
+        """The feature sets to extract (``"a+b"`` items split), in order, each once."""
+        return tuple(dict.fromkeys(part for s in self.feature_sets for part in s.split("+")))
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -102,7 +109,8 @@ class Recipe:
 
 
 # The offline default: see docs/ravdess.md for the measurements behind each choice.
-DEFAULT_RECIPE = Recipe(feature_sets=("egemaps", "librosa"), speaker_norm="meanstd")
+DEFAULT_RECIPE = Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd",
+                        refit=True)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
