@@ -51,10 +51,15 @@ CANDIDATES = [
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True),
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
            balance=True),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
-           classifier="linsvm"),
+    Recipe(feature_sets=EL, speaker_norm="meanstd", refit=True, classifier="linsvm"),
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
            pca=64),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
+           augment=("speed0.9", "speed1.1")),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
+           augment=("noise20",)),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
+           augment=("speed0.9", "speed1.1", "noise20")),
 ]
 # Single-clip candidates: a model that never saw speaker statistics, for speakers below min_clips.
 SINGLE_CLIP = [
@@ -79,11 +84,12 @@ def _cell(summary: dict, key: str) -> str:
     return format_mean_std(s["mean"], s["std"]) if s.get("std") else f"{100 * s['mean']:.1f}"
 
 
-def evaluate(recipe: Recipe, features, manifest, splits, *, transductive=True, label=None) -> dict:
+def evaluate(recipe: Recipe, features, manifest, splits, *, augmented=None, transductive=True, label=None) -> dict:
     start, uas, cells = time.perf_counter(), [], []
+    augmented = {a: augmented[a] for a in recipe.augment} if recipe.augment else None
     for name, split in splits.items():
         summary = cross_validate(recipe, features=features, manifest=manifest, split=split,
-                                 transductive=transductive)["summary"]
+                                 transductive=transductive, augmented=augmented)["summary"]
         uas.append(summary["ua"]["mean"])
         cells.append(f"{_cell(summary, 'ua')} / {_cell(summary, 'wa')} / {_cell(summary, 'macro_f1')}")
     seconds = time.perf_counter() - start
@@ -122,6 +128,7 @@ def main(argv=None) -> int:
     parser.add_argument("--val-size", type=float, default=0.2, help="5-fold: fraction of actors for validation")
     parser.add_argument("--n-jobs", type=int, default=2, help="feature extraction workers")
     parser.add_argument("--quick", action="store_true", help="only the previous default and the current one")
+    parser.add_argument("--only", default=None, help="only recipes whose name contains this text")
     parser.add_argument("--single-clip", action="store_true", help="add single-clip (no speaker statistics) rows")
     parser.add_argument("--timing", nargs="*", metavar="WAV", default=None,
                         help="time a cold feature extraction of these files (default: 60 ravdess-dev clips)")
@@ -130,14 +137,22 @@ def main(argv=None) -> int:
     manifest = build_ravdess_manifest(args.data_root, progress=False).manifest
     paths = [Path(args.data_root) / p for p in manifest["audio_path"]]
     recipes = [PREVIOUS, DEFAULT_RECIPE] if args.quick else BASELINES + CANDIDATES
+    if args.only:
+        recipes = [r for r in recipes if args.only in r.name]
     needed = sorted({s for r in recipes + SINGLE_CLIP for s in r.base_feature_sets})
-    features = {}
-    for name in needed:
+    features, augmented = {}, {}
+
+    def extract(name, augment=None):
         X, ok, skipped = features_for_files(paths, feature_set=name, cache_dir=args.cache_dir, n_jobs=args.n_jobs,
-                                            progress=False)
+                                            progress=False, augment=augment)
         if skipped:
             raise SystemExit(f"{len(skipped)} clips could not be decoded, e.g. {skipped[0]}")
-        features[name] = X
+        return X
+
+    features = {name: extract(name) for name in needed}
+    for recipe in recipes:
+        for augment in recipe.augment:
+            augmented.setdefault(augment, {name: extract(name, augment) for name in needed})
     splits = protocols(manifest, args.val_size)
     print(f"ravdess-dev: {len(manifest)} clips, {manifest['actor_id'].nunique()} actors; protocols "
           + ", ".join(f"{k} ({v['split'].iloc[0]})" for k, v in splits.items()) + "\n")
@@ -148,11 +163,13 @@ def main(argv=None) -> int:
         if recipe in seen:
             continue
         seen.add(recipe)
-        evaluate(recipe, features, manifest, splits,
+        evaluate(recipe, features, manifest, splits, augmented=augmented,
                  label=recipe.name + (" **(default)**" if recipe == DEFAULT_RECIPE else ""))
     if args.single_clip:
         for recipe in [DEFAULT_RECIPE, PREVIOUS] + SINGLE_CLIP:
-            evaluate(recipe, features, manifest, splits, transductive=False,
+            for augment in recipe.augment:
+                augmented.setdefault(augment, {name: extract(name, augment) for name in needed})
+            evaluate(recipe, features, manifest, splits, transductive=False, augmented=augmented,
                      label=f"{recipe.name} (single clip)")
     if args.timing is not None:
         timing([Path(p) for p in args.timing] or paths[::9][:60], DEFAULT_RECIPE.base_feature_sets, args.n_jobs,

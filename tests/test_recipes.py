@@ -127,3 +127,35 @@ def test_half_transfer_split_never_puts_test_actors_in_training():
 def test_default_recipe_is_linear_and_serialisable():
     assert DEFAULT_RECIPE.classifier in ("logreg", "linsvm") and DEFAULT_RECIPE.speaker_norm == "meanstd"
     assert Recipe.from_dict(json.loads(json.dumps(DEFAULT_RECIPE.to_dict()))) == DEFAULT_RECIPE
+
+
+def test_augmented_copies_train_as_speakers_of_their_own():
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    rng = np.random.default_rng(3)
+    for data in (train, val):
+        data["augmented"] = {"noise20": {k: v * 1.1 + rng.normal(size=v.shape) * 0.3 for k, v in data["X"].items()}}
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True,
+                    augment=("noise20",), c_grid=(0.1, 1.0))
+    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
+    proba = predict_recipe(models, recipe, test["X"], test["speakers"])
+    assert (proba.argmax(axis=1) == test["y"]).mean() > 0.6
+    rebuilt, recipe2 = fitted_from_arrays(*fitted_to_arrays(models, recipe))
+    assert recipe2.augment == ("noise20",)
+    np.testing.assert_allclose(predict_recipe(rebuilt, recipe2, test["X"], test["speakers"]), proba, atol=1e-12)
+    del train["augmented"]
+    with pytest.raises(ValueError, match="augmented"):
+        fit_recipe(recipe, train, val, labels=LABELS)
+    with pytest.raises(ValueError, match="augmentation"):
+        Recipe(augment=("reverb",))
+
+
+def test_augment_wave_is_deterministic_and_keeps_clean_cache_namespace():
+    from mer_utils.audio.features import augment_wave, cache_namespace
+    from mer_utils.audio.loading import AudioSettings
+
+    wave = np.sin(np.arange(8000) / 7.0).astype(np.float32)
+    np.testing.assert_array_equal(augment_wave(wave, "noise20", seed=1), augment_wave(wave, "noise20", seed=1))
+    assert len(augment_wave(wave, "speed0.9")) > len(wave) > len(augment_wave(wave, "speed1.1"))
+    clean = cache_namespace("egemaps", AudioSettings())
+    assert clean == cache_namespace("egemaps", AudioSettings(), None) != cache_namespace("egemaps", AudioSettings(), "noise20")

@@ -43,6 +43,10 @@ class Recipe:
 
     ``pca``: number of principal components (fitted on the standardised
     training clips) the classifier sees; ``None`` keeps every feature.
+    ``augment``: also train on these perturbed copies of the training and
+    validation clips (validation UA, which picks ``C``, is scored on clean
+    clips only); the data dicts then carry ``"augmented": {name: {feature_set:
+    rows}}`` aligned with their ``"X"``.
     ``balance``: rescale each test speaker's class probabilities so that
     their mean over the speaker's clips matches the training class prior
     (Sinkhorn iterations; labels unused; only speakers with at least
@@ -58,6 +62,7 @@ class Recipe:
     refit: bool = False  # refit the chosen C on train+val (then val scores are no longer out-of-sample)
     pca: int | None = None
     balance: bool = False
+    augment: tuple[str, ...] = ()  # augmented training copies (mer_utils.audio.features.AUGMENTATIONS)
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -70,6 +75,10 @@ class Recipe:
             raise ValueError(f"pca must be a positive number of components or None, got {self.pca!r}")
         if not self.c_grid:
             raise ValueError("c_grid needs at least one value")
+        from mer_utils.audio.features import check_augmentation
+
+        for name in self.augment:
+            check_augmentation(name)
 
     @property
     def name(self) -> str:
@@ -84,6 +93,8 @@ class Recipe:
             parts.append("refit")
         if self.balance:
             parts.append("balance")
+        if self.augment:
+            parts.append(f"aug({','.join(self.augment)})")
         return " ".join(parts)
 
     @property
@@ -204,12 +215,24 @@ def _fit_head(recipe: Recipe, C: float, X: np.ndarray, y: np.ndarray, normalizer
                        head=head, prior=prior)
 
 
-def _fit_block(recipe: Recipe, C: float, X, y, speakers, seed: int, n_labels: int) -> FittedModel:
-    normalizer = None
-    if recipe.speaker_norm:
-        normalizer = SpeakerNormalizer(mode=recipe.speaker_norm, min_clips=recipe.min_clips).fit(X)
-        X = normalizer.transform(X, speakers=speakers)
-    return _fit_head(recipe, C, X, y, normalizer, seed, n_labels)
+def _training_rows(recipe: Recipe, block: Sequence[str], data: dict, normalizer) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised training rows of one block: the clips, then each augmented copy of them.
+
+    An augmented copy counts as a speaker of its own (its statistics come from
+    that speaker's augmented clips only), so a perturbation that shifts every
+    clip of a speaker alike is normalised away like a voice would be.
+    """
+    def norm(X):
+        return normalizer.transform(X, speakers=data["speakers"]) if normalizer else X
+
+    parts = [norm(_stack(data["X"], block))]
+    for name in recipe.augment:
+        augmented = data.get("augmented", {}).get(name)
+        if augmented is None:
+            raise ValueError(f"recipe {recipe.name!r} trains on augmented copies {name!r}: pass them as "
+                             f"data['augmented'][{name!r}] = {{feature_set: rows aligned with data['X']}}")
+        parts.append(norm(_stack(augmented, block)))
+    return np.vstack(parts), np.tile(np.asarray(data["y"]), len(parts))
 
 
 def _ua(y_true, proba) -> float:
@@ -236,18 +259,20 @@ def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
     models, report = [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
     for block in recipe.blocks:
         X_tr, X_va = _stack(train["X"], block), _stack(val["X"], block)
+        normalizer = None
+        if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
+            normalizer = SpeakerNormalizer(mode=recipe.speaker_norm, min_clips=recipe.min_clips).fit(X_tr)
+        Z_tr, y_tr = _training_rows(recipe, block, train, normalizer)
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
-            fitted[C] = _fit_block(recipe, C, X_tr, train["y"], train["speakers"], seed, n_labels)
+            fitted[C] = _fit_head(recipe, C, Z_tr, y_tr, normalizer, seed, n_labels)
             scores[C] = _ua(val["y"], fitted[C].proba(X_va, val["speakers"]))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
         chosen = fitted[best]
         if recipe.refit:
             # Speaker statistics stay within each subset: train and val are normalised separately.
-            Z_tr = chosen.normalizer.transform(X_tr, speakers=train["speakers"]) if chosen.normalizer else X_tr
-            Z_va = chosen.normalizer.transform(X_va, speakers=val["speakers"]) if chosen.normalizer else X_va
-            chosen = _fit_head(recipe, best, np.vstack([Z_tr, Z_va]), np.r_[train["y"], val["y"]],
-                               chosen.normalizer, seed, n_labels)
+            Z_va, y_va = _training_rows(recipe, block, val, normalizer)
+            chosen = _fit_head(recipe, best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, y_va], normalizer, seed, n_labels)
         models.append(chosen)
         report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(X_tr.shape[1]),
                                  "val_ua_per_C": {str(c): s for c, s in scores.items()}})
@@ -372,12 +397,16 @@ def half_transfer_split(manifest: pd.DataFrame, train_actors: Sequence, *, n_val
     return split
 
 
-def _subset(features: dict, y: np.ndarray, speakers: np.ndarray, rows: np.ndarray) -> dict:
-    return {"X": {k: v[rows] for k, v in features.items()}, "y": y[rows], "speakers": speakers[rows]}
+def _subset(features: dict, y: np.ndarray, speakers: np.ndarray, rows: np.ndarray, augmented: dict | None = None) -> dict:
+    data = {"X": {k: v[rows] for k, v in features.items()}, "y": y[rows], "speakers": speakers[rows]}
+    if augmented:
+        data["augmented"] = {name: {k: v[rows] for k, v in sets.items()} for name, sets in augmented.items()}
+    return data
 
 
 def cross_validate(recipe: Recipe, *, features: dict, manifest: pd.DataFrame, split: pd.DataFrame,
-                   seed: int = 0, transductive: bool = True, labels: tuple[str, ...] = EMOTIONS) -> dict:
+                   seed: int = 0, transductive: bool = True, labels: tuple[str, ...] = EMOTIONS,
+                   augmented: dict | None = None) -> dict:
     """Fit and score ``recipe`` on every fold of ``split``.
 
     Speaker statistics come from the clips of the subset being normalised;
@@ -387,7 +416,8 @@ def cross_validate(recipe: Recipe, *, features: dict, manifest: pd.DataFrame, sp
     single-clip case of the demo).
 
     ``features`` maps feature set -> ``(n, d)`` rows aligned with
-    ``manifest`` rows. Returns ``{"per_fold": [...], "summary": {...},
+    ``manifest`` rows; ``augmented`` maps augmentation -> such a dict, for
+    recipes with ``augment`` (only training and validation rows are used). Returns ``{"per_fold": [...], "summary": {...},
     "reports": [...], "predictions": DataFrame}`` (test-subset predictions
     in the contract's columns).
     """
@@ -399,8 +429,8 @@ def cross_validate(recipe: Recipe, *, features: dict, manifest: pd.DataFrame, sp
     per_fold, reports, frames = [], [], []
     for fold, group in split.groupby("fold", sort=True):
         rows = {s: row_of.loc[group.loc[group["subset"] == s, "clip_id"]].to_numpy() for s in ("train", "val", "test")}
-        models, report = fit_recipe(recipe, _subset(features, y, speakers, rows["train"]),
-                                    _subset(features, y, speakers, rows["val"]), seed=seed, labels=labels)
+        models, report = fit_recipe(recipe, _subset(features, y, speakers, rows["train"], augmented),
+                                    _subset(features, y, speakers, rows["val"], augmented), seed=seed, labels=labels)
         test = _subset(features, y, speakers, rows["test"])
         proba = predict_recipe(models, recipe, test["X"], test["speakers"] if transductive else None)
         truth = [labels[i] for i in test["y"]]
