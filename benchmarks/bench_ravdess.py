@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.audio.features import features_for_files
-from mer_utils.audio.variants import DEFAULT_RECIPE, SVC_C_GRID, Recipe, cross_validate, half_transfer_split
+from mer_utils.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, SVC_C_GRID, Recipe, cross_validate,
+                                      half_transfer_split)
 from mer_utils.metrics import format_mean_std
 from mer_utils.ravdess import build_ravdess_manifest
 from mer_utils.splits import make_split
@@ -63,7 +64,7 @@ CANDIDATES = [
 ]
 # Single-clip candidates: a model that never saw speaker statistics, for speakers below min_clips.
 SINGLE_CLIP = [
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", refit=True),
+    FALLBACK_RECIPE,  # avg(egemaps,librosa,compare) logreg refit: the default without speaker statistics
     Recipe(feature_sets=EL, refit=True),
 ]
 

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_utils.audio.variants import (DEFAULT_RECIPE, Recipe, balance_per_speaker, cross_validate, fit_recipe,
-                                      fitted_from_arrays, fitted_to_arrays, half_transfer_split, predict_recipe)
+from mer_utils.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, Recipe, balance_per_speaker, cross_validate,
+                                      fit_recipe, fitted_from_arrays, fitted_to_arrays, half_transfer_split,
+                                      predict_recipe, predict_with_fallback)
 
 LABELS = ("ANG", "HAP", "SAD")
 
@@ -159,3 +160,22 @@ def test_augment_wave_is_deterministic_and_keeps_clean_cache_namespace():
     assert len(augment_wave(wave, "speed0.9")) > len(wave) > len(augment_wave(wave, "speed1.1"))
     clean = cache_namespace("egemaps", AudioSettings())
     assert clean == cache_namespace("egemaps", AudioSettings(), None) != cache_namespace("egemaps", AudioSettings(), "noise20")
+
+
+def test_fallback_model_scores_speakers_with_too_few_clips():
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", c_grid=(1.0,))
+    fallback = Recipe(feature_sets=("set0", "set1"), combine="average", c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
+    fb_models, _ = fit_recipe(fallback, train, val, labels=LABELS)
+    speakers = test["speakers"].copy()
+    speakers[0] = 99  # a speaker with one clip
+    proba = predict_with_fallback(models, recipe, fb_models, fallback, test["X"], speakers)
+    alone = {k: v[:1] for k, v in test["X"].items()}
+    np.testing.assert_allclose(proba[:1], predict_recipe(fb_models, fallback, alone, None))
+    rest = {k: v[1:] for k, v in test["X"].items()}
+    np.testing.assert_allclose(proba[1:], predict_recipe(models, recipe, rest, speakers[1:]))
+    np.testing.assert_allclose(predict_with_fallback(models, recipe, fb_models, fallback, test["X"], None),
+                               predict_recipe(fb_models, fallback, test["X"], None))
+    assert FALLBACK_RECIPE.speaker_norm is None and FALLBACK_RECIPE.feature_sets == DEFAULT_RECIPE.feature_sets

@@ -122,6 +122,9 @@ class Recipe:
 # The offline default: see docs/ravdess.md for the measurements behind each choice.
 DEFAULT_RECIPE = Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd",
                         refit=True)
+# For speakers with fewer than ``min_clips`` clips (the demo's single recording): the same
+# recipe trained without speaker statistics beats the default's global-statistics fallback.
+FALLBACK_RECIPE = dataclasses.replace(DEFAULT_RECIPE, speaker_norm=None)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -315,6 +318,26 @@ def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speak
     if recipe.balance and speakers is not None:
         prior = np.mean([m.prior for m in models], axis=0)
         proba = balance_per_speaker(proba, speakers, prior, min_clips=recipe.min_clips)
+    return proba
+
+
+def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallback_models: Sequence[FittedModel],
+                          fallback_recipe: Recipe, X: dict, speakers: Sequence | None) -> np.ndarray:
+    """``recipe``'s probabilities for speakers with at least ``recipe.min_clips`` clips
+    in ``X``, ``fallback_recipe``'s (a model without speaker statistics) for the others
+    and for every row when ``speakers`` is None."""
+    n = len(next(iter(X.values())))
+    few = np.ones(n, dtype=bool) if speakers is None else SpeakerNormalizer(
+        min_clips=recipe.min_clips).fallback_mask(speakers)
+    proba = np.zeros((n, models[0].n_labels))
+    if (~few).any():
+        rows = np.flatnonzero(~few)
+        proba[rows] = predict_recipe(models, recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
+                                     np.asarray(speakers)[rows])
+    if few.any():
+        rows = np.flatnonzero(few)
+        proba[rows] = predict_recipe(fallback_models, fallback_recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
+                                     None)
     return proba
 
 
