@@ -179,3 +179,20 @@ def test_fallback_model_scores_speakers_with_too_few_clips():
     np.testing.assert_allclose(predict_with_fallback(models, recipe, fb_models, fallback, test["X"], None),
                                predict_recipe(fb_models, fallback, test["X"], None))
     assert FALLBACK_RECIPE.speaker_norm is None and FALLBACK_RECIPE.feature_sets == DEFAULT_RECIPE.feature_sets
+
+
+@pytest.mark.parametrize("balance", [False, True])
+def test_a_test_speakers_predictions_depend_on_their_own_clips_only(balance):
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True,
+                    balance=balance, c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
+    before = predict_recipe(models, recipe, test["X"], test["speakers"])
+    other = test["speakers"] == 8
+    changed = {k: np.where(other[:, None], v * 3.0 + 7.0, v) for k, v in test["X"].items()}
+    after = predict_recipe(models, recipe, changed, test["speakers"])
+    np.testing.assert_allclose(after[~other], before[~other])
+    order = np.random.default_rng(0).permutation(len(other))  # statistics follow speaker ids, not positions
+    shuffled = predict_recipe(models, recipe, {k: v[order] for k, v in test["X"].items()}, test["speakers"][order])
+    np.testing.assert_allclose(shuffled, before[order], atol=1e-9)
