@@ -1,11 +1,19 @@
 """Speaker-independent SER on ravdess-dev: every offline recipe tried, side by side.
 
-Actor-grouped 5-fold cross-validation (``speaker-kfold``, validation actors
-carved from each fold's training actors; the test actors are never used for
-a choice), plus a clip-level random split for contrast. Prints UA / WA /
-macro-F1 as mean ± std over folds (random: over seeds) and the run time.
+Three actor-disjoint protocols, validation actors always carved from the
+training actors (the test actors are never used for a choice):
 
-    python benchmarks/bench_ravdess.py --data-root ../shared/data/ravdess-dev [--with-compare]
+- ``A->B``: train on actors 01-06 (2 of them, one per sex, for validation), test on 07-12;
+- ``B->A``: the reverse;
+- ``5-fold``: actor-grouped 5-fold (``speaker-kfold``, 2 validation actors per fold).
+
+Each recipe gets its UA / WA / macro-F1 per protocol (5-fold: mean ± std over
+folds), the mean ± std of UA over the three protocols, and its run time.
+Speaker statistics are transductive (every clip of a speaker, labels unused),
+as in ``mer audio train``; ``--single-clip`` adds rows where each test clip is
+scored alone (the demo). ``--timing`` measures feature extraction per clip.
+
+    python benchmarks/bench_ravdess.py --data-root ../shared/data/ravdess-dev [--quick] [--single-clip]
 
 Features are extracted once into ``--cache-dir`` and reused.
 """
@@ -16,35 +24,101 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from mer_utils.experts.audio.features import features_for_files
-from mer_utils.experts.audio.variants import SVC_C_GRID, Recipe, cross_validate
-from mer_utils.core.metrics import aggregate_scores, format_mean_std
-from mer_utils.data.ravdess import build_ravdess_manifest
+from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, SVC_C_GRID, Recipe, cross_validate,
+                                      half_transfer_split)
+from mer_utils.core.metrics import format_mean_std
+from mer_utils.data.manifest import build_manifest
 from mer_utils.protocols.splits import make_split
 
-WINNER = Recipe(feature_sets=("egemaps", "librosa"), speaker_norm="meanstd")
-SPEAKER_VARIANTS = [
-    Recipe(feature_sets=("egemaps",)),  # the backbone's previous default
-    Recipe(feature_sets=("librosa",)),
-    Recipe(feature_sets=("egemaps", "librosa")),
-    Recipe(feature_sets=("egemaps",), speaker_norm="mean"),
+EL = ("egemaps", "librosa")
+PREVIOUS = Recipe(feature_sets=EL, speaker_norm="meanstd")  # the default before issue 14
+BASELINES = [
+    Recipe(feature_sets=("egemaps",)),  # textbook eGeMAPS + LR
     Recipe(feature_sets=("egemaps",), speaker_norm="meanstd"),
     Recipe(feature_sets=("librosa",), speaker_norm="meanstd"),
-    Recipe(feature_sets=("egemaps", "librosa"), speaker_norm="meanstd", classifier="svc", c_grid=SVC_C_GRID),
-    Recipe(feature_sets=("egemaps", "librosa"), combine="average", speaker_norm="meanstd"),
-    WINNER,
-    Recipe(feature_sets=("egemaps", "librosa"), speaker_norm="meanstd", refit=True),
+    PREVIOUS,
+    Recipe(feature_sets=EL, speaker_norm="meanstd", classifier="svc", c_grid=SVC_C_GRID),
+    Recipe(feature_sets=("compare",), speaker_norm="meanstd"),
 ]
-COMPARE_VARIANTS = [
-    Recipe(feature_sets=("compare",)),
-    Recipe(feature_sets=("compare",), speaker_norm="meanstd", classifier="svc", c_grid=SVC_C_GRID),
+CANDIDATES = [
+    Recipe(feature_sets=EL, speaker_norm="meanstd", refit=True),
+    Recipe(feature_sets=("compare",), speaker_norm="meanstd", refit=True),
+    Recipe(feature_sets=("compare",) + EL, speaker_norm="meanstd", refit=True),
+    Recipe(feature_sets=("egemaps+librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True),
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd"),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
+           balance=True),
+    Recipe(feature_sets=EL, speaker_norm="meanstd", refit=True, classifier="linsvm"),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
+           pca=64),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
+           augment=("speed0.9", "speed1.1")),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
+           augment=("noise20",)),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
+           augment=("speed0.9", "speed1.1", "noise20")),
+]
+# Single-clip candidates: a model that never saw speaker statistics, for speakers below min_clips.
+SINGLE_CLIP = [
+    FALLBACK_RECIPE,  # avg(egemaps,librosa,compare) logreg refit: the default without speaker statistics
+    Recipe(feature_sets=EL, refit=True),
 ]
 
 
-def _row(name: str, protocol: str, summary: dict, seconds: float) -> str:
-    cells = [format_mean_std(summary[k]["mean"], summary[k]["std"]) for k in ("ua", "wa", "macro_f1")]
-    return f"| {name} | {protocol} | " + " | ".join(cells) + f" | {seconds:.0f} s |"
+def protocols(manifest, val_size: float) -> dict:
+    actors = sorted(manifest["actor_id"].unique())
+    half = len(actors) // 2
+    first, second = actors[:half], actors[half:]
+    return {
+        "A->B": half_transfer_split(manifest, first, n_val=2, name="half-transfer-A"),
+        "B->A": half_transfer_split(manifest, second, n_val=2, name="half-transfer-B"),
+        "5-fold": make_split(manifest, protocol="speaker-kfold", n_folds=5, val_size=val_size),
+    }
+
+
+def _cell(summary: dict, key: str) -> str:
+    s = summary[key]
+    return format_mean_std(s["mean"], s["std"]) if s.get("std") else f"{100 * s['mean']:.1f}"
+
+
+def evaluate(recipe: Recipe, features, manifest, splits, *, augmented=None, transductive=True, label=None) -> dict:
+    start, uas, cells = time.perf_counter(), [], []
+    augmented = {a: augmented[a] for a in recipe.augment} if recipe.augment else None
+    for name, split in splits.items():
+        summary = cross_validate(recipe, features=features, manifest=manifest, split=split,
+                                 transductive=transductive, augmented=augmented)["summary"]
+        uas.append(summary["ua"]["mean"])
+        cells.append(f"{_cell(summary, 'ua')} / {_cell(summary, 'wa')} / {_cell(summary, 'macro_f1')}")
+    seconds = time.perf_counter() - start
+    mean, std = float(np.mean(uas)), float(np.std(uas, ddof=1))
+    print(f"| {label or recipe.name} | " + " | ".join(cells) + f" | **{format_mean_std(mean, std)}** | {seconds:.0f} s |",
+          flush=True)
+    return {"ua": uas, "mean": mean, "std": std}
+
+
+def timing(paths, sets, n_jobs: int, cache_dir: str) -> None:
+    """Wall time of a cold extraction (fresh cache folder) of ``paths`` per feature set."""
+    import shutil
+    import tempfile
+
+    from mer_utils.experts.audio.loading import load_waveform
+
+    seconds = sum(len(load_waveform(p)) for p in paths) / 16_000
+    print(f"\nfeature extraction, {len(paths)} clips ({seconds / len(paths):.2f} s of speech each), n_jobs={n_jobs}:")
+    total = 0.0
+    for name in sets:
+        tmp = tempfile.mkdtemp(dir=cache_dir)
+        start = time.perf_counter()
+        features_for_files(paths, feature_set=name, cache_dir=tmp, n_jobs=n_jobs, progress=False)
+        per_clip = (time.perf_counter() - start) / len(paths)
+        shutil.rmtree(tmp)
+        total += per_clip
+        print(f"  {name}: {1000 * per_clip:.1f} ms/clip -> {7442 * per_clip / 60:.1f} min for 7,442 clips")
+    print(f"  all: {1000 * total:.1f} ms/clip -> {7442 * total / 60:.1f} min for 7,442 clips")
 
 
 def main(argv=None) -> int:
@@ -52,40 +126,55 @@ def main(argv=None) -> int:
     default_root = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess-dev"
     parser.add_argument("--data-root", default=str(default_root), help="folder with RAVDESS Actor_XX/ folders")
     parser.add_argument("--cache-dir", default="outputs/cache/audio_features")
-    parser.add_argument("--val-size", type=float, default=0.2, help="fraction of actors for validation (2 of 12)")
-    parser.add_argument("--with-compare", action="store_true", help="add ComParE 2016 recipes (slow: 6,373 features)")
-    parser.add_argument("--random-seeds", type=int, default=3)
+    parser.add_argument("--val-size", type=float, default=0.2, help="5-fold: fraction of actors for validation")
+    parser.add_argument("--n-jobs", type=int, default=2, help="feature extraction workers")
+    parser.add_argument("--quick", action="store_true", help="only the previous default and the current one")
+    parser.add_argument("--only", default=None, help="only recipes whose name contains this text")
+    parser.add_argument("--single-clip", action="store_true", help="add single-clip (no speaker statistics) rows")
+    parser.add_argument("--timing", nargs="*", metavar="WAV", default=None,
+                        help="time a cold feature extraction of these files (default: 60 ravdess-dev clips)")
     args = parser.parse_args(argv)
 
-    manifest = build_ravdess_manifest(args.data_root, progress=False).manifest
+    manifest = build_manifest(args.data_root, dataset="ravdess", progress=False).manifest
     paths = [Path(args.data_root) / p for p in manifest["audio_path"]]
-    sets = ("egemaps", "librosa") + (("compare",) if args.with_compare else ())
-    features = {}
-    for name in sets:
-        X, ok, skipped = features_for_files(paths, feature_set=name, cache_dir=args.cache_dir)
+    recipes = [PREVIOUS, DEFAULT_RECIPE] if args.quick else BASELINES + CANDIDATES
+    if args.only:
+        recipes = [r for r in recipes if args.only in r.name]
+    needed = sorted({s for r in recipes + SINGLE_CLIP for s in r.base_feature_sets})
+    features, augmented = {}, {}
+
+    def extract(name, augment=None):
+        X, ok, skipped = features_for_files(paths, feature_set=name, cache_dir=args.cache_dir, n_jobs=args.n_jobs,
+                                            progress=False, augment=augment)
         if skipped:
             raise SystemExit(f"{len(skipped)} clips could not be decoded, e.g. {skipped[0]}")
-        features[name] = X
-    kfold = make_split(manifest, protocol="speaker-kfold", n_folds=5, val_size=args.val_size)
-    print(f"ravdess-dev: {len(manifest)} clips, {manifest['actor_id'].nunique()} actors; "
-          f"{kfold['split'].iloc[0]} (val_size={args.val_size})\n")
-    print("| recipe | protocol | UA | WA | macro-F1 | time |\n|---|---|---|---|---|---|")
-    variants = SPEAKER_VARIANTS + (COMPARE_VARIANTS if args.with_compare else [])
-    for recipe in variants:
-        start = time.perf_counter()
-        result = cross_validate(recipe, features=features, manifest=manifest, split=kfold)
-        print(_row(recipe.name, "actor 5-fold", result["summary"], time.perf_counter() - start), flush=True)
-    start = time.perf_counter()
-    result = cross_validate(WINNER, features=features, manifest=manifest, split=kfold, transductive=False)
-    print(_row(WINNER.name + " (single-clip fallback at test)", "actor 5-fold", result["summary"],
-               time.perf_counter() - start), flush=True)
-    for recipe in (SPEAKER_VARIANTS[0], WINNER):
-        start, per_seed = time.perf_counter(), []
-        for seed in range(args.random_seeds):
-            split = make_split(manifest, protocol="random", seed=seed)
-            per_seed += cross_validate(recipe, features=features, manifest=manifest, split=split)["per_fold"]
-        print(_row(recipe.name, f"random ×{args.random_seeds} seeds", aggregate_scores(per_seed),
-                   time.perf_counter() - start), flush=True)
+        return X
+
+    features = {name: extract(name) for name in needed}
+    for recipe in recipes:
+        for augment in recipe.augment:
+            augmented.setdefault(augment, {name: extract(name, augment) for name in needed})
+    splits = protocols(manifest, args.val_size)
+    print(f"ravdess-dev: {len(manifest)} clips, {manifest['actor_id'].nunique()} actors; protocols "
+          + ", ".join(f"{k} ({v['split'].iloc[0]})" for k, v in splits.items()) + "\n")
+    print("| recipe | A->B UA / WA / F1 | B->A UA / WA / F1 | 5-fold UA / WA / F1 | UA over protocols | time |\n"
+          "|---|---|---|---|---|---|")
+    seen = set()
+    for recipe in recipes:
+        if recipe in seen:
+            continue
+        seen.add(recipe)
+        evaluate(recipe, features, manifest, splits, augmented=augmented,
+                 label=recipe.name + (" **(default)**" if recipe == DEFAULT_RECIPE else ""))
+    if args.single_clip:
+        for recipe in [DEFAULT_RECIPE, PREVIOUS] + SINGLE_CLIP:
+            for augment in recipe.augment:
+                augmented.setdefault(augment, {name: extract(name, augment) for name in needed})
+            evaluate(recipe, features, manifest, splits, transductive=False, augmented=augmented,
+                     label=f"{recipe.name} (single clip)")
+    if args.timing is not None:
+        timing([Path(p) for p in args.timing] or paths[::9][:60], DEFAULT_RECIPE.base_feature_sets, args.n_jobs,
+               args.cache_dir)
     return 0
 
 

@@ -14,6 +14,7 @@ use needs a licence from audEERING.
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -39,6 +40,10 @@ FEATURE_SETS = {
 }
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1
+# Training-time perturbations of a prepared waveform: "speed<f>" resamples so the
+# clip plays f times faster (tempo and pitch together, as in Kaldi speed
+# perturbation); "noise<snr>" adds white noise at snr dB below the clip's power.
+AUGMENTATIONS = ("speed0.9", "speed1.1", "noise20")
 
 _SMILE_CACHE: dict = {}
 
@@ -47,6 +52,32 @@ def check_feature_set(name: str) -> str:
     if name not in FEATURE_SETS:
         raise ValueError(f"unknown acoustic feature set {name!r}; choose one of {sorted(FEATURE_SETS)}")
     return name
+
+
+def check_augmentation(name: str) -> str:
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATIONS}")
+    return name
+
+
+def augment_wave(wave: np.ndarray, augmentation: str, *, sample_rate: int = 16_000, seed: int = 0) -> np.ndarray:
+    """A perturbed copy of ``wave`` (see ``AUGMENTATIONS``); noise is drawn from ``seed``.
+
+    >>> w = np.sin(np.arange(16_000) / 5.0).astype(np.float32)
+    >>> len(augment_wave(w, "speed1.1")), len(augment_wave(w, "noise20")) == len(w)
+    (14545, True)
+    """
+    check_augmentation(augmentation)
+    wave = np.asarray(wave, dtype=np.float32)
+    if augmentation.startswith("speed"):
+        import librosa
+
+        factor = float(augmentation[len("speed"):])
+        return librosa.resample(wave, orig_sr=sample_rate, target_sr=int(round(sample_rate / factor))).astype(np.float32)
+    snr_db = float(augmentation[len("noise"):])
+    power = float(np.mean(wave.astype(np.float64) ** 2))
+    noise = np.random.default_rng(seed).normal(size=wave.shape) * np.sqrt(power / 10 ** (snr_db / 10))
+    return (wave + noise).astype(np.float32)
 
 
 def _smile(name: str):
@@ -107,23 +138,31 @@ def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 1
     return np.nan_to_num(np.asarray(vector, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _extract_file(path: str, feature_set: str, settings: AudioSettings) -> tuple[np.ndarray | None, str]:
+def _extract_file(path: str, feature_set: str, settings: AudioSettings,
+                  augment: str | None = None) -> tuple[np.ndarray | None, str]:
     try:
         wave = load_waveform(path, settings=settings)
+        if augment:  # the noise seed follows the file name, so a cached copy can be recomputed identically
+            wave = augment_wave(wave, augment, sample_rate=settings.sample_rate, seed=zlib.crc32(Path(path).name.encode()))
         return extract_features(wave, feature_set, sample_rate=settings.sample_rate), ""
     except (AudioLoadError, ValueError) as err:
         return None, str(err)
 
 
-def cache_namespace(feature_set: str, settings: AudioSettings) -> str:
-    return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION})
+def cache_namespace(feature_set: str, settings: AudioSettings, augment: str | None = None) -> str:
+    extra = {"augment": augment} if augment else {}  # clean features keep their historical namespace
+    return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra})
 
 
 def features_for_files(
     paths: Sequence[str | os.PathLike], *, feature_set: str, settings: AudioSettings = AudioSettings(),
     cache_dir: str | os.PathLike | None = None, n_jobs: int = 1, chunk_size: int = 256, progress: bool = True,
+    augment: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Feature matrix for ``paths``, computed once and cached on disk.
+
+    ``augment`` (one of ``AUGMENTATIONS``): features of a perturbed copy of
+    each clip instead, cached apart from the clean ones.
 
     Returns
     -------
@@ -135,18 +174,20 @@ def features_for_files(
     from tqdm.auto import tqdm
 
     check_feature_set(feature_set)
+    if augment:
+        check_augmentation(augment)
     paths = [str(p) for p in paths]
     keys = [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
-    cache = FeatureCache(cache_dir, cache_namespace(feature_set, settings)) if cache_dir else None
+    cache = FeatureCache(cache_dir, cache_namespace(feature_set, settings, augment)) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
     errors: dict[int, str] = {}
-    bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc=f"{feature_set} features",
+    bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc=f"{feature_set} features" + (f" ({augment})" if augment else ""),
                disable=not progress, leave=False)
     with Parallel(n_jobs=n_jobs) as parallel:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
-            results = parallel(delayed(_extract_file)(paths[i], feature_set, settings) for i in chunk)
+            results = parallel(delayed(_extract_file)(paths[i], feature_set, settings, augment) for i in chunk)
             fresh = {keys[i]: vec for i, (vec, _) in zip(chunk, results) if vec is not None}
             errors.update({i: err for i, (vec, err) in zip(chunk, results) if vec is None})
             found.update(fresh)

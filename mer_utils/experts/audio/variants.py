@@ -1,17 +1,26 @@
 """Offline SER recipes on precomputed features, and their actor-grouped
-cross-validation.
+evaluation protocols.
 
 A :class:`Recipe` names what the offline backbone does with functionals:
 which feature sets (concatenated, or one model each with averaged
-probabilities), speaker normalisation, the classifier and its ``C`` grid, and
-whether the chosen ``C`` is refitted on train+validation. Every choice is made
-on the validation actors; the test actors of a fold are only ever scored.
-``benchmarks/bench_ravdess.py`` compares recipes with :func:`cross_validate`.
+probabilities), speaker normalisation, the classifier and its ``C`` grid,
+whether the chosen ``C`` is refitted on train+validation, an optional PCA
+fitted on the training clips, and an optional per-speaker prior matching of
+the predictions (test-time adaptation on each speaker's unlabelled clips).
+Every choice is made on the validation actors; the test actors of a fold are
+only ever scored. ``benchmarks/bench_ravdess.py`` compares recipes with
+:func:`cross_validate` under the actor 5-fold and the half-transfer
+protocols (:func:`half_transfer_split`).
+
+Fitted linear recipes are plain arrays: :func:`fitted_to_arrays` and
+:func:`fitted_from_arrays` turn them into ``{name: ndarray}`` plus JSON
+metadata and back, without pickle.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Sequence
 
 import numpy as np
@@ -22,21 +31,38 @@ from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS, SpeakerNorma
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.core.metrics import aggregate_scores, classification_scores
 
-CLASSIFIERS = ("logreg", "svc")
+CLASSIFIERS = ("logreg", "linsvm", "svc")
+LINEAR_CLASSIFIERS = ("logreg", "linsvm")  # representable as arrays (coef, intercept)
 SVC_C_GRID = (0.1, 1.0, 10.0, 100.0)
+ARRAYS_FORMAT = "mer-recipe-arrays/1"
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """One offline configuration (see the module docstring)."""
+    """One offline configuration (see the module docstring).
 
-    feature_sets: tuple[str, ...] = ("egemaps",)
+    ``pca``: number of principal components (fitted on the standardised
+    training clips) the classifier sees; ``None`` keeps every feature.
+    ``augment``: also train on these perturbed copies of the training and
+    validation clips (validation UA, which picks ``C``, is scored on clean
+    clips only); the data dicts then carry ``"augmented": {name: {feature_set:
+    rows}}`` aligned with their ``"X"``.
+    ``balance``: rescale each test speaker's class probabilities so that
+    their mean over the speaker's clips matches the training class prior
+    (Sinkhorn iterations; labels unused; only speakers with at least
+    ``min_clips`` clips, so a single clip is scored as is).
+    """
+
+    feature_sets: tuple[str, ...] = ("egemaps",)  # "a+b" inside an averaged recipe: one model on a and b stacked
     combine: str = "concat"  # "concat": one model on stacked features; "average": one model per set
     speaker_norm: str | None = None  # None, "meanstd" or "mean" (see mer_utils.experts.audio.speaker_norm)
     min_clips: int = DEFAULT_MIN_CLIPS
     classifier: str = "logreg"
     c_grid: tuple[float, ...] = DEFAULT_C_GRID
     refit: bool = False  # refit the chosen C on train+val (then val scores are no longer out-of-sample)
+    pca: int | None = None
+    balance: bool = False
+    augment: tuple[str, ...] = ()  # augmented training copies (mer_utils.experts.audio.features.AUGMENTATIONS)
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -45,61 +71,171 @@ class Recipe:
             raise ValueError(f"combine must be 'concat' or 'average', got {self.combine!r}")
         if not self.feature_sets:
             raise ValueError("a recipe needs at least one feature set")
+        if self.pca is not None and int(self.pca) < 1:
+            raise ValueError(f"pca must be a positive number of components or None, got {self.pca!r}")
+        if not self.c_grid:
+            raise ValueError("c_grid needs at least one value")
+        from mer_utils.experts.audio.features import check_augmentation
+
+        for name in self.augment:
+            check_augmentation(name)
 
     @property
     def name(self) -> str:
         sets = "+".join(self.feature_sets) if self.combine == "concat" else f"avg({','.join(self.feature_sets)})"
-        parts = [sets, self.classifier]
+        parts = [sets]
+        if self.pca is not None:
+            parts.append(f"pca{self.pca}")
+        parts.append(self.classifier)
         if self.speaker_norm:
             parts.append(f"speakernorm-{self.speaker_norm}")
         if self.refit:
             parts.append("refit")
+        if self.balance:
+            parts.append("balance")
+        if self.augment:
+            parts.append(f"aug({','.join(self.augment)})")
         return " ".join(parts)
+
+    @property
+    def blocks(self) -> list[tuple[str, ...]]:
+        """Feature sets per fitted model: one block when concatenated, one per set when averaged."""
+        if self.combine == "concat":
+            return [tuple(part for s in self.feature_sets for part in s.split("+"))]
+        return [tuple(s.split("+")) for s in self.feature_sets]
+
+    @property
+    def base_feature_sets(self) -> tuple[str, ...]:
+        """The feature sets to extract (``"a+b"`` items split), in order, each once."""
+        return tuple(dict.fromkeys(part for s in self.feature_sets for part in s.split("+")))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Recipe":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+        return cls(**kwargs)
+
+
+# The offline default: see docs/ravdess.md for the measurements behind each choice.
+DEFAULT_RECIPE = Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd",
+                        refit=True)
+# For speakers with fewer than ``min_clips`` clips (the demo's single recording): the same
+# recipe trained without speaker statistics beats the default's global-statistics fallback.
+FALLBACK_RECIPE = dataclasses.replace(DEFAULT_RECIPE, speaker_norm=None)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclasses.dataclass
 class FittedModel:
-    """Speaker normaliser (optional) -> standardiser -> classifier, for one feature block."""
+    """Speaker normaliser (optional) -> standardiser -> linear head (or an RBF SVC), for one feature block.
+
+    A linear head's ``coef`` acts on the standardised features directly: a
+    PCA projection is folded into it, so a fitted linear block is just
+    ``mean, scale, coef, intercept`` (and the normaliser's fallback statistics).
+    """
 
     normalizer: SpeakerNormalizer | None
     mean: np.ndarray
     scale: np.ndarray
-    model: object
-    classes: np.ndarray  # label indices the classifier knows (a subset of EMOTIONS when data lack a class)
+    classes: np.ndarray  # label indices the classifier knows (a subset of the labels when data lack a class)
     C: float
+    n_labels: int = len(EMOTIONS)
+    coef: np.ndarray | None = None  # (n_classes, d) on standardised features; None for the RBF SVC
+    intercept: np.ndarray | None = None
+    head: str = "softmax"  # "softmax" (multinomial logistic regression) or "margin-softmax" (linear SVM)
+    prior: np.ndarray | None = None  # training class frequencies over all labels (for ``balance``)
+    model: object = None  # only for the RBF SVC (not array-serialisable)
+
+    def standardise(self, X: np.ndarray, speakers: Sequence | None) -> np.ndarray:
+        Z = self.normalizer.transform(X, speakers=speakers) if self.normalizer else np.asarray(X, dtype=np.float64)
+        return (Z - self.mean) / self.scale
 
     def proba(self, X: np.ndarray, speakers: Sequence | None) -> np.ndarray:
-        Z = self.normalizer.transform(X, speakers=speakers) if self.normalizer else np.asarray(X, dtype=np.float64)
-        Z = (Z - self.mean) / self.scale
-        if hasattr(self.model, "predict_proba"):
-            known = self.model.predict_proba(Z)
-        else:  # SVC without Platt scaling: softmax of one-vs-rest margins (uncalibrated)
-            margins = self.model.decision_function(Z)
-            known = np.exp(margins - margins.max(axis=1, keepdims=True))
-            known /= known.sum(axis=1, keepdims=True)
-        proba = np.zeros((len(Z), len(EMOTIONS)))
+        Z = self.standardise(X, speakers)
+        if self.coef is not None:
+            logits = Z @ self.coef.T + self.intercept
+            if logits.shape[1] == 1:  # a binary logistic model: one logit for the second class
+                logits = np.hstack([np.zeros_like(logits), logits])
+            known = _softmax(logits)  # SVM margins through a softmax: uncalibrated but ordered
+        else:  # RBF SVC without Platt scaling: softmax of one-vs-rest margins
+            known = _softmax(self.model.decision_function(Z))
+        proba = np.zeros((len(Z), self.n_labels))
         proba[:, self.classes] = known
         return proba
 
 
-def _classifier(name: str, C: float, seed: int):
+def _fit_linear(name: str, C: float, Z: np.ndarray, y: np.ndarray, seed: int):
     from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import SVC
+    from sklearn.svm import LinearSVC
 
     if name == "logreg":
-        return LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=seed)
-    return SVC(C=C, kernel="rbf", gamma="scale", class_weight="balanced", decision_function_shape="ovr")
+        model = LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=seed).fit(Z, y)
+        return model.coef_, model.intercept_, "softmax", model.classes_
+    model = LinearSVC(C=C, class_weight="balanced", max_iter=20000, random_state=seed).fit(Z, y)
+    return model.coef_, model.intercept_, "margin-softmax", model.classes_
 
 
-def _fit_block(recipe: Recipe, C: float, X, y, speakers, seed: int) -> FittedModel:
-    normalizer = None
-    if recipe.speaker_norm:
-        normalizer = SpeakerNormalizer(mode=recipe.speaker_norm, min_clips=recipe.min_clips).fit(X)
-        X = normalizer.transform(X, speakers=speakers)
+def _projection(Z: np.ndarray, n_components: int | None) -> np.ndarray | None:
+    """Columns spanning the top principal directions of ``Z`` (already centred), or the
+    whole row space when ``n_components`` is None and features outnumber clips (lossless
+    for an L2-penalised linear model: its weights lie in the span of the training rows)."""
+    if n_components is None and Z.shape[1] <= Z.shape[0]:
+        return None
+    _, s, vt = np.linalg.svd(Z, full_matrices=False)
+    keep = s > 1e-8 * s[0]
+    if n_components is not None:
+        keep &= np.arange(len(s)) < n_components
+    return vt[keep].T
+
+
+def _fit_head(recipe: Recipe, C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int,
+              n_labels: int) -> FittedModel:
+    """Standardise (training statistics), optionally project, fit the classifier; fold the projection."""
+    from sklearn.svm import SVC
+
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale <= 1e-12] = 1.0  # constant features carry nothing; avoid 0/0
-    model = _classifier(recipe.classifier, C, seed).fit((X - mean) / scale, y)
-    return FittedModel(normalizer, mean, scale, model, np.asarray(model.classes_, dtype=int), C)
+    Z = (X - mean) / scale
+    prior = np.bincount(y, minlength=n_labels) / len(y)
+    if recipe.classifier == "svc":
+        model = SVC(C=C, kernel="rbf", gamma="scale", class_weight="balanced", decision_function_shape="ovr")
+        model.fit(Z, y)
+        return FittedModel(normalizer, mean, scale, np.asarray(model.classes_, dtype=int), C, n_labels,
+                           prior=prior, model=model)
+    V = _projection(Z, recipe.pca)
+    coef, intercept, head, classes = _fit_linear(recipe.classifier, C, Z @ V if V is not None else Z, y, seed)
+    if V is not None:
+        coef = coef @ V.T  # logits = (Z V) w' + b = Z (V w') + b
+    return FittedModel(normalizer, mean, scale, np.asarray(classes, dtype=int), C, n_labels,
+                       coef=np.asarray(coef, dtype=np.float64), intercept=np.asarray(intercept, dtype=np.float64),
+                       head=head, prior=prior)
+
+
+def _training_rows(recipe: Recipe, block: Sequence[str], data: dict, normalizer) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised training rows of one block: the clips, then each augmented copy of them.
+
+    An augmented copy counts as a speaker of its own (its statistics come from
+    that speaker's augmented clips only), so a perturbation that shifts every
+    clip of a speaker alike is normalised away like a voice would be.
+    """
+    def norm(X):
+        return normalizer.transform(X, speakers=data["speakers"]) if normalizer else X
+
+    parts = [norm(_stack(data["X"], block))]
+    for name in recipe.augment:
+        augmented = data.get("augmented", {}).get(name)
+        if augmented is None:
+            raise ValueError(f"recipe {recipe.name!r} trains on augmented copies {name!r}: pass them as "
+                             f"data['augmented'][{name!r}] = {{feature_set: rows aligned with data['X']}}")
+        parts.append(norm(_stack(augmented, block)))
+    return np.vstack(parts), np.tile(np.asarray(data["y"]), len(parts))
 
 
 def _ua(y_true, proba) -> float:
@@ -108,84 +244,225 @@ def _ua(y_true, proba) -> float:
     return float(balanced_accuracy_score(y_true, proba.argmax(axis=1)))
 
 
-def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0) -> tuple[list[FittedModel], dict]:
+def _stack(X: dict, block: Sequence[str]) -> np.ndarray:
+    return np.hstack([np.asarray(X[s], dtype=np.float64) for s in block])
+
+
+def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
+               labels: tuple[str, ...] = EMOTIONS) -> tuple[list[FittedModel], dict]:
     """Fit ``recipe``; ``C`` (per feature block) is chosen by validation UA.
 
     ``train`` and ``val`` are ``{"X": {feature_set: (n, d)}, "y": label
-    indices, "speakers": ids}``. Returns one fitted model per block
-    (one block when features are concatenated) and a JSON-able report.
+    indices into ``labels``, "speakers": ids}``. Returns one fitted model per
+    block (one block when features are concatenated) and a JSON-able report.
+    With ``recipe.refit`` the chosen ``C`` is refitted on train+val (each
+    subset normalised with its own speakers' statistics).
     """
-    blocks = [recipe.feature_sets] if recipe.combine == "concat" else [(s,) for s in recipe.feature_sets]
+    n_labels = len(labels)
     models, report = [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
-    for block in blocks:
-        X_tr = np.hstack([np.asarray(train["X"][s], dtype=np.float64) for s in block])
-        X_va = np.hstack([np.asarray(val["X"][s], dtype=np.float64) for s in block])
+    for block in recipe.blocks:
+        X_tr, X_va = _stack(train["X"], block), _stack(val["X"], block)
+        normalizer = None
+        if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
+            normalizer = SpeakerNormalizer(mode=recipe.speaker_norm, min_clips=recipe.min_clips).fit(X_tr)
+        Z_tr, y_tr = _training_rows(recipe, block, train, normalizer)
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
-            fitted[C] = _fit_block(recipe, C, X_tr, train["y"], train["speakers"], seed)
+            fitted[C] = _fit_head(recipe, C, Z_tr, y_tr, normalizer, seed, n_labels)
             scores[C] = _ua(val["y"], fitted[C].proba(X_va, val["speakers"]))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
         chosen = fitted[best]
         if recipe.refit:
             # Speaker statistics stay within each subset: train and val are normalised separately.
-            Z_tr = chosen.normalizer.transform(X_tr, speakers=train["speakers"]) if chosen.normalizer else X_tr
-            Z_va = chosen.normalizer.transform(X_va, speakers=val["speakers"]) if chosen.normalizer else X_va
-            chosen = _refit(recipe, best, np.vstack([Z_tr, Z_va]), np.r_[train["y"], val["y"]], chosen, seed)
+            Z_va, y_va = _training_rows(recipe, block, val, normalizer)
+            chosen = _fit_head(recipe, best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, y_va], normalizer, seed, n_labels)
         models.append(chosen)
         report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(X_tr.shape[1]),
                                  "val_ua_per_C": {str(c): s for c, s in scores.items()}})
     return models, report
 
 
-def _refit(recipe, C, Z, y, chosen: FittedModel, seed: int) -> FittedModel:
-    mean, scale = Z.mean(axis=0), Z.std(axis=0)
-    scale[scale <= 1e-12] = 1.0
-    model = _classifier(recipe.classifier, C, seed).fit((Z - mean) / scale, y)
-    return FittedModel(chosen.normalizer, mean, scale, model, np.asarray(model.classes_, dtype=int), C)
+def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray, *,
+                        min_clips: int = DEFAULT_MIN_CLIPS, n_iter: int = 50) -> np.ndarray:
+    """Rescale each speaker's class columns so the speaker's mean prediction matches ``prior``.
+
+    Label-free test-time adaptation (Sinkhorn scaling of the clips x classes
+    matrix of one speaker): a speaker the model hears as "mostly angry" has
+    the anger column shrunk until their predictions spread like the training
+    corpus. Speakers with fewer than ``min_clips`` clips are left as they are.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    out = proba.copy()
+    speakers = np.asarray(speakers)
+    target = np.asarray(prior, dtype=np.float64)
+    for speaker in np.unique(speakers):
+        rows = speakers == speaker
+        if rows.sum() < min_clips:
+            continue
+        Q = np.clip(proba[rows], 1e-12, None)
+        active = target > 0
+        for _ in range(n_iter):
+            col = Q.mean(axis=0)
+            Q[:, active] *= target[active] / col[active]
+            Q[:, ~active] = 0.0
+            Q /= Q.sum(axis=1, keepdims=True)
+        out[rows] = Q
+    return out
 
 
 def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speakers: Sequence | None) -> np.ndarray:
-    """``(n, 6)`` probabilities: one block's, or the mean over blocks."""
-    blocks = [recipe.feature_sets] if recipe.combine == "concat" else [(s,) for s in recipe.feature_sets]
-    probas = [m.proba(np.hstack([np.asarray(X[s], dtype=np.float64) for s in b]), speakers)
-              for m, b in zip(models, blocks)]
-    return np.mean(probas, axis=0)
+    """``(n, n_labels)`` probabilities: one block's, or the mean over blocks
+    (then per-speaker prior matching when ``recipe.balance`` and speakers are known)."""
+    probas = [m.proba(_stack(X, b), speakers) for m, b in zip(models, recipe.blocks)]
+    proba = np.mean(probas, axis=0)
+    if recipe.balance and speakers is not None:
+        prior = np.mean([m.prior for m in models], axis=0)
+        proba = balance_per_speaker(proba, speakers, prior, min_clips=recipe.min_clips)
+    return proba
 
 
-def _subset(features: dict, y: np.ndarray, speakers: np.ndarray, rows: np.ndarray) -> dict:
-    return {"X": {k: v[rows] for k, v in features.items()}, "y": y[rows], "speakers": speakers[rows]}
+def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallback_models: Sequence[FittedModel],
+                          fallback_recipe: Recipe, X: dict, speakers: Sequence | None) -> np.ndarray:
+    """``recipe``'s probabilities for speakers with at least ``recipe.min_clips`` clips
+    in ``X``, ``fallback_recipe``'s (a model without speaker statistics) for the others
+    and for every row when ``speakers`` is None."""
+    n = len(next(iter(X.values())))
+    few = np.ones(n, dtype=bool) if speakers is None else SpeakerNormalizer(
+        min_clips=recipe.min_clips).fallback_mask(speakers)
+    proba = np.zeros((n, models[0].n_labels))
+    if (~few).any():
+        rows = np.flatnonzero(~few)
+        proba[rows] = predict_recipe(models, recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
+                                     np.asarray(speakers)[rows])
+    if few.any():
+        rows = np.flatnonzero(few)
+        proba[rows] = predict_recipe(fallback_models, fallback_recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
+                                     None)
+    return proba
+
+
+# ---------------------------------------------------------------- arrays, no pickle
+
+def fitted_to_arrays(models: Sequence[FittedModel], recipe: Recipe) -> tuple[dict[str, np.ndarray], dict]:
+    """``(arrays, meta)``: every fitted number as a named float64/int64 array,
+    and JSON-able metadata (the recipe, C, heads); :func:`fitted_from_arrays`
+    rebuilds the models exactly. Only linear recipes (``logreg``, ``linsvm``)
+    can be stored this way; the RBF SVC raises ``ValueError``.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    blocks = []
+    for i, (model, block) in enumerate(zip(models, recipe.blocks)):
+        if model.coef is None:
+            raise ValueError(f"block {i} ({recipe.classifier}) is not a linear model: it cannot be stored as arrays")
+        p = f"block{i}."
+        arrays.update({p + "mean": model.mean, p + "scale": model.scale, p + "coef": model.coef,
+                       p + "intercept": model.intercept, p + "classes": np.asarray(model.classes, dtype=np.int64),
+                       p + "prior": np.asarray(model.prior, dtype=np.float64)})
+        entry = {"feature_sets": list(block), "C": float(model.C), "head": model.head,
+                 "n_labels": int(model.n_labels), "normalizer": None}
+        if model.normalizer is not None:
+            arrays.update({p + k: v for k, v in model.normalizer.arrays().items()})
+            entry["normalizer"] = model.normalizer.config()
+        blocks.append(entry)
+    meta = {"format": ARRAYS_FORMAT, "recipe": recipe.to_dict(), "blocks": blocks}
+    json.dumps(meta)  # must be JSON-able
+    return {k: np.asarray(v) for k, v in arrays.items()}, meta
+
+
+def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Recipe]:
+    """Inverse of :func:`fitted_to_arrays`: ``(models, recipe)``."""
+    if meta.get("format") != ARRAYS_FORMAT:
+        raise ValueError(f"not a fitted-recipe array set (format {meta.get('format')!r}, expected {ARRAYS_FORMAT!r})")
+    recipe = Recipe.from_dict(meta["recipe"])
+    models = []
+    for i, entry in enumerate(meta["blocks"]):
+        p = f"block{i}."
+        normalizer = None
+        if entry["normalizer"] is not None:
+            normalizer = SpeakerNormalizer.from_arrays(
+                {k[len(p):]: arrays[k] for k in arrays if k.startswith(p + "speaker_norm_")}, entry["normalizer"])
+        models.append(FittedModel(
+            normalizer, np.asarray(arrays[p + "mean"], dtype=np.float64),
+            np.asarray(arrays[p + "scale"], dtype=np.float64), np.asarray(arrays[p + "classes"], dtype=int),
+            float(entry["C"]), int(entry["n_labels"]), coef=np.asarray(arrays[p + "coef"], dtype=np.float64),
+            intercept=np.asarray(arrays[p + "intercept"], dtype=np.float64), head=entry["head"],
+            prior=np.asarray(arrays[p + "prior"], dtype=np.float64)))
+    return models, recipe
+
+
+# ---------------------------------------------------------------- protocols
+
+def half_transfer_split(manifest: pd.DataFrame, train_actors: Sequence, *, n_val: int = 2, seed: int = 0,
+                        name: str | None = None) -> pd.DataFrame:
+    """One fold: ``train_actors`` (validation actors carved from them, balanced by
+    sex where possible) against every other actor as test.
+
+    ``n_val`` validation actors are drawn from ``train_actors`` alone, so no
+    choice looks at the test actors. Returns a split frame
+    (``clip_id, split, fold, subset``) for :func:`cross_validate`.
+    """
+    from mer_utils.protocols.splits import _actor_table, _frame, _split_actors, check_speaker_independent
+
+    clips = manifest
+    pool = clips[clips["actor_id"].isin(list(train_actors))]
+    test = clips[~clips["actor_id"].isin(list(train_actors))]
+    if pool.empty or test.empty:
+        raise ValueError("half_transfer_split needs training actors and at least one other actor to test on")
+    actors = _actor_table(pool)
+    if len(actors) <= n_val:
+        raise ValueError(f"{len(actors)} training actors cannot give {n_val} validation actors and keep one to train")
+    train_ids, val_ids = _split_actors(actors, n_val / len(actors), seed)
+    by_actor = pool.set_index("actor_id")["clip_id"]
+    label = name or f"half-transfer_{'-'.join(str(a) for a in sorted(set(train_actors)))}_seed{seed}"
+    split = _frame([(0, "train", by_actor.loc[train_ids]), (0, "val", by_actor.loc[val_ids]),
+                    (0, "test", test["clip_id"])], label)
+    check_speaker_independent(split, manifest)
+    return split
+
+
+def _subset(features: dict, y: np.ndarray, speakers: np.ndarray, rows: np.ndarray, augmented: dict | None = None) -> dict:
+    data = {"X": {k: v[rows] for k, v in features.items()}, "y": y[rows], "speakers": speakers[rows]}
+    if augmented:
+        data["augmented"] = {name: {k: v[rows] for k, v in sets.items()} for name, sets in augmented.items()}
+    return data
 
 
 def cross_validate(recipe: Recipe, *, features: dict, manifest: pd.DataFrame, split: pd.DataFrame,
-                   seed: int = 0, transductive: bool = True) -> dict:
+                   seed: int = 0, transductive: bool = True, labels: tuple[str, ...] = EMOTIONS,
+                   augmented: dict | None = None) -> dict:
     """Fit and score ``recipe`` on every fold of ``split``.
 
-    ``transductive=False`` scores every test clip alone (no test-speaker
-    statistics: the single-clip fallback of the demo).
+    Speaker statistics come from the clips of the subset being normalised;
+    in actor-disjoint splits that is every clip of the speaker (labels
+    unused), as in ``mer audio train``. ``transductive=False`` scores every
+    test clip alone (no test-speaker statistics, no prior matching: the
+    single-clip case of the demo).
 
     ``features`` maps feature set -> ``(n, d)`` rows aligned with
-    ``manifest`` rows. Returns ``{"per_fold": [...], "summary": {...},
+    ``manifest`` rows; ``augmented`` maps augmentation -> such a dict, for
+    recipes with ``augment`` (only training and validation rows are used). Returns ``{"per_fold": [...], "summary": {...},
     "reports": [...], "predictions": DataFrame}`` (test-subset predictions
     in the contract's columns).
     """
     from mer_utils.core.predictions import make_predictions_frame
 
     row_of = pd.Series(np.arange(len(manifest)), index=manifest["clip_id"].to_numpy())
-    y = manifest["emotion"].map(EMOTIONS.index).to_numpy()
+    y = manifest["emotion"].map(list(labels).index).to_numpy()
     speakers = manifest["actor_id"].to_numpy()
     per_fold, reports, frames = [], [], []
     for fold, group in split.groupby("fold", sort=True):
         rows = {s: row_of.loc[group.loc[group["subset"] == s, "clip_id"]].to_numpy() for s in ("train", "val", "test")}
-        models, report = fit_recipe(recipe, _subset(features, y, speakers, rows["train"]),
-                                    _subset(features, y, speakers, rows["val"]), seed=seed)
+        models, report = fit_recipe(recipe, _subset(features, y, speakers, rows["train"], augmented),
+                                    _subset(features, y, speakers, rows["val"], augmented), seed=seed, labels=labels)
         test = _subset(features, y, speakers, rows["test"])
         proba = predict_recipe(models, recipe, test["X"], test["speakers"] if transductive else None)
-        truth = [EMOTIONS[i] for i in test["y"]]
-        scores = classification_scores(truth, [EMOTIONS[i] for i in proba.argmax(axis=1)])
+        truth = [labels[i] for i in test["y"]]
+        scores = classification_scores(truth, [labels[i] for i in proba.argmax(axis=1)], labels=labels)
         per_fold.append({"fold": int(fold), "subset": "test", **{k: scores[k] for k in ("n", "wa", "ua", "macro_f1")}})
         reports.append({"fold": int(fold), **report})
         frames.append(make_predictions_frame(clip_ids=manifest["clip_id"].to_numpy()[rows["test"]].tolist(),
-                                             y_true=truth, proba=proba, split=str(group["split"].iloc[0]),
-                                             fold=int(fold), subset="test", modality="audio"))
+                                             y_true=truth, proba=proba, labels=labels,
+                                             split=str(group["split"].iloc[0]), fold=int(fold), subset="test",
+                                             modality="audio"))
     return {"per_fold": per_fold, "summary": aggregate_scores(per_fold), "reports": reports,
             "predictions": pd.concat(frames, ignore_index=True)}

@@ -1,0 +1,200 @@
+"""Offline recipes: fit/predict on synthetic functionals, array round trip, protocols."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, Recipe, balance_per_speaker, cross_validate,
+                                      fit_recipe, fitted_from_arrays, fitted_to_arrays, half_transfer_split,
+                                      predict_recipe, predict_with_fallback)
+
+LABELS = ("ANG", "HAP", "SAD")
+
+
+def _corpus(n_speakers=8, per_class=6, dims=(5, 12), seed=0, labels=LABELS):
+    """Functionals = per-speaker offset + class signal + noise, for two feature sets."""
+    rng = np.random.default_rng(seed)
+    rows, X = [], {f"set{i}": [] for i in range(len(dims))}
+    centres = [rng.normal(size=(len(labels), d)) * 1.5 for d in dims]
+    for s in range(n_speakers):
+        offsets = [rng.normal(size=d) * 5 for d in dims]
+        for c in range(len(labels)):
+            for k in range(per_class):
+                rows.append({"clip_id": f"s{s}_c{c}_{k}", "actor_id": s + 1, "emotion": labels[c],
+                             "sex": "Male" if s % 2 else "Female"})
+                for i, d in enumerate(dims):
+                    X[f"set{i}"].append(offsets[i] + centres[i][c] + rng.normal(size=d))
+    return pd.DataFrame(rows), {k: np.asarray(v) for k, v in X.items()}
+
+
+def _data(manifest, X, actors, labels=LABELS):
+    rows = manifest["actor_id"].isin(actors).to_numpy()
+    return {"X": {k: v[rows] for k, v in X.items()}, "y": manifest.loc[rows, "emotion"].map(labels.index).to_numpy(),
+            "speakers": manifest.loc[rows, "actor_id"].to_numpy()}
+
+
+RECIPES = [
+    Recipe(feature_sets=("set0", "set1"), speaker_norm="meanstd", c_grid=(0.1, 1.0)),
+    Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True, c_grid=(0.1, 1.0)),
+    Recipe(feature_sets=("set1",), speaker_norm="mean", pca=4, classifier="linsvm", c_grid=(0.1,)),
+    Recipe(feature_sets=("set0", "set1"), speaker_norm="meanstd", balance=True, c_grid=(1.0,)),
+    Recipe(feature_sets=("set0",), c_grid=(1.0,)),
+]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.name)
+def test_fit_predict_and_exact_array_round_trip(recipe):
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    models, report = fit_recipe(recipe, train, val, labels=LABELS)
+    proba = predict_recipe(models, recipe, test["X"], test["speakers"])
+    assert proba.shape == (len(test["y"]), len(LABELS))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    if recipe.speaker_norm:  # without it the strong synthetic speaker offsets swamp the class signal
+        assert (proba.argmax(axis=1) == test["y"]).mean() > 0.6
+    json.dumps(report)
+
+    arrays, meta = fitted_to_arrays(models, recipe)
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in arrays.values())
+    meta = json.loads(json.dumps(meta))  # survives JSON
+    rebuilt, recipe2 = fitted_from_arrays(dict(arrays), meta)
+    assert recipe2 == recipe
+    for speakers in (test["speakers"], None):
+        np.testing.assert_allclose(predict_recipe(rebuilt, recipe2, test["X"], speakers),
+                                   predict_recipe(models, recipe, test["X"], speakers), rtol=1e-10, atol=1e-12)
+
+
+def test_linear_head_matches_sklearn_probabilities():
+    from sklearn.linear_model import LogisticRegression
+
+    manifest, X = _corpus()
+    train, val = _data(manifest, X, [1, 2, 3, 4]), _data(manifest, X, [5])
+    recipe = Recipe(feature_sets=("set0",), c_grid=(0.5,))
+    (model,), _ = fit_recipe(recipe, train, val, labels=LABELS)
+    Z = (train["X"]["set0"] - model.mean) / model.scale
+    ref = LogisticRegression(C=0.5, class_weight="balanced", max_iter=3000, random_state=0).fit(Z, train["y"])
+    np.testing.assert_allclose(model.proba(train["X"]["set0"], None), ref.predict_proba(Z), atol=1e-8)
+
+
+def test_rbf_svc_refuses_array_export():
+    manifest, X = _corpus(n_speakers=4)
+    recipe = Recipe(feature_sets=("set0",), classifier="svc", c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, _data(manifest, X, [1, 2, 3]), _data(manifest, X, [4]), labels=LABELS)
+    with pytest.raises(ValueError, match="linear"):
+        fitted_to_arrays(models, recipe)
+
+
+def test_missing_class_and_label_set_parameter():
+    labels = ("ANG", "HAP", "NEU", "SAD")
+    manifest, X = _corpus(labels=labels)
+    rows = manifest["emotion"].ne("NEU").to_numpy()  # NEU never seen in training
+    manifest, X = manifest[rows].reset_index(drop=True), {k: v[rows] for k, v in X.items()}
+    recipe = Recipe(feature_sets=("set0",), speaker_norm="meanstd", c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, _data(manifest, X, [1, 2, 3, 4, 5], labels), _data(manifest, X, [6], labels),
+                           labels=labels)
+    proba = predict_recipe(models, recipe, _data(manifest, X, [7], labels)["X"], None)
+    assert proba.shape[1] == 4 and np.allclose(proba[:, labels.index("NEU")], 0.0)
+
+
+def test_balance_matches_the_prior_per_speaker_and_leaves_small_speakers_alone():
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([5, 1, 1], size=20)  # a speaker heard as mostly class 0
+    speakers = np.array(["a"] * 12 + ["c"] * 8)
+    prior = np.array([0.5, 0.25, 0.25])
+    out = balance_per_speaker(proba, speakers, prior, min_clips=10)
+    np.testing.assert_allclose(out[:12].mean(axis=0), prior, atol=1e-3)
+    np.testing.assert_array_equal(out[12:], proba[12:])  # "c" has 8 < 10 clips: untouched
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+
+
+def test_half_transfer_split_never_puts_test_actors_in_training():
+    manifest, X = _corpus(n_speakers=8)
+    split = half_transfer_split(manifest, [1, 2, 3, 4], n_val=2)
+    actor = manifest.set_index("clip_id")["actor_id"]
+    by = {s: set(actor.loc[split.loc[split["subset"] == s, "clip_id"]]) for s in ("train", "val", "test")}
+    assert by["test"] == {5, 6, 7, 8} and by["train"] | by["val"] == {1, 2, 3, 4}
+    assert len(by["val"]) == 2 and not by["train"] & by["val"]
+    sexes = manifest.groupby("actor_id")["sex"].first()
+    assert sexes.loc[list(by["val"])].nunique() == 2  # validation balanced by sex
+    result = cross_validate(Recipe(feature_sets=("set0",), speaker_norm="meanstd", c_grid=(1.0,)), features=X,
+                            manifest=manifest, split=split, labels=LABELS)
+    assert result["summary"]["ua"]["mean"] > 0.6
+    # Predictions in the corpus's own label set, whatever it is.
+    assert [c for c in result["predictions"].columns if c.startswith("p_")] == [f"p_{x}" for x in LABELS]
+
+
+def test_default_recipe_is_linear_and_serialisable():
+    assert DEFAULT_RECIPE.classifier in ("logreg", "linsvm") and DEFAULT_RECIPE.speaker_norm == "meanstd"
+    assert Recipe.from_dict(json.loads(json.dumps(DEFAULT_RECIPE.to_dict()))) == DEFAULT_RECIPE
+
+
+def test_augmented_copies_train_as_speakers_of_their_own():
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    rng = np.random.default_rng(3)
+    for data in (train, val):
+        data["augmented"] = {"noise20": {k: v * 1.1 + rng.normal(size=v.shape) * 0.3 for k, v in data["X"].items()}}
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True,
+                    augment=("noise20",), c_grid=(0.1, 1.0))
+    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
+    proba = predict_recipe(models, recipe, test["X"], test["speakers"])
+    assert (proba.argmax(axis=1) == test["y"]).mean() > 0.6
+    rebuilt, recipe2 = fitted_from_arrays(*fitted_to_arrays(models, recipe))
+    assert recipe2.augment == ("noise20",)
+    np.testing.assert_allclose(predict_recipe(rebuilt, recipe2, test["X"], test["speakers"]), proba, atol=1e-12)
+    del train["augmented"]
+    with pytest.raises(ValueError, match="augmented"):
+        fit_recipe(recipe, train, val, labels=LABELS)
+    with pytest.raises(ValueError, match="augmentation"):
+        Recipe(augment=("reverb",))
+
+
+def test_augment_wave_is_deterministic_and_keeps_clean_cache_namespace():
+    from mer_utils.experts.audio.features import augment_wave, cache_namespace
+    from mer_utils.experts.audio.loading import AudioSettings
+
+    wave = np.sin(np.arange(8000) / 7.0).astype(np.float32)
+    np.testing.assert_array_equal(augment_wave(wave, "noise20", seed=1), augment_wave(wave, "noise20", seed=1))
+    assert len(augment_wave(wave, "speed0.9")) > len(wave) > len(augment_wave(wave, "speed1.1"))
+    clean = cache_namespace("egemaps", AudioSettings())
+    assert clean == cache_namespace("egemaps", AudioSettings(), None) != cache_namespace("egemaps", AudioSettings(), "noise20")
+
+
+def test_fallback_model_scores_speakers_with_too_few_clips():
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", c_grid=(1.0,))
+    fallback = Recipe(feature_sets=("set0", "set1"), combine="average", c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
+    fb_models, _ = fit_recipe(fallback, train, val, labels=LABELS)
+    speakers = test["speakers"].copy()
+    speakers[0] = 99  # a speaker with one clip
+    proba = predict_with_fallback(models, recipe, fb_models, fallback, test["X"], speakers)
+    alone = {k: v[:1] for k, v in test["X"].items()}
+    np.testing.assert_allclose(proba[:1], predict_recipe(fb_models, fallback, alone, None))
+    rest = {k: v[1:] for k, v in test["X"].items()}
+    np.testing.assert_allclose(proba[1:], predict_recipe(models, recipe, rest, speakers[1:]))
+    np.testing.assert_allclose(predict_with_fallback(models, recipe, fb_models, fallback, test["X"], None),
+                               predict_recipe(fb_models, fallback, test["X"], None))
+    assert FALLBACK_RECIPE.speaker_norm is None and FALLBACK_RECIPE.feature_sets == DEFAULT_RECIPE.feature_sets
+
+
+@pytest.mark.parametrize("balance", [False, True])
+def test_a_test_speakers_predictions_depend_on_their_own_clips_only(balance):
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True,
+                    balance=balance, c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
+    before = predict_recipe(models, recipe, test["X"], test["speakers"])
+    other = test["speakers"] == 8
+    changed = {k: np.where(other[:, None], v * 3.0 + 7.0, v) for k, v in test["X"].items()}
+    after = predict_recipe(models, recipe, changed, test["speakers"])
+    np.testing.assert_allclose(after[~other], before[~other])
+    order = np.random.default_rng(0).permutation(len(other))  # statistics follow speaker ids, not positions
+    shuffled = predict_recipe(models, recipe, {k: v[order] for k, v in test["X"].items()}, test["speakers"][order])
+    np.testing.assert_allclose(shuffled, before[order], atol=1e-9)
