@@ -17,6 +17,7 @@ from mer_utils.data.cremad_vocabulary import PROB_COLUMNS
 from mer_utils.data.manifest import default_manifest_path, load_manifest
 from mer_utils.core.predictions import read_predictions
 from mer_utils.core.runs import resolve_latest
+from mer_utils.experts.audio.classical import recipe_for
 
 CHANCE = 1 / 6
 
@@ -168,16 +169,37 @@ def test_acoustic_backbone_refuses_ssl_modes():
 
 def test_default_backbone_normalises_speakers_and_its_checkpoint_scores_a_lone_clip(corpus, tmp_path):
     from mer_utils.experts.audio import DEFAULT_BACKBONE
+    from mer_utils.experts.audio.classical import recipe_for
+    from mer_utils.experts.audio.features import extract_features
+    from mer_utils.experts.audio.loading import load_waveform
+    from mer_utils.experts.audio.variants import DEFAULT_RECIPE, predict_recipe
 
     result = train_audio(data_root=str(corpus), protocol="speaker", outputs=str(tmp_path / "outputs"),
                          checkpoints=str(tmp_path / "checkpoints"), progress=False)
-    assert DEFAULT_BACKBONE == "egemaps+librosa"
+    assert DEFAULT_BACKBONE == "egemaps,librosa,compare" and recipe_for(DEFAULT_BACKBONE) == DEFAULT_RECIPE
     fold = result.metrics["folds"][0]
-    assert fold["speaker_norm"] == {"mode": "meanstd", "min_clips": 8}
+    assert fold["speaker_norm"] == {"mode": "meanstd", "min_clips": 8} and fold["refit"] is True
+    assert len(fold["blocks"]) == 3 and fold["fallback"]["recipe"].startswith("avg(egemaps,librosa,compare) logreg refit")
     assert result.metrics["summary"]["test"]["ua"]["mean"] > CHANCE + 0.15
     expert = load_audio_expert(result.checkpoint)
-    assert expert.normalizer is not None and "audEERING" in expert.metadata()["licence"]
-    # The demo's case: one recording of an unknown speaker uses the training statistics.
+    assert expert.fallback is not None and "audEERING" in expert.metadata()["licence"]
+    # The demo's case: one recording of an unknown speaker is scored by the model trained without speaker statistics.
     wav = next((corpus / "AudioWAV").glob("*.wav"))
     proba = expert.predict_proba([wav])
     assert proba.shape == (1, 6) and np.isclose(proba.sum(), 1)
+    features = {part: extract_features(load_waveform(wav, settings=expert.settings), part)[None]
+                for part in expert.recipe.base_feature_sets}
+    assert np.allclose(proba, predict_recipe(expert.fallback, expert.fallback_recipe, features, None))
+    # Validation predictions come from the train-only model: out-of-sample although the test model was refitted.
+    val = read_predictions(result.run_dir / "predictions_val.csv")
+    assert fold["n_val"] == len(val)
+
+
+def test_the_acoustic_model_is_the_recipe_and_reproduces_the_previous_default(corpus, tmp_path):
+    """`egemaps+librosa` without refitting is the earlier default, fitted by the same recipe code."""
+    from mer_utils.experts.audio.variants import Recipe
+
+    assert recipe_for("egemaps+librosa", refit=False) == Recipe(feature_sets=("egemaps", "librosa"),
+                                                                 speaker_norm="meanstd")
+    with pytest.raises(ValueError, match="unknown feature set|not one of|choose"):
+        recipe_for("egemaps,mfcc")

@@ -25,8 +25,20 @@ are imported inside the functions that use them.
 
 # "a+b" concatenates feature sets; acoustic backbones z-score each speaker's clips by default
 # (mer_utils.experts.audio.speaker_norm; results in docs/ravdess.md).
-ACOUSTIC_BACKBONES = ("egemaps+librosa", "egemaps", "compare", "librosa")
-DEFAULT_BACKBONE = "egemaps+librosa"
+FEATURE_SET_NAMES = ("egemaps", "compare", "librosa")  # see mer_utils.experts.audio.features.FEATURE_SETS
+# Examples of acoustic backbones; any "+"/"," combination of FEATURE_SET_NAMES is one
+# ("a+b": one model on both sets stacked; "a,b": one model per item, probabilities averaged).
+ACOUSTIC_BACKBONES = ("egemaps,librosa,compare", "egemaps+librosa", "egemaps", "compare", "librosa")
+DEFAULT_BACKBONE = "egemaps,librosa,compare"  # the recipe measured best on unseen RAVDESS speakers (docs/ravdess.md)
+
+
+def is_acoustic_backbone(name: str) -> bool:
+    """True when ``name`` combines offline feature sets (and is no speech-model id or folder).
+
+    >>> is_acoustic_backbone("egemaps,librosa+compare"), is_acoustic_backbone("facebook/wav2vec2-base")
+    (True, False)
+    """
+    return all(part in FEATURE_SET_NAMES for item in name.split(",") for part in item.split("+"))
 DEFAULT_SSL_MODEL = "facebook/wav2vec2-base"
 # Logistic-regression C values the offline backbones try, chosen by validation UA (one grid for all of them).
 DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)

@@ -41,12 +41,14 @@ def checkpoint_stem(*, backbone: str, protocol: str, mode: str, family: str | No
 
     >>> checkpoint_stem(backbone="egemaps", protocol="speaker", mode="offline")
     'best_audio_egemaps_speaker_indep'
+    >>> checkpoint_stem(backbone="egemaps,librosa,compare", protocol="speaker", mode="offline")
+    'best_audio_egemaps-librosa-compare_speaker_indep'
     >>> checkpoint_stem(backbone="facebook/wav2vec2-base", protocol="random", mode="finetune", family="wav2vec2")
     'best_wav2vec2_random'
     """
     tag = protocol_tag(protocol)
-    if mode == "offline":
-        return f"best_audio_{backbone}_{tag}"
+    if mode == "offline":  # "," (averaged sets) is spelled "-" in file names
+        return f"best_audio_{backbone.replace(',', '-')}_{tag}"
     family = family or "ssl"
     return f"best_{family}_{tag}" if mode == "finetune" else f"best_{family}_frozen_{tag}"
 

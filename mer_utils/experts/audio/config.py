@@ -12,14 +12,15 @@ import dataclasses
 
 from mer_utils.core.config import field as _f
 from mer_utils.core.config import ignored_options
-from mer_utils.experts.audio import ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_C_GRID, DEFAULT_SSL_MODEL
+from mer_utils.experts.audio import (ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_C_GRID, DEFAULT_SSL_MODEL,
+                                     is_acoustic_backbone)
 
 MODES = ("auto", "finetune", "frozen")
 # The options each mode reads; any other option set away from its default is refused, not silently ignored.
 COMMON_FIELDS = {"data_root", "dataset", "all_emotions", "protocol", "backbone", "mode", "seed", "folds",
                  "published_dir", "metadata_dir", "trim_top_db", "max_seconds", "min_seconds"}
 MODE_FIELDS = {
-    "offline": {"c_grid", "n_jobs", "speaker_norm"},
+    "offline": {"c_grid", "n_jobs", "speaker_norm", "refit"},
     "finetune": {"epochs", "batch_size", "grad_accum", "lr", "head_lr", "warmup_ratio", "patience",
                  "freeze_feature_encoder", "amp", "layer", "pooling", "head_hidden", "save_every_steps"},
     "frozen": {"probe", "head_hidden"},
@@ -40,7 +41,7 @@ class AudioTrainConfig:
     all_emotions: bool = _f(False, "keep every emotion a reader leaves out by default (RAVDESS: calm, surprised)")
     protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold, loso (IEMOCAP sessions) or an "
                                  "imported CREMA-D split (ogm-ge, audeering, hicmae)")
-    backbone: str = _f(DEFAULT_BACKBONE, f"acoustic feature set ({', '.join(ACOUSTIC_BACKBONES)}) or a Hugging Face "
+    backbone: str = _f(DEFAULT_BACKBONE, f"acoustic feature sets ({', '.join(ACOUSTIC_BACKBONES)}; '+' stacks, ',' averages models) or a Hugging Face "
                                          "model id / local folder (e.g. facebook/wav2vec2-base)")
     mode: str = _f("auto", "speech models: finetune or frozen (auto: finetune); acoustic backbones: auto",
                    choices=MODES)
@@ -62,7 +63,9 @@ class AudioTrainConfig:
     n_jobs: int = _f(1, "parallel processes for feature extraction (-1: all cores)")
     speaker_norm: str | None = _f("meanstd", "acoustic backbones: z-score ('meanstd') or centre ('mean') each "
                                   "speaker's features with that speaker's own clips (label-free, transductive; "
-                                  "a lone clip uses training statistics); None: off")
+                                  "a lone clip is scored by a model trained without them); None: off")
+    refit: bool = _f(True, "acoustic backbones: refit the C chosen on validation on train+validation for the test "
+                           "predictions (validation predictions stay out-of-sample)")
     # Speech models, fine-tuning
     epochs: int = _f(10, "fine-tuning epochs (early stopping may end sooner)")
     batch_size: int = _f(8, "clips per batch")
@@ -103,7 +106,7 @@ class AudioTrainConfig:
 
     @property
     def is_acoustic(self) -> bool:
-        return self.backbone in ACOUSTIC_BACKBONES
+        return is_acoustic_backbone(self.backbone)
 
     @property
     def resolved_mode(self) -> str:

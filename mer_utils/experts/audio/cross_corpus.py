@@ -3,7 +3,9 @@
 The source corpus's actors are split into training and validation actors
 (sex-balanced, disjoint); every choice is made on those validation actors and
 every usable clip of the target corpus is the test set, scored over the
-emotions both corpora share. The run folder follows the run contract
+emotions both corpora share (the run's label set, in the source corpus's
+order). The model is the toolkit's one acoustic model
+(:func:`mer_utils.experts.audio.classical.recipe_for`). The run folder follows the run contract
 (``predictions_val.csv``, ``predictions_test.csv``, ``metrics.json`` with
 ``protocol="cross:<source>-><target>"``), so the report lists it beside the
 within-corpus runs.
@@ -17,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mer_utils.experts.audio.variants import Recipe, fit_recipe, predict_recipe
-from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.experts.audio import DEFAULT_BACKBONE
+from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
 
 
 @dataclasses.dataclass
@@ -30,8 +32,9 @@ class CrossCorpusConfig:
     source_name: str = "cremad"  # corpus names used in the protocol label
     target_name: str = "ravdess"
     source_metadata_dir: str | None = None  # VideoDemographics.csv folder if the CREMA-D root lacks it
-    feature_sets: tuple[str, ...] = ("egemaps", "librosa")  # offline feature sets, concatenated (the winner)
+    backbone: str = DEFAULT_BACKBONE  # offline feature sets, as `mer audio train --backbone` spells them
     speaker_norm: str | None = "meanstd"  # per-speaker z-scoring on both corpora (None: global only)
+    refit: bool = True  # refit the chosen C on source train+val for the test predictions
     val_size: float = 0.2  # fraction of source actors held out to choose C
     seed: int = 0
     outputs: str = "outputs"
@@ -42,18 +45,23 @@ class CrossCorpusConfig:
         return f"cross:{self.source_name}->{self.target_name}"
 
     def recipe(self) -> Recipe:
-        return Recipe(feature_sets=tuple(self.feature_sets), speaker_norm=self.speaker_norm)
+        from mer_utils.experts.audio.classical import recipe_for
+
+        return recipe_for(self.backbone, speaker_norm=self.speaker_norm, refit=self.refit)
 
 
 def shared_emotions(source: pd.DataFrame, target: pd.DataFrame) -> list[str]:
-    """Emotions (in :data:`EMOTIONS` order) present in both manifests.
+    """Emotions present in both manifests, in the source corpus's label order.
 
     >>> shared_emotions(pd.DataFrame({"emotion": ["SAD", "ANG", "HAP"]}),
     ...                 pd.DataFrame({"emotion": ["SAD", "CAL", "ANG"]}))
     ['ANG', 'SAD']
     """
+    from mer_utils.data.manifest import corpus_info
+
+    order = corpus_info(source).labels if source.attrs.get("corpus") else tuple(sorted(set(source["emotion"])))
     both = set(source["emotion"]) & set(target["emotion"])
-    shared = [e for e in EMOTIONS if e in both]
+    shared = [e for e in order if e in both]
     if len(shared) < 2:
         raise ValueError(f"the corpora share {shared or 'no'} emotions; cross-corpus scoring needs at least two")
     return shared
@@ -78,16 +86,17 @@ def _usable(manifest: pd.DataFrame, emotions: list[str]) -> pd.DataFrame:
 
 
 def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir: Path, skipped: list,
-           progress: bool) -> dict:
+           progress: bool, labels: list[str]) -> dict:
+    from mer_utils.data.manifest import media_path
     from mer_utils.experts.audio.features import features_for_files
 
     X, ok = {}, np.ones(len(clips), dtype=bool)
-    for name in config.feature_sets:
-        X[name], ok_set, bad = features_for_files([root / p for p in clips["audio_path"]], feature_set=name,
-                                                  cache_dir=cache_dir, progress=progress)
+    for name in config.recipe().base_feature_sets:
+        X[name], ok_set, bad = features_for_files([media_path(root, p) for p in clips["audio_path"]],
+                                                  feature_set=name, cache_dir=cache_dir, progress=progress)
         ok &= ok_set
         skipped.extend(bad)  # reported in metrics.json, never dropped silently
-    return {"X": {k: v[ok] for k, v in X.items()}, "y": clips["emotion"].map(EMOTIONS.index).to_numpy()[ok],
+    return {"X": {k: v[ok] for k, v in X.items()}, "y": clips["emotion"].map(labels.index).to_numpy()[ok],
             "speakers": clips["actor_id"].to_numpy()[ok], "clip_ids": clips["clip_id"].to_numpy()[ok].tolist()}
 
 
@@ -107,20 +116,22 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
     emotions = shared_emotions(source, target)
     train_clips, val_clips = source_val_split(_usable(source, emotions), val_size=config.val_size, seed=config.seed)
     skipped: list = []
-    data = {name: _block(clips, Path(root), config, cache_dir, skipped, progress) for name, clips, root in (
+    data = {name: _block(clips, Path(root), config, cache_dir, skipped, progress, emotions) for name, clips, root in (
         ("train", train_clips, config.source_root), ("val", val_clips, config.source_root),
         ("test", _usable(target, emotions), config.target_root))}
     recipe = config.recipe()
-    models, report = fit_recipe(recipe, data["train"], data["val"], seed=config.seed)
+    models, held_out, report = fit_recipe_held_out(recipe, data["train"], data["val"], seed=config.seed,
+                                                   labels=tuple(emotions))
 
     split_name = f"cross_{config.source_name}-{config.target_name}_seed{config.seed}"
     frames = []
     for subset in ("val", "test"):
-        proba = predict_recipe(models, recipe, data[subset]["X"], data[subset]["speakers"])
-        proba[:, [EMOTIONS.index(e) for e in EMOTIONS if e not in emotions]] = 0.0  # score shared emotions only
+        # Validation from the train-only models: out-of-sample even when the test models were refitted.
+        proba = predict_recipe(held_out if subset == "val" else models, recipe, data[subset]["X"],
+                               data[subset]["speakers"])
         frames.append(make_predictions_frame(clip_ids=data[subset]["clip_ids"],
-                                             y_true=[EMOTIONS[i] for i in data[subset]["y"]], proba=proba,
-                                             labels=EMOTIONS, split=split_name, fold=0, subset=subset, modality="audio"))
+                                             y_true=[emotions[i] for i in data[subset]["y"]], proba=proba,
+                                             labels=emotions, split=split_name, fold=0, subset=subset, modality="audio"))
     run_name = f"cross_{config.source_name}-{config.target_name}_{recipe.name.replace(' ', '_')}_seed{config.seed}"
     run_dir = new_run_dir(outputs, "audio", run_name, config, corpus_key=f"cross-{config.source_name}-{config.target_name}",
                           settings=dataclasses.asdict(config))

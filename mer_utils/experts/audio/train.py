@@ -42,7 +42,7 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
         from mer_utils.experts.audio.classical import AcousticBackbone
 
         return AcousticBackbone(feature_set=config.backbone, settings=settings, c_grid=config.c_grid,
-                                speaker_norm=config.speaker_norm, labels=labels,
+                                speaker_norm=config.speaker_norm, refit=config.refit, labels=labels,
                                 cache_dir=cache_dir, n_jobs=config.n_jobs, progress=config.progress,
                                 seed=config.seed)
     from mer_utils.experts.audio.ssl_model import HeadConfig
@@ -67,7 +67,9 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
 
 def _predict_frame(backbone, clips: ClipSet, *, labels, split_name: str, fold: int, subset: str,
                    skipped: list) -> pd.DataFrame:
-    proba = backbone.predict_proba(clips)
+    # An acoustic backbone refitted on train+val predicts val with its train-only model (out-of-sample).
+    proba = backbone.predict_proba(clips, subset=subset) if hasattr(backbone, "held_out") else \
+        backbone.predict_proba(clips)
     ok = np.isfinite(proba).all(axis=1)
     for i in np.flatnonzero(~ok):
         skipped.append({"clip_id": clips.clip_ids[i], "fold": fold, "subset": subset,

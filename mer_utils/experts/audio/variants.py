@@ -153,12 +153,15 @@ class FittedModel:
     prior: np.ndarray | None = None  # training class frequencies over all labels (for ``balance``)
     model: object = None  # only for the RBF SVC (not array-serialisable)
 
-    def standardise(self, X: np.ndarray, speakers: Sequence | None) -> np.ndarray:
-        Z = self.normalizer.transform(X, speakers=speakers) if self.normalizer else np.asarray(X, dtype=np.float64)
+    def standardise(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
+        """``reference=(X_pool, speakers_pool)``: each speaker's statistics from the pool (see
+        :meth:`SpeakerNormalizer.transform`), else from the rows of ``X``."""
+        Z = (self.normalizer.transform(X, speakers=speakers, reference=reference) if self.normalizer
+             else np.asarray(X, dtype=np.float64))
         return (Z - self.mean) / self.scale
 
-    def proba(self, X: np.ndarray, speakers: Sequence | None) -> np.ndarray:
-        Z = self.standardise(X, speakers)
+    def proba(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
+        Z = self.standardise(X, speakers, reference)
         if self.coef is not None:
             logits = Z @ self.coef.T + self.intercept
             if logits.shape[1] == 1:  # a binary logistic model: one logit for the second class
@@ -225,10 +228,10 @@ def _training_rows(recipe: Recipe, block: Sequence[str], data: dict, normalizer)
     that speaker's augmented clips only), so a perturbation that shifts every
     clip of a speaker alike is normalised away like a voice would be.
     """
-    def norm(X):
-        return normalizer.transform(X, speakers=data["speakers"]) if normalizer else X
+    def norm(X, reference=None):
+        return normalizer.transform(X, speakers=data["speakers"], reference=reference) if normalizer else X
 
-    parts = [norm(_stack(data["X"], block))]
+    parts = [norm(_stack(data["X"], block), _block_reference(data.get("reference"), block))]
     for name in recipe.augment:
         augmented = data.get("augmented", {}).get(name)
         if augmented is None:
@@ -248,18 +251,35 @@ def _stack(X: dict, block: Sequence[str]) -> np.ndarray:
     return np.hstack([np.asarray(X[s], dtype=np.float64) for s in block])
 
 
+def _block_reference(reference: tuple | None, block: Sequence[str]) -> tuple | None:
+    """``(X_pool dict, speakers)`` -> ``(stacked pool rows of the block, speakers)``."""
+    return None if reference is None else (_stack(reference[0], block), reference[1])
+
+
 def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
                labels: tuple[str, ...] = EMOTIONS) -> tuple[list[FittedModel], dict]:
     """Fit ``recipe``; ``C`` (per feature block) is chosen by validation UA.
 
     ``train`` and ``val`` are ``{"X": {feature_set: (n, d)}, "y": label
-    indices into ``labels``, "speakers": ids}``. Returns one fitted model per
-    block (one block when features are concatenated) and a JSON-able report.
-    With ``recipe.refit`` the chosen ``C`` is refitted on train+val (each
-    subset normalised with its own speakers' statistics).
+    indices into ``labels``, "speakers": ids}`` and optionally ``"reference":
+    ({feature_set: pool rows}, pool speakers)``, the clips that define each
+    speaker's statistics (every unlabelled clip of the corpus, in ``mer audio
+    train``). Returns one fitted model per block (one block when features are
+    concatenated) and a JSON-able report. With ``recipe.refit`` the chosen
+    ``C`` is refitted on train+val (each subset normalised with its own
+    speakers' statistics).
     """
+    models, held_out, report = fit_recipe_held_out(recipe, train, val, seed=seed, labels=labels)
+    return models, report
+
+
+def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
+                        labels: tuple[str, ...] = EMOTIONS) -> tuple[list[FittedModel], list[FittedModel], dict]:
+    """:func:`fit_recipe`, also returning the models fitted on ``train`` alone with the chosen ``C``:
+    with ``recipe.refit`` the first ones have seen the validation clips, so validation predictions
+    handed on (to fusion) must come from the second ones to stay out-of-sample."""
     n_labels = len(labels)
-    models, report = [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
+    models, held_out, report = [], [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
     for block in recipe.blocks:
         X_tr, X_va = _stack(train["X"], block), _stack(val["X"], block)
         normalizer = None
@@ -269,9 +289,11 @@ def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
             fitted[C] = _fit_head(recipe, C, Z_tr, y_tr, normalizer, seed, n_labels)
-            scores[C] = _ua(val["y"], fitted[C].proba(X_va, val["speakers"]))
+            scores[C] = _ua(val["y"], fitted[C].proba(X_va, val["speakers"],
+                                                      _block_reference(val.get("reference"), block)))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
         chosen = fitted[best]
+        held_out.append(chosen)
         if recipe.refit:
             # Speaker statistics stay within each subset: train and val are normalised separately.
             Z_va, y_va = _training_rows(recipe, block, val, normalizer)
@@ -279,7 +301,7 @@ def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
         models.append(chosen)
         report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(X_tr.shape[1]),
                                  "val_ua_per_C": {str(c): s for c, s in scores.items()}})
-    return models, report
+    return models, held_out, report
 
 
 def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray, *,
@@ -310,10 +332,12 @@ def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray
     return out
 
 
-def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speakers: Sequence | None) -> np.ndarray:
+def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speakers: Sequence | None,
+                   reference: tuple | None = None) -> np.ndarray:
     """``(n, n_labels)`` probabilities: one block's, or the mean over blocks
-    (then per-speaker prior matching when ``recipe.balance`` and speakers are known)."""
-    probas = [m.proba(_stack(X, b), speakers) for m, b in zip(models, recipe.blocks)]
+    (then per-speaker prior matching when ``recipe.balance`` and speakers are known).
+    ``reference``: see :func:`fit_recipe`."""
+    probas = [m.proba(_stack(X, b), speakers, _block_reference(reference, b)) for m, b in zip(models, recipe.blocks)]
     proba = np.mean(probas, axis=0)
     if recipe.balance and speakers is not None:
         prior = np.mean([m.prior for m in models], axis=0)
@@ -322,18 +346,24 @@ def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speak
 
 
 def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallback_models: Sequence[FittedModel],
-                          fallback_recipe: Recipe, X: dict, speakers: Sequence | None) -> np.ndarray:
+                          fallback_recipe: Recipe, X: dict, speakers: Sequence | None,
+                          reference: tuple | None = None) -> np.ndarray:
     """``recipe``'s probabilities for speakers with at least ``recipe.min_clips`` clips
-    in ``X``, ``fallback_recipe``'s (a model without speaker statistics) for the others
-    and for every row when ``speakers`` is None."""
+    in ``X`` (in ``reference`` when given), ``fallback_recipe``'s (a model without speaker
+    statistics) for the others and for every row when ``speakers`` is None."""
     n = len(next(iter(X.values())))
-    few = np.ones(n, dtype=bool) if speakers is None else SpeakerNormalizer(
-        min_clips=recipe.min_clips).fallback_mask(speakers)
+    if speakers is None:
+        few = np.ones(n, dtype=bool)
+    elif reference is not None:
+        counts = pd.Series(np.asarray(reference[1])).value_counts()
+        few = np.array([counts.get(s, 0) < recipe.min_clips for s in speakers])
+    else:
+        few = SpeakerNormalizer(min_clips=recipe.min_clips).fallback_mask(speakers)
     proba = np.zeros((n, models[0].n_labels))
     if (~few).any():
         rows = np.flatnonzero(~few)
         proba[rows] = predict_recipe(models, recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
-                                     np.asarray(speakers)[rows])
+                                     np.asarray(speakers)[rows], reference)
     if few.any():
         rows = np.flatnonzero(few)
         proba[rows] = predict_recipe(fallback_models, fallback_recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
