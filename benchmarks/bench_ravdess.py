@@ -30,7 +30,7 @@ from mer_utils.experts.audio.features import features_for_files
 from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, SVC_C_GRID, Recipe, cross_validate,
                                       half_transfer_split)
 from mer_utils.core.metrics import format_mean_std
-from mer_utils.data.manifest import build_manifest
+from mer_utils.data.manifest import build_manifest, corpus_info
 from mer_utils.protocols.splits import make_split
 
 EL = ("egemaps", "librosa")
@@ -90,7 +90,8 @@ def evaluate(recipe: Recipe, features, manifest, splits, *, augmented=None, tran
     augmented = {a: augmented[a] for a in recipe.augment} if recipe.augment else None
     for name, split in splits.items():
         summary = cross_validate(recipe, features=features, manifest=manifest, split=split,
-                                 transductive=transductive, augmented=augmented)["summary"]
+                                 labels=corpus_info(manifest).labels, transductive=transductive,
+                                 augmented=augmented)["summary"]
         uas.append(summary["ua"]["mean"])
         cells.append(f"{_cell(summary, 'ua')} / {_cell(summary, 'wa')} / {_cell(summary, 'macro_f1')}")
     seconds = time.perf_counter() - start

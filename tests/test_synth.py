@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_utils.data.cremad_vocabulary import EMOTIONS, SAMPLE_RATE, SENTENCES
+from mer_utils.data.cremad_vocabulary import EMOTIONS, SENTENCES
+from mer_utils.data.media_health import SAMPLE_RATE
 from mer_utils.data.synthetic.corpus import CONFIG_NAME, make_synthetic_corpus
 
 N_ACTORS = 4

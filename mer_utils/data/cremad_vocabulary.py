@@ -39,5 +39,4 @@ INTENSITIES = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
 CREMAD_N_CLIPS = 7442
 CREMAD_N_ACTORS = 91
 
-SAMPLE_RATE = 16_000
 SUBSETS = ("train", "val", "test")

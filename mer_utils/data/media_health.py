@@ -25,6 +25,7 @@ FIXES = {
     "too_long": "much longer than a CREMA-D clip (known erratum, e.g. 1064_IEO_DIS_MD); excluded",
     "silent": "no audible signal (known erratum, e.g. 1076_MTI_SAD_XX); excluded",
 }
+SAMPLE_RATE = 16_000  # every loader resamples to this rate (speech models and features expect it)
 MAX_CLIP_SECONDS = 10.0  # real clips are 1-5 s; the known faulty one is ~60 s
 SILENCE_PEAK = 1e-3  # full scale = 1.0; real speech peaks far above this
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.data.cremad_vocabulary import SAMPLE_RATE
+from mer_utils.data.media_health import SAMPLE_RATE
 
 
 def read_audio_track(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray | None:

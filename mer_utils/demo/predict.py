@@ -104,7 +104,7 @@ def _audio_probs(inputs: DemoInputs, checkpoint: Path) -> tuple[np.ndarray | Non
     if inputs.audio is not None:
         source, clip = str(inputs.audio), str(inputs.audio)
     else:
-        from mer_utils.data.cremad_vocabulary import SAMPLE_RATE
+        from mer_utils.data.media_health import SAMPLE_RATE
         from mer_utils.data.video_audio import read_audio_track
 
         track = read_audio_track(inputs.video)

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, read_json, write_csv, write_json, write_text
-from mer_utils.data.cremad_vocabulary import EMOTIONS, SAMPLE_RATE, SENTENCES
+from mer_utils.data.cremad_vocabulary import EMOTIONS, SENTENCES
+from mer_utils.data.media_health import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 

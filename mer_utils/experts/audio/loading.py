@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from mer_utils.data.cremad_vocabulary import SAMPLE_RATE
+from mer_utils.data.media_health import SAMPLE_RATE
 
 
 class AudioLoadError(RuntimeError):

@@ -28,7 +28,6 @@ import pandas as pd
 
 from mer_utils.experts.audio import DEFAULT_C_GRID
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS, SpeakerNormalizer
-from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.core.metrics import aggregate_scores, classification_scores
 
 CLASSIFIERS = ("logreg", "linsvm", "svc")
@@ -146,7 +145,7 @@ class FittedModel:
     scale: np.ndarray
     classes: np.ndarray  # label indices the classifier knows (a subset of the labels when data lack a class)
     C: float
-    n_labels: int = len(EMOTIONS)
+    n_labels: int  # size of the label set the probabilities span
     coef: np.ndarray | None = None  # (n_classes, d) on standardised features; None for the RBF SVC
     intercept: np.ndarray | None = None
     head: str = "softmax"  # "softmax" (multinomial logistic regression) or "margin-softmax" (linear SVM)
@@ -257,7 +256,7 @@ def _block_reference(reference: tuple | None, block: Sequence[str]) -> tuple | N
 
 
 def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
-               labels: tuple[str, ...] = EMOTIONS) -> tuple[list[FittedModel], dict]:
+               labels: tuple[str, ...]) -> tuple[list[FittedModel], dict]:
     """Fit ``recipe``; ``C`` (per feature block) is chosen by validation UA.
 
     ``train`` and ``val`` are ``{"X": {feature_set: (n, d)}, "y": label
@@ -274,7 +273,7 @@ def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
 
 
 def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
-                        labels: tuple[str, ...] = EMOTIONS) -> tuple[list[FittedModel], list[FittedModel], dict]:
+                        labels: tuple[str, ...]) -> tuple[list[FittedModel], list[FittedModel], dict]:
     """:func:`fit_recipe`, also returning the models fitted on ``train`` alone with the chosen ``C``:
     with ``recipe.refit`` the first ones have seen the validation clips, so validation predictions
     handed on (to fusion) must come from the second ones to stay out-of-sample."""
@@ -458,7 +457,7 @@ def _subset(features: dict, y: np.ndarray, speakers: np.ndarray, rows: np.ndarra
 
 
 def cross_validate(recipe: Recipe, *, features: dict, manifest: pd.DataFrame, split: pd.DataFrame,
-                   seed: int = 0, transductive: bool = True, labels: tuple[str, ...] = EMOTIONS,
+                   seed: int = 0, transductive: bool = True, labels: tuple[str, ...],
                    augmented: dict | None = None) -> dict:
     """Fit and score ``recipe`` on every fold of ``split``.
 
