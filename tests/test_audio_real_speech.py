@@ -26,7 +26,7 @@ def ravdess():
     return root, manifest[manifest["actor_id"] <= 8].reset_index(drop=True)
 
 
-def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None) -> float:
+def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None, refit=False) -> float:
     from sklearn.metrics import balanced_accuracy_score
 
     from mer_utils.protocols.splits import fold_subsets, make_split
@@ -36,7 +36,8 @@ def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None) -> fl
     clips = {k: ClipSet.from_manifest(manifest, root, ids, labels=EMOTIONS) for k, ids in subsets.items()}
     pool = ClipSet.from_manifest(manifest, root, split["clip_id"].drop_duplicates().tolist(), labels=EMOTIONS)
     backbone = AcousticBackbone(feature_set="librosa", cache_dir=cache_dir, n_jobs=2, progress=False,
-                                speaker_norm=speaker_norm, speaker_pool=pool if speaker_norm else None)
+                                speaker_norm=speaker_norm, speaker_pool=pool if speaker_norm else None,
+                                refit=refit)
     backbone.fit(clips["train"], clips["val"])
     proba = backbone.predict_proba(clips["test"])
     return balanced_accuracy_score(clips["test"].label_indices(), proba.argmax(axis=1))
@@ -54,7 +55,9 @@ def test_random_split_scores_higher_than_speaker_independent_on_real_speech(ravd
 
 def test_speaker_normalisation_lifts_new_speakers_and_keeps_the_gap(ravdess, tmp_path_factory):
     """Each speaker z-scored with all of their own unlabelled clips: measured on
-    these 8 actors (seeds 0-1) speaker-independent UA 0.50 -> 0.67, random 0.73 -> 0.80."""
+    these 8 actors (seeds 0-1) speaker-independent UA 0.50 -> 0.67, random 0.73 -> 0.80
+    (train-only models: refitting on train+val adds a whole validation speaker in the speaker
+    split, one of six, which on 8 actors closes the gap: 0.83 speaker vs 0.82 random, seed 0)."""
     root, manifest = ravdess
     cache = tmp_path_factory.getbasetemp() / "ravdess_features"
     plain = _test_ua(root, manifest, "speaker", 0, cache)

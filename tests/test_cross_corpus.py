@@ -73,3 +73,15 @@ def test_source_validation_split_is_by_whole_actors():
 def test_corpora_without_shared_emotions_are_refused():
     with pytest.raises(ValueError, match="share"):
         shared_emotions(pd.DataFrame({"emotion": ["ANG", "SAD"]}), pd.DataFrame({"emotion": ["SAD", "CAL"]}))
+
+
+def test_cli_builds_the_same_config_and_writes_the_same_run(cross_run, corpora, capsys):
+    from mer_utils.cli import main
+
+    run_dir, config = cross_run
+    source, target, base = corpora
+    assert main(["audio", "cross-corpus", "--source-root", str(source), "--target-root", str(target),
+                 "--source-name", "synthetic", "--backbone", "egemaps", "--outputs", str(base / "outputs"),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic -> ravdess: test UA" in out and f"run folder: {run_dir}" in out  # same settings, same folder

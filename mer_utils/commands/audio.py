@@ -77,9 +77,9 @@ def _cross_corpus(args) -> int:
     from mer_utils.core.atomic_io import read_json
     from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus
 
-    config = CrossCorpusConfig(source_root=str(args.source_root), target_root=str(args.target_root),
-                               source_name=args.source_name, target_name=args.target_name,
-                               source_metadata_dir=args.source_metadata_dir, seed=args.seed, outputs=args.outputs)
+    from mer_utils.core.config import from_args
+
+    config = from_args(CrossCorpusConfig, args)
     run_dir = run_cross_corpus(config, progress=not args.quiet)
     test = read_json(run_dir / "metrics.json")["summary"]["test"]
     print(f"{args.source_name} -> {args.target_name}: test UA {test['ua']['mean']:.3f}, WA {test['wa']['mean']:.3f}")
@@ -110,12 +110,9 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_predict)
 
     p = commands.add_parser("cross-corpus", help="train on one corpus, test on another over their shared emotions")
-    p.add_argument("--source-root", required=True, type=Path, help="training corpus (CREMA-D or RAVDESS layout)")
-    p.add_argument("--target-root", required=True, type=Path, help="test corpus")
-    p.add_argument("--source-name", default="cremad", help="name of the training corpus in the protocol label")
-    p.add_argument("--target-name", default="ravdess", help="name of the test corpus in the protocol label")
-    p.add_argument("--source-metadata-dir", help="VideoDemographics.csv folder if the CREMA-D root lacks it")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--outputs", default="outputs")
+    from mer_utils.core.config import add_dataclass_arguments
+    from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig
+
+    add_dataclass_arguments(p, CrossCorpusConfig)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_cross_corpus)

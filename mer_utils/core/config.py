@@ -42,7 +42,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, choices: di
         meta = dict(f.metadata)
         if choices and f.name in choices:
             meta["choices"] = choices[f.name]
-        help_text = f"{meta.pop('help', '')} (default: {f.default})"
+        required = f.default is dataclasses.MISSING
+        help_text = meta.pop("help", "") + ("" if required else f" (default: {f.default})")
         hint = hints[f.name]
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
@@ -54,7 +55,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, choices: di
             kind = _none_or(kind)
         if typing.get_origin(hint) is tuple or hint is tuple or (args and typing.get_origin(base) is tuple):
             meta.setdefault("nargs", "+")
-        parser.add_argument(flag, default=f.default, type=kind, help=help_text, **meta)
+        if required:
+            meta["required"] = True
+        else:
+            meta["default"] = f.default
+        parser.add_argument(flag, type=kind, help=help_text, **meta)
     parser.add_argument("--config", type=Path, default=None,
                         help="replay a run: read its config.json; options given here override it")
 

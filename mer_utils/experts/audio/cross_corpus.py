@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mer_utils.core.config import field as _f
 from mer_utils.experts.audio import DEFAULT_BACKBONE
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
 
@@ -27,18 +28,18 @@ from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predic
 class CrossCorpusConfig:
     """Settings of one cross-corpus run (saved as the run's config.json)."""
 
-    source_root: str  # data root of the training corpus (CREMA-D layout or RAVDESS Actor_XX/)
-    target_root: str  # data root of the test corpus
-    source_name: str = "cremad"  # corpus names used in the protocol label
-    target_name: str = "ravdess"
-    source_metadata_dir: str | None = None  # VideoDemographics.csv folder if the CREMA-D root lacks it
-    backbone: str = DEFAULT_BACKBONE  # offline feature sets, as `mer audio train --backbone` spells them
-    speaker_norm: str | None = "meanstd"  # per-speaker z-scoring on both corpora (None: global only)
-    refit: bool = True  # refit the chosen C on source train+val for the test predictions
-    val_size: float = 0.2  # fraction of source actors held out to choose C
-    seed: int = 0
-    outputs: str = "outputs"
-    cache_dir: str | None = None  # feature cache (default: <outputs>/cache/audio_features)
+    source_root: str = _f(dataclasses.MISSING, "training corpus (any layout a reader knows, or a corpus CSV)")
+    target_root: str = _f(dataclasses.MISSING, "test corpus")
+    source_name: str = _f("cremad", "name of the training corpus in the protocol label")
+    target_name: str = _f("ravdess", "name of the test corpus in the protocol label")
+    source_metadata_dir: str | None = _f(None, "VideoDemographics.csv folder if the CREMA-D root lacks it")
+    backbone: str = _f(DEFAULT_BACKBONE, "offline feature sets, as `mer audio train --backbone` spells them")
+    speaker_norm: str | None = _f("meanstd", "per-speaker z-scoring on both corpora (None: global only)")
+    refit: bool = _f(True, "refit the chosen C on source train+val for the test predictions")
+    val_size: float = _f(0.2, "fraction of source actors held out to choose C")
+    seed: int = _f(0, "seed of the validation actors and the classifiers")
+    outputs: str = _f("outputs", "folder for run folders and caches")
+    cache_dir: str | None = _f(None, "feature cache (default: <outputs>/cache/audio_features)")
 
     @property
     def protocol(self) -> str:
