@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.typed_argv = argv  # which options the user typed: they win over a replayed --config
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -90,6 +90,9 @@ def test_a_run_replays_from_its_config_into_the_same_folder(csv_run, capsys):
     assert main(["audio", "train", "--config", str(run_dir / "config.json"), "--no-progress"]) == 0
     assert f"run: {run_dir}" in capsys.readouterr().out  # same settings: same folder, finished fold reused
     assert read_json(run_dir / "fold0" / "done.json") == before
+    # An option typed beside --config wins over the replayed file: another setting, another folder.
+    assert main(["audio", "train", "--config", str(run_dir / "config.json"), "--c-grid", "0.1", "--no-progress"]) == 0
+    assert f"run: {run_dir}" not in capsys.readouterr().out
 
 
 def test_labels_of_one_corpus_are_refused_by_a_run_of_another(csv_run, tmp_path):

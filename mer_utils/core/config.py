@@ -67,15 +67,17 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, choices: di
 def from_args(cls, args: argparse.Namespace, argv: list[str] | None = None):
     """The dataclass of ``args``; with ``--config`` the file's values are the defaults.
 
-    ``argv`` (default ``sys.argv``) tells which options the user typed, so
-    they win over the replayed file.
+    ``argv`` (default: the command line the ``mer`` entry point parsed, else
+    ``sys.argv``) tells which options the user typed, so they win over the
+    replayed file.
     """
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in vars(args).items() if k in names}
     replay = getattr(args, "config", None)
     if replay is not None:
         stored = load_config(replay, cls)
-        typed = _typed_options(argv if argv is not None else sys.argv[1:])
+        argv = argv if argv is not None else getattr(args, "typed_argv", sys.argv[1:])
+        typed = _typed_options(argv)
         values = {**values, **{k: v for k, v in stored.items() if k not in typed}}
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
