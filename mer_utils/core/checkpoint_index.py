@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
 
 from mer_utils.core.atomic_io import read_json, write_json
 
@@ -92,6 +91,3 @@ def describe(entry: dict) -> str:
              f"commit {str(entry['git_commit'])[:8]}" if entry.get("git_commit") else ""]
     return "; ".join(p for p in parts if p)
 
-
-def labels_of_entries(entries: Iterable[dict]) -> set[tuple[str, ...]]:
-    return {tuple(e["labels"]) for e in entries}

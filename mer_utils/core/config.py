@@ -105,11 +105,11 @@ def _typed_options(argv: list[str]) -> set[str]:
     return {a[2:].split("=", 1)[0].replace("-", "_").removeprefix("no_") for a in argv if a.startswith("--")}
 
 
-def ignored_options(config, relevant: set[str], *, mode: str) -> list[str]:
-    """Fields set away from their default that ``mode`` does not use (to be refused, not silently dropped)."""
+def ignored_options(config, relevant: set[str]) -> list[str]:
+    """Fields outside ``relevant`` set away from their default (to be refused, not silently dropped)."""
     out = []
     for f in dataclasses.fields(config):
-        if f.name in relevant or f.name in ("outputs", "checkpoints", "progress", "device", "data_root"):
+        if f.name in relevant:
             continue
         value = getattr(config, f.name)
         if value != f.default and not (isinstance(f.default, tuple) and tuple(value) == f.default):

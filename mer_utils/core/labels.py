@@ -55,13 +55,6 @@ def check_label_set(labels: Sequence[str], *, source: str = "label set") -> tupl
     return labels
 
 
-def require_same_labels(found: Sequence[str], expected: Sequence[str], *, source: str, fix: str = "") -> None:
-    """Raise when ``found`` is not exactly ``expected`` (same classes, same order)."""
-    if tuple(found) != tuple(expected):
-        hint = f"; {fix}" if fix else ""
-        raise ValueError(f"{source}: label set {list(found)} differs from {list(expected)}{hint}")
-
-
 def class_weights(y, label_set: Sequence[str], *, allow_absent: bool = False):
     """Inverse-frequency weights, mean 1 over the classes present (scikit-learn's "balanced"),
     for a class-balanced loss. A class absent from ``y`` is refused (naming it), or, with

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
+import json
 import importlib.metadata
 import os
 import platform
 import random
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -98,9 +101,6 @@ def settings_hash(settings: dict) -> str:
     >>> settings_hash({"seed": 0}) == settings_hash({"seed": 0}), settings_hash({"seed": 0}) == settings_hash({"seed": 1})
     (True, False)
     """
-    import hashlib
-    import json
-
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
@@ -110,8 +110,6 @@ def safe_name(text: str) -> str:
     >>> safe_name("cross:ravdess-dev->ravdess-hidden")
     'cross-ravdess-dev-ravdess-hidden'
     """
-    import re
-
     return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._+-]", "-", str(text))).strip("-.") or "run"
 
 
@@ -124,8 +122,6 @@ def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, 
     a different config.json is never reused: that would mix two runs.
     """
     if settings is not None:
-        import json
-
         settings = json.loads(json.dumps(settings, sort_keys=True, default=str))  # as JSON stores it
     base = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "")
     run_dir = base / (f"{safe_name(name)}-{settings_hash(settings)}" if settings is not None else safe_name(name))

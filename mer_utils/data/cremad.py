@@ -46,6 +46,16 @@ def detect(data_root: Path) -> bool:
                                       for folders in MEDIA_FOLDERS.values() for folder, _ in folders)
 
 
+def find_clip_media(data_root: str | os.PathLike, clip_id: str) -> dict[str, Path | None]:
+    """``{"audio": path or None, "video": path or None}`` of one clip, from the layout alone (no scan):
+    a single demo clip needs no manifest of the whole corpus."""
+    parse_clip_id(clip_id)
+    root = Path(data_root)
+    return {kind: next((root / folder / f"{clip_id}{suffix}" for folder, suffix in folders
+                        if (root / folder / f"{clip_id}{suffix}").is_file()), None)
+            for kind, folders in MEDIA_FOLDERS.items()}
+
+
 def _scan_media(data_root: Path) -> tuple[dict, list[dict], set[str]]:
     """Find media files: ``{kind: {clip_id: relpath}}``, stray files, folders present."""
     found: dict[str, dict[str, str]] = {kind: {} for kind in MEDIA_FOLDERS}

@@ -47,10 +47,19 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
                    outputs="outputs") -> DemoInputs:
     """Turn the user's choice (files, or a clip id of a corpus with its data root) into paths."""
     if clip_id:
+        from mer_utils.data import cremad
+        from mer_utils.data.cremad_names import is_clip_id
         from mer_utils.data.manifest import media_path, prepare_manifest
 
         if data_root is None:
             raise ValueError("a clip id needs --data-root (the corpus folder or CSV it comes from)")
+        if is_clip_id(clip_id) and cremad.detect(Path(data_root)):
+            # CREMA-D's layout names every file after its clip: no corpus scan for one clip.
+            found = cremad.find_clip_media(data_root, clip_id)
+            if not any(found.values()):
+                raise FileNotFoundError(f"no media for {clip_id} under {data_root} (looked in AudioWAV/, "
+                                        "AudioMP3/, VideoFlash/, VideoMP4/)")
+            return DemoInputs(found["video"], found["audio"], clip_id.split("_")[2], clip_id)
         manifest = prepare_manifest(data_root, outputs=outputs, progress=False).set_index("clip_id")
         if clip_id not in manifest.index:
             raise FileNotFoundError(f"clip {clip_id!r} is not in the corpus at {data_root} (see its manifest)")

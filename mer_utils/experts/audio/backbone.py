@@ -16,7 +16,7 @@ from typing import Protocol, Sequence
 import numpy as np
 import pandas as pd
 
-from mer_utils.core.labels import check_label_set, class_weights  # noqa: F401 (re-exported for the backbones)
+from mer_utils.core.labels import check_label_set
 from mer_utils.data.manifest import media_path
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, write_json
 from mer_utils.experts.audio import DEFAULT_C_GRID
-from mer_utils.experts.audio.backbone import ClipSet, class_weights
+from mer_utils.core.labels import class_weights
+from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.features import FEATURE_SETS, check_feature_set, extract_features, features_for_files
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS
@@ -61,11 +62,6 @@ def recipe_for(backbone: str, *, speaker_norm: str | None = "meanstd", c_grid: S
     feature_sets = items if combine == "average" else tuple(items[0].split("+"))
     return Recipe(feature_sets=feature_sets, combine=combine, speaker_norm=speaker_norm, min_clips=min_clips,
                   c_grid=tuple(float(c) for c in c_grid), refit=refit)
-
-
-def feature_parts(backbone: str) -> list[str]:
-    """The feature sets a backbone extracts, each once: ``"egemaps,librosa+compare"`` -> three."""
-    return list(recipe_for(backbone).base_feature_sets)
 
 
 @dataclasses.dataclass
@@ -169,6 +165,7 @@ class AcousticBackbone:
     expert: AcousticExpert | None = None
     held_out: AcousticExpert | None = None  # fitted on train alone: the out-of-sample validation predictions
     skipped: dict = dataclasses.field(default_factory=dict)
+    _pool: tuple | None = dataclasses.field(default=None, repr=False)  # (pool clip set, its reference)
 
     def __post_init__(self):
         self.recipe = recipe_for(self.feature_set, speaker_norm=self.speaker_norm, c_grid=self.c_grid,
@@ -198,11 +195,14 @@ class AcousticBackbone:
         return data, ok
 
     def _reference(self) -> tuple[dict, np.ndarray] | None:
-        """Features and speakers of the pool (features come from the cache after the first call)."""
+        """Features and speakers of the pool, read once (fit, validation and test all use them)."""
         if self.speaker_pool is None or self.speaker_pool.speakers is None or not self.speaker_norm:
             return None
-        X, ok = self.features(self.speaker_pool)
-        return {k: v[ok] for k, v in X.items()}, np.asarray(self.speaker_pool.speakers)[ok]
+        if self._pool is None or self._pool[0] is not self.speaker_pool:
+            X, ok = self.features(self.speaker_pool)
+            self._pool = (self.speaker_pool, ({k: v[ok] for k, v in X.items()},
+                                              np.asarray(self.speaker_pool.speakers)[ok]))
+        return self._pool[1]
 
     def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path | None = None) -> dict:
         self.labels = train.label_set

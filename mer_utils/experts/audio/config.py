@@ -12,6 +12,7 @@ import dataclasses
 
 from mer_utils.core.config import field as _f
 from mer_utils.core.config import ignored_options
+from mer_utils.data.corpus import DATASETS
 from mer_utils.experts.audio import (ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_C_GRID, DEFAULT_SSL_MODEL,
                                      is_acoustic_backbone)
 
@@ -37,7 +38,7 @@ class AudioTrainConfig:
     data_root: str | None = _f(None, "corpus: a CREMA-D folder (AudioWAV/ ...), a RAVDESS or IEMOCAP folder, or a "
                                      "CSV with columns path, speaker, emotion; None: the embedded synthetic corpus")
     dataset: str = _f("auto", "corpus reader (auto: detected from the data root)",
-                      choices=("auto", "cremad", "ravdess", "iemocap", "csv"))
+                      choices=DATASETS)
     all_emotions: bool = _f(False, "keep every emotion a reader leaves out by default (RAVDESS: calm, surprised)")
     protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold, loso (IEMOCAP sessions) or an "
                                  "imported CREMA-D split (ogm-ge, audeering, hicmae)")
@@ -93,8 +94,7 @@ class AudioTrainConfig:
             raise ValueError(f"--mode {self.mode} applies to speech models, e.g. --backbone {DEFAULT_SSL_MODEL}; "
                              f"the acoustic backbone {self.backbone!r} has a single mode (leave --mode at auto)")
         self.c_grid = tuple(float(c) for c in self.c_grid)
-        ignored = ignored_options(self, COMMON_FIELDS | MODE_FIELDS[self.resolved_mode] | NOT_RESULTS,
-                                  mode=self.resolved_mode)
+        ignored = ignored_options(self, COMMON_FIELDS | MODE_FIELDS[self.resolved_mode] | NOT_RESULTS)
         if ignored:
             raise ValueError(f"{', '.join(ignored)}: not used by {self.resolved_mode} mode (backbone "
                              f"{self.backbone!r}); leave them at their defaults or choose a mode that uses them")

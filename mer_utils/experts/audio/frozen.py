@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mer_utils.experts.audio.backbone import ClipSet, class_weights
+from mer_utils.core.labels import class_weights
+from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namespace
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier

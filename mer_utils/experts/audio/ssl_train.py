@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from mer_utils.core.atomic_io import atomic_path
-from mer_utils.experts.audio.backbone import ClipSet, class_weights
+from mer_utils.core.labels import class_weights
+from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.loading import AudioSettings, load_waveforms
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier, freeze_feature_encoder
 

@@ -8,15 +8,13 @@ train`` builds its options from them and each run saves the dataclass as
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import field
+
+from mer_utils.core.config import field as _f
+from mer_utils.data.corpus import DATASETS
 
 MODES = ("frozen", "finetune")
 # Options that change where, how fast or how verbosely a run happens, never its results.
 NOT_RESULTS = {"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "metadata_dir"}
-
-
-def _f(default, help_text: str, **kwargs):
-    return field(default=default, metadata={"help": help_text, **kwargs})
 
 
 @dataclasses.dataclass
@@ -26,7 +24,7 @@ class VisualTrainConfig:
     data_root: str | None = _f(None, "corpus: a CREMA-D folder (VideoFlash/ ...) or a CSV with a video_path column; "
                                      "None: the embedded synthetic corpus")
     dataset: str = _f("auto", "corpus reader (auto: detected from the data root)",
-                      choices=("auto", "cremad", "ravdess", "iemocap", "csv"))
+                      choices=DATASETS)
     protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold or an imported split "
                                  "(ogm-ge, audeering, hicmae)")
     backbone: str = _f("fer2013", "frame encoder: fer2013 (FER2013 mini-Xception, offline) or timm:<name> "
