@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "mer_utils.commands.fusion",
     "mer_utils.commands.visual",
     "mer_utils.commands.demo",
+    "mer_utils.commands.hub",
     "mer_utils.commands.pipeline",
 )
 

@@ -1,0 +1,47 @@
+"""``mer hub push|pull``: share a checkpoint set on the Hugging Face Hub, fetch one back (verified)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _backend(args):
+    from mer_utils.demo.hub import FolderBackend, HubBackend
+
+    return FolderBackend(args.local_hub) if args.local_hub else HubBackend(endpoint=args.endpoint)
+
+
+def _push(args) -> int:
+    from mer_utils.demo.hub import push_checkpoints
+
+    where = push_checkpoints(args.repo_id, args.checkpoints, backend=_backend(args))
+    print(f"pushed {args.checkpoints} to {args.repo_id}: {where}")
+    return 0
+
+
+def _pull(args) -> int:
+    from mer_utils.demo.hub import pull_checkpoints
+
+    target = pull_checkpoints(args.repo_id, args.checkpoints, backend=_backend(args))
+    print(f"pulled {args.repo_id} (every file matches its sha256) into {target}\n"
+          f"use it: mer predict VIDEO --checkpoints {target}")
+    return 0
+
+
+def register(subparsers) -> None:
+    hub = subparsers.add_parser("hub", help="share checkpoint sets on the Hugging Face Hub (push / pull)")
+    commands = hub.add_subparsers(dest="hub_command", metavar="ACTION", required=True)
+    push = commands.add_parser("push", help="upload checkpoints/ (index, weights, fusion rules, model card, "
+                                            "sha256 manifest); the token comes from HF_TOKEN or Colab secrets")
+    push.add_argument("repo_id", help="e.g. your-name/mer-cremad")
+    push.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="the set to upload")
+    pull = commands.add_parser("pull", help="download a shared set, verify every sha256, copy it locally")
+    pull.add_argument("repo_id")
+    pull.add_argument("--checkpoints", type=Path, default=None,
+                      help="where to put it (default: checkpoints/hub/<owner>--<name>)")
+    for p in (push, pull):
+        p.add_argument("--endpoint", default=None, help="another Hub server (default: huggingface.co)")
+        p.add_argument("--local-hub", type=Path, default=None,
+                       help="a folder standing in for the Hub (air-gapped machines, tests): repo = <folder>/<repo_id>")
+    push.set_defaults(handler=_push)
+    pull.set_defaults(handler=_pull)
