@@ -11,13 +11,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
+
+# scikit-learn is imported inside the functions: the demo loads experts whose modules import this one,
+# and importing sklearn.metrics costs about a second at start-up.
 
 
 
@@ -30,6 +26,8 @@ def classification_scores(
     >>> round(s["wa"], 2), round(s["ua"], 2)
     (0.5, 0.5)
     """
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
+
     y_true = np.asarray(y_true, dtype=str)
     y_pred = np.asarray(y_pred, dtype=str)
     if len(y_true) == 0:
@@ -67,6 +65,8 @@ def confusion_frame(
     normalize: bool = False,
 ) -> pd.DataFrame:
     """Confusion matrix as a labelled frame (rows = true, columns = predicted)."""
+    from sklearn.metrics import confusion_matrix
+
     labels = _labels(labels, y_true, y_pred)
     cm = confusion_matrix(y_true, y_pred, labels=list(labels), normalize="true" if normalize else None)
     return pd.DataFrame(np.nan_to_num(cm), index=pd.Index(labels, name="true"),

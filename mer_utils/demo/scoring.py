@@ -9,6 +9,19 @@ from typing import NamedTuple
 import numpy as np
 
 
+# Loaded models, keyed by file and modification time: a notebook or benchmark scoring many clips loads each
+# checkpoint once, and a checkpoint rewritten by training is loaded again.
+_LOADED: dict = {}
+
+
+def _cached(kind: str, path, load):
+    stamp = Path(path).stat().st_mtime_ns if Path(path).exists() else 0
+    key = (kind, str(Path(path).resolve()), stamp)
+    if key not in _LOADED:
+        _LOADED[key] = load()
+    return _LOADED[key]
+
+
 class Experts(NamedTuple):
     audio: object | None  # has predict_proba(inputs) and labels
     face: object | None  # mer_utils.demo.face.FaceExpert
@@ -32,7 +45,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
         if path is not None:
             from mer_utils.experts.audio.checkpoint import load_audio_expert
 
-            audio, paths["audio"] = load_audio_expert(path), str(path)
+            audio, paths["audio"] = _cached("audio", path, lambda: load_audio_expert(path)), str(path)
             provenance["audio"] = entry or _explicit(path)
         elif not has_pictures:
             raise FileNotFoundError(
@@ -46,10 +59,12 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
         key = provenance.get("audio", {}).get("corpus_key")
         path, entry = _optional_checkpoint("visual", checkpoints, visual_checkpoint, corpus_key=key)
         if path is not None:
-            face, paths["visual"] = trained_face_expert(path, entry or _explicit(path)), str(path)
+            face = _cached("visual", path, lambda: trained_face_expert(path, entry or _explicit(path)))
+            paths["visual"] = str(path)
         else:
             labels = tuple(audio.labels) if audio is not None else _FALLBACK_LABELS
-            face = zero_shot_face_expert(labels, weights_dir=weights_dir)
+            face = _cached(f"fer2013-{','.join(labels)}", weights_dir,
+                           lambda: zero_shot_face_expert(labels, weights_dir=weights_dir))
             paths["visual"] = "fer2013 (pretrained, zero-shot)"
             notes.append("no trained visual checkpoint: the face expert is the pretrained FER2013 model, zero-shot, "
                          f"mapped onto {', '.join(labels)}")
