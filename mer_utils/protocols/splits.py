@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
 from mer_utils.core.labels import SUBSETS
@@ -59,6 +58,8 @@ def _split_actors(actors: pd.DataFrame, fraction: float, seed: int) -> tuple[np.
     counts = actors["sex"].value_counts()
     n_small = max(1, int(round(fraction * len(actors))))
     stratify = actors["sex"] if counts.min() >= 2 and n_small >= counts.size else None
+    from sklearn.model_selection import train_test_split  # here: `mer --help` need not load scikit-learn
+
     big, small = train_test_split(actors["actor_id"].to_numpy(), test_size=n_small, random_state=seed,
                                   stratify=stratify)
     return np.sort(big), np.sort(small)
@@ -75,6 +76,8 @@ def _frame(assignments: list[tuple[int, str, pd.Series]], name: str) -> pd.DataF
 
 def random_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
     """Clip-level split stratified by emotion: the same actor appears in every subset."""
+    from sklearn.model_selection import train_test_split
+
     rest, test = train_test_split(clips, test_size=test_size, random_state=seed, stratify=clips["emotion"])
     train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
                                   stratify=rest["emotion"])
@@ -100,6 +103,8 @@ def speaker_kfold_split(clips: pd.DataFrame, *, n_folds: int = 5, seed: int = 0,
     if clips["actor_id"].nunique() < n_folds + 2:
         raise ValueError(f"speaker-kfold with {n_folds} folds needs at least {n_folds + 2} actors, "
                          f"found {clips['actor_id'].nunique()}")
+    from sklearn.model_selection import StratifiedGroupKFold
+
     folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     assignments = []
     for fold, (train_idx, test_idx) in enumerate(folds.split(clips, clips["emotion"], groups=clips["actor_id"])):
