@@ -18,8 +18,12 @@ def _predict(args) -> int:
                           checkpoints=args.checkpoints, audio_checkpoint=args.audio_checkpoint,
                           visual_checkpoint=args.visual_checkpoint, window=args.window, hop=args.hop)
     print(format_result(result))
-    for what, path in save_outputs(result, args.out, figure=args.figure).items():
+    # A figure costs matplotlib's import and a render (~1 s): drawn when asked, or for a timeline.
+    figure = args.figure if args.figure is not None else result.timeline is not None
+    for what, path in save_outputs(result, args.out, figure=figure).items():
         print(f"{what.replace('_', ' ')}: {path}")
+    if not figure:
+        print("(add --figure for the PNG with the probabilities, the frames and the face boxes)")
     return 0
 
 
@@ -39,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--window", type=float, default=DEFAULT_WINDOW_S,
                    help="seconds per window for inputs longer than one window (an emotion timeline)")
     p.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="seconds between window starts")
-    p.add_argument("--figure", action=argparse.BooleanOptionalAction, default=True,
-                   help="write the figure(s) (--no-figure: text and the timeline CSV only, faster)")
+    p.add_argument("--figure", action=argparse.BooleanOptionalAction, default=None,
+                   help="write the figure(s); default: only for a timeline (long inputs)")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the figure and timeline")
     p.set_defaults(handler=_predict)
