@@ -99,4 +99,6 @@ def test_demo_notebook_on_a_real_cremad_video(workdir):
     nb = _execute(NOTEBOOKS[4], folder, overrides=f"VIDEO = {str(REAL_FLV)!r}")
     text = _text(nb)
     assert "audio from: audio track of 1001_DFA_HAP_XX.flv" in text and "top emotion:" in text
+    # The main job trains on the synthetic corpus: on a real video the notebook says the answer is not meaningful.
+    assert "trained on the SYNTHETIC corpus" in text and "NOT meaningful" in text
     assert (folder / "outputs" / "demo" / "1001_DFA_HAP_XX_prediction.png").exists()

@@ -7,7 +7,7 @@ Names below are imported on first use, so ``mer predict --help`` does not pull i
 import importlib
 
 _EXPORTS = {"format_result": "predict", "plot_result": "predict", "predict_clip": "predict",
-            "save_outputs": "predict", "push_checkpoints": "hub", "pull_checkpoints": "hub"}
+            "save_outputs": "predict", "show_outputs": "predict", "push_checkpoints": "hub", "pull_checkpoints": "hub"}
 __all__ = sorted(_EXPORTS)
 
 

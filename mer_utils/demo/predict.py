@@ -235,9 +235,22 @@ def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo"
     return written
 
 
+def show_outputs(written: dict) -> list[Path]:
+    """Display the PNGs :func:`save_outputs` wrote (the timeline first) in a notebook; returns their paths."""
+    from IPython.display import Image, display
+
+    figures = [Path(written[k]) for k in ("timeline_figure", "figure") if k in written]
+    for figure in figures:
+        display(Image(filename=str(figure)))
+    return figures
+
+
 def _figure_title(result: DemoResult) -> str:
     truth = f", intended {result.inputs.label}" if result.inputs.label else ""
-    return f"{result.inputs.name}: fused top emotion {result.top_emotion}{truth}"
+    title = f"{result.inputs.name}: fused top emotion {result.top_emotion}{truth}"
+    if any(n.startswith("WARNING") for n in result.notes):
+        title += "\n(models trained on the SYNTHETIC corpus: not meaningful on this input)"
+    return title
 
 
 def _provenance_caption(result: DemoResult) -> str:
