@@ -40,19 +40,21 @@ def synthetic_voices(tmp_path_factory) -> Path:
     """An audio-only synthetic corpus, small enough to build and train on in seconds."""
     from mer_utils.data.synthetic.corpus import make_synthetic_corpus
 
-    return make_synthetic_corpus(tmp_path_factory.mktemp("voices") / "corpus", n_actors=8, sentences=("DFA", "IEO"),
+    return make_synthetic_corpus(tmp_path_factory.mktemp("voices") / "corpus", n_actors=8, sentences=("DFA",),
                                  with_video=False, progress=False)
 
 
 @pytest.fixture(scope="session")
 def synthetic_checkpoints(synthetic_voices, fer_weights, tmp_path_factory) -> Path:
-    """A speech expert trained on the synthetic corpus (eGeMAPS, speaker-independent), indexed."""
+    """A speech expert trained on the synthetic corpus (eGeMAPS, speaker-independent, no speaker
+    statistics: about 5 s), indexed."""
     from mer_utils.experts.audio.train import train_audio
 
     synthetic_corpus = synthetic_voices
     base = tmp_path_factory.mktemp("demo_ck")
     checkpoints = _with_fer(base / "checkpoints", fer_weights)
-    train_audio(data_root=str(synthetic_corpus), protocol="speaker", backbone="egemaps", outputs=str(base / "outputs"),
+    train_audio(data_root=str(synthetic_corpus), protocol="speaker", backbone="egemaps", speaker_norm=None,
+                outputs=str(base / "outputs"),
                 checkpoints=str(checkpoints), progress=False)
     return checkpoints
 
