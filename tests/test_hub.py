@@ -79,6 +79,17 @@ def test_a_tampered_file_is_refused_by_name(checkpoint_set, tmp_path):
     assert not (tmp_path / "pulled" / "index.json").exists()  # nothing of a refused set is copied
 
 
+def test_pull_never_overwrites_your_own_checkpoint_folder(checkpoint_set, tmp_path):
+    hub = FolderBackend(tmp_path / "hub")
+    push_checkpoints(REPO_ID, checkpoint_set, backend=hub)
+    before = (checkpoint_set / "index.json").read_bytes()
+    with pytest.raises(FileExistsError, match="holds a checkpoint index of its own"):
+        pull_checkpoints(REPO_ID, checkpoint_set, backend=hub)
+    assert (checkpoint_set / "index.json").read_bytes() == before
+    again = pull_checkpoints(REPO_ID, tmp_path / "pulled", backend=hub)
+    assert pull_checkpoints(REPO_ID, again, backend=hub) == again  # a pulled set updates in place
+
+
 def test_a_set_without_manifest_is_refused(tmp_path):
     (tmp_path / "hub" / REPO_ID).mkdir(parents=True)
     (tmp_path / "hub" / REPO_ID / "index.json").write_text("{}")
@@ -132,3 +143,5 @@ def test_mer_hub_push_and_pull_from_the_command_line(checkpoint_set, tmp_path, c
     assert main(["hub", "pull", REPO_ID, "--checkpoints", str(tmp_path / "mine"), "--local-hub", hub]) == 0
     assert "every file matches its sha256" in capsys.readouterr().out
     assert (tmp_path / "mine" / "best_audio_egemaps_speaker_indep.safetensors").is_file()
+    assert main(["hub", "pull", REPO_ID, "--checkpoints", str(checkpoint_set), "--local-hub", hub]) == 1
+    assert "holds a checkpoint index of its own" in capsys.readouterr().err

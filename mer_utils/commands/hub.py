@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -22,7 +23,11 @@ def _push(args) -> int:
 def _pull(args) -> int:
     from mer_utils.demo.hub import pull_checkpoints
 
-    target = pull_checkpoints(args.repo_id, args.checkpoints, backend=_backend(args))
+    try:
+        target = pull_checkpoints(args.repo_id, args.checkpoints, backend=_backend(args))
+    except FileExistsError as err:  # the target holds the user's own index (the CLI reports the other errors)
+        print(f"mer hub pull: error: {err}", file=sys.stderr)
+        return 1
     print(f"pulled {args.repo_id} (every file matches its sha256) into {target}\n"
           f"use it: mer predict VIDEO --checkpoints {target}")
     return 0

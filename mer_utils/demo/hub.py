@@ -267,8 +267,12 @@ def pull_checkpoints(repo_id: str, checkpoints: str | os.PathLike | None = None,
     (default ``checkpoints/hub/<owner>--<name>``, so a pulled set never mixes with your own index)."""
     from mer_utils.core.atomic_io import atomic_path
 
-    folder = fetch_checkpoints(repo_id, backend=backend, token=token)
     target = Path(checkpoints) if checkpoints else Path("checkpoints") / "hub" / repo_id.replace("/", "--")
+    if (target / "index.json").exists() and not (target / MANIFEST_NAME).exists():
+        # Your own trained index would be replaced: nothing is overwritten without asking.
+        raise FileExistsError(f"{target} holds a checkpoint index of its own (no {MANIFEST_NAME}: not a pulled set); "
+                              f"pull into an empty folder, e.g. the default checkpoints/hub/{repo_id.replace('/', '--')}")
+    folder = fetch_checkpoints(repo_id, backend=backend, token=token)
     for name in [*verify_checkpoint_set(folder), MANIFEST_NAME]:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target / name) as tmp:
