@@ -7,6 +7,7 @@ reported with the notebook or command that makes it.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -15,6 +16,7 @@ import numpy as np
 
 from mer_utils.core.labels import label_name
 
+logger = logging.getLogger(__name__)
 FUSION_RULE_NAME = "best_fusion.json"
 _HOW_TO_MAKE = {
     "audio": "run AUDIO_03_modeling_SER_speaker_independent_v01.ipynb or `mer audio train --protocol speaker`",
@@ -90,21 +92,41 @@ def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", e
     speaker-independent models first (a demo clip comes from someone the model has never heard),
     then the newest; ``corpus_key`` keeps the visual expert on the audio expert's corpus.
     """
+    from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
     from mer_utils.core.checkpoint_index import entry_path, find_entries
 
+    load = _loader(kind)
     if explicit is not None:
         path = Path(explicit)
         if not path.exists() and not path.with_suffix(".safetensors").exists():
             raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {_HOW_TO_MAKE[kind]}")
+        load(path)  # the file the user named: a broken one is an error, not skipped
         return path, {}
     entries = find_entries(checkpoints, modality=kind, corpus_key=corpus_key) if corpus_key else []
     entries = entries or find_entries(checkpoints, modality=kind)
-    for entry in entries:
-        path = entry_path(checkpoints, entry)
-        if path.exists():
-            return path, entry
-    raise FileNotFoundError(f"no {kind} checkpoint in the index {Path(checkpoints) / 'index.json'}; "
-                            f"{_HOW_TO_MAKE[kind]} to make one")
+    candidates = [(path, entry) for entry in entries if (path := entry_path(checkpoints, entry)).exists()
+                  or path.with_suffix(".safetensors").exists()]
+    if not candidates:
+        raise FileNotFoundError(f"no {kind} checkpoint in the index {Path(checkpoints) / 'index.json'}; "
+                                f"{_HOW_TO_MAKE[kind]} to make one")
+    try:
+        path, entry, _, refused = first_usable(candidates, load)
+    except CheckpointError as err:
+        raise CheckpointError(f"no usable {kind} checkpoint in {Path(checkpoints) / 'index.json'} ({err}); "
+                              f"{_HOW_TO_MAKE[kind]} to make one") from None
+    for refusal in refused:
+        logger.warning("skipped a broken %s checkpoint: %s", kind, refusal)
+    return path, entry
+
+
+def _loader(kind: str):
+    if kind == "audio":
+        from mer_utils.experts.audio.checkpoint import load_audio_expert
+
+        return load_audio_expert
+    from mer_utils.experts.visual.checkpoint import load_visual_expert
+
+    return load_visual_expert
 
 
 def _audio_probs(inputs: DemoInputs, checkpoint: Path) -> tuple[np.ndarray | None, str]:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv
 from mer_utils.experts.fold_ledger import FoldLedger, run_fingerprint
+from mer_utils.core.run_lock import releasing_run_locks
 
 logger = logging.getLogger(__name__)
 _CORPUS_COLUMNS = ("clip_id", "actor_id", "emotion", "audio_path", "video_path", "audio_status", "video_status",
@@ -76,6 +77,7 @@ def val_ua(frame: pd.DataFrame) -> float:
     return classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val) else float("nan")
 
 
+@releasing_run_locks
 def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
     """Run ``expert`` over every fold of the split ``prepare()`` returns; see the module docstring."""
     from mer_utils.core.evaluation import save_run_outputs

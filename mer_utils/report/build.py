@@ -16,9 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv, write_text
-from mer_utils.core.predictions import read_predictions
 from mer_utils.report.breakdown import breakdown_table
-from mer_utils.report.collect import collect_runs
+from mer_utils.report.collect import collect_runs, run_predictions
 from mer_utils.report.figures import (
     breakdown_figure,
     confusion_figure,
@@ -52,8 +51,8 @@ def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.Data
     for protocol in list(dict.fromkeys(runs["protocol"])):
         subset = runs[runs["protocol"] == protocol]
         labels = _run_labels(subset)
-        panels = [(labels[r], read_predictions(outputs / r / "predictions_test.csv")) for r in subset["run"]
-                  if (outputs / r / "predictions_test.csv").exists()]
+        panels = [(labels[run["run"]], frame) for _, run in subset.iterrows()
+                  if (frame := run_predictions(outputs, run)) is not None]
         if panels:
             written.append(save_figure(confusion_figure(panels, title=f"Test confusion matrices — {protocol}"),
                                        figures_dir / f"confusion_{protocol}.png"))
@@ -120,6 +119,9 @@ def make_report(
     if runs.empty:
         raise FileNotFoundError(f"no finished runs under {outputs}: train the experts first (notebooks "
                                 "AUDIO/VISUAL, or `mer audio train` / `mer visual train`), then `mer fuse`.")
+    for _, run in runs.iterrows():  # the numbers below come from these files: a broken one stops the report
+        for subset in ("val", "test"):
+            run_predictions(outputs, run, subset)
     tables_dir, figures_dir = out_dir / "tables", out_dir / "figures"
     sections, notes, written = [], [], set()
 
