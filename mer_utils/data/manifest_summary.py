@@ -30,7 +30,10 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
         status = manifest[f"{kind}_status"].value_counts()
         lines.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())))
     usable = (manifest["audio_status"] == OK) | (manifest["video_status"] == OK)
-    lines.append(f"usable clips (audio or video ok): {int(usable.sum())}")
+    provided = [k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any()]
+    complete = pd.concat([manifest[f"{k}_status"] == OK for k in provided], axis=1).all(axis=1) if provided else usable
+    lines.append(f"usable clips (audio or video ok): {int(usable.sum())}; with every provided modality ok "
+                 f"(what the experts train and score on): {int(complete.sum())}")
     if problems is None:  # no problems file at hand: at least every broken clip of the manifest
         problems = _problems_in(manifest)
     if len(problems):
