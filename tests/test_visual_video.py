@@ -124,3 +124,39 @@ def test_crop_cache_notices_a_same_size_replacement(tmp_path):
     assert not np.array_equal(before.crops, after.crops)
     _, third = prepare_crops(manifest, root, config=config, outputs=tmp_path / "out", progress=False)
     assert third["status"].tolist() == ["cached"]
+
+
+def _flv_with_longer_audio(path, *, n_video: int = 20, fps: int = 10, audio_s: float = 3.0):
+    """An FLV whose sound outlasts its picture: the header's duration (and OpenCV's frame count) covers both."""
+    import av
+
+    with av.open(str(path), "w", format="flv") as out:
+        video = out.add_stream("flv", rate=fps)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        audio = out.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for i in range(n_video):
+            for packet in video.encode(av.VideoFrame.from_ndarray(np.full((64, 96, 3), 8 * i, np.uint8),
+                                                                  format="rgb24")):
+                out.mux(packet)
+        out.mux(video.encode())
+        n = int(audio_s * 16000)
+        for start in range(0, n, 1024):
+            samples = (0.1 * np.sin(np.arange(start, min(n, start + 1024)) / 5)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, start
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode())
+    return path
+
+
+def test_audio_outlasting_the_picture_is_not_mistaken_for_a_cut_file(tmp_path):
+    from mer_utils.data.media_health import video_health
+
+    path = _flv_with_longer_audio(tmp_path / "longer_audio.flv")
+    assert video_info(path).n_frames > 25  # OpenCV counts 3 s of frames; 20 are there
+    assert video_health(path).status == "ok"
+    sampled = read_sampled_frames(path, 8)
+    assert sampled.n_frames == 20 and len(set(sampled.indices.tolist())) == 8
+    levels = sampled.frames.reshape(8, -1).mean(axis=1) / 8
+    assert np.allclose(levels, sampled.indices, atol=1.0), "the frames read are the frames named"

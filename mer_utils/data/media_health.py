@@ -126,52 +126,66 @@ def audio_health(path: str | os.PathLike) -> Health:
 
 
 class VideoPackets(NamedTuple):
-    """What a container says about its video stream, and what its packets show, without decoding them."""
+    """What a container declares about its video, and what its packets show, without decoding them."""
 
     declared_s: float  # duration in the header (NaN when it has none)
-    end_s: float  # where the last packet's frame ends
+    present_s: float  # how far the packets reach, to compare with ``declared_s`` (see video_packets)
+    video_end_s: float  # where the last video frame ends
     n_packets: int  # non-empty video packets: the frames actually in the file
     fps: float
     first_frame_decodes: bool
-    cut_while_reading: bool  # the demuxer hit the end of the file inside a packet or index
+
+    def truncated(self) -> bool:
+        """The packets stop short of the declared duration by more than an encoder's rounding."""
+        if self.declared_s != self.declared_s:  # no duration in the header: nothing to hold the packets against
+            return False
+        frame_s = 1.0 / self.fps if self.fps > 0 else 0.0
+        tolerance = max(TRUNCATION_TOLERANCE["frames"] * frame_s, TRUNCATION_TOLERANCE["fraction"] * self.declared_s)
+        return self.present_s < self.declared_s - tolerance
 
 
 def video_packets(path: str | os.PathLike) -> VideoPackets | None:
-    """Demux the video stream of ``path`` with PyAV (only the first frame is decoded); None: no video stream.
+    """Demux every stream of ``path`` with PyAV (only the first video frame is decoded); None: no video at all.
 
-    Raises ``av.error.FFmpegError`` when the container cannot be opened.
+    A stream duration (MP4) is held against the video packets; a container duration (FLV's onMetaData
+    covers audio and video) against the packets of every stream, so an audio track that outlasts the
+    picture does not make a whole clip look cut. Raises ``av.error.FFmpegError`` when the container
+    cannot be opened.
     """
     import av
 
     with av.open(str(path)) as container:
-        if not container.streams.video:
-            declared = container.duration / 1e6 if container.duration else float("nan")
-            return VideoPackets(declared, 0.0, 0, 0.0, False, True) if declared == declared else None
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
+        container_s = container.duration / 1e6 if container.duration else float("nan")
+        if not container.streams.video:  # an FLV cut inside its first tags still declares its duration
+            return VideoPackets(container_s, 0.0, 0.0, 0, 0.0, False) if container_s == container_s else None
+        video = container.streams.video[0]
+        rate = video.average_rate or video.guessed_rate
         fps = float(rate) if rate else 0.0
-        if stream.duration:
-            declared = float(stream.duration * stream.time_base)
-        else:
-            declared = container.duration / 1e6 if container.duration else float("nan")
-        n_packets, last_pts, decoded, cut = 0, None, False, False
+        n_packets, video_end, file_end, decoded = 0, None, 0.0, False
         try:
-            for packet in container.demux(stream):
-                if not packet.size:
+            for packet in container.demux():
+                if not packet.size or packet.pts is None:
+                    continue
+                start = float(packet.pts * packet.time_base)
+                file_end = max(file_end, start + float((packet.duration or 0) * packet.time_base))
+                if packet.stream.index != video.index:
                     continue
                 n_packets += 1
-                if packet.pts is not None:
-                    last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
+                video_end = start if video_end is None else max(video_end, start)
                 if not decoded:
                     try:
                         decoded = bool(packet.decode())
                     except av.error.FFmpegError:
                         pass
         except av.error.FFmpegError:
-            cut = True
+            pass  # the file ends inside a packet: what came before is what the file holds
         frame_s = 1.0 / fps if fps > 0 else 0.0
-        end = float(last_pts * stream.time_base) + frame_s if last_pts is not None else n_packets * frame_s
-        return VideoPackets(declared, end, n_packets, fps, decoded, cut)
+        video_end_s = video_end + frame_s if video_end is not None else 0.0
+        if video.duration:
+            declared, present = float(video.duration * video.time_base), video_end_s
+        else:
+            declared, present = container_s, max(file_end, video_end_s)
+        return VideoPackets(declared, present, video_end_s, n_packets, fps, decoded)
 
 
 def video_health(path: str | os.PathLike) -> Health:
@@ -190,16 +204,13 @@ def video_health(path: str | os.PathLike) -> Health:
         return Health("unreadable", float("nan"))
     if packets is None:
         return Health("unreadable", float("nan"))
-    if packets.declared_s == packets.declared_s:  # a declared duration to hold the packets against
-        frame_s = 1.0 / packets.fps if packets.fps > 0 else 0.0
-        tolerance = max(TRUNCATION_TOLERANCE["frames"] * frame_s, TRUNCATION_TOLERANCE["fraction"] * packets.declared_s)
-        if packets.end_s < packets.declared_s - tolerance:
-            return Health("truncated", packets.end_s)
+    if packets.truncated():
+        return Health("truncated", packets.video_end_s)
     if packets.n_packets == 0 or not packets.first_frame_decodes:
         return Health("no_samples", 0.0)
     if packets.n_packets == 1:
-        return Health("still_image", packets.end_s)
-    duration = packets.declared_s if packets.declared_s == packets.declared_s else packets.end_s
+        return Health("still_image", packets.video_end_s)
+    duration = packets.declared_s if packets.declared_s == packets.declared_s else packets.video_end_s
     if duration > MAX_CLIP_SECONDS:
         return Health("too_long", duration)
     if duration < MIN_CLIP_SECONDS:

@@ -110,22 +110,33 @@ class VideoFramesError(RuntimeError):
     """A clip whose frames cannot all be had: truncated, corrupt or too short. The message names the file."""
 
 
-def _allowed_missing(declared: int) -> int:
-    """Frames a header may over-count without the file being cut (encoders round the duration)."""
-    from mer_utils.data.media_health import TRUNCATION_TOLERANCE
+def _shortfall_is_damage(path, seen: int) -> bool:
+    """Whether fewer frames decoded than the header counts because the file is cut or corrupt.
 
-    return max(TRUNCATION_TOLERANCE["frames"], int(TRUNCATION_TOLERANCE["fraction"] * declared))
+    OpenCV counts FLV frames from the container's duration, which covers the audio track too, so a clip
+    whose sound outlasts its picture over-counts; the packets in the file (demuxed with PyAV, not decoded)
+    tell that apart from a file that stops early or holds frames that do not decode.
+    """
+    import av
+
+    from mer_utils.data.media_health import TRUNCATION_TOLERANCE, video_packets
+
+    try:
+        packets = video_packets(path)
+    except av.error.FFmpegError:
+        return True
+    return packets is None or packets.truncated() or seen < packets.n_packets - TRUNCATION_TOLERANCE["frames"]
 
 
 def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
     """Read ``k`` uniformly sampled RGB frames of a clip, every one of them decoded from the file.
 
-    The container's frame count picks the indices. A clip that turns out a
-    frame or two shorter than its header says gets its indices drawn again
-    over the frames that exist; one that is shorter by more (a truncated
-    file), one with fewer than ``k`` frames, or one with a sampled frame that
-    does not decode raises :class:`VideoFramesError`: no frame is ever
-    repeated to make up the count.
+    The container's frame count picks the indices. A clip with fewer frames
+    than its header counts but every frame its packets hold (the header's
+    duration includes a longer audio track) gets its indices drawn again over
+    the frames that exist; a truncated or corrupt file, one with fewer than
+    ``k`` frames, or one with a sampled frame that does not decode raises
+    :class:`VideoFramesError`: no frame is ever repeated to make up the count.
     """
     import cv2
 
@@ -143,7 +154,7 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
         indices = sample_frame_indices(n_frames, k)
         frames, seen = _grab_frames(capture, indices)
         if seen <= indices.max():
-            if declared - seen > _allowed_missing(declared) or seen < k:
+            if seen < k or _shortfall_is_damage(path, seen):
                 raise VideoFramesError(f"{path}: only {seen} of the {declared} frames its header declares can be "
                                        "decoded (truncated or corrupt file); re-download it.")
             capture.release()
