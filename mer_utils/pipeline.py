@@ -115,7 +115,9 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
         figure = plot_result(prediction, outputs / "demo" / f"{safe_name(clip_id)}_prediction.png")
         print(f"[6/6] demo on {clip_id}:\n{format_result(prediction)}")
     elapsed = time.perf_counter() - start
-    print(f"\ndone in {elapsed / 60:.1f} min. Tables and figures: {report.parent}/ (report.md), "
-          f"protocol comparison: {comparison}, demo figure: {figure}")
+    done = [f"Tables and figures: {report.parent}/ (report.md)"]
+    done += [f"protocol comparison: {comparison}"] if comparison else []
+    done += [f"demo figure: {figure}"] if figure else []
+    print(f"\ndone in {elapsed / 60:.1f} min. " + ", ".join(done))
     return {"report": report, "comparison": comparison, "demo_figure": figure, "seconds": elapsed,
             "skipped_stages": {kind: gap for kind, gap in gaps.items() if gap}}
