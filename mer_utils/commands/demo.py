@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 def _predict(args) -> int:
+    from mer_utils.core.runs import safe_name
     from mer_utils.demo.predict import format_result, plot_result, predict_clip
 
     video = audio = None
@@ -18,7 +19,7 @@ def _predict(args) -> int:
                           checkpoints=args.checkpoints, audio_checkpoint=args.audio_checkpoint,
                           visual_checkpoint=args.visual_checkpoint)
     print(format_result(result))
-    figure = plot_result(result, args.out / f"{result.inputs.name}_prediction.png")
+    figure = plot_result(result, args.out / f"{safe_name(result.inputs.name)}_prediction.png")
     print(f"figure: {figure}")
     return 0
 

@@ -105,13 +105,22 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+# Device names Windows refuses as a file name, with any extension ("nul.png" too).
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
 def safe_name(text: str) -> str:
-    """A folder/file name that is valid on Windows, macOS and Linux and in zip files.
+    """The one portable file/folder name of a label, protocol, clip or run name: only ``A-Z a-z 0-9 . _ -``,
+    which every file system (Windows, macOS, Linux) and zip accepts. Use it wherever a name is built from
+    such a label.
 
     >>> safe_name("cross:ravdess-dev->ravdess-hidden")
     'cross-ravdess-dev-ravdess-hidden'
+    >>> safe_name("egemaps+mfcc"), safe_name("nul"), safe_name("../x")
+    ('egemaps-mfcc', '_nul', 'x')
     """
-    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._+-]", "-", str(text))).strip("-.") or "run"
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]", "-", str(text))).strip("-.") or "run"
+    return f"_{name}" if name.split(".")[0].upper() in _WINDOWS_RESERVED else name
 
 
 def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, *, corpus_key: str | None = None,
@@ -144,9 +153,9 @@ def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, 
 def point_latest(outputs: str | os.PathLike, stage: str, key: str, run_dir: str | os.PathLike,
                  *, corpus_key: str | None = None) -> Path:
     """Record ``run_dir`` as the newest run of ``stage``/``key`` (and of ``corpus_key`` when given)."""
-    pointers = [Path(outputs) / stage / f"latest_{key}.json"]
+    pointers = [Path(outputs) / stage / f"latest_{safe_name(key)}.json"]  # keys may be "cross:a->b" protocols
     if corpus_key:
-        pointers.append(Path(outputs) / stage / safe_name(corpus_key) / f"latest_{key}.json")
+        pointers.append(Path(outputs) / stage / safe_name(corpus_key) / f"latest_{safe_name(key)}.json")
     for pointer in pointers:
         write_json(pointer, {"run_dir": os.path.relpath(run_dir, pointer.parent), "updated": timestamp(),
                              **({"corpus_key": corpus_key} if corpus_key else {})})
@@ -155,7 +164,7 @@ def point_latest(outputs: str | os.PathLike, stage: str, key: str, run_dir: str 
 
 def resolve_latest(outputs: str | os.PathLike, stage: str, key: str, *, corpus_key: str | None = None) -> Path:
     """The run folder recorded by :func:`point_latest` (of ``corpus_key`` when given), with a clear error."""
-    pointer = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "") / f"latest_{key}.json"
+    pointer = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "") / f"latest_{safe_name(key)}.json"
     if not pointer.exists():
         raise FileNotFoundError(
             f"No {stage} run for {key!r}: {pointer} does not exist. Run the {stage} stage "
