@@ -58,6 +58,11 @@ def _use_cpu(device: str | None, torch) -> bool:
         os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
 
 
+def process_device(device: str) -> str:
+    """``device`` in a plain run; this process's own device (``cuda:<local rank>`` or cpu) when launched."""
+    return str(_state().device) if is_distributed() else device
+
+
 def wait_for_everyone() -> None:
     if is_distributed():
         _state().wait_for_everyone()
@@ -156,7 +161,7 @@ def accumulation_steps(*, batch_size: int, grad_accum: int, effective_batch_size
 
 
 def make_accelerator(*, device: str | None = None, amp: bool = True, amp_dtype: str = "auto",
-                     grad_accum: int = 1):
+                     grad_accum: int = 1, find_unused_parameters: bool = False):
     """An :class:`accelerate.Accelerator` for this process: DDP when launched, a plain device otherwise.
 
     No ``accelerate config`` file is needed: the launcher's environment (or
@@ -169,11 +174,42 @@ def make_accelerator(*, device: str | None = None, amp: bool = True, amp_dtype: 
     warn_single_cpu_launch()
     cpu = _use_cpu(device, torch)
     precision = mixed_precision(amp, amp_dtype, "cpu" if cpu else "cuda")
-    # Parameters a step may not touch (wav2vec2's mask embedding, unused layers of a fixed-layer head).
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    # find_unused_parameters: for models whose step leaves some trainable parameters untouched (the
+    # layers above a fixed-layer head); it costs an extra graph traversal, so only when needed.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)
     accelerator = Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=grad_accum,
                               kwargs_handlers=[ddp])
     return accelerator
+
+
+def gather_predictions(accelerator, n: int, predict, *, batch_size: int = 1):
+    """``predict(index) -> (len(index), K)`` tensor for clips ``0..n-1``, sharded over the processes.
+
+    Each process scores its share of the clips; ``gather_for_metrics`` brings every clip back exactly
+    once (the duplicates the sampler adds to even out the last batch are dropped). Returns a numpy
+    array in clip order on every process.
+    """
+    import numpy as np
+    import torch
+    from accelerate.data_loader import prepare_data_loader
+
+    loader = torch.utils.data.DataLoader(range(n), batch_size=batch_size, shuffle=False, collate_fn=torch.tensor)
+    loader = prepare_data_loader(loader, num_processes=accelerator.num_processes,
+                                 process_index=accelerator.process_index, put_on_device=True)
+    index, scores = [], []
+    for idx in loader:
+        got_idx, got = accelerator.gather_for_metrics((idx, predict(idx).to(accelerator.device)))
+        index.append(got_idx.cpu())
+        scores.append(got.float().cpu())
+    if not index:
+        return None
+    index, scores = torch.cat(index).numpy(), torch.cat(scores).numpy()
+    if sorted(index.tolist()) != list(range(n)):
+        raise RuntimeError(f"sharded evaluation returned {len(index)} predictions for {n} clips (some twice "
+                           "or not at all)")
+    out = np.empty((n, scores.shape[1]), dtype=np.float64)
+    out[index] = scores
+    return out
 
 
 def describe(accelerator=None) -> dict:

@@ -125,30 +125,13 @@ def _train_batch(accelerator, model, waves, labels, loss_fn) -> float:
 
 
 def predict_proba_sharded(accelerator, model: SSLClassifier, waves: list) -> np.ndarray:
-    """Probabilities of every clip in ``waves``: each process scores its share, one clip at a time (a clip's
-    score never depends on its batch), and ``gather_for_metrics`` returns each clip exactly once."""
-    from accelerate.data_loader import prepare_data_loader
-
+    """Probabilities of every clip in ``waves``, one clip at a time (a clip's score never depends on its
+    batch), sharded over the processes and gathered exactly once."""
     core = accelerator.unwrap_model(model)
-    n_classes = core.classifier[-1].out_features
     if not waves:
-        return np.zeros((0, n_classes))
-    loader = prepare_data_loader(_index_loader(len(waves), 1), num_processes=accelerator.num_processes,
-                                 process_index=accelerator.process_index, put_on_device=True)
-    index, proba = [], []
-    for idx in loader:
-        p = torch.as_tensor(core.predict_proba_waves([waves[int(idx[0])]], device=accelerator.device),
-                            device=accelerator.device)
-        got_idx, got_p = accelerator.gather_for_metrics((idx, p))
-        index.append(got_idx.cpu())
-        proba.append(got_p.float().cpu())
-    index, proba = torch.cat(index).numpy(), torch.cat(proba).numpy()
-    if sorted(index.tolist()) != list(range(len(waves))):
-        raise RuntimeError(f"sharded evaluation returned clips {sorted(index.tolist())[:10]}... for {len(waves)} "
-                           "clips: some predicted twice or not at all")
-    out = np.empty((len(waves), n_classes), dtype=np.float64)
-    out[index] = proba
-    return out
+        return np.zeros((0, core.classifier[-1].out_features))
+    return distributed.gather_predictions(accelerator, len(waves), lambda idx: torch.as_tensor(
+        core.predict_proba_waves([waves[int(idx[0])]], device=accelerator.device)))
 
 
 def validation_ua(accelerator, model, waves: list, labels: np.ndarray) -> float:
@@ -331,7 +314,7 @@ def finetune(
         trainer.save()
     acc.wait_for_everyone()
     core = acc.unwrap_model(trainer.model)
-    core.load_state_dict(torch.load(trainer.best_path, map_location=acc.device, weights_only=True))
+    core.load_state_dict(torch.load(trainer.best_path, map_location="cpu", weights_only=True))
     state = trainer.state
     return {"best_epoch": state["best_epoch"], "best_val_ua": state["best_ua"], "history": state["history"],
             "optimizer_steps": state["step"], "resumed_from": resumed_from,
@@ -378,8 +361,10 @@ class FinetuneBackbone:
         accum, _ = distributed.accumulation_steps(batch_size=s.batch_size, grad_accum=s.grad_accum,
                                                   effective_batch_size=s.effective_batch_size,
                                                   num_processes=distributed.world_size())
+        # A one-layer head leaves the layers above it without gradients: DDP must be told.
         self.accelerator = distributed.make_accelerator(device=self.device, amp=s.amp, amp_dtype=s.amp_dtype,
-                                                        grad_accum=accum)
+                                                        grad_accum=accum,
+                                                        find_unused_parameters=isinstance(self.head.layer, int))
         torch.manual_seed(s.seed)  # the head's initial weights: the same on every process
         self.labels = train.label_set
         self.model = build_classifier(self.model_name, labels=self.labels, head=self.head)
