@@ -24,8 +24,6 @@ import torch
 from tests.conftest import REPO
 from tests.test_audio_ssl import TINY
 
-pytestmark = pytest.mark.slow  # one 2-process launch, ~35 s on 2 cores
-
 NOISY = {**TINY, "hidden_dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.1,
          "feat_proj_dropout": 0.1, "final_dropout": 0.1, "mask_time_prob": 0.3, "mask_time_length": 2}
 # A launched helper: `mer` commands in a row, dying at the STOP_AT_BATCH-th training batch of each
@@ -104,6 +102,7 @@ def _run_dir(root, out: str, mode: str = "finetune"):
     return run
 
 
+@pytest.mark.slow  # the module's one 2-process launch, ~35 s on 2 cores
 def test_two_processes_write_one_run_with_every_test_clip_once(setup, launched):
     from mer_utils.core.evaluation import score_predictions
     from mer_utils.core.predictions import read_predictions
@@ -127,6 +126,7 @@ def test_two_processes_write_one_run_with_every_test_clip_once(setup, launched):
     assert (root / "a" / "checkpoints" / "best_wav2vec2_speaker_indep.pt").is_file()
 
 
+@pytest.mark.slow  # the module's one 2-process launch, ~35 s on 2 cores
 def test_killed_two_process_fine_tune_resumes_to_the_same_weights(setup, launched):
     root = setup[0]
     assert "killed at batch 6" in launched.stderr and launched.stdout.count("exit codes [0, 0, 1, 0]") == 2
@@ -138,6 +138,7 @@ def test_killed_two_process_fine_tune_resumes_to_the_same_weights(setup, launche
         assert torch.equal(tensor, resumed[name]), name
 
 
+@pytest.mark.slow  # the module's one 2-process launch, ~35 s on 2 cores
 def test_sharded_frozen_embeddings_equal_one_process(setup, launched):
     from mer_utils.core.predictions import read_predictions
     from mer_utils.experts.audio.feature_cache import file_key
@@ -164,3 +165,52 @@ def test_sharded_frozen_embeddings_equal_one_process(setup, launched):
     np.testing.assert_allclose(np.stack([cached[file_key(p)] for p in paths]), E, atol=1e-6)
     frame = read_predictions(_run_dir(root, "a", "frozen") / "predictions_test.csv")
     assert frame["clip_id"].is_unique and len(frame) == 6
+
+
+def test_folds_run_by_separate_processes_land_in_one_run(setup, tmp_path):
+    """`--run-folds` splits speaker-kfold over processes (one per GPU); the last to finish writes the run."""
+    from mer_utils.experts.audio.train import train_audio
+
+    _, model_dir, corpus, _ = setup
+    common = dict(data_root=str(corpus), backbone=str(model_dir), mode="frozen", protocol="speaker-kfold", folds=2,
+                  outputs=str(tmp_path / "outputs"), checkpoints=str(tmp_path / "checkpoints"), progress=False)
+    first = train_audio(run_folds=(1,), **common)
+    assert first.pending == (0,) and not (first.run_dir / "metrics.json").exists()
+    assert not (tmp_path / "checkpoints" / "index.json").exists(), "nothing published from half a run"
+    second = train_audio(run_folds=(0,), **common)
+    assert second.run_dir == first.run_dir and second.pending == ()
+    assert sorted({row["fold"] for row in second.metrics["per_fold"]}) == [0, 1]
+    best = max(second.metrics["folds"], key=lambda r: next(
+        row["ua"] for row in second.metrics["per_fold"] if row["fold"] == r["fold"] and row["subset"] == "val"))
+    assert second.metrics["checkpoint_fold"] == best["fold"] and second.checkpoint.exists()
+    with pytest.raises(ValueError, match="--run-folds 7: the split speaker-kfold"):
+        train_audio(run_folds=(7,), **common)
+
+
+def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys):
+    from mer_utils.data.cremad_vocabulary import EMOTIONS
+    from mer_utils.experts.visual.fit import FitSettings, fit_fold
+    from mer_utils.experts.visual.models import ModelSpec, _nn
+
+    rng = np.random.default_rng(0)
+    y = np.arange(36) % 6
+    feats = rng.normal(size=(36, 4, 8)).astype(np.float32)
+    data = {"features": torch.from_numpy(feats), "mirrored": torch.from_numpy(feats[:, ::-1].copy())}
+
+    def head():
+        torch.manual_seed(0)
+        model = _nn()(ModelSpec(labels=EMOTIONS), pretrained=False)
+        model.head[0], model.head[-1] = torch.nn.LayerNorm(8), torch.nn.Linear(8, 6)
+        return model
+    state = tmp_path / "train_state.pt"
+    settings = FitSettings(epochs=2, patience=100)
+    _, straight = fit_fold(head(), data, y, np.arange(30), np.arange(30, 36), settings=settings, fold=0,
+                           progress=False)
+    fit_fold(head(), data, y, np.arange(30), np.arange(30, 36), settings=FitSettings(epochs=1, patience=100),
+             fold=0, state_path=state, progress=False)
+    state.write_bytes(state.read_bytes()[:200])
+    _, history = fit_fold(head(), data, y, np.arange(30), np.arange(30, 36), settings=settings, fold=0,
+                          state_path=state, progress=False)
+    out = capsys.readouterr().out
+    assert f"resume state {state} is unreadable" in out and "restarts from scratch" in out
+    assert (tmp_path / "train_state.pt.corrupt").exists() and history == straight
