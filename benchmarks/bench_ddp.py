@@ -5,12 +5,14 @@ process; N>1: ``accelerate launch --multi_gpu --num_processes N``, gloo on
 CPU), which fine-tunes a random-weight wav2vec2 (``--size tiny``, ``small``
 or ``base``: the facebook/wav2vec2-base geometry) for one epoch on
 synthetic 2.5 s clips through :func:`mer_utils.experts.audio.ssl_train.finetune`,
-with the same effective batch for every N. The CPU threads are split evenly
-(``--cores`` in all), so the numbers compare ways of using the same cores.
+with the same effective batch for every N. ``--configs`` lists
+``<processes>x<threads per process>`` (default: one process on all cores, one
+process on one thread, two processes on half the cores each), so the numbers
+compare ways of using the same cores.
 Prints training clips/s per N: rank 0's wall time of the epoch, which includes a one-clip
 validation and the epoch-end ``save_state`` (model start-up excluded).
 
-    python benchmarks/bench_ddp.py --size small --clips 32 --cores 2
+    python benchmarks/bench_ddp.py --size small --clips 32 --configs 1x2 1x1 2x1
 """
 
 from __future__ import annotations
@@ -65,10 +67,10 @@ def worker(args) -> None:
                                       "threads_per_process": torch.get_num_threads()}))
 
 
-def measure(n: int, args) -> dict:
+def measure(n: int, threads: int, args) -> dict:
     script = [str(Path(__file__).resolve()), "--worker", "--size", args.size, "--clips", str(args.clips),
               "--batch-size", str(args.batch_size)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.cores // n)), "CUDA_VISIBLE_DEVICES": "",
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CUDA_VISIBLE_DEVICES": "",
            "PYTHONPATH": str(REPO)}
     if n == 1:
         cmd = [sys.executable, *script]
@@ -91,18 +93,20 @@ def main() -> None:
     parser.add_argument("--size", choices=tuple(SIZES), default="small")
     parser.add_argument("--clips", type=int, default=32, help="training clips of 2.5 s (one epoch)")
     parser.add_argument("--batch-size", type=int, default=4, help="clips per device and forward pass")
-    parser.add_argument("--cores", type=int, default=os.cpu_count(), help="CPU threads shared by the processes")
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    cores = os.cpu_count() or 2
+    parser.add_argument("--configs", nargs="+", default=[f"1x{cores}", "1x1", f"2x{max(1, cores // 2)}"],
+                        help="<processes>x<threads per process> to measure")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
     print(f"fine-tuning a random {args.size} wav2vec2, {args.clips} clips x 2.5 s, batch {args.batch_size} "
-          f"per device, {args.cores} CPU threads in all")
+          f"per device; {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}")
     print(f"{'processes':>9}  {'threads/proc':>12}  {'eff. batch':>10}  {'seconds':>8}  {'clips/s':>8}")
-    for n in args.processes:
-        r = measure(n, args)
+    for config in args.configs:
+        n, threads = (int(v) for v in config.split("x"))
+        r = measure(n, threads, args)
         print(f"{r['processes']:>9}  {r['threads_per_process']:>12}  {r['effective_batch']:>10}  "
               f"{r['seconds']:>8.2f}  {r['clips_per_s']:>8.2f}")
 
