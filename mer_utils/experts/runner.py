@@ -9,6 +9,11 @@ matrix and skipped-clip list; ``latest_<protocol>`` pointers move to it; the
 best checkpoint is copied to its stable name in ``checkpoints/`` and recorded
 in the checkpoint index (:mod:`mer_utils.core.checkpoint_index`).
 
+Launched on N processes (``accelerate launch``, ``torchrun``), every
+process runs the fold loop and the expert trains data-parallel; only the main
+process writes (:mod:`mer_utils.experts.distributed`). ``--run-folds`` lets
+separate processes (one per GPU) share out the folds of one run folder.
+
 A plug-in (:class:`Expert`) supplies what differs between modalities. The
 run folder is addressed by the corpus (name + manifest hash) and the
 settings that change results (:func:`mer_utils.core.runs.new_run_dir`).
@@ -109,8 +114,11 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
                          f"{folds}")
     partial = bool(chosen) and set(chosen) != set(folds)
     for fold in folds:
-        if ledger.finished(fold) is not None or (chosen and fold not in chosen):
+        if ledger.finished(fold) is not None:
+            logger.info("fold %s already done; reusing its predictions", fold)
             continue
+        if chosen and fold not in chosen:
+            continue  # another process's fold (--run-folds)
         _train_fold(expert, prepared, ledger, fold, run_dir, keep_fold_model=partial)
     pending = [f for f in folds if ledger.finished(f) is None]  # others' folds may have finished meanwhile
     if pending:
@@ -211,9 +219,7 @@ def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedg
         folder = folder / safe_name(prepared.corpus.name)
     stem = folder / expert.stable_name(prepared)
     folder.mkdir(parents=True, exist_ok=True)
-    target = stem.with_suffix(source.suffix)
-    for part in sorted(source.parent.glob(f"{source.stem}.*")):
-        shutil.copyfile(part, stem.with_suffix(part.suffix))
+    target = _copy_model(source, stem)
     summary = metrics["summary"]
     register_checkpoint(
         config.checkpoints, modality=expert.stage, protocol=config.protocol, path=target,

@@ -206,7 +206,8 @@ class _Trainer:
                 distributed.set_aside_corrupt(self.state_dir, error or "unreadable on another process")
             acc.wait_for_everyone()
             return None
-        if meta is None or not distributed.all_true(meta["fingerprint"] == self.state["fingerprint"]):
+        same_run = meta is not None and meta["fingerprint"] == self.state["fingerprint"]
+        if not distributed.all_true(same_run):
             return None  # nothing saved, or settings, data or process count changed: start afresh
         acc.load_state(str(self.state_dir))
         self.state = meta
