@@ -125,12 +125,22 @@ def test_report_pools_seeds_but_not_two_fusion_systems(tmp_path):
     assert len(seeded) == 1 and int(seeded["n_test"].iloc[0]) == 2
 
 
-def _hold_lock(run_dir, ready, release):
+def _hold_lock(run_dir, part, ready, release):
     from mer_utils.core.run_lock import lock_run_dir
 
-    lock_run_dir(run_dir)
+    lock_run_dir(run_dir, part)
     ready.set()
     release.wait(30)
+
+
+def _holding(run_dir, part=""):
+    """A second process that holds the lock of ``run_dir`` (or ``part`` of it) until released."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(run_dir, part, ready, release))
+    holder.start()
+    assert ready.wait(60)
+    return holder, release
 
 
 def test_a_run_folder_in_use_by_another_process_is_refused_naming_it(tmp_path):
@@ -141,12 +151,8 @@ def test_a_run_folder_in_use_by_another_process_is_refused_naming_it(tmp_path):
     from mer_utils.core.run_lock import release_run_dir
 
     release_run_dir(run_dir)
-    ctx = multiprocessing.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(run_dir, ready, release))
-    holder.start()
+    holder, release = _holding(run_dir)
     try:
-        assert ready.wait(60)
         with pytest.raises(RunFolderBusy) as err:
             new_run_dir(tmp_path, "audio", "demo", {"seed": 0}, settings={"seed": 0})
         assert str(run_dir) in str(err.value) and f"pid {holder.pid}" in str(err.value)
@@ -155,6 +161,22 @@ def test_a_run_folder_in_use_by_another_process_is_refused_naming_it(tmp_path):
         holder.join(30)
     # The holder is gone (its lock with it): the folder is free again.
     assert new_run_dir(tmp_path, "audio", "demo", {"seed": 0}, settings={"seed": 0}) == run_dir
+
+
+def test_processes_given_other_folds_share_a_run_folder_but_never_a_fold(tmp_path):
+    from mer_utils.core.run_lock import RunFolderBusy
+    from mer_utils.core.runs import new_run_dir
+
+    run_dir = tmp_path / "audio" / "kfold"
+    holder, release = _holding(run_dir, "fold0")  # another process trains fold 0 (--run-folds 0)
+    try:
+        assert new_run_dir(tmp_path, "audio", "kfold", {}, lock_parts=["fold1"]) == run_dir
+        with pytest.raises(RunFolderBusy) as err:
+            new_run_dir(tmp_path, "audio", "kfold", {}, lock_parts=["fold0"])
+        assert f"fold0 of {run_dir.resolve()} is in use" in str(err.value) and f"pid {holder.pid}" in str(err.value)
+    finally:
+        release.set()
+        holder.join(30)
 
 
 def test_ogm_ge_split_sharing_a_clip_between_train_and_test_is_refused(tmp_path, full_listing_manifest):

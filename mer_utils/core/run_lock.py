@@ -7,6 +7,11 @@ checkpoints. :func:`lock_run_dir` takes an OS file lock (``filelock``:
 holding process dies, so a killed run never leaves a stale lock. Beside it,
 ``.lock.holder.json`` says who holds it, for the refusal message.
 
+A lock can cover the whole folder or one part of it (``part="fold2"``):
+the protocol runner locks the folds it trains, so that processes given
+other folds of one run (``--run-folds``) share the folder while two
+processes never train the same fold.
+
 The lock belongs to the process: taking it again from the same process is
 a no-op (a notebook re-running a cell), and :func:`releasing_run_locks`
 frees the locks a call took when it returns or fails. Under a multi-process
@@ -26,41 +31,51 @@ from pathlib import Path
 from mer_utils.core.atomic_io import read_json, write_json
 
 LOCK_NAME = ".lock"
-HOLDER_NAME = ".lock.holder.json"
-_HELD: dict[Path, object] = {}  # run folder -> its acquired filelock.FileLock
+_HELD: dict[tuple[Path, str], object] = {}  # (run folder, part) -> its acquired filelock.FileLock
 
 
 class RunFolderBusy(RuntimeError):
-    """Another process is writing this run folder."""
+    """Another process is writing this run folder (or this part of it)."""
 
 
-def lock_run_dir(run_dir: str | os.PathLike) -> None:
-    """Take the run folder's lock for this process, or raise :class:`RunFolderBusy` naming the holder."""
+def _lock_file(run_dir: Path, part: str) -> Path:
+    return run_dir / (f"{LOCK_NAME}-{part}" if part else LOCK_NAME)
+
+
+def _holder_file(run_dir: Path, part: str) -> Path:
+    return _lock_file(run_dir, part).with_name(_lock_file(run_dir, part).name + ".holder.json")
+
+
+def lock_run_dir(run_dir: str | os.PathLike, part: str = "", *, wait_s: float = 0) -> None:
+    """Take the lock of ``run_dir`` (or of ``part`` of it) for this process, waiting up to ``wait_s``;
+    raise :class:`RunFolderBusy` naming the holder when another process keeps it."""
     from filelock import FileLock, Timeout
 
     run_dir = Path(run_dir).resolve()
-    if run_dir in _HELD or int(os.environ.get("RANK", "0")) != 0:
+    if (run_dir, part) in _HELD or int(os.environ.get("RANK", "0")) != 0:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run_dir / LOCK_NAME))
+    lock = FileLock(str(_lock_file(run_dir, part)))
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait_s)
     except Timeout:
-        raise RunFolderBusy(f"{run_dir} is in use by another run ({_describe_holder(run_dir)}). Wait for it to "
-                            "finish, or give this run other --outputs; two runs must not write one folder.") from None
-    _HELD[run_dir] = lock
-    write_json(run_dir / HOLDER_NAME, {
+        what = f"{part} of {run_dir}" if part else str(run_dir)
+        raise RunFolderBusy(f"{what} is in use by another run ({_describe_holder(run_dir, part)}). Wait for it "
+                            "to finish, or give this run other --outputs; two runs must not write one folder."
+                            ) from None
+    _HELD[(run_dir, part)] = lock
+    write_json(_holder_file(run_dir, part), {
         "pid": os.getpid(), "host": socket.gethostname(), "since": _dt.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv)[:500],
     })
 
 
-def release_run_dir(run_dir: str | os.PathLike) -> None:
-    """Free this process's lock on ``run_dir`` (nothing if it holds none)."""
+def release_run_dir(run_dir: str | os.PathLike, part: str = "") -> None:
+    """Free this process's lock on ``run_dir`` (or ``part`` of it); nothing if it holds none."""
     run_dir = Path(run_dir).resolve()
-    lock = _HELD.pop(run_dir, None)
+    lock = _HELD.pop((run_dir, part), None)
     if lock is not None:
-        (run_dir / HOLDER_NAME).unlink(missing_ok=True)
+        _holder_file(run_dir, part).unlink(missing_ok=True)
         lock.release()
 
 
@@ -72,15 +87,14 @@ def releasing_run_locks(func):
         try:
             return func(*args, **kwargs)
         finally:
-            for run_dir in set(_HELD) - before:
-                release_run_dir(run_dir)
+            for run_dir, part in set(_HELD) - before:
+                release_run_dir(run_dir, part)
     return wrapper
 
 
-def _describe_holder(run_dir: Path) -> str:
-    holder = run_dir / HOLDER_NAME
+def _describe_holder(run_dir: Path, part: str) -> str:
     try:
-        info = read_json(holder)
+        info = read_json(_holder_file(run_dir, part))
     except (OSError, ValueError):
-        return f"lock file {run_dir / LOCK_NAME}"
+        return f"lock file {_lock_file(run_dir, part)}"
     return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}: {info.get('command')}"

@@ -26,7 +26,7 @@ import random
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from mer_utils.core.atomic_io import read_json, write_json
 from mer_utils.core.run_lock import lock_run_dir
@@ -124,20 +124,23 @@ def safe_name(text: str) -> str:
 
 
 def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, *, corpus_key: str | None = None,
-                settings: dict | None = None) -> Path:
+                settings: dict | None = None, lock_parts: Sequence[str] | None = None) -> Path:
     """Create the run folder and write config.json and env.json.
 
     With ``settings`` the folder is ``<name>-<settings hash>`` (see the
     module docstring), under ``<corpus_key>/`` when given. A folder holding
     a different config.json is never reused: that would mix two runs. The
-    folder is locked for this process (:mod:`mer_utils.core.run_lock`); a
-    folder another live process is writing is refused, naming that process.
+    folder is locked for this process (:mod:`mer_utils.core.run_lock`), or
+    only the ``lock_parts`` of it (e.g. the folds a process trains); a folder
+    another live process is writing is refused, naming that process.
     """
     if settings is not None:
         settings = json.loads(json.dumps(settings, sort_keys=True, default=str))  # as JSON stores it
     base = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "")
     run_dir = base / (f"{safe_name(name)}-{settings_hash(settings)}" if settings is not None else safe_name(name))
-    lock_run_dir(run_dir)  # before anything is written: two runs never share a folder at once
+    # Before anything is written: two runs never share a folder (or, with ``lock_parts``, a fold) at once.
+    for part in lock_parts if lock_parts is not None else ("",):
+        lock_run_dir(run_dir, part)
     stamp = run_dir / "settings.json"
     if settings is not None and stamp.exists() and read_json(stamp) != settings:
         raise RuntimeError(f"{run_dir} holds a run with other settings ({stamp}); refusing to mix them. "

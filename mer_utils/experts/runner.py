@@ -103,17 +103,19 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
         prepared = prepare()
     key = corpus_key(prepared)
     settings = expert.settings()
-    run_dir = distributed.broadcast(_new_run_dir(config, expert, key, settings) if distributed.is_main_process()
-                                    else None)
-    with distributed.main_process_first():
-        expert.begin(prepared)
-    ledger = FoldLedger(run_dir, run_fingerprint(settings, prepared, media=expert.media), prepared.split_name)
     folds = sorted(int(f) for f in prepared.split["fold"].unique())
     chosen = tuple(getattr(config, "run_folds", ()) or ())
     unknown = sorted(set(chosen) - set(folds))
     if unknown:
         raise ValueError(f"--run-folds {' '.join(map(str, unknown))}: the split {prepared.split_name} has folds "
                          f"{folds}")
+    # Each process locks the folds it trains: other folds of the run may train in other processes.
+    locks = [f"fold{f}" for f in (chosen or folds)]
+    run_dir = distributed.broadcast(_new_run_dir(config, expert, key, settings, locks)
+                                    if distributed.is_main_process() else None)
+    with distributed.main_process_first():
+        expert.begin(prepared)
+    ledger = FoldLedger(run_dir, run_fingerprint(settings, prepared, media=expert.media), prepared.split_name)
     partial = bool(chosen) and set(chosen) != set(folds)
     for fold in folds:
         if ledger.finished(fold) is not None:
@@ -127,18 +129,23 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
         logger.info("folds %s of %s done; folds %s still to run (other --run-folds); the process that finishes "
                     "the last fold writes the run's metrics", list(chosen), run_dir, pending)
         return RunResult(run_dir, {}, None, tuple(pending))
-    result = _finish_run(expert, prepared, ledger, run_dir, key, folds) if distributed.is_main_process() else None
+    result = None
+    if distributed.is_main_process():
+        from mer_utils.core.run_lock import lock_run_dir
+
+        lock_run_dir(run_dir, "finish", wait_s=600)  # two processes ending their folds at once finish in turn
+        result = _finish_run(expert, prepared, ledger, run_dir, key, folds)
     return distributed.broadcast(result)
 
 
-def _new_run_dir(config, expert: Expert, key: str, settings: dict) -> Path:
+def _new_run_dir(config, expert: Expert, key: str, settings: dict, locks: list[str]) -> Path:
     """The run folder (main process only), its env.json naming the process layout."""
     from mer_utils.core.atomic_io import read_json, write_json
     from mer_utils.core.runs import new_run_dir
     from mer_utils.experts import distributed
 
     run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
-                          settings=settings)
+                          settings=settings, lock_parts=locks)
     env = read_json(run_dir / "env.json")
     write_json(run_dir / "env.json", {**env, **distributed.describe()})
     return run_dir
