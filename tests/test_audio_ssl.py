@@ -111,7 +111,26 @@ def test_checkpoint_loads_without_the_model_folder_or_network(tiny_model_dir, cl
     assert proba.shape == (6, 6) and np.allclose(proba.sum(axis=1), 1)
 
 
-def test_training_killed_midway_resumes_to_the_same_model(tiny_model_dir, clips, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def noisy_model_dir(tmp_path_factory):
+    """The tiny model with dropout everywhere and SpecAugment time masks (numpy-drawn) on."""
+    from transformers import AutoModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor
+
+    path = tmp_path_factory.mktemp("tiny-noisy-wav2vec2")
+    torch.manual_seed(0)
+    noisy = {**TINY, "hidden_dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.1,
+             "feat_proj_dropout": 0.1, "final_dropout": 0.1, "mask_time_prob": 0.3, "mask_time_length": 2}
+    AutoModel.from_config(Wav2Vec2Config(**noisy)).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["deterministic", "dropout-and-masking"])
+def test_training_killed_midway_resumes_to_the_same_model(noisy, tiny_model_dir, noisy_model_dir, clips, tmp_path,
+                                                          monkeypatch):
+    """With dropout and masking on, equal weights need the python, numpy and torch RNGs restored too."""
+    if noisy:
+        tiny_model_dir = noisy_model_dir
     reference, _ = _finetune(tiny_model_dir, clips, tmp_path / "uninterrupted")
 
     real, calls = ssl_train._train_batch, []
@@ -129,7 +148,29 @@ def test_training_killed_midway_resumes_to_the_same_model(tiny_model_dir, clips,
     assert report["resumed_from"] == {"epoch": 0, "batch": 2, "step": 2}
     assert report["optimizer_steps"] == 3
     for (name, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
-        torch.testing.assert_close(a, b, msg=name)
+        assert torch.equal(a, b), name
+
+
+def test_truncated_resume_state_is_set_aside_and_the_fold_restarts(tiny_model_dir, clips, tmp_path, monkeypatch,
+                                                                    capsys):
+    real, calls = ssl_train._train_batch, []
+
+    def dies_on_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("runtime disconnected")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ssl_train, "_train_batch", dies_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _finetune(tiny_model_dir, clips, tmp_path / "work")
+    monkeypatch.setattr(ssl_train, "_train_batch", real)
+    optimizer = tmp_path / "work" / "train_state" / "optimizer.bin"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])  # a kill during a copy, a full disk
+    _, report = _finetune(tiny_model_dir, clips, tmp_path / "work")
+    out = capsys.readouterr().out
+    assert "train_state is unreadable (RuntimeError: optimizer.bin:" in out and "restarts from scratch" in out
+    assert (tmp_path / "work" / "train_state.corrupt" / "optimizer.bin").exists()
+    assert report["resumed_from"] is None and report["optimizer_steps"] == 3
 
 
 def test_frozen_mode_caches_embeddings_and_its_checkpoint_runs_on_audio(tiny_model_dir, clips, tmp_path,
@@ -210,7 +251,7 @@ def test_runner_finetune_and_frozen_write_runs_and_stable_checkpoints(tiny_model
     with pytest.raises(ValueError, match="--epochs 1: not used by frozen mode"):
         train_audio(mode="frozen", epochs=1, **common)  # an option the mode ignores is refused, not dropped
     assert tuned.checkpoint.name == "best_wav2vec2_speaker_indep.pt"
-    assert not list(tuned.run_dir.rglob("*_state.pt"))  # resume state removed once the fold is done
+    assert not list(tuned.run_dir.rglob("*_state*"))  # resume state removed once the fold is done
     assert frozen.checkpoint.name == "best_wav2vec2_frozen_speaker_indep.pt"
     for result in (tuned, frozen):
         frame = read_predictions(result.run_dir / "predictions_test.csv", expected_modality="audio")

@@ -126,3 +126,11 @@ def test_audio_only_download_marks_video_not_provided(tmp_path):
     result = build_manifest(root, progress=False)
     assert set(result.manifest["video_status"]) == {"not_provided"}
     assert result.problems.empty
+
+
+def test_summary_without_the_problems_table_still_names_each_broken_clip_and_fix(faulty_root):
+    # What `mer run-all` once printed: "problems: none" beside "audio: empty 1, lfs_pointer 1".
+    text = summarize_manifest(build_manifest(faulty_root, progress=False).manifest)
+    assert "problems: none" not in text
+    assert "lfs_pointer (1, e.g. AudioWAV/1003_DFA_ANG_XX.wav): this is a Git LFS pointer" in text
+    assert "git lfs pull" in text and "empty (2" in text  # an empty WAV and an empty FLV

@@ -47,8 +47,18 @@ def test_song_and_video_files_are_skipped_with_a_note(tmp_path, capsys):
     assert "skipped_song 1" in capsys.readouterr().out
 
 
-def test_speaker_protocols_work_on_ravdess():
+def test_speaker_protocols_work_on_ravdess_and_refuse_a_shared_actor():
+    from mer_utils.protocols.splits import check_speaker_independent
+
     manifest = build_manifest(shared("ravdess-dev"), progress=False).manifest
     split = make_split(manifest, protocol="speaker-kfold", n_folds=5)
-    for row in split.attrs["info"]["actor_overlap"]:
-        assert row["shared_train_test"] == row["shared_val_test"] == row["shared_train_val"] == 0
+    assert split["fold"].nunique() == 5 and len(split[split["subset"] == "test"]) == len(manifest)
+    # One test clip's actor also given a training clip: the check that guards every split must refuse it.
+    fold0 = split[split["fold"] == 0]
+    actor_of = manifest.set_index("clip_id")["actor_id"]
+    test_actor = actor_of.loc[fold0.loc[fold0["subset"] == "test", "clip_id"]].iloc[0]
+    stolen = manifest.loc[manifest["actor_id"] == test_actor, "clip_id"].iloc[0]
+    leaked = split.copy()
+    leaked.loc[fold0.index[fold0["subset"] == "train"][0], "clip_id"] = stolen
+    with pytest.raises(ValueError, match="fold 0 is not speaker-independent"):
+        check_speaker_independent(leaked, manifest)

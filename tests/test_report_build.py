@@ -58,7 +58,7 @@ def test_collect_lists_finished_runs_in_order_and_reports_unfinished(outputs):
     assert [re.sub(r"-[0-9a-f]{8}$", "", run) for run in collected.runs["run"]] == [
         "audio/random_egemaps_seed0", "audio/speaker-kfold_egemaps_seed0",
         "visual/random_hog_seed0", "visual/speaker-kfold_hog_seed0",
-        "fusion/random_seed0_egemaps+hog", "fusion/speaker-kfold2_seed0_egemaps+hog",
+        "fusion/random_seed0_egemaps-hog", "fusion/speaker-kfold2_seed0_egemaps-hog",
     ]
     assert collected.skipped.to_dict("records") == [
         {"run": "audio/unfinished", "reason": "no metrics.json (unfinished or failed run)"}]

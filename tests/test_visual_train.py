@@ -73,10 +73,12 @@ def test_checkpoint_loads_without_training_code_and_predicts_a_video(run, synthe
     assert (total, k, boxes) == ("1.0", "8", "(8,") and int(found.split()[-1]) >= 7
 
 
-def test_rerun_reuses_finished_folds(run):
-    from mer_utils.experts.visual.train import train_visual
+def test_rerun_reuses_finished_folds(run, monkeypatch):
+    from mer_utils.experts.visual.train import VisualExpert, train_visual
 
     folder, result = run
+    # A retrain of a finished fold would reproduce the same seeded summary: make it fail instead.
+    monkeypatch.setattr(VisualExpert, "fit_fold", lambda *a, **k: pytest.fail("a finished fold was retrained"))
     again = train_visual(data_root=result.metrics["data_root"], protocol="random", outputs=str(folder / "outputs"),
                          checkpoints=str(folder / "checkpoints"), progress=False)
     assert again.metrics["summary"] == result.metrics["summary"]

@@ -26,8 +26,16 @@ def _train(args) -> int:
 
     from mer_utils.core.config import from_args
 
+    from mer_utils.experts import distributed
+
     config = from_args(AudioTrainConfig, args)
     result = train_audio(config)
+    if not distributed.is_main_process():
+        return 0  # rank 0 reports for all processes
+    if result.pending:
+        print(f"run: {result.run_dir}\nfolds {list(result.pending)} are still to run (other --run-folds); "
+              "the process that finishes the last fold writes metrics.json")
+        return 0
     summary = result.metrics["summary"]
     for subset in ("val", "test"):
         if subset in summary:

@@ -1,7 +1,7 @@
 """``mer predict``: the demo on one input, from the command line.
 
 Only argparse is imported here; the handler imports the experts it needs, so
-``mer predict --help`` is instant and one clip answers in about two seconds.
+``mer predict --help`` is instant (see docs/demo.md for the measured start-up).
 """
 
 from __future__ import annotations

@@ -43,6 +43,11 @@ def _prepare(args) -> int:
     summary = summarize_report(report)
     print(f"face crops in {cache_dir}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                                                      for k, v in summary.items()))
+    left_out = report[~report["status"].isin(["ok", "cached"])]
+    if len(left_out):
+        print(f"{len(left_out)} clips left out (listed with the reason in {cache_dir / 'prepare_report.csv'}):")
+        for row in left_out.head(10).itertuples(index=False):
+            print(f"  {row.clip_id}: {row.status}, {row.error}")
     print(f"FER2013 weights: {ensure_fer2013_weights(config.checkpoints)}")
     if args.contact_sheet:
         from mer_utils.experts.visual.figures import cached_contact_sheet
@@ -54,7 +59,15 @@ def _prepare(args) -> int:
 def _train(args) -> int:
     from mer_utils.experts.visual.train import train_visual
 
+    from mer_utils.experts import distributed
+
     result = train_visual(_config(args))
+    if not distributed.is_main_process():
+        return 0  # rank 0 reports for all processes
+    if result.pending:
+        print(f"run folder: {result.run_dir}\nfolds {list(result.pending)} are still to run (other --run-folds); "
+              "the process that finishes the last fold writes metrics.json")
+        return 0
     summary = result.metrics["summary"]
     for subset in ("val", "test"):
         if subset in summary:
@@ -77,6 +90,7 @@ def _zero_shot(args) -> int:
 
 
 def _predict(args) -> int:
+    from mer_utils.core.runs import safe_name
     from mer_utils.experts.visual.checkpoint import load_visual_expert
 
     expert = load_visual_expert(args.checkpoint)
@@ -88,7 +102,7 @@ def _predict(args) -> int:
         if args.figure_dir:
             from mer_utils.experts.visual.figures import plot_frames_with_boxes
 
-            path = Path(args.figure_dir) / f"{Path(video).stem}_faces.png"
+            path = Path(args.figure_dir) / f"{safe_name(Path(video).stem)}_faces.png"
             plot_frames_with_boxes(result.frames, result.boxes, detected=result.detected,
                                    frame_indices=result.frame_indices, title=Path(video).name, path=path)
             print(f"  figure: {path}")

@@ -25,6 +25,7 @@ from mer_utils.core.labels import SUBSETS, check_label_set, labels_from_columns,
 KEY_COLUMNS = ("clip_id", "split", "fold", "subset", "modality", "y_true", "y_pred")
 MODALITIES = ("audio", "visual", "audio_visual")
 _PROB_TOLERANCE = 1e-3
+_REMAKE = "Delete it and re-run the stage that wrote it (it resumes; nothing else is lost)."
 
 
 class PredictionsError(ValueError):
@@ -109,9 +110,13 @@ def read_predictions(
             f"Predictions file not found: {path}. Run the expert's training step "
             "(notebook or `mer audio train` / `mer visual train`) to create it."
         )
-    frame = pd.read_csv(path, dtype={"clip_id": str, "split": str, "subset": str,
-                                     "modality": str, "y_true": str, "y_pred": str},
-                        keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype={"clip_id": str, "split": str, "subset": str,
+                                         "modality": str, "y_true": str, "y_pred": str},
+                            keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise PredictionsError(f"{path}: not a readable predictions CSV ({err}); it is empty or was cut off "
+                               f"mid-write. {_REMAKE}") from None
     validate_predictions(frame, source=str(path), expected_split=expected_split,
                          expected_modality=expected_modality, expected_labels=expected_labels)
     return frame
@@ -141,7 +146,13 @@ def validate_predictions(
             "re-export with mer_utils.core.predictions)."
         )
     if frame.empty:
-        raise PredictionsError(f"{source}: no rows")
+        raise PredictionsError(f"{source}: no rows. {_REMAKE}")
+    keys = frame.loc[:, [c for c in KEY_COLUMNS if c != "y_true"]]
+    incomplete = (keys.isna() | (keys.astype(str) == "")).any(axis=1)
+    if incomplete.any():
+        row = int(np.flatnonzero(incomplete.to_numpy())[0])
+        raise PredictionsError(f"{source}: row {row + 2} of the file is incomplete (blank key cells); the file "
+                               f"was cut off mid-write or edited. {_REMAKE}")
     splits = sorted(frame["split"].astype(str).unique())
     if len(splits) != 1:
         raise PredictionsError(f"{source}: one split per file expected, found {splits}")
@@ -164,15 +175,41 @@ def validate_predictions(
         unknown = set(frame[col].astype(str)) - ok
         if unknown:
             raise PredictionsError(f"{source}: column {col} has labels {sorted(unknown)} outside {list(labels)}")
-    proba = frame.loc[:, list(prob_columns(labels))].to_numpy(dtype=float)
+    proba = _probability_matrix(frame, labels, source)
     if not np.isfinite(proba).all() or (proba < 0).any():
-        raise PredictionsError(f"{source}: probabilities must be finite and non-negative")
+        raise PredictionsError(f"{source}: probabilities must be finite and non-negative. {_REMAKE}")
     sums = proba.sum(axis=1)
     if np.abs(sums - 1).max() > _PROB_TOLERANCE:
         worst = int(np.abs(sums - 1).argmax())
         raise PredictionsError(
             f"{source}: probabilities of clip {frame['clip_id'].iloc[worst]} sum to {sums[worst]:.4f}, not 1"
         )
+    # y_pred must be the arg-max of the row: a disagreement means the columns were reordered or edited
+    # by hand, and fusion (which reads the probabilities) and the metrics (which read y_pred) would
+    # then score two different models. Ties are allowed either way.
+    chosen = proba[np.arange(len(proba)), [labels.index(y) for y in frame["y_pred"].astype(str)]]
+    off = chosen < proba.max(axis=1) - _PROB_TOLERANCE
+    if off.any():
+        first = int(np.flatnonzero(off)[0])
+        raise PredictionsError(
+            f"{source}: y_pred disagrees with the probabilities in {int(off.sum())} row(s), e.g. clip "
+            f"{frame['clip_id'].iloc[first]}: y_pred {frame['y_pred'].iloc[first]!r} but the highest is "
+            f"p_{labels[int(proba[first].argmax())]}. The p_<label> columns were swapped or edited. {_REMAKE}"
+        )
+
+
+def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: str) -> np.ndarray:
+    """The probability columns as floats; a blank or non-numeric cell is named, not a bare float error."""
+    columns = list(prob_columns(labels))
+    values = frame.loc[:, columns].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() & ~frame.loc[:, columns].isna()
+    if bad.to_numpy().any():
+        row, col = np.argwhere(bad.to_numpy())[0]
+        raise PredictionsError(
+            f"{source}: {int(bad.to_numpy().sum())} blank or non-numeric probability cell(s), e.g. column "
+            f"{columns[col]} of clip {frame['clip_id'].iloc[row]} (row {row + 2} of the file). {_REMAKE}"
+        )
+    return values.to_numpy(dtype=float)
 
 
 def probabilities(frame: pd.DataFrame) -> np.ndarray:

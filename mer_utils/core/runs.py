@@ -26,9 +26,10 @@ import random
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from mer_utils.core.atomic_io import read_json, write_json
+from mer_utils.core.run_lock import lock_run_dir
 
 _TRACKED_PACKAGES = (
     "mer-utils", "numpy", "pandas", "scikit-learn", "scipy", "torch", "transformers",
@@ -104,27 +105,42 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+# Device names Windows refuses as a file name, with any extension ("nul.png" too).
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
 def safe_name(text: str) -> str:
-    """A folder/file name that is valid on Windows, macOS and Linux and in zip files.
+    """The one portable file/folder name of a label, protocol, clip or run name: only ``A-Z a-z 0-9 . _ -``,
+    which every file system (Windows, macOS, Linux) and zip accepts. Use it wherever a name is built from
+    such a label.
 
     >>> safe_name("cross:ravdess-dev->ravdess-hidden")
     'cross-ravdess-dev-ravdess-hidden'
+    >>> safe_name("egemaps+mfcc"), safe_name("nul"), safe_name("../x")
+    ('egemaps-mfcc', '_nul', 'x')
     """
-    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._+-]", "-", str(text))).strip("-.") or "run"
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]", "-", str(text))).strip("-.") or "run"
+    return f"_{name}" if name.split(".")[0].upper() in _WINDOWS_RESERVED else name
 
 
 def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, *, corpus_key: str | None = None,
-                settings: dict | None = None) -> Path:
+                settings: dict | None = None, lock_parts: Sequence[str] | None = None) -> Path:
     """Create the run folder and write config.json and env.json.
 
     With ``settings`` the folder is ``<name>-<settings hash>`` (see the
     module docstring), under ``<corpus_key>/`` when given. A folder holding
-    a different config.json is never reused: that would mix two runs.
+    a different config.json is never reused: that would mix two runs. The
+    folder is locked for this process (:mod:`mer_utils.core.run_lock`), or
+    only the ``lock_parts`` of it (e.g. the folds a process trains); a folder
+    another live process is writing is refused, naming that process.
     """
     if settings is not None:
         settings = json.loads(json.dumps(settings, sort_keys=True, default=str))  # as JSON stores it
     base = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "")
     run_dir = base / (f"{safe_name(name)}-{settings_hash(settings)}" if settings is not None else safe_name(name))
+    # Before anything is written: two runs never share a folder (or, with ``lock_parts``, a fold) at once.
+    for part in lock_parts if lock_parts is not None else ("",):
+        lock_run_dir(run_dir, part)
     stamp = run_dir / "settings.json"
     if settings is not None and stamp.exists() and read_json(stamp) != settings:
         raise RuntimeError(f"{run_dir} holds a run with other settings ({stamp}); refusing to mix them. "
@@ -140,9 +156,9 @@ def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, 
 def point_latest(outputs: str | os.PathLike, stage: str, key: str, run_dir: str | os.PathLike,
                  *, corpus_key: str | None = None) -> Path:
     """Record ``run_dir`` as the newest run of ``stage``/``key`` (and of ``corpus_key`` when given)."""
-    pointers = [Path(outputs) / stage / f"latest_{key}.json"]
+    pointers = [Path(outputs) / stage / f"latest_{safe_name(key)}.json"]  # keys may be "cross:a->b" protocols
     if corpus_key:
-        pointers.append(Path(outputs) / stage / safe_name(corpus_key) / f"latest_{key}.json")
+        pointers.append(Path(outputs) / stage / safe_name(corpus_key) / f"latest_{safe_name(key)}.json")
     for pointer in pointers:
         write_json(pointer, {"run_dir": os.path.relpath(run_dir, pointer.parent), "updated": timestamp(),
                              **({"corpus_key": corpus_key} if corpus_key else {})})
@@ -151,7 +167,7 @@ def point_latest(outputs: str | os.PathLike, stage: str, key: str, run_dir: str 
 
 def resolve_latest(outputs: str | os.PathLike, stage: str, key: str, *, corpus_key: str | None = None) -> Path:
     """The run folder recorded by :func:`point_latest` (of ``corpus_key`` when given), with a clear error."""
-    pointer = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "") / f"latest_{key}.json"
+    pointer = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "") / f"latest_{safe_name(key)}.json"
     if not pointer.exists():
         raise FileNotFoundError(
             f"No {stage} run for {key!r}: {pointer} does not exist. Run the {stage} stage "

@@ -31,6 +31,9 @@ MEDIA_FOLDERS = {
     "audio": (("AudioWAV", ".wav"), ("AudioMP3", ".mp3")),
     "video": (("VideoFlash", ".flv"), ("VideoMP4", ".mp4")),
 }
+# What a stage that lacks a modality tells the user to add (see mer_utils.data.modalities).
+MEDIA_HINTS = {"audio": "add AudioWAV/ (or AudioMP3/) to the data root",
+               "video": "add VideoFlash/ (or VideoMP4/) to the data root"}
 
 
 def corpus_info(*, synthetic: bool = False, **_options) -> CorpusInfo:
@@ -121,6 +124,13 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
     listing = data_root / "SentenceFilenames.csv"
     if listing.exists():
         clip_ids |= set(pd.read_csv(listing)["Filename"].astype(str))
+    if not clip_ids:
+        present_folders = ", ".join(f"{folder}/" for folders in MEDIA_FOLDERS.values() for folder, _ in folders
+                                    if (data_root / folder).is_dir())
+        strays = f" ({len(problems)} other files ignored, e.g. {problems[0]['path']})" if problems else ""
+        raise RuntimeError(f"no CREMA-D clips found in {data_root}: {present_folders} holds no clip files{strays}; "
+                           "expected files named like 1001_DFA_ANG_XX.wav in AudioWAV/ (or .mp3 in AudioMP3/, .flv "
+                           "in VideoFlash/, .mp4 in VideoMP4/), as in the official CREMA-D repository")
 
     to_check = [(kind, data_root / rel) for kind in MEDIA_FOLDERS for rel in found[kind].values()]
     health = check_media(to_check, progress=progress)

@@ -124,11 +124,25 @@ def corpus_info(manifest: pd.DataFrame) -> CorpusInfo:
     return CorpusInfo.from_dict(stored)
 
 
+def problems_path_of(manifest_path: str | os.PathLike) -> Path:
+    """``<name>_problems.csv`` beside ``<name>.csv``: every clip and file that is not usable, with its fix."""
+    manifest_path = Path(manifest_path)
+    return manifest_path.with_name(manifest_path.stem + "_problems.csv")
+
+
+def load_problems(manifest_path: str | os.PathLike) -> pd.DataFrame:
+    """The problems CSV written beside a manifest (empty when there is none)."""
+    path = problems_path_of(manifest_path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(PROBLEM_COLUMNS))
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
 def write_manifest(result: ManifestResult, out_path: str | os.PathLike, *, stamp: dict | None = None
                    ) -> tuple[Path, Path]:
     """Write the manifest, ``<name>_problems.csv`` and ``<name>.json`` (corpus info, ``stamp``)."""
     out_path = Path(out_path)
-    problems_path = out_path.with_name(out_path.stem + "_problems.csv")
+    problems_path = problems_path_of(out_path)
     write_csv(out_path, result.manifest, float_format="%.4f")
     write_csv(problems_path, result.problems)
     write_json(out_path.with_suffix(".json"), {**(stamp or {}), "corpus": result.corpus.to_dict()})

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 
 from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.media_health import OK
+from mer_utils.data.media_health import FIXES, OK
 
 
 def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = None, *,
-                       corpus: CorpusInfo | None = None) -> str:
-    """Clips, speakers, per-label counts, media health and, where the corpus declares its size, the
-    completeness check (CREMA-D: 7,442 clips / 91 actors)."""
+                       corpus: CorpusInfo | None = None, problems_path: str | os.PathLike | None = None) -> str:
+    """Clips, speakers, per-label counts, media health with the fix of each problem, and, where the corpus
+    declares its size, the completeness check (CREMA-D: 7,442 clips / 91 actors).
+
+    ``problems`` is the manifest's problems table (stray files included); without it the broken clips of
+    the manifest itself are listed. ``problems_path`` is named so the user can open the full list."""
     if corpus is None and manifest.attrs.get("corpus"):
         corpus = CorpusInfo.from_dict(manifest.attrs["corpus"])
     n_clips, n_actors = len(manifest), manifest["actor_id"].nunique()
@@ -25,12 +30,20 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
         status = manifest[f"{kind}_status"].value_counts()
         lines.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())))
     usable = (manifest["audio_status"] == OK) | (manifest["video_status"] == OK)
-    lines.append(f"usable clips (audio or video ok): {int(usable.sum())}")
-    if problems is not None and len(problems):
+    provided = [k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any()]
+    complete = pd.concat([manifest[f"{k}_status"] == OK for k in provided], axis=1).all(axis=1) if provided else usable
+    lines.append(f"usable clips (audio or video ok): {int(usable.sum())}; with every provided modality ok "
+                 f"(what the experts train and score on): {int(complete.sum())}")
+    if problems is None:  # no problems file at hand: at least every broken clip of the manifest
+        problems = _problems_in(manifest)
+    if len(problems):
         by_status = problems["status"].value_counts()
-        lines.append(f"problems: {len(problems)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) + ")")
-        if "lfs_pointer" in by_status:
-            lines.append("  -> Git LFS pointers found: run `git lfs pull` inside your CREMA-D clone.")
+        where = f", listed in {problems_path}" if problems_path else ""
+        lines.append(f"problems: {len(problems)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+                     + f"){where}")
+        for status, rows in sorted(problems.groupby("status"), key=lambda item: item[0]):
+            example = rows.iloc[0]
+            lines.append(f"  {status} ({len(rows)}, e.g. {example['path'] or example['clip_id']}): {example['fix']}")
     else:
         lines.append("problems: none")
     expected = corpus.expected if corpus else {}
@@ -39,3 +52,11 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
         verdict = "matches" if complete else "does NOT match"
         lines.append(f"official corpus check: {verdict} {expected['clips']} clips / {expected['speakers']} actors")
     return "\n".join(lines)
+
+
+def _problems_in(manifest: pd.DataFrame) -> pd.DataFrame:
+    rows = [{"path": row[f"{kind}_path"], "clip_id": row["clip_id"], "kind": kind, "status": row[f"{kind}_status"],
+             "fix": FIXES.get(row[f"{kind}_status"], "")}
+            for kind in ("audio", "video") for _, row in manifest.iterrows()
+            if row[f"{kind}_status"] not in (OK, "not_provided")]
+    return pd.DataFrame(rows, columns=["path", "clip_id", "kind", "status", "fix"])

@@ -56,11 +56,9 @@ class FaceExpert:
             torch.set_num_threads(threads)
 
 
-def trained_face_expert(path: str | os.PathLike, entry: dict) -> FaceExpert:
-    """A trained visual checkpoint (loaded by its own loader, which checks the files)."""
-    from mer_utils.experts.visual.checkpoint import load_visual_expert
-
-    expert = load_visual_expert(path)
+def trained_face_expert(expert, entry: dict) -> FaceExpert:
+    """A trained visual expert (:func:`~mer_utils.experts.visual.checkpoint.load_visual_expert`, which checks
+    the files) behind the demo's face interface."""
     return FaceExpert(labels=expert.labels, crop_config=expert.crop_config, score=expert.predict_crops,
                       provenance=entry, n_frames=expert.crop_config.n_frames)
 

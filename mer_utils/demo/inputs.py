@@ -15,8 +15,6 @@ from typing import NamedTuple
 import numpy as np
 
 IMAGE, AUDIO, VIDEO = "image", "audio", "video"
-# Signatures of the still-image formats OpenCV decodes (PNG, JPEG, BMP, GIF, WebP, TIFF).
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 
 
 class MediaInfo(NamedTuple):
@@ -27,6 +25,9 @@ class MediaInfo(NamedTuple):
 
 
 def _is_image(head: bytes) -> bool:
+    # The same signatures media health uses to call a manifest's "video" a still image (PNG, JPEG, GIF, WebP).
+    from mer_utils.data.media_health import _IMAGE_MAGIC
+
     return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 

@@ -19,6 +19,7 @@ audio or frames covering less than the input, a still image) travels in
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +29,7 @@ import numpy as np
 from mer_utils.core.labels import label_name
 from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 
+logger = logging.getLogger(__name__)
 FUSION_RULE_NAME = "best_fusion.json"
 _HOW_TO_MAKE = {
     "audio": "run AUDIO_03_modeling_SER_speaker_independent_v01.ipynb or `mer audio train --protocol speaker`",
@@ -133,31 +135,63 @@ def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", e
     speaker-independent models first (a demo clip comes from someone the model has never heard),
     then the newest; ``corpus_key`` keeps the visual expert on the audio expert's corpus.
     """
-    from mer_utils.core.checkpoint_index import entry_path, find_entries
+    path, entry, _ = find_expert(kind, checkpoints, explicit, corpus_key=corpus_key)
+    return path, entry
 
+
+def find_expert(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
+                corpus_key: str | None = None) -> tuple[Path, dict, object]:
+    """:func:`find_checkpoint` and the expert it loaded: ``(path, entry, expert)``.
+
+    Every candidate is loaded through the checkpoint gate (a broken or foreign file is skipped, with a
+    warning, for the next valid one); a loaded expert is kept for the next call on the same file.
+    """
+    from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
+    from mer_utils.core.checkpoint_index import entry_path, find_entries
+    from mer_utils.demo.scoring import cached_load
+
+    loader = _loader(kind)
+    load = lambda path: cached_load(kind, path, loader)  # noqa: E731
     if explicit is not None:
         path = Path(explicit)
         if not path.exists() and not path.with_suffix(".safetensors").exists():
             raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {_HOW_TO_MAKE[kind]}")
-        return path, {}
+        return path, {}, load(path)  # the file the user named: a broken one is an error, not skipped
     entries = find_entries(checkpoints, modality=kind, corpus_key=corpus_key) if corpus_key else []
     entries = entries or find_entries(checkpoints, modality=kind)
-    for entry in entries:
-        path = entry_path(checkpoints, entry)
-        if path.exists():
-            return path, entry
-    raise FileNotFoundError(f"no {kind} checkpoint in the index {Path(checkpoints) / 'index.json'}; "
-                            f"{_HOW_TO_MAKE[kind]} to make one")
-
-
-def _optional_checkpoint(kind: str, checkpoints, explicit, **where) -> tuple[Path | None, dict]:
-    """Like :func:`find_checkpoint`, but ``(None, {})`` when the index has none; an explicit path must exist."""
+    candidates = [(path, entry) for entry in entries if (path := entry_path(checkpoints, entry)).exists()
+                  or path.with_suffix(".safetensors").exists()]
+    if not candidates:
+        raise FileNotFoundError(f"no {kind} checkpoint in the index {Path(checkpoints) / 'index.json'}; "
+                                f"{_HOW_TO_MAKE[kind]} to make one")
     try:
-        return find_checkpoint(kind, checkpoints, explicit, **where)
+        path, entry, expert, refused = first_usable(candidates, load)
+    except CheckpointError as err:
+        raise CheckpointError(f"no usable {kind} checkpoint in {Path(checkpoints) / 'index.json'} ({err}); "
+                              f"{_HOW_TO_MAKE[kind]} to make one") from None
+    for refusal in refused:
+        logger.warning("skipped a broken %s checkpoint: %s", kind, refusal)
+    return path, entry, expert
+
+
+def _loader(kind: str):
+    if kind == "audio":
+        from mer_utils.experts.audio.checkpoint import load_audio_expert
+
+        return load_audio_expert
+    from mer_utils.experts.visual.checkpoint import load_visual_expert
+
+    return load_visual_expert
+
+
+def _optional_expert(kind: str, checkpoints, explicit, **where) -> tuple[Path | None, dict, object | None]:
+    """Like :func:`find_expert`, but ``(None, {}, None)`` when the index has none; an explicit path must exist."""
+    try:
+        return find_expert(kind, checkpoints, explicit, **where)
     except FileNotFoundError:
         if explicit is not None:
             raise
-        return None, {}
+        return None, {}, None
 
 
 def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path]:
@@ -224,7 +258,10 @@ def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo"
     ``<name>_timeline.png``; returns ``{what: path}``."""
     from mer_utils.demo.timeline import plot_timeline, write_timeline_csv
 
-    out_dir, name, written = Path(out_dir), result.inputs.name, {}
+    from mer_utils.core.runs import safe_name
+
+    # Input names come from users' files: only portable characters reach the output names.
+    out_dir, name, written = Path(out_dir), safe_name(result.inputs.name), {}
     if result.timeline is not None:
         written["timeline_csv"] = write_timeline_csv(result.timeline, out_dir / f"{name}_timeline.csv")
         if figure:

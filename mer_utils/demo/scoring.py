@@ -14,11 +14,12 @@ import numpy as np
 _LOADED: dict = {}
 
 
-def _cached(kind: str, path, load):
+def cached_load(kind: str, path, load):
+    """``load(path)``, once per file version (a failed load is not kept: it raises again)."""
     stamp = Path(path).stat().st_mtime_ns if Path(path).exists() else 0
     key = (kind, str(Path(path).resolve()), stamp)
     if key not in _LOADED:
-        _LOADED[key] = load()
+        _LOADED[key] = load(path)
     return _LOADED[key]
 
 
@@ -35,17 +36,15 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     """The speech expert when there is sound and a checkpoint; the face expert (trained, else FER2013
     zero-shot) when there are pictures. Neither: a clear error saying how to get a checkpoint."""
     from mer_utils.demo.face import trained_face_expert, zero_shot_face_expert
-    from mer_utils.demo.predict import _FALLBACK_LABELS, _HOW_TO_MAKE, _optional_checkpoint
+    from mer_utils.demo.predict import _FALLBACK_LABELS, _HOW_TO_MAKE, _optional_expert
     from mer_utils.demo.provenance import HOW_TO_GET_REAL
 
     paths, provenance, notes, audio = {}, {}, [], None
     has_pictures = inputs.kind in ("video", "image")
     if inputs.kind != "image":
-        path, entry = _optional_checkpoint("audio", checkpoints, audio_checkpoint)
+        path, entry, loaded = _optional_expert("audio", checkpoints, audio_checkpoint)
         if path is not None:
-            from mer_utils.experts.audio.checkpoint import load_audio_expert
-
-            audio, paths["audio"] = _cached("audio", path, lambda: load_audio_expert(path)), str(path)
+            audio, paths["audio"] = loaded, str(path)
             provenance["audio"] = entry or _explicit(path)
         elif not has_pictures:
             raise FileNotFoundError(
@@ -57,14 +56,13 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     face = None
     if has_pictures:
         key = provenance.get("audio", {}).get("corpus_key")
-        path, entry = _optional_checkpoint("visual", checkpoints, visual_checkpoint, corpus_key=key)
+        path, entry, loaded = _optional_expert("visual", checkpoints, visual_checkpoint, corpus_key=key)
         if path is not None:
-            face = _cached("visual", path, lambda: trained_face_expert(path, entry or _explicit(path)))
-            paths["visual"] = str(path)
+            face, paths["visual"] = trained_face_expert(loaded, entry or _explicit(path)), str(path)
         else:
             labels = tuple(audio.labels) if audio is not None else _FALLBACK_LABELS
-            face = _cached(f"fer2013-{','.join(labels)}", weights_dir,
-                           lambda: zero_shot_face_expert(labels, weights_dir=weights_dir))
+            face = cached_load(f"fer2013-{','.join(labels)}", weights_dir,
+                               lambda folder: zero_shot_face_expert(labels, weights_dir=folder))
             paths["visual"] = "fer2013 (pretrained, zero-shot)"
             notes.append("no trained visual checkpoint: the face expert is the pretrained FER2013 model, zero-shot, "
                          f"mapped onto {', '.join(labels)}")

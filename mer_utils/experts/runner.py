@@ -9,6 +9,11 @@ matrix and skipped-clip list; ``latest_<protocol>`` pointers move to it; the
 best checkpoint is copied to its stable name in ``checkpoints/`` and recorded
 in the checkpoint index (:mod:`mer_utils.core.checkpoint_index`).
 
+Launched on N processes (``accelerate launch``, ``torchrun``), every
+process runs the fold loop and the expert trains data-parallel; only the main
+process writes (:mod:`mer_utils.experts.distributed`). ``--run-folds`` lets
+separate processes (one per GPU) share out the folds of one run folder.
+
 A plug-in (:class:`Expert`) supplies what differs between modalities. The
 run folder is addressed by the corpus (name + manifest hash) and the
 settings that change results (:func:`mer_utils.core.runs.new_run_dir`).
@@ -26,6 +31,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv
 from mer_utils.experts.fold_ledger import FoldLedger, run_fingerprint
+from mer_utils.core.run_lock import releasing_run_locks
 
 logger = logging.getLogger(__name__)
 _CORPUS_COLUMNS = ("clip_id", "actor_id", "emotion", "audio_path", "video_path", "audio_status", "video_status",
@@ -41,8 +47,9 @@ class FoldResult(NamedTuple):
 
 class RunResult(NamedTuple):
     run_dir: Path
-    metrics: dict
-    checkpoint: Path
+    metrics: dict  # empty while other processes' folds are pending
+    checkpoint: Path | None
+    pending: tuple = ()  # folds left to other processes (--run-folds)
 
 
 class Expert(Protocol):
@@ -76,37 +83,111 @@ def val_ua(frame: pd.DataFrame) -> float:
     return classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val) else float("nan")
 
 
+@releasing_run_locks
 def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
-    """Run ``expert`` over every fold of the split ``prepare()`` returns; see the module docstring."""
-    from mer_utils.core.evaluation import save_run_outputs
-    from mer_utils.core.runs import new_run_dir, point_latest, set_seed
+    """Run ``expert`` over every fold of the split ``prepare()`` returns; see the module docstring.
+
+    Under ``accelerate launch`` / ``torchrun`` every process runs this; the
+    folds are trained data-parallel (the expert shards them) and only the
+    main process writes: the split and caches first (the others then read
+    them), the run folder, fold records, metrics, checkpoint, index and
+    pointers. With ``config.run_folds`` this process trains only those folds;
+    the process that finds every fold finished writes the run's results.
+    """
+    from mer_utils.core.runs import set_seed
+    from mer_utils.experts import distributed
 
     config = expert.config
     set_seed(config.seed)
-    prepared = prepare()
+    with distributed.main_process_first():
+        prepared = prepare()
     key = corpus_key(prepared)
     settings = expert.settings()
-    run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
-                          settings=settings)
-    expert.begin(prepared)
+    folds = sorted(int(f) for f in prepared.split["fold"].unique())
+    chosen = tuple(getattr(config, "run_folds", ()) or ())
+    unknown = sorted(set(chosen) - set(folds))
+    if unknown:
+        raise ValueError(f"--run-folds {' '.join(map(str, unknown))}: the split {prepared.split_name} has folds "
+                         f"{folds}")
+    # Each process locks the folds it trains: other folds of the run may train in other processes.
+    locks = [f"fold{f}" for f in (chosen or folds)]
+    run_dir = distributed.broadcast(_new_run_dir(config, expert, key, settings, locks)
+                                    if distributed.is_main_process() else None)
+    with distributed.main_process_first():
+        expert.begin(prepared)
     ledger = FoldLedger(run_dir, run_fingerprint(settings, prepared, media=expert.media), prepared.split_name)
-    frames, reports = [], []
-    for fold in sorted(int(f) for f in prepared.split["fold"].unique()):
-        done = ledger.finished(fold)
-        if done is not None:
+    partial = bool(chosen) and set(chosen) != set(folds)
+    for fold in folds:
+        if ledger.finished(fold) is not None:
             logger.info("fold %s already done; reusing its predictions", fold)
-            frames.append(done.predictions)
-            reports.append(done.report)
             continue
-        fold_dir = ledger.start_fold(fold)
-        result = expert.fit_fold(prepared, fold, fold_dir)
-        ledger.offer_best(fold, val_ua(result.predictions), lambda: result.save(run_dir / "best_model"))
-        ledger.record(fold, result.predictions, result.report)
+        if chosen and fold not in chosen:
+            continue  # another process's fold (--run-folds)
+        _train_fold(expert, prepared, ledger, fold, run_dir, keep_fold_model=partial)
+    pending = [f for f in folds if ledger.finished(f) is None]  # others' folds may have finished meanwhile
+    if pending:
+        logger.info("folds %s of %s done; folds %s still to run (other --run-folds); the process that finishes "
+                    "the last fold writes the run's metrics", list(chosen), run_dir, pending)
+        return RunResult(run_dir, {}, None, tuple(pending))
+    result = None
+    if distributed.is_main_process():
+        from mer_utils.core.run_lock import lock_run_dir
+
+        lock_run_dir(run_dir, "finish", wait_s=600)  # two processes ending their folds at once finish in turn
+        result = _finish_run(expert, prepared, ledger, run_dir, key, folds)
+    return distributed.broadcast(result)
+
+
+def _new_run_dir(config, expert: Expert, key: str, settings: dict, locks: list[str]) -> Path:
+    """The run folder (main process only), its env.json naming the process layout."""
+    from mer_utils.core.atomic_io import read_json, write_json
+    from mer_utils.core.runs import new_run_dir
+    from mer_utils.experts import distributed
+
+    run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
+                          settings=settings, lock_parts=locks)
+    env = read_json(run_dir / "env.json")
+    write_json(run_dir / "env.json", {**env, **distributed.describe()})
+    return run_dir
+
+
+def _train_fold(expert: Expert, prepared, ledger: FoldLedger, fold: int, run_dir: Path, *,
+                keep_fold_model: bool) -> None:
+    """One fold on every process; its records written by the main process."""
+    from mer_utils.experts import distributed
+
+    fold_dir = ledger.start_fold(fold) if distributed.is_main_process() else ledger.fold_dir(fold)
+    distributed.wait_for_everyone()
+    result = expert.fit_fold(prepared, fold, fold_dir)
+    if distributed.is_main_process():
+        report = result.report
+        if keep_fold_model:
+            # Folds run by other processes: the best one is chosen when all are done (no race on best_model).
+            report = {**report, "fold_model": str(result.save(fold_dir / "fold_model"))}
+        else:
+            ledger.offer_best(fold, val_ua(result.predictions), lambda: result.save(run_dir / "best_model"))
+        ledger.record(fold, result.predictions, report)
         # Resume state (a fine-tune's optimizer: ~3x the model) is only needed until the fold is done.
         for name in expert.resume_files:
-            (fold_dir / name).unlink(missing_ok=True)
-        frames.append(result.predictions)
-        reports.append(result.report)
+            path = fold_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    distributed.wait_for_everyone()
+
+
+def _finish_run(expert: Expert, prepared, ledger: FoldLedger, run_dir: Path, key: str, folds: list) -> RunResult:
+    """Metrics, predictions, best checkpoint, index and pointers of a run whose folds are all done."""
+    from mer_utils.core.evaluation import save_run_outputs
+    from mer_utils.core.runs import point_latest
+
+    config = expert.config
+    done = {fold: ledger.finished(fold) for fold in folds}
+    if any("fold_model" in d.report for d in done.values()):
+        ledger = FoldLedger(run_dir, ledger.fingerprint, ledger.split_name)  # as the other processes left it
+        for fold, d in done.items():
+            model = Path(d.report.get("fold_model", ""))
+            if model.is_file():
+                ledger.offer_best(fold, val_ua(d.predictions), lambda m=model: _copy_model(m, run_dir / "best_model"))
+    frames, reports = [done[f].predictions for f in folds], [done[f].report for f in folds]
     predictions = pd.concat(frames, ignore_index=True)
     skipped = _write_skipped(run_dir, prepared, reports)
     info = {"modality": expert.stage, "protocol": config.protocol, "split": prepared.split_name,
@@ -122,6 +203,13 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
     checkpoint = publish_checkpoint(expert, prepared, run_dir, ledger, metrics)
     point_latest(config.outputs, expert.stage, config.protocol, run_dir, corpus_key=key)
     return RunResult(run_dir, metrics, checkpoint)
+
+
+def _copy_model(source: Path, stem: Path) -> Path:
+    """Copy a saved model (every ``<stem>.*`` part) to ``stem``; returns the main file."""
+    for part in sorted(source.parent.glob(f"{source.stem}.*")):
+        shutil.copyfile(part, stem.with_suffix(part.suffix))
+    return stem.with_suffix(source.suffix)
 
 
 def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedger, metrics: dict) -> Path:
@@ -140,9 +228,7 @@ def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedg
         folder = folder / safe_name(prepared.corpus.name)
     stem = folder / expert.stable_name(prepared)
     folder.mkdir(parents=True, exist_ok=True)
-    target = stem.with_suffix(source.suffix)
-    for part in sorted(source.parent.glob(f"{source.stem}.*")):
-        shutil.copyfile(part, stem.with_suffix(part.suffix))
+    target = _copy_model(source, stem)
     summary = metrics["summary"]
     register_checkpoint(
         config.checkpoints, modality=expert.stage, protocol=config.protocol, path=target,

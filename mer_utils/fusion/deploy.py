@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from mer_utils.core.atomic_io import read_json, write_json
+from mer_utils.core.checkpoint_gate import CheckpointError, opening_checkpoint
 from mer_utils.fusion.calibration import apply_temperature
 from mer_utils.fusion.strategies import log_linear, max_confidence, weighted_mean
 
@@ -109,7 +110,38 @@ def load_fusion_rule(path: str | os.PathLike) -> FusionRule:
         log.warning("%s not found; fusing with the untuned product rule. Run `mer fuse` (or the FUSION "
                     "notebook) to export the rule chosen on validation.", path)
         return DEFAULT_RULE
-    data = read_json(path)
-    if data.get("format") != RULE_FORMAT or "rule" not in data:
-        raise ValueError(f"{path} is not a fusion rule of format {RULE_FORMAT}; re-export it with `mer fuse`")
-    return FusionRule(**{**data, "labels": tuple(data.get("labels", ()))})
+    fix = "re-export it with `mer fuse` (or the FUSION notebook), or delete it to fuse with the untuned product rule"
+    with opening_checkpoint(path, kind="fusion rule", fix=fix):
+        data = read_json(path)
+        if not isinstance(data, dict) or data.get("format") != RULE_FORMAT or "rule" not in data:
+            raise CheckpointError(f"{path}: not a fusion rule of format {RULE_FORMAT}; it was not used. Fix: {fix}.")
+        problem = rule_problem(data)
+        if problem:
+            raise CheckpointError(f"{path}: not a usable fusion rule: {problem}; it was not used. Fix: {fix}.")
+        return FusionRule(**{**data, "labels": tuple(data.get("labels", ()))})
+
+
+_EXPERTS = ("audio", "visual")
+_STACKING_FIELDS = ("scaler_mean", "scaler_scale", "coef", "intercept", "classes")
+
+
+def rule_problem(data: dict) -> str:
+    """What makes an exported rule unusable (``""`` when nothing): weights and temperatures must
+    cover both experts with finite numbers, a stacking rule must carry its fitted arrays."""
+    rule, temps = data.get("rule") or {}, data.get("temperatures", {"audio": 1.0, "visual": 1.0})
+    kind = rule.get("rule")
+    if kind not in ("weighted_average", "log_linear", "max_confidence", "stacking"):
+        return f"unknown rule {kind!r}"
+    if kind in ("weighted_average", "log_linear"):
+        weights = rule.get("weights")
+        if not isinstance(weights, list) or len(weights) != len(_EXPERTS) or not all(
+                isinstance(w, (int, float)) and np.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+            return f"weights {weights!r}: expected {len(_EXPERTS)} finite non-negative numbers (audio, visual)"
+    if kind == "stacking":
+        missing = [k for k in _STACKING_FIELDS if k not in rule]
+        if missing:
+            return f"the stacking rule lacks {missing}"
+    if not isinstance(temps, dict) or sorted(temps) != sorted(_EXPERTS) or not all(
+            isinstance(t, (int, float)) and np.isfinite(t) and t > 0 for t in temps.values()):
+        return f"temperatures {temps!r}: expected a positive number for each of {list(_EXPERTS)}"
+    return ""

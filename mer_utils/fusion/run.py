@@ -25,6 +25,7 @@ from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
 from mer_utils.core.predictions import write_predictions
 from mer_utils.report.collect import protocol_kind
+from mer_utils.core.run_lock import releasing_run_locks
 
 log = logging.getLogger(__name__)
 STAGE = "fusion"
@@ -127,6 +128,7 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
     return path
 
 
+@releasing_run_locks
 def fuse_runs(
     audio_run_dir: str | os.PathLike,
     visual_run_dir: str | os.PathLike,

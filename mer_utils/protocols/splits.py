@@ -9,6 +9,7 @@ two subsets.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -157,6 +158,18 @@ def check_speaker_independent(split: pd.DataFrame, manifest: pd.DataFrame) -> No
                              f"actors shared between subsets {shared}; refusing to write it")
 
 
+def check_disjoint_clips(split: pd.DataFrame, *, source: str) -> None:
+    """Raise if a clip sits in two subsets of one fold (e.g. a published train.csv and test.csv share it)."""
+    dup = split[split.duplicated(["fold", "clip_id"], keep=False)]
+    if len(dup):
+        first = dup.iloc[0]
+        where = sorted(dup.loc[(dup["fold"] == first["fold"]) & (dup["clip_id"] == first["clip_id"]), "subset"])
+        raise ValueError(f"{source}: {dup['clip_id'].nunique()} clip(s) are in two subsets of one fold, e.g. "
+                         f"{first['clip_id']} in {' and '.join(where)} of fold {first['fold']}; a clip scored on "
+                         "the data it was trained or selected on inflates the result. Fix the split files "
+                         "(each clip in one of train/test) and run again.")
+
+
 def make_split(
     manifest: pd.DataFrame, *, protocol: str, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2,
     n_folds: int = 5, published_dir: str | os.PathLike | None = None, require: tuple[str, ...] | str = "auto",
@@ -194,6 +207,7 @@ def make_split(
         split, source_info = import_published_split(protocol, clips, published_dir=published_dir, seed=seed,
                                                     val_size=val_size)
         info.update(source_info)
+    check_disjoint_clips(split, source=", ".join(info.get("source", [])) or protocol)
     overlap = actor_overlap(split, manifest)
     if info["speaker_independent"]:
         check_speaker_independent(split, manifest)
@@ -212,12 +226,36 @@ def make_split(
 
 
 def write_split(split: pd.DataFrame, out_dir: str | os.PathLike) -> Path:
-    """Write ``<name>.csv`` and ``<name>.json`` (its info) into ``out_dir``."""
+    """Write ``<name>.csv`` and ``<name>.json`` (its info and the CSV's sha256) into ``out_dir``.
+
+    A split file is regenerated from the manifest and protocol on every run;
+    one whose bytes no longer match the sha256 recorded when it was written
+    was edited by hand, and is refused rather than silently overwritten.
+    """
     name = str(split["split"].iloc[0])
     path = Path(out_dir) / f"{name}.csv"
+    _refuse_edited(path)
     write_csv(path, split.loc[:, list(SPLIT_COLUMNS)])
-    write_json(path.with_suffix(".json"), split.attrs.get("info", {}))
+    write_json(path.with_suffix(".json"), {**split.attrs.get("info", {}), "csv_sha256": _sha256(path)})
     return path
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _refuse_edited(path: Path) -> None:
+    sidecar = path.with_suffix(".json")
+    if not (path.exists() and sidecar.exists()):
+        return
+    recorded = read_json(sidecar).get("csv_sha256")
+    if recorded and recorded != _sha256(path):
+        raise ValueError(
+            f"{path} was changed after it was written (its sha256 no longer matches {sidecar}); refusing to "
+            "overwrite the edit. Splits here are generated from the manifest and protocol: to use your own "
+            "split, give it as a corpus CSV or a published split (--published-dir); to go back to the generated "
+            f"one, delete {path.name} and {sidecar.name}."
+        )
 
 
 def load_split(path: str | os.PathLike) -> pd.DataFrame:

@@ -19,8 +19,8 @@ import pandas as pd
 from mer_utils.core.atomic_io import read_json
 from mer_utils.fusion.significance import fast_scores
 from mer_utils.data.manifest import default_manifest_path, load_manifest
-from mer_utils.core.predictions import labels_of, read_predictions
-from mer_utils.report.collect import run_config
+from mer_utils.core.predictions import labels_of
+from mer_utils.report.collect import run_config, run_predictions
 
 log = logging.getLogger(__name__)
 FACTORS = ("sex", "age_group", "intensity", "emotion")
@@ -97,11 +97,10 @@ def breakdown_table(
     """Test WA/UA/macro-F1 per run, factor and group; plus notes on runs left out."""
     cache, rows, notes = ManifestCache(manifest), [], []
     for _, run in runs.iterrows():
-        path = Path(outputs) / run["run"] / "predictions_test.csv"
-        if not path.exists():
+        predictions = run_predictions(outputs, run)
+        if predictions is None:
             notes.append(f"{run['run']}: no predictions_test.csv, left out of the breakdown")
             continue
-        predictions = read_predictions(path)
         meta = cache.covering(manifest_candidates(run, runs, outputs), set(predictions["clip_id"]))
         if meta is None:
             notes.append(f"{run['run']}: no manifest covering its clips was found (config.json data_root, "

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv, write_text
-from mer_utils.core.predictions import read_predictions
+from mer_utils.core.runs import safe_name
 from mer_utils.report.breakdown import breakdown_table
-from mer_utils.report.collect import collect_runs
+from mer_utils.report.collect import collect_runs, run_predictions
 from mer_utils.report.figures import (
     breakdown_figure,
     confusion_figure,
@@ -50,27 +50,28 @@ def _run_labels(runs: pd.DataFrame) -> dict[str, str]:
 def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.DataFrame) -> list[Path]:
     written = []
     for protocol in list(dict.fromkeys(runs["protocol"])):
+        name = safe_name(protocol)  # protocols such as "cross:ravdess-dev->ravdess-hidden" are no file names
         subset = runs[runs["protocol"] == protocol]
         labels = _run_labels(subset)
-        panels = [(labels[r], read_predictions(outputs / r / "predictions_test.csv")) for r in subset["run"]
-                  if (outputs / r / "predictions_test.csv").exists()]
+        panels = [(labels[run["run"]], frame) for _, run in subset.iterrows()
+                  if (frame := run_predictions(outputs, run)) is not None]
         if panels:
             written.append(save_figure(confusion_figure(panels, title=f"Test confusion matrices — {protocol}"),
-                                       figures_dir / f"confusion_{protocol}.png"))
+                                       figures_dir / f"confusion_{name}.png"))
             written.append(save_figure(per_class_f1_figure(panels, title=f"Per-class F1 — {protocol}"),
-                                       figures_dir / f"per_class_f1_{protocol}.png"))
+                                       figures_dir / f"per_class_f1_{name}.png"))
         part = breakdown[breakdown["protocol"] == protocol]
         if len(part):
             part = part.assign(label=part["run"].map(labels))
             written.append(save_figure(breakdown_figure(part, title=f"Who the models fail — {protocol}"),
-                                       figures_dir / f"breakdown_{protocol}.png"))
+                                       figures_dir / f"breakdown_{name}.png"))
     return written
 
 
 def report_figures(report_dir: str | os.PathLike, *, protocol: str | None = None) -> list[Path]:
     """The PNGs of a written report: those of ``protocol`` (all if None), then the protocol gap."""
     folder = Path(report_dir) / "figures"
-    pattern = f"*_{protocol}.png" if protocol else "*.png"
+    pattern = f"*_{safe_name(protocol)}.png" if protocol else "*.png"
     found = [p for p in sorted(folder.glob(pattern)) if p.name != "protocol_gap.png"]
     return found + [p for p in [folder / "protocol_gap.png"] if p.exists()]
 
@@ -120,6 +121,9 @@ def make_report(
     if runs.empty:
         raise FileNotFoundError(f"no finished runs under {outputs}: train the experts first (notebooks "
                                 "AUDIO/VISUAL, or `mer audio train` / `mer visual train`), then `mer fuse`.")
+    for _, run in runs.iterrows():  # the numbers below come from these files: a broken one stops the report
+        for subset in ("val", "test"):
+            run_predictions(outputs, run, subset)
     tables_dir, figures_dir = out_dir / "tables", out_dir / "figures"
     sections, notes, written = [], [], set()
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from mer_utils.core.atomic_io import read_json
+from mer_utils.core.predictions import read_predictions
 
 log = logging.getLogger(__name__)
 REQUIRED_INFO = ("modality", "protocol", "split", "backbone")
@@ -67,13 +68,39 @@ def _read_run(run_dir: Path, outputs: Path) -> dict:
         "corpus_key": str(metrics.get("corpus_key", "")),
         **{k: str(metrics[k]) for k in REQUIRED_INFO},
         "protocol_kind": protocol_kind(str(metrics["protocol"])),
+        "labels": json.dumps(list(metrics.get("labels") or [])),
         "n_folds": len({row["fold"] for row in metrics["per_fold"]}),
+        "pool_key": pool_key(run_dir),
         "git_commit": env.get("git_commit") or "",
         "config_sha256": _sha256(run_dir / "config.json"),
         "metrics_sha256": _sha256(run_dir / "metrics.json"),
         "per_fold": json.dumps(metrics["per_fold"], sort_keys=True),
         "config": json.dumps(config, sort_keys=True),
     }
+
+
+# Settings that tell seeds apart (the seed, and the run name that spells it): runs equal in all else
+# are repetitions of one system and pool into one mean ± std.
+_SEED_SETTINGS = ("seed", "name")
+_RUN_REFERENCES = ("audio_run", "visual_run")  # a fusion run's experts: compared by their own settings
+
+
+def pool_key(run_dir: Path) -> str:
+    """What a run is, less its seed: runs with the same key are seeds of one system.
+
+    From ``settings.json`` (what the run folder's hash covers) without the
+    seed; a fusion run's expert runs enter by their own pool keys, so two
+    fusion runs pool only when their experts are seeds of the same systems.
+    Runs without settings.json (older layouts) pool by run folder only.
+    """
+    stamp = run_dir / "settings.json"
+    if not stamp.exists():
+        return run_dir.as_posix()
+    settings = {k: v for k, v in read_json(stamp).items() if k not in _SEED_SETTINGS}
+    for key in _RUN_REFERENCES:
+        if settings.get(key):
+            settings[key] = pool_key(Path(settings[key]))
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
@@ -98,7 +125,7 @@ def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
             except (OSError, ValueError, KeyError) as err:
                 log.warning("skipping %s: %s", run_dir, err)
                 skipped.append({"run": run_dir.relative_to(outputs).as_posix(), "reason": str(err)})
-    columns = ["run", "stage", "corpus", "corpus_key", *REQUIRED_INFO, "protocol_kind", "n_folds", "git_commit", "config_sha256",
+    columns = ["run", "stage", "corpus", "corpus_key", *REQUIRED_INFO, "protocol_kind", "labels", "n_folds", "pool_key", "git_commit", "config_sha256",
                "metrics_sha256", "per_fold", "config"]
     runs = pd.DataFrame(rows, columns=columns)
     return Collected(sort_key(runs) if len(runs) else runs, pd.DataFrame(skipped, columns=["run", "reason"]))
@@ -113,6 +140,22 @@ def _run_dirs(stage_dir: Path) -> list[Path]:
         else:
             found += sorted(p for p in child.iterdir() if p.is_dir() and (p / "config.json").exists())
     return found
+
+
+def run_predictions(outputs: str | os.PathLike, runs_row, subset: str = "test") -> pd.DataFrame | None:
+    """A collected run's predictions, checked against what its metrics.json says it is.
+
+    The split, modality and label set must match the run's own record: a
+    predictions file copied in from another run, or with its probability
+    columns reordered, is refused naming the file. ``None`` when the run has
+    no predictions for ``subset``.
+    """
+    path = Path(outputs) / runs_row["run"] / f"predictions_{subset}.csv"
+    if not path.exists():
+        return None
+    labels = json.loads(runs_row["labels"]) if runs_row.get("labels") else []
+    return read_predictions(path, expected_split=runs_row["split"], expected_modality=runs_row["modality"],
+                            expected_labels=labels or None)
 
 
 def run_config(runs_row) -> dict:

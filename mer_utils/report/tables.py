@@ -30,13 +30,16 @@ def _short(commit: str) -> str:
 def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per modality × backbone × protocol: val UA and test WA/UA/macro-F1.
 
-    Runs of the same group (several seeds) are pooled: mean ± std over every
-    (run, fold), ``n`` of them.
+    Runs that differ only in their seed (the same ``pool_key``) are pooled:
+    mean ± std over every (run, fold), ``n`` of them. Runs that differ in
+    anything else stay separate rows, even with the same backbone name.
     """
     if runs.empty:
         return pd.DataFrame(), pd.DataFrame()
     rows = []
-    for key, group in runs.groupby(list(GROUP), sort=False):
+    pool = runs["pool_key"] if "pool_key" in runs.columns else runs["run"]
+    for key, group in runs.assign(_pool=pool).groupby([*GROUP, "_pool"], sort=False):
+        key = key[:len(GROUP)]
         folds = [row for _, run in group.iterrows() for row in per_fold(run)]
         out = dict(zip(GROUP, key))
         out["split"] = ";".join(sorted(group["split"].unique()))

@@ -22,9 +22,12 @@ from typing import Iterable
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path
+from mer_utils.core.checkpoint_gate import (CheckpointError, cached_by_file, opening_checkpoint, refuse_non_finite,
+                                            safetensors_arrays)
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
 
 SSL_FORMAT = "mer-audio-ssl-v1"
+_RETRAIN_SSL = "retrain it with `mer audio train --mode finetune` (or pull a checkpoint set again)"
 
 
 def protocol_tag(protocol: str) -> str:
@@ -98,21 +101,22 @@ def load_ssl_expert(path: str | os.PathLike, *, device: str | None = None) -> SS
     from mer_utils.experts.audio.ssl_model import classifier_from_spec
 
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # an unpickling refusal or a truncated file
-        raise ValueError(f"{path} is not a loadable SER checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(payload, dict) or payload.get("format") != SSL_FORMAT:
-        raise ValueError(f"{path} is not a {SSL_FORMAT} checkpoint; retrain with `mer audio train --mode finetune`")
-    config = payload["config"]
-    model = classifier_from_spec(config)
-    model.load_state_dict(payload["state_dict"], strict=True)
+    with opening_checkpoint(path, kind="speech-model SER", fix=_RETRAIN_SSL):
+        payload = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+        if not isinstance(payload, dict) or payload.get("format") != SSL_FORMAT:
+            raise CheckpointError(f"{path}: not a {SSL_FORMAT} checkpoint (a file of another tool, or of an older "
+                                  f"version); it was not used. Fix: {_RETRAIN_SSL}.")
+        refuse_non_finite(payload["state_dict"].items(), path=path, kind="speech-model SER", fix=_RETRAIN_SSL)
+        config = payload["config"]
+        model = classifier_from_spec(config)
+        model.load_state_dict(payload["state_dict"], strict=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     return SSLExpert(model=model, settings=AudioSettings.from_dict(config["audio"]), config=config, device=device,
                      labels=tuple(config["labels"]))
 
 
+@cached_by_file
 def load_audio_expert(path: str | os.PathLike, *, device: str | None = None):
     """Load any SER checkpoint written by this package.
 
@@ -131,5 +135,8 @@ def load_audio_expert(path: str | os.PathLike, *, device: str | None = None):
     if path.suffix == ".pt":
         return load_ssl_expert(path, device=device)
     if path.suffix == ".safetensors":
-        return AcousticExpert.load(path)
-    raise ValueError(f"{path}: unknown checkpoint type; expected .pt (speech model) or .safetensors (acoustic)")
+        fix = "retrain it with `mer audio train` (or pull a checkpoint set again)"
+        with opening_checkpoint(path, kind="acoustic SER", fix=fix):
+            refuse_non_finite(safetensors_arrays(path), path=path, kind="acoustic SER", fix=fix)
+            return AcousticExpert.load(path)
+    raise CheckpointError(f"{path}: unknown checkpoint type; expected .pt (speech model) or .safetensors (acoustic)")

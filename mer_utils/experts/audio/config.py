@@ -19,16 +19,18 @@ from mer_utils.experts.audio import (ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAU
 MODES = ("auto", "finetune", "frozen")
 # The options each mode reads; any other option set away from its default is refused, not silently ignored.
 COMMON_FIELDS = {"data_root", "dataset", "all_emotions", "protocol", "backbone", "mode", "seed", "folds",
-                 "published_dir", "metadata_dir", "trim_top_db", "max_seconds", "min_seconds"}
+                 "run_folds", "published_dir", "metadata_dir", "trim_top_db", "max_seconds", "min_seconds"}
 MODE_FIELDS = {
     "offline": {"c_grid", "n_jobs", "speaker_norm", "refit"},
-    "finetune": {"epochs", "batch_size", "grad_accum", "lr", "head_lr", "warmup_ratio", "patience",
-                 "freeze_feature_encoder", "amp", "layer", "pooling", "head_hidden", "save_every_steps"},
+    "finetune": {"epochs", "batch_size", "grad_accum", "effective_batch_size", "lr", "head_lr", "warmup_ratio",
+                 "patience", "freeze_feature_encoder", "amp", "amp_dtype", "layer", "pooling", "head_hidden",
+                 "save_every_steps"},
     "frozen": {"probe", "head_hidden"},
 }
 # Options that change where, how fast or how verbosely a run happens, never its results.
+# run_folds only says which folds this process trains: processes running other folds share the run folder.
 NOT_RESULTS = {"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "save_every_steps",
-               "metadata_dir"}
+               "metadata_dir", "run_folds"}
 
 
 @dataclasses.dataclass
@@ -48,6 +50,9 @@ class AudioTrainConfig:
                    choices=MODES)
     seed: int = _f(0, "seed of the split and of training")
     folds: int = _f(5, "number of folds of speaker-kfold")
+    run_folds: tuple = _f((), "train only these folds (e.g. 0 1), leaving the others to other processes or GPUs "
+                              "writing into the same run folder; the last to finish writes the run's metrics "
+                              "(empty: all folds)", nargs="*", type=int)
     outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
     checkpoints: str = _f("checkpoints", "folder for the best checkpoints (stable names)")
     published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
@@ -69,14 +74,20 @@ class AudioTrainConfig:
                            "predictions (validation predictions stay out-of-sample)")
     # Speech models, fine-tuning
     epochs: int = _f(10, "fine-tuning epochs (early stopping may end sooner)")
-    batch_size: int = _f(8, "clips per batch")
-    grad_accum: int = _f(4, "batches per optimizer step")
+    batch_size: int = _f(8, "clips per batch on one device (GPU or CPU process)")
+    grad_accum: int = _f(4, "batches per optimizer step on one process; the effective batch batch-size x "
+                            "grad-accum is kept under N processes (each accumulates grad-accum / N)")
+    effective_batch_size: int | None = _f(None, "clips per optimizer step over all processes (None: batch-size x "
+                                                "grad-accum); each process accumulates effective / (batch-size x "
+                                                "processes) batches")
     lr: float = _f(3e-5, "learning rate of the pretrained backbone")
     head_lr: float = _f(1e-3, "learning rate of layer weights, pooling and classifier")
     warmup_ratio: float = _f(0.1, "share of optimizer steps spent warming up the learning rate")
     patience: int = _f(3, "epochs without validation-UA gain before early stopping")
     freeze_feature_encoder: bool = _f(True, "keep the convolutional waveform encoder frozen")
-    amp: bool = _f(True, "mixed precision on GPU")
+    amp: bool = _f(True, "mixed precision (through Accelerate; see --amp-dtype)")
+    amp_dtype: str = _f("auto", "auto: bf16 where the GPU supports it, else fp16, off on CPU; fp16 (GPU) or "
+                                "bf16 (GPU or CPU)", choices=("auto", "fp16", "bf16"))
     layer: str = _f("weighted", "'weighted' (learnable sum of all layers) or a layer index")
     pooling: str = _f("mean", "mean or attentive pooling over frames", choices=("mean", "attentive"))
     head_hidden: int = _f(0, "hidden units of the classifier (0: linear)")
@@ -94,6 +105,7 @@ class AudioTrainConfig:
             raise ValueError(f"--mode {self.mode} applies to speech models, e.g. --backbone {DEFAULT_SSL_MODEL}; "
                              f"the acoustic backbone {self.backbone!r} has a single mode (leave --mode at auto)")
         self.c_grid = tuple(float(c) for c in self.c_grid)
+        self.run_folds = tuple(int(f) for f in self.run_folds)
         ignored = ignored_options(self, COMMON_FIELDS | MODE_FIELDS[self.resolved_mode] | NOT_RESULTS)
         if ignored:
             raise ValueError(f"{', '.join(ignored)}: not used by {self.resolved_mode} mode (backbone "

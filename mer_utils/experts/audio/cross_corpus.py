@@ -22,6 +22,7 @@ import pandas as pd
 from mer_utils.core.config import field as _f
 from mer_utils.experts.audio import DEFAULT_BACKBONE
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
+from mer_utils.core.run_lock import releasing_run_locks
 
 
 @dataclasses.dataclass
@@ -101,6 +102,7 @@ def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir
             "speakers": clips["actor_id"].to_numpy()[ok], "clip_ids": clips["clip_id"].to_numpy()[ok].tolist()}
 
 
+@releasing_run_locks
 def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Path:
     """Train on ``config.source_root``, test on ``config.target_root``; returns the run folder."""
     from mer_utils.core.evaluation import save_run_outputs

@@ -154,6 +154,9 @@ def cache_namespace(feature_set: str, settings: AudioSettings, augment: str | No
     return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra})
 
 
+_ANNOUNCED: set[tuple[str, str]] = set()  # (cache folder, namespace) already reported in this process
+
+
 def features_for_files(
     paths: Sequence[str | os.PathLike], *, feature_set: str, settings: AudioSettings = AudioSettings(),
     cache_dir: str | os.PathLike | None = None, n_jobs: int = 1, chunk_size: int = 256, progress: bool = True,
@@ -182,8 +185,14 @@ def features_for_files(
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
     errors: dict[int, str] = {}
-    bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc=f"{feature_set} features" + (f" ({augment})" if augment else ""),
-               disable=not progress, leave=False)
+    desc = f"{feature_set} features" + (f" ({augment})" if augment else "")
+    served = (str(cache_dir), cache_namespace(feature_set, settings, augment))
+    if not todo and progress and served not in _ANNOUNCED:
+        # A cached step says so once, instead of a full bar for every subset a run reads.
+        print(f"{desc}: {len(paths)} clips from the cache in {cache_dir}")
+    _ANNOUNCED.add(served)
+    bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc=desc, disable=not (progress and todo),
+               leave=False)
     with Parallel(n_jobs=n_jobs) as parallel:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from mer_utils.core.labels import class_weights
+from mer_utils.experts import distributed
 from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namespace
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
@@ -50,7 +51,11 @@ def layer_embeddings_for_files(
     model: SSLClassifier, paths: list, *, model_name: str, settings: AudioSettings,
     cache_dir: str | os.PathLike | None, device: str = "cpu", chunk_size: int = 128, progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """``(n, layers, width)`` embeddings, the decoded-clip mask and the skipped clips."""
+    """``(n, layers, width)`` embeddings, the decoded-clip mask and the skipped clips.
+
+    Launched on N processes, the missing clips are extracted in N shards and merged: every process
+    returns the same arrays a single process would, and only the main process writes the cache.
+    """
     from tqdm.auto import tqdm
 
     keys = [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
@@ -58,22 +63,35 @@ def layer_embeddings_for_files(
                                            "weights": weights_fingerprint(model.backbone)})
     cache = FeatureCache(cache_dir, name) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
-    todo = [i for i, k in enumerate(keys) if k not in found]
-    errors, fresh = {}, {}
+    todo = distributed.broadcast([i for i, k in enumerate(keys) if k not in found])  # one list for all processes
+    errors = {}
     model.to(device).eval()
-    for n_done, i in enumerate(tqdm(todo, desc="layer embeddings", disable=not progress, leave=False), 1):
-        try:
-            wave = load_waveform(paths[i], settings=settings)
-        except (AudioLoadError, ValueError) as err:
-            errors[i] = str(err)
-            continue
-        batch = model.prepare([wave], device)
-        fresh[keys[i]] = model.layer_embeddings(batch["inputs"], batch["n_samples"])[0].float().cpu().numpy()
-        if cache is not None and (len(fresh) >= chunk_size or n_done == len(todo)):
-            cache.put(fresh)  # shard by shard: a disconnect keeps what was done
-            found.update(fresh)
-            fresh = {}
-    found.update(fresh)
+    # Under N processes each extracts every N-th missing clip of a chunk; the chunk is gathered on every
+    # process and the main one appends it to the cache as one shard (a disconnect keeps finished chunks).
+    world, rank = distributed.world_size(), distributed.process_index()
+    bar = tqdm(total=len(todo), desc="layer embeddings", disable=not progress or rank != 0, leave=False)
+    for start in range(0, len(todo), chunk_size * world):
+        chunk = todo[start:start + chunk_size * world]
+        mine, mine_errors = {}, {}
+        for i in chunk[rank::world]:
+            try:
+                wave = load_waveform(paths[i], settings=settings)
+            except (AudioLoadError, ValueError) as err:
+                mine_errors[i] = str(err)
+                continue
+            batch = model.prepare([wave], device)
+            mine[keys[i]] = model.layer_embeddings(batch["inputs"], batch["n_samples"])[0].float().cpu().numpy()
+        fresh = {}
+        for part, part_errors in distributed.gather_objects([(mine, mine_errors)]):
+            fresh.update(part)
+            errors.update(part_errors)
+        if cache is not None and distributed.is_main_process():
+            cache.put(fresh)
+        found.update(fresh)
+        bar.update(len(chunk))
+    bar.close()
+    if todo and cache is not None:
+        distributed.wait_for_everyone()  # the shards are on disk before any process reads the cache again
     ok = np.array([k in found for k in keys], dtype=bool)
     if not ok.any():
         raise AudioLoadError(f"no clip could be decoded; first error: {next(iter(errors.values()), 'none')}")
@@ -179,7 +197,8 @@ class FrozenBackbone:
     def embeddings(self, clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
         E, ok, skipped = layer_embeddings_for_files(
             self.base, [str(p) for p in clips.paths], model_name=self.model_name, settings=self.settings,
-            cache_dir=self.cache_dir, device=pick_device(self.device), progress=self.progress)
+            cache_dir=self.cache_dir, device=distributed.process_device(pick_device(self.device)),
+            progress=self.progress)
         self.skipped.update({item["path"]: item["reason"] for item in skipped})
         return E, ok
 

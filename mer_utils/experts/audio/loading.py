@@ -22,6 +22,10 @@ class AudioLoadError(RuntimeError):
     """A clip cannot be decoded; the message names the file and the fix."""
 
 
+class InputCutWarning(UserWarning):
+    """Input longer than ``AudioSettings.max_seconds`` was cut: the model hears only its start."""
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioSettings:
     """How a clip is turned into model input (stored in every checkpoint)."""
@@ -68,8 +72,12 @@ def _decode_hint(path: Path) -> str:
     return "Re-download it, or convert it to 16 kHz WAV (`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`)."
 
 
-def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSettings = AudioSettings()) -> np.ndarray:
+def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSettings = AudioSettings(),
+                     source: str = "audio input") -> np.ndarray:
     """Resample, down-mix, trim silence, then cap and pad ``samples``.
+
+    Input longer than ``settings.max_seconds`` (after trimming) is cut, with an
+    :class:`InputCutWarning` naming ``source`` and how much of it is used.
 
     >>> wave = np.r_[np.zeros(8000), np.sin(np.arange(16000) / 5), np.zeros(8000)]
     >>> out = prepare_waveform(wave, 16000, settings=AudioSettings(max_seconds=None))
@@ -89,7 +97,12 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
         samples = librosa.resample(samples, orig_sr=sample_rate, target_sr=sr)
     if settings.trim_top_db is not None:
         samples = _trim(samples, settings.trim_top_db)
-    if settings.max_seconds is not None:
+    if settings.max_seconds is not None and len(samples) > int(round(settings.max_seconds * sr)):
+        import warnings
+
+        warnings.warn(f"{source}: only the first {settings.max_seconds:g} s of its {len(samples) / sr:.1f} s "
+                      "(after trimming silence) are used; the rest is cut (AudioSettings.max_seconds)",
+                      InputCutWarning, stacklevel=2)
         samples = samples[: int(round(settings.max_seconds * sr))]
     min_len = int(round(settings.min_seconds * sr))
     if len(samples) < min_len:
@@ -111,7 +124,7 @@ def _trim(samples: np.ndarray, top_db: float) -> np.ndarray:
 def load_waveform(path: str | os.PathLike, *, settings: AudioSettings = AudioSettings()) -> np.ndarray:
     """Read ``path`` and prepare it with ``settings`` (16 kHz mono float32)."""
     samples, sr = read_audio(path)
-    return prepare_waveform(samples, sr, settings=settings)
+    return prepare_waveform(samples, sr, settings=settings, source=str(path))
 
 
 def load_waveforms(

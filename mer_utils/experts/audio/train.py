@@ -56,9 +56,10 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
     from mer_utils.experts.audio.ssl_train import FinetuneBackbone, FinetuneSettings
 
     train_settings = FinetuneSettings(
-        epochs=config.epochs, batch_size=config.batch_size, grad_accum=config.grad_accum, lr=config.lr,
-        head_lr=config.head_lr, warmup_ratio=config.warmup_ratio, patience=config.patience,
-        freeze_feature_encoder=config.freeze_feature_encoder, amp=config.amp,
+        epochs=config.epochs, batch_size=config.batch_size, grad_accum=config.grad_accum,
+        effective_batch_size=config.effective_batch_size, lr=config.lr, head_lr=config.head_lr,
+        warmup_ratio=config.warmup_ratio, patience=config.patience,
+        freeze_feature_encoder=config.freeze_feature_encoder, amp=config.amp, amp_dtype=config.amp_dtype,
         save_every_steps=config.save_every_steps, seed=config.seed)
     head = HeadConfig(layer=config.head_layer, pooling=config.pooling, hidden=config.head_hidden)
     return FinetuneBackbone(model_name=config.backbone, head=head, train_settings=train_settings,
@@ -86,7 +87,7 @@ class AudioExpert:
     config: AudioTrainConfig
     stage: str = STAGE
     media: str = "audio"
-    resume_files: tuple = ("train_state.pt", "best_state.pt")
+    resume_files: tuple = ("train_state", "best_state.pt")  # a fine-tune's Accelerate state folder
     family: str | None = None  # the speech model's family (wav2vec2, hubert, wavlm ...), once one is built
 
     def settings(self) -> dict:

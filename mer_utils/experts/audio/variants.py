@@ -410,6 +410,7 @@ def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Rec
         if entry["normalizer"] is not None:
             normalizer = SpeakerNormalizer.from_arrays(
                 {k[len(p):]: arrays[k] for k in arrays if k.startswith(p + "speaker_norm_")}, entry["normalizer"])
+        _check_block_shapes(arrays, p, int(entry["n_labels"]))
         models.append(FittedModel(
             normalizer, np.asarray(arrays[p + "mean"], dtype=np.float64),
             np.asarray(arrays[p + "scale"], dtype=np.float64), np.asarray(arrays[p + "classes"], dtype=int),
@@ -417,6 +418,18 @@ def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Rec
             intercept=np.asarray(arrays[p + "intercept"], dtype=np.float64), head=entry["head"],
             prior=np.asarray(arrays[p + "prior"], dtype=np.float64)))
     return models, recipe
+
+
+def _check_block_shapes(arrays: dict, prefix: str, n_labels: int) -> None:
+    """One linear block's arrays must agree (d features, c <= n_labels classes): a head of another
+    shape would fail later inside a matrix product, far from the file it came from."""
+    mean, scale = np.shape(arrays[prefix + "mean"]), np.shape(arrays[prefix + "scale"])
+    coef, intercept = np.shape(arrays[prefix + "coef"]), np.shape(arrays[prefix + "intercept"])
+    classes = np.shape(arrays[prefix + "classes"])
+    if not (len(mean) == 1 and scale == mean and len(coef) == 2 and coef[1] == mean[0]
+            and intercept == (coef[0],) and classes[0] <= n_labels and coef[0] in (1, classes[0])):
+        raise ValueError(f"shapes do not fit: {prefix}mean {mean}, scale {scale}, coef {coef}, intercept {intercept}, "
+                         f"classes {classes} for {n_labels} labels")
 
 
 # ---------------------------------------------------------------- protocols

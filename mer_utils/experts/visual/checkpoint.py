@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, read_json, write_json
+from mer_utils.core.checkpoint_gate import CheckpointError, cached_by_file, opening_checkpoint, refuse_non_finite
 
 CHECKPOINT_FORMAT = "mer-visual-1"
 BEST_NAME = "best_visual_model"
@@ -58,15 +59,21 @@ def load_visual_model(path: str | os.PathLike):
         if not needed.is_file():
             raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
                                     "(it writes checkpoints/best_visual_model.safetensors and .json).")
-    meta = read_json(meta_path)
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-    spec = ModelSpec(**{**meta["model"], "labels": tuple(meta["model"]["labels"])})
-    model = build_visual_model(spec, pretrained=False)
-    state = load_file(str(weights))
-    missing, unexpected = model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights}: weights do not fit {spec} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    fix = "retrain it with `mer visual train` (or pull a checkpoint set again)"
+    with opening_checkpoint(meta_path, kind="visual", fix=fix):
+        meta = read_json(meta_path)
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{meta_path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; it "
+                                  f"was not used. Fix: {fix}.")
+        spec = ModelSpec(**{**meta["model"], "labels": tuple(meta["model"]["labels"])})
+        model = build_visual_model(spec, pretrained=False)
+    with opening_checkpoint(weights, kind="visual", fix=fix):
+        state = load_file(str(weights))
+        refuse_non_finite(state.items(), path=weights, kind="visual", fix=fix)
+        missing, unexpected = model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{weights}: weights do not fit {spec} (missing {missing[:3]}, unexpected "
+                                  f"{unexpected[:3]}); it was not used. Fix: {fix}.")
     return model.eval(), meta
 
 
@@ -121,6 +128,7 @@ class VisualExpert:
         return VideoPrediction(probs, clip.frames, clip.boxes, clip.detected, clip.frame_indices, weights, clip.crops)
 
 
+@cached_by_file
 def load_visual_expert(path: str | os.PathLike = f"checkpoints/{BEST_NAME}") -> VisualExpert:
     """Load a visual checkpoint (``.safetensors`` + ``.json``) for prediction."""
     return VisualExpert(*load_visual_model(path))

@@ -14,7 +14,8 @@ from mer_utils.data.corpus import DATASETS
 
 MODES = ("frozen", "finetune")
 # Options that change where, how fast or how verbosely a run happens, never its results.
-NOT_RESULTS = {"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "metadata_dir"}
+# run_folds only says which folds this process trains: processes running other folds share the run folder.
+NOT_RESULTS = {"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "metadata_dir", "run_folds"}
 
 
 @dataclasses.dataclass
@@ -34,6 +35,9 @@ class VisualTrainConfig:
     pooling: str = _f("mean", "temporal pooling over the K frames", choices=("mean", "attention"))
     seed: int = _f(0, "seed of the split and of training")
     folds: int = _f(5, "number of folds of speaker-kfold")
+    run_folds: tuple = _f((), "train only these folds (e.g. 0 1), leaving the others to other processes or GPUs "
+                              "writing into the same run folder; the last to finish writes the run's metrics "
+                              "(empty: all folds)", nargs="*", type=int)
     outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
     checkpoints: str = _f("checkpoints", "folder for best_visual_model.* and the converted FER2013 weights")
     published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
@@ -63,6 +67,7 @@ class VisualTrainConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        self.run_folds = tuple(int(f) for f in self.run_folds)
         if self.n_frames < 1 or self.crop_size < 16:
             raise ValueError(f"n_frames must be >= 1 and crop_size >= 16, got {self.n_frames} and {self.crop_size}")
 

@@ -2,10 +2,11 @@
 
 The cache lives in ``outputs/cache/face_crops/<corpus>-<tag>/<config key>/``:
 one compressed ``<clip_id>.npz`` per clip (crops, boxes, frame indices,
-detection flags, the video's byte size) plus ``prepare_report.csv``. The
+detection flags, the video's fingerprint) plus ``prepare_report.csv``. The
 config key hashes every preprocessing setting, so changing K or the margin
-prepares a new cache instead of mixing old and new crops; the stored byte
-size catches a video replaced under the same name.
+prepares a new cache instead of mixing old and new crops; the fingerprint
+(:func:`source_fingerprint`) catches a video replaced under the same name,
+even by one of the same size.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.atomic_io import atomic_path, write_csv, write_json
+from mer_utils.data.modalities import modality_gap
 
 CACHE_VERSION = 1
 REPORT_COLUMNS = ("clip_id", "status", "n_frames", "n_detected", "n_fallback", "error")
@@ -86,11 +88,33 @@ def default_cache_dir(data_root: str | os.PathLike, config: CropConfig, outputs:
     return Path(outputs) / "cache" / "face_crops" / f"{root.name}-{tag}" / config.key()
 
 
-def _save(path: Path, crops: ClipCrops, source_size: int) -> None:
+FINGERPRINT_BYTES = 64 * 1024
+
+
+def source_fingerprint(path: str | os.PathLike) -> str:
+    """Size and sha1 of the first and last 64 KiB of a video: what tells the cached crops belong to it.
+
+    Media headers, encoder timestamps and the final frames sit at the ends, so two different clips of the
+    same size differ there; reading 128 KiB keeps a cached re-run cheap on a network drive. The
+    modification time is left out on purpose: copying a corpus (to Drive, say) changes it and would throw
+    every crop away.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            handle.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+            digest.update(handle.read())
+    return f"{size}-{digest.hexdigest()}"
+
+
+def _save(path: Path, crops: ClipCrops, fingerprint: str) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, crops=crops.crops, boxes=crops.boxes.astype(np.float32),
                             frame_indices=crops.frame_indices, detected=crops.detected,
-                            n_frames=crops.n_frames, source_size=source_size)
+                            n_frames=crops.n_frames, source_fingerprint=np.array(fingerprint))
 
 
 def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
@@ -102,13 +126,14 @@ def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
         return ClipCrops(data["crops"], data["boxes"], data["frame_indices"], data["detected"], int(data["n_frames"]))
 
 
-def _cached_row(path: Path, source_size: int) -> dict | None:
+def _cached_row(path: Path, fingerprint: str) -> dict | None:
     """The report row of a valid cache entry, or None when it must be (re)made."""
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            if int(data["source_size"]) != source_size:
+            # An entry of an older cache (byte size only) lacks the key: extracted again.
+            if str(data["source_fingerprint"]) != fingerprint:
                 return None
             detected = data["detected"]
             return {"status": "cached", "n_frames": int(data["n_frames"]), "n_detected": int(detected.sum()),
@@ -119,12 +144,12 @@ def _cached_row(path: Path, source_size: int) -> dict | None:
 
 def _prepare_one(clip_id: str, video: Path, cache_dir: Path, config: CropConfig, detector) -> dict:
     try:
-        source_size = video.stat().st_size
+        fingerprint = source_fingerprint(video)
         path = cache_dir / f"{clip_id}.npz"
-        row = _cached_row(path, source_size)
+        row = _cached_row(path, fingerprint)
         if row is None:
             crops = extract_clip_crops(video, config, detector=detector)
-            _save(path, crops, source_size)
+            _save(path, crops, fingerprint)
             row = {"status": "ok", "n_frames": crops.n_frames, "n_detected": int(crops.detected.sum()),
                    "n_fallback": int((~crops.detected).sum()), "error": ""}
     except (OSError, RuntimeError, ValueError) as err:
@@ -152,6 +177,9 @@ def prepare_crops(
     for column in ("clip_id", "video_path", "video_status"):
         if column not in manifest.columns:
             raise ValueError(f"manifest lacks column {column!r}; build it with mer_utils.data.manifest.prepare_manifest")
+    gap = modality_gap(manifest, "video")
+    if gap:  # e.g. an AudioWAV-only download: say what to add, not "no clip could be cropped"
+        raise RuntimeError(f"no face crops can be made from {data_root}: {gap}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(data_root, config, outputs)
     cache_dir.mkdir(parents=True, exist_ok=True)
     write_json(cache_dir / "config.json", {"cache_version": CACHE_VERSION, "key": config.key(),

@@ -77,10 +77,21 @@ def _batch_inputs(model, data: dict, index, *, train: bool, settings: FitSetting
     return model(crops.to(settings.device))
 
 
-def predict_proba(model, data: dict, index: np.ndarray, *, settings: FitSettings, batch_size: int = 128) -> np.ndarray:
+def predict_proba(model, data: dict, index: np.ndarray, *, settings: FitSettings, batch_size: int = 128,
+                  accelerator=None) -> np.ndarray:
+    """Probabilities of the clips ``index``; with a launched ``accelerator`` sharded over the processes and
+    gathered (every clip exactly once)."""
     import torch
 
     model.eval()
+    if accelerator is not None and accelerator.num_processes > 1 and len(index):
+        from mer_utils.experts.distributed import gather_predictions
+
+        index_t = torch.as_tensor(index)
+        with torch.no_grad():
+            return gather_predictions(accelerator, len(index), lambda i: _batch_inputs(
+                model, data, index_t[i.cpu()], train=False, settings=settings, generator=None).softmax(dim=1),
+                batch_size=batch_size)
     out = []
     with torch.no_grad():
         for start in range(0, len(index), batch_size):
@@ -140,55 +151,96 @@ def _fit(model, data, y, train_idx, val_idx, *, settings, fold, state_path, prog
     import torch
     from tqdm.auto import tqdm
 
-    model.to(settings.device)
-    y_t = torch.as_tensor(y).to(settings.device)
-    weights = torch.as_tensor(class_weights(y[train_idx], model.spec.labels, allow_absent=True), dtype=torch.float32, device=settings.device)
+    from mer_utils.experts import distributed
+
+    # Fine-tuning goes through Accelerate (DDP when launched); the frozen regime trains a small head on
+    # cached features, which costs seconds: every process runs it whole, as one process would.
+    acc = None if settings.frozen else distributed.make_accelerator(device=settings.device, amp=False,
+                                                                    find_unused_parameters=True)
+    device = acc.device if acc is not None else settings.device
+    settings = dataclasses.replace(settings, device=str(device))
+    model.to(device)
+    y_t = torch.as_tensor(y).to(device)
+    weights = torch.as_tensor(class_weights(y[train_idx], model.spec.labels, allow_absent=True), dtype=torch.float32, device=device)
     criterion = torch.nn.CrossEntropyLoss(weight=weights)
     optimizer = _optimizer(model, settings)
     state = {"epoch": 0, "best_ua": -1.0, "best_loss": float("inf"), "bad_epochs": 0, "history": [],
              "best_model": {k: v.clone() for k, v in model.state_dict().items()}}
     state_path = Path(state_path) if state_path else None
-    if state_path and state_path.exists():
-        saved = torch.load(state_path, weights_only=True, map_location=settings.device)
+    saved = _load_state(state_path, device) if state_path else None
+    if saved is not None:
         model.load_state_dict(saved.pop("model"))
         optimizer.load_state_dict(saved.pop("optimizer"))
         state.update(saved)
-    bar = tqdm(total=settings.epochs, initial=state["epoch"], desc=f"fold {fold}", unit="epoch", disable=not progress)
+    core, rank = model, distributed.process_index() if acc is not None else 0
+    if acc is not None:
+        _train_mode(model, settings)  # the encoder's parameters train: DDP must see them at wrap time
+        model, optimizer = acc.prepare(model, optimizer)
+    main = acc is None or acc.is_main_process
+    bar = tqdm(total=settings.epochs, initial=state["epoch"], desc=f"fold {fold}", unit="epoch",
+               disable=not (progress and main))
     while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
         epoch_seed = settings.seed * 100_003 + fold * 1_009 + state["epoch"]
         generator = torch.Generator().manual_seed(epoch_seed)
-        _train_mode(model, settings)
+        _train_mode(core, settings)
         order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=generator)]
+        batches = [order[start: start + settings.batch_size] for start in range(0, len(order), settings.batch_size)]
+        if acc is not None and acc.num_processes > 1:
+            # Every process takes its share of the epoch's batches (the same order everywhere), with its own
+            # augmentation stream; the short tail is padded from the start so all step together.
+            generator = torch.Generator().manual_seed(epoch_seed + 7_919 * rank)
+            n = acc.num_processes
+            batches = (batches + batches[:(-len(batches)) % n])[rank::n]
         losses = []
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(epoch_seed)  # dropout draws from the global generator
-            for start in range(0, len(order), settings.batch_size):
-                batch = order[start: start + settings.batch_size]
+            torch.manual_seed(epoch_seed + 7_919 * rank)  # dropout draws from the global generator
+            for batch in batches:
                 loss = criterion(_batch_inputs(model, data, batch, train=True, settings=settings,
-                                               generator=generator), y_t[batch.to(settings.device)])
+                                               generator=generator), y_t[batch.to(device)])
                 optimizer.zero_grad()
-                loss.backward()
+                acc.backward(loss) if acc is not None else loss.backward()
                 optimizer.step()
                 losses.append(float(loss.detach()))
-        proba = predict_proba(model, data, val_idx, settings=settings)
+        if acc is not None:
+            losses = [x for part in distributed.gather_objects([losses]) for x in part]
+        proba = predict_proba(core, data, val_idx, settings=settings, accelerator=acc)
         val_ua = _ua(y[val_idx], proba)
-        log_proba = torch.log(torch.as_tensor(proba, dtype=torch.float32, device=settings.device).clamp_min(1e-8))
-        val_loss = float(criterion(log_proba, y_t[torch.as_tensor(val_idx, device=settings.device)]))
+        log_proba = torch.log(torch.as_tensor(proba, dtype=torch.float32, device=device).clamp_min(1e-8))
+        val_loss = float(criterion(log_proba, y_t[torch.as_tensor(val_idx, device=device)]))
         improved = val_ua > state["best_ua"] or (val_ua == state["best_ua"] and val_loss < state["best_loss"])
         if improved:
             state.update(best_ua=val_ua, best_loss=val_loss, bad_epochs=0,
-                         best_model={k: v.detach().clone() for k, v in model.state_dict().items()})
+                         best_model={k: v.detach().clone() for k, v in core.state_dict().items()})
         else:
             state["bad_epochs"] += 1
         state["epoch"] += 1
         state["history"].append({"fold": fold, "epoch": state["epoch"], "train_loss": float(np.mean(losses)),
                                  "val_loss": val_loss, "val_ua": val_ua})
-        if state_path:
-            _save_state(state_path, model, optimizer, state)
+        if state_path and main:
+            _save_state(state_path, core, optimizer, state)
+        if acc is not None:
+            acc.wait_for_everyone()
         bar.update(1)
         bar.set_postfix(val_ua=f"{val_ua:.3f}", best=f"{state['best_ua']:.3f}")
     bar.close()
     return state["best_model"], state["history"]
+
+
+def _load_state(path: Path, device):
+    """The saved epoch state, or None; an unreadable file is set aside and the fold restarts."""
+    import torch
+
+    from mer_utils.experts import distributed
+
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=True, map_location=device)
+    except Exception as err:  # truncated by a kill or a full disk: never block the run
+        if distributed.is_main_process():
+            distributed.set_aside_corrupt(path, err)
+        distributed.wait_for_everyone()
+        return None
 
 
 def _save_state(path: Path, model, optimizer, state: dict) -> None:

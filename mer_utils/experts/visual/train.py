@@ -42,9 +42,12 @@ class ClipData(NamedTuple):
 
 
 def pick_device(device: str | None = None) -> str:
+    """``device``, else cuda when available; a launched process gets its own (``cuda:<local rank>``)."""
     import torch
 
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from mer_utils.experts.distributed import process_device
+
+    return process_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def prepare_visual_protocol(config: VisualTrainConfig):
@@ -183,8 +186,8 @@ class VisualExpert:
         self.data = training_inputs(self.config, self.clips, prepared.labels)
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
+        from mer_utils.experts.distributed import is_main_process
         from mer_utils.experts.visual.checkpoint import save_visual_checkpoint
-
         from mer_utils.protocols.splits import fold_subsets
 
         frame, report, model = run_fold(self.config, prepared, self.clips, self.data, fold, fold_dir)
@@ -193,7 +196,8 @@ class VisualExpert:
                              for subset, ids in fold_subsets(prepared.split, fold).items() for c in ids if c in reasons]
         extra = {"protocol": self.config.protocol, "split": prepared.split_name, "fold": fold,
                  "val_ua": report["best_val_ua"], "mode": self.config.mode, "trained_on": str(prepared.data_root)}
-        save_visual_checkpoint(fold_dir / "model", model, crop_config=self.config.crop_config(), extra=extra)
+        if is_main_process():  # launched: one process writes
+            save_visual_checkpoint(fold_dir / "model", model, crop_config=self.config.crop_config(), extra=extra)
         return FoldResult(frame, report, lambda stem: save_visual_checkpoint(
             stem, model, crop_config=self.config.crop_config(), extra=extra))
 

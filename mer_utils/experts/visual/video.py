@@ -33,7 +33,8 @@ def sample_frame_indices(n_frames: int, k: int) -> np.ndarray:
 
     Frame ``i`` is the centre of the ``i``-th of ``k`` equal segments, so the
     result is sorted, starts near 0, ends near ``n_frames - 1`` and never
-    reaches ``n_frames``. A clip shorter than ``k`` frames repeats frames.
+    reaches ``n_frames``. A clip shorter than ``k`` frames repeats frames
+    (:func:`read_sampled_frames` refuses such a clip instead).
 
     >>> sample_frame_indices(10, 4).tolist()
     [1, 3, 6, 8]
@@ -105,26 +106,57 @@ def _count_frames(capture) -> int:
     return count
 
 
-def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
-    """Read ``k`` uniformly sampled RGB frames of a clip.
+class VideoFramesError(RuntimeError):
+    """A clip whose frames cannot all be had: truncated, corrupt or too short. The message names the file."""
 
-    The container's frame count picks the indices; if the clip turns out
-    shorter (a truncated file, a wrong header), the indices are drawn again
-    over the frames that exist, so the sample still covers the whole clip.
-    Always returns exactly ``k`` frames.
+
+def _shortfall_is_damage(path, seen: int) -> bool:
+    """Whether fewer frames decoded than the header counts because the file is cut or corrupt.
+
+    OpenCV counts FLV frames from the container's duration, which covers the audio track too, so a clip
+    whose sound outlasts its picture over-counts; the packets in the file (demuxed with PyAV, not decoded)
+    tell that apart from a file that stops early or holds frames that do not decode.
+    """
+    import av
+
+    from mer_utils.data.media_health import TRUNCATION_TOLERANCE, video_packets
+
+    try:
+        packets = video_packets(path)
+    except av.error.FFmpegError:
+        return True
+    return packets is None or packets.truncated() or seen < packets.n_packets - TRUNCATION_TOLERANCE["frames"]
+
+
+def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
+    """Read ``k`` uniformly sampled RGB frames of a clip, every one of them decoded from the file.
+
+    The container's frame count picks the indices. A clip with fewer frames
+    than its header counts but every frame its packets hold (the header's
+    duration includes a longer audio track) gets its indices drawn again over
+    the frames that exist; a truncated or corrupt file, one with fewer than
+    ``k`` frames, or one with a sampled frame that does not decode raises
+    :class:`VideoFramesError`: no frame is ever repeated to make up the count.
     """
     import cv2
 
     capture = _open(path)
     try:
-        n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        n_frames = declared
         if n_frames < 1:  # no count in the header: count by decoding
             n_frames = _count_frames(capture)
             capture.release()
             capture = _open(path)
-        indices = sample_frame_indices(max(n_frames, 1), k)
+        if n_frames < k:
+            raise VideoFramesError(f"{path}: {n_frames} frames, fewer than the {k} sampled per clip; frames would "
+                                   "repeat. Replace the clip (a still image or a cut file?) or sample fewer frames.")
+        indices = sample_frame_indices(n_frames, k)
         frames, seen = _grab_frames(capture, indices)
-        if 0 < seen <= indices.max():
+        if seen <= indices.max():
+            if seen < k or _shortfall_is_damage(path, seen):
+                raise VideoFramesError(f"{path}: only {seen} of the {declared} frames its header declares can be "
+                                       "decoded (truncated or corrupt file); re-download it.")
             capture.release()
             capture = _open(path)
             n_frames = seen
@@ -132,12 +164,11 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
             frames, _ = _grab_frames(capture, indices)
     finally:
         capture.release()
-    if not frames:
-        raise RuntimeError(f"{path}: no decodable video frames (empty, truncated or corrupt file).")
-    decoded = np.array(sorted(frames))
-    # A frame that was grabbed but did not decode borrows its nearest decoded neighbour.
-    nearest = decoded[np.abs(decoded[None, :] - indices[:, None]).argmin(axis=1)]
-    return SampledFrames(np.stack([frames[int(i)] for i in nearest]), nearest, n_frames)
+    broken = [int(i) for i in indices if int(i) not in frames]
+    if broken:
+        raise VideoFramesError(f"{path}: frame(s) {broken} of {n_frames} do not decode (corrupt file); "
+                               "re-download it.")
+    return SampledFrames(np.stack([frames[int(i)] for i in indices]), indices, n_frames)
 
 
 def read_all_frames(path: str | os.PathLike) -> np.ndarray:

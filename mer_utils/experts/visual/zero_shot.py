@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mer_utils.experts.visual.fer2013 import FER2013_CLASSES
+from mer_utils.core.run_lock import releasing_run_locks
 
 # FER2013's classes as the label codes the corpus readers use.
 FER2013_TO_CODE = {"angry": "ANG", "disgust": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD",
@@ -60,6 +61,7 @@ def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], model=No
     return map_fer2013(np.concatenate(probs).reshape(n, k, -1).mean(axis=1), labels)
 
 
+@releasing_run_locks
 def run_zero_shot(config=None, **overrides):
     """Zero-shot predictions for every fold's ``val`` and ``test`` clips, as a run folder.
 

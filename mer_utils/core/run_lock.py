@@ -1,0 +1,100 @@
+"""One run at a time per run folder.
+
+Two processes writing the same run folder (a notebook and a terminal, or a
+double-clicked cell in two Colab tabs) would interleave fold files and
+checkpoints. :func:`lock_run_dir` takes an OS file lock (``filelock``:
+``flock`` on POSIX, ``msvcrt`` on Windows), which the OS drops when the
+holding process dies, so a killed run never leaves a stale lock. Beside it,
+``.lock.holder.json`` says who holds it, for the refusal message.
+
+A lock can cover the whole folder or one part of it (``part="fold2"``):
+the protocol runner locks the folds it trains, so that processes given
+other folds of one run (``--run-folds``) share the folder while two
+processes never train the same fold.
+
+The lock belongs to the process: taking it again from the same process is
+a no-op (a notebook re-running a cell), and :func:`releasing_run_locks`
+frees the locks a call took when it returns or fails. Under a multi-process
+launcher (``torchrun`` / ``accelerate launch`` set ``RANK``) only rank 0
+locks: the other ranks belong to the job that rank 0 holds the lock for.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+import socket
+import sys
+from pathlib import Path
+
+from mer_utils.core.atomic_io import read_json, write_json
+
+LOCK_NAME = ".lock"
+_HELD: dict[tuple[Path, str], object] = {}  # (run folder, part) -> its acquired filelock.FileLock
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process is writing this run folder (or this part of it)."""
+
+
+def _lock_file(run_dir: Path, part: str) -> Path:
+    return run_dir / (f"{LOCK_NAME}-{part}" if part else LOCK_NAME)
+
+
+def _holder_file(run_dir: Path, part: str) -> Path:
+    return _lock_file(run_dir, part).with_name(_lock_file(run_dir, part).name + ".holder.json")
+
+
+def lock_run_dir(run_dir: str | os.PathLike, part: str = "", *, wait_s: float = 0) -> None:
+    """Take the lock of ``run_dir`` (or of ``part`` of it) for this process, waiting up to ``wait_s``;
+    raise :class:`RunFolderBusy` naming the holder when another process keeps it."""
+    from filelock import FileLock, Timeout
+
+    run_dir = Path(run_dir).resolve()
+    if (run_dir, part) in _HELD or int(os.environ.get("RANK", "0")) != 0:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(_lock_file(run_dir, part)))
+    try:
+        lock.acquire(timeout=wait_s)
+    except Timeout:
+        what = f"{part} of {run_dir}" if part else str(run_dir)
+        raise RunFolderBusy(f"{what} is in use by another run ({_describe_holder(run_dir, part)}). Wait for it "
+                            "to finish, or give this run other --outputs; two runs must not write one folder."
+                            ) from None
+    _HELD[(run_dir, part)] = lock
+    write_json(_holder_file(run_dir, part), {
+        "pid": os.getpid(), "host": socket.gethostname(), "since": _dt.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv)[:500],
+    })
+
+
+def release_run_dir(run_dir: str | os.PathLike, part: str = "") -> None:
+    """Free this process's lock on ``run_dir`` (or ``part`` of it); nothing if it holds none."""
+    run_dir = Path(run_dir).resolve()
+    lock = _HELD.pop((run_dir, part), None)
+    if lock is not None:
+        _holder_file(run_dir, part).unlink(missing_ok=True)
+        lock.release()
+
+
+def releasing_run_locks(func):
+    """Decorator: the run folders locked during ``func`` are released when it returns or raises."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        before = set(_HELD)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            for run_dir, part in set(_HELD) - before:
+                release_run_dir(run_dir, part)
+    return wrapper
+
+
+def _describe_holder(run_dir: Path, part: str) -> str:
+    try:
+        info = read_json(_holder_file(run_dir, part))
+    except (OSError, ValueError):
+        return f"lock file {_lock_file(run_dir, part)}"
+    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}: {info.get('command')}"
