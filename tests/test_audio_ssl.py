@@ -125,14 +125,8 @@ def noisy_model_dir(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("noisy", [False, True], ids=["deterministic", "dropout-and-masking"])
-def test_training_killed_midway_resumes_to_the_same_model(noisy, tiny_model_dir, noisy_model_dir, clips, tmp_path,
-                                                          monkeypatch):
-    """With dropout and masking on, equal weights need the python, numpy and torch RNGs restored too."""
-    if noisy:
-        tiny_model_dir = noisy_model_dir
-    reference, _ = _finetune(tiny_model_dir, clips, tmp_path / "uninterrupted")
-
+def _killed_on_third_batch(monkeypatch, model_dir, clips, work):
+    """A fine-tune that dies on its third training batch (a Colab disconnect), leaving its resume state."""
     real, calls = ssl_train._train_batch, []
 
     def dies_on_third_batch(*args, **kwargs):
@@ -142,8 +136,18 @@ def test_training_killed_midway_resumes_to_the_same_model(noisy, tiny_model_dir,
         return real(*args, **kwargs)
     monkeypatch.setattr(ssl_train, "_train_batch", dies_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
-        _finetune(tiny_model_dir, clips, tmp_path / "interrupted")
+        _finetune(model_dir, clips, work)
     monkeypatch.setattr(ssl_train, "_train_batch", real)
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["deterministic", "dropout-and-masking"])
+def test_training_killed_midway_resumes_to_the_same_model(noisy, tiny_model_dir, noisy_model_dir, clips, tmp_path,
+                                                          monkeypatch):
+    """With dropout and masking on, equal weights need the python, numpy and torch RNGs restored too."""
+    if noisy:
+        tiny_model_dir = noisy_model_dir
+    reference, _ = _finetune(tiny_model_dir, clips, tmp_path / "uninterrupted")
+    _killed_on_third_batch(monkeypatch, tiny_model_dir, clips, tmp_path / "interrupted")
     resumed, report = _finetune(tiny_model_dir, clips, tmp_path / "interrupted")
     assert report["resumed_from"] == {"epoch": 0, "batch": 2, "step": 2}
     assert report["optimizer_steps"] == 3
@@ -153,17 +157,7 @@ def test_training_killed_midway_resumes_to_the_same_model(noisy, tiny_model_dir,
 
 def test_truncated_resume_state_is_set_aside_and_the_fold_restarts(tiny_model_dir, clips, tmp_path, monkeypatch,
                                                                     capsys):
-    real, calls = ssl_train._train_batch, []
-
-    def dies_on_third_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("runtime disconnected")
-        return real(*args, **kwargs)
-    monkeypatch.setattr(ssl_train, "_train_batch", dies_on_third_batch)
-    with pytest.raises(KeyboardInterrupt):
-        _finetune(tiny_model_dir, clips, tmp_path / "work")
-    monkeypatch.setattr(ssl_train, "_train_batch", real)
+    _killed_on_third_batch(monkeypatch, tiny_model_dir, clips, tmp_path / "work")
     optimizer = tmp_path / "work" / "train_state" / "optimizer.bin"
     optimizer.write_bytes(optimizer.read_bytes()[:100])  # a kill during a copy, a full disk
     _, report = _finetune(tiny_model_dir, clips, tmp_path / "work")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mer_utils.demo.hub import (FolderBackend, HubBackend, fetch_checkpoints, pull_checkpoints, push_checkpoints,
-                                sha256_file)
+from mer_utils.core.atomic_io import sha256_file
+from mer_utils.demo.hub import FolderBackend, HubBackend, fetch_checkpoints, pull_checkpoints, push_checkpoints
 
 REPO_ID = "someone/mer-test-set"
 

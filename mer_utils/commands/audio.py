@@ -20,21 +20,15 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args) -> int:
+    from mer_utils.commands import report_unfinished
+    from mer_utils.core.config import from_args
+    from mer_utils.core.metrics import format_mean_std
     from mer_utils.experts.audio.config import AudioTrainConfig
     from mer_utils.experts.audio.train import train_audio
-    from mer_utils.core.metrics import format_mean_std
-
-    from mer_utils.core.config import from_args
-
-    from mer_utils.experts import distributed
 
     config = from_args(AudioTrainConfig, args)
     result = train_audio(config)
-    if not distributed.is_main_process():
-        return 0  # rank 0 reports for all processes
-    if result.pending:
-        print(f"run: {result.run_dir}\nfolds {list(result.pending)} are still to run (other --run-folds); "
-              "the process that finishes the last fold writes metrics.json")
+    if report_unfinished(result):
         return 0
     summary = result.metrics["summary"]
     for subset in ("val", "test"):

@@ -57,16 +57,11 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
+    from mer_utils.commands import report_unfinished
     from mer_utils.experts.visual.train import train_visual
 
-    from mer_utils.experts import distributed
-
     result = train_visual(_config(args))
-    if not distributed.is_main_process():
-        return 0  # rank 0 reports for all processes
-    if result.pending:
-        print(f"run folder: {result.run_dir}\nfolds {list(result.pending)} are still to run (other --run-folds); "
-              "the process that finishes the last fold writes metrics.json")
+    if report_unfinished(result):
         return 0
     summary = result.metrics["summary"]
     for subset in ("val", "test"):

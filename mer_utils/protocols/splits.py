@@ -9,14 +9,13 @@ two subsets.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.atomic_io import read_json, sha256_file, write_csv, write_json
 from mer_utils.core.labels import SUBSETS
 from mer_utils.data.media_health import OK
 
@@ -236,12 +235,8 @@ def write_split(split: pd.DataFrame, out_dir: str | os.PathLike) -> Path:
     path = Path(out_dir) / f"{name}.csv"
     _refuse_edited(path)
     write_csv(path, split.loc[:, list(SPLIT_COLUMNS)])
-    write_json(path.with_suffix(".json"), {**split.attrs.get("info", {}), "csv_sha256": _sha256(path)})
+    write_json(path.with_suffix(".json"), {**split.attrs.get("info", {}), "csv_sha256": sha256_file(path)})
     return path
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _refuse_edited(path: Path) -> None:
@@ -249,7 +244,7 @@ def _refuse_edited(path: Path) -> None:
     if not (path.exists() and sidecar.exists()):
         return
     recorded = read_json(sidecar).get("csv_sha256")
-    if recorded and recorded != _sha256(path):
+    if recorded and recorded != sha256_file(path):
         raise ValueError(
             f"{path} was changed after it was written (its sha256 no longer matches {sidecar}); refusing to "
             "overwrite the edit. Splits here are generated from the manifest and protocol: to use your own "

@@ -8,7 +8,6 @@ a table never silently lacks a row.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,7 +16,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from mer_utils.core.atomic_io import read_json
+from mer_utils.core.atomic_io import read_json, sha256_file
+from mer_utils.core.runs import settings_hash
 from mer_utils.core.predictions import read_predictions
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def sort_key(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+    return sha256_file(path) if path.exists() else ""
 
 
 def _read_run(run_dir: Path, outputs: Path) -> dict:
@@ -100,7 +100,7 @@ def pool_key(run_dir: Path) -> str:
     for key in _RUN_REFERENCES:
         if settings.get(key):
             settings[key] = pool_key(Path(settings[key]))
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return settings_hash(settings)
 
 
 def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
