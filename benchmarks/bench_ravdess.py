@@ -61,6 +61,10 @@ CANDIDATES = [
            augment=("noise20",)),
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
            augment=("speed0.9", "speed1.1", "noise20")),
+    # per-speaker rank (normal-score) normalisation instead of z-scores
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="rank", refit=True),
+    # the three models joined by a geometric instead of an arithmetic mean
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="geomean", speaker_norm="meanstd", refit=True),
 ]
 # Single-clip candidates: a model that never saw speaker statistics, for speakers below min_clips.
 SINGLE_CLIP = [
