@@ -70,6 +70,10 @@ CANDIDATES = [
 SINGLE_CLIP = [
     FALLBACK_RECIPE,  # avg(egemaps,librosa,compare) logreg refit: the default without speaker statistics
     Recipe(feature_sets=EL, refit=True),
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="geomean", refit=True),
+    # speed perturbation varies the vocal tract as new speakers would: for a model without speaker statistics
+    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", refit=True,
+           augment=("speed0.9", "speed1.1")),
 ]
 
 
@@ -134,7 +138,8 @@ def main(argv=None) -> int:
     parser.add_argument("--val-size", type=float, default=0.2, help="5-fold: fraction of actors for validation")
     parser.add_argument("--n-jobs", type=int, default=2, help="feature extraction workers")
     parser.add_argument("--quick", action="store_true", help="only the previous default and the current one")
-    parser.add_argument("--only", default=None, help="only recipes whose name contains this text")
+    parser.add_argument("--only", default=None,
+                        help="only recipes whose name contains this text (single-clip rows: name + ' (single clip)')")
     parser.add_argument("--single-clip", action="store_true", help="add single-clip (no speaker statistics) rows")
     parser.add_argument("--timing", nargs="*", metavar="WAV", default=None,
                         help="time a cold feature extraction of these files (default: 60 ravdess-dev clips)")
@@ -172,7 +177,8 @@ def main(argv=None) -> int:
         evaluate(recipe, features, manifest, splits, augmented=augmented,
                  label=recipe.name + (" **(default)**" if recipe == DEFAULT_RECIPE else ""))
     if args.single_clip:
-        for recipe in [DEFAULT_RECIPE, PREVIOUS] + SINGLE_CLIP:
+        single = [DEFAULT_RECIPE, PREVIOUS] + SINGLE_CLIP
+        for recipe in [r for r in single if not args.only or args.only in f"{r.name} (single clip)"]:
             for augment in recipe.augment:
                 augmented.setdefault(augment, {name: extract(name, augment) for name in needed})
             evaluate(recipe, features, manifest, splits, transductive=False, augmented=augmented,
