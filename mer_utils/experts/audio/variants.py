@@ -2,7 +2,7 @@
 evaluation protocols.
 
 A :class:`Recipe` names what the offline backbone does with functionals:
-which feature sets (concatenated, or one model each with averaged
+which feature sets (concatenated, or one model each with averaged or geometric-mean
 probabilities), speaker normalisation, the classifier and its ``C`` grid,
 whether the chosen ``C`` is refitted on train+validation, an optional PCA
 fitted on the training clips, and an optional per-speaker prior matching of
