@@ -203,3 +203,18 @@ def test_the_acoustic_model_is_the_recipe_and_reproduces_the_previous_default(co
                                                                  speaker_norm="meanstd")
     with pytest.raises(ValueError, match="unknown feature set|not one of|choose"):
         recipe_for("egemaps,mfcc")
+
+
+def test_rank_speaker_norm_trains_and_its_checkpoint_reproduces_the_run(corpus, tmp_path):
+    result = train_audio(data_root=str(corpus), protocol="speaker", backbone="librosa", speaker_norm="rank",
+                         outputs=str(tmp_path / "outputs"), checkpoints=str(tmp_path / "checkpoints"), progress=False)
+    assert result.metrics["folds"][0]["speaker_norm"]["mode"] == "rank"
+    assert result.metrics["summary"]["test"]["ua"]["mean"] > CHANCE + 0.15
+    expert = load_audio_expert(result.checkpoint)
+    assert expert.recipe.speaker_norm == "rank"
+    # Every clip of the test speakers, scored with their speaker ids: the same ranks as in the run.
+    test = read_predictions(result.run_dir / "predictions_test.csv")
+    manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2])).set_index("clip_id")
+    paths = [corpus / manifest.loc[c, "audio_path"] for c in test["clip_id"]]
+    proba = expert.predict_proba(paths, speakers=manifest.loc[test["clip_id"], "actor_id"].to_numpy())
+    np.testing.assert_allclose(proba, test[list(PROB_COLUMNS)].to_numpy(), atol=2e-6)

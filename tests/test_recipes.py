@@ -43,6 +43,7 @@ RECIPES = [
     Recipe(feature_sets=("set1",), speaker_norm="mean", pca=4, classifier="linsvm", c_grid=(0.1,)),
     Recipe(feature_sets=("set0", "set1"), speaker_norm="meanstd", balance=True, c_grid=(1.0,)),
     Recipe(feature_sets=("set0",), c_grid=(1.0,)),
+    Recipe(feature_sets=("set0", "set1"), combine="geomean", speaker_norm="rank", refit=True, c_grid=(0.1, 1.0)),
 ]
 
 
@@ -183,11 +184,11 @@ def test_fallback_model_scores_speakers_with_too_few_clips():
     assert FALLBACK_RECIPE.speaker_norm is None and FALLBACK_RECIPE.feature_sets == DEFAULT_RECIPE.feature_sets
 
 
-@pytest.mark.parametrize("balance", [False, True])
-def test_a_test_speakers_predictions_depend_on_their_own_clips_only(balance):
+@pytest.mark.parametrize("balance,speaker_norm", [(False, "meanstd"), (True, "meanstd"), (False, "rank")])
+def test_a_test_speakers_predictions_depend_on_their_own_clips_only(balance, speaker_norm):
     manifest, X = _corpus()
     train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
-    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True,
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm=speaker_norm, refit=True,
                     balance=balance, c_grid=(1.0,))
     models, _ = fit_recipe(recipe, train, val, labels=LABELS)
     before = predict_recipe(models, recipe, test["X"], test["speakers"])
@@ -198,3 +199,22 @@ def test_a_test_speakers_predictions_depend_on_their_own_clips_only(balance):
     order = np.random.default_rng(0).permutation(len(other))  # statistics follow speaker ids, not positions
     shuffled = predict_recipe(models, recipe, {k: v[order] for k, v in test["X"].items()}, test["speakers"][order])
     np.testing.assert_allclose(shuffled, before[order], atol=1e-9)
+
+
+def test_geomean_is_the_renormalised_geometric_mean_of_the_blocks():
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="geomean", speaker_norm="meanstd", c_grid=(1.0,))
+    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
+    blocks = [m.proba(test["X"][b[0]], test["speakers"]) for m, b in zip(models, recipe.blocks)]
+    expected = np.sqrt(blocks[0] * blocks[1])
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(predict_recipe(models, recipe, test["X"], test["speakers"]), expected, rtol=1e-9)
+    assert recipe.name.startswith("geomean(set0,set1)")
+
+
+def test_unknown_combine_and_speaker_norm_are_refused_by_name():
+    with pytest.raises(ValueError, match="combine must be one of"):
+        Recipe(feature_sets=("set0", "set1"), combine="median")
+    with pytest.raises(ValueError, match="unknown speaker_norm 'quantile'"):
+        Recipe(feature_sets=("set0",), speaker_norm="quantile")

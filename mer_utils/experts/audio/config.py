@@ -67,9 +67,10 @@ class AudioTrainConfig:
     c_grid: tuple = _f(DEFAULT_C_GRID, "logistic-regression C values tried (chosen on val UA)",
                        nargs="+", type=float)
     n_jobs: int = _f(1, "parallel processes for feature extraction (-1: all cores)")
-    speaker_norm: str | None = _f("meanstd", "acoustic backbones: z-score ('meanstd') or centre ('mean') each "
-                                  "speaker's features with that speaker's own clips (label-free, transductive; "
-                                  "a lone clip is scored by a model trained without them); None: off")
+    speaker_norm: str | None = _f("meanstd", "acoustic backbones: z-score ('meanstd'), centre ('mean') or rank "
+                                  "('rank': normal scores of per-speaker ranks) each speaker's features with "
+                                  "that speaker's own clips (label-free, transductive; a lone clip is scored by "
+                                  "a model trained without them); None: off")
     refit: bool = _f(True, "acoustic backbones: refit the C chosen on validation on train+validation for the test "
                            "predictions (validation predictions stay out-of-sample)")
     # Speech models, fine-tuning

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-SPEAKER_NORM_MODES = ("meanstd", "mean")
+SPEAKER_NORM_MODES = ("meanstd", "mean", "rank")
 DEFAULT_MIN_CLIPS = 8
 
 
@@ -59,8 +59,11 @@ class SpeakerNormalizer:
 
     Parameters
     ----------
-    mode : ``"meanstd"`` (z-score per speaker) or ``"mean"`` (centre per
-        speaker, scale by the global spread).
+    mode : ``"meanstd"`` (z-score per speaker), ``"mean"`` (centre per
+        speaker, scale by the global spread) or ``"rank"`` (each feature
+        replaced by the normal score of its rank among the speaker's clips:
+        robust to a speaker's outlying clips, but needs the speaker's clips
+        themselves, not stored statistics).
     min_clips : speakers with fewer clips than this use the global statistics
         (a mean and spread from two or three clips would be noise).
     global_mean, global_scale : set by :meth:`fit` from the training clips;
@@ -104,6 +107,8 @@ class SpeakerNormalizer:
         out = (X - self.global_mean) / self.global_scale
         if speakers is None:
             return out
+        if self.mode == "rank":
+            return self._rank_transform(X, out, speakers, reference)
         stats = speaker_statistics(*reference) if reference is not None else speaker_statistics(X, speakers)
         for speaker in np.unique(np.asarray(speakers)):
             n, mean, std = stats.get(speaker, (0, None, None))
@@ -112,6 +117,26 @@ class SpeakerNormalizer:
             rows = np.asarray(speakers) == speaker
             scale = std if self.mode == "meanstd" else self.global_scale
             out[rows] = (X[rows] - mean) / scale
+        return out
+
+    def _rank_transform(self, X: np.ndarray, out: np.ndarray, speakers: Sequence,
+                        reference: tuple | None) -> np.ndarray:
+        """Normal scores of each row's mid-rank among its speaker's clips (the pool's when given)."""
+        from scipy.stats import norm
+
+        speakers = np.asarray(speakers)
+        pool_X, pool_speakers = (X, speakers) if reference is None else (np.asarray(reference[0], dtype=np.float64),
+                                                                         np.asarray(reference[1]))
+        for speaker in np.unique(speakers):
+            pool = np.sort(pool_X[pool_speakers == speaker], axis=0)
+            if len(pool) < self.min_clips:
+                continue  # too few clips to rank against: keep the global fallback
+            rows = speakers == speaker
+            # mid-rank of each value among the pool (ties share their mean rank), then (r - 0.5) / n
+            below = np.stack([np.searchsorted(pool[:, j], X[rows, j], side="left") for j in range(X.shape[1])], 1)
+            upto = np.stack([np.searchsorted(pool[:, j], X[rows, j], side="right") for j in range(X.shape[1])], 1)
+            quantile = np.clip((below + upto) / 2.0, 0.5, len(pool) - 0.5) / len(pool)
+            out[rows] = norm.ppf(quantile)
         return out
 
     def fallback_mask(self, speakers: Sequence) -> np.ndarray:

@@ -2,7 +2,7 @@
 evaluation protocols.
 
 A :class:`Recipe` names what the offline backbone does with functionals:
-which feature sets (concatenated, or one model each with averaged
+which feature sets (concatenated, or one model each with averaged or geometric-mean
 probabilities), speaker normalisation, the classifier and its ``C`` grid,
 whether the chosen ``C`` is refitted on train+validation, an optional PCA
 fitted on the training clips, and an optional per-speaker prior matching of
@@ -27,10 +27,13 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.experts.audio import DEFAULT_C_GRID
-from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS, SpeakerNormalizer
+from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS, SPEAKER_NORM_MODES, SpeakerNormalizer
 from mer_utils.core.metrics import aggregate_scores, classification_scores
 
 CLASSIFIERS = ("logreg", "linsvm", "svc")
+# How the per-block probabilities of a multi-model recipe are joined: their arithmetic mean, or
+# their geometric mean renormalised (a mean of log-probabilities: one confident "no" vetoes a class).
+COMBINES = ("concat", "average", "geomean")
 LINEAR_CLASSIFIERS = ("logreg", "linsvm")  # representable as arrays (coef, intercept)
 SVC_C_GRID = (0.1, 1.0, 10.0, 100.0)
 ARRAYS_FORMAT = "mer-recipe-arrays/1"
@@ -53,8 +56,8 @@ class Recipe:
     """
 
     feature_sets: tuple[str, ...] = ("egemaps",)  # "a+b" inside an averaged recipe: one model on a and b stacked
-    combine: str = "concat"  # "concat": one model on stacked features; "average": one model per set
-    speaker_norm: str | None = None  # None, "meanstd" or "mean" (see mer_utils.experts.audio.speaker_norm)
+    combine: str = "concat"  # "concat": one model on stacked features; "average"/"geomean": one model per set
+    speaker_norm: str | None = None  # None, "meanstd", "mean" or "rank" (see mer_utils.experts.audio.speaker_norm)
     min_clips: int = DEFAULT_MIN_CLIPS
     classifier: str = "logreg"
     c_grid: tuple[float, ...] = DEFAULT_C_GRID
@@ -66,8 +69,10 @@ class Recipe:
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {self.classifier!r}; choose one of {CLASSIFIERS}")
-        if self.combine not in ("concat", "average"):
-            raise ValueError(f"combine must be 'concat' or 'average', got {self.combine!r}")
+        if self.combine not in COMBINES:
+            raise ValueError(f"combine must be one of {COMBINES}, got {self.combine!r}")
+        if self.speaker_norm is not None and self.speaker_norm not in SPEAKER_NORM_MODES:
+            raise ValueError(f"unknown speaker_norm {self.speaker_norm!r}; choose None or one of {SPEAKER_NORM_MODES}")
         if not self.feature_sets:
             raise ValueError("a recipe needs at least one feature set")
         if self.pca is not None and int(self.pca) < 1:
@@ -81,7 +86,8 @@ class Recipe:
 
     @property
     def name(self) -> str:
-        sets = "+".join(self.feature_sets) if self.combine == "concat" else f"avg({','.join(self.feature_sets)})"
+        sets = ("+".join(self.feature_sets) if self.combine == "concat"
+                else f"{'avg' if self.combine == 'average' else 'geomean'}({','.join(self.feature_sets)})")
         parts = [sets]
         if self.pca is not None:
             parts.append(f"pca{self.pca}")
@@ -337,7 +343,13 @@ def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speak
     (then per-speaker prior matching when ``recipe.balance`` and speakers are known).
     ``reference``: see :func:`fit_recipe`."""
     probas = [m.proba(_stack(X, b), speakers, _block_reference(reference, b)) for m, b in zip(models, recipe.blocks)]
-    proba = np.mean(probas, axis=0)
+    if recipe.combine == "geomean":
+        log_mean = np.mean(np.log(np.clip(probas, 1e-12, None)), axis=0)
+        proba = _softmax(log_mean)
+        proba[:, np.all(np.asarray(probas) == 0, axis=0).all(axis=0)] = 0.0  # classes no block knows stay at 0
+        proba /= proba.sum(axis=1, keepdims=True)
+    else:
+        proba = np.mean(probas, axis=0)
     if recipe.balance and speakers is not None:
         prior = np.mean([m.prior for m in models], axis=0)
         proba = balance_per_speaker(proba, speakers, prior, min_clips=recipe.min_clips)
