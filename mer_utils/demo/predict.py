@@ -148,10 +148,7 @@ def find_expert(kind: str, checkpoints: str | os.PathLike = "checkpoints", expli
     """
     from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
     from mer_utils.core.checkpoint_index import entry_path, find_entries
-    from mer_utils.demo.scoring import cached_load
-
-    loader = _loader(kind)
-    load = lambda path: cached_load(kind, path, loader)  # noqa: E731
+    load = _loader(kind)  # loads once per file version (the gate's cache)
     if explicit is not None:
         path = Path(explicit)
         if not path.exists() and not path.with_suffix(".safetensors").exists():

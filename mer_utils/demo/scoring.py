@@ -9,20 +9,6 @@ from typing import NamedTuple
 import numpy as np
 
 
-# Loaded models, keyed by file and modification time: a notebook or benchmark scoring many clips loads each
-# checkpoint once, and a checkpoint rewritten by training is loaded again.
-_LOADED: dict = {}
-
-
-def cached_load(kind: str, path, load):
-    """``load(path)``, once per file version (a failed load is not kept: it raises again)."""
-    stamp = Path(path).stat().st_mtime_ns if Path(path).exists() else 0
-    key = (kind, str(Path(path).resolve()), stamp)
-    if key not in _LOADED:
-        _LOADED[key] = load(path)
-    return _LOADED[key]
-
-
 class Experts(NamedTuple):
     audio: object | None  # has predict_proba(inputs) and labels
     face: object | None  # mer_utils.demo.face.FaceExpert
@@ -61,8 +47,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
             face, paths["visual"] = trained_face_expert(loaded, entry or _explicit(path)), str(path)
         else:
             labels = tuple(audio.labels) if audio is not None else _FALLBACK_LABELS
-            face = cached_load(f"fer2013-{','.join(labels)}", weights_dir,
-                               lambda folder: zero_shot_face_expert(labels, weights_dir=folder))
+            face = zero_shot_face_expert(weights_dir, labels=labels)
             paths["visual"] = "fer2013 (pretrained, zero-shot)"
             notes.append("no trained visual checkpoint: the face expert is the pretrained FER2013 model, zero-shot, "
                          f"mapped onto {', '.join(labels)}")
