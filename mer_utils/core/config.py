@@ -24,6 +24,20 @@ def field(default, help_text: str, **kwargs):
     return dataclasses.field(default=default, metadata={"help": help_text, **kwargs})
 
 
+# Options of a training stage that change where, how fast or how verbosely a run happens, never its
+# results: they stay out of the run folder's settings hash. run_folds only says which folds this process
+# trains: processes running other folds share the run folder.
+NOT_RESULTS = frozenset({"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "metadata_dir",
+                         "run_folds"})
+
+
+def run_folds_field():
+    """The ``--run-folds`` option every protocol-runner stage has."""
+    return field((), "train only these folds (e.g. 0 1), leaving the others to other processes or GPUs writing "
+                     "into the same run folder; the last to finish writes the run's metrics (empty: all folds)",
+                 nargs="*", type=int)
+
+
 def _none_or(kind):
     def parse(text: str):
         return None if text.lower() in ("none", "null", "") else kind(text)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from mer_utils.core.config import NOT_RESULTS as _NOT_RESULTS
 from mer_utils.core.config import field as _f
-from mer_utils.core.config import ignored_options
+from mer_utils.core.config import ignored_options, run_folds_field
 from mer_utils.data.corpus import DATASETS
 from mer_utils.experts.audio import (ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_C_GRID, DEFAULT_SSL_MODEL,
                                      is_acoustic_backbone)
@@ -27,10 +28,7 @@ MODE_FIELDS = {
                  "save_every_steps"},
     "frozen": {"probe", "head_hidden"},
 }
-# Options that change where, how fast or how verbosely a run happens, never its results.
-# run_folds only says which folds this process trains: processes running other folds share the run folder.
-NOT_RESULTS = {"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "save_every_steps",
-               "metadata_dir", "run_folds"}
+NOT_RESULTS = _NOT_RESULTS | {"save_every_steps"}  # how often a fine-tune saves its resume state
 
 
 @dataclasses.dataclass
@@ -50,9 +48,7 @@ class AudioTrainConfig:
                    choices=MODES)
     seed: int = _f(0, "seed of the split and of training")
     folds: int = _f(5, "number of folds of speaker-kfold")
-    run_folds: tuple = _f((), "train only these folds (e.g. 0 1), leaving the others to other processes or GPUs "
-                              "writing into the same run folder; the last to finish writes the run's metrics "
-                              "(empty: all folds)", nargs="*", type=int)
+    run_folds: tuple = run_folds_field()
     outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
     checkpoints: str = _f("checkpoints", "folder for the best checkpoints (stable names)")
     published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from mer_utils.core.config import NOT_RESULTS
 from mer_utils.core.config import field as _f
+from mer_utils.core.config import run_folds_field
 from mer_utils.data.corpus import DATASETS
 
 MODES = ("frozen", "finetune")
-# Options that change where, how fast or how verbosely a run happens, never its results.
-# run_folds only says which folds this process trains: processes running other folds share the run folder.
-NOT_RESULTS = {"data_root", "outputs", "checkpoints", "progress", "device", "n_jobs", "metadata_dir", "run_folds"}
 
 
 @dataclasses.dataclass
@@ -35,9 +34,7 @@ class VisualTrainConfig:
     pooling: str = _f("mean", "temporal pooling over the K frames", choices=("mean", "attention"))
     seed: int = _f(0, "seed of the split and of training")
     folds: int = _f(5, "number of folds of speaker-kfold")
-    run_folds: tuple = _f((), "train only these folds (e.g. 0 1), leaving the others to other processes or GPUs "
-                              "writing into the same run folder; the last to finish writes the run's metrics "
-                              "(empty: all folds)", nargs="*", type=int)
+    run_folds: tuple = run_folds_field()
     outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
     checkpoints: str = _f("checkpoints", "folder for best_visual_model.* and the converted FER2013 weights")
     published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
