@@ -2,8 +2,9 @@
 
 Cold: a fresh ``python -m mer_utils predict FLV --no-figure`` subprocess per
 run (interpreter start, imports, loading the checkpoints, one prediction),
-wall and CPU seconds, best and median of ``--repeats``; the same with the
-figure. Warm: ``predict_clip`` in one process after a first call (experts
+wall and CPU seconds, best and median of ``--repeats``; the first run ever
+(an empty ONNX cache: it exports the face model), the face model on torch,
+all feature sets in one process, and the same with the figure. Warm: ``predict_clip`` in one process after a first call (experts
 loaded once), seconds per clip over the six clips. Also prints how long the
 heaviest imports take on their own, so a regression is easy to place.
 
@@ -21,6 +22,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = REPO.parent / "shared" / "data" / "crema-d-sample" / "VideoFlash"
 
 
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+def _env(**extra: str) -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra}
 
 
 def _child_cpu() -> float:
@@ -37,12 +39,12 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cold_runs(args: list[str], repeats: int) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds of ``repeats`` fresh interpreters running ``args``."""
+def cold_runs(args: list[str], repeats: int, **env: str) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (with the second process's) of ``repeats`` fresh interpreters running ``args``."""
     walls, cpus = [], []
     for _ in range(repeats):
         cpu, wall = _child_cpu(), time.perf_counter()
-        subprocess.run([sys.executable, *args], check=True, capture_output=True, env=_env(), cwd=REPO)
+        subprocess.run([sys.executable, *args], check=True, capture_output=True, env=_env(**env), cwd=REPO)
         walls.append(time.perf_counter() - wall)
         cpus.append(_child_cpu() - cpu)
     return walls, cpus
@@ -71,7 +73,16 @@ def main() -> None:
     for module in ("numpy", "torch", "librosa", "opensmile", "cv2", "av"):
         _report(f"import {module}", *cold_runs(["-c", f"import {module}"], max(2, args.repeats // 2)))
     _report("mer predict --help", *cold_runs(["-m", "mer_utils", "predict", "--help"], args.repeats))
+    with tempfile.TemporaryDirectory() as fresh:  # an empty ONNX cache: the run that exports the face model
+        _report("first run ever (exports the face model)", *cold_runs([*predict, "--no-figure"], 1,
+                                                                       MER_ONNX_CACHE=fresh))
     _report("mer predict FLV --no-figure (cold)", *cold_runs([*predict, "--no-figure"], args.repeats))
+    _report("  same, face model on torch (MER_ONNX=0)", *cold_runs([*predict, "--no-figure"], args.repeats,
+                                                                    MER_ONNX="0"))
+    # A second Python thread (as in a Jupyter kernel) keeps every feature set in one process.
+    one_process = ["-c", "import sys, threading, time; threading.Thread(target=time.sleep, args=(60,), daemon=True)"
+                   ".start(); from mer_utils.cli import main; sys.exit(main(sys.argv[1:]))", *predict[2:]]
+    _report("  same, all features in one process", *cold_runs([*one_process, "--no-figure"], args.repeats))
     _report("mer predict FLV --figure (cold)", *cold_runs([*predict, "--figure"], args.repeats))
 
     sys.path.insert(0, str(REPO))

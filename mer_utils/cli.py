@@ -11,19 +11,27 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = (
-    "mer_utils.commands.data",
-    "mer_utils.commands.download",
-    "mer_utils.commands.audio",
-    "mer_utils.commands.fusion",
-    "mer_utils.commands.visual",
-    "mer_utils.commands.demo",
-    "mer_utils.commands.hub",
-    "mer_utils.commands.pipeline",
-)
+# Top-level command -> the module that registers it. A command line that names one registers that module alone:
+# building every stage's options imports their config dataclasses (pandas, scikit-learn), which would cost
+# `mer predict` a third of a second before it starts.
+COMMAND_MODULES = {
+    "manifest": "mer_utils.commands.data",
+    "splits": "mer_utils.commands.data",
+    "synth": "mer_utils.commands.data",
+    "human-baseline": "mer_utils.commands.data",
+    "download": "mer_utils.commands.download",
+    "audio": "mer_utils.commands.audio",
+    "fuse": "mer_utils.commands.fusion",
+    "report": "mer_utils.commands.fusion",
+    "visual": "mer_utils.commands.visual",
+    "predict": "mer_utils.commands.demo",
+    "hub": "mer_utils.commands.hub",
+    "run-all": "mer_utils.commands.pipeline",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mer`` parser; with ``argv``, only the module of the command it names (all when it names none)."""
     from mer_utils import __version__
 
     parser = argparse.ArgumentParser(
@@ -32,14 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mer_utils {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    named = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    modules = [COMMAND_MODULES[named]] if named in COMMAND_MODULES else dict.fromkeys(COMMAND_MODULES.values())
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.typed_argv = argv  # which options the user typed: they win over a replayed --config
     if not getattr(args, "handler", None):

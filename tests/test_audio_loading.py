@@ -70,3 +70,21 @@ def test_real_cremad_wav_and_mp3_clips_load_as_16k_mono():
         # Real clips last 1.3-2.8 s; trimming removes pauses, never the speech.
         assert 0.8 < len(wave) / SR < 2.8, path.name
         assert np.abs(wave).max() > 0.01, path.name
+
+
+def test_silence_trim_cuts_where_librosa_effects_trim_cuts():
+    # The loader computes the cut from librosa's parts (to keep librosa.effects and scikit-learn out of the
+    # demo's start-up); on real clips, a tone in silence and quiet noise it must equal librosa's own trim.
+    import librosa
+
+    from mer_utils.experts.audio.loading import _trim, read_audio
+
+    wav_dir = shared("crema-d-sample", "AudioWAV")
+    quiet = np.random.default_rng(0).normal(0, 1e-4, SR).astype(np.float32)
+    waves = [prepare_waveform(*read_audio(path), settings=AudioSettings(trim_top_db=None, max_seconds=None))
+             for path in sorted(wav_dir.glob("*.wav"))]
+    waves += [np.r_[np.zeros(7000, np.float32), _tone(0.7), quiet], quiet, _tone(0.05)]
+    for top_db in (20.0, 30.0, 60.0):
+        for wave in waves:
+            expected, _ = librosa.effects.trim(wave, top_db=top_db)
+            np.testing.assert_array_equal(_trim(wave, top_db), expected if expected.size else wave)

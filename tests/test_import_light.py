@@ -35,12 +35,14 @@ def test_mer_registers_every_stage_and_its_help_runs():
 
 
 def test_the_demo_imports_only_what_its_experts_need():
-    # `mer predict --help` and importing the demo stay free of torch, OpenCV, transformers, matplotlib and
-    # openSMILE: those load when an expert or a figure is used.
+    # `mer predict --help` and importing the demo stay free of torch, OpenCV, transformers, matplotlib,
+    # openSMILE, pandas and scikit-learn: those load when an expert or a figure is used (the parser of a
+    # named command registers that command alone, not every stage's options).
     code = (
         "import sys, mer_utils.demo.predict, mer_utils.demo.hub, mer_utils.demo.timeline, mer_utils.cli\n"
         "try:\n    mer_utils.cli.main(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'cv2', 'transformers', 'matplotlib', 'opensmile', 'librosa', 'huggingface_hub')"
+        "heavy = [m for m in ('torch', 'cv2', 'transformers', 'matplotlib', 'opensmile', 'librosa', 'huggingface_hub',"
+        " 'pandas', 'sklearn')"
         " if m in sys.modules]\n"
         "print('HEAVY:' + ','.join(heavy))"
     )

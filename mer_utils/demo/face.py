@@ -10,6 +10,7 @@ probability per label (:meth:`FaceExpert.probs`).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,11 +44,13 @@ class FaceExpert:
 
     def probs(self, crops: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
-        import torch
-
         from mer_utils.experts.visual.video import sample_frame_indices
 
         crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
+        if "torch" not in sys.modules:  # the model runs in ONNX Runtime, on one thread already
+            return np.asarray(self._score(crops), dtype=float)
+        import torch
+
         # Eight 64x64 crops are too little work to share: on 2 busy cores a second torch thread made one
         # clip 0.7-1.0 s instead of 0.04 s (measured). The caller's setting is restored.
         threads = torch.get_num_threads()
@@ -73,21 +76,17 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
     It was trained on FER2013 (35,887 web face images, real people), never on
     the demo's corpus: the provenance says so.
     """
-    import torch
-
     from mer_utils.experts.visual.crops import CropConfig
-    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights, load_fer2013_model, to_fer_input
+    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights, fer_input_array
     from mer_utils.experts.visual.zero_shot import map_fer2013
 
     weights = _fer_weights(weights_dir, ensure_fer2013_weights)
-    net = load_fer2013_model(weights).fused_copy()
     labels = tuple(labels)
     map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
+    network = _fer2013_network(weights)
 
     def score(crops: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            frame_probs = net(to_fer_input(crops)).softmax(dim=1).numpy()
-        return map_fer2013(frame_probs.mean(axis=0), labels)
+        return map_fer2013(network(fer_input_array(crops)).mean(axis=0), labels)
 
     provenance = {"corpus": "FER2013 (web face images)", "synthetic": False, "protocol": "zero-shot",
                   "backbone": ZERO_SHOT_NAME, "labels": list(labels), "zero_shot": True,
@@ -95,6 +94,33 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
                           "FER2013 classes mapped onto the label set"}
     return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance,
                       n_frames=8)
+
+
+def _fer2013_network(weights: Path):
+    """``(N, 1, 64, 64)`` float32 -> ``(N, 7)`` FER2013 probabilities: ONNX Runtime when this file's export is
+    cached (no torch import), else torch (exporting it for the next process)."""
+    from mer_utils.experts.visual import onnx_runtime
+
+    key = onnx_runtime.content_key("fer2013-frames", weights, weights.with_suffix(".json"))
+    network = onnx_runtime.cached_network(key)
+    if network is not None:
+        return network
+    import torch
+
+    from mer_utils.experts.visual.fer2013 import load_fer2013_model
+
+    module = load_fer2013_model(weights).probabilities_module().eval()
+    rng = np.random.default_rng(0)
+    examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
+    network = onnx_runtime.export_network(key, module, examples)
+    if network is not None:
+        return network
+
+    def on_torch(frames: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(frames)).numpy()
+
+    return on_torch
 
 
 def _fer_weights(weights_dir, ensure) -> Path:

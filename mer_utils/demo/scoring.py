@@ -99,12 +99,18 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     if samples is not None:
         from mer_utils.demo.timeline import audio_windows
 
-        audio_probs = experts.audio.predict_proba(audio_windows(samples, rate, starts, ends))
+        # Begun before the face is scored: a cold process computes part of the audio features meanwhile.
+        windows = audio_windows(samples, rate, starts, ends)
+        if hasattr(experts.audio, "start_predict_proba"):  # the offline expert
+            audio_probs = experts.audio.start_predict_proba(windows)
+        else:  # a speech model: scored now
+            audio_probs = (lambda probs: lambda: probs)(experts.audio.predict_proba(windows))
         notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
     visual, visual_probs, frame_times = None, None, None
     if experts.face is not None:
         visual, visual_probs, frame_times = _score_face(inputs, experts.face, duration, starts, ends, window, long)
         notes += _face_notes(inputs, visual)
+    audio_probs = None if audio_probs is None else audio_probs()
     if audio_probs is None and visual_probs is None:
         raise RuntimeError(f"{inputs.name}: neither expert could run (no pictures and no audible audio)")
     fused, fusion = _fuse(audio_probs, visual_probs, experts, checkpoints)

@@ -28,13 +28,16 @@ class FeatureSet(NamedTuple):
     name: str
     description: str
     licence: str
+    # The module extraction imports beyond librosa (which trimming loads anyway): a cold process may compute
+    # the set in a second process meanwhile (mer_utils/experts/audio/concurrent_features.py).
+    library: str = ""
 
 
 FEATURE_SETS = {
     "egemaps": FeatureSet("egemaps", "eGeMAPS v02 functionals (88), openSMILE",
-                          "openSMILE: research and education only (audEERING licence)"),
+                          "openSMILE: research and education only (audEERING licence)", "opensmile"),
     "compare": FeatureSet("compare", "ComParE 2016 functionals (6,373), openSMILE",
-                          "openSMILE: research and education only (audEERING licence)"),
+                          "openSMILE: research and education only (audEERING licence)", "opensmile"),
     "librosa": FeatureSet("librosa", "MFCC, energy, spectral shape and pitch statistics (librosa)",
                           "ISC (librosa): permissive, commercial use allowed"),
 }

@@ -110,15 +110,30 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+TRIM_FRAME, TRIM_HOP = 2048, 512  # librosa.effects.trim's defaults: 128 ms frames at 16 kHz
+
+
 def _trim(samples: np.ndarray, top_db: float) -> np.ndarray:
+    """Leading and trailing silence cut as ``librosa.effects.trim(samples, top_db=top_db)`` cuts it.
+
+    Built from the same librosa parts (frame RMS in dB against the loudest frame) rather than called:
+    importing ``librosa.effects`` pulls librosa.decompose and with it scikit-learn's decomposition
+    module, 0.3-0.4 s of the demo's start-up for one threshold. tests/test_audio_loading.py checks
+    the cut equals librosa's, sample for sample.
+    """
     import librosa
 
     # librosa's 128 ms frames keep soft consonant onsets; on CREMA-D the room
     # noise sits 32-35 dB below the speech peak, so 30 dB removes only the pauses.
-    trimmed, _ = librosa.effects.trim(samples, top_db=top_db)
+    rms = librosa.feature.rms(y=samples, frame_length=TRIM_FRAME, hop_length=TRIM_HOP)[0]
+    loud = np.flatnonzero(librosa.amplitude_to_db(rms, ref=np.max, top_db=None) > -top_db)
     # An all-quiet clip would trim to nothing; keep it whole rather than fail
     # (the manifest already flags truly silent files).
-    return trimmed if trimmed.size else samples
+    if loud.size == 0:
+        return samples
+    start = int(librosa.frames_to_samples(loud[0], hop_length=TRIM_HOP))
+    end = min(len(samples), int(librosa.frames_to_samples(loud[-1] + 1, hop_length=TRIM_HOP)))
+    return samples[start:end]
 
 
 def load_waveform(path: str | os.PathLike, *, settings: AudioSettings = AudioSettings()) -> np.ndarray:

@@ -47,6 +47,27 @@ def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra
     return weights
 
 
+_FIX = "retrain it with `mer visual train` (or pull a checkpoint set again)"
+
+
+def _existing_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    weights, meta_path = _paths(path)
+    for needed in (weights, meta_path):
+        if not needed.is_file():
+            raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
+                                    "(it writes checkpoints/best_visual_model.safetensors and .json).")
+    return weights, meta_path
+
+
+def _read_meta(meta_path: Path) -> dict:
+    with opening_checkpoint(meta_path, kind="visual", fix=_FIX):
+        meta = read_json(meta_path)
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{meta_path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; it "
+                                  f"was not used. Fix: {_FIX}.")
+    return meta
+
+
 def load_visual_model(path: str | os.PathLike):
     """``(model in eval mode, metadata dict)`` from a checkpoint written by :func:`save_visual_checkpoint`."""
     import torch
@@ -54,26 +75,18 @@ def load_visual_model(path: str | os.PathLike):
 
     from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
-    weights, meta_path = _paths(path)
-    for needed in (weights, meta_path):
-        if not needed.is_file():
-            raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
-                                    "(it writes checkpoints/best_visual_model.safetensors and .json).")
-    fix = "retrain it with `mer visual train` (or pull a checkpoint set again)"
-    with opening_checkpoint(meta_path, kind="visual", fix=fix):
-        meta = read_json(meta_path)
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{meta_path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; it "
-                                  f"was not used. Fix: {fix}.")
+    weights, meta_path = _existing_files(path)
+    meta = _read_meta(meta_path)
+    with opening_checkpoint(meta_path, kind="visual", fix=_FIX):
         spec = ModelSpec(**{**meta["model"], "labels": tuple(meta["model"]["labels"])})
         model = build_visual_model(spec, pretrained=False)
-    with opening_checkpoint(weights, kind="visual", fix=fix):
+    with opening_checkpoint(weights, kind="visual", fix=_FIX):
         state = load_file(str(weights))
-        refuse_non_finite(state.items(), path=weights, kind="visual", fix=fix)
+        refuse_non_finite(state.items(), path=weights, kind="visual", fix=_FIX)
         missing, unexpected = model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
         if missing or unexpected:
             raise CheckpointError(f"{weights}: weights do not fit {spec} (missing {missing[:3]}, unexpected "
-                                  f"{unexpected[:3]}); it was not used. Fix: {fix}.")
+                                  f"{unexpected[:3]}); it was not used. Fix: {_FIX}.")
     return model.eval(), meta
 
 
@@ -97,10 +110,12 @@ class VisualExpert:
         dict(zip(expert.labels, result.probs))
     """
 
-    def __init__(self, model, meta: dict):
+    def __init__(self, model, meta: dict, *, network=None):
         from mer_utils.experts.visual.crops import CropConfig
 
-        self.model, self.meta = model, meta
+        # ``network``: the same model exported for ONNX Runtime (experts/visual/onnx_runtime.py); with it,
+        # ``model`` may be None and torch is never imported.
+        self.model, self.meta, self.network = model, meta, network
         self.labels = tuple(meta["labels"])
         self.crop_config = CropConfig(**meta["crop"])
 
@@ -109,9 +124,12 @@ class VisualExpert:
         return self._predict(crops)[0]
 
     def _predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        single = crops.ndim == 4
+        if self.network is not None:
+            probs, weights = self.network.run(np.asarray(crops)[None] if single else np.asarray(crops))
+            return (probs[0], weights[0]) if single else (probs, weights)
         import torch
 
-        single = crops.ndim == 4
         batch = torch.as_tensor(np.asarray(crops)[None] if single else np.asarray(crops))
         with torch.inference_mode():
             logits, weights = self.model.classify_features(self.model.inference_frame_features(batch))
@@ -130,5 +148,21 @@ class VisualExpert:
 
 @cached_by_file
 def load_visual_expert(path: str | os.PathLike = f"checkpoints/{BEST_NAME}") -> VisualExpert:
-    """Load a visual checkpoint (``.safetensors`` + ``.json``) for prediction."""
-    return VisualExpert(*load_visual_model(path))
+    """Load a visual checkpoint (``.safetensors`` + ``.json``) for prediction.
+
+    The network runs in ONNX Runtime when this checkpoint's export is cached
+    (no torch import: the demo's fast start); the first load exports it, after
+    the checks of :func:`load_visual_model`, for the next process.
+    """
+    from mer_utils.experts.visual import onnx_runtime
+
+    weights, meta_path = _existing_files(path)
+    key = onnx_runtime.content_key("visual-clip", weights, meta_path)
+    network = onnx_runtime.cached_network(key)
+    if network is not None:  # exported from these exact bytes after they passed every check below
+        return VisualExpert(None, _read_meta(meta_path), network=network)
+    model, meta = load_visual_model(path)
+    k, size = meta["crop"]["n_frames"], meta["crop"]["crop_size"]
+    rng = np.random.default_rng(0)
+    examples = [rng.integers(0, 256, (batch, k, size, size, 3), dtype=np.uint8) for batch in (1, 3)]
+    return VisualExpert(model, meta, network=onnx_runtime.export_network(key, model.inference_module(), examples))

@@ -135,6 +135,19 @@ def _modules():
                 block.sep2.pointwise, block.bn2 = fuse_conv_bn_eval(block.sep2.pointwise, block.bn2), nn.Identity()
             return net.to(memory_format=torch.channels_last)
 
+        def probabilities_module(self):
+            """An eval-only module: ``(N, 1, 64, 64)`` input in [-1, 1] -> ``(N, 7)`` FER2013 probabilities,
+            batch norms folded, standard layout (what experts/visual/onnx_runtime.py exports)."""
+            return FramesToProbabilities(self.fused_copy().to(memory_format=torch.contiguous_format))
+
+    class FramesToProbabilities(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x).softmax(dim=1)
+
     return MiniXception
 
 
@@ -298,10 +311,9 @@ def load_fer2013_model(path: str | os.PathLike | None = None):
     return model.eval()
 
 
-def to_fer_input(crops: np.ndarray):
-    """``(N, H, W, 3)`` uint8 RGB (or ``(N, H, W)`` gray) -> ``(N, 1, 64, 64)`` float tensor in [-1, 1]."""
+def fer_input_array(crops: np.ndarray) -> np.ndarray:
+    """``(N, H, W, 3)`` uint8 RGB (or ``(N, H, W)`` gray) -> ``(N, 1, 64, 64)`` float32 in [-1, 1]."""
     import cv2
-    import torch
 
     crops = np.asarray(crops)
     if crops.ndim == 4:
@@ -309,4 +321,11 @@ def to_fer_input(crops: np.ndarray):
     if crops.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
         crops = np.stack([cv2.resize(c, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA) for c in crops])
     gray = crops.astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(gray[:, None])
+    return np.ascontiguousarray(gray[:, None])
+
+
+def to_fer_input(crops: np.ndarray):
+    """:func:`fer_input_array` as a torch tensor."""
+    import torch
+
+    return torch.from_numpy(fer_input_array(crops))

@@ -1,0 +1,71 @@
+"""Feature sets of a few prepared waveforms, begun now and collected later, on two cores when that helps.
+
+A cold ``mer predict`` spends most of its start importing the libraries of
+the default feature sets: librosa (1.3 s, already loaded to trim silence)
+and openSMILE with pandas (0.5 s, plus 0.2 s of ComParE). Those imports are
+independent, so in a cold process the sets whose library is not imported
+yet are computed in a forked second process while this one computes the
+others and scores the face: the start drops by the second process's share.
+
+The second process is used only when it can help and is safe: the
+platform forks (Linux), the process runs one Python thread (a Jupyter
+kernel does not: it computes in order), and the library is not imported yet
+(a warm process has nothing to gain). The vectors are the same either way
+(tests/test_concurrent_features.py); a second process that fails is
+reported and its sets are computed here instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+import threading
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mer_utils.experts.audio.features import FEATURE_SETS, extract_features
+
+logger = logging.getLogger(__name__)
+
+
+def _matrices(waves: Sequence[np.ndarray], sets: Sequence[str], sample_rate: int) -> dict[str, np.ndarray]:
+    return {name: np.stack([extract_features(w, name, sample_rate=sample_rate) for w in waves]) for name in sets}
+
+
+def elsewhere(sets: Sequence[str]) -> list[str]:
+    """The sets a second process would compute now: those whose library this process has not imported."""
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return []
+    return [name for name in sets if FEATURE_SETS[name].library and FEATURE_SETS[name].library not in sys.modules]
+
+
+def start_feature_sets(waves: Sequence[np.ndarray], sets: Sequence[str], *,
+                       sample_rate: int = 16_000) -> Callable[[], dict[str, np.ndarray]]:
+    """Begin ``{set: (n, d)}`` for prepared ``waves``; call the returned function for the result.
+
+    Work done between the two calls (the face expert, in the demo) overlaps
+    with the second process, when one is used (:func:`elsewhere`).
+    """
+    far = elsewhere(sets)
+    if not far or len(waves) == 0:
+        done = _matrices(waves, sets, sample_rate)
+        return lambda: done
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    future = pool.submit(_matrices, list(waves), far, sample_rate)
+    here = _matrices(waves, [name for name in sets if name not in far], sample_rate)
+
+    def finish() -> dict[str, np.ndarray]:
+        try:
+            here.update(future.result())
+        except Exception as err:  # a killed or failed worker: the same sets, computed here
+            logger.warning("feature sets %s: the second process failed (%s); computed here instead", far, err)
+            here.update(_matrices(waves, far, sample_rate))
+        finally:
+            pool.shutdown(wait=False)
+        return {name: here[name] for name in sets}
+
+    return finish

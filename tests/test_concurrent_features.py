@@ -1,0 +1,78 @@
+"""Feature sets computed in a second process (a cold `mer predict`) equal those computed in order."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the second process is forked (Linux)")
+
+
+def _waves():
+    rng = np.random.default_rng(0)
+    t = np.arange(16_000) / 16_000
+    return [(0.3 * np.sin(2 * np.pi * f * t) + 0.01 * rng.normal(size=t.size)).astype(np.float32) for f in (140, 220)]
+
+
+def test_a_forked_set_equals_the_set_computed_here(monkeypatch):
+    from mer_utils.experts.audio import concurrent_features as cf
+    from mer_utils.experts.audio.features import extract_features
+
+    waves, sets = _waves(), ("egemaps", "librosa")
+    monkeypatch.setattr(cf, "elsewhere", lambda names: [])
+    in_order = cf.start_feature_sets(waves, sets)()
+    parent = os.getpid()
+
+    def tagged(wave, name, sample_rate):  # the vector, then 1 when computed in the second process
+        return np.r_[extract_features(wave, name, sample_rate=sample_rate), float(os.getpid() != parent)]
+
+    monkeypatch.setattr(cf, "elsewhere", lambda names: ["egemaps"])
+    monkeypatch.setattr(cf, "extract_features", tagged)
+    forked = cf.start_feature_sets(waves, sets)()
+    assert list(forked) == list(sets)
+    assert (forked["egemaps"][:, -1] == 1).all() and (forked["librosa"][:, -1] == 0).all()  # where each ran
+    for name in sets:
+        np.testing.assert_array_equal(forked[name][:, :-1], in_order[name])
+
+
+def test_a_failed_second_process_is_reported_and_its_sets_computed_here(monkeypatch, caplog):
+    from mer_utils.experts.audio import concurrent_features as cf
+    from mer_utils.experts.audio.features import extract_features
+
+    parent = os.getpid()
+
+    def dies_in_the_child(wave, name, sample_rate):
+        if os.getpid() != parent:
+            os._exit(3)  # the worker is killed mid-way
+        return extract_features(wave, name, sample_rate=sample_rate)
+
+    monkeypatch.setattr(cf, "elsewhere", lambda names: ["egemaps"])
+    monkeypatch.setattr(cf, "extract_features", dies_in_the_child)
+    waves = _waves()
+    result = cf.start_feature_sets(waves, ("egemaps",))()
+    np.testing.assert_array_equal(result["egemaps"], np.stack([extract_features(w, "egemaps") for w in waves]))
+    assert "second process failed" in caplog.text and "computed here instead" in caplog.text
+
+
+def test_only_a_cold_single_threaded_process_uses_a_second_one():
+    code = (
+        "import threading, time\n"
+        "from mer_utils.experts.audio.concurrent_features import elsewhere\n"
+        "cold = elsewhere(['egemaps', 'librosa', 'compare'])\n"
+        "worker = threading.Thread(target=time.sleep, args=(1,)); worker.start()\n"
+        "threaded = elsewhere(['egemaps'])\n"
+        "worker.join()\n"
+        "import opensmile\n"
+        "print(cold, threaded, elsewhere(['egemaps']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
+    # Cold: the openSMILE sets go to the second process (librosa is loaded by trimming anyway); a second
+    # Python thread (a Jupyter kernel) or openSMILE already loaded (a warm process): all computed here.
+    assert out == "['egemaps', 'compare'] [] []"
