@@ -14,12 +14,9 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
-from sklearn.metrics import log_loss
 
+from mer_utils.fusion.rules import FLOOR
 
-# Probabilities of exactly 0 would give -inf logits; the floor is far below
-# anything a softmax in float32 produces for a plausible class.
-_FLOOR = 1e-12
 _LOG_T_BOUNDS = (np.log(0.05), np.log(20.0))
 
 
@@ -32,7 +29,7 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    logits = np.log(np.clip(np.asarray(proba, dtype=float), _FLOOR, None))
+    logits = np.log(np.clip(np.asarray(proba, dtype=float), FLOOR, None))
     return np.exp(log_softmax(logits / temperature, axis=1))
 
 
@@ -53,6 +50,8 @@ def fit_temperature(
                          f"over {len(labels)} classes")
     if len(y_true) == 0:
         raise ValueError("fit_temperature needs at least one validation clip")
+    # Imported here: the demo applies fitted temperatures and should not pay scikit-learn's import for it.
+    from sklearn.metrics import log_loss
 
     def nll(log_t: float) -> float:
         return log_loss(y_true, apply_temperature(proba, float(np.exp(log_t))), labels=list(labels))

@@ -20,11 +20,10 @@ from scipy.special import expit, softmax
 from mer_utils.core.atomic_io import read_json, write_json
 from mer_utils.core.checkpoint_gate import CheckpointError, opening_checkpoint
 from mer_utils.fusion.calibration import apply_temperature
-from mer_utils.fusion.strategies import log_linear, max_confidence, weighted_mean
+from mer_utils.fusion.rules import FLOOR, log_linear, max_confidence, weighted_mean
 
 log = logging.getLogger(__name__)
 RULE_FORMAT = 1
-_FLOOR = 1e-12
 
 
 def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = ()) -> np.ndarray:
@@ -38,7 +37,7 @@ def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = 
     if kind == "max_confidence":
         return max_confidence(experts)
     if kind == "stacking":
-        features = np.log(np.clip(np.hstack(experts), _FLOOR, None))
+        features = np.log(np.clip(np.hstack(experts), FLOOR, None))
         z = (features - np.asarray(rule["scaler_mean"])) / np.asarray(rule["scaler_scale"])
         scores = z @ np.asarray(rule["coef"]).T + np.asarray(rule["intercept"])
         # scikit-learn stores a two-class regression as one row of coefficients.

@@ -12,16 +12,14 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mer_utils.fusion.config import STRATEGY_NAMES
+from mer_utils.fusion.rules import FLOOR, log_linear, max_confidence, weighted_mean
 from mer_utils.fusion.significance import vectorised_scores
-
-_FLOOR = 1e-12
 
 
 def split_experts(X: np.ndarray, n_labels: int) -> list[np.ndarray]:
@@ -61,24 +59,6 @@ def _search_weights(combine, experts: list[np.ndarray], y: np.ndarray, labels, s
     best = np.flatnonzero(np.isclose(scores, scores.max()))
     distance = np.abs(grid[best] - 1 / len(experts)).sum(axis=1)
     return grid[best[np.argmin(distance)]]
-
-
-def weighted_mean(experts: list[np.ndarray], weights) -> np.ndarray:
-    """``sum_k w_k p_k`` of ``(n, c)`` probability matrices."""
-    return sum(w * p for w, p in zip(weights, experts))
-
-
-def log_linear(experts: list[np.ndarray], weights) -> np.ndarray:
-    """``softmax(sum_k w_k log p_k)``: a weighted geometric mean, renormalised."""
-    score = sum(w * np.log(np.clip(p, _FLOOR, None)) for w, p in zip(weights, experts))
-    return np.exp(log_softmax(score, axis=1))
-
-
-def max_confidence(experts: list[np.ndarray]) -> np.ndarray:
-    """Per row, the probabilities of the expert whose top probability is highest."""
-    stacked = np.stack(experts)  # (k, n, c)
-    winner = stacked.max(axis=2).argmax(axis=0)
-    return stacked[winner, np.arange(stacked.shape[1])]
 
 
 class _FusionBase(ClassifierMixin, BaseEstimator):
@@ -191,11 +171,11 @@ class StackingFusion(_FusionBase):
         # tens of units, which slows L-BFGS and skews the L2 penalty.
         self.model_ = make_pipeline(StandardScaler(), LogisticRegression(
             C=self.C, max_iter=2000, random_state=self.random_state))
-        self.model_.fit(np.log(np.clip(X, _FLOOR, None)), np.asarray(y, dtype=str))
+        self.model_.fit(np.log(np.clip(X, FLOOR, None)), np.asarray(y, dtype=str))
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        partial = self.model_.predict_proba(np.log(np.clip(np.asarray(X, dtype=float), _FLOOR, None)))
+        partial = self.model_.predict_proba(np.log(np.clip(np.asarray(X, dtype=float), FLOOR, None)))
         # A class absent from validation gets probability 0, keeping the label order.
         full = np.zeros((len(partial), len(self.labels)))
         for j, cls in enumerate(self.model_.classes_):
