@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file, write_json
+from mer_utils.core.atomic_io import atomic_path, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 EXPORT_VERSION = 1  # bump when an exported wrapper computes something different
@@ -116,7 +116,10 @@ def export_network(key: str, module, examples: list[np.ndarray], *, dynamic_batc
         network = _export(path, module, examples, dynamic_batch=dynamic_batch)
     except Exception as err:  # the exporter's errors are many and version-specific; torch keeps serving
         reason = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
-        write_json(failed, {"key": key, "reason": reason})
+        try:
+            write_json(failed, {"key": key, "reason": reason})
+        except OSError:  # a read-only cache folder: nothing is cached, torch serves every time
+            failed = f"nowhere ({cache_dir()} is not writable; set MER_ONNX_CACHE)"
         logger.warning("face model stays on torch: its ONNX export failed (%s); noted in %s", reason, failed)
         return None
     return network
@@ -128,13 +131,18 @@ def _export(path: Path, module, examples: list[np.ndarray], *, dynamic_batch: bo
     module = module.eval()
     example = torch.from_numpy(np.ascontiguousarray(examples[0]))
     dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
-    logger.info("exporting the face model to ONNX once (a few seconds), cached in %s", path.parent)
+    print(f"face model: exporting it to ONNX for fast starts, once per checkpoint (a few seconds), into {path.parent}")
     # The exporter reports each step on stdout and warns about optional packages it does not need here.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(module, (example,), None, dynamo=True, dynamic_shapes=dynamic,
-                                    input_names=["input"], verbose=False)
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, (example,), None, dynamo=True, dynamic_shapes=dynamic,
+                                        input_names=["input"], verbose=False)
+    finally:
+        exporter_log.setLevel(level)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         program.save(str(tmp))
@@ -149,8 +157,3 @@ def _export(path: Path, module, examples: list[np.ndarray], *, dynamic_batch: bo
                     raise ValueError(f"ONNX and torch outputs differ by {gap:.2e} (> {TOLERANCE:g})")
     return OnnxNetwork(path)
 
-
-def read_failure(key: str) -> dict | None:
-    """The note a failed export of ``key`` left, if any (for messages and tests)."""
-    failed = cache_dir() / f"{key}.failed"
-    return read_json(failed) if failed.is_file() else None
