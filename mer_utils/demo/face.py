@@ -77,13 +77,13 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
     the demo's corpus: the provenance says so.
     """
     from mer_utils.experts.visual.crops import CropConfig
-    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights, fer_input_array
+    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights, fer_input_array, load_fer2013_network
     from mer_utils.experts.visual.zero_shot import map_fer2013
 
     weights = _fer_weights(weights_dir, ensure_fer2013_weights)
     labels = tuple(labels)
     map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
-    network = _fer2013_network(weights)
+    network = load_fer2013_network(weights)
 
     def score(crops: np.ndarray) -> np.ndarray:
         return map_fer2013(network(fer_input_array(crops)).mean(axis=0), labels)
@@ -94,33 +94,6 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
                           "FER2013 classes mapped onto the label set"}
     return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance,
                       n_frames=8)
-
-
-def _fer2013_network(weights: Path):
-    """``(N, 1, 64, 64)`` float32 -> ``(N, 7)`` FER2013 probabilities: ONNX Runtime when this file's export is
-    cached (no torch import), else torch (exporting it for the next process)."""
-    from mer_utils.experts.visual import onnx_runtime
-
-    key = onnx_runtime.content_key("fer2013-frames", weights, weights.with_suffix(".json"))
-    network = onnx_runtime.cached_network(key)
-    if network is not None:
-        return network
-    import torch
-
-    from mer_utils.experts.visual.fer2013 import load_fer2013_model
-
-    module = load_fer2013_model(weights).probabilities_module().eval()
-    rng = np.random.default_rng(0)
-    examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
-    network = onnx_runtime.export_network(key, module, examples)
-    if network is not None:
-        return network
-
-    def on_torch(frames: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(frames)).numpy()
-
-    return on_torch
 
 
 def _fer_weights(weights_dir, ensure) -> Path:

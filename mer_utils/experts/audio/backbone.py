@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
-import pandas as pd
 
 from mer_utils.core.labels import check_label_set
-from mer_utils.data.manifest import media_path
+
+if TYPE_CHECKING:  # pandas and the data layer load with a manifest: a demo that only predicts needs neither
+    import pandas as pd
 
 
 @dataclasses.dataclass
@@ -63,6 +64,8 @@ class ClipSet:
                       labels: Sequence[str]) -> "ClipSet":
         """Clips of ``clip_ids`` (in that order) with their audio paths and emotions; ``labels`` is the
         corpus's label set."""
+        from mer_utils.data.manifest import media_path
+
         table = manifest.set_index("clip_id")
         missing = [c for c in clip_ids if c not in table.index]
         if missing:

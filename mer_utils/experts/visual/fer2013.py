@@ -324,6 +324,32 @@ def fer_input_array(crops: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(gray[:, None])
 
 
+def load_fer2013_network(weights: str | os.PathLike):
+    """``(N, 1, 64, 64)`` float32 -> ``(N, 7)`` FER2013 probabilities: ONNX Runtime when this file's export is
+    cached (no torch import), else torch (exporting it for the next process)."""
+    from mer_utils.experts.visual import onnx_runtime
+
+    weights = Path(weights)
+    key = onnx_runtime.content_key("fer2013-frames", weights, weights.with_suffix(".json"))
+    network = onnx_runtime.cached_network(key)
+    if network is not None:
+        return network
+    import torch
+
+    module = load_fer2013_model(weights).probabilities_module().eval()
+    rng = np.random.default_rng(0)
+    examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
+    network = onnx_runtime.export_network(key, module, examples)
+    if network is not None:
+        return network
+
+    def on_torch(frames: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(frames)).numpy()
+
+    return on_torch
+
+
 def to_fer_input(crops: np.ndarray):
     """:func:`fer_input_array` as a torch tensor."""
     import torch
