@@ -9,10 +9,11 @@ others and scores the face: the start drops by the second process's share.
 
 The second process is used only when it can help and is safe: the
 platform forks (Linux), the process runs one Python thread (a Jupyter
-kernel does not: it computes in order), and the library is not imported yet
-(a warm process has nothing to gain). The vectors are the same either way
-(tests/test_concurrent_features.py); a second process that fails is
-reported and its sets are computed here instead.
+kernel does not: it computes in order), the library is not imported yet,
+and only for the first call: later calls of a long-lived process import the
+library once and compute in order, as a warm process should. The vectors
+are the same either way (tests/test_concurrent_features.py); a second
+process that fails is reported and its sets are computed here instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from mer_utils.experts.audio.features import FEATURE_SETS, extract_features
 
 logger = logging.getLogger(__name__)
+_STARTED = []  # a second process was used once: later calls are warm ones (the module is imported here)
 
 
 def _matrices(waves: Sequence[np.ndarray], sets: Sequence[str], sample_rate: int) -> dict[str, np.ndarray]:
@@ -36,7 +38,7 @@ def _matrices(waves: Sequence[np.ndarray], sets: Sequence[str], sample_rate: int
 
 def elsewhere(sets: Sequence[str]) -> list[str]:
     """The sets a second process would compute now: those whose library this process has not imported."""
-    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if _STARTED or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return []
     return [name for name in sets if FEATURE_SETS[name].library and FEATURE_SETS[name].library not in sys.modules]
 
@@ -54,6 +56,7 @@ def start_feature_sets(waves: Sequence[np.ndarray], sets: Sequence[str], *,
         return lambda: done
     from concurrent.futures import ProcessPoolExecutor
 
+    _STARTED.append(far)
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
     future = pool.submit(_matrices, list(waves), far, sample_rate)
     here = _matrices(waves, [name for name in sets if name not in far], sample_rate)
