@@ -50,7 +50,7 @@ def _torch_probs(weights, crops):
 
 
 def test_a_visual_checkpoint_runs_in_onnx_runtime_with_torchs_answers_and_no_torch(onnx_cache, tmp_path):
-    from mer_utils.experts.visual import onnx_runtime
+    from mer_utils.experts import onnx_runtime
     from mer_utils.experts.visual.checkpoint import load_visual_expert
 
     weights = _checkpoint(tmp_path / "best_visual_model", seed=0)

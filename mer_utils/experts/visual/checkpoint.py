@@ -113,7 +113,7 @@ class VisualExpert:
     def __init__(self, model, meta: dict, *, network=None):
         from mer_utils.experts.visual.crops import CropConfig
 
-        # ``network``: the same model exported for ONNX Runtime (experts/visual/onnx_runtime.py); with it,
+        # ``network``: the same model exported for ONNX Runtime (experts/onnx_runtime.py); with it,
         # ``model`` may be None and torch is never imported.
         self.model, self.meta, self.network = model, meta, network
         self.labels = tuple(meta["labels"])
@@ -154,7 +154,7 @@ def load_visual_expert(path: str | os.PathLike = f"checkpoints/{BEST_NAME}") -> 
     (no torch import: the demo's fast start); the first load exports it, after
     the checks of :func:`load_visual_model`, for the next process.
     """
-    from mer_utils.experts.visual import onnx_runtime
+    from mer_utils.experts import onnx_runtime
 
     weights, meta_path = _existing_files(path)
     key = onnx_runtime.content_key("visual-clip", weights, meta_path)

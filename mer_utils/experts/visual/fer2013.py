@@ -137,7 +137,7 @@ def _modules():
 
         def probabilities_module(self):
             """An eval-only module: ``(N, 1, 64, 64)`` input in [-1, 1] -> ``(N, 7)`` FER2013 probabilities,
-            batch norms folded, standard layout (what experts/visual/onnx_runtime.py exports)."""
+            batch norms folded, standard layout (what experts/onnx_runtime.py exports)."""
             return FramesToProbabilities(self.fused_copy().to(memory_format=torch.contiguous_format))
 
     class FramesToProbabilities(nn.Module):
@@ -327,7 +327,7 @@ def fer_input_array(crops: np.ndarray) -> np.ndarray:
 def load_fer2013_network(weights: str | os.PathLike):
     """``(N, 1, 64, 64)`` float32 -> ``(N, 7)`` FER2013 probabilities: ONNX Runtime when this file's export is
     cached (no torch import), else torch (exporting it for the next process)."""
-    from mer_utils.experts.visual import onnx_runtime
+    from mer_utils.experts import onnx_runtime
 
     weights = Path(weights)
     key = onnx_runtime.content_key("fer2013-frames", weights, weights.with_suffix(".json"))
