@@ -70,6 +70,8 @@ CANDIDATES = [
     Recipe(feature_sets=("ge2e",), speaker_norm="meanstd", refit=True),
     Recipe(feature_sets=("ge2e",), speaker_norm="mean", refit=True),
     Recipe(feature_sets=("compare", "ge2e"), combine="average", speaker_norm="meanstd", refit=True),
+    # permissive licences only (ISC librosa, Apache-2.0 Resemblyzer): the choice for commercial use
+    Recipe(feature_sets=("librosa", "ge2e"), combine="average", speaker_norm="meanstd", refit=True),
     DEFAULT_RECIPE,  # avg(egemaps,librosa,compare,ge2e)
     Recipe(feature_sets=("egemaps", "librosa", "compare", "ge2e"), combine="geomean", speaker_norm="meanstd",
            refit=True),
@@ -79,6 +81,7 @@ SINGLE_CLIP = [
     FALLBACK_RECIPE,  # avg(egemaps,librosa,compare,ge2e) logreg refit: the default without speaker statistics
     dataclasses.replace(FUNCTIONALS_RECIPE, speaker_norm=None),  # the previous round's fallback
     Recipe(feature_sets=("ge2e",), refit=True),
+    Recipe(feature_sets=("librosa", "ge2e"), combine="average", refit=True),
     Recipe(feature_sets=EL, refit=True),
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="geomean", refit=True),
     # speed perturbation varies the vocal tract as new speakers would: for a model without speaker statistics
