@@ -43,8 +43,6 @@ FEATURE_SETS = {
     "ge2e": FeatureSet("ge2e", "GE2E speaker-encoder LSTM layers 2-3, mean and std over time (1,024), Resemblyzer",
                        "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed"),
 }
-# Feature sets that need an optional package: name -> (module to find, pip command).
-OPTIONAL_PACKAGES = {"ge2e": ("resemblyzer", "pip install resemblyzer==0.1.4")}
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1
 # Training-time perturbations of a prepared waveform: "speed<f>" resamples so the
@@ -62,15 +60,13 @@ def check_feature_set(name: str) -> str:
 
 
 def check_feature_set_available(name: str) -> str:
-    """``check_feature_set``, and an ``ImportError`` naming the pip install when its package is missing."""
+    """``check_feature_set``, and an ``ImportError`` naming the pip install when the package that
+    ships a set's pretrained weights is missing (``ge2e``: Resemblyzer)."""
     check_feature_set(name)
-    if name in OPTIONAL_PACKAGES:
-        import importlib.util
+    if name == "ge2e":
+        from mer_utils.experts.audio.speaker_encoder import weights_path
 
-        module, command = OPTIONAL_PACKAGES[name]
-        if importlib.util.find_spec(module) is None:
-            raise ImportError(f"the {name!r} feature set needs the {module!r} package, which is not installed: "
-                              f"{command}")
+        weights_path()
     return name
 
 
