@@ -21,14 +21,15 @@ Features are extracted once into ``--cache-dir`` and reused.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
 from mer_utils.experts.audio.features import features_for_files
-from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, SVC_C_GRID, Recipe, cross_validate,
-                                      half_transfer_split)
+from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, FUNCTIONALS_RECIPE, SVC_C_GRID, Recipe,
+                                              cross_validate, half_transfer_split)
 from mer_utils.core.metrics import format_mean_std
 from mer_utils.data.manifest import build_manifest, corpus_info
 from mer_utils.protocols.splits import make_split
@@ -65,10 +66,22 @@ CANDIDATES = [
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="rank", refit=True),
     # the three models joined by a geometric instead of an arithmetic mean
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="geomean", speaker_norm="meanstd", refit=True),
+    # third round: the pretrained GE2E speaker encoder (Resemblyzer), alone and as a fourth model
+    Recipe(feature_sets=("ge2e",), speaker_norm="meanstd", refit=True),
+    Recipe(feature_sets=("ge2e",), speaker_norm="mean", refit=True),
+    Recipe(feature_sets=("compare", "ge2e"), combine="average", speaker_norm="meanstd", refit=True),
+    # permissive licences only (ISC librosa, Apache-2.0 Resemblyzer): the choice for commercial use
+    Recipe(feature_sets=("librosa", "ge2e"), combine="average", speaker_norm="meanstd", refit=True),
+    DEFAULT_RECIPE,  # avg(egemaps,librosa,compare,ge2e)
+    Recipe(feature_sets=("egemaps", "librosa", "compare", "ge2e"), combine="geomean", speaker_norm="meanstd",
+           refit=True),
 ]
 # Single-clip candidates: a model that never saw speaker statistics, for speakers below min_clips.
 SINGLE_CLIP = [
-    FALLBACK_RECIPE,  # avg(egemaps,librosa,compare) logreg refit: the default without speaker statistics
+    FALLBACK_RECIPE,  # avg(egemaps,librosa,compare,ge2e) logreg refit: the default without speaker statistics
+    dataclasses.replace(FUNCTIONALS_RECIPE, speaker_norm=None),  # the previous round's fallback
+    Recipe(feature_sets=("ge2e",), refit=True),
+    Recipe(feature_sets=("librosa", "ge2e"), combine="average", refit=True),
     Recipe(feature_sets=EL, refit=True),
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="geomean", refit=True),
     # speed perturbation varies the vocal tract as new speakers would: for a model without speaker statistics
@@ -159,6 +172,7 @@ def main(argv=None) -> int:
     parser.add_argument("--val-size", type=float, default=0.2, help="5-fold: fraction of actors for validation")
     parser.add_argument("--n-jobs", type=int, default=2, help="feature extraction workers")
     parser.add_argument("--quick", action="store_true", help="only the previous default and the current one")
+    parser.add_argument("--exclude", default=None, help="leave out recipes whose name contains this text")
     parser.add_argument("--only", default=None,
                         help="only recipes whose name contains this text (single-clip rows: name + ' (single clip)')")
     parser.add_argument("--single-clip", action="store_true", help="add single-clip (no speaker statistics) rows")
@@ -168,9 +182,11 @@ def main(argv=None) -> int:
 
     manifest = build_manifest(args.data_root, dataset="ravdess", progress=False).manifest
     paths = [Path(args.data_root) / p for p in manifest["audio_path"]]
-    recipes = [PREVIOUS, DEFAULT_RECIPE] if args.quick else BASELINES + CANDIDATES
+    recipes = [FUNCTIONALS_RECIPE, DEFAULT_RECIPE] if args.quick else BASELINES + CANDIDATES
     if args.only:
         recipes = [r for r in recipes if args.only in r.name]
+    if args.exclude:
+        recipes = [r for r in recipes if args.exclude not in r.name]
     needed = sorted({s for r in recipes + SINGLE_CLIP for s in r.base_feature_sets})
     features, augmented = {}, {}
 
@@ -198,7 +214,7 @@ def main(argv=None) -> int:
         evaluate(recipe, features, manifest, splits, augmented=augmented,
                  label=recipe.name + (" **(default)**" if recipe == DEFAULT_RECIPE else ""))
     if args.single_clip:
-        single = [DEFAULT_RECIPE, PREVIOUS] + SINGLE_CLIP
+        single = [DEFAULT_RECIPE, FUNCTIONALS_RECIPE] + SINGLE_CLIP
         for recipe in [r for r in single if not args.only or args.only in f"{r.name} (single clip)"]:
             for augment in recipe.augment:
                 augmented.setdefault(augment, {name: extract(name, augment) for name in needed})

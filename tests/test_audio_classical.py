@@ -176,13 +176,15 @@ def test_default_backbone_normalises_speakers_and_its_checkpoint_scores_a_lone_c
 
     result = train_audio(data_root=str(corpus), protocol="speaker", outputs=str(tmp_path / "outputs"),
                          checkpoints=str(tmp_path / "checkpoints"), progress=False)
-    assert DEFAULT_BACKBONE == "egemaps,librosa,compare" and recipe_for(DEFAULT_BACKBONE) == DEFAULT_RECIPE
+    assert DEFAULT_BACKBONE == "egemaps,librosa,compare,ge2e" and recipe_for(DEFAULT_BACKBONE) == DEFAULT_RECIPE
     fold = result.metrics["folds"][0]
     assert fold["speaker_norm"] == {"mode": "meanstd", "min_clips": 8} and fold["refit"] is True
-    assert len(fold["blocks"]) == 3 and fold["fallback"]["recipe"].startswith("avg(egemaps,librosa,compare) logreg refit")
+    assert len(fold["blocks"]) == 4
+    assert fold["fallback"]["recipe"].startswith("avg(egemaps,librosa,compare,ge2e) logreg refit")
     assert result.metrics["summary"]["test"]["ua"]["mean"] > CHANCE + 0.15
     expert = load_audio_expert(result.checkpoint)
-    assert expert.fallback is not None and "audEERING" in expert.metadata()["licence"]
+    licence = expert.metadata()["licence"]
+    assert expert.fallback is not None and "audEERING" in licence and "Apache-2.0 (Resemblyzer" in licence
     # The demo's case: one recording of an unknown speaker is scored by the model trained without speaker statistics.
     wav = next((corpus / "AudioWAV").glob("*.wav"))
     proba = expert.predict_proba([wav])

@@ -5,7 +5,8 @@ Modules, each with one job:
 - :mod:`~mer_utils.experts.audio.config` — :class:`AudioTrainConfig`, the one dataclass of the stage.
 - :mod:`~mer_utils.experts.audio.backbone` — the backbone interface and :class:`ClipSet`.
 - :mod:`~mer_utils.experts.audio.loading` — decode, resample, down-mix, trim, cap/pad.
-- :mod:`~mer_utils.experts.audio.features` — acoustic feature sets (eGeMAPS, ComParE, librosa).
+- :mod:`~mer_utils.experts.audio.features` — acoustic feature sets (eGeMAPS, ComParE, librosa, GE2E).
+- :mod:`~mer_utils.experts.audio.speaker_encoder` — the pretrained GE2E speaker encoder behind ``ge2e``.
 - :mod:`~mer_utils.experts.audio.feature_cache` — on-disk cache of per-clip arrays.
 - :mod:`~mer_utils.experts.audio.classical` — the offline backbone: features + logistic regression.
 - :mod:`~mer_utils.experts.audio.ssl_model` — self-supervised speech models with a classification head.
@@ -25,11 +26,12 @@ are imported inside the functions that use them.
 
 # "a+b" concatenates feature sets; acoustic backbones z-score each speaker's clips by default
 # (mer_utils.experts.audio.speaker_norm; results in docs/ravdess.md).
-FEATURE_SET_NAMES = ("egemaps", "compare", "librosa")  # see mer_utils.experts.audio.features.FEATURE_SETS
+FEATURE_SET_NAMES = ("egemaps", "compare", "librosa", "ge2e")  # see mer_utils.experts.audio.features.FEATURE_SETS
 # Examples of acoustic backbones; any "+"/"," combination of FEATURE_SET_NAMES is one
 # ("a+b": one model on both sets stacked; "a,b": one model per item, probabilities averaged).
-ACOUSTIC_BACKBONES = ("egemaps,librosa,compare", "egemaps+librosa", "egemaps", "compare", "librosa")
-DEFAULT_BACKBONE = "egemaps,librosa,compare"  # the recipe measured best on unseen RAVDESS speakers (docs/ravdess.md)
+ACOUSTIC_BACKBONES = ("egemaps,librosa,compare,ge2e", "egemaps,librosa,compare", "egemaps+librosa", "egemaps",
+                      "compare", "librosa", "ge2e")
+DEFAULT_BACKBONE = "egemaps,librosa,compare,ge2e"  # the recipe measured best on unseen RAVDESS speakers (docs/ravdess.md)
 
 
 def is_acoustic_backbone(name: str) -> bool:

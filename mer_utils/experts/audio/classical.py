@@ -5,7 +5,8 @@ and ``benchmarks/bench_ravdess.py`` all fit a
 :class:`~mer_utils.experts.audio.variants.Recipe`. A backbone name spells
 its recipe: ``a+b`` stacks feature sets into one model, ``a,b,c`` trains
 one model per item and averages their probabilities (the default,
-``egemaps,librosa,compare``; see docs/ravdess.md for the measurements).
+``egemaps,librosa,compare,ge2e``: three functionals sets and the pretrained
+GE2E speaker encoder; see docs/ravdess.md for the measurements).
 
 With ``speaker_norm`` (default ``"meanstd"``) each speaker's clips are
 z-scored with that speaker's own statistics, taken from every usable clip
@@ -33,10 +34,11 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, write_json
-from mer_utils.experts.audio import DEFAULT_C_GRID
+from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.core.labels import class_weights
 from mer_utils.experts.audio.backbone import ClipSet
-from mer_utils.experts.audio.features import FEATURE_SETS, check_feature_set, features_for_files
+from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, feature_set_fingerprint,
+                                              features_for_files)
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS
 from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitted_from_arrays, fitted_to_arrays,
@@ -108,8 +110,10 @@ class AcousticExpert:
 
     def metadata(self) -> dict:
         licences = sorted({FEATURE_SETS[part].licence for part in self.recipe.base_feature_sets})
+        encoders = {part: feature_set_fingerprint(part) for part in self.recipe.base_feature_sets}
         return {"kind": CHECKPOINT_KIND, "feature_set": self.feature_set, "labels": list(self.labels),
-                "audio": self.settings.to_dict(), "licence": "; ".join(licences), "info": self.info}
+                "audio": self.settings.to_dict(), "licence": "; ".join(licences), "info": self.info,
+                "encoders": {k: v for k, v in encoders.items() if v is not None}}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``<path>.safetensors`` (arrays + metadata) and a readable ``<path>.json``."""
@@ -139,6 +143,7 @@ class AcousticExpert:
         if meta.get("kind") != CHECKPOINT_KIND:
             raise ValueError(f"{path} is not an acoustic SER checkpoint of this toolkit version (metadata kind "
                              f"{meta.get('kind')!r}, expected {CHECKPOINT_KIND!r}); retrain it with `mer audio train`")
+        _check_encoders(path, meta.get("encoders", {}))
         models, recipe = fitted_from_arrays({k: v for k, v in arrays.items() if not k.startswith("fallback.")},
                                             meta["models"])
         fallback = None
@@ -149,11 +154,30 @@ class AcousticExpert:
                    recipe=recipe, fallback=fallback, labels=tuple(meta["labels"]), info=meta.get("info", {}))
 
 
+def _check_encoders(path: Path, recorded: dict) -> None:
+    """Pretrained feature extractors must be the ones the checkpoint was fitted with: other weights
+    would give features the linear models were never trained on, and wrong probabilities silently."""
+    from mer_utils.core.checkpoint_gate import CheckpointError
+
+    for part, expected in recorded.items():
+        wanted = f"{expected.get('package')}=={expected.get('version')}"
+        try:
+            installed = feature_set_fingerprint(part)
+        except ImportError as err:
+            raise CheckpointError(f"{path} needs the {part!r} feature set: {err}") from None
+        if installed is None or installed.get("weights_sha256") != expected.get("weights_sha256"):
+            raise CheckpointError(
+                f"{path} was fitted on {part!r} features of {wanted} (weights sha256 "
+                f"{str(expected.get('weights_sha256'))[:12]}), but the installed weights differ "
+                f"({(installed or {}).get('package')} {(installed or {}).get('version')}); it was not used. "
+                f"Fix: pip install {wanted}, or retrain it with `mer audio train`.")
+
+
 @dataclasses.dataclass
 class AcousticBackbone:
     """``fit``/``predict_proba`` on clips, with features cached on disk."""
 
-    feature_set: str = "egemaps,librosa,compare"
+    feature_set: str = DEFAULT_BACKBONE
     settings: AudioSettings = AudioSettings()
     speaker_norm: str | None = "meanstd"  # None: global standardisation only
     min_clips: int = DEFAULT_MIN_CLIPS  # speakers with fewer clips are scored by the fallback

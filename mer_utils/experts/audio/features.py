@@ -5,6 +5,9 @@
 - ``librosa``: a permissive set (ISC licence) of MFCC, energy, spectral shape
   and pitch descriptors with their statistics, for users who cannot accept
   openSMILE's research-only licence.
+- ``ge2e``: mean and std over time of layers 2-3 of the pretrained GE2E
+  speaker encoder that the Resemblyzer package ships (1,024 values; Apache-2.0;
+  :mod:`~mer_utils.experts.audio.speaker_encoder`).
 
 The ``opensmile`` Python package and openSMILE itself are distributed by
 audEERING under a licence that allows research and education only; commercial
@@ -40,6 +43,8 @@ FEATURE_SETS = {
                           "openSMILE: research and education only (audEERING licence)", "opensmile"),
     "librosa": FeatureSet("librosa", "MFCC, energy, spectral shape and pitch statistics (librosa)",
                           "ISC (librosa): permissive, commercial use allowed"),
+    "ge2e": FeatureSet("ge2e", "GE2E speaker-encoder LSTM layers 2-3, mean and std over time (1,024), Resemblyzer",
+                       "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed"),
 }
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1
@@ -55,6 +60,28 @@ def check_feature_set(name: str) -> str:
     if name not in FEATURE_SETS:
         raise ValueError(f"unknown acoustic feature set {name!r}; choose one of {sorted(FEATURE_SETS)}")
     return name
+
+
+def check_feature_set_available(name: str) -> str:
+    """``check_feature_set``, and an ``ImportError`` naming the pip install when the package that
+    ships a set's pretrained weights is missing (``ge2e``: Resemblyzer)."""
+    check_feature_set(name)
+    if name == "ge2e":
+        from mer_utils.experts.audio.speaker_encoder import weights_path
+
+        weights_path()
+    return name
+
+
+def feature_set_fingerprint(name: str) -> dict | None:
+    """What a checkpoint records about a feature set computed by pretrained weights (``None`` for the
+    others): :meth:`AcousticExpert.load <mer_utils.experts.audio.classical.AcousticExpert.load>` checks it."""
+    check_feature_set_available(name)
+    if name == "ge2e":
+        from mer_utils.experts.audio.speaker_encoder import weights_fingerprint
+
+        return weights_fingerprint()
+    return None
 
 
 def check_augmentation(name: str) -> str:
@@ -136,6 +163,10 @@ def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 1
     check_feature_set(feature_set)
     if feature_set == "librosa":
         vector = librosa_features(np.asarray(wave, dtype=np.float32), sample_rate)
+    elif feature_set == "ge2e":
+        from mer_utils.experts.audio.speaker_encoder import ge2e_features
+
+        vector = ge2e_features(np.asarray(wave, dtype=np.float32), sample_rate)
     else:
         vector = _smile(feature_set).process_signal(np.asarray(wave, dtype=np.float32), sample_rate).to_numpy()[0]
     return np.nan_to_num(np.asarray(vector, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -179,7 +210,7 @@ def features_for_files(
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    check_feature_set(feature_set)
+    check_feature_set_available(feature_set)  # before any worker starts: one clear error, not one per clip
     if augment:
         check_augmentation(augment)
     paths = [str(p) for p in paths]

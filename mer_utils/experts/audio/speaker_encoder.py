@@ -1,0 +1,120 @@
+"""The ``ge2e`` feature set: hidden-state statistics of a pretrained speaker encoder.
+
+Resemblyzer (Jemine, Apache-2.0; ``pip install resemblyzer==0.1.4``) ships a
+GE2E speaker encoder (Wan et al., 2018: a 3-layer LSTM, 256 units, on 40
+mel bands, trained to tell speakers apart on LibriSpeech and VoxCeleb) as
+``pretrained.pt`` inside its wheel, so it runs offline with no download. Its
+final embedding is built to ignore what a speaker does with their voice, but
+the deeper LSTM layers still carry it; once each speaker's statistics are
+removed (speaker normalisation), the mean and standard deviation over time
+of layers 2 and 3 are the strongest single feature set measured here on
+unseen RAVDESS speakers (docs/ravdess.md; layers chosen on validation actors).
+
+Only the weights come from the package: the network is rebuilt here with
+``torch.nn.LSTM`` and the state dict loaded with ``weights_only=True``, so
+importing Resemblyzer's own modules (and its ``webrtcvad`` dependency) is
+never needed. The mel front-end and the volume normalisation follow
+Resemblyzer's ``preprocess_wav``/``wav_to_mel_spectrogram``; silence is
+already trimmed by :mod:`~mer_utils.experts.audio.loading`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+PACKAGE = "resemblyzer"
+INSTALL_HINT = "pip install resemblyzer==0.1.4  (or: pip install --no-deps resemblyzer==0.1.4)"
+SAMPLE_RATE = 16_000  # the encoder's training rate
+N_MELS, WINDOW_MS, HOP_MS = 40, 25, 10
+HIDDEN, N_LAYERS = 256, 3
+LAYERS_USED = (2, 3)  # 1-based LSTM layers whose outputs are summarised
+TARGET_DBFS = -30.0  # Resemblyzer's audio_norm_target_dBFS (quiet clips are raised to it)
+DIM = 2 * HIDDEN * len(LAYERS_USED)  # mean and std per used layer
+
+_ENCODER: dict = {}
+
+
+def weights_path() -> Path:
+    """``pretrained.pt`` of the installed Resemblyzer package (found without importing it)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"the 'ge2e' feature set needs the Resemblyzer package, which is not installed: {INSTALL_HINT}")
+    path = Path(spec.origin).parent / "pretrained.pt"
+    if not path.is_file():
+        raise ImportError(f"Resemblyzer is installed at {path.parent} but has no pretrained.pt; "
+                          f"reinstall it: {INSTALL_HINT}")
+    return path
+
+
+def weights_fingerprint() -> dict:
+    """Package version and sha256 of the weights: stored in a checkpoint, checked when it is loaded,
+    so features are never computed by other weights than the ones the model was fitted on."""
+    import hashlib
+    from importlib.metadata import version
+
+    if "fingerprint" not in _ENCODER:
+        path = weights_path()
+        _ENCODER["fingerprint"] = {"package": PACKAGE, "version": version(PACKAGE),
+                                   "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                   "layers": list(LAYERS_USED)}
+    return _ENCODER["fingerprint"]
+
+
+def load_encoder():
+    """The three LSTM layers (one ``nn.LSTM`` each, so every layer's outputs are visible), once per process."""
+    if "layers" not in _ENCODER:
+        import torch
+
+        state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
+        layers = []
+        for index in range(N_LAYERS):
+            layer = torch.nn.LSTM(N_MELS if index == 0 else HIDDEN, HIDDEN, num_layers=1, batch_first=True)
+            layer.load_state_dict({f"{name}_l0": state[f"lstm.{name}_l{index}"]
+                                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+            layers.append(layer.eval())
+        _ENCODER["layers"] = layers
+    return _ENCODER["layers"]
+
+
+def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``(frames, 40)`` mel power frames as the encoder was trained on them (not log-compressed)."""
+    import librosa
+
+    wave = np.asarray(wave, dtype=np.float32)
+    if sample_rate != SAMPLE_RATE:
+        wave = librosa.resample(wave, orig_sr=sample_rate, target_sr=SAMPLE_RATE)
+    rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2)))
+    if rms > 0:  # raise quiet clips to the training level, never lower loud ones (increase_only)
+        gain_db = TARGET_DBFS - 20 * np.log10(rms)
+        wave = wave * np.float32(10 ** (max(gain_db, 0.0) / 20))
+    mel = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=SAMPLE_RATE * WINDOW_MS // 1000,
+                                         hop_length=SAMPLE_RATE * HOP_MS // 1000, n_mels=N_MELS)
+    return mel.astype(np.float32).T
+
+
+def ge2e_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``DIM`` values: mean and std over time of the outputs of LSTM layers ``LAYERS_USED``.
+
+    The whole utterance runs through the LSTM at once (one thread: the
+    network is small and extraction workers run in parallel).
+    """
+    import torch
+
+    layers = load_encoder()
+    frames = torch.from_numpy(mel_frames(wave, sample_rate))[None]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        stats, hidden = [], frames
+        with torch.no_grad():
+            for index, layer in enumerate(layers, start=1):
+                hidden, _ = layer(hidden)
+                if index in LAYERS_USED:
+                    out = hidden[0].double().numpy()
+                    stats += [out.mean(axis=0), out.std(axis=0)]
+    finally:
+        torch.set_num_threads(threads)
+    return np.concatenate(stats).astype(np.float32)
