@@ -110,3 +110,34 @@ def test_a_checkpoint_refuses_other_encoder_weights(ge2e_run, monkeypatch, tmp_p
     monkeypatch.setattr(classical, "feature_set_fingerprint", lambda part: other if part == "ge2e" else None)
     with pytest.raises(ValueError, match=r"installed weights differ.*pip install resemblyzer==0\.1\.4"):
         load_audio_expert(checkpoint)
+
+
+def test_the_encoder_runs_in_onnx_runtime_with_torchs_features_and_no_torch(tmp_path, monkeypatch):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    waves = [_voice(0.6), _voice(2.5, f0=240, seed=1)]  # two lengths: the export keeps the time axis free
+    monkeypatch.delitem(speaker_encoder._ENCODER, "network", raising=False)
+    on_torch = [speaker_encoder.ge2e_features(w) for w in waves]
+    env = {"MER_ONNX": "1", "MER_ONNX_CACHE": str(tmp_path / "onnx_cache")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delitem(speaker_encoder._ENCODER, "network")
+    exported = [speaker_encoder.ge2e_features(w) for w in waves]  # the first call exports
+    assert len(list((tmp_path / "onnx_cache").glob("ge2e-layers-*.onnx"))) == 1
+    for ours, theirs in zip(exported, on_torch):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    np.save(tmp_path / "wave.npy", waves[1])
+    code = ("import sys, json, numpy as np\nfrom mer_utils.experts.audio.features import extract_features\n"
+            f"v = extract_features(np.load({str(tmp_path / 'wave.npy')!r}), 'ge2e')\n"
+            "print(json.dumps({'v': v.tolist(), 'torch': 'torch' in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, **env, "PYTHONPATH": str(REPO)}).stdout
+    fresh = json.loads(out.strip().splitlines()[-1])
+    assert fresh["torch"] is False
+    np.testing.assert_allclose(fresh["v"], on_torch[1], atol=1e-5)
+    monkeypatch.delitem(speaker_encoder._ENCODER, "network")  # later tests get torch again (MER_ONNX=0)

@@ -95,26 +95,75 @@ def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return mel.astype(np.float32).T
 
 
+def _layer_outputs_module():
+    """``(1, T, 40)`` mel frames -> the outputs of LSTM layers ``LAYERS_USED``, as one torch module."""
+    import torch
+
+    class LayerOutputs(torch.nn.Module):
+        def __init__(self, layers):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(layers)
+
+        def forward(self, frames):
+            outputs, hidden = [], frames
+            for index, layer in enumerate(self.layers, start=1):
+                hidden, _ = layer(hidden)
+                if index in LAYERS_USED:
+                    outputs.append(hidden)
+            return tuple(outputs)
+
+    return LayerOutputs(load_encoder()).eval()
+
+
+def encoder_network():
+    """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, once per process.
+
+    ONNX Runtime when the export of these weights is cached (no torch
+    import: the demo's start), else torch on one thread, exporting them for
+    the next process (:mod:`mer_utils.experts.onnx_runtime`; the tracing
+    exporter keeps each LSTM one ONNX LSTM over any number of frames).
+    """
+    if "network" not in _ENCODER:
+        from mer_utils.experts import onnx_runtime
+
+        key = onnx_runtime.content_key("ge2e-layers", digests=(weights_fingerprint()["weights_sha256"],))
+        network = onnx_runtime.cached_network(key)
+        if network is None:
+            module = _layer_outputs_module()
+            rng = np.random.default_rng(0)
+            examples = [rng.gamma(1.0, 1.0, (1, frames, N_MELS)).astype(np.float32) for frames in (120, 37)]
+            exported = onnx_runtime.export_network(key, module, examples, dynamic_axis=1, exporter="torchscript",
+                                                   what="speech encoder")
+            network = exported.run if exported is not None else _on_torch(module)
+        else:
+            network = network.run
+        _ENCODER["network"] = network
+    return _ENCODER["network"]
+
+
+def _on_torch(module):
+    import torch
+
+    def run(frames: np.ndarray) -> list[np.ndarray]:
+        # One thread: the network is small and extraction workers run in parallel.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                return [out.numpy() for out in module(torch.from_numpy(frames))]
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+
 def ge2e_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """``DIM`` values: mean and std over time of the outputs of LSTM layers ``LAYERS_USED``.
 
-    The whole utterance runs through the LSTM at once (one thread: the
-    network is small and extraction workers run in parallel).
+    The whole utterance runs through the LSTM at once.
     """
-    import torch
-
-    layers = load_encoder()
-    frames = torch.from_numpy(mel_frames(wave, sample_rate))[None]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        stats, hidden = [], frames
-        with torch.no_grad():
-            for index, layer in enumerate(layers, start=1):
-                hidden, _ = layer(hidden)
-                if index in LAYERS_USED:
-                    out = hidden[0].double().numpy()
-                    stats += [out.mean(axis=0), out.std(axis=0)]
-    finally:
-        torch.set_num_threads(threads)
+    stats = []
+    for out in encoder_network()(np.ascontiguousarray(mel_frames(wave, sample_rate)[None])):
+        out = out[0].astype(np.float64)
+        stats += [out.mean(axis=0), out.std(axis=0)]
     return np.concatenate(stats).astype(np.float32)
