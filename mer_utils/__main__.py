@@ -1,6 +1,6 @@
 """``python -m mer_utils`` is the same as the ``mer`` console script."""
 
-from mer_utils.cli import main
+from mer_utils.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

@@ -110,10 +110,12 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     if experts.face is not None:
         visual, visual_probs, frame_times = _score_face(inputs, experts.face, duration, starts, ends, window, long)
         notes += _face_notes(inputs, visual)
+    # Read while a cold process's audio features are still being computed in their own processes.
+    fusion = _fusion(experts, checkpoints) if audio_probs is not None and visual_probs is not None else None
     audio_probs = None if audio_probs is None else audio_probs()
     if audio_probs is None and visual_probs is None:
         raise RuntimeError(f"{inputs.name}: neither expert could run (no pictures and no audible audio)")
-    fused, fusion = _fuse(audio_probs, visual_probs, experts, checkpoints)
+    fused, fusion = _fuse(audio_probs, visual_probs, fusion)
     labels = tuple(experts.audio.labels if experts.audio is not None else experts.face.labels)
     timeline = None
     if long:
@@ -176,18 +178,22 @@ def _face_notes(inputs, visual) -> list[str]:
     return notes
 
 
-def _fuse(audio_probs, visual_probs, experts: Experts, checkpoints):
-    if audio_probs is None or visual_probs is None:
-        only = "audio" if visual_probs is None else "visual"
-        return (audio_probs if visual_probs is None else visual_probs), f"single modality ({only} expert only)"
+def _fusion(experts: Experts, checkpoints) -> tuple:
+    """``(rule, description)`` for fusing these two experts."""
     if experts.face.provenance.get("zero_shot"):
         from mer_utils.fusion.deploy import DEFAULT_RULE
 
-        rule = DEFAULT_RULE
-        return rule.fuse(audio_probs, visual_probs), ("untuned product fusion (no fusion rule was tuned with the "
-                                                      "zero-shot face model)")
+        return DEFAULT_RULE, "untuned product fusion (no fusion rule was tuned with the zero-shot face model)"
     rule = _fusion_rule(checkpoints, experts.provenance.get("audio", {}))
-    return rule.fuse(audio_probs, visual_probs), rule.description
+    return rule, rule.description
+
+
+def _fuse(audio_probs, visual_probs, fusion):
+    if audio_probs is None or visual_probs is None:
+        only = "audio" if visual_probs is None else "visual"
+        return (audio_probs if visual_probs is None else visual_probs), f"single modality ({only} expert only)"
+    rule, description = fusion
+    return rule.fuse(audio_probs, visual_probs), description
 
 
 def _fusion_rule(checkpoints, audio_entry: dict):

@@ -1,19 +1,20 @@
 """Feature sets of a few prepared waveforms, begun now and collected later, on two cores when that helps.
 
 A cold ``mer predict`` spends most of its start importing the libraries of
-the default feature sets: librosa (1.3 s, already loaded to trim silence)
-and openSMILE with pandas (0.5 s, plus 0.2 s of ComParE). Those imports are
-independent, so in a cold process the sets whose library is not imported
-yet are computed in a forked second process while this one computes the
-others and scores the face: the start drops by the second process's share.
+the default feature sets: librosa (1.2 s with scipy.signal and numba; the
+librosa and ge2e sets) and openSMILE with pandas (0.5 s, plus 0.2 s of
+ComParE; the eGeMAPS and ComParE sets). Those imports are independent, so in
+a cold process the sets of each library not imported yet are computed in a
+forked process of their own while this one scores the face: the start
+drops to the slowest of them.
 
-The second process is used only when it can help and is safe: the
+The second processes are used only when they can help and are safe: the
 platform forks (Linux), the process runs one Python thread (a Jupyter
 kernel does not: it computes in order), the library is not imported yet,
 and only for the first call: later calls of a long-lived process import the
-library once and compute in order, as a warm process should. The vectors
-are the same either way (tests/test_concurrent_features.py); a second
-process that fails is reported and its sets are computed here instead.
+libraries once and compute in order, as a warm process should. The vectors
+are the same either way (tests/test_concurrent_features.py); a process that
+fails is reported and its sets are computed here instead.
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ def _matrices(waves: Sequence[np.ndarray], sets: Sequence[str], sample_rate: int
     return {name: np.stack([extract_features(w, name, sample_rate=sample_rate) for w in waves]) for name in sets}
 
 
-def elsewhere(sets: Sequence[str]) -> list[str]:
-    """The sets a second process would compute now: those whose library this process has not imported."""
+def elsewhere(sets: Sequence[str]) -> dict[str, list[str]]:
+    """The sets other processes would compute now, by library: those whose library is not imported here."""
     if _STARTED or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
-        return []
-    return [name for name in sets if FEATURE_SETS[name].library and FEATURE_SETS[name].library not in sys.modules]
+        return {}
+    groups: dict[str, list[str]] = {}
+    for name in sets:
+        library = FEATURE_SETS[name].library
+        if library and library not in sys.modules:
+            groups.setdefault(library, []).append(name)
+    return groups
 
 
 def start_feature_sets(waves: Sequence[np.ndarray], sets: Sequence[str], *,
@@ -50,23 +56,27 @@ def start_feature_sets(waves: Sequence[np.ndarray], sets: Sequence[str], *,
     Work done between the two calls (the face expert, in the demo) overlaps
     with the second process, when one is used (:func:`elsewhere`).
     """
-    far = elsewhere(sets)
-    if not far or len(waves) == 0:
+    groups = elsewhere(sets)
+    if not groups or len(waves) == 0:
         done = _matrices(waves, sets, sample_rate)
         return lambda: done
     from concurrent.futures import ProcessPoolExecutor
 
-    _STARTED.append(far)
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    future = pool.submit(_matrices, list(waves), far, sample_rate)
+    _STARTED.append(groups)
+    pool = ProcessPoolExecutor(max_workers=len(groups), mp_context=multiprocessing.get_context("fork"))
+    futures = {tuple(names): pool.submit(_matrices, list(waves), names, sample_rate) for names in groups.values()}
+    far = [name for names in groups.values() for name in names]
     here = _matrices(waves, [name for name in sets if name not in far], sample_rate)
 
     def finish() -> dict[str, np.ndarray]:
         try:
-            here.update(future.result())
-        except Exception as err:  # a killed or failed worker: the same sets, computed here
-            logger.warning("feature sets %s: the second process failed (%s); computed here instead", far, err)
-            here.update(_matrices(waves, far, sample_rate))
+            for names, future in futures.items():
+                try:
+                    here.update(future.result())
+                except Exception as err:  # a killed or failed worker: the same sets, computed here
+                    logger.warning("feature sets %s: the second process failed (%s); computed here instead",
+                                   list(names), err)
+                    here.update(_matrices(waves, list(names), sample_rate))
         finally:
             pool.shutdown(wait=False)
         return {name: here[name] for name in sets}

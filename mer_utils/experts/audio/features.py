@@ -31,8 +31,8 @@ class FeatureSet(NamedTuple):
     name: str
     description: str
     licence: str
-    # The module extraction imports beyond librosa (which trimming loads anyway): a cold process may compute
-    # the set in a second process meanwhile (mer_utils/experts/audio/concurrent_features.py).
+    # The module whose import extraction waits for: a cold process computes the sets of each library not
+    # imported yet in a second process of their own (mer_utils/experts/audio/concurrent_features.py).
     library: str = ""
 
 
@@ -42,9 +42,10 @@ FEATURE_SETS = {
     "compare": FeatureSet("compare", "ComParE 2016 functionals (6,373), openSMILE",
                           "openSMILE: research and education only (audEERING licence)", "opensmile"),
     "librosa": FeatureSet("librosa", "MFCC, energy, spectral shape and pitch statistics (librosa)",
-                          "ISC (librosa): permissive, commercial use allowed"),
+                          "ISC (librosa): permissive, commercial use allowed", "librosa"),
     "ge2e": FeatureSet("ge2e", "GE2E speaker-encoder LSTM layers 2-3, mean and std over time (1,024), Resemblyzer",
-                       "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed"),
+                       "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed",
+                       "librosa"),  # its mel front-end; the network runs in ONNX Runtime once exported
 }
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1

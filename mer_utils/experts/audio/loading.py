@@ -116,23 +116,31 @@ TRIM_FRAME, TRIM_HOP = 2048, 512  # librosa.effects.trim's defaults: 128 ms fram
 def _trim(samples: np.ndarray, top_db: float) -> np.ndarray:
     """Leading and trailing silence cut as ``librosa.effects.trim(samples, top_db=top_db)`` cuts it.
 
-    Built from the same librosa parts (frame RMS in dB against the loudest frame) rather than called:
-    importing ``librosa.effects`` pulls librosa.decompose and with it scikit-learn's decomposition
-    module, 0.3-0.4 s of the demo's start-up for one threshold. tests/test_audio_loading.py checks
-    the cut equals librosa's, sample for sample.
+    The same steps in numpy rather than a call: librosa's import (1.2 s with
+    scipy.signal and numba) is half of the demo's start-up budget, and this
+    lets a cold ``mer predict`` load it in a second process, in parallel with
+    openSMILE (experts/audio/concurrent_features.py), instead of before
+    anything else can start. librosa's centred frames (zero-padded by half a
+    frame), frame RMS, and dB against the loudest frame are computed with the
+    same numpy operations in the same order; tests/test_audio_loading.py
+    checks the cut equals librosa's, sample for sample.
     """
-    import librosa
-
     # librosa's 128 ms frames keep soft consonant onsets; on CREMA-D the room
     # noise sits 32-35 dB below the speech peak, so 30 dB removes only the pauses.
-    rms = librosa.feature.rms(y=samples, frame_length=TRIM_FRAME, hop_length=TRIM_HOP)[0]
-    loud = np.flatnonzero(librosa.amplitude_to_db(rms, ref=np.max, top_db=None) > -top_db)
+    padded = np.pad(samples, TRIM_FRAME // 2, mode="constant")
+    frames = np.moveaxis(np.lib.stride_tricks.sliding_window_view(padded, TRIM_FRAME), -1, -2)[..., ::TRIM_HOP]
+    rms = np.sqrt(np.mean(np.power(frames, 2, dtype=np.float32), axis=-2))
+    magnitude = np.abs(rms)
+    amin = 1e-5 ** 2
+    db = 10.0 * np.log10(np.maximum(amin, np.square(magnitude))) \
+        - 10.0 * np.log10(np.maximum(amin, np.abs(np.max(magnitude) ** 2)))
+    loud = np.flatnonzero(db > -top_db)
     # An all-quiet clip would trim to nothing; keep it whole rather than fail
     # (the manifest already flags truly silent files).
     if loud.size == 0:
         return samples
-    start = int(librosa.frames_to_samples(loud[0], hop_length=TRIM_HOP))
-    end = min(len(samples), int(librosa.frames_to_samples(loud[-1] + 1, hop_length=TRIM_HOP)))
+    start = int(loud[0]) * TRIM_HOP
+    end = min(len(samples), (int(loud[-1]) + 1) * TRIM_HOP)
     return samples[start:end]
 
 

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
 
 from mer_utils.experts.audio import DEFAULT_C_GRID
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS, SPEAKER_NORM_MODES, SpeakerNormalizer
-from mer_utils.core.metrics import aggregate_scores, classification_scores
+
+if TYPE_CHECKING:  # pandas loads in the functions that take tables: predicting from a checkpoint needs none
+    import pandas as pd
 
 CLASSIFIERS = ("logreg", "linsvm", "svc")
 # How the per-block probabilities of a multi-model recipe are joined: their arithmetic mean, or
@@ -370,8 +371,9 @@ def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallbac
     if speakers is None:
         few = np.ones(n, dtype=bool)
     elif reference is not None:
-        counts = pd.Series(np.asarray(reference[1])).value_counts()
-        few = np.array([counts.get(s, 0) < recipe.min_clips for s in speakers])
+        names, counts = np.unique(np.asarray(reference[1]), return_counts=True)
+        count_of = dict(zip(names.tolist(), counts.tolist()))
+        few = np.array([count_of.get(s, 0) < recipe.min_clips for s in speakers])
     else:
         few = SpeakerNormalizer(min_clips=recipe.min_clips).fallback_mask(speakers)
     proba = np.zeros((n, models[0].n_labels))
@@ -459,6 +461,8 @@ def half_transfer_split(manifest: pd.DataFrame, train_actors: Sequence, *, n_val
     choice looks at the test actors. Returns a split frame
     (``clip_id, split, fold, subset``) for :func:`cross_validate`.
     """
+    import pandas as pd
+
     from mer_utils.protocols.splits import _actor_table, _frame, _split_actors, check_speaker_independent
 
     clips = manifest
@@ -502,6 +506,9 @@ def cross_validate(recipe: Recipe, *, features: dict, manifest: pd.DataFrame, sp
     "reports": [...], "predictions": DataFrame}`` (test-subset predictions
     in the contract's columns).
     """
+    import pandas as pd
+
+    from mer_utils.core.metrics import aggregate_scores, classification_scores
     from mer_utils.core.predictions import make_predictions_frame
 
     row_of = pd.Series(np.arange(len(manifest)), index=manifest["clip_id"].to_numpy())

@@ -17,13 +17,13 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from mer_utils.core.atomic_io import atomic_path, write_csv, write_json
-from mer_utils.data.modalities import modality_gap
+if TYPE_CHECKING:  # pandas (and the data layer) load with a manifest: scoring one video needs neither
+    import pandas as pd
 
 CACHE_VERSION = 1
 REPORT_COLUMNS = ("clip_id", "status", "n_frames", "n_detected", "n_fallback", "error")
@@ -172,6 +172,10 @@ def prepare_crops(
     Returns the cache folder and the report (also written there as
     ``prepare_report.csv``).
     """
+    import pandas as pd
+
+    from mer_utils.data.modalities import modality_gap
+
     from tqdm.auto import tqdm
 
     for column in ("clip_id", "video_path", "video_status"):
