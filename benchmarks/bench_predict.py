@@ -40,7 +40,8 @@ def _child_cpu() -> float:
 
 
 def cold_runs(args: list[str], repeats: int, **env: str) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds (with the second process's) of ``repeats`` fresh interpreters running ``args``."""
+    """Wall and CPU seconds of ``repeats`` fresh interpreters running ``args``. The CPU column misses the
+    feature processes of a cold ``mer predict`` (it leaves without waiting for them to be reaped)."""
     walls, cpus = [], []
     for _ in range(repeats):
         cpu, wall = _child_cpu(), time.perf_counter()
@@ -70,8 +71,11 @@ def main() -> None:
     predict = ["-m", "mer_utils", "predict", str(videos[0]), "--checkpoints", str(args.checkpoints),
                "--out", str(args.out)]
     _report("python -c pass (interpreter alone)", *cold_runs(["-c", "pass"], args.repeats))
-    for module in ("numpy", "torch", "librosa", "opensmile", "cv2", "av"):
+    for module in ("numpy", "torch", "opensmile", "cv2", "av", "onnxruntime"):
         _report(f"import {module}", *cold_runs(["-c", f"import {module}"], max(2, args.repeats // 2)))
+    # librosa loads lazily: its cost comes with the first function used.
+    _report("librosa's first use (stft)", *cold_runs(["-c", "import numpy, librosa; librosa.stft(numpy.zeros(16000))"],
+                                                     max(2, args.repeats // 2)))
     _report("mer predict --help", *cold_runs(["-m", "mer_utils", "predict", "--help"], args.repeats))
     with tempfile.TemporaryDirectory() as fresh:  # an empty ONNX cache: the run that exports the face model
         _report("first run ever (exports the face model)", *cold_runs([*predict, "--no-figure"], 1,
