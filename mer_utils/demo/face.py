@@ -10,7 +10,6 @@ probability per label (:meth:`FaceExpert.probs`).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,19 +45,11 @@ class FaceExpert:
         """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
         from mer_utils.experts.visual.video import sample_frame_indices
 
-        crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
-        if "torch" not in sys.modules:  # the model runs in ONNX Runtime, on one thread already
-            return np.asarray(self._score(crops), dtype=float)
-        import torch
+        from mer_utils.experts.torch_threads import one_torch_thread
 
-        # Eight 64x64 crops are too little work to share: on 2 busy cores a second torch thread made one
-        # clip 0.7-1.0 s instead of 0.04 s (measured). The caller's setting is restored.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
+        with one_torch_thread():  # ONNX Runtime sessions run on one thread already
             return np.asarray(self._score(crops), dtype=float)
-        finally:
-            torch.set_num_threads(threads)
 
 
 def trained_face_expert(expert, entry: dict) -> FaceExpert:

@@ -10,7 +10,7 @@ import numpy as np
 
 
 class Experts(NamedTuple):
-    audio: object | None  # has predict_proba(inputs) and labels
+    audio: object | None  # has start_predict_proba(inputs) -> finish(), predict_proba(inputs) and labels
     face: object | None  # mer_utils.demo.face.FaceExpert
     paths: dict  # expert -> checkpoint path (str)
     provenance: dict  # expert -> index entry
@@ -100,11 +100,7 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
         from mer_utils.demo.timeline import audio_windows
 
         # Begun before the face is scored: a cold process computes part of the audio features meanwhile.
-        windows = audio_windows(samples, rate, starts, ends)
-        if hasattr(experts.audio, "start_predict_proba"):  # the offline expert
-            audio_probs = experts.audio.start_predict_proba(windows)
-        else:  # a speech model: scored now
-            audio_probs = (lambda probs: lambda: probs)(experts.audio.predict_proba(windows))
+        audio_probs = experts.audio.start_predict_proba(audio_windows(samples, rate, starts, ends))
         notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
     visual, visual_probs, frame_times = None, None, None
     if experts.face is not None:

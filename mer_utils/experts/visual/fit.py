@@ -133,18 +133,14 @@ def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: n
     (frozen) or ``crops`` (fine-tuning). With ``state_path`` the loop saves
     its state after every epoch and resumes from it when it exists.
     """
-    import torch
+    import contextlib
 
-    threads = torch.get_num_threads()
-    if settings.frozen:
-        # A small head on precomputed features: extra threads only add
-        # synchronisation (10x slower on a busy 2-core machine).
-        torch.set_num_threads(1)
-    try:
+    from mer_utils.experts.torch_threads import one_torch_thread
+
+    # A small head on precomputed features: extra threads only add synchronisation.
+    with one_torch_thread() if settings.frozen else contextlib.nullcontext():
         return _fit(model, data, y, train_idx, val_idx, settings=settings, fold=fold, state_path=state_path,
                     progress=progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _fit(model, data, y, train_idx, val_idx, *, settings, fold, state_path, progress):
