@@ -41,7 +41,9 @@ def dies(*args, **kwargs):
 ssl_train._train_batch = dies
 from mer_utils.cli import main
 codes = [main(argv.split()) for argv in " ".join(sys.argv[1:]).split(" :: ")]
-print("exit codes", codes)
+# One write, flushed: both processes share the pipe, and print's separate pieces could interleave.
+sys.stdout.write("exit codes %s\\n" % codes)
+sys.stdout.flush()
 raise SystemExit(codes[-1])
 """
 
