@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.experts.audio.features import features_for_files
-from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, FUNCTIONALS_RECIPE, SVC_C_GRID, Recipe,
-                                              cross_validate, half_transfer_split)
+from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, FOUR_MODEL_RECIPE, FUNCTIONALS_RECIPE,
+                                              SVC_C_GRID, Recipe, cross_validate, half_transfer_split,
+                                              without_speaker_statistics)
 from mer_utils.core.metrics import format_mean_std
 from mer_utils.data.manifest import build_manifest, corpus_info
 from mer_utils.protocols.splits import make_split
@@ -72,15 +73,22 @@ CANDIDATES = [
     Recipe(feature_sets=("compare", "ge2e"), combine="average", speaker_norm="meanstd", refit=True),
     # permissive licences only (ISC librosa, Apache-2.0 Resemblyzer): the choice for commercial use
     Recipe(feature_sets=("librosa", "ge2e"), combine="average", speaker_norm="meanstd", refit=True),
-    DEFAULT_RECIPE,  # avg(egemaps,librosa,compare,ge2e)
+    FOUR_MODEL_RECIPE,  # avg(egemaps,librosa,compare,ge2e): the third round's default
     Recipe(feature_sets=("egemaps", "librosa", "compare", "ge2e"), combine="geomean", speaker_norm="meanstd",
            refit=True),
+    # fourth round: per-speaker prior matching and speaker x sentence normalisation
+    Recipe(feature_sets=("ge2e",), speaker_norm="meanstd", refit=True, balance=True),
+    Recipe(feature_sets=("ge2e",), speaker_norm="meanstd", sentence_norm=True, refit=True),
+    DEFAULT_RECIPE,  # ge2e, speaker x sentence normalisation, prior matching
+    Recipe(feature_sets=("egemaps", "librosa", "compare", "ge2e"), combine="average", speaker_norm="meanstd",
+           sentence_norm=True, refit=True, balance=True),
+    dataclasses.replace(FOUR_MODEL_RECIPE, balance=True),
 ]
 # Single-clip candidates: a model that never saw speaker statistics, for speakers below min_clips.
 SINGLE_CLIP = [
-    FALLBACK_RECIPE,  # avg(egemaps,librosa,compare,ge2e) logreg refit: the default without speaker statistics
-    dataclasses.replace(FUNCTIONALS_RECIPE, speaker_norm=None),  # the previous round's fallback
-    Recipe(feature_sets=("ge2e",), refit=True),
+    FALLBACK_RECIPE,  # ge2e logreg refit: the default without speaker statistics
+    without_speaker_statistics(FOUR_MODEL_RECIPE),  # the third round's fallback
+    dataclasses.replace(FUNCTIONALS_RECIPE, speaker_norm=None),  # the second round's
     Recipe(feature_sets=("librosa", "ge2e"), combine="average", refit=True),
     Recipe(feature_sets=EL, refit=True),
     Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="geomean", refit=True),
@@ -182,7 +190,7 @@ def main(argv=None) -> int:
 
     manifest = build_manifest(args.data_root, dataset="ravdess", progress=False).manifest
     paths = [Path(args.data_root) / p for p in manifest["audio_path"]]
-    recipes = [FUNCTIONALS_RECIPE, DEFAULT_RECIPE] if args.quick else BASELINES + CANDIDATES
+    recipes = [FOUR_MODEL_RECIPE, DEFAULT_RECIPE] if args.quick else BASELINES + CANDIDATES
     if args.only:
         recipes = [r for r in recipes if args.only in r.name]
     if args.exclude:
@@ -214,7 +222,7 @@ def main(argv=None) -> int:
         evaluate(recipe, features, manifest, splits, augmented=augmented,
                  label=recipe.name + (" **(default)**" if recipe == DEFAULT_RECIPE else ""))
     if args.single_clip:
-        single = [DEFAULT_RECIPE, FUNCTIONALS_RECIPE] + SINGLE_CLIP
+        single = list(dict.fromkeys([DEFAULT_RECIPE, FOUR_MODEL_RECIPE] + SINGLE_CLIP))
         for recipe in [r for r in single if not args.only or args.only in f"{r.name} (single clip)"]:
             for augment in recipe.augment:
                 augmented.setdefault(augment, {name: extract(name, augment) for name in needed})

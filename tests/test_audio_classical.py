@@ -11,6 +11,7 @@ import pytest
 from mer_utils.core.atomic_io import read_json
 from mer_utils.experts.audio.checkpoint import load_audio_expert
 from mer_utils.experts.audio.compare import compare_protocols
+from mer_utils.experts.audio.features import FEATURE_SETS
 from mer_utils.experts.audio.train import train_audio
 from mer_utils.cli import main
 from mer_utils.data.cremad_vocabulary import PROB_COLUMNS
@@ -176,15 +177,19 @@ def test_default_backbone_normalises_speakers_and_its_checkpoint_scores_a_lone_c
 
     result = train_audio(data_root=str(corpus), protocol="speaker", outputs=str(tmp_path / "outputs"),
                          checkpoints=str(tmp_path / "checkpoints"), progress=False)
-    assert DEFAULT_BACKBONE == "egemaps,librosa,compare,ge2e" and recipe_for(DEFAULT_BACKBONE) == DEFAULT_RECIPE
+    assert DEFAULT_BACKBONE == "ge2e"
+    assert recipe_for(DEFAULT_BACKBONE, sentence_norm=True, balance=True) == DEFAULT_RECIPE
     fold = result.metrics["folds"][0]
     assert fold["speaker_norm"] == {"mode": "meanstd", "min_clips": 8} and fold["refit"] is True
-    assert len(fold["blocks"]) == 4
-    assert fold["fallback"]["recipe"].startswith("avg(egemaps,librosa,compare,ge2e) logreg refit")
+    assert fold["sentence_norm"] is True and fold["balance"] is True and len(fold["blocks"]) == 1
+    # Every synthetic clip carries its sentence id, so each one was normalised within its group.
+    assert fold["sentence_groups"] == {"train_clips_with_sentence": fold["n_train"],
+                                       "val_clips_with_sentence": fold["n_val"]}
+    assert fold["fallback"]["recipe"] == "ge2e logreg refit"  # no speaker, sentence or prior statistics
     assert result.metrics["summary"]["test"]["ua"]["mean"] > CHANCE + 0.15
     expert = load_audio_expert(result.checkpoint)
     licence = expert.metadata()["licence"]
-    assert expert.fallback is not None and "audEERING" in licence and "Apache-2.0 (Resemblyzer" in licence
+    assert expert.fallback is not None and licence == FEATURE_SETS["ge2e"].licence and "audEERING" not in licence
     # The demo's case: one recording of an unknown speaker is scored by the model trained without speaker statistics.
     wav = next((corpus / "AudioWAV").glob("*.wav"))
     proba = expert.predict_proba([wav])
@@ -214,9 +219,10 @@ def test_rank_speaker_norm_trains_and_its_checkpoint_reproduces_the_run(corpus, 
     assert result.metrics["summary"]["test"]["ua"]["mean"] > CHANCE + 0.15
     expert = load_audio_expert(result.checkpoint)
     assert expert.recipe.speaker_norm == "rank"
-    # Every clip of the test speakers, scored with their speaker ids: the same ranks as in the run.
+    # Every clip of the test speakers, scored with their speaker and sentence ids: the same ranks as in the run.
     test = read_predictions(result.run_dir / "predictions_test.csv")
     manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2])).set_index("clip_id")
     paths = [corpus / manifest.loc[c, "audio_path"] for c in test["clip_id"]]
-    proba = expert.predict_proba(paths, speakers=manifest.loc[test["clip_id"], "actor_id"].to_numpy())
+    rows = manifest.loc[test["clip_id"]]
+    proba = expert.predict_proba(paths, speakers=rows["actor_id"].to_numpy(), sentences=rows["sentence"].to_numpy())
     np.testing.assert_allclose(proba, test[list(PROB_COLUMNS)].to_numpy(), atol=2e-6)

@@ -37,7 +37,7 @@ def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None, refit
     pool = ClipSet.from_manifest(manifest, root, split["clip_id"].drop_duplicates().tolist(), labels=EMOTIONS)
     backbone = AcousticBackbone(feature_set="librosa", cache_dir=cache_dir, n_jobs=2, progress=False,
                                 speaker_norm=speaker_norm, speaker_pool=pool if speaker_norm else None,
-                                refit=refit)
+                                refit=refit, sentence_norm=False, balance=False)  # speaker statistics alone
     backbone.fit(clips["train"], clips["val"])
     proba = backbone.predict_proba(clips["test"])
     return balanced_accuracy_score(clips["test"].label_indices(), proba.argmax(axis=1))

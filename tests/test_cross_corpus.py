@@ -29,7 +29,7 @@ def corpora(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cross_run(corpora):
     source, target, base = corpora
-    # eGeMAPS alone keeps the test quick; the default averages eGeMAPS, librosa and ComParE models.
+    # eGeMAPS alone keeps the test quick (the default is the ge2e speech-encoder set).
     config = CrossCorpusConfig(source_root=str(source), target_root=str(target), source_name="synthetic",
                                backbone="egemaps", outputs=str(base / "outputs"))
     return run_cross_corpus(config, progress=False), config
@@ -39,7 +39,7 @@ def test_cross_corpus_run_folder_follows_the_contract(cross_run):
     run_dir, config = cross_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["protocol"] == "cross:synthetic->ravdess"
-    assert metrics["modality"] == "audio" and metrics["backbone"] == "egemaps logreg speakernorm-meanstd refit"
+    assert metrics["modality"] == "audio" and metrics["backbone"] == "egemaps logreg speakernorm-meanstd sentencenorm refit"
     assert metrics["shared_emotions"] == ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
     assert set(metrics["summary"]) == {"val", "test"}
     assert 0.0 <= metrics["summary"]["test"]["ua"]["mean"] <= 1.0

@@ -218,3 +218,47 @@ def test_unknown_combine_and_speaker_norm_are_refused_by_name():
         Recipe(feature_sets=("set0", "set1"), combine="median")
     with pytest.raises(ValueError, match="unknown speaker_norm 'quantile'"):
         Recipe(feature_sets=("set0",), speaker_norm="quantile")
+
+
+def test_sentence_norm_removes_what_each_sentence_adds_and_is_checked():
+    """Each speaker reads two sentences in every emotion; the sentence shifts every feature. Normalised per
+    speaker and sentence, the shift is gone: a held-out speaker is scored as if both sentences were one."""
+    manifest, X = _corpus(per_class=8)
+    sentences = np.where(np.arange(len(manifest)) % 2, "s1", "s2").astype(object)
+    shifted = {k: v + np.where(sentences == "s1", 6.0, 0.0)[:, None] for k, v in X.items()}
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", sentence_norm=True,
+                    c_grid=(1.0,))
+    data = []
+    for actors in ([1, 2, 3, 4, 5], [6], [7, 8]):
+        d = _data(manifest, shifted, actors)
+        d["sentences"] = sentences[manifest["actor_id"].isin(actors).to_numpy()]
+        data.append(d)
+    models, report = fit_recipe(recipe, data[0], data[1], labels=LABELS)
+    assert report["sentence_groups"] == {"train_clips_with_sentence": 120, "val_clips_with_sentence": 24}
+    test = data[2]
+    proba = predict_recipe(models, recipe, test["X"], test["speakers"], sentences=test["sentences"])
+    unshifted = {k: v[manifest["actor_id"].isin([7, 8]).to_numpy()] for k, v in X.items()}
+    same_clips = predict_recipe(models, recipe, unshifted, test["speakers"], sentences=test["sentences"])
+    np.testing.assert_allclose(proba, same_clips, atol=1e-9)  # the sentence offset no longer matters
+    assert "sentencenorm" in recipe.name and recipe == Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
+    with pytest.raises(ValueError, match="set speaker_norm too"):
+        Recipe(feature_sets=("set0",), sentence_norm=True)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        Recipe(feature_sets=("set0",), speaker_norm="meanstd", sentence_norm=True, augment=("noise20",))
+
+
+def test_balance_leaves_a_sample_of_a_speakers_clips_as_it_is():
+    """A random split scores a sample of each speaker's clips, which need not spread like the prior:
+    prior matching applies only to speakers scored with all of their clips in the reference pool."""
+    manifest, X = _corpus()
+    train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
+    plain = Recipe(feature_sets=("set0",), speaker_norm="meanstd", c_grid=(1.0,))
+    balanced = Recipe(feature_sets=("set0",), speaker_norm="meanstd", balance=True, c_grid=(1.0,))
+    models, _ = fit_recipe(plain, train, val, labels=LABELS)
+    pool = (test["X"], test["speakers"])
+    sample = np.flatnonzero(test["speakers"] == 7)[:10]  # 10 of speaker 7's 18 clips
+    part = {k: v[sample] for k, v in test["X"].items()}
+    np.testing.assert_allclose(predict_recipe(models, balanced, part, test["speakers"][sample], pool),
+                               predict_recipe(models, plain, part, test["speakers"][sample], pool))
+    whole = predict_recipe(models, balanced, test["X"], test["speakers"], pool)
+    assert not np.allclose(whole, predict_recipe(models, plain, test["X"], test["speakers"], pool))

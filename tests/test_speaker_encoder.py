@@ -24,7 +24,7 @@ def _voice(seconds=1.5, f0=150.0, sr=16_000, seed=0, level=0.2):
 
 def test_ge2e_gives_fixed_length_finite_vectors_that_tell_voices_apart():
     low, high = extract_features(_voice(0.8), "ge2e"), extract_features(_voice(2.5, f0=240), "ge2e")
-    assert low.shape == high.shape == (speaker_encoder.DIM,) == (1024,)
+    assert low.shape == high.shape == (speaker_encoder.DIM,) == (1792,)
     assert np.isfinite(low).all() and np.isfinite(high).all()
     assert not np.allclose(low, high, atol=1e-3)
     assert "Apache" in FEATURE_SETS["ge2e"].licence
@@ -94,7 +94,8 @@ def test_ge2e_checkpoint_round_trips_and_reproduces_the_run(ge2e_run):
     test = read_predictions(result.run_dir / "predictions_test.csv")
     manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2])).set_index("clip_id")
     paths = [corpus / manifest.loc[c, "audio_path"] for c in test["clip_id"]]
-    proba = expert.predict_proba(paths, speakers=manifest.loc[test["clip_id"], "actor_id"].to_numpy())
+    rows = manifest.loc[test["clip_id"]]
+    proba = expert.predict_proba(paths, speakers=rows["actor_id"].to_numpy(), sentences=rows["sentence"].to_numpy())
     np.testing.assert_allclose(proba, test[list(PROB_COLUMNS)].to_numpy(), atol=2e-6)
 
 

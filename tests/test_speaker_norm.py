@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
-from mer_utils.experts.audio.speaker_norm import SpeakerNormalizer, speaker_statistics
+from mer_utils.experts.audio.speaker_norm import SpeakerNormalizer, sentence_normalise, speaker_statistics
 
 
 def _features(seed=0):
@@ -41,7 +41,7 @@ def test_changing_one_speaker_never_changes_another_speakers_output():
 
 
 def test_labels_are_never_an_input():
-    for func in (SpeakerNormalizer.fit, SpeakerNormalizer.transform, speaker_statistics):
+    for func in (SpeakerNormalizer.fit, SpeakerNormalizer.transform, speaker_statistics, sentence_normalise):
         params = set(inspect.signature(func).parameters)
         assert not params & {"y", "labels", "emotions"}, f"{func.__name__} takes labels: {params}"
 
@@ -99,3 +99,32 @@ def test_rank_mode_gives_normal_scores_of_each_speakers_own_ranks():
     # Too few clips: the global fallback, as in the other modes.
     clip = np.array([[3.0, 4.0]])
     np.testing.assert_allclose(norm_.transform(clip, speakers=["demo"]), (clip - X.mean(axis=0)) / X.std(axis=0))
+
+
+def test_sentence_groups_are_standardised_with_their_own_clips_and_small_groups_with_the_speakers():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3)) + 5
+    speakers = np.array(["a"] * 14 + ["b"] * 6)
+    # a: 8 clips of s1 and 6 of s2 (one of them with no sentence id); b: 6 clips, too few for speaker statistics
+    sentences = np.array(["s1"] * 8 + ["s2"] * 5 + [None] + ["s1"] * 6, dtype=object)
+    out = sentence_normalise(X, speakers, sentences, min_group_clips=6, min_clips=8)
+    s1 = slice(0, 8)
+    np.testing.assert_allclose(out[s1], (X[s1] - X[s1].mean(0)) / X[s1].std(0))
+    # a's "s2" group has 5 clips (< 6) and the unknown sentence joins no group: the speaker's statistics
+    a = X[:14]
+    np.testing.assert_allclose(out[8:14], (X[8:14] - a.mean(0)) / a.std(0))
+    # b's 6 s1 clips make a group of their own: groups never mix speakers
+    np.testing.assert_allclose(out[14:], (X[14:] - X[14:].mean(0)) / X[14:].std(0))
+    alone = sentence_normalise(X[14:], speakers[14:], [None] * 6, min_group_clips=6, min_clips=8)
+    np.testing.assert_array_equal(alone, X[14:])  # no group, too few clips for the speaker: left as it is
+
+
+def test_sentence_statistics_come_from_the_reference_pool():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(12, 2))
+    speakers, sentences = ["a"] * 12, ["s"] * 12
+    out = sentence_normalise(X[:3], speakers[:3], sentences[:3], reference=(X, speakers, sentences),
+                             min_group_clips=6, min_clips=8)
+    np.testing.assert_allclose(out, (X[:3] - X.mean(0)) / X.std(0))
+    with pytest.raises(ValueError, match="sentence ids"):
+        sentence_normalise(X, speakers, sentences[:5])

@@ -30,10 +30,13 @@ class ClipSet:
     labels: list[str] | None = None
     speakers: list | None = None  # actor ids, for speaker normalisation (never labels)
     label_set: tuple[str, ...] | None = None  # the corpus's classes, in order (required with labels)
+    sentences: list | None = None  # what each clip says (the manifest's sentence id), for sentence normalisation
 
     def __post_init__(self):
         if len(self.clip_ids) != len(self.paths):
             raise ValueError(f"{len(self.clip_ids)} clip ids but {len(self.paths)} paths")
+        if self.sentences is not None and len(self.sentences) != len(self.clip_ids):
+            raise ValueError(f"{len(self.clip_ids)} clip ids but {len(self.sentences)} sentence ids")
         if self.label_set is not None:
             self.label_set = check_label_set(self.label_set)
         if self.labels is not None:
@@ -52,7 +55,8 @@ class ClipSet:
         index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=int)
         return ClipSet([self.clip_ids[i] for i in index], [self.paths[i] for i in index],
                        None if self.labels is None else [self.labels[i] for i in index],
-                       None if self.speakers is None else [self.speakers[i] for i in index], self.label_set)
+                       None if self.speakers is None else [self.speakers[i] for i in index], self.label_set,
+                       None if self.sentences is None else [self.sentences[i] for i in index])
 
     def label_indices(self) -> np.ndarray:
         if self.labels is None:
@@ -62,8 +66,8 @@ class ClipSet:
     @classmethod
     def from_manifest(cls, manifest: pd.DataFrame, data_root: str | os.PathLike, clip_ids: Sequence[str], *,
                       labels: Sequence[str]) -> "ClipSet":
-        """Clips of ``clip_ids`` (in that order) with their audio paths and emotions; ``labels`` is the
-        corpus's label set."""
+        """Clips of ``clip_ids`` (in that order) with their audio paths, emotions, speakers and sentence
+        ids (when the manifest has them); ``labels`` is the corpus's label set."""
         from mer_utils.data.manifest import media_path
 
         table = manifest.set_index("clip_id")
@@ -77,8 +81,9 @@ class ClipSet:
             raise ValueError(f"{len(no_audio)} clips have no audio file (e.g. {no_audio[0]}); "
                              "add AudioWAV/ (or AudioMP3/) to the data root")
         paths = [media_path(data_root, rel) for rel in rows["audio_path"].astype(str)]
+        sentences = rows["sentence"].tolist() if "sentence" in rows.columns else None
         return cls(list(clip_ids), paths, rows["emotion"].astype(str).tolist(), rows["actor_id"].tolist(),
-                   tuple(labels))
+                   tuple(labels), sentences)
 
 
 class AudioBackbone(Protocol):

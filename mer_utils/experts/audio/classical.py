@@ -4,13 +4,17 @@ The one acoustic model of the toolkit: ``mer audio train``, cross-corpus runs
 and ``benchmarks/bench_ravdess.py`` all fit a
 :class:`~mer_utils.experts.audio.variants.Recipe`. A backbone name spells
 its recipe: ``a+b`` stacks feature sets into one model, ``a,b,c`` trains
-one model per item and averages their probabilities (the default,
-``egemaps,librosa,compare,ge2e``: three functionals sets and the pretrained
-GE2E speaker encoder; see docs/ravdess.md for the measurements).
+one model per item and averages their probabilities (the default, ``ge2e``:
+the pretrained GE2E speaker encoder's statistics; see docs/ravdess.md for
+the measurements).
 
 With ``speaker_norm`` (default ``"meanstd"``) each speaker's clips are
 z-scored with that speaker's own statistics, taken from every usable clip
-of the speaker in the corpus (transductive, label-free). ``C`` is chosen by
+of the speaker in the corpus (transductive, label-free); with
+``sentence_norm`` (default on) each clip is first z-scored within its
+(speaker, sentence) group when the manifest gives sentence ids, and with
+``balance`` (default on) each speaker's predictions are matched to the
+training class prior. ``C`` is chosen by
 validation UA; with ``refit`` the chosen ``C`` is then refitted on
 train+validation for the test predictions, while the validation predictions
 handed to fusion come from the model fitted on train alone, so they stay
@@ -42,19 +46,22 @@ from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, f
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS
 from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitted_from_arrays, fitted_to_arrays,
-                                              predict_with_fallback)
+                                              predict_with_fallback, without_speaker_statistics)
 
 CHECKPOINT_KIND = "mer-audio-acoustic-2"
 
 
 def recipe_for(backbone: str, *, speaker_norm: str | None = "meanstd", c_grid: Sequence[float] = DEFAULT_C_GRID,
-               refit: bool = True, min_clips: int = DEFAULT_MIN_CLIPS) -> Recipe:
-    """The recipe a backbone name spells.
+               refit: bool = True, min_clips: int = DEFAULT_MIN_CLIPS, sentence_norm: bool = False,
+               balance: bool = False) -> Recipe:
+    """The recipe a backbone name spells (``sentence_norm`` and ``balance`` apply only with ``speaker_norm``).
 
     >>> recipe_for("egemaps,librosa").name
     'avg(egemaps,librosa) logreg speakernorm-meanstd refit'
     >>> recipe_for("egemaps+librosa", refit=False).name
     'egemaps+librosa logreg speakernorm-meanstd'
+    >>> recipe_for("ge2e", sentence_norm=True, balance=True).name
+    'ge2e logreg speakernorm-meanstd sentencenorm refit balance'
     """
     items = tuple(backbone.split(","))
     for item in items:
@@ -62,8 +69,10 @@ def recipe_for(backbone: str, *, speaker_norm: str | None = "meanstd", c_grid: S
             check_feature_set(part)
     combine = "average" if len(items) > 1 else "concat"
     feature_sets = items if combine == "average" else tuple(items[0].split("+"))
+    per_speaker = speaker_norm is not None
     return Recipe(feature_sets=feature_sets, combine=combine, speaker_norm=speaker_norm, min_clips=min_clips,
-                  c_grid=tuple(float(c) for c in c_grid), refit=refit)
+                  c_grid=tuple(float(c) for c in c_grid), refit=refit, sentence_norm=sentence_norm and per_speaker,
+                  balance=balance and per_speaker)
 
 
 @dataclasses.dataclass
@@ -80,24 +89,28 @@ class AcousticExpert:
 
     @property
     def fallback_recipe(self) -> Recipe:
-        return dataclasses.replace(self.recipe, speaker_norm=None)
+        return without_speaker_statistics(self.recipe)
 
     def proba_from_features(self, X: dict, speakers: Sequence | None = None,
-                            reference: tuple | None = None) -> np.ndarray:
+                            reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
         """``X``: ``{feature set: (n, d)}``. ``speakers=None`` scores each row alone (the fallback);
-        ``reference`` = (features, speakers) of the clips that define each speaker's statistics."""
+        ``reference`` = (features, speakers[, sentences]) of the clips that define each speaker's statistics;
+        ``sentences``: one id per row, for a recipe normalised per speaker and sentence."""
         if self.fallback is None or self.recipe.speaker_norm is None:
             from mer_utils.experts.audio.variants import predict_recipe
 
-            return predict_recipe(self.models, self.recipe, X, speakers, reference)
+            return predict_recipe(self.models, self.recipe, X, speakers, reference, sentences)
         return predict_with_fallback(self.models, self.recipe, self.fallback, self.fallback_recipe, X, speakers,
-                                     reference)
+                                     reference, sentences)
 
-    def predict_proba(self, inputs: Iterable, speakers: Sequence | None = None) -> np.ndarray:
-        """``(n, K)`` probabilities (``labels`` order) for paths, 16 kHz arrays or ``(array, rate)`` tuples."""
-        return self.start_predict_proba(inputs, speakers)()
+    def predict_proba(self, inputs: Iterable, speakers: Sequence | None = None,
+                      sentences: Sequence | None = None) -> np.ndarray:
+        """``(n, K)`` probabilities (``labels`` order) for paths, 16 kHz arrays or ``(array, rate)`` tuples;
+        ``speakers`` (and ``sentences``) as in :meth:`proba_from_features`."""
+        return self.start_predict_proba(inputs, speakers, sentences)()
 
-    def start_predict_proba(self, inputs: Iterable, speakers: Sequence | None = None) -> Callable[[], np.ndarray]:
+    def start_predict_proba(self, inputs: Iterable, speakers: Sequence | None = None,
+                            sentences: Sequence | None = None) -> Callable[[], np.ndarray]:
         """:meth:`predict_proba` begun now, finished by calling the result: in a cold process some feature
         sets are computed meanwhile in a second process (:mod:`~mer_utils.experts.audio.concurrent_features`)."""
         from mer_utils.experts.audio.concurrent_features import start_feature_sets
@@ -106,7 +119,7 @@ class AcousticExpert:
         if not waves:
             return lambda: np.zeros((0, len(self.labels)))
         features = start_feature_sets(waves, self.recipe.base_feature_sets, sample_rate=self.settings.sample_rate)
-        return lambda: self.proba_from_features(features(), speakers)
+        return lambda: self.proba_from_features(features(), speakers, sentences=sentences)
 
     def metadata(self) -> dict:
         licences = sorted({FEATURE_SETS[part].licence for part in self.recipe.base_feature_sets})
@@ -180,6 +193,9 @@ class AcousticBackbone:
     feature_set: str = DEFAULT_BACKBONE
     settings: AudioSettings = AudioSettings()
     speaker_norm: str | None = "meanstd"  # None: global standardisation only
+    # Within each (speaker, sentence) group first, where the clips carry sentence ids (Recipe.sentence_norm).
+    sentence_norm: bool = True
+    balance: bool = True  # match each speaker's predictions to the training class prior (Recipe.balance)
     min_clips: int = DEFAULT_MIN_CLIPS  # speakers with fewer clips are scored by the fallback
     refit: bool = True  # refit the chosen C on train+val for the test predictions
     # Every usable clip of the corpus (labels unused): each speaker's statistics come from all of
@@ -198,7 +214,8 @@ class AcousticBackbone:
 
     def __post_init__(self):
         self.recipe = recipe_for(self.feature_set, speaker_norm=self.speaker_norm, c_grid=self.c_grid,
-                                 refit=self.refit, min_clips=self.min_clips)
+                                 refit=self.refit, min_clips=self.min_clips, sentence_norm=self.sentence_norm,
+                                 balance=self.balance)
 
     @property
     def name(self) -> str:
@@ -218,7 +235,8 @@ class AcousticBackbone:
     def _data(self, clips: ClipSet, reference) -> tuple[dict, np.ndarray]:
         X, ok = self.features(clips)
         data = {"X": {k: v[ok] for k, v in X.items()},
-                "speakers": None if clips.speakers is None else np.asarray(clips.speakers)[ok], "reference": reference}
+                "speakers": None if clips.speakers is None else np.asarray(clips.speakers)[ok], "reference": reference,
+                "sentences": None if clips.sentences is None else np.asarray(clips.sentences, dtype=object)[ok]}
         if clips.labels is not None:
             data["y"] = clips.label_indices()[ok]
         return data, ok
@@ -229,8 +247,9 @@ class AcousticBackbone:
             return None
         if self._pool is None or self._pool[0] is not self.speaker_pool:
             X, ok = self.features(self.speaker_pool)
-            self._pool = (self.speaker_pool, ({k: v[ok] for k, v in X.items()},
-                                              np.asarray(self.speaker_pool.speakers)[ok]))
+            pool = self.speaker_pool
+            sentences = () if pool.sentences is None else (np.asarray(pool.sentences, dtype=object)[ok],)
+            self._pool = (pool, ({k: v[ok] for k, v in X.items()}, np.asarray(pool.speakers)[ok], *sentences))
         return self._pool[1]
 
     def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path | None = None) -> dict:
@@ -243,13 +262,14 @@ class AcousticBackbone:
                                                        labels=self.labels)
         fallback = None
         if self.speaker_norm:
-            fallback_recipe = dataclasses.replace(self.recipe, speaker_norm=None)
+            fallback_recipe = without_speaker_statistics(self.recipe)
             fallback, _, fallback_report = fit_recipe_held_out(fallback_recipe, train_data, val_data,
                                                                seed=self.seed, labels=self.labels)
             report["fallback"] = {"recipe": fallback_recipe.name, "blocks": fallback_report["blocks"]}
         report = {"feature_set": self.feature_set, "classifier": "LogisticRegression(class_weight=balanced)",
                   **report, "speaker_norm": {"mode": self.speaker_norm, "min_clips": self.min_clips}
-                  if self.speaker_norm else None, "refit": self.refit,
+                  if self.speaker_norm else None, "sentence_norm": self.recipe.sentence_norm,
+                  "balance": self.recipe.balance, "refit": self.refit,
                   "C": report["blocks"][0]["C"] if len(report["blocks"]) == 1 else [b["C"] for b in report["blocks"]],
                   "n_features": int(sum(b["n_features"] for b in report["blocks"])),
                   "n_train": int(len(train_data["y"])), "n_val": int(len(val_data["y"]))}
@@ -267,7 +287,8 @@ class AcousticBackbone:
         expert = self.held_out if subset == "val" else self.expert
         data, ok = self._data(clips, self._reference())
         proba = np.full((len(clips), len(self.labels)), np.nan)
-        proba[ok] = expert.proba_from_features(data["X"], data["speakers"], reference=data["reference"])
+        proba[ok] = expert.proba_from_features(data["X"], data["speakers"], reference=data["reference"],
+                                               sentences=data["sentences"])
         return proba
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -22,7 +22,7 @@ MODES = ("auto", "finetune", "frozen")
 COMMON_FIELDS = {"data_root", "dataset", "all_emotions", "protocol", "backbone", "mode", "seed", "folds",
                  "run_folds", "published_dir", "metadata_dir", "trim_top_db", "max_seconds", "min_seconds"}
 MODE_FIELDS = {
-    "offline": {"c_grid", "n_jobs", "speaker_norm", "refit"},
+    "offline": {"c_grid", "n_jobs", "speaker_norm", "refit", "sentence_norm", "balance"},
     "finetune": {"epochs", "batch_size", "grad_accum", "effective_batch_size", "lr", "head_lr", "warmup_ratio",
                  "patience", "freeze_feature_encoder", "amp", "amp_dtype", "layer", "pooling", "head_hidden",
                  "save_every_steps"},
@@ -69,6 +69,12 @@ class AudioTrainConfig:
                                   "a model trained without them); None: off")
     refit: bool = _f(True, "acoustic backbones: refit the C chosen on validation on train+validation for the test "
                            "predictions (validation predictions stay out-of-sample)")
+    sentence_norm: bool = _f(True, "acoustic backbones, with speaker_norm: first z-score each clip within its "
+                                   "(speaker, sentence) group where the manifest gives sentence ids and a group has "
+                                   ">= 6 clips (label-free, transductive)")
+    balance: bool = _f(True, "acoustic backbones, with speaker_norm: match each speaker's predictions to the "
+                             "training class prior (assumes every speaker shows the emotions in the training "
+                             "proportions, as acted corpora are recorded; off for other corpora)")
     # Speech models, fine-tuning
     epochs: int = _f(10, "fine-tuning epochs (early stopping may end sooner)")
     batch_size: int = _f(8, "clips per batch on one device (GPU or CPU process)")

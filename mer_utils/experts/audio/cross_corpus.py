@@ -37,6 +37,10 @@ class CrossCorpusConfig:
     backbone: str = _f(DEFAULT_BACKBONE, "offline feature sets, as `mer audio train --backbone` spells them")
     speaker_norm: str | None = _f("meanstd", "per-speaker z-scoring on both corpora (None: global only)")
     refit: bool = _f(True, "refit the chosen C on source train+val for the test predictions")
+    sentence_norm: bool = _f(True, "with speaker_norm: z-score within (speaker, sentence) groups first, on both "
+                                   "corpora, where the manifests give sentence ids")
+    balance: bool = _f(False, "with speaker_norm: match each target speaker's predictions to the source class "
+                              "prior (off: two corpora need not share one; RAVDESS has half as many neutral clips)")
     val_size: float = _f(0.2, "fraction of source actors held out to choose C")
     seed: int = _f(0, "seed of the validation actors and the classifiers")
     outputs: str = _f("outputs", "folder for run folders and caches")
@@ -49,7 +53,8 @@ class CrossCorpusConfig:
     def recipe(self) -> Recipe:
         from mer_utils.experts.audio.classical import recipe_for
 
-        return recipe_for(self.backbone, speaker_norm=self.speaker_norm, refit=self.refit)
+        return recipe_for(self.backbone, speaker_norm=self.speaker_norm, refit=self.refit,
+                          sentence_norm=self.sentence_norm, balance=self.balance)
 
 
 def shared_emotions(source: pd.DataFrame, target: pd.DataFrame) -> list[str]:
@@ -99,7 +104,8 @@ def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir
         ok &= ok_set
         skipped.extend(bad)  # reported in metrics.json, never dropped silently
     return {"X": {k: v[ok] for k, v in X.items()}, "y": clips["emotion"].map(labels.index).to_numpy()[ok],
-            "speakers": clips["actor_id"].to_numpy()[ok], "clip_ids": clips["clip_id"].to_numpy()[ok].tolist()}
+            "speakers": clips["actor_id"].to_numpy()[ok], "clip_ids": clips["clip_id"].to_numpy()[ok].tolist(),
+            "sentences": clips["sentence"].to_numpy(dtype=object)[ok] if "sentence" in clips.columns else None}
 
 
 @releasing_run_locks
@@ -131,7 +137,7 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
     for subset in ("val", "test"):
         # Validation from the train-only models: out-of-sample even when the test models were refitted.
         proba = predict_recipe(held_out if subset == "val" else models, recipe, data[subset]["X"],
-                               data[subset]["speakers"])
+                               data[subset]["speakers"], sentences=data[subset]["sentences"])
         frames.append(make_predictions_frame(clip_ids=data[subset]["clip_ids"],
                                              y_true=[emotions[i] for i in data[subset]["y"]], proba=proba,
                                              labels=emotions, split=split_name, fold=0, subset=subset, modality="audio"))

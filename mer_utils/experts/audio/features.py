@@ -6,8 +6,8 @@
   and pitch descriptors with their statistics, for users who cannot accept
   openSMILE's research-only licence.
 - ``ge2e``: mean and std over time of layers 2-3 of the pretrained GE2E
-  speaker encoder that the Resemblyzer package ships (1,024 values; Apache-2.0;
-  :mod:`~mer_utils.experts.audio.speaker_encoder`).
+  speaker encoder that the Resemblyzer package ships, and percentiles of
+  layer 2 (1,792 values; Apache-2.0; :mod:`~mer_utils.experts.audio.speaker_encoder`).
 
 The ``opensmile`` Python package and openSMILE itself are distributed by
 audEERING under a licence that allows research and education only; commercial
@@ -34,6 +34,8 @@ class FeatureSet(NamedTuple):
     # The module whose import extraction waits for: a cold process computes the sets of each library not
     # imported yet in a second process of their own (mer_utils/experts/audio/concurrent_features.py).
     library: str = ""
+    # Bumped when one set's definition changes, so its cached vectors are recomputed (the others' stay).
+    version: int = 1
 
 
 FEATURE_SETS = {
@@ -43,9 +45,11 @@ FEATURE_SETS = {
                           "openSMILE: research and education only (audEERING licence)", "opensmile"),
     "librosa": FeatureSet("librosa", "MFCC, energy, spectral shape and pitch statistics (librosa)",
                           "ISC (librosa): permissive, commercial use allowed", "librosa"),
-    "ge2e": FeatureSet("ge2e", "GE2E speaker-encoder LSTM layers 2-3, mean and std over time (1,024), Resemblyzer",
+    "ge2e": FeatureSet("ge2e", "GE2E speaker-encoder LSTM layers 2-3, mean and std over time, and layer 2's "
+                       "10/50/90th percentiles (1,792), Resemblyzer",
                        "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed",
-                       "librosa"),  # its mel front-end; the network runs in ONNX Runtime once exported
+                       "librosa",  # its mel front-end; the network runs in ONNX Runtime once exported
+                       version=2),  # 2: layer-2 percentiles added
 }
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1
@@ -186,6 +190,8 @@ def _extract_file(path: str, feature_set: str, settings: AudioSettings,
 
 def cache_namespace(feature_set: str, settings: AudioSettings, augment: str | None = None) -> str:
     extra = {"augment": augment} if augment else {}  # clean features keep their historical namespace
+    if FEATURE_SETS[feature_set].version > 1:
+        extra["set_version"] = FEATURE_SETS[feature_set].version
     return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra})
 
 

@@ -26,6 +26,9 @@ import numpy as np
 
 SPEAKER_NORM_MODES = ("meanstd", "mean", "rank")
 DEFAULT_MIN_CLIPS = 8
+# A (speaker, sentence) group needs this many clips for statistics of its own: CREMA-D gives each
+# actor one clip of each of its six emotions per sentence (sentence normalisation, below).
+DEFAULT_MIN_GROUP_CLIPS = 6
 
 
 def _safe_scale(std: np.ndarray) -> np.ndarray:
@@ -158,3 +161,57 @@ class SpeakerNormalizer:
         return cls(mode=config["mode"], min_clips=int(config["min_clips"]),
                    global_mean=np.asarray(arrays["speaker_norm_mean"], dtype=np.float64),
                    global_scale=np.asarray(arrays["speaker_norm_scale"], dtype=np.float64))
+
+
+def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *,
+                       reference: tuple[np.ndarray, Sequence, Sequence] | None = None,
+                       min_group_clips: int = DEFAULT_MIN_GROUP_CLIPS,
+                       min_clips: int = DEFAULT_MIN_CLIPS) -> np.ndarray:
+    """Z-score each row within its (speaker, sentence) group: what is left is how the speaker said
+    this sentence compared with their other renditions of it.
+
+    Acted corpora have every speaker read the same sentences in every emotion
+    (CREMA-D: 12 sentences, one clip per emotion; RAVDESS: 2 statements), and
+    the words move a speech encoder's states as much as the emotion does. A
+    group's statistics come from the ``reference`` pool ``(X, speakers,
+    sentences)`` when given (every unlabelled clip of the corpus), else from
+    the rows of ``X``; labels are never read. A row whose group has fewer than
+    ``min_group_clips`` clips, or whose sentence is unknown (``None``/NaN/""),
+    is z-scored with its speaker's statistics instead, so all rows of a
+    speaker share one scale; a speaker with fewer than ``min_clips`` clips is
+    left as it is (such a speaker is scored by a model without speaker
+    statistics).
+
+    >>> X = np.array([[0.0], [2.0], [10.0], [14.0]])
+    >>> sentence_normalise(X, [1, 1, 1, 1], ["a", "a", "b", "b"], min_group_clips=2, min_clips=2).ravel().tolist()
+    [-1.0, 1.0, -1.0, 1.0]
+    """
+    X = np.asarray(X, dtype=np.float64)
+    keys = _group_keys(speakers, sentences)
+    if len(keys) != len(X):
+        raise ValueError(f"{len(X)} rows but {len(keys)} speaker/sentence ids")
+    if reference is None:
+        pool_X, pool_keys = X, keys
+    else:
+        pool_X = np.asarray(reference[0], dtype=np.float64)
+        pool_keys = _group_keys(reference[1], reference[2])
+    group_stats = speaker_statistics(pool_X, [f"{s}\x1f{g}" for s, g in pool_keys])
+    speaker_stats = speaker_statistics(pool_X, [s for s, _ in pool_keys])
+    out = X.copy()
+    for row, (speaker, sentence) in enumerate(keys):
+        n, mean, std = group_stats.get(f"{speaker}\x1f{sentence}", (0, None, None)) if sentence else (0, None, None)
+        if n < min_group_clips:
+            n, mean, std = speaker_stats.get(speaker, (0, None, None))
+            if n < min_clips:
+                continue
+        out[row] = (X[row] - mean) / std
+    return out
+
+
+def _group_keys(speakers: Sequence, sentences: Sequence) -> list[tuple[str, str]]:
+    """``(speaker, sentence)`` string pairs; an unknown sentence (None, NaN, "") becomes ""."""
+    speakers, sentences = list(speakers), list(sentences)
+    if len(speakers) != len(sentences):
+        raise ValueError(f"{len(speakers)} speaker ids but {len(sentences)} sentence ids")
+    known = lambda value: value is not None and value == value and str(value) != ""  # NaN != NaN
+    return [(str(s), str(g) if known(g) else "") for s, g in zip(speakers, sentences)]

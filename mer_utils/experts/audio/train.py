@@ -43,6 +43,7 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
 
         return AcousticBackbone(feature_set=config.backbone, settings=settings, c_grid=config.c_grid,
                                 speaker_norm=config.speaker_norm, refit=config.refit, labels=labels,
+                                sentence_norm=config.sentence_norm, balance=config.balance,
                                 cache_dir=cache_dir, n_jobs=config.n_jobs, progress=config.progress,
                                 seed=config.seed)
     from mer_utils.experts.audio.ssl_model import HeadConfig
