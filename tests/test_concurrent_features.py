@@ -82,3 +82,20 @@ def test_only_the_first_call_of_a_cold_single_threaded_process_uses_a_second_one
     # computed without loading openSMILE or librosa here. A second Python thread (a Jupyter kernel), or
     # any later call (a warm process): computed here, in order.
     assert out == "{'opensmile': ['egemaps', 'compare'], 'librosa': ['librosa']} {} {} (1, 88) False False"
+
+
+def test_no_second_process_outlives_the_answer():
+    """A cold process that ends with os._exit right after collecting (as `mer predict` does) leaves no
+    worker behind holding its output pipe: the caller reading that pipe gets its end of file."""
+    code = (
+        "import os, multiprocessing\n"
+        "import numpy as np\n"
+        "from mer_utils.experts.audio.concurrent_features import start_feature_sets\n"
+        "tone = (0.3 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 180)).astype(np.float32)\n"
+        "vector = start_feature_sets([tone], ['librosa'])()['librosa']\n"
+        "print(vector.shape, len(multiprocessing.active_children()), flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120).stdout.strip()
+    assert out == "(1, 231) 0"

@@ -78,7 +78,10 @@ def start_feature_sets(waves: Sequence[np.ndarray], sets: Sequence[str], *,
                                    list(names), err)
                     here.update(_matrices(waves, list(names), sample_rate))
         finally:
-            pool.shutdown(wait=False)
+            # Wait for the workers to exit (milliseconds: a forked worker ends with os._exit). One left
+            # waiting for more work would outlive a `mer predict` that ends with os._exit, blocked for
+            # ever on a queue whose write end it holds itself, and keep its caller's output pipe open.
+            pool.shutdown(wait=True)
         return {name: here[name] for name in sets}
 
     return finish
