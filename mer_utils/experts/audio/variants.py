@@ -346,6 +346,7 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
     handed on (to fusion) must come from the second ones to stay out-of-sample."""
     n_labels = len(labels)
     models, held_out, report = [], [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
+    raw_train = train  # a lone clip has no sentence group: the fallback statistics describe raw features
     if recipe.sentence_norm:
         train, val = _sentence_normalised_data(recipe, train), _sentence_normalised_data(recipe, val)
         report["sentence_groups"] = {"train_clips_with_sentence": _count_known(train.get("sentences")),
@@ -354,7 +355,8 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
         X_tr, X_va = _stack(train["X"], block), _stack(val["X"], block)
         normalizer = None
         if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
-            normalizer = SpeakerNormalizer(mode=recipe.speaker_norm, min_clips=recipe.min_clips).fit(X_tr)
+            normalizer = SpeakerNormalizer(mode=recipe.speaker_norm,
+                                           min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
         Z_tr, y_tr = _training_rows(recipe, block, train, normalizer)
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
