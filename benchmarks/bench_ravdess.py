@@ -13,9 +13,10 @@ Speaker statistics are transductive (every clip of a speaker, labels unused),
 as in ``mer audio train``; ``--single-clip`` adds rows where each test clip is
 scored alone (the demo). ``--timing`` measures feature extraction per clip.
 
-    python benchmarks/bench_ravdess.py --data-root ../shared/data/ravdess-dev [--quick] [--single-clip]
+    python benchmarks/bench_ravdess.py --data-root ../shared/data/ravdess-dev [--quick] [--single-clip] [--out DIR]
 
-Features are extracted once into ``--cache-dir`` and reused.
+Features are extracted once into ``--cache-dir`` and reused. ``--out`` also writes every row as
+``ravdess_recipes.csv`` and a figure of them, ``ravdess_recipes.png``.
 """
 
 from __future__ import annotations
@@ -127,7 +128,36 @@ def evaluate(recipe: Recipe, features, manifest, splits, *, augmented=None, tran
     mean, std = float(np.mean(uas)), float(np.std(uas, ddof=1))
     print(f"| {label or recipe.name} | " + " | ".join(cells) + f" | **{format_mean_std(mean, std)}** | {seconds:.0f} s |",
           flush=True)
-    return {"ua": uas, "mean": mean, "std": std}
+    return {"recipe": (label or recipe.name).replace("**", ""), **{f"ua_{name}": ua for name, ua in zip(splits, uas)},
+            "ua_mean": mean, "ua_std": std, "seconds": round(seconds, 1)}
+
+
+def save_rows(rows: list[dict], out: Path) -> None:
+    """``ravdess_recipes.csv`` and a figure: UA per protocol, one row of bars per recipe."""
+    import pandas as pd
+
+    from mer_utils.core.atomic_io import write_csv
+    from mer_utils.report.figures import save_figure
+    from matplotlib.figure import Figure
+
+    frame = pd.DataFrame(rows)
+    write_csv(out / "ravdess_recipes.csv", frame)
+    protocols = [c for c in frame.columns if c.startswith("ua_") and c not in ("ua_mean", "ua_std")]
+    fig = Figure(figsize=(9, 0.32 * len(frame) * len(protocols) / 2 + 1.5), dpi=100)
+    ax = fig.subplots()
+    y = np.arange(len(frame))[::-1]
+    height = 0.8 / len(protocols)
+    for k, column in enumerate(protocols):
+        ax.barh(y + (len(protocols) / 2 - k - 0.5) * height, 100 * frame[column], height, label=column[3:])
+    ax.axvline(75, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, [name.replace(" logreg", "").replace("speakernorm-", "sn-") for name in frame["recipe"]],
+                  fontsize=6)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("test UA (%), ravdess-dev; dashed: 75 %")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, out / "ravdess_recipes.png")
+    print(f"rows: {out / 'ravdess_recipes.csv'}, figure: {out / 'ravdess_recipes.png'}")
 
 
 def timing(paths, sets, n_jobs: int, cache_dir: str) -> None:
@@ -184,6 +214,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None,
                         help="only recipes whose name contains this text (single-clip rows: name + ' (single clip)')")
     parser.add_argument("--single-clip", action="store_true", help="add single-clip (no speaker statistics) rows")
+    parser.add_argument("--out", default=None, help="folder for ravdess_recipes.csv and ravdess_recipes.png")
     parser.add_argument("--timing", nargs="*", metavar="WAV", default=None,
                         help="time a cold feature extraction of these files (default: 60 ravdess-dev clips)")
     args = parser.parse_args(argv)
@@ -214,20 +245,22 @@ def main(argv=None) -> int:
           + ", ".join(f"{k} ({v['split'].iloc[0]})" for k, v in splits.items()) + "\n")
     print("| recipe | A->B UA / WA / F1 | B->A UA / WA / F1 | 5-fold UA / WA / F1 | UA over protocols | time |\n"
           "|---|---|---|---|---|---|")
-    seen = set()
+    seen, rows = set(), []
     for recipe in recipes:
         if recipe in seen:
             continue
         seen.add(recipe)
-        evaluate(recipe, features, manifest, splits, augmented=augmented,
-                 label=recipe.name + (" **(default)**" if recipe == DEFAULT_RECIPE else ""))
+        rows.append(evaluate(recipe, features, manifest, splits, augmented=augmented,
+                             label=recipe.name + (" **(default)**" if recipe == DEFAULT_RECIPE else "")))
     if args.single_clip:
         single = list(dict.fromkeys([DEFAULT_RECIPE, FOUR_MODEL_RECIPE] + SINGLE_CLIP))
         for recipe in [r for r in single if not args.only or args.only in f"{r.name} (single clip)"]:
             for augment in recipe.augment:
                 augmented.setdefault(augment, {name: extract(name, augment) for name in needed})
-            evaluate(recipe, features, manifest, splits, transductive=False, augmented=augmented,
-                     label=f"{recipe.name} (single clip)")
+            rows.append(evaluate(recipe, features, manifest, splits, transductive=False, augmented=augmented,
+                                 label=f"{recipe.name} (single clip)"))
+    if args.out and rows:
+        save_rows(rows, Path(args.out))
     if args.timing is not None:
         timing([Path(p) for p in args.timing] or paths[::9][:60], DEFAULT_RECIPE.base_feature_sets, args.n_jobs,
                args.cache_dir)

@@ -208,10 +208,14 @@ def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *
     return out
 
 
+def known_sentence(value) -> bool:
+    """False for a missing sentence id: None, NaN (a blank manifest cell) or ""."""
+    return value is not None and value == value and str(value) != ""  # NaN != NaN
+
+
 def _group_keys(speakers: Sequence, sentences: Sequence) -> list[tuple[str, str]]:
-    """``(speaker, sentence)`` string pairs; an unknown sentence (None, NaN, "") becomes ""."""
+    """``(speaker, sentence)`` string pairs; an unknown sentence becomes ""."""
     speakers, sentences = list(speakers), list(sentences)
     if len(speakers) != len(sentences):
         raise ValueError(f"{len(speakers)} speaker ids but {len(sentences)} sentence ids")
-    known = lambda value: value is not None and value == value and str(value) != ""  # NaN != NaN
-    return [(str(s), str(g) if known(g) else "") for s, g in zip(speakers, sentences)]
+    return [(str(s), str(g) if known_sentence(g) else "") for s, g in zip(speakers, sentences)]

@@ -28,7 +28,7 @@ import numpy as np
 
 from mer_utils.experts.audio import DEFAULT_C_GRID
 from mer_utils.experts.audio.speaker_norm import (DEFAULT_MIN_CLIPS, SPEAKER_NORM_MODES, SpeakerNormalizer,
-                                                  sentence_normalise)
+                                                  known_sentence, sentence_normalise)
 
 if TYPE_CHECKING:  # pandas loads in the functions that take tables: predicting from a checkpoint needs none
     import pandas as pd
@@ -562,7 +562,7 @@ def half_transfer_split(manifest: pd.DataFrame, train_actors: Sequence, *, n_val
 
 
 def _count_known(sentences) -> int:
-    return 0 if sentences is None else sum(1 for s in sentences if s is not None and s == s and str(s) != "")
+    return 0 if sentences is None else sum(map(known_sentence, sentences))
 
 
 def _subset(features: dict, y: np.ndarray, speakers: np.ndarray, rows: np.ndarray, augmented: dict | None = None,
