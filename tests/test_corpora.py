@@ -60,6 +60,8 @@ def test_csv_corpus_trains_with_its_own_eight_labels(csv_run):
     assert set(test["y_true"]) == set(labels) and len(test) == 16  # one held-out speaker, 2 clips x 8
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["corpus"] == "csv:corpus" and metrics["labels"] == list(labels)
+    # Nothing says its speakers were recorded in every emotion alike: no per-speaker prior matching.
+    assert metrics["folds"][0]["balance"] is False and metrics["folds"][0]["sentence_norm"] is True
     (entry,) = read_index(base / "checkpoints")
     assert entry["labels"] == list(labels) and entry["corpus"] == "csv:corpus" and entry["synthetic"] is False
     # A corpus other than CREMA-D keeps its checkpoints in a folder of its own.
@@ -182,3 +184,17 @@ def test_run_all_seed_reaches_the_synthetic_corpus(monkeypatch, tmp_path):
         assert main(["run-all", "--seed", seed, "--outputs", str(tmp_path), "--quiet"]) == 1
     assert seen == [("synthetic_cremad_v1_seed0", 0), ("synthetic_cremad_v1_seed1", 1)]
     assert np.unique([name for name, _ in seen]).size == 2
+
+
+def test_acted_corpora_declare_balanced_speakers_and_older_sidecars_get_the_declaration(tmp_path):
+    from mer_utils.core.atomic_io import read_json, write_json
+    from mer_utils.data.corpus import reader
+    from mer_utils.data.manifest import build_manifest, load_manifest, write_manifest
+
+    assert reader("cremad").corpus_info().balanced_speakers and reader("ravdess").corpus_info().balanced_speakers
+    assert not reader("iemocap").corpus_info().balanced_speakers and not reader("csv").corpus_info().balanced_speakers
+    path, _ = write_manifest(build_manifest(shared("ravdess-dev"), progress=False), tmp_path / "ravdess.csv")
+    sidecar = read_json(path.with_suffix(".json"))
+    del sidecar["corpus"]["balanced_speakers"]  # as written before the field existed
+    write_json(path.with_suffix(".json"), sidecar)
+    assert load_manifest(path).attrs["corpus"]["balanced_speakers"] is True

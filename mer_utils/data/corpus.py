@@ -41,6 +41,10 @@ class CorpusInfo:
     ``speaker_column`` names the manifest column of speaker ids (the unit of
     speaker independence); ``group_column`` the column of larger groups that
     leave-one-group-out protocols hold out (IEMOCAP: ``session``), if any.
+    ``balanced_speakers``: every speaker was recorded in every emotion in the
+    same proportions (acted corpora such as CREMA-D and RAVDESS), so matching
+    a speaker's predictions to the training class prior is sound; the offline
+    speech expert does so only then.
     """
 
     name: str
@@ -52,6 +56,7 @@ class CorpusInfo:
     intensity_names: dict = dataclasses.field(default_factory=dict)
     expected: dict = dataclasses.field(default_factory=dict)  # e.g. {"clips": 7442, "speakers": 91}
     licence: str = ""
+    balanced_speakers: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "labels", check_label_set(self.labels, source=f"corpus {self.name!r}"))

@@ -41,7 +41,8 @@ def corpus_info(*, synthetic: bool = False, **_options) -> CorpusInfo:
                                                             "audeering", "hicmae"),
                       synthetic=synthetic, intensity_names=dict(INTENSITIES),
                       expected={"clips": CREMAD_N_CLIPS, "speakers": CREMAD_N_ACTORS},
-                      licence="ODbL 1.0 (database), DbCL 1.0 (contents)")
+                      licence="ODbL 1.0 (database), DbCL 1.0 (contents)",
+                      balanced_speakers=True)  # every actor reads the sentences in every emotion
 
 
 def detect(data_root: Path) -> bool:

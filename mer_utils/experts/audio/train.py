@@ -32,8 +32,9 @@ def audio_settings(config: AudioTrainConfig) -> AudioSettings:
                          min_seconds=config.min_seconds)
 
 
-def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
-    """The backbone named by ``config`` (acoustic, or a speech model in finetune/frozen mode) over ``labels``."""
+def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...], corpus=None):
+    """The backbone named by ``config`` (acoustic, or a speech model in finetune/frozen mode) over ``labels``;
+    ``corpus`` (its ``CorpusInfo``) decides whether prior matching is sound (``balanced_speakers``)."""
     from mer_utils.experts.audio.features import default_cache_dir
 
     settings = audio_settings(config)
@@ -43,7 +44,7 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
 
         return AcousticBackbone(feature_set=config.backbone, settings=settings, c_grid=config.c_grid,
                                 speaker_norm=config.speaker_norm, refit=config.refit, labels=labels,
-                                sentence_norm=config.sentence_norm, balance=config.balance,
+                                sentence_norm=config.sentence_norm, balance=_balance(config, corpus),
                                 cache_dir=cache_dir, n_jobs=config.n_jobs, progress=config.progress,
                                 seed=config.seed)
     from mer_utils.experts.audio.ssl_model import HeadConfig
@@ -65,6 +66,10 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
     head = HeadConfig(layer=config.head_layer, pooling=config.pooling, hidden=config.head_hidden)
     return FinetuneBackbone(model_name=config.backbone, head=head, train_settings=train_settings,
                             settings=settings, device=config.device, progress=config.progress, labels=labels)
+
+
+def _balance(config: AudioTrainConfig, corpus) -> bool:
+    return bool(config.balance and (corpus is None or corpus.balanced_speakers))
 
 
 def _predict_frame(backbone, clips: ClipSet, *, labels, split_name: str, fold: int, subset: str,
@@ -95,7 +100,10 @@ class AudioExpert:
         return self.config.result_settings()
 
     def begin(self, prepared) -> None:
-        pass
+        if self.config.is_acoustic and self.config.speaker_norm and self.config.balance \
+                and not _balance(self.config, prepared.corpus):
+            print(f"audio: per-speaker prior matching (--balance) is off for corpus {prepared.corpus.name!r}: "
+                  "its speakers were not recorded in every emotion alike (CorpusInfo.balanced_speakers)")
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
         from mer_utils.protocols.splits import fold_subsets
@@ -103,7 +111,7 @@ class AudioExpert:
         subsets = fold_subsets(prepared.split, fold)
         clips = {s: ClipSet.from_manifest(prepared.manifest, prepared.data_root, ids, labels=prepared.labels)
                  for s, ids in subsets.items()}
-        backbone = make_backbone(self.config, prepared.labels)
+        backbone = make_backbone(self.config, prepared.labels, prepared.corpus)
         if getattr(backbone, "speaker_norm", None):
             # Every usable clip of the corpus, labels unused: see AcousticBackbone.speaker_pool.
             usable = prepared.split["clip_id"].drop_duplicates().tolist()
