@@ -195,6 +195,8 @@ def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *
     else:
         pool_X = np.asarray(reference[0], dtype=np.float64)
         pool_keys = _group_keys(reference[1], reference[2])
+    # One string per group for speaker_statistics (a pair would become a 2-D array); \x1f (the ASCII unit
+    # separator) appears in no speaker or sentence id.
     group_stats = speaker_statistics(pool_X, [f"{s}\x1f{g}" for s, g in pool_keys])
     speaker_stats = speaker_statistics(pool_X, [s for s, _ in pool_keys])
     out = X.copy()
