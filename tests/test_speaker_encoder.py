@@ -99,6 +99,21 @@ def test_ge2e_checkpoint_round_trips_and_reproduces_the_run(ge2e_run):
     np.testing.assert_allclose(proba, test[list(PROB_COLUMNS)].to_numpy(), atol=2e-6)
 
 
+def test_a_checkpoint_of_other_encoder_statistics_is_refused_at_load(ge2e_run, monkeypatch, tmp_path):
+    import shutil
+
+    import mer_utils.experts.audio.classical as classical
+    from mer_utils.experts.audio.checkpoint import load_audio_expert
+
+    _, result = ge2e_run
+    checkpoint = shutil.copy(result.checkpoint, tmp_path / "older.safetensors")
+    # The installed encoder computes other statistics than the checkpoint was fitted on (same weights).
+    other = {**speaker_encoder.weights_fingerprint(), "statistics": "mean,std of layers 2-3"}
+    monkeypatch.setattr(classical, "feature_set_fingerprint", lambda part: other if part == "ge2e" else None)
+    with pytest.raises(ValueError, match=r"computed as .*mean,std of layers 2-3; 10/50/90th.*retrain it"):
+        load_audio_expert(checkpoint)
+
+
 def test_a_checkpoint_refuses_other_encoder_weights(ge2e_run, monkeypatch, tmp_path):
     import shutil
 

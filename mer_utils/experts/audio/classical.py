@@ -184,6 +184,13 @@ def _check_encoders(path: Path, recorded: dict) -> None:
                 f"{str(expected.get('weights_sha256'))[:12]}), but the installed weights differ "
                 f"({(installed or {}).get('package')} {(installed or {}).get('version')}); it was not used. "
                 f"Fix: pip install {wanted}, or retrain it with `mer audio train`.")
+        # Same weights, other statistics (a checkpoint from before the set gained them: no record).
+        fitted_on = expected.get("statistics", "an earlier definition")
+        if installed.get("statistics") is not None and fitted_on != installed["statistics"]:
+            raise CheckpointError(
+                f"{path} was fitted on {part!r} features computed as {fitted_on!r}; this version of the toolkit "
+                f"computes {installed['statistics']!r} (another length); it was not used. Fix: retrain it with "
+                f"`mer audio train`.")
 
 
 @dataclasses.dataclass
