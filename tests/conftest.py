@@ -29,6 +29,21 @@ def shared(*parts: str) -> Path:
     return path
 
 
+def rescored_test_clips(expert, corpus: Path, result):
+    """Every test clip of a finished audio run scored again by ``expert`` (its checkpoint) with the clips'
+    speaker and sentence ids, and the probabilities the run wrote for them: ``(rescored, written)``."""
+    from mer_utils.core.predictions import read_predictions
+    from mer_utils.data.cremad_vocabulary import PROB_COLUMNS
+    from mer_utils.data.manifest import default_manifest_path, load_manifest
+
+    test = read_predictions(result.run_dir / "predictions_test.csv")
+    manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2])).set_index("clip_id")
+    rows = manifest.loc[test["clip_id"]]
+    paths = [corpus / path for path in rows["audio_path"]]
+    rescored = expert.predict_proba(paths, speakers=rows["actor_id"].to_numpy(), sentences=rows["sentence"].to_numpy())
+    return rescored, test[list(PROB_COLUMNS)].to_numpy()
+
+
 @pytest.fixture(scope="session")
 def full_listing_manifest() -> pd.DataFrame:
     """A manifest of the whole official corpus built from the real metadata,

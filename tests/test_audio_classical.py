@@ -19,6 +19,7 @@ from mer_utils.data.manifest import default_manifest_path, load_manifest
 from mer_utils.core.predictions import read_predictions
 from mer_utils.core.runs import resolve_latest
 from mer_utils.experts.audio.classical import recipe_for
+from tests.conftest import rescored_test_clips
 
 CHANCE = 1 / 6
 
@@ -220,9 +221,5 @@ def test_rank_speaker_norm_trains_and_its_checkpoint_reproduces_the_run(corpus, 
     expert = load_audio_expert(result.checkpoint)
     assert expert.recipe.speaker_norm == "rank"
     # Every clip of the test speakers, scored with their speaker and sentence ids: the same ranks as in the run.
-    test = read_predictions(result.run_dir / "predictions_test.csv")
-    manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2])).set_index("clip_id")
-    paths = [corpus / manifest.loc[c, "audio_path"] for c in test["clip_id"]]
-    rows = manifest.loc[test["clip_id"]]
-    proba = expert.predict_proba(paths, speakers=rows["actor_id"].to_numpy(), sentences=rows["sentence"].to_numpy())
-    np.testing.assert_allclose(proba, test[list(PROB_COLUMNS)].to_numpy(), atol=2e-6)
+    proba, written = rescored_test_clips(expert, corpus, result)
+    np.testing.assert_allclose(proba, written, atol=2e-6)

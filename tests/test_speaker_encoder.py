@@ -81,22 +81,16 @@ def ge2e_run(tmp_path_factory):
 
 
 def test_ge2e_checkpoint_round_trips_and_reproduces_the_run(ge2e_run):
-    from mer_utils.core.predictions import read_predictions
-    from mer_utils.data.cremad_vocabulary import PROB_COLUMNS
-    from mer_utils.data.manifest import default_manifest_path, load_manifest
     from mer_utils.experts.audio.checkpoint import load_audio_expert
+    from tests.conftest import rescored_test_clips
 
     corpus, result = ge2e_run
     assert [b["feature_sets"] for b in result.metrics["folds"][0]["blocks"]] == [["librosa"], ["ge2e"]]
     expert = load_audio_expert(result.checkpoint)
     meta = expert.metadata()
     assert meta["encoders"]["ge2e"] == speaker_encoder.weights_fingerprint() and "Apache" in meta["licence"]
-    test = read_predictions(result.run_dir / "predictions_test.csv")
-    manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2])).set_index("clip_id")
-    paths = [corpus / manifest.loc[c, "audio_path"] for c in test["clip_id"]]
-    rows = manifest.loc[test["clip_id"]]
-    proba = expert.predict_proba(paths, speakers=rows["actor_id"].to_numpy(), sentences=rows["sentence"].to_numpy())
-    np.testing.assert_allclose(proba, test[list(PROB_COLUMNS)].to_numpy(), atol=2e-6)
+    proba, written = rescored_test_clips(expert, corpus, result)
+    np.testing.assert_allclose(proba, written, atol=2e-6)
 
 
 def test_a_checkpoint_of_other_encoder_statistics_is_refused_at_load(ge2e_run, monkeypatch, tmp_path):

@@ -432,11 +432,13 @@ def _whole_speakers(speakers: Sequence, reference: tuple | None) -> np.ndarray:
     speakers = np.asarray(speakers)
     if reference is None:
         return np.ones(len(speakers), dtype=bool)
-    names, counts = np.unique(np.asarray(reference[1]), return_counts=True)
-    in_pool = dict(zip(names.tolist(), counts.tolist()))
-    scored, scored_counts = np.unique(speakers, return_counts=True)
-    complete = {s for s, n in zip(scored.tolist(), scored_counts.tolist()) if n >= in_pool.get(s, 0)}
-    return np.array([s in complete for s in speakers.tolist()], dtype=bool)
+    in_pool, scored = _clips_per_speaker(reference[1]), _clips_per_speaker(speakers)
+    return np.array([scored[s] >= in_pool.get(s, 0) for s in speakers.tolist()], dtype=bool)
+
+
+def _clips_per_speaker(speakers: Sequence) -> dict:
+    names, counts = np.unique(np.asarray(speakers), return_counts=True)
+    return dict(zip(names.tolist(), counts.tolist()))
 
 
 def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallback_models: Sequence[FittedModel],
@@ -449,8 +451,7 @@ def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallbac
     if speakers is None:
         few = np.ones(n, dtype=bool)
     elif reference is not None:
-        names, counts = np.unique(np.asarray(reference[1]), return_counts=True)
-        count_of = dict(zip(names.tolist(), counts.tolist()))
+        count_of = _clips_per_speaker(reference[1])
         few = np.array([count_of.get(s, 0) < recipe.min_clips for s in speakers])
     else:
         few = SpeakerNormalizer(min_clips=recipe.min_clips).fallback_mask(speakers)
