@@ -1,4 +1,4 @@
-"""Speaker-independent SER on ravdess-dev: every offline recipe tried, side by side.
+"""Speaker-independent SER on ravdess-dev: the shipped recipe scored alone and adapted, side by side.
 
 Three actor-disjoint protocols, validation actors always carved from the
 training actors (the test actors are never used for a choice):
@@ -7,13 +7,14 @@ training actors (the test actors are never used for a choice):
 - ``B->A``: the reverse;
 - ``5-fold``: actor-grouped 5-fold (``speaker-kfold``, 2 validation actors per fold).
 
-Each recipe gets its UA / WA / macro-F1 per protocol (5-fold: mean ± std over
-folds), the mean ± std of UA over the three protocols, and its run time.
-Speaker statistics are transductive (every clip of a speaker, labels unused),
-as in ``mer audio train``; ``--single-clip`` adds rows where each test clip is
-scored alone (the demo). ``--timing`` measures feature extraction per clip.
+Each row gets its UA / WA / macro-F1 per protocol (5-fold: mean ± std over
+folds), the mean ± std of UA over the three protocols, and its run time. Rows
+are the shipped backbone under each scoring mode of ``mer audio train --adapt``
+(``none``: each test clip alone, the default; ``speaker`` and ``balanced``:
+test-time adaptation on each test speaker's unlabelled clips), then other
+backbones scored alone. ``--timing`` measures feature extraction per clip.
 
-    python benchmarks/bench_ravdess.py --data-root ../shared/data/ravdess-dev [--quick] [--single-clip] [--out DIR]
+    python benchmarks/bench_ravdess.py --data-root ../shared/data/ravdess-dev [--quick] [--out DIR]
 
 Features are extracted once into ``--cache-dir`` and reused. ``--out`` also writes every row as
 ``ravdess_recipes.csv`` and a figure of them, ``ravdess_recipes.png``.
@@ -22,81 +23,27 @@ Features are extracted once into ``--cache-dir`` and reused. ``--out`` also writ
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mer_utils.experts.audio.features import features_for_files
-from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, FALLBACK_RECIPE, FOUR_MODEL_RECIPE, FUNCTIONALS_RECIPE,
-                                              SVC_C_GRID, Recipe, cross_validate, half_transfer_split,
-                                              without_speaker_statistics)
-from mer_utils.core.metrics import format_mean_std
-from mer_utils.data.manifest import build_manifest, corpus_info
-from mer_utils.protocols.splits import make_split
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # recipe_grid.py beside this script
 
-EL = ("egemaps", "librosa")
-PREVIOUS = Recipe(feature_sets=EL, speaker_norm="meanstd")  # the default before issue 14
-BASELINES = [
-    Recipe(feature_sets=("egemaps",)),  # textbook eGeMAPS + LR
-    Recipe(feature_sets=("egemaps",), speaker_norm="meanstd"),
-    Recipe(feature_sets=("librosa",), speaker_norm="meanstd"),
-    PREVIOUS,
-    Recipe(feature_sets=EL, speaker_norm="meanstd", classifier="svc", c_grid=SVC_C_GRID),
-    Recipe(feature_sets=("compare",), speaker_norm="meanstd"),
-]
-CANDIDATES = [
-    Recipe(feature_sets=EL, speaker_norm="meanstd", refit=True),
-    Recipe(feature_sets=("compare",), speaker_norm="meanstd", refit=True),
-    Recipe(feature_sets=("compare",) + EL, speaker_norm="meanstd", refit=True),
-    Recipe(feature_sets=("egemaps+librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd"),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
-           balance=True),
-    Recipe(feature_sets=EL, speaker_norm="meanstd", refit=True, classifier="linsvm"),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
-           pca=64),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
-           augment=("speed0.9", "speed1.1")),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
-           augment=("noise20",)),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd", refit=True,
-           augment=("speed0.9", "speed1.1", "noise20")),
-    # per-speaker rank (normal-score) normalisation instead of z-scores
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="rank", refit=True),
-    # the three models joined by a geometric instead of an arithmetic mean
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="geomean", speaker_norm="meanstd", refit=True),
-    # third round: the pretrained GE2E speaker encoder (Resemblyzer), alone and as a fourth model
-    Recipe(feature_sets=("ge2e",), speaker_norm="meanstd", refit=True),
-    Recipe(feature_sets=("ge2e",), speaker_norm="mean", refit=True),
-    Recipe(feature_sets=("compare", "ge2e"), combine="average", speaker_norm="meanstd", refit=True),
-    # permissive licences only (ISC librosa, Apache-2.0 Resemblyzer): the choice for commercial use
-    Recipe(feature_sets=("librosa", "ge2e"), combine="average", speaker_norm="meanstd", refit=True),
-    FOUR_MODEL_RECIPE,  # avg(egemaps,librosa,compare,ge2e): the third round's default
-    Recipe(feature_sets=("egemaps", "librosa", "compare", "ge2e"), combine="geomean", speaker_norm="meanstd",
-           refit=True),
-    # fourth round: per-speaker prior matching and speaker x sentence normalisation
-    Recipe(feature_sets=("ge2e",), speaker_norm="meanstd", refit=True, balance=True),
-    Recipe(feature_sets=("ge2e",), speaker_norm="meanstd", sentence_norm=True, refit=True),
-    DEFAULT_RECIPE,  # ge2e, speaker x sentence normalisation, prior matching
-    Recipe(feature_sets=("egemaps", "librosa", "compare", "ge2e"), combine="average", speaker_norm="meanstd",
-           sentence_norm=True, refit=True, balance=True),
-    dataclasses.replace(FOUR_MODEL_RECIPE, balance=True),
-]
-# Single-clip candidates: a model that never saw speaker statistics, for speakers below min_clips.
-SINGLE_CLIP = [
-    FALLBACK_RECIPE,  # ge2e logreg refit: the default without speaker statistics
-    without_speaker_statistics(FOUR_MODEL_RECIPE),  # the third round's fallback
-    dataclasses.replace(FUNCTIONALS_RECIPE, speaker_norm=None),  # the second round's
-    Recipe(feature_sets=("librosa", "ge2e"), combine="average", refit=True),
-    Recipe(feature_sets=EL, refit=True),
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="geomean", refit=True),
-    # speed perturbation varies the vocal tract as new speakers would: for a model without speaker statistics
-    Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", refit=True,
-           augment=("speed0.9", "speed1.1")),
-]
+from recipe_grid import cross_validate, half_transfer_split  # noqa: E402
+
+from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES  # noqa: E402
+from mer_utils.core.metrics import format_mean_std  # noqa: E402
+from mer_utils.data.manifest import build_manifest, corpus_info  # noqa: E402
+from mer_utils.experts.audio import DEFAULT_BACKBONE  # noqa: E402
+from mer_utils.experts.audio.classical import recipe_for  # noqa: E402
+from mer_utils.experts.audio.features import features_for_files  # noqa: E402
+from mer_utils.protocols.splits import make_split  # noqa: E402
+
+# (backbone, adaptation): the shipped backbone in every mode first, then others scored alone.
+SHIPPED = [(DEFAULT_BACKBONE, mode) for mode in ADAPTATIONS]
+OTHERS = [("egemaps", "none"), ("librosa", "none"), ("compare", "none"), ("egemaps,librosa,compare,ge2e", "none")]
 
 
 def protocols(manifest, val_size: float) -> dict:
@@ -115,20 +62,21 @@ def _cell(summary: dict, key: str) -> str:
     return format_mean_std(s["mean"], s["std"]) if s.get("std") else f"{100 * s['mean']:.1f}"
 
 
-def evaluate(recipe: Recipe, features, manifest, splits, *, augmented=None, transductive=True, label=None) -> dict:
+def evaluate(backbone: str, adapt: str, features, manifest, splits) -> dict:
+    recipe = recipe_for(backbone, adapt=adapt)
+    label = f"{backbone} | {SHORT_NAMES[adapt]}" + (" **(default)**" if (backbone, adapt) == SHIPPED[0] else "")
     start, uas, cells = time.perf_counter(), [], []
-    augmented = {a: augmented[a] for a in recipe.augment} if recipe.augment else None
     for name, split in splits.items():
         summary = cross_validate(recipe, features=features, manifest=manifest, split=split,
-                                 labels=corpus_info(manifest).labels, transductive=transductive,
-                                 augmented=augmented)["summary"]
+                                 labels=corpus_info(manifest).labels)["summary"]
         uas.append(summary["ua"]["mean"])
         cells.append(f"{_cell(summary, 'ua')} / {_cell(summary, 'wa')} / {_cell(summary, 'macro_f1')}")
     seconds = time.perf_counter() - start
     mean, std = float(np.mean(uas)), float(np.std(uas, ddof=1))
-    print(f"| {label or recipe.name} | " + " | ".join(cells) + f" | **{format_mean_std(mean, std)}** | {seconds:.0f} s |",
+    print(f"| {label} | " + " | ".join(cells) + f" | **{format_mean_std(mean, std)}** | {seconds:.0f} s |",
           flush=True)
-    return {"recipe": (label or recipe.name).replace("**", ""), **{f"ua_{name}": ua for name, ua in zip(splits, uas)},
+    return {"recipe": label.replace("**", "").replace(" | ", ", "), "adaptation": adapt,
+            **{f"ua_{name}": ua for name, ua in zip(splits, uas)},
             "ua_mean": mean, "ua_std": std, "seconds": round(seconds, 1)}
 
 
@@ -150,7 +98,7 @@ def save_rows(rows: list[dict], out: Path) -> None:
     for k, column in enumerate(protocols):
         ax.barh(y + (len(protocols) / 2 - k - 0.5) * height, 100 * frame[column], height, label=column[3:])
     ax.axvline(75, color="grey", linestyle="--", linewidth=0.8)
-    names = [name.replace(" logreg", "").replace("speakernorm-", "sn-") for name in frame["recipe"]]
+    names = list(frame["recipe"])
     ax.set_yticks(y, names, fontsize=7)
     for tick, name in zip(ax.get_yticklabels(), frame["recipe"]):
         if "(default)" in name:
@@ -213,11 +161,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-dir", default="outputs/cache/audio_features")
     parser.add_argument("--val-size", type=float, default=0.2, help="5-fold: fraction of actors for validation")
     parser.add_argument("--n-jobs", type=int, default=2, help="feature extraction workers")
-    parser.add_argument("--quick", action="store_true", help="only the previous default and the current one")
-    parser.add_argument("--exclude", default=None, help="leave out recipes whose name contains this text")
-    parser.add_argument("--only", default=None,
-                        help="only recipes whose name contains this text (single-clip rows: name + ' (single clip)')")
-    parser.add_argument("--single-clip", action="store_true", help="add single-clip (no speaker statistics) rows")
+    parser.add_argument("--quick", action="store_true", help="only the shipped backbone (every scoring mode)")
     parser.add_argument("--out", default=None, help="folder for ravdess_recipes.csv and ravdess_recipes.png")
     parser.add_argument("--cremad-structure", action="store_true",
                         help="normal-intensity clips only, grouped by statement and repetition: one clip per "
@@ -234,50 +178,27 @@ def main(argv=None) -> int:
         manifest = manifest[manifest["intensity"] == "normal"].reset_index(drop=True)
         manifest["sentence"] = manifest["sentence"].astype(str) + "-rep" + manifest["repetition"].astype(str)
     paths = [Path(args.data_root) / p for p in manifest["audio_path"]]
-    recipes = [FOUR_MODEL_RECIPE, DEFAULT_RECIPE] if args.quick else BASELINES + CANDIDATES
-    if args.only:
-        recipes = [r for r in recipes if args.only in r.name]
-    if args.exclude:
-        recipes = [r for r in recipes if args.exclude not in r.name]
-    needed = sorted({s for r in recipes + SINGLE_CLIP for s in r.base_feature_sets})
-    features, augmented = {}, {}
+    rows_to_run = SHIPPED if args.quick else SHIPPED + OTHERS
+    needed = sorted({s for backbone, _ in rows_to_run for s in recipe_for(backbone).base_feature_sets})
 
-    def extract(name, augment=None):
+    def extract(name):
         X, ok, skipped = features_for_files(paths, feature_set=name, cache_dir=args.cache_dir, n_jobs=args.n_jobs,
-                                            progress=False, augment=augment)
+                                            progress=False)
         if skipped:
             raise SystemExit(f"{len(skipped)} clips could not be decoded, e.g. {skipped[0]}")
         return X
 
     features = {name: extract(name) for name in needed}
-    for recipe in recipes:
-        for augment in recipe.augment:
-            augmented.setdefault(augment, {name: extract(name, augment) for name in needed})
     splits = protocols(manifest, args.val_size)
     print(f"ravdess-dev: {len(manifest)} clips, {manifest['actor_id'].nunique()} actors; protocols "
           + ", ".join(f"{k} ({v['split'].iloc[0]})" for k, v in splits.items()) + "\n")
-    print("| recipe | A->B UA / WA / F1 | B->A UA / WA / F1 | 5-fold UA / WA / F1 | UA over protocols | time |\n"
-          "|---|---|---|---|---|---|")
-    seen, rows = set(), []
-    for recipe in recipes:
-        if recipe in seen:
-            continue
-        seen.add(recipe)
-        rows.append(evaluate(recipe, features, manifest, splits, augmented=augmented,
-                             label=recipe.name + (" **(default)**" if recipe == DEFAULT_RECIPE else "")))
-    if args.single_clip:
-        single = list(dict.fromkeys([DEFAULT_RECIPE, FOUR_MODEL_RECIPE] + SINGLE_CLIP))
-        single = [r for r in single if (not args.only or args.only in f"{r.name} (single clip)")
-                  and (not args.exclude or args.exclude not in f"{r.name} (single clip)")]
-        for recipe in single:
-            for augment in recipe.augment:
-                augmented.setdefault(augment, {name: extract(name, augment) for name in needed})
-            rows.append(evaluate(recipe, features, manifest, splits, transductive=False, augmented=augmented,
-                                 label=f"{recipe.name} (single clip)"))
+    print("| backbone | scoring | A->B UA / WA / F1 | B->A UA / WA / F1 | 5-fold UA / WA / F1 | UA over protocols | "
+          "time |\n|---|---|---|---|---|---|---|")
+    rows = [evaluate(backbone, adapt, features, manifest, splits) for backbone, adapt in rows_to_run]
     if args.out and rows:
         save_rows(rows, Path(args.out))
     if args.timing is not None:
-        timing([Path(p) for p in args.timing] or paths[::9][:60], DEFAULT_RECIPE.base_feature_sets, args.n_jobs,
+        timing([Path(p) for p in args.timing] or paths[::9][:60], recipe_for(DEFAULT_BACKBONE).base_feature_sets, args.n_jobs,
                args.cache_dir)
     return 0
 

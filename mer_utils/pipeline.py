@@ -28,6 +28,10 @@ class PipelineConfig:
                                          metadata={"help": "protocols to run (the point: compare them)"})
     audio_backbone: str | None = dataclasses.field(
         default=None, metadata={"help": "audio backbone (None: the package default, an offline acoustic set)"})
+    audio_adapt: str = dataclasses.field(
+        default="none", metadata={"help": "how the audio expert scores a test clip, the same under every protocol: "
+                                          "none (alone), speaker or balanced (test-time adaptation; see "
+                                          "`mer audio train --help`)"})
     visual_backbone: str = dataclasses.field(default="fer2013", metadata={"help": "visual frame encoder"})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of splits and training"})
     progress: bool = dataclasses.field(default=True, metadata={"help": "show progress bars"})
@@ -68,7 +72,8 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
     print(f"[1/6] data: {root}\n{summarize_manifest(manifest, problems, problems_path=problems_path_of(manifest_path))}")
     common = {"data_root": str(root), "outputs": str(outputs), "checkpoints": config.checkpoints,
               "seed": config.seed, "metadata_dir": config.metadata_dir, "progress": config.progress}
-    audio_extra = {"backbone": config.audio_backbone} if config.audio_backbone else {}
+    # Every protocol is scored alike (config.audio_adapt), so their gap measures the split alone.
+    audio_extra = {"adapt": config.audio_adapt, **({"backbone": config.audio_backbone} if config.audio_backbone else {})}
     gaps = {kind: modality_gap(manifest, kind) for kind in ("audio", "video")}
     if gaps["audio"] and gaps["video"]:
         raise RuntimeError(f"{root}: nothing to train on: {gaps['audio']}; {gaps['video']}")
@@ -81,8 +86,8 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
             splits[protocol], corpus_key = result.metrics["split"], result.metrics["corpus_key"]
             print(f"[2/6] audio expert, {protocol}: test UA {result.metrics['summary']['test']['ua']['mean']:.3f} "
                   f"-> {result.run_dir}")
-        comparison = save_protocol_comparison(compare_protocols(outputs, protocols=config.protocols),
-                                              outputs / "audio")[0]
+        comparison = save_protocol_comparison(
+            compare_protocols(outputs, protocols=config.protocols, adapt=config.audio_adapt), outputs / "audio")[0]
         print(f"[2/6] random vs speaker-independent: {comparison}")
     if gaps["video"]:
         print(f"[3/6] visual expert and fusion skipped: {gaps['video']}")
@@ -98,7 +103,7 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
             from mer_utils.fusion.run import latest_expert_runs
 
             for protocol in config.protocols:
-                runs = latest_expert_runs(outputs, protocol, corpus_key=corpus_key)
+                runs = latest_expert_runs(outputs, protocol, corpus_key=corpus_key, adapt=config.audio_adapt)
                 fusion_dir = fuse_runs(runs["audio"], runs["visual"], outputs=outputs,
                                        checkpoints=config.checkpoints, seed=config.seed)
                 print(f"[4/6] fusion, {protocol}: {fusion_dir}")

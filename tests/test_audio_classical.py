@@ -38,9 +38,9 @@ def runs(corpus, tmp_path_factory):
     base = tmp_path_factory.mktemp("audio_runs")
     out = {}
     for protocol in ("random", "speaker"):
-        # The plain baseline (no speaker normalisation) shows the leakage at its largest.
+        # Each clip scored alone (the default): the leakage at its largest.
         out[protocol] = train_audio(data_root=str(corpus), protocol=protocol, backbone="egemaps",
-                                    speaker_norm=None, outputs=str(base / "outputs"),
+                                    outputs=str(base / "outputs"),
                                     checkpoints=str(base / "checkpoints"), progress=False)
     return base, out
 
@@ -112,7 +112,7 @@ def test_rerun_reuses_finished_folds(runs, corpus, monkeypatch):
     import mer_utils.experts.audio.train as runner
 
     monkeypatch.setattr(runner, "make_backbone", lambda config: pytest.fail("a finished fold was retrained"))
-    again = train_audio(data_root=str(corpus), protocol="random", backbone="egemaps", speaker_norm=None,
+    again = train_audio(data_root=str(corpus), protocol="random", backbone="egemaps",
                         outputs=str(base / "outputs"), checkpoints=str(base / "checkpoints"), progress=False)
     assert again.metrics["summary"] == results["random"].metrics["summary"]
 
@@ -169,57 +169,124 @@ def test_acoustic_backbone_refuses_ssl_modes():
         AudioTrainConfig(backbone="egemaps", mode="frozen")
 
 
-def test_default_backbone_normalises_speakers_and_its_checkpoint_scores_a_lone_clip(corpus, tmp_path):
+@pytest.fixture(scope="module")
+def default_run(corpus, tmp_path_factory):
+    """The default backbone (ge2e), speaker-independent, each clip scored alone."""
+    base = tmp_path_factory.mktemp("ge2e_runs")
+    common = dict(data_root=str(corpus), protocol="speaker", outputs=str(base / "outputs"),
+                  checkpoints=str(base / "checkpoints"), progress=False)
+    return base, common, train_audio(**common)
+
+
+def test_default_backbone_scores_each_clip_alone_and_says_so(corpus, default_run):
     from mer_utils.experts.audio import DEFAULT_BACKBONE
-    from mer_utils.experts.audio.classical import recipe_for
     from mer_utils.experts.audio.features import extract_features
     from mer_utils.experts.audio.loading import load_waveform
     from mer_utils.experts.audio.variants import DEFAULT_RECIPE, predict_recipe
 
-    result = train_audio(data_root=str(corpus), protocol="speaker", outputs=str(tmp_path / "outputs"),
-                         checkpoints=str(tmp_path / "checkpoints"), progress=False)
-    assert DEFAULT_BACKBONE == "ge2e"
-    assert recipe_for(DEFAULT_BACKBONE, sentence_norm=True, balance=True) == DEFAULT_RECIPE
+    tmp_path, _, result = default_run
+    assert DEFAULT_BACKBONE == "ge2e" and recipe_for(DEFAULT_BACKBONE) == DEFAULT_RECIPE
+    assert result.metrics["adaptation"] == "none" and "_adapt-none_" in result.run_dir.name
     fold = result.metrics["folds"][0]
-    assert fold["speaker_norm"] == {"mode": "meanstd", "min_clips": 8} and fold["refit"] is True
-    assert fold["sentence_norm"] is True and fold["balance"] is True and len(fold["blocks"]) == 1
+    assert fold["adaptation"] == "none" and fold["refit"] is True and len(fold["blocks"]) == 1
+    assert "fallback" not in fold and "sentence_groups" not in fold  # no statistics of other clips anywhere
+    assert result.metrics["summary"]["test"]["ua"]["mean"] > CHANCE + 0.15
+    entry = read_json(tmp_path / "checkpoints" / "index.json")["entries"][0]
+    assert entry["adaptation"] == "none" and result.checkpoint.name == "best_audio_ge2e_speaker_indep.safetensors"
+    expert = load_audio_expert(result.checkpoint)
+    licence = expert.metadata()["licence"]
+    assert expert.fallback is None and licence == FEATURE_SETS["ge2e"].licence and "audEERING" not in licence
+    # A clip's answer depends on that clip alone: scored by itself it gets the probabilities the run wrote.
+    test = read_predictions(result.run_dir / "predictions_test.csv").head(3)
+    manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2])).set_index("clip_id")
+    for clip_id, written in zip(test["clip_id"], test[list(PROB_COLUMNS)].to_numpy()):
+        wav = corpus / manifest.loc[clip_id, "audio_path"]
+        features = {part: extract_features(load_waveform(wav, settings=expert.settings), part)[None]
+                    for part in expert.recipe.base_feature_sets}
+        np.testing.assert_allclose(predict_recipe(expert.models, expert.recipe, features, None)[0], written, atol=2e-6)
+        np.testing.assert_allclose(expert.predict_proba([wav])[0], written, atol=2e-6)
+
+
+def test_balanced_adaptation_is_a_named_run_of_its_own_with_a_single_clip_model_for_the_demo(corpus, default_run):
+    from mer_utils.experts.audio.features import extract_features
+    from mer_utils.experts.audio.loading import load_waveform
+    from mer_utils.experts.audio.variants import predict_recipe
+
+    tmp_path, common, plain = default_run
+    result = train_audio(**common, adapt="balanced")
+    assert result.run_dir != plain.run_dir and "_adapt-balanced_" in result.run_dir.name
+    assert result.metrics["adaptation"] == "balanced"
+    fold = result.metrics["folds"][0]
+    assert fold["adaptation"] == "balanced" and fold["fallback"]["recipe"] == "ge2e logreg refit"
     # Every synthetic clip carries its sentence id, so each one was normalised within its group.
     assert fold["sentence_groups"] == {"train_clips_with_sentence": fold["n_train"],
                                        "val_clips_with_sentence": fold["n_val"]}
-    assert fold["fallback"]["recipe"] == "ge2e logreg refit"  # no speaker, sentence or prior statistics
-    assert result.metrics["summary"]["test"]["ua"]["mean"] > CHANCE + 0.15
+    # Its own checkpoint, its own index slot and pointer: the single-clip model stays what the demo finds.
+    assert result.checkpoint.name == "best_audio_ge2e_speaker_indep_adapt-balanced.safetensors"
+    entries = read_json(tmp_path / "checkpoints" / "index.json")["entries"]
+    assert sorted(e["adaptation"] for e in entries) == ["balanced", "none"]
+    assert resolve_latest(tmp_path / "outputs", "audio", "speaker") == plain.run_dir.resolve()
+    assert resolve_latest(tmp_path / "outputs", "audio", "speaker_adapt-balanced") == result.run_dir.resolve()
+    from mer_utils.core.checkpoint_index import find_entries
+
+    assert find_entries(tmp_path / "checkpoints", modality="audio")[0]["adaptation"] == "none"
     expert = load_audio_expert(result.checkpoint)
-    licence = expert.metadata()["licence"]
-    assert expert.fallback is not None and licence == FEATURE_SETS["ge2e"].licence and "audEERING" not in licence
-    # The demo's case: one recording of an unknown speaker is scored by the model trained without speaker statistics.
+    # Every clip of the test speakers, scored with their speaker and sentence ids: the run's probabilities.
+    proba, written = rescored_test_clips(expert, corpus, result)
+    np.testing.assert_allclose(proba, written, atol=2e-6)
+    # The demo's case: one recording of an unknown speaker is scored by the model trained without statistics.
     wav = next((corpus / "AudioWAV").glob("*.wav"))
-    proba = expert.predict_proba([wav])
-    assert proba.shape == (1, 6) and np.isclose(proba.sum(), 1)
     features = {part: extract_features(load_waveform(wav, settings=expert.settings), part)[None]
                 for part in expert.recipe.base_feature_sets}
-    assert np.allclose(proba, predict_recipe(expert.fallback, expert.fallback_recipe, features, None))
-    # Validation predictions come from the train-only model: out-of-sample although the test model was refitted.
-    val = read_predictions(result.run_dir / "predictions_val.csv")
-    assert fold["n_val"] == len(val)
+    assert np.allclose(expert.predict_proba([wav]),
+                       predict_recipe(expert.fallback, expert.fallback_recipe, features, None))
+
+
+def test_adaptation_is_refused_where_it_does_not_apply(corpus, tmp_path):
+    from mer_utils.experts.audio.config import AudioTrainConfig
+
+    with pytest.raises(ValueError, match="speech models score each clip alone"):
+        AudioTrainConfig(backbone="facebook/wav2vec2-base", adapt="speaker")
+    with pytest.raises(ValueError, match="unknown adaptation 'tta'"):
+        AudioTrainConfig(adapt="tta")
+    csv = pd.DataFrame({"path": [str(p) for p in sorted((corpus / "AudioWAV").glob("*.wav"))]})
+    csv["speaker"] = csv["path"].str.extract(r"(\d{4})_")[0]
+    csv["emotion"] = csv["path"].str.extract(r"_([A-Z]{3})_[A-Z]{2}\.wav")[0]
+    csv.to_csv(tmp_path / "corpus.csv", index=False)
+    with pytest.raises(ValueError, match="does not declare so"):
+        train_audio(data_root=str(tmp_path / "corpus.csv"), protocol="speaker", adapt="balanced",
+                    outputs=str(tmp_path / "outputs"), progress=False)
+    assert not list((tmp_path / "outputs").glob("audio/*/*/config.json"))  # refused before any run folder
+
+
+def test_compare_refuses_runs_scored_differently_and_pairs_like_with_like(runs, corpus, tmp_path):
+    base, results = runs
+    adapted = train_audio(data_root=str(corpus), protocol="speaker", backbone="egemaps", adapt="speaker",
+                          outputs=str(base / "outputs"), checkpoints=str(base / "checkpoints"), progress=False)
+    # The default comparison stays single clip against single clip, although a newer adapted run exists.
+    table = compare_protocols(base / "outputs")
+    assert set(table["adaptation"]) == {"none"}
+    assert table.loc[1, "run_dir"] == str(results["speaker"].run_dir)
+    with pytest.raises(ValueError, match="scored differently.*single clip.*adapted: speaker"):
+        compare_protocols(run_dirs=[results["random"].run_dir, adapted.run_dir])
+    with pytest.raises(FileNotFoundError):  # no adapted random run yet: nothing to pair it with
+        compare_protocols(base / "outputs", adapt="speaker")
+    other = train_audio(data_root=str(corpus), protocol="speaker", backbone="egemaps", c_grid=(1.0,),
+                        outputs=str(base / "outputs"), checkpoints=str(base / "checkpoints"), progress=False)
+    with pytest.raises(ValueError, match="differ in more than their split.*c_grid"):
+        compare_protocols(run_dirs=[results["random"].run_dir, other.run_dir])
+    # Leave the latest single-clip speaker pointer where the module's other tests expect it.
+    from mer_utils.core.runs import point_latest
+
+    point_latest(base / "outputs", "audio", "speaker", results["speaker"].run_dir,
+                 corpus_key=results["speaker"].metrics["corpus_key"])
 
 
 def test_the_acoustic_model_is_the_recipe_and_reproduces_the_previous_default(corpus, tmp_path):
-    """`egemaps+librosa` without refitting is the earlier default, fitted by the same recipe code."""
+    """`egemaps+librosa` with speaker adaptation and no refitting is the earlier default, fitted by the same code."""
     from mer_utils.experts.audio.variants import Recipe
 
-    assert recipe_for("egemaps+librosa", refit=False) == Recipe(feature_sets=("egemaps", "librosa"),
-                                                                 speaker_norm="meanstd")
+    assert recipe_for("egemaps+librosa", adapt="speaker", refit=False) == Recipe(feature_sets=("egemaps", "librosa"),
+                                                                                 speaker_norm="meanstd")
     with pytest.raises(ValueError, match="unknown feature set|not one of|choose"):
         recipe_for("egemaps,mfcc")
-
-
-def test_rank_speaker_norm_trains_and_its_checkpoint_reproduces_the_run(corpus, tmp_path):
-    result = train_audio(data_root=str(corpus), protocol="speaker", backbone="librosa", speaker_norm="rank",
-                         outputs=str(tmp_path / "outputs"), checkpoints=str(tmp_path / "checkpoints"), progress=False)
-    assert result.metrics["folds"][0]["speaker_norm"]["mode"] == "rank"
-    assert result.metrics["summary"]["test"]["ua"]["mean"] > CHANCE + 0.15
-    expert = load_audio_expert(result.checkpoint)
-    assert expert.recipe.speaker_norm == "rank"
-    # Every clip of the test speakers, scored with their speaker and sentence ids: the same ranks as in the run.
-    proba, written = rescored_test_clips(expert, corpus, result)
-    np.testing.assert_allclose(proba, written, atol=2e-6)

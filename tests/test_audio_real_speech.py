@@ -26,7 +26,7 @@ def ravdess():
     return root, manifest[manifest["actor_id"] <= 8].reset_index(drop=True)
 
 
-def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None, refit=False) -> float:
+def _test_ua(root, manifest, protocol, seed, cache_dir, adapt="none", refit=False) -> float:
     from sklearn.metrics import balanced_accuracy_score
 
     from mer_utils.protocols.splits import fold_subsets, make_split
@@ -35,9 +35,8 @@ def _test_ua(root, manifest, protocol, seed, cache_dir, speaker_norm=None, refit
     subsets = fold_subsets(split, 0)
     clips = {k: ClipSet.from_manifest(manifest, root, ids, labels=EMOTIONS) for k, ids in subsets.items()}
     pool = ClipSet.from_manifest(manifest, root, split["clip_id"].drop_duplicates().tolist(), labels=EMOTIONS)
-    backbone = AcousticBackbone(feature_set="librosa", cache_dir=cache_dir, n_jobs=2, progress=False,
-                                speaker_norm=speaker_norm, speaker_pool=pool if speaker_norm else None,
-                                refit=refit, sentence_norm=False, balance=False)  # speaker statistics alone
+    backbone = AcousticBackbone(feature_set="librosa", cache_dir=cache_dir, n_jobs=2, progress=False, adapt=adapt,
+                                speaker_pool=pool if adapt != "none" else None, refit=refit)
     backbone.fit(clips["train"], clips["val"])
     proba = backbone.predict_proba(clips["test"])
     return balanced_accuracy_score(clips["test"].label_indices(), proba.argmax(axis=1))
@@ -61,7 +60,7 @@ def test_speaker_normalisation_lifts_new_speakers_and_keeps_the_gap(ravdess, tmp
     root, manifest = ravdess
     cache = tmp_path_factory.getbasetemp() / "ravdess_features"
     plain = _test_ua(root, manifest, "speaker", 0, cache)
-    normed = _test_ua(root, manifest, "speaker", 0, cache, speaker_norm="meanstd")
-    normed_random = _test_ua(root, manifest, "random", 0, cache, speaker_norm="meanstd")
+    normed = _test_ua(root, manifest, "speaker", 0, cache, adapt="speaker")
+    normed_random = _test_ua(root, manifest, "random", 0, cache, adapt="speaker")
     assert normed > plain + 0.08
     assert normed_random > normed  # seen speakers still score higher

@@ -60,8 +60,8 @@ def test_csv_corpus_trains_with_its_own_eight_labels(csv_run):
     assert set(test["y_true"]) == set(labels) and len(test) == 16  # one held-out speaker, 2 clips x 8
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["corpus"] == "csv:corpus" and metrics["labels"] == list(labels)
-    # Nothing says its speakers were recorded in every emotion alike: no per-speaker prior matching.
-    assert metrics["folds"][0]["balance"] is False and metrics["folds"][0]["sentence_norm"] is True
+    # Scored clip by clip unless asked otherwise (prior matching is refused outright on such a corpus).
+    assert metrics["adaptation"] == "none" and metrics["folds"][0]["adaptation"] == "none"
     (entry,) = read_index(base / "checkpoints")
     assert entry["labels"] == list(labels) and entry["corpus"] == "csv:corpus" and entry["synthetic"] is False
     # A corpus other than CREMA-D keeps its checkpoints in a folder of its own.

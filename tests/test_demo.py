@@ -53,7 +53,7 @@ def synthetic_checkpoints(synthetic_voices, fer_weights, tmp_path_factory) -> Pa
     synthetic_corpus = synthetic_voices
     base = tmp_path_factory.mktemp("demo_ck")
     checkpoints = _with_fer(base / "checkpoints", fer_weights)
-    train_audio(data_root=str(synthetic_corpus), protocol="speaker", backbone="egemaps", speaker_norm=None,
+    train_audio(data_root=str(synthetic_corpus), protocol="speaker", backbone="egemaps",
                 outputs=str(base / "outputs"),
                 checkpoints=str(checkpoints), progress=False)
     return checkpoints

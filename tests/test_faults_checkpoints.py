@@ -20,7 +20,7 @@ def acoustic(tmp_path_factory):
     from mer_utils.experts.audio.variants import fit_recipe
 
     rng = np.random.default_rng(0)
-    recipe = recipe_for("librosa", speaker_norm=None, c_grid=(1.0,), refit=False)
+    recipe = recipe_for("librosa", c_grid=(1.0,), refit=False)
 
     def block(n):
         return {"X": {"librosa": rng.normal(size=(n, 12))}, "y": np.arange(n) % 6, "speakers": np.arange(n) % 3}

@@ -75,7 +75,7 @@ def test_model_table_numbers_trace_to_their_run_folder(outputs, report):
     row = sources.set_index("run").loc["audio/random_egemaps_seed0"]
     assert row["config_sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
     text = (report.parent / "tables" / "models.md").read_text()
-    assert "| audio | egemaps | speaker-kfold | 2 |" in text and " ± " in text
+    assert "| audio | egemaps | speaker-kfold | single clip | 2 |" in text and " ± " in text
 
 
 def test_fusion_and_gap_tables(report):
@@ -142,3 +142,53 @@ def test_cli_report(outputs, tmp_path, capsys):
     assert (tmp_path / "cli" / "tables" / "models.tex").exists() and not (tmp_path / "cli" / "figures").exists()
     assert main(["report", "--outputs", str(tmp_path / "empty")]) == 1
     assert "train an expert first" in capsys.readouterr().err
+
+
+def test_adapted_runs_get_their_own_rows_footnote_and_no_mixed_pairs(outputs, tmp_path):
+    """A run scored with other test clips' statistics is a row of its own, after every single-clip row,
+    paired only with a run scored alike, with a footnote that says what it used."""
+    import json
+    import shutil
+
+    copy = tmp_path / "outputs"
+    shutil.copytree(outputs, copy)
+    (source,) = [p for p in (copy / "audio").iterdir() if p.name.startswith("random")]
+    adapted = source.with_name(source.name + "_adapt-balanced")
+    shutil.copytree(source, adapted)
+    metrics = read_json(adapted / "metrics.json")
+    (adapted / "metrics.json").write_text(json.dumps({**metrics, "adaptation": "balanced"}))
+    report = make_report(copy, figures=False)
+    models = pd.read_csv(report.parent / "tables" / "models.csv")
+    assert models["adaptation"].tolist()[-1] == "balanced" and (models["adaptation"] == "balanced").sum() == 1
+    assert set(models["adaptation"].iloc[:-1]) == {"none"}  # never ranked among the single-clip rows
+    text = report.read_text()
+    assert "| audio | egemaps | random | adapted: speaker+sentence+prior |" in text
+    assert 'Scoring "single clip" (none): each test clip is scored alone' in text
+    assert 'Scoring "adapted: speaker+sentence+prior" (balanced):' in text and "never pooled, paired" in text
+    gap = pd.read_csv(report.parent / "tables" / "protocol_gap.csv")
+    assert set(gap["adaptation"]) == {"none"}  # the adapted random run has no adapted speaker run to pair with
+
+
+def test_published_results_sit_beside_ours_only_like_for_like(report):
+    published = pd.read_csv(report.parent / "tables" / "published.csv")
+    by_method = published.set_index("method")
+    # Selected on test: no row of ours can be like for like.
+    assert by_method.loc["OGM-GE (Peng et al.)", "ours_note"].startswith("none: that number was selected on test")
+    assert "best epoch on the test fold" in by_method.loc["HiCMAE-B (Sun et al.)", "selection"]
+    # Validation-selected, single clip, actor-independent: the speaker-independent audio run sits beside it.
+    assert by_method.loc["EVAR linear probes (M2D, BYOL-A)", "ours_run"].startswith("audio/speaker-kfold")
+    assert "no single-clip audio_visual run" not in str(by_method.loc["HiCMAE-B (Sun et al.)", "ours_note"])
+    assert "Published results, and ours where like for like" in report.read_text()
+
+
+def test_published_table_places_a_matching_real_cremad_run():
+    from mer_utils.report.published import published_table
+
+    models = pd.DataFrame([{"corpus": "cremad", "adaptation": "none", "modality": "audio", "protocol": "speaker",
+                            "test_ua_mean": 0.61, "test_wa_mean": 0.62, "runs": "audio/x"},
+                           {"corpus": "cremad", "adaptation": "balanced", "modality": "audio", "protocol": "speaker",
+                            "test_ua_mean": 0.9, "test_wa_mean": 0.9, "runs": "audio/y"}])
+    numbers, display = published_table(models)
+    evar = numbers.set_index("method").loc["EVAR linear probes (M2D, BYOL-A)"]
+    assert evar["ours_run"] == "audio/x" and evar["ours_test_ua"] == pytest.approx(0.61)  # never the adapted row
+    assert (numbers.loc[numbers["ours_run"] == "audio/x", "split"] == "speaker").all()

@@ -47,7 +47,7 @@ def _train(args) -> int:
 def _compare(args) -> int:
     from mer_utils.experts.audio.compare import compare_protocols, save_protocol_comparison
 
-    table = compare_protocols(args.outputs, protocols=tuple(args.protocols))
+    table = compare_protocols(args.outputs, protocols=tuple(args.protocols), adapt=args.adapt)
     print(table.to_string(index=False))
     if args.out:
         paths = save_protocol_comparison(table, args.out)
@@ -90,6 +90,8 @@ def _cross_corpus(args) -> int:
 
 
 def register(subparsers) -> None:
+    from mer_utils.core.adaptation import ADAPTATIONS
+
     audio = subparsers.add_parser("audio", help="speech emotion recognition: train, compare protocols, predict")
     commands = audio.add_subparsers(dest="audio_command", metavar="SUBCOMMAND")
     audio.set_defaults(handler=lambda args: audio.print_help() or 2)
@@ -101,6 +103,9 @@ def register(subparsers) -> None:
     p = commands.add_parser("compare", help="WA/UA/macro-F1 of the latest runs under each protocol, and the gap")
     p.add_argument("--outputs", default="outputs", help="outputs folder holding audio/latest_<protocol>.json")
     p.add_argument("--protocols", nargs="+", default=["random", "speaker"], help="protocols to compare")
+    p.add_argument("--adapt", default="none", choices=ADAPTATIONS,
+                   help="compare the runs scored this way (default none: each clip alone); runs scored "
+                        "differently are never compared")
     p.add_argument("--out", type=Path, help="folder for protocol_comparison.csv and .png")
     p.set_defaults(handler=_compare)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _expert_runs(config, protocol: str | None) -> tuple[str, str]:
+def _expert_runs(config, protocol: str | None, adapt: str = "none") -> tuple[str, str]:
     from mer_utils.fusion.run import latest_expert_runs
 
     if config.audio_run and config.visual_run:
         return config.audio_run, config.visual_run
     if not protocol:
         raise ValueError("pass --audio-run DIR and --visual-run DIR, or --protocol P to fuse the latest runs of P")
-    latest = latest_expert_runs(config.outputs, protocol)
+    latest = latest_expert_runs(config.outputs, protocol, adapt=adapt)
     return config.audio_run or latest["audio"], config.visual_run or latest["visual"]
 
 
@@ -23,7 +23,7 @@ def _fuse(args) -> int:
     from mer_utils.fusion.run import fuse_runs
 
     config = from_args(FusionConfig, args)
-    audio_run, visual_run = _expert_runs(config, args.protocol)
+    audio_run, visual_run = _expert_runs(config, args.protocol, args.adapt)
     run_dir = fuse_runs(audio_run, visual_run, outputs=config.outputs, strategies=config.strategies,
                         calibrate=config.calibrate, n_bootstrap=config.n_bootstrap, cv_folds=config.cv_folds,
                         grid_step=config.grid_step, seed=config.seed, on_missing=config.on_missing, name=config.name,
@@ -46,6 +46,8 @@ def _report(args) -> int:
 
 
 def register(subparsers) -> None:
+    from mer_utils.core.adaptation import ADAPTATIONS
+
     from mer_utils.core.config import add_dataclass_arguments
     from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
 
@@ -54,6 +56,8 @@ def register(subparsers) -> None:
                                                       "on_missing": ("raise", "intersect")})
     p.add_argument("--protocol", help="use the latest audio and visual runs of this protocol (one corpus: that of "
                    "the newest audio run) for any run folder not given")
+    p.add_argument("--adapt", default="none", choices=ADAPTATIONS,
+                   help="with --protocol: the audio run scored this way (default none: each clip alone)")
     p.set_defaults(handler=_fuse)
 
     p = subparsers.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures from every run in outputs/")

@@ -18,6 +18,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("run-all", help="manifest, splits, both experts under both protocols, fusion, "
                               "report and a demo prediction (default: the embedded synthetic corpus)")
-    add_dataclass_arguments(p, PipelineConfig)
+    from mer_utils.core.adaptation import ADAPTATIONS
+
+    add_dataclass_arguments(p, PipelineConfig, choices={"audio_adapt": ADAPTATIONS})
     p.add_argument("--quiet", action="store_true", help="no progress bars (same as --no-progress)")
     p.set_defaults(handler=_run_all)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mer_utils.core.adaptation import adaptation_of
 from mer_utils.core.atomic_io import read_json, write_json
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
 MODALITIES = ("audio", "visual", "fusion")
-_KEY = ("corpus_key", "modality", "protocol")
+_KEY = ("corpus_key", "modality", "protocol")  # and the adaptation: an adapted model never replaces a single-clip one
 
 
 def index_path(checkpoints: str | os.PathLike) -> Path:
@@ -43,7 +44,7 @@ def read_index(checkpoints: str | os.PathLike) -> list[dict]:
 
 def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protocol: str, path: str | os.PathLike,
                         corpus: dict, corpus_key: str, **fields) -> dict:
-    """Add or replace the entry of ``(corpus_key, modality, protocol)``; returns it.
+    """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)``; returns it.
 
     ``corpus`` is the :class:`~mer_utils.data.corpus.CorpusInfo` dict of the
     training data (its label set becomes the entry's ``labels``).
@@ -57,9 +58,14 @@ def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protoc
              "synthetic": bool(corpus.get("synthetic")), "labels": list(corpus["labels"]),
              "path": Path(os.path.relpath(Path(path).resolve(), checkpoints.resolve())).as_posix(),
              "updated": timestamp(), **fields}
-    entries = [e for e in read_index(checkpoints) if tuple(e.get(k) for k in _KEY) != tuple(entry[k] for k in _KEY)]
+    entry["adaptation"] = adaptation_of(entry)
+    entries = [e for e in read_index(checkpoints) if _slot(e) != _slot(entry)]
     write_json(index_path(checkpoints), {"format": INDEX_FORMAT, "entries": [*entries, entry]})
     return entry
+
+
+def _slot(entry: dict) -> tuple:
+    return (*(entry.get(k) for k in _KEY), adaptation_of(entry))
 
 
 def entry_path(checkpoints: str | os.PathLike, entry: dict) -> Path:
@@ -70,11 +76,13 @@ def entry_path(checkpoints: str | os.PathLike, entry: dict) -> Path:
 def find_entries(checkpoints: str | os.PathLike, *, modality: str, corpus: str | None = None,
                  corpus_key: str | None = None, protocol: str | None = None) -> list[dict]:
     """Entries of ``modality`` (optionally of one corpus, corpus key or protocol), best first:
-    speaker-independent protocols before clip-level ones, then the newest."""
+    single-clip models before adapted ones, speaker-independent protocols before clip-level ones, then the
+    newest."""
     chosen = [e for e in read_index(checkpoints) if e["modality"] == modality
               and (corpus is None or e["corpus"] == corpus) and (corpus_key is None or e["corpus_key"] == corpus_key)
               and (protocol is None or e["protocol"] == protocol)]
-    return sorted(chosen, key=lambda e: (not e.get("speaker_independent", False), _newest_first(e["updated"])))
+    return sorted(chosen, key=lambda e: (adaptation_of(e) != "none", not e.get("speaker_independent", False),
+                                         _newest_first(e["updated"])))
 
 
 def _newest_first(stamp: str) -> str:
@@ -87,7 +95,8 @@ def describe(entry: dict) -> str:
     kind = "SYNTHETIC corpus" if entry.get("synthetic") else "real data"
     scores = ", ".join(f"{k.split('_')[0]} UA {entry[k]:.3f}" for k in ("val_ua", "test_ua") if isinstance(entry.get(k), float))
     size = ", ".join(f"{entry[k]} {k.split('_')[1]}" for k in ("n_clips", "n_speakers") if entry.get(k))
-    parts = [f"{entry['corpus']} ({kind})", f"protocol {entry['protocol']}", size, scores,
+    adapted = "" if adaptation_of(entry) == "none" else f", test scored with {adaptation_of(entry)} adaptation"
+    parts = [f"{entry['corpus']} ({kind})", f"protocol {entry['protocol']}{adapted}", size, scores,
              f"commit {str(entry['git_commit'])[:8]}" if entry.get("git_commit") else ""]
     return "; ".join(p for p in parts if p)
 

@@ -107,6 +107,8 @@ def load_config(path: str | Path, cls) -> dict:
         stored = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err}); pass the config.json a run wrote") from None
+    if hasattr(cls, "upgrade_config"):  # a stage whose options changed reads its older files
+        stored = cls.upgrade_config(stored)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(stored) - names)
     if unknown:

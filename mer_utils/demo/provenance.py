@@ -21,7 +21,9 @@ def describe_expert(entry: dict) -> str:
     if entry.get("zero_shot"):
         return f"{entry['backbone']}: pretrained on {entry['corpus']}; {entry['note']}"
     text = describe(entry)
-    return text + (f"; backbone {entry['backbone']}" if entry.get("backbone") else "")
+    # One recording has no other clips of its speaker: the demo always scores it alone, whatever the
+    # checkpoint's reported scores used (an adapted checkpoint answers with its single-clip model).
+    return text + (f"; backbone {entry['backbone']}" if entry.get("backbone") else "") + "; scoring: single clip"
 
 
 def synthetic_warnings(provenance: dict, *, input_is_synthetic: bool) -> list[str]:

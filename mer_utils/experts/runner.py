@@ -29,6 +29,7 @@ from typing import Callable, NamedTuple, Protocol
 
 import pandas as pd
 
+from mer_utils.core.adaptation import adaptation_of, pointer_key
 from mer_utils.core.atomic_io import write_csv
 from mer_utils.experts.fold_ledger import FoldLedger, run_fingerprint
 from mer_utils.core.run_lock import releasing_run_locks
@@ -201,7 +202,8 @@ def _finish_run(expert: Expert, prepared, ledger: FoldLedger, run_dir: Path, key
     metrics = save_run_outputs(run_dir, predictions, info=info)
     expert.finish(run_dir, reports)
     checkpoint = publish_checkpoint(expert, prepared, run_dir, ledger, metrics)
-    point_latest(config.outputs, expert.stage, config.protocol, run_dir, corpus_key=key)
+    point_latest(config.outputs, expert.stage, pointer_key(config.protocol, adaptation_of(metrics)), run_dir,
+                 corpus_key=key)
     return RunResult(run_dir, metrics, checkpoint)
 
 
@@ -234,7 +236,8 @@ def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedg
         config.checkpoints, modality=expert.stage, protocol=config.protocol, path=target,
         corpus=prepared.corpus.to_dict(), corpus_key=str(metrics["corpus_key"]),
         speaker_independent=SPEAKER_INDEPENDENT.get(config.protocol, False), split=prepared.split_name,
-        backbone=metrics.get("backbone"), mode=metrics.get("mode"), run_dir=str(run_dir.resolve()),
+        backbone=metrics.get("backbone"), mode=metrics.get("mode"), adaptation=adaptation_of(metrics),
+        run_dir=str(run_dir.resolve()),
         run_checkpoint=str(source.resolve()), val_ua=summary.get("val", {}).get("ua", {}).get("mean"),
         test_ua=summary.get("test", {}).get("ua", {}).get("mean"), n_clips=metrics.get("n_clips"),
         n_speakers=metrics.get("n_speakers"), git_commit=_commit(run_dir))

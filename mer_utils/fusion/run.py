@@ -24,6 +24,7 @@ from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run
 from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
 from mer_utils.core.predictions import write_predictions
+from mer_utils.core.adaptation import DEFAULT_ADAPTATION, adaptation_of, pointer_key
 from mer_utils.report.collect import protocol_kind
 from mer_utils.core.run_lock import releasing_run_locks
 
@@ -40,8 +41,10 @@ _MAKERS = {
 _DEFAULT_MAKER = {"audio": "the AUDIO_03 notebooks", "visual": "VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb"}
 
 
-def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key: str | None = None) -> dict[str, Path]:
-    """The newest audio and visual run folders of ``protocol`` on one corpus.
+def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key: str | None = None,
+                       adapt: str = DEFAULT_ADAPTATION) -> dict[str, Path]:
+    """The newest audio and visual run folders of ``protocol`` on one corpus; the audio run scored as
+    ``adapt`` says (each clip alone by default).
 
     Without ``corpus_key`` the corpus is that of the newest audio run
     (``outputs/audio/latest_<protocol>.json``); the visual run is then the
@@ -55,13 +58,15 @@ def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key:
     found, missing = {}, []
     for modality in ("audio", "visual"):
         try:
-            found[modality] = runs.resolve_latest(outputs, modality, protocol, corpus_key=corpus_key)
+            key = pointer_key(protocol, adapt) if modality == "audio" else protocol  # faces: always one clip
+            found[modality] = runs.resolve_latest(outputs, modality, key, corpus_key=corpus_key)
             if corpus_key is None:
                 corpus_key = read_json(found[modality] / "metrics.json").get("corpus_key")
         except FileNotFoundError:
             maker = _MAKERS[modality].get(protocol, _DEFAULT_MAKER[modality])
+            adapt_option = f" --adapt {adapt}" if modality == "audio" and adapt != DEFAULT_ADAPTATION else ""
             missing.append(f"{modality}: run {maker} with PROTOCOL = {protocol!r}, or "
-                           f"`mer {modality} train --protocol {protocol} --outputs {outputs}`")
+                           f"`mer {modality} train --protocol {protocol}{adapt_option} --outputs {outputs}`")
     if missing:
         raise FileNotFoundError(
             f"no {' and no '.join(m.split(':')[0] for m in missing)} run of protocol {protocol!r} under "
@@ -173,7 +178,9 @@ def fuse_runs(
     table = results_table(outcome, n_bootstrap=n_bootstrap, seed=seed)
 
     split = str(audio.info["split"])
-    name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}")
+    adaptation = adaptation_of(audio.info)  # the face expert scores each clip alone
+    suffix = "" if adaptation == DEFAULT_ADAPTATION else f"_adapt-{adaptation}"
+    name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}")
     config = dataclasses.replace(config, name=name)
     # Addressed by the two expert runs it fuses and the fusion settings: another pair never lands here.
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("outputs", "checkpoints")}
@@ -200,6 +207,7 @@ def fuse_runs(
         "backbone": f"fusion:{outcome.chosen}", "strategy": outcome.chosen,
         "params": outcome.params[outcome.chosen], "temperatures": outcome.temperatures,
         "calibrate": calibrate, "best_single": outcome.best_single, "n_dropped_clip_rows": len(dropped),
+        "adaptation": adaptation,
         "experts": {"audio": _expert_record(audio, outputs), "visual": _expert_record(visual, outputs)},
         **{k: audio.info[k] for k in ("corpus", "corpus_key", "synthetic") if k in audio.info},
     }
@@ -209,8 +217,10 @@ def fuse_runs(
                              labels=tuple(master_labels(master)), corpus=str(audio.info.get("corpus", "")),
                              corpus_key=str(audio.info.get("corpus_key", "")))
     save_fusion_rule(rule, run_dir / "fusion_rule.json")
-    if checkpoints:
+    if checkpoints and adaptation == DEFAULT_ADAPTATION:
+        # The demo scores one clip alone: a rule tuned on adapted speech scores would not fit its answers.
         export_rule(rule, checkpoints, audio.info, metrics, run_dir)
-    runs.point_latest(outputs, STAGE, protocol, run_dir, corpus_key=audio.info.get("corpus_key"))
+    runs.point_latest(outputs, STAGE, pointer_key(protocol, adaptation), run_dir,
+                      corpus_key=audio.info.get("corpus_key"))
     log.info("fusion run %s: chose %s (%s)", run_dir, outcome.chosen, info["params"])
     return run_dir

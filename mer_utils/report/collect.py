@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from mer_utils.core.adaptation import ADAPTATIONS, adaptation_of
 from mer_utils.core.atomic_io import read_json, sha256_file
 from mer_utils.core.runs import settings_hash
 from mer_utils.core.predictions import read_predictions
@@ -40,13 +41,16 @@ def protocol_kind(protocol: str) -> str:
 
 
 def sort_key(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows in paper order: modality, protocol (random first), backbone, run."""
+    """Rows in paper order: corpus, then single-clip rows before adapted ones (never ranked together),
+    modality, protocol (random first), backbone, run."""
     modality_rank = frame["modality"].map({m: i for i, m in enumerate(MODALITY_ORDER)}).fillna(len(MODALITY_ORDER))
     protocol_rank = frame["protocol"].map({p: i for i, p in enumerate(PROTOCOL_ORDER)}).fillna(len(PROTOCOL_ORDER))
-    keyed = frame.assign(_m=modality_rank, _p=protocol_rank)
-    by = (["corpus"] if "corpus" in frame.columns else []) + ["_m", "_p", "protocol", "backbone"] + (
+    adaptation = frame["adaptation"] if "adaptation" in frame.columns else pd.Series("none", index=frame.index)
+    keyed = frame.assign(_a=adaptation.map({a: i for i, a in enumerate(ADAPTATIONS)}).fillna(len(ADAPTATIONS)),
+                         _m=modality_rank, _p=protocol_rank)
+    by = (["corpus"] if "corpus" in frame.columns else []) + ["_a", "_m", "_p", "protocol", "backbone"] + (
         ["run"] if "run" in frame.columns else [])
-    return keyed.sort_values(by, kind="stable").drop(columns=["_m", "_p"]).reset_index(drop=True)
+    return keyed.sort_values(by, kind="stable").drop(columns=["_a", "_m", "_p"]).reset_index(drop=True)
 
 
 def _sha256(path: Path) -> str:
@@ -68,6 +72,7 @@ def _read_run(run_dir: Path, outputs: Path) -> dict:
         "corpus_key": str(metrics.get("corpus_key", "")),
         **{k: str(metrics[k]) for k in REQUIRED_INFO},
         "protocol_kind": protocol_kind(str(metrics["protocol"])),
+        "adaptation": adaptation_of(metrics),
         "labels": json.dumps(list(metrics.get("labels") or [])),
         "n_folds": len({row["fold"] for row in metrics["per_fold"]}),
         "pool_key": pool_key(run_dir),
@@ -125,8 +130,8 @@ def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
             except (OSError, ValueError, KeyError) as err:
                 log.warning("skipping %s: %s", run_dir, err)
                 skipped.append({"run": run_dir.relative_to(outputs).as_posix(), "reason": str(err)})
-    columns = ["run", "stage", "corpus", "corpus_key", *REQUIRED_INFO, "protocol_kind", "labels", "n_folds", "pool_key", "git_commit", "config_sha256",
-               "metrics_sha256", "per_fold", "config"]
+    columns = ["run", "stage", "corpus", "corpus_key", *REQUIRED_INFO, "protocol_kind", "adaptation", "labels",
+               "n_folds", "pool_key", "git_commit", "config_sha256", "metrics_sha256", "per_fold", "config"]
     runs = pd.DataFrame(rows, columns=columns)
     return Collected(sort_key(runs) if len(runs) else runs, pd.DataFrame(skipped, columns=["run", "reason"]))
 

@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mer_utils.core.adaptation import SHORT_NAMES
 from mer_utils.core.metrics import mean_std
 from mer_utils.report.collect import per_fold, protocol_kind, sort_key
 from mer_utils.report.formatting import p_value, percent, percent_mean_std
 
 SCORES = ("wa", "ua", "macro_f1")
-# Runs are pooled (seeds) only within one corpus: rows of two corpora never share a mean.
-GROUP = ("corpus", "modality", "backbone", "protocol")
+# Runs are pooled (seeds) only within one corpus and one way of scoring: rows of two corpora, or a
+# single-clip and an adapted run, never share a mean.
+GROUP = ("corpus", "adaptation", "modality", "backbone", "protocol")
 
 
 def _short(commit: str) -> str:
@@ -53,7 +55,8 @@ def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         out["git_commits"] = ";".join(sorted({_short(c) for c in group["git_commit"]}))
         rows.append(out)
     numbers = sort_key(pd.DataFrame(rows))
-    display = numbers[["corpus", "modality", "backbone", "protocol", "n_test"]].rename(columns={"n_test": "n"})
+    display = numbers[["corpus", "modality", "backbone", "protocol"]].assign(
+        scoring=numbers["adaptation"].map(SHORT_NAMES), n=numbers["n_test"])
     for subset, score, name in (("val", "ua", "val UA"), ("test", "wa", "test WA"), ("test", "ua", "test UA"),
                                 ("test", "macro_f1", "test macro-F1")):
         display[name] = [percent_mean_std(m, s, n) for m, s, n in zip(
@@ -72,17 +75,18 @@ def fusion_table(runs: pd.DataFrame, outputs: str | os.PathLike) -> tuple[pd.Dat
             continue
         results = pd.read_csv(path, keep_default_na=False, na_values={"mcnemar_p": [""]})
         parts.append(results.assign(run=run["run"], corpus=run["corpus"], protocol=run["protocol"],
-                                    git_commit=_short(run["git_commit"])))
+                                    adaptation=run["adaptation"], git_commit=_short(run["git_commit"])))
     if not parts:
         return pd.DataFrame(), pd.DataFrame()
     numbers = pd.concat(parts, ignore_index=True)
-    first = ["run", "corpus", "protocol", "method", "kind", "chosen", "params"]
+    first = ["run", "corpus", "protocol", "adaptation", "method", "kind", "chosen", "params"]
     numbers = numbers[first + [c for c in numbers.columns if c not in first]]
     numbers = numbers.assign(chosen=numbers["chosen"].astype(str) == "True")
     reference = {r: g.loc[g["best_single"].astype(str) == "True", "method"].iloc[0]
                  for r, g in numbers.groupby("run", sort=False)}
     display = pd.DataFrame({
         "corpus": numbers["corpus"], "protocol": numbers["protocol"],
+        "scoring": numbers["adaptation"].map(SHORT_NAMES),
         "method": [f"{m} (chosen)" if c else m for m, c in zip(numbers["method"], numbers["chosen"])],
         "val UA (selection)": [percent(v) for v in numbers["selection_ua"]],
         "test WA": [percent_mean_std(m, s, n) for m, s, n in
@@ -126,14 +130,16 @@ def gap_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if len(models):
         kinds = models.assign(kind=models["protocol"].map(protocol_kind),
                               family=models["backbone"].str.split(":").str[0])
-        # Pairs stay within one corpus: a gap between two corpora would measure the corpora, not leakage.
-        for (corpus, modality, _family), group in kinds.groupby(["corpus", "modality", "family"], sort=False):
+        # Pairs stay within one corpus and one way of scoring: a gap between two corpora, or between a
+        # single-clip and an adapted run, would measure those, not leakage.
+        for (corpus, adaptation, modality, _family), group in kinds.groupby(
+                ["corpus", "adaptation", "modality", "family"], sort=False):
             for _, rnd in group[group["kind"] == "random"].iterrows():
                 for _, spk in group[group["kind"] == "speaker"].iterrows():
                     backbone = rnd["backbone"] if rnd["backbone"] == spk["backbone"] else \
                         f"{rnd['backbone']} / {spk['backbone']}"
-                    row = {"corpus": corpus, "modality": modality, "backbone": backbone, "random_protocol": rnd["protocol"],
-                           "speaker_protocol": spk["protocol"]}
+                    row = {"corpus": corpus, "adaptation": adaptation, "modality": modality, "backbone": backbone,
+                           "random_protocol": rnd["protocol"], "speaker_protocol": spk["protocol"]}
                     for score in ("wa", "ua"):
                         row[f"random_{score}"] = rnd[f"test_{score}_mean"]
                         row[f"speaker_{score}"] = spk[f"test_{score}_mean"]
@@ -144,7 +150,8 @@ def gap_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not rows:
         return numbers, numbers
     display = pd.DataFrame({
-        "corpus": numbers["corpus"], "modality": numbers["modality"], "backbone": numbers["backbone"],
+        "corpus": numbers["corpus"], "scoring": numbers["adaptation"].map(SHORT_NAMES),
+        "modality": numbers["modality"], "backbone": numbers["backbone"],
         "random split": numbers["random_protocol"], "speaker-independent": numbers["speaker_protocol"],
         "test UA random": [percent(v) for v in numbers["random_ua"]],
         "test UA speaker-indep.": [percent(v) for v in numbers["speaker_ua"]],

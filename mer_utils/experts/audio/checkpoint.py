@@ -39,8 +39,9 @@ def protocol_tag(protocol: str) -> str:
     return "speaker_indep" if protocol == "speaker" else protocol.replace("-", "_")
 
 
-def checkpoint_stem(*, backbone: str, protocol: str, mode: str, family: str | None = None) -> str:
-    """Stable checkpoint names (without suffix).
+def checkpoint_stem(*, backbone: str, protocol: str, mode: str, family: str | None = None,
+                    adapt: str = "none") -> str:
+    """Stable checkpoint names (without suffix); an adapted model never takes a single-clip model's name.
 
     >>> checkpoint_stem(backbone="egemaps", protocol="speaker", mode="offline")
     'best_audio_egemaps_speaker_indep'
@@ -48,10 +49,12 @@ def checkpoint_stem(*, backbone: str, protocol: str, mode: str, family: str | No
     'best_audio_egemaps-librosa-compare_speaker_indep'
     >>> checkpoint_stem(backbone="facebook/wav2vec2-base", protocol="random", mode="finetune", family="wav2vec2")
     'best_wav2vec2_random'
+    >>> checkpoint_stem(backbone="ge2e", protocol="speaker", mode="offline", adapt="balanced")
+    'best_audio_ge2e_speaker_indep_adapt-balanced'
     """
     tag = protocol_tag(protocol)
     if mode == "offline":  # "," (averaged sets) is spelled "-" in file names
-        return f"best_audio_{backbone.replace(',', '-')}_{tag}"
+        return f"best_audio_{backbone.replace(',', '-')}_{tag}" + ("" if adapt == "none" else f"_adapt-{adapt}")
     family = family or "ssl"
     return f"best_{family}_{tag}" if mode == "finetune" else f"best_{family}_frozen_{tag}"
 

@@ -8,19 +8,19 @@ one model per item and averages their probabilities (the default, ``ge2e``:
 the pretrained GE2E speaker encoder's statistics; see docs/ravdess.md for
 the measurements).
 
-With ``speaker_norm`` (default ``"meanstd"``) each speaker's clips are
-z-scored with that speaker's own statistics, taken from every usable clip
-of the speaker in the corpus (transductive, label-free); with
-``sentence_norm`` (default on) each clip is first z-scored within its
-(speaker, sentence) group when the manifest gives sentence ids, and with
-``balance`` (default on) each speaker's predictions are matched to the
-training class prior. ``C`` is chosen by
+By default (``adapt="none"``) every clip is standardised with the training
+clips' statistics and scored alone. Test-time adaptation is a named setting
+(:mod:`mer_utils.core.adaptation`): ``"speaker"`` z-scores each speaker's
+clips with that speaker's own statistics, taken from every usable clip of
+the speaker in the corpus (transductive, label-free); ``"balanced"`` also
+z-scores each clip within its (speaker, sentence) group first and matches
+each speaker's predictions to the training class prior. ``C`` is chosen by
 validation UA; with ``refit`` the chosen ``C`` is then refitted on
 train+validation for the test predictions, while the validation predictions
 handed to fusion come from the model fitted on train alone, so they stay
-out-of-sample. A speaker with fewer than ``min_clips`` clips (the demo's
-single recording) is scored by a fallback fitted without speaker
-statistics, which beats global statistics on unseen speakers.
+out-of-sample. An adapted model carries a single-clip model (fitted without
+speaker statistics) for speakers with fewer than ``min_clips`` clips: the
+demo's one recording is always scored alone.
 
 The checkpoint is plain arrays in safetensors with JSON metadata
 (:func:`~mer_utils.experts.audio.variants.fitted_to_arrays`): loading never
@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from mer_utils.core.adaptation import DEFAULT_ADAPTATION, check_adaptation
 from mer_utils.core.atomic_io import atomic_path, write_json
 from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.core.labels import class_weights
@@ -51,16 +52,23 @@ from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitte
 CHECKPOINT_KIND = "mer-audio-acoustic-2"
 
 
-def recipe_for(backbone: str, *, speaker_norm: str | None = "meanstd", c_grid: Sequence[float] = DEFAULT_C_GRID,
-               refit: bool = True, min_clips: int = DEFAULT_MIN_CLIPS, sentence_norm: bool = False,
-               balance: bool = False) -> Recipe:
-    """The recipe a backbone name spells (``sentence_norm`` and ``balance`` apply only with ``speaker_norm``).
+# What each adaptation mode (mer_utils.core.adaptation) does to the one acoustic model.
+ADAPT_RECIPES = {
+    "none": dict(speaker_norm=None, sentence_norm=False, balance=False),
+    "speaker": dict(speaker_norm="meanstd", sentence_norm=False, balance=False),
+    "balanced": dict(speaker_norm="meanstd", sentence_norm=True, balance=True),
+}
+
+
+def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequence[float] = DEFAULT_C_GRID,
+               refit: bool = True, min_clips: int = DEFAULT_MIN_CLIPS) -> Recipe:
+    """The recipe a backbone name spells, scored as ``adapt`` says.
 
     >>> recipe_for("egemaps,librosa").name
-    'avg(egemaps,librosa) logreg speakernorm-meanstd refit'
-    >>> recipe_for("egemaps+librosa", refit=False).name
+    'avg(egemaps,librosa) logreg refit'
+    >>> recipe_for("egemaps+librosa", adapt="speaker", refit=False).name
     'egemaps+librosa logreg speakernorm-meanstd'
-    >>> recipe_for("ge2e", sentence_norm=True, balance=True).name
+    >>> recipe_for("ge2e", adapt="balanced").name
     'ge2e logreg speakernorm-meanstd sentencenorm refit balance'
     """
     items = tuple(backbone.split(","))
@@ -69,10 +77,16 @@ def recipe_for(backbone: str, *, speaker_norm: str | None = "meanstd", c_grid: S
             check_feature_set(part)
     combine = "average" if len(items) > 1 else "concat"
     feature_sets = items if combine == "average" else tuple(items[0].split("+"))
-    per_speaker = speaker_norm is not None
-    return Recipe(feature_sets=feature_sets, combine=combine, speaker_norm=speaker_norm, min_clips=min_clips,
-                  c_grid=tuple(float(c) for c in c_grid), refit=refit, sentence_norm=sentence_norm and per_speaker,
-                  balance=balance and per_speaker)
+    return Recipe(feature_sets=feature_sets, combine=combine, min_clips=min_clips,
+                  c_grid=tuple(float(c) for c in c_grid), refit=refit, **ADAPT_RECIPES[check_adaptation(adapt)])
+
+
+def adaptation_of_recipe(recipe: Recipe) -> str:
+    """The adaptation mode a (stored) recipe scores its clips in."""
+    for mode, parts in ADAPT_RECIPES.items():
+        if all(getattr(recipe, k) == v for k, v in parts.items()):
+            return mode
+    raise ValueError(f"recipe {recipe.name!r} matches no adaptation mode; retrain it with `mer audio train --adapt`")
 
 
 @dataclasses.dataclass
@@ -199,10 +213,7 @@ class AcousticBackbone:
 
     feature_set: str = DEFAULT_BACKBONE
     settings: AudioSettings = AudioSettings()
-    speaker_norm: str | None = "meanstd"  # None: global standardisation only
-    # Within each (speaker, sentence) group first, where the clips carry sentence ids (Recipe.sentence_norm).
-    sentence_norm: bool = True
-    balance: bool = True  # match each speaker's predictions to the training class prior (Recipe.balance)
+    adapt: str = DEFAULT_ADAPTATION  # how test clips are scored (mer_utils.core.adaptation)
     min_clips: int = DEFAULT_MIN_CLIPS  # speakers with fewer clips are scored by the fallback
     refit: bool = True  # refit the chosen C on train+val for the test predictions
     # Every usable clip of the corpus (labels unused): each speaker's statistics come from all of
@@ -220,9 +231,13 @@ class AcousticBackbone:
     _pool: tuple | None = dataclasses.field(default=None, repr=False)  # (pool clip set, its reference)
 
     def __post_init__(self):
-        self.recipe = recipe_for(self.feature_set, speaker_norm=self.speaker_norm, c_grid=self.c_grid,
-                                 refit=self.refit, min_clips=self.min_clips, sentence_norm=self.sentence_norm,
-                                 balance=self.balance)
+        self.recipe = recipe_for(self.feature_set, adapt=self.adapt, c_grid=self.c_grid, refit=self.refit,
+                                 min_clips=self.min_clips)
+
+    @property
+    def uses_speaker_pool(self) -> bool:
+        """Whether each speaker's statistics come from :attr:`speaker_pool` (an adapted recipe)."""
+        return self.recipe.speaker_norm is not None
 
     @property
     def name(self) -> str:
@@ -250,7 +265,7 @@ class AcousticBackbone:
 
     def _reference(self) -> tuple[dict, np.ndarray] | None:
         """Features and speakers of the pool, read once (fit, validation and test all use them)."""
-        if self.speaker_pool is None or self.speaker_pool.speakers is None or not self.speaker_norm:
+        if self.speaker_pool is None or self.speaker_pool.speakers is None or not self.uses_speaker_pool:
             return None
         if self._pool is None or self._pool[0] is not self.speaker_pool:
             X, ok = self.features(self.speaker_pool)
@@ -268,15 +283,13 @@ class AcousticBackbone:
         models, held_out, report = fit_recipe_held_out(self.recipe, train_data, val_data, seed=self.seed,
                                                        labels=self.labels)
         fallback = None
-        if self.speaker_norm:
+        if self.uses_speaker_pool:
             fallback_recipe = without_speaker_statistics(self.recipe)
             fallback, _, fallback_report = fit_recipe_held_out(fallback_recipe, train_data, val_data,
                                                                seed=self.seed, labels=self.labels)
             report["fallback"] = {"recipe": fallback_recipe.name, "blocks": fallback_report["blocks"]}
         report = {"feature_set": self.feature_set, "classifier": "LogisticRegression(class_weight=balanced)",
-                  **report, "speaker_norm": {"mode": self.speaker_norm, "min_clips": self.min_clips}
-                  if self.speaker_norm else None, "sentence_norm": self.recipe.sentence_norm,
-                  "balance": self.recipe.balance, "refit": self.refit,
+                  **report, "adaptation": self.adapt, "min_clips": self.min_clips, "refit": self.refit,
                   "C": report["blocks"][0]["C"] if len(report["blocks"]) == 1 else [b["C"] for b in report["blocks"]],
                   "n_features": int(sum(b["n_features"] for b in report["blocks"])),
                   "n_train": int(len(train_data["y"])), "n_val": int(len(val_data["y"]))}

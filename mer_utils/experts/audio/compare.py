@@ -2,7 +2,10 @@
 
 A random clip split lets the model meet every test speaker during training;
 a speaker-independent one does not. The gap between the two (usually several
-UA points on CREMA-D) measures how much of a score is speaker familiarity.
+UA points on CREMA-D) measures how much of a score is speaker familiarity, but
+only when the two runs differ in their split alone: the same backbone,
+settings and scoring (:mod:`mer_utils.core.adaptation`). Anything else is
+refused, naming what differs.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from typing import Sequence
 
 import pandas as pd
 
+from mer_utils.core.adaptation import DEFAULT_ADAPTATION, SHORT_NAMES, adaptation_of, pointer_key
 from mer_utils.core.atomic_io import atomic_path, read_json, write_csv
 
 METRICS = ("wa", "ua", "macro_f1")
+# What may differ between the two runs of a protocol comparison: the split and what spells it.
+SPLIT_SETTINGS = frozenset({"protocol", "folds", "published_dir"})
 
 
 def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:
@@ -29,8 +35,8 @@ def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:
         raise ValueError(f"{path} has no {subset!r} scores (subsets: {sorted(metrics['summary'])})")
     summary = metrics["summary"][subset]
     row = {"corpus_key": metrics.get("corpus_key", ""), "protocol": metrics["protocol"], "split": metrics["split"],
-           "backbone": metrics["backbone"],
-           "mode": metrics.get("mode", ""), "n_folds": summary["ua"]["n"]}
+           "backbone": metrics["backbone"], "mode": metrics.get("mode", ""),
+           "adaptation": adaptation_of(metrics), "n_folds": summary["ua"]["n"]}
     for key in METRICS:
         row[key], row[f"{key}_std"] = summary[key]["mean"], summary[key]["std"]
     row["run_dir"] = str(run_dir)
@@ -40,14 +46,19 @@ def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:
 def compare_protocols(
     outputs: str | os.PathLike = "outputs", *, protocols: Sequence[str] = ("random", "speaker"),
     run_dirs: Sequence[str | os.PathLike] | None = None, subset: str = "test", missing: str = "raise",
+    adapt: str = DEFAULT_ADAPTATION,
 ) -> pd.DataFrame:
     """Scores of the latest audio run of each protocol, then the gap rows.
 
     ``run_dirs`` overrides the ``latest`` pointers (one per protocol, same
-    order). The gap rows hold ``first protocol - other protocol`` for WA, UA
-    and macro-F1, in the same units (fractions). With ``missing="skip"`` a
-    protocol not run yet is left out (listed in ``table.attrs["missing"]``)
-    instead of raising, as a notebook wants before its sibling has run.
+    order). Without it, the runs are the newest of each protocol scored as
+    ``adapt`` says (each clip alone by default). The runs must differ in
+    their split alone (corpus, backbone, settings and scoring equal):
+    otherwise a ``ValueError`` names what differs. The gap rows hold
+    ``first protocol - other protocol`` for WA, UA and macro-F1, in the same
+    units (fractions). With ``missing="skip"`` a protocol not run yet is left
+    out (listed in ``table.attrs["missing"]``) instead of raising, as a
+    notebook wants before its sibling has run.
     """
     from mer_utils.core.runs import resolve_latest
 
@@ -59,24 +70,22 @@ def compare_protocols(
         for protocol in protocols:
             try:
                 # The first protocol's newest run fixes the corpus; the others are that corpus's newest.
-                run_dirs.append(resolve_latest(outputs, "audio", protocol, corpus_key=corpus_key))
+                run_dirs.append(resolve_latest(outputs, "audio", pointer_key(protocol, adapt), corpus_key=corpus_key))
                 corpus_key = corpus_key or run_scores(run_dirs[-1], subset=subset)["corpus_key"] or None
             except FileNotFoundError:
                 if missing == "raise":
                     raise
                 not_run.append(protocol)
+    check_like_for_like(run_dirs)
     rows = [run_scores(d, subset=subset) for d in run_dirs]
-    corpora = {row["corpus_key"] for row in rows}
-    if len(corpora) > 1:
-        raise ValueError(f"these runs are of different corpora ({', '.join(sorted(corpora))}): "
-                         f"{', '.join(str(d) for d in run_dirs)}; compare protocols on one corpus")
-    table = pd.DataFrame(rows, columns=["corpus_key", "protocol", "split", "backbone", "mode", "n_folds",
+    table = pd.DataFrame(rows, columns=["corpus_key", "protocol", "split", "backbone", "mode", "adaptation", "n_folds",
                                         *[k + s for k in METRICS for s in ("", "_std")], "run_dir"])
     table.attrs["missing"] = not_run
     gaps = []
     for other in rows[1:]:
-        gap = {"corpus_key": rows[0]["corpus_key"], "protocol": f"gap ({rows[0]['protocol']} - {other['protocol']})", "split": "",
-               "backbone": "", "mode": "", "n_folds": None, "run_dir": ""}
+        gap = {"corpus_key": rows[0]["corpus_key"], "protocol": f"gap ({rows[0]['protocol']} - {other['protocol']})",
+               "split": "", "backbone": "", "mode": "", "adaptation": rows[0]["adaptation"], "n_folds": None,
+               "run_dir": ""}
         for key in METRICS:
             gap[key], gap[f"{key}_std"] = rows[0][key] - other[key], None
         gaps.append(gap)
@@ -84,6 +93,30 @@ def compare_protocols(
         table = pd.concat([table, pd.DataFrame(gaps)], ignore_index=True)
         table.attrs["missing"] = not_run
     return table
+
+
+def check_like_for_like(run_dirs: Sequence[str | os.PathLike]) -> None:
+    """Refuse runs that differ in anything but their split: corpus, scoring or any result setting."""
+    from mer_utils.core.adaptation import check_same_scoring
+
+    run_dirs = [Path(d) for d in run_dirs]
+    metrics = {str(d): read_json(d / "metrics.json") for d in run_dirs if (d / "metrics.json").exists()}
+    corpora = {m.get("corpus_key", "") for m in metrics.values()}
+    if len(corpora) > 1:
+        raise ValueError(f"these runs are of different corpora ({', '.join(sorted(corpora))}): "
+                         f"{', '.join(str(d) for d in run_dirs)}; compare protocols on one corpus")
+    check_same_scoring(metrics, what="protocol comparison")
+    settings = {str(d): {k: v for k, v in read_json(d / "settings.json").items() if k not in SPLIT_SETTINGS}
+                for d in run_dirs if (d / "settings.json").exists()}
+    if len(settings) > 1:
+        first_dir, first = next(iter(settings.items()))
+        for other_dir, other in settings.items():
+            differ = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
+            if differ:
+                listed = ", ".join(f"{k}: {first.get(k)!r} vs {other.get(k)!r}" for k in differ)
+                raise ValueError(f"protocol comparison: {first_dir} and {other_dir} differ in more than their split "
+                                 f"({listed}); a gap between them would not measure speaker leakage alone. Train "
+                                 "both protocols with the same options.")
 
 
 def scores_table(metrics: dict) -> pd.DataFrame:
@@ -103,6 +136,7 @@ def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
     from mer_utils.core.metrics import format_mean_std
 
     out = table[["protocol", "split", "backbone"]].copy()
+    out["scoring"] = [SHORT_NAMES.get(a, a) for a in table["adaptation"]]
     for key in METRICS:
         out[key.upper() if key != "macro_f1" else "macro-F1"] = [
             format_mean_std(m, s) if pd.notna(s) else f"{100 * m:+.1f}"
@@ -130,7 +164,9 @@ def plot_comparison(table: pd.DataFrame):
     ax.set_xticks(x, ["WA", "UA", "macro-F1"])
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
-    ax.set_title(f"Speech emotion: protocols compared ({runs['backbone'].iloc[0] if len(runs) else ''})", fontsize=9)
+    scoring = SHORT_NAMES.get(runs["adaptation"].iloc[0], "") if len(runs) else ""
+    ax.set_title(f"Speech emotion: protocols compared ({runs['backbone'].iloc[0] if len(runs) else ''}; {scoring})",
+                 fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig

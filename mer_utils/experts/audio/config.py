@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION, check_adaptation
 from mer_utils.core.config import NOT_RESULTS as _NOT_RESULTS
 from mer_utils.core.config import field as _f
 from mer_utils.core.config import ignored_options, run_folds_field
@@ -20,9 +21,9 @@ from mer_utils.experts.audio import (ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAU
 MODES = ("auto", "finetune", "frozen")
 # The options each mode reads; any other option set away from its default is refused, not silently ignored.
 COMMON_FIELDS = {"data_root", "dataset", "all_emotions", "protocol", "backbone", "mode", "seed", "folds",
-                 "run_folds", "published_dir", "metadata_dir", "trim_top_db", "max_seconds", "min_seconds"}
+                 "run_folds", "published_dir", "metadata_dir", "trim_top_db", "max_seconds", "min_seconds", "adapt"}
 MODE_FIELDS = {
-    "offline": {"c_grid", "n_jobs", "speaker_norm", "refit", "sentence_norm", "balance"},
+    "offline": {"c_grid", "n_jobs", "refit"},
     "finetune": {"epochs", "batch_size", "grad_accum", "effective_batch_size", "lr", "head_lr", "warmup_ratio",
                  "patience", "freeze_feature_encoder", "amp", "amp_dtype", "layer", "pooling", "head_hidden",
                  "save_every_steps"},
@@ -54,6 +55,12 @@ class AudioTrainConfig:
     published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
     metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv / processedResults/ if the data "
                                         "root lacks them")
+    adapt: str = _f(DEFAULT_ADAPTATION, "how a test clip is scored: none = alone (the default; what published results "
+                                         "and the demo do); speaker = features z-scored per speaker with that speaker's "
+                                         "unlabelled clips (test-time adaptation, acoustic backbones); balanced = speaker "
+                                         "+ per-sentence z-score + per-speaker prior matching (only corpora whose "
+                                         "speakers were all recorded in every emotion alike: CREMA-D, RAVDESS)",
+                    choices=ADAPTATIONS)
     # Audio input
     trim_top_db: float | None = _f(30.0, "trim leading/trailing audio quieter than peak minus this (dB); "
                                          "None: no trimming")
@@ -63,18 +70,8 @@ class AudioTrainConfig:
     c_grid: tuple = _f(DEFAULT_C_GRID, "logistic-regression C values tried (chosen on val UA)",
                        nargs="+", type=float)
     n_jobs: int = _f(1, "parallel processes for feature extraction (-1: all cores)")
-    speaker_norm: str | None = _f("meanstd", "acoustic backbones: z-score ('meanstd'), centre ('mean') or rank "
-                                  "('rank': normal scores of per-speaker ranks) each speaker's features with "
-                                  "that speaker's own clips (label-free, transductive; a lone clip is scored by "
-                                  "a model trained without them); None: off")
     refit: bool = _f(True, "acoustic backbones: refit the C chosen on validation on train+validation for the test "
                            "predictions (validation predictions stay out-of-sample)")
-    sentence_norm: bool = _f(True, "acoustic backbones, with speaker_norm: first z-score each clip within its "
-                                   "(speaker, sentence) group where the manifest gives sentence ids and a group has "
-                                   ">= 6 clips (label-free, transductive)")
-    balance: bool = _f(True, "acoustic backbones, with speaker_norm: match each speaker's predictions to the "
-                             "training class prior (assumes every speaker shows the emotions in the training "
-                             "proportions, as acted corpora are recorded; off for other corpora)")
     # Speech models, fine-tuning
     epochs: int = _f(10, "fine-tuning epochs (early stopping may end sooner)")
     batch_size: int = _f(8, "clips per batch on one device (GPU or CPU process)")
@@ -107,6 +104,10 @@ class AudioTrainConfig:
         if self.is_acoustic and self.mode != "auto":
             raise ValueError(f"--mode {self.mode} applies to speech models, e.g. --backbone {DEFAULT_SSL_MODEL}; "
                              f"the acoustic backbone {self.backbone!r} has a single mode (leave --mode at auto)")
+        check_adaptation(self.adapt)
+        if self.adapt != DEFAULT_ADAPTATION and not self.is_acoustic:
+            raise ValueError(f"--adapt {self.adapt} applies to acoustic backbones (e.g. --backbone {DEFAULT_BACKBONE}); "
+                             f"speech models score each clip alone (--adapt none)")
         self.c_grid = tuple(float(c) for c in self.c_grid)
         self.run_folds = tuple(int(f) for f in self.run_folds)
         ignored = ignored_options(self, COMMON_FIELDS | MODE_FIELDS[self.resolved_mode] | NOT_RESULTS)
@@ -135,8 +136,26 @@ class AudioTrainConfig:
         return self.layer if self.layer == "weighted" else int(self.layer)
 
     def run_name(self) -> str:
-        """``<protocol>_<backbone>[_<mode>]_seed<seed>``, safe as a folder name."""
+        """``<protocol>_<backbone>[_<mode>]_adapt-<adapt>_seed<seed>``, safe as a folder name."""
         slug = self.backbone.rstrip("/").split("/")[-1]
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in slug)
         mode = "" if self.is_acoustic else f"_{self.resolved_mode}"
-        return f"{self.protocol}_{slug}{mode}_seed{self.seed}"
+        return f"{self.protocol}_{slug}{mode}_adapt-{self.adapt}_seed{self.seed}"
+
+    @classmethod
+    def upgrade_config(cls, stored: dict) -> dict:
+        """A ``config.json`` written before ``adapt`` existed, in today's fields (``--config`` replay)."""
+        if not {"speaker_norm", "sentence_norm", "balance"} & set(stored):
+            return stored
+        stored = dict(stored)
+        norm, sentence, balance = (stored.pop("speaker_norm", None), stored.pop("sentence_norm", False),
+                                   stored.pop("balance", False))
+        if norm is None:
+            stored["adapt"] = "none"
+        elif norm == "meanstd" and sentence == balance:
+            stored["adapt"] = "balanced" if balance else "speaker"
+        else:
+            raise ValueError(f"this config scored clips with speaker_norm={norm!r}, sentence_norm={sentence}, "
+                             f"balance={balance}, a combination no longer offered; choose --adapt "
+                             f"{' / '.join(ADAPTATIONS)}")
+        return stored

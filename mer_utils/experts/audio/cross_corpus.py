@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION
 from mer_utils.core.config import field as _f
 from mer_utils.experts.audio import DEFAULT_BACKBONE
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
@@ -35,12 +36,11 @@ class CrossCorpusConfig:
     target_name: str = _f("ravdess", "name of the test corpus in the protocol label")
     source_metadata_dir: str | None = _f(None, "VideoDemographics.csv folder if the CREMA-D root lacks it")
     backbone: str = _f(DEFAULT_BACKBONE, "offline feature sets, as `mer audio train --backbone` spells them")
-    speaker_norm: str | None = _f("meanstd", "per-speaker z-scoring on both corpora (None: global only)")
+    adapt: str = _f(DEFAULT_ADAPTATION, "how a target clip is scored: none (alone, the default), speaker (each "
+                                         "corpus's speakers z-scored with their own clips) or balanced (+ sentence "
+                                         "z-score and the source class prior per target speaker; both corpora must "
+                                         "declare balanced speakers)", choices=ADAPTATIONS)
     refit: bool = _f(True, "refit the chosen C on source train+val for the test predictions")
-    sentence_norm: bool = _f(True, "with speaker_norm: z-score within (speaker, sentence) groups first, on both "
-                                   "corpora, where the manifests give sentence ids")
-    balance: bool = _f(False, "with speaker_norm: match each target speaker's predictions to the source class "
-                              "prior (off: two corpora need not share one; RAVDESS has half as many neutral clips)")
     val_size: float = _f(0.2, "fraction of source actors held out to choose C")
     seed: int = _f(0, "seed of the validation actors and the classifiers")
     outputs: str = _f("outputs", "folder for run folders and caches")
@@ -53,8 +53,14 @@ class CrossCorpusConfig:
     def recipe(self) -> Recipe:
         from mer_utils.experts.audio.classical import recipe_for
 
-        return recipe_for(self.backbone, speaker_norm=self.speaker_norm, refit=self.refit,
-                          sentence_norm=self.sentence_norm, balance=self.balance)
+        return recipe_for(self.backbone, adapt=self.adapt, refit=self.refit)
+
+    @classmethod
+    def upgrade_config(cls, stored: dict) -> dict:
+        """A ``config.json`` written before ``adapt`` existed, in today's fields (``--config`` replay)."""
+        from mer_utils.experts.audio.config import AudioTrainConfig
+
+        return AudioTrainConfig.upgrade_config(stored)
 
 
 def shared_emotions(source: pd.DataFrame, target: pd.DataFrame) -> list[str]:
@@ -108,12 +114,23 @@ def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir
             "sentences": clips["sentence"].to_numpy(dtype=object)[ok] if "sentence" in clips.columns else None}
 
 
+def _check_adaptation_fits(adapt: str, source: pd.DataFrame, target: pd.DataFrame) -> None:
+    """Prior matching rescales target speakers to the source prior: both corpora must record every speaker
+    in every emotion alike."""
+    from mer_utils.data.manifest import corpus_info
+    from mer_utils.experts.audio.train import check_adaptation_fits
+
+    for manifest in (source, target):
+        check_adaptation_fits(adapt, corpus_info(manifest))
+
+
 @releasing_run_locks
 def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Path:
     """Train on ``config.source_root``, test on ``config.target_root``; returns the run folder."""
     from mer_utils.core.evaluation import save_run_outputs
     from mer_utils.data.manifest import prepare_manifest
     from mer_utils.core.predictions import make_predictions_frame
+    from mer_utils.core.adaptation import pointer_key
     from mer_utils.core.runs import new_run_dir, point_latest, safe_name, set_seed
 
     set_seed(config.seed)
@@ -122,6 +139,7 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
     source = prepare_manifest(config.source_root, metadata_dir=config.source_metadata_dir, outputs=outputs,
                               progress=progress)
     target = prepare_manifest(config.target_root, outputs=outputs, progress=progress)
+    _check_adaptation_fits(config.adapt, source, target)
     emotions = shared_emotions(source, target)
     train_clips, val_clips = source_val_split(_usable(source, emotions), val_size=config.val_size, seed=config.seed)
     skipped: list = []
@@ -141,13 +159,15 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
         frames.append(make_predictions_frame(clip_ids=data[subset]["clip_ids"],
                                              y_true=[emotions[i] for i in data[subset]["y"]], proba=proba,
                                              labels=emotions, split=split_name, fold=0, subset=subset, modality="audio"))
-    run_name = f"cross_{config.source_name}-{config.target_name}_{recipe.name.replace(' ', '_')}_seed{config.seed}"
+    run_name = (f"cross_{config.source_name}-{config.target_name}_{recipe.name.replace(' ', '_')}_adapt-{config.adapt}"
+                f"_seed{config.seed}")
     run_dir = new_run_dir(outputs, "audio", run_name, config, corpus_key=f"cross-{config.source_name}-{config.target_name}",
                           settings=dataclasses.asdict(config))
     info = {"modality": "audio", "protocol": config.protocol, "split": split_name, "backbone": recipe.name,
+            "adaptation": config.adapt,
             "shared_emotions": emotions, "selection": report, "skipped": skipped,
             "n_actors": {"train": int(train_clips["actor_id"].nunique()), "val": int(val_clips["actor_id"].nunique()),
                          "test": int(target["actor_id"].nunique())}}
     save_run_outputs(run_dir, pd.concat(frames, ignore_index=True), info=info)
-    point_latest(outputs, "audio", safe_name(config.protocol), run_dir)
+    point_latest(outputs, "audio", safe_name(pointer_key(config.protocol, config.adapt)), run_dir)
     return run_dir

@@ -17,7 +17,6 @@ use needs a licence from audEERING.
 from __future__ import annotations
 
 import os
-import zlib
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -53,10 +52,6 @@ FEATURE_SETS = {
 }
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1
-# Training-time perturbations of a prepared waveform: "speed<f>" resamples so the
-# clip plays f times faster (tempo and pitch together, as in Kaldi speed
-# perturbation); "noise<snr>" adds white noise at snr dB below the clip's power.
-AUGMENTATIONS = ("speed0.9", "speed1.1", "noise20")
 
 _SMILE_CACHE: dict = {}
 
@@ -87,32 +82,6 @@ def feature_set_fingerprint(name: str) -> dict | None:
 
         return weights_fingerprint()
     return None
-
-
-def check_augmentation(name: str) -> str:
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATIONS}")
-    return name
-
-
-def augment_wave(wave: np.ndarray, augmentation: str, *, sample_rate: int = 16_000, seed: int = 0) -> np.ndarray:
-    """A perturbed copy of ``wave`` (see ``AUGMENTATIONS``); noise is drawn from ``seed``.
-
-    >>> w = np.sin(np.arange(16_000) / 5.0).astype(np.float32)
-    >>> len(augment_wave(w, "speed1.1")), len(augment_wave(w, "noise20")) == len(w)
-    (14545, True)
-    """
-    check_augmentation(augmentation)
-    wave = np.asarray(wave, dtype=np.float32)
-    if augmentation.startswith("speed"):
-        import librosa
-
-        factor = float(augmentation[len("speed"):])
-        return librosa.resample(wave, orig_sr=sample_rate, target_sr=int(round(sample_rate / factor))).astype(np.float32)
-    snr_db = float(augmentation[len("noise"):])
-    power = float(np.mean(wave.astype(np.float64) ** 2))
-    noise = np.random.default_rng(seed).normal(size=wave.shape) * np.sqrt(power / 10 ** (snr_db / 10))
-    return (wave + noise).astype(np.float32)
 
 
 def _smile(name: str):
@@ -177,19 +146,16 @@ def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 1
     return np.nan_to_num(np.asarray(vector, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _extract_file(path: str, feature_set: str, settings: AudioSettings,
-                  augment: str | None = None) -> tuple[np.ndarray | None, str]:
+def _extract_file(path: str, feature_set: str, settings: AudioSettings) -> tuple[np.ndarray | None, str]:
     try:
         wave = load_waveform(path, settings=settings)
-        if augment:  # the noise seed follows the file name, so a cached copy can be recomputed identically
-            wave = augment_wave(wave, augment, sample_rate=settings.sample_rate, seed=zlib.crc32(Path(path).name.encode()))
         return extract_features(wave, feature_set, sample_rate=settings.sample_rate), ""
     except (AudioLoadError, ValueError) as err:
         return None, str(err)
 
 
-def cache_namespace(feature_set: str, settings: AudioSettings, augment: str | None = None) -> str:
-    extra = {"augment": augment} if augment else {}  # clean features keep their historical namespace
+def cache_namespace(feature_set: str, settings: AudioSettings) -> str:
+    extra = {}
     if FEATURE_SETS[feature_set].version > 1:
         extra["set_version"] = FEATURE_SETS[feature_set].version
     return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra})
@@ -201,12 +167,8 @@ _ANNOUNCED: set[tuple[str, str]] = set()  # (cache folder, namespace) already re
 def features_for_files(
     paths: Sequence[str | os.PathLike], *, feature_set: str, settings: AudioSettings = AudioSettings(),
     cache_dir: str | os.PathLike | None = None, n_jobs: int = 1, chunk_size: int = 256, progress: bool = True,
-    augment: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Feature matrix for ``paths``, computed once and cached on disk.
-
-    ``augment`` (one of ``AUGMENTATIONS``): features of a perturbed copy of
-    each clip instead, cached apart from the clean ones.
 
     Returns
     -------
@@ -218,16 +180,14 @@ def features_for_files(
     from tqdm.auto import tqdm
 
     check_feature_set_available(feature_set)  # before any worker starts: one clear error, not one per clip
-    if augment:
-        check_augmentation(augment)
     paths = [str(p) for p in paths]
     keys = [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
-    cache = FeatureCache(cache_dir, cache_namespace(feature_set, settings, augment)) if cache_dir else None
+    cache = FeatureCache(cache_dir, cache_namespace(feature_set, settings)) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
     errors: dict[int, str] = {}
-    desc = f"{feature_set} features" + (f" ({augment})" if augment else "")
-    served = (str(cache_dir), cache_namespace(feature_set, settings, augment))
+    desc = f"{feature_set} features"
+    served = (str(cache_dir), cache_namespace(feature_set, settings))
     if not todo and progress and served not in _ANNOUNCED:
         # A cached step says so once, instead of a full bar for every subset a run reads.
         print(f"{desc}: {len(paths)} clips from the cache in {cache_dir}")
@@ -237,7 +197,7 @@ def features_for_files(
     with Parallel(n_jobs=n_jobs) as parallel:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
-            results = parallel(delayed(_extract_file)(paths[i], feature_set, settings, augment) for i in chunk)
+            results = parallel(delayed(_extract_file)(paths[i], feature_set, settings) for i in chunk)
             fresh = {keys[i]: vec for i, (vec, _) in zip(chunk, results) if vec is not None}
             errors.update({i: err for i, (vec, err) in zip(chunk, results) if vec is None})
             found.update(fresh)

@@ -32,9 +32,8 @@ def audio_settings(config: AudioTrainConfig) -> AudioSettings:
                          min_seconds=config.min_seconds)
 
 
-def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...], corpus=None):
-    """The backbone named by ``config`` (acoustic, or a speech model in finetune/frozen mode) over ``labels``;
-    ``corpus`` (its ``CorpusInfo``) decides whether prior matching is sound (``balanced_speakers``)."""
+def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
+    """The backbone named by ``config`` (acoustic, or a speech model in finetune/frozen mode) over ``labels``."""
     from mer_utils.experts.audio.features import default_cache_dir
 
     settings = audio_settings(config)
@@ -43,9 +42,7 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...], corpus=None
         from mer_utils.experts.audio.classical import AcousticBackbone
 
         return AcousticBackbone(feature_set=config.backbone, settings=settings, c_grid=config.c_grid,
-                                speaker_norm=config.speaker_norm, refit=config.refit, labels=labels,
-                                sentence_norm=config.sentence_norm, balance=_balance(config, corpus),
-                                cache_dir=cache_dir, n_jobs=config.n_jobs, progress=config.progress,
+                                adapt=config.adapt, refit=config.refit, labels=labels, cache_dir=cache_dir, n_jobs=config.n_jobs, progress=config.progress,
                                 seed=config.seed)
     from mer_utils.experts.audio.ssl_model import HeadConfig
 
@@ -68,8 +65,12 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...], corpus=None
                             settings=settings, device=config.device, progress=config.progress, labels=labels)
 
 
-def _balance(config: AudioTrainConfig, corpus) -> bool:
-    return bool(config.balance and (corpus is None or corpus.balanced_speakers))
+def check_adaptation_fits(adapt: str, corpus) -> None:
+    """``balanced`` (prior matching) assumes every speaker recorded every emotion alike: refused elsewhere."""
+    if adapt == "balanced" and not corpus.balanced_speakers:
+        raise ValueError(f"--adapt balanced matches each speaker's predictions to the training class prior, which "
+                         f"assumes every speaker was recorded in every emotion alike; corpus {corpus.name!r} does "
+                         "not declare so (CorpusInfo.balanced_speakers). Use --adapt speaker or none.")
 
 
 def _predict_frame(backbone, clips: ClipSet, *, labels, split_name: str, fold: int, subset: str,
@@ -100,10 +101,7 @@ class AudioExpert:
         return self.config.result_settings()
 
     def begin(self, prepared) -> None:
-        if self.config.is_acoustic and self.config.speaker_norm and self.config.balance \
-                and not _balance(self.config, prepared.corpus):
-            print(f"audio: per-speaker prior matching (--balance) is off for corpus {prepared.corpus.name!r}: "
-                  "its speakers were not recorded in every emotion alike (CorpusInfo.balanced_speakers)")
+        pass
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
         from mer_utils.protocols.splits import fold_subsets
@@ -111,8 +109,8 @@ class AudioExpert:
         subsets = fold_subsets(prepared.split, fold)
         clips = {s: ClipSet.from_manifest(prepared.manifest, prepared.data_root, ids, labels=prepared.labels)
                  for s, ids in subsets.items()}
-        backbone = make_backbone(self.config, prepared.labels, prepared.corpus)
-        if getattr(backbone, "speaker_norm", None):
+        backbone = make_backbone(self.config, prepared.labels)
+        if getattr(backbone, "uses_speaker_pool", False):
             # Every usable clip of the corpus, labels unused: see AcousticBackbone.speaker_pool.
             usable = prepared.split["clip_id"].drop_duplicates().tolist()
             backbone.speaker_pool = ClipSet.from_manifest(prepared.manifest, prepared.data_root, usable,
@@ -132,12 +130,13 @@ class AudioExpert:
 
     def stable_name(self, prepared) -> str:
         return checkpoint_stem(backbone=self.config.backbone, protocol=self.config.protocol,
-                               mode=self.config.resolved_mode, family=self.family)
+                               mode=self.config.resolved_mode, family=self.family, adapt=self.config.adapt)
 
     def run_info(self, prepared, reports: list[dict]) -> dict:
         # A run whose folds all resumed has built no model: its family is in the fold reports.
         self.family = self.family or next((r["family"] for r in reports if r.get("family")), None)
-        return {"backbone": self.config.backbone, "mode": self.config.resolved_mode, "family": self.family}
+        return {"backbone": self.config.backbone, "mode": self.config.resolved_mode, "family": self.family,
+                "adaptation": self.config.adapt}
 
     def finish(self, run_dir: Path, reports: list[dict]) -> None:
         pass
@@ -152,7 +151,13 @@ def train_audio(config: AudioTrainConfig | None = None, **overrides) -> RunResul
     from mer_utils.protocols.prepare import prepare_protocol
 
     config = dataclasses.replace(config or AudioTrainConfig(), **overrides)
-    return run_protocol(AudioExpert(config), lambda: prepare_protocol(
-        config.data_root, config.protocol, seed=config.seed, outputs=config.outputs,
-        published_dir=config.published_dir, metadata_dir=config.metadata_dir, n_folds=config.folds,
-        progress=config.progress, dataset=config.dataset, all_emotions=config.all_emotions))
+
+    def prepare():
+        prepared = prepare_protocol(
+            config.data_root, config.protocol, seed=config.seed, outputs=config.outputs,
+            published_dir=config.published_dir, metadata_dir=config.metadata_dir, n_folds=config.folds,
+            progress=config.progress, dataset=config.dataset, all_emotions=config.all_emotions)
+        check_adaptation_fits(config.adapt, prepared.corpus)  # before a run folder exists
+        return prepared
+
+    return run_protocol(AudioExpert(config), prepare)

@@ -1,19 +1,18 @@
-"""Offline SER recipes on precomputed features, and their actor-grouped
-evaluation protocols.
+"""The one offline SER model on precomputed features, and how it scores a clip.
 
-A :class:`Recipe` names what the offline backbone does with functionals:
-which feature sets (concatenated, or one model each with averaged or geometric-mean
-probabilities), speaker normalisation, the classifier and its ``C`` grid,
-whether the chosen ``C`` is refitted on train+validation, an optional PCA
-fitted on the training clips, an optional normalisation per speaker and
-sentence, and an optional per-speaker prior matching of the predictions
-(test-time adaptation on each speaker's unlabelled clips).
-Every choice is made on the validation actors; the test actors of a fold are
-only ever scored. ``benchmarks/bench_ravdess.py`` compares recipes with
-:func:`cross_validate` under the actor 5-fold and the half-transfer
-protocols (:func:`half_transfer_split`).
+A :class:`Recipe` names what the acoustic backbone does with functionals:
+which feature sets (stacked into one model, or one model each with averaged
+probabilities), the ``C`` grid of the logistic regression, whether the chosen
+``C`` is refitted on train+validation, and how a test clip is scored
+(:mod:`mer_utils.core.adaptation`): alone (no speaker statistics), or with
+test-time adaptation on each speaker's unlabelled clips (speaker
+normalisation, optionally per sentence, and per-speaker prior matching).
+:func:`~mer_utils.experts.audio.classical.recipe_for` spells the recipes
+``mer audio train`` offers; every choice is made on the validation actors.
+``benchmarks/recipe_grid.py`` holds the evaluation protocols the benchmarks
+compare recipes with.
 
-Fitted linear recipes are plain arrays: :func:`fitted_to_arrays` and
+Fitted recipes are plain arrays: :func:`fitted_to_arrays` and
 :func:`fitted_from_arrays` turn them into ``{name: ndarray}`` plus JSON
 metadata and back, without pickle.
 """
@@ -22,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -30,15 +29,9 @@ from mer_utils.experts.audio import DEFAULT_C_GRID
 from mer_utils.experts.audio.speaker_norm import (DEFAULT_MIN_CLIPS, SPEAKER_NORM_MODES, SpeakerNormalizer,
                                                   known_sentence, sentence_normalise)
 
-if TYPE_CHECKING:  # pandas loads in the functions that take tables: predicting from a checkpoint needs none
-    import pandas as pd
-
-CLASSIFIERS = ("logreg", "linsvm", "svc")
-# How the per-block probabilities of a multi-model recipe are joined: their arithmetic mean, or
-# their geometric mean renormalised (a mean of log-probabilities: one confident "no" vetoes a class).
-COMBINES = ("concat", "average", "geomean")
-LINEAR_CLASSIFIERS = ("logreg", "linsvm")  # representable as arrays (coef, intercept)
-SVC_C_GRID = (0.1, 1.0, 10.0, 100.0)
+# How the per-block probabilities of a multi-model recipe are joined: one model on stacked features, or
+# the arithmetic mean of one model per feature set.
+COMBINES = ("concat", "average")
 ARRAYS_FORMAT = "mer-recipe-arrays/1"
 
 
@@ -46,12 +39,6 @@ ARRAYS_FORMAT = "mer-recipe-arrays/1"
 class Recipe:
     """One offline configuration (see the module docstring).
 
-    ``pca``: number of principal components (fitted on the standardised
-    training clips) the classifier sees; ``None`` keeps every feature.
-    ``augment``: also train on these perturbed copies of the training and
-    validation clips (validation UA, which picks ``C``, is scored on clean
-    clips only); the data dicts then carry ``"augmented": {name: {feature_set:
-    rows}}`` aligned with their ``"X"``.
     ``balance``: rescale each test speaker's class probabilities so that
     their mean over the speaker's clips matches the training class prior
     (Sinkhorn iterations; labels unused; only speakers with at least
@@ -68,49 +55,31 @@ class Recipe:
     statistics alone.
     """
 
-    feature_sets: tuple[str, ...] = ("egemaps",)  # "a+b" inside an averaged recipe: one model on a and b stacked
-    combine: str = "concat"  # "concat": one model on stacked features; "average"/"geomean": one model per set
+    feature_sets: tuple[str, ...] = ("ge2e",)  # "a+b" inside an averaged recipe: one model on a and b stacked
+    combine: str = "concat"  # "concat": one model on stacked features; "average": one model per set
     speaker_norm: str | None = None  # None, "meanstd", "mean" or "rank" (see mer_utils.experts.audio.speaker_norm)
     min_clips: int = DEFAULT_MIN_CLIPS
-    classifier: str = "logreg"
     c_grid: tuple[float, ...] = DEFAULT_C_GRID
     refit: bool = False  # refit the chosen C on train+val (then val scores are no longer out-of-sample)
-    pca: int | None = None
     balance: bool = False
-    augment: tuple[str, ...] = ()  # augmented training copies (mer_utils.experts.audio.features.AUGMENTATIONS)
     sentence_norm: bool = False
 
     def __post_init__(self):
-        if self.classifier not in CLASSIFIERS:
-            raise ValueError(f"unknown classifier {self.classifier!r}; choose one of {CLASSIFIERS}")
         if self.combine not in COMBINES:
             raise ValueError(f"combine must be one of {COMBINES}, got {self.combine!r}")
         if self.speaker_norm is not None and self.speaker_norm not in SPEAKER_NORM_MODES:
             raise ValueError(f"unknown speaker_norm {self.speaker_norm!r}; choose None or one of {SPEAKER_NORM_MODES}")
         if not self.feature_sets:
             raise ValueError("a recipe needs at least one feature set")
-        if self.pca is not None and int(self.pca) < 1:
-            raise ValueError(f"pca must be a positive number of components or None, got {self.pca!r}")
         if not self.c_grid:
             raise ValueError("c_grid needs at least one value")
-        if self.sentence_norm and self.speaker_norm is None:
-            raise ValueError("sentence_norm refines speaker normalisation: set speaker_norm too (e.g. 'meanstd')")
-        if self.sentence_norm and self.augment:
-            raise ValueError("sentence_norm and augment cannot be combined: an augmented copy is a speaker of its "
-                             "own, with no sentence groups")
-        from mer_utils.experts.audio.features import check_augmentation
-
-        for name in self.augment:
-            check_augmentation(name)
+        if (self.sentence_norm or self.balance) and self.speaker_norm is None:
+            raise ValueError("sentence_norm and balance refine speaker adaptation: set speaker_norm too (e.g. 'meanstd')")
 
     @property
     def name(self) -> str:
-        sets = ("+".join(self.feature_sets) if self.combine == "concat"
-                else f"{'avg' if self.combine == 'average' else 'geomean'}({','.join(self.feature_sets)})")
-        parts = [sets]
-        if self.pca is not None:
-            parts.append(f"pca{self.pca}")
-        parts.append(self.classifier)
+        parts = ["+".join(self.feature_sets) if self.combine == "concat" else f"avg({','.join(self.feature_sets)})",
+                 "logreg"]
         if self.speaker_norm:
             parts.append(f"speakernorm-{self.speaker_norm}")
         if self.sentence_norm:
@@ -119,8 +88,6 @@ class Recipe:
             parts.append("refit")
         if self.balance:
             parts.append("balance")
-        if self.augment:
-            parts.append(f"aug({','.join(self.augment)})")
         return " ".join(parts)
 
     @property
@@ -145,16 +112,9 @@ class Recipe:
         return cls(**kwargs)
 
 
-# The offline default: see docs/ravdess.md for the measurements behind each choice (chosen by
-# validation UA). The GE2E speaker encoder's statistics, normalised per speaker and sentence, one
-# logistic regression, each speaker's predictions matched to the training class prior.
-DEFAULT_RECIPE = Recipe(feature_sets=("ge2e",), speaker_norm="meanstd", sentence_norm=True, balance=True, refit=True)
-# The default before it: four speaker-normalised models (three functionals sets and ge2e), averaged.
-FOUR_MODEL_RECIPE = Recipe(feature_sets=("egemaps", "librosa", "compare", "ge2e"), combine="average",
-                           speaker_norm="meanstd", refit=True)
-# The default of the previous round (no pretrained encoder), for comparisons.
-FUNCTIONALS_RECIPE = Recipe(feature_sets=("egemaps", "librosa", "compare"), combine="average", speaker_norm="meanstd",
-                            refit=True)
+# The shipped default (`mer audio train`, --adapt none): one logistic regression on the GE2E speaker
+# encoder's statistics, each clip scored alone. See docs/ravdess.md for the measurements.
+DEFAULT_RECIPE = Recipe(feature_sets=("ge2e",), refit=True)
 
 
 def without_speaker_statistics(recipe: Recipe) -> Recipe:
@@ -162,9 +122,6 @@ def without_speaker_statistics(recipe: Recipe) -> Recipe:
     trained without speaker or sentence statistics, nothing to match per speaker."""
     return dataclasses.replace(recipe, speaker_norm=None, sentence_norm=False, balance=False)
 
-
-# Trained without speaker statistics, it beats the default's global-statistics fallback on a lone clip.
-FALLBACK_RECIPE = without_speaker_statistics(DEFAULT_RECIPE)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -174,12 +131,8 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass
 class FittedModel:
-    """Speaker normaliser (optional) -> standardiser -> linear head (or an RBF SVC), for one feature block.
-
-    A linear head's ``coef`` acts on the standardised features directly: a
-    PCA projection is folded into it, so a fitted linear block is just
-    ``mean, scale, coef, intercept`` (and the normaliser's fallback statistics).
-    """
+    """Speaker normaliser (optional) -> standardiser -> multinomial logistic regression, for one feature block:
+    ``mean, scale, coef, intercept`` (and the normaliser's statistics)."""
 
     normalizer: SpeakerNormalizer | None
     mean: np.ndarray
@@ -187,11 +140,9 @@ class FittedModel:
     classes: np.ndarray  # label indices the classifier knows (a subset of the labels when data lack a class)
     C: float
     n_labels: int  # size of the label set the probabilities span
-    coef: np.ndarray | None = None  # (n_classes, d) on standardised features; None for the RBF SVC
-    intercept: np.ndarray | None = None
-    head: str = "softmax"  # "softmax" (multinomial logistic regression) or "margin-softmax" (linear SVM)
-    prior: np.ndarray | None = None  # training class frequencies over all labels (for ``balance``)
-    model: object = None  # only for the RBF SVC (not array-serialisable)
+    coef: np.ndarray  # (n_classes, d) on standardised features
+    intercept: np.ndarray
+    prior: np.ndarray  # training class frequencies over all labels (for ``balance``)
 
     def standardise(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
         """``reference=(X_pool, speakers_pool)``: each speaker's statistics from the pool (see
@@ -201,84 +152,35 @@ class FittedModel:
         return (Z - self.mean) / self.scale
 
     def proba(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
-        Z = self.standardise(X, speakers, reference)
-        if self.coef is not None:
-            logits = Z @ self.coef.T + self.intercept
-            if logits.shape[1] == 1:  # a binary logistic model: one logit for the second class
-                logits = np.hstack([np.zeros_like(logits), logits])
-            known = _softmax(logits)  # SVM margins through a softmax: uncalibrated but ordered
-        else:  # RBF SVC without Platt scaling: softmax of one-vs-rest margins
-            known = _softmax(self.model.decision_function(Z))
-        proba = np.zeros((len(Z), self.n_labels))
+        logits = self.standardise(X, speakers, reference) @ self.coef.T + self.intercept
+        if logits.shape[1] == 1:  # a binary logistic model: one logit for the second class
+            logits = np.hstack([np.zeros_like(logits), logits])
+        known = _softmax(logits)
+        proba = np.zeros((len(known), self.n_labels))
         proba[:, self.classes] = known
         return proba
 
 
-def _fit_linear(name: str, C: float, Z: np.ndarray, y: np.ndarray, seed: int):
+def _fit_head(C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int, n_labels: int) -> FittedModel:
+    """Standardise (training statistics) and fit a class-balanced logistic regression."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import LinearSVC
-
-    if name == "logreg":
-        model = LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=seed).fit(Z, y)
-        return model.coef_, model.intercept_, "softmax", model.classes_
-    model = LinearSVC(C=C, class_weight="balanced", max_iter=20000, random_state=seed).fit(Z, y)
-    return model.coef_, model.intercept_, "margin-softmax", model.classes_
-
-
-def _projection(Z: np.ndarray, n_components: int | None) -> np.ndarray | None:
-    """Columns spanning the top principal directions of ``Z`` (already centred), or the
-    whole row space when ``n_components`` is None and features outnumber clips (lossless
-    for an L2-penalised linear model: its weights lie in the span of the training rows)."""
-    if n_components is None and Z.shape[1] <= Z.shape[0]:
-        return None
-    _, s, vt = np.linalg.svd(Z, full_matrices=False)
-    keep = s > 1e-8 * s[0]
-    if n_components is not None:
-        keep &= np.arange(len(s)) < n_components
-    return vt[keep].T
-
-
-def _fit_head(recipe: Recipe, C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int,
-              n_labels: int) -> FittedModel:
-    """Standardise (training statistics), optionally project, fit the classifier; fold the projection."""
-    from sklearn.svm import SVC
 
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale <= 1e-12] = 1.0  # constant features carry nothing; avoid 0/0
-    Z = (X - mean) / scale
-    prior = np.bincount(y, minlength=n_labels) / len(y)
-    if recipe.classifier == "svc":
-        model = SVC(C=C, kernel="rbf", gamma="scale", class_weight="balanced", decision_function_shape="ovr")
-        model.fit(Z, y)
-        return FittedModel(normalizer, mean, scale, np.asarray(model.classes_, dtype=int), C, n_labels,
-                           prior=prior, model=model)
-    V = _projection(Z, recipe.pca)
-    coef, intercept, head, classes = _fit_linear(recipe.classifier, C, Z @ V if V is not None else Z, y, seed)
-    if V is not None:
-        coef = coef @ V.T  # logits = (Z V) w' + b = Z (V w') + b
-    return FittedModel(normalizer, mean, scale, np.asarray(classes, dtype=int), C, n_labels,
-                       coef=np.asarray(coef, dtype=np.float64), intercept=np.asarray(intercept, dtype=np.float64),
-                       head=head, prior=prior)
+    model = LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=seed)
+    model.fit((X - mean) / scale, y)
+    return FittedModel(normalizer, mean, scale, np.asarray(model.classes_, dtype=int), C, n_labels,
+                       coef=np.asarray(model.coef_, dtype=np.float64),
+                       intercept=np.asarray(model.intercept_, dtype=np.float64),
+                       prior=np.bincount(y, minlength=n_labels) / len(y))
 
 
-def _training_rows(recipe: Recipe, block: Sequence[str], data: dict, normalizer) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised training rows of one block: the clips, then each augmented copy of them.
-
-    An augmented copy counts as a speaker of its own (its statistics come from
-    that speaker's augmented clips only), so a perturbation that shifts every
-    clip of a speaker alike is normalised away like a voice would be.
-    """
-    def norm(X, reference=None):
-        return normalizer.transform(X, speakers=data["speakers"], reference=reference) if normalizer else X
-
-    parts = [norm(_stack(data["X"], block), _block_reference(data.get("reference"), block))]
-    for name in recipe.augment:
-        augmented = data.get("augmented", {}).get(name)
-        if augmented is None:
-            raise ValueError(f"recipe {recipe.name!r} trains on augmented copies {name!r}: pass them as "
-                             f"data['augmented'][{name!r}] = {{feature_set: rows aligned with data['X']}}")
-        parts.append(norm(_stack(augmented, block)))
-    return np.vstack(parts), np.tile(np.asarray(data["y"]), len(parts))
+def _training_rows(block: Sequence[str], data: dict, normalizer) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised training rows of one block and their labels."""
+    X = _stack(data["X"], block)
+    if normalizer:
+        X = normalizer.transform(X, speakers=data["speakers"], reference=_block_reference(data.get("reference"), block))
+    return X, np.asarray(data["y"])
 
 
 def _ua(y_true, proba) -> float:
@@ -357,10 +259,10 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
         if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
             normalizer = SpeakerNormalizer(mode=recipe.speaker_norm,
                                            min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
-        Z_tr, y_tr = _training_rows(recipe, block, train, normalizer)
+        Z_tr, y_tr = _training_rows(block, train, normalizer)
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
-            fitted[C] = _fit_head(recipe, C, Z_tr, y_tr, normalizer, seed, n_labels)
+            fitted[C] = _fit_head(C, Z_tr, y_tr, normalizer, seed, n_labels)
             scores[C] = _ua(val["y"], fitted[C].proba(X_va, val["speakers"],
                                                       _block_reference(val.get("reference"), block)))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
@@ -368,8 +270,8 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
         held_out.append(chosen)
         if recipe.refit:
             # Speaker statistics stay within each subset: train and val are normalised separately.
-            Z_va, y_va = _training_rows(recipe, block, val, normalizer)
-            chosen = _fit_head(recipe, best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, y_va], normalizer, seed, n_labels)
+            Z_va, y_va = _training_rows(block, val, normalizer)
+            chosen = _fit_head(best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, y_va], normalizer, seed, n_labels)
         models.append(chosen)
         report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(X_tr.shape[1]),
                                  "val_ua_per_C": {str(c): s for c, s in scores.items()}})
@@ -411,14 +313,8 @@ def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speak
     ``reference``: see :func:`fit_recipe`; ``sentences``: one id per row, for ``recipe.sentence_norm``
     (without them, rows get speaker statistics alone)."""
     X, reference = _sentence_normalised(recipe, X, speakers, sentences, reference)
-    probas = [m.proba(_stack(X, b), speakers, _block_reference(reference, b)) for m, b in zip(models, recipe.blocks)]
-    if recipe.combine == "geomean":
-        log_mean = np.mean(np.log(np.clip(probas, 1e-12, None)), axis=0)
-        proba = _softmax(log_mean)
-        proba[:, np.all(np.asarray(probas) == 0, axis=0).all(axis=0)] = 0.0  # classes no block knows stay at 0
-        proba /= proba.sum(axis=1, keepdims=True)
-    else:
-        proba = np.mean(probas, axis=0)
+    proba = np.mean([m.proba(_stack(X, b), speakers, _block_reference(reference, b))
+                     for m, b in zip(models, recipe.blocks)], axis=0)
     if recipe.balance and speakers is not None:
         prior = np.mean([m.prior for m in models], axis=0)
         whole = _whole_speakers(speakers, reference)
@@ -479,13 +375,11 @@ def fitted_to_arrays(models: Sequence[FittedModel], recipe: Recipe) -> tuple[dic
     arrays: dict[str, np.ndarray] = {}
     blocks = []
     for i, (model, block) in enumerate(zip(models, recipe.blocks)):
-        if model.coef is None:
-            raise ValueError(f"block {i} ({recipe.classifier}) is not a linear model: it cannot be stored as arrays")
         p = f"block{i}."
         arrays.update({p + "mean": model.mean, p + "scale": model.scale, p + "coef": model.coef,
                        p + "intercept": model.intercept, p + "classes": np.asarray(model.classes, dtype=np.int64),
                        p + "prior": np.asarray(model.prior, dtype=np.float64)})
-        entry = {"feature_sets": list(block), "C": float(model.C), "head": model.head,
+        entry = {"feature_sets": list(block), "C": float(model.C), "head": "softmax",
                  "n_labels": int(model.n_labels), "normalizer": None}
         if model.normalizer is not None:
             arrays.update({p + k: v for k, v in model.normalizer.arrays().items()})
@@ -513,7 +407,7 @@ def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Rec
             normalizer, np.asarray(arrays[p + "mean"], dtype=np.float64),
             np.asarray(arrays[p + "scale"], dtype=np.float64), np.asarray(arrays[p + "classes"], dtype=int),
             float(entry["C"]), int(entry["n_labels"]), coef=np.asarray(arrays[p + "coef"], dtype=np.float64),
-            intercept=np.asarray(arrays[p + "intercept"], dtype=np.float64), head=entry["head"],
+            intercept=np.asarray(arrays[p + "intercept"], dtype=np.float64),
             prior=np.asarray(arrays[p + "prior"], dtype=np.float64)))
     return models, recipe
 
@@ -530,93 +424,5 @@ def _check_block_shapes(arrays: dict, prefix: str, n_labels: int) -> None:
                          f"classes {classes} for {n_labels} labels")
 
 
-# ---------------------------------------------------------------- protocols
-
-def half_transfer_split(manifest: pd.DataFrame, train_actors: Sequence, *, n_val: int = 2, seed: int = 0,
-                        name: str | None = None) -> pd.DataFrame:
-    """One fold: ``train_actors`` (validation actors carved from them, balanced by
-    sex where possible) against every other actor as test.
-
-    ``n_val`` validation actors are drawn from ``train_actors`` alone, so no
-    choice looks at the test actors. Returns a split frame
-    (``clip_id, split, fold, subset``) for :func:`cross_validate`.
-    """
-    import pandas as pd
-
-    from mer_utils.protocols.splits import _actor_table, _frame, _split_actors, check_speaker_independent
-
-    clips = manifest
-    pool = clips[clips["actor_id"].isin(list(train_actors))]
-    test = clips[~clips["actor_id"].isin(list(train_actors))]
-    if pool.empty or test.empty:
-        raise ValueError("half_transfer_split needs training actors and at least one other actor to test on")
-    actors = _actor_table(pool)
-    if len(actors) <= n_val:
-        raise ValueError(f"{len(actors)} training actors cannot give {n_val} validation actors and keep one to train")
-    train_ids, val_ids = _split_actors(actors, n_val / len(actors), seed)
-    by_actor = pool.set_index("actor_id")["clip_id"]
-    label = name or f"half-transfer_{'-'.join(str(a) for a in sorted(set(train_actors)))}_seed{seed}"
-    split = _frame([(0, "train", by_actor.loc[train_ids]), (0, "val", by_actor.loc[val_ids]),
-                    (0, "test", test["clip_id"])], label)
-    check_speaker_independent(split, manifest)
-    return split
-
-
 def _count_known(sentences) -> int:
     return 0 if sentences is None else sum(map(known_sentence, sentences))
-
-
-def _subset(features: dict, y: np.ndarray, speakers: np.ndarray, rows: np.ndarray, augmented: dict | None = None,
-            sentences: np.ndarray | None = None) -> dict:
-    data = {"X": {k: v[rows] for k, v in features.items()}, "y": y[rows], "speakers": speakers[rows],
-            "sentences": None if sentences is None else sentences[rows]}
-    if augmented:
-        data["augmented"] = {name: {k: v[rows] for k, v in sets.items()} for name, sets in augmented.items()}
-    return data
-
-
-def cross_validate(recipe: Recipe, *, features: dict, manifest: pd.DataFrame, split: pd.DataFrame,
-                   seed: int = 0, transductive: bool = True, labels: tuple[str, ...],
-                   augmented: dict | None = None) -> dict:
-    """Fit and score ``recipe`` on every fold of ``split``.
-
-    Speaker statistics come from the clips of the subset being normalised;
-    in actor-disjoint splits that is every clip of the speaker (labels
-    unused), as in ``mer audio train``. ``transductive=False`` scores every
-    test clip alone (no test-speaker statistics, no prior matching: the
-    single-clip case of the demo).
-
-    ``features`` maps feature set -> ``(n, d)`` rows aligned with
-    ``manifest`` rows; ``augmented`` maps augmentation -> such a dict, for
-    recipes with ``augment`` (only training and validation rows are used). Returns ``{"per_fold": [...], "summary": {...},
-    "reports": [...], "predictions": DataFrame}`` (test-subset predictions
-    in the contract's columns).
-    """
-    import pandas as pd
-
-    from mer_utils.core.metrics import aggregate_scores, classification_scores
-    from mer_utils.core.predictions import make_predictions_frame
-
-    row_of = pd.Series(np.arange(len(manifest)), index=manifest["clip_id"].to_numpy())
-    y = manifest["emotion"].map(list(labels).index).to_numpy()
-    speakers = manifest["actor_id"].to_numpy()
-    sentences = manifest["sentence"].to_numpy(dtype=object) if "sentence" in manifest.columns else None
-    per_fold, reports, frames = [], [], []
-    for fold, group in split.groupby("fold", sort=True):
-        rows = {s: row_of.loc[group.loc[group["subset"] == s, "clip_id"]].to_numpy() for s in ("train", "val", "test")}
-        models, report = fit_recipe(recipe, _subset(features, y, speakers, rows["train"], augmented, sentences),
-                                    _subset(features, y, speakers, rows["val"], augmented, sentences), seed=seed,
-                                    labels=labels)
-        test = _subset(features, y, speakers, rows["test"], sentences=sentences)
-        proba = predict_recipe(models, recipe, test["X"], test["speakers"] if transductive else None,
-                               sentences=test["sentences"])
-        truth = [labels[i] for i in test["y"]]
-        scores = classification_scores(truth, [labels[i] for i in proba.argmax(axis=1)], labels=labels)
-        per_fold.append({"fold": int(fold), "subset": "test", **{k: scores[k] for k in ("n", "wa", "ua", "macro_f1")}})
-        reports.append({"fold": int(fold), **report})
-        frames.append(make_predictions_frame(clip_ids=manifest["clip_id"].to_numpy()[rows["test"]].tolist(),
-                                             y_true=truth, proba=proba, labels=labels,
-                                             split=str(group["split"].iloc[0]), fold=int(fold), subset="test",
-                                             modality="audio"))
-    return {"per_fold": per_fold, "summary": aggregate_scores(per_fold), "reports": reports,
-            "predictions": pd.concat(frames, ignore_index=True)}
