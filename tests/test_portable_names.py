@@ -10,7 +10,8 @@ from mer_utils.core.runs import resolve_latest, safe_name
 from mer_utils.fusion.run import fuse_runs
 from mer_utils.report.build import make_report, report_figures
 
-PORTABLE = re.compile(r"^[A-Za-z0-9._-]+$")  # what Windows, macOS, Linux and zip all accept
+PORTABLE = re.compile(r"^[A-Za-z0-9._-]+$")  # ASCII labels give ASCII names
+REFUSED = re.compile(r'[<>:"/\\|?*\x00-\x1f\s]')  # what Windows, macOS or Linux refuse in a name, and spaces
 CROSS = "cross:ravdess-dev->ravdess-hidden"
 
 
@@ -31,6 +32,15 @@ def test_report_of_a_cross_corpus_protocol_writes_only_portable_names(tmp_path):
 
 
 def test_safe_name_is_portable_and_stable():
-    for label in (CROSS, "a+b,c", "../../etc", "con", "LPT1.png", "   ", "ünïcode clip"):
+    for label in (CROSS, "a+b,c", "../../etc", "con", "LPT1.png", "   ", "ünïcode clip", "日本 / 中国?"):
         name = safe_name(label)
-        assert PORTABLE.match(name) and name not in (".", "..") and safe_name(name) == name
+        assert not REFUSED.search(name) and name not in (".", "..") and safe_name(name) == name
+    assert safe_name("ünïcode clip") == "ünïcode-clip"  # letters of any script are kept
+
+
+def test_names_from_users_files_keep_their_letters_and_never_collide():
+    labels = ["日本", "中国", "my clip ü 日本", "my-clip-ü-日本", "a b", "a+b", "a-b", "run", "   "]
+    names = [safe_name(label, unique=True) for label in labels]
+    assert len(set(names)) == len(names), names
+    assert names[:2] == ["日本", "中国"] and names[3] == "my-clip-ü-日本" and names[6] == "a-b"
+    assert names[2].startswith("my-clip-ü-日本-") and len(names[2]) == len("my-clip-ü-日本-") + 8

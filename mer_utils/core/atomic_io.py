@@ -3,17 +3,52 @@
 A Colab runtime can disconnect mid-write; writing to a temporary file in the
 same folder and renaming it (``os.replace`` is atomic on POSIX and Windows)
 means a half-written CSV is never left behind for the next notebook to read.
+
+A write that fails (a full disk, a read-only folder) raises :class:`WriteError`, which names the file and
+the cause: the libraries underneath say only ``[Errno 28] No space left on device`` (pandas, matplotlib) or
+``System error.`` (libsndfile), without the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+# mkstemp creates files readable by their owner alone; a finished output gets the mode any new file of the
+# user gets (0644 under the usual umask 022), so a teammate can read index.json or a figure. Read once, at
+# import: os.umask can only be read by setting it, which must not race with other threads creating files.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class WriteError(OSError):
+    """A file could not be written; the message names the file and the cause (a full disk included)."""
+
+
+def _write_error(path: Path, err: BaseException, tmp: Path | None = None) -> WriteError | None:
+    """The :class:`WriteError` for ``err``, raised while writing ``path`` (through ``tmp``), or None when
+    ``err`` is not about this write (e.g. an input the writer was reading is missing: that error names its file)."""
+    folder = path.parent
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
+    except OSError:
+        free = None
+    if getattr(err, "errno", None) in _DISK_FULL_ERRNOS or (free is not None and free < _FULL_DISK_BYTES):
+        left = "" if free is None else f" ({free / 1e6:.1f} MB free)"
+        return WriteError(f"cannot write {path}: no space left on the device holding {folder}{left}; free some "
+                          "space there, or write to another folder (--out / --outputs / --checkpoints)")
+    if isinstance(err, OSError) and getattr(err, "filename", None) in (None, str(path), tmp and str(tmp)):
+        return WriteError(f"cannot write {path}: {err.strerror or err}")
+    return None  # a writer's own error (soundfile's "System error.", torch's) on a disk with room: as it is
 
 
 @contextlib.contextmanager
@@ -24,19 +59,29 @@ def atomic_path(path: str | os.PathLike, *, scratch_dir: str | os.PathLike | Non
     ``scratch_dir`` is given; there it keeps ``path``'s extension, for
     writers that pick the format from it (OpenCV's video writer). The scratch
     folder must be on the same file system for the rename to be atomic.
+    A failed write raises :class:`WriteError` naming ``path`` and the cause.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if scratch_dir is None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    else:
-        Path(scratch_dir).mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=path.suffix, dir=scratch_dir)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if scratch_dir is None:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        else:
+            Path(scratch_dir).mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=path.suffix, dir=scratch_dir)
+        os.close(fd)
+    except OSError as err:  # the folder or the temporary file cannot be made: about ``path`` whatever it names
+        raise (_write_error(path, err) or WriteError(f"cannot write {path}: {err.strerror or err}")) from err
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
+    except Exception as err:
+        named = None if isinstance(err, WriteError) else _write_error(path, err, tmp_path)
+        if named is None:
+            raise
+        raise named from err
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

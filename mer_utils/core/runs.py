@@ -25,6 +25,7 @@ import platform
 import random
 import re
 import subprocess
+import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -109,18 +110,28 @@ def settings_hash(settings: dict) -> str:
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
-def safe_name(text: str) -> str:
-    """The one portable file/folder name of a label, protocol, clip or run name: only ``A-Z a-z 0-9 . _ -``,
-    which every file system (Windows, macOS, Linux) and zip accepts. Use it wherever a name is built from
-    such a label.
+def safe_name(text: str, *, unique: bool = False) -> str:
+    """The one portable file/folder name of a label, protocol, clip or run name: letters and digits of any
+    script (``日本``, ``ü``, in Unicode's composed form), ``. _ -``, and ``-`` for anything else, which every
+    file system (Windows, macOS, Linux) and zip accepts. Use it wherever a name is built from such a label.
+
+    ``unique`` (names taken from users' files): when a character had to be replaced, 8 hex digits of the
+    text's sha1 follow, so two inputs never write to one file (``a b`` and ``a+b``, ``日本?`` and ``日本*``).
 
     >>> safe_name("cross:ravdess-dev->ravdess-hidden")
     'cross-ravdess-dev-ravdess-hidden'
     >>> safe_name("egemaps+mfcc"), safe_name("nul"), safe_name("../x")
     ('egemaps-mfcc', '_nul', 'x')
+    >>> safe_name("日本"), safe_name("my clip ü 日本", unique=True)
+    ('日本', 'my-clip-ü-日本-4b7f658c')
     """
-    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]", "-", str(text))).strip("-.") or "run"
-    return f"_{name}" if name.split(".")[0].upper() in _WINDOWS_RESERVED else name
+    text = unicodedata.normalize("NFC", str(text))
+    kept = "".join(c if c in "._-" or unicodedata.category(c)[0] in "LMN" else "-" for c in text)
+    name = re.sub(r"-{2,}", "-", kept).strip("-.") or "run"
+    name = f"_{name}" if name.split(".")[0].upper() in _WINDOWS_RESERVED else name
+    if unique and name != text:
+        name += "-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    return name
 
 
 def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, *, corpus_key: str | None = None,

@@ -117,8 +117,11 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
     meta = Path(metadata_dir) if metadata_dir else None
     found, problems, present = _scan_media(data_root)
     if not present:
+        media = {folder.lower() for folders in MEDIA_FOLDERS.values() for folder, _ in folders}
+        hint = (f"; {data_root.name}/ is itself one of them: give the folder above it, --data-root "
+                f"{data_root.parent}" if data_root.name.lower() in media else "")
         raise RuntimeError(f"No media folder found in {data_root}; expected AudioWAV/, AudioMP3/, VideoFlash/ "
-                           "or VideoMP4/ as in the official CREMA-D repository")
+                           f"or VideoMP4/ as in the official CREMA-D repository{hint}")
     clip_ids = set().union(*found.values())
     # Only the data root's own listing says which clips *should* be there; a
     # metadata folder given for demographics may describe a larger corpus.

@@ -5,8 +5,11 @@ the repository was cloned without git-lfs), ``empty``, ``unreadable``,
 ``no_samples``, ``truncated`` (shorter than its own header says: an
 interrupted download or copy), ``too_short``, ``too_long`` and ``silent``
 (see the CREMA-D errata: e.g. 1064_IEO_DIS_MD is one minute long,
-1076_MTI_SAD_XX has no audio), and for video ``still_image`` (a picture, not
-a clip). Stereo or 44.1 kHz audio is fine: the loaders resample and down-mix.
+1076_MTI_SAD_XX has no audio), ``phase_cancelled`` (stereo channels that
+cancel out in the mono mix every model hears), and for video ``still_image``
+(a picture, not a clip). Stereo or 44.1 kHz audio is fine: the loaders
+resample and down-mix. The demo applies the same checks to its input, without
+the corpus's length limit (``max_seconds=None``).
 
 Every check reads the whole file once and decodes as little as it can: audio
 is decoded (the silence check needs the samples), video is only demuxed (packet
@@ -37,6 +40,8 @@ FIXES = {
                  "remove the clip",
     "too_long": "much longer than a CREMA-D clip (known erratum, e.g. 1064_IEO_DIS_MD); excluded",
     "silent": "no audible signal (known erratum, e.g. 1076_MTI_SAD_XX); excluded",
+    "phase_cancelled": "its stereo channels cancel out in the mono mix the models hear (one channel is the other "
+                       "inverted); keep one channel: `ffmpeg -i IN -af pan=mono|c0=c0 OUT.wav`",
     "still_image": "a still picture (PNG/JPEG or a one-frame stream), not a video clip; put the clip's video there",
 }
 SAMPLE_RATE = 16_000  # every loader resamples to this rate (speech models and features expect it)
@@ -92,8 +97,19 @@ def wav_data_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
     return None
 
 
-def audio_health(path: str | os.PathLike) -> Health:
-    """Check a WAV/MP3 file: decodable, as long as its header says, not too short/long, not silent."""
+def silence(samples: np.ndarray) -> str | None:
+    """``"silent"``, ``"phase_cancelled"`` (the channels are loud, their mono mix is not) or None, for
+    ``(n, channels)`` samples (or mono ``(n,)``) in full scale 1.0: what the models hear is the mono mix."""
+    samples = np.asarray(samples)
+    mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+    if mono.size and float(np.abs(mono).max()) >= SILENCE_PEAK:
+        return None
+    return "phase_cancelled" if samples.size and float(np.abs(samples).max()) >= SILENCE_PEAK else "silent"
+
+
+def audio_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLIP_SECONDS) -> Health:
+    """Check a WAV/MP3 file: decodable, as long as its header says, not too short, not longer than
+    ``max_seconds`` (None: any length), not silent in the mono mix."""
     import soundfile as sf
 
     path = Path(path)
@@ -107,7 +123,7 @@ def audio_health(path: str | os.PathLike) -> Health:
         wav = wav_data_sizes(path)
         if wav is not None and wav[1] < wav[0]:
             return Health("truncated", info.frames / info.samplerate)
-        if info.frames / info.samplerate > MAX_CLIP_SECONDS:
+        if max_seconds is not None and info.frames / info.samplerate > max_seconds:
             return Health("too_long", info.frames / info.samplerate)
         samples, _ = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, ValueError, struct.error):
@@ -120,9 +136,7 @@ def audio_health(path: str | os.PathLike) -> Health:
         return Health("truncated", duration)
     if duration < MIN_CLIP_SECONDS:
         return Health("too_short", duration)
-    if float(np.abs(samples).max()) < SILENCE_PEAK:
-        return Health("silent", duration)
-    return Health(OK, duration)
+    return Health(silence(samples) or OK, duration)
 
 
 class VideoPackets(NamedTuple):
@@ -188,8 +202,9 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
         return VideoPackets(declared, present, video_end_s, n_packets, fps, decoded)
 
 
-def video_health(path: str | os.PathLike) -> Health:
-    """Check a video: a clip (not a picture), decodable, with every frame its header declares."""
+def video_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLIP_SECONDS) -> Health:
+    """Check a video: a clip (not a picture), decodable, with every frame its header declares, not longer
+    than ``max_seconds`` (None: any length)."""
     path = Path(path)
     status, head = _pre_decode_status(path)
     if status:
@@ -211,7 +226,7 @@ def video_health(path: str | os.PathLike) -> Health:
     if packets.n_packets == 1:
         return Health("still_image", packets.video_end_s)
     duration = packets.declared_s if packets.declared_s == packets.declared_s else packets.video_end_s
-    if duration > MAX_CLIP_SECONDS:
+    if max_seconds is not None and duration > max_seconds:
         return Health("too_long", duration)
     if duration < MIN_CLIP_SECONDS:
         return Health("too_short", duration)

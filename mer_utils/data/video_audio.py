@@ -30,9 +30,13 @@ def read_audio_track(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE)
             return None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks = []
-        for frame in container.decode(container.streams.audio[0]):
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]  # flush
+        try:
+            for frame in container.decode(container.streams.audio[0]):
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]  # flush
+        except av.error.FFmpegError as err:  # FFmpeg's message names neither the file nor the likely cause
+            raise RuntimeError(f"{path}: its audio track cannot be decoded ({err}); the file is probably cut short "
+                               "or damaged: re-download it") from None
     if not chunks:
         return None
     return np.concatenate(chunks).astype(np.float32)

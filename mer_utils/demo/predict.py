@@ -46,6 +46,7 @@ class DemoInputs(NamedTuple):
     kind: str = "video"  # "video", "audio" or "image": what the input holds, decided by content
     duration_s: float = 0.0
     synthetic: bool = False  # a clip of the embedded synthetic corpus
+    notes: tuple = ()  # what media health found in the files (a recording cut short), printed with the answer
 
 
 class DemoResult(NamedTuple):
@@ -109,9 +110,11 @@ def _clip_media(clip_id: str, data_root, outputs):
 def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> DemoInputs:
     """Put each file where its content belongs: an audio-only container is a recording, a video given as
     the recording is a video, a PNG renamed .mp4 is a still image."""
-    from mer_utils.demo.inputs import AUDIO, IMAGE, is_synthetic_clip, probe_media
+    from mer_utils.demo.inputs import AUDIO, IMAGE, check_media, is_synthetic_clip, probe_media
 
-    infos = {path: probe_media(path) for path in (video, audio) if path is not None}
+    checked = {path: check_media(path, probe_media(path)) for path in (video, audio) if path is not None}
+    infos = {path: info for path, (info, _) in checked.items()}
+    notes = tuple(note for _, note in checked.values() if note)
     if video is not None and infos[video].kind == AUDIO:
         if audio is not None:
             raise ValueError(f"{video} holds no pictures (audio only) and a recording was given too; "
@@ -124,7 +127,7 @@ def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> 
         raise ValueError(f"{video} is a still image; a recording cannot be fused with it (no common time)")
     duration = max((i.duration_s for i in infos.values()), default=0.0)
     synthetic = all(is_synthetic_clip(p) for p in infos)
-    return DemoInputs(video, audio, label, name, kind, duration, synthetic)
+    return DemoInputs(video, audio, label, name, kind, duration, synthetic, notes)
 
 
 def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
@@ -213,7 +216,9 @@ def predict_clip(
     seconds is scored every ``hop`` seconds (:attr:`DemoResult.timeline`).
     """
     from mer_utils.demo import scoring
+    from mer_utils.demo.defaults import check_window
 
+    check_window(window, hop)  # before anything is loaded: a bad option is the option's fault, not the input's
     weights_dir = "checkpoints" if str(checkpoints).startswith("hf://") else checkpoints
     checkpoints = _local_checkpoints(checkpoints)
     if video is None and audio is None and clip_id is None:
@@ -257,8 +262,9 @@ def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo"
 
     from mer_utils.core.runs import safe_name
 
-    # Input names come from users' files: only portable characters reach the output names.
-    out_dir, name, written = Path(out_dir), safe_name(result.inputs.name), {}
+    # Input names come from users' files: their letters are kept, other characters replaced, and a replaced
+    # one adds a hash of the name, so `日本.mp4` and `中国.mp4` (or `a b` and `a+b`) never share an output.
+    out_dir, name, written = Path(out_dir), safe_name(result.inputs.name, unique=True), {}
     if result.timeline is not None:
         written["timeline_csv"] = write_timeline_csv(result.timeline, out_dir / f"{name}_timeline.csv")
         if figure:
@@ -279,9 +285,18 @@ def show_outputs(written: dict) -> list[Path]:
     return figures
 
 
+def _drawable(text: str) -> str:
+    """``text`` with the characters the figure's font cannot draw (CJK in DejaVu Sans, matplotlib's default)
+    shown as ``?``: matplotlib would draw empty boxes and warn "Glyph … missing from font(s)" for each."""
+    from matplotlib import font_manager
+
+    charmap = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
+    return "".join(c if ord(c) in charmap or c == "\n" else "?" for c in text)
+
+
 def _figure_title(result: DemoResult) -> str:
     truth = f", intended {result.inputs.label}" if result.inputs.label else ""
-    title = f"{result.inputs.name}: fused top emotion {result.top_emotion}{truth}"
+    title = f"{_drawable(result.inputs.name)}: fused top emotion {result.top_emotion}{truth}"
     if any(n.startswith("WARNING") for n in result.notes):
         title += "\n(models trained on the SYNTHETIC corpus: not meaningful on this input)"
     return title

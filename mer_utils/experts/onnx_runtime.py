@@ -15,7 +15,8 @@ the caller keeps torch; a cached file ONNX Runtime cannot read is set aside
 and exported again. Torch stays the reference: the results are the same to
 float precision (checked at export, and in tests/test_visual_onnx.py).
 
-Environment: ``MER_ONNX_CACHE`` (default ``~/.cache/mer_utils/onnx``) holds
+Environment: ``MER_ONNX_CACHE`` (default ``onnx/`` in the user's cache folder, ``~/.cache/mer_utils``:
+:mod:`mer_utils.core.user_cache`) holds
 the files; ``MER_ONNX=0`` keeps every network on torch.
 """
 
@@ -44,7 +45,9 @@ def enabled() -> bool:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MER_ONNX_CACHE") or Path.home() / ".cache" / "mer_utils" / "onnx")
+    from mer_utils.core.user_cache import user_cache_dir
+
+    return Path(os.environ.get("MER_ONNX_CACHE") or user_cache_dir("onnx"))
 
 
 def content_key(network: str, *files: str | os.PathLike, digests: tuple[str, ...] = ()) -> str:

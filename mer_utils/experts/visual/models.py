@@ -63,9 +63,9 @@ def _nn():
 
         def __init__(self, input_size: int, pretrained: bool, weights_dir: str):
             super().__init__()
-            from mer_utils.experts.visual.fer2013 import build_mini_xception, ensure_fer2013_weights, load_fer2013_model
+            from mer_utils.experts.visual.fer2013 import build_mini_xception, fer2013_weights, load_fer2013_model
 
-            self.net = load_fer2013_model(ensure_fer2013_weights(weights_dir)) if pretrained else build_mini_xception()
+            self.net = load_fer2013_model(fer2013_weights(weights_dir)) if pretrained else build_mini_xception()
             self.input_size = input_size or 64
             self.out_dim = self.net.feature_dim
             self.register_buffer("gray", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
@@ -187,8 +187,8 @@ def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir:
     """A :class:`VisualClassifier`.
 
     ``pretrained=False`` skips loading encoder weights (a checkpoint's state
-    dict follows); the FER2013 weights are converted into ``weights_dir`` on
-    first use (:func:`mer_utils.experts.visual.fer2013.ensure_fer2013_weights`).
+    dict follows); the FER2013 weights are read from ``weights_dir`` when it holds
+    them, else from the user's cache folder (:func:`mer_utils.experts.visual.fer2013.fer2013_weights`).
     """
     return _nn()(spec, pretrained=pretrained, weights_dir=str(weights_dir))
 

@@ -80,12 +80,12 @@ def run_zero_shot(config=None, **overrides):
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
     from mer_utils.experts.visual.crops import summarize_report
-    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights, load_fer2013_model
+    from mer_utils.experts.visual.fer2013 import fer2013_weights, load_fer2013_model
     from mer_utils.experts.visual.train import STAGE, VisualRunResult, load_clip_data, prepare_visual_protocol
 
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     set_seed(config.seed)
-    model = load_fer2013_model(ensure_fer2013_weights(config.checkpoints))
+    model = load_fer2013_model(fer2013_weights(config.checkpoints))
     prepared = prepare_visual_protocol(config)
     from mer_utils.experts.runner import corpus_key
 
