@@ -290,3 +290,24 @@ def test_the_acoustic_model_is_the_recipe_and_reproduces_the_previous_default(co
                                                                                  speaker_norm="meanstd")
     with pytest.raises(ValueError, match="unknown feature set|not one of|choose"):
         recipe_for("egemaps,mfcc")
+
+
+def test_a_config_written_before_adapt_replays_in_todays_terms(tmp_path):
+    """`--config RUN/config.json` of an earlier run: its three normalisation flags become one --adapt."""
+    import argparse
+    import json
+
+    from mer_utils.core.config import add_dataclass_arguments, from_args
+    from mer_utils.experts.audio.config import AudioTrainConfig
+
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, AudioTrainConfig)
+    old = {"backbone": "ge2e", "protocol": "speaker", "speaker_norm": "meanstd", "sentence_norm": True, "balance": True}
+    for flags, adapt in ((old, "balanced"), ({**old, "sentence_norm": False, "balance": False}, "speaker"),
+                         ({**old, "speaker_norm": None}, "none")):
+        (tmp_path / "config.json").write_text(json.dumps(flags))
+        config = from_args(AudioTrainConfig, parser.parse_args(["--config", str(tmp_path)]), argv=[])
+        assert config.adapt == adapt and config.protocol == "speaker"
+    (tmp_path / "config.json").write_text(json.dumps({**old, "speaker_norm": "rank"}))
+    with pytest.raises(ValueError, match="no longer offered; choose --adapt"):
+        from_args(AudioTrainConfig, parser.parse_args(["--config", str(tmp_path)]), argv=[])

@@ -64,3 +64,23 @@ def test_speaker_normalisation_lifts_new_speakers_and_keeps_the_gap(ravdess, tmp
     normed_random = _test_ua(root, manifest, "random", 0, cache, adapt="speaker")
     assert normed > plain + 0.08
     assert normed_random > normed  # seen speakers still score higher
+
+
+@pytest.mark.slow
+def test_default_training_on_real_speech_scores_seen_speakers_higher_and_names_its_scoring(tmp_path_factory):
+    """`mer audio train` with every default, on ravdess-dev read as RAVDESS: each clip scored alone, so the
+    random split (speakers seen in training) scores above the speaker-independent one, as it should."""
+    from mer_utils.experts.audio.train import train_audio
+    from mer_utils.report.build import make_report
+
+    root = shared("ravdess-dev")
+    base = tmp_path_factory.mktemp("ravdess_default")
+    results = {protocol: train_audio(data_root=str(root), protocol=protocol, outputs=str(base / "outputs"),
+                                     checkpoints=str(base / "checkpoints"), progress=False)
+               for protocol in ("random", "speaker")}
+    ua = {p: r.metrics["summary"]["test"]["ua"]["mean"] for p, r in results.items()}
+    assert ua["random"] > ua["speaker"] > 1 / 6 + 0.3
+    for result in results.values():
+        assert result.metrics["adaptation"] == "none" and "_adapt-none_" in result.run_dir.name
+    models = (make_report(base / "outputs", figures=False).parent / "tables" / "models.md").read_text()
+    assert "| ravdess | audio | ge2e | random | single clip |" in models

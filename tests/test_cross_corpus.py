@@ -39,7 +39,8 @@ def test_cross_corpus_run_folder_follows_the_contract(cross_run):
     run_dir, config = cross_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["protocol"] == "cross:synthetic->ravdess"
-    assert metrics["modality"] == "audio" and metrics["backbone"] == "egemaps logreg speakernorm-meanstd sentencenorm refit"
+    assert metrics["modality"] == "audio" and metrics["backbone"] == "egemaps logreg refit"
+    assert metrics["adaptation"] == "none" and "_adapt-none_" in run_dir.name  # each target clip scored alone
     assert metrics["shared_emotions"] == ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
     assert set(metrics["summary"]) == {"val", "test"}
     assert 0.0 <= metrics["summary"]["test"]["ua"]["mean"] <= 1.0
@@ -85,3 +86,18 @@ def test_cli_builds_the_same_config_and_writes_the_same_run(cross_run, corpora, 
                  "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "synthetic -> ravdess: test UA" in out and f"run folder: {run_dir}" in out  # same settings, same folder
+
+
+def test_prior_matching_across_corpora_needs_both_to_be_balanced(corpora, tmp_path):
+    """`--adapt balanced` rescales target speakers to the source prior: a target that does not declare
+    balanced speakers (a CSV corpus) is refused with the reason, before anything is trained."""
+    import pandas as pd
+
+    source, target, _ = corpora
+    wavs = sorted(shared("ravdess-dev").glob("Actor_0[12]/*.wav"))
+    pd.DataFrame({"path": [str(p) for p in wavs], "speaker": [p.parent.name for p in wavs],
+                  "emotion": ["ANG", "SAD"] * (len(wavs) // 2)}).to_csv(tmp_path / "target.csv", index=False)
+    config = CrossCorpusConfig(source_root=str(source), target_root=str(tmp_path / "target.csv"), backbone="egemaps",
+                               adapt="balanced", outputs=str(tmp_path / "outputs"))
+    with pytest.raises(ValueError, match="does not declare so"):
+        run_cross_corpus(config, progress=False)

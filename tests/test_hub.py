@@ -53,7 +53,8 @@ def test_push_writes_a_model_card_and_a_manifest_and_pull_restores_the_set(check
                      "best_audio_egemaps_speaker_indep.safetensors", "best_fusion_speaker.json", "index.json",
                      "manifest.json"]
     card = (pushed / "README.md").read_text()
-    assert "| audio | cremad | no | speaker | speaker_seed0 | egemaps | 7442 | 91 | 0.512 | 0.498 | 01234567 |" in card
+    assert "| audio | cremad | no | speaker | speaker_seed0 | single clip | egemaps | 7442 | 91 | 0.512 | 0.498 | 01234567 |" in card
+    assert "Test scoring \"single clip\": each test clip is scored alone" in card  # how the test UA was obtained
     assert "ODbL" in card and "DbCL" in card and "openSMILE: research and education only" in card
     assert sha256_file(pushed / "index.json") in card
     assert "not-written-anywhere" not in "".join(p.read_text(errors="ignore") for p in pushed.iterdir())

@@ -134,6 +134,7 @@ def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
 
 def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[str, str]) -> str:
     """The README.md of a shared set: what each checkpoint was trained on, its scores, labels, licences."""
+    from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES, adaptation_of
     from mer_utils.core.checkpoint_index import read_index
 
     root = Path(checkpoints)
@@ -151,16 +152,19 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
         lines += ["**Warning: trained on the embedded SYNTHETIC corpus.** These models only recognise the "
                   "synthesiser's clips; on real recordings their answers are not meaningful.", ""]
     lines += [f"Label set: {'; '.join(labels)}.", "", "## Checkpoints", "",
-              "| modality | corpus | synthetic | protocol | split | backbone | clips | speakers | val UA | test UA "
-              "| commit | file |", "|" + "---|" * 12]
+              "| modality | corpus | synthetic | protocol | split | test scoring | backbone | clips | speakers | val UA "
+              "| test UA | commit | file |", "|" + "---|" * 13]
     for e in sorted(entries, key=lambda e: (e["corpus"], e["modality"], e["protocol"])):
         cells = [e["modality"], e["corpus"], "yes" if e.get("synthetic") else "no", e["protocol"],
-                 e.get("split", ""), e.get("backbone") or e.get("strategy") or "", e.get("n_clips", ""),
+                 e.get("split", ""), SHORT_NAMES[adaptation_of(e)], e.get("backbone") or e.get("strategy") or "", e.get("n_clips", ""),
                  e.get("n_speakers", ""), _score(e.get("val_ua")), _score(e.get("test_ua")),
                  str(e.get("git_commit") or "")[:8], f"`{e['path']}`"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "UA: unweighted accuracy (mean recall over the emotions), mean over the protocol's folds; "
-              "validation selects, test is reported once.", "", "## Licences", ""]
+              "validation selects, test is reported once."]
+    lines += [f"Test scoring \"{SHORT_NAMES[mode]}\": {WHAT_IT_USES[mode]}." for mode in ADAPTATIONS
+              if any(adaptation_of(e) == mode for e in entries)]
+    lines += ["A single recording given to `mer predict` is always scored alone.", "", "## Licences", ""]
     for corpus in corpora:
         lines.append(f"- Training data: {_corpus_licence(corpus, entries)}")
     for note in sorted(_checkpoint_licences(root, files)):

@@ -24,15 +24,15 @@ Importing this package is cheap: torch, transformers, librosa and opensmile
 are imported inside the functions that use them.
 """
 
-# "a+b" concatenates feature sets; acoustic backbones z-score each speaker's clips by default
-# (mer_utils.experts.audio.speaker_norm; results in docs/ravdess.md).
+# "a+b" concatenates feature sets; each test clip is scored alone unless a run asks for test-time
+# adaptation (mer_utils.core.adaptation; results in docs/ravdess.md).
 FEATURE_SET_NAMES = ("egemaps", "compare", "librosa", "ge2e")  # see mer_utils.experts.audio.features.FEATURE_SETS
 # Examples of acoustic backbones; any "+"/"," combination of FEATURE_SET_NAMES is one
 # ("a+b": one model on both sets stacked; "a,b": one model per item, probabilities averaged).
 ACOUSTIC_BACKBONES = ("ge2e", "egemaps,librosa,compare,ge2e", "egemaps,librosa,compare", "egemaps+librosa", "egemaps",
                       "compare", "librosa")
-# The GE2E speaker-encoder statistics, normalised per speaker and sentence, with per-speaker prior
-# matching: the recipe with the best validation UA on unseen RAVDESS speakers (docs/ravdess.md).
+# The GE2E speaker-encoder statistics: the feature set with the best validation UA on unseen RAVDESS
+# speakers, scored clip by clip and with adaptation alike (docs/ravdess.md).
 DEFAULT_BACKBONE = "ge2e"
 
 
