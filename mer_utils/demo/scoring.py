@@ -104,8 +104,9 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
         notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
     visual, visual_probs, frame_times = None, None, None
     if experts.face is not None:
-        visual, visual_probs, frame_times = _score_face(inputs, experts.face, duration, starts, ends, window, long)
-        notes += _face_notes(inputs, visual)
+        visual, visual_probs, frame_times, face_notes = _score_face(inputs, experts.face, duration, starts, ends,
+                                                                    window, long)
+        notes += face_notes
     # Read while a cold process's audio features are still being computed in their own processes.
     fusion = _fusion(experts, checkpoints) if audio_probs is not None and visual_probs is not None else None
     audio_probs = None if audio_probs is None else audio_probs()
@@ -141,36 +142,39 @@ def _audio_coverage(expert, samples, rate, duration, lengths) -> list[str]:
 
 
 def _score_face(inputs, face, duration, starts, ends, window, long):
-    """``(VideoPrediction, (W, L) probabilities, frame times)`` for a video, a window sequence or a still."""
+    """``(VideoPrediction, (W, L) probabilities, frame times, notes)`` for a video, a window sequence or a
+    still. The prediction holds the frames the figures show (a long video keeps only a few)."""
     from mer_utils.demo.inputs import read_image_rgb
-    from mer_utils.demo.timeline import face_windows, sample_video_frames
+    from mer_utils.demo.timeline import face_windows, video_faces
     from mer_utils.experts.visual.checkpoint import VideoPrediction
     from mer_utils.experts.visual.video import read_sampled_frames
 
     if inputs.kind == "image":
-        frames, indices, times = read_image_rgb(inputs.video)[None], np.array([0]), np.array([0.0])
+        cut = face.crops(read_image_rgb(inputs.video, max_side=face.crop_config.frame_side)[None])
+        indices, times = np.array([0]), np.array([0.0])
     elif long:
-        frames, times = sample_video_frames(inputs.video, duration, window=window, per_window=face.n_frames)
-        indices = np.arange(len(frames))
+        cut, times = video_faces(inputs.video, face, duration, window=window, per_window=face.n_frames)
+        indices = np.arange(len(cut.crops))
     else:
         sampled = read_sampled_frames(inputs.video, face.n_frames)
-        frames, indices = sampled.frames, sampled.indices
-        times = np.zeros(len(frames))
-    cut = face.crops(frames)
-    if long:
-        probs = face_windows(face, cut.crops, times, starts, ends)
-    else:
-        probs = face.probs(cut.crops)[None]
-    weights = np.full(len(frames), 1.0 / len(frames))
-    return VideoPrediction(probs.mean(axis=0), frames, cut.boxes, cut.detected, indices, weights, cut.crops), probs, times
+        cut, indices, times = face.crops(sampled.frames), sampled.indices, np.zeros(face.n_frames)
+    probs = face_windows(face, cut.crops, times, starts, ends) if long else face.probs(cut.crops)[None]
+    shown = cut.kept
+    visual = VideoPrediction(probs.mean(axis=0), cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
+                             np.full(len(shown), 1.0 / len(shown)), cut.crops[shown])
+    return visual, probs, times[shown], _face_notes(inputs, cut)
 
 
-def _face_notes(inputs, visual) -> list[str]:
+def _face_notes(inputs, cut) -> list[str]:
     notes = []
     if inputs.kind == "image":
         notes.append(f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)")
-    if not visual.detected.any():
+    if not cut.detected.any():
         notes.append("no face was detected in any sampled frame: the face expert saw centre crops (fallback boxes)")
+    if cut.n_several >= min(2, len(cut.crops)):
+        notes.append(f"several faces: {cut.n_several} of the {len(cut.crops)} sampled frames show more than one; "
+                     "the face expert followed one person (the largest at first) and the answer is that "
+                     "person's; crop the input to the person you mean")
     return notes
 
 
