@@ -124,3 +124,21 @@ def test_one_person_gets_no_several_faces_note(face_only_checkpoints):  # noqa: 
     from mer_utils.demo.predict import format_result, predict_clip
 
     assert "several faces" not in format_result(predict_clip(video=real_flv("HAP"), checkpoints=face_only_checkpoints))
+
+
+def test_a_cut_long_video_says_how_far_its_frames_go(face_only_checkpoints, tmp_path):  # noqa: F811
+    import av
+
+    from mer_utils.demo.predict import format_result, predict_clip
+
+    whole, image = tmp_path / "whole.flv", real_frame()
+    with av.open(str(whole), "w") as out:
+        stream = out.add_stream("flv", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 480, 360, "yuv420p"
+        for _ in range(200):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    cut = tmp_path / "cut.flv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # the header still says 20 s
+    text = format_result(predict_clip(video=cut, checkpoints=face_only_checkpoints))
+    assert "video: frames could be read up to 8." in text and "of the input's 20.0 s" in text

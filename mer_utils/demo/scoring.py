@@ -162,7 +162,11 @@ def _score_face(inputs, face, duration, starts, ends, window, long):
     shown = cut.kept
     visual = VideoPrediction(probs.mean(axis=0), cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
                              np.full(len(shown), 1.0 / len(shown)), cut.crops[shown])
-    return visual, probs, times[shown], _face_notes(inputs, cut)
+    notes = _face_notes(inputs, cut)
+    if long and times[-1] + duration / len(times) < duration - 0.5:  # a cut file: frames end early
+        notes.append(f"video: frames could be read up to {times[-1]:.1f} s of the input's {duration:.1f} s; later "
+                     "windows score the last frame read")
+    return visual, probs, times[shown], notes
 
 
 def _face_notes(inputs, cut) -> list[str]:
