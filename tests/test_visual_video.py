@@ -160,3 +160,16 @@ def test_audio_outlasting_the_picture_is_not_mistaken_for_a_cut_file(tmp_path):
     assert sampled.n_frames == 20 and len(set(sampled.indices.tolist())) == 8
     levels = sampled.frames.reshape(8, -1).mean(axis=1) / 8
     assert np.allclose(levels, sampled.indices, atol=1.0), "the frames read are the frames named"
+
+
+def test_the_streamed_frames_of_a_constant_rate_video_are_the_sampled_ones():
+    """The timeline's reader (by timestamps, one frame at a time) and the clip sampler (by frame index) agree
+    frame for frame on real CREMA-D FLVs, so a long video's crops are the ones a clip would get."""
+    from mer_utils.experts.visual.video import stream_frames
+
+    for path in sorted(shared("crema-d-sample", "VideoFlash").glob("*.flv")):
+        stream = stream_frames(path, 16)
+        streamed = list(stream.frames)
+        sampled = read_sampled_frames(path, 16)
+        assert len(streamed) == 16 and all(np.array_equal(a, b) for a, b in zip(streamed, sampled.frames)), path.name
+        assert np.all(np.diff(stream.times) > 0) and stream.times[-1] < sampled.n_frames / 29.97

@@ -10,6 +10,7 @@ probability per label (:meth:`FaceExpert.probs`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -20,9 +21,12 @@ ZERO_SHOT_NAME = "FER2013 mini-Xception, zero-shot"
 
 
 class FaceCrops(NamedTuple):
-    crops: np.ndarray  # (N, S, S, 3) uint8
+    crops: np.ndarray  # (N, S, S, 3) uint8, one per frame
     boxes: np.ndarray  # (N, 4) x, y, w, h
-    detected: np.ndarray  # (N,) bool
+    detected: np.ndarray  # (N,) bool: the followed face was found (else a fallback box)
+    n_several: int  # frames in which more than one face was found
+    frames: np.ndarray  # (M, H, W, 3) the frames kept for figures
+    kept: np.ndarray  # (M,) their positions among the N
 
 
 class FaceExpert:
@@ -32,13 +36,27 @@ class FaceExpert:
         self.labels, self.crop_config, self._score = tuple(labels), crop_config, score
         self.provenance, self.n_frames = provenance, n_frames
 
-    def crops(self, frames: np.ndarray) -> FaceCrops:
-        """Track the face over ``frames`` (``(N, H, W, 3)`` RGB) and crop it, as training did."""
-        from mer_utils.experts.visual.faces import crop_faces, track_faces
+    def crops(self, frames: Iterable[np.ndarray], *, keep=None) -> FaceCrops:
+        """Follow the face over ``frames`` (RGB, an array or a stream of any length) and crop it as training
+        did. Each frame is dropped once cropped, except those at the positions in ``keep`` (all when None),
+        which figures show."""
+        from mer_utils.experts.visual.faces import crop_box, follow_face
 
         cfg = self.crop_config
-        track = track_faces(frames, cfg.make_detector(), margin=cfg.margin, window=cfg.smooth_window)
-        return FaceCrops(crop_faces(frames, track.boxes, size=cfg.crop_size), track.boxes, track.detected)
+        crops, boxes, detected, shown, kept, several = [], [], [], [], [], 0
+        for i, tracked in enumerate(follow_face(frames, cfg.make_detector(), margin=cfg.margin,
+                                                window=cfg.smooth_window)):
+            crops.append(crop_box(tracked.frame, tracked.box, size=cfg.crop_size))
+            boxes.append(tracked.box)
+            detected.append(tracked.detected)
+            several += tracked.n_faces > 1
+            if keep is None or i in keep:
+                shown.append(tracked.frame)
+                kept.append(i)
+        if not crops:
+            raise ValueError("no frames to find a face in")
+        return FaceCrops(np.stack(crops), np.array(boxes), np.array(detected), several, np.stack(shown),
+                         np.array(kept))
 
     def probs(self, crops: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""

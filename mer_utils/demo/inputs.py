@@ -97,14 +97,43 @@ def _duration(container) -> float:
     return max((float(s.duration * s.time_base) for s in streams), default=0.0)
 
 
-def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
-    """A still image as ``(H, W, 3)`` RGB uint8 (OpenCV decodes by content, whatever the suffix)."""
+def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
+    """A still image as ``(H, W, 3)`` RGB uint8 (OpenCV decodes by content, whatever the suffix), at most
+    ``max_side`` pixels on its shorter side.
+
+    A large picture is decoded reduced (``IMREAD_REDUCED_*``: a JPEG is decoded at 1/2, 1/4 or 1/8 of its
+    size directly; other formats are reduced straight after decoding, before any copy), so a 16000 px
+    photo does not hold gigabytes.
+    """
     import cv2
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    from mer_utils.experts.visual.video import reduced_size
+
+    factor = _reduction(path, max_side) if max_side else 1
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}
+    bgr = cv2.imread(str(path), flags[factor])
     if bgr is None:
         raise ValueError(f"{path} looks like an image but OpenCV cannot decode it; re-save it as PNG or JPEG")
+    size = reduced_size(bgr.shape[1], bgr.shape[0], max_side)
+    if size != (bgr.shape[1], bgr.shape[0]):
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _reduction(path, max_side: int) -> int:
+    """The largest of 1, 2, 4, 8 that keeps the image's shorter side at least ``max_side`` (its size read
+    from the header by Pillow, which decodes nothing here)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            side = min(image.size)
+    except Image.DecompressionBombError:  # more than ~180 megapixels: the most reduced decoding
+        return 8
+    except OSError:  # a format Pillow cannot read: OpenCV decodes it at full size
+        return 1
+    return next(f for f in (8, 4, 2, 1) if f == 1 or side // f >= max_side)
 
 
 def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -132,8 +132,9 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
         notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
     visual, visual_probs, frame_times = None, None, None
     if experts.face is not None:
-        visual, visual_probs, frame_times = _score_face(inputs, experts.face, duration, starts, ends, window, long)
-        notes += _face_notes(inputs, visual, visual_probs, speech=audio_probs is not None)
+        visual, visual_probs, frame_times, face_notes = _score_face(
+            inputs, experts.face, duration, starts, ends, window, long, speech=audio_probs is not None)
+        notes += face_notes
         if np.isnan(visual_probs).all():  # no face anywhere: the face expert has nothing to answer from
             visual_probs, experts = None, _without(experts, "visual")
     if audio_probs is None and visual_probs is None:
@@ -190,24 +191,24 @@ class _FaceFound:
         return np.array([bool(np.any(flags))])
 
 
-def _score_face(inputs, face, duration, starts, ends, window, long):
-    """``(VideoPrediction, (W, L) probabilities, frame times)`` for a video, a window sequence or a still; a
-    window in none of whose frames a face was found has a row of NaN (the crops there are a centre guess)."""
+def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: bool):
+    """``(VideoPrediction, (W, L) probabilities, frame times, notes)`` for a video, a window sequence or a
+    still; a window in none of whose frames a face was found has a row of NaN (the crops there are a centre
+    guess). The prediction holds the frames the figures show (a long video keeps only a few)."""
     from mer_utils.demo.inputs import read_image_rgb
-    from mer_utils.demo.timeline import face_windows, sample_video_frames
+    from mer_utils.demo.timeline import face_windows, video_faces
     from mer_utils.experts.visual.checkpoint import VideoPrediction
     from mer_utils.experts.visual.video import read_sampled_frames
 
     if inputs.kind == "image":
-        frames, indices, times = read_image_rgb(inputs.video)[None], np.array([0]), np.array([0.0])
+        cut = face.crops(read_image_rgb(inputs.video, max_side=face.crop_config.frame_side)[None])
+        indices, times = np.array([0]), np.array([0.0])
     elif long:
-        frames, times = sample_video_frames(inputs.video, duration, window=window, per_window=face.n_frames)
-        indices = np.arange(len(frames))
+        cut, times = video_faces(inputs.video, face, duration, window=window, per_window=face.n_frames)
+        indices = np.arange(len(cut.crops))
     else:
         sampled = read_sampled_frames(inputs.video, face.n_frames)
-        frames, indices = sampled.frames, sampled.indices
-        times = np.zeros(len(frames))
-    cut = face.crops(frames)
+        cut, indices, times = face.crops(sampled.frames), sampled.indices, np.zeros(face.n_frames)
     if long:
         probs = face_windows(face, cut.crops, times, starts, ends)
         found = face_windows(_FaceFound, cut.detected, times, starts, ends)[:, 0]
@@ -215,22 +216,32 @@ def _score_face(inputs, face, duration, starts, ends, window, long):
         probs, found = face.probs(cut.crops)[None], np.array([cut.detected.any()])
     probs = np.where(found[:, None], probs, np.nan)
     clip = probs[found].mean(axis=0) if found.any() else np.full(probs.shape[1], np.nan)
-    weights = np.full(len(frames), 1.0 / len(frames))
-    return VideoPrediction(clip, frames, cut.boxes, cut.detected, indices, weights, cut.crops), probs, times
+    shown = cut.kept
+    visual = VideoPrediction(clip, cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
+                             np.full(len(shown), 1.0 / len(shown)), cut.crops[shown])
+    notes = _face_notes(inputs, cut, probs, speech=speech)
+    if long and times[-1] + duration / len(times) < duration - 0.5:  # a cut file: frames end early
+        notes.append(f"video: frames could be read up to {times[-1]:.1f} s of the input's {duration:.1f} s; later "
+                     "windows score the last frame read")
+    return visual, probs, times[shown], notes
 
 
-def _face_notes(inputs, visual, probs, *, speech: bool) -> list[str]:
+def _face_notes(inputs, cut, probs, *, speech: bool) -> list[str]:
     notes = []
     if inputs.kind == "image":
         notes.append(f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)")
     missing = np.isnan(probs).all(axis=1)
     rest = "the answer is from speech alone" if speech else "nothing else to answer from"
     if missing.all():
-        notes.append(f"no face was found in any of the {len(visual.detected)} sampled frames (turned away, rotated "
+        notes.append(f"no face was found in any of the {len(cut.detected)} sampled frames (turned away, rotated "
                      f"or hidden; orange fallback boxes in the figure): the face expert was left out, {rest}")
     elif missing.any():
         notes.append(f"no face was found in {int(missing.sum())} of the {len(missing)} windows: there the face "
                      "expert was left out" + (" and the windows are answered from speech alone" if speech else ""))
+    if cut.n_several >= min(2, len(cut.crops)):
+        notes.append(f"several faces: {cut.n_several} of the {len(cut.crops)} sampled frames show more than one; "
+                     "the face expert followed one person (the largest at first) and the answer is that "
+                     "person's; crop the input to the person you mean")
     return notes
 
 

@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Frames sampled per window for the face strip and the face expert.
+# Frames sampled per window for the face expert, and frames shown in the timeline's strip.
 _STRIP_FRAMES = 8
+_STRIP = 10
 
 
 class Timeline(NamedTuple):
@@ -30,8 +31,8 @@ class Timeline(NamedTuple):
     visual: np.ndarray | None  # (W, L)
     fused: np.ndarray  # (W, L)
     labels: tuple
-    frames: np.ndarray | None  # (F, H, W, 3) sampled frames over the whole input, for the figure
-    frame_times: np.ndarray | None  # (F,) seconds
+    frames: np.ndarray | None  # (F, H, W, 3) a few frames spread over the input, for the figure
+    frame_times: np.ndarray | None  # (F,) their times, seconds
 
 
 def window_bounds(duration_s: float, *, window: float, hop: float) -> tuple[np.ndarray, np.ndarray]:
@@ -57,16 +58,21 @@ def audio_windows(samples: np.ndarray, rate: int, starts, ends) -> list[tuple[np
     return [(samples[int(s * rate): int(e * rate)], rate) for s, e in zip(starts, ends)]
 
 
-def sample_video_frames(path: str | os.PathLike, duration_s: float, *, window: float,
-                        per_window: int = _STRIP_FRAMES):
-    """Frames spread uniformly over the whole video, dense enough for ``per_window`` in each window,
-    with their times in seconds. One decoding pass (:func:`read_sampled_frames`)."""
-    from mer_utils.experts.visual.video import read_sampled_frames
+def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: float,
+                per_window: int = _STRIP_FRAMES):
+    """Face crops of frames spread uniformly over the whole video, dense enough for ``per_window`` in each
+    window, with their times in seconds (from the stream's timestamps).
+
+    The video is decoded as a stream at the size the crops need (:func:`stream_frames`): each frame is
+    cropped and dropped, and only the :data:`_STRIP` frames of the figures are kept, so memory stays flat
+    whatever the video's length. Returns ``(FaceCrops, times)``.
+    """
+    from mer_utils.experts.visual.video import stream_frames
 
     k = max(per_window, int(math.ceil(duration_s / window * per_window)))
-    sampled = read_sampled_frames(path, k)
-    fps = sampled.n_frames / duration_s if duration_s > 0 else 1.0
-    return sampled.frames, (sampled.indices + 0.5) / fps
+    stream = stream_frames(path, k, max_side=face.crop_config.frame_side, span_s=duration_s)
+    cut = face.crops(stream.frames, keep=set(_strip_indices(k, _STRIP)))
+    return cut, stream.times[:len(cut.crops)]
 
 
 def face_windows(face, crops: np.ndarray, frame_times: np.ndarray, starts, ends) -> np.ndarray:
@@ -104,7 +110,7 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
 
     panels = [(n, p) for n, p in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
               if p is not None]
-    strip = [] if timeline.frames is None else _strip_indices(len(timeline.frames), 10)
+    strip = [] if timeline.frames is None else _strip_indices(len(timeline.frames), _STRIP)
     fig = Figure(figsize=(11, 2.1 * len(panels) + (1.6 if strip else 0.4)), dpi=100)
     rows = len(panels) + (1 if strip else 0)
     grid = fig.add_gridspec(rows, max(len(strip), 1), height_ratios=[2] * len(panels) + ([1.5] if strip else []))

@@ -1,12 +1,20 @@
 """Face crops, extracted once per clip and cached.
 
 The cache lives in ``outputs/cache/face_crops/<corpus>-<tag>/<config key>/``:
-one compressed ``<clip_id>.npz`` per clip (crops, boxes, frame indices,
-detection flags, the video's fingerprint) plus ``prepare_report.csv``. The
-config key hashes every preprocessing setting, so changing K or the margin
-prepares a new cache instead of mixing old and new crops; the fingerprint
+one ``<clip_id>.safetensors`` per clip (crops, boxes, frame indices,
+detection flags; the frame count and the video's fingerprint in its
+metadata) plus ``prepare_report.csv``. The config key hashes every
+preprocessing setting, so changing K or the margin prepares a new cache
+instead of mixing old and new crops; the fingerprint
 (:func:`source_fingerprint`) catches a video replaced under the same name,
 even by one of the same size.
+
+Cache entries are read in the worker threads of :func:`prepare_crops`, so
+the format must be readable from several threads at once: ``np.load``
+parses every ``.npy`` header with ``ast.literal_eval``, which CPython 3.11
+does not make thread-safe (python/cpython#106905: an intermittent
+``SystemError: AST constructor recursion depth mismatch``); a safetensors
+header is JSON, parsed in Rust.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +34,7 @@ from mer_utils.core.atomic_io import atomic_path, write_csv, write_json
 if TYPE_CHECKING:  # pandas (and the data layer) load with a manifest: scoring one video needs neither
     import pandas as pd
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: safetensors entries; the face followed from frame to frame, not the largest per frame
 REPORT_COLUMNS = ("clip_id", "status", "n_frames", "n_detected", "n_fallback", "error")
 
 
@@ -48,6 +57,12 @@ class CropConfig:
         """Short hash of the settings: equal key, interchangeable crops."""
         text = json.dumps({"v": CACHE_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def frame_side(self) -> int:
+        """Shorter frame side, pixels, that the crops need: at this size the smallest face the detector
+        reports (``min_size_frac`` of it) still fills ``crop_size`` pixels, so decoding larger adds nothing."""
+        return math.ceil(self.crop_size / self.min_size_frac)
 
     def make_detector(self):
         from mer_utils.experts.visual.faces import HaarFaceDetector
@@ -110,42 +125,58 @@ def source_fingerprint(path: str | os.PathLike) -> str:
     return f"{size}-{digest.hexdigest()}"
 
 
+def _entry(cache_dir: str | os.PathLike, clip_id: str) -> Path:
+    return Path(cache_dir) / f"{clip_id}.safetensors"
+
+
 def _save(path: Path, crops: ClipCrops, fingerprint: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, crops=crops.crops, boxes=crops.boxes.astype(np.float32),
-                            frame_indices=crops.frame_indices, detected=crops.detected,
-                            n_frames=crops.n_frames, source_fingerprint=np.array(fingerprint))
+    from safetensors.numpy import save
+
+    data = save({"crops": crops.crops, "boxes": crops.boxes.astype(np.float32),
+                 "frame_indices": np.asarray(crops.frame_indices, np.int64), "detected": crops.detected},
+                metadata={"n_frames": str(crops.n_frames), "source_fingerprint": fingerprint})
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _read(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays ``names`` and the metadata of one entry (data only: safetensors holds no code)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as entry:
+        return {name: entry.get_tensor(name) for name in names}, entry.metadata() or {}
 
 
 def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
-    """Read one clip's cached crops (``allow_pickle=False``: data only)."""
-    path = Path(cache_dir) / f"{clip_id}.npz"
+    """Read one clip's cached crops."""
+    path = _entry(cache_dir, clip_id)
     if not path.exists():
         raise FileNotFoundError(f"No face crops for {clip_id} in {cache_dir}; run `mer visual prepare` first.")
-    with np.load(path, allow_pickle=False) as data:
-        return ClipCrops(data["crops"], data["boxes"], data["frame_indices"], data["detected"], int(data["n_frames"]))
+    data, meta = _read(path, ("crops", "boxes", "frame_indices", "detected"))
+    return ClipCrops(data["crops"], data["boxes"], data["frame_indices"], data["detected"], int(meta["n_frames"]))
 
 
 def _cached_row(path: Path, fingerprint: str) -> dict | None:
     """The report row of a valid cache entry, or None when it must be (re)made."""
+    from safetensors import SafetensorError
+
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            # An entry of an older cache (byte size only) lacks the key: extracted again.
-            if str(data["source_fingerprint"]) != fingerprint:
-                return None
-            detected = data["detected"]
-            return {"status": "cached", "n_frames": int(data["n_frames"]), "n_detected": int(detected.sum()),
-                    "n_fallback": int((~detected).sum()), "error": ""}
-    except (OSError, ValueError, KeyError):
+        data, meta = _read(path, ("detected",))
+    except (OSError, SafetensorError):
         return None  # a truncated or foreign file: extract again
+    if meta.get("source_fingerprint") != fingerprint:
+        return None
+    detected = data["detected"]
+    return {"status": "cached", "n_frames": int(meta["n_frames"]), "n_detected": int(detected.sum()),
+            "n_fallback": int((~detected).sum()), "error": ""}
 
 
 def _prepare_one(clip_id: str, video: Path, cache_dir: Path, config: CropConfig, detector) -> dict:
     try:
         fingerprint = source_fingerprint(video)
-        path = cache_dir / f"{clip_id}.npz"
+        path = _entry(cache_dir, clip_id)
         row = _cached_row(path, fingerprint)
         if row is None:
             crops = extract_clip_crops(video, config, detector=detector)

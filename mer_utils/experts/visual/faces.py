@@ -1,7 +1,9 @@
-"""Find one face per sampled frame and turn it into a stable square crop.
+"""Follow one face through the sampled frames and turn it into a stable square crop.
 
-Per frame the largest detection is kept (CREMA-D has one actor per clip; a
-smaller hit is a false positive in the background). Boxes are then filled
+The face followed is the largest one first, then the detection that
+continues it from frame to frame (:func:`follow_face`): a second person or a
+false hit in the background never takes the crop over, and how many frames
+held several faces is counted so that the demo can say so. Boxes are filled
 where the detector missed (last good box, else the next good one, else a
 centre crop), smoothed over time with a running median, squared and expanded
 by a margin. How many frames needed the fallback is counted per clip, so a
@@ -14,7 +16,10 @@ Boxes are ``(x, y, w, h)`` floats in pixels of the full-size frame.
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -81,8 +86,9 @@ class HaarFaceDetector:
 
 class FaceTrack(NamedTuple):
     boxes: np.ndarray  # (K, 4) square crop boxes after fill, smoothing and margin
-    detected: np.ndarray  # (K,) bool: the detector found a face in this frame
+    detected: np.ndarray  # (K,) bool: the followed face was found in this frame
     n_fallback: int  # frames whose box came from a neighbour or the centre crop
+    n_several: int = 0  # frames in which the detector found more than one face
 
 
 def largest_box(boxes: np.ndarray) -> np.ndarray | None:
@@ -97,6 +103,25 @@ def largest_box(boxes: np.ndarray) -> np.ndarray | None:
     return boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
 
 
+def overlap(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Intersection over union of each of ``boxes`` with ``box``.
+
+    >>> overlap(np.array([[0, 0, 10, 10], [20, 0, 10, 10]]), np.array([5, 0, 10, 10])).round(3).tolist()
+    [0.333, 0.0]
+    """
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    x0, y0 = np.maximum(boxes[:, 0], box[0]), np.maximum(boxes[:, 1], box[1])
+    x1 = np.minimum(boxes[:, 0] + boxes[:, 2], box[0] + box[2])
+    y1 = np.minimum(boxes[:, 1] + boxes[:, 3], box[1] + box[3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    return inter / (boxes[:, 2] * boxes[:, 3] + box[2] * box[3] - inter)
+
+
+# Frames in a row in which the followed face is missing while other faces are seen, before the track moves
+# to the largest of those (the person left; a single missed detection must not swap people).
+LOST_AFTER = 3
+
+
 def centre_box(frame_shape: tuple[int, ...], *, fraction: float = 0.6) -> np.ndarray:
     """A centred square covering ``fraction`` of the shorter side (no-face fallback)."""
     height, width = frame_shape[:2]
@@ -104,41 +129,11 @@ def centre_box(frame_shape: tuple[int, ...], *, fraction: float = 0.6) -> np.nda
     return np.array([(width - side) / 2, (height - side) / 2, side, side])
 
 
-def fill_missing(raw: list[np.ndarray | None], frame_shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
-    """Replace missing boxes by the last good one (the next good one at the start).
-
-    A clip with no detection at all gets :func:`centre_box` everywhere.
-    Returns the ``(K, 4)`` boxes and how many were filled.
-    """
-    good = [i for i, box in enumerate(raw) if box is not None]
-    if not good:
-        return np.tile(centre_box(frame_shape), (len(raw), 1)), len(raw)
-    filled, last = [], raw[good[0]]
-    for box in raw:
-        last = box if box is not None else last
-        filled.append(last)
-    return np.asarray(filled, dtype=float), len(raw) - len(good)
-
-
-def smooth_boxes(boxes: np.ndarray, *, window: int = 3) -> np.ndarray:
-    """Running median of box centre and size over ``window`` frames.
-
-    A median (not a mean) keeps one spurious detection from dragging its
-    neighbours' crops off the face.
-
-    >>> b = np.array([[10, 10, 20, 20], [90, 90, 5, 5], [12, 10, 20, 20]], float)
-    >>> smooth_boxes(b, window=3)[1].tolist()
-    [12.0, 10.0, 20.0, 20.0]
-    """
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"smoothing window must be a positive odd number, got {window}")
-    if window == 1 or len(boxes) < 2:
-        return boxes.copy()
-    centres = np.column_stack([boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2, boxes[:, 2], boxes[:, 3]])
-    half = window // 2
-    smoothed = np.array([np.median(centres[max(0, i - half): i + half + 1], axis=0) for i in range(len(boxes))])
-    cx, cy, w, h = smoothed.T
-    return np.column_stack([cx - w / 2, cy - h / 2, w, h])
+def _median_box(boxes: list[np.ndarray]) -> np.ndarray:
+    """Median of the boxes' centres and sizes: one spurious box cannot drag its neighbours' crops off the face."""
+    boxes = np.asarray(boxes, dtype=float)
+    cx, cy, w, h = np.median(np.column_stack([boxes[:, :2] + boxes[:, 2:] / 2, boxes[:, 2:]]), axis=0)
+    return np.array([cx - w / 2, cy - h / 2, w, h])
 
 
 def expand_box(box: np.ndarray, *, margin: float) -> np.ndarray:
@@ -152,15 +147,76 @@ def expand_box(box: np.ndarray, *, margin: float) -> np.ndarray:
     return np.array([x + w / 2 - side / 2, y + h / 2 - side / 2, side, side])
 
 
+class TrackedFrame(NamedTuple):
+    frame: np.ndarray  # the frame as given
+    box: np.ndarray  # (4,) square crop box: filled, smoothed, with the margin
+    detected: bool  # the followed face was found in this frame (else the box is a fallback)
+    n_faces: int  # faces the detector found in this frame
+
+
+def follow_face(frames: Iterable[np.ndarray], detector: FaceDetector, *, margin: float = 0.1, window: int = 3,
+                max_wait: int = 64) -> Iterator[TrackedFrame]:
+    """Follow one face through ``frames`` (an array or a stream), yielding each frame with its crop box as
+    soon as that box is final, ``window // 2`` frames later: a caller can crop and drop every frame, so a
+    video of any length is tracked in constant memory.
+
+    The face followed is the largest of the first frame with a detection, then, frame after frame, the
+    detection that overlaps it most; a detection elsewhere (another person, a false hit in the background)
+    is not taken, until the followed face has been missing for :data:`LOST_AFTER` frames in which others
+    were seen. A frame without the face takes the last box (the first face's box before it was found,
+    or a centred square when no face comes within ``max_wait`` frames or at all); boxes are then
+    median-smoothed over ``window`` frames, squared and expanded by ``margin``.
+    """
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"smoothing window must be a positive odd number, got {window}")
+    half = window // 2
+    held: deque[list] = deque()  # [frame, box or None (no face yet), detected, n_faces], not yet yielded
+    past: deque[np.ndarray] = deque(maxlen=half)  # boxes of the last frames yielded, for smoothing
+    followed, last, lost = None, None, 0
+
+    def release() -> TrackedFrame:
+        frame, box, detected, n_faces = held.popleft()
+        smoothed = _median_box([*past, box, *(item[1] for item in islice(held, half))])
+        past.append(box)
+        return TrackedFrame(frame, expand_box(smoothed, margin=margin), detected, n_faces)
+
+    for frame in frames:
+        found = np.asarray(detector.detect(frame), dtype=float).reshape(-1, 4)
+        pick = None
+        if len(found) and followed is not None:
+            overlaps = overlap(found, followed)
+            lost = 0 if overlaps.max() > 0 else lost + 1
+            pick = found[int(overlaps.argmax())] if lost == 0 else None
+        if len(found) and (followed is None or lost >= LOST_AFTER):
+            pick, lost = largest_box(found), 0
+        if pick is not None:
+            followed = last = pick
+            for item in held:  # the frames before the first face take its box
+                if item[1] is None:
+                    item[1] = pick
+        held.append([frame, last, pick is not None, len(found)])
+        if last is None and len(held) > max_wait:  # no face for a long while: these frames are centred
+            for item in held:
+                item[1] = centre_box(item[0].shape)
+            last = held[-1][1]
+        # Boxes are filled front to back, so the frame ``half`` ahead having one means all before it do.
+        while len(held) > half and held[half][1] is not None:
+            yield release()
+    for item in held:  # the end: frames still waiting never saw a face
+        if item[1] is None:
+            item[1] = centre_box(item[0].shape)
+    while held:
+        yield release()
+
+
 def track_faces(frames: np.ndarray, detector: FaceDetector, *, margin: float = 0.1, window: int = 3) -> FaceTrack:
-    """Detect, fill, smooth and expand: one square crop box per frame."""
+    """Detect, fill, smooth and expand (:func:`follow_face`): one square crop box per frame."""
     if len(frames) == 0:
         raise ValueError("track_faces needs at least one frame")
-    raw = [largest_box(detector.detect(frame)) for frame in frames]
-    detected = np.array([box is not None for box in raw])
-    filled, n_fallback = fill_missing(raw, frames[0].shape)
-    boxes = np.array([expand_box(b, margin=margin) for b in smooth_boxes(filled, window=window)])
-    return FaceTrack(boxes, detected, n_fallback)
+    tracked = list(follow_face(frames, detector, margin=margin, window=window))
+    detected = np.array([t.detected for t in tracked])
+    return FaceTrack(np.array([t.box for t in tracked]), detected, int((~detected).sum()),
+                     sum(t.n_faces > 1 for t in tracked))
 
 
 def crop_box(frame: np.ndarray, box: np.ndarray, *, size: int) -> np.ndarray:

@@ -4,13 +4,17 @@ CREMA-D ships FLV (VP6 video, 480x360, ~30 fps, 2-5 s); some copies are
 re-encoded as MP4. OpenCV's FFmpeg backend reads both. The sampled frames are
 the centres of K equal segments of the clip, so they cover it from start to
 end, are sorted, and never index past the last frame.
+
+A long video (the demo's timeline) is read by :func:`stream_frames` instead:
+frames picked by their timestamps and handed over one at a time, so that
+neither a variable frame rate nor the video's length can upset it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -188,3 +192,81 @@ def read_all_frames(path: str | os.PathLike) -> np.ndarray:
     if not frames:
         raise RuntimeError(f"{path}: no decodable video frames (empty or corrupt file).")
     return np.stack(frames)
+
+
+def reduced_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """``(width, height)`` scaled down so that the shorter side is at most ``max_side`` (never up).
+
+    >>> reduced_size(1280, 720, 540), reduced_size(480, 360, 540)
+    ((960, 540), (480, 360))
+    """
+    scale = 1.0 if not max_side else min(1.0, max_side / min(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class FrameStream(NamedTuple):
+    times: np.ndarray  # (k,) the instants sampled, seconds from the start of the picture
+    frames: Iterator[np.ndarray]  # (H, W, 3) RGB, the frame on screen at each instant; may stop early
+
+
+def stream_frames(path: str | os.PathLike, k: int, *, max_side: int | None = None,
+                  span_s: float = 0.0) -> FrameStream:
+    """``k`` frames spread uniformly over a video's time, decoded in one pass and handed over one at a time.
+
+    Instant *i* is the centre of the *i*-th of ``k`` equal spans of the picture's duration (from the
+    stream's header; ``span_s`` when it has none), and its frame is the one on screen then, read from
+    the stream's timestamps (PyAV): a variable-frame-rate video is placed right, where counting frames
+    at an average rate would drift. Only the frames handed over are converted, at most ``max_side``
+    pixels on the shorter side, so memory does not grow with the video's length or size. Instants past
+    the last frame get no frame. Undecodable data raises :class:`VideoFramesError`, naming the file.
+    """
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Video not found: {path}.")
+    try:
+        container = av.open(str(path))
+        stream = container.streams.video[0]
+    except (av.error.FFmpegError, IndexError) as err:
+        raise VideoFramesError(f"{path}: no readable video stream ({err})") from None
+    stream.thread_type = "AUTO"  # frame threads: decoding is the cost of a long video
+    if stream.duration and stream.time_base:
+        span_s = float(stream.duration * stream.time_base)
+    elif container.duration:
+        span_s = container.duration / 1_000_000
+    times = (np.arange(k) + 0.5) * span_s / k
+    width, height = reduced_size(stream.codec_context.width, stream.codec_context.height, max_side)
+    return FrameStream(times, _frames_on_screen(path, container, stream, times, (width, height)))
+
+
+def _frames_on_screen(path, container, stream, times, size) -> Iterator[np.ndarray]:
+    import av
+
+    def rgb(frame):
+        return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    step = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
+    wanted, previous, before = 0, None, None
+    try:
+        with container:
+            for index, frame in enumerate(container.decode(stream)):
+                now = frame.time - start if frame.time is not None else index * step
+                # Every instant before this frame's time shows the previous frame (the first: this one).
+                while wanted < len(times) and times[wanted] < now:
+                    yield rgb(previous if previous is not None else frame)
+                    wanted += 1
+                if wanted == len(times):
+                    return
+                if previous is not None:
+                    step = max(now - before, 1e-6)
+                previous, before = frame, now
+    except av.error.FFmpegError as err:
+        raise VideoFramesError(f"{path}: the video stops decoding after {before or 0:.1f} s ({err}); "
+                               "re-download or re-encode it.") from None
+    if previous is None:
+        raise VideoFramesError(f"{path}: no decodable video frames (empty or corrupt file).")
+    while wanted < len(times) and times[wanted] < before + step:  # the last frame, for as long as it shows
+        yield rgb(previous)
+        wanted += 1
