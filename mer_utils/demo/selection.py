@@ -64,7 +64,7 @@ def eligible_entries(checkpoints, kind: str, *, synthetic_input: bool, allow_syn
 def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synthetic: bool,
                     corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
     """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (``None`` when there is none);
-    ``notes`` say which synthetic-trained checkpoint was left out and how to get a real one."""
+    ``notes`` say, when none answers, which synthetic-trained checkpoint was left out and how to get a real one."""
     from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
     from mer_utils.core.checkpoint_index import entry_path
     from mer_utils.demo.predict import _loader, logger
@@ -83,7 +83,7 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
         return None, {}, None, notes
     for refusal in refused:
         logger.warning("skipped a broken %s checkpoint: %s", kind, refusal)
-    return path, entry, expert, notes
+    return path, entry, expert, []  # a real expert answers: nothing the user misses
 
 
 def _left_out_note(kind: str, left_out: list[dict]) -> str:
