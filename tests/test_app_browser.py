@@ -36,11 +36,12 @@ def _needs_browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(real_speech_checkpoints, tmp_path_factory):
-    _needs_browser()
+def app_url(request, tmp_path_factory):
+    _needs_browser()  # before training the speech expert the app serves: a skip costs nothing
     from mer_utils.demo.browser import serve
 
-    with serve(real_speech_checkpoints, log=tmp_path_factory.mktemp("app") / "mer_app.log") as url:
+    checkpoints = request.getfixturevalue("real_speech_checkpoints")
+    with serve(checkpoints, log=tmp_path_factory.mktemp("app") / "mer_app.log") as url:
         yield url
 
 

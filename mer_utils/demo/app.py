@@ -24,8 +24,9 @@ from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 TITLE = "Multimodal emotion recognition"
 _INTRO = ("Upload a video, a recording or a face image, or record one, and the speech and face experts each give "
-          "one probability per emotion (CREMA-D's six); the fusion combines them. Nothing you upload is kept "
-          "beyond this session's temporary files.")
+          "one probability per emotion (CREMA-D's six); the fusion combines them. Uploads and answers live in the "
+          "server's temporary files and are deleted after about an hour.")
+_KEEP_S = 3600  # how long uploads and the answers' files are kept
 
 
 def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, window: float = DEFAULT_WINDOW_S,
@@ -44,6 +45,7 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
     out_root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mer_app_"))
 
     def respond(path, allow):
+        _prune(out_root, older_than_s=_KEEP_S)
         page = answer_file(path, checkpoints=checkpoints, out_dir=out_root / uuid.uuid4().hex[:12],
                            allow_synthetic=bool(allow), window=window, hop=hop)
         rows = [[cell if cell is not None else "n/a" for cell in row] for row in page.table]
@@ -52,7 +54,8 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
                 gr.Image(value=page.timeline_figure, visible=page.timeline_figure is not None),
                 gr.File(value=page.timeline_csv, visible=page.timeline_csv is not None))
 
-    with gr.Blocks(title=TITLE) as blocks:
+    # delete_cache: Gradio's copies of uploads and outputs go after an hour, like the answers' own folders.
+    with gr.Blocks(title=TITLE, delete_cache=(_KEEP_S, _KEEP_S)) as blocks:
         gr.Markdown(f"# {TITLE}\n\n{_INTRO}\n\n{models}", elem_id="mer-models")
         current = gr.State(None)  # the last file given, whichever way
         with gr.Row():
@@ -96,6 +99,16 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
     blocks.queue(default_concurrency_limit=1)
     blocks.mer_out_root = out_root
     return blocks
+
+
+def _prune(out_root: Path, *, older_than_s: float) -> None:
+    """Remove the answer folders of earlier requests older than ``older_than_s`` (a server runs for days)."""
+    import shutil
+    import time
+
+    for folder in out_root.glob("*"):
+        if folder.is_dir() and time.time() - folder.stat().st_mtime > older_than_s:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _local(checkpoints):
