@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     "report": "mer_utils.commands.fusion",
     "visual": "mer_utils.commands.visual",
     "predict": "mer_utils.commands.demo",
+    "app": "mer_utils.commands.app",
     "hub": "mer_utils.commands.hub",
     "run-all": "mer_utils.commands.pipeline",
 }

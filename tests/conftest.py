@@ -70,3 +70,22 @@ def synthetic_corpus(tmp_path_factory) -> Path:
 
     return make_synthetic_corpus(tmp_path_factory.mktemp("synth") / "corpus", n_actors=8,
                                  sentences=("DFA", "IEO", "ITS"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def real_speech_checkpoints(tmp_path_factory) -> Path:
+    """A checkpoint folder holding a real speech expert: six actors of ../shared/data/ravdess-dev (linked, read
+    as RAVDESS), speaker-independent, eGeMAPS, each clip scored alone (about 12 s), and the FER2013 weights."""
+    from mer_utils.experts.audio.train import train_audio
+    from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights
+
+    ravdess, base = shared("ravdess-dev"), tmp_path_factory.mktemp("real_speech")
+    root = base / "ravdess"
+    root.mkdir()
+    for actor in range(1, 7):
+        (root / f"Actor_{actor:02d}").symlink_to(ravdess / f"Actor_{actor:02d}", target_is_directory=True)
+    checkpoints = base / "checkpoints"
+    ensure_fer2013_weights(checkpoints, cache_dir=REPO / "checkpoints" / ".cache")
+    train_audio(data_root=str(root), protocol="speaker", backbone="egemaps", speaker_norm=None,
+                outputs=str(base / "outputs"), checkpoints=str(checkpoints), progress=False)
+    return checkpoints

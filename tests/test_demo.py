@@ -119,7 +119,7 @@ def long_video(tmp_path_factory) -> tuple[Path, float]:
 def test_synthetic_checkpoint_on_a_real_video_says_plainly_that_the_answer_is_not_meaningful(synthetic_checkpoints):
     from mer_utils.demo.predict import format_result, predict_clip
 
-    result = predict_clip(video=real_flv("ANG"), checkpoints=synthetic_checkpoints)
+    result = predict_clip(video=real_flv("ANG"), checkpoints=synthetic_checkpoints, allow_synthetic=True)
     text = format_result(result)
     assert "trained on the SYNTHETIC corpus" in text and "NOT meaningful" in text
     assert "mer hub pull REPO_ID" in text and "Colab" in text
@@ -145,7 +145,7 @@ def test_a_synthetic_clip_gets_no_warning(synthetic_checkpoints, synthetic_voice
 def test_the_figure_carries_the_provenance(synthetic_checkpoints, tmp_path):
     from mer_utils.demo.predict import _provenance_caption, predict_clip, save_outputs
 
-    result = predict_clip(video=real_flv("HAP"), checkpoints=synthetic_checkpoints)
+    result = predict_clip(video=real_flv("HAP"), checkpoints=synthetic_checkpoints, allow_synthetic=True)
     written = save_outputs(result, tmp_path)
     assert written["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     caption = _provenance_caption(result)
@@ -180,7 +180,7 @@ def test_a_long_video_gets_a_timeline_with_one_row_per_window(long_video, synthe
 
     path, seconds = long_video
     assert seconds > 20
-    result = predict_clip(video=path, checkpoints=synthetic_checkpoints, window=3.0, hop=1.0)
+    result = predict_clip(video=path, checkpoints=synthetic_checkpoints, window=3.0, hop=1.0, allow_synthetic=True)
     written = save_outputs(result, tmp_path)
     table = pd.read_csv(written["timeline_csv"])
     end = float(table["end_s"].iloc[-1])  # the input's end: the longer of its pictures and its sound
@@ -201,7 +201,7 @@ def test_a_window_longer_than_the_audio_expert_reads_is_not_cut_silently(long_vi
     from mer_utils.demo.predict import predict_clip
 
     path, _ = long_video
-    result = predict_clip(video=path, checkpoints=synthetic_checkpoints, window=8.0, hop=4.0)
+    result = predict_clip(video=path, checkpoints=synthetic_checkpoints, window=8.0, hop=4.0, allow_synthetic=True)
     assert any("only the first 6 s were used" in note for note in result.notes)
 
 
@@ -211,7 +211,7 @@ def test_an_audio_only_mp4_goes_to_the_speech_expert(synthetic_checkpoints, tmp_
 
     track = read_audio_track(real_flv("SAD"))
     m4a = _write_mp4(tmp_path / "voice_only.mp4", None, track)
-    result = predict_clip(video=m4a, checkpoints=synthetic_checkpoints)
+    result = predict_clip(video=m4a, checkpoints=synthetic_checkpoints, allow_synthetic=True)
     assert result.inputs.kind == "audio" and result.inputs.video is None
     assert result.visual_probs is None and result.audio_probs is not None
     assert result.fusion.startswith("single modality (audio")
@@ -240,7 +240,7 @@ def test_mer_predict_prints_provenance_and_writes_the_timeline(long_video, synth
 
     path, _ = long_video
     assert main(["predict", str(path), "--checkpoints", str(synthetic_checkpoints), "--window", "4", "--hop", "2",
-                 "--no-figure", "--out", str(tmp_path)]) == 0
+                 "--no-figure", "--out", str(tmp_path), "--allow-synthetic"]) == 0
     out = capsys.readouterr().out
     assert "NOT meaningful" in out and "audio expert trained on:" in out
     csv = tmp_path / f"{path.stem}_timeline.csv"
@@ -258,7 +258,8 @@ def test_predict_from_a_shared_set_in_the_offline_hub_cache(synthetic_checkpoint
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.chdir(_with_fer(tmp_path / "work" / "checkpoints", fer_weights).parent)
-    text = format_result(predict_clip(video=real_flv("NEU"), checkpoints="hf://someone/synthetic-set"))
+    text = format_result(predict_clip(video=real_flv("NEU"), checkpoints="hf://someone/synthetic-set",
+                                      allow_synthetic=True))
     assert "audio expert trained on: cremad (SYNTHETIC corpus)" in text and "NOT meaningful" in text
 
 
@@ -267,7 +268,7 @@ def test_a_silent_video_is_answered_by_the_face_and_the_speech_expert_is_not_lis
     from mer_utils.experts.visual.video import read_all_frames
 
     silent = _write_mp4(tmp_path / "silent.mp4", list(read_all_frames(real_flv("HAP"))), None)
-    result = predict_clip(video=silent, checkpoints=synthetic_checkpoints)
+    result = predict_clip(video=silent, checkpoints=synthetic_checkpoints, allow_synthetic=True)
     text = format_result(result)
     assert result.audio_probs is None and "audio" not in result.provenance
     assert "no audible audio track" in text and "audio expert trained on" not in text

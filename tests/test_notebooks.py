@@ -98,7 +98,11 @@ def test_demo_notebook_on_a_real_cremad_video(workdir):
     folder, _ = workdir
     nb = _execute(NOTEBOOKS[4], folder, overrides=f"VIDEO = {str(REAL_FLV)!r}")
     text = _text(nb)
-    assert "audio from: audio track of 1001_DFA_HAP_XX.flv" in text and "top emotion:" in text
-    # The main job trains on the synthetic corpus: on a real video the notebook says the answer is not meaningful.
-    assert "trained on the SYNTHETIC corpus" in text and "NOT meaningful" in text
+    # The main job trains on the synthetic corpus: on a real video its experts are left out, each with how to get
+    # a real one, and the FER2013 face model answers zero-shot.
+    assert "left out: the speech expert" in text and "left out: the face expert" in text
+    assert "mer download ravdess --out DIR && mer audio train --data-root DIR --protocol speaker" in text
+    assert "visual expert trained on: FER2013 mini-Xception, zero-shot" in text and "NOT meaningful" not in text
+    assert "top emotion: HAP" in text
     assert (folder / "outputs" / "demo" / "1001_DFA_HAP_XX_prediction.png").exists()
+    assert "mer app: serving on http://127.0.0.1:" in text  # the last cell serves the app and returns

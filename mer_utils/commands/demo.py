@@ -16,7 +16,8 @@ def _predict(args) -> int:
     # The file's kind (video, audio-only container, still image) is read from its content, not its suffix.
     result = predict_clip(video=args.file, audio=args.audio, clip_id=args.clip_id, data_root=args.data_root,
                           checkpoints=args.checkpoints, audio_checkpoint=args.audio_checkpoint,
-                          visual_checkpoint=args.visual_checkpoint, window=args.window, hop=args.hop)
+                          visual_checkpoint=args.visual_checkpoint, window=args.window, hop=args.hop,
+                          allow_synthetic=args.allow_synthetic)
     print(format_result(result))
     # A figure costs matplotlib's import and a render (~1 s): drawn when asked, or for a timeline.
     figure = args.figure if args.figure is not None else result.timeline is not None
@@ -40,6 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--audio-checkpoint", type=Path, help="default: the best audio checkpoint in --checkpoints")
     p.add_argument("--visual-checkpoint", type=Path,
                    help="default: the best visual checkpoint in --checkpoints, else FER2013 zero-shot")
+    p.add_argument("--allow-synthetic", action="store_true",
+                   help="use checkpoints trained on the synthetic corpus on a real input too (default: left out, "
+                        "with how to get a real one; they always answer clips of the synthetic corpus)")
     p.add_argument("--window", type=float, default=DEFAULT_WINDOW_S,
                    help="seconds per window for inputs longer than one window (an emotion timeline)")
     p.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="seconds between window starts")

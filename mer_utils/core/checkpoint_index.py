@@ -47,15 +47,17 @@ def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protoc
     """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)``; returns it.
 
     ``corpus`` is the :class:`~mer_utils.data.corpus.CorpusInfo` dict of the
-    training data (its label set becomes the entry's ``labels``).
+    training data (its label set becomes the entry's ``labels``, its licence the entry's ``licence``).
     """
     from mer_utils.core.runs import timestamp
 
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     checkpoints = Path(checkpoints)
+    # Weights carry the licence of the data they were trained on (RAVDESS: CC BY-NC-SA 4.0, non-commercial).
+    licence = {"licence": corpus["licence"]} if corpus.get("licence") else {}
     entry = {"modality": modality, "protocol": protocol, "corpus": corpus["name"], "corpus_key": corpus_key,
-             "synthetic": bool(corpus.get("synthetic")), "labels": list(corpus["labels"]),
+             "synthetic": bool(corpus.get("synthetic")), "labels": list(corpus["labels"]), **licence,
              "path": Path(os.path.relpath(Path(path).resolve(), checkpoints.resolve())).as_posix(),
              "updated": timestamp(), **fields}
     entry["adaptation"] = adaptation_of(entry)

@@ -1,5 +1,6 @@
 """One-click inference on a video, a recording, a face image or a corpus clip (:mod:`.predict`), emotion
-timelines for long inputs (:mod:`.timeline`), and checkpoint sets shared on the Hugging Face Hub (:mod:`.hub`).
+timelines for long inputs (:mod:`.timeline`), checkpoint sets shared on the Hugging Face Hub (:mod:`.hub`), and the
+same in a browser (:mod:`.app`, ``mer app``).
 
 Names below are imported on first use, so ``mer predict --help`` does not pull in numpy or the experts.
 """
@@ -7,7 +8,8 @@ Names below are imported on first use, so ``mer predict --help`` does not pull i
 import importlib
 
 _EXPORTS = {"format_result": "predict", "plot_result": "predict", "predict_clip": "predict",
-            "save_outputs": "predict", "show_outputs": "predict", "push_checkpoints": "hub", "pull_checkpoints": "hub"}
+            "save_outputs": "predict", "show_outputs": "predict", "push_checkpoints": "hub", "pull_checkpoints": "hub",
+            "build_app": "app", "launch_app": "app"}
 __all__ = sorted(_EXPORTS)
 
 

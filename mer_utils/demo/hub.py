@@ -142,7 +142,7 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
     corpora = sorted({e["corpus"] for e in entries})
     synthetic = any(e.get("synthetic") for e in entries)
     labels = sorted({", ".join(e["labels"]) for e in entries})
-    lines = ["---", "license: other", "library_name: mer-utils",
+    lines = ["---", f"license: {_hub_licence(entries)}", "library_name: mer-utils",
              "tags: [emotion-recognition, speech-emotion-recognition, facial-expression-recognition, multimodal]",
              "---", "", "# mer_utils checkpoint set", "",
              "Checkpoints of the multimodal emotion recognition toolkit `mer_utils`: use them with "
@@ -167,11 +167,20 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
     lines += ["A single recording given to `mer predict` is always scored alone.", "", "## Licences", ""]
     for corpus in corpora:
         lines.append(f"- Training data: {_corpus_licence(corpus, entries)}")
+    for e in entries:  # the index records the licence each checkpoint's weights carry from its training data
+        if e.get("licence") and not e.get("synthetic"):
+            lines.append(f"- Weights `{e['path']}` ({e['modality']}, trained on {e['corpus']}): {e['licence']}")
     for note in sorted(_checkpoint_licences(root, files)):
         lines.append(f"- Features / weights: {note}")
     lines += ["", "## Files (sha256)", "", "| file | sha256 |", "|---|---|"]
     lines += [f"| `{name}` | `{digest}` |" for name, digest in sorted(hashes.items())]
     return "\n".join(lines) + "\n"
+
+
+def _hub_licence(entries: list[dict]) -> str:
+    """The card's licence id: CC BY-NC-SA 4.0 when any weights come from data under it (RAVDESS), as share-alike
+    requires; ``other`` otherwise (CREMA-D's ODbL has no Hub id)."""
+    return "cc-by-nc-sa-4.0" if any("CC BY-NC-SA 4.0" in str(e.get("licence", "")) for e in entries) else "other"
 
 
 def _corpus_licence(corpus: str, entries: list[dict]) -> str:

@@ -207,15 +207,17 @@ def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path
 def predict_clip(
     *, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
     audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
-    hop: float = DEFAULT_HOP_S,
+    hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False,
 ) -> DemoResult:
     """Run the experts from ``checkpoints/`` (a folder, or ``hf://REPO_ID``) on one input and fuse them.
 
     With no input at all, a held-out clip of the embedded synthetic corpus
     is used (see :func:`default_demo_clip`). An input longer than ``window``
-    seconds is scored every ``hop`` seconds (:attr:`DemoResult.timeline`).
+    seconds is scored every ``hop`` seconds (:attr:`DemoResult.timeline`). Checkpoints trained on real data
+    answer a real input; synthetic-trained ones only a synthetic clip, or any input with ``allow_synthetic``
+    (:mod:`mer_utils.demo.selection`).
     """
-    from mer_utils.demo import scoring
+    from mer_utils.demo import scoring, selection
     from mer_utils.demo.defaults import check_window
 
     check_window(window, hop)  # before anything is loaded: a bad option is the option's fault, not the input's
@@ -224,7 +226,8 @@ def predict_clip(
     if video is None and audio is None and clip_id is None:
         clip_id, data_root = default_demo_clip(outputs)
     inputs = resolve_inputs(video=video, audio=audio, clip_id=clip_id, data_root=data_root, outputs=outputs)
-    experts = scoring.load_experts(inputs, checkpoints, audio_checkpoint, visual_checkpoint, weights_dir=weights_dir)
+    experts = selection.load_experts(inputs, checkpoints, audio_checkpoint, visual_checkpoint, weights_dir=weights_dir,
+                                     allow_synthetic=allow_synthetic)
     return scoring.score(inputs, experts, checkpoints, window=window, hop=hop)
 
 

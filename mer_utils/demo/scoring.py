@@ -1,5 +1,6 @@
-"""Load the experts a demo input needs, score it (whole, or window by window), fuse, and note what the
-user must know: synthetic-trained models on real input, audio or frames covering less than the input.
+"""Score a demo input with the experts :mod:`mer_utils.demo.selection` chose (whole, or window by window),
+fuse, and note what the user must know: synthetic-trained models on real input, audio or frames covering less
+than the input.
 
 An expert that has nothing to go on is left out, never fused on a guess: the speech expert when the mono mix
 it hears is silent (a silent track, or stereo channels that cancel out), the face expert where no face was
@@ -7,7 +8,6 @@ found (its centre-crop fallback is a guess)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -19,52 +19,6 @@ class Experts(NamedTuple):
     paths: dict  # expert -> checkpoint path (str)
     provenance: dict  # expert -> index entry
     notes: list
-
-
-def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=None, *,
-                 weights_dir="checkpoints") -> Experts:
-    """The speech expert when there is sound and a checkpoint; the face expert (trained, else FER2013
-    zero-shot) when there are pictures. Neither: a clear error saying how to get a checkpoint."""
-    from mer_utils.demo.face import trained_face_expert, zero_shot_face_expert
-    from mer_utils.demo.predict import _FALLBACK_LABELS, _HOW_TO_MAKE, _optional_expert
-    from mer_utils.demo.provenance import HOW_TO_GET_REAL
-
-    paths, provenance, notes, audio = {}, {}, [], None
-    has_pictures = inputs.kind in ("video", "image")
-    if inputs.kind != "image":
-        path, entry, loaded = _optional_expert("audio", checkpoints, audio_checkpoint)
-        if path is not None:
-            audio, paths["audio"] = loaded, str(path)
-            provenance["audio"] = entry or _explicit(path)
-        elif not has_pictures:
-            raise FileNotFoundError(
-                f"no audio checkpoint in {Path(checkpoints) / 'index.json'} and {inputs.name} has no pictures, so "
-                f"neither expert can answer; {_HOW_TO_MAKE['audio']}, or {HOW_TO_GET_REAL}")
-        else:
-            notes.append(f"no audio checkpoint in {Path(checkpoints) / 'index.json'}: answering from the face alone "
-                         f"({_HOW_TO_MAKE['audio']} for a speech expert)")
-    face = None
-    if has_pictures:
-        key = provenance.get("audio", {}).get("corpus_key")
-        path, entry, loaded = _optional_expert("visual", checkpoints, visual_checkpoint, corpus_key=key)
-        if path is not None:
-            face, paths["visual"] = trained_face_expert(loaded, entry or _explicit(path)), str(path)
-        else:
-            labels = tuple(audio.labels) if audio is not None else _FALLBACK_LABELS
-            face = zero_shot_face_expert(weights_dir, labels=labels)
-            paths["visual"] = "fer2013 (pretrained, zero-shot)"
-            notes.append("no trained visual checkpoint: the face expert is the pretrained FER2013 model, zero-shot, "
-                         f"mapped onto {', '.join(labels)}")
-        provenance["visual"] = face.provenance
-    if audio is not None and face is not None and tuple(audio.labels) != face.labels:
-        raise ValueError(f"the audio checkpoint {paths['audio']} predicts {list(audio.labels)} but the visual "
-                         f"checkpoint {paths['visual']} predicts {list(face.labels)}; use two checkpoints of "
-                         "one corpus (see checkpoints/index.json)")
-    return Experts(audio, face, paths, provenance, notes)
-
-
-def _explicit(path) -> dict:
-    return {"explicit": str(path)}
 
 
 def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
@@ -246,13 +200,10 @@ def _face_notes(inputs, cut, probs, *, speech: bool) -> list[str]:
 
 
 def _fusion(experts: Experts, checkpoints) -> tuple:
-    """``(rule, description)`` for fusing these two experts."""
-    if experts.face.provenance.get("zero_shot"):
-        from mer_utils.fusion.deploy import DEFAULT_RULE
+    """``(rule, description)`` for fusing these two experts (:func:`mer_utils.demo.selection.choose_fusion`)."""
+    from mer_utils.demo.selection import choose_fusion
 
-        return DEFAULT_RULE, "untuned product fusion (no fusion rule was tuned with the zero-shot face model)"
-    rule = _fusion_rule(checkpoints, experts.provenance.get("audio", {}))
-    return rule, rule.description
+    return choose_fusion(experts, checkpoints)
 
 
 def _fuse(audio_probs, visual_probs, fusion):
@@ -266,17 +217,3 @@ def _fuse(audio_probs, visual_probs, fusion):
     if not seen.all():
         description += f"; speech alone in the {int((~seen).sum())} window(s) without a face"
     return fused, description
-
-
-def _fusion_rule(checkpoints, audio_entry: dict):
-    """The rule tuned with the audio expert's corpus and protocol (from the index), else ``best_fusion.json``."""
-    from mer_utils.core.checkpoint_index import entry_path, find_entries
-    from mer_utils.demo.predict import FUSION_RULE_NAME
-    from mer_utils.fusion.deploy import load_fusion_rule
-
-    if audio_entry.get("corpus_key"):
-        for entry in find_entries(checkpoints, modality="fusion", corpus_key=audio_entry["corpus_key"],
-                                  protocol=audio_entry["protocol"]):
-            if entry_path(checkpoints, entry).exists():
-                return load_fusion_rule(entry_path(checkpoints, entry))
-    return load_fusion_rule(Path(checkpoints) / FUSION_RULE_NAME)

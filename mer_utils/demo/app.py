@@ -1,0 +1,153 @@
+"""``mer app``: the demo in a browser (Gradio), locally, in Colab, or as a Hugging Face Space.
+
+Upload a video, a recording or a face image, or record one with the webcam or the microphone; the page shows
+the top emotion, each expert's and the fused probabilities (table, and the demo's figure with the sampled
+frames and the face box), every warning the command line would print, what each model was trained on, and for
+a long input the timeline with its CSV (:mod:`mer_utils.demo.page` builds all of it). The experts are chosen
+real-first (:mod:`mer_utils.demo.selection`) and loaded once per process, when the app is built; each request
+reuses them.
+
+Entry points: :func:`build_app` returns the ``gr.Blocks`` (a Space's ``app.py``:
+``build_app(checkpoints="hf://REPO_ID").launch()``); :func:`launch_app` serves it and prints the URL.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+
+# Set before gradio is imported: no usage statistics leave the user's machine.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+TITLE = "Multimodal emotion recognition"
+_INTRO = ("Upload a video, a recording or a face image, or record one, and the speech and face experts each give "
+          "one probability per emotion (CREMA-D's six); the fusion combines them. Uploads and answers live in the "
+          "server's temporary files and are deleted after about an hour.")
+_KEEP_S = 3600  # how long uploads and the answers' files are kept
+
+
+def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, window: float = DEFAULT_WINDOW_S,
+              hop: float = DEFAULT_HOP_S, out_dir=None):
+    """The app's ``gr.Blocks``. ``checkpoints``: a folder or ``hf://REPO_ID`` (fetched and verified once).
+
+    The experts a real video gets are loaded here, so the first request does not wait for them; the loaders
+    keep them for every later request of this process.
+    """
+    import gradio as gr
+
+    from mer_utils.demo.page import PROMPT, answer_file
+
+    checkpoints = _local(checkpoints)
+    models = warm_up(checkpoints, allow_synthetic=allow_synthetic)
+    out_root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mer_app_"))
+
+    def respond(path, allow):
+        _prune(out_root, older_than_s=_KEEP_S)
+        page = answer_file(path, checkpoints=checkpoints, out_dir=out_root / uuid.uuid4().hex[:12],
+                           allow_synthetic=bool(allow), window=window, hop=hop)
+        rows = [[cell if cell is not None else "n/a" for cell in row] for row in page.table]
+        return (page.answer, gr.Label(value=page.fused or None), gr.Dataframe(value=rows or None),
+                page.figure, page.provenance,
+                gr.Image(value=page.timeline_figure, visible=page.timeline_figure is not None),
+                gr.File(value=page.timeline_csv, visible=page.timeline_csv is not None))
+
+    # delete_cache: Gradio's copies of uploads and outputs go after an hour, like the answers' own folders.
+    with gr.Blocks(title=TITLE, delete_cache=(_KEEP_S, _KEEP_S)) as blocks:
+        gr.Markdown(f"# {TITLE}\n\n{_INTRO}\n\n{models}", elem_id="mer-models")
+        current = gr.State(None)  # the last file given, whichever way
+        with gr.Row():
+            with gr.Column(scale=2):
+                with gr.Tab("Upload a file"):
+                    upload = gr.File(label="A video (FLV/MP4/WebM), a recording (WAV/MP3/M4A) or a face image "
+                                           "(PNG/JPEG)", type="filepath", elem_id="mer-upload")
+                with gr.Tab("Record a video"):
+                    # Not mirrored and with its sound: the file goes to the experts as recorded.
+                    video = gr.Video(sources=["webcam"], include_audio=True, label="Webcam",
+                                     webcam_options=gr.WebcamOptions(mirror=False), elem_id="mer-webcam")
+                with gr.Tab("Record your voice"):
+                    voice = gr.Audio(sources=["microphone"], type="filepath", label="Microphone",
+                                     elem_id="mer-microphone")
+                with gr.Tab("Take a photo"):
+                    photo = gr.Image(sources=["webcam"], type="filepath", format="png", label="Face photo",
+                                     elem_id="mer-photo")
+                allow = gr.Checkbox(value=allow_synthetic, label="Also use models trained on the SYNTHETIC corpus "
+                                    "(their answers on real people are not meaningful)", elem_id="mer-allow-synthetic")
+                again = gr.Button("Analyse again", elem_id="mer-analyse")
+            with gr.Column(scale=3):
+                answer = gr.Markdown(PROMPT, elem_id="mer-answer")
+                with gr.Row():
+                    fused = gr.Label(label="Fused", num_top_classes=6, elem_id="mer-fused")
+                    table = gr.Dataframe(headers=["emotion", "audio", "visual", "fused"], interactive=False,
+                                         label="Probabilities per expert", elem_id="mer-probabilities")
+                # No label: it would cover the figure's own title.
+                figure = gr.Image(label="Probabilities, sampled frames and face boxes", show_label=False,
+                                  type="filepath", interactive=False, elem_id="mer-figure")
+                provenance = gr.Markdown(elem_id="mer-provenance")
+                timeline_figure = gr.Image(label="Emotion timeline", type="filepath", interactive=False,
+                                           visible=False, elem_id="mer-timeline")
+                timeline_csv = gr.File(label="Timeline CSV (one row per window)", visible=False,
+                                       elem_id="mer-timeline-csv")
+        outputs = [answer, fused, table, figure, provenance, timeline_figure, timeline_csv]
+        for source in (upload, video, voice, photo):
+            source.change(lambda path: path, inputs=source, outputs=current).then(
+                respond, inputs=[current, allow], outputs=outputs)
+        again.click(respond, inputs=[current, allow], outputs=outputs)
+    # One request at a time: the experts are shared by every request of the process.
+    blocks.queue(default_concurrency_limit=1)
+    blocks.mer_out_root = out_root
+    return blocks
+
+
+def _prune(out_root: Path, *, older_than_s: float) -> None:
+    """Remove the answer folders of earlier requests older than ``older_than_s`` (a server runs for days)."""
+    import shutil
+    import time
+
+    for folder in out_root.glob("*"):
+        if folder.is_dir() and time.time() - folder.stat().st_mtime > older_than_s:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _local(checkpoints):
+    """``hf://REPO_ID`` -> its verified local snapshot (fetched once, here); a folder stays as it is."""
+    if str(checkpoints).startswith("hf://"):
+        from mer_utils.demo.hub import fetch_checkpoints
+
+        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
+    return checkpoints
+
+
+def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
+    """Load the experts a real video would get (the loaders keep them for the process) and say which they are."""
+    import numpy as np
+
+    from mer_utils.demo.predict import DemoInputs
+    from mer_utils.demo.provenance import describe_expert
+    from mer_utils.demo.selection import load_experts
+
+    probe = DemoInputs(video=None, audio=None, label="", name="a real video", kind="video")
+    experts = load_experts(probe, checkpoints, weights_dir=checkpoints, allow_synthetic=allow_synthetic)
+    if experts.audio is not None:  # the first prediction loads the feature libraries: do it now
+        noise = np.random.default_rng(0).normal(0, 0.01, 16_000).astype(np.float32)
+        experts.audio.predict_proba([(noise, 16_000)])
+    lines = ["**Models for a real video:**"]
+    lines += [f"- {'speech' if k == 'audio' else 'face'}: {describe_expert(e)}" for k, e in experts.provenance.items()]
+    lines += [f"- {note}" for note in experts.notes]
+    return "\n".join(lines)
+
+
+def launch_app(checkpoints="checkpoints", *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
+               allow_synthetic: bool = False, block: bool = True, inline: bool | None = None):
+    """Build and serve the app; prints the local URL (and the public one with ``share``). ``block=False``
+    returns at once (a notebook: the page shows inline and the server runs while the kernel lives)."""
+    blocks = build_app(checkpoints, allow_synthetic=allow_synthetic)
+    _, local_url, share_url = blocks.launch(server_name=host, server_port=port, share=share, inline=inline,
+                                            prevent_thread_lock=True, quiet=True,
+                                            allowed_paths=[str(blocks.mer_out_root)])
+    print(f"mer app: serving on {local_url}" + (f" (public link: {share_url})" if share_url else ""), flush=True)
+    if block:
+        blocks.block_thread()
+    return blocks
