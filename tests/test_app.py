@@ -102,3 +102,15 @@ def test_the_app_loads_its_models_once(real_speech_checkpoints):
     assert first is again
     intro = next(b.value for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "mer-models")
     assert "speech: ravdess (real data)" in intro and "face: FER2013 mini-Xception, zero-shot" in intro
+
+
+def test_an_adapted_speech_expert_says_its_test_score_is_not_how_the_input_is_scored(tmp_path):
+    from mer_utils.demo.page import scoring_note
+
+    adapted = {"modality": "audio", "adaptation": "balanced", "run_dir": str(tmp_path)}
+    note = scoring_note(adapted)
+    assert note.startswith("its test UA is adapted: speaker+sentence+prior") and "does not measure" in note
+    assert scoring_note({**adapted, "adaptation": "none"}).startswith("single clip")
+    # Indexed before the mode was recorded: the run's config.json says it in the older options.
+    (tmp_path / "config.json").write_text('{"speaker_norm": "meanstd", "sentence_norm": true, "balance": true}')
+    assert "adapted: speaker+sentence+prior" in scoring_note({"modality": "audio", "run_dir": str(tmp_path)})

@@ -35,7 +35,7 @@ def synthetic_set(tmp_path_factory):
     ensure_fer2013_weights(checkpoints, cache_dir=REPO / "checkpoints" / ".cache")
     common = {"data_root": str(corpus), "protocol": "speaker", "outputs": str(outputs),
               "checkpoints": str(checkpoints), "progress": False}
-    audio = train_audio(backbone="egemaps", speaker_norm=None, **common)
+    audio = train_audio(backbone="egemaps", **common)
     visual = train_visual(**common)
     fuse_runs(audio.run_dir, visual.run_dir, outputs=outputs, checkpoints=checkpoints, n_bootstrap=50)
     return corpus, checkpoints

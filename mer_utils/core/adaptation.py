@@ -44,9 +44,20 @@ def check_adaptation(name: str) -> str:
 
 
 def adaptation_of(record: dict) -> str:
-    """The mode a run's ``metrics.json`` (or an index entry) was scored in; older records scored clips alone
-    unless they say otherwise."""
-    return str(record.get("adaptation") or DEFAULT_ADAPTATION)
+    """The mode a run's ``metrics.json`` (or an index entry) was scored in. A ``metrics.json`` written before
+    the mode was recorded says it in its folds' normalisation settings; a record with neither scored alone.
+
+    >>> adaptation_of({"adaptation": "speaker"}), adaptation_of({})
+    ('speaker', 'none')
+    >>> adaptation_of({"folds": [{"speaker_norm": {"mode": "meanstd"}, "sentence_norm": True, "balance": True}]})
+    'balanced'
+    """
+    if record.get("adaptation"):
+        return str(record["adaptation"])
+    for fold in record.get("folds") or []:
+        if isinstance(fold, dict) and fold.get("speaker_norm"):
+            return "balanced" if fold.get("balance") and fold.get("sentence_norm") else "speaker"
+    return DEFAULT_ADAPTATION
 
 
 def pointer_key(protocol: str, adaptation: str = DEFAULT_ADAPTATION) -> str:
