@@ -86,6 +86,6 @@ def real_speech_checkpoints(tmp_path_factory) -> Path:
         (root / f"Actor_{actor:02d}").symlink_to(ravdess / f"Actor_{actor:02d}", target_is_directory=True)
     checkpoints = base / "checkpoints"
     ensure_fer2013_weights(checkpoints, cache_dir=REPO / "checkpoints" / ".cache")
-    train_audio(data_root=str(root), protocol="speaker", backbone="egemaps", speaker_norm=None,
+    train_audio(data_root=str(root), protocol="speaker", backbone="egemaps",
                 outputs=str(base / "outputs"), checkpoints=str(checkpoints), progress=False)
     return checkpoints

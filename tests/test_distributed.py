@@ -100,7 +100,7 @@ def launched(setup):
 
 
 def _run_dir(root, out: str, mode: str = "finetune"):
-    (run,) = (root / out / "outputs" / "audio").glob(f"*/speaker_*_{mode}_seed0-*")
+    (run,) = (root / out / "outputs" / "audio").glob(f"*/speaker_*_{mode}_adapt-none_seed0-*")
     return run
 
 

@@ -52,10 +52,10 @@ def test_silent_or_phase_cancelled_audio_is_left_out_with_a_note(inaudible, synt
     assert audio_health(silent).status == "silent" and audio_health(cancelled).status == "phase_cancelled"
     for wav, why in ((silent, "it is silent"), (cancelled, "stereo channels cancel out in the mono mix")):
         with pytest.raises(RuntimeError, match="neither expert can answer") as caught:
-            predict_clip(audio=wav, checkpoints=synthetic_checkpoints)  # no pictures: nothing is left
+            predict_clip(audio=wav, checkpoints=synthetic_checkpoints, allow_synthetic=True)  # no pictures: nothing is left
         assert str(wav) in str(caught.value) and why in str(caught.value)
     # With a video, the face answers alone and says why the recording was left out.
-    result = predict_clip(video=real_flv("HAP"), audio=cancelled, checkpoints=synthetic_checkpoints)
+    result = predict_clip(video=real_flv("HAP"), audio=cancelled, checkpoints=synthetic_checkpoints, allow_synthetic=True)
     text = format_result(result)
     assert result.audio_probs is None and "audio" not in result.provenance
     assert result.fusion == "single modality (visual expert only)"
@@ -75,7 +75,7 @@ def test_a_face_that_is_not_found_is_left_out_of_the_fusion(tmp_path, synthetic_
     from mer_utils.demo.predict import format_result, predict_clip
 
     video = _rotated_video(tmp_path)
-    result = predict_clip(video=video, checkpoints=synthetic_checkpoints)
+    result = predict_clip(video=video, checkpoints=synthetic_checkpoints, allow_synthetic=True)
     text = format_result(result)
     assert result.visual_probs is None and "visual" not in result.provenance
     assert result.fusion == "single modality (audio expert only)"
@@ -98,7 +98,7 @@ def test_windows_without_a_face_are_answered_from_speech_alone(tmp_path, synthet
     frames += [np.full_like(frames[0], 128)] * 120
     sound.append(np.resize(sound[0], 4 * 16_000))
     video = _write_mp4(tmp_path / "face_then_grey.mp4", frames, np.concatenate(sound))
-    result = predict_clip(video=video, checkpoints=synthetic_checkpoints, window=2.0, hop=1.0)
+    result = predict_clip(video=video, checkpoints=synthetic_checkpoints, allow_synthetic=True, window=2.0, hop=1.0)
     written = save_outputs(result, tmp_path / "out")
     table = pd.read_csv(written["timeline_csv"])
     assert written["timeline_figure"].stat().st_size > 10_000  # the visual lines break where there is no face
@@ -127,7 +127,7 @@ def test_a_cut_recording_is_scored_on_what_it_holds_and_says_so(tmp_path, synthe
 
     half, huge = _cut_wavs(tmp_path)
     for wav, seconds in ((half, 1.0), (huge, 1.0)):  # 2.0 s cut to 1.0 s; 4 GB declared, 1.0 s held
-        text = format_result(predict_clip(audio=wav, checkpoints=synthetic_checkpoints))
+        text = format_result(predict_clip(audio=wav, checkpoints=synthetic_checkpoints, allow_synthetic=True))
         assert f"{wav} is cut short: only the {seconds:.1f} s it holds were scored; the file is shorter than its " \
                "own header says (an interrupted download or copy); re-download it" in text
 
@@ -234,11 +234,11 @@ def test_a_hop_longer_than_the_window_reports_what_was_not_scored(tmp_path, synt
     long = tmp_path / "long.wav"
     sf.write(long, speech, 16_000)
     seconds = len(speech) / 16_000
-    result = predict_clip(audio=long, checkpoints=synthetic_checkpoints, window=2.0, hop=1000)
+    result = predict_clip(audio=long, checkpoints=synthetic_checkpoints, allow_synthetic=True, window=2.0, hop=1000)
     assert len(result.timeline.starts) == 2
     assert any(f"score 4.0 s of the input's {seconds:.1f} s; the {seconds - 4:.1f} s between them were not scored"
                in n for n in result.notes), result.notes
-    assert not any("not scored" in n for n in predict_clip(audio=long, checkpoints=synthetic_checkpoints).notes)
+    assert not any("not scored" in n for n in predict_clip(audio=long, checkpoints=synthetic_checkpoints, allow_synthetic=True).notes)
 
 
 def test_a_folder_as_input_gets_its_own_message(tmp_path):
