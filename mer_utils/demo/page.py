@@ -117,7 +117,6 @@ def provenance_markdown(result) -> str:
     lines = ["### What each model was trained on"]
     for expert, entry in result.provenance.items():
         parts = [describe_expert(entry)]
-        parts += [how] if (how := scoring_note(entry)) else []
         parts += [f"licence of the weights: {entry['licence']}"] if entry.get("licence") else []
         lines.append(f"- **{_EXPERTS.get(expert, expert)}**: " + "; ".join(parts))
     lines += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
@@ -125,25 +124,3 @@ def provenance_markdown(result) -> str:
 
 
 
-
-def scoring_note(entry: dict) -> str:
-    """How the expert's test score was obtained: each test clip alone ("single clip", as the demo scores an
-    input) or with other clips of the same speaker (test-time adaptation, which a lone input does not have)."""
-    from mer_utils.core.adaptation import SHORT_NAMES, WHAT_IT_USES, adaptation_of
-    from mer_utils.core.atomic_io import read_json
-
-    if entry.get("zero_shot") or entry.get("explicit"):
-        return ""
-    mode = adaptation_of(entry)
-    config = Path(entry["run_dir"]) / "config.json" if entry.get("run_dir") else None
-    if "adaptation" not in entry and entry.get("modality") == "audio" and config is not None and config.is_file():
-        from mer_utils.experts.audio.config import AudioTrainConfig
-
-        try:  # indexed before the mode was recorded: its config says it in the older options
-            mode = AudioTrainConfig.upgrade_config(read_json(config)).get("adapt", mode)
-        except ValueError:  # a per-speaker normalisation no longer offered: adapted all the same
-            mode = "speaker"
-    if mode == "none":
-        return "single clip: each test clip scored alone, as this input is"
-    return (f"its test UA is {SHORT_NAMES[mode]} ({WHAT_IT_USES[mode]}); this input is scored alone (single clip), "
-            "which that score does not measure")

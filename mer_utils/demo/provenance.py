@@ -8,6 +8,8 @@ input is a synthetic clip is decided by the input itself
 
 from __future__ import annotations
 
+from pathlib import Path
+
 HOW_TO_GET_REAL = ("train on CREMA-D in Colab with the AUDIO_03, VISUAL_01 and FUSION_02 notebooks, or fetch a "
                    "shared set with `mer hub pull REPO_ID` (or `mer predict --checkpoints hf://REPO_ID`)")
 
@@ -20,10 +22,8 @@ def describe_expert(entry: dict) -> str:
         return f"{entry['explicit']} (given explicitly, not in a checkpoint index: its training data is not recorded)"
     if entry.get("zero_shot"):
         return f"{entry['backbone']}: pretrained on {entry['corpus']}; {entry['note']}"
-    text = describe(entry)
-    # One recording has no other clips of its speaker: the demo always scores it alone, whatever the
-    # checkpoint's reported scores used (an adapted checkpoint answers with its single-clip model).
-    return text + (f"; backbone {entry['backbone']}" if entry.get("backbone") else "") + "; scoring: single clip"
+    text = describe(entry) + (f"; backbone {entry['backbone']}" if entry.get("backbone") else "")
+    return text + "; " + scoring_note(entry)
 
 
 def synthetic_warnings(provenance: dict, *, input_is_synthetic: bool) -> list[str]:
@@ -37,3 +37,28 @@ def synthetic_warnings(provenance: dict, *, input_is_synthetic: bool) -> list[st
     return [f"WARNING: the {' and '.join(experts)} expert{'s were' if len(experts) > 1 else ' was'} trained on the "
             "SYNTHETIC corpus and this input is not a synthetic clip: the answer below is NOT meaningful. "
             f"For real checkpoints, {HOW_TO_GET_REAL}."]
+
+
+def scoring_note(entry: dict) -> str:
+    """How the expert's test score was obtained: each test clip alone ("single clip", as the demo scores an
+    input) or with other clips of the same speaker (test-time adaptation, which a lone input does not have).
+    One recording has no other clips of its speaker: the demo always scores it alone (an adapted checkpoint
+    answers with its single-clip model)."""
+    from mer_utils.core.adaptation import SHORT_NAMES, WHAT_IT_USES, adaptation_of
+    from mer_utils.core.atomic_io import read_json
+
+    if entry.get("zero_shot") or entry.get("explicit"):
+        return ""
+    mode = adaptation_of(entry)
+    config = Path(entry["run_dir"]) / "config.json" if entry.get("run_dir") else None
+    if "adaptation" not in entry and entry.get("modality") == "audio" and config is not None and config.is_file():
+        from mer_utils.experts.audio.config import AudioTrainConfig
+
+        try:  # indexed before the mode was recorded: its config says it in the older options
+            mode = AudioTrainConfig.upgrade_config(read_json(config)).get("adapt", mode)
+        except ValueError:  # a per-speaker normalisation no longer offered: adapted all the same
+            mode = "speaker"
+    if mode == "none":
+        return "single clip: each test clip scored alone, as this input is"
+    return (f"its test UA is {SHORT_NAMES[mode]} ({WHAT_IT_USES[mode]}); this input is scored alone (single clip), "
+            "which that score does not measure")
