@@ -249,11 +249,11 @@ def test_mer_predict_prints_provenance_and_writes_the_timeline(long_video, synth
 
 
 def test_predict_from_a_shared_set_in_the_offline_hub_cache(synthetic_checkpoints, fer_weights, tmp_path, monkeypatch):
-    from mer_utils.demo.hub import FolderBackend, push_checkpoints
+    from mer_utils.demo.hub import push_checkpoints
     from mer_utils.demo.predict import format_result, predict_clip
     from test_hub import _populate_hub_cache
 
-    push_checkpoints("someone/synthetic-set", synthetic_checkpoints, backend=FolderBackend(tmp_path / "hub"))
+    push_checkpoints("someone/synthetic-set", synthetic_checkpoints, local_hub=tmp_path / "hub")
     _populate_hub_cache(tmp_path / "hf-cache", "someone/synthetic-set", tmp_path / "hub" / "someone/synthetic-set")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))

@@ -1,6 +1,6 @@
 """Sharing checkpoint sets: push, pull, sha256 verification, and the offline Hub cache.
 
-No network here: a local folder stands in for the Hub (FolderBackend), and
+No network here: a local folder stands in for the Hub (``local_hub``), and
 the offline path runs the real ``huggingface_hub.snapshot_download`` against
 a populated cache with ``HF_HUB_OFFLINE=1``.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mer_utils.core.atomic_io import sha256_file
-from mer_utils.demo.hub import FolderBackend, HubBackend, fetch_checkpoints, pull_checkpoints, push_checkpoints
+from mer_utils.demo.hub import fetch_checkpoints, pull_checkpoints, push_checkpoints
 
 REPO_ID = "someone/mer-test-set"
 
@@ -44,22 +44,25 @@ def checkpoint_set(tmp_path) -> Path:
     return root
 
 
-def test_push_writes_a_model_card_and_a_manifest_and_pull_restores_the_set(checkpoint_set, tmp_path):
-    hub = FolderBackend(tmp_path / "hub")
-    push_checkpoints(REPO_ID, checkpoint_set, backend=hub, token="not-written-anywhere")
+def test_push_writes_a_model_card_with_every_sha256_and_pull_restores_the_set(checkpoint_set, tmp_path):
+    hub = tmp_path / "hub"
+    push_checkpoints(REPO_ID, checkpoint_set, local_hub=hub, token="not-written-anywhere")
     pushed = tmp_path / "hub" / REPO_ID
     names = sorted(p.name for p in pushed.iterdir())
     assert names == ["README.md", "best_audio_egemaps_speaker_indep.json",
-                     "best_audio_egemaps_speaker_indep.safetensors", "best_fusion_speaker.json", "index.json",
-                     "manifest.json"]
+                     "best_audio_egemaps_speaker_indep.safetensors", "best_fusion_speaker.json", "index.json"]
     card = (pushed / "README.md").read_text()
     assert "| audio | cremad | no | speaker | speaker_seed0 | single clip | egemaps | 7442 | 91 | 0.512 | 0.498 | 01234567 |" in card
     assert "Test scoring \"single clip\": each test clip is scored alone" in card  # how the test UA was obtained
     assert "ODbL" in card and "DbCL" in card and "openSMILE: research and education only" in card
-    assert sha256_file(pushed / "index.json") in card
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(pushed / "README.md").data  # the metadata the Hub reads
+    assert data.license == "other" and data.library_name == "mer-utils" and "emotion-recognition" in data.tags
+    assert data.mer_utils_sha256["index.json"] == sha256_file(pushed / "index.json")
     assert "not-written-anywhere" not in "".join(p.read_text(errors="ignore") for p in pushed.iterdir())
 
-    target = pull_checkpoints(REPO_ID, tmp_path / "pulled", backend=hub)
+    target = pull_checkpoints(REPO_ID, tmp_path / "pulled", local_hub=hub)
     for name in ("index.json", "best_audio_egemaps_speaker_indep.safetensors", "best_fusion_speaker.json"):
         assert (target / name).read_bytes() == (checkpoint_set / name).read_bytes()
     from mer_utils.core.checkpoint_index import entry_path, find_entries
@@ -69,38 +72,38 @@ def test_push_writes_a_model_card_and_a_manifest_and_pull_restores_the_set(check
 
 
 def test_a_tampered_file_is_refused_by_name(checkpoint_set, tmp_path):
-    hub = FolderBackend(tmp_path / "hub")
-    push_checkpoints(REPO_ID, checkpoint_set, backend=hub)
+    hub = tmp_path / "hub"
+    push_checkpoints(REPO_ID, checkpoint_set, local_hub=hub)
     weights = tmp_path / "hub" / REPO_ID / "best_audio_egemaps_speaker_indep.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"best_audio_egemaps_speaker_indep\.safetensors does not match its sha256"):
-        pull_checkpoints(REPO_ID, tmp_path / "pulled", backend=hub)
+        pull_checkpoints(REPO_ID, tmp_path / "pulled", local_hub=hub)
     assert not (tmp_path / "pulled" / "index.json").exists()  # nothing of a refused set is copied
 
 
 def test_pull_never_overwrites_your_own_checkpoint_folder(checkpoint_set, tmp_path):
-    hub = FolderBackend(tmp_path / "hub")
-    push_checkpoints(REPO_ID, checkpoint_set, backend=hub)
+    hub = tmp_path / "hub"
+    push_checkpoints(REPO_ID, checkpoint_set, local_hub=hub)
     before = (checkpoint_set / "index.json").read_bytes()
     with pytest.raises(FileExistsError, match="holds a checkpoint index of its own"):
-        pull_checkpoints(REPO_ID, checkpoint_set, backend=hub)
+        pull_checkpoints(REPO_ID, checkpoint_set, local_hub=hub)
     assert (checkpoint_set / "index.json").read_bytes() == before
-    again = pull_checkpoints(REPO_ID, tmp_path / "pulled", backend=hub)
-    assert pull_checkpoints(REPO_ID, again, backend=hub) == again  # a pulled set updates in place
+    again = pull_checkpoints(REPO_ID, tmp_path / "pulled", local_hub=hub)
+    assert pull_checkpoints(REPO_ID, again, local_hub=hub) == again  # a pulled set updates in place
 
 
-def test_a_set_without_manifest_is_refused(tmp_path):
+def test_a_set_without_its_sha256_list_is_refused(tmp_path):
     (tmp_path / "hub" / REPO_ID).mkdir(parents=True)
     (tmp_path / "hub" / REPO_ID / "index.json").write_text("{}")
-    with pytest.raises(ValueError, match="no manifest.json"):
-        fetch_checkpoints(REPO_ID, backend=FolderBackend(tmp_path / "hub"))
+    with pytest.raises(ValueError, match="no model card listing its files' sha256"):
+        fetch_checkpoints(REPO_ID, local_hub=tmp_path / "hub")
 
 
 def test_push_refuses_a_folder_without_an_index(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint index"):
-        push_checkpoints(REPO_ID, tmp_path, backend=FolderBackend(tmp_path / "hub"))
+        push_checkpoints(REPO_ID, tmp_path, local_hub=tmp_path / "hub")
 
 
 def _populate_hub_cache(cache: Path, repo_id: str, files: Path) -> Path:
@@ -114,26 +117,34 @@ def _populate_hub_cache(cache: Path, repo_id: str, files: Path) -> Path:
 
 
 def test_offline_pull_reads_the_hub_cache_with_huggingface_hub(checkpoint_set, tmp_path, monkeypatch):
-    push_checkpoints(REPO_ID, checkpoint_set, backend=FolderBackend(tmp_path / "hub"))
+    push_checkpoints(REPO_ID, checkpoint_set, local_hub=tmp_path / "hub")
     cache = tmp_path / "hf-cache"
     snapshot = _populate_hub_cache(cache, REPO_ID, tmp_path / "hub" / REPO_ID)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     assert fetch_checkpoints(REPO_ID) == snapshot  # the production backend: snapshot_download(local_files_only)
     with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE=1 and this repository is not in the cache"):
-        fetch_checkpoints("someone/never-pulled", backend=HubBackend(cache_dir=cache))
+        fetch_checkpoints("someone/never-pulled")
     (snapshot / "best_fusion_speaker.json").write_text("{}")
     with pytest.raises(ValueError, match="best_fusion_speaker.json does not match"):
         fetch_checkpoints(REPO_ID)
 
 
-def test_the_token_comes_from_the_environment(monkeypatch):
-    from mer_utils.demo.hub import hf_token
+def test_a_card_naming_a_file_outside_the_set_is_refused(checkpoint_set, tmp_path):
+    push_checkpoints(REPO_ID, checkpoint_set, local_hub=tmp_path / "hub")
+    card = tmp_path / "hub" / REPO_ID / "README.md"
+    card.write_text(card.read_text().replace("index.json:", "../../escape.json:", 1))
+    with pytest.raises(ValueError, match="names '../../escape.json', outside the set"):
+        pull_checkpoints(REPO_ID, tmp_path / "pulled", local_hub=tmp_path / "hub")
+    assert not (tmp_path / "pulled").exists()
 
+
+def test_the_token_is_read_by_huggingface_hub_from_the_environment(monkeypatch):
+    from huggingface_hub import get_token
+
+    # push and pull hand no token of their own: huggingface_hub reads HF_TOKEN (then its login, then Colab's secret)
     monkeypatch.setenv("HF_TOKEN", "hf_example")
-    assert hf_token() == "hf_example"
-    monkeypatch.delenv("HF_TOKEN")
-    assert hf_token() is None  # outside Colab, no secret store
+    assert get_token() == "hf_example"
 
 
 def test_mer_hub_push_and_pull_from_the_command_line(checkpoint_set, tmp_path, capsys):

@@ -6,16 +6,10 @@ import sys
 from pathlib import Path
 
 
-def _backend(args):
-    from mer_utils.demo.hub import FolderBackend, HubBackend
-
-    return FolderBackend(args.local_hub) if args.local_hub else HubBackend(endpoint=args.endpoint)
-
-
 def _push(args) -> int:
     from mer_utils.demo.hub import push_checkpoints
 
-    where = push_checkpoints(args.repo_id, args.checkpoints, backend=_backend(args))
+    where = push_checkpoints(args.repo_id, args.checkpoints, endpoint=args.endpoint, local_hub=args.local_hub)
     print(f"pushed {args.checkpoints} to {args.repo_id}: {where}")
     return 0
 
@@ -24,7 +18,7 @@ def _pull(args) -> int:
     from mer_utils.demo.hub import pull_checkpoints
 
     try:
-        target = pull_checkpoints(args.repo_id, args.checkpoints, backend=_backend(args))
+        target = pull_checkpoints(args.repo_id, args.checkpoints, endpoint=args.endpoint, local_hub=args.local_hub)
     except FileExistsError as err:  # the target holds the user's own index (the CLI reports the other errors)
         print(f"mer hub pull: error: {err}", file=sys.stderr)
         return 1
@@ -36,8 +30,8 @@ def _pull(args) -> int:
 def register(subparsers) -> None:
     hub = subparsers.add_parser("hub", help="share checkpoint sets on the Hugging Face Hub (push / pull)")
     commands = hub.add_subparsers(dest="hub_command", metavar="ACTION", required=True)
-    push = commands.add_parser("push", help="upload checkpoints/ (index, weights, fusion rules, model card, "
-                                            "sha256 manifest); the token comes from HF_TOKEN or Colab secrets")
+    push = commands.add_parser("push", help="upload checkpoints/ (index, weights, fusion rules, a model card with "
+                                            "every file's sha256); the token comes from HF_TOKEN or Colab secrets")
     push.add_argument("repo_id", help="e.g. your-name/mer-cremad")
     push.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="the set to upload")
     pull = commands.add_parser("pull", help="download a shared set, verify every sha256, copy it locally")
