@@ -57,7 +57,7 @@ def register(subparsers) -> None:
 
     r = sub.add_parser("ravdess", help="RAVDESS speech audio (CC BY-NC-SA 4.0) into Actor_XX/ folders",
                        description="Fetch Audio_Speech_Actors_01-24.zip from Zenodo record 1188976, check its "
-                       "md5 and size, and extract the requested actors to OUT/Actor_XX/*.wav. Licence: CC BY-NC-SA "
+                       "md5, and extract the requested actors to OUT/Actor_XX/*.wav. Licence: CC BY-NC-SA "
                        "4.0 (non-commercial, attribution, share-alike).")
     _common(r)
     r.add_argument("--actors", nargs="+", type=int, metavar="N", help="only these actors (1-24)")

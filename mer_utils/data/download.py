@@ -1,16 +1,20 @@
-"""Getting CREMA-D: verified, resumable, parallel downloads (``mer download cremad``).
+"""Getting CREMA-D: verified, parallel downloads on pooch (``mer download cremad``).
 
 The official repository keeps every WAV, MP3 and FLV in Git LFS: a plain clone
 gives 130-byte pointer files, and LFS bandwidth quotas cut clones short. The
 media host serves each file by path instead, so the corpus is fetched file by
-file and checked against the sha256 and size of the official LFS pointers,
-shipped with the package (``cremad_lfs_manifest.tsv.gz``, ODbL like the rest
-of the metadata).
+file and checked against the sha256 of the official LFS pointers, shipped with
+the package (``cremad_lfs_manifest.tsv.gz``, ODbL like the rest of the metadata).
 
-Every file is streamed to ``<name>.part``, resumed with an HTTP range request
-when the server honours it, verified, and only then renamed: a corrupted or
-partial file never sits under its final name, so a re-run verifies what is
-there and fetches only what is missing or wrong.
+Each file goes through ``pooch.retrieve``: streamed to a temporary file beside
+its final name, checked against its hash, and only then moved into place, so a
+corrupted or partial file never sits under its final name, and a re-run hashes
+what is there and fetches only what is missing or wrong. Kept here: a thread
+pool (``--jobs``), a reason per failed file, and the retry loop, because
+pooch's own (``retry_if_failed=4``) asks again after a 404 at fixed waits (5
+requests and 10 s per file a mirror lacks, measured); and an HTTP Range resume
+for RAVDESS's 208 MB archive alone: a CREMA-D file is 82 kB on average, 8.5 MB
+at most, cheaper to fetch again from byte 0 after a dropped connection.
 
 >>> files = cremad_files(modalities=("wav",), clips=["1001_DFA_ANG_XX"], metadata=False)
 >>> files[0].path, files[0].size
@@ -19,20 +23,18 @@ there and fetches only what is missing or wrong.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+import pooch
+import requests
+from tqdm.auto import tqdm
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
 
@@ -55,7 +57,6 @@ ASSUMED_MB_PER_S = 10.0  # for the time estimate only: a typical Colab-to-GitHub
 _MANIFEST_NAME = "cremad_lfs_manifest.tsv.gz"
 _MEDIA_FOLDERS = {folder for folder, _ in MODALITY_DIRS.values()}
 _USER_AGENT = "mer-utils (CREMA-D download)"
-_CHUNK = 1 << 16
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
 _MAX_BACKOFF_S = 60.0
 
@@ -66,15 +67,15 @@ class RemoteFile:
 
     path: str  # relative to the output folder, "/"-separated
     urls: tuple[str, ...]  # tried in order; the next one only after a permanent failure
-    size: int
-    sha256: str | None = None
-    md5: str | None = None
+    size: int  # for the plan and the progress bar; the hash decides
+    known_hash: str  # pooch's form: a bare sha256, or "md5:..."
+    resume: bool = False  # a large file: keep the bytes of an interrupted transfer, show its own bar
 
 
 @dataclass(frozen=True)
 class FetchSettings:
     jobs: int = 8  # parallel downloads (threads: the work is waiting on the network)
-    retries: int = 4  # further attempts per URL after a timeout, a dropped connection or a 5xx
+    retries: int = 4  # further attempts per URL after a timeout, a dropped connection, a 5xx or wrong bytes
     backoff_s: float = 1.0  # wait before retry k is backoff_s * 2**(k-1), at most a minute
     timeout_s: float = 60.0  # per request: connecting and each read
     progress: bool = True  # one progress bar over all bytes
@@ -107,196 +108,112 @@ class DownloadResult:
 
 
 @dataclass
-class _Outcome:
+class FetchOutcome:
     path: str
     status: str  # "present", "downloaded" or "failed"
     url: str = ""
     reason: str = ""
     detail: str = ""
-    nbytes: int = 0
+
+    def failure_row(self) -> dict:
+        return {c: getattr(self, c) for c in FAILURE_COLUMNS}
 
 
-class _PermanentError(Exception):
-    """The server answered, and asking again will not help (404, 403, ...)."""
-
-
-# ---------------------------------------------------------------- verification
-
-def file_problem(path: Path, spec: RemoteFile) -> tuple[str, str] | None:
-    """``None`` when ``path`` is exactly ``spec``; else ``(reason, detail)``."""
-    size = path.stat().st_size
-    if size != spec.size:
-        if _is_lfs_pointer(path):
-            return ("lfs_pointer", f"{size}-byte Git LFS pointer instead of the {spec.size}-byte file")
-        return ("size_mismatch", f"{size} bytes, expected {spec.size}")
-    for name, expected in (("sha256", spec.sha256), ("md5", spec.md5)):
-        if expected and _digest(path, name) != expected:
-            return ("checksum_mismatch", f"{name} differs from the official {expected} ({size} bytes)")
-    return None
-
-
-def _digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_lfs_pointer(path: Path) -> bool:
-    if path.stat().st_size > 1024:
-        return False
-    with open(path, "rb") as fh:
-        return fh.read(len(_LFS_POINTER_PREFIX)) == _LFS_POINTER_PREFIX
+class _Refused(Exception):
+    """The source answered, and asking it again will not help."""
 
 
 # ---------------------------------------------------------------- transfer
 
-class _Progress:
-    """One byte bar for all threads; each file settles its own credit at the end,
-    so restarts and resumed ``.part`` files neither over- nor under-count."""
+class _Downloader:
+    """A pooch downloader (``url, output_file, pooch``): ``pooch.HTTPDownloader``,
+    or for a ``resume`` file a Range request that continues ``part`` across
+    attempts and runs (pooch's restarts from byte 0 in a fresh temporary file).
+    A Git LFS pointer is refused either way: a source of pointers gives pointers again."""
 
-    def __init__(self, total: int, enabled: bool, desc: str):
-        self._lock = threading.Lock()
-        self._bar = None
-        if enabled:
-            from tqdm.auto import tqdm
+    def __init__(self, spec: RemoteFile, final: Path, settings: FetchSettings):
+        self.spec, self.timeout_s, self.progress = spec, settings.timeout_s, settings.progress
+        self.part = final.with_name(final.name + ".part") if spec.resume else None
+        self.http = pooch.HTTPDownloader(timeout=settings.timeout_s, headers={"User-Agent": _USER_AGENT})
 
-            self._bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stdout)
-
-    def add(self, n: int) -> None:
-        if self._bar is not None and n:
-            with self._lock:
-                self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _stream(url: str, part: Path, spec: RemoteFile, timeout_s: float, credit) -> int | None:
-    """Append the rest of ``url`` to ``part`` (or rewrite it when the server
-    ignores the range), passing the count of each chunk received to ``credit``.
-    Returns the file size the server declared (None when it did not say)."""
-    offset = part.stat().st_size if part.exists() else 0
-    if offset > spec.size:
-        part.unlink()  # longer than the file can be: not a prefix of it
-        offset = 0
-    if spec.size and offset == spec.size:
-        return spec.size  # complete but not yet renamed (interrupted between the two): verify it
-    headers = {"User-Agent": _USER_AGENT}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and offset:
-            part.unlink()  # the server disowns our prefix: start again from byte 0
-            raise ConnectionError(f"HTTP 416 for the range {offset}- of {url}; restarting from 0") from err
-        if 400 <= err.code < 500 and err.code not in (408, 429):
-            raise _PermanentError(f"http_{err.code}", f"HTTP {err.code} {err.reason} from {url}") from err
-        raise
-    with response:
-        if offset and response.status == 206 and _range_start(response) != offset:
-            part.unlink()  # a range other than the one asked for: our prefix cannot be trusted to line up
-            raise ConnectionError(f"{url} answered a different range than bytes={offset}-; restarting from 0")
-        resumed = offset and response.status == 206
-        declared = _declared_size(response, offset if resumed else 0)
-        received = 0
-        with open(part, "ab" if resumed else "wb") as fh:
-            while chunk := response.read(_CHUNK):
-                fh.write(chunk)
-                received += len(chunk)
-                credit(len(chunk))
-                if (offset if resumed else 0) + received > spec.size:
-                    break  # already longer than the file: verification will reject it
-    return declared
-
-
-def _declared_size(response, offset: int) -> int | None:
-    total = response.headers.get("Content-Range", "").rpartition("/")[2]
-    if total.isdigit():
-        return int(total)
-    length = response.headers.get("Content-Length", "")
-    return offset + int(length) if length.isdigit() else None
-
-
-def _range_start(response) -> int | None:
-    value = response.headers.get("Content-Range", "")  # "bytes 100-199/200"
-    try:
-        return int(value.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None
-
-
-def _failure_reason(err: BaseException) -> tuple[str, str]:
-    if isinstance(err, urllib.error.HTTPError):
-        return f"http_{err.code}", f"HTTP {err.code} {err.reason}"
-    if isinstance(err, TimeoutError) or (isinstance(err, urllib.error.URLError)
-                                         and isinstance(err.reason, TimeoutError)):
-        return "timeout", f"no answer within the timeout ({err})"
-    if isinstance(err, (http.client.IncompleteRead, ConnectionError, http.client.RemoteDisconnected)):
-        return "connection_dropped", f"{type(err).__name__}: {err}"
-    if isinstance(err, (urllib.error.URLError, http.client.HTTPException)):
-        return "connection_error", f"{type(err).__name__}: {err}"
-    return "os_error", f"{type(err).__name__}: {err}"
-
-
-def _fetch_url(spec: RemoteFile, url: str, final: Path, settings: FetchSettings, credit) -> _Outcome:
-    part = final.with_name(final.name + ".part")
-    reason, detail = "", ""
-    for attempt in range(settings.retries + 1):
-        if attempt:
-            time.sleep(min(settings.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S))
-        try:
-            declared = _stream(url, part, spec, settings.timeout_s, credit)
-        except _PermanentError as err:
-            return _Outcome(spec.path, "failed", url, *err.args)
-        except (OSError, http.client.HTTPException) as err:
-            reason, detail = _failure_reason(err)
-            continue  # the .part stays: the next attempt resumes it
-        got = part.stat().st_size
-        if got < spec.size and declared in (None, spec.size) and not _is_lfs_pointer(part):
-            reason, detail = "connection_dropped", f"the connection ended after {got} of {spec.size} bytes"
-            continue
-        problem = file_problem(part, spec)
-        if problem is None:
-            os.replace(part, final)
-            return _Outcome(spec.path, "downloaded", url)
-        part.unlink()  # wrong bytes are never resumed from
-        reason, detail = problem
-        if reason == "lfs_pointer":
-            detail += "; this source holds pointers, not media: use the media host or another --mirror"
-            break
-    return _Outcome(spec.path, "failed", url, reason, f"{detail} ({url})")
-
-
-def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings, progress: _Progress | None = None) -> _Outcome:
-    """Make ``out/spec.path`` exactly ``spec``: keep it if it verifies, else fetch it."""
-    credited = 0
-
-    def credit(n: int) -> None:
-        nonlocal credited
-        credited += n
-        if progress is not None:
-            progress.add(n)
-
-    final = out / spec.path
-    final.parent.mkdir(parents=True, exist_ok=True)
-    outcome = None
-    if final.exists():
-        if file_problem(final, spec) is None:
-            outcome = _Outcome(spec.path, "present")
+    def __call__(self, url: str, output_file: str, pup) -> None:
+        if self.part is None:
+            self.http(url, output_file, pup)
         else:
-            final.unlink()  # e.g. an LFS pointer from a plain clone: replace it with the real file
-    if outcome is None:
-        for url in spec.urls:
-            outcome = _fetch_url(spec, url, final, settings, credit)
-            if outcome.status == "downloaded":
-                outcome.nbytes = credited  # received over the network, retries included
-                break
-    credit((spec.size if outcome.status != "failed" else 0) - credited)
-    return outcome
+            self._continue(url)
+            os.replace(self.part, output_file)  # pooch hashes it next and deletes wrong bytes: never resumed from
+        with open(output_file, "rb") as fh:
+            if fh.read(len(_LFS_POINTER_PREFIX)) == _LFS_POINTER_PREFIX:
+                raise _Refused("lfs_pointer", "a Git LFS pointer instead of the file: this source holds pointers, "
+                               "not media; use the media host or another --mirror")
+
+    def _continue(self, url: str) -> None:
+        offset = self.part.stat().st_size if self.part.exists() else 0
+        headers = {"User-Agent": _USER_AGENT, **({"Range": f"bytes={offset}-"} if offset else {})}
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout_s) as response:
+            if response.status_code == 416:  # our bytes are longer than the file: not a prefix of it
+                self.part.unlink()
+                raise requests.ConnectionError(f"{url} refused the range bytes={offset}-; starting again from 0")
+            response.raise_for_status()
+            resumed = response.status_code == 206  # a 200 is the whole file: the server ignored the range
+            with open(self.part, "ab" if resumed else "wb") as fh, \
+                    tqdm(total=self.spec.size, initial=offset if resumed else 0, unit="B", unit_scale=True,
+                         desc=self.spec.path.rsplit("/", 1)[-1], file=sys.stdout, disable=not self.progress) as bar:
+                for chunk in response.iter_content(1 << 16):
+                    fh.write(chunk)
+                    bar.update(len(chunk))
+
+
+def _reason(err: Exception) -> tuple[str, str, bool]:
+    """``(reason, detail, worth asking again)`` for a failed attempt."""
+    if isinstance(err, _Refused):
+        return err.args[0], err.args[1], False
+    if isinstance(err, requests.HTTPError):
+        code = err.response.status_code
+        return f"http_{code}", str(err), code >= 500 or code in (408, 429)
+    if isinstance(err, requests.Timeout):
+        return "timeout", f"no answer within the timeout ({err})", True
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return "connection_dropped", f"the connection ended before the file did ({err})", True
+    if isinstance(err, requests.RequestException):
+        return "connection_error", f"{type(err).__name__}: {err}", True
+    if isinstance(err, ValueError):  # pooch: the hash of the downloaded bytes is not the known one
+        return "checksum_mismatch", str(err), True
+    return "os_error", f"{type(err).__name__}: {err}", True
+
+
+def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOutcome:
+    """Make ``out/spec.path`` exactly ``spec``: keep it if its hash matches, else fetch it."""
+    final = out / spec.path
+    download = _Downloader(spec, final, settings)
+    for url in spec.urls:
+        for attempt in range(settings.retries + 1):
+            if attempt:
+                time.sleep(min(settings.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S))
+            try:
+                action = pooch.retrieve(url, spec.known_hash, fname=final.name, path=final.parent,
+                                        downloader=download, processor=lambda _path, action, _pup: action)
+                return FetchOutcome(spec.path, "present" if action == "fetch" else "downloaded", url)
+            except (OSError, ValueError, _Refused) as err:  # requests' errors are OSErrors
+                reason, detail, again = _reason(err)
+                if not again:
+                    break
+    # pooch raises only after finding the file absent or wrong: what is there (e.g. the LFS
+    # pointer of a plain clone) must not pass for the file.
+    final.unlink(missing_ok=True)
+    return FetchOutcome(spec.path, "failed", url, reason, detail)  # the url has its own column
+
+
+def write_failures(out: Path, rows: list[dict]) -> tuple[pd.DataFrame, Path | None]:
+    """``out/download_failures.csv`` from ``rows`` (FAILURE_COLUMNS); removed when there are none,
+    since a stale list would say files are missing that are not."""
+    frame = pd.DataFrame(rows, columns=list(FAILURE_COLUMNS))
+    csv_path = out / FAILURES_NAME
+    if rows:
+        write_csv(csv_path, frame)
+        return frame, csv_path
+    csv_path.unlink(missing_ok=True)
+    return frame, None
 
 
 def fetch_all(files: list[RemoteFile], out: str | os.PathLike, settings: FetchSettings = FetchSettings(), *,
@@ -304,30 +221,27 @@ def fetch_all(files: list[RemoteFile], out: str | os.PathLike, settings: FetchSe
     """Fetch ``files`` into ``out`` in parallel; write ``download_failures.csv`` when any failed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    progress = _Progress(sum(f.size for f in files), settings.progress, desc)
+    logger, level = pooch.get_logger(), pooch.get_logger().level
+    logger.setLevel("WARNING")  # pooch logs a line per file downloaded: thousands here
+    bar = tqdm(total=sum(f.size for f in files), unit="B", unit_scale=True, desc=desc, file=sys.stdout,
+               disable=not settings.progress)
     pool = ThreadPoolExecutor(max_workers=max(1, settings.jobs))
     try:
-        futures = [pool.submit(fetch_file, spec, out, settings, progress) for spec in files]
-        outcomes = [f.result() for f in futures]
-    except BaseException:
-        # Ctrl-C (or a bug) must not wait for the whole queue: only the files in
-        # flight finish, and each lands verified or stays a .part for the next run.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
+        futures = {pool.submit(fetch_file, spec, out, settings): spec for spec in files}
+        for future in as_completed(futures):
+            bar.update(futures[future].size)  # settled, verified or failed
+        outcomes = [future.result() for future in futures]
     finally:
-        pool.shutdown(wait=True)
-        progress.close()
-    failed = [o for o in outcomes if o.status == "failed"]
-    failures = pd.DataFrame([{c: getattr(o, c) for c in FAILURE_COLUMNS} for o in failed],
-                            columns=list(FAILURE_COLUMNS))
-    csv_path = out / FAILURES_NAME
-    if failed:
-        write_csv(csv_path, failures)
-    elif csv_path.exists():
-        csv_path.unlink()  # a stale list from an earlier run would say files are missing that are not
-    return DownloadResult(out, [o.path for o in outcomes if o.status == "present"],
-                          [o.path for o in outcomes if o.status == "downloaded"], failures,
-                          sum(o.nbytes for o in outcomes), csv_path if failed else None)
+        # Ctrl-C (or a bug) must not wait for the whole queue: only the files in
+        # flight finish, and pooch leaves each verified or not there at all.
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        logger.setLevel(level)
+    failures, csv_path = write_failures(out, [o.failure_row() for o in outcomes if o.status == "failed"])
+    sizes = {f.path: f.size for f in files}
+    downloaded = [o.path for o in outcomes if o.status == "downloaded"]
+    return DownloadResult(out, [o.path for o in outcomes if o.status == "present"], downloaded, failures,
+                          sum(sizes[p] for p in downloaded), csv_path)
 
 
 # ---------------------------------------------------------------- CREMA-D
@@ -397,7 +311,7 @@ def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> 
     minutes = (total - there) / (ASSUMED_MB_PER_S * 1e6) / 60
     when = f"about {round(minutes)} min" if minutes >= 1 else "under a minute"
     lines.append(f"  {when} at {ASSUMED_MB_PER_S:g} MB/s (writing to Google Drive is "
-                 "slower); interrupted runs resume. Licence: ODbL 1.0 (contents DbCL 1.0).")
+                 "slower); a re-run fetches only what is missing. Licence: ODbL 1.0 (contents DbCL 1.0).")
     return "\n".join(lines)
 
 

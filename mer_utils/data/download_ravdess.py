@@ -3,11 +3,12 @@
 Zenodo record 1188976 publishes the audio-only speech of all 24 actors as one
 archive, ``Audio_Speech_Actors_01-24.zip`` (208,468,073 bytes, md5
 ``bc696df654c87fed845eb13823edef8a``); only the video comes per actor. The
-archive is fetched with the same resumable, verified engine as CREMA-D, then
-the requested actors are extracted to ``OUT/Actor_XX/03-01-…wav``, the layout
-``mer_utils.data.ravdess`` reads. Each member is checked by the archive's own
-CRC-32 and written atomically; the sizes and CRCs go to ``ravdess_files.tsv``
-so a re-run verifies the extracted files without the archive.
+archive is fetched with the same pooch-based engine as CREMA-D (an interrupted
+transfer resumes with an HTTP Range request), then the requested actors are
+extracted to ``OUT/Actor_XX/03-01-…wav``, the layout ``mer_utils.data.ravdess``
+reads. Each member is checked by the archive's own CRC-32 and written
+atomically; the sizes and CRCs go to ``ravdess_files.tsv`` so a re-run
+verifies the extracted files without the archive.
 
 RAVDESS is CC BY-NC-SA 4.0: non-commercial use, attribution, share-alike.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.core.atomic_io import atomic_path, write_csv, write_text
-from mer_utils.data.download import FAILURE_COLUMNS, FAILURES_NAME, DownloadResult, FetchSettings, RemoteFile, fetch_all
+from mer_utils.data.download import FetchSettings, RemoteFile, fetch_file, write_failures
 
 RECORD_URL = "https://zenodo.org/records/1188976"
 ARCHIVE_NAME = "Audio_Speech_Actors_01-24.zip"
@@ -47,8 +48,7 @@ class RavdessResult:
     out: Path
     present: list[int]  # verified, already extracted before this run
     extracted: list[int]
-    failures: pd.DataFrame  # FAILURE_COLUMNS
-    archive: DownloadResult | None = None
+    failures: pd.DataFrame  # download.FAILURE_COLUMNS
     failures_csv: Path | None = None
 
     @property
@@ -69,8 +69,8 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
     """Fetch RAVDESS speech and extract ``actors`` (default all 24) to ``out/Actor_XX/``.
 
     ``mirror`` is a base URL holding ``Audio_Speech_Actors_01-24.zip``. The
-    archive is checked against ``archive_md5`` and ``archive_size`` (the
-    values Zenodo publishes) before anything is extracted.
+    archive is checked against ``archive_md5`` (the value Zenodo publishes)
+    before anything is extracted; ``archive_size`` only sizes the progress bar.
     """
     out = Path(out).expanduser()
     actors = _check_actors(actors)
@@ -80,20 +80,20 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
     present = [a for a in actors if _actor_verified(out, a, checksums)]
     todo = [a for a in actors if a not in present]
     if not todo:
-        return _finish(out, present, [], [], None)
+        return _finish(out, present, [], [])
     url = (mirror.rstrip("/") + "/" + ARCHIVE_NAME) if mirror else OFFICIAL_URL
-    spec = RemoteFile(f".downloads/{ARCHIVE_NAME}", (url,), archive_size, md5=archive_md5)
+    spec = RemoteFile(f".downloads/{ARCHIVE_NAME}", (url,), archive_size, f"md5:{archive_md5}", resume=True)
     if progress:
         print(f"RAVDESS -> {out}: {ARCHIVE_NAME}, {archive_size / 1e6:.0f} MB, for actors {_ids(todo)}")
     settings = FetchSettings(jobs=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
-    archive = fetch_all([spec], out, settings, desc="RAVDESS")
-    if not archive.ok:
-        return _finish(out, present, [], archive.failures.to_dict("records"), archive)
+    fetched = fetch_file(spec, out, settings)
+    if fetched.status == "failed":
+        return _finish(out, present, [], [fetched.failure_row()])
     zip_path = out / spec.path
     extracted, failures = _extract(zip_path, out, todo, checksums)
     if not failures and not keep_zip:
         zip_path.unlink()  # 208 MB: the checksum list verifies the extracted files from now on
-    return _finish(out, present, extracted, failures, archive)
+    return _finish(out, present, extracted, failures)
 
 
 def _check_actors(actors) -> list[int]:
@@ -104,14 +104,9 @@ def _check_actors(actors) -> list[int]:
     return actors
 
 
-def _finish(out: Path, present, extracted, failures: list[dict], archive) -> RavdessResult:
-    frame = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
-    csv_path = out / FAILURES_NAME
-    if failures:
-        write_csv(csv_path, frame)
-    elif csv_path.exists():
-        csv_path.unlink()  # stale: everything asked for is there now
-    return RavdessResult(out, present, extracted, frame, archive, csv_path if failures else None)
+def _finish(out: Path, present, extracted, failures: list[dict]) -> RavdessResult:
+    frame, csv_path = write_failures(out, failures)
+    return RavdessResult(out, present, extracted, frame, csv_path)
 
 
 def _speech_members(zf: zipfile.ZipFile) -> dict[int, list[zipfile.ZipInfo]]:
