@@ -151,7 +151,7 @@ def main() -> None:
             if not path.exists():
                 big_image(path)
             cases.append(("PNG 16000x16000", path))
-        run_case(base, checkpoints)  # the first run ever exports the face model to ONNX: not measured
+        run_case(base, checkpoints)  # a first run warms the page cache and the FER2013 conversion: not measured
         print(f"{'input':<18}{'peak RSS':>10}{'seconds':>10}{'windows':>9}")
         for name, path in cases:
             got = run_case(path, checkpoints)

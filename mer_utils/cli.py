@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "predict": "mer_utils.commands.demo",
     "app": "mer_utils.commands.app",
     "hub": "mer_utils.commands.hub",
+    "export": "mer_utils.commands.export",
     "run-all": "mer_utils.commands.pipeline",
 }
 
@@ -48,14 +49,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, *, leave_quickly: bool = False) -> int:
-    """Run one ``mer`` command line; returns its exit status.
-
-    ``leave_quickly`` (the console script): a command that declares
-    ``quick_exit`` (``mer predict``: its files are written atomically and
-    closed, its output printed) ends the process without Python's teardown
-    of librosa, scipy and numba, which takes 0.3-0.4 s after the answer.
-    """
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``mer`` command line; returns its exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -75,18 +70,9 @@ def main(argv: list[str] | None = None, *, leave_quickly: bool = False) -> int:
         # the cause (core/atomic_io.py's WriteError, a full disk included).
         print(f"mer {args.command}: error: {err}", file=sys.stderr)
         return 1
-    status = int(result or 0)
-    if leave_quickly and getattr(args, "quick_exit", False):
-        import logging
-        import os
-
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    return status
+    return int(result or 0)
 
 
 def entry() -> int:
     """The ``mer`` console script (and ``python -m mer_utils``)."""
-    return main(leave_quickly=True)
+    return main()

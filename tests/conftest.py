@@ -11,11 +11,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# Face models run on torch in the tests (and their subprocesses): an ONNX export costs seconds per new
-# checkpoint, and the tests make many. tests/test_visual_onnx.py switches the ONNX Runtime path on and checks
-# it gives torch's answers, without torch, through `mer predict`.
-os.environ.setdefault("MER_ONNX", "0")
-
 
 def shared(*parts: str) -> Path:
     """Path under ../shared/data, skipping the test when it is absent (failing it when ``CI`` is set)."""

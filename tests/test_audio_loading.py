@@ -72,20 +72,9 @@ def test_real_cremad_wav_and_mp3_clips_load_as_16k_mono():
         assert np.abs(wave).max() > 0.01, path.name
 
 
-def test_silence_trim_cuts_where_librosa_effects_trim_cuts():
-    # The loader computes the cut from librosa's parts (to keep librosa.effects and scikit-learn out of the
-    # demo's start-up); on real clips, a tone in silence and quiet noise it must equal librosa's own trim.
-    import librosa
-
-    from mer_utils.experts.audio.loading import _trim, read_audio
-
-    wav_dir = shared("crema-d-sample", "AudioWAV")
+def test_an_all_quiet_clip_is_kept_whole_rather_than_trimmed_to_nothing():
     quiet = np.random.default_rng(0).normal(0, 1e-4, SR).astype(np.float32)
-    real = sorted(wav_dir.glob("*.wav")) + sorted(shared("ravdess-dev").glob("Actor_0[12]/*.wav"))[::10]
-    waves = [prepare_waveform(*read_audio(path), settings=AudioSettings(trim_top_db=None, max_seconds=None))
-             for path in real]
-    waves += [np.r_[np.zeros(7000, np.float32), _tone(0.7), quiet], quiet, _tone(0.05)]
-    for top_db in (20.0, 30.0, 60.0):
-        for wave in waves:
-            expected, _ = librosa.effects.trim(wave, top_db=top_db)
-            np.testing.assert_array_equal(_trim(wave, top_db), expected if expected.size else wave)
+    settings = AudioSettings(max_seconds=None)
+    assert len(prepare_waveform(quiet, SR, settings=settings)) == SR
+    tone = np.r_[np.zeros(8000, np.float32), _tone(0.7), np.zeros(8000, np.float32)]
+    assert 0.7 * SR <= len(prepare_waveform(tone, SR, settings=settings)) < 0.9 * SR  # the silences are cut

@@ -122,32 +122,26 @@ def test_a_checkpoint_refuses_other_encoder_weights(ge2e_run, monkeypatch, tmp_p
         load_audio_expert(checkpoint)
 
 
-def test_the_encoder_runs_in_onnx_runtime_with_torchs_features_and_no_torch(tmp_path, monkeypatch):
-    import json
-    import os
-    import subprocess
-    import sys
+def test_mer_export_onnx_copies_the_encoder_of_a_ge2e_checkpoint_and_the_demo_answers_as_torch(ge2e_run):
+    from mer_utils.cli import main
+    from mer_utils.core.checkpoint_index import find_entries
 
-    from tests.conftest import REPO
+    _, result = ge2e_run
+    checkpoints = result.checkpoint.parent
+    assert main(["export", "onnx", "--checkpoints", str(checkpoints)]) == 0
+    (entry,) = find_entries(checkpoints, modality="audio")
+    record = entry["onnx"]
+    assert record["path"].endswith(".ge2e.onnx") and (checkpoints / record["path"]).is_file()
+    assert 0 <= record["max_abs_diff"] <= 1e-4
+    # The demo's speech expert runs the listed copy, with torch's answers.
+    from mer_utils.experts.audio.checkpoint import load_audio_expert
+    from mer_utils.experts.onnx_export import with_listed_copy
 
-    waves = [_voice(0.6), _voice(2.5, f0=240, seed=1)]  # two lengths: the export keeps the time axis free
-    monkeypatch.delitem(speaker_encoder._ENCODER, "network", raising=False)
-    on_torch = [speaker_encoder.ge2e_features(w) for w in waves]
-    env = {"MER_ONNX": "1", "MER_ONNX_CACHE": str(tmp_path / "onnx_cache")}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delitem(speaker_encoder._ENCODER, "network")
-    exported = [speaker_encoder.ge2e_features(w) for w in waves]  # the first call exports
-    assert len(list((tmp_path / "onnx_cache").glob("ge2e-layers-*.onnx"))) == 1
-    for ours, theirs in zip(exported, on_torch):
-        np.testing.assert_allclose(ours, theirs, atol=1e-5)
-    np.save(tmp_path / "wave.npy", waves[1])
-    code = ("import sys, json, numpy as np\nfrom mer_utils.experts.audio.features import extract_features\n"
-            f"v = extract_features(np.load({str(tmp_path / 'wave.npy')!r}), 'ge2e')\n"
-            "print(json.dumps({'v': v.tolist(), 'torch': 'torch' in sys.modules}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
-                         env={**os.environ, **env, "PYTHONPATH": str(REPO)}).stdout
-    fresh = json.loads(out.strip().splitlines()[-1])
-    assert fresh["torch"] is False
-    np.testing.assert_allclose(fresh["v"], on_torch[1], atol=1e-5)
-    monkeypatch.delitem(speaker_encoder._ENCODER, "network")  # later tests get torch again (MER_ONNX=0)
+    on_torch = load_audio_expert(result.checkpoint)
+    on_onnx = with_listed_copy("audio", on_torch, checkpoints, entry)
+    assert on_torch.encoder is None and on_onnx.encoder is not None
+    waves = [_voice(0.6), _voice(2.5, f0=240, seed=1)]  # two lengths: the copy keeps the time axis free
+    np.testing.assert_allclose(on_onnx.predict_proba(waves), on_torch.predict_proba(waves), atol=1e-5)
+    # Its file gone: torch answers.
+    (checkpoints / record["path"]).unlink()
+    assert with_listed_copy("audio", on_torch, checkpoints, entry) is on_torch

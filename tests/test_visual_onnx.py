@@ -1,8 +1,8 @@
-"""Face models in ONNX Runtime: exported once per checkpoint, torch's answers, no torch import afterwards."""
+"""`mer export onnx`: ONNX copies of the face models next to their checkpoints, listed in the index with their
+difference from torch, run by the demo when listed and present, torch otherwise, shipped by `mer hub push`."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,17 +13,7 @@ import pytest
 from conftest import REPO, shared
 
 LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
-
-
-@pytest.fixture
-def onnx_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MER_ONNX", "1")
-    monkeypatch.setenv("MER_ONNX_CACHE", str(tmp_path / "onnx_cache"))
-    from mer_utils.experts.visual.checkpoint import load_visual_expert
-
-    load_visual_expert.cache_clear()
-    yield tmp_path / "onnx_cache"
-    load_visual_expert.cache_clear()
+CORPUS = {"name": "synthetic-test", "labels": list(LABELS), "synthetic": True}
 
 
 def _checkpoint(path, seed: int):
@@ -43,92 +33,90 @@ def _checkpoint(path, seed: int):
     return save_visual_checkpoint(path, model, crop_config=CropConfig())
 
 
-def _torch_probs(weights, crops):
-    from mer_utils.experts.visual.checkpoint import VisualExpert, load_visual_model
+@pytest.fixture
+def exported(tmp_path):
+    """A checkpoint folder with one indexed visual checkpoint, exported by `mer export onnx`."""
+    from mer_utils.cli import main
+    from mer_utils.core.checkpoint_index import register_checkpoint
 
-    return VisualExpert(*load_visual_model(weights)).predict_crops(crops)
+    checkpoints = tmp_path / "checkpoints"
+    weights = _checkpoint(checkpoints / "best_visual_model", seed=0)
+    register_checkpoint(checkpoints, modality="visual", protocol="speaker", path=weights, corpus=CORPUS,
+                        corpus_key="synthetic-test-0")
+    assert main(["export", "onnx", "--checkpoints", str(checkpoints)]) == 0
+    return checkpoints, weights
 
 
-def test_a_visual_checkpoint_runs_in_onnx_runtime_with_torchs_answers_and_no_torch(onnx_cache, tmp_path):
-    from mer_utils.experts import onnx_runtime
+def _entry(checkpoints):
+    from mer_utils.core.checkpoint_index import find_entries
+
+    (entry,) = find_entries(checkpoints, modality="visual")
+    return entry
+
+
+def test_export_writes_a_listed_copy_with_its_difference_and_the_demo_answers_as_torch(exported):
+    from mer_utils.experts.onnx_export import with_listed_copy
     from mer_utils.experts.visual.checkpoint import load_visual_expert
 
-    weights = _checkpoint(tmp_path / "best_visual_model", seed=0)
+    checkpoints, weights = exported
+    entry = _entry(checkpoints)
+    assert entry["onnx"]["path"] == "best_visual_model.onnx" and (checkpoints / "best_visual_model.onnx").is_file()
+    assert 0 <= entry["onnx"]["max_abs_diff"] <= 1e-4
+    on_torch = load_visual_expert(weights)
+    on_onnx = with_listed_copy("visual", on_torch, checkpoints, entry)
+    assert on_torch.network is None and on_onnx.network is not None
     crops = np.random.default_rng(1).integers(0, 256, (3, 8, 64, 64, 3), dtype=np.uint8)
-    expert = load_visual_expert(weights)  # the first load exports, after the checkpoint's checks
-    assert expert.network is not None and len(list(onnx_cache.glob("visual-clip-*.onnx"))) == 1
-    np.testing.assert_allclose(expert.predict_crops(crops[0]), _torch_probs(weights, crops[0]), atol=1e-5)
-    np.testing.assert_allclose(expert.predict_crops(crops), _torch_probs(weights, crops), atol=1e-5)  # a batch
-
-    # A new process scores from the cached export alone: torch is never imported.
-    np.save(tmp_path / "crops.npy", crops[0])
-    code = ("import sys, json, numpy as np\nfrom mer_utils.experts.visual.checkpoint import load_visual_expert\n"
-            f"p = load_visual_expert({str(weights)!r}).predict_crops(np.load({str(tmp_path / 'crops.npy')!r}))\n"
-            "print(json.dumps({'probs': p.tolist(), 'torch': 'torch' in sys.modules}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
-    fresh = json.loads(out.strip().splitlines()[-1])
-    assert fresh["torch"] is False
-    np.testing.assert_allclose(fresh["probs"], _torch_probs(weights, crops[0]), atol=1e-5)
-
-    # Retrained in place: the new weights get their own export, never the stale one.
-    _checkpoint(tmp_path / "best_visual_model", seed=2)
-    retrained = load_visual_expert(weights)
-    assert len(list(onnx_cache.glob("visual-clip-*.onnx"))) == 2
-    np.testing.assert_allclose(retrained.predict_crops(crops[0]), _torch_probs(weights, crops[0]), atol=1e-5)
-    assert not np.allclose(retrained.predict_crops(crops[0]), fresh["probs"], atol=1e-3)
-
-    # A cut file in the cache is set aside (then exported again), never run.
-    key = onnx_runtime.content_key("visual-clip", weights, weights.with_suffix(".json"))
-    cached = onnx_cache / f"{key}.onnx"
-    cached.write_bytes(cached.read_bytes()[:1000])
-    assert onnx_runtime.cached_network(key) is None
-    assert cached.with_suffix(".corrupt").is_file() and not cached.exists()
+    np.testing.assert_allclose(on_onnx.predict_crops(crops[0]), on_torch.predict_crops(crops[0]), atol=1e-5)
+    np.testing.assert_allclose(on_onnx.predict_crops(crops), on_torch.predict_crops(crops), atol=1e-5)  # a batch
 
 
-def test_an_export_that_fails_leaves_a_note_and_torch_answers(onnx_cache, tmp_path, monkeypatch):
-    import torch
-
+def test_a_missing_or_stale_copy_leaves_torch_answering(exported):
+    from mer_utils.experts.onnx_export import with_listed_copy
     from mer_utils.experts.visual.checkpoint import load_visual_expert
 
-    calls = []
-
-    def broken_export(*args, **kwargs):
-        calls.append(1)
-        raise RuntimeError("unsupported operator aten::something")
-
-    monkeypatch.setattr(torch.onnx, "export", broken_export)
-    weights = _checkpoint(tmp_path / "best_visual_model", seed=0)
-    crops = np.random.default_rng(1).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+    checkpoints, weights = exported
+    entry = _entry(checkpoints)
     expert = load_visual_expert(weights)
-    assert expert.network is None and expert.model is not None
-    (note,) = onnx_cache.glob("*.failed")
-    assert "unsupported operator" in json.loads(note.read_text())["reason"]
-    np.testing.assert_allclose(expert.predict_crops(crops), _torch_probs(weights, crops), atol=1e-6)
-    load_visual_expert.cache_clear()
-    assert load_visual_expert(weights).network is None and len(calls) == 1  # not retried for the same bytes
+    _checkpoint(checkpoints / "best_visual_model", seed=2)  # weights replaced in place, index not re-exported
+    assert with_listed_copy("visual", expert, checkpoints, entry) is expert
+    (checkpoints / "best_visual_model.onnx").unlink()
+    assert with_listed_copy("visual", expert, checkpoints, entry) is expert
+    assert not list(checkpoints.glob("*.failed")) and not list(checkpoints.glob("*.corrupt"))
 
 
-def _predict(args, env) -> tuple[str, bool]:
-    code = ("import sys\nfrom mer_utils.cli import main\nstatus = main(sys.argv[1:])\n"
-            "print('TORCH:', 'torch' in sys.modules)\nsys.exit(status)")
-    out = subprocess.run([sys.executable, "-c", code, "predict", *args], capture_output=True, text=True,
-                         check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env}).stdout
-    table = out[out.index("emotion"):out.index("top emotion")]
-    return table, "TORCH: True" in out
+def test_hub_push_ships_the_copies(exported):
+    from mer_utils.demo.hub import checkpoint_set_files
+
+    checkpoints, _ = exported
+    assert "best_visual_model.onnx" in {p.as_posix() for p in checkpoint_set_files(checkpoints)}
 
 
-def test_mer_predict_on_a_real_video_answers_as_torch_does_without_importing_it(tmp_path):
+def test_nothing_to_export_says_how_to_get_checkpoints(tmp_path):
+    from mer_utils.experts.onnx_export import export_checkpoints
+
+    with pytest.raises(FileNotFoundError, match="nothing to export.*mer run-all"):
+        export_checkpoints(tmp_path)
+
+
+def _predict(args) -> str:
+    out = subprocess.run([sys.executable, "-m", "mer_utils", "predict", *args], capture_output=True, text=True,
+                         check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    return out[out.index("emotion"):out.index("top emotion")]
+
+
+def test_mer_predict_on_a_real_video_answers_as_torch_does_with_the_exported_fer2013_model(tmp_path):
     # The zero-shot FER2013 face model (no trained checkpoint) on a real CREMA-D FLV.
+    from mer_utils.cli import main
+    from mer_utils.core.atomic_io import read_json
     from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights
 
     video = shared("crema-d-sample", "VideoFlash", "1001_DFA_HAP_XX.flv")
     checkpoints = tmp_path / "checkpoints"
     ensure_fer2013_weights(checkpoints, cache_dir=REPO / "checkpoints" / ".cache")
     args = [str(video), "--checkpoints", str(checkpoints), "--no-figure", "--out", str(tmp_path / "demo")]
-    on_torch, _ = _predict(args, {"MER_ONNX": "0"})
-    onnx_env = {"MER_ONNX": "1", "MER_ONNX_CACHE": str(tmp_path / "onnx_cache")}
-    exporting, _ = _predict(args, onnx_env)  # the first run exports the face model
-    cold, torch_imported = _predict(args, onnx_env)
-    assert not torch_imported
-    assert on_torch == exporting == cold and "happy" in cold
+    on_torch = _predict(args)
+    assert main(["export", "onnx", "--checkpoints", str(checkpoints)]) == 0
+    record = read_json(checkpoints / "fer2013_mini_xception.json")["onnx"]
+    assert record["path"] == "fer2013_mini_xception.onnx" and record["max_abs_diff"] <= 1e-4
+    on_onnx = _predict(args)
+    assert on_torch == on_onnx and "happy" in on_onnx

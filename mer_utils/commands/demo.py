@@ -50,4 +50,4 @@ def register(subparsers) -> None:
     p.add_argument("--figure", action=argparse.BooleanOptionalAction, default=None,
                    help="write the figure(s); default: only for a timeline (long inputs)")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the figure and timeline")
-    p.set_defaults(handler=_predict, quick_exit=True)
+    p.set_defaults(handler=_predict)

@@ -66,6 +66,17 @@ def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protoc
     return entry
 
 
+def update_entry(checkpoints: str | os.PathLike, entry: dict, **fields) -> dict:
+    """Add ``fields`` to the index entry in ``entry``'s slot (what ``mer export onnx`` lists); returns it."""
+    entries = read_index(checkpoints)
+    for i, existing in enumerate(entries):
+        if _slot(existing) == _slot(entry):
+            entries[i] = {**existing, **fields}
+            write_json(index_path(checkpoints), {"format": INDEX_FORMAT, "entries": entries})
+            return entries[i]
+    raise ValueError(f"{index_path(checkpoints)} has no entry for {entry.get('path')}; it changed meanwhile, re-run")
+
+
 def _slot(entry: dict) -> tuple:
     return (*(entry.get(k) for k in _KEY), adaptation_of(entry))
 

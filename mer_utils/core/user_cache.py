@@ -1,5 +1,5 @@
 """The user's cache folder: what the toolkit fetches or converts once per machine (the FER2013 face model and
-the wheel it comes from, ONNX copies of the networks).
+the wheel it comes from).
 
 It never goes into a folder the user named for something else (``--checkpoints SOME_FOLDER`` is read, not
 written, by the demo). ``MER_CACHE`` overrides it; else ``$XDG_CACHE_HOME/mer_utils``, else

@@ -14,7 +14,7 @@ import numpy as np
 
 
 class Experts(NamedTuple):
-    audio: object | None  # has start_predict_proba(inputs) -> finish(), predict_proba(inputs) and labels
+    audio: object | None  # has predict_proba(inputs) and labels
     face: object | None  # mer_utils.demo.face.FaceExpert
     paths: dict  # expert -> checkpoint path (str)
     provenance: dict  # expert -> index entry
@@ -81,8 +81,7 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     if samples is not None:
         from mer_utils.demo.timeline import audio_windows
 
-        # Begun before the face is scored: a cold process computes part of the audio features meanwhile.
-        audio_probs = experts.audio.start_predict_proba(audio_windows(samples, rate, starts, ends))
+        audio_probs = experts.audio.predict_proba(audio_windows(samples, rate, starts, ends))
         notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
     visual, visual_probs, frame_times = None, None, None
     if experts.face is not None:
@@ -94,9 +93,7 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     if audio_probs is None and visual_probs is None:
         why = [n for n in notes if n.startswith("no face")] + [silent or f"audio: {audio_source}"]
         raise RuntimeError(f"{inputs.name}: neither expert can answer: " + "; ".join(why))
-    # Read while a cold process's audio features are still being computed in their own processes.
     fusion = _fusion(experts, checkpoints) if audio_probs is not None and visual_probs is not None else None
-    audio_probs = None if audio_probs is None else audio_probs()
     fused, fusion = _fuse(audio_probs, visual_probs, fusion)
     labels = tuple(experts.audio.labels if experts.audio is not None else experts.face.labels)
     timeline = None

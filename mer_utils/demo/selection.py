@@ -115,10 +115,6 @@ class OverLabels:
     def predict_proba(self, *args, **kwargs):
         return self._restrict(self._expert.predict_proba(*args, **kwargs))
 
-    def start_predict_proba(self, *args, **kwargs):
-        finish = self._expert.start_predict_proba(*args, **kwargs)
-        return lambda: self._restrict(finish())
-
     def predict_crops(self, *args, **kwargs):  # a visual expert
         return self._restrict(self._expert.predict_crops(*args, **kwargs))
 
@@ -139,6 +135,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     from mer_utils.demo.face import trained_face_expert, zero_shot_face_expert
     from mer_utils.demo.predict import _HOW_TO_MAKE, _optional_expert
     from mer_utils.demo.scoring import Experts
+    from mer_utils.experts.onnx_export import with_listed_copy
 
     paths, provenance, notes, audio = {}, {}, [], None
     where = {"synthetic_input": inputs.synthetic, "allow_synthetic": allow_synthetic}
@@ -152,6 +149,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
             path, entry, loaded, left = find_real_first("audio", checkpoints, **where)
             notes += left
         if path is not None:
+            loaded = with_listed_copy("audio", loaded, checkpoints, entry)  # its GE2E encoder's ONNX copy
             audio, paths["audio"], provenance["audio"] = over_demo_labels(loaded), str(path), entry
             if audio is not loaded:
                 notes.append(f"the speech expert knows {', '.join(loaded.labels)}: it answers over "
@@ -176,6 +174,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
             path, entry, loaded, left = find_real_first("visual", checkpoints, corpus_key=key, **where)
             notes += left
         if path is not None:
+            loaded = with_listed_copy("visual", loaded, checkpoints, entry)
             face, paths["visual"] = trained_face_expert(over_demo_labels(loaded, labels), entry), str(path)
         else:
             face = zero_shot_face_expert(weights_dir, labels=labels)

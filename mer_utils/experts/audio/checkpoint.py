@@ -97,11 +97,6 @@ class SSLExpert:
         waves = as_waveforms(inputs, settings=self.settings)
         return self.model.predict_proba_waves(waves, device=self.device)
 
-    def start_predict_proba(self, inputs: Iterable):
-        """As the offline expert's (the demo's interface); a speech model scores at once."""
-        probs = self.predict_proba(inputs)
-        return lambda: probs
-
 
 def load_ssl_expert(path: str | os.PathLike, *, device: str | None = None) -> SSLExpert:
     import torch

@@ -33,7 +33,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -42,8 +42,8 @@ from mer_utils.core.atomic_io import atomic_path, write_json
 from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.core.labels import class_weights
 from mer_utils.experts.audio.backbone import ClipSet
-from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, feature_set_fingerprint,
-                                              features_for_files)
+from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features,
+                                              feature_set_fingerprint, features_for_files)
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
 from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS
 from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitted_from_arrays, fitted_to_arrays,
@@ -100,6 +100,7 @@ class AcousticExpert:
     fallback: list | None = None  # models of the recipe without speaker statistics
     labels: tuple[str, ...] = ()
     info: dict = dataclasses.field(default_factory=dict)
+    encoder: object = None  # the GE2E network features are computed with: an ONNX copy's, else torch (None)
 
     @property
     def fallback_recipe(self) -> Recipe:
@@ -121,19 +122,13 @@ class AcousticExpert:
                       sentences: Sequence | None = None) -> np.ndarray:
         """``(n, K)`` probabilities (``labels`` order) for paths, 16 kHz arrays or ``(array, rate)`` tuples;
         ``speakers`` (and ``sentences``) as in :meth:`proba_from_features`."""
-        return self.start_predict_proba(inputs, speakers, sentences)()
-
-    def start_predict_proba(self, inputs: Iterable, speakers: Sequence | None = None,
-                            sentences: Sequence | None = None) -> Callable[[], np.ndarray]:
-        """:meth:`predict_proba` begun now, finished by calling the result: in a cold process some feature
-        sets are computed meanwhile in a second process (:mod:`~mer_utils.experts.audio.concurrent_features`)."""
-        from mer_utils.experts.audio.concurrent_features import start_feature_sets
-
         waves = as_waveforms(inputs, settings=self.settings)
         if not waves:
-            return lambda: np.zeros((0, len(self.labels)))
-        features = start_feature_sets(waves, self.recipe.base_feature_sets, sample_rate=self.settings.sample_rate)
-        return lambda: self.proba_from_features(features(), speakers, sentences=sentences)
+            return np.zeros((0, len(self.labels)))
+        rate = self.settings.sample_rate
+        features = {name: np.stack([extract_features(w, name, sample_rate=rate, encoder=self.encoder) for w in waves])
+                    for name in self.recipe.base_feature_sets}
+        return self.proba_from_features(features, speakers, sentences=sentences)
 
     def metadata(self) -> dict:
         licences = sorted({FEATURE_SETS[part].licence for part in self.recipe.base_feature_sets})

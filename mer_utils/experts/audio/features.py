@@ -30,24 +30,20 @@ class FeatureSet(NamedTuple):
     name: str
     description: str
     licence: str
-    # The module whose import extraction waits for: a cold process computes the sets of each library not
-    # imported yet in a second process of their own (mer_utils/experts/audio/concurrent_features.py).
-    library: str = ""
     # Bumped when one set's definition changes, so its cached vectors are recomputed (the others' stay).
     version: int = 1
 
 
 FEATURE_SETS = {
     "egemaps": FeatureSet("egemaps", "eGeMAPS v02 functionals (88), openSMILE",
-                          "openSMILE: research and education only (audEERING licence)", "opensmile"),
+                          "openSMILE: research and education only (audEERING licence)"),
     "compare": FeatureSet("compare", "ComParE 2016 functionals (6,373), openSMILE",
-                          "openSMILE: research and education only (audEERING licence)", "opensmile"),
+                          "openSMILE: research and education only (audEERING licence)"),
     "librosa": FeatureSet("librosa", "MFCC, energy, spectral shape and pitch statistics (librosa)",
-                          "ISC (librosa): permissive, commercial use allowed", "librosa"),
+                          "ISC (librosa): permissive, commercial use allowed"),
     "ge2e": FeatureSet("ge2e", "GE2E speaker-encoder LSTM layers 2-3, mean and std over time, and layer 2's "
                        "10/50/90th percentiles (1,792), Resemblyzer",
                        "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed",
-                       "librosa",  # its mel front-end; the network runs in ONNX Runtime once exported
                        version=2),  # 2: layer-2 percentiles added
 }
 # Bump when a feature definition changes, so cached vectors are recomputed.
@@ -132,15 +128,17 @@ def librosa_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.concatenate([_functionals(lld), np.abs(deltas).mean(axis=1), deltas.std(axis=1), extra])
 
 
-def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 16_000) -> np.ndarray:
-    """One float32 vector of functionals for a prepared waveform."""
+def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 16_000,
+                     encoder=None) -> np.ndarray:
+    """One float32 vector of functionals for a prepared waveform (``encoder``: the GE2E network to run,
+    an ONNX copy's; torch when None)."""
     check_feature_set(feature_set)
     if feature_set == "librosa":
         vector = librosa_features(np.asarray(wave, dtype=np.float32), sample_rate)
     elif feature_set == "ge2e":
         from mer_utils.experts.audio.speaker_encoder import ge2e_features
 
-        vector = ge2e_features(np.asarray(wave, dtype=np.float32), sample_rate)
+        vector = ge2e_features(np.asarray(wave, dtype=np.float32), sample_rate, network=encoder)
     else:
         vector = _smile(feature_set).process_signal(np.asarray(wave, dtype=np.float32), sample_rate).to_numpy()[0]
     return np.nan_to_num(np.asarray(vector, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)

@@ -110,38 +110,14 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-TRIM_FRAME, TRIM_HOP = 2048, 512  # librosa.effects.trim's defaults: 128 ms frames at 16 kHz
-
-
 def _trim(samples: np.ndarray, top_db: float) -> np.ndarray:
-    """Leading and trailing silence cut as ``librosa.effects.trim(samples, top_db=top_db)`` cuts it.
+    """Leading and trailing silence cut by ``librosa.effects.trim`` (its 128 ms frames keep soft consonant
+    onsets; on CREMA-D the room noise sits 32-35 dB below the speech peak, so 30 dB removes only the pauses).
+    An all-quiet clip would trim to nothing: it is kept whole (the manifest already flags truly silent files)."""
+    import librosa
 
-    The same steps in numpy rather than a call: librosa's import (1.2 s with
-    scipy.signal and numba) is half of the demo's start-up budget, and this
-    lets a cold ``mer predict`` load it in a second process, in parallel with
-    openSMILE (experts/audio/concurrent_features.py), instead of before
-    anything else can start. librosa's centred frames (zero-padded by half a
-    frame), frame RMS, and dB against the loudest frame are computed with the
-    same numpy operations in the same order; tests/test_audio_loading.py
-    checks the cut equals librosa's, sample for sample.
-    """
-    # librosa's 128 ms frames keep soft consonant onsets; on CREMA-D the room
-    # noise sits 32-35 dB below the speech peak, so 30 dB removes only the pauses.
-    padded = np.pad(samples, TRIM_FRAME // 2, mode="constant")
-    frames = np.moveaxis(np.lib.stride_tricks.sliding_window_view(padded, TRIM_FRAME), -1, -2)[..., ::TRIM_HOP]
-    rms = np.sqrt(np.mean(np.power(frames, 2, dtype=np.float32), axis=-2))
-    magnitude = np.abs(rms)
-    amin = 1e-5 ** 2
-    db = 10.0 * np.log10(np.maximum(amin, np.square(magnitude))) \
-        - 10.0 * np.log10(np.maximum(amin, np.abs(np.max(magnitude) ** 2)))
-    loud = np.flatnonzero(db > -top_db)
-    # An all-quiet clip would trim to nothing; keep it whole rather than fail
-    # (the manifest already flags truly silent files).
-    if loud.size == 0:
-        return samples
-    start = int(loud[0]) * TRIM_HOP
-    end = min(len(samples), (int(loud[-1]) + 1) * TRIM_HOP)
-    return samples[start:end]
+    trimmed, _ = librosa.effects.trim(samples, top_db=top_db)
+    return trimmed if trimmed.size else samples
 
 
 def load_waveform(path: str | os.PathLike, *, settings: AudioSettings = AudioSettings()) -> np.ndarray:

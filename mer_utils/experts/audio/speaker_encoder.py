@@ -100,8 +100,9 @@ def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return mel.astype(np.float32).T
 
 
-def _layer_outputs_module():
-    """``(1, T, 40)`` mel frames -> the outputs of LSTM layers ``LAYERS_USED``, as one torch module."""
+def layer_outputs_module():
+    """``(1, T, 40)`` mel frames -> the outputs of LSTM layers ``LAYERS_USED``, as one torch module (what
+    ``mer export onnx`` exports: :mod:`mer_utils.experts.onnx_export`)."""
     import torch
 
     class LayerOutputs(torch.nn.Module):
@@ -121,49 +122,32 @@ def _layer_outputs_module():
 
 
 def encoder_network():
-    """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, once per process.
-
-    ONNX Runtime when the export of these weights is cached (no torch
-    import: the demo's start), else torch on one thread, exporting them for
-    the next process (:mod:`mer_utils.experts.onnx_runtime`; the tracing
-    exporter keeps each LSTM one ONNX LSTM over any number of frames).
-    """
+    """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, on torch (one thread),
+    once per process."""
     if "network" not in _ENCODER:
-        from mer_utils.experts import onnx_runtime
+        import torch
 
-        key = onnx_runtime.content_key("ge2e-layers", digests=(weights_fingerprint()["weights_sha256"],))
-        network = onnx_runtime.cached_network(key)
-        module = None
-        if network is None:
-            module = _layer_outputs_module()
-            rng = np.random.default_rng(0)
-            examples = [rng.gamma(1.0, 1.0, (1, frames, N_MELS)).astype(np.float32) for frames in (120, 37)]
-            network = onnx_runtime.export_network(key, module, examples, dynamic_axis=1, exporter="torchscript",
-                                                  what="speech encoder")
-        _ENCODER["network"] = network.run if network is not None else _on_torch(module)
+        from mer_utils.experts.torch_threads import one_torch_thread
+
+        module = layer_outputs_module()
+
+        def run(frames: np.ndarray) -> list[np.ndarray]:
+            with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
+                return [out.numpy() for out in module(torch.from_numpy(frames))]
+
+        _ENCODER["network"] = run
     return _ENCODER["network"]
 
 
-def _on_torch(module):
-    import torch
-
-    from mer_utils.experts.torch_threads import one_torch_thread
-
-    def run(frames: np.ndarray) -> list[np.ndarray]:
-        with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
-            return [out.numpy() for out in module(torch.from_numpy(frames))]
-
-    return run
-
-
-def ge2e_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def ge2e_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, *, network=None) -> np.ndarray:
     """``DIM`` values: mean and std over time of the outputs of LSTM layers ``LAYERS_USED``, then the
     ``PERCENTILES`` over time of layer ``PERCENTILE_LAYER`` (``STATISTICS``).
 
-    The whole utterance runs through the LSTM at once.
+    The whole utterance runs through the LSTM at once: ``network`` (an ONNX
+    copy's ``run``, made by ``mer export onnx``), else torch.
     """
     stats, percentiles = [], []
-    outputs = encoder_network()(np.ascontiguousarray(mel_frames(wave, sample_rate)[None]))
+    outputs = (network or encoder_network())(np.ascontiguousarray(mel_frames(wave, sample_rate)[None]))
     for layer, out in zip(LAYERS_USED, outputs):
         out = out[0].astype(np.float64)
         stats += [out.mean(axis=0), out.std(axis=0)]

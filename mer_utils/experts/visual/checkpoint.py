@@ -113,8 +113,7 @@ class VisualExpert:
     def __init__(self, model, meta: dict, *, network=None):
         from mer_utils.experts.visual.crops import CropConfig
 
-        # ``network``: the same model exported for ONNX Runtime (experts/onnx_runtime.py); with it,
-        # ``model`` may be None and torch is never imported.
+        # ``network``: the same model's ONNX copy (`mer export onnx`: experts/onnx_export.py), run instead.
         self.model, self.meta, self.network = model, meta, network
         self.labels = tuple(meta["labels"])
         self.crop_config = CropConfig(**meta["crop"])
@@ -148,21 +147,6 @@ class VisualExpert:
 
 @cached_by_file
 def load_visual_expert(path: str | os.PathLike = f"checkpoints/{BEST_NAME}") -> VisualExpert:
-    """Load a visual checkpoint (``.safetensors`` + ``.json``) for prediction.
-
-    The network runs in ONNX Runtime when this checkpoint's export is cached
-    (no torch import: the demo's fast start); the first load exports it, after
-    the checks of :func:`load_visual_model`, for the next process.
-    """
-    from mer_utils.experts import onnx_runtime
-
-    weights, meta_path = _existing_files(path)
-    key = onnx_runtime.content_key("visual-clip", weights, meta_path)
-    network = onnx_runtime.cached_network(key)
-    if network is not None:  # exported from these exact bytes after they passed every check below
-        return VisualExpert(None, _read_meta(meta_path), network=network)
-    model, meta = load_visual_model(path)
-    k, size = meta["crop"]["n_frames"], meta["crop"]["crop_size"]
-    rng = np.random.default_rng(0)
-    examples = [rng.integers(0, 256, (batch, k, size, size, 3), dtype=np.uint8) for batch in (1, 3)]
-    return VisualExpert(model, meta, network=onnx_runtime.export_network(key, model.inference_module(), examples))
+    """Load a visual checkpoint (``.safetensors`` + ``.json``) for prediction, on torch (the demo runs its
+    ONNX copy when the index lists one: :func:`mer_utils.experts.onnx_export.with_listed_copy`)."""
+    return VisualExpert(*load_visual_model(path))

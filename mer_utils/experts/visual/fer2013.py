@@ -142,7 +142,7 @@ def _modules():
 
         def probabilities_module(self):
             """An eval-only module: ``(N, 1, 64, 64)`` input in [-1, 1] -> ``(N, 7)`` FER2013 probabilities,
-            batch norms folded, standard layout (what experts/onnx_runtime.py exports)."""
+            batch norms folded, standard layout (what `mer export onnx` exports)."""
             return FramesToProbabilities(self.fused_copy().to(memory_format=torch.contiguous_format))
 
     class FramesToProbabilities(nn.Module):
@@ -344,23 +344,19 @@ def fer_input_array(crops: np.ndarray) -> np.ndarray:
 
 
 def load_fer2013_network(weights: str | os.PathLike):
-    """``(N, 1, 64, 64)`` float32 -> ``(N, 7)`` FER2013 probabilities: ONNX Runtime when this file's export is
-    cached (no torch import), else torch (exporting it for the next process)."""
-    from mer_utils.experts import onnx_runtime
+    """``(N, 1, 64, 64)`` float32 -> ``(N, 7)`` FER2013 probabilities: the ONNX copy the weights' JSON lists
+    (``mer export onnx``) when it is there and made from these weights, else torch."""
+    from mer_utils.core.atomic_io import sha256_file
+    from mer_utils.experts.onnx_export import listed_network
 
     weights = Path(weights)
-    key = onnx_runtime.content_key("fer2013-frames", weights, weights.with_suffix(".json"))
-    network = onnx_runtime.cached_network(key)
+    record = read_json(weights.with_suffix(".json")).get("onnx")
+    network = listed_network(weights.parent, record, sha256_file(weights)) if record else None
     if network is not None:
         return network
     import torch
 
     module = load_fer2013_model(weights).probabilities_module().eval()
-    rng = np.random.default_rng(0)
-    examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
-    network = onnx_runtime.export_network(key, module, examples)
-    if network is not None:
-        return network
 
     def on_torch(frames: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

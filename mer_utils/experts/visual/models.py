@@ -165,7 +165,7 @@ def _nn():
 
         def inference_module(self):
             """An eval-only module: ``(B, K, S, S, 3)`` uint8 crops -> ``(B, L)`` probabilities and ``(B, K)``
-            frame weights, batch norms folded (what experts/onnx_runtime.py exports)."""
+            frame weights, batch norms folded (what `mer export onnx` exports)."""
             return ClipProbabilities(self)
 
     class ClipProbabilities(nn.Module):

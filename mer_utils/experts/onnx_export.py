@@ -1,0 +1,210 @@
+"""ONNX copies of the experts' networks, written next to the checkpoints by ``mer export onnx``.
+
+Which networks: every visual checkpoint of the index (crops -> probabilities
+and frame weights), the FER2013 zero-shot face model when the checkpoint
+folder holds its weights, and the GE2E speaker encoder (its three LSTM
+layers; the mel front-end stays librosa) of every acoustic checkpoint whose
+feature set uses it. Each copy is checked against torch on example inputs
+and listed with the largest absolute difference found and the sha256 of the
+weights it was made from: in the checkpoint's index entry (``onnx``), or for
+the FER2013 weights, which have no entry, in their JSON. ``mer hub push``
+ships the copies with their checkpoints (``<checkpoint>.*``).
+
+The demo runs a copy that is listed, present and made from the same weights
+(:func:`with_listed_copy`), and torch otherwise. Nothing is exported unless
+the user asks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file, write_json
+
+logger = logging.getLogger(__name__)
+TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities, LSTM states)
+
+
+class OnnxNetwork:
+    """An ONNX Runtime session on one thread: ``network(array) -> first output`` (``run`` gives all)."""
+
+    def __init__(self, path: Path):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        # Eight 64x64 crops are too little work to share: a second thread only adds waiting on 2 busy cores.
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.path = path
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def run(self, array: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input: np.ascontiguousarray(array)})
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        return self.run(array)[0]
+
+
+def export_module(path: Path, module, examples: list[np.ndarray], *, dynamic_axis: int = 0,
+                  exporter: str = "dynamo") -> float:
+    """Write torch ``module`` (one array in, tensors out) to ``path`` and return the largest
+    ``|ONNX Runtime - torch|`` over the outputs of ``examples``.
+
+    ``examples`` differ along ``dynamic_axis`` (the batch or time axis), which
+    stays free in the file. ``exporter``: ``"dynamo"`` (torch.export; the face
+    models) or ``"torchscript"`` (the tracing exporter, which keeps an
+    ``nn.LSTM`` one ONNX LSTM over any length; the dynamo one unrolls it to
+    the traced length). A copy further than :data:`TOLERANCE` from torch is
+    refused (``ValueError``) and not written.
+    """
+    import torch
+
+    module = module.eval()
+    example = torch.from_numpy(np.ascontiguousarray(examples[0]))
+    with atomic_path(path) as tmp, _quiet_exporter():
+        if exporter == "dynamo":
+            dynamic = ({dynamic_axis: torch.export.Dim("n", min=1, max=1_000_000)},)
+            torch.onnx.export(module, (example,), None, dynamo=True, dynamic_shapes=dynamic,
+                              input_names=["input"], verbose=False).save(str(tmp))
+        else:
+            torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=["input"],
+                              dynamic_axes={"input": {dynamic_axis: "n"}})
+        network, gap = OnnxNetwork(tmp), 0.0
+        for array in examples:
+            with torch.inference_mode():
+                reference = module(torch.from_numpy(np.ascontiguousarray(array)))
+            reference = reference if isinstance(reference, (tuple, list)) else (reference,)
+            for ours, theirs in zip(network.run(array), reference):
+                gap = max(gap, float(np.abs(ours - theirs.numpy()).max()))
+        if not gap <= TOLERANCE:
+            raise ValueError(f"{path.name}: ONNX and torch outputs differ by {gap:.2e} (> {TOLERANCE:g}); not written")
+    return gap
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporters report each step on stdout and warn about optional packages and deprecations."""
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        exporter_log.setLevel(level)
+
+
+def _record(root: Path, path: Path, gap: float, weights_sha256: str) -> dict:
+    return {"path": Path(os.path.relpath(path, root)).as_posix(), "max_abs_diff": gap,
+            "weights_sha256": weights_sha256}
+
+
+def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[dict]:
+    """Export every network of ``checkpoints`` (see the module doc) and list each copy; returns the records,
+    each with ``network``. A folder with nothing to export is an error that says how to get checkpoints."""
+    from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
+    from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME
+
+    root = Path(checkpoints).resolve()
+    done = []
+    for entry in read_index(root):
+        path = entry_path(root, entry)
+        if entry["modality"] == "visual":
+            record = _export_visual(root, path.with_suffix(".safetensors"))
+        elif entry["modality"] == "audio" and "ge2e" in re.split(r"[+,]", str(entry.get("backbone", ""))):
+            record = _export_ge2e(root, path.with_suffix(".ge2e.onnx"))
+        else:
+            continue
+        update_entry(root, entry, onnx=record)
+        done.append({"network": entry["path"], **record})
+    fer = root / f"{WEIGHTS_NAME}.safetensors"
+    if fer.is_file() and fer.with_suffix(".json").is_file():
+        record = _export_fer2013(root, fer)
+        write_json(fer.with_suffix(".json"), {**read_json(fer.with_suffix(".json")), "onnx": record})
+        done.append({"network": fer.name, **record})
+    if not done:
+        raise FileNotFoundError(f"nothing to export in {root}: no visual or ge2e speech checkpoint in its index and no "
+                                f"{WEIGHTS_NAME}.safetensors; train first (`mer run-all`) or `mer hub pull REPO_ID`")
+    return done
+
+
+def _export_visual(root: Path, weights: Path) -> dict:
+    from mer_utils.experts.visual.checkpoint import load_visual_model
+
+    model, meta = load_visual_model(weights)  # every check of a checkpoint load first
+    k, size = meta["crop"]["n_frames"], meta["crop"]["crop_size"]
+    rng = np.random.default_rng(0)
+    examples = [rng.integers(0, 256, (batch, k, size, size, 3), dtype=np.uint8) for batch in (1, 3)]
+    onnx = weights.with_suffix(".onnx")
+    return _record(root, onnx, export_module(onnx, model.inference_module(), examples), sha256_file(weights))
+
+
+def _export_fer2013(root: Path, weights: Path) -> dict:
+    from mer_utils.experts.visual.fer2013 import load_fer2013_model
+
+    module = load_fer2013_model(weights).probabilities_module()
+    rng = np.random.default_rng(0)
+    examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
+    onnx = weights.with_suffix(".onnx")
+    return _record(root, onnx, export_module(onnx, module, examples), sha256_file(weights))
+
+
+def _export_ge2e(root: Path, onnx: Path) -> dict:
+    from mer_utils.experts.audio import speaker_encoder
+
+    rng = np.random.default_rng(0)
+    examples = [rng.gamma(1.0, 1.0, (1, frames, speaker_encoder.N_MELS)).astype(np.float32) for frames in (120, 37)]
+    gap = export_module(onnx, speaker_encoder.layer_outputs_module(), examples, dynamic_axis=1,
+                        exporter="torchscript")
+    return _record(root, onnx, gap, speaker_encoder.weights_fingerprint()["weights_sha256"])
+
+
+def listed_network(root: str | os.PathLike, record: dict | None, weights_sha256: str) -> OnnxNetwork | None:
+    """The copy ``record`` lists (path relative to ``root``) when its file is there and was made from the
+    weights of ``weights_sha256``; else None, and torch answers."""
+    if not record:
+        return None
+    path = Path(root) / record["path"]
+    if not path.is_file():
+        logger.info("%s is listed but missing: torch answers (re-run `mer export onnx`)", path)
+        return None
+    if record.get("weights_sha256") != weights_sha256:
+        logger.warning("%s was exported from other weights: torch answers (re-run `mer export onnx`)", path)
+        return None
+    try:
+        return OnnxNetwork(path)
+    except ImportError:
+        logger.info("onnxruntime is not installed: torch answers (pip install onnxruntime)")
+        return None
+
+
+def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: dict):
+    """``expert`` (loaded from index ``entry``) running the ONNX copy its entry lists, when there is a usable
+    one (:func:`listed_network`); ``expert`` itself otherwise."""
+    from mer_utils.core.checkpoint_index import entry_path
+
+    if not entry.get("onnx"):
+        return expert
+    if kind == "visual":
+        from mer_utils.experts.visual.checkpoint import VisualExpert
+
+        weights = entry_path(checkpoints, entry).with_suffix(".safetensors")
+        network = listed_network(checkpoints, entry["onnx"], sha256_file(weights))
+        return expert if network is None else VisualExpert(expert.model, expert.meta, network=network)
+    from mer_utils.experts.audio.speaker_encoder import weights_fingerprint
+
+    if not hasattr(expert, "encoder"):  # a speech-model checkpoint: no GE2E encoder
+        return expert
+    network = listed_network(checkpoints, entry["onnx"], weights_fingerprint()["weights_sha256"])
+    return expert if network is None else dataclasses.replace(expert, encoder=network.run)
