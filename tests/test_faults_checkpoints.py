@@ -135,7 +135,7 @@ def test_truncated_speech_model_checkpoint_refused(tmp_path):
 
 def test_demo_skips_a_broken_checkpoint_in_front_of_a_valid_one(acoustic, tmp_path, caplog):
     from mer_utils.core.checkpoint_index import register_checkpoint
-    from mer_utils.demo.predict import find_checkpoint
+    from mer_utils.demo.selection import find_checkpoint
 
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()

@@ -54,6 +54,11 @@ DECODE_SLACK_SAMPLES = 2 * 1152
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
 
+def is_image_header(head: bytes) -> bool:
+    """True when a file's first bytes are a still image's (PNG, JPEG, GIF, WebP), whatever its extension."""
+    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
 class Health(NamedTuple):
     status: str
     duration_s: float
@@ -209,7 +214,7 @@ def video_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLI
     status, head = _pre_decode_status(path)
     if status:
         return Health(status, float("nan"))
-    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+    if is_image_header(head):
         return Health("still_image", float("nan"))
     import av
 

@@ -124,7 +124,7 @@ def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
     """Load the experts a real video would get (the loaders keep them for the process) and say which they are."""
     import numpy as np
 
-    from mer_utils.demo.predict import DemoInputs
+    from mer_utils.demo.results import DemoInputs
     from mer_utils.demo.provenance import describe_expert
     from mer_utils.demo.selection import load_experts
 

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mer_utils.data.media_health import is_image_header
+
 IMAGE, AUDIO, VIDEO = "image", "audio", "video"
 
 
@@ -22,13 +24,6 @@ class MediaInfo(NamedTuple):
     duration_s: float  # 0.0 for a still image
     has_audio: bool
     has_video: bool
-
-
-def _is_image(head: bytes) -> bool:
-    # The same signatures media health uses to call a manifest's "video" a still image (PNG, JPEG, GIF, WebP).
-    from mer_utils.data.media_health import _IMAGE_MAGIC
-
-    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def probe_media(path: str | os.PathLike) -> MediaInfo:
@@ -44,7 +39,7 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
         raise FileNotFoundError(f"input file not found: {path}")
     with open(path, "rb") as handle:
         head = handle.read(16)
-    if _is_image(head):
+    if is_image_header(head):
         return MediaInfo(IMAGE, 0.0, False, True)
     import av
 

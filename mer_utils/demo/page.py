@@ -84,7 +84,7 @@ def collected_warnings():
 
 
 def page_for(result, written: dict, *, extra_warnings=()) -> Page:
-    """The page of one :class:`~mer_utils.demo.predict.DemoResult` and the files ``save_outputs`` wrote."""
+    """The page of one :class:`~mer_utils.demo.results.DemoResult` and the files ``save_outputs`` wrote."""
     top = result.top_emotion
     lines = [f"## Top emotion: {label_name(top)} ({top})"]
     if result.inputs.label:

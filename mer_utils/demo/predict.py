@@ -19,50 +19,16 @@ audio or frames covering less than the input, a still image) travels in
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from mer_utils.core.labels import label_name
 from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+from mer_utils.demo.results import DemoInputs, DemoResult
 
-logger = logging.getLogger(__name__)
-FUSION_RULE_NAME = "best_fusion.json"
-_HOW_TO_MAKE = {
-    "audio": "run AUDIO_03_modeling_SER_speaker_independent_v01.ipynb or `mer audio train --protocol speaker`",
-    "visual": "run VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb or `mer visual train --protocol speaker`",
-}
 _FALLBACK_LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")  # CREMA-D's six, for the face model alone
-
-
-class DemoInputs(NamedTuple):
-    video: Path | None  # a video, or a still image when kind == "image"
-    audio: Path | None  # a recording (WAV/MP3/M4A/audio-only MP4), else the video's own track is used
-    label: str  # the intended emotion when known (CREMA-D clip ids carry it), else ""
-    name: str
-    kind: str = "video"  # "video", "audio" or "image": what the input holds, decided by content
-    duration_s: float = 0.0
-    synthetic: bool = False  # a clip of the embedded synthetic corpus
-    notes: tuple = ()  # what media health found in the files (a recording cut short), printed with the answer
-
-
-class DemoResult(NamedTuple):
-    inputs: DemoInputs
-    audio_probs: np.ndarray | None
-    visual_probs: np.ndarray | None
-    fused_probs: np.ndarray
-    top_emotion: str
-    fusion: str
-    visual: object | None  # mer_utils.experts.visual.checkpoint.VideoPrediction: frames, boxes, detected
-    audio_source: str
-    checkpoints: dict
-    labels: tuple = ()  # the experts' label set, the order of every probability array
-    provenance: dict = {}  # expert -> its index entry (what its checkpoint was trained on)
-    notes: tuple = ()  # warnings and coverage notes, printed before the table
-    timeline: object | None = None  # mer_utils.demo.timeline.Timeline for inputs longer than one window
 
 
 def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_root=None,
@@ -128,70 +94,6 @@ def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> 
     duration = max((i.duration_s for i in infos.values()), default=0.0)
     synthetic = all(is_synthetic_clip(p) for p in infos)
     return DemoInputs(video, audio, label, name, kind, duration, synthetic, notes)
-
-
-def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
-                    corpus_key: str | None = None) -> tuple[Path, dict]:
-    """The checkpoint for ``kind`` ("audio" or "visual") and its index entry, with a clear error.
-
-    Without ``explicit``, the checkpoint index (:mod:`mer_utils.core.checkpoint_index`) is read:
-    speaker-independent models first (a demo clip comes from someone the model has never heard),
-    then the newest; ``corpus_key`` keeps the visual expert on the audio expert's corpus.
-    """
-    path, entry, _ = find_expert(kind, checkpoints, explicit, corpus_key=corpus_key)
-    return path, entry
-
-
-def find_expert(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
-                corpus_key: str | None = None) -> tuple[Path, dict, object]:
-    """:func:`find_checkpoint` and the expert it loaded: ``(path, entry, expert)``.
-
-    Every candidate is loaded through the checkpoint gate (a broken or foreign file is skipped, with a
-    warning, for the next valid one); a loaded expert is kept for the next call on the same file.
-    """
-    from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
-    from mer_utils.core.checkpoint_index import entry_path, find_entries
-    load = _loader(kind)  # loads once per file version (the gate's cache)
-    if explicit is not None:
-        path = Path(explicit)
-        if not path.exists() and not path.with_suffix(".safetensors").exists():
-            raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {_HOW_TO_MAKE[kind]}")
-        return path, {}, load(path)  # the file the user named: a broken one is an error, not skipped
-    entries = find_entries(checkpoints, modality=kind, corpus_key=corpus_key) if corpus_key else []
-    entries = entries or find_entries(checkpoints, modality=kind)
-    candidates = [(path, entry) for entry in entries if (path := entry_path(checkpoints, entry)).exists()
-                  or path.with_suffix(".safetensors").exists()]
-    if not candidates:
-        raise FileNotFoundError(f"no {kind} checkpoint in the index {Path(checkpoints) / 'index.json'}; "
-                                f"{_HOW_TO_MAKE[kind]} to make one")
-    try:
-        path, entry, expert, refused = first_usable(candidates, load)
-    except CheckpointError as err:
-        raise CheckpointError(f"no usable {kind} checkpoint in {Path(checkpoints) / 'index.json'} ({err}); "
-                              f"{_HOW_TO_MAKE[kind]} to make one") from None
-    for refusal in refused:
-        logger.warning("skipped a broken %s checkpoint: %s", kind, refusal)
-    return path, entry, expert
-
-
-def _loader(kind: str):
-    if kind == "audio":
-        from mer_utils.experts.audio.checkpoint import load_audio_expert
-
-        return load_audio_expert
-    from mer_utils.experts.visual.checkpoint import load_visual_expert
-
-    return load_visual_expert
-
-
-def _optional_expert(kind: str, checkpoints, explicit, **where) -> tuple[Path | None, dict, object | None]:
-    """Like :func:`find_expert`, but ``(None, {}, None)`` when the index has none; an explicit path must exist."""
-    try:
-        return find_expert(kind, checkpoints, explicit, **where)
-    except FileNotFoundError:
-        if explicit is not None:
-            raise
-        return None, {}, None
 
 
 def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path]:

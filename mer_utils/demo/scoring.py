@@ -8,17 +8,10 @@ found (its centre-crop fallback is a guess)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-
-class Experts(NamedTuple):
-    audio: object | None  # has predict_proba(inputs) and labels
-    face: object | None  # mer_utils.demo.face.FaceExpert
-    paths: dict  # expert -> checkpoint path (str)
-    provenance: dict  # expert -> index entry
-    notes: list
+from mer_utils.demo.results import DemoResult, Experts
+from mer_utils.demo.selection import choose_fusion
 
 
 def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
@@ -63,7 +56,6 @@ def _without(experts: Experts, name: str) -> Experts:
 
 def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     """Score ``inputs`` with ``experts``: whole when it fits one window, else window by window."""
-    from mer_utils.demo.predict import DemoResult
     from mer_utils.demo.provenance import synthetic_warnings
     from mer_utils.demo.timeline import window_bounds
 
@@ -93,7 +85,7 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     if audio_probs is None and visual_probs is None:
         why = [n for n in notes if n.startswith("no face")] + [silent or f"audio: {audio_source}"]
         raise RuntimeError(f"{inputs.name}: neither expert can answer: " + "; ".join(why))
-    fusion = _fusion(experts, checkpoints) if audio_probs is not None and visual_probs is not None else None
+    fusion = choose_fusion(experts, checkpoints) if audio_probs is not None and visual_probs is not None else None
     fused, fusion = _fuse(audio_probs, visual_probs, fusion)
     labels = tuple(experts.audio.labels if experts.audio is not None else experts.face.labels)
     timeline = None
@@ -194,13 +186,6 @@ def _face_notes(inputs, cut, probs, *, speech: bool) -> list[str]:
                      "the face expert followed one person (the largest at first) and the answer is that "
                      "person's; crop the input to the person you mean")
     return notes
-
-
-def _fusion(experts: Experts, checkpoints) -> tuple:
-    """``(rule, description)`` for fusing these two experts (:func:`mer_utils.demo.selection.choose_fusion`)."""
-    from mer_utils.demo.selection import choose_fusion
-
-    return choose_fusion(experts, checkpoints)
 
 
 def _fuse(audio_probs, visual_probs, fusion):

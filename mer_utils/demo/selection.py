@@ -13,11 +13,23 @@ scored when there is one, else the untuned rule of :mod:`mer_utils.fusion.untune
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
+from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
+from mer_utils.core.checkpoint_index import entry_path, find_entries
 from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.demo.results import Experts
+
+logger = logging.getLogger(__name__)
+FUSION_RULE_NAME = "best_fusion.json"
+HOW_TO_MAKE = {
+    "audio": "run AUDIO_03_modeling_SER_speaker_independent_v01.ipynb or `mer audio train --protocol speaker`",
+    "visual": "run VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb or `mer visual train --protocol speaker`",
+}
 
 # The label set of the demo's answers on real inputs: CREMA-D's six emotions.
 DEMO_LABELS = EMOTIONS
@@ -47,8 +59,6 @@ def eligible_entries(checkpoints, kind: str, *, synthetic_input: bool, allow_syn
     ``allow_synthetic``, synthetic ones; the synthetic ones otherwise come back as ``left_out``. Synthetic
     input: synthetic entries first (the models made for it), then real ones.
     """
-    from mer_utils.core.checkpoint_index import find_entries
-
     entries = find_entries(checkpoints, modality=kind)
     if corpus_key:  # stable sort: the other expert's corpus first, best first within each group
         entries = sorted(entries, key=lambda e: e.get("corpus_key") != corpus_key)
@@ -65,9 +75,6 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
                     corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
     """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (``None`` when there is none);
     ``notes`` say, when none answers, which synthetic-trained checkpoint was left out and how to get a real one."""
-    from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
-    from mer_utils.core.checkpoint_index import entry_path
-    from mer_utils.demo.predict import _loader, logger
 
     usable, left_out = eligible_entries(checkpoints, kind, synthetic_input=synthetic_input,
                                         allow_synthetic=allow_synthetic, corpus_key=corpus_key)
@@ -77,7 +84,7 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
     if not candidates:
         return None, {}, None, notes
     try:
-        path, entry, expert, refused = first_usable(candidates, _loader(kind))
+        path, entry, expert, refused = first_usable(candidates, expert_loader(kind))
     except CheckpointError as err:
         logger.warning("no usable %s checkpoint among the eligible ones (%s)", kind, err)
         return None, {}, None, notes
@@ -95,6 +102,70 @@ def _left_out_note(kind: str, left_out: list[dict]) -> str:
     return (f"left out: the {name} expert in the checkpoint index ({entry['path']}) was trained on the SYNTHETIC "
             f"corpus and this input is not a synthetic clip, so its answer would not be meaningful; {instead}. "
             f"For a real {name} expert, {how}. (`--allow-synthetic` uses it anyway.)")
+
+
+def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
+                    corpus_key: str | None = None) -> tuple[Path, dict]:
+    """The checkpoint for ``kind`` ("audio" or "visual") and its index entry, with a clear error.
+
+    Without ``explicit``, the checkpoint index (:mod:`mer_utils.core.checkpoint_index`) is read:
+    speaker-independent models first (a demo clip comes from someone the model has never heard),
+    then the newest; ``corpus_key`` keeps the visual expert on the audio expert's corpus.
+    """
+    path, entry, _ = find_expert(kind, checkpoints, explicit, corpus_key=corpus_key)
+    return path, entry
+
+
+def find_expert(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
+                corpus_key: str | None = None) -> tuple[Path, dict, object]:
+    """:func:`find_checkpoint` and the expert it loaded: ``(path, entry, expert)``.
+
+    Every candidate is loaded through the checkpoint gate (a broken or foreign file is skipped, with a
+    warning, for the next valid one); a loaded expert is kept for the next call on the same file.
+    """
+    from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
+    from mer_utils.core.checkpoint_index import entry_path, find_entries
+    load = expert_loader(kind)  # loads once per file version (the gate's cache)
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.exists() and not path.with_suffix(".safetensors").exists():
+            raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
+        return path, {}, load(path)  # the file the user named: a broken one is an error, not skipped
+    entries = find_entries(checkpoints, modality=kind, corpus_key=corpus_key) if corpus_key else []
+    entries = entries or find_entries(checkpoints, modality=kind)
+    candidates = [(path, entry) for entry in entries if (path := entry_path(checkpoints, entry)).exists()
+                  or path.with_suffix(".safetensors").exists()]
+    if not candidates:
+        raise FileNotFoundError(f"no {kind} checkpoint in the index {Path(checkpoints) / 'index.json'}; "
+                                f"{HOW_TO_MAKE[kind]} to make one")
+    try:
+        path, entry, expert, refused = first_usable(candidates, load)
+    except CheckpointError as err:
+        raise CheckpointError(f"no usable {kind} checkpoint in {Path(checkpoints) / 'index.json'} ({err}); "
+                              f"{HOW_TO_MAKE[kind]} to make one") from None
+    for refusal in refused:
+        logger.warning("skipped a broken %s checkpoint: %s", kind, refusal)
+    return path, entry, expert
+
+
+def expert_loader(kind: str):
+    if kind == "audio":
+        from mer_utils.experts.audio.checkpoint import load_audio_expert
+
+        return load_audio_expert
+    from mer_utils.experts.visual.checkpoint import load_visual_expert
+
+    return load_visual_expert
+
+
+def optional_expert(kind: str, checkpoints, explicit, **where) -> tuple[Path | None, dict, object | None]:
+    """Like :func:`find_expert`, but ``(None, {}, None)`` when the index has none; an explicit path must exist."""
+    try:
+        return find_expert(kind, checkpoints, explicit, **where)
+    except FileNotFoundError:
+        if explicit is not None:
+            raise
+        return None, {}, None
 
 
 class OverLabels:
@@ -133,8 +204,6 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     pictures, chosen real-first; a checkpoint the user names is used as it is. Neither: a clear error saying
     how to get a checkpoint. Returns :class:`~mer_utils.demo.scoring.Experts`."""
     from mer_utils.demo.face import trained_face_expert, zero_shot_face_expert
-    from mer_utils.demo.predict import _HOW_TO_MAKE, _optional_expert
-    from mer_utils.demo.scoring import Experts
     from mer_utils.experts.onnx_export import with_listed_copy
 
     paths, provenance, notes, audio = {}, {}, [], None
@@ -143,7 +212,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     index = Path(checkpoints) / "index.json"
     if inputs.kind != "image":
         if audio_checkpoint is not None:
-            path, entry, loaded = _optional_expert("audio", checkpoints, audio_checkpoint)
+            path, entry, loaded = optional_expert("audio", checkpoints, audio_checkpoint)
             entry = entry or {"explicit": str(path)}
         else:
             path, entry, loaded, left = find_real_first("audio", checkpoints, **where)
@@ -162,12 +231,12 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
                                              "answer is not meaningful here)" if notes else ""))
         elif not notes:
             notes.append(f"no audio checkpoint in {index}: answering from the face alone "
-                         f"({_HOW_TO_MAKE['audio']}, or {REAL_SPEECH_IN_MINUTES}, for a speech expert)")
+                         f"({HOW_TO_MAKE['audio']}, or {REAL_SPEECH_IN_MINUTES}, for a speech expert)")
     face = None
     if has_pictures:
         labels = tuple(audio.labels) if audio is not None else DEMO_LABELS
         if visual_checkpoint is not None:
-            path, entry, loaded = _optional_expert("visual", checkpoints, visual_checkpoint)
+            path, entry, loaded = optional_expert("visual", checkpoints, visual_checkpoint)
             entry = entry or {"explicit": str(path)}
         else:
             key = provenance.get("audio", {}).get("corpus_key")
@@ -206,8 +275,6 @@ def choose_fusion(experts, checkpoints) -> tuple:
 
 def _tuned_rule(checkpoints, audio_entry: dict):
     """The rule tuned with the audio expert's corpus (and protocol, from the index), else None."""
-    from mer_utils.core.checkpoint_index import entry_path, find_entries
-    from mer_utils.demo.predict import FUSION_RULE_NAME
     from mer_utils.fusion.deploy import load_fusion_rule
 
     key = audio_entry["corpus_key"]

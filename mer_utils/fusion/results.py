@@ -14,7 +14,7 @@ from mer_utils.core.evaluation import score_predictions
 from mer_utils.core.predictions import labels_of
 from mer_utils.fusion.significance import SCORE_KEYS, bootstrap_ci, mcnemar_test
 from mer_utils.fusion.tuning import FusionOutcome
-from mer_utils.report.formatting import markdown_table, p_value, percent, percent_mean_std
+from mer_utils.core.formatting import markdown_table, p_value, percent, percent_mean_std
 
 _SCORE_NAMES = {"wa": "WA", "ua": "UA", "macro_f1": "macro-F1"}
 

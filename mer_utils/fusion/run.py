@@ -25,7 +25,7 @@ from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
 from mer_utils.core.predictions import write_predictions
 from mer_utils.core.adaptation import DEFAULT_ADAPTATION, adaptation_of, pointer_key
-from mer_utils.report.collect import protocol_kind
+from mer_utils.protocols.splits import protocol_kind
 from mer_utils.core.run_lock import releasing_run_locks
 
 log = logging.getLogger(__name__)

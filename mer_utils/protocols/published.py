@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.protocols.actors import actor_table, split_actors, split_frame
 
 SOURCE_FILES = {
     "ogm-ge": ("ogm-ge/train.csv", "ogm-ge/test.csv"),
@@ -87,7 +88,6 @@ def import_published_split(
     val_size: float = 0.1,
 ) -> tuple[pd.DataFrame, dict]:
     """Split frame for a published protocol over the usable ``clips``."""
-    from mer_utils.protocols.splits import _actor_table, _frame, _split_actors
 
     base = _source(published_dir, protocol)
     info: dict = {"source": [str(base / rel) for rel in SOURCE_FILES[protocol]]}
@@ -97,7 +97,7 @@ def import_published_split(
         assign = pd.concat([clips.loc[clips["actor_id"].isin(ids), ["clip_id"]].assign(fold=0, subset=s)
                             for s, ids in actor_lists.items()], ignore_index=True)
         info["n_actors_published"] = {s: len(ids) for s, ids in actor_lists.items()}
-        return _frame([(0, s, g["clip_id"]) for s, g in assign.groupby("subset")], "audeering"), info
+        return split_frame([(0, s, g["clip_id"]) for s, g in assign.groupby("subset")], "audeering"), info
 
     assign, restrict_info = _restrict(_read_ogm_ge(base) if protocol == "ogm-ge" else _read_hicmae(base), clips)
     info.update(restrict_info)
@@ -110,9 +110,9 @@ def import_published_split(
                                           random_state=seed, stratify=by_id.loc[train, "emotion"])
         else:  # actor-independent folds: carve whole validation actors
             train_clips = clips[clips["clip_id"].isin(train)]
-            keep, val_actors = _split_actors(_actor_table(train_clips), val_size / 0.8, seed + int(fold))
+            keep, val_actors = split_actors(actor_table(train_clips), val_size / 0.8, seed + int(fold))
             val = train_clips.loc[train_clips["actor_id"].isin(val_actors), "clip_id"]
             train = train_clips.loc[train_clips["actor_id"].isin(keep), "clip_id"]
         pieces += [(int(fold), "train", train), (int(fold), "val", val), (int(fold), "test", test)]
     # The validation carve depends on the seed, so the name carries it.
-    return _frame(pieces, f"{protocol}_seed{seed}"), info
+    return split_frame(pieces, f"{protocol}_seed{seed}"), info

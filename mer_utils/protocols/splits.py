@@ -18,6 +18,8 @@ import pandas as pd
 from mer_utils.core.atomic_io import read_json, sha256_file, write_csv, write_json
 from mer_utils.core.labels import SUBSETS
 from mer_utils.data.media_health import OK
+from mer_utils.protocols.actors import actor_table, split_actors, split_frame
+from mer_utils.protocols.published import import_published_split
 
 # "loso": leave one group out (IEMOCAP: one session per fold), for corpora that declare a group column.
 GENERATED_PROTOCOLS = ("random", "speaker", "speaker-kfold", "loso")
@@ -26,6 +28,16 @@ PROTOCOLS = GENERATED_PROTOCOLS + PUBLISHED_PROTOCOLS
 SPEAKER_INDEPENDENT = {"random": False, "speaker": True, "speaker-kfold": True, "loso": True,
                        "ogm-ge": False, "audeering": True, "hicmae": True}
 SPLIT_COLUMNS = ("clip_id", "split", "fold", "subset")
+
+
+def protocol_kind(protocol: str) -> str:
+    """``"random"`` for clip-level splits, ``"speaker"`` for speaker-independent ones (what two runs must share
+    to be compared as one protocol).
+
+    >>> protocol_kind("ogm-ge"), protocol_kind("loso")
+    ('random', 'speaker')
+    """
+    return "speaker" if SPEAKER_INDEPENDENT.get(protocol, "speaker" in protocol) else "random"
 
 
 def usable_clips(manifest: pd.DataFrame, *, require: tuple[str, ...] | str = "auto") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,33 +59,6 @@ def usable_clips(manifest: pd.DataFrame, *, require: tuple[str, ...] | str = "au
     return manifest.loc[~bad].reset_index(drop=True), excluded.reset_index(drop=True)
 
 
-def _actor_table(clips: pd.DataFrame) -> pd.DataFrame:
-    actors = clips.groupby("actor_id", sort=True).agg(sex=("sex", "first")).reset_index()
-    actors["sex"] = actors["sex"].fillna("unknown").replace("", "unknown")
-    return actors
-
-
-def _split_actors(actors: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split actor ids in two, balanced by sex where every sex has >= 2 actors."""
-    counts = actors["sex"].value_counts()
-    n_small = max(1, int(round(fraction * len(actors))))
-    stratify = actors["sex"] if counts.min() >= 2 and n_small >= counts.size else None
-    from sklearn.model_selection import train_test_split  # here: `mer --help` need not load scikit-learn
-
-    big, small = train_test_split(actors["actor_id"].to_numpy(), test_size=n_small, random_state=seed,
-                                  stratify=stratify)
-    return np.sort(big), np.sort(small)
-
-
-def _frame(assignments: list[tuple[int, str, pd.Series]], name: str) -> pd.DataFrame:
-    parts = [pd.DataFrame({"clip_id": ids.to_numpy(), "split": name, "fold": fold, "subset": subset})
-             for fold, subset, ids in assignments]
-    frame = pd.concat(parts, ignore_index=True)
-    order = {s: i for i, s in enumerate(SUBSETS)}
-    frame = frame.assign(_o=frame["subset"].map(order)).sort_values(["fold", "_o", "clip_id"])
-    return frame.drop(columns="_o").reset_index(drop=True)
-
-
 def random_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
     """Clip-level split stratified by emotion: the same actor appears in every subset."""
     from sklearn.model_selection import train_test_split
@@ -81,19 +66,19 @@ def random_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, t
     rest, test = train_test_split(clips, test_size=test_size, random_state=seed, stratify=clips["emotion"])
     train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
                                   stratify=rest["emotion"])
-    return _frame([(0, "train", train["clip_id"]), (0, "val", val["clip_id"]), (0, "test", test["clip_id"])],
+    return split_frame([(0, "train", train["clip_id"]), (0, "val", val["clip_id"]), (0, "test", test["clip_id"])],
                   f"random_seed{seed}")
 
 
 def speaker_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
     """Actor-disjoint split, balanced by sex; emotions stay balanced because
     every CREMA-D actor records every emotion."""
-    actors = _actor_table(clips)
-    rest_ids, test_ids = _split_actors(actors, test_size, seed)
+    actors = actor_table(clips)
+    rest_ids, test_ids = split_actors(actors, test_size, seed)
     rest = actors[actors["actor_id"].isin(rest_ids)]
-    train_ids, val_ids = _split_actors(rest, val_size / (1 - test_size), seed)
+    train_ids, val_ids = split_actors(rest, val_size / (1 - test_size), seed)
     by_actor = clips.set_index("actor_id")["clip_id"]
-    return _frame([(0, "train", by_actor.loc[train_ids]), (0, "val", by_actor.loc[val_ids]),
+    return split_frame([(0, "train", by_actor.loc[train_ids]), (0, "val", by_actor.loc[val_ids]),
                    (0, "test", by_actor.loc[test_ids])], f"speaker_seed{seed}")
 
 
@@ -109,12 +94,12 @@ def speaker_kfold_split(clips: pd.DataFrame, *, n_folds: int = 5, seed: int = 0,
     assignments = []
     for fold, (train_idx, test_idx) in enumerate(folds.split(clips, clips["emotion"], groups=clips["actor_id"])):
         train_pool = clips.iloc[train_idx]
-        actors = _actor_table(train_pool)
-        train_ids, val_ids = _split_actors(actors, val_size / (1 - 1 / n_folds), seed + fold)
+        actors = actor_table(train_pool)
+        train_ids, val_ids = split_actors(actors, val_size / (1 - 1 / n_folds), seed + fold)
         pool = train_pool.set_index("actor_id")["clip_id"]
         assignments += [(fold, "train", pool.loc[train_ids]), (fold, "val", pool.loc[val_ids]),
                         (fold, "test", clips.iloc[test_idx]["clip_id"])]
-    return _frame(assignments, f"speaker-kfold{n_folds}_seed{seed}")
+    return split_frame(assignments, f"speaker-kfold{n_folds}_seed{seed}")
 
 
 def leave_one_group_out_split(clips: pd.DataFrame, *, group_column: str, seed: int = 0,
@@ -128,11 +113,11 @@ def leave_one_group_out_split(clips: pd.DataFrame, *, group_column: str, seed: i
     for fold, group in enumerate(groups):
         held = clips[group_column] == group
         train_pool = clips[~held]
-        train_ids, val_ids = _split_actors(_actor_table(train_pool), val_size / (1 - 1 / len(groups)), seed + fold)
+        train_ids, val_ids = split_actors(actor_table(train_pool), val_size / (1 - 1 / len(groups)), seed + fold)
         pool = train_pool.set_index("actor_id")["clip_id"]
         assignments += [(fold, "train", pool.loc[train_ids]), (fold, "val", pool.loc[val_ids]),
                         (fold, "test", clips.loc[held, "clip_id"])]
-    return _frame(assignments, f"loso_seed{seed}")
+    return split_frame(assignments, f"loso_seed{seed}")
 
 
 def actor_overlap(split: pd.DataFrame, manifest: pd.DataFrame) -> list[dict]:
@@ -201,8 +186,6 @@ def make_split(
     elif protocol == "loso":
         split = leave_one_group_out_split(clips, group_column=corpus["group_column"], seed=seed, val_size=val_size)
     else:
-        from mer_utils.protocols.published import import_published_split
-
         split, source_info = import_published_split(protocol, clips, published_dir=published_dir, seed=seed,
                                                     val_size=val_size)
         info.update(source_info)

@@ -26,7 +26,7 @@ from mer_utils.report.figures import (
     per_class_f1_figure,
     save_figure,
 )
-from mer_utils.report.formatting import CSV_FLOAT_FORMAT, markdown_table, write_table
+from mer_utils.core.formatting import CSV_FLOAT_FORMAT, markdown_table, write_table
 from mer_utils.report.published import published_table
 from mer_utils.report.tables import fusion_table, gap_table, human_table, model_table
 

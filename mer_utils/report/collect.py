@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from mer_utils.protocols.splits import protocol_kind
+
 from mer_utils.core.adaptation import ADAPTATIONS, adaptation_of
 from mer_utils.core.atomic_io import read_json, sha256_file
 from mer_utils.core.runs import settings_hash
@@ -25,19 +27,12 @@ log = logging.getLogger(__name__)
 REQUIRED_INFO = ("modality", "protocol", "split", "backbone")
 MODALITY_ORDER = ("audio", "visual", "audio_visual")
 # Clip-level random splits first, then the speaker-independent ones.
-PROTOCOL_KIND = {"random": "random", "ogm-ge": "random", "speaker": "speaker", "speaker-kfold": "speaker",
-                 "audeering": "speaker", "hicmae": "speaker"}
-PROTOCOL_ORDER = tuple(PROTOCOL_KIND)
+PROTOCOL_ORDER = ("random", "ogm-ge", "speaker", "speaker-kfold", "loso", "audeering", "hicmae")
 
 
 class Collected(NamedTuple):
     runs: pd.DataFrame
     skipped: pd.DataFrame
-
-
-def protocol_kind(protocol: str) -> str:
-    """``"random"`` for clip-level splits, ``"speaker"`` for speaker-independent ones."""
-    return PROTOCOL_KIND.get(protocol, "speaker" if "speaker" in protocol else "random")
 
 
 def sort_key(frame: pd.DataFrame) -> pd.DataFrame:

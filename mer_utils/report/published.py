@@ -92,7 +92,7 @@ def _ours_like_for_like(item: Published, models: pd.DataFrame) -> tuple[pd.Serie
         return None, f"none: that number was scored with {item.inference}"
     if models.empty:
         return None, "no run of ours yet"
-    from mer_utils.report.collect import protocol_kind
+    from mer_utils.protocols.splits import protocol_kind
 
     same = models[(models["corpus"] == "cremad") & (models["adaptation"] == "none")
                   & (models["modality"] == item.modality) & (models["protocol"].map(protocol_kind) == item.split)]

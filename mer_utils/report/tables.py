@@ -1,7 +1,7 @@
 """The tables of a paper, built from collected runs.
 
 Each builder returns ``(numbers, display)``: raw values for the CSV and
-formatted text for Markdown/LaTeX (:mod:`mer_utils.report.formatting`).
+formatted text for Markdown/LaTeX (:mod:`mer_utils.core.formatting`).
 Every row names its run folder(s) and git commit, so each number can be
 traced to the config that produced it.
 """
@@ -16,8 +16,9 @@ import pandas as pd
 
 from mer_utils.core.adaptation import SHORT_NAMES
 from mer_utils.core.metrics import mean_std
-from mer_utils.report.collect import per_fold, protocol_kind, sort_key
-from mer_utils.report.formatting import p_value, percent, percent_mean_std
+from mer_utils.protocols.splits import protocol_kind
+from mer_utils.report.collect import per_fold, sort_key
+from mer_utils.core.formatting import p_value, percent, percent_mean_std
 
 SCORES = ("wa", "ua", "macro_f1")
 # Runs are pooled (seeds) only within one corpus and one way of scoring: rows of two corpora, or a

@@ -23,6 +23,7 @@ from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION
 from mer_utils.core.config import field as _f
 from mer_utils.experts.audio import DEFAULT_BACKBONE
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
+from mer_utils.protocols.actors import actor_table, split_actors
 from mer_utils.core.run_lock import releasing_run_locks
 
 
@@ -82,12 +83,10 @@ def shared_emotions(source: pd.DataFrame, target: pd.DataFrame) -> list[str]:
 
 def source_val_split(clips: pd.DataFrame, *, val_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and validation clips of the source corpus, by whole actors (sex-balanced)."""
-    from mer_utils.protocols.splits import _actor_table, _split_actors
-
-    actors = _actor_table(clips)
+    actors = actor_table(clips)
     if len(actors) < 2:
         raise ValueError(f"the source corpus has {len(actors)} actor(s); a validation actor needs at least two")
-    train_ids, val_ids = _split_actors(actors, val_size, seed)
+    train_ids, val_ids = split_actors(actors, val_size, seed)
     return clips[clips["actor_id"].isin(train_ids)], clips[clips["actor_id"].isin(val_ids)]
 
 

