@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 from fusion_fakes import expert_frames
-from sklearn.metrics import balanced_accuracy_score, log_loss
+from sklearn.base import clone
+from sklearn.metrics import log_loss
 
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.fusion.calibration import apply_temperature, fit_temperature
@@ -15,14 +16,8 @@ from mer_utils.fusion.config import STRATEGY_NAMES
 from mer_utils.fusion.deploy import apply_rule
 from mer_utils.fusion.join import build_master_table, expert_probabilities
 from mer_utils.fusion.significance import bootstrap_ci, mcnemar_test, vectorised_scores
-from mer_utils.fusion.strategies import (
-    LogLinearFusion,
-    MaxConfidenceFusion,
-    WeightedAverageFusion,
-    make_strategy,
-    simplex_grid,
-)
-from mer_utils.core.metrics import classification_scores
+from mer_utils.fusion.strategies import MaxConfidenceFusion, WeightedRuleFusion, make_strategy, simplex_grid
+from mer_utils.core.metrics import classification_scores, ua_score
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +29,7 @@ def val():
 
 
 def _ua(y, proba):
-    return balanced_accuracy_score(y, np.asarray(EMOTIONS)[proba.argmax(axis=1)])
+    return ua_score(y, np.asarray(EMOTIONS)[proba.argmax(axis=1)])
 
 
 def test_every_strategy_beats_the_weaker_expert_and_averaging_matches_the_better(val):
@@ -45,7 +40,7 @@ def test_every_strategy_beats_the_weaker_expert_and_averaging_matches_the_better
         assert fused.predict_proba(X).shape == (len(y), len(EMOTIONS))
         assert _ua(y, fused.predict_proba(X)) > singles[0], name
     # The weight grid contains both single experts, so the tuned average is never worse than the better one.
-    assert _ua(y, WeightedAverageFusion(labels=EMOTIONS).fit(X, y).predict_proba(X)) >= singles[1]
+    assert _ua(y, WeightedRuleFusion(labels=EMOTIONS).fit(X, y).predict_proba(X)) >= singles[1]
 
 
 def test_exported_rules_reproduce_every_fitted_strategy(val):
@@ -63,7 +58,7 @@ def test_exported_rules_reproduce_every_fitted_strategy(val):
 def test_weight_search_follows_the_informative_expert(val):
     X, y, audio, visual = val
     noise = np.random.default_rng(0).dirichlet(np.ones(6), size=len(y))
-    fitted = WeightedAverageFusion(labels=EMOTIONS, grid_step=0.1).fit(np.hstack([audio, noise]), y)
+    fitted = WeightedRuleFusion(labels=EMOTIONS, grid_step=0.1).fit(np.hstack([audio, noise]), y)
     assert fitted.weights_[0] > 0.5, "an expert of pure noise should not get most of the weight"
     assert fitted.fitted_params()["weights"][0] == pytest.approx(fitted.weights_[0])
 
@@ -71,7 +66,9 @@ def test_weight_search_follows_the_informative_expert(val):
 def test_product_rule_is_the_equal_weight_geometric_mean():
     a = np.array([[0.6, 0.2, 0.1, 0.05, 0.03, 0.02]])
     b = np.array([[0.1, 0.5, 0.2, 0.1, 0.05, 0.05]])
-    fused = LogLinearFusion(labels=EMOTIONS, search=False).fit(np.hstack([a, b]), ["ANG"]).predict_proba(np.hstack([a, b]))
+    product = make_strategy("product", labels=EMOTIONS)
+    assert clone(product).get_params() == {"labels": EMOTIONS, "rule": "log_linear", "search": False, "grid_step": 0.05}
+    fused = product.fit(np.hstack([a, b]), ["ANG"]).predict_proba(np.hstack([a, b]))
     expected = np.sqrt(a * b) / np.sqrt(a * b).sum()
     assert fused == pytest.approx(expected)
 
@@ -89,6 +86,8 @@ def test_simplex_grid_and_bad_step():
         simplex_grid(2, 0.3)
     with pytest.raises(ValueError, match="unknown fusion strategy 'mean'"):
         make_strategy("mean", labels=EMOTIONS)
+    with pytest.raises(ValueError, match="unknown weighted rule 'median'"):
+        WeightedRuleFusion(labels=EMOTIONS, rule="median").fit(np.full((1, 12), 1 / 6), ["ANG"])
 
 
 def test_temperature_cools_an_overconfident_expert_without_changing_its_choice(val):

@@ -1,8 +1,8 @@
 """Classification metrics for SER/FER/fusion, all computed by scikit-learn.
 
 WA (weighted accuracy) is plain accuracy; UA (unweighted average recall) is
-scikit-learn's ``balanced_accuracy_score``; both are what the SER literature
-reports, so numbers are comparable with EmoBox and HiCMAE tables.
+scikit-learn's ``balanced_accuracy_score`` (:func:`ua_score`); both are what
+the SER literature reports, so numbers are comparable with EmoBox and HiCMAE tables.
 """
 
 from __future__ import annotations
@@ -16,6 +16,43 @@ import pandas as pd
 # and importing sklearn.metrics costs about a second at start-up.
 
 
+def ua_score(y_true, y_pred, *, labels=None) -> float:
+    """Unweighted accuracy (UA): the recall of each class, averaged with equal weight per class.
+
+    UA is scikit-learn's ``balanced_accuracy_score`` (macro-averaged recall), so a rare emotion counts as
+    much as a frequent one. A class absent from ``y_true`` has no recall and is left out of the average,
+    the usual UA when a small subset lacks a class.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        True and predicted classes (names or indices).
+    labels : array-like, default=None
+        The classes to average over (those of them present in ``y_true``, at least one); by default
+        every class of ``y_true``.
+
+    Returns
+    -------
+    float
+        Between 0 and 1; ``1 / n_classes`` for a constant guess.
+
+    Examples
+    --------
+    >>> ua_score(["ANG", "ANG", "ANG", "SAD"], ["ANG", "ANG", "ANG", "ANG"])
+    0.5
+    >>> ua_score([0, 0, 1, 2], [0, 1, 1, 1], labels=[0, 1])
+    0.75
+    """
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    if labels is None:
+        return float(balanced_accuracy_score(y_true, y_pred))
+    present = set(np.asarray(y_true).tolist())
+    counted = [lab for lab in labels if lab in present]
+    if not counted:
+        raise ValueError(f"UA is undefined: none of the labels {list(labels)} occurs in y_true")
+    return float(recall_score(y_true, y_pred, labels=counted, average="macro"))
+
 
 def classification_scores(
     y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] | None = None
@@ -26,7 +63,7 @@ def classification_scores(
     >>> round(s["wa"], 2), round(s["ua"], 2)
     (0.5, 0.5)
     """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     y_true = np.asarray(y_true, dtype=str)
     y_pred = np.asarray(y_pred, dtype=str)
@@ -42,9 +79,7 @@ def classification_scores(
     return {
         "n": int(len(y_true)),
         "wa": float(accuracy_score(y_true, y_pred)),
-        # balanced_accuracy averages recall over the classes present in y_true,
-        # the usual UA definition when a small subset lacks a class.
-        "ua": float(balanced_accuracy_score(y_true, y_pred)),
+        "ua": ua_score(y_true, y_pred),
         "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "per_class": {
             lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

@@ -20,7 +20,7 @@ from scipy.special import expit, softmax
 from mer_utils.core.atomic_io import read_json, write_json
 from mer_utils.core.checkpoint_gate import CheckpointError, opening_checkpoint
 from mer_utils.fusion.calibration import apply_temperature
-from mer_utils.fusion.rules import FLOOR, log_linear, max_confidence, weighted_mean
+from mer_utils.fusion.rules import FLOOR, WEIGHTED_RULES, max_confidence
 
 log = logging.getLogger(__name__)
 RULE_FORMAT = 1
@@ -30,10 +30,8 @@ def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = 
     """Fused ``(n, K)`` probabilities from calibrated ``(n, K)`` expert probabilities (``labels``: the K
     classes, needed by the stacking rule to place its classes)."""
     kind = rule["rule"]
-    if kind == "weighted_average":
-        return weighted_mean(experts, rule["weights"])
-    if kind == "log_linear":
-        return log_linear(experts, rule["weights"])
+    if kind in WEIGHTED_RULES:
+        return WEIGHTED_RULES[kind](experts, rule["weights"])
     if kind == "max_confidence":
         return max_confidence(experts)
     if kind == "stacking":
@@ -129,9 +127,9 @@ def rule_problem(data: dict) -> str:
     cover both experts with finite numbers, a stacking rule must carry its fitted arrays."""
     rule, temps = data.get("rule") or {}, data.get("temperatures", {"audio": 1.0, "visual": 1.0})
     kind = rule.get("rule")
-    if kind not in ("weighted_average", "log_linear", "max_confidence", "stacking"):
+    if kind not in (*WEIGHTED_RULES, "max_confidence", "stacking"):
         return f"unknown rule {kind!r}"
-    if kind in ("weighted_average", "log_linear"):
+    if kind in WEIGHTED_RULES:
         weights = rule.get("weights")
         if not isinstance(weights, list) or len(weights) != len(_EXPERTS) or not all(
                 isinstance(w, (int, float)) and np.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:

@@ -26,6 +26,10 @@ def log_linear(experts: list[np.ndarray], weights) -> np.ndarray:
     return np.exp(log_softmax(score, axis=1))
 
 
+# The rules that combine the experts with one weight each, by the name an exported rule carries.
+WEIGHTED_RULES = {"weighted_average": weighted_mean, "log_linear": log_linear}
+
+
 def max_confidence(experts: list[np.ndarray]) -> np.ndarray:
     """Per row, the probabilities of the expert whose top probability is highest."""
     stacked = np.stack(experts)  # (k, n, c)

@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mer_utils.fusion.config import STRATEGY_NAMES
-from mer_utils.fusion.rules import FLOOR, log_linear, max_confidence, weighted_mean
+from mer_utils.fusion.rules import FLOOR, WEIGHTED_RULES, max_confidence
 from mer_utils.fusion.significance import vectorised_scores
 
 
@@ -54,7 +54,7 @@ def _search_weights(combine, experts: list[np.ndarray], y: np.ndarray, labels, s
     lookup = {label: i for i, label in enumerate(labels)}
     y_index = np.array([lookup[v] for v in y])
     predicted = np.stack([combine(experts, w).argmax(axis=1) for w in grid])
-    # All grid points scored at once (same UA as balanced_accuracy_score).
+    # All grid points scored at once (same UA as mer_utils.core.metrics.ua_score).
     scores = vectorised_scores(y_index[None, :], predicted, len(labels))["ua"]
     best = np.flatnonzero(np.isclose(scores, scores.max()))
     distance = np.abs(grid[best] - 1 / len(experts)).sum(axis=1)
@@ -83,57 +83,38 @@ class _FusionBase(ClassifierMixin, BaseEstimator):
         return {}
 
 
-class WeightedAverageFusion(_FusionBase):
-    """Weighted mean of probabilities; the weight maximises validation UA."""
+class WeightedRuleFusion(_FusionBase):
+    """One weight per expert, combined by ``rule``, a name of :data:`~mer_utils.fusion.rules.WEIGHTED_RULES`:
+    ``"weighted_average"`` the weighted mean of probabilities, ``"log_linear"`` the weighted geometric mean
+    ``softmax(sum_k w_k log p_k)``.
 
-    def __init__(self, *, labels: tuple, grid_step: float = 0.05):
-        self.grid_step = grid_step
-        self.labels = labels
-
-    def fit(self, X, y):
-        experts = self._start_fit(X, y)
-        self.weights_ = _search_weights(weighted_mean, experts, np.asarray(y, dtype=str), self.labels,
-                                        self.grid_step)
-        return self
-
-    def predict_proba(self, X) -> np.ndarray:
-        return weighted_mean(split_experts(X, len(self.labels)), self.weights_)
-
-    def fitted_params(self) -> dict:
-        return {"weights": [round(float(w), 6) for w in self.weights_]}
-
-    def export(self) -> dict:
-        return {"rule": "weighted_average", "weights": [float(w) for w in self.weights_]}
-
-
-class LogLinearFusion(_FusionBase):
-    """Weighted geometric mean ``softmax(sum_k w_k log p_k)``.
-
-    With ``search=False`` the weights stay equal: the product rule.
+    With ``search`` the weights maximise validation UA on a grid of ``grid_step``; without, they stay
+    equal (with ``"log_linear"``: the product rule).
     """
 
-    def __init__(self, *, labels: tuple, search: bool = True, grid_step: float = 0.05):
-        self.search = search
+    def __init__(self, *, labels: tuple, rule: str = "weighted_average", search: bool = True,
+                 grid_step: float = 0.05):
         self.grid_step = grid_step
         self.labels = labels
+        self.rule = rule
+        self.search = search
 
     def fit(self, X, y):
+        if self.rule not in WEIGHTED_RULES:
+            raise ValueError(f"unknown weighted rule {self.rule!r}; choose from {tuple(WEIGHTED_RULES)}")
         experts = self._start_fit(X, y)
-        if self.search:
-            self.weights_ = _search_weights(log_linear, experts, np.asarray(y, dtype=str), self.labels,
-                                            self.grid_step)
-        else:
-            self.weights_ = np.full(len(experts), 1 / len(experts))
+        self.weights_ = (_search_weights(WEIGHTED_RULES[self.rule], experts, np.asarray(y, dtype=str), self.labels,
+                                         self.grid_step) if self.search else np.full(len(experts), 1 / len(experts)))
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        return log_linear(split_experts(X, len(self.labels)), self.weights_)
+        return WEIGHTED_RULES[self.rule](split_experts(X, len(self.labels)), self.weights_)
 
     def fitted_params(self) -> dict:
         return {"weights": [round(float(w), 6) for w in self.weights_]}
 
     def export(self) -> dict:
-        return {"rule": "log_linear", "weights": [float(w) for w in self.weights_]}
+        return {"rule": self.rule, "weights": [float(w) for w in self.weights_]}
 
 
 class MaxConfidenceFusion(_FusionBase):
@@ -196,9 +177,9 @@ def make_strategy(name: str, *, labels: tuple, grid_step: float = 0.05, seed: in
     """A fresh, unfitted strategy by name (one of :data:`STRATEGY_NAMES`) over ``labels``."""
     labels = tuple(labels)
     factories = {
-        "weighted_average": lambda: WeightedAverageFusion(labels=labels, grid_step=grid_step),
-        "product": lambda: LogLinearFusion(labels=labels, search=False),
-        "log_linear": lambda: LogLinearFusion(labels=labels, search=True, grid_step=grid_step),
+        "weighted_average": lambda: WeightedRuleFusion(labels=labels, rule="weighted_average", grid_step=grid_step),
+        "product": lambda: WeightedRuleFusion(labels=labels, rule="log_linear", search=False),
+        "log_linear": lambda: WeightedRuleFusion(labels=labels, rule="log_linear", grid_step=grid_step),
         "max_confidence": lambda: MaxConfidenceFusion(labels=labels),
         "stacking": lambda: StackingFusion(labels=labels, random_state=seed),
     }

@@ -16,10 +16,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from mer_utils.core.metrics import ua_score
 from mer_utils.fusion.calibration import apply_temperature, fit_temperature
 from mer_utils.fusion.config import STRATEGY_NAMES
 from mer_utils.fusion.join import expert_names, expert_probabilities, master_labels
@@ -58,11 +58,11 @@ def _out_of_fold_ua(strategy, X: np.ndarray, y: np.ndarray, *, cv_folds: int, se
     n_splits = min(cv_folds, int(pd.Series(y).value_counts().min()))
     if n_splits < 2:
         # Too few clips of some class to cross-validate: fall back to the in-sample score.
-        return float(balanced_accuracy_score(y, clone(strategy).fit(X, y).predict(X)))
+        return ua_score(y, clone(strategy).fit(X, y).predict(X))
     predicted = np.empty(len(y), dtype=object)
     for fit_idx, held_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(X, y):
         predicted[held_idx] = clone(strategy).fit(X[fit_idx], y[fit_idx]).predict(X[held_idx])
-    return float(balanced_accuracy_score(y, predicted.astype(str)))
+    return ua_score(y, predicted.astype(str))
 
 
 def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str, float]) -> np.ndarray:
@@ -89,7 +89,7 @@ def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_s
         selection[name] = _out_of_fold_ua(strategy, X, y, cv_folds=cv_folds, seed=seed)
         fitted[name] = strategy.fit(X, y)
     for name in experts:
-        selection[name] = float(balanced_accuracy_score(y, val[f"{name}_y_pred"].to_numpy(dtype=str)))
+        selection[name] = ua_score(y, val[f"{name}_y_pred"].to_numpy(dtype=str))
     return temperatures, fitted, selection
 
 
