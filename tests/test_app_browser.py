@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _needs_browser():
-    from mer_utils.demo.browser import find_chromium
+    from browser_driver import find_chromium
 
     missing = []
     if find_chromium() is None:
@@ -38,7 +38,7 @@ def _needs_browser():
 @pytest.fixture(scope="module")
 def app_url(request, tmp_path_factory):
     _needs_browser()  # before training the speech expert the app serves: a skip costs nothing
-    from mer_utils.demo.browser import serve
+    from browser_driver import serve
 
     checkpoints = request.getfixturevalue("real_speech_checkpoints")
     with serve(checkpoints, log=tmp_path_factory.mktemp("app") / "mer_app.log") as url:
@@ -47,7 +47,7 @@ def app_url(request, tmp_path_factory):
 
 @pytest.fixture
 def browser():
-    from mer_utils.demo.browser import chromium_driver
+    from browser_driver import chromium_driver
 
     drivers = []
 
@@ -61,7 +61,7 @@ def browser():
 
 
 def test_an_uploaded_real_video_is_answered_with_real_models_and_their_provenance(app_url, browser):
-    from mer_utils.demo.browser import read_page, upload
+    from browser_driver import read_page, upload
 
     driver = browser()
     upload(driver, app_url, shared("crema-d-sample", "VideoFlash", "1001_DFA_ANG_XX.flv"))
@@ -81,7 +81,7 @@ def test_an_uploaded_real_video_is_answered_with_real_models_and_their_provenanc
 
 
 def test_a_recording_from_the_webcam_is_answered(app_url, browser, tmp_path):
-    from mer_utils.demo.browser import read_page, record_webcam, write_fake_capture
+    from browser_driver import read_page, record_webcam, write_fake_capture
 
     video, audio = write_fake_capture(shared("crema-d-sample", "VideoFlash", "1001_DFA_HAP_XX.flv"), tmp_path)
     driver = browser(fake_video=video, fake_audio=audio)
@@ -93,7 +93,7 @@ def test_a_recording_from_the_webcam_is_answered(app_url, browser, tmp_path):
 
 
 def test_a_file_it_cannot_read_gets_a_message_not_a_stack_trace(app_url, browser, tmp_path):
-    from mer_utils.demo.browser import read_page, upload
+    from browser_driver import read_page, upload
 
     bad = tmp_path / "notes.mp4"
     bad.write_text("meeting notes, not a video\n")

@@ -135,7 +135,7 @@ def test_truncated_speech_model_checkpoint_refused(tmp_path):
 
 def test_demo_skips_a_broken_checkpoint_in_front_of_a_valid_one(acoustic, tmp_path, caplog):
     from mer_utils.core.checkpoint_index import register_checkpoint
-    from mer_utils.demo.selection import find_checkpoint
+    from mer_utils.demo.selection import find_real_first
 
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
@@ -146,14 +146,14 @@ def test_demo_skips_a_broken_checkpoint_in_front_of_a_valid_one(acoustic, tmp_pa
     # Speaker-independent: the malicious file is the first candidate.
     register_checkpoint(checkpoints, modality="audio", protocol="speaker", path=bad, corpus=CORPUS, corpus_key="k",
                         speaker_independent=True)
-    path, entry = find_checkpoint("audio", checkpoints)
+    path, entry, _, _ = find_real_first("audio", checkpoints, synthetic_input=True, allow_synthetic=True)
     assert path == good.resolve() and entry["protocol"] == "random"
     assert RAN == [] and str(bad) in caplog.text
     bad.unlink()
     _copy(acoustic, checkpoints, bad.name).write_bytes(b"\0" * 100)
     good.write_bytes(good.read_bytes()[:50])
-    with pytest.raises(CheckpointError, match="no usable audio checkpoint"):
-        find_checkpoint("audio", checkpoints)
+    assert find_real_first("audio", checkpoints, synthetic_input=True, allow_synthetic=True)[0] is None
+    assert "no usable audio checkpoint" in caplog.text
 
 
 def test_visual_checkpoint_faults(tmp_path):

@@ -14,7 +14,8 @@ import pytest
 from conftest import REPO
 from mer_utils.experts.visual.fer2013 import (FER2013_CLASSES, convert_keras_hdf5, ensure_fer2013_weights,
                                       load_fer2013_model, to_fer_input)
-from mer_utils.experts.visual.zero_shot import CREMAD_LABELS, map_fer2013, zero_shot_clip_probs
+from mer_utils.data.cremad_vocabulary import EMOTIONS as CREMAD_LABELS
+from mer_utils.experts.visual.zero_shot import map_fer2013, zero_shot_clip_probs
 
 KERAS_REFERENCE = np.array([  # rows: astronaut face, random input 1, random input 2
     [2.6472939e-05, 6.1103272e-08, 2.1957187e-06, 0.99919182, 1.2955535e-06, 0.00060978328, 0.00016830412],

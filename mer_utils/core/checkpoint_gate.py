@@ -115,7 +115,6 @@ def cached_by_file(loader):
             cache[key] = loader(path, **kwargs)
         return cache[key]
 
-    wrapper.cache_clear = cache.clear
     return wrapper
 
 

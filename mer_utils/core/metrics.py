@@ -108,20 +108,6 @@ def confusion_frame(
                         columns=pd.Index(labels, name="pred"))
 
 
-def breakdown(
-    frame: pd.DataFrame, *, by: str, y_true: str = "y_true", y_pred: str = "y_pred",
-    labels: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """WA/UA/macro-F1 per group (actor, sex, intensity…), one row per group."""
-    if by not in frame.columns:
-        raise ValueError(f"cannot break down by {by!r}: column not in {list(frame.columns)}")
-    rows = []
-    for key, group in frame.groupby(by, sort=True):
-        s = classification_scores(group[y_true], group[y_pred], labels=labels)
-        rows.append({by: key, "n": s["n"], "wa": s["wa"], "ua": s["ua"], "macro_f1": s["macro_f1"]})
-    return pd.DataFrame(rows)
-
-
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     arr = np.asarray(list(values), dtype=float)

@@ -8,14 +8,6 @@ the order HiCMAE's index files use.
 EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 PROB_COLUMNS = tuple(f"p_{e}" for e in EMOTIONS)
 
-EMOTION_NAMES = {
-    "ANG": "anger",
-    "DIS": "disgust",
-    "FEA": "fear",
-    "HAP": "happy",
-    "NEU": "neutral",
-    "SAD": "sad",
-}
 # The crowd's vote letters in processedResults/ (A D F H N S).
 VOTE_LETTER_TO_EMOTION = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
 
@@ -38,5 +30,3 @@ INTENSITIES = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
 # The official corpus, for the "is my copy complete?" check.
 CREMAD_N_CLIPS = 7442
 CREMAD_N_ACTORS = 91
-
-SUBSETS = ("train", "val", "test")

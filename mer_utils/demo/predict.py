@@ -28,7 +28,6 @@ from mer_utils.core.labels import label_name
 from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from mer_utils.demo.results import DemoInputs, DemoResult
 
-_FALLBACK_LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")  # CREMA-D's six, for the face model alone
 
 
 def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_root=None,

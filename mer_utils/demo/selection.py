@@ -14,7 +14,6 @@ scored when there is one, else the untuned rule of :mod:`mer_utils.fusion.untune
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -104,48 +103,13 @@ def _left_out_note(kind: str, left_out: list[dict]) -> str:
             f"For a real {name} expert, {how}. (`--allow-synthetic` uses it anyway.)")
 
 
-def find_checkpoint(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
-                    corpus_key: str | None = None) -> tuple[Path, dict]:
-    """The checkpoint for ``kind`` ("audio" or "visual") and its index entry, with a clear error.
-
-    Without ``explicit``, the checkpoint index (:mod:`mer_utils.core.checkpoint_index`) is read:
-    speaker-independent models first (a demo clip comes from someone the model has never heard),
-    then the newest; ``corpus_key`` keeps the visual expert on the audio expert's corpus.
-    """
-    path, entry, _ = find_expert(kind, checkpoints, explicit, corpus_key=corpus_key)
-    return path, entry
-
-
-def find_expert(kind: str, checkpoints: str | os.PathLike = "checkpoints", explicit=None, *,
-                corpus_key: str | None = None) -> tuple[Path, dict, object]:
-    """:func:`find_checkpoint` and the expert it loaded: ``(path, entry, expert)``.
-
-    Every candidate is loaded through the checkpoint gate (a broken or foreign file is skipped, with a
-    warning, for the next valid one); a loaded expert is kept for the next call on the same file.
-    """
-    from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
-    from mer_utils.core.checkpoint_index import entry_path, find_entries
-    load = expert_loader(kind)  # loads once per file version (the gate's cache)
-    if explicit is not None:
-        path = Path(explicit)
-        if not path.exists() and not path.with_suffix(".safetensors").exists():
-            raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
-        return path, {}, load(path)  # the file the user named: a broken one is an error, not skipped
-    entries = find_entries(checkpoints, modality=kind, corpus_key=corpus_key) if corpus_key else []
-    entries = entries or find_entries(checkpoints, modality=kind)
-    candidates = [(path, entry) for entry in entries if (path := entry_path(checkpoints, entry)).exists()
-                  or path.with_suffix(".safetensors").exists()]
-    if not candidates:
-        raise FileNotFoundError(f"no {kind} checkpoint in the index {Path(checkpoints) / 'index.json'}; "
-                                f"{HOW_TO_MAKE[kind]} to make one")
-    try:
-        path, entry, expert, refused = first_usable(candidates, load)
-    except CheckpointError as err:
-        raise CheckpointError(f"no usable {kind} checkpoint in {Path(checkpoints) / 'index.json'} ({err}); "
-                              f"{HOW_TO_MAKE[kind]} to make one") from None
-    for refusal in refused:
-        logger.warning("skipped a broken %s checkpoint: %s", kind, refusal)
-    return path, entry, expert
+def named_expert(kind: str, path) -> tuple[Path, dict, object]:
+    """``(path, {"explicit": path}, expert)`` for a checkpoint the user named: it must exist, and a broken one is an
+    error (through the checkpoint gate), not skipped as an index candidate is."""
+    path = Path(path)
+    if not path.exists() and not path.with_suffix(".safetensors").exists():
+        raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
+    return path, {"explicit": str(path)}, expert_loader(kind)(path)
 
 
 def expert_loader(kind: str):
@@ -156,16 +120,6 @@ def expert_loader(kind: str):
     from mer_utils.experts.visual.checkpoint import load_visual_expert
 
     return load_visual_expert
-
-
-def optional_expert(kind: str, checkpoints, explicit, **where) -> tuple[Path | None, dict, object | None]:
-    """Like :func:`find_expert`, but ``(None, {}, None)`` when the index has none; an explicit path must exist."""
-    try:
-        return find_expert(kind, checkpoints, explicit, **where)
-    except FileNotFoundError:
-        if explicit is not None:
-            raise
-        return None, {}, None
 
 
 class OverLabels:
@@ -212,8 +166,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     index = Path(checkpoints) / "index.json"
     if inputs.kind != "image":
         if audio_checkpoint is not None:
-            path, entry, loaded = optional_expert("audio", checkpoints, audio_checkpoint)
-            entry = entry or {"explicit": str(path)}
+            path, entry, loaded = named_expert("audio", audio_checkpoint)
         else:
             path, entry, loaded, left = find_real_first("audio", checkpoints, **where)
             notes += left
@@ -236,8 +189,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     if has_pictures:
         labels = tuple(audio.labels) if audio is not None else DEMO_LABELS
         if visual_checkpoint is not None:
-            path, entry, loaded = optional_expert("visual", checkpoints, visual_checkpoint)
-            entry = entry or {"explicit": str(path)}
+            path, entry, loaded = named_expert("visual", visual_checkpoint)
         else:
             key = provenance.get("audio", {}).get("corpus_key")
             path, entry, loaded, left = find_real_first("visual", checkpoints, corpus_key=key, **where)

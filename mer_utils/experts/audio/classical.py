@@ -81,14 +81,6 @@ def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequen
                   c_grid=tuple(float(c) for c in c_grid), refit=refit, **ADAPT_RECIPES[check_adaptation(adapt)])
 
 
-def adaptation_of_recipe(recipe: Recipe) -> str:
-    """The adaptation mode a (stored) recipe scores its clips in."""
-    for mode, parts in ADAPT_RECIPES.items():
-        if all(getattr(recipe, k) == v for k, v in parts.items()):
-            return mode
-    raise ValueError(f"recipe {recipe.name!r} matches no adaptation mode; retrain it with `mer audio train --adapt`")
-
-
 @dataclasses.dataclass
 class AcousticExpert:
     """A fitted acoustic model (and its single-clip fallback): features -> probabilities over ``labels``."""

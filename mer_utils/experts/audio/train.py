@@ -24,7 +24,6 @@ from mer_utils.experts.audio.loading import AudioSettings
 from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
 
 STAGE = "audio"
-AudioRunResult = RunResult  # the name earlier releases exported
 
 
 def audio_settings(config: AudioTrainConfig) -> AudioSettings:

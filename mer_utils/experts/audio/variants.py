@@ -24,6 +24,7 @@ import json
 from typing import Sequence
 
 import numpy as np
+from scipy.special import softmax
 
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts.audio import DEFAULT_C_GRID
@@ -123,13 +124,6 @@ def without_speaker_statistics(recipe: Recipe) -> Recipe:
     trained without speaker or sentence statistics, nothing to match per speaker."""
     return dataclasses.replace(recipe, speaker_norm=None, sentence_norm=False, balance=False)
 
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 @dataclasses.dataclass
 class FittedModel:
     """Speaker normaliser (optional) -> standardiser -> multinomial logistic regression, for one feature block:
@@ -156,7 +150,7 @@ class FittedModel:
         logits = self.standardise(X, speakers, reference) @ self.coef.T + self.intercept
         if logits.shape[1] == 1:  # a binary logistic model: one logit for the second class
             logits = np.hstack([np.zeros_like(logits), logits])
-        known = _softmax(logits)
+        known = softmax(logits, axis=1)
         proba = np.zeros((len(known), self.n_labels))
         proba[:, self.classes] = known
         return proba

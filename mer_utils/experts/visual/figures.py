@@ -92,12 +92,6 @@ def plot_training_curves(history: Sequence[dict], *, path: str | os.PathLike | N
     return fig
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write any figure returned here as a PNG, atomically."""
-    _save(fig, path)
-    return Path(path)
-
-
 def detection_figure(video_path: str | os.PathLike, crop_config, *, path: str | os.PathLike,
                      title: str | None = None) -> Path:
     """Sample a clip as the pipeline does and draw its frames with the face boxes; returns the PNG path."""

@@ -26,7 +26,6 @@ from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
 from mer_utils.experts.visual.config import VisualTrainConfig
 
 STAGE = "visual"
-VisualRunResult = RunResult  # the name earlier releases exported
 
 
 class ClipData(NamedTuple):

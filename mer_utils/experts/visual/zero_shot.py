@@ -11,18 +11,18 @@ import numpy as np
 
 from mer_utils.experts.visual.fer2013 import FER2013_CLASSES
 from mer_utils.core.run_lock import releasing_run_locks
+from mer_utils.experts.runner import RunResult
 
 # FER2013's classes as the label codes the corpus readers use.
 FER2013_TO_CODE = {"angry": "ANG", "disgust": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD",
                    "neutral": "NEU", "surprise": "SUR"}
-CREMAD_LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")  # the doctest's label set
 
 
 def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     """``(..., 7)`` FER2013 probabilities -> ``(..., len(labels))`` in ``labels`` order, renormalised.
 
     >>> p = np.array([0.1, 0.0, 0.1, 0.4, 0.1, 0.2, 0.1])
-    >>> map_fer2013(p, CREMAD_LABELS).round(3).tolist()  # ANG DIS FEA HAP NEU SAD
+    >>> map_fer2013(p, ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")).round(3).tolist()  # ANG DIS FEA HAP NEU SAD
     [0.125, 0.0, 0.125, 0.5, 0.125, 0.125]
     """
     fer_probs = np.asarray(fer_probs, dtype=float)
@@ -81,7 +81,7 @@ def run_zero_shot(config=None, **overrides):
     from mer_utils.experts.visual.config import VisualTrainConfig
     from mer_utils.experts.visual.crops import summarize_report
     from mer_utils.experts.visual.fer2013 import fer2013_weights, load_fer2013_model
-    from mer_utils.experts.visual.train import STAGE, VisualRunResult, load_clip_data, prepare_visual_protocol
+    from mer_utils.experts.visual.train import STAGE, load_clip_data, prepare_visual_protocol
 
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     set_seed(config.seed)
@@ -109,4 +109,4 @@ def run_zero_shot(config=None, **overrides):
             "faces": summarize_report(clips.report), "n_skipped": len(clips.skipped),
             "data_root": str(prepared.data_root)}
     metrics = save_run_outputs(run_dir, pd.concat(frames, ignore_index=True), info=info)
-    return VisualRunResult(run_dir, metrics, None)
+    return RunResult(run_dir, metrics, None)
