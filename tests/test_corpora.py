@@ -97,6 +97,41 @@ def test_a_run_replays_from_its_config_into_the_same_folder(csv_run, capsys):
     assert f"run: {run_dir}" not in capsys.readouterr().out
 
 
+def test_a_finished_fold_edited_by_hand_is_refused_by_the_resumed_run_naming_it(csv_run, capsys):
+    base, run_dir, args = csv_run
+    path = run_dir / "fold0" / "predictions.csv"
+    original = path.read_bytes()
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.assign(split="random_seed0").to_csv(path, index=False)
+    try:
+        assert main(args) == 1  # the fold is not retrained over the edit, nor pooled into the run's results
+        err = capsys.readouterr().err
+        assert str(path) in err and "expected 'speaker_seed0'" in err
+    finally:
+        path.write_bytes(original)
+
+
+def test_a_split_remade_under_its_name_gets_a_folder_of_its_own(csv_run, monkeypatch):
+    import mer_utils.protocols.prepare as prepare
+
+    base, run_dir, args = csv_run
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+
+    def remade(*a, **k):  # the same name, validation and test speakers swapped (other files, another version)
+        split = make_split(*a, **k)
+        return split.assign(subset=split["subset"].replace({"val": "test", "test": "val"}))
+
+    monkeypatch.setattr(prepare, "make_split", remade)
+    assert main(args) == 0
+    first = read_json(run_dir / "settings.json")
+    (other,) = [p.parent for p in run_dir.parent.glob("*/settings.json")
+                if p.parent != run_dir and read_json(p)["split"] != first["split"]]
+    assert read_json(other / "settings.json") == {**first, "split": read_json(other / "settings.json")["split"]}
+    assert first["split"].startswith("speaker_seed0-")
+    assert other.name.rsplit("-", 1)[0] == run_dir.name.rsplit("-", 1)[0]  # the same run name, another hash
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == before  # nothing overwritten
+
+
 def test_labels_of_one_corpus_are_refused_by_a_run_of_another(csv_run, tmp_path):
     from mer_utils.core.predictions import PredictionsError
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv, write_json
 from mer_utils.core.metrics import aggregate_scores, classification_scores, confusion_frame
-from mer_utils.core.predictions import labels_of, validate_predictions, write_predictions
+from mer_utils.core.predictions import labels_of, write_predictions
 
 _REQUIRED_INFO = ("modality", "protocol", "split", "backbone")
 
@@ -38,7 +38,9 @@ def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, i
     Parameters
     ----------
     run_dir : folder made by :func:`mer_utils.core.runs.new_run_dir`.
-    predictions : contract frame with every fold and subset of the run.
+    predictions : contract frame with every fold and subset of the run (made by
+        :func:`mer_utils.core.predictions.make_predictions_frame`, or read back by
+        its reader, which checks it).
     info : at least ``modality``, ``protocol``, ``split`` and ``backbone``;
         copied into metrics.json so the report can group runs.
     """
@@ -46,7 +48,6 @@ def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, i
     if missing:
         raise ValueError(f"save_run_outputs: info lacks {missing}")
     run_dir = Path(run_dir)
-    validate_predictions(predictions, source=f"predictions of {run_dir}")
     for subset, group in predictions.groupby("subset", sort=True):
         write_predictions(run_dir / f"predictions_{subset}.csv", group.reset_index(drop=True))
     per_fold, summary = score_predictions(predictions)

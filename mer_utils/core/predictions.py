@@ -87,8 +87,8 @@ def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:
 
 
 def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    """Validate then write atomically; returns the path."""
-    validate_predictions(frame, source=str(path))
+    """Write atomically, contract columns in order; returns the path. Checked where it is read
+    (:func:`read_predictions`): a frame from :func:`make_predictions_frame` follows the contract."""
     return write_csv(path, frame.loc[:, list(prediction_columns(labels_of(frame)))], float_format="%.6f")
 
 

@@ -3,9 +3,12 @@
 ``outputs/<stage>/<corpus key>/<run name>-<settings hash>/`` holds
 ``config.json`` (the stage dataclass), ``env.json`` (package versions, git
 commit, device), ``metrics.json`` and the predictions CSVs. The corpus key
-names the corpus and a hash of its manifest, the settings hash the options
-that change results: the same settings on the same data resume in the same
-folder, anything else gets a folder of its own, so no run overwrites another.
+(:func:`corpus_key`) names the corpus and a hash of its manifest, the settings
+hash the options that change results (and, for a protocol run, the split):
+the same settings on the same data resume in the same folder, anything else
+gets a folder of its own, so no run overwrites another. This pair is the one
+key of a run: what is inside a run folder (finished folds included) belongs
+to that run alone.
 
 ``outputs/<stage>/latest_<protocol>.json`` points at the newest run of a
 protocol (any corpus) and ``outputs/<stage>/<corpus key>/latest_<protocol>.json``
@@ -32,6 +35,9 @@ from typing import Any, Sequence
 from mer_utils.core.atomic_io import read_json, write_json
 from mer_utils.core.run_lock import lock_run_dir
 
+# The manifest columns a run's results depend on (the data root's path is not one: a moved folder resumes).
+_CORPUS_COLUMNS = ("clip_id", "actor_id", "emotion", "audio_path", "video_path", "audio_status", "video_status",
+                   "duration_s")
 _TRACKED_PACKAGES = (
     "mer-utils", "numpy", "pandas", "scikit-learn", "scipy", "torch", "transformers",
     "opencv-python-headless", "librosa", "soundfile", "opensmile",
@@ -95,6 +101,20 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def timestamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def frame_digest(frame) -> str:
+    """8 hex digits of a pandas frame's cells as text, row order included and the index left out."""
+    import pandas as pd
+
+    rows = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+    return hashlib.sha256(rows.tobytes()).hexdigest()[:8]
+
+
+def corpus_key(name: str, manifest) -> str:
+    """``<corpus>-<digest of the manifest's clips, labels, speakers and media>``: the first half of a run's
+    key (runs on other data never share a folder) and the corpus slot of the checkpoint index."""
+    return f"{name}-{frame_digest(manifest.loc[:, [c for c in _CORPUS_COLUMNS if c in manifest.columns]])}"
 
 
 def settings_hash(settings: dict) -> str:

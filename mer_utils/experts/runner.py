@@ -15,13 +15,14 @@ process writes (:mod:`mer_utils.experts.distributed`). ``--run-folds`` lets
 separate processes (one per GPU) share out the folds of one run folder.
 
 A plug-in (:class:`Expert`) supplies what differs between modalities. The
-run folder is addressed by the corpus (name + manifest hash) and the
-settings that change results (:func:`mer_utils.core.runs.new_run_dir`).
+run folder is addressed by the run's one key: the corpus (name + manifest
+hash, :func:`mer_utils.core.runs.corpus_key`) and the hash of the settings
+that change results, the split's membership among them
+(:func:`mer_utils.core.runs.new_run_dir`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -31,12 +32,11 @@ import pandas as pd
 
 from mer_utils.core.adaptation import adaptation_of, pointer_key
 from mer_utils.core.atomic_io import write_csv
-from mer_utils.experts.fold_ledger import FoldLedger, run_fingerprint
 from mer_utils.core.run_lock import releasing_run_locks
+from mer_utils.core.runs import corpus_key, frame_digest
+from mer_utils.experts.fold_ledger import FoldLedger
 
 logger = logging.getLogger(__name__)
-_CORPUS_COLUMNS = ("clip_id", "actor_id", "emotion", "audio_path", "video_path", "audio_status", "video_status",
-                   "duration_s")
 SKIPPED_COLUMNS = ["clip_id", "fold", "subset", "reason"]
 
 
@@ -57,7 +57,6 @@ class Expert(Protocol):
     """What the runner needs from an expert plug-in (see :mod:`mer_utils.experts.audio.train`)."""
 
     stage: str  # "audio" / "visual": the outputs/<stage>/ folder and the predictions' modality
-    media: str  # the manifest's media column the expert reads ("audio" / "video")
     config: object  # the stage's dataclass (config.json)
     resume_files: tuple  # per-fold resume state, deleted once a fold is done
 
@@ -67,13 +66,6 @@ class Expert(Protocol):
     def stable_name(self, prepared) -> str: ...  # the checkpoint's name in checkpoints/ (no suffix)
     def run_info(self, prepared, reports: list[dict]) -> dict: ...  # extra metrics.json fields
     def finish(self, run_dir: Path, reports: list[dict]) -> None: ...  # extra artefacts (figures)
-
-
-def corpus_key(prepared) -> str:
-    """``<corpus>-<hash of the manifest's clips, labels, speakers and media>``: runs on other data never share a folder."""
-    frame = prepared.manifest.loc[:, [c for c in _CORPUS_COLUMNS if c in prepared.manifest.columns]].astype(str)
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:8]
-    return f"{prepared.corpus.name}-{digest}"
 
 
 def val_ua(frame: pd.DataFrame) -> float:
@@ -102,8 +94,11 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
     set_seed(config.seed)
     with distributed.main_process_first():
         prepared = prepare()
-    key = corpus_key(prepared)
-    settings = expert.settings()
+    key = corpus_key(prepared.corpus.name, prepared.manifest)
+    # The split follows from the manifest and the settings, but a split re-made under the same name (published
+    # files replaced, another version of the toolkit) must not reuse folds of the old one: it is in the key.
+    split = f"{prepared.split_name}-{frame_digest(prepared.split[['clip_id', 'fold', 'subset']])}"
+    settings = {**expert.settings(), "split": split}
     folds = sorted(int(f) for f in prepared.split["fold"].unique())
     chosen = tuple(getattr(config, "run_folds", ()) or ())
     unknown = sorted(set(chosen) - set(folds))
@@ -116,16 +111,16 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
                                     if distributed.is_main_process() else None)
     with distributed.main_process_first():
         expert.begin(prepared)
-    ledger = FoldLedger(run_dir, run_fingerprint(settings, prepared, media=expert.media), prepared.split_name)
+    ledger = FoldLedger(run_dir, split=prepared.split_name, labels=prepared.labels, modality=expert.stage)
     partial = bool(chosen) and set(chosen) != set(folds)
     for fold in folds:
-        if ledger.finished(fold) is not None:
+        if ledger.is_done(fold):
             logger.info("fold %s already done; reusing its predictions", fold)
             continue
         if chosen and fold not in chosen:
             continue  # another process's fold (--run-folds)
         _train_fold(expert, prepared, ledger, fold, run_dir, keep_fold_model=partial)
-    pending = [f for f in folds if ledger.finished(f) is None]  # others' folds may have finished meanwhile
+    pending = [f for f in folds if not ledger.is_done(f)]  # others' folds may have finished meanwhile
     if pending:
         logger.info("folds %s of %s done; folds %s still to run (other --run-folds); the process that finishes "
                     "the last fold writes the run's metrics", list(chosen), run_dir, pending)
@@ -157,7 +152,9 @@ def _train_fold(expert: Expert, prepared, ledger: FoldLedger, fold: int, run_dir
     """One fold on every process; its records written by the main process."""
     from mer_utils.experts import distributed
 
-    fold_dir = ledger.start_fold(fold) if distributed.is_main_process() else ledger.fold_dir(fold)
+    fold_dir = ledger.fold_dir(fold)
+    if distributed.is_main_process():
+        fold_dir.mkdir(parents=True, exist_ok=True)
     distributed.wait_for_everyone()
     result = expert.fit_fold(prepared, fold, fold_dir)
     if distributed.is_main_process():
@@ -182,12 +179,10 @@ def _finish_run(expert: Expert, prepared, ledger: FoldLedger, run_dir: Path, key
 
     config = expert.config
     done = {fold: ledger.finished(fold) for fold in folds}
-    if any("fold_model" in d.report for d in done.values()):
-        ledger = FoldLedger(run_dir, ledger.fingerprint, ledger.split_name)  # as the other processes left it
-        for fold, d in done.items():
-            model = Path(d.report.get("fold_model", ""))
-            if model.is_file():
-                ledger.offer_best(fold, val_ua(d.predictions), lambda m=model: _copy_model(m, run_dir / "best_model"))
+    for fold, d in done.items():
+        model = Path(d.report.get("fold_model", ""))
+        if model.is_file():
+            ledger.offer_best(fold, val_ua(d.predictions), lambda m=model: _copy_model(m, run_dir / "best_model"))
     frames, reports = [done[f].predictions for f in folds], [done[f].report for f in folds]
     predictions = pd.concat(frames, ignore_index=True)
     skipped = _write_skipped(run_dir, prepared, reports)

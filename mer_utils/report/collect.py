@@ -79,9 +79,9 @@ def _read_run(run_dir: Path, outputs: Path) -> dict:
     }
 
 
-# Settings that tell seeds apart (the seed, and the run name that spells it): runs equal in all else
-# are repetitions of one system and pool into one mean ± std.
-_SEED_SETTINGS = ("seed", "name")
+# Settings that tell seeds apart (the seed, the run name that spells it, the split drawn with it): runs
+# equal in all else are repetitions of one system and pool into one mean ± std.
+_SEED_SETTINGS = ("seed", "name", "split")
 _RUN_REFERENCES = ("audio_run", "visual_run")  # a fusion run's experts: compared by their own settings
 
 

@@ -21,7 +21,7 @@ from mer_utils.core.atomic_io import atomic_path, read_json, write_csv
 
 METRICS = ("wa", "ua", "macro_f1")
 # What may differ between the two runs of a protocol comparison: the split and what spells it.
-SPLIT_SETTINGS = frozenset({"protocol", "folds", "published_dir"})
+SPLIT_SETTINGS = frozenset({"protocol", "folds", "published_dir", "split"})
 
 
 def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:

@@ -92,7 +92,6 @@ class AudioExpert:
 
     config: AudioTrainConfig
     stage: str = STAGE
-    media: str = "audio"
     resume_files: tuple = ("train_state", "best_state.pt")  # a fine-tune's Accelerate state folder
     family: str | None = None  # the speech model's family (wav2vec2, hubert, wavlm ...), once one is built
 

@@ -170,7 +170,6 @@ class VisualExpert:
 
     config: VisualTrainConfig
     stage: str = STAGE
-    media: str = "video"
     resume_files: tuple = ("train_state.pt",)
     clips: ClipData | None = None
     data: dict | None = None

@@ -76,7 +76,7 @@ def run_zero_shot(config=None, **overrides):
 
     from mer_utils.core.evaluation import save_run_outputs
     from mer_utils.core.predictions import make_predictions_frame
-    from mer_utils.core.runs import new_run_dir, set_seed
+    from mer_utils.core.runs import corpus_key, new_run_dir, set_seed
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
     from mer_utils.experts.visual.crops import summarize_report
@@ -87,9 +87,7 @@ def run_zero_shot(config=None, **overrides):
     set_seed(config.seed)
     model = load_fer2013_model(fer2013_weights(config.checkpoints))
     prepared = prepare_visual_protocol(config)
-    from mer_utils.experts.runner import corpus_key
-
-    key = corpus_key(prepared)
+    key = corpus_key(prepared.corpus.name, prepared.manifest)
     run_dir = new_run_dir(config.outputs, STAGE, f"{config.protocol}_fer2013-zeroshot_seed{config.seed}", config,
                           corpus_key=key, settings={**config.result_settings(), "zero_shot": True})
     clips = load_clip_data(prepared, config)
