@@ -16,6 +16,17 @@ import pandas as pd
 # and importing sklearn.metrics costs about a second at start-up.
 
 
+def ua_score(y_true: Sequence, y_pred: Sequence) -> float:
+    """UA: recall averaged over the classes present in ``y_true`` (scikit-learn's balanced accuracy), the usual
+    definition when a small subset lacks a class. Labels may be names or class indices.
+
+    >>> ua_score(["ANG", "ANG", "SAD"], ["ANG", "SAD", "SAD"])
+    0.75
+    """
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(y_true, y_pred))
+
 
 def classification_scores(
     y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] | None = None
@@ -26,7 +37,7 @@ def classification_scores(
     >>> round(s["wa"], 2), round(s["ua"], 2)
     (0.5, 0.5)
     """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     y_true = np.asarray(y_true, dtype=str)
     y_pred = np.asarray(y_pred, dtype=str)
@@ -42,9 +53,7 @@ def classification_scores(
     return {
         "n": int(len(y_true)),
         "wa": float(accuracy_score(y_true, y_pred)),
-        # balanced_accuracy averages recall over the classes present in y_true,
-        # the usual UA definition when a small subset lacks a class.
-        "ua": float(balanced_accuracy_score(y_true, y_pred)),
+        "ua": ua_score(y_true, y_pred),
         "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "per_class": {
             lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mer_utils.core.metrics import ua_score
 from mer_utils.experts.audio import DEFAULT_C_GRID
 from mer_utils.experts.audio.speaker_norm import (DEFAULT_MIN_CLIPS, SPEAKER_NORM_MODES, SpeakerNormalizer,
                                                   known_sentence, sentence_normalise)
@@ -183,12 +184,6 @@ def _training_rows(block: Sequence[str], data: dict, normalizer) -> tuple[np.nda
     return X, np.asarray(data["y"])
 
 
-def _ua(y_true, proba) -> float:
-    from sklearn.metrics import balanced_accuracy_score
-
-    return float(balanced_accuracy_score(y_true, proba.argmax(axis=1)))
-
-
 def _stack(X: dict, block: Sequence[str]) -> np.ndarray:
     return np.hstack([np.asarray(X[s], dtype=np.float64) for s in block])
 
@@ -263,8 +258,8 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
             fitted[C] = _fit_head(C, Z_tr, y_tr, normalizer, seed, n_labels)
-            scores[C] = _ua(val["y"], fitted[C].proba(X_va, val["speakers"],
-                                                      _block_reference(val.get("reference"), block)))
+            scores[C] = ua_score(val["y"], fitted[C].proba(X_va, val["speakers"],
+                                                           _block_reference(val.get("reference"), block)).argmax(axis=1))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
         chosen = fitted[best]
         held_out.append(chosen)
