@@ -24,12 +24,12 @@ import torch
 from torch import nn
 
 from mer_utils.core.labels import class_weights
+from mer_utils.core.metrics import ua_score
 from mer_utils.experts import distributed
 from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namespace
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
-from mer_utils.experts.audio.ssl_train import pick_device
 
 FROZEN_VERSION = 1
 
@@ -110,12 +110,6 @@ def probe_logits(model: SSLClassifier, embeddings: np.ndarray) -> torch.Tensor:
     return model.classify(model.mix(stacked))
 
 
-def _ua(y, pred) -> float:
-    from sklearn.metrics import balanced_accuracy_score
-
-    return float(balanced_accuracy_score(y, pred))
-
-
 def fit_logreg_probe(E_train, y_train, E_val, y_val, *, c_grid=(0.01, 0.1, 1.0), seed=0) -> dict:
     """Best (layer, C) by validation UA; returns the arrays of the chosen model."""
     from sklearn.linear_model import LogisticRegression
@@ -129,7 +123,7 @@ def fit_logreg_probe(E_train, y_train, E_val, y_val, *, c_grid=(0.01, 0.1, 1.0),
         z_train, z_val = scaler.transform(E_train[:, layer]), scaler.transform(E_val[:, layer])
         for c in c_grid:
             clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
-            ua = _ua(y_val, clf.fit(z_train, y_train).predict(z_val))
+            ua = ua_score(y_val, clf.fit(z_train, y_train).predict(z_val))
             scores[f"layer{layer}_C{c}"] = ua
             if best is None or ua > best["val_ua"]:
                 best = {"layer": layer, "C": c, "val_ua": ua, "mean": scaler.mean_, "std": scaler.scale_,
@@ -158,7 +152,7 @@ def fit_weighted_probe(model: SSLClassifier, E_train, y_train, E_val, y_val, *, 
         if epoch % 10 == 0 or epoch == epochs:
             model.eval()
             with torch.no_grad():
-                ua = _ua(y_val, probe_logits(model, E_val).argmax(1).numpy())
+                ua = ua_score(y_val, probe_logits(model, E_val).argmax(1).numpy())
             if ua > best["val_ua"]:
                 best = {"val_ua": ua, "epoch": epoch,
                         "state": {k: v.detach().clone() for k, v in model.state_dict().items()
@@ -197,7 +191,7 @@ class FrozenBackbone:
     def embeddings(self, clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
         E, ok, skipped = layer_embeddings_for_files(
             self.base, [str(p) for p in clips.paths], model_name=self.model_name, settings=self.settings,
-            cache_dir=self.cache_dir, device=distributed.process_device(pick_device(self.device)),
+            cache_dir=self.cache_dir, device=distributed.pick_device(self.device),
             progress=self.progress)
         self.skipped.update({item["path"]: item["reason"] for item in skipped})
         return E, ok
