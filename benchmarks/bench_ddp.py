@@ -10,7 +10,7 @@ with the same effective batch for every N. ``--configs`` lists
 process on one thread, two processes on half the cores each), so the numbers
 compare ways of using the same cores.
 Prints training clips/s per N: rank 0's wall time of the epoch, which includes a one-clip
-validation and the epoch-end ``save_state`` (model start-up excluded).
+validation and the epoch-end Trainer checkpoint (model start-up excluded).
 
     python benchmarks/bench_ddp.py --size small --clips 32 --configs 1x2 1x1 2x1
 """
@@ -58,7 +58,7 @@ def worker(args) -> None:
                                 effective_batch_size=args.batch_size * 2, save_every_steps=10**6, patience=99)
     with tempfile.TemporaryDirectory() as work:
         start = time.perf_counter()
-        report = finetune(model, waves, y, waves[:1], y[:1], settings=settings, work_dir=work, progress=False)
+        _, report = finetune(model, waves, y, waves[:1], y[:1], settings=settings, work_dir=work, progress=False)
         seconds = time.perf_counter() - start
     if distributed.is_main_process():
         print("RESULT " + json.dumps({"processes": report["num_processes"], "seconds": round(seconds, 2),

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from mer_utils.experts.audio import ssl_train
 from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.checkpoint import load_audio_expert
 from mer_utils.experts.audio.frozen import FrozenBackbone
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier, classifier_from_spec
 from mer_utils.experts.audio.ssl_train import FinetuneBackbone, FinetuneSettings
+from mer_utils.experts.fine_tuning import ClassBalancedTrainer
 from mer_utils.core.predictions import read_predictions
 from tests.conftest import shared
 from mer_utils.data.cremad_vocabulary import EMOTIONS
@@ -127,17 +127,17 @@ def noisy_model_dir(tmp_path_factory):
 
 def _killed_on_third_batch(monkeypatch, model_dir, clips, work):
     """A fine-tune that dies on its third training batch (a Colab disconnect), leaving its resume state."""
-    real, calls = ssl_train._train_batch, []
+    real, calls = ClassBalancedTrainer.training_step, []
 
     def dies_on_third_batch(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt("runtime disconnected")
         return real(*args, **kwargs)
-    monkeypatch.setattr(ssl_train, "_train_batch", dies_on_third_batch)
+    monkeypatch.setattr(ClassBalancedTrainer, "training_step", dies_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
         _finetune(model_dir, clips, work)
-    monkeypatch.setattr(ssl_train, "_train_batch", real)
+    monkeypatch.setattr(ClassBalancedTrainer, "training_step", real)
 
 
 @pytest.mark.parametrize("noisy", [False, True], ids=["deterministic", "dropout-and-masking"])
@@ -149,7 +149,7 @@ def test_training_killed_midway_resumes_to_the_same_model(noisy, tiny_model_dir,
     reference, _ = _finetune(tiny_model_dir, clips, tmp_path / "uninterrupted")
     _killed_on_third_batch(monkeypatch, tiny_model_dir, clips, tmp_path / "interrupted")
     resumed, report = _finetune(tiny_model_dir, clips, tmp_path / "interrupted")
-    assert report["resumed_from"] == {"epoch": 0, "batch": 2, "step": 2}
+    assert report["resumed_from"] == {"checkpoint": "checkpoint-2", "step": 2}
     assert report["optimizer_steps"] == 3
     for (name, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
@@ -158,12 +158,14 @@ def test_training_killed_midway_resumes_to_the_same_model(noisy, tiny_model_dir,
 def test_truncated_resume_state_is_set_aside_and_the_fold_restarts(tiny_model_dir, clips, tmp_path, monkeypatch,
                                                                     capsys):
     _killed_on_third_batch(monkeypatch, tiny_model_dir, clips, tmp_path / "work")
-    optimizer = tmp_path / "work" / "train_state" / "optimizer.bin"
+    state = tmp_path / "work" / "train_state"
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint-2"]  # the newest one kept
+    optimizer = state / "checkpoint-2" / "optimizer.pt"
     optimizer.write_bytes(optimizer.read_bytes()[:100])  # a kill during a copy, a full disk
     _, report = _finetune(tiny_model_dir, clips, tmp_path / "work")
     out = capsys.readouterr().out
-    assert "train_state is unreadable (RuntimeError: optimizer.bin:" in out and "restarts from scratch" in out
-    assert (tmp_path / "work" / "train_state.corrupt" / "optimizer.bin").exists()
+    assert "checkpoint-2 is unreadable (RuntimeError: optimizer.pt:" in out and "restarts from scratch" in out
+    assert (state / "corrupt-checkpoint-2" / "optimizer.pt").exists()
     assert report["resumed_from"] is None and report["optimizer_steps"] == 3
 
 

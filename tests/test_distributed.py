@@ -3,7 +3,7 @@
 One launch (each costs seconds of imports) serves every multi-process test:
 an uninterrupted fine-tune, a frozen run, then a second fine-tune killed
 mid-epoch (both processes raise at the same batch, as a lost runtime would
-stop them) and rerun, which resumes from the saved Accelerate state. The tiny
+stop them) and rerun, which resumes from the saved Trainer checkpoint. The tiny
 wav2vec2 has dropout and time masking on, so equal weights after the resume
 mean every RNG stream (python, numpy, torch, per process) was restored.
 """
@@ -30,15 +30,15 @@ NOISY = {**TINY, "hidden_dropout": 0.1, "attention_dropout": 0.1, "activation_dr
 # process (a kill: that command fails, the next one runs); the exit codes are printed.
 HELPER = """
 import os, sys
-from mer_utils.experts.audio import ssl_train
+from mer_utils.experts.fine_tuning import ClassBalancedTrainer
 stop = int(os.environ.get("STOP_AT_BATCH", "0"))
-real, calls = ssl_train._train_batch, []
+real, calls = ClassBalancedTrainer.training_step, []
 def dies(*args, **kwargs):
     calls.append(1)
     if len(calls) == stop:
         raise RuntimeError("killed at batch %d" % stop)
     return real(*args, **kwargs)
-ssl_train._train_batch = dies
+ClassBalancedTrainer.training_step = dies
 from mer_utils.cli import main
 codes = [main(argv.split()) for argv in " ".join(sys.argv[1:]).split(" :: ")]
 # One write, flushed: both processes share the pipe, and print's separate pieces could interleave.
@@ -133,7 +133,7 @@ def test_killed_two_process_fine_tune_resumes_to_the_same_weights(setup, launche
     root = setup[0]
     assert "killed at batch 6" in launched.stderr and launched.stdout.count("exit codes [0, 0, 1, 0]") == 2
     metrics = json.loads((_run_dir(root, "b") / "metrics.json").read_text())
-    assert metrics["folds"][0]["resumed_from"] == {"epoch": 0, "batch": 2, "step": 2}
+    assert metrics["folds"][0]["resumed_from"] == {"checkpoint": "checkpoint-2", "step": 2}
     straight = torch.load(_run_dir(root, "a") / "best_model.pt", weights_only=True)["state_dict"]
     resumed = torch.load(_run_dir(root, "b") / "best_model.pt", weights_only=True)["state_dict"]
     for name, tensor in straight.items():
@@ -189,8 +189,9 @@ def test_folds_run_by_separate_processes_land_in_one_run(setup, tmp_path):
         train_audio(run_folds=(7,), **common)
 
 
-def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys):
+def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys, monkeypatch):
     from mer_utils.data.cremad_vocabulary import EMOTIONS
+    from mer_utils.experts.fine_tuning import ClassBalancedTrainer
     from mer_utils.experts.visual.fit import FitSettings, fit_fold
     from mer_utils.experts.visual.models import ModelSpec, _nn
 
@@ -199,20 +200,26 @@ def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys):
     feats = rng.normal(size=(36, 4, 8)).astype(np.float32)
     data = {"features": torch.from_numpy(feats), "mirrored": torch.from_numpy(feats[:, ::-1].copy())}
 
-    def head():
+    def fit(work):
         torch.manual_seed(0)
         model = _nn()(ModelSpec(labels=EMOTIONS), pretrained=False)
         model.head[0], model.head[-1] = torch.nn.LayerNorm(8), torch.nn.Linear(8, 6)
-        return model
-    state = tmp_path / "train_state.pt"
-    settings = FitSettings(epochs=2, patience=100)
-    _, straight = fit_fold(head(), data, y, np.arange(30), np.arange(30, 36), settings=settings, fold=0,
-                           progress=False)
-    fit_fold(head(), data, y, np.arange(30), np.arange(30, 36), settings=FitSettings(epochs=1, patience=100),
-             fold=0, state_path=state, progress=False)
-    state.write_bytes(state.read_bytes()[:200])
-    _, history = fit_fold(head(), data, y, np.arange(30), np.arange(30, 36), settings=settings, fold=0,
-                          state_path=state, progress=False)
+        return fit_fold(model, data, y, np.arange(30), np.arange(30, 36), settings=FitSettings(epochs=2, patience=100),
+                        fold=0, work_dir=work, progress=False)[1]["history"]
+    straight = fit(tmp_path / "straight")
+    real = ClassBalancedTrainer.training_step
+
+    def killed_in_epoch_two(self, *args, **kwargs):
+        if self.state.global_step == 1:
+            raise KeyboardInterrupt("runtime disconnected")
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(ClassBalancedTrainer, "training_step", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "work")
+    monkeypatch.undo()
+    weights = tmp_path / "work" / "train_state" / "checkpoint-1" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    history = fit(tmp_path / "work")
     out = capsys.readouterr().out
-    assert f"resume state {state} is unreadable" in out and "restarts from scratch" in out
-    assert (tmp_path / "train_state.pt.corrupt").exists() and history == straight
+    assert "checkpoint-1 is unreadable (RuntimeError: model.safetensors:" in out and "restarts from scratch" in out
+    assert (tmp_path / "work" / "train_state" / "corrupt-checkpoint-1").is_dir() and history == straight

@@ -121,23 +121,39 @@ def _head_model():
     return model
 
 
-def test_interrupted_training_resumes_exactly(tmp_path):
+def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
+    """Killed in its third epoch, the fold resumes from its last epoch's checkpoint (augmentation and dropout
+    draws included) and ends as the uninterrupted fold."""
     import torch
 
+    from mer_utils.experts.fine_tuning import ClassBalancedTrainer
     from mer_utils.experts.visual.fit import FitSettings, fit_fold
 
     data, y = _toy_features()
-    train, val = np.arange(0, 48), np.arange(48, 60)
+    train, val = np.arange(0, 48), np.arange(48, 60)  # 2 batches of 32 per epoch
     settings = FitSettings(epochs=6, patience=100)
-    straight, history = fit_fold(_head_model(), data, y, train, val, settings=settings, fold=0, progress=False)
-    state = tmp_path / "train_state.pt"
-    fit_fold(_head_model(), data, y, train, val, settings=FitSettings(epochs=3, patience=100), fold=0,
-             state_path=state, progress=False)  # "interrupted" after 3 epochs
-    assert torch.load(state, weights_only=True)["epoch"] == 3
-    resumed, history2 = fit_fold(_head_model(), data, y, train, val, settings=settings, fold=0, state_path=state,
-                                 progress=False)
-    assert [h["val_ua"] for h in history2] == [h["val_ua"] for h in history]
-    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    straight = _head_model()
+    _, report = fit_fold(straight, data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "straight",
+                         progress=False)
+    real, calls = ClassBalancedTrainer.training_step, []
+
+    def dies_on_fifth_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("runtime disconnected")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ClassBalancedTrainer, "training_step", dies_on_fifth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        fit_fold(_head_model(), data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "work",
+                 progress=False)
+    monkeypatch.undo()
+    resumed = _head_model()
+    _, report2 = fit_fold(resumed, data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "work",
+                          progress=False)
+    assert report2["resumed_from"] == {"checkpoint": "checkpoint-4", "step": 4}
+    assert [h["val_ua"] for h in report2["history"]] == [h["val_ua"] for h in report["history"]]
+    assert report2["best_epoch"] == report["best_epoch"]
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
 
 
 def test_timm_backbone_builds_when_timm_is_installed():

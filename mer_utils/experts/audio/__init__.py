@@ -10,7 +10,7 @@ Modules, each with one job:
 - :mod:`~mer_utils.experts.audio.feature_cache` — on-disk cache of per-clip arrays.
 - :mod:`~mer_utils.experts.audio.classical` — the offline backbone: features + logistic regression.
 - :mod:`~mer_utils.experts.audio.ssl_model` — self-supervised speech models with a classification head.
-- :mod:`~mer_utils.experts.audio.ssl_train` — fine-tuning loop (resumable).
+- :mod:`~mer_utils.experts.audio.ssl_train` — fine-tuning on ``transformers.Trainer`` (resumable).
 - :mod:`~mer_utils.experts.audio.frozen` — cached per-layer embeddings and a fast probe.
 - :mod:`~mer_utils.experts.audio.checkpoint` — :func:`load_audio_expert` for the demo.
 - :mod:`~mer_utils.experts.audio.train` — the protocol runner behind ``mer audio train``.

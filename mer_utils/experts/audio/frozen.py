@@ -30,7 +30,6 @@ from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namespace
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
-from mer_utils.experts.audio.ssl_train import pick_device
 
 FROZEN_VERSION = 1
 
@@ -192,7 +191,7 @@ class FrozenBackbone:
     def embeddings(self, clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
         E, ok, skipped = layer_embeddings_for_files(
             self.base, [str(p) for p in clips.paths], model_name=self.model_name, settings=self.settings,
-            cache_dir=self.cache_dir, device=distributed.process_device(pick_device(self.device)),
+            cache_dir=self.cache_dir, device=distributed.pick_device(self.device),
             progress=self.progress)
         self.skipped.update({item["path"]: item["reason"] for item in skipped})
         return E, ok

@@ -92,7 +92,7 @@ class AudioExpert:
 
     config: AudioTrainConfig
     stage: str = STAGE
-    resume_files: tuple = ("train_state", "best_state.pt")  # a fine-tune's Accelerate state folder
+    resume_files: tuple = ("train_state",)  # a fine-tune's Trainer checkpoints
     family: str | None = None  # the speech model's family (wav2vec2, hubert, wavlm ...), once one is built
 
     def settings(self) -> dict:

@@ -40,15 +40,6 @@ class ClipData(NamedTuple):
     report: pd.DataFrame
 
 
-def pick_device(device: str | None = None) -> str:
-    """``device``, else cuda when available; a launched process gets its own (``cuda:<local rank>``)."""
-    import torch
-
-    from mer_utils.experts.distributed import process_device
-
-    return process_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def prepare_visual_protocol(config: VisualTrainConfig):
     from mer_utils.protocols.prepare import prepare_protocol
 
@@ -121,7 +112,9 @@ def run_fold(config: VisualTrainConfig, prepared, clips: ClipData, data: dict, f
     """Train and predict one fold; returns (predictions, report, model)."""
     import torch
 
-    from mer_utils.experts.visual.fit import FitSettings, fit_fold, predict_proba
+    from mer_utils.experts.distributed import pick_device
+    from mer_utils.experts.fine_tuning import predict_proba
+    from mer_utils.experts.visual.fit import FitSettings, fit_fold
     from mer_utils.experts.visual.models import build_visual_model
 
     torch.manual_seed(config.seed * 1_000 + fold)
@@ -134,21 +127,20 @@ def run_fold(config: VisualTrainConfig, prepared, clips: ClipData, data: dict, f
                            device=pick_device(config.device))
     model = build_visual_model(config.model_spec(prepared.labels), weights_dir=config.checkpoints)
     start = time.perf_counter()
-    best, history = fit_fold(model, data, clips.labels, index["train"], index["val"], settings=settings, fold=fold,
-                             state_path=fold_dir / "train_state.pt", progress=config.progress)
-    model.load_state_dict(best)
+    trainer, report = fit_fold(model, data, clips.labels, index["train"], index["val"], settings=settings, fold=fold,
+                               work_dir=fold_dir, progress=config.progress)
     fit_s = time.perf_counter() - start
     frames = []
     for subset in ("val", "test"):
         if len(index[subset]):
-            proba = predict_proba(model, data, index[subset], settings=settings)
+            proba = predict_proba(trainer, [int(i) for i in index[subset]])
             frames.append(make_predictions_frame(
                 clip_ids=[clips.clip_ids[i] for i in index[subset]],
                 y_true=[prepared.labels[clips.labels[i]] for i in index[subset]], proba=proba, labels=prepared.labels,
                 split=prepared.split_name, fold=fold, subset=subset, modality="visual"))
-    report = {"fold": fold, "epochs": len(history), "best_val_ua": max(r["val_ua"] for r in history),
-              "n_train": len(index["train"]), "fit_seconds": round(fit_s, 2), "history": history}
-    return pd.concat(frames, ignore_index=True), report, model
+    report = {"fold": fold, "epochs": len(report["history"]), **report, "n_train": len(index["train"]),
+              "fit_seconds": round(fit_s, 2)}
+    return pd.concat(frames, ignore_index=True), report, model.eval()
 
 
 def training_inputs(config: VisualTrainConfig, clips: ClipData, labels: tuple[str, ...]) -> dict:
@@ -161,6 +153,8 @@ def training_inputs(config: VisualTrainConfig, clips: ClipData, labels: tuple[st
         return {"crops": torch.from_numpy(clips.crops)}
     model = build_visual_model(config.model_spec(labels), weights_dir=config.checkpoints)
     key = f"{config.backbone.replace(':', '-')}_{model.spec.input_size}"
+    from mer_utils.experts.distributed import pick_device
+
     return frozen_features(model, clips, cache_key=key, device=pick_device(config.device), progress=config.progress)
 
 
@@ -170,7 +164,7 @@ class VisualExpert:
 
     config: VisualTrainConfig
     stage: str = STAGE
-    resume_files: tuple = ("train_state.pt",)
+    resume_files: tuple = ("train_state",)  # the fold's Trainer checkpoints
     clips: ClipData | None = None
     data: dict | None = None
 
