@@ -2,7 +2,8 @@
 
 Each group of subcommands lives in ``mer_utils/commands/<group>.py`` with a
 ``register(subparsers)`` function; handlers import their heavy libraries
-inside, so ``mer --help`` stays instant.
+inside, so ``mer --help`` stays instant, and a stage command's handler
+parses its options (:mod:`mer_utils.commands`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 import sys
 
 # Top-level command -> the module that registers it. A command line that names one registers that module alone:
-# building every stage's options imports their config dataclasses (pandas, scikit-learn), which would cost
+# registering every command imports what their options offer (the split protocols: pandas), which would cost
 # `mer predict` a third of a second before it starts.
 COMMAND_MODULES = {
     "manifest": "mer_utils.commands.data",
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one ``mer`` command line; returns its exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    args.typed_argv = argv  # which options the user typed: they win over a replayed --config
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "config_command", None):
+        parser.parse_args(argv)  # argparse's error for an option the command does not have
+    args.options = rest  # a stage command's options, parsed by its handler (commands.parse_config)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

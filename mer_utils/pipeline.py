@@ -11,6 +11,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+from mer_utils.core.adaptation import ADAPTATIONS
+from mer_utils.core.config import field as _f
 from mer_utils.core.runs import safe_name
 
 
@@ -18,23 +20,18 @@ from mer_utils.core.runs import safe_name
 class PipelineConfig:
     """Parameters of ``mer run-all`` (also usable from a notebook)."""
 
-    data_root: str | None = dataclasses.field(
-        default=None, metadata={"help": "CREMA-D folder; None: the embedded synthetic corpus"})
-    outputs: str = dataclasses.field(default="outputs", metadata={"help": "folder for every run, table and figure"})
-    checkpoints: str = dataclasses.field(default="checkpoints", metadata={"help": "folder for the best checkpoints"})
-    metadata_dir: str | None = dataclasses.field(
-        default=None, metadata={"help": "CREMA-D metadata (processedResults/) for the human-baseline rows"})
-    protocols: tuple = dataclasses.field(default=("random", "speaker"),
-                                         metadata={"help": "protocols to run (the point: compare them)"})
-    audio_backbone: str | None = dataclasses.field(
-        default=None, metadata={"help": "audio backbone (None: the package default, an offline acoustic set)"})
-    audio_adapt: str = dataclasses.field(
-        default="none", metadata={"help": "how the audio expert scores a test clip, the same under every protocol: "
-                                          "none (alone), speaker or balanced (test-time adaptation; see "
-                                          "`mer audio train --help`)"})
-    visual_backbone: str = dataclasses.field(default="fer2013", metadata={"help": "visual frame encoder"})
-    seed: int = dataclasses.field(default=0, metadata={"help": "seed of splits and training"})
-    progress: bool = dataclasses.field(default=True, metadata={"help": "show progress bars"})
+    data_root: str | None = _f(None, "CREMA-D folder; None: the embedded synthetic corpus")
+    outputs: str = _f("outputs", "folder for every run, table and figure")
+    checkpoints: str = _f("checkpoints", "folder for the best checkpoints")
+    metadata_dir: str | None = _f(None, "CREMA-D metadata (processedResults/) for the human-baseline rows")
+    protocols: list[str] = _f(("random", "speaker"), "protocols to run (the point: compare them)")
+    audio_backbone: str | None = _f(None, "audio backbone (None: the package default, an offline acoustic set)")
+    audio_adapt: str = _f("none", "how the audio expert scores a test clip, the same under every protocol: none "
+                                  "(alone), speaker or balanced (test-time adaptation; see `mer audio train --help`)",
+                          choices=ADAPTATIONS)
+    visual_backbone: str = _f("fer2013", "visual frame encoder")
+    seed: int = _f(0, "seed of splits and training")
+    progress: bool = _f(True, "show progress bars")
 
 
 def _demo_clip(outputs: Path, split_name: str, manifest) -> str:

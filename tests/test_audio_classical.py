@@ -292,22 +292,50 @@ def test_the_acoustic_model_is_the_recipe_and_reproduces_the_previous_default(co
         recipe_for("egemaps,mfcc")
 
 
+def _audio_train_config(argv):
+    """The AudioTrainConfig `mer audio train ARGV` would train, parsed as the command line parses it."""
+    from mer_utils.cli import build_parser
+    from mer_utils.commands import parse_config
+    from mer_utils.experts.audio.config import GROUPS, AudioTrainConfig
+
+    argv = ["audio", "train", *argv]
+    args, args.options = build_parser(argv).parse_known_args(argv)  # as mer_utils.cli.main does
+    return parse_config(args, AudioTrainConfig, GROUPS)[0]
+
+
 def test_a_config_written_before_adapt_replays_in_todays_terms(tmp_path):
     """`--config RUN/config.json` of an earlier run: its three normalisation flags become one --adapt."""
-    import argparse
     import json
 
-    from mer_utils.core.config import add_dataclass_arguments, from_args
-    from mer_utils.experts.audio.config import AudioTrainConfig
-
-    parser = argparse.ArgumentParser()
-    add_dataclass_arguments(parser, AudioTrainConfig)
     old = {"backbone": "ge2e", "protocol": "speaker", "speaker_norm": "meanstd", "sentence_norm": True, "balance": True}
     for flags, adapt in ((old, "balanced"), ({**old, "sentence_norm": False, "balance": False}, "speaker"),
                          ({**old, "speaker_norm": None}, "none")):
         (tmp_path / "config.json").write_text(json.dumps(flags))
-        config = from_args(AudioTrainConfig, parser.parse_args(["--config", str(tmp_path)]), argv=[])
+        config = _audio_train_config(["--config", str(tmp_path)])
         assert config.adapt == adapt and config.protocol == "speaker"
+    # Options typed beside --config win over the file; the others keep its values.
+    config = _audio_train_config(["--config", str(tmp_path), "--protocol", "random", "--c-grid", "0.5", "2"])
+    assert (config.protocol, config.c_grid, config.backbone, config.adapt) == ("random", (0.5, 2.0), "ge2e", "none")
     (tmp_path / "config.json").write_text(json.dumps({**old, "speaker_norm": "rank"}))
     with pytest.raises(ValueError, match="no longer offered; choose --adapt"):
-        from_args(AudioTrainConfig, parser.parse_args(["--config", str(tmp_path)]), argv=[])
+        _audio_train_config(["--config", str(tmp_path)])
+
+
+def test_the_help_of_a_stage_shows_its_option_groups(capsys):
+    """`--help` has one section per concern; `mer visual prepare` shows only the groups it reads."""
+    for argv, shown, hidden in ((["audio", "train"], ("data:", "split:", "model:", "training: acoustic backbones:",
+                                                       "training: speech models, finetune mode:", "run:"), ()),
+                                (["visual", "prepare"], ("data:", "face crops:", "run:", "--contact-sheet"),
+                                 ("training:", "--epochs"))):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, "--help"])
+        out = capsys.readouterr().out
+        assert exit_.value.code == 0 and all(text in out for text in shown), out
+        assert not any(text in out for text in hidden), out
+
+
+def test_an_option_the_mode_ignores_is_refused_on_the_command_line(capsys):
+    assert main(["audio", "train", "--backbone", "egemaps", "--epochs", "3"]) == 1
+    assert "--epochs 3: not used by offline mode (backbone 'egemaps')" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--c-grid .*: not used by finetune mode"):
+        _audio_train_config(["--backbone", "facebook/wav2vec2-base", "--c-grid", "0.1"])

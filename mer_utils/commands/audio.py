@@ -1,32 +1,23 @@
-"""``mer audio train``, ``mer audio compare``, ``mer audio predict``.
+"""``mer audio train``, ``mer audio compare``, ``mer audio predict``, ``mer audio cross-corpus``.
 
-The options of ``train`` are generated from
-:class:`mer_utils.experts.audio.config.AudioTrainConfig`, so the CLI, the notebooks
-and ``config.json`` always agree.
+The options of ``train`` are the fields of
+:class:`mer_utils.experts.audio.config.AudioTrainConfig`, in its groups, so the
+CLI, the notebooks and ``config.json`` always agree.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    from mer_utils.core.config import add_dataclass_arguments
-    from mer_utils.experts.audio.config import AudioTrainConfig
-    from mer_utils.protocols.splits import PROTOCOLS
-
-    add_dataclass_arguments(parser, AudioTrainConfig, choices={"protocol": PROTOCOLS})
+from mer_utils.commands import add_config_command, parse_config, report_unfinished
 
 
 def _train(args) -> int:
-    from mer_utils.commands import report_unfinished
-    from mer_utils.core.config import from_args
     from mer_utils.core.metrics import format_mean_std
-    from mer_utils.experts.audio.config import AudioTrainConfig
+    from mer_utils.experts.audio.config import GROUPS, AudioTrainConfig
     from mer_utils.experts.audio.train import train_audio
 
-    config = from_args(AudioTrainConfig, args)
+    config, _ = parse_config(args, AudioTrainConfig, GROUPS)
     result = train_audio(config)
     if report_unfinished(result):
         return 0
@@ -79,12 +70,11 @@ def _cross_corpus(args) -> int:
     from mer_utils.core.atomic_io import read_json
     from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus
 
-    from mer_utils.core.config import from_args
-
-    config = from_args(CrossCorpusConfig, args)
-    run_dir = run_cross_corpus(config, progress=not args.quiet)
+    config, options = parse_config(args, CrossCorpusConfig, options={
+        "--quiet": dict(action="store_true", help="no progress bars")})
+    run_dir = run_cross_corpus(config, progress=not options.quiet)
     test = read_json(run_dir / "metrics.json")["summary"]["test"]
-    print(f"{args.source_name} -> {args.target_name}: test UA {test['ua']['mean']:.3f}, WA {test['wa']['mean']:.3f}")
+    print(f"{config.source_name} -> {config.target_name}: test UA {test['ua']['mean']:.3f}, WA {test['wa']['mean']:.3f}")
     print(f"run folder: {run_dir}")
     return 0
 
@@ -96,9 +86,8 @@ def register(subparsers) -> None:
     commands = audio.add_subparsers(dest="audio_command", metavar="SUBCOMMAND")
     audio.set_defaults(handler=lambda args: audio.print_help() or 2)
 
-    p = commands.add_parser("train", help="train and evaluate the audio expert under one protocol")
-    _add_config_arguments(p)
-    p.set_defaults(handler=_train)
+    add_config_command(commands, "train", help="train and evaluate the audio expert under one protocol",
+                       handler=_train)
 
     p = commands.add_parser("compare", help="WA/UA/macro-F1 of the latest runs under each protocol, and the gap")
     p.add_argument("--outputs", default="outputs", help="outputs folder holding audio/latest_<protocol>.json")
@@ -116,10 +105,5 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="torch device for speech models")
     p.set_defaults(handler=_predict)
 
-    p = commands.add_parser("cross-corpus", help="train on one corpus, test on another over their shared emotions")
-    from mer_utils.core.config import add_dataclass_arguments
-    from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig
-
-    add_dataclass_arguments(p, CrossCorpusConfig)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(handler=_cross_corpus)
+    add_config_command(commands, "cross-corpus", help="train on one corpus, test on another over their shared "
+                       "emotions", handler=_cross_corpus)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mer_utils.commands import add_config_command, parse_config
+
 
 def _expert_runs(config, protocol: str | None, adapt: str = "none") -> tuple[str, str]:
     from mer_utils.fusion.run import latest_expert_runs
@@ -17,13 +19,17 @@ def _expert_runs(config, protocol: str | None, adapt: str = "none") -> tuple[str
 
 
 def _fuse(args) -> int:
+    from mer_utils.core.adaptation import ADAPTATIONS
     from mer_utils.core.atomic_io import read_json
-    from mer_utils.core.config import from_args
     from mer_utils.fusion.config import FusionConfig
     from mer_utils.fusion.run import fuse_runs
 
-    config = from_args(FusionConfig, args)
-    audio_run, visual_run = _expert_runs(config, args.protocol, args.adapt)
+    config, options = parse_config(args, FusionConfig, options={
+        "--protocol": dict(help="use the latest audio and visual runs of this protocol (one corpus: that of the "
+                                "newest audio run) for any run folder not given"),
+        "--adapt": dict(default="none", choices=ADAPTATIONS,
+                        help="with --protocol: the audio run scored this way (default none: each clip alone)")})
+    audio_run, visual_run = _expert_runs(config, options.protocol, options.adapt)
     run_dir = fuse_runs(audio_run, visual_run, outputs=config.outputs, strategies=config.strategies,
                         calibrate=config.calibrate, n_bootstrap=config.n_bootstrap, cv_folds=config.cv_folds,
                         grid_step=config.grid_step, seed=config.seed, on_missing=config.on_missing, name=config.name,
@@ -46,19 +52,8 @@ def _report(args) -> int:
 
 
 def register(subparsers) -> None:
-    from mer_utils.core.adaptation import ADAPTATIONS
-
-    from mer_utils.core.config import add_dataclass_arguments
-    from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
-
-    p = subparsers.add_parser("fuse", help="late fusion of an audio and a visual run (tuned on validation)")
-    add_dataclass_arguments(p, FusionConfig, choices={"strategies": STRATEGY_NAMES,
-                                                      "on_missing": ("raise", "intersect")})
-    p.add_argument("--protocol", help="use the latest audio and visual runs of this protocol (one corpus: that of "
-                   "the newest audio run) for any run folder not given")
-    p.add_argument("--adapt", default="none", choices=ADAPTATIONS,
-                   help="with --protocol: the audio run scored this way (default none: each clip alone)")
-    p.set_defaults(handler=_fuse)
+    add_config_command(subparsers, "fuse", help="late fusion of an audio and a visual run (tuned on validation)",
+                       handler=_fuse)
 
     p = subparsers.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures from every run in outputs/")
     p.add_argument("--outputs", type=Path, default=Path("outputs"), help="root of the run folders")

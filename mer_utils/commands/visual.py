@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 from pathlib import Path
 
-_PREPARE_FIELDS = ("data_root", "dataset", "outputs", "checkpoints", "metadata_dir", "n_frames", "crop_size", "margin",
-                   "smooth_window", "min_face", "detect_width", "n_jobs", "progress")
-_ZERO_SHOT_FIELDS = _PREPARE_FIELDS + ("protocol", "seed", "folds", "published_dir")
-
-
-def _add_config_options(parser: argparse.ArgumentParser, names=None) -> None:
-    """One option per :class:`VisualTrainConfig` field (or the ``names`` ones), help text from the field."""
-    from mer_utils.core.config import add_dataclass_arguments
-    from mer_utils.experts.visual.config import VisualTrainConfig
-    from mer_utils.protocols.splits import PROTOCOLS
-
-    skip = () if names is None else tuple(f.name for f in dataclasses.fields(VisualTrainConfig) if f.name not in names)
-    add_dataclass_arguments(parser, VisualTrainConfig, choices={"protocol": PROTOCOLS}, skip=skip)
-
-
-def _config(args, names=None):
-    from mer_utils.core.config import from_args
-    from mer_utils.experts.visual.config import VisualTrainConfig
-
-    return from_args(VisualTrainConfig, args)
+from mer_utils.commands import add_config_command, parse_config, report_unfinished
 
 
 def _prepare(args) -> int:
     from mer_utils.data.manifest import prepare_manifest
     from mer_utils.experts.visual.crops import prepare_crops, summarize_report
+    from mer_utils.experts.visual.config import PREPARE_GROUPS, VisualTrainConfig
     from mer_utils.experts.visual.fer2013 import fer2013_weights
     from mer_utils.protocols.prepare import resolve_data_root
 
-    config = _config(args, _PREPARE_FIELDS)
+    config, options = parse_config(args, VisualTrainConfig, PREPARE_GROUPS, {
+        "--contact-sheet": dict(type=int, default=0, metavar="N", help="also draw the crops of N clips into a PNG, "
+                                "to check that they are centred on the face"),
+        "--contact-sheet-path": dict(type=Path, default=Path("outputs/visual/contact_sheet.png"),
+                                     help="where the contact sheet goes")})
     root = resolve_data_root(config.data_root, config.outputs, progress=config.progress)
     manifest = prepare_manifest(root, metadata_dir=config.metadata_dir, outputs=config.outputs,
                                 progress=config.progress)
@@ -49,18 +33,18 @@ def _prepare(args) -> int:
         for row in left_out.head(10).itertuples(index=False):
             print(f"  {row.clip_id}: {row.status}, {row.error}")
     print(f"FER2013 weights: {fer2013_weights(config.checkpoints)}")
-    if args.contact_sheet:
+    if options.contact_sheet:
         from mer_utils.experts.visual.figures import cached_contact_sheet
 
-        print(f"contact sheet: {cached_contact_sheet(cache_dir, n_clips=args.contact_sheet, path=args.contact_sheet_path)}")
+        print(f"contact sheet: {cached_contact_sheet(cache_dir, n_clips=options.contact_sheet, path=options.contact_sheet_path)}")
     return 0 if summary.get("failed", 0) < len(report) else 1
 
 
 def _train(args) -> int:
-    from mer_utils.commands import report_unfinished
+    from mer_utils.experts.visual.config import GROUPS, VisualTrainConfig
     from mer_utils.experts.visual.train import train_visual
 
-    result = train_visual(_config(args))
+    result = train_visual(parse_config(args, VisualTrainConfig, GROUPS)[0])
     if report_unfinished(result):
         return 0
     summary = result.metrics["summary"]
@@ -75,9 +59,10 @@ def _train(args) -> int:
 
 
 def _zero_shot(args) -> int:
+    from mer_utils.experts.visual.config import ZERO_SHOT_GROUPS, VisualTrainConfig
     from mer_utils.experts.visual.zero_shot import run_zero_shot
 
-    result = run_zero_shot(_config(args, _ZERO_SHOT_FIELDS))
+    result = run_zero_shot(parse_config(args, VisualTrainConfig, ZERO_SHOT_GROUPS)[0])
     test = result.metrics["summary"].get("test", result.metrics["summary"].get("val"))
     print(f"zero-shot FER2013 -> CREMA-D: UA {test['ua']['mean']:.3f}, WA {test['wa']['mean']:.3f}")
     print(f"run folder: {result.run_dir}")
@@ -116,21 +101,11 @@ def register(subparsers) -> None:
     sub = group.add_subparsers(dest="visual_command", metavar="SUBCOMMAND")
     group.set_defaults(handler=lambda args: group.print_help() or 2)
 
-    p = sub.add_parser("prepare", help="manifest + cached face crops of every clip (re-run safe)")
-    _add_config_options(p, _PREPARE_FIELDS)
-    p.add_argument("--contact-sheet", type=int, default=0, metavar="N",
-                   help="also draw the crops of N clips into a PNG, to check that they are centred on the face")
-    p.add_argument("--contact-sheet-path", type=Path, default=Path("outputs/visual/contact_sheet.png"),
-                   help="where the contact sheet goes")
-    p.set_defaults(handler=_prepare)
-
-    p = sub.add_parser("train", help="train and evaluate the visual expert under a protocol")
-    _add_config_options(p)
-    p.set_defaults(handler=_train)
-
-    p = sub.add_parser("zero-shot", help="FER2013 model mapped to CREMA-D's 6 classes, no training")
-    _add_config_options(p, _ZERO_SHOT_FIELDS)
-    p.set_defaults(handler=_zero_shot)
+    add_config_command(sub, "prepare", help="manifest + cached face crops of every clip (re-run safe)",
+                       handler=_prepare)
+    add_config_command(sub, "train", help="train and evaluate the visual expert under a protocol", handler=_train)
+    add_config_command(sub, "zero-shot", help="FER2013 model mapped to CREMA-D's 6 classes, no training",
+                       handler=_zero_shot)
 
     p = sub.add_parser("predict", help="emotion probabilities of video files with a trained checkpoint")
     p.add_argument("videos", nargs="+", type=Path, help="FLV or MP4 files")

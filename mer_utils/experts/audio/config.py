@@ -1,9 +1,8 @@
-"""The audio stage's configuration: one dataclass, used by the CLI and notebooks alike.
+"""The audio stage's configuration: one flat dataclass, used by the CLI and notebooks alike.
 
-Every field carries its help text (``metadata["help"]``); ``mer audio train``
-builds its options from them, and each run saves the dataclass as
-``config.json``. The Hugging Face token is deliberately not a field: it is
-read from the environment (or Colab secrets) so it never reaches a file.
+Its fields, each with its help text, come in one dataclass per concern, each a section of ``mer audio train
+--help``; each run saves the flat dataclass as ``config.json``. The Hugging Face token is deliberately not a
+field: it is read from the environment (or Colab secrets) so it never reaches a file.
 """
 
 from __future__ import annotations
@@ -13,66 +12,68 @@ import dataclasses
 from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION, check_adaptation
 from mer_utils.core.config import NOT_RESULTS as _NOT_RESULTS
 from mer_utils.core.config import field as _f
-from mer_utils.core.config import ignored_options, run_folds_field
+from mer_utils.core.config import field_names, group, ignored_options, run_folds_field
 from mer_utils.data.corpus import DATASETS
 from mer_utils.experts.audio import (ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_C_GRID, DEFAULT_SSL_MODEL,
                                      is_acoustic_backbone)
+from mer_utils.protocols.splits import PROTOCOLS
 
 MODES = ("auto", "finetune", "frozen")
-# The options each mode reads; any other option set away from its default is refused, not silently ignored.
-COMMON_FIELDS = {"data_root", "dataset", "all_emotions", "protocol", "backbone", "mode", "seed", "folds",
-                 "run_folds", "published_dir", "metadata_dir", "trim_top_db", "max_seconds", "min_seconds", "adapt"}
-MODE_FIELDS = {
-    "offline": {"c_grid", "n_jobs", "refit"},
-    "finetune": {"epochs", "batch_size", "grad_accum", "effective_batch_size", "lr", "head_lr", "warmup_ratio",
-                 "patience", "freeze_feature_encoder", "amp", "amp_dtype", "layer", "pooling", "head_hidden",
-                 "save_every_steps"},
-    "frozen": {"probe", "head_hidden"},
-}
-NOT_RESULTS = _NOT_RESULTS | {"save_every_steps"}  # how often a fine-tune saves its resume state
 
 
-@dataclasses.dataclass
-class AudioTrainConfig:
-    """Everything a speech-emotion run depends on."""
-
+@group("data")
+class AudioData:
     data_root: str | None = _f(None, "corpus: a CREMA-D folder (AudioWAV/ ...), a RAVDESS or IEMOCAP folder, or a "
                                      "CSV with columns path, speaker, emotion; None: the embedded synthetic corpus")
     dataset: str = _f("auto", "corpus reader (auto: detected from the data root)",
                       choices=DATASETS)
     all_emotions: bool = _f(False, "keep every emotion a reader leaves out by default (RAVDESS: calm, surprised)")
+    published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
+    metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv / processedResults/ if the data "
+                                        "root lacks them")
+    trim_top_db: float | None = _f(30.0, "trim leading/trailing audio quieter than peak minus this (dB); "
+                                         "None (from Python or a replayed config.json): no trimming")
+    max_seconds: float | None = _f(6.0, "cap clip length (seconds) after trimming")
+    min_seconds: float = _f(0.5, "zero-pad shorter clips to this length (seconds)")
+
+
+@group("split")
+class AudioSplit:
     protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold, loso (IEMOCAP sessions) or an "
-                                 "imported CREMA-D split (ogm-ge, audeering, hicmae)")
+                                 "imported CREMA-D split (ogm-ge, audeering, hicmae)", choices=PROTOCOLS)
+    seed: int = _f(0, "seed of the split and of training")
+    folds: int = _f(5, "number of folds of speaker-kfold")
+
+
+@group("model")
+class AudioModel:
     backbone: str = _f(DEFAULT_BACKBONE, f"acoustic feature sets ({', '.join(ACOUSTIC_BACKBONES)}; '+' stacks, ',' averages models) or a Hugging Face "
                                          "model id / local folder (e.g. facebook/wav2vec2-base)")
     mode: str = _f("auto", "speech models: finetune or frozen (auto: finetune); acoustic backbones: auto",
                    choices=MODES)
-    seed: int = _f(0, "seed of the split and of training")
-    folds: int = _f(5, "number of folds of speaker-kfold")
-    run_folds: tuple = run_folds_field()
-    outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
-    checkpoints: str = _f("checkpoints", "folder for the best checkpoints (stable names)")
-    published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
-    metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv / processedResults/ if the data "
-                                        "root lacks them")
     adapt: str = _f(DEFAULT_ADAPTATION, "how a test clip is scored: none = alone (the default; what published results "
                                          "and the demo do); speaker = features z-scored per speaker with that speaker's "
                                          "unlabelled clips (test-time adaptation, acoustic backbones); balanced = speaker "
                                          "+ per-sentence z-score + per-speaker prior matching (only corpora whose "
                                          "speakers were all recorded in every emotion alike: CREMA-D, RAVDESS)",
                     choices=ADAPTATIONS)
-    # Audio input
-    trim_top_db: float | None = _f(30.0, "trim leading/trailing audio quieter than peak minus this (dB); "
-                                         "None: no trimming")
-    max_seconds: float | None = _f(6.0, "cap clip length (seconds) after trimming")
-    min_seconds: float = _f(0.5, "zero-pad shorter clips to this length (seconds)")
-    # Acoustic backbones
-    c_grid: tuple = _f(DEFAULT_C_GRID, "logistic-regression C values tried (chosen on val UA)",
-                       nargs="+", type=float)
+
+
+@group("training: acoustic backbones")
+class AcousticTraining:
+    c_grid: list[float] = _f(DEFAULT_C_GRID, "logistic-regression C values tried (chosen on val UA)")
     n_jobs: int = _f(1, "parallel processes for feature extraction (-1: all cores)")
     refit: bool = _f(True, "acoustic backbones: refit the C chosen on validation on train+validation for the test "
                            "predictions (validation predictions stay out-of-sample)")
-    # Speech models, fine-tuning
+
+
+@group("training: speech models, finetune and frozen modes")
+class SpeechHead:
+    head_hidden: int = _f(0, "hidden units of the classifier (0: linear)")
+
+
+@group("training: speech models, finetune mode")
+class FinetuneTraining:
     epochs: int = _f(10, "fine-tuning epochs (early stopping may end sooner)")
     batch_size: int = _f(8, "clips per batch on one device (GPU or CPU process)")
     grad_accum: int = _f(4, "batches per optimizer step on one process; the effective batch batch-size x "
@@ -90,13 +91,39 @@ class AudioTrainConfig:
                                 "bf16 (GPU or CPU)", choices=("auto", "fp16", "bf16"))
     layer: str = _f("weighted", "'weighted' (learnable sum of all layers) or a layer index")
     pooling: str = _f("mean", "mean or attentive pooling over frames", choices=("mean", "attentive"))
-    head_hidden: int = _f(0, "hidden units of the classifier (0: linear)")
     save_every_steps: int = _f(50, "optimizer steps between resume checkpoints")
-    # Speech models, frozen
+
+
+@group("training: speech models, frozen mode")
+class FrozenTraining:
     probe: str = _f("logreg", "frozen mode: logreg (best single layer) or weighted (learnable layer sum)",
                     choices=("logreg", "weighted"))
-    device: str | None = _f(None, "torch device (default: cuda if available, else cpu)")
+
+
+@group("run")
+class AudioRun:
+    run_folds: list[int] = run_folds_field()
+    outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
+    checkpoints: str = _f("checkpoints", "folder for the best checkpoints (stable names)")
+    device: str | None = _f(None, "torch device (None: cuda if available, else cpu)")
     progress: bool = _f(True, "show progress bars")
+
+
+# The groups in --help order; each mode reads the common groups and its own. Any other option set away from
+# its default is refused, not silently ignored.
+GROUPS = (AudioData, AudioSplit, AudioModel, AcousticTraining, SpeechHead, FinetuneTraining, FrozenTraining, AudioRun)
+COMMON_FIELDS = field_names(AudioData, AudioSplit, AudioModel, AudioRun)
+MODE_FIELDS = {
+    "offline": field_names(AcousticTraining),
+    "finetune": field_names(FinetuneTraining, SpeechHead),
+    "frozen": field_names(FrozenTraining, SpeechHead),
+}
+NOT_RESULTS = _NOT_RESULTS | {"save_every_steps"}  # how often a fine-tune saves its resume state
+
+
+@dataclasses.dataclass
+class AudioTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its last base's fields first
+    """Everything a speech-emotion run depends on (the fields of every group, flat)."""
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -45,7 +45,7 @@ class CrossCorpusConfig:
     val_size: float = _f(0.2, "fraction of source actors held out to choose C")
     seed: int = _f(0, "seed of the validation actors and the classifiers")
     outputs: str = _f("outputs", "folder for run folders and caches")
-    cache_dir: str | None = _f(None, "feature cache (default: <outputs>/cache/audio_features)")
+    cache_dir: str | None = _f(None, "feature cache (None: <outputs>/cache/audio_features)")
 
     @property
     def protocol(self) -> str:

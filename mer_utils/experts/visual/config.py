@@ -1,8 +1,7 @@
-"""The visual stage's configuration: one dataclass for the CLI and notebooks.
+"""The visual stage's configuration: one flat dataclass for the CLI and notebooks.
 
-Every field carries its help text (``metadata["help"]``); ``mer visual
-train`` builds its options from them and each run saves the dataclass as
-``config.json``.
+Its fields, each with its help text, come in one dataclass per concern, each a section of ``mer visual train
+--help``; each run saves the flat dataclass as ``config.json``.
 """
 
 from __future__ import annotations
@@ -11,35 +10,33 @@ import dataclasses
 
 from mer_utils.core.config import NOT_RESULTS
 from mer_utils.core.config import field as _f
-from mer_utils.core.config import run_folds_field
+from mer_utils.core.config import group, run_folds_field
 from mer_utils.data.corpus import DATASETS
+from mer_utils.protocols.splits import PROTOCOLS
 
 MODES = ("frozen", "finetune")
 
 
-@dataclasses.dataclass
-class VisualTrainConfig:
-    """Everything a facial-expression run depends on."""
-
+@group("data")
+class VisualData:
     data_root: str | None = _f(None, "corpus: a CREMA-D folder (VideoFlash/ ...) or a CSV with a video_path column; "
                                      "None: the embedded synthetic corpus")
     dataset: str = _f("auto", "corpus reader (auto: detected from the data root)",
                       choices=DATASETS)
+    metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv if the data root lacks it")
+
+
+@group("split")
+class VisualSplit:
     protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold or an imported split "
-                                 "(ogm-ge, audeering, hicmae)")
-    backbone: str = _f("fer2013", "frame encoder: fer2013 (FER2013 mini-Xception, offline) or timm:<name> "
-                                  "(ImageNet weights from the Hugging Face Hub, e.g. timm:resnet18)")
-    mode: str = _f("frozen", "frozen: train pooling + head on fixed frame features (fast on CPU); "
-                             "finetune: train the encoder too", choices=MODES)
-    pooling: str = _f("mean", "temporal pooling over the K frames", choices=("mean", "attention"))
+                                 "(ogm-ge, audeering, hicmae)", choices=PROTOCOLS)
     seed: int = _f(0, "seed of the split and of training")
     folds: int = _f(5, "number of folds of speaker-kfold")
-    run_folds: tuple = run_folds_field()
-    outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
-    checkpoints: str = _f("checkpoints", "folder for best_visual_model.* and the converted FER2013 weights")
     published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
-    metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv if the data root lacks it")
-    # Face crops
+
+
+@group("face crops")
+class FaceCrops:
     n_frames: int = _f(8, "frames sampled uniformly per clip (K)")
     crop_size: int = _f(64, "side of the cached RGB face crop in pixels (use 112+ for timm backbones)")
     margin: float = _f(0.1, "margin added on each side of the detected face, as a fraction of its size")
@@ -47,19 +44,49 @@ class VisualTrainConfig:
     min_face: float = _f(0.12, "smallest face the detector looks for, as a fraction of the frame's shorter side")
     detect_width: int = _f(160, "frames wider than this are downscaled before face detection")
     n_jobs: int = _f(0, "parallel workers for face crops (0: all cores)")
-    # Training
+
+
+@group("model")
+class VisualModel:
+    backbone: str = _f("fer2013", "frame encoder: fer2013 (FER2013 mini-Xception, offline) or timm:<name> "
+                                  "(ImageNet weights from the Hugging Face Hub, e.g. timm:resnet18)")
+    mode: str = _f("frozen", "frozen: train pooling + head on fixed frame features (fast on CPU); "
+                             "finetune: train the encoder too", choices=MODES)
+    pooling: str = _f("mean", "temporal pooling over the K frames", choices=("mean", "attention"))
+    hidden: int = _f(0, "hidden units of the classifier head (0: a linear layer on the pooled features)")
+    dropout: float = _f(0.2, "dropout in the classifier head")
+
+
+@group("training")
+class VisualTraining:
     epochs: int = _f(60, "maximum epochs (early stopping on validation UA may end sooner)")
     patience: int = _f(12, "epochs without validation-UA gain before early stopping")
     batch_size: int = _f(32, "clips per batch")
     lr: float = _f(1e-2, "learning rate of pooling and head")
     encoder_lr: float = _f(3e-4, "learning rate of the encoder (finetune mode)")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
-    hidden: int = _f(0, "hidden units of the classifier head (0: a linear layer on the pooled features)")
-    dropout: float = _f(0.2, "dropout in the classifier head")
     augment: bool = _f(True, "mirror/shift/brightness augmentation (frozen mode: mirrored features and "
                              "random frame subsets)")
-    device: str | None = _f(None, "torch device (default: cuda if available, else cpu)")
+    run_folds: list[int] = run_folds_field()
+    device: str | None = _f(None, "torch device (None: cuda if available, else cpu)")
+
+
+@group("run")
+class VisualRun:
+    outputs: str = _f("outputs", "folder for run folders, splits, manifests and caches")
+    checkpoints: str = _f("checkpoints", "folder for best_visual_model.* and the converted FER2013 weights")
     progress: bool = _f(True, "show progress bars")
+
+
+# The groups in --help order; `mer visual prepare` and `zero-shot` train nothing: no model or training options.
+GROUPS = (VisualData, VisualSplit, FaceCrops, VisualModel, VisualTraining, VisualRun)
+PREPARE_GROUPS = (VisualData, FaceCrops, VisualRun)
+ZERO_SHOT_GROUPS = (VisualData, VisualSplit, FaceCrops, VisualRun)
+
+
+@dataclasses.dataclass
+class VisualTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its last base's fields first
+    """Everything a facial-expression run depends on (the fields of every group, flat)."""
 
     def __post_init__(self):
         if self.mode not in MODES:
