@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,21 +45,6 @@ class HeadConfig:
 
 
 # --------------------------------------------------------------------------- loading
-def hf_token() -> str | None:
-    """A Hugging Face token from ``HF_TOKEN`` or Colab's Secrets panel (never logged or saved)."""
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if token:
-        return token
-    if "google.colab" in sys.modules:
-        try:
-            from google.colab import userdata
-
-            return userdata.get("HF_TOKEN")
-        except Exception:  # secret absent or notebook access not granted: go anonymous
-            return None
-    return None
-
-
 def _load_error(name: str, err: Exception) -> RuntimeError:
     looks_local = name.startswith((".", "/", "~")) or os.path.sep in name.strip("/").replace("/", "", 1)
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -85,7 +69,7 @@ def load_pretrained(name: str, *, token: str | None = None):
     """``(backbone, feature_extractor)`` for a hub id or local folder, with plain errors."""
     from transformers import AutoFeatureExtractor, AutoModel
 
-    token = token or hf_token()
+    # token=None: huggingface_hub finds HF_TOKEN, Colab's HF_TOKEN secret or a `hf auth login` token itself.
     try:
         model = AutoModel.from_pretrained(name, token=token)
         extractor = AutoFeatureExtractor.from_pretrained(name, token=token)
