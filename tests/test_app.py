@@ -41,7 +41,7 @@ def test_the_page_for_a_real_video_has_probabilities_provenance_and_the_figure(r
 def test_a_long_input_gets_the_timeline_figure_and_its_csv(real_speech_checkpoints, tmp_path):
     from test_demo import _write_mp4
 
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.demo.page import answer_file
     from mer_utils.experts.visual.video import read_all_frames
 

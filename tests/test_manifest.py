@@ -36,7 +36,7 @@ def test_real_metadata_counts():
     meta = shared("crema-d-meta")
     demo = pd.read_csv(meta / "VideoDemographics.csv")
     assert len(demo) == 91 and (demo["Sex"] == "Male").sum() == 48 and (demo["Sex"] == "Female").sum() == 43
-    from mer_utils.data.cremad_names import parse_clip_id
+    from mer_utils.data.cremad_vocabulary import parse_clip_id
 
     names = pd.DataFrame([parse_clip_id(n)._asdict() for n in pd.read_csv(meta / "SentenceFilenames.csv")["Filename"]])
     assert len(names) == 7442 and names["actor_id"].nunique() == 91

@@ -17,12 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.cremad_names import parse_clip_id
-from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES,
-                                              SENTENCES)
-from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult,
-                                     check_media, problem_row)
-from mer_utils.data.media_health import OK
+from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES, SENTENCES,
+                                              parse_clip_id)
+from mer_utils.data.human_baseline import read_vote_columns
+from mer_utils.data.manifest import MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult, check_rows
 
 NAME = "cremad"
 # Preferred folder first: AudioWAV is what computational work uses; the MP3s
@@ -136,32 +134,22 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
                            "expected files named like 1001_DFA_ANG_XX.wav in AudioWAV/ (or .mp3 in AudioMP3/, .flv "
                            "in VideoFlash/, .mp4 in VideoMP4/), as in the official CREMA-D repository")
 
-    to_check = [(kind, data_root / rel) for kind in MEDIA_FOLDERS for rel in found[kind].values()]
-    health = check_media(to_check, progress=progress)
     rows = []
     for clip_id in sorted(clip_ids):
         name = parse_clip_id(clip_id)
         row = {"clip_id": clip_id, "actor_id": name.actor_id, "sentence": name.sentence,
                "sentence_text": SENTENCES[name.sentence], "emotion": name.emotion, "intensity": name.intensity}
-        durations = []
         for kind in MEDIA_FOLDERS:
-            rel = found[kind].get(clip_id, "")
-            status = health[data_root / rel].status if rel else ("missing" if kind in present else NOT_PROVIDED)
-            if rel:
-                durations.append(health[data_root / rel].duration_s)
-            row[f"{kind}_path"], row[f"{kind}_status"] = rel, status
-            if status not in (OK, NOT_PROVIDED):
-                default = f"{MEDIA_FOLDERS[kind][0][0]}/{clip_id}{MEDIA_FOLDERS[kind][0][1]}"
-                problems.append(problem_row(rel or default, clip_id, kind, status))
-        row["duration_s"] = next((d for d in durations if d == d), float("nan"))  # first non-NaN
+            row[f"{kind}_path"] = found[kind].get(clip_id, "")
+            row[f"{kind}_status"] = "" if kind in present else NOT_PROVIDED
         rows.append(row)
+    problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, kind: (
+        f"{MEDIA_FOLDERS[kind][0][0]}/{row['clip_id']}{MEDIA_FOLDERS[kind][0][1]}"))
     manifest = pd.DataFrame(rows)
     manifest = manifest.merge(_demographics(_find_metadata(data_root, meta, "VideoDemographics.csv")),
                               on="actor_id", how="left")
     results = _find_metadata(data_root, meta, "processedResults")
     if results is not None:
-        from mer_utils.data.crowd_votes import read_vote_columns
-
         manifest = manifest.merge(read_vote_columns(results), on="clip_id", how="left")
     extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
     manifest = manifest[list(MANIFEST_COLUMNS) + extra]

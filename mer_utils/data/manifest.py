@@ -22,7 +22,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
 from mer_utils.data.corpus import CorpusInfo, labels_in_order, media_root, reader, resolve_dataset
-from mer_utils.data.media_health import FIXES, Health, audio_health, video_health
+from mer_utils.data.media_health import FIXES, OK, audio_health, video_health
 
 MANIFEST_VERSION = 1
 NOT_PROVIDED = "not_provided"  # the whole folder is absent (e.g. an AudioWAV-only download)
@@ -31,6 +31,7 @@ MANIFEST_COLUMNS = (
     "ethnicity", "audio_path", "video_path", "audio_status", "video_status", "duration_s",
 )
 PROBLEM_COLUMNS = ("path", "clip_id", "kind", "status", "fix")
+MODALITIES = ("audio", "video")
 
 
 class ManifestResult(NamedTuple):
@@ -48,18 +49,54 @@ def media_path(data_root: str | os.PathLike, relative_path: str) -> Path:
 
 def problem_row(path: str, clip_id: str, kind: str, status: str, fix: str | None = None) -> dict:
     """One row of the problems CSV; ``fix`` defaults to the status's standard advice."""
-    return {"path": path, "clip_id": clip_id, "kind": kind, "status": status, "fix": fix or FIXES[status]}
+    return {"path": path, "clip_id": clip_id, "kind": kind, "status": status, "fix": fix or FIXES.get(status, "")}
 
 
-def check_media(paths: list[tuple[str, Path]], *, progress: bool) -> dict[Path, Health]:
+def clip_row(clip_id: str, actor_id, emotion: str, **columns) -> dict:
+    """A reader's manifest row, the columns it does not give left blank (no video: ``not_provided``)."""
+    return {"clip_id": clip_id, "actor_id": actor_id, "sentence": "", "sentence_text": "", "emotion": emotion,
+            "intensity": "", "sex": "", "age": float("nan"), "race": "", "ethnicity": "", "audio_path": "",
+            "video_path": "", "audio_status": "", "video_status": NOT_PROVIDED, **columns}
+
+
+def check_rows(rows: list[dict], root: Path, *, progress: bool, default_path=None) -> list[dict]:
+    """Check the media of every row (paths relative to ``root``) and fill in its ``{kind}_status`` and
+    ``duration_s`` (the audio's, else the video's); return the problem rows. A kind whose status is already
+    ``not_provided`` is skipped; an empty path is ``missing``, listed as ``default_path(row, kind)``."""
     from tqdm.auto import tqdm
 
+    todo = [(kind, root / row[f"{kind}_path"]) for row in rows for kind in MODALITIES
+            if row[f"{kind}_path"] and row[f"{kind}_status"] != NOT_PROVIDED]
     checks = {"audio": audio_health, "video": video_health}
     # Decoders release the GIL while reading, so threads overlap the I/O.
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        results = pool.map(lambda item: checks[item[0]](item[1]), paths)
-        healths = list(tqdm(results, total=len(paths), desc="checking media", disable=not progress))
-    return {path: health for (_, path), health in zip(paths, healths)}
+        results = tqdm(pool.map(lambda item: checks[item[0]](item[1]), todo), total=len(todo),
+                       desc="checking media", disable=not progress)
+        health = {path: result for (_, path), result in zip(todo, results)}
+    problems = []
+    for row in rows:
+        durations = []
+        for kind in MODALITIES:
+            rel = row[f"{kind}_path"]
+            if row[f"{kind}_status"] == NOT_PROVIDED:
+                continue
+            status, duration = health[root / rel] if rel else ("missing", float("nan"))
+            row[f"{kind}_status"] = status
+            durations.append(duration)
+            if status != OK:
+                problems.append(problem_row(rel or default_path(row, kind), row["clip_id"], kind, status))
+        row["duration_s"] = next((d for d in durations if d == d), float("nan"))  # first non-NaN
+    return problems
+
+
+def manifest_result(rows: list[dict], problems: list[dict], corpus: CorpusInfo, *, extra_columns=("corpus",),
+                    sort: bool = True) -> ManifestResult:
+    """The reader's result: the manifest columns then ``extra_columns`` (sorted by clip id), and the problems."""
+    manifest = pd.DataFrame(rows)[[*MANIFEST_COLUMNS, *extra_columns]]
+    if sort:
+        manifest = manifest.sort_values("clip_id", kind="stable")
+    return ManifestResult(manifest.reset_index(drop=True), pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)),
+                          corpus)
 
 
 def build_manifest(

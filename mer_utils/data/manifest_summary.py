@@ -1,4 +1,4 @@
-"""Human-readable summary of a manifest: counts, problems, completeness."""
+"""Human-readable summary of a manifest (counts, problems, completeness), and which modalities it can feed."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import os
 
 import pandas as pd
 
-from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.media_health import FIXES, OK
+from mer_utils.data.corpus import CorpusInfo, reader
+from mer_utils.data.manifest import MODALITIES, NOT_PROVIDED, PROBLEM_COLUMNS, problem_row
+from mer_utils.data.media_health import OK
 
 
 def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = None, *,
@@ -55,8 +56,28 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
 
 
 def _problems_in(manifest: pd.DataFrame) -> pd.DataFrame:
-    rows = [{"path": row[f"{kind}_path"], "clip_id": row["clip_id"], "kind": kind, "status": row[f"{kind}_status"],
-             "fix": FIXES.get(row[f"{kind}_status"], "")}
-            for kind in ("audio", "video") for _, row in manifest.iterrows()
-            if row[f"{kind}_status"] not in (OK, "not_provided")]
-    return pd.DataFrame(rows, columns=["path", "clip_id", "kind", "status", "fix"])
+    rows = [problem_row(row[f"{kind}_path"], row["clip_id"], kind, row[f"{kind}_status"])
+            for kind in MODALITIES for _, row in manifest.iterrows() if row[f"{kind}_status"] not in (OK, NOT_PROVIDED)]
+    return pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS))
+
+
+def modality_gap(manifest: pd.DataFrame, kind: str) -> str | None:
+    """None when some clip has ``ok`` ``kind`` media; else one line saying why none has and what to add.
+
+    >>> frame = pd.DataFrame({"clip_id": ["a"], "audio_status": ["not_provided"], "video_status": ["ok"]})
+    >>> modality_gap(frame, "video") is None
+    True
+    >>> print(modality_gap(frame, "audio"))
+    no clip has usable audio (audio: not_provided 1); add the corpus's audio files to the data root
+    """
+    if kind not in MODALITIES:
+        raise ValueError(f"unknown modality {kind!r}; choose one of {MODALITIES}")
+    status = manifest[f"{kind}_status"].astype(str)
+    if (status == OK).any():
+        return None
+    counts = ", ".join(f"{name} {n}" for name, n in sorted(status.value_counts().items())) or "no clips"
+    hints = {}
+    if manifest.attrs.get("corpus"):
+        hints = getattr(reader(CorpusInfo.from_dict(manifest.attrs["corpus"]).name), "MEDIA_HINTS", {})
+    hint = hints.get(kind, f"add the corpus's {kind} files to the data root")
+    return f"no clip has usable {kind} ({kind}: {counts}); {hint}"

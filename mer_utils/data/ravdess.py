@@ -15,11 +15,8 @@ import os
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import MANIFEST_COLUMNS, PROBLEM_COLUMNS, ManifestResult, check_media, problem_row
-from mer_utils.data.media_health import OK
+from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result
 
 NAME = "ravdess"
 
@@ -92,21 +89,11 @@ def read(data_root: str | os.PathLike, *, keep_all_emotions: bool = False, progr
             continue
         if fields["emotion"] in EXTRA_EMOTIONS and not keep_all_emotions:
             continue  # not an error: calm/surprised have no CREMA-D class
-        rows.append({"clip_id": path.stem, "actor_id": fields["actor_id"], "sentence": f"S{fields['statement']}",
-                     "sentence_text": STATEMENTS[fields["statement"]], "emotion": fields["emotion"],
-                     "intensity": fields["intensity"], "sex": fields["sex"], "age": float("nan"), "race": "",
-                     "ethnicity": "", "audio_path": rel, "video_path": "", "video_status": "not_provided",
-                     "repetition": fields["repetition"], "corpus": "ravdess"})
+        rows.append(clip_row(path.stem, fields["actor_id"], fields["emotion"], sentence=f"S{fields['statement']}",
+                             sentence_text=STATEMENTS[fields["statement"]], intensity=fields["intensity"],
+                             sex=fields["sex"], audio_path=rel, repetition=fields["repetition"], corpus=NAME))
     if not rows:
         raise RuntimeError(f"No RAVDESS speech files found under {data_root}/Actor_*/")
-    health = check_media([("audio", data_root / row["audio_path"]) for row in rows], progress=progress)
-    for row in rows:
-        status, duration = health[data_root / row["audio_path"]]
-        row["audio_status"], row["duration_s"] = status, duration
-        if status != OK:
-            problems.append(problem_row(row["audio_path"], row["clip_id"], "audio", status))
-    manifest = pd.DataFrame(rows)
-    manifest = manifest[list(MANIFEST_COLUMNS) + ["repetition", "corpus"]].sort_values("clip_id", kind="stable")
-    problem_frame = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
-    return ManifestResult(manifest.reset_index(drop=True), problem_frame,
-                          corpus_info(keep_all_emotions=keep_all_emotions))
+    problems += check_rows(rows, data_root, progress=progress)
+    return manifest_result(rows, problems, corpus_info(keep_all_emotions=keep_all_emotions),
+                           extra_columns=("repetition", "corpus"))

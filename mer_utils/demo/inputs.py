@@ -138,7 +138,7 @@ def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     video's track) goes through PyAV.
     """
     from mer_utils.data.media_health import SAMPLE_RATE
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.experts.audio.loading import AudioLoadError, read_audio
 
     try:

@@ -39,7 +39,7 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
     else:
         if video is None and audio is None:
             raise ValueError("give a video, a recording, a face image, or a clip id with a data root")
-        from mer_utils.data.cremad_names import is_clip_id
+        from mer_utils.data.cremad_vocabulary import is_clip_id
 
         name = Path(video or audio).stem
         label = name.split("_")[2] if is_clip_id(name) else ""  # a CREMA-D file name carries its emotion
@@ -48,7 +48,7 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
 
 def _clip_media(clip_id: str, data_root, outputs):
     from mer_utils.data import cremad
-    from mer_utils.data.cremad_names import is_clip_id
+    from mer_utils.data.cremad_vocabulary import is_clip_id
     from mer_utils.data.manifest import media_path, prepare_manifest
 
     if data_root is None:

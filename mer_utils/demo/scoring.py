@@ -27,7 +27,7 @@ def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
         return None, 0, f"none ({inputs.audio.name} is inaudible, see above)", _inaudible(inputs.audio)
     if inputs.kind != "video":
         return None, 0, "none", None
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
 
     track = read_audio_track(inputs.video)
     if track is None or silence(track) is not None:  # the same check as a recording's
