@@ -1,20 +1,10 @@
 """Getting CREMA-D: verified, parallel downloads on pooch (``mer download cremad``).
 
-The official repository keeps every WAV, MP3 and FLV in Git LFS: a plain clone
-gives 130-byte pointer files, and LFS bandwidth quotas cut clones short. The
-media host serves each file by path instead, so the corpus is fetched file by
-file and checked against the sha256 of the official LFS pointers, shipped with
-the package (``cremad_lfs_manifest.tsv.gz``, ODbL like the rest of the metadata).
-
-Each file goes through ``pooch.retrieve``: streamed to a temporary file beside
-its final name, checked against its hash, and only then moved into place, so a
-corrupted or partial file never sits under its final name, and a re-run hashes
-what is there and fetches only what is missing or wrong. Kept here: a thread
-pool (``--jobs``), a reason per failed file, and the retry loop, because
-pooch's own (``retry_if_failed=4``) asks again after a 404 at fixed waits (5
-requests and 10 s per file a mirror lacks, measured); and an HTTP Range resume
-for RAVDESS's 208 MB archive alone: a CREMA-D file is 82 kB on average, 8.5 MB
-at most, cheaper to fetch again from byte 0 after a dropped connection.
+The official repository keeps its media in Git LFS (a plain clone gives pointer files), so each file is fetched
+by path from the media host and checked against the sha256 of the official LFS pointers, shipped with the package
+(``cremad_lfs_manifest.tsv.gz``). pooch moves a file into place only once its hash matches, so a re-run fetches
+only what is missing or wrong. Kept here: a thread pool, a reason per failed file, our own retries (pooch's retry
+a 404 too: 10 s per file a mirror lacks) and an HTTP Range resume, for RAVDESS's 208 MB archive alone.
 
 >>> files = cremad_files(modalities=("wav",), clips=["1001_DFA_ANG_XX"], metadata=False)
 >>> files[0].path, files[0].size
@@ -41,8 +31,7 @@ from mer_utils.core.atomic_io import read_json, write_csv, write_json
 OFFICIAL_MEDIA_BASE = "https://media.githubusercontent.com/media/CheyneyComputerScience/CREMA-D/master/"
 OFFICIAL_RAW_BASE = "https://raw.githubusercontent.com/CheyneyComputerScience/CREMA-D/master/"
 MODALITY_DIRS = {"wav": ("AudioWAV", ".wav"), "flv": ("VideoFlash", ".flv"), "mp3": ("AudioMP3", ".mp3")}
-# Plain git files of the official repository (no LFS pointer, so no shipped
-# hash from the LFS manifest): sha256 and size of the known versions.
+# Plain git files of the official repository (not in the LFS manifest): sha256 and size of the known versions.
 METADATA_FILES = {
     "VideoDemographics.csv": ("e33ddc8b60bedf98541735801127cbb67098b5957271adbdd5dea8a44294eec3", 4033),
     "SentenceFilenames.csv": ("d88cb50e84bbc30b2e159cdfc25e1cf87777ad97c7c41d6ab8f75d3383b8f740", 170087),
@@ -86,8 +75,8 @@ class DownloadResult:
     """What a download did; ``ok`` is False while anything is missing."""
 
     out: Path
-    present: list[str]  # verified, already there before this run
-    downloaded: list[str]
+    present: list  # verified, already there before this run
+    downloaded: list
     failures: pd.DataFrame  # FAILURE_COLUMNS, one row per file still missing
     bytes_downloaded: int
     failures_csv: Path | None = None
@@ -123,13 +112,9 @@ class _Refused(Exception):
     """The source answered, and asking it again will not help."""
 
 
-# ---------------------------------------------------------------- transfer
-
 class _Downloader:
-    """A pooch downloader (``url, output_file, pooch``): ``pooch.HTTPDownloader``,
-    or for a ``resume`` file a Range request that continues ``part`` across
-    attempts and runs (pooch's restarts from byte 0 in a fresh temporary file).
-    A Git LFS pointer is refused either way: a source of pointers gives pointers again."""
+    """A pooch downloader: ``pooch.HTTPDownloader``, or for a ``resume`` file a Range request continuing ``part``
+    across attempts and runs. A Git LFS pointer is refused: a source of pointers gives pointers again."""
 
     def __init__(self, spec: RemoteFile, final: Path, settings: FetchSettings):
         self.spec, self.timeout_s, self.progress = spec, settings.timeout_s, settings.progress
@@ -205,8 +190,7 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOut
 
 
 def write_failures(out: Path, rows: list[dict]) -> tuple[pd.DataFrame, Path | None]:
-    """``out/download_failures.csv`` from ``rows`` (FAILURE_COLUMNS); removed when there are none,
-    since a stale list would say files are missing that are not."""
+    """``out/download_failures.csv`` from ``rows``; removed when there are none (a stale list would mislead)."""
     frame = pd.DataFrame(rows, columns=list(FAILURE_COLUMNS))
     csv_path = out / FAILURES_NAME
     if rows:
@@ -244,8 +228,6 @@ def fetch_all(files: list[RemoteFile], out: str | os.PathLike, settings: FetchSe
                           sum(sizes[p] for p in downloaded), csv_path)
 
 
-# ---------------------------------------------------------------- CREMA-D
-
 def load_lfs_manifest() -> pd.DataFrame:
     """``path, sha256, size`` of every official CREMA-D media file (22,326 rows)."""
     with resources.files("mer_utils.data").joinpath(_MANIFEST_NAME).open("rb") as fh:
@@ -276,12 +258,8 @@ def _select_media(manifest: pd.DataFrame, modalities, actors, clips) -> pd.DataF
 
 def cremad_files(*, modalities=("wav",), actors=None, clips=None, metadata: bool = True,
                  mirror: str | None = None) -> list[RemoteFile]:
-    """The files of a CREMA-D selection, with their URLs, sizes and sha256.
-
-    ``mirror`` is any base URL with the official layout (``BASE/AudioWAV/<clip>.wav``,
-    ``BASE/VideoDemographics.csv``, ...); by default media come from GitHub's
-    LFS media host and the metadata CSVs from the raw file host.
-    """
+    """The files of a CREMA-D selection, with their URLs, sizes and sha256; ``mirror``: a base URL with the
+    official layout (default: GitHub's LFS media host, and the raw file host for the metadata CSVs)."""
     media = _select_media(load_lfs_manifest(), modalities, actors, clips)
     base = mirror.rstrip("/") + "/" if mirror else None
     files = [RemoteFile(path, ((base or OFFICIAL_MEDIA_BASE) + path,), int(size), sha)
@@ -322,13 +300,8 @@ def _has_size(path: Path, size: int) -> bool:
 def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None, clips=None,
                     mirror: str | None = None, metadata: bool = True, jobs: int = 8, retries: int = 4,
                     backoff_s: float = 1.0, timeout_s: float = 60.0, progress: bool = True) -> DownloadResult:
-    """Fetch CREMA-D in the official layout into ``out``, verified against the official sha256.
-
-    Files already there are verified and kept; missing or wrong ones are fetched.
-    The result's ``ok`` is False while anything is missing; the reasons are in
-    ``out/download_failures.csv``. Audio first (``modalities=("wav",)``, 0.61 GB);
-    ``"flv"`` (2.44 GB) is the video the visual expert needs, ``"mp3"`` 0.63 GB.
-    """
+    """Fetch CREMA-D in the official layout into ``out``, verified against the official sha256; files already
+    there are verified and kept. ``modalities``: ``"wav"`` 0.61 GB, ``"flv"`` 2.44 GB (video), ``"mp3"`` 0.63 GB."""
     out = Path(out).expanduser()
     files = cremad_files(modalities=modalities, actors=actors, clips=clips, metadata=metadata, mirror=mirror)
     if progress:
@@ -342,8 +315,7 @@ def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None,
 
 
 def _update_marker(out: Path, *, started=(), complete=()) -> None:
-    """``out/.mer_download.json`` records which modalities are complete, so a
-    notebook can tell its own finished download from an interrupted one."""
+    """``out/.mer_download.json``: which modalities are complete (a finished download vs an interrupted one)."""
     path = out / MARKER_NAME
     marker = read_json(path) if path.exists() else {"corpus": "crema-d", "complete_modalities": []}
     marker["complete_modalities"] = sorted(set(marker["complete_modalities"]) | set(complete))
@@ -352,14 +324,8 @@ def _update_marker(out: Path, *, started=(), complete=()) -> None:
 
 
 def offer_download(data_root, modalities=("wav",), *, in_colab: bool | None = None, **kwargs):
-    """Notebook helper: in Colab, fetch CREMA-D into ``data_root`` when it is not there yet.
-
-    Returns ``data_root`` unchanged. Does nothing when ``data_root`` is None
-    (the embedded synthetic corpus), outside Colab (use ``mer download cremad``),
-    when an earlier download here completed these modalities, or when the folder
-    already holds a copy of its own. Raises ``RuntimeError`` naming the list of
-    missing files when the download is incomplete; re-running resumes it.
-    """
+    """Notebook helper: in Colab, fetch CREMA-D into ``data_root`` (returned unchanged) unless it is None (the
+    synthetic corpus), already downloaded here, or a copy of the user's own. Raises when files are still missing."""
     if data_root is None:
         return None
     if not ("google.colab" in sys.modules if in_colab is None else in_colab):

@@ -1,16 +1,6 @@
-"""Getting RAVDESS speech: ``mer download ravdess``.
-
-Zenodo record 1188976 publishes the audio-only speech of all 24 actors as one
-archive, ``Audio_Speech_Actors_01-24.zip`` (208,468,073 bytes, md5
-``bc696df654c87fed845eb13823edef8a``); only the video comes per actor. The
-archive is fetched with the same pooch-based engine as CREMA-D (an interrupted
-transfer resumes with an HTTP Range request), then the requested actors are
-extracted to ``OUT/Actor_XX/03-01-…wav``, the layout ``mer_utils.data.ravdess``
-reads. Each member is checked by the archive's own CRC-32 and written
-atomically; the sizes and CRCs go to ``ravdess_files.tsv`` so a re-run
-verifies the extracted files without the archive.
-
-RAVDESS is CC BY-NC-SA 4.0: non-commercial use, attribution, share-alike.
+"""Getting RAVDESS speech (``mer download ravdess``): Zenodo's one archive of all 24 actors, fetched with
+CREMA-D's engine (resumable), then the requested actors extracted to ``OUT/Actor_XX/``, each member checked by
+the archive's CRC-32 and written atomically; ``ravdess_files.tsv`` lets a re-run verify them without the archive.
 """
 
 from __future__ import annotations
@@ -20,13 +10,12 @@ import re
 import shutil
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from mer_utils.core.atomic_io import atomic_path, write_csv, write_text
-from mer_utils.data.download import FetchSettings, RemoteFile, fetch_file, write_failures
+from mer_utils.data.download import DownloadResult, FetchSettings, RemoteFile, fetch_file, write_failures
 
 RECORD_URL = "https://zenodo.org/records/1188976"
 ARCHIVE_NAME = "Audio_Speech_Actors_01-24.zip"
@@ -41,19 +30,10 @@ CHECKSUMS_NAME = "ravdess_files.tsv"
 _SPEECH_MEMBER = re.compile(r"(?:^|/)Actor_(\d{2})/(03-01-\d{2}-\d{2}-\d{2}-\d{2}-(\d{2})\.wav)$")
 
 
-@dataclass
-class RavdessResult:
-    """Which actors are ready; ``ok`` is False while any requested actor is incomplete."""
+class RavdessResult(DownloadResult):
+    """A download counted in actors: ``present`` (verified, already extracted) and ``extracted``."""
 
-    out: Path
-    present: list[int]  # verified, already extracted before this run
-    extracted: list[int]
-    failures: pd.DataFrame  # download.FAILURE_COLUMNS
-    failures_csv: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failures.empty
+    extracted = property(lambda self: self.downloaded)
 
     def summary(self) -> str:
         text = (f"{self.out}: actors verified already present: {_ids(self.present)}; extracted: "
@@ -66,12 +46,8 @@ class RavdessResult:
 def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None = None, keep_zip: bool = False,
                      archive_md5: str = ARCHIVE_MD5, archive_size: int = ARCHIVE_SIZE, retries: int = 4,
                      backoff_s: float = 1.0, timeout_s: float = 60.0, progress: bool = True) -> RavdessResult:
-    """Fetch RAVDESS speech and extract ``actors`` (default all 24) to ``out/Actor_XX/``.
-
-    ``mirror`` is a base URL holding ``Audio_Speech_Actors_01-24.zip``. The
-    archive is checked against ``archive_md5`` (the value Zenodo publishes)
-    before anything is extracted; ``archive_size`` only sizes the progress bar.
-    """
+    """Fetch RAVDESS speech and extract ``actors`` (default all 24) to ``out/Actor_XX/``; ``mirror``: a base URL
+    holding the archive, checked against ``archive_md5`` before anything is extracted."""
     out = Path(out).expanduser()
     actors = _check_actors(actors)
     print(LICENCE)
@@ -106,7 +82,7 @@ def _check_actors(actors) -> list[int]:
 
 def _finish(out: Path, present, extracted, failures: list[dict]) -> RavdessResult:
     frame, csv_path = write_failures(out, failures)
-    return RavdessResult(out, present, extracted, frame, csv_path)
+    return RavdessResult(out, present, extracted, frame, 0, csv_path)
 
 
 def _speech_members(zf: zipfile.ZipFile) -> dict[int, list[zipfile.ZipInfo]]:
