@@ -26,6 +26,13 @@ def split_actors(actors: pd.DataFrame, fraction: float, seed: int) -> tuple[np.n
     return np.sort(big), np.sort(small)
 
 
+def carve_validation(pool: pd.DataFrame, fraction: float, seed: int, fold: int = 0) -> list[tuple]:
+    """``[(fold, "train", clip ids), (fold, "val", clip ids)]``: whole validation actors carved from ``pool``'s."""
+    train_ids, val_ids = split_actors(actor_table(pool), fraction, seed)
+    by_actor = pool.set_index("actor_id")["clip_id"]
+    return [(fold, "train", by_actor.loc[train_ids]), (fold, "val", by_actor.loc[val_ids])]
+
+
 def split_frame(assignments: list[tuple[int, str, pd.Series]], name: str) -> pd.DataFrame:
     """The split CSV's rows from ``(fold, subset, clip ids)`` triples, sorted by fold, subset, clip."""
     parts = [pd.DataFrame({"clip_id": ids.to_numpy(), "split": name, "fold": fold, "subset": subset})

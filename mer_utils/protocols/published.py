@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mer_utils.data.cremad_vocabulary import EMOTIONS
-from mer_utils.protocols.actors import actor_table, split_actors, split_frame
+from mer_utils.protocols.actors import carve_validation, split_frame
 
 SOURCE_FILES = {
     "ogm-ge": ("ogm-ge/train.csv", "ogm-ge/test.csv"),
@@ -103,16 +103,15 @@ def import_published_split(
     info.update(restrict_info)
     pieces = []
     for fold, group in assign.groupby("fold", sort=True):
+        fold = int(fold)
         train = group.loc[group["subset"] == "train", "clip_id"]
         test = group.loc[group["subset"] == "test", "clip_id"]
         if protocol == "ogm-ge":  # a random split: carve validation clips, stratified by emotion
             train, val = train_test_split(train, test_size=val_size / (1 - len(test) / len(group)),
                                           random_state=seed, stratify=by_id.loc[train, "emotion"])
+            pieces += [(fold, "train", train), (fold, "val", val)]
         else:  # actor-independent folds: carve whole validation actors
-            train_clips = clips[clips["clip_id"].isin(train)]
-            keep, val_actors = split_actors(actor_table(train_clips), val_size / 0.8, seed + int(fold))
-            val = train_clips.loc[train_clips["actor_id"].isin(val_actors), "clip_id"]
-            train = train_clips.loc[train_clips["actor_id"].isin(keep), "clip_id"]
-        pieces += [(int(fold), "train", train), (int(fold), "val", val), (int(fold), "test", test)]
+            pieces += carve_validation(clips[clips["clip_id"].isin(train)], val_size / 0.8, seed + fold, fold)
+        pieces.append((fold, "test", test))
     # The validation carve depends on the seed, so the name carries it.
     return split_frame(pieces, f"{protocol}_seed{seed}"), info

@@ -18,7 +18,7 @@ import pandas as pd
 from mer_utils.core.atomic_io import read_json, sha256_file, write_csv, write_json
 from mer_utils.core.labels import SUBSETS
 from mer_utils.data.media_health import OK
-from mer_utils.protocols.actors import actor_table, split_actors, split_frame
+from mer_utils.protocols.actors import actor_table, carve_validation, split_actors, split_frame
 from mer_utils.protocols.published import import_published_split
 
 # "loso": leave one group out (IEMOCAP: one session per fold), for corpora that declare a group column.
@@ -73,13 +73,10 @@ def random_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, t
 def speaker_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
     """Actor-disjoint split, balanced by sex; emotions stay balanced because
     every CREMA-D actor records every emotion."""
-    actors = actor_table(clips)
-    rest_ids, test_ids = split_actors(actors, test_size, seed)
-    rest = actors[actors["actor_id"].isin(rest_ids)]
-    train_ids, val_ids = split_actors(rest, val_size / (1 - test_size), seed)
-    by_actor = clips.set_index("actor_id")["clip_id"]
-    return split_frame([(0, "train", by_actor.loc[train_ids]), (0, "val", by_actor.loc[val_ids]),
-                   (0, "test", by_actor.loc[test_ids])], f"speaker_seed{seed}")
+    rest_ids, test_ids = split_actors(actor_table(clips), test_size, seed)
+    rest = clips[clips["actor_id"].isin(rest_ids)]
+    return split_frame([*carve_validation(rest, val_size / (1 - test_size), seed),
+                        (0, "test", clips.loc[clips["actor_id"].isin(test_ids), "clip_id"])], f"speaker_seed{seed}")
 
 
 def speaker_kfold_split(clips: pd.DataFrame, *, n_folds: int = 5, seed: int = 0, val_size: float = 0.1) -> pd.DataFrame:
@@ -93,11 +90,7 @@ def speaker_kfold_split(clips: pd.DataFrame, *, n_folds: int = 5, seed: int = 0,
     folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     assignments = []
     for fold, (train_idx, test_idx) in enumerate(folds.split(clips, clips["emotion"], groups=clips["actor_id"])):
-        train_pool = clips.iloc[train_idx]
-        actors = actor_table(train_pool)
-        train_ids, val_ids = split_actors(actors, val_size / (1 - 1 / n_folds), seed + fold)
-        pool = train_pool.set_index("actor_id")["clip_id"]
-        assignments += [(fold, "train", pool.loc[train_ids]), (fold, "val", pool.loc[val_ids]),
+        assignments += [*carve_validation(clips.iloc[train_idx], val_size / (1 - 1 / n_folds), seed + fold, fold),
                         (fold, "test", clips.iloc[test_idx]["clip_id"])]
     return split_frame(assignments, f"speaker-kfold{n_folds}_seed{seed}")
 
@@ -112,10 +105,7 @@ def leave_one_group_out_split(clips: pd.DataFrame, *, group_column: str, seed: i
     assignments = []
     for fold, group in enumerate(groups):
         held = clips[group_column] == group
-        train_pool = clips[~held]
-        train_ids, val_ids = split_actors(actor_table(train_pool), val_size / (1 - 1 / len(groups)), seed + fold)
-        pool = train_pool.set_index("actor_id")["clip_id"]
-        assignments += [(fold, "train", pool.loc[train_ids]), (fold, "val", pool.loc[val_ids]),
+        assignments += [*carve_validation(clips[~held], val_size / (1 - 1 / len(groups)), seed + fold, fold),
                         (fold, "test", clips.loc[held, "clip_id"])]
     return split_frame(assignments, f"loso_seed{seed}")
 
