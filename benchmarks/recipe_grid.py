@@ -18,8 +18,7 @@ import pandas as pd
 from mer_utils.core.metrics import aggregate_scores, classification_scores
 from mer_utils.core.predictions import make_predictions_frame
 from mer_utils.experts.audio.variants import Recipe, fit_recipe, predict_recipe
-from mer_utils.protocols.actors import actor_table, carve_validation, split_frame
-from mer_utils.protocols.splits import check_speaker_independent
+from mer_utils.protocols.splits import actor_table, carve_validation, check_speaker_independent, split_frame
 
 
 def half_transfer_split(manifest: pd.DataFrame, train_actors: Sequence, *, n_val: int = 2, seed: int = 0,
