@@ -12,8 +12,8 @@ import soundfile as sf
 
 from conftest import shared
 from mer_utils.cli import main
-from mer_utils.data.manifest import MANIFEST_COLUMNS, build_manifest, load_manifest, prepare_manifest
-from mer_utils.data.manifest_summary import summarize_manifest
+from mer_utils.data.manifest import (MANIFEST_COLUMNS, build_manifest, load_manifest, prepare_manifest,
+                                     summarize_manifest)
 
 
 def test_real_sample_clips_parse_with_demographics_and_votes():

@@ -1,13 +1,8 @@
-"""The manifest: one row per clip, built once by a corpus reader, read everywhere.
+"""The manifest: one row per clip, built once by a corpus reader, read everywhere, and its summary.
 
-Media paths are stored relative to the data root (a corpus CSV's folder for
-a CSV corpus), so a Drive folder can move without breaking anything. Every
-media file gets a health status (:mod:`mer_utils.data.media_health`); files
-that are not clips are listed as problems rather than crashed on.
-
-Beside ``<name>.csv`` the manifest's JSON records its corpus
-(:class:`~mer_utils.data.corpus.CorpusInfo`: label set, speaker grouping,
-standard protocols) and the input signature that lets a re-run skip the scan.
+Media paths are relative to the data root (a corpus CSV's folder), so a Drive folder can move; every file gets a
+health status, and files that are not clips are listed as problems. The JSON beside ``<name>.csv`` records the
+corpus info and the input signature that lets a re-run skip the scan.
 """
 
 from __future__ import annotations
@@ -103,14 +98,10 @@ def build_manifest(
     data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,
     dataset: str = "auto", **options,
 ) -> ManifestResult:
-    """Scan a data root into a manifest with the reader of its corpus.
+    """Scan a data root into a manifest (corpus info in ``manifest.attrs["corpus"]``) with its corpus's reader.
 
-    ``dataset`` is a corpus name from :data:`mer_utils.data.corpus.READERS`
-    or ``"auto"`` (a ``.csv`` file: a generic corpus; ``Actor_XX/``
-    folders: RAVDESS; ``Session1..5/``: IEMOCAP; else CREMA-D). Reader
-    options pass through, e.g. ``keep_all_emotions=True`` for all eight
-    RAVDESS emotions. The result's manifest carries the corpus info in
-    ``manifest.attrs["corpus"]``.
+    ``dataset``: a name in :data:`mer_utils.data.corpus.READERS` or ``"auto"``; reader options pass through, e.g.
+    ``keep_all_emotions=True`` for all eight RAVDESS emotions.
     """
     data_root = Path(data_root)
     if not data_root.exists():
@@ -138,8 +129,7 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _corpus_of(path: Path, frame: pd.DataFrame) -> CorpusInfo:
-    """The corpus info written beside the manifest; for an older manifest without it, the
-    reader's declaration (restricted to the labels present when the reader has no fixed set)."""
+    """The corpus info written beside the manifest, else the reader's (plus any labels it does not declare)."""
     sidecar = path.with_suffix(".json")
     if sidecar.exists():
         stored = read_json(sidecar).get("corpus")
@@ -153,8 +143,7 @@ def _corpus_of(path: Path, frame: pd.DataFrame) -> CorpusInfo:
 
 
 def _declared_fields(name) -> dict:
-    """What the corpus's reader declares now: fills the fields a sidecar written by an older
-    version lacks (e.g. ``balanced_speakers``); nothing for a corpus no reader is named after."""
+    """What the corpus's reader declares now (fills the fields an older sidecar lacks); {} for no reader."""
     try:
         return reader(str(name)).corpus_info().to_dict()
     except ValueError:
@@ -171,7 +160,7 @@ def corpus_info(manifest: pd.DataFrame) -> CorpusInfo:
 
 
 def problems_path_of(manifest_path: str | os.PathLike) -> Path:
-    """``<name>_problems.csv`` beside ``<name>.csv``: every clip and file that is not usable, with its fix."""
+    """``<name>_problems.csv`` beside ``<name>.csv``: every unusable clip and file, with its fix."""
     manifest_path = Path(manifest_path)
     return manifest_path.with_name(manifest_path.stem + "_problems.csv")
 
@@ -241,3 +230,68 @@ def prepare_manifest(
                                             "n_clips": len(result.manifest), "n_problems": len(result.problems)})
     # Read back: a fresh build and a cached one must be the same frame (types, rounding), clip for clip.
     return load_manifest(out_path)
+
+
+def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = None, *,
+                       corpus: CorpusInfo | None = None, problems_path: str | os.PathLike | None = None) -> str:
+    """Clips, speakers, per-label counts, media health with each problem's fix, and the completeness check where
+    the corpus declares its size. Without ``problems`` (the problems table) the manifest's broken clips are listed."""
+    if corpus is None and manifest.attrs.get("corpus"):
+        corpus = CorpusInfo.from_dict(manifest.attrs["corpus"])
+    n_clips, n_actors = len(manifest), manifest["actor_id"].nunique()
+    lines = [f"{n_clips} clips from {n_actors} actors"]
+    sexes = manifest.drop_duplicates("actor_id")["sex"].replace("", "unknown").fillna("unknown").value_counts()
+    lines.append("actors by sex: " + ", ".join(f"{k} {v}" for k, v in sorted(sexes.items())))
+    counts = manifest["emotion"].value_counts()
+    labels = corpus.labels if corpus else tuple(sorted(counts.index))
+    lines.append("clips per emotion: " + ", ".join(f"{e} {int(counts.get(e, 0))}" for e in labels))
+    for kind in ("audio", "video"):
+        status = manifest[f"{kind}_status"].value_counts()
+        lines.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())))
+    usable = (manifest["audio_status"] == OK) | (manifest["video_status"] == OK)
+    provided = [k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any()]
+    complete = pd.concat([manifest[f"{k}_status"] == OK for k in provided], axis=1).all(axis=1) if provided else usable
+    lines.append(f"usable clips (audio or video ok): {int(usable.sum())}; with every provided modality ok "
+                 f"(what the experts train and score on): {int(complete.sum())}")
+    if problems is None:
+        problems = pd.DataFrame([problem_row(row[f"{kind}_path"], row["clip_id"], kind, row[f"{kind}_status"])
+                                 for kind in MODALITIES for _, row in manifest.iterrows()
+                                 if row[f"{kind}_status"] not in (OK, NOT_PROVIDED)], columns=list(PROBLEM_COLUMNS))
+    if len(problems):
+        by_status = problems["status"].value_counts()
+        where = f", listed in {problems_path}" if problems_path else ""
+        lines.append(f"problems: {len(problems)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+                     + f"){where}")
+        for status, rows in sorted(problems.groupby("status"), key=lambda item: item[0]):
+            example = rows.iloc[0]
+            lines.append(f"  {status} ({len(rows)}, e.g. {example['path'] or example['clip_id']}): {example['fix']}")
+    else:
+        lines.append("problems: none")
+    expected = corpus.expected if corpus else {}
+    if "clips" in expected and n_actors > expected.get("speakers", 0) // 2:  # looks like an attempt at the full corpus
+        complete = n_clips == expected["clips"] and n_actors == expected["speakers"]
+        verdict = "matches" if complete else "does NOT match"
+        lines.append(f"official corpus check: {verdict} {expected['clips']} clips / {expected['speakers']} actors")
+    return "\n".join(lines)
+
+
+def modality_gap(manifest: pd.DataFrame, kind: str) -> str | None:
+    """None when some clip has ``ok`` ``kind`` media; else one line saying why none has and what to add.
+
+    >>> frame = pd.DataFrame({"clip_id": ["a"], "audio_status": ["not_provided"], "video_status": ["ok"]})
+    >>> modality_gap(frame, "video") is None
+    True
+    >>> print(modality_gap(frame, "audio"))
+    no clip has usable audio (audio: not_provided 1); add the corpus's audio files to the data root
+    """
+    if kind not in MODALITIES:
+        raise ValueError(f"unknown modality {kind!r}; choose one of {MODALITIES}")
+    status = manifest[f"{kind}_status"].astype(str)
+    if (status == OK).any():
+        return None
+    counts = ", ".join(f"{name} {n}" for name, n in sorted(status.value_counts().items())) or "no clips"
+    hints = {}
+    if manifest.attrs.get("corpus"):
+        hints = getattr(reader(CorpusInfo.from_dict(manifest.attrs["corpus"]).name), "MEDIA_HINTS", {})
+    hint = hints.get(kind, f"add the corpus's {kind} files to the data root")
+    return f"no clip has usable {kind} ({kind}: {counts}); {hint}"
