@@ -1,12 +1,8 @@
 """The CREMA-D reader: the official layout (``AudioWAV/``, ``VideoFlash/`` ...) into a manifest.
 
-Clip names are ``{ActorID}_{Sentence}_{Emotion}_{Level}``
-(:mod:`mer_utils.data.cremad_names`). Partial copies work (an
-AudioWAV-only download: the video columns are ``not_provided``), stray
-files are listed as problems, and a ``SentenceFilenames.csv`` in the root
-adds the clips it lists that have no media as ``missing``. Demographics
-(``VideoDemographics.csv``) and the crowd's votes (``processedResults/``)
-join the manifest when present.
+Partial copies work (a missing folder's column is ``not_provided``), stray files are listed as problems, and the
+clips a root ``SentenceFilenames.csv`` lists without media are ``missing``. Demographics
+(``VideoDemographics.csv``) and the crowd's votes (``processedResults/``) join the manifest when present.
 """
 
 from __future__ import annotations
@@ -23,13 +19,12 @@ from mer_utils.data.human_baseline import read_vote_columns
 from mer_utils.data.manifest import MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult, check_rows
 
 NAME = "cremad"
-# Preferred folder first: AudioWAV is what computational work uses; the MP3s
-# are the raters' copies and serve only when the WAV is absent.
+# Preferred folder first: the MP3s are the raters' copies and serve only when the WAV is absent.
 MEDIA_FOLDERS = {
     "audio": (("AudioWAV", ".wav"), ("AudioMP3", ".mp3")),
     "video": (("VideoFlash", ".flv"), ("VideoMP4", ".mp4")),
 }
-# What a stage that lacks a modality tells the user to add (see mer_utils.data.modalities).
+# What a stage that lacks a modality tells the user to add (see manifest.modality_gap).
 MEDIA_HINTS = {"audio": "add AudioWAV/ (or AudioMP3/) to the data root",
                "video": "add VideoFlash/ (or VideoMP4/) to the data root"}
 
@@ -49,8 +44,7 @@ def detect(data_root: Path) -> bool:
 
 
 def find_clip_media(data_root: str | os.PathLike, clip_id: str) -> dict[str, Path | None]:
-    """``{"audio": path or None, "video": path or None}`` of one clip, from the layout alone (no scan):
-    a single demo clip needs no manifest of the whole corpus."""
+    """``{"audio": path or None, "video": path or None}`` of one clip, from the layout alone (no scan)."""
     parse_clip_id(clip_id)
     root = Path(data_root)
     return {kind: next((root / folder / f"{clip_id}{suffix}" for folder, suffix in folders
@@ -106,11 +100,7 @@ def _demographics(path: Path | None) -> pd.DataFrame:
 
 def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,
          **_options) -> ManifestResult:
-    """Scan a CREMA-D folder (official or partial layout) into a manifest.
-
-    ``metadata_dir`` is searched for ``VideoDemographics.csv`` and
-    ``processedResults/`` when the data root lacks them.
-    """
+    """Scan a CREMA-D folder into a manifest; ``metadata_dir``: where else to look for the metadata files."""
     data_root = Path(data_root)
     meta = Path(metadata_dir) if metadata_dir else None
     found, problems, present = _scan_media(data_root)
@@ -121,8 +111,7 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
         raise RuntimeError(f"No media folder found in {data_root}; expected AudioWAV/, AudioMP3/, VideoFlash/ "
                            f"or VideoMP4/ as in the official CREMA-D repository{hint}")
     clip_ids = set().union(*found.values())
-    # Only the data root's own listing says which clips *should* be there; a
-    # metadata folder given for demographics may describe a larger corpus.
+    # Only the data root's own listing says which clips should be there (a metadata folder may list more).
     listing = data_root / "SentenceFilenames.csv"
     if listing.exists():
         clip_ids |= set(pd.read_csv(listing)["Filename"].astype(str))

@@ -1,11 +1,6 @@
-"""Any labelled corpus, given as a CSV file: ``--data-root corpus.csv``.
-
-Columns: ``path, speaker, emotion`` and optionally ``video_path, sex, age``
-(EmoBox's jsonl rows ``{key, wav, emo}`` carry the same). Paths are absolute
-or relative to the CSV's folder; labels are any strings, and the label set
-is the sorted set of the ``emotion`` column. The clip id is the file stem
-(or, where stems repeat, the relative path). A row whose media are missing
-or broken stays in the manifest with its status, like in any other corpus.
+"""Any labelled corpus, given as a CSV file (``--data-root corpus.csv``) with columns ``path, speaker, emotion``
+and optionally ``video_path, sex, age``. Paths are absolute or relative to the CSV's folder; the label set is the
+sorted set of the ``emotion`` column; the clip id is the file stem (where stems repeat, the relative path).
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
-"""The IEMOCAP reader: ``Session1..5`` of ``IEMOCAP_full_release`` into a manifest.
-
-Layout as distributed (the torchaudio ``IEMOCAP`` dataset and SpeechBrain's
-``iemocap_prepare.py`` read the same)::
-
-    Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav
-    Session1/dialog/EmoEvaluation/Ses01F_impro01.txt   # "[6.29 - 8.24]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[...]"
-
-The standard four-class set: neutral, happy (with excited merged into it),
-angry and sad; every other category (frustrated, surprised, "xxx" with no
-agreement, ...) is left out. The speaker of an utterance is its session plus
-the gender letter that starts the utterance's last name part (``F000`` ->
-``Ses01F``); the session is the group that leave-one-session-out holds out.
-Only the audio is used (the videos are whole dialogues, not per utterance).
+"""The IEMOCAP reader: ``Session1..5`` of ``IEMOCAP_full_release`` into a manifest (audio only: the videos
+are whole dialogues). Labels come from ``SessionN/dialog/EmoEvaluation/*.txt``; the standard four classes are
+kept (excited merged into happy). A speaker is a session plus a sex (``Ses01F``); the session is the group that
+leave-one-session-out holds out.
 """
 
 from __future__ import annotations

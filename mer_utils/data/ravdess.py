@@ -1,12 +1,7 @@
-"""The RAVDESS reader: speech files under ``Actor_XX/`` into a manifest.
+"""The RAVDESS reader: speech files ``Actor_XX/MM-VV-EE-II-SS-RR-AA.wav`` into a manifest (odd actors are male).
 
-File names are ``MM-VV-EE-II-SS-RR-AA.wav``: modality (03 = audio only),
-vocal channel (01 = speech, 02 = song), emotion, intensity (01 normal,
-02 strong), statement, repetition, actor (odd = male). Emotions map onto
-CREMA-D's six codes; calm and surprised have no CREMA-D counterpart and are
-left out unless ``keep_all_emotions=True`` (then coded ``CAL`` and ``SUR``,
-and the label set is all eight).
-Song and video files are recognised and skipped with a note.
+Emotions map onto CREMA-D's six codes; calm and surprised are left out unless ``keep_all_emotions=True`` (then
+``CAL`` and ``SUR``). Song and video files are recognised and skipped with a note.
 """
 
 from __future__ import annotations
@@ -37,14 +32,13 @@ def corpus_info(*, keep_all_emotions: bool = False, **_options) -> CorpusInfo:
                       balanced_speakers=True)  # every actor records the same emotions, intensities and statements
 
 
-def detect(path) -> bool:
-    return is_ravdess_root(path)
-
-
 def is_ravdess_root(path: str | os.PathLike) -> bool:
     """True when ``path`` holds RAVDESS ``Actor_XX/`` folders."""
     path = Path(path)
     return path.is_dir() and any(_ACTOR_DIR_RE.match(p.name) for p in path.iterdir() if p.is_dir())
+
+
+detect = is_ravdess_root
 
 
 def parse_ravdess_name(stem: str) -> dict:

@@ -1,15 +1,8 @@
-"""Synthetic emotional speech: a small source-filter voice model.
+"""Synthetic emotional speech from a small source-filter voice model (numpy and scipy only).
 
-A voiced harmonic source (sum of harmonics along a pitch contour, with jitter
-and tremor) is cut into syllables, each shaped by the formants of its vowel
-and preceded by a short noise burst (the consonant). Emotion moves the
-prosodic and voice-quality settings that SER features pick up in real speech
-(pitch level and range, loudness, speaking rate, spectral tilt, breathiness);
-each actor adds a voice of their own (base pitch, vocal-tract length, a timbre
-resonance, habits and per-emotion mannerisms) so that a model tested on seen
-actors scores higher than one tested on unseen actors, as on real CREMA-D.
-
-Only numpy and scipy are needed; ``mer_utils.data.synthetic.corpus`` drives it.
+A harmonic source along a pitch contour is cut into syllables, each shaped by its vowel's formants after a noise
+burst. Emotion moves what SER features pick up in real speech (pitch level and range, loudness, rate, spectral
+tilt, breathiness); each actor adds a voice and mannerisms of their own, so seen actors score higher than new ones.
 """
 
 from __future__ import annotations
@@ -95,12 +88,8 @@ def random_voice(rng: np.random.Generator, *, sex: str) -> Voice:
 
 
 def clip_style(voice: Voice, emotion: str, *, strength: float, rng: np.random.Generator) -> dict:
-    """Prosody settings of one clip.
-
-    ``strength`` in [0, 1.2] is how clearly the emotion is expressed: 0 gives
-    the actor's neutral voice, so weakly acted clips look neutral, as in the
-    crowd votes of the real corpus.
-    """
+    """Prosody settings of one clip; ``strength`` in [0, 1.2]: 0 is the actor's neutral voice (as in the real
+    crowd votes, weakly acted clips sound neutral)."""
     if emotion not in EMOTION_STYLE:
         raise ValueError(f"emotion must be one of {EMOTIONS}, got {emotion!r}")
     style = {}

@@ -1,14 +1,8 @@
-"""Synthetic talking faces: a shaded cartoon face that OpenCV's Haar cascade finds.
+"""Synthetic talking faces: a shaded cartoon face, drawn with OpenCV, that its Haar cascade finds.
 
-The face is drawn with OpenCV primitives: a shaded skin ellipse, dark eye
-sockets (the dark-eyes/bright-cheeks contrast the frontal-face cascade keys
-on), eyes, eyebrows, a nose shadow and a mouth. Emotion moves the facial
-action units the FER literature uses (Ekman's FACS): lip-corner pull and
-mouth opening, brow raise and brow lowering/knitting, eye widening, the
-upper-lip raise of disgust. Each actor has a look of their own (skin tone,
-face size and shape, position, hair, shirt, background), a resting face and
-their own way of showing each emotion; every clip has head jitter, an expression onset, talking, blinks, a
-lighting change and sensor noise.
+Emotion moves the facial action units of the FER literature (lip corners, jaw, brows, eye opening, the upper-lip
+raise of disgust); each actor has a look, a resting face and a way of showing each emotion of their own; every
+clip has head jitter, an expression onset, talking, blinks, a lighting change and sensor noise.
 """
 
 from __future__ import annotations
@@ -229,14 +223,11 @@ def render_frames(look: Look, peak: dict, *, n_frames: int, frame_size: tuple, f
 
 
 def write_video(path, frames: np.ndarray, *, fps: float) -> None:
-    """Encode frames as Flash Video (Sorenson H.263, the 'FLV1' codec) that OpenCV reads back.
-
-    FFmpeg's FLV muxer knows the codec by its FLV tag (2), not by the 'FLV1'
-    fourcc, which would make OpenCV print a fallback warning for every clip.
-    """
+    """Encode frames as Flash Video (Sorenson H.263, 'FLV1') that OpenCV reads back."""
     import cv2
 
     height, width = frames.shape[1:3]
+    # FFmpeg's FLV muxer knows the codec by its FLV tag (2); the 'FLV1' fourcc prints a warning per clip.
     writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, 2, float(fps), (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write FLV video to {path}: its FFmpeg backend lacks the FLV1 encoder")
