@@ -82,3 +82,10 @@ def ignored_options(config, relevant: set[str]) -> list[str]:
         if f.name not in relevant and (list(value) if isinstance(value, tuple) else value) != default:
             out.append(f"--{f.name.replace('_', '-')} {value}")
     return out
+
+
+def one_of(value, choices, what: str):
+    """``value`` when it is one of ``choices``, else a ValueError naming them."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {tuple(choices)}")
+    return value

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from mer_utils.core.config import one_of
 from mer_utils.core.labels import check_label_set
 
 # name -> module holding the reader; detection tries them in this order (CREMA-D last: the default).
@@ -56,16 +57,12 @@ class CorpusInfo:
 
 def reader(name: str):
     """The reader module of corpus ``name``."""
-    if name not in READERS:
-        raise ValueError(f"unknown corpus {name!r}; choose one of {DATASETS}")
-    return importlib.import_module(READERS[name])
+    return importlib.import_module(READERS[one_of(name, READERS, "corpus")])
 
 
 def resolve_dataset(data_root: str | os.PathLike, dataset: str = "auto") -> str:
     """``dataset``, or for ``"auto"`` the first reader that recognises ``data_root``'s layout (else CREMA-D)."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
-    if dataset != "auto":
+    if one_of(dataset, DATASETS, "dataset") != "auto":
         return dataset
     return next((name for name in READERS if reader(name).detect(Path(data_root))), "cremad")
 

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pooch
@@ -104,16 +105,10 @@ class DownloadResult:
                 "try another --mirror).")
 
 
-@dataclass
-class FetchOutcome:
+class FetchOutcome(NamedTuple):
     path: str
     status: str  # "present", "downloaded" or "failed"
-    url: str = ""
-    reason: str = ""
-    detail: str = ""
-
-    def failure_row(self) -> dict:
-        return {c: getattr(self, c) for c in FAILURE_COLUMNS}
+    failure: dict | None = None  # a row of FAILURE_COLUMNS
 
 
 class _Refused(Exception):
@@ -186,7 +181,7 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOut
             try:
                 action = pooch.retrieve(url, spec.known_hash, fname=final.name, path=final.parent,
                                         downloader=download, processor=lambda _path, action, _pup: action)
-                return FetchOutcome(spec.path, "present" if action == "fetch" else "downloaded", url)
+                return FetchOutcome(spec.path, "present" if action == "fetch" else "downloaded")
             except (OSError, ValueError, _Refused) as err:  # requests' errors are OSErrors
                 reason, detail, again = _reason(err)
                 if not again:
@@ -194,7 +189,7 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOut
     # pooch raises only after finding the file absent or wrong: what is there (e.g. the LFS
     # pointer of a plain clone) must not pass for the file.
     final.unlink(missing_ok=True)
-    return FetchOutcome(spec.path, "failed", url, reason, detail)  # the url has its own column
+    return FetchOutcome(spec.path, "failed", {"path": spec.path, "url": url, "reason": reason, "detail": detail})
 
 
 def write_failures(out: Path, rows: list[dict]) -> tuple[pd.DataFrame, Path | None]:
@@ -229,11 +224,10 @@ def fetch_all(files: list[RemoteFile], out: str | os.PathLike, settings: FetchSe
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         logger.setLevel(level)
-    failures, csv_path = write_failures(out, [o.failure_row() for o in outcomes if o.status == "failed"])
-    sizes = {f.path: f.size for f in files}
-    downloaded = [o.path for o in outcomes if o.status == "downloaded"]
-    return DownloadResult(out, [o.path for o in outcomes if o.status == "present"], downloaded, failures,
-                          sum(sizes[p] for p in downloaded), csv_path)
+    failures, csv_path = write_failures(out, [o.failure for o in outcomes if o.failure])
+    downloaded = [spec for spec, o in zip(files, outcomes) if o.status == "downloaded"]
+    return DownloadResult(out, [o.path for o in outcomes if o.status == "present"], [f.path for f in downloaded],
+                          failures, sum(f.size for f in downloaded), csv_path)
 
 
 def load_lfs_manifest() -> pd.DataFrame:
@@ -407,7 +401,7 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
     settings = FetchSettings(jobs=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
     fetched = fetch_file(spec, out, settings)
     if fetched.status == "failed":
-        return _finish(out, present, [], [fetched.failure_row()])
+        return _finish(out, present, [], [fetched.failure])
     zip_path = out / spec.path
     extracted, failures = _extract(zip_path, out, todo, checksums)
     if not failures and not keep_zip:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.config import one_of
 from mer_utils.data.corpus import CorpusInfo, labels_in_order, media_root, reader, resolve_dataset
 from mer_utils.data.media_health import FIXES, OK, audio_health, video_health
 
@@ -284,9 +285,7 @@ def modality_gap(manifest: pd.DataFrame, kind: str) -> str | None:
     >>> print(modality_gap(frame, "audio"))
     no clip has usable audio (audio: not_provided 1); add the corpus's audio files to the data root
     """
-    if kind not in MODALITIES:
-        raise ValueError(f"unknown modality {kind!r}; choose one of {MODALITIES}")
-    status = manifest[f"{kind}_status"].astype(str)
+    status = manifest[f"{one_of(kind, MODALITIES, 'modality')}_status"].astype(str)
     if (status == OK).any():
         return None
     counts = ", ".join(f"{name} {n}" for name, n in sorted(status.value_counts().items())) or "no clips"

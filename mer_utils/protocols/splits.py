@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from mer_utils.core.atomic_io import read_json, sha256_file, write_csv, write_json
+from mer_utils.core.config import one_of
 from mer_utils.core.labels import SUBSETS
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.data.media_health import OK
@@ -259,8 +260,7 @@ def make_split(
     n_folds: int = 5, published_dir: str | os.PathLike | None = None, require: tuple[str, ...] | str = "auto",
 ) -> pd.DataFrame:
     """Make (or import) a split of the usable clips of ``manifest``, with its ``attrs["info"]``."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    one_of(protocol, PROTOCOLS, "protocol")
     corpus = manifest.attrs.get("corpus") or {}
     if protocol in PUBLISHED_PROTOCOLS and corpus.get("name", "cremad") != "cremad":
         raise ValueError(f"the {protocol!r} split lists CREMA-D clips; this manifest is of corpus "

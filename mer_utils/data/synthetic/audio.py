@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from mer_utils.core.config import one_of
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 # Prosody and voice quality per emotion, chosen from the directions reported
@@ -90,8 +91,7 @@ def random_voice(rng: np.random.Generator, *, sex: str) -> Voice:
 def clip_style(voice: Voice, emotion: str, *, strength: float, rng: np.random.Generator) -> dict:
     """Prosody settings of one clip; ``strength`` in [0, 1.2]: 0 is the actor's neutral voice (as in the real
     crowd votes, weakly acted clips sound neutral)."""
-    if emotion not in EMOTION_STYLE:
-        raise ValueError(f"emotion must be one of {EMOTIONS}, got {emotion!r}")
+    one_of(emotion, EMOTIONS, "emotion")
     style = {}
     for key in STYLE_KEYS:
         neutral = EMOTION_STYLE["NEU"][key] + voice.habits["NEU"][key]

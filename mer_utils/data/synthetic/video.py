@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from mer_utils.core.config import one_of
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 # Expression parameters per emotion (0 = relaxed):
@@ -86,8 +87,7 @@ def _luma(bgr) -> float:
 
 def clip_expression(look: Look, emotion: str, *, strength: float, rng: np.random.Generator) -> dict:
     """Peak expression of one clip: the actor's resting face moved ``strength`` of the way to ``emotion``."""
-    if emotion not in EMOTION_FACE:
-        raise ValueError(f"emotion must be one of {EMOTIONS}, got {emotion!r}")
+    one_of(emotion, EMOTIONS, "emotion")
     neutral, target, habits = EMOTION_FACE["NEU"], EMOTION_FACE[emotion], look.habits[emotion]
     return {key: neutral[key] + look.resting[key] + strength * (target[key] - neutral[key] + habits[key])
             + rng.normal(0.0, FACE_NOISE[key]) for key in FACE_KEYS}
