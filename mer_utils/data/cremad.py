@@ -16,7 +16,8 @@ from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES, SENTENCES,
                                               parse_clip_id)
 from mer_utils.data.human_baseline import read_vote_columns
-from mer_utils.data.manifest import MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult, check_rows
+from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult, check_rows,
+                                     problem_row)
 
 NAME = "cremad"
 # Preferred folder first: the MP3s are the raters' copies and serve only when the WAV is absent.
@@ -72,18 +73,14 @@ def _scan_media(data_root: Path) -> tuple[dict, list[dict], set[str]]:
                     if ext.lower() != suffix:
                         raise ValueError(f"expected {suffix} in {folder}/")
                 except ValueError as err:
-                    strays.append({"path": rel, "clip_id": "", "kind": kind, "status": "not_a_clip",
-                                   "fix": f"not a CREMA-D clip ({err}); ignored"})
+                    strays.append(problem_row(rel, "", kind, "not_a_clip", f"not a CREMA-D clip ({err}); ignored"))
                     continue
                 found[kind].setdefault(stem, rel)
     return found, strays, present
 
 
 def _find_metadata(data_root: Path, metadata_dir: Path | None, name: str) -> Path | None:
-    for base in (data_root, metadata_dir):
-        if base is not None and (base / name).exists():
-            return base / name
-    return None
+    return next((base / name for base in (data_root, metadata_dir) if base and (base / name).exists()), None)
 
 
 def _demographics(path: Path | None) -> pd.DataFrame:

@@ -105,8 +105,9 @@ def human_baseline(path: str | os.PathLike) -> pd.DataFrame:
 def human_baseline_markdown(table: pd.DataFrame) -> str:
     """Modes as rows, emotions as columns (per-response %), paper figure beside."""
     rows = table.set_index(["mode", "emotion"])
-    cells = {"all (per response)": ("all", "per_response_accuracy"), "majority vote": ("all", "majority_vote_accuracy"),
-             "paper (Cao et al. 2014)": ("all", "paper_accuracy"), **{e: (e, "per_response_accuracy") for e in EMOTIONS}}
+    cells = {"all (per response)": ("all", "per_response_accuracy"),
+             "majority vote": ("all", "majority_vote_accuracy"), "paper (Cao et al. 2014)": ("all", "paper_accuracy"),
+             **{e: (e, "per_response_accuracy") for e in EMOTIONS}}
     frame = pd.DataFrame([{"rating mode": mode, **{name: percent(rows.loc[(mode, emotion), column])
                                                    for name, (emotion, column) in cells.items()}}
                           for mode in MODE_ORDER])

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result
+from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result, problem_row
 
 NAME = "ravdess"
 
@@ -71,15 +71,15 @@ def read(data_root: str | os.PathLike, *, keep_all_emotions: bool = False, progr
         try:
             fields = parse_ravdess_name(path.stem)
         except ValueError as err:
-            problems.append({"path": rel, "clip_id": "", "kind": "audio", "status": "not_a_clip", "fix": f"{err}; ignored"})
+            problems.append(problem_row(rel, "", "audio", "not_a_clip", f"{err}; ignored"))
             continue
         if fields["modality"] != "03" or path.suffix.lower() != ".wav":
-            problems.append({"path": rel, "clip_id": path.stem, "kind": "video", "status": "skipped_video",
-                             "fix": "RAVDESS video files are not used (audio-only corpus here); skipped"})
+            problems.append(problem_row(rel, path.stem, "video", "skipped_video",
+                                        "RAVDESS video files are not used (audio-only corpus here); skipped"))
             continue
         if fields["vocal_channel"] != "01":
-            problems.append({"path": rel, "clip_id": path.stem, "kind": "audio", "status": "skipped_song",
-                             "fix": "song (vocal channel 02) is not speech; skipped"})
+            problems.append(problem_row(rel, path.stem, "audio", "skipped_song",
+                                        "song (vocal channel 02) is not speech; skipped"))
             continue
         if fields["emotion"] in EXTRA_EMOTIONS and not keep_all_emotions:
             continue  # not an error: calm/surprised have no CREMA-D class
