@@ -1,8 +1,6 @@
-"""What a corpus reader declares (:class:`CorpusInfo`, riding on the manifest), and how a data root finds its reader.
-
-To add a corpus: write a reader module with ``NAME``, ``detect(root)``, ``corpus_info(**options)`` and
-``read(root, *, progress, **options)``, and add it to :data:`READERS` (see docs/architecture.md).
-"""
+"""What a corpus reader declares (:class:`CorpusInfo`, riding on the manifest) and how a data root finds its reader.
+A reader module has ``NAME``, ``detect(root)``, ``corpus_info(**options)`` and ``read(root, *, progress, **options)``
+and is listed in :data:`READERS` (see docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The CREMA-D reader: the official layout (``AudioWAV/``, ``VideoFlash/`` ...) into a manifest.
-
-Partial copies work (a missing folder's column is ``not_provided``), stray files are listed as problems, and the
-clips a root ``SentenceFilenames.csv`` lists without media are ``missing``. Demographics
-(``VideoDemographics.csv``) and the crowd's votes (``processedResults/``) join the manifest when present.
-"""
+"""The CREMA-D reader: the official layout into a manifest. Partial copies work (an absent folder: ``not_provided``),
+stray files become problems, clips a root ``SentenceFilenames.csv`` lists without media are ``missing``, and the
+demographics and the crowd's votes (``processedResults/``) join the manifest when present."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Any labelled corpus, given as a CSV file (``--data-root corpus.csv``) with columns ``path, speaker, emotion``
-and optionally ``video_path, sex, age``. Paths are absolute or relative to the CSV's folder; the label set is the
-sorted set of the ``emotion`` column; the clip id is the file stem (where stems repeat, the relative path).
-"""
+"""Any labelled corpus as a CSV (``--data-root corpus.csv``): columns ``path, speaker, emotion`` (optional
+``video_path, sex, age``), paths absolute or relative to the CSV's folder. Labels: the sorted ``emotion`` values;
+clip id: the file stem (where stems repeat, the relative path)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
-"""Getting CREMA-D and RAVDESS: verified, parallel downloads on pooch (``mer download cremad|ravdess``).
-
-The official repository keeps its media in Git LFS (a plain clone gives pointer files), so each file is fetched
-by path from the media host and checked against the sha256 of the official LFS pointers, shipped with the package
-(``cremad_lfs_manifest.tsv.gz``). pooch moves a file into place only once its hash matches, so a re-run fetches
-only what is missing or wrong. Kept here: a thread pool, a reason per failed file, our own retries (pooch's retry
-a 404 too: 10 s per file a mirror lacks) and an HTTP Range resume, for RAVDESS's 208 MB archive alone.
-
-RAVDESS speech is Zenodo's one archive of all 24 actors; the requested actors are extracted to ``OUT/Actor_XX/``,
-each member checked by the archive's CRC-32 and written atomically, and ``ravdess_files.tsv`` lets a re-run
-verify them without the archive.
+"""Getting CREMA-D and RAVDESS (``mer download``): each file fetched with pooch and moved into place only once its
+hash matches (CREMA-D: the sha256 of the official Git LFS pointers, shipped; RAVDESS: Zenodo's md5 of its archive,
+then each extracted file's CRC-32), so a re-run fetches only what is missing or wrong.
 
 >>> files = cremad_files(modalities=("wav",), clips=["1001_DFA_ANG_XX"], metadata=False)
 >>> files[0].path, files[0].size
@@ -174,7 +166,7 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOut
     """Make ``out/spec.path`` exactly ``spec``: keep it if its hash matches, else fetch it."""
     final = out / spec.path
     download = _Downloader(spec, final, settings)
-    for url in spec.urls:
+    for url in spec.urls:  # our own retries: pooch's retry a 404 too (10 s per file a mirror lacks)
         for attempt in range(settings.retries + 1):
             if attempt:
                 time.sleep(min(settings.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S))

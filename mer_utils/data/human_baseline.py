@@ -1,10 +1,6 @@
-"""CREMA-D's crowd ratings (``processedResults/``): the manifest's vote columns, and how well the raters
-recognised the intended emotion, beside Cao et al. (2014): 40.9 / 58.2 / 63.6 % (voice / face / audio-visual).
-
-Recognition is counted per response (share of all ratings naming the intended emotion, the paper's measure)
-and by majority vote (a tie counts when the intended emotion is among the tied ones, reported separately as
-``majority_vote_accuracy_with_ties``).
-"""
+"""CREMA-D's crowd ratings (``processedResults/``): the manifest's vote columns, and how well the raters recognised
+the intended emotion, per response (the measure of Cao et al. 2014) and by majority vote (``..._with_ties``: a tie
+counts when the intended emotion is among the tied ones)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""The IEMOCAP reader: ``Session1..5`` of ``IEMOCAP_full_release`` into a manifest (audio only: the videos
-are whole dialogues). Labels come from ``SessionN/dialog/EmoEvaluation/*.txt``; the standard four classes are
-kept (excited merged into happy). A speaker is a session plus a sex (``Ses01F``); the session is the group that
-leave-one-session-out holds out.
-"""
+"""The IEMOCAP reader: the audio of ``Session1..5`` into a manifest, labels from ``dialog/EmoEvaluation/*.txt``, the
+standard four classes (excited merged into happy). A speaker is a session plus a sex (``Ses01F``); the session is
+the group that leave-one-session-out holds out."""
 
 from __future__ import annotations
 

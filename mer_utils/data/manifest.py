@@ -1,9 +1,6 @@
-"""The manifest: one row per clip, built once by a corpus reader, read everywhere, and its summary.
-
-Media paths are relative to the data root (a corpus CSV's folder), so a Drive folder can move; every file gets a
-health status, and files that are not clips are listed as problems. The JSON beside ``<name>.csv`` records the
-corpus info and the input signature that lets a re-run skip the scan.
-"""
+"""The manifest: one row per clip, built once by a corpus reader, read everywhere, and its summary. Media paths are
+relative to the data root (a corpus CSV's folder) and carry a health status; the JSON beside ``<name>.csv`` records
+the corpus info and the input signature that lets a re-run skip the scan."""
 
 from __future__ import annotations
 
@@ -99,11 +96,8 @@ def build_manifest(
     data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,
     dataset: str = "auto", **options,
 ) -> ManifestResult:
-    """Scan a data root into a manifest (corpus info in ``manifest.attrs["corpus"]``) with its corpus's reader.
-
-    ``dataset``: a name in :data:`mer_utils.data.corpus.READERS` or ``"auto"``; reader options pass through, e.g.
-    ``keep_all_emotions=True`` for all eight RAVDESS emotions.
-    """
+    """Scan a data root into a manifest (corpus info in ``manifest.attrs["corpus"]``) with its corpus's reader;
+    ``dataset``: a name in ``corpus.READERS`` or ``"auto"``. Options pass to the reader (``keep_all_emotions``)."""
     data_root = Path(data_root)
     if not data_root.exists():
         raise FileNotFoundError(f"data root not found at {data_root}; expected a CREMA-D folder (AudioWAV/ and/or "

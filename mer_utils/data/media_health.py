@@ -1,8 +1,6 @@
-"""Health of one media file: usable, or why not (the statuses are :data:`FIXES`' keys), and a video's audio track.
-
-Audio is decoded (the silence check needs the samples); video is only demuxed plus its first frame, so checking
-7,442 clips x 2 files stays a matter of minutes. Stereo or 44.1 kHz audio is fine: the loaders resample and down-mix.
-"""
+"""Health of one media file (usable, or why not: the keys of :data:`FIXES`), and a video's audio track. Audio is
+decoded (silence needs the samples), video only demuxed plus its first frame, so 7,442 clips x 2 files take minutes.
+Stereo or 44.1 kHz audio is fine: the loaders resample and down-mix."""
 
 from __future__ import annotations
 
@@ -148,11 +146,9 @@ class VideoPackets(NamedTuple):
 
 
 def video_packets(path: str | os.PathLike) -> VideoPackets | None:
-    """Demux every stream of ``path`` with PyAV (only the first video frame is decoded); None: no video at all.
-
-    A stream duration (MP4) is held against the video packets, a container duration (FLV's onMetaData covers
-    audio and video) against every stream's, so an audio track that outlasts the picture does not look cut.
-    """
+    """Demux every stream of ``path`` with PyAV (decoding only the first video frame); None: no video at all. A
+    container duration (FLV's onMetaData covers audio and video) is held against every stream's packets, a stream
+    duration (MP4) against the video's, so an audio track that outlasts the picture does not look cut."""
     import av
 
     with av.open(str(path)) as container:

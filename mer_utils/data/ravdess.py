@@ -1,8 +1,6 @@
 """The RAVDESS reader: speech files ``Actor_XX/MM-VV-EE-II-SS-RR-AA.wav`` into a manifest (odd actors are male).
-
-Emotions map onto CREMA-D's six codes; calm and surprised are left out unless ``keep_all_emotions=True`` (then
-``CAL`` and ``SUR``). Song and video files are recognised and skipped with a note.
-"""
+Emotions map onto CREMA-D's codes; calm and surprised are left out unless ``keep_all_emotions=True`` (then ``CAL``
+and ``SUR``); song and video files are skipped with a note."""
 
 from __future__ import annotations
 

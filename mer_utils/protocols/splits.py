@@ -1,10 +1,6 @@
-"""Train/validation/test splits as files: random, speaker-independent, k-fold, leave-one-group-out, and the
-splits of published CREMA-D work (OGM-GE's clip lists, audEERING's actor lists, HiCMAE's five actor folds).
-
-A split frame has one row per clip and fold (``clip_id, split, fold, subset``); its ``attrs["info"]`` (the JSON
-beside the CSV) records protocol, seed, sizes, actor overlap and the clips left out for broken media. Where a
-source has no validation set it is carved from training (never from test), like the generated protocols'.
-"""
+"""Train/validation/test splits as files: random, speaker-independent, k-fold, leave-one-group-out, and CREMA-D's
+published ones (OGM-GE, audEERING, HiCMAE). A split has one row per clip and fold; its ``attrs["info"]`` (the JSON
+beside the CSV) records protocol, seed, sizes, actor overlap and excluded clips. Validation is never taken from test."""
 
 from __future__ import annotations
 

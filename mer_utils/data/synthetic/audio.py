@@ -1,9 +1,6 @@
-"""Synthetic emotional speech from a small source-filter voice model (numpy and scipy only).
-
-A harmonic source along a pitch contour is cut into syllables, each shaped by its vowel's formants after a noise
-burst. Emotion moves what SER features pick up in real speech (pitch level and range, loudness, rate, spectral
-tilt, breathiness); each actor adds a voice and mannerisms of their own, so seen actors score higher than new ones.
-"""
+"""Synthetic emotional speech from a source-filter voice model (numpy and scipy only): harmonics along a pitch
+contour, cut into syllables shaped by vowel formants. Emotion moves pitch, loudness, rate, spectral tilt and
+breathiness; each actor's own voice and mannerisms make seen actors easier than new ones, as on real CREMA-D."""
 
 from __future__ import annotations
 

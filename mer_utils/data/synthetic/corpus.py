@@ -1,9 +1,6 @@
-"""A small synthetic corpus in the official CREMA-D layout (``AudioWAV/``, ``VideoFlash/``,
-``VideoDemographics.csv``, plus ``README.txt`` and ``synth_config.json``): the embedded default data set and the
-test fixture, on which every stage runs in seconds. Both modalities carry the clip's emotion with independent
-random strengths (so fusion has something to combine), and actors have their own voices and faces (so a
-speaker-independent split scores lower than a random one, as on real data).
-"""
+"""A small synthetic corpus in the official CREMA-D layout: the embedded default data set and the test fixture.
+Both modalities carry the clip's emotion with independent random strengths (so fusion has something to combine);
+actors have their own voices and faces (so speaker-independent splits score lower than random ones, as on real data)."""
 
 from __future__ import annotations
 
@@ -110,11 +107,9 @@ def _start_or_skip(out_dir: Path, params: dict, expected: list[Path]) -> bool:
 def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENTENCES, seed: int = 0,
                           with_video: bool = True, duration_s: float = 1.6, fps: int = 15,
                           frame_size: tuple = (192, 144), progress: bool = True) -> Path:
-    """Write a synthetic CREMA-D-shaped corpus (actors 1001, ...: men, then women, alternating) and return its root.
-
-    Same ``seed``, same bytes. ``duration_s`` is the mean clip length (each varies by up to 10 %). A re-run with the
-    same parameters returns at once, or finishes an interrupted corpus; other parameters there raise ``ValueError``.
-    """
+    """Write a synthetic CREMA-D-shaped corpus and return its root; same ``seed``, same bytes. ``duration_s``: the
+    mean clip length (each varies by up to 10 %). A re-run with the same parameters returns at once or finishes an
+    interrupted corpus; other parameters in the same folder raise ``ValueError``."""
     from tqdm import tqdm
 
     sentences = tuple(sentences)

@@ -1,9 +1,6 @@
-"""Synthetic talking faces: a shaded cartoon face, drawn with OpenCV, that its Haar cascade finds.
-
-Emotion moves the facial action units of the FER literature (lip corners, jaw, brows, eye opening, the upper-lip
-raise of disgust); each actor has a look, a resting face and a way of showing each emotion of their own; every
-clip has head jitter, an expression onset, talking, blinks, a lighting change and sensor noise.
-"""
+"""Synthetic talking faces: a shaded cartoon face, drawn with OpenCV, that its Haar cascade finds. Emotion moves the
+facial action units of the FER literature; each actor has a look, resting face and way of showing each emotion of
+their own; every clip has head jitter, an expression onset, talking, blinks, a lighting change and sensor noise."""
 
 from __future__ import annotations
 
