@@ -18,6 +18,7 @@ import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -49,6 +50,7 @@ _MEDIA_FOLDERS = {folder for folder, _ in MODALITY_DIRS.values()}
 _USER_AGENT = "mer-utils (CREMA-D download)"
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
 _MAX_BACKOFF_S = 60.0
+_size = partial(tqdm.format_sizeof, suffix="B", divisor=1000)  # 72862 -> "72.9kB"
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class DownloadResult:
 
     def summary(self) -> str:
         text = (f"{self.out}: {len(self.present)} verified already present, {len(self.downloaded)} downloaded "
-                f"({_human_bytes(self.bytes_downloaded)}), {len(self.failures)} failed")
+                f"({_size(self.bytes_downloaded)}), {len(self.failures)} failed")
         if self.ok:
             return text + "."
         reasons = ", ".join(f"{reason} x{n}" for reason, n in self.failures["reason"].value_counts().items())
@@ -277,9 +279,9 @@ def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> 
     total = sum(sum(v) for v in sizes.values())
     # A stat per file, no hashing: enough to say how much is left to fetch.
     there = sum(f.size for f in files if out and _has_size(Path(out) / f.path, f.size))
-    lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_human_bytes(total)}; "
-             f"{_human_bytes(total - there)} to download, {_human_bytes(there)} already there (verified first)"]
-    lines += [f"  {folder}: {len(v):,} files, {_human_bytes(sum(v))}" for folder, v in sizes.items()]
+    lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_size(total)}; "
+             f"{_size(total - there)} to download, {_size(there)} already there (verified first)"]
+    lines += [f"  {folder}: {len(v):,} files, {_size(sum(v))}" for folder, v in sizes.items()]
     minutes = (total - there) / (ASSUMED_MB_PER_S * 1e6) / 60
     when = f"about {round(minutes)} min" if minutes >= 1 else "under a minute"
     lines.append(f"  {when} at {ASSUMED_MB_PER_S:g} MB/s (writing to Google Drive is "
@@ -337,13 +339,6 @@ def offer_download(data_root, modalities=("wav",), *, in_colab: bool | None = No
         raise RuntimeError(f"{len(result.failures)} CREMA-D files are still missing in {root}; their reasons are "
                            f"in {result.failures_csv}. Re-run this cell to fetch only what is missing.")
     return data_root
-
-
-def _human_bytes(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n} B"
 
 
 RECORD_URL = "https://zenodo.org/records/1188976"

@@ -33,13 +33,8 @@ def clip_plan(*, n_actors: int, sentences=DEFAULT_SENTENCES) -> list[tuple[int, 
     >>> len(plan), plan[0]
     (44, (1001, 'DFA', 'ANG', 'XX'))
     """
-    plan = []
-    for actor in range(1001, 1001 + n_actors):
-        for sentence in sentences:
-            for emotion in EMOTIONS:
-                levels = IEO_LEVELS if sentence == "IEO" and emotion != "NEU" else ("XX",)
-                plan.extend((actor, sentence, emotion, level) for level in levels)
-    return plan
+    return [(actor, sentence, emotion, level) for actor in range(1001, 1001 + n_actors) for sentence in sentences
+            for emotion in EMOTIONS for level in (IEO_LEVELS if sentence == "IEO" and emotion != "NEU" else ("XX",))]
 
 
 def _check_arguments(n_actors, sentences, seed, duration_s, fps, frame_size) -> None:
