@@ -11,14 +11,10 @@ import numpy as np
 from mer_utils.core.config import one_of
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 
-# Prosody and voice quality per emotion, chosen from the directions reported
-# for acted speech (e.g. Scherer 2003): anger and joy loud, high and bright;
-# fear high, fast and trembling; sadness low, slow, quiet and breathy;
-# disgust low, slow and falling.
-#   f0_st: pitch shift (semitones), range_st: pitch excursion, gain_db: loudness,
-#   rate: syllables/s, tilt: harmonic roll-off exponent (higher = darker),
-#   breath: aspiration-noise share, tremor_st: vibrato depth, final_st: final rise/fall,
-#   formant: relative formant shift (a smile shortens the vocal tract and raises them).
+# Prosody and voice quality per emotion, in the directions reported for acted speech (e.g. Scherer 2003).
+#   f0_st: pitch shift (semitones), range_st: pitch excursion, gain_db: loudness, rate: syllables/s, tilt: harmonic
+#   roll-off exponent (higher = darker), breath: aspiration-noise share, tremor_st: vibrato depth, final_st: final
+#   rise/fall, formant: relative formant shift (a smile shortens the vocal tract and raises them).
 STYLE_KEYS = ("f0_st", "range_st", "gain_db", "rate", "tilt", "breath", "tremor_st", "final_st", "formant")
 EMOTION_STYLE = {emotion: dict(zip(STYLE_KEYS, row)) for emotion, row in {
     #      f0_st range gain  rate  tilt  breath tremor final formant
@@ -31,18 +27,15 @@ EMOTION_STYLE = {emotion: dict(zip(STYLE_KEYS, row)) for emotion, row in {
 }.items()}
 # Clip-to-clip variation of one actor acting one emotion (one standard deviation).
 CLIP_NOISE = dict(zip(STYLE_KEYS, (0.72, 0.6, 0.9, 0.21, 0.06, 0.018, 0.03, 0.48, 0.009)))
-# Actors' habits (their own way of acting each emotion) vary this many times
-# more: one reason seen actors are easier than new ones.
+# Actors' habits (their own way of acting each emotion) vary this many times more: seen actors are easier.
 HABIT_SCALE = 2.0
 
-# Formants (Hz) of a few vowels for an adult male vocal tract; the actor's
-# vocal-tract factor scales them (women and shorter tracts: higher formants).
+# Formants (Hz) of a few vowels for an adult male vocal tract, scaled by the actor's vocal-tract factor.
 VOWEL_FORMANTS = {
     "a": (730, 1090, 2440), "e": (530, 1840, 2480), "i": (300, 2200, 2900),
     "o": (570, 840, 2410), "u": (330, 1020, 2240), "@": (500, 1500, 2500),
 }
-# Vowel nucleus of each syllable of the twelve CREMA-D sentences (rough
-# transcription; what matters is that each sentence has its own rhythm).
+# Vowel nucleus of each syllable of the CREMA-D sentences (rough: what matters is each sentence's own rhythm).
 SENTENCE_VOWELS = {
     "IEO": "ieee@o", "TIE": "aie@aioa@", "IOM": "aoaeu@ii", "IWW": "au@oii@a",
     "TAI": "@eeiooou", "MTI": "eiuooiiio", "IWL": "auae@uao", "ITH": "aiaae@o@o@",

@@ -11,10 +11,9 @@ import numpy as np
 from mer_utils.core.config import one_of
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 
-# Expression parameters per emotion (0 = relaxed):
-#   eye: eye opening (1 = normal), brow_h: brow raise, brow_a: inner-brow
-#   lowering (+, anger's knit) or raising (-, sadness/fear), curve: lip-corner
-#   pull (+ smile, - frown), open: jaw drop, teeth: teeth shown, sneer: upper-lip raise.
+# Expression parameters per emotion (0 = relaxed): eye: eye opening (1 = normal), brow_h: brow raise, brow_a:
+# inner-brow lowering (+, anger's knit) or raising (-, sadness/fear), curve: lip-corner pull (+ smile, - frown),
+# open: jaw drop, teeth: teeth shown, sneer: upper-lip raise.
 FACE_KEYS = ("eye", "brow_h", "brow_a", "curve", "open", "teeth", "sneer")
 EMOTION_FACE = {
     "ANG": dict(eye=0.75, brow_h=-1.0, brow_a=1.0, curve=-0.3, open=0.35, teeth=1.0, sneer=0.2),
