@@ -45,16 +45,11 @@ def read_table(csv_path: Path) -> pd.DataFrame:
     return table
 
 
-def _resolve(folder: Path, value: str) -> Path:
-    path = Path(value.strip())
-    return path if path.is_absolute() else folder / path
-
-
 def input_files(csv_path: Path) -> list[Path]:
     """Every media file the CSV lists (for the manifest's input signature)."""
     table = read_table(csv_path)
     columns = [c for c in ("path", "video_path") if c in table.columns]
-    return [_resolve(csv_path.parent, v) for c in columns for v in table[c] if v.strip()]
+    return [csv_path.parent / v.strip() for c in columns for v in table[c] if v.strip()]  # an absolute path stays
 
 
 def _clip_ids(paths: list[str]) -> list[str]:
