@@ -55,12 +55,10 @@ def parse_clip_id(name: str) -> ClipName:
     if not match:
         raise ValueError(f"{name!r} is not a CREMA-D clip name (expected e.g. '1001_DFA_ANG_XX')")
     parts = match.groupdict()
-    checks = (("sentence", SENTENCES), ("emotion", EMOTIONS), ("level", INTENSITIES))
-    for field, allowed in checks:
+    for field, allowed in (("sentence", SENTENCES), ("emotion", EMOTIONS), ("level", INTENSITIES)):
         if parts[field] not in allowed:
-            raise ValueError(
-                f"{name!r} has unknown {field} code {parts[field]!r}; CREMA-D codes are {', '.join(sorted(allowed))}"
-            )
+            raise ValueError(f"{name!r} has unknown {field} code {parts[field]!r}; CREMA-D codes are "
+                             f"{', '.join(sorted(allowed))}")
     return ClipName(name, int(parts["actor"]), parts["sentence"], parts["emotion"], parts["level"])
 
 

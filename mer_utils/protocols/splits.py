@@ -302,26 +302,17 @@ def make_split(
 def write_split(split: pd.DataFrame, out_dir: str | os.PathLike) -> Path:
     """Write ``<name>.csv`` and ``<name>.json`` (its info and the CSV's sha256) into ``out_dir``; a CSV edited
     by hand since (its sha256 changed) is refused rather than silently overwritten."""
-    name = str(split["split"].iloc[0])
-    path = Path(out_dir) / f"{name}.csv"
-    _refuse_edited(path)
-    write_csv(path, split.loc[:, list(SPLIT_COLUMNS)])
-    write_json(path.with_suffix(".json"), {**split.attrs.get("info", {}), "csv_sha256": sha256_file(path)})
-    return path
-
-
-def _refuse_edited(path: Path) -> None:
+    path = Path(out_dir) / f"{split['split'].iloc[0]}.csv"
     sidecar = path.with_suffix(".json")
-    if not (path.exists() and sidecar.exists()):
-        return
-    recorded = read_json(sidecar).get("csv_sha256")
+    recorded = read_json(sidecar).get("csv_sha256") if path.exists() and sidecar.exists() else None
     if recorded and recorded != sha256_file(path):
-        raise ValueError(
-            f"{path} was changed after it was written (its sha256 no longer matches {sidecar}); refusing to "
-            "overwrite the edit. Splits here are generated from the manifest and protocol: to use your own "
-            "split, give it as a corpus CSV or a published split (--published-dir); to go back to the generated "
-            f"one, delete {path.name} and {sidecar.name}."
-        )
+        raise ValueError(f"{path} was changed after it was written (its sha256 no longer matches {sidecar}); refusing "
+                         "to overwrite the edit. Splits here are generated from the manifest and protocol: to use "
+                         "your own split, give it as a corpus CSV or a published split (--published-dir); to go back "
+                         f"to the generated one, delete {path.name} and {sidecar.name}.")
+    write_csv(path, split.loc[:, list(SPLIT_COLUMNS)])
+    write_json(sidecar, {**split.attrs.get("info", {}), "csv_sha256": sha256_file(path)})
+    return path
 
 
 def load_split(path: str | os.PathLike) -> pd.DataFrame:
