@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from mer_utils.core.config import one_of
+from mer_utils.core.config import DictIO, one_of
 from mer_utils.core.labels import check_label_set
 
 # name -> module holding the reader; detection tries them in this order (CREMA-D last: the default).
@@ -24,7 +24,7 @@ DATASETS = ("auto", *READERS)
 
 
 @dataclasses.dataclass(frozen=True)
-class CorpusInfo:
+class CorpusInfo(DictIO):
     """What downstream stages need to know about a corpus, and nothing corpus-specific beyond it."""
 
     name: str
@@ -43,14 +43,6 @@ class CorpusInfo:
     def __post_init__(self):
         object.__setattr__(self, "labels", check_label_set(self.labels, source=f"corpus {self.name!r}"))
         object.__setattr__(self, "protocols", tuple(self.protocols))
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CorpusInfo":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})
 
 
 def reader(name: str):
