@@ -187,10 +187,3 @@ def synthesize_utterance(voice: Voice, style: dict, *, sentence: str, duration_s
     room = room - voice.noise_tilt * np.r_[0.0, room[:-1]]  # differenced noise is brighter
     out += 10 ** (rng.uniform(-58, -48) / 20) * room / (np.std(room) + 1e-12)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
-
-
-def write_wav(path, samples: np.ndarray, sr: int) -> None:
-    """Write 16-bit PCM mono, like CREMA-D's AudioWAV files."""
-    import soundfile as sf
-
-    sf.write(str(path), samples, sr, subtype="PCM_16", format="WAV")

@@ -152,6 +152,8 @@ def _make_actor(row: dict, seed: int, frame_size: tuple) -> dict:
 
 def _write_clip(out_dir: Path, clip, actor: dict, params: dict) -> None:
     """Render one clip's audio and video (each only if missing) from a clip-specific seed."""
+    import soundfile as sf
+
     from mer_utils.data.synthetic import audio as synth_audio, video as synth_video
 
     actor_id, sentence, emotion, level = clip
@@ -170,7 +172,7 @@ def _write_clip(out_dir: Path, clip, actor: dict, params: dict) -> None:
         samples = synth_audio.synthesize_utterance(actor["voice"], style, sentence=sentence, duration_s=duration,
                                                    sr=params["sample_rate"], rng=audio_rng)
         with _atomic_media(wav) as tmp:
-            synth_audio.write_wav(tmp, samples, params["sample_rate"])
+            sf.write(str(tmp), samples, params["sample_rate"], subtype="PCM_16", format="WAV")  # as CREMA-D's
     flv = out_dir / "VideoFlash" / f"{_name(clip)}.flv"
     if params["with_video"] and not flv.exists():
         peak = synth_video.clip_expression(actor["look"], emotion, strength=video_strength, rng=video_rng)
