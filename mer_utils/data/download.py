@@ -273,10 +273,8 @@ def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> 
     sizes: dict[str, list[int]] = {}
     for spec in files:
         folder = spec.path.split("/")[0]
-        if folder not in _MEDIA_FOLDERS:
-            folder = "metadata"
-        sizes.setdefault(folder, []).append(spec.size)
-    total = sum(sum(v) for v in sizes.values())
+        sizes.setdefault(folder if folder in _MEDIA_FOLDERS else "metadata", []).append(spec.size)
+    total = sum(spec.size for spec in files)
     # A stat per file, no hashing: enough to say how much is left to fetch.
     there = sum(f.size for f in files if out and _has_size(Path(out) / f.path, f.size))
     lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_size(total)}; "
