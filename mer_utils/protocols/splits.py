@@ -1,6 +1,6 @@
 """Train/validation/test splits as files: random, speaker-independent, k-fold, leave-one-group-out, and CREMA-D's
 published ones (OGM-GE, audEERING, HiCMAE). A split has one row per clip and fold; its ``attrs["info"]`` (the JSON
-beside the CSV) records protocol, seed, sizes, actor overlap and excluded clips. Validation is never taken from test."""
+beside the CSV) records protocol, seed, sizes, actor overlap and excluded clips. Validation never comes from test."""
 
 from __future__ import annotations
 

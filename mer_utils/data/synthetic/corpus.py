@@ -1,6 +1,6 @@
 """A small synthetic corpus in the official CREMA-D layout: the embedded default data set and the test fixture.
 Both modalities carry the clip's emotion with independent random strengths (so fusion has something to combine);
-actors have their own voices and faces (so speaker-independent splits score lower than random ones, as on real data)."""
+actors have their own voices and faces (so speaker-independent splits score lower than random ones, as on CREMA-D)."""
 
 from __future__ import annotations
 
