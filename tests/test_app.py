@@ -105,7 +105,7 @@ def test_the_app_loads_its_models_once(real_speech_checkpoints):
 
 
 def test_an_adapted_speech_expert_says_its_test_score_is_not_how_the_input_is_scored(tmp_path):
-    from mer_utils.demo.provenance import scoring_note
+    from mer_utils.demo.selection import scoring_note
 
     adapted = {"modality": "audio", "adaptation": "balanced", "run_dir": str(tmp_path)}
     note = scoring_note(adapted)

@@ -1,14 +1,5 @@
-"""``mer app``: the demo in a browser (Gradio), locally, in Colab, or as a Hugging Face Space.
-
-Upload a video, a recording or a face image, or record one with the webcam or the microphone; the page shows
-the top emotion, each expert's and the fused probabilities (table, and the demo's figure with the sampled
-frames and the face box), every warning the command line would print, what each model was trained on, and for
-a long input the timeline with its CSV (:mod:`mer_utils.demo.page` builds all of it). The experts are chosen
-real-first (:mod:`mer_utils.demo.selection`) and loaded once per process, when the app is built; each request
-reuses them.
-
-Entry points: :func:`build_app` returns the ``gr.Blocks`` (a Space's ``app.py``:
-``build_app(checkpoints="hf://REPO_ID").launch()``); :func:`launch_app` serves it and prints the URL.
+"""``mer app``: the demo in a browser (Gradio), locally, in Colab, or as a Hugging Face Space
+(``build_app(checkpoints="hf://REPO_ID").launch()``); :mod:`mer_utils.demo.page` builds what it shows.
 """
 
 from __future__ import annotations
@@ -33,14 +24,14 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
               hop: float = DEFAULT_HOP_S, out_dir=None):
     """The app's ``gr.Blocks``. ``checkpoints``: a folder or ``hf://REPO_ID`` (fetched and verified once).
 
-    The experts a real video gets are loaded here, so the first request does not wait for them; the loaders
-    keep them for every later request of this process.
+    The experts are loaded here, once per process, so the first request does not wait for them.
     """
     import gradio as gr
 
+    from mer_utils.demo.hub import local_checkpoints
     from mer_utils.demo.page import PROMPT, answer_file
 
-    checkpoints = _local(checkpoints)
+    checkpoints = local_checkpoints(checkpoints)
     models = warm_up(checkpoints, allow_synthetic=allow_synthetic)
     out_root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mer_app_"))
 
@@ -111,22 +102,12 @@ def _prune(out_root: Path, *, older_than_s: float) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _local(checkpoints):
-    """``hf://REPO_ID`` -> its verified local snapshot (fetched once, here); a folder stays as it is."""
-    if str(checkpoints).startswith("hf://"):
-        from mer_utils.demo.hub import fetch_checkpoints
-
-        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
-    return checkpoints
-
-
 def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
     """Load the experts a real video would get (the loaders keep them for the process) and say which they are."""
     import numpy as np
 
-    from mer_utils.demo.results import DemoInputs
-    from mer_utils.demo.provenance import describe_expert
-    from mer_utils.demo.selection import load_experts
+    from mer_utils.demo.predict import DemoInputs
+    from mer_utils.demo.selection import describe_expert, load_experts
 
     probe = DemoInputs(video=None, audio=None, label="", name="a real video", kind="video")
     experts = load_experts(probe, checkpoints, weights_dir=checkpoints, allow_synthetic=allow_synthetic)
@@ -141,8 +122,8 @@ def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
 
 def launch_app(checkpoints="checkpoints", *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
                allow_synthetic: bool = False, block: bool = True, inline: bool | None = None):
-    """Build and serve the app; prints the local URL (and the public one with ``share``). ``block=False``
-    returns at once (a notebook: the page shows inline and the server runs while the kernel lives)."""
+    """Build and serve the app and print its URL (and the public one with ``share``). ``block=False`` returns at
+    once (a notebook: the page shows inline and the server runs while the kernel lives)."""
     blocks = build_app(checkpoints, allow_synthetic=allow_synthetic)
     _, local_url, share_url = blocks.launch(server_name=host, server_port=port, share=share, inline=inline,
                                             prevent_thread_lock=True, quiet=True,

@@ -1,16 +1,5 @@
-"""Share a checkpoint set on the Hugging Face Hub, and fetch one back safely.
-
-A *checkpoint set* is the folder the demo reads: ``index.json``, every checkpoint it names (weights + their
-JSON), the fusion rules, and a model card ``README.md`` (``huggingface_hub.ModelCard``: protocol, corpus,
-metrics, labels, licences; its metadata lists every file's sha256). Push stages it and calls
-``HfApi.upload_folder``; fetch calls ``snapshot_download`` (the cache alone when ``HF_HUB_OFFLINE=1``) and
-refuses, by name, a file whose sha256 differs from the card's.
-
-Why the card carries its own sha256 list: ``snapshot_download`` checks each file's size while downloading but
-never re-reads its cache, and the Hub's own check (``HfApi.verify_repo_checksums``) needs the Hub online. The
-card's list is checked wherever the set comes from: the Hub, its offline cache, or a folder standing in for the
-Hub (``local_hub``: air-gapped machines, tests). The token is ``huggingface_hub``'s own business: ``HF_TOKEN``,
-then ``hf auth login``'s token, then Colab's secret ``HF_TOKEN``; nothing here reads or writes it.
+"""Share a checkpoint set on the Hugging Face Hub with a model card listing every file's sha256, and fetch one
+back verified against it (docs/demo.md, "Sharing checkpoint sets").
 """
 
 from __future__ import annotations
@@ -35,8 +24,8 @@ LICENCES = {
 
 
 def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
-    """The files of the set, relative to ``checkpoints``: the index, every indexed checkpoint with its
-    sibling files (``x.safetensors`` + ``x.json``), and the fusion rules."""
+    """The set's files relative to ``checkpoints``: the index, each indexed checkpoint with its siblings
+    (``x.safetensors`` + ``x.json``), and the fusion rules."""
     from mer_utils.core.checkpoint_index import INDEX_NAME, entry_path, read_index
 
     root = Path(checkpoints).resolve()
@@ -58,8 +47,8 @@ def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
 
 
 def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[str, str]) -> str:
-    """The README.md of a shared set: what each checkpoint was trained on, its scores, labels, licences,
-    and (in its metadata) the sha256 of every file."""
+    """The README.md of a shared set: each checkpoint's training data, scores, labels and licences; the files'
+    sha256 in its metadata."""
     from huggingface_hub import ModelCard, ModelCardData
 
     from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES, adaptation_of
@@ -121,8 +110,8 @@ def _checkpoint_licences(root: Path, files: list[Path]) -> set[str]:
 
 def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints", *, token: str | None = None,
                      endpoint: str | None = None, local_hub: str | os.PathLike | None = None) -> str:
-    """Upload the checkpoint set in ``checkpoints`` with its model card to ``repo_id`` (on the Hub at
-    ``endpoint``, or into the folder ``local_hub``); returns the commit URL (or the folder)."""
+    """Upload the set in ``checkpoints`` with its model card to ``repo_id`` (on the Hub at ``endpoint``, or into the
+    folder ``local_hub``); returns the commit URL (or the folder)."""
     root, files = Path(checkpoints), checkpoint_set_files(checkpoints)
     with tempfile.TemporaryDirectory(prefix="mer-hub-") as staging:
         staging = Path(staging)
@@ -155,10 +144,7 @@ def recorded_hashes(folder: str | os.PathLike) -> dict[str, str] | None:
 
 
 def verify_checkpoint_set(folder: str | os.PathLike) -> list[str]:
-    """Check every file of a downloaded set against the sha256 in its model card; returns the file names.
-
-    Raises ``ValueError`` naming the first file whose sha256 differs, or that is missing.
-    """
+    """Check every file of a downloaded set against the sha256 in its model card; returns the file names."""
     folder = Path(folder)
     card, hashes = folder / CARD_NAME, recorded_hashes(folder)
     if hashes is None:
@@ -187,6 +173,13 @@ def fetch_checkpoints(repo_id: str, *, token: str | None = None, endpoint: str |
     return folder
 
 
+def local_checkpoints(checkpoints):
+    """``hf://REPO_ID`` -> its verified local snapshot; a folder stays as it is."""
+    if str(checkpoints).startswith("hf://"):
+        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
+    return checkpoints
+
+
 def _snapshot(repo_id: str, token: str | None, endpoint: str | None) -> Path:
     from huggingface_hub import snapshot_download
 
@@ -204,8 +197,8 @@ def _snapshot(repo_id: str, token: str | None, endpoint: str | None) -> Path:
 
 def pull_checkpoints(repo_id: str, checkpoints: str | os.PathLike | None = None, *, token: str | None = None,
                      endpoint: str | None = None, local_hub: str | os.PathLike | None = None) -> Path:
-    """Fetch and verify ``repo_id``, then copy its files into ``checkpoints``
-    (default ``checkpoints/hub/<owner>--<name>``, so a pulled set never mixes with your own index)."""
+    """Fetch and verify ``repo_id``, then copy its files into ``checkpoints`` (default
+    ``checkpoints/hub/<owner>--<name>``, so a pulled set never mixes with your own index)."""
     target = Path(checkpoints) if checkpoints else Path("checkpoints") / "hub" / repo_id.replace("/", "--")
     if (target / "index.json").exists() and recorded_hashes(target) is None:
         # Your own trained index would be replaced: nothing is overwritten without asking.

@@ -1,11 +1,5 @@
-"""What the browser app shows for one input, built without any web framework (so it is tested directly).
-
-One call, :func:`answer_file`, runs the demo (:func:`~mer_utils.demo.predict.predict_clip`) on a file and
-returns a :class:`Page`: the top emotion, the fusion used, every warning the command line would print (the
-answer's notes, and the warnings the experts log or raise while scoring), each expert's provenance, the
-probabilities as a table, the figure (bars and sampled frames with the face box), and for an input longer
-than one window the timeline figure and CSV. A file it cannot read gives a page with a plain message, never
-a stack trace.
+"""What the browser app shows for one input, built without any web framework (so it is tested directly): the
+answer, every warning the command line would print, provenance, table, figures; a plain message on an error.
 """
 
 from __future__ import annotations
@@ -84,7 +78,7 @@ def collected_warnings():
 
 
 def page_for(result, written: dict, *, extra_warnings=()) -> Page:
-    """The page of one :class:`~mer_utils.demo.results.DemoResult` and the files ``save_outputs`` wrote."""
+    """The page of one :class:`~mer_utils.demo.predict.DemoResult` and the files ``save_outputs`` wrote."""
     top = result.top_emotion
     lines = [f"## Top emotion: {label_name(top)} ({top})"]
     if result.inputs.label:
@@ -110,9 +104,8 @@ def _str(path) -> str | None:
 
 
 def provenance_markdown(result) -> str:
-    """One paragraph per expert: what its checkpoint was trained on (corpus, real or synthetic, protocol,
-    scores, licence) and how its test clips were scored; then the audio source and the fusion."""
-    from mer_utils.demo.provenance import describe_expert
+    """One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion."""
+    from mer_utils.demo.selection import describe_expert
 
     lines = ["### What each model was trained on"]
     for expert, entry in result.provenance.items():
@@ -121,6 +114,3 @@ def provenance_markdown(result) -> str:
         lines.append(f"- **{_EXPERTS.get(expert, expert)}**: " + "; ".join(parts))
     lines += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
     return "\n".join(lines)
-
-
-
