@@ -69,8 +69,8 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
         lines += ["**Warning: trained on the embedded SYNTHETIC corpus.** These models only recognise the "
                   "synthesiser's clips; on real recordings their answers are not meaningful.", ""]
     lines += [f"Label set: {'; '.join(sorted({', '.join(e['labels']) for e in entries}))}.", "", "## Checkpoints", "",
-              "| modality | corpus | synthetic | protocol | split | test scoring | backbone | clips | speakers | val UA "
-              "| test UA | commit | file |", "|" + "---|" * 13]
+              "| modality | corpus | synthetic | protocol | split | test scoring | backbone | clips | speakers "
+              "| val UA | test UA | commit | file |", "|" + "---|" * 13]
     for e in sorted(entries, key=lambda e: (e["corpus"], e["modality"], e["protocol"])):
         cells = [e["modality"], e["corpus"], "yes" if e.get("synthetic") else "no", e["protocol"],
                  e.get("split", ""), SHORT_NAMES[adaptation_of(e)], e.get("backbone") or e.get("strategy") or "",
@@ -186,8 +186,8 @@ def _snapshot(repo_id: str, token: str | None, endpoint: str | None) -> Path:
     # Read now, not at huggingface_hub's import (a notebook may set them late): offline means the cache only.
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     try:
-        return Path(snapshot_download(repo_id, token=token, endpoint=endpoint, cache_dir=os.environ.get("HF_HUB_CACHE"),
-                                      local_files_only=offline))
+        return Path(snapshot_download(repo_id, token=token, endpoint=endpoint, local_files_only=offline,
+                                      cache_dir=os.environ.get("HF_HUB_CACHE")))
     except Exception as err:
         hint = ("HF_HUB_OFFLINE=1 and this repository is not in the cache: pull it once online"
                 if offline else "check the name, your network and, for a private repository, HF_TOKEN")

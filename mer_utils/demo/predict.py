@@ -13,7 +13,8 @@ import numpy as np
 from mer_utils.core.labels import label_name
 from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, check_window
 from mer_utils.demo.hub import local_checkpoints
-from mer_utils.demo.inputs import AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media, read_image_rgb
+from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media,
+                                   read_image_rgb)
 from mer_utils.demo.selection import Experts, choose_fusion, describe_expert, load_experts, synthetic_warnings
 from mer_utils.demo.timeline import (Timeline, audio_windows, plot_timeline, video_faces, window_bounds, window_frames,
                                      write_timeline_csv)
@@ -307,8 +308,8 @@ def _fuse(audio_probs, visual_probs, fusion):
 def format_result(result: DemoResult) -> str:
     """Notes and provenance first, then a text table of the probabilities, one row per emotion."""
     lines = list(result.notes)
-    lines += [f"clip: {result.inputs.name}" + (f" (intended emotion: {result.inputs.label})" if result.inputs.label else ""),
-              f"audio from: {result.audio_source}", f"fusion: {result.fusion}"]
+    truth = f" (intended emotion: {result.inputs.label})" if result.inputs.label else ""
+    lines += [f"clip: {result.inputs.name}{truth}", f"audio from: {result.audio_source}", f"fusion: {result.fusion}"]
     lines += [f"{expert} expert trained on: {describe_expert(entry)}" for expert, entry in result.provenance.items()]
     if result.timeline is not None:
         lines.append(f"timeline: {len(result.timeline.starts)} windows; the table is their mean")

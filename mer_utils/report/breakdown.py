@@ -1,11 +1,5 @@
-"""Who the models fail: test scores by actor sex, age group, intensity and emotion.
-
-Predictions carry clip ids only; the demographics come from the manifest the
-expert trained on. Its location is found from the run's config.json and
-metrics.json (an explicit ``manifest``/``manifest_path``, else the cached
-manifest of its ``data_root``; a fusion run asks its experts), then among
-``outputs/manifests/*.csv``; the first that covers every predicted clip is
-used.
+"""Who the models fail: test scores by actor sex, age group, intensity and emotion, the demographics joined
+from the manifest each run trained on (found from its config.json and metrics.json, else ``outputs/manifests/``).
 """
 
 from __future__ import annotations
@@ -29,7 +23,7 @@ AGE_LABELS = ("20-29", "30-39", "40-49", "50-59", "60+")
 
 
 def _run_candidates(run_dir: Path, config: dict, outputs: Path) -> list[Path]:
-    """Manifest paths named by a run's config.json or metrics.json (``manifest``/``data_root``)."""
+    """Manifest paths named by a run's config.json or metrics.json."""
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
     found = []
     for record in (config, metrics):

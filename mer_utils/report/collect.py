@@ -1,9 +1,5 @@
-"""Find every finished run under ``outputs/`` and what it says about itself.
-
-A run folder is ``outputs/<stage>/[<corpus key>/]<name>/`` with a ``metrics.json`` (see
-:func:`mer_utils.core.evaluation.save_run_outputs`). Folders without one (a run
-still going, or one that crashed) are listed as skipped with the reason, so
-a table never silently lacks a row.
+"""Find every finished run (``outputs/<stage>/[<corpus key>/]<name>/metrics.json``) and what it says about itself;
+folders without metrics.json are listed as skipped with the reason, so a table never silently lacks a row.
 """
 
 from __future__ import annotations
@@ -86,12 +82,9 @@ _RUN_REFERENCES = ("audio_run", "visual_run")  # a fusion run's experts: compare
 
 
 def pool_key(run_dir: Path) -> str:
-    """What a run is, less its seed: runs with the same key are seeds of one system.
+    """What a run is, less its seed (``settings.json``): runs with the same key are seeds of one system.
 
-    From ``settings.json`` (what the run folder's hash covers) without the
-    seed; a fusion run's expert runs enter by their own pool keys, so two
-    fusion runs pool only when their experts are seeds of the same systems.
-    Runs without settings.json (older layouts) pool by run folder only.
+    A fusion run's experts enter by their own pool keys; runs without settings.json pool by run folder only.
     """
     stamp = run_dir / "settings.json"
     if not stamp.exists():
@@ -104,11 +97,7 @@ def pool_key(run_dir: Path) -> str:
 
 
 def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
-    """Every finished run under ``outputs`` (one row each, sorted), and the folders skipped.
-
-    ``per_fold`` and ``config`` hold the run's JSON as text, so the frame
-    stays flat and deterministic.
-    """
+    """Every finished run under ``outputs`` (one row each, sorted; JSON held as text), and the folders skipped."""
     outputs = Path(outputs)
     if not outputs.is_dir():
         raise FileNotFoundError(f"{outputs} does not exist; train an expert first (its notebook or "
@@ -143,13 +132,8 @@ def _run_dirs(stage_dir: Path) -> list[Path]:
 
 
 def run_predictions(outputs: str | os.PathLike, runs_row, subset: str = "test") -> pd.DataFrame | None:
-    """A collected run's predictions, checked against what its metrics.json says it is.
-
-    The split, modality and label set must match the run's own record: a
-    predictions file copied in from another run, or with its probability
-    columns reordered, is refused naming the file. ``None`` when the run has
-    no predictions for ``subset``.
-    """
+    """A collected run's predictions (None when it has none for ``subset``), refused, naming the file, when their
+    split, modality or label set differ from the run's own record."""
     path = Path(outputs) / runs_row["run"] / f"predictions_{subset}.csv"
     if not path.exists():
         return None
