@@ -96,7 +96,6 @@ def _prune(out_root: Path, *, older_than_s: float) -> None:
     """Remove the answer folders of earlier requests older than ``older_than_s`` (a server runs for days)."""
     import shutil
     import time
-
     for folder in out_root.glob("*"):
         if folder.is_dir() and time.time() - folder.stat().st_mtime > older_than_s:
             shutil.rmtree(folder, ignore_errors=True)
@@ -108,7 +107,6 @@ def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
 
     from mer_utils.demo.predict import DemoInputs
     from mer_utils.demo.selection import describe_expert, load_experts
-
     probe = DemoInputs(video=None, audio=None, label="", name="a real video", kind="video")
     experts = load_experts(probe, checkpoints, weights_dir=checkpoints, allow_synthetic=allow_synthetic)
     if experts.audio is not None:  # the first prediction loads the feature libraries: do it now

@@ -35,7 +35,6 @@ class FaceExpert:
         """Follow the face over ``frames`` (RGB, an array or a stream) and crop it as training did; only the frames
         at the positions in ``keep`` (all when None) are kept, for figures."""
         from mer_utils.experts.visual.faces import crop_box, follow_face
-
         cfg = self.crop_config
         crops, boxes, detected, shown, kept, several = [], [], [], [], [], 0
         for i, tracked in enumerate(follow_face(frames, cfg.make_detector(), margin=cfg.margin,
@@ -56,7 +55,6 @@ class FaceExpert:
         """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
         from mer_utils.experts.torch_threads import one_torch_thread
         from mer_utils.experts.visual.video import sample_frame_indices
-
         crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
         with one_torch_thread():  # ONNX Runtime sessions run on one thread already
             return np.asarray(self._score(crops), dtype=float)
@@ -76,7 +74,6 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
     from mer_utils.experts.visual.crops import CropConfig
     from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
     from mer_utils.experts.visual.zero_shot import map_fer2013
-
     weights = fer2013_weights(weights_dir)
     labels = tuple(labels)
     map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for

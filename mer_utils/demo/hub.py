@@ -27,7 +27,6 @@ def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
     """The set's files relative to ``checkpoints``: the index, each indexed checkpoint with its siblings
     (``x.safetensors`` + ``x.json``), and the fusion rules."""
     from mer_utils.core.checkpoint_index import INDEX_NAME, entry_path, read_index
-
     root = Path(checkpoints).resolve()
     entries = read_index(root)
     if not entries:
@@ -124,7 +123,6 @@ def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints
             shutil.copytree(staging, Path(local_hub) / repo_id, dirs_exist_ok=True)
             return str(Path(local_hub) / repo_id)
         from huggingface_hub import HfApi
-
         api = HfApi(endpoint=endpoint, token=token)
         api.create_repo(repo_id, repo_type="model", exist_ok=True)
         info = api.upload_folder(repo_id=repo_id, folder_path=staging, commit_message="mer_utils checkpoint set")
@@ -134,7 +132,6 @@ def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints
 def recorded_hashes(folder: str | os.PathLike) -> dict[str, str] | None:
     """The ``{file: sha256}`` the set's model card lists, or None when the folder has no such card."""
     from huggingface_hub import ModelCard
-
     card = Path(folder) / CARD_NAME
     try:
         hashes = ModelCard.load(card).data.get(HASHES_KEY) if card.is_file() else None
@@ -182,7 +179,6 @@ def local_checkpoints(checkpoints):
 
 def _snapshot(repo_id: str, token: str | None, endpoint: str | None) -> Path:
     from huggingface_hub import snapshot_download
-
     # Read now, not at huggingface_hub's import (a notebook may set them late): offline means the cache only.
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     try:

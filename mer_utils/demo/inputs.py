@@ -62,7 +62,6 @@ def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, st
     the note says so; a cut video is refused. Silence is left to the scoring, which hears the mono mix.
     """
     from mer_utils.data.media_health import FIXES, audio_health, video_health
-
     if info.kind == IMAGE:
         return info, None
     health = (video_health if info.kind == VIDEO else audio_health)(path, max_seconds=None)
@@ -92,7 +91,6 @@ def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> n
     import cv2
 
     from mer_utils.experts.visual.video import reduced_size
-
     factor = _reduction(path, max_side) if max_side else 1
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -109,7 +107,6 @@ def _reduction(path, max_side: int) -> int:
     """The largest of 1, 2, 4, 8 that keeps the image's shorter side at least ``max_side`` (Pillow reads the
     header only)."""
     from PIL import Image
-
     try:
         with Image.open(path) as image:
             side = min(image.size)
@@ -125,7 +122,6 @@ def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     from mer_utils.data.media_health import SAMPLE_RATE
     from mer_utils.data.video_audio import read_audio_track
     from mer_utils.experts.audio.loading import AudioLoadError, read_audio
-
     try:
         return read_audio(path)
     except AudioLoadError:
@@ -138,7 +134,6 @@ def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 def is_synthetic_clip(path: str | os.PathLike | None) -> bool:
     """True for a file of a synthetic corpus (its root, one or two folders up, holds ``synth_config.json``)."""
     from mer_utils.data.synthetic.corpus import CONFIG_NAME
-
     if path is None:
         return False
     path = Path(path).resolve()

@@ -34,7 +34,6 @@ def answer_file(path, *, checkpoints="checkpoints", out_dir, allow_synthetic: bo
                 window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S) -> Page:
     """The page for one uploaded or recorded file (its kind is read from its content)."""
     from mer_utils.demo.predict import predict_clip, save_outputs
-
     if not path:
         return Page(PROMPT, {}, [], "", ok=False)
     path = Path(path)
@@ -106,7 +105,6 @@ def _str(path) -> str | None:
 def provenance_markdown(result) -> str:
     """One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion."""
     from mer_utils.demo.selection import describe_expert
-
     lines = ["### What each model was trained on"]
     for expert, entry in result.provenance.items():
         parts = [describe_expert(entry)]

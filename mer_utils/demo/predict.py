@@ -57,7 +57,6 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
         if video is None and audio is None:
             raise ValueError("give a video, a recording, a face image, or a clip id with a data root")
         from mer_utils.data.cremad_names import is_clip_id
-
         name = Path(video or audio).stem
         label = name.split("_")[2] if is_clip_id(name) else ""  # a CREMA-D file name carries its emotion
     return _classify(Path(video) if video else None, Path(audio) if audio else None, label, name)
@@ -67,7 +66,6 @@ def _clip_media(clip_id: str, data_root, outputs):
     from mer_utils.data import cremad
     from mer_utils.data.cremad_names import is_clip_id
     from mer_utils.data.manifest import media_path, prepare_manifest
-
     if data_root is None:
         raise ValueError("a clip id needs --data-root (the corpus folder or CSV it comes from)")
     if is_clip_id(clip_id) and cremad.detect(Path(data_root)):
@@ -113,7 +111,6 @@ def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> 
 def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path]:
     """A test clip of the embedded corpus's speaker-independent split (one no model trained on), and its root."""
     from mer_utils.protocols.prepare import prepare_protocol
-
     prepared = prepare_protocol(None, "speaker", outputs=outputs, progress=False)
     test = prepared.split[prepared.split["subset"] == "test"]
     return str(test["clip_id"].iloc[0]), prepared.data_root
@@ -144,7 +141,6 @@ def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
     """``(samples, rate, where the audio came from, why it is left out)``; samples None: no audio, or nothing audible
     in the mono mix the speech expert hears."""
     from mer_utils.data.media_health import SAMPLE_RATE, silence
-
     if inputs.audio is not None:
         samples, rate = decode_audio(inputs.audio)
         if silence(samples) is None:
@@ -153,7 +149,6 @@ def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
     if inputs.kind != "video":
         return None, 0, "none", None
     from mer_utils.data.video_audio import read_audio_track
-
     track = read_audio_track(inputs.video)
     if track is None or silence(track) is not None:  # the same check as a recording's
         return None, 0, "none (the video has no audible audio track; pass a recording to use the audio expert)", None
@@ -164,7 +159,6 @@ def _inaudible(path) -> str:
     """Why a recording is left out: silent, or stereo channels that cancel out in the mono mix (its own channels
     say which)."""
     from mer_utils.data.media_health import FIXES, SILENCE_PEAK, audio_health
-
     if audio_health(path, max_seconds=None).status == "phase_cancelled":
         why = FIXES["phase_cancelled"]
     else:
@@ -325,7 +319,6 @@ def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo"
     """Write the figure (``<name>_prediction.png``) and, for a long input, ``<name>_timeline.csv`` and
     ``<name>_timeline.png``; returns ``{what: path}``."""
     from mer_utils.core.runs import safe_name
-
     # Input names come from users' files: their letters are kept, other characters replaced, and a replaced
     # one adds a hash of the name, so `日本.mp4` and `中国.mp4` (or `a b` and `a+b`) never share an output.
     out_dir, name, written = Path(out_dir), safe_name(result.inputs.name, unique=True), {}
@@ -342,7 +335,6 @@ def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo"
 def show_outputs(written: dict) -> list[Path]:
     """Display the PNGs :func:`save_outputs` wrote (the timeline first) in a notebook; returns their paths."""
     from IPython.display import Image, display
-
     figures = [Path(written[k]) for k in ("timeline_figure", "figure") if k in written]
     for figure in figures:
         display(Image(filename=str(figure)))
@@ -353,7 +345,6 @@ def _drawable(text: str) -> str:
     """``text`` with the characters the figure's font cannot draw (CJK in DejaVu Sans) as ``?``, not empty boxes
     and a "Glyph missing" warning each."""
     from matplotlib import font_manager
-
     charmap = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
     return "".join(c if ord(c) in charmap or c == "\n" else "?" for c in text)
 

@@ -116,10 +116,8 @@ def named_expert(kind: str, path) -> tuple[Path, dict, object]:
 def expert_loader(kind: str):
     if kind == "audio":
         from mer_utils.experts.audio.checkpoint import load_audio_expert
-
         return load_audio_expert
     from mer_utils.experts.visual.checkpoint import load_visual_expert
-
     return load_visual_expert
 
 
@@ -214,7 +212,6 @@ def choose_fusion(experts, checkpoints) -> tuple:
     """``(rule, description)``: the rule tuned on validation clips both experts scored (the index's fusion entry
     of the audio expert's corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
     from mer_utils.fusion.untuned import untuned_rule
-
     audio, visual = experts.provenance.get("audio", {}), experts.provenance.get("visual", {})
     together = (not visual.get("zero_shot") and audio.get("corpus_key")
                 and audio.get("corpus_key") == visual.get("corpus_key"))
@@ -227,7 +224,6 @@ def choose_fusion(experts, checkpoints) -> tuple:
 def _tuned_rule(checkpoints, audio_entry: dict):
     """The rule tuned with the audio expert's corpus (and protocol, from the index), else None."""
     from mer_utils.fusion.deploy import load_fusion_rule
-
     key = audio_entry["corpus_key"]
     for entry in find_entries(checkpoints, modality="fusion", corpus_key=key, protocol=audio_entry.get("protocol")):
         if entry_path(checkpoints, entry).exists():
@@ -243,7 +239,6 @@ def _tuned_rule(checkpoints, audio_entry: dict):
 def describe_expert(entry: dict) -> str:
     """One line: corpus (synthetic or real), clips and speakers, protocol, scores, commit, backbone."""
     from mer_utils.core.checkpoint_index import describe
-
     if entry.get("explicit"):
         return f"{entry['explicit']} (given explicitly, not in a checkpoint index: its training data is not recorded)"
     if entry.get("zero_shot"):
@@ -267,14 +262,12 @@ def scoring_note(entry: dict) -> str:
     which a lone input never has (the demo always scores it alone)."""
     from mer_utils.core.adaptation import SHORT_NAMES, WHAT_IT_USES, adaptation_of
     from mer_utils.core.atomic_io import read_json
-
     if entry.get("zero_shot") or entry.get("explicit"):
         return ""
     mode = adaptation_of(entry)
     config = Path(entry["run_dir"]) / "config.json" if entry.get("run_dir") else None
     if "adaptation" not in entry and entry.get("modality") == "audio" and config is not None and config.is_file():
         from mer_utils.experts.audio.config import AudioTrainConfig
-
         try:  # indexed before the mode was recorded: its config says it in the older options
             mode = AudioTrainConfig.upgrade_config(read_json(config)).get("adapt", mode)
         except ValueError:  # a per-speaker normalisation no longer offered: adapted all the same

@@ -54,7 +54,6 @@ def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: flo
     Streamed: each frame is cropped and dropped but the strip's, so memory stays flat however long the video.
     """
     from mer_utils.experts.visual.video import stream_frames
-
     k = max(per_window, int(math.ceil(duration_s / window * per_window)))
     stream = stream_frames(path, k, max_side=face.crop_config.frame_side, span_s=duration_s)
     cut = face.crops(stream.frames, keep=set(_strip_indices(k, _STRIP)))
@@ -81,7 +80,6 @@ def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
     import pandas as pd
 
     from mer_utils.core.atomic_io import write_csv
-
     frame = pd.DataFrame({"start_s": timeline.starts, "end_s": timeline.ends})
     for name in ("audio", "visual", "fused"):
         probs = getattr(timeline, name)
@@ -131,5 +129,4 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
 
 def _strip_indices(n: int, k: int) -> list[int]:
     from mer_utils.experts.visual.video import sample_frame_indices
-
     return sorted(set(sample_frame_indices(n, min(n, k)).tolist()))

@@ -16,7 +16,6 @@ _FACTOR_TITLES = {"sex": "actor sex", "age_group": "actor age", "intensity": "in
 
 def _new_figure(n_panels: int, *, panel_size=(3.4, 3.1), max_cols: int = 4):
     from matplotlib.figure import Figure
-
     cols = min(n_panels, max_cols)
     rows = int(np.ceil(n_panels / cols))
     fig = Figure(figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=100)

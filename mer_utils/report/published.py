@@ -84,7 +84,6 @@ def _ours_like_for_like(item: Published, models: pd.DataFrame) -> tuple[pd.Serie
     if models.empty:
         return None, "no run of ours yet"
     from mer_utils.protocols.splits import protocol_kind
-
     same = models[(models["corpus"] == "cremad") & (models["adaptation"] == "none")
                   & (models["modality"] == item.modality) & (models["protocol"].map(protocol_kind) == item.split)]
     if same.empty:
