@@ -18,8 +18,6 @@ IMAGE, AUDIO, VIDEO = "image", "audio", "video"
 class MediaInfo(NamedTuple):
     kind: str  # IMAGE, AUDIO or VIDEO
     duration_s: float  # 0.0 for a still image
-    has_audio: bool
-    has_video: bool
 
 
 def probe_media(path: str | os.PathLike) -> MediaInfo:
@@ -35,7 +33,7 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
     with open(path, "rb") as handle:
         head = handle.read(16)
     if is_image_header(head):
-        return MediaInfo(IMAGE, 0.0, False, True)
+        return MediaInfo(IMAGE, 0.0)
     import av
 
     try:
@@ -48,7 +46,7 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
         duration = _duration(container)
     if not (has_video or has_audio):
         raise ValueError(f"{path} holds neither audio nor video streams")
-    return MediaInfo(VIDEO if has_video else AUDIO, duration, has_audio, has_video)
+    return MediaInfo(VIDEO if has_video else AUDIO, duration)
 
 
 # Media health statuses that leave nothing to score (media_health.FIXES says why and what to do).
