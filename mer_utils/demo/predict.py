@@ -49,8 +49,7 @@ class DemoResult(NamedTuple):
 
 def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_root=None,
                    outputs="outputs") -> DemoInputs:
-    """Turn the user's choice (files, or a clip id of a corpus with its data root) into paths, with each
-    file's kind (video, audio-only or still image) read from its content."""
+    """The user's files, or a corpus clip id, as paths with each file's kind read from its content."""
     if clip_id:
         video, audio, label, name = _clip_media(clip_id, data_root, outputs)
     else:
@@ -88,8 +87,7 @@ def _clip_media(clip_id: str, data_root, outputs):
 
 
 def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> DemoInputs:
-    """Put each file where its content belongs: an audio-only container is a recording, a PNG renamed .mp4 is a
-    still image."""
+    """Put each file where its content belongs (an audio-only MP4 is a recording, a PNG renamed .mp4 an image)."""
     checked = {path: check_media(path, probe_media(path)) for path in (video, audio) if path is not None}
     infos = {path: info for path, (info, _) in checked.items()}
     notes = tuple(note for _, note in checked.values() if note)
@@ -138,8 +136,7 @@ def predict_clip(
 
 
 def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
-    """``(samples, rate, where the audio came from, why it is left out)``; samples None: no audio, or nothing audible
-    in the mono mix the speech expert hears."""
+    """``(samples, rate, where they came from, why left out)``; samples None: no audio, or an inaudible mono mix."""
     from mer_utils.data.media_health import SAMPLE_RATE, silence
     if inputs.audio is not None:
         samples, rate = decode_audio(inputs.audio)
@@ -156,8 +153,7 @@ def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
 
 
 def _inaudible(path) -> str:
-    """Why a recording is left out: silent, or stereo channels that cancel out in the mono mix (its own channels
-    say which)."""
+    """Why a recording is left out: silent, or stereo channels that cancel out in the mono mix."""
     from mer_utils.data.media_health import FIXES, SILENCE_PEAK, audio_health
     if audio_health(path, max_seconds=None).status == "phase_cancelled":
         why = FIXES["phase_cancelled"]
@@ -238,8 +234,7 @@ def _audio_coverage(expert, samples, rate, duration, lengths) -> list[str]:
 
 
 def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: bool):
-    """``(VideoPrediction, (W, L) probabilities, frame times, notes)`` for a video, its windows or a still; a window
-    without a face in any frame has a row of NaN (its crops are a centre guess)."""
+    """``(VideoPrediction, (W, L) probabilities, frame times, notes)``; NaN rows: windows without a face."""
     from mer_utils.experts.visual.checkpoint import VideoPrediction
     from mer_utils.experts.visual.video import read_sampled_frames
 
@@ -316,8 +311,7 @@ def format_result(result: DemoResult) -> str:
 
 
 def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo", *, figure: bool = True) -> dict:
-    """Write the figure (``<name>_prediction.png``) and, for a long input, ``<name>_timeline.csv`` and
-    ``<name>_timeline.png``; returns ``{what: path}``."""
+    """Write ``<name>_prediction.png`` and, for a long input, ``<name>_timeline.csv/png``; returns ``{what: path}``."""
     from mer_utils.core.runs import safe_name
     # Input names come from users' files: their letters are kept, other characters replaced, and a replaced
     # one adds a hash of the name, so `日本.mp4` and `中国.mp4` (or `a b` and `a+b`) never share an output.
@@ -342,8 +336,7 @@ def show_outputs(written: dict) -> list[Path]:
 
 
 def _drawable(text: str) -> str:
-    """``text`` with the characters the figure's font cannot draw (CJK in DejaVu Sans) as ``?``, not empty boxes
-    and a "Glyph missing" warning each."""
+    """``text`` with ``?`` for what the figure's font cannot draw (CJK), not empty boxes and a warning each."""
     from matplotlib import font_manager
     charmap = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
     return "".join(c if ord(c) in charmap or c == "\n" else "?" for c in text)
@@ -364,8 +357,7 @@ def _provenance_caption(result: DemoResult) -> str:
 
 
 def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
-    """Probability bars (audio, visual, fused) above the sampled frames with face boxes, with each expert's
-    provenance (and any synthetic-model warning) written under the figure."""
+    """Probability bars above the sampled frames with face boxes, each expert's provenance written under them."""
     import textwrap
 
     from matplotlib.figure import Figure

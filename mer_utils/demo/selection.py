@@ -74,8 +74,7 @@ def eligible_entries(checkpoints, kind: str, *, synthetic_input: bool, allow_syn
 
 def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synthetic: bool,
                     corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
-    """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (``None`` when there is none);
-    ``notes`` say, when none answers, which synthetic-trained checkpoint was left out and how to get a real one."""
+    """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (None: none; the notes say why)."""
     usable, left_out = eligible_entries(checkpoints, kind, synthetic_input=synthetic_input,
                                         allow_synthetic=allow_synthetic, corpus_key=corpus_key)
     candidates = [(path, entry) for entry in usable if (path := entry_path(checkpoints, entry)).exists()
@@ -105,8 +104,7 @@ def _left_out_note(kind: str, left_out: list[dict]) -> str:
 
 
 def named_expert(kind: str, path) -> tuple[Path, dict, object]:
-    """``(path, {"explicit": path}, expert)`` for a checkpoint the user named: it must exist, and a broken one is an
-    error (through the checkpoint gate), not skipped as an index candidate is."""
+    """``(path, {"explicit": path}, expert)`` for a checkpoint the user named: missing or broken is an error."""
     path = Path(path)
     if not path.exists() and not path.with_suffix(".safetensors").exists():
         raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
@@ -144,8 +142,7 @@ class OverLabels:
 
 
 def over_demo_labels(expert, labels=DEMO_LABELS):
-    """``expert`` itself when it answers over ``labels`` in that order, else an :class:`OverLabels` view (a
-    label set that does not cover ``labels`` stays as it is, and the label check later names it)."""
+    """``expert``, or an :class:`OverLabels` view when its label set covers ``labels`` in another order or more."""
     if tuple(expert.labels) == tuple(labels) or not covers(expert.labels, labels):
         return expert
     return OverLabels(expert, labels)
@@ -153,8 +150,7 @@ def over_demo_labels(expert, labels=DEMO_LABELS):
 
 def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=None, *, weights_dir="checkpoints",
                  allow_synthetic: bool = False):
-    """The speech expert when there is sound, the face expert (trained, else FER2013 zero-shot) when there are
-    pictures, chosen real-first; a checkpoint the user names is used as it is."""
+    """The speech expert for sound and the face expert for pictures, real-first; a named checkpoint as it is."""
     from mer_utils.demo.face import trained_face_expert, zero_shot_face_expert
     from mer_utils.experts.onnx_export import with_listed_copy
 

@@ -49,10 +49,7 @@ def audio_windows(samples: np.ndarray, rate: int, starts, ends) -> list[tuple[np
 
 
 def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: float, per_window: int):
-    """``(FaceCrops, times in s)`` of frames spread over the whole video, ``per_window`` in each window.
-
-    Streamed: each frame is cropped and dropped but the strip's, so memory stays flat however long the video.
-    """
+    """``(FaceCrops, times in s)`` of frames spread over the video, ``per_window`` a window, streamed (flat memory)."""
     from mer_utils.experts.visual.video import stream_frames
     k = max(per_window, int(math.ceil(duration_s / window * per_window)))
     stream = stream_frames(path, k, max_side=face.crop_config.frame_side, span_s=duration_s)

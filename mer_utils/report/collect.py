@@ -32,8 +32,7 @@ class Collected(NamedTuple):
 
 
 def sort_key(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows in paper order: corpus, then single-clip rows before adapted ones (never ranked together),
-    modality, protocol (random first), backbone, run."""
+    """Rows in paper order: corpus, single-clip before adapted, modality, protocol (random first), backbone, run."""
     modality_rank = frame["modality"].map({m: i for i, m in enumerate(MODALITY_ORDER)}).fillna(len(MODALITY_ORDER))
     protocol_rank = frame["protocol"].map({p: i for i, p in enumerate(PROTOCOL_ORDER)}).fillna(len(PROTOCOL_ORDER))
     adaptation = frame["adaptation"] if "adaptation" in frame.columns else pd.Series("none", index=frame.index)
@@ -82,10 +81,7 @@ _RUN_REFERENCES = ("audio_run", "visual_run")  # a fusion run's experts: compare
 
 
 def pool_key(run_dir: Path) -> str:
-    """What a run is, less its seed (``settings.json``): runs with the same key are seeds of one system.
-
-    A fusion run's experts enter by their own pool keys; runs without settings.json pool by run folder only.
-    """
+    """What a run is, less its seed (``settings.json``; a fusion run's experts by their own keys; else the folder)."""
     stamp = run_dir / "settings.json"
     if not stamp.exists():
         return run_dir.as_posix()

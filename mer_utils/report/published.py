@@ -54,8 +54,7 @@ OUR_SELECTION = "validation"
 
 
 def published_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The published rows, each with the like-for-like row of ours (of :func:`~mer_utils.report.tables.model_table`)
-    or the reason there is none."""
+    """The published rows, each with our like-for-like row of ``models`` or the reason there is none."""
     rows = []
     for item in PUBLISHED:
         ours, why = _ours_like_for_like(item, models)

@@ -114,8 +114,7 @@ def human_table(baseline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def gap_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Random vs speaker-independent test scores of the same modality and backbone (for fusion runs, whatever
-    strategy each protocol chose on validation: the fused systems are compared)."""
+    """Random vs speaker-independent test scores of the same modality and backbone (fusion: the chosen strategies)."""
     rows = []
     if len(models):
         kinds = models.assign(kind=models["protocol"].map(protocol_kind),
