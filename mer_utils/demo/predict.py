@@ -114,11 +114,9 @@ def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path
     return str(test["clip_id"].iloc[0]), prepared.data_root
 
 
-def predict_clip(
-    *, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
-    audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
-    hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False,
-) -> DemoResult:
+def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
+                 audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
+                 hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False) -> DemoResult:
     """Run the experts from ``checkpoints/`` (a folder, or ``hf://REPO_ID``) on one input and fuse them.
 
     No input: a held-out clip of the embedded synthetic corpus. An input longer than ``window`` seconds is

@@ -60,9 +60,8 @@ def with_factors(predictions: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFr
     return joined
 
 
-def breakdown_table(
-    runs: pd.DataFrame, outputs: str | os.PathLike, *, manifest: str | os.PathLike | None = None
-) -> tuple[pd.DataFrame, list[str]]:
+def breakdown_table(runs: pd.DataFrame, outputs: str | os.PathLike, *,
+                    manifest: str | os.PathLike | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Test WA/UA/macro-F1 per run, factor and group; plus notes on runs left out."""
     @functools.cache
     def load(path: Path) -> pd.DataFrame | None:

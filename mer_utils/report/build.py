@@ -62,14 +62,14 @@ def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.Data
                   if (frame := run_predictions(outputs, run)) is not None]
         if panels:
             written.append(save_png(confusion_figure(panels, title=f"Test confusion matrices — {protocol}"),
-                                       figures_dir / f"confusion_{name}.png"))
+                                    figures_dir / f"confusion_{name}.png"))
             written.append(save_png(per_class_f1_figure(panels, title=f"Per-class F1 — {protocol}"),
-                                       figures_dir / f"per_class_f1_{name}.png"))
+                                    figures_dir / f"per_class_f1_{name}.png"))
         part = breakdown[breakdown["protocol"] == protocol]
         if len(part):
             part = part.assign(label=part["run"].map(labels))
             written.append(save_png(breakdown_figure(part, title=f"Who the models fail — {protocol}"),
-                                       figures_dir / f"breakdown_{name}.png"))
+                                    figures_dir / f"breakdown_{name}.png"))
     return written
 
 
@@ -101,14 +101,9 @@ def _report_markdown(outputs: Path, n_runs: int, sections: list[str], images: li
     return "\n".join(parts)
 
 
-def make_report(
-    outputs: str | os.PathLike = "outputs",
-    *,
-    out_dir: str | os.PathLike | None = None,
-    metadata: str | os.PathLike | None = None,
-    manifest: str | os.PathLike | None = None,
-    figures: bool = True,
-) -> Path:
+def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.PathLike | None = None,
+                metadata: str | os.PathLike | None = None, manifest: str | os.PathLike | None = None,
+                figures: bool = True) -> Path:
     """Collect every run under ``outputs`` and write the report (default ``<outputs>/report``); returns ``report.md``.
 
     ``metadata``: CREMA-D's folder with ``processedResults/``, for the human-perception rows; ``manifest``: for the
