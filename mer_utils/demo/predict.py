@@ -16,7 +16,7 @@ from mer_utils.demo.hub import local_checkpoints
 from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media,
                                    read_image_rgb)
 from mer_utils.demo.selection import Experts, choose_fusion, describe_expert, load_experts, synthetic_warnings
-from mer_utils.demo.timeline import (Timeline, audio_windows, plot_timeline, video_faces, window_bounds, window_frames,
+from mer_utils.demo.timeline import (Timeline, plot_timeline, video_faces, window_bounds, window_frames,
                                      write_timeline_csv)
 
 
@@ -106,14 +106,6 @@ def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> 
     return DemoInputs(video, audio, label, name, kind, duration, synthetic, notes)
 
 
-def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path]:
-    """A test clip of the embedded corpus's speaker-independent split (one no model trained on), and its root."""
-    from mer_utils.protocols.prepare import prepare_protocol
-    prepared = prepare_protocol(None, "speaker", outputs=outputs, progress=False)
-    test = prepared.split[prepared.split["subset"] == "test"]
-    return str(test["clip_id"].iloc[0]), prepared.data_root
-
-
 def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
                  audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
                  hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False) -> DemoResult:
@@ -125,8 +117,12 @@ def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_roo
     check_window(window, hop)  # before anything is loaded: a bad option is the option's fault, not the input's
     weights_dir = "checkpoints" if str(checkpoints).startswith("hf://") else checkpoints
     checkpoints = local_checkpoints(checkpoints)
-    if video is None and audio is None and clip_id is None:
-        clip_id, data_root = default_demo_clip(outputs)
+    if video is None and audio is None and clip_id is None:  # a test clip of the embedded corpus's speaker split
+        from mer_utils.protocols.prepare import prepare_protocol
+
+        prepared = prepare_protocol(None, "speaker", outputs=outputs, progress=False)
+        clip_id = str(prepared.split.loc[prepared.split["subset"] == "test", "clip_id"].iloc[0])
+        data_root = prepared.data_root
     inputs = resolve_inputs(video=video, audio=audio, clip_id=clip_id, data_root=data_root, outputs=outputs)
     experts = load_experts(inputs, checkpoints, audio_checkpoint, visual_checkpoint, weights_dir=weights_dir,
                            allow_synthetic=allow_synthetic)
@@ -184,7 +180,8 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
         notes += _window_coverage(starts, ends, duration, window, hop)
     audio_probs = None
     if samples is not None:
-        audio_probs = experts.audio.predict_proba(audio_windows(samples, rate, starts, ends))
+        audio_probs = experts.audio.predict_proba([(samples[int(s * rate): int(e * rate)], rate)
+                                                   for s, e in zip(starts, ends)])
         notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
     visual, visual_probs, frame_times = None, None, None
     if experts.face is not None:

@@ -43,11 +43,6 @@ def window_bounds(duration_s: float, *, window: float, hop: float) -> tuple[np.n
     return starts, np.round(starts + window, 3)
 
 
-def audio_windows(samples: np.ndarray, rate: int, starts, ends) -> list[tuple[np.ndarray, int]]:
-    """The ``(samples, rate)`` slice of each window (what the experts' ``predict_proba`` takes)."""
-    return [(samples[int(s * rate): int(e * rate)], rate) for s, e in zip(starts, ends)]
-
-
 def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: float, per_window: int):
     """``(FaceCrops, times in s)`` of frames spread over the video, ``per_window`` a window, streamed (flat memory)."""
     from mer_utils.experts.visual.video import stream_frames

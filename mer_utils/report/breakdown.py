@@ -88,9 +88,8 @@ def breakdown_table(runs: pd.DataFrame, outputs: str | os.PathLike, *,
             continue
         joined = with_factors(predictions, meta)
         for factor in FACTORS:
-            # Dozens of small groups per run: the vectorised scorer (same definitions
-            # as classification_scores, tested equal) avoids sklearn's per-call checks.
-            # For the emotion factor a group holds one true class, so UA is its recall.
+            # Dozens of small groups per run: the vectorised scorer (tested equal to classification_scores) avoids
+            # sklearn's per-call checks. For the emotion factor a group holds one true class, so UA is its recall.
             for group, part in joined.groupby(factor, sort=True):
                 scores = fast_scores(part["y_true"], part["y_pred"], labels=labels_of(predictions))
                 rows.append({"run": run["run"], "modality": run["modality"], "backbone": run["backbone"],

@@ -54,9 +54,7 @@ def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                                 ("test", "macro_f1", "test macro-F1")):
         display[name] = [percent_mean_std(m, s, n) for m, s, n in zip(
             numbers[f"{subset}_{score}_mean"], numbers[f"{subset}_{score}_std"], numbers[f"n_{subset}"])]
-    display["run"] = numbers["runs"]
-    display["commit"] = numbers["git_commits"]
-    return numbers, display
+    return numbers, display.assign(run=numbers["runs"], commit=numbers["git_commits"])
 
 
 def fusion_table(runs: pd.DataFrame, outputs: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
