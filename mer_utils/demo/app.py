@@ -175,12 +175,8 @@ def error_page(path: Path, err: BaseException) -> Page:
 def collected_warnings():
     """Warnings raised (``warnings.warn``) or logged by the toolkit meanwhile, as a list of unique texts."""
     heard: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record):
-            heard.append(record.getMessage())
-
-    handler = _Collect(level=logging.WARNING)
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: heard.append(record.getMessage())
     package = logging.getLogger("mer_utils")
     package.addHandler(handler)
     try:
@@ -211,12 +207,9 @@ def page_for(result, written: dict, *, extra_warnings=()) -> Page:
                                for p in (result.audio_probs, result.visual_probs, result.fused_probs))]
              for i, e in enumerate(result.labels)]
     fused = {label_name(e): float(result.fused_probs[i]) for i, e in enumerate(result.labels)}
+    files = {what: os.fspath(path) for what, path in written.items()}
     return Page("\n".join(lines), fused, table, provenance_markdown(result),
-                _str(written.get("figure")), _str(written.get("timeline_figure")), _str(written.get("timeline_csv")))
-
-
-def _str(path) -> str | None:
-    return None if path is None else os.fspath(path)
+                files.get("figure"), files.get("timeline_figure"), files.get("timeline_csv"))
 
 
 def provenance_markdown(result) -> str:

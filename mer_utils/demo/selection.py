@@ -53,30 +53,22 @@ def covers(labels, wanted=DEMO_LABELS) -> bool:
     return set(wanted) <= set(labels or ())
 
 
-def eligible_entries(checkpoints, kind: str, *, synthetic_input: bool, allow_synthetic: bool,
-                     corpus_key: str | None = None) -> tuple[list[dict], list[dict]]:
-    """``(usable, left_out)`` index entries of ``kind``, best first.
+def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synthetic: bool,
+                    corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
+    """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (None: none; the notes say why).
 
     Real input: real entries covering the six emotions (``corpus_key``'s first), then synthetic ones with
-    ``allow_synthetic``, else those are ``left_out``. Synthetic input: synthetic entries first, then real ones.
+    ``allow_synthetic``, else those are left out. Synthetic input: synthetic entries first, then real ones.
     """
     entries = find_entries(checkpoints, modality=kind)
     if corpus_key:  # stable sort: the other expert's corpus first, best first within each group
         entries = sorted(entries, key=lambda e: e.get("corpus_key") != corpus_key)
     synthetic = [e for e in entries if e.get("synthetic")]
     real = [e for e in entries if not e.get("synthetic") and covers(e.get("labels"))]
-    if synthetic_input:
-        return synthetic + real, []
-    if allow_synthetic:
-        return real + synthetic, []
-    return real, synthetic
-
-
-def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synthetic: bool,
-                    corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
-    """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (None: none; the notes say why)."""
-    usable, left_out = eligible_entries(checkpoints, kind, synthetic_input=synthetic_input,
-                                        allow_synthetic=allow_synthetic, corpus_key=corpus_key)
+    if synthetic_input or allow_synthetic:
+        usable, left_out = (synthetic + real if synthetic_input else real + synthetic), []
+    else:
+        usable, left_out = real, synthetic
     candidates = [(path, entry) for entry in usable if (path := entry_path(checkpoints, entry)).exists()
                   or path.with_suffix(".safetensors").exists()]
     notes = [_left_out_note(kind, left_out)] if left_out else []
