@@ -100,9 +100,7 @@ def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
                                 "`mer audio train` / `mer visual train`), or pass --outputs DIR.")
     rows, skipped = [], []
     for stage_dir in sorted(p for p in outputs.iterdir() if p.is_dir()):
-        for run_dir in _run_dirs(stage_dir):
-            if not (run_dir / "config.json").exists():
-                continue  # not a run folder (a corpus, a cache, the report itself)
+        for run_dir in _run_dirs(stage_dir):  # folders without config.json are no runs (a corpus, the report)
             try:
                 if not (run_dir / "metrics.json").exists():
                     raise FileNotFoundError("no metrics.json (unfinished or failed run)")
