@@ -10,7 +10,7 @@ from fusion_fakes import expert_frames, write_expert_pair, write_expert_run
 from mer_utils.core.atomic_io import read_json
 from mer_utils.cli import main
 from mer_utils.data.cremad_vocabulary import EMOTIONS
-from mer_utils.fusion.deploy import FusionRule, load_fusion_rule
+from mer_utils.fusion.rules import FusionRule, load_fusion_rule
 from mer_utils.fusion.join import build_master_table
 from mer_utils.core.checkpoint_index import read_index
 from mer_utils.fusion.run import export_rule, fuse_runs, latest_expert_runs

@@ -1,9 +1,5 @@
-"""Write one table three ways: CSV (numbers), Markdown and LaTeX (formatted).
-
-Formatting is fixed (percent with one decimal, ``mean ± std``) and nothing
-time-dependent is written, so regenerating a report from the same runs gives
-byte-identical files that a diff or a paper build can trust.
-"""
+"""Write one table three ways: CSV (numbers), Markdown and LaTeX (formatted). Nothing time-dependent is
+written, so a report regenerated from the same runs is byte-identical."""
 
 from __future__ import annotations
 
@@ -74,19 +70,10 @@ def latex_table(frame: pd.DataFrame, *, caption: str = "", label: str = "") -> s
     return "\n".join([*lines, body.rstrip("\n"), r"\end{table}"]) + "\n"
 
 
-def write_table(
-    numbers: pd.DataFrame,
-    display: pd.DataFrame,
-    out_dir: str | os.PathLike,
-    name: str,
-    *,
-    caption: str = "",
-) -> dict[str, Path]:
+def write_table(numbers: pd.DataFrame, display: pd.DataFrame, out_dir: str | os.PathLike, name: str, *,
+                caption: str = "") -> dict[str, Path]:
     """Write ``name.csv`` (raw numbers), ``name.md`` and ``name.tex`` (formatted)."""
     out_dir = Path(out_dir)
-    paths = {
-        "csv": write_csv(out_dir / f"{name}.csv", numbers, float_format=CSV_FLOAT_FORMAT),
-        "md": write_text(out_dir / f"{name}.md", markdown_table(display)),
-        "tex": write_text(out_dir / f"{name}.tex", latex_table(display, caption=caption, label=f"tab:{name}")),
-    }
-    return paths
+    return {"csv": write_csv(out_dir / f"{name}.csv", numbers, float_format=CSV_FLOAT_FORMAT),
+            "md": write_text(out_dir / f"{name}.md", markdown_table(display)),
+            "tex": write_text(out_dir / f"{name}.tex", latex_table(display, caption=caption, label=f"tab:{name}"))}

@@ -1,12 +1,5 @@
-"""Label sets: the classes of a corpus, in the order every array uses.
-
-A label set is a tuple of short codes (CREMA-D: ``("ANG", "DIS", "FEA",
-"HAP", "NEU", "SAD")``; IEMOCAP's standard four: ``("ANG", "HAP", "NEU",
-"SAD")``; any strings for a corpus given as a CSV). It is declared by the
-corpus reader, written beside the manifest, and travels from there into
-splits, predictions (``p_<label>`` columns, in this order), checkpoints,
-fusion rules and reports. Nothing downstream of the data layer holds a
-label list of its own.
+"""Label sets: a corpus's classes as a tuple of short codes (CREMA-D: ``("ANG", "DIS", "FEA", "HAP", "NEU",
+"SAD")``), in the order every array uses. Declared by the corpus reader; nothing downstream holds its own list.
 """
 
 from __future__ import annotations
@@ -56,9 +49,8 @@ def check_label_set(labels: Sequence[str], *, source: str = "label set") -> tupl
 
 
 def class_weights(y, label_set: Sequence[str], *, allow_absent: bool = False):
-    """Inverse-frequency weights, mean 1 over the classes present (scikit-learn's "balanced"),
-    for a class-balanced loss. A class absent from ``y`` is refused (naming it), or, with
-    ``allow_absent``, weighted 0.
+    """Inverse-frequency weights, mean 1 over the classes present (scikit-learn's "balanced"); a class absent
+    from ``y`` is refused, or, with ``allow_absent``, weighted 0.
 
     >>> class_weights([0, 0, 1], ("NEG", "POS")).round(2).tolist()
     [0.75, 1.5]

@@ -1,13 +1,6 @@
-"""The predictions CSV: the hand-off between experts, fusion, report and demo.
-
-One row per clip and subset::
-
-    clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>
-
-The probability columns spell the run's label set in the corpus's order
-(CREMA-D: ``p_ANG … p_SAD``). The reader refuses files that break the
-contract with a message naming the file and the problem, so a stale or
-hand-edited CSV cannot silently poison a fusion table.
+"""The predictions CSV, the hand-off between experts, fusion, report and demo: one row per clip and subset,
+``clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>`` (the run's label set in
+order). The reader refuses a file that breaks the contract, naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -37,21 +30,10 @@ def prediction_columns(labels: Sequence[str]) -> tuple[str, ...]:
     return (*KEY_COLUMNS, *prob_columns(labels))
 
 
-def make_predictions_frame(
-    *,
-    clip_ids: Sequence[str],
-    y_true: Sequence[str] | None,
-    proba: np.ndarray,
-    labels: Sequence[str],
-    split: str,
-    fold: int,
-    subset: str,
-    modality: str,
-) -> pd.DataFrame:
-    """Build a contract-conforming frame from class probabilities.
-
-    ``proba`` has one column per label of ``labels``; rows are renormalised
-    so that tiny float drift does not trip the reader.
+def make_predictions_frame(*, clip_ids: Sequence[str], y_true: Sequence[str] | None, proba: np.ndarray,
+                           labels: Sequence[str], split: str, fold: int, subset: str, modality: str) -> pd.DataFrame:
+    """A contract frame from ``(n, len(labels))`` probabilities (rows renormalised: float drift must not trip the
+    reader).
 
     >>> import numpy as np
     >>> f = make_predictions_frame(clip_ids=["1001_DFA_ANG_XX"], y_true=["ANG"],
@@ -92,18 +74,10 @@ def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     return write_csv(path, frame.loc[:, list(prediction_columns(labels_of(frame)))], float_format="%.6f")
 
 
-def read_predictions(
-    path: str | os.PathLike,
-    *,
-    expected_split: str | None = None,
-    expected_modality: str | None = None,
-    expected_labels: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Read and validate a predictions CSV.
-
-    Raises :class:`PredictionsError` naming the file when columns, label set,
-    probabilities, subsets or split identity are wrong.
-    """
+def read_predictions(path: str | os.PathLike, *, expected_split: str | None = None,
+                     expected_modality: str | None = None, expected_labels: Sequence[str] | None = None
+                     ) -> pd.DataFrame:
+    """Read and validate a predictions CSV (:class:`PredictionsError` names the file and the problem)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -122,14 +96,8 @@ def read_predictions(
     return frame
 
 
-def validate_predictions(
-    frame: pd.DataFrame,
-    *,
-    source: str = "<frame>",
-    expected_split: str | None = None,
-    expected_modality: str | None = None,
-    expected_labels: Sequence[str] | None = None,
-) -> None:
+def validate_predictions(frame: pd.DataFrame, *, source: str = "<frame>", expected_split: str | None = None,
+                         expected_modality: str | None = None, expected_labels: Sequence[str] | None = None) -> None:
     cols = list(frame.columns)
     missing = [c for c in KEY_COLUMNS if c not in cols]
     if missing:
@@ -184,9 +152,8 @@ def validate_predictions(
         raise PredictionsError(
             f"{source}: probabilities of clip {frame['clip_id'].iloc[worst]} sum to {sums[worst]:.4f}, not 1"
         )
-    # y_pred must be the arg-max of the row: a disagreement means the columns were reordered or edited
-    # by hand, and fusion (which reads the probabilities) and the metrics (which read y_pred) would
-    # then score two different models. Ties are allowed either way.
+    # y_pred must be the arg-max of the row (ties either way): else fusion (probabilities) and the metrics
+    # (y_pred) would score two different models.
     chosen = proba[np.arange(len(proba)), [labels.index(y) for y in frame["y_pred"].astype(str)]]
     off = chosen < proba.max(axis=1) - _PROB_TOLERANCE
     if off.any():

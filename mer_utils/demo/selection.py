@@ -8,7 +8,7 @@ synthetic corpus (what it is for), or any input when the user asks (``allow_synt
 out and the answer says so, with how to get a real one.
 
 The fusion rule follows the experts (:func:`choose_fusion`): the rule tuned on validation clips both experts
-scored when there is one, else the untuned rule of :mod:`mer_utils.fusion.untuned`.
+scored when there is one, else the untuned rule of :func:`mer_utils.fusion.rules.untuned_rule`.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def choose_fusion(experts, checkpoints) -> tuple:
     """``(rule, description)`` for fusing these two experts: the rule tuned on validation clips both scored
     (the index's fusion entry of the audio expert's corpus and protocol, else ``best_fusion.json`` when it was
     tuned on that corpus), else the untuned rule for experts never validated together."""
-    from mer_utils.fusion.untuned import untuned_rule
+    from mer_utils.fusion.rules import untuned_rule
 
     audio, visual = experts.provenance.get("audio", {}), experts.provenance.get("visual", {})
     together = (not visual.get("zero_shot") and audio.get("corpus_key")
@@ -227,7 +227,7 @@ def choose_fusion(experts, checkpoints) -> tuple:
 
 def _tuned_rule(checkpoints, audio_entry: dict):
     """The rule tuned with the audio expert's corpus (and protocol, from the index), else None."""
-    from mer_utils.fusion.deploy import load_fusion_rule
+    from mer_utils.fusion.rules import load_fusion_rule
 
     key = audio_entry["corpus_key"]
     for entry in find_entries(checkpoints, modality="fusion", corpus_key=key, protocol=audio_entry.get("protocol")):

@@ -1,9 +1,7 @@
 """The master table: both experts' predictions side by side, one row per clip.
 
-Fusion is only meaningful when both experts saw the same split and predict
-the same clips with the same labels, so the join refuses any mismatch with a
-message naming the runs and the offending clips instead of fusing whatever
-happens to overlap.
+The join refuses any mismatch of split, clips or labels, naming the runs and the clips, instead of fusing
+whatever happens to overlap.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import read_json
 from mer_utils.core.labels import prob_columns
-from mer_utils.core.predictions import labels_of, read_predictions, validate_predictions
+from mer_utils.core.predictions import labels_of, read_predictions
 
 KEY_COLUMNS = ("clip_id", "fold", "subset")
 MASTER_INDEX_COLUMNS = ("clip_id", "split", "fold", "subset", "y_true")
@@ -39,15 +37,7 @@ class ExpertRun:
 
 
 def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
-    """Read ``metrics.json`` and ``predictions_{val,test}.csv`` of one expert run.
-
-    Raises
-    ------
-    FileNotFoundError
-        When the folder is not a finished run (no metrics.json / predictions).
-    ValueError
-        When the run is of another modality, or its label order differs.
-    """
+    """Read ``metrics.json`` and ``predictions_{val,test}.csv`` of one finished expert run of ``modality``."""
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
@@ -59,11 +49,9 @@ def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
     if info.get("modality") != modality:
         raise ValueError(f"{metrics_path}: modality is {info.get('modality')!r}, expected {modality!r}; "
                          f"did you swap the audio and visual run folders?")
-    labels = info.get("labels")
-    frames = []
-    for subset in ("val", "test"):
-        frames.append(read_predictions(run_dir / f"predictions_{subset}.csv", expected_split=info.get("split"),
-                                       expected_modality=modality, expected_labels=labels))
+    frames = [read_predictions(run_dir / f"predictions_{subset}.csv", expected_split=info.get("split"),
+                               expected_modality=modality, expected_labels=info.get("labels"))
+              for subset in ("val", "test")]
     return ExpertRun(run_dir=run_dir, info=info, predictions=pd.concat(frames, ignore_index=True))
 
 
@@ -136,23 +124,14 @@ def build_master_table(
     sources: Mapping[str, str] | None = None,
     on_missing: str = "raise",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Join expert predictions clip by clip.
+    """Join expert predictions clip by clip: ``(master, dropped)``.
 
-    Parameters
-    ----------
-    experts : ``{name: predictions frame}`` (contract columns; val and test rows
-        of every fold), e.g. ``{"audio": ..., "visual": ...}``.
-    sources : ``{name: description}`` used in error messages (e.g. run folders).
-    on_missing : ``"raise"`` (default) refuses clips predicted by one expert only;
-        ``"intersect"`` keeps the common clips and returns the others.
-
-    Returns
-    -------
-    master : ``clip_id, split, fold, subset, y_true`` then, per expert,
-        ``<name>_y_pred`` and ``<name>_p_<label>`` per label; sorted by fold,
-        subset and clip.
-    dropped : clip rows left out (empty unless ``on_missing="intersect"``),
-        with the expert that had them in ``only_in``.
+    ``experts``: ``{name: predictions frame}`` with val and test rows of every fold, as
+    :func:`~mer_utils.core.predictions.read_predictions` (which validates them) or :func:`load_expert_run` read
+    them; ``sources``: ``{name: description}`` for messages (e.g. run folders). ``on_missing="raise"`` refuses
+    clips predicted by one expert only; ``"intersect"`` keeps the common clips and returns the others in
+    ``dropped`` (with the expert that had them in ``only_in``). ``master`` holds ``clip_id, split, fold,
+    subset, y_true`` then, per expert, ``<name>_y_pred`` and ``<name>_p_<label>``, sorted by fold, subset, clip.
     """
     if on_missing not in ON_MISSING:
         raise ValueError(f"on_missing must be one of {ON_MISSING}, got {on_missing!r}")
@@ -160,8 +139,6 @@ def build_master_table(
         raise ValueError(f"fusion needs at least two experts, got {list(experts)}")
     names = list(experts)
     sources = {name: (sources or {}).get(name, f"{name} predictions") for name in names}
-    for name, frame in experts.items():
-        validate_predictions(frame, source=sources[name])
     split = _check_same_split(experts, sources)
     labels = _check_label_sets(experts, sources)
     probs = prob_columns(labels)
@@ -177,9 +154,7 @@ def build_master_table(
     _check_labels(merged, names, labels)
     merged.insert(1, "split", split)
     merged["y_true"] = merged[f"{names[0]}_y_true"]
-    ordered = [*MASTER_INDEX_COLUMNS] + [
-        f"{name}_{c}" for name in names for c in ("y_pred", *probs)
-    ]
+    ordered = [*MASTER_INDEX_COLUMNS] + [f"{name}_{c}" for name in names for c in ("y_pred", *probs)]
     master = merged.loc[:, ordered].sort_values(["fold", "subset", "clip_id"], kind="stable")
     return master.reset_index(drop=True), dropped
 

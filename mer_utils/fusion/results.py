@@ -1,9 +1,7 @@
 """The fusion results table: every strategy beside the single experts.
 
-Validation and test scores are mean ± std over folds (a single split has one
-fold); the bootstrap interval and McNemar's test use the test clips of all
-folds pooled. The reference of the test is the best single expert *on
-validation*, so the comparison itself is chosen without looking at test.
+Scores are mean ± std over folds; the bootstrap interval and McNemar's test pool the test clips of all folds,
+against the best single expert *on validation*, so the comparison is chosen without looking at test.
 """
 
 from __future__ import annotations

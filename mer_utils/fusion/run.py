@@ -1,11 +1,4 @@
-"""``mer fuse``: fuse two expert runs into a run folder of their own.
-
-``outputs/fusion/<split>_<audio backbone>+<visual backbone>/`` holds
-config.json and env.json, the master table, the predictions of the strategy
-chosen on validation (``predictions_{val,test}.csv``, modality
-``audio_visual``) and of every strategy (``strategies/``), the results table
-(``fusion_results.csv``/``.md``) and metrics.json in the experts' schema.
-"""
+"""``mer fuse``: fuse two expert runs into a run folder of their own (its files: docs/fusion.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +12,7 @@ from mer_utils.core import runs
 from mer_utils.core.atomic_io import read_json, write_csv, write_text
 from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
-from mer_utils.fusion.deploy import FusionRule, rule_from_outcome, save_fusion_rule
+from mer_utils.fusion.rules import FusionRule, rule_from_outcome, save_fusion_rule
 from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run, master_labels
 from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
@@ -43,18 +36,9 @@ _DEFAULT_MAKER = {"audio": "the AUDIO_03 notebooks", "visual": "VISUAL_01_modeli
 
 def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key: str | None = None,
                        adapt: str = DEFAULT_ADAPTATION) -> dict[str, Path]:
-    """The newest audio and visual run folders of ``protocol`` on one corpus; the audio run scored as
-    ``adapt`` says (each clip alone by default).
-
-    Without ``corpus_key`` the corpus is that of the newest audio run
-    (``outputs/audio/latest_<protocol>.json``); the visual run is then the
-    newest of the same corpus, so fusion never pairs experts of two corpora.
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming the notebook and the command that make each missing run.
-    """
+    """The newest audio (scored as ``adapt`` says) and visual run folders of ``protocol`` on one corpus:
+    ``corpus_key``, else that of the newest audio run, so fusion never pairs experts of two corpora. A missing
+    run raises ``FileNotFoundError`` naming the notebook and the command that make it."""
     found, missing = {}, []
     for modality in ("audio", "visual"):
         try:
@@ -106,10 +90,9 @@ def _deployed_fold(outcome, audio: ExpertRun, visual: ExpertRun) -> int:
 
 def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: dict, metrics: dict,
                 run_dir: Path) -> Path:
-    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` for corpora other than CREMA-D) and
-    record it in the checkpoint index; the index tells the demo which rule goes with which experts.
-    ``best_fusion.json`` is the CREMA-D demo's rule: it is replaced by a speaker-independent rule, or
-    by any rule while it holds none."""
+    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` for corpora other than CREMA-D) and record
+    it in the checkpoint index. ``best_fusion.json``, the CREMA-D demo's rule, is replaced by a
+    speaker-independent rule, or by any rule while it holds none."""
     from mer_utils.core.checkpoint_index import register_checkpoint
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
 
@@ -151,12 +134,8 @@ def fuse_runs(
 ) -> Path:
     """Fuse an audio and a visual expert run; return the new fusion run folder.
 
-    Every parameter is tuned on each fold's validation predictions only; the
-    strategy with the best out-of-fold validation UA becomes the run's
-    ``predictions_{val,test}.csv``. ``outputs/fusion/latest_<protocol>.json``
-    then points at the run, and the chosen rule is exported for the demo to
-    ``fusion_rule.json`` and ``<checkpoints>/best_fusion.json`` (see
-    :func:`export_rule`; ``checkpoints=None`` skips the latter).
+    The strategy with the best out-of-fold validation UA becomes the run's ``predictions_{val,test}.csv``;
+    its rule is exported to ``fusion_rule.json`` and, unless ``checkpoints=None``, by :func:`export_rule`.
     """
     config = FusionConfig(audio_run=str(audio_run_dir), visual_run=str(visual_run_dir), outputs=str(outputs),
                           strategies=tuple(strategies), calibrate=calibrate, n_bootstrap=n_bootstrap,
