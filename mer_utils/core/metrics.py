@@ -32,7 +32,8 @@ def ua_score(y_true, y_pred, *, labels=None) -> float:
     return float(recall_score(y_true, y_pred, labels=counted, average="macro"))
 
 
-def classification_scores(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] | None = None) -> dict:
+def classification_scores(y_true: Sequence[str], y_pred: Sequence[str], *,
+                          labels: Sequence[str] | None = None) -> dict:
     """WA, UA, macro-F1 and per-class precision/recall/F1.
 
     >>> s = classification_scores(["ANG", "SAD"], ["ANG", "ANG"], labels=["ANG", "SAD"])
