@@ -1,10 +1,5 @@
-"""The ``mer`` command line.
-
-Each group of subcommands lives in ``mer_utils/commands/<group>.py`` with a
-``register(subparsers)`` function; handlers import their heavy libraries
-inside, so ``mer --help`` stays instant, and a stage command's handler
-parses its options (:mod:`mer_utils.commands`).
-"""
+"""The ``mer`` command line: each group of subcommands is a module of :mod:`mer_utils.commands` with a
+``register(subparsers)`` function; handlers import their heavy libraries inside, so ``mer --help`` is instant."""
 
 from __future__ import annotations
 
@@ -26,10 +21,10 @@ COMMAND_MODULES = {
     "report": "mer_utils.commands.fusion",
     "visual": "mer_utils.commands.visual",
     "predict": "mer_utils.commands.demo",
-    "app": "mer_utils.commands.app",
+    "app": "mer_utils.commands.demo",
     "hub": "mer_utils.commands.hub",
-    "export": "mer_utils.commands.export",
-    "run-all": "mer_utils.commands.pipeline",
+    "export": "mer_utils.commands.hub",
+    "run-all": "mer_utils.commands.fusion",
 }
 
 

@@ -1,9 +1,4 @@
-"""``mer audio train``, ``mer audio compare``, ``mer audio predict``, ``mer audio cross-corpus``.
-
-The options of ``train`` are the fields of
-:class:`mer_utils.experts.audio.config.AudioTrainConfig`, in its groups, so the
-CLI, the notebooks and ``config.json`` always agree.
-"""
+"""``mer audio train``, ``mer audio compare``, ``mer audio predict``, ``mer audio cross-corpus``."""
 
 from __future__ import annotations
 

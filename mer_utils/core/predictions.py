@@ -25,11 +25,6 @@ class PredictionsError(ValueError):
     """A predictions CSV does not follow the contract."""
 
 
-def prediction_columns(labels: Sequence[str]) -> tuple[str, ...]:
-    """Every column of a predictions frame for ``labels``, in order."""
-    return (*KEY_COLUMNS, *prob_columns(labels))
-
-
 def make_predictions_frame(*, clip_ids: Sequence[str], y_true: Sequence[str] | None, proba: np.ndarray,
                            labels: Sequence[str], split: str, fold: int, subset: str, modality: str) -> pd.DataFrame:
     """A contract frame from ``(n, len(labels))`` probabilities (rows renormalised: float drift must not trip the
@@ -71,7 +66,7 @@ def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:
 def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     """Write atomically, contract columns in order; returns the path. Checked where it is read
     (:func:`read_predictions`): a frame from :func:`make_predictions_frame` follows the contract."""
-    return write_csv(path, frame.loc[:, list(prediction_columns(labels_of(frame)))], float_format="%.6f")
+    return write_csv(path, frame.loc[:, [*KEY_COLUMNS, *prob_columns(labels_of(frame))]], float_format="%.6f")
 
 
 def read_predictions(path: str | os.PathLike, *, expected_split: str | None = None,
@@ -91,15 +86,8 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise PredictionsError(f"{path}: not a readable predictions CSV ({err}); it is empty or was cut off "
                                f"mid-write. {_REMAKE}") from None
-    validate_predictions(frame, source=str(path), expected_split=expected_split,
-                         expected_modality=expected_modality, expected_labels=expected_labels)
-    return frame
-
-
-def validate_predictions(frame: pd.DataFrame, *, source: str = "<frame>", expected_split: str | None = None,
-                         expected_modality: str | None = None, expected_labels: Sequence[str] | None = None) -> None:
-    cols = list(frame.columns)
-    missing = [c for c in KEY_COLUMNS if c not in cols]
+    source = str(path)
+    missing = [c for c in KEY_COLUMNS if c not in frame.columns]
     if missing:
         raise PredictionsError(f"{source}: missing columns {missing}; expected {list(KEY_COLUMNS)} then p_<label>")
     labels = labels_of(frame)
@@ -163,6 +151,7 @@ def validate_predictions(frame: pd.DataFrame, *, source: str = "<frame>", expect
             f"{frame['clip_id'].iloc[first]}: y_pred {frame['y_pred'].iloc[first]!r} but the highest is "
             f"p_{labels[int(proba[first].argmax())]}. The p_<label> columns were swapped or edited. {_REMAKE}"
         )
+    return frame
 
 
 def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: str) -> np.ndarray:
@@ -177,8 +166,3 @@ def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: str)
             f"{columns[col]} of clip {frame['clip_id'].iloc[row]} (row {row + 2} of the file). {_REMAKE}"
         )
     return values.to_numpy(dtype=float)
-
-
-def probabilities(frame: pd.DataFrame) -> np.ndarray:
-    """The ``(n, K)`` probability matrix in the frame's label order."""
-    return frame.loc[:, list(prob_columns(labels_of(frame)))].to_numpy(dtype=float)
