@@ -1,7 +1,5 @@
-"""``mer predict`` (the demo on one input) and ``mer app`` (the demo in a browser; needs the ``app`` extra).
-
-Only argparse is imported here, so ``mer predict --help`` is instant.
-"""
+"""``mer predict`` (the demo on one input) and ``mer app`` (in a browser; the ``app`` extra). Only argparse is
+imported here, so ``mer predict --help`` is instant."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 PROB_PREFIX = "p_"
 SUBSETS = ("train", "val", "test")
@@ -22,15 +22,6 @@ def prob_columns(labels: Sequence[str]) -> tuple[str, ...]:
     ('p_ANG', 'p_SAD')
     """
     return tuple(f"{PROB_PREFIX}{label}" for label in labels)
-
-
-def labels_from_columns(columns: Iterable[str]) -> tuple[str, ...]:
-    """The label set a frame's ``p_<label>`` columns spell, in their order.
-
-    >>> labels_from_columns(["clip_id", "p_NEU", "p_ANG"])
-    ('NEU', 'ANG')
-    """
-    return tuple(c[len(PROB_PREFIX):] for c in columns if str(c).startswith(PROB_PREFIX))
 
 
 def label_name(label: str) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv
-from mer_utils.core.labels import SUBSETS, check_label_set, labels_from_columns, prob_columns
+from mer_utils.core.labels import PROB_PREFIX, SUBSETS, check_label_set, prob_columns
 
 KEY_COLUMNS = ("clip_id", "split", "fold", "subset", "modality", "y_true", "y_pred")
 MODALITIES = ("audio", "visual", "audio_visual")
@@ -59,8 +59,12 @@ def make_predictions_frame(*, clip_ids: Sequence[str], y_true: Sequence[str] | N
 
 
 def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:
-    """The label set of a predictions frame (its ``p_<label>`` columns, in order)."""
-    return labels_from_columns(frame.columns)
+    """The label set of a predictions frame (its ``p_<label>`` columns, in order).
+
+    >>> labels_of(pd.DataFrame(columns=["clip_id", "p_NEU", "p_ANG"]))
+    ('NEU', 'ANG')
+    """
+    return tuple(c[len(PROB_PREFIX):] for c in frame.columns if str(c).startswith(PROB_PREFIX))
 
 
 def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:

@@ -15,6 +15,7 @@ import platform
 import random
 import re
 import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,16 +26,12 @@ from mer_utils.core.run_lock import lock_run_dir
 # The manifest columns a run's results depend on (the data root's path is not one: a moved folder resumes).
 _CORPUS_COLUMNS = ("clip_id", "actor_id", "emotion", "audio_path", "video_path", "audio_status", "video_status",
                    "duration_s")
-_TRACKED_PACKAGES = (
-    "mer-utils", "numpy", "pandas", "scikit-learn", "scipy", "torch", "transformers",
-    "opencv-python-headless", "librosa", "soundfile", "opensmile",
-)
+_TRACKED_PACKAGES = ("mer-utils", "numpy", "pandas", "scikit-learn", "scipy", "torch", "transformers",
+                     "opencv-python-headless", "librosa", "soundfile", "opensmile")
 
 
 def set_seed(seed: int) -> None:
     """Seed python, numpy and (if imported) torch."""
-    import sys
-
     import numpy as np
 
     random.seed(seed)
@@ -56,28 +53,16 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
 
 def environment_info() -> dict[str, Any]:
     """Package versions, git commit and compute device, for ``env.json``."""
-    import sys
-
     versions = {}
     for name in _TRACKED_PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    device = "cpu"
-    if "torch" in sys.modules:
-        import torch
-
-        if torch.cuda.is_available():
-            device = torch.cuda.get_device_name(0)
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "device": device,
-        "packages": versions,
-        "git_commit": git_commit(),
-    }
+    torch = sys.modules.get("torch")  # only when already imported
+    device = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else "cpu"
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "device": device, "packages": versions, "git_commit": git_commit()}
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -1,11 +1,9 @@
-"""The master table: both experts' predictions side by side, one row per clip.
-
-The join refuses any mismatch of split, clips or labels, naming the runs and the clips, instead of fusing
-whatever happens to overlap.
-"""
+"""The master table: both experts' predictions side by side, one row per clip; any mismatch of split, clips or
+labels is refused, naming the runs and the clips, instead of fusing whatever happens to overlap."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,20 +70,11 @@ def _check_same_split(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, 
 
 
 def _check_missing(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str], on_missing: str):
-    keys = {name: frame.loc[:, list(KEY_COLUMNS)] for name, frame in frames.items()}
-    common = None
-    for key_frame in keys.values():
-        common = key_frame if common is None else common.merge(key_frame, on=list(KEY_COLUMNS))
-    dropped = []
-    for name, key_frame in keys.items():
-        extra = key_frame.merge(common, on=list(KEY_COLUMNS), how="left", indicator=True)
-        extra = extra[extra["_merge"] == "left_only"].drop(columns="_merge")
-        if len(extra):
-            dropped.append(extra.assign(only_in=name))
-    if not dropped:
-        return common, pd.DataFrame(columns=[*KEY_COLUMNS, "only_in"])
-    dropped = pd.concat(dropped, ignore_index=True).sort_values(["only_in", *KEY_COLUMNS])
-    if on_missing == "raise":
+    keys = {name: pd.MultiIndex.from_frame(frame.loc[:, list(KEY_COLUMNS)]) for name, frame in frames.items()}
+    common = functools.reduce(lambda a, b: a.intersection(b, sort=False), keys.values())
+    dropped = pd.concat([keys[name].difference(common, sort=False).to_frame(index=False).assign(only_in=name)
+                         for name in keys], ignore_index=True).sort_values(["only_in", *KEY_COLUMNS])
+    if len(dropped) and on_missing == "raise":
         others = {name: [o for o in frames if o != name] for name in frames}
         detail = "; ".join(
             f"{len(group)} clip rows of {name} ({sources[name]}) are missing from {', '.join(others[name])}: "
@@ -94,7 +83,7 @@ def _check_missing(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str
         raise ValueError(f"the experts did not predict the same clips — {detail}. Both runs must cover "
                          "the same clips; pass on_missing='intersect' (CLI: --on-missing intersect) to fuse "
                          "the common clips and list the others in dropped_clips.csv.")
-    return common, dropped.reset_index(drop=True)
+    return common.to_frame(index=False), dropped.reset_index(drop=True)
 
 
 def _check_label_sets(experts: Mapping[str, pd.DataFrame], sources: Mapping[str, str]) -> tuple[str, ...]:
@@ -124,14 +113,10 @@ def build_master_table(
     sources: Mapping[str, str] | None = None,
     on_missing: str = "raise",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Join expert predictions clip by clip: ``(master, dropped)``.
-
-    ``experts``: ``{name: predictions frame}`` with val and test rows of every fold, as
-    :func:`~mer_utils.core.predictions.read_predictions` (which validates them) or :func:`load_expert_run` read
-    them; ``sources``: ``{name: description}`` for messages (e.g. run folders). ``on_missing="raise"`` refuses
-    clips predicted by one expert only; ``"intersect"`` keeps the common clips and returns the others in
-    ``dropped`` (with the expert that had them in ``only_in``). ``master`` holds ``clip_id, split, fold,
-    subset, y_true`` then, per expert, ``<name>_y_pred`` and ``<name>_p_<label>``, sorted by fold, subset, clip.
+    """``(master, dropped)`` from ``{name: predictions frame}`` as read (and validated) by
+    :func:`load_expert_run`; ``sources`` names them in messages. ``on_missing="intersect"`` fuses the common
+    clips and lists the others in ``dropped`` (``only_in``: the expert that had them); ``"raise"`` refuses them.
+    ``master``: ``clip_id, split, fold, subset, y_true``, then ``<name>_y_pred``, ``<name>_p_<label>`` per expert.
     """
     if on_missing not in ON_MISSING:
         raise ValueError(f"on_missing must be one of {ON_MISSING}, got {on_missing!r}")

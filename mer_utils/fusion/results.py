@@ -1,8 +1,5 @@
-"""The fusion results table: every strategy beside the single experts.
-
-Scores are mean ± std over folds; the bootstrap interval and McNemar's test pool the test clips of all folds,
-against the best single expert *on validation*, so the comparison is chosen without looking at test.
-"""
+"""The fusion results table: every strategy beside the single experts. The bootstrap interval and McNemar's test
+pool the test clips of all folds, against the best single expert *on validation* (chosen without test)."""
 
 from __future__ import annotations
 

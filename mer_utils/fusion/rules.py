@@ -1,8 +1,6 @@
-"""The fusion rules: probability matrices in, fused probabilities out; temperatures; the exported rule.
+"""The fusion rules (probabilities in, fused probabilities out), temperature scaling, and the exported rule.
 
-Plain numpy and scipy, so that the demo applies a rule without scikit-learn; the estimators that tune the
-rules are in :mod:`mer_utils.fusion.strategies`. The untuned rule for experts never validated together is
-explained in docs/demo.md.
+Plain numpy and scipy: the demo applies a rule without scikit-learn. The untuned rule: docs/demo.md.
 """
 
 from __future__ import annotations

@@ -26,12 +26,9 @@ STAGE = "fusion"
 
 
 # What makes the expert runs of a protocol, named when they are missing.
-_MAKERS = {
-    "audio": {"random": "AUDIO_03_modeling_SER_random_split_v01.ipynb",
-              "speaker": "AUDIO_03_modeling_SER_speaker_independent_v01.ipynb"},
-    "visual": {},
-}
-_DEFAULT_MAKER = {"audio": "the AUDIO_03 notebooks", "visual": "VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb"}
+_MAKERS = {("audio", "random"): "AUDIO_03_modeling_SER_random_split_v01.ipynb",
+           ("audio", "speaker"): "AUDIO_03_modeling_SER_speaker_independent_v01.ipynb",
+           "audio": "the AUDIO_03 notebooks", "visual": "VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb"}
 
 
 def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key: str | None = None,
@@ -47,7 +44,7 @@ def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key:
             if corpus_key is None:
                 corpus_key = read_json(found[modality] / "metrics.json").get("corpus_key")
         except FileNotFoundError:
-            maker = _MAKERS[modality].get(protocol, _DEFAULT_MAKER[modality])
+            maker = _MAKERS.get((modality, protocol), _MAKERS[modality])
             adapt_option = f" --adapt {adapt}" if modality == "audio" and adapt != DEFAULT_ADAPTATION else ""
             missing.append(f"{modality}: run {maker} with PROTOCOL = {protocol!r}, or "
                            f"`mer {modality} train --protocol {protocol}{adapt_option} --outputs {outputs}`")
@@ -139,7 +136,7 @@ def fuse_runs(
     """
     config = FusionConfig(audio_run=str(audio_run_dir), visual_run=str(visual_run_dir), outputs=str(outputs),
                           strategies=tuple(strategies), calibrate=calibrate, n_bootstrap=n_bootstrap,
-                          cv_folds=cv_folds, grid_step=grid_step, seed=seed, on_missing=on_missing, name=name,
+                          cv_folds=cv_folds, grid_step=grid_step, seed=seed, on_missing=on_missing,
                           checkpoints=str(checkpoints or ""))
     outputs = Path(outputs)
     audio = load_expert_run(audio_run_dir, modality="audio")
@@ -159,12 +156,11 @@ def fuse_runs(
     split = str(audio.info["split"])
     adaptation = adaptation_of(audio.info)  # the face expert scores each clip alone
     suffix = "" if adaptation == DEFAULT_ADAPTATION else f"_adapt-{adaptation}"
-    name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}")
-    config = dataclasses.replace(config, name=name)
+    config.name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}")
     # Addressed by the two expert runs it fuses and the fusion settings: another pair never lands here.
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("outputs", "checkpoints")}
     settings.update(audio_run=str(audio.run_dir.resolve()), visual_run=str(visual.run_dir.resolve()))
-    run_dir = runs.new_run_dir(outputs, STAGE, name, config, corpus_key=audio.info.get("corpus_key"),
+    run_dir = runs.new_run_dir(outputs, STAGE, config.name, config, corpus_key=audio.info.get("corpus_key"),
                                settings=settings)
     write_csv(run_dir / "master.csv", master, float_format="%.6f")
     write_csv(run_dir / "dropped_clips.csv", dropped)

@@ -1,7 +1,5 @@
-"""Late-fusion strategies as scikit-learn classifiers, fitted on validation only.
-
-``X`` is the experts' probability matrices side by side, ``(n, K * n_experts)`` in label order.
-"""
+"""Late-fusion strategies as scikit-learn classifiers, fitted on validation only; ``X`` is the experts'
+probability matrices side by side, ``(n, K * n_experts)``."""
 
 from __future__ import annotations
 

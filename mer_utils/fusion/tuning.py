@@ -1,8 +1,6 @@
-"""Fit every strategy on validation, fold by fold, and apply it to test.
+"""Fit every strategy on validation, fold by fold, and apply it to test (only :func:`_apply` touches test rows).
 
-Test rows are touched only by :func:`_apply`, after everything has been fixed from validation rows.
-Strategies are compared by their *out-of-fold* validation UA: an in-sample score would flatter the stacking
-regression (dozens of parameters) against a single weight.
+Strategies are compared by *out-of-fold* validation UA: an in-sample score would flatter the stacking regression.
 """
 
 from __future__ import annotations
