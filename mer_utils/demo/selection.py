@@ -8,7 +8,7 @@ synthetic corpus (what it is for), or any input when the user asks (``allow_synt
 out and the answer says so, with how to get a real one.
 
 The fusion rule follows the experts (:func:`choose_fusion`): the rule tuned on validation clips both experts
-scored when there is one, else the untuned rule of :func:`mer_utils.fusion.rules.untuned_rule`.
+scored when there is one, else the untuned rule of :mod:`mer_utils.fusion.untuned`.
 """
 
 from __future__ import annotations
