@@ -3,7 +3,6 @@ written, so a report regenerated from the same runs is byte-identical."""
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -20,23 +19,19 @@ def percent(value: float, *, digits: int = 1) -> str:
     >>> percent(0.6123), percent(float("nan"))
     ('61.2', '–')
     """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * value:.{digits}f}"
+    return "–" if pd.isna(value) else f"{100 * value:.{digits}f}"
 
 
 def percent_mean_std(mean: float, std: float, n: int) -> str:
     """``'61.2 ± 1.3'`` when there are several folds or seeds, else ``'61.2'``."""
-    if n is None or n <= 1 or std is None or (isinstance(std, float) and math.isnan(std)):
+    if n is None or n <= 1 or pd.isna(std):
         return percent(mean)
     return f"{percent(mean)} ± {percent(std)}"
 
 
 def p_value(value: float) -> str:
     """Three significant decimals, or ``<0.001``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+    return "–" if pd.isna(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
