@@ -107,12 +107,8 @@ def _check_labels(merged: pd.DataFrame, names: list[str], labels: tuple[str, ...
             )
 
 
-def build_master_table(
-    experts: Mapping[str, pd.DataFrame],
-    *,
-    sources: Mapping[str, str] | None = None,
-    on_missing: str = "raise",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_master_table(experts: Mapping[str, pd.DataFrame], *, sources: Mapping[str, str] | None = None,
+                       on_missing: str = "raise") -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(master, dropped)`` from ``{name: predictions frame}`` as read (and validated) by
     :func:`load_expert_run`; ``sources`` names them in messages. ``on_missing="intersect"`` fuses the common
     clips and lists the others in ``dropped`` (``only_in``: the expert that had them); ``"raise"`` refuses them.

@@ -29,9 +29,8 @@ def format_params(per_fold: list[dict]) -> str:
     return " | ".join(dict.fromkeys(parts)) if any(parts) else ""
 
 
-def results_table(
-    outcome: FusionOutcome, *, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
-) -> pd.DataFrame:
+def results_table(outcome: FusionOutcome, *, n_bootstrap: int = 1000, confidence: float = 0.95,
+                  seed: int = 0) -> pd.DataFrame:
     """One row per method with val/test scores, test CIs and McNemar vs the best single expert."""
     selection = outcome.selection.groupby("method", sort=False)["selection_ua"].mean()
     reference = outcome.predictions[outcome.best_single]

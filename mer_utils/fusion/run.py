@@ -69,10 +69,9 @@ def _expert_record(expert: ExpertRun, outputs: Path) -> dict:
 def _check_same_protocol(audio: ExpertRun, visual: ExpertRun) -> str:
     for key in ("corpus_key", "protocol", "split"):
         if audio.info.get(key) != visual.info.get(key):
-            raise ValueError(
-                f"the audio run {audio.run_dir} has {key} {audio.info.get(key)!r} but the visual run "
-                f"{visual.run_dir} has {visual.info.get(key)!r}; fuse runs of the same protocol and split."
-            )
+            raise ValueError(f"the audio run {audio.run_dir} has {key} {audio.info.get(key)!r} but the visual "
+                             f"run {visual.run_dir} has {visual.info.get(key)!r}; fuse runs of the same protocol "
+                             "and split.")
     return str(audio.info["protocol"])
 
 
@@ -114,21 +113,11 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
 
 
 @releasing_run_locks
-def fuse_runs(
-    audio_run_dir: str | os.PathLike,
-    visual_run_dir: str | os.PathLike,
-    *,
-    outputs: str | os.PathLike = "outputs",
-    strategies=STRATEGY_NAMES,
-    calibrate: bool = True,
-    n_bootstrap: int = 1000,
-    cv_folds: int = 5,
-    grid_step: float = 0.05,
-    seed: int = 0,
-    on_missing: str = "raise",
-    name: str = "",
-    checkpoints: str | os.PathLike | None = "checkpoints",
-) -> Path:
+def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLike, *,
+              outputs: str | os.PathLike = "outputs", strategies=STRATEGY_NAMES, calibrate: bool = True,
+              n_bootstrap: int = 1000, cv_folds: int = 5, grid_step: float = 0.05, seed: int = 0,
+              on_missing: str = "raise", name: str = "",
+              checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
     """Fuse an audio and a visual expert run; return the new fusion run folder.
 
     The strategy with the best out-of-fold validation UA becomes the run's ``predictions_{val,test}.csv``;
@@ -142,10 +131,9 @@ def fuse_runs(
     audio = load_expert_run(audio_run_dir, modality="audio")
     visual = load_expert_run(visual_run_dir, modality="visual")
     protocol = _check_same_protocol(audio, visual)
-    master, dropped = build_master_table(
-        {"audio": audio.predictions, "visual": visual.predictions},
-        sources={"audio": str(audio.run_dir), "visual": str(visual.run_dir)}, on_missing=on_missing,
-    )
+    master, dropped = build_master_table({"audio": audio.predictions, "visual": visual.predictions},
+                                         sources={"audio": str(audio.run_dir), "visual": str(visual.run_dir)},
+                                         on_missing=on_missing)
     if len(dropped):
         log.warning("%d clip rows predicted by one expert only were left out (listed in dropped_clips.csv)",
                     len(dropped))

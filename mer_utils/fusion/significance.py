@@ -56,15 +56,8 @@ def fast_scores(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequenc
             **{k: float(v) for k, v in vectorised_scores(true_idx, pred_idx, len(labels)).items()}}
 
 
-def bootstrap_ci(
-    y_true: Sequence[str],
-    y_pred: Sequence[str],
-    *,
-    labels: Sequence[str],
-    n_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str], n_bootstrap: int = 1000,
+                 confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap interval of WA, UA and macro-F1.
 
     >>> ci = bootstrap_ci(["ANG", "SAD"] * 50, ["ANG", "SAD"] * 45 + ["SAD", "ANG"] * 5, labels=("ANG", "SAD"),

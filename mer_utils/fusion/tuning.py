@@ -62,11 +62,10 @@ def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str
 
 
 def _frame(rows: pd.DataFrame, proba: np.ndarray, *, modality: str) -> pd.DataFrame:
-    return make_predictions_frame(
-        clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba, labels=master_labels(rows),
-        split=str(rows["split"].iloc[0]), fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]),
-        modality=modality,
-    )
+    return make_predictions_frame(clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba,
+                                  labels=master_labels(rows), split=str(rows["split"].iloc[0]),
+                                  fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]),
+                                  modality=modality)
 
 
 def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_step, seed):
@@ -94,15 +93,8 @@ def _apply(rows: pd.DataFrame, experts, temperatures, fitted) -> dict[str, pd.Da
     return out
 
 
-def fuse_master(
-    master: pd.DataFrame,
-    *,
-    strategies: Sequence[str] = STRATEGY_NAMES,
-    calibrate: bool = True,
-    cv_folds: int = 5,
-    grid_step: float = 0.05,
-    seed: int = 0,
-) -> FusionOutcome:
+def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NAMES, calibrate: bool = True,
+                cv_folds: int = 5, grid_step: float = 0.05, seed: int = 0) -> FusionOutcome:
     """Tune every strategy on each fold's validation rows of ``master`` (see
     :func:`~mer_utils.fusion.join.build_master_table`) and predict val and test; the chosen strategy (and the
     best single expert, the reference of the significance test) has the best mean validation UA over folds."""
@@ -144,9 +136,7 @@ def fuse_master(
     # Ties go to the earlier name in the list, so the choice is deterministic.
     chosen = max(strategies, key=lambda s: (mean_ua[s], -strategies.index(s)))
     best_single = max(experts, key=lambda e: (mean_ua[e], -experts.index(e)))
-    return FusionOutcome(
-        experts=experts, strategies=strategies,
-        predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
-        params=params, temperatures=temperatures, selection=selection, chosen=chosen,
-        best_single=best_single, fitted=fitted_per_fold, calibrate=calibrate,
-    )
+    return FusionOutcome(experts=experts, strategies=strategies,
+                         predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
+                         params=params, temperatures=temperatures, selection=selection, chosen=chosen,
+                         best_single=best_single, fitted=fitted_per_fold, calibrate=calibrate)
