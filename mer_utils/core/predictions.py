@@ -79,10 +79,8 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
     """Read and validate a predictions CSV (:class:`PredictionsError` names the file and the problem)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
-            f"Predictions file not found: {path}. Run the expert's training step "
-            "(notebook or `mer audio train` / `mer visual train`) to create it."
-        )
+        raise FileNotFoundError(f"Predictions file not found: {path}. Run the expert's training step "
+                                "(notebook or `mer audio train` / `mer visual train`) to create it.")
     try:
         frame = pd.read_csv(path, dtype={"clip_id": str, "split": str, "subset": str,
                                          "modality": str, "y_true": str, "y_pred": str},
@@ -100,11 +98,9 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
     except ValueError as err:
         raise PredictionsError(f"{err} (the p_<label> columns)") from None
     if expected_labels is not None and labels != tuple(expected_labels):
-        raise PredictionsError(
-            f"{source}: probability columns are {list(prob_columns(labels))}, expected "
-            f"{list(prob_columns(expected_labels))} in that order (another label set or order; "
-            "re-export with mer_utils.core.predictions)."
-        )
+        raise PredictionsError(f"{source}: probability columns are {list(prob_columns(labels))}, expected "
+                               f"{list(prob_columns(expected_labels))} in that order (another label set or order; "
+                               "re-export with mer_utils.core.predictions).")
     if frame.empty:
         raise PredictionsError(f"{source}: no rows. {_REMAKE}")
     keys = frame.loc[:, [c for c in KEY_COLUMNS if c != "y_true"]]

@@ -162,8 +162,6 @@ def resolve_latest(outputs: str | os.PathLike, stage: str, key: str, *, corpus_k
     """The run folder recorded by :func:`point_latest` (of ``corpus_key`` when given), with a clear error."""
     pointer = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "") / f"latest_{safe_name(key)}.json"
     if not pointer.exists():
-        raise FileNotFoundError(
-            f"No {stage} run for {key!r}: {pointer} does not exist. Run the {stage} stage "
-            f"(notebook or `mer {stage} train ...`) first."
-        )
+        raise FileNotFoundError(f"No {stage} run for {key!r}: {pointer} does not exist. Run the {stage} stage "
+                                f"(notebook or `mer {stage} train ...`) first.")
     return (pointer.parent / read_json(pointer)["run_dir"]).resolve()

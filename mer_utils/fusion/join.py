@@ -100,11 +100,9 @@ def _check_labels(merged: pd.DataFrame, names: list[str], labels: tuple[str, ...
     for other in names[1:]:
         differ = merged[merged[f"{first}_y_true"] != merged[f"{other}_y_true"]]
         if len(differ):
-            raise ValueError(
-                f"{len(differ)} clips have different true labels in {first} and {other} predictions, "
-                f"e.g. {_describe(differ)}: the experts' label mappings disagree. Re-export both with "
-                f"labels in the order {list(labels)}."
-            )
+            raise ValueError(f"{len(differ)} clips have different true labels in {first} and {other} predictions, "
+                             f"e.g. {_describe(differ)}: the experts' label mappings disagree. Re-export both with "
+                             f"labels in the order {list(labels)}.")
 
 
 def build_master_table(experts: Mapping[str, pd.DataFrame], *, sources: Mapping[str, str] | None = None,
