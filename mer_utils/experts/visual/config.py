@@ -1,8 +1,5 @@
-"""The visual stage's configuration: one flat dataclass for the CLI and notebooks.
-
-Its fields, each with its help text, come in one dataclass per concern, each a section of ``mer visual train
---help``; each run saves the flat dataclass as ``config.json``.
-"""
+"""The visual stage's configuration (``mer visual train``, notebooks, ``config.json``), one group per ``--help``
+section."""
 
 from __future__ import annotations
 
