@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, train_test_split
 
 from mer_utils.core.atomic_io import read_json, sha256_file, write_csv, write_json
 from mer_utils.core.config import one_of
@@ -58,15 +58,18 @@ def carve_validation(pool: pd.DataFrame, fraction: float, seed: int, fold: int =
 
 def split_frame(assignments: list[tuple[int, str, pd.Series]], name: str) -> pd.DataFrame:
     """The split CSV's rows from ``(fold, subset, clip ids)`` triples, sorted by fold, subset, clip."""
-    parts = [pd.DataFrame({"clip_id": ids.to_numpy(), "split": name, "fold": fold, "subset": subset})
-             for fold, subset, ids in assignments]
-    frame = pd.concat(parts, ignore_index=True)
-    order = {s: i for i, s in enumerate(SUBSETS)}
-    frame = frame.assign(_o=frame["subset"].map(order)).sort_values(["fold", "_o", "clip_id"])
-    return frame.drop(columns="_o").reset_index(drop=True)
+    frame = pd.concat([pd.DataFrame({"clip_id": ids.to_numpy(), "split": name, "fold": fold, "subset": subset})
+                       for fold, subset, ids in assignments], ignore_index=True)
+    frame = frame.sort_values(["fold", "subset", "clip_id"],
+                              key=lambda c: c.map(SUBSETS.index) if c.name == "subset" else c)
+    return frame.reset_index(drop=True)
 
 
-def _source(published_dir: str | os.PathLike | None, protocol: str) -> Path:
+def import_published_split(
+    protocol: str, clips: pd.DataFrame, *, published_dir: str | os.PathLike | None, seed: int = 0,
+    val_size: float = 0.1,
+) -> tuple[pd.DataFrame, dict]:
+    """Split frame for a published protocol over the usable ``clips``."""
     if published_dir is None:
         raise ValueError(f"importing the {protocol!r} split needs --published-dir: a folder holding "
                          f"{', '.join(SOURCE_FILES[protocol])} (as released by the authors)")
@@ -75,54 +78,7 @@ def _source(published_dir: str | os.PathLike | None, protocol: str) -> Path:
         if not (base / rel).exists():
             raise FileNotFoundError(f"{base / rel} not found; the {protocol!r} split needs {', '.join(SOURCE_FILES[protocol])} "
                                     f"under {base}")
-    return base
-
-
-def _check_labels(clip_ids: pd.Series, labels: pd.Series, source: Path) -> None:
-    emotions = clip_ids.str.split("_").str[2]
-    wrong = clip_ids[emotions.to_numpy() != labels.to_numpy()]
-    if len(wrong):
-        raise ValueError(f"{source}: {len(wrong)} labels disagree with the clip names, e.g. {wrong.iloc[0]}")
-
-
-def _restrict(assign: pd.DataFrame, clips: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Keep the published clips that are usable here; count the rest."""
-    known = assign["clip_id"].isin(clips["clip_id"])
-    missing = sorted(assign.loc[~known, "clip_id"].unique())
-    info = {"n_published_clips": int(assign["clip_id"].nunique()), "n_not_usable_here": len(missing),
-            "not_usable_here_examples": missing[:10]}
-    return assign[known], info
-
-
-def _read_ogm_ge(base: Path) -> pd.DataFrame:
-    parts = []
-    for subset, rel in zip(("train", "test"), SOURCE_FILES["ogm-ge"]):
-        frame = pd.read_csv(base / rel, header=None, names=["clip_id", "label"], dtype=str)
-        _check_labels(frame["clip_id"], frame["label"], base / rel)
-        parts.append(frame.assign(fold=0, subset=subset))
-    return pd.concat(parts, ignore_index=True)
-
-
-def _read_hicmae(base: Path) -> pd.DataFrame:
-    parts = []
-    for k in range(1, 6):
-        for subset in ("train", "test"):
-            path = base / f"hicmae/split0{k}_{subset}.csv"
-            frame = pd.read_csv(path, sep=r"\s+", header=None, names=["face_dir", "wav", "label_index"])
-            clip_ids = frame["face_dir"].astype(str).str.rstrip("/").str.split("/").str[-1]
-            _check_labels(clip_ids, frame["label_index"].map(dict(enumerate(EMOTIONS))), path)
-            parts.append(pd.DataFrame({"clip_id": clip_ids, "fold": k - 1, "subset": subset}))
-    return pd.concat(parts, ignore_index=True)
-
-
-def import_published_split(
-    protocol: str, clips: pd.DataFrame, *, published_dir: str | os.PathLike | None, seed: int = 0,
-    val_size: float = 0.1,
-) -> tuple[pd.DataFrame, dict]:
-    """Split frame for a published protocol over the usable ``clips``."""
-    base = _source(published_dir, protocol)
     info: dict = {"source": [str(base / rel) for rel in SOURCE_FILES[protocol]]}
-    by_id = clips.set_index("clip_id")
     if protocol == "audeering":
         actors = json.loads((base / SOURCE_FILES["audeering"][0]).read_text())
         actor_lists = {"train": actors["train"], "val": actors["dev"], "test": actors["test"]}
@@ -130,10 +86,29 @@ def import_published_split(
         return split_frame([(0, s, clips.loc[clips["actor_id"].isin(ids), "clip_id"])
                             for s, ids in actor_lists.items()], "audeering"), info
 
-    assign, restrict_info = _restrict(_read_ogm_ge(base) if protocol == "ogm-ge" else _read_hicmae(base), clips)
-    info.update(restrict_info)
+    parts = []
+    for i, rel in enumerate(SOURCE_FILES[protocol]):  # (train, test) file pairs, one pair per fold
+        path = base / rel
+        if protocol == "ogm-ge":
+            frame = pd.read_csv(path, header=None, names=["clip_id", "label"], dtype=str)
+            clip_ids, labels = frame["clip_id"], frame["label"]
+        else:
+            frame = pd.read_csv(path, sep=r"\s+", header=None, names=["face_dir", "wav", "label_index"])
+            clip_ids = frame["face_dir"].astype(str).str.rstrip("/").str.split("/").str[-1]
+            labels = frame["label_index"].map(dict(enumerate(EMOTIONS)))
+        wrong = clip_ids[clip_ids.str.split("_").str[2].to_numpy() != labels.to_numpy()]
+        if len(wrong):
+            raise ValueError(f"{path}: {len(wrong)} labels disagree with the clip names, e.g. {wrong.iloc[0]}")
+        parts.append(pd.DataFrame({"clip_id": clip_ids, "fold": i // 2, "subset": ("train", "test")[i % 2]}))
+    assign = pd.concat(parts, ignore_index=True)
+    # Keep the published clips that are usable here; count the rest.
+    known = assign["clip_id"].isin(clips["clip_id"])
+    missing = sorted(assign.loc[~known, "clip_id"].unique())
+    info.update({"n_published_clips": int(assign["clip_id"].nunique()), "n_not_usable_here": len(missing),
+                 "not_usable_here_examples": missing[:10]})
+    by_id = clips.set_index("clip_id")
     pieces = []
-    for fold, group in assign.groupby("fold", sort=True):
+    for fold, group in assign[known].groupby("fold", sort=True):
         fold = int(fold)
         train = group.loc[group["subset"] == "train", "clip_id"]
         test = group.loc[group["subset"] == "test", "clip_id"]
@@ -162,59 +137,37 @@ def usable_clips(manifest: pd.DataFrame, *, require: tuple[str, ...] | str = "au
     modality the corpus provides (so fusion can join the experts clip by clip)."""
     if require == "auto":
         require = tuple(k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any())
-    bad = np.zeros(len(manifest), dtype=bool)
     reasons = pd.Series("", index=manifest.index)
     for kind in require:
-        status = manifest[f"{kind}_status"]
-        broken = status != OK
-        reasons[broken] = reasons[broken] + f"{kind} " + status[broken].astype(str) + "; "
-        bad |= broken.to_numpy()
+        status = manifest[f"{kind}_status"].astype(str)
+        reasons += (f"{kind} " + status + "; ").where(status != OK, "")
+    bad = (reasons != "").to_numpy()
     excluded = pd.DataFrame({"clip_id": manifest.loc[bad, "clip_id"], "reason": reasons[bad].str.rstrip("; ")})
     return manifest.loc[~bad].reset_index(drop=True), excluded.reset_index(drop=True)
 
 
-def random_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
-    """Clip-level split stratified by emotion: the same actor appears in every subset."""
-    rest, test = train_test_split(clips, test_size=test_size, random_state=seed, stratify=clips["emotion"])
-    train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
-                                  stratify=rest["emotion"])
-    return split_frame([(0, "train", train["clip_id"]), (0, "val", val["clip_id"]), (0, "test", test["clip_id"])],
-                       f"random_seed{seed}")
-
-
-def speaker_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
-    """Actor-disjoint split, balanced by sex (emotions stay balanced: every CREMA-D actor records every one)."""
-    rest_ids, test_ids = split_actors(actor_table(clips), test_size, seed)
-    rest = clips[clips["actor_id"].isin(rest_ids)]
-    return split_frame([*carve_validation(rest, val_size / (1 - test_size), seed),
-                        (0, "test", clips.loc[clips["actor_id"].isin(test_ids), "clip_id"])], f"speaker_seed{seed}")
-
-
-def speaker_kfold_split(clips: pd.DataFrame, *, n_folds: int = 5, seed: int = 0, val_size: float = 0.1) -> pd.DataFrame:
-    """K actor-disjoint test folds (``StratifiedGroupKFold``), each with validation actors carved from training."""
-    if clips["actor_id"].nunique() < n_folds + 2:
-        raise ValueError(f"speaker-kfold with {n_folds} folds needs at least {n_folds + 2} actors, "
-                         f"found {clips['actor_id'].nunique()}")
-    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+def fold_split(clips: pd.DataFrame, *, n_folds: int = 5, group_column: str | None = None, seed: int = 0,
+               val_size: float = 0.1) -> pd.DataFrame:
+    """Actor-disjoint test folds: ``n_folds`` (``StratifiedGroupKFold``), or with ``group_column`` one per group
+    (IEMOCAP: session); each fold's validation actors are carved from its training ones."""
+    if group_column:
+        groups = sorted(clips[group_column].unique())
+        if len(groups) < 2:
+            raise ValueError(f"leave-one-group-out needs at least two values of {group_column!r}, found {groups}")
+        n_folds, name = len(groups), f"loso_seed{seed}"
+        folds = LeaveOneGroupOut().split(clips, groups=clips[group_column])  # one fold per group, in sorted order
+    else:
+        if clips["actor_id"].nunique() < n_folds + 2:
+            raise ValueError(f"speaker-kfold with {n_folds} folds needs at least {n_folds + 2} actors, "
+                             f"found {clips['actor_id'].nunique()}")
+        name = f"speaker-kfold{n_folds}_seed{seed}"
+        folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(
+            clips, clips["emotion"], groups=clips["actor_id"])
     assignments = []
-    for fold, (train_idx, test_idx) in enumerate(folds.split(clips, clips["emotion"], groups=clips["actor_id"])):
+    for fold, (train_idx, test_idx) in enumerate(folds):
         assignments += [*carve_validation(clips.iloc[train_idx], val_size / (1 - 1 / n_folds), seed + fold, fold),
                         (fold, "test", clips.iloc[test_idx]["clip_id"])]
-    return split_frame(assignments, f"speaker-kfold{n_folds}_seed{seed}")
-
-
-def leave_one_group_out_split(clips: pd.DataFrame, *, group_column: str, seed: int = 0,
-                              val_size: float = 0.1) -> pd.DataFrame:
-    """One fold per group (IEMOCAP: session) as the test set; validation speakers carved from the other groups'."""
-    groups = sorted(clips[group_column].unique())
-    if len(groups) < 2:
-        raise ValueError(f"leave-one-group-out needs at least two values of {group_column!r}, found {groups}")
-    assignments = []
-    for fold, group in enumerate(groups):
-        held = clips[group_column] == group
-        assignments += [*carve_validation(clips[~held], val_size / (1 - 1 / len(groups)), seed + fold, fold),
-                        (fold, "test", clips.loc[held, "clip_id"])]
-    return split_frame(assignments, f"loso_seed{seed}")
+    return split_frame(assignments, name)
 
 
 def actor_overlap(split: pd.DataFrame, manifest: pd.DataFrame) -> list[dict]:
@@ -230,13 +183,15 @@ def actor_overlap(split: pd.DataFrame, manifest: pd.DataFrame) -> list[dict]:
     return report
 
 
-def check_speaker_independent(split: pd.DataFrame, manifest: pd.DataFrame) -> None:
-    """Raise if any actor is in two subsets of the same fold."""
-    for row in actor_overlap(split, manifest):
+def check_speaker_independent(split: pd.DataFrame, manifest: pd.DataFrame) -> list[dict]:
+    """Raise if any actor is in two subsets of the same fold; else return the :func:`actor_overlap`."""
+    overlap = actor_overlap(split, manifest)
+    for row in overlap:
         shared = {k: v for k, v in row.items() if k.startswith("shared_") and v}
         if shared:
             raise ValueError(f"split {split['split'].iloc[0]!r} fold {row['fold']} is not speaker-independent: "
                              f"actors shared between subsets {shared}; refusing to write it")
+    return overlap
 
 
 def check_disjoint_clips(split: pd.DataFrame, *, source: str) -> None:
@@ -269,22 +224,28 @@ def make_split(
     if clips.empty:
         raise ValueError("no usable clips: every clip's media are missing or broken (see the manifest problems CSV)")
     info: dict = {"protocol": protocol, "seed": seed, "speaker_independent": SPEAKER_INDEPENDENT[protocol]}
-    if protocol == "random":
-        split = random_split(clips, seed=seed, val_size=val_size, test_size=test_size)
-    elif protocol == "speaker":
-        split = speaker_split(clips, seed=seed, val_size=val_size, test_size=test_size)
-    elif protocol == "speaker-kfold":
-        split = speaker_kfold_split(clips, n_folds=n_folds, seed=seed, val_size=val_size)
-    elif protocol == "loso":
-        split = leave_one_group_out_split(clips, group_column=corpus["group_column"], seed=seed, val_size=val_size)
+    if protocol == "random":  # clip level, stratified by emotion: the same actor appears in every subset
+        rest, test = train_test_split(clips, test_size=test_size, random_state=seed, stratify=clips["emotion"])
+        train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
+                                      stratify=rest["emotion"])
+        split = split_frame([(0, "train", train["clip_id"]), (0, "val", val["clip_id"]),
+                             (0, "test", test["clip_id"])], f"random_seed{seed}")
+    elif protocol == "speaker":  # balanced by sex (and by emotion: every CREMA-D actor records every one)
+        rest_ids, test_ids = split_actors(actor_table(clips), test_size, seed)
+        rest = clips[clips["actor_id"].isin(rest_ids)]
+        test = clips.loc[clips["actor_id"].isin(test_ids), "clip_id"]
+        split = split_frame([*carve_validation(rest, val_size / (1 - test_size), seed), (0, "test", test)],
+                            f"speaker_seed{seed}")
+    elif protocol in ("speaker-kfold", "loso"):
+        split = fold_split(clips, n_folds=n_folds, group_column=corpus["group_column"] if protocol == "loso" else None,
+                           seed=seed, val_size=val_size)
     else:
         split, source_info = import_published_split(protocol, clips, published_dir=published_dir, seed=seed,
                                                     val_size=val_size)
         info.update(source_info)
     check_disjoint_clips(split, source=", ".join(info.get("source", [])) or protocol)
-    overlap = actor_overlap(split, manifest)
-    if info["speaker_independent"]:
-        check_speaker_independent(split, manifest)
+    check = check_speaker_independent if info["speaker_independent"] else actor_overlap
+    overlap = check(split, manifest)
     sizes = split.groupby(["fold", "subset"]).size()
     info.update({
         "name": str(split["split"].iloc[0]),
