@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
 
 import pandas as pd
 import pooch
@@ -99,12 +98,6 @@ class DownloadResult:
                 "try another --mirror).")
 
 
-class FetchOutcome(NamedTuple):
-    path: str
-    status: str  # "present", "downloaded" or "failed"
-    failure: dict | None = None  # a row of FAILURE_COLUMNS
-
-
 class _Refused(Exception):
     """The source answered, and asking it again will not help."""
 
@@ -164,8 +157,9 @@ def _reason(err: Exception) -> tuple[str, str, bool]:
     return "os_error", f"{type(err).__name__}: {err}", True
 
 
-def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOutcome:
-    """Make ``out/spec.path`` exactly ``spec``: keep it if its hash matches, else fetch it."""
+def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> tuple[str, dict | None]:
+    """Make ``out/spec.path`` exactly ``spec``: keep it if its hash matches, else fetch it. Returns ``"present"``,
+    ``"downloaded"`` or ``"failed"`` and the failure (a row of FAILURE_COLUMNS) or None."""
     final = out / spec.path
     download = _Downloader(spec, final, settings)
     for url in spec.urls:  # our own retries: pooch's retry a 404 too (10 s per file a mirror lacks)
@@ -175,7 +169,7 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOut
             try:
                 action = pooch.retrieve(url, spec.known_hash, fname=final.name, path=final.parent,
                                         downloader=download, processor=lambda _path, action, _pup: action)
-                return FetchOutcome(spec.path, "present" if action == "fetch" else "downloaded")
+                return "present" if action == "fetch" else "downloaded", None
             except (OSError, ValueError, _Refused) as err:  # requests' errors are OSErrors
                 reason, detail, again = _reason(err)
                 if not again:
@@ -183,7 +177,7 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOut
     # pooch raises only after finding the file absent or wrong: what is there (e.g. the LFS
     # pointer of a plain clone) must not pass for the file.
     final.unlink(missing_ok=True)
-    return FetchOutcome(spec.path, "failed", {"path": spec.path, "url": url, "reason": reason, "detail": detail})
+    return "failed", {"path": spec.path, "url": url, "reason": reason, "detail": detail}
 
 
 def write_failures(out: Path, rows: list[dict]) -> tuple[pd.DataFrame, Path | None]:
@@ -218,10 +212,11 @@ def fetch_all(files: list[RemoteFile], out: str | os.PathLike, settings: FetchSe
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         logger.setLevel(level)
-    failures, csv_path = write_failures(out, [o.failure for o in outcomes if o.failure])
-    downloaded = [spec for spec, o in zip(files, outcomes) if o.status == "downloaded"]
-    return DownloadResult(out, [o.path for o in outcomes if o.status == "present"], [f.path for f in downloaded],
-                          failures, sum(f.size for f in downloaded), csv_path)
+    failures, csv_path = write_failures(out, [failure for _, failure in outcomes if failure])
+    present, downloaded = ([f for f, (status, _) in zip(files, outcomes) if status == kind]
+                           for kind in ("present", "downloaded"))
+    return DownloadResult(out, [f.path for f in present], [f.path for f in downloaded], failures,
+                          sum(f.size for f in downloaded), csv_path)
 
 
 def load_lfs_manifest() -> pd.DataFrame:
@@ -276,7 +271,8 @@ def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> 
         sizes.setdefault(folder if folder in _MEDIA_FOLDERS else "metadata", []).append(spec.size)
     total = sum(spec.size for spec in files)
     # A stat per file, no hashing: enough to say how much is left to fetch.
-    there = sum(f.size for f in files if out and _has_size(Path(out) / f.path, f.size))
+    there = sum(f.size for f in files if out and (path := Path(out) / f.path).is_file()
+                and path.stat().st_size == f.size)
     lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_size(total)}; "
              f"{_size(total - there)} to download, {_size(there)} already there (verified first)"]
     lines += [f"  {folder}: {len(v):,} files, {_size(sum(v))}" for folder, v in sizes.items()]
@@ -285,10 +281,6 @@ def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> 
     lines.append(f"  {when} at {ASSUMED_MB_PER_S:g} MB/s (writing to Google Drive is "
                  "slower); a re-run fetches only what is missing. Licence: ODbL 1.0 (contents DbCL 1.0).")
     return "\n".join(lines)
-
-
-def _has_size(path: Path, size: int) -> bool:
-    return path.is_file() and path.stat().st_size == size
 
 
 def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None, clips=None,
@@ -371,10 +363,16 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
     """Fetch RAVDESS speech and extract ``actors`` (default all 24) to ``out/Actor_XX/``; ``mirror``: a base URL
     holding the archive, checked against ``archive_md5`` before anything is extracted."""
     out = Path(out).expanduser()
-    actors = _check_actors(actors)
+    actors = sorted(set(int(a) for a in actors)) if actors else list(ACTORS)
+    wrong = [a for a in actors if a not in ACTORS]
+    if wrong:
+        raise ValueError(f"RAVDESS actor(s) {wrong} do not exist: actors are numbered 1 to 24; fix --actors")
     print(LICENCE)
     write_text(out / "LICENSE_RAVDESS.txt", LICENCE + "\n")
-    checksums = _read_checksums(out)
+    checksums = {}  # "Actor_XX/name.wav" -> (size, CRC-32) of every file extracted so far
+    if (out / CHECKSUMS_NAME).exists():
+        frame = pd.read_csv(out / CHECKSUMS_NAME, sep="\t", dtype={"path": str, "size": "int64", "crc32": "int64"})
+        checksums = {p: (int(size), int(crc)) for p, size, crc in frame.itertuples(index=False)}
     present = [a for a in actors if _actor_verified(out, a, checksums)]
     todo = [a for a in actors if a not in present]
     if not todo:
@@ -384,9 +382,9 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
     if progress:
         print(f"RAVDESS -> {out}: {ARCHIVE_NAME}, {archive_size / 1e6:.0f} MB, for actors {_ids(todo)}")
     settings = FetchSettings(jobs=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
-    fetched = fetch_file(spec, out, settings)
-    if fetched.status == "failed":
-        return _finish(out, present, [], [fetched.failure])
+    _, failure = fetch_file(spec, out, settings)
+    if failure:
+        return _finish(out, present, [], [failure])
     zip_path = out / spec.path
     extracted, failures = _extract(zip_path, out, todo, checksums)
     if not failures and not keep_zip:
@@ -394,33 +392,19 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
     return _finish(out, present, extracted, failures)
 
 
-def _check_actors(actors) -> list[int]:
-    actors = sorted(set(int(a) for a in actors)) if actors else list(ACTORS)
-    wrong = [a for a in actors if a not in ACTORS]
-    if wrong:
-        raise ValueError(f"RAVDESS actor(s) {wrong} do not exist: actors are numbered 1 to 24; fix --actors")
-    return actors
-
-
 def _finish(out: Path, present, extracted, failures: list[dict]) -> RavdessResult:
     frame, csv_path = write_failures(out, failures)
     return RavdessResult(out, present, extracted, frame, 0, csv_path)
 
 
-def _speech_members(zf: zipfile.ZipFile) -> dict[int, list[zipfile.ZipInfo]]:
-    """Speech WAVs of the archive by actor, wherever the ``Actor_XX/`` folders sit in it."""
-    members: dict[int, list[zipfile.ZipInfo]] = {}
-    for info in zf.infolist():
-        match = _SPEECH_MEMBER.search(info.filename)
-        if match and "__MACOSX" not in info.filename and match.group(1) == match.group(3):
-            members.setdefault(int(match.group(1)), []).append(info)
-    return members
-
-
 def _extract(zip_path: Path, out: Path, actors, checksums: dict) -> tuple[list[int], list[dict]]:
     extracted, failures = [], []
     with zipfile.ZipFile(zip_path) as zf:
-        members = _speech_members(zf)
+        members: dict[int, list[zipfile.ZipInfo]] = {}  # speech WAVs by actor, wherever Actor_XX/ sits in the zip
+        for info in zf.infolist():
+            match = _SPEECH_MEMBER.search(info.filename)
+            if match and "__MACOSX" not in info.filename and match.group(1) == match.group(3):
+                members.setdefault(int(match.group(1)), []).append(info)
         for actor in actors:
             infos = members.get(actor, [])
             folder = f"Actor_{actor:02d}"
@@ -430,55 +414,31 @@ def _extract(zip_path: Path, out: Path, actors, checksums: dict) -> tuple[list[i
                                            f"{zip_path.name}; fetch the archive again (delete it) or use another "
                                            "--mirror"})
                 continue
-            problems = [_extract_member(zf, info, out / folder, checksums) for info in infos]
-            failures += [p for p in problems if p]
-            if not any(problems):
+            n_failed = len(failures)
+            for info in infos:
+                rel = f"{folder}/{info.filename.rsplit('/', 1)[-1]}"
+                try:
+                    with atomic_path(out / rel) as tmp, zf.open(info) as src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst)  # the zip reader raises BadZipFile at the end on a CRC mismatch
+                except zipfile.BadZipFile as err:
+                    failures.append({"path": rel, "url": zf.filename, "reason": "checksum_mismatch",
+                                     "detail": f"{err}; the archive is damaged: delete {zf.filename} and re-run"})
+                else:
+                    checksums[rel] = (info.file_size, info.CRC)
+            if len(failures) == n_failed:
                 extracted.append(actor)
-    _write_checksums(out, checksums)
+    rows = [(p, size, crc) for p, (size, crc) in sorted(checksums.items())]
+    write_csv(out / CHECKSUMS_NAME, pd.DataFrame(rows, columns=["path", "size", "crc32"]), sep="\t")
     return extracted, failures
-
-
-def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, folder: Path, checksums: dict) -> dict | None:
-    name = info.filename.rsplit("/", 1)[-1]
-    rel = f"{folder.name}/{name}"
-    try:
-        with atomic_path(folder / name) as tmp, zf.open(info) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)  # the zip reader raises BadZipFile at the end on a CRC mismatch
-    except zipfile.BadZipFile as err:
-        return {"path": rel, "url": zf.filename, "reason": "checksum_mismatch",
-                "detail": f"{err}; the archive is damaged: delete {zf.filename} and re-run"}
-    checksums[rel] = (info.file_size, info.CRC)
-    return None
-
-
-def _read_checksums(out: Path) -> dict[str, tuple[int, int]]:
-    path = out / CHECKSUMS_NAME
-    if not path.exists():
-        return {}
-    frame = pd.read_csv(path, sep="\t", dtype={"path": str, "size": "int64", "crc32": "int64"})
-    return {p: (int(s), int(c)) for p, s, c in frame.itertuples(index=False)}
-
-
-def _write_checksums(out: Path, checksums: dict) -> None:
-    frame = pd.DataFrame([(p, s, c) for p, (s, c) in sorted(checksums.items())], columns=["path", "size", "crc32"])
-    write_csv(out / CHECKSUMS_NAME, frame, sep="\t")
 
 
 def _actor_verified(out: Path, actor: int, checksums: dict) -> bool:
     """All 60 files of ``actor`` are listed and match their size and CRC-32."""
     prefix = f"Actor_{actor:02d}/"
     listed = {p: v for p, v in checksums.items() if p.startswith(prefix)}
-    return len(listed) == FILES_PER_ACTOR and all(_crc_ok(out / p, size, crc) for p, (size, crc) in listed.items())
-
-
-def _crc_ok(path: Path, size: int, crc: int) -> bool:
-    if not path.is_file() or path.stat().st_size != size:
-        return False
-    value = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            value = zlib.crc32(chunk, value)
-    return value == crc
+    return len(listed) == FILES_PER_ACTOR and all(
+        (out / p).is_file() and (out / p).stat().st_size == size and zlib.crc32((out / p).read_bytes()) == crc
+        for p, (size, crc) in listed.items())
 
 
 def _ids(actors) -> str:
