@@ -59,19 +59,15 @@ def read_vote_columns(results_dir: str | os.PathLike) -> pd.DataFrame:
     return votes.merge(agreement, on="clip_id", how="left")
 
 
-def _results_dir(path: str | os.PathLike) -> Path:
-    """Accept the data root, the metadata folder or processedResults/ itself."""
-    path = Path(path)
-    for candidate in (path, path / "processedResults"):
-        if (candidate / "tabulatedVotes.csv").exists():
-            return candidate
-    raise FileNotFoundError(f"tabulatedVotes.csv not found in {path} or {path / 'processedResults'}; "
-                            "it ships with the official CREMA-D repository (processedResults/)")
-
-
 def human_baseline(path: str | os.PathLike) -> pd.DataFrame:
-    """Recognition rates per rating mode, overall (``emotion="all"``) and per emotion."""
-    votes = read_tabulated_votes(_results_dir(path))
+    """Recognition rates per rating mode, overall (``emotion="all"``) and per emotion; ``path``: the data root, the
+    metadata folder or processedResults/ itself."""
+    path = Path(path)
+    results = next((p for p in (path, path / "processedResults") if (p / "tabulatedVotes.csv").exists()), None)
+    if results is None:
+        raise FileNotFoundError(f"tabulatedVotes.csv not found in {path} or {path / 'processedResults'}; "
+                                "it ships with the official CREMA-D repository (processedResults/)")
+    votes = read_tabulated_votes(results)
     intended = votes["clip_id"].str.split("_").str[2]
     letters = intended.str[0]
     counts = votes[list(VOTE_LETTERS)].to_numpy()

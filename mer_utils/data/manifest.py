@@ -128,21 +128,17 @@ def _corpus_of(path: Path, frame: pd.DataFrame) -> CorpusInfo:
     sidecar = path.with_suffix(".json")
     if sidecar.exists():
         stored = read_json(sidecar).get("corpus")
-        if stored:
-            return CorpusInfo.from_dict({**_declared_fields(stored.get("name")), **stored})
+        if stored:  # what its reader declares now fills the fields an older sidecar lacks
+            try:
+                declared = reader(str(stored.get("name"))).corpus_info().to_dict()
+            except ValueError:  # no such reader
+                declared = {}
+            return CorpusInfo.from_dict({**declared, **stored})
     name = str(frame["corpus"].iloc[0]) if "corpus" in frame.columns and len(frame) else "cremad"
     info = reader(name).corpus_info()
     present = labels_in_order(frame["emotion"].astype(str), info.labels)
     extra = sorted(set(frame["emotion"].astype(str)) - set(info.labels))
     return CorpusInfo.from_dict({**info.to_dict(), "labels": list(present) + extra}) if extra else info
-
-
-def _declared_fields(name) -> dict:
-    """What the corpus's reader declares now (fills the fields an older sidecar lacks); {} for no reader."""
-    try:
-        return reader(str(name)).corpus_info().to_dict()
-    except ValueError:
-        return {}
 
 
 def corpus_info(manifest: pd.DataFrame) -> CorpusInfo:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from mer_utils.data.corpus import CorpusInfo
+from mer_utils.data.cremad_vocabulary import EMOTIONS as SHARED_EMOTIONS  # the six RAVDESS shares with CREMA-D
 from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result, problem_row
 
 NAME = "ravdess"
@@ -16,7 +17,6 @@ NAME = "ravdess"
 EMOTION_CODES = {"01": "NEU", "02": "CAL", "03": "HAP", "04": "SAD", "05": "ANG", "06": "FEA", "07": "DIS",
                  "08": "SUR"}
 EXTRA_EMOTIONS = ("CAL", "SUR")
-SHARED_EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")  # the six it shares with CREMA-D
 ALL_EMOTIONS = tuple(sorted(SHARED_EMOTIONS + EXTRA_EMOTIONS))
 INTENSITY_CODES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
