@@ -106,13 +106,6 @@ def _resonator(x: np.ndarray, freq: float, bandwidth: float, sr: int) -> np.ndar
     return lfilter([1.0 - b - c], [1.0, -b, -c], x)
 
 
-def _formant_filter(x: np.ndarray, formants, tract: float, sr: int) -> np.ndarray:
-    # Cascade of F1-F3 (Klatt-style): the low harmonics pass, so pitch stays audible.
-    for freq, bw in zip(formants, (80.0, 110.0, 160.0)):
-        x = _resonator(x, freq * tract, bw * tract, sr)
-    return x
-
-
 def _pitch_track(voice: Voice, style: dict, n: int, sr: int, syllables, rng) -> np.ndarray:
     """F0 in Hz per sample: declination, one accent per syllable, final rise/fall, tremor, jitter."""
     t = np.arange(n) / sr
@@ -171,7 +164,10 @@ def synthesize_utterance(voice: Voice, style: dict, *, sentence: str, duration_s
         sl = slice(start + burst, stop)
         excitation = (1 - style["breath"]) * voiced[sl] + style["breath"] * breath[sl]
         tract = voice.tract * (1.0 + style["formant"])
-        vowel_part = env * _formant_filter(excitation, VOWEL_FORMANTS[vowel], tract, sr)
+        # Cascade of F1-F3 (Klatt-style): the low harmonics pass, so pitch stays audible.
+        for freq, bw in zip(VOWEL_FORMANTS[vowel], (80.0, 110.0, 160.0)):
+            excitation = _resonator(excitation, freq * tract, bw * tract, sr)
+        vowel_part = env * excitation
         out[sl] += vowel_part
         # The consonant: a short high-frequency noise burst before the vowel, a fixed
         # fraction of the vowel's level so it does not swamp the voice-quality cues.

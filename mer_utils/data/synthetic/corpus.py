@@ -13,6 +13,7 @@ import numpy as np
 from mer_utils.core.atomic_io import atomic_path, read_json, write_csv, write_json, write_text
 from mer_utils.data.cremad_vocabulary import EMOTIONS, SENTENCES
 from mer_utils.data.media_health import SAMPLE_RATE
+from mer_utils.data.synthetic import audio as synth_audio, video as synth_video
 
 logger = logging.getLogger(__name__)
 
@@ -37,22 +38,6 @@ def clip_plan(*, n_actors: int, sentences=DEFAULT_SENTENCES) -> list[tuple[int, 
             for emotion in EMOTIONS for level in (IEO_LEVELS if sentence == "IEO" and emotion != "NEU" else ("XX",))]
 
 
-def _check_arguments(n_actors, sentences, seed, duration_s, fps, frame_size) -> None:
-    rules = (
-        (2 <= n_actors <= 91, f"n_actors must be between 2 (one per sex) and 91 (as in CREMA-D), got {n_actors}"),
-        (sentences and set(sentences) <= set(SENTENCES) and len(set(sentences)) == len(sentences),
-         f"sentences must be distinct CREMA-D codes from {sorted(SENTENCES)}, got {sentences}"),
-        (isinstance(seed, (int, np.integer)) and seed >= 0, f"seed must be a non-negative integer, got {seed!r}"),
-        (0.8 <= duration_s <= 6.0, f"duration_s must be between 0.8 and 6 seconds, got {duration_s}"),
-        (5 <= fps <= 60, f"fps must be between 5 and 60, got {fps}"),
-        (len(frame_size) == 2 and frame_size[0] >= 96 and frame_size[1] >= 72,
-         f"frame_size is (width, height) of at least (96, 72) so faces stay detectable, got {frame_size}"),
-    )
-    for ok, message in rules:
-        if not ok:
-            raise ValueError(message)
-
-
 def _demographics(n_actors: int, seed: int) -> list[dict]:
     """One row per actor, half men (odd positions, like actor 1001) and half women."""
     rows = []
@@ -69,13 +54,6 @@ def _atomic_media(path: Path):
     """``atomic_path`` with the temporary file in a scratch folder: it keeps its extension (OpenCV picks the
     container from it) and no ``VideoFlash/*.flv`` glob sees it."""
     return atomic_path(path, scratch_dir=path.parent.parent / SCRATCH_NAME)
-
-
-def _expected_files(out_dir: Path, plan, with_video: bool) -> list[Path]:
-    files = [out_dir / "AudioWAV" / f"{_name(c)}.wav" for c in plan]
-    if with_video:
-        files += [out_dir / "VideoFlash" / f"{_name(c)}.flv" for c in plan]
-    return files + [out_dir / "VideoDemographics.csv", out_dir / "README.txt"]
 
 
 def _name(clip) -> str:
@@ -109,22 +87,41 @@ def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENT
 
     sentences = tuple(sentences)
     frame_size = tuple(int(v) for v in frame_size)
-    _check_arguments(n_actors, sentences, seed, duration_s, fps, frame_size)
+    for ok, message in (
+        (2 <= n_actors <= 91, f"n_actors must be between 2 (one per sex) and 91 (as in CREMA-D), got {n_actors}"),
+        (sentences and set(sentences) <= set(SENTENCES) and len(set(sentences)) == len(sentences),
+         f"sentences must be distinct CREMA-D codes from {sorted(SENTENCES)}, got {sentences}"),
+        (isinstance(seed, (int, np.integer)) and seed >= 0, f"seed must be a non-negative integer, got {seed!r}"),
+        (0.8 <= duration_s <= 6.0, f"duration_s must be between 0.8 and 6 seconds, got {duration_s}"),
+        (5 <= fps <= 60, f"fps must be between 5 and 60, got {fps}"),
+        (len(frame_size) == 2 and frame_size[0] >= 96 and frame_size[1] >= 72,
+         f"frame_size is (width, height) of at least (96, 72) so faces stay detectable, got {frame_size}"),
+    ):
+        if not ok:
+            raise ValueError(message)
     out_dir = Path(out_dir)
     plan = clip_plan(n_actors=n_actors, sentences=sentences)
     params = {"generator_version": GENERATOR_VERSION, "n_actors": n_actors, "sentences": list(sentences),
               "seed": int(seed), "with_video": bool(with_video), "duration_s": float(duration_s), "fps": int(fps),
               "frame_size": list(frame_size), "sample_rate": SAMPLE_RATE, "n_clips": len(plan)}
-    expected = _expected_files(out_dir, plan, with_video)
+    media = {"AudioWAV": ".wav", "VideoFlash": ".flv"} if with_video else {"AudioWAV": ".wav"}
+    expected = [out_dir / folder / f"{_name(c)}{suffix}" for folder, suffix in media.items() for c in plan]
+    expected += [out_dir / "VideoDemographics.csv", out_dir / "README.txt"]
     out_dir.mkdir(parents=True, exist_ok=True)
     if _start_or_skip(out_dir, params, expected):
         logger.info("%s already holds this synthetic corpus (%d clips); nothing to do", out_dir, len(plan))
         return out_dir
 
-    for sub in ("AudioWAV", "VideoFlash") if with_video else ("AudioWAV",):
-        (out_dir / sub).mkdir(exist_ok=True)
+    for folder in media:
+        (out_dir / folder).mkdir(exist_ok=True)
     demographics = _demographics(n_actors, int(seed))
-    actors = {row["ActorID"]: _make_actor(row, int(seed), frame_size) for row in demographics}
+    actors = {}
+    for row in demographics:
+        voice_seq, look_seq = np.random.SeedSequence([int(seed), row["ActorID"], 1]).spawn(2)
+        actors[row["ActorID"]] = {
+            "voice": synth_audio.random_voice(np.random.default_rng(voice_seq), sex=row["Sex"]),
+            "look": synth_video.random_look(np.random.default_rng(look_seq), sex=row["Sex"], race=row["Race"],
+                                            frame_size=frame_size)}
     for clip in tqdm(plan, desc=f"Synthesising {out_dir.name}", unit="clip", disable=not progress):
         _write_clip(out_dir, clip, actors[clip[0]], params)
 
@@ -140,21 +137,9 @@ def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENT
     return out_dir
 
 
-def _make_actor(row: dict, seed: int, frame_size: tuple) -> dict:
-    from mer_utils.data.synthetic.audio import random_voice
-    from mer_utils.data.synthetic.video import random_look
-
-    voice_seq, look_seq = np.random.SeedSequence([seed, row["ActorID"], 1]).spawn(2)
-    return {"voice": random_voice(np.random.default_rng(voice_seq), sex=row["Sex"]),
-            "look": random_look(np.random.default_rng(look_seq), sex=row["Sex"], race=row["Race"],
-                                frame_size=frame_size)}
-
-
 def _write_clip(out_dir: Path, clip, actor: dict, params: dict) -> None:
     """Render one clip's audio and video (each only if missing) from a clip-specific seed."""
     import soundfile as sf
-
-    from mer_utils.data.synthetic import audio as synth_audio, video as synth_video
 
     actor_id, sentence, emotion, level = clip
     key = [params["seed"], actor_id, list(SENTENCES).index(sentence), EMOTIONS.index(emotion),

@@ -145,14 +145,6 @@ def _draw_features(img: np.ndarray, look: Look, ex: dict) -> None:
         for y in (nose_y - 0.14 * b, nose_y - 0.09 * b):
             cv2.line(img, _pt((cx - 0.12 * a, y)), _pt((cx + 0.12 * a, y)),
                      _bgr(skin * (1 - 0.25 * min(ex["sneer"], 1.2))), 1, cv2.LINE_AA)
-    _draw_mouth(img, look, ex, skin)
-
-
-def _draw_mouth(img: np.ndarray, look: Look, ex: dict, skin: np.ndarray) -> None:
-    import cv2
-
-    cx, cy = look.centre
-    a, b = look.half_width, look.half_height
     mouth_y = cy + 0.47 * b
     half = look.mouth_width * a * (1 + 0.15 * max(ex["curve"], 0.0))
     t = np.linspace(-1, 1, 17)
