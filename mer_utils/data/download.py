@@ -102,41 +102,22 @@ class _Refused(Exception):
     """The source answered, and asking it again will not help."""
 
 
-class _Downloader:
-    """A pooch downloader: ``pooch.HTTPDownloader``, or for a ``resume`` file a Range request continuing ``part``
-    across attempts and runs. A Git LFS pointer is refused: a source of pointers gives pointers again."""
-
-    def __init__(self, spec: RemoteFile, final: Path, settings: FetchSettings):
-        self.spec, self.timeout_s, self.progress = spec, settings.timeout_s, settings.progress
-        self.part = final.with_name(final.name + ".part") if spec.resume else None
-        self.http = pooch.HTTPDownloader(timeout=settings.timeout_s, headers={"User-Agent": _USER_AGENT})
-
-    def __call__(self, url: str, output_file: str, pup) -> None:
-        if self.part is None:
-            self.http(url, output_file, pup)
-        else:
-            self._continue(url)
-            os.replace(self.part, output_file)  # pooch hashes it next and deletes wrong bytes: never resumed from
-        with open(output_file, "rb") as fh:
-            if fh.read(len(_LFS_POINTER_PREFIX)) == _LFS_POINTER_PREFIX:
-                raise _Refused("lfs_pointer", "a Git LFS pointer instead of the file: this source holds pointers, "
-                               "not media; use the media host or another --mirror")
-
-    def _continue(self, url: str) -> None:
-        offset = self.part.stat().st_size if self.part.exists() else 0
-        headers = {"User-Agent": _USER_AGENT, **({"Range": f"bytes={offset}-"} if offset else {})}
-        with requests.get(url, headers=headers, stream=True, timeout=self.timeout_s) as response:
-            if response.status_code == 416:  # our bytes are longer than the file: not a prefix of it
-                self.part.unlink()
-                raise requests.ConnectionError(f"{url} refused the range bytes={offset}-; starting again from 0")
-            response.raise_for_status()
-            resumed = response.status_code == 206  # a 200 is the whole file: the server ignored the range
-            with open(self.part, "ab" if resumed else "wb") as fh, \
-                    tqdm(total=self.spec.size, initial=offset if resumed else 0, unit="B", unit_scale=True,
-                         desc=self.spec.path.rsplit("/", 1)[-1], file=sys.stdout, disable=not self.progress) as bar:
-                for chunk in response.iter_content(1 << 16):
-                    fh.write(chunk)
-                    bar.update(len(chunk))
+def _resume(url: str, part: Path, spec: RemoteFile, settings: FetchSettings) -> None:
+    """Continue ``part`` with a Range request: a large file keeps its bytes across attempts and runs."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": _USER_AGENT, **({"Range": f"bytes={offset}-"} if offset else {})}
+    with requests.get(url, headers=headers, stream=True, timeout=settings.timeout_s) as response:
+        if response.status_code == 416:  # our bytes are longer than the file: not a prefix of it
+            part.unlink()
+            raise requests.ConnectionError(f"{url} refused the range bytes={offset}-; starting again from 0")
+        response.raise_for_status()
+        resumed = response.status_code == 206  # a 200 is the whole file: the server ignored the range
+        with open(part, "ab" if resumed else "wb") as fh, \
+                tqdm(total=spec.size, initial=offset if resumed else 0, unit="B", unit_scale=True,
+                     desc=spec.path.rsplit("/", 1)[-1], file=sys.stdout, disable=not settings.progress) as bar:
+            for chunk in response.iter_content(1 << 16):
+                fh.write(chunk)
+                bar.update(len(chunk))
 
 
 def _reason(err: Exception) -> tuple[str, str, bool]:
@@ -161,7 +142,20 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> tuple[st
     """Make ``out/spec.path`` exactly ``spec``: keep it if its hash matches, else fetch it. Returns ``"present"``,
     ``"downloaded"`` or ``"failed"`` and the failure (a row of FAILURE_COLUMNS) or None."""
     final = out / spec.path
-    download = _Downloader(spec, final, settings)
+    part = final.with_name(final.name + ".part")
+    http = pooch.HTTPDownloader(timeout=settings.timeout_s, headers={"User-Agent": _USER_AGENT})
+
+    def download(url: str, output_file: str, pup) -> None:  # pooch's downloader interface
+        if spec.resume:
+            _resume(url, part, spec, settings)
+            os.replace(part, output_file)  # pooch hashes it next and deletes wrong bytes: never resumed from
+        else:
+            http(url, output_file, pup)
+        with open(output_file, "rb") as fh:  # a source of pointers gives pointers again: refused
+            if fh.read(len(_LFS_POINTER_PREFIX)) == _LFS_POINTER_PREFIX:
+                raise _Refused("lfs_pointer", "a Git LFS pointer instead of the file: this source holds pointers, "
+                               "not media; use the media host or another --mirror")
+
     for url in spec.urls:  # our own retries: pooch's retry a 404 too (10 s per file a mirror lacks)
         for attempt in range(settings.retries + 1):
             if attempt:
@@ -225,7 +219,11 @@ def load_lfs_manifest() -> pd.DataFrame:
         return pd.read_csv(fh, sep="\t", compression="gzip", dtype={"path": str, "sha256": str, "size": "int64"})
 
 
-def _select_media(manifest: pd.DataFrame, modalities, actors, clips) -> pd.DataFrame:
+def cremad_files(*, modalities=("wav",), actors=None, clips=None, metadata: bool = True,
+                 mirror: str | None = None) -> list[RemoteFile]:
+    """The files of a CREMA-D selection, with their URLs, sizes and sha256; ``mirror``: a base URL with the
+    official layout (default: GitHub's LFS media host, and the raw file host for the metadata CSVs)."""
+    manifest = load_lfs_manifest()
     unknown = sorted(set(modalities) - set(MODALITY_DIRS))
     if unknown or not modalities:
         raise ValueError(f"unknown modality {unknown or '(none)'}; choose from {', '.join(MODALITY_DIRS)}")
@@ -244,14 +242,7 @@ def _select_media(manifest: pd.DataFrame, modalities, actors, clips) -> pd.DataF
         if missing:
             raise ValueError(f"clip(s) {missing[:5]} are not in CREMA-D (ids look like 1001_DFA_ANG_XX); fix --clips")
         keep &= clip_id.isin(list(clips))
-    return manifest[keep]
-
-
-def cremad_files(*, modalities=("wav",), actors=None, clips=None, metadata: bool = True,
-                 mirror: str | None = None) -> list[RemoteFile]:
-    """The files of a CREMA-D selection, with their URLs, sizes and sha256; ``mirror``: a base URL with the
-    official layout (default: GitHub's LFS media host, and the raw file host for the metadata CSVs)."""
-    media = _select_media(load_lfs_manifest(), modalities, actors, clips)
+    media = manifest[keep]
     base = mirror.rstrip("/") + "/" if mirror else None
     files = [RemoteFile(path, ((base or OFFICIAL_MEDIA_BASE) + path,), int(size), sha)
              for path, sha, size in media[["path", "sha256", "size"]].itertuples(index=False)]
@@ -265,17 +256,16 @@ def cremad_files(*, modalities=("wav",), actors=None, clips=None, metadata: bool
 
 def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> str:
     """One line per folder with file count and size, and a time estimate."""
-    sizes: dict[str, list[int]] = {}
-    for spec in files:
-        folder = spec.path.split("/")[0]
-        sizes.setdefault(folder if folder in _MEDIA_FOLDERS else "metadata", []).append(spec.size)
+    folders = pd.Series([f.path.split("/")[0] for f in files])
+    folders = folders.where(folders.isin(_MEDIA_FOLDERS), "metadata")
+    sizes = pd.Series([f.size for f in files]).groupby(folders, sort=False)
     total = sum(spec.size for spec in files)
     # A stat per file, no hashing: enough to say how much is left to fetch.
     there = sum(f.size for f in files if out and (path := Path(out) / f.path).is_file()
                 and path.stat().st_size == f.size)
     lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_size(total)}; "
              f"{_size(total - there)} to download, {_size(there)} already there (verified first)"]
-    lines += [f"  {folder}: {len(v):,} files, {_size(sum(v))}" for folder, v in sizes.items()]
+    lines += [f"  {folder}: {len(v):,} files, {_size(int(v.sum()))}" for folder, v in sizes]
     minutes = (total - there) / (ASSUMED_MB_PER_S * 1e6) / 60
     when = f"about {round(minutes)} min" if minutes >= 1 else "under a minute"
     lines.append(f"  {when} at {ASSUMED_MB_PER_S:g} MB/s (writing to Google Drive is "
