@@ -13,7 +13,7 @@ from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES, SENTENCES,
                                               parse_clip_id)
 from mer_utils.data.human_baseline import read_vote_columns
-from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult, check_rows,
+from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, ManifestResult, check_rows, manifest_result,
                                      problem_row)
 
 NAME = "cremad"
@@ -117,15 +117,10 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
                            "expected files named like 1001_DFA_ANG_XX.wav in AudioWAV/ (or .mp3 in AudioMP3/, .flv "
                            "in VideoFlash/, .mp4 in VideoMP4/), as in the official CREMA-D repository")
 
-    rows = []
-    for clip_id in sorted(clip_ids):
-        name = parse_clip_id(clip_id)
-        row = {"clip_id": clip_id, "actor_id": name.actor_id, "sentence": name.sentence,
-               "sentence_text": SENTENCES[name.sentence], "emotion": name.emotion, "intensity": name.intensity}
-        for kind in MEDIA_FOLDERS:
-            row[f"{kind}_path"] = found[kind].get(clip_id, "")
-            row[f"{kind}_status"] = "" if kind in present else NOT_PROVIDED
-        rows.append(row)
+    rows = [{**name._asdict(), "sentence_text": SENTENCES[name.sentence],
+             **{f"{kind}_path": found[kind].get(name.clip_id, "") for kind in MEDIA_FOLDERS},
+             **{f"{kind}_status": "" if kind in present else NOT_PROVIDED for kind in MEDIA_FOLDERS}}
+            for name in map(parse_clip_id, sorted(clip_ids))]
     problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, kind: (
         f"{MEDIA_FOLDERS[kind][0][0]}/{row['clip_id']}{MEDIA_FOLDERS[kind][0][1]}"))
     manifest = pd.DataFrame(rows)
@@ -134,11 +129,9 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
     results = _find_metadata(data_root, meta, "processedResults")
     if results is not None:
         manifest = manifest.merge(read_vote_columns(results), on="clip_id", how="left")
-    extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
-    manifest = manifest[list(MANIFEST_COLUMNS) + extra]
-    problems_frame = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)).sort_values(["path"], kind="stable")
     from mer_utils.data.synthetic.corpus import CONFIG_NAME
 
+    problems.sort(key=lambda row: row["path"])
     synthetic = (data_root / CONFIG_NAME).exists()  # the embedded default marks itself
-    return ManifestResult(manifest.reset_index(drop=True), problems_frame.reset_index(drop=True),
-                          corpus_info(synthetic=synthetic))
+    return manifest_result(manifest, problems, corpus_info(synthetic=synthetic),
+                           extra_columns=[c for c in manifest.columns if c not in MANIFEST_COLUMNS])

@@ -52,19 +52,14 @@ def input_files(csv_path: Path) -> list[Path]:
     return [csv_path.parent / v.strip() for c in columns for v in table[c] if v.strip()]  # an absolute path stays
 
 
-def _clip_ids(paths: list[str]) -> list[str]:
-    stems = [Path(p).stem for p in paths]
-    if len(set(stems)) == len(stems):
-        return stems
-    # Stems repeat (e.g. spk1/001.wav, spk2/001.wav): the relative path keeps ids unique.
-    return [str(Path(p).with_suffix("")).replace(os.sep, "__").replace("/", "__") for p in paths]
-
-
 def read(data_root: str | os.PathLike, *, progress: bool = True, **_options) -> ManifestResult:
     csv_path = Path(data_root)
     table = read_table(csv_path)
-    ids = _clip_ids(table["path"].str.strip().tolist())
-    duplicates = pd.Series(ids)[pd.Series(ids).duplicated()]
+    paths = table["path"].str.strip()
+    ids = paths.map(lambda p: Path(p).stem)
+    if ids.duplicated().any():  # stems repeat (e.g. spk1/001.wav, spk2/001.wav): the relative path keeps ids unique
+        ids = paths.map(lambda p: str(Path(p).with_suffix("")).replace(os.sep, "__").replace("/", "__"))
+    duplicates = ids[ids.duplicated()]
     if len(duplicates):
         raise ValueError(f"{csv_path}: {len(duplicates)} rows list the same file again (e.g. {duplicates.iloc[0]}); "
                          "each clip once")

@@ -35,17 +35,6 @@ def detect(data_root: Path) -> bool:
     return bool(_sessions(Path(data_root)))
 
 
-def read_labels(session_dir: Path) -> dict[str, str]:
-    """``{utterance id: IEMOCAP category}`` from a session's ``dialog/EmoEvaluation/*.txt``."""
-    labels = {}
-    for path in sorted((session_dir / "dialog" / "EmoEvaluation").glob("*.txt")):
-        for line in path.read_text(errors="replace").splitlines():
-            match = _LINE_RE.match(line)
-            if match:
-                labels[match["utt"]] = match["cat"]
-    return labels
-
-
 def speaker_of(utterance: str) -> tuple[str, int, str]:
     """``(speaker id, session, sex)`` of an utterance id.
 
@@ -69,7 +58,10 @@ def read(data_root: str | os.PathLike, *, progress: bool = True, **_options) -> 
                                 "IEMOCAP_full_release)")
     rows, problems = [], []
     for session_dir in sessions:
-        labels = read_labels(session_dir)
+        labels = {}  # utterance id -> IEMOCAP category
+        for path in sorted((session_dir / "dialog" / "EmoEvaluation").glob("*.txt")):
+            lines = map(_LINE_RE.match, path.read_text(errors="replace").splitlines())
+            labels.update((match["utt"], match["cat"]) for match in lines if match)
         if not labels:
             problems.append(problem_row(f"{session_dir.name}/dialog/EmoEvaluation", "", "audio", "missing",
                                         "no EmoEvaluation label files: the session's labels are missing; "

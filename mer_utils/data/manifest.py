@@ -82,8 +82,8 @@ def check_rows(rows: list[dict], root: Path, *, progress: bool, default_path=Non
     return problems
 
 
-def manifest_result(rows: list[dict], problems: list[dict], corpus: CorpusInfo, *, extra_columns=("corpus",),
-                    sort: bool = True) -> ManifestResult:
+def manifest_result(rows: list[dict] | pd.DataFrame, problems: list[dict], corpus: CorpusInfo, *,
+                    extra_columns=("corpus",), sort: bool = True) -> ManifestResult:
     """The reader's result: the manifest columns then ``extra_columns`` (sorted by clip id), and the problems."""
     manifest = pd.DataFrame(rows)[[*MANIFEST_COLUMNS, *extra_columns]]
     if sort:
