@@ -185,34 +185,6 @@ def write_failures(out: Path, rows: list[dict]) -> tuple[pd.DataFrame, Path | No
     return frame, None
 
 
-def fetch_all(files: list[RemoteFile], out: str | os.PathLike, settings: FetchSettings = FetchSettings(), *,
-              desc: str = "download") -> DownloadResult:
-    """Fetch ``files`` into ``out`` in parallel; write ``download_failures.csv`` when any failed."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    logger, level = pooch.get_logger(), pooch.get_logger().level
-    logger.setLevel("WARNING")  # pooch logs a line per file downloaded: thousands here
-    bar = tqdm(total=sum(f.size for f in files), unit="B", unit_scale=True, desc=desc, file=sys.stdout,
-               disable=not settings.progress)
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.jobs))
-    try:
-        futures = {pool.submit(fetch_file, spec, out, settings): spec for spec in files}
-        for future in as_completed(futures):
-            bar.update(futures[future].size)  # settled, verified or failed
-        outcomes = [future.result() for future in futures]
-    finally:
-        # Ctrl-C (or a bug) must not wait for the whole queue: only the files in
-        # flight finish, and pooch leaves each verified or not there at all.
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-        logger.setLevel(level)
-    failures, csv_path = write_failures(out, [failure for _, failure in outcomes if failure])
-    present, downloaded = ([f for f, (status, _) in zip(files, outcomes) if status == kind]
-                           for kind in ("present", "downloaded"))
-    return DownloadResult(out, [f.path for f in present], [f.path for f in downloaded], failures,
-                          sum(f.size for f in downloaded), csv_path)
-
-
 def load_lfs_manifest() -> pd.DataFrame:
     """``path, sha256, size`` of every official CREMA-D media file (22,326 rows)."""
     with resources.files("mer_utils.data").joinpath(_MANIFEST_NAME).open("rb") as fh:
@@ -284,7 +256,27 @@ def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None,
         print(plan_text(files, out))
     _update_marker(out, started=modalities)
     settings = FetchSettings(jobs=jobs, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
-    result = fetch_all(files, out, settings, desc="CREMA-D")
+    logger, level = pooch.get_logger(), pooch.get_logger().level
+    logger.setLevel("WARNING")  # pooch logs a line per file downloaded: thousands here
+    bar = tqdm(total=sum(f.size for f in files), unit="B", unit_scale=True, desc="CREMA-D", file=sys.stdout,
+               disable=not progress)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        futures = {pool.submit(fetch_file, spec, out, settings): spec for spec in files}
+        for future in as_completed(futures):
+            bar.update(futures[future].size)  # settled, verified or failed
+        outcomes = [future.result() for future in futures]
+    finally:
+        # Ctrl-C (or a bug) must not wait for the whole queue: only the files in
+        # flight finish, and pooch leaves each verified or not there at all.
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        logger.setLevel(level)
+    failures, csv_path = write_failures(out, [failure for _, failure in outcomes if failure])
+    present, downloaded = ([f for f, (status, _) in zip(files, outcomes) if status == kind]
+                           for kind in ("present", "downloaded"))
+    result = DownloadResult(out, [f.path for f in present], [f.path for f in downloaded], failures,
+                            sum(f.size for f in downloaded), csv_path)
     if result.ok and not actors and not clips:
         _update_marker(out, complete=modalities)
     return result
@@ -302,9 +294,7 @@ def _update_marker(out: Path, *, started=(), complete=()) -> None:
 def offer_download(data_root, modalities=("wav",), *, in_colab: bool | None = None, **kwargs):
     """Notebook helper: in Colab, fetch CREMA-D into ``data_root`` (returned unchanged) unless it is None (the
     synthetic corpus), already downloaded here, or a copy of the user's own. Raises when files are still missing."""
-    if data_root is None:
-        return None
-    if not ("google.colab" in sys.modules if in_colab is None else in_colab):
+    if data_root is None or not ("google.colab" in sys.modules if in_colab is None else in_colab):
         return data_root
     root = Path(data_root).expanduser()
     marker = root / MARKER_NAME

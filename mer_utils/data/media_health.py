@@ -53,13 +53,9 @@ def _pre_decode_status(path: Path) -> tuple[str | None, bytes]:
     """Status decided without a decoder (or None), and the file's first bytes."""
     if not path.exists():
         return "missing", b""
-    if path.stat().st_size == 0:
-        return "empty", b""
     with open(path, "rb") as handle:
         head = handle.read(64)
-    if head.startswith(b"version https://git-lfs"):
-        return "lfs_pointer", head
-    return None, head
+    return ("empty" if not head else "lfs_pointer" if head.startswith(b"version https://git-lfs") else None), head
 
 
 def wav_data_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
