@@ -57,12 +57,6 @@ def resolve_dataset(data_root: str | os.PathLike, dataset: str = "auto") -> str:
     return next((name for name in READERS if reader(name).detect(Path(data_root))), "cremad")
 
 
-def media_root(data_root: str | os.PathLike) -> Path:
-    """The folder manifest media paths are relative to: the data root, or a corpus CSV's folder."""
-    data_root = Path(data_root)
-    return data_root.parent if data_root.is_file() else data_root
-
-
 def labels_in_order(found: Sequence[str], declared: Sequence[str]) -> tuple[str, ...]:
     """The declared labels that occur in ``found``, in the declared order.
 

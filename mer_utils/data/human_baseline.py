@@ -47,8 +47,7 @@ def read_tabulated_votes(results_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_vote_columns(results_dir: str | os.PathLike) -> pd.DataFrame:
-    """Per-clip crowd votes for the manifest: ``vote_voice, vote_face, vote_av`` (ties kept
-    as ``N:S``) and the agreement of each rating mode."""
+    """Per-clip ``vote_voice, vote_face, vote_av`` (ties kept as ``N:S``) and each rating mode's agreement."""
     results_dir = Path(results_dir)
     summary = _require(results_dir / "summaryTable.csv", ["FileName", *_SUMMARY_COLUMNS])
     votes = summary.rename(columns={"FileName": "clip_id", **_SUMMARY_COLUMNS})[["clip_id", *_SUMMARY_COLUMNS.values()]]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
 from mer_utils.core.config import one_of
-from mer_utils.data.corpus import CorpusInfo, labels_in_order, media_root, reader, resolve_dataset
+from mer_utils.data.corpus import CorpusInfo, labels_in_order, reader, resolve_dataset
 from mer_utils.data.media_health import FIXES, OK, audio_health, video_health
 
 MANIFEST_VERSION = 1
@@ -34,10 +34,11 @@ class ManifestResult(NamedTuple):
 
 
 def media_path(data_root: str | os.PathLike, relative_path: str) -> Path:
-    """Absolute path of a manifest media entry (absolute entries stay as they are)."""
+    """Absolute path of a manifest media entry: relative to the data root, or to a corpus CSV's folder."""
     if not relative_path:
         raise ValueError("this clip has no media file of that kind (empty path in the manifest)")
-    return media_root(data_root) / relative_path
+    data_root = Path(data_root)
+    return (data_root.parent if data_root.is_file() else data_root) / relative_path  # an absolute entry stays
 
 
 def problem_row(path: str, clip_id: str, kind: str, status: str, fix: str | None = None) -> dict:
@@ -96,8 +97,7 @@ def build_manifest(
     data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,
     dataset: str = "auto", **options,
 ) -> ManifestResult:
-    """Scan a data root into a manifest (corpus info in ``manifest.attrs["corpus"]``) with its corpus's reader;
-    ``dataset``: a name in ``corpus.READERS`` or ``"auto"``. Options pass to the reader (``keep_all_emotions``)."""
+    """Scan a data root into a manifest (corpus info in ``attrs["corpus"]``) with the reader ``dataset`` names."""
     data_root = Path(data_root)
     if not data_root.exists():
         raise FileNotFoundError(f"data root not found at {data_root}; expected a CREMA-D folder (AudioWAV/ and/or "

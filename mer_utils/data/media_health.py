@@ -4,6 +4,7 @@ Stereo or 44.1 kHz audio is fine: the loaders resample and down-mix."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from pathlib import Path
@@ -59,9 +60,8 @@ def _pre_decode_status(path: Path) -> tuple[str | None, bytes]:
 
 
 def wav_data_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
-    """``(declared, on disk)`` bytes of a WAV's ``data`` chunk, or None when not a plain WAV (or a streamed one).
-
-    libsndfile reads whatever a cut WAV still holds; only the header still knows how long it was."""
+    """``(declared, on disk)`` bytes of a WAV's ``data`` chunk (libsndfile reads whatever a cut WAV still holds;
+    only the header knows how long it was), or None when not a plain WAV (or a streamed one)."""
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as handle:
@@ -91,8 +91,7 @@ def silence(samples: np.ndarray) -> str | None:
 
 
 def audio_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLIP_SECONDS) -> Health:
-    """Check a WAV/MP3 file: decodable, as long as its header says, not too short, not longer than
-    ``max_seconds`` (None: any length), not silent in the mono mix."""
+    """Check a WAV/MP3: decodable, as long as its header says, not too short, not over ``max_seconds``, not silent."""
     import soundfile as sf
 
     path = Path(path)
@@ -155,7 +154,7 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if rate else 0.0
         n_packets, video_end, file_end, decoded = 0, None, 0.0, False
-        try:
+        with contextlib.suppress(av.error.FFmpegError):  # the file ends inside a packet: keep what came before
             for packet in container.demux():
                 if not packet.size or packet.pts is None:
                     continue
@@ -166,12 +165,8 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
                 n_packets += 1
                 video_end = start if video_end is None else max(video_end, start)
                 if not decoded:
-                    try:
+                    with contextlib.suppress(av.error.FFmpegError):
                         decoded = bool(packet.decode())
-                    except av.error.FFmpegError:
-                        pass
-        except av.error.FFmpegError:
-            pass  # the file ends inside a packet: what came before is what the file holds
         frame_s = 1.0 / fps if fps > 0 else 0.0
         video_end_s = video_end + frame_s if video_end is not None else 0.0
         if video.duration:
@@ -182,8 +177,7 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
 
 
 def video_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLIP_SECONDS) -> Health:
-    """Check a video: a clip (not a picture), decodable, with every frame its header declares, not longer
-    than ``max_seconds`` (None: any length)."""
+    """Check a video: a clip (not a picture), decodable, with every frame its header declares, not too long."""
     path = Path(path)
     status, head = _pre_decode_status(path)
     if status:
