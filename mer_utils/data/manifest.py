@@ -236,9 +236,8 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
     counts = manifest["emotion"].value_counts()
     labels = corpus.labels if corpus else tuple(sorted(counts.index))
     lines.append("clips per emotion: " + ", ".join(f"{e} {int(counts.get(e, 0))}" for e in labels))
-    for kind in ("audio", "video"):
-        status = manifest[f"{kind}_status"].value_counts()
-        lines.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())))
+    lines += [f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(manifest[f"{kind}_status"].value_counts().items()))
+              for kind in MODALITIES]
     usable = (manifest["audio_status"] == OK) | (manifest["video_status"] == OK)
     provided = [k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any()]
     complete = pd.concat([manifest[f"{k}_status"] == OK for k in provided], axis=1).all(axis=1) if provided else usable
@@ -253,15 +252,14 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
         where = f", listed in {problems_path}" if problems_path else ""
         lines.append(f"problems: {len(problems)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
                      + f"){where}")
-        for status, rows in sorted(problems.groupby("status"), key=lambda item: item[0]):
+        for status, rows in problems.groupby("status"):
             example = rows.iloc[0]
             lines.append(f"  {status} ({len(rows)}, e.g. {example['path'] or example['clip_id']}): {example['fix']}")
     else:
         lines.append("problems: none")
     expected = corpus.expected if corpus else {}
     if "clips" in expected and n_actors > expected.get("speakers", 0) // 2:  # looks like an attempt at the full corpus
-        complete = n_clips == expected["clips"] and n_actors == expected["speakers"]
-        verdict = "matches" if complete else "does NOT match"
+        verdict = "matches" if (n_clips, n_actors) == (expected["clips"], expected["speakers"]) else "does NOT match"
         lines.append(f"official corpus check: {verdict} {expected['clips']} clips / {expected['speakers']} actors")
     return "\n".join(lines)
 

@@ -245,13 +245,9 @@ def make_split(
     check = check_speaker_independent if info["speaker_independent"] else actor_overlap
     overlap = check(split, manifest)
     sizes = split.groupby(["fold", "subset"]).size()
-    info.update({
-        "name": str(split["split"].iloc[0]),
-        "n_folds": int(split["fold"].nunique()),
-        "sizes": {f"fold{f}_{s}": int(n) for (f, s), n in sizes.items()},
-        "actor_overlap": overlap,
-        "excluded": excluded.to_dict(orient="records"),
-    })
+    info.update(name=str(split["split"].iloc[0]), n_folds=int(split["fold"].nunique()),
+                sizes={f"fold{f}_{s}": int(n) for (f, s), n in sizes.items()}, actor_overlap=overlap,
+                excluded=excluded.to_dict(orient="records"))
     split.attrs["info"] = info
     if corpus:
         split.attrs["corpus"] = corpus
