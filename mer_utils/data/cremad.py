@@ -22,6 +22,7 @@ MEDIA_FOLDERS = {
     "audio": (("AudioWAV", ".wav"), ("AudioMP3", ".mp3")),
     "video": (("VideoFlash", ".flv"), ("VideoMP4", ".mp4")),
 }
+_FOLDERS = [folder for folders in MEDIA_FOLDERS.values() for folder, _ in folders]
 # What a stage that lacks a modality tells the user to add (see manifest.modality_gap).
 MEDIA_HINTS = {"audio": "add AudioWAV/ (or AudioMP3/) to the data root",
                "video": "add VideoFlash/ (or VideoMP4/) to the data root"}
@@ -37,8 +38,7 @@ def corpus_info(*, synthetic: bool = False, **_options) -> CorpusInfo:
 
 
 def detect(data_root: Path) -> bool:
-    return data_root.is_dir() and any((data_root / folder).is_dir()
-                                      for folders in MEDIA_FOLDERS.values() for folder, _ in folders)
+    return data_root.is_dir() and any((data_root / folder).is_dir() for folder in _FOLDERS)
 
 
 def find_clip_media(data_root: str | os.PathLike, clip_id: str) -> dict[str, Path | None]:
@@ -60,19 +60,18 @@ def _scan_media(data_root: Path) -> tuple[dict, list[dict], set[str]]:
             if not directory.is_dir():
                 continue
             present.add(kind)
-            for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-                stem, ext = os.path.splitext(entry.name)
-                rel = f"{folder}/{entry.name}"
-                if entry.name.startswith(".") or not entry.is_file():
+            for path in sorted(directory.iterdir()):
+                if path.name.startswith(".") or not path.is_file():
                     continue
                 try:
-                    parse_clip_id(stem)
-                    if ext.lower() != suffix:
+                    parse_clip_id(path.stem)
+                    if path.suffix.lower() != suffix:
                         raise ValueError(f"expected {suffix} in {folder}/")
                 except ValueError as err:
-                    strays.append(problem_row(rel, "", kind, "not_a_clip", f"not a CREMA-D clip ({err}); ignored"))
+                    strays.append(problem_row(f"{folder}/{path.name}", "", kind, "not_a_clip",
+                                              f"not a CREMA-D clip ({err}); ignored"))
                     continue
-                found[kind].setdefault(stem, rel)
+                found[kind].setdefault(path.stem, f"{folder}/{path.name}")
     return found, strays, present
 
 
@@ -99,9 +98,8 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
     meta = Path(metadata_dir) if metadata_dir else None
     found, problems, present = _scan_media(data_root)
     if not present:
-        media = {folder.lower() for folders in MEDIA_FOLDERS.values() for folder, _ in folders}
         hint = (f"; {data_root.name}/ is itself one of them: give the folder above it, --data-root "
-                f"{data_root.parent}" if data_root.name.lower() in media else "")
+                f"{data_root.parent}" if data_root.name.lower() in {f.lower() for f in _FOLDERS} else "")
         raise RuntimeError(f"No media folder found in {data_root}; expected AudioWAV/, AudioMP3/, VideoFlash/ "
                            f"or VideoMP4/ as in the official CREMA-D repository{hint}")
     clip_ids = set().union(*found.values())
@@ -110,8 +108,7 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
     if listing.exists():
         clip_ids |= set(pd.read_csv(listing)["Filename"].astype(str))
     if not clip_ids:
-        present_folders = ", ".join(f"{folder}/" for folders in MEDIA_FOLDERS.values() for folder, _ in folders
-                                    if (data_root / folder).is_dir())
+        present_folders = ", ".join(f"{folder}/" for folder in _FOLDERS if (data_root / folder).is_dir())
         strays = f" ({len(problems)} other files ignored, e.g. {problems[0]['path']})" if problems else ""
         raise RuntimeError(f"no CREMA-D clips found in {data_root}: {present_folders} holds no clip files{strays}; "
                            "expected files named like 1001_DFA_ANG_XX.wav in AudioWAV/ (or .mp3 in AudioMP3/, .flv "
