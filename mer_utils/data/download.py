@@ -353,7 +353,10 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
     if (out / CHECKSUMS_NAME).exists():
         frame = pd.read_csv(out / CHECKSUMS_NAME, sep="\t", dtype={"path": str, "size": "int64", "crc32": "int64"})
         checksums = {p: (int(size), int(crc)) for p, size, crc in frame.itertuples(index=False)}
-    present = [a for a in actors if _actor_verified(out, a, checksums)]
+    listed = {a: {p: v for p, v in checksums.items() if p.startswith(f"Actor_{a:02d}/")} for a in actors}
+    present = [a for a, files in listed.items() if len(files) == FILES_PER_ACTOR and all(  # every file as extracted
+        (out / p).is_file() and (out / p).stat().st_size == size and zlib.crc32((out / p).read_bytes()) == crc
+        for p, (size, crc) in files.items())]
     todo = [a for a in actors if a not in present]
     if not todo:
         return _finish(out, present, [], [])
@@ -410,15 +413,6 @@ def _extract(zip_path: Path, out: Path, actors, checksums: dict) -> tuple[list[i
     rows = [(p, size, crc) for p, (size, crc) in sorted(checksums.items())]
     write_csv(out / CHECKSUMS_NAME, pd.DataFrame(rows, columns=["path", "size", "crc32"]), sep="\t")
     return extracted, failures
-
-
-def _actor_verified(out: Path, actor: int, checksums: dict) -> bool:
-    """All 60 files of ``actor`` are listed and match their size and CRC-32."""
-    prefix = f"Actor_{actor:02d}/"
-    listed = {p: v for p, v in checksums.items() if p.startswith(prefix)}
-    return len(listed) == FILES_PER_ACTOR and all(
-        (out / p).is_file() and (out / p).stat().st_size == size and zlib.crc32((out / p).read_bytes()) == crc
-        for p, (size, crc) in listed.items())
 
 
 def _ids(actors) -> str:

@@ -192,18 +192,6 @@ def check_speaker_independent(split: pd.DataFrame, manifest: pd.DataFrame) -> li
     return overlap
 
 
-def check_disjoint_clips(split: pd.DataFrame, *, source: str) -> None:
-    """Raise if a clip sits in two subsets of one fold (e.g. a published train.csv and test.csv share it)."""
-    dup = split[split.duplicated(["fold", "clip_id"], keep=False)]
-    if len(dup):
-        first = dup.iloc[0]
-        where = sorted(dup.loc[(dup["fold"] == first["fold"]) & (dup["clip_id"] == first["clip_id"]), "subset"])
-        raise ValueError(f"{source}: {dup['clip_id'].nunique()} clip(s) are in two subsets of one fold, e.g. "
-                         f"{first['clip_id']} in {' and '.join(where)} of fold {first['fold']}; a clip scored on "
-                         "the data it was trained or selected on inflates the result. Fix the split files "
-                         "(each clip in one of train/test) and run again.")
-
-
 def make_split(
     manifest: pd.DataFrame, *, protocol: str, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2,
     n_folds: int = 5, published_dir: str | os.PathLike | None = None, require: tuple[str, ...] | str = "auto",
@@ -241,7 +229,14 @@ def make_split(
         split, source_info = import_published_split(protocol, clips, published_dir=published_dir, seed=seed,
                                                     val_size=val_size)
         info.update(source_info)
-    check_disjoint_clips(split, source=", ".join(info.get("source", [])) or protocol)
+    dup = split[split.duplicated(["fold", "clip_id"], keep=False)]  # e.g. a published train.csv and test.csv share it
+    if len(dup):
+        first = dup.iloc[0]
+        where = sorted(dup.loc[(dup["fold"] == first["fold"]) & (dup["clip_id"] == first["clip_id"]), "subset"])
+        raise ValueError(f"{', '.join(info.get('source', [])) or protocol}: {dup['clip_id'].nunique()} clip(s) are "
+                         f"in two subsets of one fold, e.g. {first['clip_id']} in {' and '.join(where)} of fold "
+                         f"{first['fold']}; a clip scored on the data it was trained or selected on inflates the "
+                         "result. Fix the split files (each clip in one of train/test) and run again.")
     check = check_speaker_independent if info["speaker_independent"] else actor_overlap
     overlap = check(split, manifest)
     sizes = split.groupby(["fold", "subset"]).size()

@@ -25,6 +25,18 @@ SCRATCH_NAME = ".partial"
 # Like the real corpus, IEO is acted at three intensities (NEU only unspecified).
 IEO_LEVELS = ("LO", "MD", "HI")
 LEVEL_GAIN = {"LO": 0.6, "MD": 0.85, "HI": 1.1, "XX": 0.85}
+README = """SYNTHETIC CREMA-D-SHAPED CORPUS - NOT REAL SPEECH OR FACES
+
+Made by mer_utils.data.synthetic.corpus.make_synthetic_corpus so the toolkit runs end to end without
+the real CREMA-D. Voices come from a source-filter model (harmonic source, formants,
+syllable rhythm) and faces are drawn cartoons; emotion moves pitch, loudness, rate,
+spectral tilt and breathiness, and the mouth, brows and eyes. Each actor has a voice
+and face of their own, and each clip a random expression strength per modality.
+Scores measured on it test the code, not emotion recognition: never report them as
+CREMA-D results.
+
+Parameters (also in synth_config.json; the same parameters give the same files):
+"""
 
 
 def clip_plan(*, n_actors: int, sentences=DEFAULT_SENTENCES) -> list[tuple[int, str, str, str]]:
@@ -131,7 +143,7 @@ def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENT
 
     # The official file quotes every header and string field but not the numbers.
     write_csv(out_dir / "VideoDemographics.csv", pd.DataFrame(demographics), quoting=csv.QUOTE_NONNUMERIC)
-    write_text(out_dir / "README.txt", _readme(params))
+    write_text(out_dir / "README.txt", README + "".join(f"  {k}: {v}\n" for k, v in sorted(params.items())))
     write_json(out_dir / CONFIG_NAME, {"parameters": params, "complete": True})
     shutil.rmtree(out_dir / SCRATCH_NAME, ignore_errors=True)
     return out_dir
@@ -167,20 +179,3 @@ def _write_clip(out_dir: Path, clip, actor: dict, params: dict) -> None:
         with _atomic_media(flv) as tmp:
             synth_video.write_video(tmp, frames, fps=params["fps"])
 
-
-def _readme(params: dict) -> str:
-    lines = [
-        "SYNTHETIC CREMA-D-SHAPED CORPUS - NOT REAL SPEECH OR FACES",
-        "",
-        "Made by mer_utils.data.synthetic.corpus.make_synthetic_corpus so the toolkit runs end to end without",
-        "the real CREMA-D. Voices come from a source-filter model (harmonic source, formants,",
-        "syllable rhythm) and faces are drawn cartoons; emotion moves pitch, loudness, rate,",
-        "spectral tilt and breathiness, and the mouth, brows and eyes. Each actor has a voice",
-        "and face of their own, and each clip a random expression strength per modality.",
-        "Scores measured on it test the code, not emotion recognition: never report them as",
-        "CREMA-D results.",
-        "",
-        "Parameters (also in synth_config.json; the same parameters give the same files):",
-    ]
-    lines += [f"  {key}: {value}" for key, value in sorted(params.items())]
-    return "\n".join(lines) + "\n"
