@@ -60,10 +60,8 @@ class Voice:
 def random_voice(rng: np.random.Generator, *, sex: str) -> Voice:
     """Draw an actor's voice; ``sex`` ("Male"/"Female") sets pitch and tract length."""
     male = sex == "Male"
-    habits = {
-        emotion: {key: float(rng.normal(0.0, HABIT_SCALE * CLIP_NOISE[key])) for key in STYLE_KEYS}
-        for emotion in EMOTIONS
-    }
+    habits = {emotion: {key: float(rng.normal(0.0, HABIT_SCALE * CLIP_NOISE[key])) for key in STYLE_KEYS}
+              for emotion in EMOTIONS}  # drawn first: the seed's voices depend on this order
     return Voice(
         f0_hz=float(rng.uniform(95, 140) if male else rng.uniform(175, 235)),
         tract=float(rng.uniform(0.92, 1.04) if male else rng.uniform(1.10, 1.24)),
@@ -87,10 +85,8 @@ def clip_style(voice: Voice, emotion: str, *, strength: float, rng: np.random.Ge
         neutral = EMOTION_STYLE["NEU"][key] + voice.habits["NEU"][key]
         target = EMOTION_STYLE[emotion][key] + voice.habits[emotion][key]
         style[key] = neutral + strength * (target - neutral) + rng.normal(0.0, CLIP_NOISE[key])
-    style["rate"] = max(style["rate"], 2.0)
-    style["tilt"] = max(style["tilt"], 0.4)
-    style["breath"] = float(np.clip(style["breath"], 0.0, 0.6))
-    style["tremor_st"] = max(style["tremor_st"], 0.0)
+    style.update(rate=max(style["rate"], 2.0), tilt=max(style["tilt"], 0.4),
+                 breath=min(max(style["breath"], 0.0), 0.6), tremor_st=max(style["tremor_st"], 0.0))
     quirk_hz, quirk_gain = voice.quirks[emotion]
     style["quirk_hz"] = quirk_hz * rng.uniform(0.95, 1.05)
     style["quirk_gain"] = quirk_gain * rng.uniform(0.7, 1.3)
