@@ -14,7 +14,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
 from mer_utils.core.config import one_of
-from mer_utils.data.corpus import CorpusInfo, labels_in_order, reader, resolve_dataset
+from mer_utils.data.corpus import READERS, CorpusInfo, labels_in_order, reader, resolve_dataset
 from mer_utils.data.media_health import FIXES, OK, audio_health, video_health
 
 MANIFEST_VERSION = 1
@@ -119,26 +119,22 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a mer manifest: missing columns {missing}")
-    frame.attrs["corpus"] = _corpus_of(path, frame).to_dict()
-    return frame
-
-
-def _corpus_of(path: Path, frame: pd.DataFrame) -> CorpusInfo:
-    """The corpus info written beside the manifest, else the reader's (plus any labels it does not declare)."""
+    # The corpus info written beside the manifest (what its reader declares now fills the fields an older sidecar
+    # lacks), else the reader's, plus any labels it does not declare.
     sidecar = path.with_suffix(".json")
-    if sidecar.exists():
-        stored = read_json(sidecar).get("corpus")
-        if stored:  # what its reader declares now fills the fields an older sidecar lacks
-            try:
-                declared = reader(str(stored.get("name"))).corpus_info().to_dict()
-            except ValueError:  # no such reader
-                declared = {}
-            return CorpusInfo.from_dict({**declared, **stored})
-    name = str(frame["corpus"].iloc[0]) if "corpus" in frame.columns and len(frame) else "cremad"
-    info = reader(name).corpus_info()
-    present = labels_in_order(frame["emotion"].astype(str), info.labels)
-    extra = sorted(set(frame["emotion"].astype(str)) - set(info.labels))
-    return CorpusInfo.from_dict({**info.to_dict(), "labels": list(present) + extra}) if extra else info
+    stored = read_json(sidecar).get("corpus") if sidecar.exists() else None
+    if stored:
+        name = str(stored.get("name"))
+        info = CorpusInfo.from_dict({**(reader(name).corpus_info().to_dict() if name in READERS else {}), **stored})
+    else:
+        name = str(frame["corpus"].iloc[0]) if "corpus" in frame.columns and len(frame) else "cremad"
+        info, emotions = reader(name).corpus_info(), frame["emotion"].astype(str)
+        extra = sorted(set(emotions) - set(info.labels))
+        if extra:
+            info = CorpusInfo.from_dict({**info.to_dict(), "labels": [*labels_in_order(emotions, info.labels),
+                                                                      *extra]})
+    frame.attrs["corpus"] = info.to_dict()
+    return frame
 
 
 def corpus_info(manifest: pd.DataFrame) -> CorpusInfo:
