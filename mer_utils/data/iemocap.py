@@ -66,16 +66,15 @@ def read(data_root: str | os.PathLike, *, progress: bool = True, **_options) -> 
             problems.append(problem_row(f"{session_dir.name}/dialog/EmoEvaluation", "", "audio", "missing",
                                         "no EmoEvaluation label files: the session's labels are missing; "
                                         "re-extract the IEMOCAP archive"))
-        wavs = {p.stem: p for p in (session_dir / "sentences" / "wav").glob("*/*.wav")}
+        wavs = {p.stem: p.relative_to(data_root).as_posix() for p in session_dir.glob("sentences/wav/*/*.wav")}
         for utterance, category in sorted(labels.items()):
             label = CATEGORY_TO_LABEL.get(category)
             if label is None:
                 continue  # not one of the four classes: left out by the standard protocol, not an error
             speaker, session, sex = speaker_of(utterance)
-            path = wavs.get(utterance)
-            rel = path.relative_to(data_root).as_posix() if path else ""
             rows.append(clip_row(utterance, speaker, label, sentence=utterance.rsplit("_", 1)[0][7:],
-                                 intensity=category, sex=sex, audio_path=rel, session=session, corpus=NAME))
+                                 intensity=category, sex=sex, audio_path=wavs.get(utterance, ""), session=session,
+                                 corpus=NAME))
     if not rows:
         raise RuntimeError(f"No labelled utterances of {LABELS} found under {data_root}")
     problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, _: (

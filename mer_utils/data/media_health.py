@@ -102,11 +102,11 @@ def audio_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLI
         info = sf.info(str(path))
         if info.frames <= 0:
             return Health("no_samples", 0.0)
-        wav = wav_data_sizes(path)
+        declared_s, wav = info.frames / info.samplerate, wav_data_sizes(path)
         if wav is not None and wav[1] < wav[0]:
-            return Health("truncated", info.frames / info.samplerate)
-        if max_seconds is not None and info.frames / info.samplerate > max_seconds:
-            return Health("too_long", info.frames / info.samplerate)
+            return Health("truncated", declared_s)
+        if max_seconds is not None and declared_s > max_seconds:
+            return Health("too_long", declared_s)
         samples, _ = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, ValueError, struct.error):
         return Health("unreadable", float("nan"))
