@@ -107,10 +107,7 @@ def human_baseline_markdown(table: pd.DataFrame) -> str:
 
 def write_human_baseline(path: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``human_baseline.csv`` and ``human_baseline.md`` into ``out_dir``."""
-    table = human_baseline(path)
-    out_dir = Path(out_dir)
-    csv_path = write_csv(out_dir / "human_baseline.csv", table, float_format="%.4f")
-    md_path = write_text(out_dir / "human_baseline.md",
-                         "Human recognition of the intended emotion (%), CREMA-D crowd ratings\n\n"
-                         + human_baseline_markdown(table))
-    return csv_path, md_path
+    table, out_dir = human_baseline(path), Path(out_dir)
+    return (write_csv(out_dir / "human_baseline.csv", table, float_format="%.4f"),
+            write_text(out_dir / "human_baseline.md", "Human recognition of the intended emotion (%), CREMA-D crowd "
+                       "ratings\n\n" + human_baseline_markdown(table)))

@@ -220,11 +220,10 @@ def prepare_manifest(
 
 
 def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = None, *,
-                       corpus: CorpusInfo | None = None, problems_path: str | os.PathLike | None = None) -> str:
+                       problems_path: str | os.PathLike | None = None) -> str:
     """Clips, speakers, per-label counts, media health with each problem's fix, and the completeness check where
     the corpus declares its size. Without ``problems`` (the problems table) the manifest's broken clips are listed."""
-    if corpus is None and manifest.attrs.get("corpus"):
-        corpus = CorpusInfo.from_dict(manifest.attrs["corpus"])
+    corpus = CorpusInfo.from_dict(manifest.attrs["corpus"]) if manifest.attrs.get("corpus") else None
     n_clips, n_actors = len(manifest), manifest["actor_id"].nunique()
     lines = [f"{n_clips} clips from {n_actors} actors"]
     sexes = manifest.drop_duplicates("actor_id")["sex"].replace("", "unknown").fillna("unknown").value_counts()

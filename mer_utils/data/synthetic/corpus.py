@@ -4,6 +4,7 @@ actors have their own voices and faces (so speaker-independent splits score lowe
 
 from __future__ import annotations
 
+import csv
 import logging
 import shutil
 from pathlib import Path
@@ -136,8 +137,6 @@ def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENT
                                             frame_size=frame_size)}
     for clip in tqdm(plan, desc=f"Synthesising {out_dir.name}", unit="clip", disable=not progress):
         _write_clip(out_dir, clip, actors[clip[0]], params)
-
-    import csv
 
     import pandas as pd
 
