@@ -77,20 +77,15 @@ def human_baseline(path: str | os.PathLike) -> pd.DataFrame:
         majority=(votes["emo_vote"].astype(str) == letters),
         majority_tie=[letter in str(v).split(":") for v, letter in zip(votes["emo_vote"], letters)],
     )
-    rows = []
-    for mode in MODE_ORDER:
-        group_mode = votes[votes["mode"] == mode]
-        for emotion in ("all", *EMOTIONS):
-            group = group_mode if emotion == "all" else group_mode[group_mode["emotion"] == emotion]
-            rows.append({
-                "mode": mode, "emotion": emotion, "n_clips": len(group),
-                "n_responses": int(group["num_responses"].sum()),
-                "per_response_accuracy": group["correct"].sum() / group["num_responses"].sum(),
-                "majority_vote_accuracy": group["majority"].mean(),
-                "majority_vote_accuracy_with_ties": group["majority_tie"].mean(),
-                "paper_accuracy": PAPER_ACCURACY[mode] if emotion == "all" else np.nan,
-            })
-    return pd.DataFrame(rows)
+    both = pd.concat([votes.assign(emotion="all"), votes])  # every clip counts once more, under "all"
+    table = both.groupby(["mode", "emotion"]).agg(
+        n_clips=("clip_id", "size"), n_responses=("num_responses", "sum"), correct=("correct", "sum"),
+        majority_vote_accuracy=("majority", "mean"), majority_vote_accuracy_with_ties=("majority_tie", "mean"))
+    order = pd.MultiIndex.from_product([MODE_ORDER, ("all", *EMOTIONS)], names=["mode", "emotion"])
+    table = table.reindex(order).fillna({"n_clips": 0, "n_responses": 0, "correct": 0}).reset_index()
+    table.insert(4, "per_response_accuracy", table.pop("correct") / table["n_responses"])
+    table["paper_accuracy"] = table["mode"].map(PAPER_ACCURACY).where(table["emotion"] == "all")
+    return table.astype({"n_clips": int, "n_responses": int})
 
 
 def human_baseline_markdown(table: pd.DataFrame) -> str:
