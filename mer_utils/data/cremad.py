@@ -45,8 +45,8 @@ def find_clip_media(data_root: str | os.PathLike, clip_id: str) -> dict[str, Pat
     """``{"audio": path or None, "video": path or None}`` of one clip, from the layout alone (no scan)."""
     parse_clip_id(clip_id)
     root = Path(data_root)
-    return {kind: next((root / folder / f"{clip_id}{suffix}" for folder, suffix in folders
-                        if (root / folder / f"{clip_id}{suffix}").is_file()), None)
+    return {kind: next((p for p in (root / folder / f"{clip_id}{suffix}" for folder, suffix in folders)
+                        if p.is_file()), None)
             for kind, folders in MEDIA_FOLDERS.items()}
 
 
@@ -87,8 +87,7 @@ def _demographics(path: Path | None) -> pd.DataFrame:
     expected = ["ActorID", "Age", "Sex", "Race", "Ethnicity"]
     if list(frame.columns[:5]) != expected:
         raise ValueError(f"{path}: columns {list(frame.columns)}, expected {expected} (official VideoDemographics.csv)")
-    frame.columns = columns + list(frame.columns[5:])
-    return frame[columns].astype({"actor_id": int})
+    return frame.iloc[:, :5].set_axis(columns, axis=1).astype({"actor_id": int})
 
 
 def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,

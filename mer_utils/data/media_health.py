@@ -128,15 +128,15 @@ class VideoPackets(NamedTuple):
     present_s: float  # how far the packets reach, to compare with ``declared_s`` (see video_packets)
     video_end_s: float  # where the last video frame ends
     n_packets: int  # non-empty video packets: the frames actually in the file
-    fps: float
+    frame_s: float  # seconds per frame (0: rate unknown)
     first_frame_decodes: bool
 
     def truncated(self) -> bool:
         """The packets stop short of the declared duration by more than an encoder's rounding."""
         if self.declared_s != self.declared_s:  # no duration in the header: nothing to hold the packets against
             return False
-        frame_s = 1.0 / self.fps if self.fps > 0 else 0.0
-        tolerance = max(TRUNCATION_TOLERANCE["frames"] * frame_s, TRUNCATION_TOLERANCE["fraction"] * self.declared_s)
+        tolerance = max(TRUNCATION_TOLERANCE["frames"] * self.frame_s,
+                        TRUNCATION_TOLERANCE["fraction"] * self.declared_s)
         return self.present_s < self.declared_s - tolerance
 
 
@@ -152,7 +152,7 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
             return VideoPackets(container_s, 0.0, 0.0, 0, 0.0, False) if container_s == container_s else None
         video = container.streams.video[0]
         rate = video.average_rate or video.guessed_rate
-        fps = float(rate) if rate else 0.0
+        frame_s = 1.0 / float(rate) if rate else 0.0
         n_packets, video_end, file_end, decoded = 0, None, 0.0, False
         with contextlib.suppress(av.error.FFmpegError):  # the file ends inside a packet: keep what came before
             for packet in container.demux():
@@ -167,13 +167,12 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
                 if not decoded:
                     with contextlib.suppress(av.error.FFmpegError):
                         decoded = bool(packet.decode())
-        frame_s = 1.0 / fps if fps > 0 else 0.0
         video_end_s = video_end + frame_s if video_end is not None else 0.0
         if video.duration:
             declared, present = float(video.duration * video.time_base), video_end_s
         else:
             declared, present = container_s, max(file_end, video_end_s)
-        return VideoPackets(declared, present, video_end_s, n_packets, fps, decoded)
+        return VideoPackets(declared, present, video_end_s, n_packets, frame_s, decoded)
 
 
 def video_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLIP_SECONDS) -> Health:
@@ -222,11 +221,9 @@ def read_audio_track(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE)
         if not container.streams.audio:
             return None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = []
         try:
-            for frame in container.decode(container.streams.audio[0]):
-                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]  # flush
+            frames = [*container.decode(container.streams.audio[0]), None]  # None flushes the resampler
+            chunks = [f.to_ndarray().reshape(-1) for frame in frames for f in resampler.resample(frame)]
         except av.error.FFmpegError as err:  # FFmpeg's message names neither the file nor the likely cause
             raise RuntimeError(f"{path}: its audio track cannot be decoded ({err}); the file is probably cut short "
                                "or damaged: re-download it") from None
