@@ -139,8 +139,8 @@ def _reason(err: Exception) -> tuple[str, str, bool]:
 
 
 def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> tuple[str, dict | None]:
-    """Make ``out/spec.path`` exactly ``spec``: keep it if its hash matches, else fetch it. Returns ``"present"``,
-    ``"downloaded"`` or ``"failed"`` and the failure (a row of FAILURE_COLUMNS) or None."""
+    """Make ``out/spec.path`` exactly ``spec`` (kept if its hash matches, else fetched): ``"present"``,
+    ``"downloaded"`` or ``"failed"``, and the failure row or None."""
     final = out / spec.path
     part = final.with_name(final.name + ".part")
     http = pooch.HTTPDownloader(timeout=settings.timeout_s, headers={"User-Agent": _USER_AGENT})

@@ -250,8 +250,7 @@ def make_split(
 
 
 def write_split(split: pd.DataFrame, out_dir: str | os.PathLike) -> Path:
-    """Write ``<name>.csv`` and ``<name>.json`` (its info and the CSV's sha256) into ``out_dir``; a CSV edited
-    by hand since (its sha256 changed) is refused rather than silently overwritten."""
+    """Write ``<name>.csv`` and ``<name>.json`` (info, the CSV's sha256) into ``out_dir``; never over a hand edit."""
     path = Path(out_dir) / f"{split['split'].iloc[0]}.csv"
     sidecar = path.with_suffix(".json")
     recorded = read_json(sidecar).get("csv_sha256") if path.exists() and sidecar.exists() else None

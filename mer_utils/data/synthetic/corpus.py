@@ -64,8 +64,7 @@ def _demographics(n_actors: int, seed: int) -> list[dict]:
 
 
 def _atomic_media(path: Path):
-    """``atomic_path`` with the temporary file in a scratch folder: it keeps its extension (OpenCV picks the
-    container from it) and no ``VideoFlash/*.flv`` glob sees it."""
+    """``atomic_path`` in a scratch folder: the file keeps its extension (OpenCV's container) and no glob sees it."""
     return atomic_path(path, scratch_dir=path.parent.parent / SCRATCH_NAME)
 
 
