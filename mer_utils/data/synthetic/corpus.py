@@ -51,18 +51,6 @@ def clip_plan(*, n_actors: int, sentences=DEFAULT_SENTENCES) -> list[tuple[int, 
             for emotion in EMOTIONS for level in (IEO_LEVELS if sentence == "IEO" and emotion != "NEU" else ("XX",))]
 
 
-def _demographics(n_actors: int, seed: int) -> list[dict]:
-    """One row per actor, half men (odd positions, like actor 1001) and half women."""
-    rows = []
-    for i in range(n_actors):
-        actor = 1001 + i
-        rng = np.random.default_rng([seed, actor, 0])
-        race = rng.choice(["Caucasian", "African American", "Asian", "Unknown"], p=[0.6, 0.25, 0.12, 0.03])
-        rows.append({"ActorID": actor, "Age": int(rng.integers(20, 75)), "Sex": "Male" if i % 2 == 0 else "Female",
-                     "Race": str(race), "Ethnicity": "Hispanic" if rng.random() < 0.1 else "Not Hispanic"})
-    return rows
-
-
 def _atomic_media(path: Path):
     """``atomic_path`` in a scratch folder: the file keeps its extension (OpenCV's container) and no glob sees it."""
     return atomic_path(path, scratch_dir=path.parent.parent / SCRATCH_NAME)
@@ -126,14 +114,17 @@ def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENT
 
     for folder in media:
         (out_dir / folder).mkdir(exist_ok=True)
-    demographics = _demographics(n_actors, int(seed))
-    actors = {}
-    for row in demographics:
-        voice_seq, look_seq = np.random.SeedSequence([int(seed), row["ActorID"], 1]).spawn(2)
-        actors[row["ActorID"]] = {
-            "voice": synth_audio.random_voice(np.random.default_rng(voice_seq), sex=row["Sex"]),
-            "look": synth_video.random_look(np.random.default_rng(look_seq), sex=row["Sex"], race=row["Race"],
-                                            frame_size=frame_size)}
+    demographics, actors = [], {}
+    for i, actor in enumerate(range(1001, 1001 + n_actors)):  # half men (like actor 1001), half women
+        rng = np.random.default_rng([int(seed), actor, 0])
+        race = str(rng.choice(["Caucasian", "African American", "Asian", "Unknown"], p=[0.6, 0.25, 0.12, 0.03]))
+        sex = "Male" if i % 2 == 0 else "Female"
+        demographics.append({"ActorID": actor, "Age": int(rng.integers(20, 75)), "Sex": sex, "Race": race,
+                             "Ethnicity": "Hispanic" if rng.random() < 0.1 else "Not Hispanic"})
+        voice_seq, look_seq = np.random.SeedSequence([int(seed), actor, 1]).spawn(2)
+        actors[actor] = {"voice": synth_audio.random_voice(np.random.default_rng(voice_seq), sex=sex),
+                         "look": synth_video.random_look(np.random.default_rng(look_seq), sex=sex, race=race,
+                                                         frame_size=frame_size)}
     for clip in tqdm(plan, desc=f"Synthesising {out_dir.name}", unit="clip", disable=not progress):
         _write_clip(out_dir, clip, actors[clip[0]], params)
 
