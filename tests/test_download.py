@@ -242,7 +242,7 @@ def ravdess_zip(server):
 def test_ravdess_download_extracts_the_reader_layout_and_states_the_licence(server, ravdess_zip, tmp_path, capsys):
     from mer_utils.data.download import download_ravdess
     from mer_utils.data.manifest import build_manifest
-    from mer_utils.data.ravdess import is_ravdess_root
+    from mer_utils.data.ravdess import detect as is_ravdess_root
 
     out = tmp_path / "RAVDESS"
     md5 = hashlib.md5(ravdess_zip.read_bytes()).hexdigest()

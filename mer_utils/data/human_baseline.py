@@ -51,10 +51,9 @@ def read_vote_columns(results_dir: str | os.PathLike) -> pd.DataFrame:
     results_dir = Path(results_dir)
     summary = _require(results_dir / "summaryTable.csv", ["FileName", *_SUMMARY_COLUMNS])
     votes = summary.rename(columns={"FileName": "clip_id", **_SUMMARY_COLUMNS})[["clip_id", *_SUMMARY_COLUMNS.values()]]
-    tabulated = read_tabulated_votes(results_dir)
-    agreement = tabulated.pivot_table(index="clip_id", columns="mode", values="agreement", aggfunc="first")
-    agreement = agreement.rename(columns=_AGREEMENT_COLUMNS).reset_index()
-    agreement = agreement[["clip_id", *_AGREEMENT_COLUMNS.values()]]
+    agreement = read_tabulated_votes(results_dir).pivot_table(index="clip_id", columns="mode", values="agreement",
+                                                               aggfunc="first")
+    agreement = agreement.rename(columns=_AGREEMENT_COLUMNS).reset_index()[["clip_id", *_AGREEMENT_COLUMNS.values()]]
     return votes.merge(agreement, on="clip_id", how="left")
 
 

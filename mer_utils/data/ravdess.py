@@ -30,13 +30,10 @@ def corpus_info(*, keep_all_emotions: bool = False, **_options) -> CorpusInfo:
                       balanced_speakers=True)  # every actor records the same emotions, intensities and statements
 
 
-def is_ravdess_root(path: str | os.PathLike) -> bool:
+def detect(path: str | os.PathLike) -> bool:
     """True when ``path`` holds RAVDESS ``Actor_XX/`` folders."""
     path = Path(path)
     return path.is_dir() and any(_ACTOR_DIR_RE.match(p.name) for p in path.iterdir() if p.is_dir())
-
-
-detect = is_ravdess_root
 
 
 def parse_ravdess_name(stem: str) -> dict:
@@ -60,7 +57,7 @@ def read(data_root: str | os.PathLike, *, keep_all_emotions: bool = False, progr
          **_options) -> ManifestResult:
     """Manifest of RAVDESS speech files under ``Actor_XX/`` folders."""
     data_root = Path(data_root)
-    if not is_ravdess_root(data_root):
+    if not detect(data_root):
         raise FileNotFoundError(f"No RAVDESS Actor_XX/ folders in {data_root}; expected the distributed layout "
                                 "Actor_01/03-01-01-01-01-01-01.wav ...")
     rows, problems = [], []

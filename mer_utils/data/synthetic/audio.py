@@ -154,8 +154,8 @@ def synthesize_utterance(voice: Voice, style: dict, *, sentence: str, duration_s
         burst = min(int(rng.uniform(0.02, 0.045) * sr), seg // 3)
         env = np.ones(seg - burst)
         ramp = min(len(env) // 2, int(0.03 * sr))
-        env[:ramp] = np.hanning(2 * ramp)[:ramp]
-        env[-ramp:] = np.hanning(2 * ramp)[ramp:]
+        window = np.hanning(2 * ramp)
+        env[:ramp], env[-ramp:] = window[:ramp], window[ramp:]
         env *= rng.uniform(0.6, 1.0)  # stressed vs unstressed syllables
         sl = slice(start + burst, stop)
         excitation = (1 - style["breath"]) * voiced[sl] + style["breath"] * breath[sl]
