@@ -358,24 +358,17 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
         (out / p).is_file() and (out / p).stat().st_size == size and zlib.crc32((out / p).read_bytes()) == crc
         for p, (size, crc) in files.items())]
     todo = [a for a in actors if a not in present]
-    if not todo:
-        return _finish(out, present, [], [])
-    url = (mirror.rstrip("/") + "/" + ARCHIVE_NAME) if mirror else OFFICIAL_URL
-    spec = RemoteFile(f".downloads/{ARCHIVE_NAME}", (url,), archive_size, f"md5:{archive_md5}", resume=True)
-    if progress:
-        print(f"RAVDESS -> {out}: {ARCHIVE_NAME}, {archive_size / 1e6:.0f} MB, for actors {_ids(todo)}")
-    settings = FetchSettings(jobs=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
-    _, failure = fetch_file(spec, out, settings)
-    if failure:
-        return _finish(out, present, [], [failure])
-    zip_path = out / spec.path
-    extracted, failures = _extract(zip_path, out, todo, checksums)
-    if not failures and not keep_zip:
-        zip_path.unlink()  # 208 MB: the checksum list verifies the extracted files from now on
-    return _finish(out, present, extracted, failures)
-
-
-def _finish(out: Path, present, extracted, failures: list[dict]) -> RavdessResult:
+    extracted, failures = [], []
+    if todo:
+        url = (mirror.rstrip("/") + "/" + ARCHIVE_NAME) if mirror else OFFICIAL_URL
+        spec = RemoteFile(f".downloads/{ARCHIVE_NAME}", (url,), archive_size, f"md5:{archive_md5}", resume=True)
+        if progress:
+            print(f"RAVDESS -> {out}: {ARCHIVE_NAME}, {archive_size / 1e6:.0f} MB, for actors {_ids(todo)}")
+        settings = FetchSettings(jobs=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
+        _, failure = fetch_file(spec, out, settings)
+        extracted, failures = ([], [failure]) if failure else _extract(out / spec.path, out, todo, checksums)
+        if not failures and not keep_zip:
+            (out / spec.path).unlink()  # 208 MB: the checksum list verifies the extracted files from now on
     frame, csv_path = write_failures(out, failures)
     return RavdessResult(out, present, extracted, frame, 0, csv_path)
 

@@ -50,9 +50,9 @@ class Health(NamedTuple):
     duration_s: float
 
 
-def _pre_decode_status(path: Path) -> tuple[str | None, bytes]:
+def _pre_decode_status(path: str | os.PathLike) -> tuple[str | None, bytes]:
     """Status decided without a decoder (or None), and the file's first bytes."""
-    if not path.exists():
+    if not os.path.exists(path):
         return "missing", b""
     with open(path, "rb") as handle:
         head = handle.read(64)
@@ -62,8 +62,7 @@ def _pre_decode_status(path: Path) -> tuple[str | None, bytes]:
 def wav_data_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
     """``(declared, on disk)`` bytes of a WAV's ``data`` chunk (libsndfile reads whatever a cut WAV still holds;
     only the header knows how long it was), or None when not a plain WAV (or a streamed one)."""
-    path = Path(path)
-    size = path.stat().st_size
+    size = os.path.getsize(path)
     with open(path, "rb") as handle:
         head = handle.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -94,7 +93,6 @@ def audio_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLI
     """Check a WAV/MP3: decodable, as long as its header says, not too short, not over ``max_seconds``, not silent."""
     import soundfile as sf
 
-    path = Path(path)
     status, _ = _pre_decode_status(path)
     if status:
         return Health(status, float("nan"))
@@ -177,7 +175,6 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
 
 def video_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLIP_SECONDS) -> Health:
     """Check a video: a clip (not a picture), decodable, with every frame its header declares, not too long."""
-    path = Path(path)
     status, head = _pre_decode_status(path)
     if status:
         return Health(status, float("nan"))
