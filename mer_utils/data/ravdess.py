@@ -26,7 +26,7 @@ _ACTOR_DIR_RE = re.compile(r"^Actor_\d{2}$")
 
 def corpus_info(*, keep_all_emotions: bool = False, **_options) -> CorpusInfo:
     return CorpusInfo(name=NAME, labels=ALL_EMOTIONS if keep_all_emotions else SHARED_EMOTIONS,
-                      intensity_names={}, expected={"speakers": 24}, licence="CC BY-NC-SA 4.0",
+                      expected={"speakers": 24}, licence="CC BY-NC-SA 4.0",
                       balanced_speakers=True)  # every actor records the same emotions, intensities and statements
 
 

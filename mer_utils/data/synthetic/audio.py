@@ -88,8 +88,7 @@ def clip_style(voice: Voice, emotion: str, *, strength: float, rng: np.random.Ge
     style.update(rate=max(style["rate"], 2.0), tilt=max(style["tilt"], 0.4),
                  breath=min(max(style["breath"], 0.0), 0.6), tremor_st=max(style["tremor_st"], 0.0))
     quirk_hz, quirk_gain = voice.quirks[emotion]
-    style["quirk_hz"] = quirk_hz * rng.uniform(0.95, 1.05)
-    style["quirk_gain"] = quirk_gain * rng.uniform(0.7, 1.3)
+    style.update(quirk_hz=quirk_hz * rng.uniform(0.95, 1.05), quirk_gain=quirk_gain * rng.uniform(0.7, 1.3))
     return style
 
 
