@@ -69,13 +69,9 @@ def human_baseline(path: str | os.PathLike) -> pd.DataFrame:
     intended = votes["clip_id"].str.split("_").str[2]
     letters = intended.str[0]
     counts = votes[list(VOTE_LETTERS)].to_numpy()
-    column = letters.map({letter: i for i, letter in enumerate(VOTE_LETTERS)}).to_numpy()
-    votes = votes.assign(
-        emotion=intended,
-        correct=counts[np.arange(len(votes)), column],
-        majority=(votes["emo_vote"].astype(str) == letters),
-        majority_tie=[letter in str(v).split(":") for v, letter in zip(votes["emo_vote"], letters)],
-    )
+    votes = votes.assign(emotion=intended, correct=counts[np.arange(len(votes)), letters.map(VOTE_LETTERS.index)],
+                         majority=(votes["emo_vote"].astype(str) == letters),
+                         majority_tie=[letter in str(v).split(":") for v, letter in zip(votes["emo_vote"], letters)])
     both = pd.concat([votes.assign(emotion="all"), votes])  # every clip counts once more, under "all"
     table = both.groupby(["mode", "emotion"]).agg(
         n_clips=("clip_id", "size"), n_responses=("num_responses", "sum"), correct=("correct", "sum"),

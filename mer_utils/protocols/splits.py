@@ -237,8 +237,7 @@ def make_split(
                          f"in two subsets of one fold, e.g. {first['clip_id']} in {' and '.join(where)} of fold "
                          f"{first['fold']}; a clip scored on the data it was trained or selected on inflates the "
                          "result. Fix the split files (each clip in one of train/test) and run again.")
-    check = check_speaker_independent if info["speaker_independent"] else actor_overlap
-    overlap = check(split, manifest)
+    overlap = (check_speaker_independent if info["speaker_independent"] else actor_overlap)(split, manifest)
     sizes = split.groupby(["fold", "subset"]).size()
     info.update(name=str(split["split"].iloc[0]), n_folds=int(split["fold"].nunique()),
                 sizes={f"fold{f}_{s}": int(n) for (f, s), n in sizes.items()}, actor_overlap=overlap,
