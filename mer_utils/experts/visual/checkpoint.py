@@ -12,8 +12,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mer_utils.core.atomic_io import atomic_path, read_json, write_json
+from mer_utils.core.atomic_io import read_json
 from mer_utils.core.checkpoint_gate import CheckpointError, cached_by_file, opening_checkpoint, refuse_non_finite
+from mer_utils.experts import save_with_json
 
 CHECKPOINT_FORMAT = "mer-visual-1"
 BEST_NAME = "best_visual_model"
@@ -27,20 +28,14 @@ def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
 def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra: dict | None = None) -> Path:
     """Write ``<path>.safetensors`` and ``<path>.json``; returns the weights path."""
-    from safetensors.torch import save_file
-
-    weights, meta = _paths(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"format": CHECKPOINT_FORMAT})
-    write_json(meta, {
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    return save_with_json(_paths(path)[0], state, {
         "format": CHECKPOINT_FORMAT,
         "labels": list(model.spec.labels),
         "model": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model.spec).items()},
         "crop": dataclasses.asdict(crop_config),
         **(extra or {}),
-    })
-    return weights
+    }, metadata={"format": CHECKPOINT_FORMAT})
 
 
 _FIX = "retrain it with `mer visual train` (or pull a checkpoint set again)"
@@ -89,7 +84,6 @@ class VisualExpert:
 
     def __init__(self, model, meta: dict, *, network=None):
         from mer_utils.experts.visual.crops import CropConfig
-
         # ``network``: the same model's ONNX copy (`mer export onnx`: experts/onnx_export.py), run instead.
         self.model, self.meta, self.network = model, meta, network
         self.labels = tuple(meta["labels"])
@@ -103,7 +97,6 @@ class VisualExpert:
             probs = self.network(batch)
         else:
             import torch
-
             with torch.inference_mode():
                 logits, _ = self.model.classify_features(self.model.inference_frame_features(torch.as_tensor(batch)))
                 probs = logits.softmax(dim=-1).numpy()
@@ -112,7 +105,6 @@ class VisualExpert:
     def predict_video(self, path: str | os.PathLike, *, detector=None) -> VideoPrediction:
         """Sample frames, find the face, crop and classify one video file."""
         from mer_utils.experts.visual.crops import extract_clip_crops
-
         clip = extract_clip_crops(path, self.crop_config, detector=detector, keep_frames=True)
         return VideoPrediction(self.predict_crops(clip.crops), clip.frames, clip.boxes, clip.detected,
                                clip.frame_indices, clip.crops)

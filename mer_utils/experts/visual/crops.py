@@ -29,16 +29,15 @@ REPORT_COLUMNS = ("clip_id", "status", "n_frames", "n_detected", "n_fallback", "
 class CropConfig:
     """How a clip becomes face crops (every field is part of the cache key)."""
 
-    n_frames: int = dataclasses.field(default=8, metadata={"help": "frames sampled uniformly per clip (K)"})
-    crop_size: int = dataclasses.field(default=64, metadata={"help": "side of the square RGB crop, pixels"})
-    margin: float = dataclasses.field(default=0.1, metadata={"help": "added on each side, fraction of the face box"})
-    smooth_window: int = dataclasses.field(default=3, metadata={"help": "running-median window over frames (odd)"})
-    detector: str = dataclasses.field(default="haar", metadata={"help": "face detector name"})
-    cascade: str = dataclasses.field(default="haarcascade_frontalface_alt2.xml",
-                                     metadata={"help": "OpenCV Haar cascade file (haar detector)"})
-    min_size_frac: float = dataclasses.field(default=0.12, metadata={"help": "smallest face / shorter frame side"})
-    min_neighbors: int = dataclasses.field(default=5, metadata={"help": "Haar cascade minNeighbors"})
-    detect_width: int = dataclasses.field(default=160, metadata={"help": "frames are downscaled to this width to detect"})
+    n_frames: int = 8  # frames sampled uniformly per clip (K)
+    crop_size: int = 64  # side of the square RGB crop, pixels
+    margin: float = 0.1  # added on each side, fraction of the face box
+    smooth_window: int = 3  # running-median window over frames (odd)
+    detector: str = "haar"  # face detector name
+    cascade: str = "haarcascade_frontalface_alt2.xml"  # OpenCV Haar cascade file (haar detector)
+    min_size_frac: float = 0.12  # smallest face / shorter frame side
+    min_neighbors: int = 5  # Haar cascade minNeighbors
+    detect_width: int = 160  # frames are downscaled to this width to detect
 
     def key(self) -> str:
         """Short hash of the settings: equal key, interchangeable crops."""
@@ -52,7 +51,6 @@ class CropConfig:
 
     def make_detector(self):
         from mer_utils.experts.visual.faces import HaarFaceDetector
-
         if self.detector != "haar":
             raise ValueError(f"unknown detector {self.detector!r}; built in: 'haar'. Pass a FaceDetector object "
                              "to prepare_crops(detector=...) and name it in CropConfig.detector.")
@@ -74,7 +72,6 @@ def extract_clip_crops(path: str | os.PathLike, config: CropConfig, *, detector=
     """Decode K frames of one video, track the face, crop it."""
     from mer_utils.experts.visual.faces import crop_faces, track_faces
     from mer_utils.experts.visual.video import read_sampled_frames
-
     sampled = read_sampled_frames(path, config.n_frames)
     track = track_faces(sampled.frames, detector or config.make_detector(), margin=config.margin,
                         window=config.smooth_window)
@@ -114,7 +111,6 @@ def _entry(cache_dir: str | os.PathLike, clip_id: str) -> Path:
 
 def _save(path: Path, crops: ClipCrops, fingerprint: str) -> None:
     from safetensors.numpy import save
-
     data = save({"crops": crops.crops, "boxes": crops.boxes.astype(np.float32),
                  "frame_indices": np.asarray(crops.frame_indices, np.int64), "detected": crops.detected},
                 metadata={"n_frames": str(crops.n_frames), "source_fingerprint": fingerprint})
@@ -125,7 +121,6 @@ def _save(path: Path, crops: ClipCrops, fingerprint: str) -> None:
 def _read(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays ``names`` and the metadata of one entry (data only: safetensors holds no code)."""
     from safetensors import safe_open
-
     with safe_open(str(path), framework="numpy") as entry:
         return {name: entry.get_tensor(name) for name in names}, entry.metadata() or {}
 
@@ -142,7 +137,6 @@ def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
 def _cached(path: Path, fingerprint: str) -> tuple[int, np.ndarray] | None:
     """Frame count and detection flags of a valid cache entry, or None when it must be (re)made."""
     from safetensors import SafetensorError
-
     if not path.exists():
         return None
     try:
@@ -200,7 +194,6 @@ def prepare_crops(
             for c, s in zip(manifest.loc[~usable, "clip_id"], manifest.loc[~usable, "video_status"])]
     jobs = [(c, Path(data_root) / p) for c, p in zip(manifest.loc[usable, "clip_id"], manifest.loc[usable, "video_path"])]
     import cv2
-
     detector = detector or config.make_detector()
     n_jobs = n_jobs or min(8, os.cpu_count() or 1)
     # Parallel over clips, not inside OpenCV: one OpenCV thread per worker avoids oversubscribing the cores.

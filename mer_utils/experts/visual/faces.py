@@ -27,7 +27,6 @@ _LOCAL = threading.local()
 def _cascade(name: str):
     """One classifier per thread: ``detectMultiScale`` on a shared one is not thread-safe."""
     import cv2
-
     cache = _LOCAL.__dict__.setdefault("cascades", {})
     if name not in cache:
         path = name if "/" in name else cv2.data.haarcascades + name
@@ -54,7 +53,6 @@ class HaarFaceDetector:
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
         import cv2
-
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
         scale = min(1.0, self.detect_width / gray.shape[1])
         if scale < 1.0:
@@ -78,9 +76,7 @@ def largest_box(boxes: np.ndarray) -> np.ndarray | None:
     [5, 5, 30, 20]
     """
     boxes = np.asarray(boxes).reshape(-1, 4)
-    if len(boxes) == 0:
-        return None
-    return boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
+    return boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))] if len(boxes) else None
 
 
 def overlap(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -198,7 +194,6 @@ def track_faces(frames: np.ndarray, detector: FaceDetector, *, margin: float = 0
 def crop_box(frame: np.ndarray, box: np.ndarray, *, size: int) -> np.ndarray:
     """Cut ``box`` out of ``frame``, resized to ``size x size``; edge pixels repeated where it leaves the frame."""
     import cv2
-
     x, y, w, h = (int(round(v)) for v in box)
     w, h = max(w, 1), max(h, 1)
     height, width = frame.shape[:2]

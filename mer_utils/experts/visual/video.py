@@ -37,16 +37,13 @@ def sample_frame_indices(n_frames: int, k: int) -> np.ndarray:
 
 def _open(path: str | os.PathLike):
     import cv2
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Video not found: {path}. Check the data root and the manifest's video_path.")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise RuntimeError(
-            f"OpenCV cannot open {path}: not a video, a Git LFS pointer (run `git lfs pull`) or a codec "
-            "this OpenCV build lacks (install opencv-python-headless, which bundles FFmpeg)."
-        )
+        raise RuntimeError(f"OpenCV cannot open {path}: not a video, a Git LFS pointer (run `git lfs pull`) or a "
+                           "codec this OpenCV build lacks (install opencv-python-headless, which bundles FFmpeg).")
     return capture
 
 
@@ -56,7 +53,6 @@ def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], in
     ``grab`` skips the colour conversion and copy of ``read``; seeking would decode again from a keyframe.
     """
     import cv2
-
     wanted_set, frames, position = {int(i) for i in wanted}, {}, 0
     last = int(wanted.max())
     while position <= last:
@@ -70,13 +66,6 @@ def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], in
     return frames, position
 
 
-def _count_frames(capture) -> int:
-    count = 0
-    while capture.grab():
-        count += 1
-    return count
-
-
 class VideoFramesError(RuntimeError):
     """A clip whose frames cannot all be had: truncated, corrupt or too short. The message names the file."""
 
@@ -87,7 +76,6 @@ def _shortfall_is_damage(path, seen: int) -> bool:
     import av
 
     from mer_utils.data.media_health import TRUNCATION_TOLERANCE, video_packets
-
     try:
         packets = video_packets(path)
     except av.error.FFmpegError:
@@ -108,7 +96,7 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
         declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         n_frames = declared
         if n_frames < 1:  # no count in the header: count by decoding
-            n_frames = _count_frames(capture)
+            n_frames = sum(1 for _ in iter(capture.grab, False))
             capture.release()
             capture = _open(path)
         if n_frames < k:
@@ -137,15 +125,11 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
 def read_all_frames(path: str | os.PathLike) -> np.ndarray:
     """Every frame of a clip as ``(N, H, W, 3)`` RGB uint8 (for figures and benchmarks)."""
     import cv2
-
     capture = _open(path)
     try:
         frames = []
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        while (read := capture.read())[0]:
+            frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
     finally:
         capture.release()
     if not frames:

@@ -40,7 +40,6 @@ def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], network=
                          batch_size: int = 64) -> np.ndarray:
     """``(N, K, S, S, 3)`` uint8 crops -> ``(N, len(labels))``; ``network``: :func:`load_fer2013_network`'s."""
     from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
-
     network = network or load_fer2013_network(fer2013_weights())
     crops = np.asarray(crops)
     n, k = crops.shape[:2]
