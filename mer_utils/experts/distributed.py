@@ -55,10 +55,7 @@ def wait_for_everyone() -> None:
 @contextlib.contextmanager
 def main_process_first():
     """Rank 0 runs the block first (it fills caches and writes split files), the others then read them."""
-    if not is_distributed():
-        yield
-        return
-    with _state().main_process_first():
+    with _state().main_process_first() if is_distributed() else contextlib.nullcontext():
         yield
 
 
