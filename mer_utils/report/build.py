@@ -45,19 +45,14 @@ def scoring_footnotes(runs: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _run_labels(runs: pd.DataFrame) -> dict[str, str]:
-    base = runs["modality"] + " (" + runs["backbone"] + ")"
-    dup = base.duplicated(keep=False)
-    return dict(zip(runs["run"], [f"{b} [{r.split('/')[-1]}]" if d else b
-                                  for b, r, d in zip(base, runs["run"], dup)]))
-
-
 def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.DataFrame) -> list[Path]:
     written = []
     for protocol in list(dict.fromkeys(runs["protocol"])):
         name = safe_name(protocol)  # protocols such as "cross:ravdess-dev->ravdess-hidden" are no file names
         subset = runs[runs["protocol"] == protocol]
-        labels = _run_labels(subset)
+        base = subset["modality"] + " (" + subset["backbone"] + ")"
+        labels = dict(zip(subset["run"], base.where(~base.duplicated(keep=False),
+                                                    base + " [" + subset["run"].str.split("/").str[-1] + "]")))
         panels = [(labels[run["run"]], frame) for _, run in subset.iterrows()
                   if (frame := run_predictions(outputs, run)) is not None]
         if panels:
@@ -79,26 +74,6 @@ def report_figures(report_dir: str | os.PathLike, *, protocol: str | None = None
     pattern = f"*_{safe_name(protocol)}.png" if protocol else "*.png"
     found = [p for p in sorted(folder.glob(pattern)) if p.name != "protocol_gap.png"]
     return found + [p for p in [folder / "protocol_gap.png"] if p.exists()]
-
-
-def _remove_stale(folder: Path, keep: set[Path]) -> None:
-    """Files of an earlier report that this one did not rewrite (e.g. a protocol since deleted)."""
-    for path in sorted(folder.glob("*")):
-        if path.is_file() and path.suffix in (".csv", ".md", ".tex", ".png") and path not in keep:
-            path.unlink()
-
-
-def _report_markdown(outputs: Path, n_runs: int, sections: list[str], images: list[Path], notes: list[str],
-                     skipped: pd.DataFrame) -> str:
-    parts = [f"# Results\n\n{n_runs} runs collected from `{outputs.as_posix()}`; every row names its run "
-             "folder, and `sources.csv` gives each run's config/metrics sha256 and git commit.\n", *sections]
-    if images:
-        parts.append("## Figures\n\n" + "".join(f"![{p.stem}](figures/{p.name})\n\n" for p in images))
-    if notes:
-        parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
-    if len(skipped):
-        parts.append("## Skipped folders\n\n" + "".join(f"- `{r.run}`: {r.reason}\n" for r in skipped.itertuples()))
-    return "\n".join(parts)
 
 
 def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.PathLike | None = None,
@@ -157,10 +132,19 @@ def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.Pat
         written.update(_protocol_figures(runs, outputs, figures_dir, breakdown))
     sources = write_csv(out_dir / "sources.csv", runs.loc[:, list(SOURCE_COLUMNS)])
     for folder in (tables_dir, figures_dir) if figures else (tables_dir,):
-        _remove_stale(folder, written)
+        for path in sorted(folder.glob("*")):  # an earlier report's files not rewritten (a protocol since deleted)
+            if path.is_file() and path.suffix in (".csv", ".md", ".tex", ".png") and path not in written:
+                path.unlink()
 
-    text = _report_markdown(outputs, len(runs), sections, sorted(p for p in written if p.suffix == ".png"),
-                            notes, collected.skipped)
-    report = write_text(out_dir / "report.md", text)
+    parts = [f"# Results\n\n{len(runs)} runs collected from `{outputs.as_posix()}`; every row names its run "
+             "folder, and `sources.csv` gives each run's config/metrics sha256 and git commit.\n", *sections]
+    if images := sorted(p for p in written if p.suffix == ".png"):
+        parts.append("## Figures\n\n" + "".join(f"![{p.stem}](figures/{p.name})\n\n" for p in images))
+    if notes:
+        parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
+    if len(collected.skipped):
+        parts.append("## Skipped folders\n\n" + "".join(f"- `{r.run}`: {r.reason}\n"
+                                                        for r in collected.skipped.itertuples()))
+    report = write_text(out_dir / "report.md", "\n".join(parts))
     log.info("report written to %s (sources: %s)", report, sources)
     return report
