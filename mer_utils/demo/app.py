@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -41,7 +43,9 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
     out_root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mer_app_"))
 
     def respond(path, allow):
-        _prune(out_root, older_than_s=_KEEP_S)
+        for folder in out_root.glob("*"):  # earlier answers (a server runs for days)
+            if folder.is_dir() and time.time() - folder.stat().st_mtime > _KEEP_S:
+                shutil.rmtree(folder, ignore_errors=True)
         page = answer_file(path, checkpoints=checkpoints, out_dir=out_root / uuid.uuid4().hex[:12],
                            allow_synthetic=bool(allow), window=window, hop=hop)
         rows = [[cell if cell is not None else "n/a" for cell in row] for row in page.table]
@@ -95,15 +99,6 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
     blocks.queue(default_concurrency_limit=1)
     blocks.mer_out_root = out_root
     return blocks
-
-
-def _prune(out_root: Path, *, older_than_s: float) -> None:
-    """Remove the answer folders of earlier requests older than ``older_than_s`` (a server runs for days)."""
-    import shutil
-    import time
-    for folder in out_root.glob("*"):
-        if folder.is_dir() and time.time() - folder.stat().st_mtime > older_than_s:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
@@ -161,14 +156,9 @@ def answer_file(path, *, checkpoints="checkpoints", out_dir, allow_synthetic: bo
             written = save_outputs(result, out_dir, figure=True)
     except Exception as err:  # the page says what went wrong in words; the log keeps the traceback
         logger.warning("could not answer %s", path, exc_info=True)
-        return error_page(path, err)
+        text = str(err).replace(str(path), path.name) or type(err).__name__  # the file's name, not the server's path
+        return Page(f"### Could not analyse {path.name}\n\n{text}", {}, [], "", ok=False)
     return page_for(result, written, extra_warnings=heard)
-
-
-def error_page(path: Path, err: BaseException) -> Page:
-    """A plain message naming the file (its name, not the server's temporary path) and the fix."""
-    text = str(err).replace(str(path), path.name) or type(err).__name__
-    return Page(f"### Could not analyse {path.name}\n\n{text}", {}, [], "", ok=False)
 
 
 @contextlib.contextmanager
@@ -191,6 +181,7 @@ def collected_warnings():
 
 def page_for(result, written: dict, *, extra_warnings=()) -> Page:
     """The page of one :class:`~mer_utils.demo.predict.DemoResult` and the files ``save_outputs`` wrote."""
+    from mer_utils.demo.selection import describe_expert
     top = result.top_emotion
     lines = [f"## Top emotion: {label_name(top)} ({top})"]
     if result.inputs.label:
@@ -207,18 +198,12 @@ def page_for(result, written: dict, *, extra_warnings=()) -> Page:
                                for p in (result.audio_probs, result.visual_probs, result.fused_probs))]
              for i, e in enumerate(result.labels)]
     fused = {label_name(e): float(result.fused_probs[i]) for i, e in enumerate(result.labels)}
+    # One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion.
+    provenance = ["### What each model was trained on"]
+    provenance += [f"- **{_EXPERTS.get(expert, expert)}**: {describe_expert(entry)}"
+                   + (f"; licence of the weights: {entry['licence']}" if entry.get("licence") else "")
+                   for expert, entry in result.provenance.items()]
+    provenance += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
     files = {what: os.fspath(path) for what, path in written.items()}
-    return Page("\n".join(lines), fused, table, provenance_markdown(result),
+    return Page("\n".join(lines), fused, table, "\n".join(provenance),
                 files.get("figure"), files.get("timeline_figure"), files.get("timeline_csv"))
-
-
-def provenance_markdown(result) -> str:
-    """One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion."""
-    from mer_utils.demo.selection import describe_expert
-    lines = ["### What each model was trained on"]
-    for expert, entry in result.provenance.items():
-        parts = [describe_expert(entry)]
-        parts += [f"licence of the weights: {entry['licence']}"] if entry.get("licence") else []
-        lines.append(f"- **{_EXPERTS.get(expert, expert)}**: " + "; ".join(parts))
-    lines += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
-    return "\n".join(lines)

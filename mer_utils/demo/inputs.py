@@ -41,7 +41,10 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
                          "(FLV/MP4), a recording (WAV/MP3/M4A) or a face image (PNG/JPEG)") from None
     with container:
         has_video, has_audio = bool(container.streams.video), bool(container.streams.audio)
-        duration = _duration(container)
+        streams = [s for s in (*container.streams.video, *container.streams.audio) if s.duration and s.time_base]
+        # The container header's duration (microseconds), else its longest stream's.
+        duration = (float(container.duration) / 1_000_000 if container.duration
+                    else max((float(s.duration * s.time_base) for s in streams), default=0.0))
     if not (has_video or has_audio):
         raise ValueError(f"{path} holds neither audio nor video streams")
     return MediaInfo(VIDEO if has_video else AUDIO, duration)
@@ -72,19 +75,21 @@ def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, st
     return info, None
 
 
-def _duration(container) -> float:
-    if container.duration:  # microseconds, from the container header
-        return float(container.duration) / 1_000_000
-    streams = [s for s in (*container.streams.video, *container.streams.audio) if s.duration and s.time_base]
-    return max((float(s.duration * s.time_base) for s in streams), default=0.0)
-
-
 def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
     """A still image as ``(H, W, 3)`` RGB uint8, decoded reduced to about ``max_side`` pixels on its shorter side."""
     import cv2
 
     from mer_utils.experts.visual.video import reduced_size
-    factor = _reduction(path, max_side) if max_side else 1
+    from PIL import Image
+    factor = 1
+    if max_side:  # the largest of 1, 2, 4, 8 that keeps the image's shorter side at least max_side
+        try:
+            with Image.open(path) as image:
+                factor = next(f for f in (8, 4, 2, 1) if f == 1 or min(image.size) // f >= max_side)
+        except Image.DecompressionBombError:  # more than ~180 megapixels: the most reduced decoding
+            factor = 8
+        except OSError:  # a format Pillow cannot read: OpenCV decodes it at full size
+            pass
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}
     bgr = cv2.imread(str(path), flags[factor])
@@ -96,23 +101,9 @@ def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> n
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _reduction(path, max_side: int) -> int:
-    """The largest of 1, 2, 4, 8 that keeps the image's shorter side at least ``max_side``."""
-    from PIL import Image
-    try:
-        with Image.open(path) as image:
-            side = min(image.size)
-    except Image.DecompressionBombError:  # more than ~180 megapixels: the most reduced decoding
-        return 8
-    except OSError:  # a format Pillow cannot read: OpenCV decodes it at full size
-        return 1
-    return next(f for f in (8, 4, 2, 1) if f == 1 or side // f >= max_side)
-
-
 def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Mono float32 samples and their rate: libsndfile for WAV/FLAC/MP3, PyAV for anything else (M4A, a video)."""
-    from mer_utils.data.media_health import SAMPLE_RATE
-    from mer_utils.data.media_health import read_audio_track
+    from mer_utils.data.media_health import SAMPLE_RATE, read_audio_track
     from mer_utils.experts.audio.loading import AudioLoadError, read_audio
     try:
         return read_audio(path)

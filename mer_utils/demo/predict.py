@@ -58,7 +58,24 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
         from mer_utils.data.cremad_vocabulary import is_clip_id
         name = Path(video or audio).stem
         label = name.split("_")[2] if is_clip_id(name) else ""  # a CREMA-D file name carries its emotion
-    return _classify(Path(video) if video else None, Path(audio) if audio else None, label, name)
+    # Each file goes where its content belongs (an audio-only MP4 is a recording, a PNG renamed .mp4 an image).
+    video, audio = Path(video) if video else None, Path(audio) if audio else None
+    checked = {path: check_media(path, probe_media(path)) for path in (video, audio) if path is not None}
+    infos = {path: info for path, (info, _) in checked.items()}
+    notes = tuple(note for _, note in checked.values() if note)
+    if video is not None and infos[video].kind == AUDIO:
+        if audio is not None:
+            raise ValueError(f"{video} holds no pictures (audio only) and a recording was given too; "
+                             "give one recording")
+        video, audio = None, video
+    if audio is not None and infos[audio].kind == IMAGE:
+        raise ValueError(f"{audio} is a still image, not a recording; pass it as the video/image input")
+    kind = infos[video].kind if video is not None else AUDIO
+    if kind == IMAGE and audio is not None:
+        raise ValueError(f"{video} is a still image; a recording cannot be fused with it (no common time)")
+    duration = max((i.duration_s for i in infos.values()), default=0.0)
+    synthetic = all(is_synthetic_clip(p) for p in infos)
+    return DemoInputs(video, audio, label, name, kind, duration, synthetic, notes)
 
 
 def _clip_media(clip_id: str, data_root, outputs):
@@ -86,26 +103,6 @@ def _clip_media(clip_id: str, data_root, outputs):
     return found["video"], found["audio"], str(row["emotion"]), clip_id
 
 
-def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> DemoInputs:
-    """Put each file where its content belongs (an audio-only MP4 is a recording, a PNG renamed .mp4 an image)."""
-    checked = {path: check_media(path, probe_media(path)) for path in (video, audio) if path is not None}
-    infos = {path: info for path, (info, _) in checked.items()}
-    notes = tuple(note for _, note in checked.values() if note)
-    if video is not None and infos[video].kind == AUDIO:
-        if audio is not None:
-            raise ValueError(f"{video} holds no pictures (audio only) and a recording was given too; "
-                             "give one recording")
-        video, audio = None, video
-    if audio is not None and infos[audio].kind == IMAGE:
-        raise ValueError(f"{audio} is a still image, not a recording; pass it as the video/image input")
-    kind = infos[video].kind if video is not None else AUDIO
-    if kind == IMAGE and audio is not None:
-        raise ValueError(f"{video} is a still image; a recording cannot be fused with it (no common time)")
-    duration = max((i.duration_s for i in infos.values()), default=0.0)
-    synthetic = all(is_synthetic_clip(p) for p in infos)
-    return DemoInputs(video, audio, label, name, kind, duration, synthetic, notes)
-
-
 def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
                  audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
                  hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False) -> DemoResult:
@@ -131,29 +128,22 @@ def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_roo
 
 def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
     """``(samples, rate, where they came from, why left out)``; samples None: no audio, or an inaudible mono mix."""
-    from mer_utils.data.media_health import SAMPLE_RATE, silence
+    from mer_utils.data.media_health import FIXES, SAMPLE_RATE, SILENCE_PEAK, audio_health, read_audio_track, silence
     if inputs.audio is not None:
         samples, rate = decode_audio(inputs.audio)
         if silence(samples) is None:
             return samples, rate, str(inputs.audio), None
-        return None, 0, f"none ({inputs.audio.name} is inaudible, see above)", _inaudible(inputs.audio)
+        # Silent, or stereo channels that cancel out in the mono mix.
+        why = (FIXES["phase_cancelled"] if audio_health(inputs.audio, max_seconds=None).status == "phase_cancelled"
+               else f"it is silent (no sample reaches {SILENCE_PEAK:g} of full scale)")
+        return (None, 0, f"none ({inputs.audio.name} is inaudible, see above)",
+                f"audio: {inputs.audio}: {why}; the speech expert was left out")
     if inputs.kind != "video":
         return None, 0, "none", None
-    from mer_utils.data.media_health import read_audio_track
     track = read_audio_track(inputs.video)
     if track is None or silence(track) is not None:  # the same check as a recording's
         return None, 0, "none (the video has no audible audio track; pass a recording to use the audio expert)", None
     return track, SAMPLE_RATE, f"audio track of {inputs.video.name}", None
-
-
-def _inaudible(path) -> str:
-    """Why a recording is left out: silent, or stereo channels that cancel out in the mono mix."""
-    from mer_utils.data.media_health import FIXES, SILENCE_PEAK, audio_health
-    if audio_health(path, max_seconds=None).status == "phase_cancelled":
-        why = FIXES["phase_cancelled"]
-    else:
-        why = f"it is silent (no sample reaches {SILENCE_PEAK:g} of full scale)"
-    return f"audio: {path}: {why}; the speech expert was left out"
 
 
 def _without(experts: Experts, name: str) -> Experts:
@@ -193,8 +183,16 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     if audio_probs is None and visual_probs is None:
         why = [n for n in notes if n.startswith("no face")] + [silent or f"audio: {audio_source}"]
         raise RuntimeError(f"{inputs.name}: neither expert can answer: " + "; ".join(why))
-    fusion = choose_fusion(experts, checkpoints) if audio_probs is not None and visual_probs is not None else None
-    fused, fusion = _fuse(audio_probs, visual_probs, fusion)
+    if audio_probs is None or visual_probs is None:
+        fused = audio_probs if visual_probs is None else visual_probs
+        fusion = f"single modality ({'audio' if visual_probs is None else 'visual'} expert only)"
+    else:
+        rule, fusion = choose_fusion(experts, checkpoints)
+        seen = ~np.isnan(visual_probs).any(axis=1)  # windows where a face was found
+        fused = audio_probs.copy()
+        fused[seen] = rule.fuse(audio_probs[seen], visual_probs[seen])
+        if not seen.all():
+            fusion += f"; speech alone in the {int((~seen).sum())} window(s) without a face"
     labels = tuple(experts.audio.labels if experts.audio is not None else experts.face.labels)
     timeline = None if not long else Timeline(starts, ends, audio_probs, visual_probs, fused, labels,
                                               None if visual is None else visual.frames, frame_times)
@@ -247,21 +245,12 @@ def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: b
     found = np.array([cut.detected[frames].any() for frames in inside])
     probs = np.where(found[:, None], probs, np.nan)
     clip = probs[found].mean(axis=0) if found.any() else np.full(probs.shape[1], np.nan)
-    shown = cut.kept
+    shown = cut.kept  # the frames kept for figures
     visual = VideoPrediction(clip, cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
                              np.full(len(shown), 1.0 / len(shown)), cut.crops[shown])
-    notes = _face_notes(inputs, cut, probs, speech=speech)
-    if long and times[-1] + duration / len(times) < duration - 0.5:  # a cut file: frames end early
-        notes.append(f"video: frames could be read up to {times[-1]:.1f} s of the input's {duration:.1f} s; later "
-                     "windows score the last frame read")
-    return visual, probs, times[shown], notes
-
-
-def _face_notes(inputs, cut, probs, *, speech: bool) -> list[str]:
-    notes = []
-    if inputs.kind == "image":
-        notes.append(f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)")
-    missing = np.isnan(probs).all(axis=1)
+    notes = [f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)"
+             ] if inputs.kind == "image" else []
+    missing = ~found
     rest = "the answer is from speech alone" if speech else "nothing else to answer from"
     if missing.all():
         notes.append(f"no face was found in any of the {len(cut.detected)} sampled frames (turned away, rotated "
@@ -273,20 +262,10 @@ def _face_notes(inputs, cut, probs, *, speech: bool) -> list[str]:
         notes.append(f"several faces: {cut.n_several} of the {len(cut.crops)} sampled frames show more than one; "
                      "the face expert followed one person (the largest at first) and the answer is that "
                      "person's; crop the input to the person you mean")
-    return notes
-
-
-def _fuse(audio_probs, visual_probs, fusion):
-    if audio_probs is None or visual_probs is None:
-        only = "audio" if visual_probs is None else "visual"
-        return (audio_probs if visual_probs is None else visual_probs), f"single modality ({only} expert only)"
-    rule, description = fusion
-    seen = ~np.isnan(visual_probs).any(axis=1)  # windows where a face was found
-    fused = audio_probs.copy()
-    fused[seen] = rule.fuse(audio_probs[seen], visual_probs[seen])
-    if not seen.all():
-        description += f"; speech alone in the {int((~seen).sum())} window(s) without a face"
-    return fused, description
+    if long and times[-1] + duration / len(times) < duration - 0.5:  # a cut file: frames end early
+        notes.append(f"video: frames could be read up to {times[-1]:.1f} s of the input's {duration:.1f} s; later "
+                     "windows score the last frame read")
+    return visual, probs, times[shown], notes
 
 
 def format_result(result: DemoResult) -> str:
@@ -330,16 +309,13 @@ def show_outputs(written: dict) -> list[Path]:
     return figures
 
 
-def _drawable(text: str) -> str:
-    """``text`` with ``?`` for what the figure's font cannot draw (CJK), not empty boxes and a warning each."""
-    from matplotlib import font_manager
-    charmap = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
-    return "".join(c if ord(c) in charmap or c == "\n" else "?" for c in text)
-
-
 def _figure_title(result: DemoResult) -> str:
+    from matplotlib import font_manager
+    # '?' for what the figure's font cannot draw (CJK), not empty boxes and a warning each.
+    charmap = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
+    name = "".join(c if ord(c) in charmap or c == "\n" else "?" for c in result.inputs.name)
     truth = f", intended {result.inputs.label}" if result.inputs.label else ""
-    title = f"{_drawable(result.inputs.name)}: fused top emotion {result.top_emotion}{truth}"
+    title = f"{name}: fused top emotion {result.top_emotion}{truth}"
     if any(n.startswith("WARNING") for n in result.notes):
         title += "\n(models trained on the SYNTHETIC corpus: not meaningful on this input)"
     return title

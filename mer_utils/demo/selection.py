@@ -71,7 +71,15 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
         usable, left_out = real, synthetic
     candidates = [(path, entry) for entry in usable if (path := entry_path(checkpoints, entry)).exists()
                   or path.with_suffix(".safetensors").exists()]
-    notes = [_left_out_note(kind, left_out)] if left_out else []
+    notes = []
+    if left_out:
+        name = _EXPERT_NAME[kind]
+        instead = ("the pretrained FER2013 face model answers zero-shot instead" if kind == "visual"
+                   else "the answer comes without a speech expert")
+        notes.append(f"left out: the {name} expert in the checkpoint index ({left_out[0]['path']}) was trained on the "
+                     f"SYNTHETIC corpus and this input is not a synthetic clip, so its answer would not be meaningful; "
+                     f"{instead}. For a real {name} expert, {_REAL_FACE if kind == 'visual' else _REAL_SPEECH}. "
+                     "(`--allow-synthetic` uses it anyway.)")
     if not candidates:
         return None, {}, None, notes
     try:
@@ -82,17 +90,6 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
     for refusal in refused:
         logger.warning("skipped a broken %s checkpoint: %s", kind, refusal)
     return path, entry, expert, []  # a real expert answers: nothing the user misses
-
-
-def _left_out_note(kind: str, left_out: list[dict]) -> str:
-    name = _EXPERT_NAME[kind]
-    entry = left_out[0]
-    instead = ("the pretrained FER2013 face model answers zero-shot instead" if kind == "visual"
-               else "the answer comes without a speech expert")
-    how = _REAL_FACE if kind == "visual" else _REAL_SPEECH
-    return (f"left out: the {name} expert in the checkpoint index ({entry['path']}) was trained on the SYNTHETIC "
-            f"corpus and this input is not a synthetic clip, so its answer would not be meaningful; {instead}. "
-            f"For a real {name} expert, {how}. (`--allow-synthetic` uses it anyway.)")
 
 
 def named_expert(kind: str, path) -> tuple[Path, dict, object]:
@@ -199,29 +196,20 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
 def choose_fusion(experts, checkpoints) -> tuple:
     """``(rule, description)``: the rule tuned on validation clips both experts scored (the index's fusion entry
     of the audio expert's corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
-    from mer_utils.fusion.rules import untuned_rule
+    from mer_utils.fusion.rules import load_fusion_rule, untuned_rule
     audio, visual = experts.provenance.get("audio", {}), experts.provenance.get("visual", {})
-    together = (not visual.get("zero_shot") and audio.get("corpus_key")
-                and audio.get("corpus_key") == visual.get("corpus_key"))
-    rule = _tuned_rule(checkpoints, audio) if together else None
+    rule, key = None, audio.get("corpus_key")
+    if not visual.get("zero_shot") and key and key == visual.get("corpus_key"):
+        entries = find_entries(checkpoints, modality="fusion", corpus_key=key, protocol=audio.get("protocol"))
+        path = next((p for e in entries if (p := entry_path(checkpoints, e)).exists()), None)
+        if path is not None:
+            rule = load_fusion_rule(path)
+        elif (Path(checkpoints) / FUSION_RULE_NAME).exists():
+            rule = load_fusion_rule(Path(checkpoints) / FUSION_RULE_NAME)
+            rule = rule if rule.corpus_key == key else None  # tuned on these experts' corpus, not another set's
     if rule is None:
         rule = untuned_rule(audio, visual)
     return rule, rule.description
-
-
-def _tuned_rule(checkpoints, audio_entry: dict):
-    """The rule tuned with the audio expert's corpus (and protocol, from the index), else None."""
-    from mer_utils.fusion.rules import load_fusion_rule
-    key = audio_entry["corpus_key"]
-    for entry in find_entries(checkpoints, modality="fusion", corpus_key=key, protocol=audio_entry.get("protocol")):
-        if entry_path(checkpoints, entry).exists():
-            return load_fusion_rule(entry_path(checkpoints, entry))
-    path = Path(checkpoints) / FUSION_RULE_NAME
-    if path.exists():
-        rule = load_fusion_rule(path)
-        if rule.corpus_key == key:  # tuned on these experts' corpus, not another set's
-            return rule
-    return None
 
 
 def describe_expert(entry: dict) -> str:
