@@ -76,9 +76,9 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
         name = _EXPERT_NAME[kind]
         instead = ("the pretrained FER2013 face model answers zero-shot instead" if kind == "visual"
                    else "the answer comes without a speech expert")
-        notes.append(f"left out: the {name} expert in the checkpoint index ({left_out[0]['path']}) was trained on the "
-                     f"SYNTHETIC corpus and this input is not a synthetic clip, so its answer would not be meaningful; "
-                     f"{instead}. For a real {name} expert, {_REAL_FACE if kind == 'visual' else _REAL_SPEECH}. "
+        notes.append(f"left out: the {name} expert in the checkpoint index ({left_out[0]['path']}) was trained on "
+                     "the SYNTHETIC corpus and this input is not a synthetic clip, so its answer would not be "
+                     f"meaningful; {instead}. For a real {name} expert, {_REAL_FACE if kind == 'visual' else _REAL_SPEECH}. "
                      "(`--allow-synthetic` uses it anyway.)")
     if not candidates:
         return None, {}, None, notes

@@ -28,7 +28,8 @@ def _short(commit: str) -> str:
 
 
 def _mean_std_texts(numbers: pd.DataFrame, score: str, n: str) -> list[str]:
-    return [percent_mean_std(m, s, k) for m, s, k in zip(numbers[f"{score}_mean"], numbers[f"{score}_std"], numbers[n])]
+    return [percent_mean_std(m, s, k)
+            for m, s, k in zip(numbers[f"{score}_mean"], numbers[f"{score}_std"], numbers[n])]
 
 
 def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
