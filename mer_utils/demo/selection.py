@@ -74,12 +74,11 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
     notes = []
     if left_out:
         name = _EXPERT_NAME[kind]
-        instead = ("the pretrained FER2013 face model answers zero-shot instead" if kind == "visual"
-                   else "the answer comes without a speech expert")
+        instead, how = (("the pretrained FER2013 face model answers zero-shot instead", _REAL_FACE) if kind == "visual"
+                        else ("the answer comes without a speech expert", _REAL_SPEECH))
         notes.append(f"left out: the {name} expert in the checkpoint index ({left_out[0]['path']}) was trained on "
                      "the SYNTHETIC corpus and this input is not a synthetic clip, so its answer would not be "
-                     f"meaningful; {instead}. For a real {name} expert, {_REAL_FACE if kind == 'visual' else _REAL_SPEECH}. "
-                     "(`--allow-synthetic` uses it anyway.)")
+                     f"meaningful; {instead}. For a real {name} expert, {how}. (`--allow-synthetic` uses it anyway.)")
     if not candidates:
         return None, {}, None, notes
     try:
