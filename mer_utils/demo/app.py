@@ -1,7 +1,6 @@
 """``mer app``: the demo in a browser (Gradio), locally, in Colab, or as a Hugging Face Space
 (``build_app(checkpoints="hf://REPO_ID").launch()``). What a page shows is built without Gradio
-(:func:`answer_file`), so it is tested directly.
-"""
+(:func:`answer_file`), so it is tested directly."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """The demo's face expert: a trained visual checkpoint, or the pretrained FER2013 model zero-shot, behind one
-interface: crop the face in some frames (:meth:`FaceExpert.crops`), then score the crops (:meth:`FaceExpert.probs`).
-"""
+interface: crop the face in some frames (:meth:`FaceExpert.crops`), then score the crops (:meth:`FaceExpert.probs`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -24,12 +24,16 @@ class FaceCrops(NamedTuple):
     kept: np.ndarray  # (M,) their positions among the N
 
 
+@dataclass
 class FaceExpert:
-    """``labels``, ``n_frames`` (frames per answer), ``provenance`` (index-entry-like dict), and scoring."""
+    labels: tuple
+    crop_config: object  # mer_utils.experts.visual.crops.CropConfig: detector, crop, frames per answer
+    score: Callable  # (K, S, S, 3) crops -> (L,) probabilities
+    provenance: dict  # index-entry-like: what the model was trained on
 
-    def __init__(self, *, labels, crop_config, score, provenance: dict):
-        self.labels, self.crop_config, self._score = tuple(labels), crop_config, score
-        self.provenance, self.n_frames = provenance, crop_config.n_frames
+    @property
+    def n_frames(self) -> int:
+        return self.crop_config.n_frames
 
     def crops(self, frames: Iterable[np.ndarray], *, keep=None) -> FaceCrops:
         """Follow and crop the face over ``frames`` (RGB); frames at ``keep`` (all if None) are kept for figures."""
@@ -56,13 +60,7 @@ class FaceExpert:
         from mer_utils.experts.visual.video import sample_frame_indices
         crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
         with one_torch_thread():  # ONNX Runtime sessions run on one thread already
-            return np.asarray(self._score(crops), dtype=float)
-
-
-def trained_face_expert(expert, entry: dict) -> FaceExpert:
-    """A trained visual expert (loaded through the checkpoint gate) behind the demo's face interface."""
-    return FaceExpert(labels=expert.labels, crop_config=expert.crop_config, score=expert.predict_crops,
-                      provenance=entry)
+            return np.asarray(self.score(crops), dtype=float)
 
 
 @cached_by_file

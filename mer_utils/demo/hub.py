@@ -1,6 +1,5 @@
 """Share a checkpoint set on the Hugging Face Hub with a model card listing every file's sha256, and fetch one
-back verified against it (docs/demo.md, "Sharing checkpoint sets").
-"""
+back verified against it (docs/demo.md, "Sharing checkpoint sets")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """What a demo input is, decided by its content, never its name (a PNG renamed ``.mp4``, an MP4 holding only
-AAC audio): a still image, a recording or a video; how long it lasts; whether it is a synthetic-corpus clip.
-"""
+AAC audio): a still image, a recording or a video; how long it lasts; whether it is a synthetic-corpus clip."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """One-click inference: a video, a recording, a face image or a corpus clip in; per-emotion probabilities of
-each expert and fused out, with where every model came from and every note the user needs (docs/demo.md).
-"""
+each expert and fused out, with where every model came from and every note the user needs (docs/demo.md)."""
 
 from __future__ import annotations
 

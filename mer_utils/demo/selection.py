@@ -1,8 +1,7 @@
 """Which experts answer a demo input, real-trained first, the fusion rule for them, and what each was trained on.
 
 A synthetic-trained model answers only a synthetic clip, or any input with ``allow_synthetic``; otherwise it is
-left out and the answer says so (docs/demo.md).
-"""
+left out and the answer says so (docs/demo.md)."""
 
 from __future__ import annotations
 
@@ -139,7 +138,7 @@ def over_demo_labels(expert, labels=DEMO_LABELS):
 def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=None, *, weights_dir="checkpoints",
                  allow_synthetic: bool = False):
     """The speech expert for sound and the face expert for pictures, real-first; a named checkpoint as it is."""
-    from mer_utils.demo.face import trained_face_expert, zero_shot_face_expert
+    from mer_utils.demo.face import FaceExpert, zero_shot_face_expert
     from mer_utils.experts.onnx_export import with_listed_copy
 
     paths, provenance, notes, audio = {}, {}, [], None
@@ -178,7 +177,9 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
             notes += left
         if path is not None:
             loaded = with_listed_copy("visual", loaded, checkpoints, entry)
-            face, paths["visual"] = trained_face_expert(over_demo_labels(loaded, labels), entry), str(path)
+            loaded = over_demo_labels(loaded, labels)
+            face = FaceExpert(tuple(loaded.labels), loaded.crop_config, loaded.predict_crops, entry)
+            paths["visual"] = str(path)
         else:
             face = zero_shot_face_expert(weights_dir, labels=labels)
             paths["visual"] = "fer2013 (pretrained, zero-shot)"

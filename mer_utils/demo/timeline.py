@@ -1,6 +1,5 @@
 """Emotion over time for inputs longer than one window: sliding windows (default 3 s every 1 s, the last one
-ending at the input's end), their CSV and figure (docs/demo.md, "Long inputs").
-"""
+ending at the input's end), their CSV and figure (docs/demo.md, "Long inputs")."""
 
 from __future__ import annotations
 
@@ -32,8 +31,6 @@ def window_bounds(duration_s: float, *, window: float, hop: float) -> tuple[np.n
     >>> starts.tolist(), ends.tolist()
     ([0.0, 1.0, 2.0, 2.5], [3.0, 4.0, 5.0, 5.5])
     """
-    if window <= 0 or hop <= 0:
-        raise ValueError(f"--window and --hop must be positive seconds, got window={window}, hop={hop}")
     if duration_s <= window:
         return np.array([0.0]), np.array([float(duration_s)])
     starts = list(np.arange(0.0, duration_s - window + 1e-9, hop))
@@ -72,11 +69,10 @@ def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
     import pandas as pd
 
     from mer_utils.core.atomic_io import write_csv
-    frame = pd.DataFrame({"start_s": timeline.starts, "end_s": timeline.ends})
-    for name in ("audio", "visual", "fused"):
-        probs = getattr(timeline, name)
-        for j, label in enumerate(timeline.labels):
-            frame[f"{name}_p_{label}"] = np.nan if probs is None else probs[:, j]
+    frame = pd.DataFrame({"start_s": timeline.starts, "end_s": timeline.ends, **{
+        f"{name}_p_{label}": np.nan if probs is None else probs[:, j]
+        for name, probs in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
+        for j, label in enumerate(timeline.labels)}})
     write_csv(path, frame, float_format="%.4f")
     return Path(path)
 

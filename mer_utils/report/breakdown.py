@@ -1,6 +1,5 @@
 """Who the models fail: test scores by actor sex, age group, intensity and emotion, the demographics joined
-from the manifest each run trained on (found from its config.json and metrics.json, else ``outputs/manifests/``).
-"""
+from the manifest each run trained on (found from its config.json and metrics.json, else ``outputs/manifests/``)."""
 
 from __future__ import annotations
 

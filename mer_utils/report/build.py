@@ -1,6 +1,5 @@
 """``mer report``: every table and figure of a paper from the runs under ``outputs/``, byte-identical for the
-same runs (docs/fusion.md, "mer report").
-"""
+same runs (docs/fusion.md, "mer report")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Find every finished run (``outputs/<stage>/[<corpus key>/]<name>/metrics.json``) and what it says about itself;
-folders without metrics.json are listed as skipped with the reason, so a table never silently lacks a row.
-"""
+folders without metrics.json are listed as skipped with the reason, so a table never silently lacks a row."""
 
 from __future__ import annotations
 

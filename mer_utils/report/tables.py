@@ -1,6 +1,5 @@
 """The tables of a paper, each as ``(numbers, display)``: raw values for the CSV, text for Markdown/LaTeX; every
-row names its run folder(s) and git commit.
-"""
+row names its run folder(s) and git commit."""
 
 from __future__ import annotations
 
