@@ -39,20 +39,18 @@ class FaceExpert:
         """Follow and crop the face over ``frames`` (RGB); frames at ``keep`` (all if None) are kept for figures."""
         from mer_utils.experts.visual.faces import crop_box, follow_face
         cfg = self.crop_config
-        crops, boxes, detected, shown, kept, several = [], [], [], [], [], 0
+        rows, shown = [], {}
         for i, tracked in enumerate(follow_face(frames, cfg.make_detector(), margin=cfg.margin,
                                                 window=cfg.smooth_window)):
-            crops.append(crop_box(tracked.frame, tracked.box, size=cfg.crop_size))
-            boxes.append(tracked.box)
-            detected.append(tracked.detected)
-            several += tracked.n_faces > 1
+            rows.append((crop_box(tracked.frame, tracked.box, size=cfg.crop_size), tracked.box, tracked.detected,
+                         tracked.n_faces > 1))
             if keep is None or i in keep:
-                shown.append(tracked.frame)
-                kept.append(i)
-        if not crops:
+                shown[i] = tracked.frame
+        if not rows:
             raise ValueError("no frames to find a face in")
-        return FaceCrops(np.stack(crops), np.array(boxes), np.array(detected), several, np.stack(shown),
-                         np.array(kept))
+        crops, boxes, detected, several = (np.array(column) for column in zip(*rows))
+        return FaceCrops(crops, boxes, detected, int(several.sum()), np.stack(list(shown.values())),
+                         np.array(list(shown)))
 
     def probs(self, crops: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""

@@ -57,8 +57,7 @@ def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, st
     """The manifest's media health checks on one demo input, without the clip-length limit: ``(info, note)``.
 
     An unusable file raises, naming the cause and the fix. A recording cut short is scored on what it holds and
-    the note says so; a cut video is refused. Silence is left to the scoring, which hears the mono mix.
-    """
+    the note says so; a cut video is refused. Silence is left to the scoring, which hears the mono mix."""
     from mer_utils.data.media_health import FIXES, audio_health, video_health
     if info.kind == IMAGE:
         return info, None

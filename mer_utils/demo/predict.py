@@ -108,8 +108,7 @@ def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_roo
     """Run the experts from ``checkpoints/`` (a folder, or ``hf://REPO_ID``) on one input and fuse them.
 
     No input: a held-out clip of the embedded synthetic corpus. An input longer than ``window`` seconds is
-    scored every ``hop`` seconds (:attr:`DemoResult.timeline`).
-    """
+    scored every ``hop`` seconds (:attr:`DemoResult.timeline`)."""
     check_window(window, hop)  # before anything is loaded: a bad option is the option's fault, not the input's
     weights_dir = "checkpoints" if str(checkpoints).startswith("hf://") else checkpoints
     checkpoints = local_checkpoints(checkpoints)
@@ -155,8 +154,7 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     """Score ``inputs`` with ``experts``: whole when it fits one window, else window by window.
 
     An expert with nothing to go on is left out, never fused on a guess: the speech expert when the mono mix is
-    silent (stereo channels may cancel out), the face expert where no face was found (its fallback box is a guess).
-    """
+    silent (stereo channels may cancel out), the face expert where no face was found (its fallback box is a guess)."""
     samples, rate, audio_source, silent = (None, 0, "none", None) if experts.audio is None else _input_audio(inputs)
     if samples is None:  # a silent video or recording: the speech expert did not answer, so it is not listed
         experts = _without(experts, "audio")
@@ -165,8 +163,12 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     duration = max(inputs.duration_s, 0.0 if samples is None else len(samples) / rate)
     long = inputs.kind != "image" and duration > window + 1e-6
     starts, ends = window_bounds(duration, window=window, hop=hop) if long else (np.array([0.0]), np.array([duration]))
-    if long:
-        notes += _window_coverage(starts, ends, duration, window, hop)
+    # Seconds between windows (a hop longer than the window) are not scored: the answer says so.
+    covered = float(np.sum(np.minimum(ends[:-1], starts[1:]) - starts[:-1]) + (ends[-1] - starts[-1]))
+    if long and covered < duration - 0.05:
+        notes.append(f"windows: {len(starts)} windows of {window:g} s every {hop:g} s score {covered:.1f} s of the "
+                     f"input's {duration:.1f} s; the {duration - covered:.1f} s between them were not scored (use "
+                     f"--hop {window:g} or less to score all of it)")
     audio_probs = None
     if samples is not None:
         audio_probs = experts.audio.predict_proba([(samples[int(s * rate): int(e * rate)], rate)
@@ -199,16 +201,6 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     fused_mean = mean(fused)
     return DemoResult(inputs, mean(audio_probs), mean(visual_probs), fused_mean, labels[int(np.argmax(fused_mean))],
                       fusion, visual, audio_source, experts.paths, labels, experts.provenance, tuple(notes), timeline)
-
-
-def _window_coverage(starts, ends, duration, window, hop) -> list[str]:
-    """A note when the windows leave part of the input unscored (a hop longer than the window)."""
-    covered = float(np.sum(np.minimum(ends[:-1], starts[1:]) - starts[:-1]) + (ends[-1] - starts[-1]))
-    if covered >= duration - 0.05:
-        return []
-    return [f"windows: {len(starts)} windows of {window:g} s every {hop:g} s score {covered:.1f} s of the input's "
-            f"{duration:.1f} s; the {duration - covered:.1f} s between them were not scored (use --hop {window:g} "
-            "or less to score all of it)"]
 
 
 def _audio_coverage(expert, samples, rate, duration, lengths) -> list[str]:
@@ -249,13 +241,12 @@ def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: b
                              np.full(len(shown), 1.0 / len(shown)), cut.crops[shown])
     notes = [f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)"
              ] if inputs.kind == "image" else []
-    missing = ~found
     rest = "the answer is from speech alone" if speech else "nothing else to answer from"
-    if missing.all():
+    if not found.any():
         notes.append(f"no face was found in any of the {len(cut.detected)} sampled frames (turned away, rotated "
                      f"or hidden; orange fallback boxes in the figure): the face expert was left out, {rest}")
-    elif missing.any():
-        notes.append(f"no face was found in {int(missing.sum())} of the {len(missing)} windows: there the face "
+    elif not found.all():
+        notes.append(f"no face was found in {int((~found).sum())} of the {len(found)} windows: there the face "
                      "expert was left out" + (" and the windows are answered from speech alone" if speech else ""))
     if cut.n_several >= min(2, len(cut.crops)):
         notes.append(f"several faces: {cut.n_several} of the {len(cut.crops)} sampled frames show more than one; "

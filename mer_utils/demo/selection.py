@@ -1,7 +1,5 @@
-"""Which experts answer a demo input, real-trained first, the fusion rule for them, and what each was trained on.
-
-A synthetic-trained model answers only a synthetic clip, or any input with ``allow_synthetic``; otherwise it is
-left out and the answer says so (docs/demo.md)."""
+"""Which experts answer a demo input (real-trained first: a synthetic-trained one only for a synthetic clip, or with
+``allow_synthetic``), the fusion rule for them, and what each was trained on (docs/demo.md)."""
 
 from __future__ import annotations
 
@@ -57,8 +55,7 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
     """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (None: none; the notes say why).
 
     Real input: real entries covering the six emotions (``corpus_key``'s first), then synthetic ones with
-    ``allow_synthetic``, else those are left out. Synthetic input: synthetic entries first, then real ones.
-    """
+    ``allow_synthetic``, else those are left out. Synthetic input: synthetic entries first, then real ones."""
     entries = find_entries(checkpoints, modality=kind)
     if corpus_key:  # stable sort: the other expert's corpus first, best first within each group
         entries = sorted(entries, key=lambda e: e.get("corpus_key") != corpus_key)
@@ -176,8 +173,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
             path, entry, loaded, left = find_real_first("visual", checkpoints, corpus_key=key, **where)
             notes += left
         if path is not None:
-            loaded = with_listed_copy("visual", loaded, checkpoints, entry)
-            loaded = over_demo_labels(loaded, labels)
+            loaded = over_demo_labels(with_listed_copy("visual", loaded, checkpoints, entry), labels)
             face = FaceExpert(tuple(loaded.labels), loaded.crop_config, loaded.predict_crops, entry)
             paths["visual"] = str(path)
         else:

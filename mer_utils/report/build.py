@@ -81,8 +81,7 @@ def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.Pat
     """Collect every run under ``outputs`` and write the report (default ``<outputs>/report``); returns ``report.md``.
 
     ``metadata``: CREMA-D's folder with ``processedResults/``, for the human-perception rows; ``manifest``: for the
-    breakdown when the runs' configs do not lead to one; ``figures=False``: tables only.
-    """
+    breakdown when the runs' configs do not lead to one; ``figures=False``: tables only."""
     outputs = Path(outputs)
     out_dir = Path(out_dir) if out_dir else outputs / "report"
     collected = collect_runs(outputs)
