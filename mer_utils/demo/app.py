@@ -145,6 +145,7 @@ def answer_file(path, *, checkpoints="checkpoints", out_dir, allow_synthetic: bo
                 window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S) -> Page:
     """The page for one uploaded or recorded file (its kind is read from its content)."""
     from mer_utils.demo.predict import predict_clip, save_outputs
+    from mer_utils.demo.selection import describe_expert
     if not path:
         return Page(PROMPT, {}, [], "", ok=False)
     path = Path(path)
@@ -152,12 +153,35 @@ def answer_file(path, *, checkpoints="checkpoints", out_dir, allow_synthetic: bo
         with collected_warnings() as heard:
             result = predict_clip(video=path, checkpoints=checkpoints, allow_synthetic=allow_synthetic,
                                   window=window, hop=hop)
-            written = save_outputs(result, out_dir, figure=True)
+            written = save_outputs(result, out_dir)
     except Exception as err:  # the page says what went wrong in words; the log keeps the traceback
         logger.warning("could not answer %s", path, exc_info=True)
         text = str(err).replace(str(path), path.name) or type(err).__name__  # the file's name, not the server's path
         return Page(f"### Could not analyse {path.name}\n\n{text}", {}, [], "", ok=False)
-    return page_for(result, written, extra_warnings=heard)
+    top = result.top_emotion
+    lines = [f"## Top emotion: {label_name(top)} ({top})"]
+    if result.inputs.label:
+        lines.append(f"Intended emotion (from the file name): {label_name(result.inputs.label)} "
+                     f"({result.inputs.label}).")
+    # The rule's name here (it says "untuned" when nothing was tuned on both experts); its details below.
+    lines.append(f"**Fusion:** {result.fusion.split(',')[0]} (details under *What each model was trained on*)")
+    notes = [*result.notes, *(w for w in heard if w not in result.notes)]
+    if notes:
+        lines += ["", "### Warnings and notes", *[f"- {note}" for note in notes]]
+    if result.timeline is not None:
+        lines.append(f"\nTimeline: {len(result.timeline.starts)} windows; the probabilities are their mean.")
+    table = [[label_name(e), *(None if p is None else round(float(p[i]), 3)
+                               for p in (result.audio_probs, result.visual_probs, result.fused_probs))]
+             for i, e in enumerate(result.labels)]
+    fused = {label_name(e): float(result.fused_probs[i]) for i, e in enumerate(result.labels)}
+    # One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion.
+    provenance = ["### What each model was trained on"]
+    provenance += [f"- **{_EXPERTS.get(expert, expert)}**: {describe_expert(entry)}"
+                   + (f"; licence of the weights: {entry['licence']}" if entry.get("licence") else "")
+                   for expert, entry in result.provenance.items()]
+    provenance += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
+    files = (os.fspath(written[k]) if k in written else None for k in ("figure", "timeline_figure", "timeline_csv"))
+    return Page("\n".join(lines), fused, table, "\n".join(provenance), *files)
 
 
 @contextlib.contextmanager
@@ -176,33 +200,3 @@ def collected_warnings():
     finally:
         package.removeHandler(handler)
         heard[:] = list(dict.fromkeys(heard))
-
-
-def page_for(result, written: dict, *, extra_warnings=()) -> Page:
-    """The page of one :class:`~mer_utils.demo.predict.DemoResult` and the files ``save_outputs`` wrote."""
-    from mer_utils.demo.selection import describe_expert
-    top = result.top_emotion
-    lines = [f"## Top emotion: {label_name(top)} ({top})"]
-    if result.inputs.label:
-        lines.append(f"Intended emotion (from the file name): {label_name(result.inputs.label)} "
-                     f"({result.inputs.label}).")
-    # The rule's name here (it says "untuned" when nothing was tuned on both experts); its details below.
-    lines.append(f"**Fusion:** {result.fusion.split(',')[0]} (details under *What each model was trained on*)")
-    notes = [*result.notes, *(w for w in extra_warnings if w not in result.notes)]
-    if notes:
-        lines += ["", "### Warnings and notes", *[f"- {note}" for note in notes]]
-    if result.timeline is not None:
-        lines.append(f"\nTimeline: {len(result.timeline.starts)} windows; the probabilities are their mean.")
-    table = [[label_name(e), *(None if p is None else round(float(p[i]), 3)
-                               for p in (result.audio_probs, result.visual_probs, result.fused_probs))]
-             for i, e in enumerate(result.labels)]
-    fused = {label_name(e): float(result.fused_probs[i]) for i, e in enumerate(result.labels)}
-    # One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion.
-    provenance = ["### What each model was trained on"]
-    provenance += [f"- **{_EXPERTS.get(expert, expert)}**: {describe_expert(entry)}"
-                   + (f"; licence of the weights: {entry['licence']}" if entry.get("licence") else "")
-                   for expert, entry in result.provenance.items()]
-    provenance += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
-    files = {what: os.fspath(path) for what, path in written.items()}
-    return Page("\n".join(lines), fused, table, "\n".join(provenance),
-                files.get("figure"), files.get("timeline_figure"), files.get("timeline_csv"))

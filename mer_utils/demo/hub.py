@@ -70,7 +70,8 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
     for e in sorted(entries, key=lambda e: (e["corpus"], e["modality"], e["protocol"])):
         cells = [e["modality"], e["corpus"], "yes" if e.get("synthetic") else "no", e["protocol"],
                  e.get("split", ""), SHORT_NAMES[adaptation_of(e)], e.get("backbone") or e.get("strategy") or "",
-                 e.get("n_clips", ""), e.get("n_speakers", ""), _score(e.get("val_ua")), _score(e.get("test_ua")),
+                 e.get("n_clips", ""), e.get("n_speakers", ""),
+                 *(f"{ua:.3f}" if isinstance(ua, float) else "" for ua in (e.get("val_ua"), e.get("test_ua"))),
                  str(e.get("git_commit") or "")[:8], f"`{e['path']}`"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "UA: unweighted accuracy (mean recall over the emotions), mean over the protocol's folds; "
@@ -93,10 +94,6 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
             continue
     lines += [f"- Features / weights: {note}" for note in sorted(notes - {""})]
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
-
-
-def _score(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else ""
 
 
 def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints", *, token: str | None = None,

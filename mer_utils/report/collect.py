@@ -33,13 +33,11 @@ class Collected(NamedTuple):
 def sort_key(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows in paper order: corpus, single-clip before adapted, modality, protocol (random first), backbone, run."""
     def rank(column: str, order: tuple) -> pd.Series:
-        values = frame[column] if column in frame.columns else pd.Series("none", index=frame.index)
-        return values.map({v: i for i, v in enumerate(order)}).fillna(len(order))
+        return frame[column].map({v: i for i, v in enumerate(order)}).fillna(len(order))
 
     keyed = frame.assign(_a=rank("adaptation", ADAPTATIONS), _m=rank("modality", MODALITY_ORDER),
                          _p=rank("protocol", PROTOCOL_ORDER))
-    by = (["corpus"] if "corpus" in frame.columns else []) + ["_a", "_m", "_p", "protocol", "backbone"] + (
-        ["run"] if "run" in frame.columns else [])
+    by = ["corpus", "_a", "_m", "_p", "protocol", "backbone"] + (["run"] if "run" in frame.columns else [])
     return keyed.sort_values(by, kind="stable").drop(columns=["_a", "_m", "_p"]).reset_index(drop=True)
 
 

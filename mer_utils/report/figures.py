@@ -73,9 +73,9 @@ def gap_figure(gap: pd.DataFrame):
     ax.bar(x + 0.2, gap["speaker_ua"], 0.4, label="speaker-independent")
     for xi, (r, s) in enumerate(zip(gap["random_ua"], gap["speaker_ua"])):
         ax.text(xi, max(r, s) + 0.02, f"{100 * (r - s):+.1f}", ha="center", fontsize=7)
-    scoring = gap["adaptation"] if "adaptation" in gap.columns else ["none"] * len(gap)
-    labels = [f"{m}\n{b}\n{rp} vs {sp}" + ("" if a == "none" else f"\nadapted: {a}") for m, b, rp, sp, a in
-              zip(gap["modality"], gap["backbone"], gap["random_protocol"], gap["speaker_protocol"], scoring)]
+    columns = ["modality", "backbone", "random_protocol", "speaker_protocol", "adaptation"]
+    labels = [f"{m}\n{b}\n{rp} vs {sp}" + ("" if a == "none" else f"\nadapted: {a}")
+              for m, b, rp, sp, a in gap[columns].itertuples(index=False)]
     ax.set_xticks(x, labels, fontsize=6)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("test UA")

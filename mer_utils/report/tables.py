@@ -37,8 +37,7 @@ def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if runs.empty:
         return pd.DataFrame(), pd.DataFrame()
     rows = []
-    pool = runs["pool_key"] if "pool_key" in runs.columns else runs["run"]
-    for key, group in runs.assign(_pool=pool).groupby([*GROUP, "_pool"], sort=False):
+    for key, group in runs.groupby([*GROUP, "pool_key"], sort=False):
         key = key[:len(GROUP)]
         folds = [row for text in group["per_fold"] for row in json.loads(text)]
         out = dict(zip(GROUP, key))
