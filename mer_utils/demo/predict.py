@@ -340,9 +340,7 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     for offset, (name, probs, colour) in zip((-0.27, 0, 0.27), series):
         if probs is not None:
             ax.bar(x + offset, probs, width=0.26, label=name, color=colour)
-    ax.set_xticks(x, [label_name(e) for e in result.labels])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("probability")
+    ax.set(xticks=x, xticklabels=[label_name(e) for e in result.labels], ylim=(0, 1), ylabel="probability")
     ax.set_title(_figure_title(result), fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     for col, k in enumerate(frames):

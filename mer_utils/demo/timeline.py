@@ -98,8 +98,7 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
         for j, label in enumerate(timeline.labels):
             ax.plot(centres, probs[:, j], marker="o", ms=3, lw=1.4, color=colours[j % len(colours)],
                     label=label_name(label))
-        ax.set_xlim(0, end)
-        ax.set_ylim(0, 1)
+        ax.set(xlim=(0, end), ylim=(0, 1))
         ax.set_ylabel(f"{name}\nprobability", fontsize=8)
         if row == 0:
             ax.set_title(title, fontsize=10)

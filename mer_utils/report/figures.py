@@ -56,9 +56,7 @@ def per_class_f1_figure(panels: Sequence[tuple[str, pd.DataFrame]], *, title: st
         per_class = classification_scores(frame["y_true"], frame["y_pred"], labels=labels)["per_class"]
         ax.bar(x + (k - (len(panels) - 1) / 2) * width, [per_class[e]["f1"] for e in labels], width,
                label=label)
-    ax.set_xticks(x, labels)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("test F1")
+    ax.set(xticks=x, xticklabels=labels, ylim=(0, 1), ylabel="test F1")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
@@ -77,8 +75,7 @@ def gap_figure(gap: pd.DataFrame):
     labels = [f"{m}\n{b}\n{rp} vs {sp}" + ("" if a == "none" else f"\nadapted: {a}")
               for m, b, rp, sp, a in gap[columns].itertuples(index=False)]
     ax.set_xticks(x, labels, fontsize=6)
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("test UA")
+    ax.set(ylim=(0, 1.1), ylabel="test UA")
     ax.set_title("Protocol gap (points above the bars)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
