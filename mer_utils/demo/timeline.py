@@ -92,13 +92,12 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
     grid = fig.add_gridspec(rows, max(len(strip), 1), height_ratios=[2] * len(panels) + ([1.5] if strip else []))
     centres = (timeline.starts + timeline.ends) / 2
     colours = ["#C44E52", "#8172B2", "#937860", "#DD8452", "#8C8C8C", "#4C72B0", "#55A868"]
-    end = float(timeline.ends.max())
     for row, (name, probs) in enumerate(panels):
         ax = fig.add_subplot(grid[row, :])
         for j, label in enumerate(timeline.labels):
             ax.plot(centres, probs[:, j], marker="o", ms=3, lw=1.4, color=colours[j % len(colours)],
                     label=label_name(label))
-        ax.set(xlim=(0, end), ylim=(0, 1))
+        ax.set(xlim=(0, float(timeline.ends.max())), ylim=(0, 1))
         ax.set_ylabel(f"{name}\nprobability", fontsize=8)
         if row == 0:
             ax.set_title(title, fontsize=10)
