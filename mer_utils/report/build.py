@@ -46,24 +46,19 @@ def scoring_footnotes(runs: pd.DataFrame) -> list[str]:
 
 def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.DataFrame) -> list[Path]:
     written = []
-    for protocol in list(dict.fromkeys(runs["protocol"])):
-        name = safe_name(protocol)  # protocols such as "cross:ravdess-dev->ravdess-hidden" are no file names
-        subset = runs[runs["protocol"] == protocol]
+    for protocol, subset in runs.groupby("protocol", sort=False):
         base = subset["modality"] + " (" + subset["backbone"] + ")"
         labels = dict(zip(subset["run"], base.where(~base.duplicated(keep=False),
                                                     base + " [" + subset["run"].str.split("/").str[-1] + "]")))
         panels = [(labels[run["run"]], frame) for _, run in subset.iterrows()
                   if (frame := run_predictions(outputs, run)) is not None]
-        if panels:
-            written.append(save_png(confusion_figure(panels, title=f"Test confusion matrices — {protocol}"),
-                                    figures_dir / f"confusion_{name}.png"))
-            written.append(save_png(per_class_f1_figure(panels, title=f"Per-class F1 — {protocol}"),
-                                    figures_dir / f"per_class_f1_{name}.png"))
         part = breakdown[breakdown["protocol"] == protocol]
-        if len(part):
-            part = part.assign(label=part["run"].map(labels))
-            written.append(save_png(breakdown_figure(part, title=f"Who the models fail — {protocol}"),
-                                    figures_dir / f"breakdown_{name}.png"))
+        figures = [("confusion", confusion_figure, panels, "Test confusion matrices"),
+                   ("per_class_f1", per_class_f1_figure, panels, "Per-class F1"),
+                   ("breakdown", breakdown_figure, part.assign(label=part["run"].map(labels)), "Who the models fail")]
+        name = safe_name(protocol)  # protocols such as "cross:ravdess-dev->ravdess-hidden" are no file names
+        written += [save_png(draw(data, title=f"{title} — {protocol}"), figures_dir / f"{kind}_{name}.png")
+                    for kind, draw, data, title in figures if len(data)]
     return written
 
 
