@@ -74,10 +74,9 @@ def fusion_table(runs: pd.DataFrame, outputs: str | os.PathLike) -> tuple[pd.Dat
         return pd.DataFrame(), pd.DataFrame()
     numbers = pd.concat(parts, ignore_index=True)
     first = ["run", "corpus", "protocol", "adaptation", "method", "kind", "chosen", "params"]
-    numbers = numbers[first + [c for c in numbers.columns if c not in first]]
-    numbers = numbers.assign(chosen=numbers["chosen"].astype(str) == "True")
-    reference = {r: g.loc[g["best_single"].astype(str) == "True", "method"].iloc[0]
-                 for r, g in numbers.groupby("run", sort=False)}
+    numbers = numbers[first + [c for c in numbers.columns if c not in first]].assign(
+        chosen=lambda frame: frame["chosen"].astype(str) == "True")
+    reference = numbers[numbers["best_single"].astype(str) == "True"].groupby("run")["method"].first()
     display = pd.DataFrame({
         "corpus": numbers["corpus"], "protocol": numbers["protocol"],
         "scoring": numbers["adaptation"].map(SHORT_NAMES),
