@@ -1,6 +1,5 @@
-"""``mer app``: the demo in a browser (Gradio), locally, in Colab, or as a Hugging Face Space
-(``build_app(checkpoints="hf://REPO_ID").launch()``). What a page shows is built without Gradio
-(:func:`answer_file`), so it is tested directly."""
+"""``mer app``: the demo in a browser (Gradio), locally, in Colab or as a Hugging Face Space (``build_app(
+"hf://REPO_ID").launch()``); what a page shows is built without Gradio (:func:`answer_file`) and tested directly."""
 
 from __future__ import annotations
 

@@ -130,8 +130,7 @@ def recorded_hashes(folder: str | os.PathLike) -> dict[str, str] | None:
 
 def fetch_checkpoints(repo_id: str, *, token: str | None = None, endpoint: str | None = None,
                       local_hub: str | os.PathLike | None = None) -> Path:
-    """Download ``repo_id`` (or take it from the cache, or from ``local_hub``) and check every file against the
-    sha256 in its model card; returns the folder."""
+    """Download ``repo_id`` (or take it from the cache or ``local_hub``), every file checked against its model card."""
     if local_hub is not None:
         folder = Path(local_hub) / repo_id
         if not folder.is_dir():

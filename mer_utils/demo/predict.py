@@ -15,8 +15,8 @@ from mer_utils.demo.hub import local_checkpoints
 from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media,
                                    read_image_rgb)
 from mer_utils.demo.selection import Experts, choose_fusion, describe_expert, load_experts, synthetic_warnings
-from mer_utils.demo.timeline import (Timeline, plot_timeline, video_faces, window_bounds, window_frames,
-                                     write_timeline_csv)
+from mer_utils.demo.timeline import (Timeline, plot_timeline, strip_indices, video_faces, window_bounds,
+                                     window_frames, write_timeline_csv)
 
 
 class DemoInputs(NamedTuple):
@@ -173,7 +173,15 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     if samples is not None:
         audio_probs = experts.audio.predict_proba([(samples[int(s * rate): int(e * rate)], rate)
                                                    for s, e in zip(starts, ends)])
-        notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
+        # The expert may read less than each window (max_seconds), or the track end before the input.
+        cap = getattr(getattr(experts.audio, "settings", None), "max_seconds", None)
+        longest = float((ends - starts).max())
+        if cap is not None and longest > cap + 1e-6:
+            notes.append(f"audio: the expert reads at most {cap:g} s per clip, so of each {longest:g} s window only "
+                         f"the first {cap:g} s were used (use a shorter --window)")
+        if len(samples) / rate < duration - 0.25:
+            notes.append(f"audio: the track lasts {len(samples) / rate:.1f} s of the input's {duration:.1f} s; later "
+                         "windows have less or no speech")
     visual, visual_probs, frame_times = None, None, None
     if experts.face is not None:
         visual, visual_probs, frame_times, face_notes = _score_face(
@@ -201,20 +209,6 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     fused_mean = mean(fused)
     return DemoResult(inputs, mean(audio_probs), mean(visual_probs), fused_mean, labels[int(np.argmax(fused_mean))],
                       fusion, visual, audio_source, experts.paths, labels, experts.provenance, tuple(notes), timeline)
-
-
-def _audio_coverage(expert, samples, rate, duration, lengths) -> list[str]:
-    """Notes when the expert reads less than each window (``max_seconds``) or the track ends before the input."""
-    notes = []
-    cap = getattr(getattr(expert, "settings", None), "max_seconds", None)
-    if cap is not None and float(lengths.max()) > cap + 1e-6:
-        notes.append(f"audio: the expert reads at most {cap:g} s per clip, so of each {float(lengths.max()):g} s "
-                     f"window only the first {cap:g} s were used (use a shorter --window)")
-    heard = len(samples) / rate
-    if heard < duration - 0.25:
-        notes.append(f"audio: the track lasts {heard:.1f} s of the input's {duration:.1f} s; later windows have "
-                     "less or no speech")
-    return notes
 
 
 def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: bool):
@@ -325,10 +319,9 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     from matplotlib.patches import Rectangle
 
     from mer_utils.core.figures import save_png
-    from mer_utils.experts.visual.video import sample_frame_indices
 
     n = 0 if result.visual is None else len(result.visual.frames)
-    frames = sorted(set(sample_frame_indices(n, min(6, n)).tolist())) if n else []  # spread over the input
+    frames = strip_indices(n, 6) if n else []  # spread over the input
     caption = "\n".join(textwrap.fill(line, 150) for line in _provenance_caption(result).splitlines())
     extra = 0.16 * (caption.count("\n") + 1) if caption else 0
     fig = Figure(figsize=(10, (5.2 if frames else 3.6) + extra), dpi=100)

@@ -1,6 +1,5 @@
-"""Which experts answer a demo input (real-trained first: a synthetic-trained one only for a synthetic clip, or with
-``allow_synthetic``; the FER2013 face model zero-shot when no visual checkpoint exists), the fusion rule for them,
-and what each was trained on (docs/demo.md)."""
+"""Which experts answer a demo input (real-trained first; synthetic-trained only for a synthetic clip or with
+``allow_synthetic``; FER2013 zero-shot without a visual checkpoint), the fusion rule, and provenance (docs/demo.md)."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: flo
     from mer_utils.experts.visual.video import stream_frames
     k = max(per_window, int(math.ceil(duration_s / window * per_window)))
     stream = stream_frames(path, k, max_side=face.crop_config.frame_side, span_s=duration_s)
-    cut = face.crops(stream.frames, keep=set(_strip_indices(k, _STRIP)))
+    cut = face.crops(stream.frames, keep=set(strip_indices(k, _STRIP)))
     return cut, stream.times[:len(cut.crops)]
 
 
@@ -86,7 +86,7 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
 
     panels = [(n, p) for n, p in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
               if p is not None]
-    strip = [] if timeline.frames is None else _strip_indices(len(timeline.frames), _STRIP)
+    strip = [] if timeline.frames is None else strip_indices(len(timeline.frames), _STRIP)
     fig = Figure(figsize=(11, 2.1 * len(panels) + (1.6 if strip else 0.4)), dpi=100)
     rows = len(panels) + (1 if strip else 0)
     grid = fig.add_gridspec(rows, max(len(strip), 1), height_ratios=[2] * len(panels) + ([1.5] if strip else []))
@@ -113,6 +113,7 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
     return save_png(fig, path)
 
 
-def _strip_indices(n: int, k: int) -> list[int]:
+def strip_indices(n: int, k: int) -> list[int]:
+    """Up to ``k`` distinct frame positions spread over ``n`` frames, for a strip of pictures."""
     from mer_utils.experts.visual.video import sample_frame_indices
     return sorted(set(sample_frame_indices(n, min(n, k)).tolist()))

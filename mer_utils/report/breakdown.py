@@ -41,17 +41,6 @@ def manifest_candidates(run: pd.Series, runs: pd.DataFrame, outputs: str | os.Pa
     return list(dict.fromkeys(p for p in found if not p.name.endswith("_problems.csv")))
 
 
-def with_factors(predictions: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Predictions joined with sex, age group and intensity of each clip."""
-    meta = manifest.loc[:, ["clip_id", "sex", "age", "intensity", "emotion"]].drop_duplicates("clip_id")
-    joined = predictions.merge(meta, on="clip_id", how="left", validate="many_to_one")
-    ages = pd.to_numeric(joined["age"], errors="coerce")
-    joined["age_group"] = pd.cut(ages, bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False).astype(str)
-    names = manifest.attrs.get("corpus", {}).get("intensity_names", {})
-    joined["intensity"] = joined["intensity"].map(lambda code: f"{code} ({names[code]})" if code in names else code)
-    return joined
-
-
 def breakdown_table(runs: pd.DataFrame, outputs: str | os.PathLike, *,
                     manifest: str | os.PathLike | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Test WA/UA/macro-F1 per run, factor and group; plus notes on runs left out."""
@@ -78,7 +67,13 @@ def breakdown_table(runs: pd.DataFrame, outputs: str | os.PathLike, *,
             notes.append(f"{run['run']}: no manifest covering its clips was found (config.json data_root, "
                          "outputs/manifests/); pass --manifest PATH to include it in the breakdown")
             continue
-        joined = with_factors(predictions, meta)
+        # Each prediction with its clip's sex, age group and intensity.
+        factors = meta.loc[:, ["clip_id", "sex", "age", "intensity", "emotion"]].drop_duplicates("clip_id")
+        joined = predictions.merge(factors, on="clip_id", how="left", validate="many_to_one")
+        joined["age_group"] = pd.cut(pd.to_numeric(joined["age"], errors="coerce"), bins=list(AGE_BINS),
+                                     labels=list(AGE_LABELS), right=False).astype(str)
+        names = meta.attrs.get("corpus", {}).get("intensity_names", {})
+        joined["intensity"] = [f"{code} ({names[code]})" if code in names else code for code in joined["intensity"]]
         for factor in FACTORS:
             # Dozens of small groups per run: the vectorised scorer (tested equal to classification_scores) avoids
             # sklearn's per-call checks. For the emotion factor a group holds one true class, so UA is its recall.
