@@ -89,14 +89,6 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
     return path, entry, expert, []  # a real expert answers: nothing the user misses
 
 
-def named_expert(kind: str, path) -> tuple[Path, dict, object]:
-    """``(path, {"explicit": path}, expert)`` for a checkpoint the user named: missing or broken is an error."""
-    path = Path(path)
-    if not path.exists() and not path.with_suffix(".safetensors").exists():
-        raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
-    return path, {"explicit": str(path)}, expert_loader(kind)(path)
-
-
 def expert_loader(kind: str):
     if kind == "audio":
         from mer_utils.experts.audio.checkpoint import load_audio_expert
@@ -213,12 +205,19 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     where = {"synthetic_input": inputs.synthetic, "allow_synthetic": allow_synthetic}
     has_pictures = inputs.kind in ("video", "image")
     index = Path(checkpoints) / "index.json"
+
+    def pick(kind: str, named, **extra) -> tuple[Path | None, dict, object | None]:
+        if named is not None:  # a checkpoint the user named: missing or broken is an error
+            path = Path(named)
+            if not path.exists() and not path.with_suffix(".safetensors").exists():
+                raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
+            return path, {"explicit": str(path)}, expert_loader(kind)(path)
+        path, entry, loaded, left = find_real_first(kind, checkpoints, **where, **extra)
+        notes.extend(left)
+        return path, entry, loaded
+
     if inputs.kind != "image":
-        if audio_checkpoint is not None:
-            path, entry, loaded = named_expert("audio", audio_checkpoint)
-        else:
-            path, entry, loaded, left = find_real_first("audio", checkpoints, **where)
-            notes += left
+        path, entry, loaded = pick("audio", audio_checkpoint)
         if path is not None:
             loaded = with_listed_copy("audio", loaded, checkpoints, entry)  # its GE2E encoder's ONNX copy
             audio, paths["audio"], provenance["audio"] = over_demo_labels(loaded), str(path), entry
@@ -237,12 +236,8 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     face = None
     if has_pictures:
         labels = tuple(audio.labels) if audio is not None else DEMO_LABELS
-        if visual_checkpoint is not None:
-            path, entry, loaded = named_expert("visual", visual_checkpoint)
-        else:
-            key = provenance.get("audio", {}).get("corpus_key")
-            path, entry, loaded, left = find_real_first("visual", checkpoints, corpus_key=key, **where)
-            notes += left
+        key = provenance.get("audio", {}).get("corpus_key")  # the speech expert's corpus first
+        path, entry, loaded = pick("visual", visual_checkpoint, corpus_key=key)
         if path is not None:
             loaded = over_demo_labels(with_listed_copy("visual", loaded, checkpoints, entry), labels)
             face = FaceExpert(tuple(loaded.labels), loaded.crop_config, loaded.predict_crops, entry)

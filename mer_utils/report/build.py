@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES
 from mer_utils.core.atomic_io import write_csv, write_text
 from mer_utils.core.runs import safe_name
 from mer_utils.report.breakdown import breakdown_table
@@ -30,18 +31,6 @@ _CAPTIONS = {
     "published": "Published CREMA-D results with their split, model selection and scoring; ours beside them only "
                  "where all three match.",
 }
-
-
-def scoring_footnotes(runs: pd.DataFrame) -> list[str]:
-    """One footnote per way of scoring a test clip present in the runs: what it uses at test time."""
-    from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES
-    present = set(runs["adaptation"])
-    notes = [f"Scoring \"{SHORT_NAMES[mode]}\" ({mode}): {WHAT_IT_USES[mode]}." for mode in ADAPTATIONS
-             if mode in present]
-    if present - {"none"}:
-        notes.append("Adapted rows use the test set's structure (unlabelled clips of each test speaker): they are "
-                     "listed after the single-clip rows and never pooled, paired or ranked with them.")
-    return notes
 
 
 def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.DataFrame) -> list[Path]:
@@ -96,7 +85,12 @@ def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.Pat
 
     models = model_table(runs)
     add_table("models", "Models per modality and protocol", *models)
-    notes += scoring_footnotes(runs)
+    # One footnote per way of scoring a test clip present in the runs: what it uses at test time.
+    notes += [f"Scoring \"{SHORT_NAMES[mode]}\" ({mode}): {WHAT_IT_USES[mode]}." for mode in ADAPTATIONS
+              if mode in set(runs["adaptation"])]
+    if set(runs["adaptation"]) - {"none"}:
+        notes.append("Adapted rows use the test set's structure (unlabelled clips of each test speaker): they are "
+                     "listed after the single-clip rows and never pooled, paired or ranked with them.")
     fusion = fusion_table(runs, outputs)
     if len(fusion[0]):
         add_table("fusion", "Fusion strategies", *fusion)
