@@ -127,14 +127,14 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
     import torch
 
     from mer_utils.experts.fine_tuning import ClassBalancedTrainer
-    from mer_utils.experts.visual.fit import FitSettings, fit_fold
+    from mer_utils.experts.visual.config import VisualTrainConfig
+    from mer_utils.experts.visual.fit import fit_fold
 
     data, y = _toy_features()
     train, val = np.arange(0, 48), np.arange(48, 60)  # 2 batches of 32 per epoch
-    settings = FitSettings(epochs=6, patience=100)
+    config = VisualTrainConfig(epochs=6, patience=100, device="cpu", progress=False)
     straight = _head_model()
-    _, report = fit_fold(straight, data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "straight",
-                         progress=False)
+    _, report = fit_fold(straight, data, y, train, val, config=config, fold=0, work_dir=tmp_path / "straight")
     real, calls = ClassBalancedTrainer.training_step, []
 
     def dies_on_fifth_batch(*args, **kwargs):
@@ -144,12 +144,10 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
         return real(*args, **kwargs)
     monkeypatch.setattr(ClassBalancedTrainer, "training_step", dies_on_fifth_batch)
     with pytest.raises(KeyboardInterrupt):
-        fit_fold(_head_model(), data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "work",
-                 progress=False)
+        fit_fold(_head_model(), data, y, train, val, config=config, fold=0, work_dir=tmp_path / "work")
     monkeypatch.undo()
     resumed = _head_model()
-    _, report2 = fit_fold(resumed, data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "work",
-                          progress=False)
+    _, report2 = fit_fold(resumed, data, y, train, val, config=config, fold=0, work_dir=tmp_path / "work")
     assert report2["resumed_from"] == {"checkpoint": "checkpoint-4", "step": 4}
     assert [h["val_ua"] for h in report2["history"]] == [h["val_ua"] for h in report["history"]]
     assert report2["best_epoch"] == report["best_epoch"]

@@ -232,7 +232,7 @@ def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: b
     clip = probs[found].mean(axis=0) if found.any() else np.full(probs.shape[1], np.nan)
     shown = cut.kept  # the frames kept for figures
     visual = VideoPrediction(clip, cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
-                             np.full(len(shown), 1.0 / len(shown)), cut.crops[shown])
+                             cut.crops[shown])
     notes = [f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)"
              ] if inputs.kind == "image" else []
     rest = "the answer is from speech alone" if speech else "nothing else to answer from"

@@ -127,7 +127,7 @@ def encoder_network():
     if "network" not in _ENCODER:
         import torch
 
-        from mer_utils.experts.torch_threads import one_torch_thread
+        from mer_utils.experts.distributed import one_torch_thread
 
         module = layer_outputs_module()
 

@@ -94,14 +94,12 @@ class VisualTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its l
 
     def crop_config(self):
         from mer_utils.experts.visual.crops import CropConfig
-
         return CropConfig(n_frames=self.n_frames, crop_size=self.crop_size, margin=self.margin,
                           smooth_window=self.smooth_window, min_size_frac=self.min_face,
                           detect_width=self.detect_width)
 
     def model_spec(self, labels: tuple[str, ...]):
         from mer_utils.experts.visual.models import ModelSpec
-
         return ModelSpec(backbone=self.backbone, pooling=self.pooling, hidden=self.hidden, dropout=self.dropout,
                          labels=tuple(labels))
 
