@@ -87,9 +87,7 @@ def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> n
             factor = 8
         except OSError:  # a format Pillow cannot read: OpenCV decodes it at full size
             pass
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}
-    bgr = cv2.imread(str(path), flags[factor])
+    bgr = cv2.imread(str(path), getattr(cv2, f"IMREAD_REDUCED_COLOR_{factor}") if factor > 1 else cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"{path} looks like an image but OpenCV cannot decode it; re-save it as PNG or JPEG")
     size = reduced_size(bgr.shape[1], bgr.shape[0], max_side)

@@ -106,17 +106,14 @@ class OverLabels:
         self._columns = [list(expert.labels).index(label) for label in self.labels]
 
     def __getattr__(self, name):
-        return getattr(self._expert, name)
+        value = getattr(self._expert, name)
+        if name not in ("predict_proba", "predict_crops"):  # the speech and the visual experts' scores
+            return value
+        return lambda *args, **kwargs: self._restrict(value(*args, **kwargs))
 
     def _restrict(self, probs):
         probs = np.asarray(probs, dtype=float)[..., self._columns]
         return probs / np.clip(probs.sum(axis=-1, keepdims=True), 1e-12, None)
-
-    def predict_proba(self, *args, **kwargs):
-        return self._restrict(self._expert.predict_proba(*args, **kwargs))
-
-    def predict_crops(self, *args, **kwargs):  # a visual expert
-        return self._restrict(self._expert.predict_crops(*args, **kwargs))
 
 
 def over_demo_labels(expert, labels=DEMO_LABELS):

@@ -90,11 +90,10 @@ def breakdown_figure(table: pd.DataFrame, *, title: str = ""):
     width = 0.8 / max(len(labels), 1)
     for ax, factor in zip(axes, factors):
         part = table[table["factor"] == factor]
-        groups = sorted(part["group"].unique())
-        x = np.arange(len(groups))
+        ua = part.pivot(index="group", columns="label", values="ua").sort_index().reindex(columns=labels)
+        groups, x = list(ua.index), np.arange(len(ua))
         for k, label in enumerate(labels):
-            values = part[part["label"] == label].set_index("group")["ua"].reindex(groups)
-            ax.bar(x + (k - (len(labels) - 1) / 2) * width, values.fillna(0), width, label=label)
+            ax.bar(x + (k - (len(labels) - 1) / 2) * width, ua[label].fillna(0), width, label=label)
         # Group sizes under the names: a bar over a handful of clips is not a finding.
         sizes = part.groupby("group")["n"].max().reindex(groups)
         ax.set_xticks(x, [f"{g}\nn={n}" for g, n in zip(groups, sizes)], fontsize=6)
