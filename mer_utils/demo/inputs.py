@@ -109,10 +109,7 @@ def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         return track, SAMPLE_RATE
 
 
-def is_synthetic_clip(path: str | os.PathLike | None) -> bool:
+def is_synthetic_clip(path: str | os.PathLike) -> bool:
     """True for a file of a synthetic corpus (its root, one or two folders up, holds ``synth_config.json``)."""
     from mer_utils.data.synthetic.corpus import CONFIG_NAME
-    if path is None:
-        return False
-    path = Path(path).resolve()
-    return any((parent / CONFIG_NAME).is_file() for parent in list(path.parents)[:2])
+    return any((parent / CONFIG_NAME).is_file() for parent in list(Path(path).resolve().parents)[:2])
