@@ -1,6 +1,5 @@
 """One-click inference (:mod:`.predict`), timelines (:mod:`.timeline`), checkpoint sets on the Hugging Face Hub
-(:mod:`.hub`) and the browser app (:mod:`.app`). Names load on first use, so ``mer predict --help`` stays light.
-"""
+(:mod:`.hub`) and the browser app (:mod:`.app`). Names load on first use, so ``mer predict --help`` stays light."""
 
 import importlib
 

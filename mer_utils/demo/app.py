@@ -1,14 +1,14 @@
-"""``mer app``: the demo in a browser (Gradio), locally, in Colab, or as a Hugging Face Space
-(``build_app(checkpoints="hf://REPO_ID").launch()``). What a page shows is built without Gradio
-(:func:`answer_file`), so it is tested directly.
-"""
+"""``mer app``: the demo in a browser (Gradio), locally, in Colab or as a Hugging Face Space (``build_app(
+"hf://REPO_ID").launch()``); what a page shows is built without Gradio (:func:`answer_file`) and tested directly."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -41,7 +41,9 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
     out_root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mer_app_"))
 
     def respond(path, allow):
-        _prune(out_root, older_than_s=_KEEP_S)
+        for folder in out_root.glob("*"):  # earlier answers (a server runs for days)
+            if folder.is_dir() and time.time() - folder.stat().st_mtime > _KEEP_S:
+                shutil.rmtree(folder, ignore_errors=True)
         page = answer_file(path, checkpoints=checkpoints, out_dir=out_root / uuid.uuid4().hex[:12],
                            allow_synthetic=bool(allow), window=window, hop=hop)
         rows = [[cell if cell is not None else "n/a" for cell in row] for row in page.table]
@@ -97,15 +99,6 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
     return blocks
 
 
-def _prune(out_root: Path, *, older_than_s: float) -> None:
-    """Remove the answer folders of earlier requests older than ``older_than_s`` (a server runs for days)."""
-    import shutil
-    import time
-    for folder in out_root.glob("*"):
-        if folder.is_dir() and time.time() - folder.stat().st_mtime > older_than_s:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
     """Load the experts a real video would get (the loaders keep them for the process) and say which they are."""
     import numpy as np
@@ -151,6 +144,7 @@ def answer_file(path, *, checkpoints="checkpoints", out_dir, allow_synthetic: bo
                 window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S) -> Page:
     """The page for one uploaded or recorded file (its kind is read from its content)."""
     from mer_utils.demo.predict import predict_clip, save_outputs
+    from mer_utils.demo.selection import describe_expert
     if not path:
         return Page(PROMPT, {}, [], "", ok=False)
     path = Path(path)
@@ -158,17 +152,35 @@ def answer_file(path, *, checkpoints="checkpoints", out_dir, allow_synthetic: bo
         with collected_warnings() as heard:
             result = predict_clip(video=path, checkpoints=checkpoints, allow_synthetic=allow_synthetic,
                                   window=window, hop=hop)
-            written = save_outputs(result, out_dir, figure=True)
+            written = save_outputs(result, out_dir)
     except Exception as err:  # the page says what went wrong in words; the log keeps the traceback
         logger.warning("could not answer %s", path, exc_info=True)
-        return error_page(path, err)
-    return page_for(result, written, extra_warnings=heard)
-
-
-def error_page(path: Path, err: BaseException) -> Page:
-    """A plain message naming the file (its name, not the server's temporary path) and the fix."""
-    text = str(err).replace(str(path), path.name) or type(err).__name__
-    return Page(f"### Could not analyse {path.name}\n\n{text}", {}, [], "", ok=False)
+        text = str(err).replace(str(path), path.name) or type(err).__name__  # the file's name, not the server's path
+        return Page(f"### Could not analyse {path.name}\n\n{text}", {}, [], "", ok=False)
+    top = result.top_emotion
+    lines = [f"## Top emotion: {label_name(top)} ({top})"]
+    if result.inputs.label:
+        lines.append(f"Intended emotion (from the file name): {label_name(result.inputs.label)} "
+                     f"({result.inputs.label}).")
+    # The rule's name here (it says "untuned" when nothing was tuned on both experts); its details below.
+    lines.append(f"**Fusion:** {result.fusion.split(',')[0]} (details under *What each model was trained on*)")
+    notes = [*result.notes, *(w for w in heard if w not in result.notes)]
+    if notes:
+        lines += ["", "### Warnings and notes", *[f"- {note}" for note in notes]]
+    if result.timeline is not None:
+        lines.append(f"\nTimeline: {len(result.timeline.starts)} windows; the probabilities are their mean.")
+    table = [[label_name(e), *(None if p is None else round(float(p[i]), 3)
+                               for p in (result.audio_probs, result.visual_probs, result.fused_probs))]
+             for i, e in enumerate(result.labels)]
+    fused = {label_name(e): float(result.fused_probs[i]) for i, e in enumerate(result.labels)}
+    # One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion.
+    provenance = ["### What each model was trained on"]
+    provenance += [f"- **{_EXPERTS.get(expert, expert)}**: {describe_expert(entry)}"
+                   + (f"; licence of the weights: {entry['licence']}" if entry.get("licence") else "")
+                   for expert, entry in result.provenance.items()]
+    provenance += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
+    files = (os.fspath(written[k]) if k in written else None for k in ("figure", "timeline_figure", "timeline_csv"))
+    return Page("\n".join(lines), fused, table, "\n".join(provenance), *files)
 
 
 @contextlib.contextmanager
@@ -187,38 +199,3 @@ def collected_warnings():
     finally:
         package.removeHandler(handler)
         heard[:] = list(dict.fromkeys(heard))
-
-
-def page_for(result, written: dict, *, extra_warnings=()) -> Page:
-    """The page of one :class:`~mer_utils.demo.predict.DemoResult` and the files ``save_outputs`` wrote."""
-    top = result.top_emotion
-    lines = [f"## Top emotion: {label_name(top)} ({top})"]
-    if result.inputs.label:
-        lines.append(f"Intended emotion (from the file name): {label_name(result.inputs.label)} "
-                     f"({result.inputs.label}).")
-    # The rule's name here (it says "untuned" when nothing was tuned on both experts); its details below.
-    lines.append(f"**Fusion:** {result.fusion.split(',')[0]} (details under *What each model was trained on*)")
-    notes = [*result.notes, *(w for w in extra_warnings if w not in result.notes)]
-    if notes:
-        lines += ["", "### Warnings and notes", *[f"- {note}" for note in notes]]
-    if result.timeline is not None:
-        lines.append(f"\nTimeline: {len(result.timeline.starts)} windows; the probabilities are their mean.")
-    table = [[label_name(e), *(None if p is None else round(float(p[i]), 3)
-                               for p in (result.audio_probs, result.visual_probs, result.fused_probs))]
-             for i, e in enumerate(result.labels)]
-    fused = {label_name(e): float(result.fused_probs[i]) for i, e in enumerate(result.labels)}
-    files = {what: os.fspath(path) for what, path in written.items()}
-    return Page("\n".join(lines), fused, table, provenance_markdown(result),
-                files.get("figure"), files.get("timeline_figure"), files.get("timeline_csv"))
-
-
-def provenance_markdown(result) -> str:
-    """One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion."""
-    from mer_utils.demo.selection import describe_expert
-    lines = ["### What each model was trained on"]
-    for expert, entry in result.provenance.items():
-        parts = [describe_expert(entry)]
-        parts += [f"licence of the weights: {entry['licence']}"] if entry.get("licence") else []
-        lines.append(f"- **{_EXPERTS.get(expert, expert)}**: " + "; ".join(parts))
-    lines += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
-    return "\n".join(lines)

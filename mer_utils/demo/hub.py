@@ -1,6 +1,5 @@
 """Share a checkpoint set on the Hugging Face Hub with a model card listing every file's sha256, and fetch one
-back verified against it (docs/demo.md, "Sharing checkpoint sets").
-"""
+back verified against it (docs/demo.md, "Sharing checkpoint sets")."""
 
 from __future__ import annotations
 
@@ -71,7 +70,8 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
     for e in sorted(entries, key=lambda e: (e["corpus"], e["modality"], e["protocol"])):
         cells = [e["modality"], e["corpus"], "yes" if e.get("synthetic") else "no", e["protocol"],
                  e.get("split", ""), SHORT_NAMES[adaptation_of(e)], e.get("backbone") or e.get("strategy") or "",
-                 e.get("n_clips", ""), e.get("n_speakers", ""), _score(e.get("val_ua")), _score(e.get("test_ua")),
+                 e.get("n_clips", ""), e.get("n_speakers", ""),
+                 *(f"{ua:.3f}" if isinstance(ua, float) else "" for ua in (e.get("val_ua"), e.get("test_ua"))),
                  str(e.get("git_commit") or "")[:8], f"`{e['path']}`"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "UA: unweighted accuracy (mean recall over the emotions), mean over the protocol's folds; "
@@ -86,23 +86,14 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
     for e in entries:  # the index records the licence each checkpoint's weights carry from its training data
         if e.get("licence") and not e.get("synthetic"):
             lines.append(f"- Weights `{e['path']}` ({e['modality']}, trained on {e['corpus']}): {e['licence']}")
-    lines += [f"- Features / weights: {note}" for note in sorted(_checkpoint_licences(root, files))]
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
-
-
-def _score(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else ""
-
-
-def _checkpoint_licences(root: Path, files: list[Path]) -> set[str]:
-    """Licence notes the checkpoints' own JSON carries (e.g. openSMILE's feature sets)."""
-    notes = set()
+    notes = set()  # licence notes the checkpoints' own JSON carries (e.g. openSMILE's feature sets)
     for name in (n for n in files if n.suffix == ".json" and n.name != "index.json"):
         try:
             notes.add(str(read_json(root / name).get("licence") or ""))
         except (ValueError, AttributeError):  # not a JSON object: no licence note
             continue
-    return notes - {""}
+    lines += [f"- Features / weights: {note}" for note in sorted(notes - {""})]
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
 
 
 def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints", *, token: str | None = None,
@@ -137,9 +128,25 @@ def recorded_hashes(folder: str | os.PathLike) -> dict[str, str] | None:
     return hashes if isinstance(hashes, dict) else None
 
 
-def verify_checkpoint_set(folder: str | os.PathLike) -> list[str]:
-    """Check every file of a downloaded set against the sha256 in its model card; returns the file names."""
-    folder = Path(folder)
+def fetch_checkpoints(repo_id: str, *, token: str | None = None, endpoint: str | None = None,
+                      local_hub: str | os.PathLike | None = None) -> Path:
+    """Download ``repo_id`` (or take it from the cache or ``local_hub``), every file checked against its model card."""
+    if local_hub is not None:
+        folder = Path(local_hub) / repo_id
+        if not folder.is_dir():
+            raise RuntimeError(f"no repository {repo_id} under {local_hub}")
+    else:
+        from huggingface_hub import snapshot_download
+        # Read now, not at huggingface_hub's import (a notebook may set them late): offline means the cache only.
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        try:
+            folder = Path(snapshot_download(repo_id, token=token, endpoint=endpoint, local_files_only=offline,
+                                            cache_dir=os.environ.get("HF_HUB_CACHE")))
+        except Exception as err:
+            hint = ("HF_HUB_OFFLINE=1 and this repository is not in the cache: pull it once online"
+                    if offline else "check the name, your network and, for a private repository, HF_TOKEN")
+            raise RuntimeError(f"cannot download {repo_id} from the Hugging Face Hub ({type(err).__name__}: "
+                               f"{err}); {hint}") from err
     card, hashes = folder / CARD_NAME, recorded_hashes(folder)
     if hashes is None:
         raise ValueError(f"{folder} has no model card listing its files' sha256 ({CARD_NAME}, `{HASHES_KEY}`): "
@@ -154,16 +161,6 @@ def verify_checkpoint_set(folder: str | os.PathLike) -> list[str]:
             raise ValueError(f"{name} does not match its sha256 in {card} (changed after it was pushed, or a "
                              "broken download): refusing the checkpoint set. Pull again, or ask the publisher to "
                              "push it again")
-    return sorted(hashes)
-
-
-def fetch_checkpoints(repo_id: str, *, token: str | None = None, endpoint: str | None = None,
-                      local_hub: str | os.PathLike | None = None) -> Path:
-    """Download ``repo_id`` (or take it from the cache, or from ``local_hub``) and verify it; returns the folder."""
-    folder = Path(local_hub) / repo_id if local_hub is not None else _snapshot(repo_id, token, endpoint)
-    if not folder.is_dir():
-        raise RuntimeError(f"no repository {repo_id} under {local_hub}")
-    verify_checkpoint_set(folder)
     return folder
 
 
@@ -172,20 +169,6 @@ def local_checkpoints(checkpoints):
     if str(checkpoints).startswith("hf://"):
         return fetch_checkpoints(str(checkpoints)[len("hf://"):])
     return checkpoints
-
-
-def _snapshot(repo_id: str, token: str | None, endpoint: str | None) -> Path:
-    from huggingface_hub import snapshot_download
-    # Read now, not at huggingface_hub's import (a notebook may set them late): offline means the cache only.
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    try:
-        return Path(snapshot_download(repo_id, token=token, endpoint=endpoint, local_files_only=offline,
-                                      cache_dir=os.environ.get("HF_HUB_CACHE")))
-    except Exception as err:
-        hint = ("HF_HUB_OFFLINE=1 and this repository is not in the cache: pull it once online"
-                if offline else "check the name, your network and, for a private repository, HF_TOKEN")
-        raise RuntimeError(f"cannot download {repo_id} from the Hugging Face Hub ({type(err).__name__}: "
-                           f"{err}); {hint}") from err
 
 
 def pull_checkpoints(repo_id: str, checkpoints: str | os.PathLike | None = None, *, token: str | None = None,

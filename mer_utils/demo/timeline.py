@@ -1,6 +1,5 @@
 """Emotion over time for inputs longer than one window: sliding windows (default 3 s every 1 s, the last one
-ending at the input's end), their CSV and figure (docs/demo.md, "Long inputs").
-"""
+ending at the input's end), their CSV and figure (docs/demo.md, "Long inputs")."""
 
 from __future__ import annotations
 
@@ -32,8 +31,6 @@ def window_bounds(duration_s: float, *, window: float, hop: float) -> tuple[np.n
     >>> starts.tolist(), ends.tolist()
     ([0.0, 1.0, 2.0, 2.5], [3.0, 4.0, 5.0, 5.5])
     """
-    if window <= 0 or hop <= 0:
-        raise ValueError(f"--window and --hop must be positive seconds, got window={window}, hop={hop}")
     if duration_s <= window:
         return np.array([0.0]), np.array([float(duration_s)])
     starts = list(np.arange(0.0, duration_s - window + 1e-9, hop))
@@ -48,7 +45,7 @@ def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: flo
     from mer_utils.experts.visual.video import stream_frames
     k = max(per_window, int(math.ceil(duration_s / window * per_window)))
     stream = stream_frames(path, k, max_side=face.crop_config.frame_side, span_s=duration_s)
-    cut = face.crops(stream.frames, keep=set(_strip_indices(k, _STRIP)))
+    cut = face.crops(stream.frames, keep=set(strip_indices(k, _STRIP)))
     return cut, stream.times[:len(cut.crops)]
 
 
@@ -72,11 +69,10 @@ def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
     import pandas as pd
 
     from mer_utils.core.atomic_io import write_csv
-    frame = pd.DataFrame({"start_s": timeline.starts, "end_s": timeline.ends})
-    for name in ("audio", "visual", "fused"):
-        probs = getattr(timeline, name)
-        for j, label in enumerate(timeline.labels):
-            frame[f"{name}_p_{label}"] = np.nan if probs is None else probs[:, j]
+    frame = pd.DataFrame({"start_s": timeline.starts, "end_s": timeline.ends, **{
+        f"{name}_p_{label}": np.nan if probs is None else probs[:, j]
+        for name, probs in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
+        for j, label in enumerate(timeline.labels)}})
     write_csv(path, frame, float_format="%.4f")
     return Path(path)
 
@@ -90,20 +86,18 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
 
     panels = [(n, p) for n, p in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
               if p is not None]
-    strip = [] if timeline.frames is None else _strip_indices(len(timeline.frames), _STRIP)
+    strip = [] if timeline.frames is None else strip_indices(len(timeline.frames), _STRIP)
     fig = Figure(figsize=(11, 2.1 * len(panels) + (1.6 if strip else 0.4)), dpi=100)
     rows = len(panels) + (1 if strip else 0)
     grid = fig.add_gridspec(rows, max(len(strip), 1), height_ratios=[2] * len(panels) + ([1.5] if strip else []))
     centres = (timeline.starts + timeline.ends) / 2
     colours = ["#C44E52", "#8172B2", "#937860", "#DD8452", "#8C8C8C", "#4C72B0", "#55A868"]
-    end = float(timeline.ends.max())
     for row, (name, probs) in enumerate(panels):
         ax = fig.add_subplot(grid[row, :])
         for j, label in enumerate(timeline.labels):
             ax.plot(centres, probs[:, j], marker="o", ms=3, lw=1.4, color=colours[j % len(colours)],
                     label=label_name(label))
-        ax.set_xlim(0, end)
-        ax.set_ylim(0, 1)
+        ax.set(xlim=(0, float(timeline.ends.max())), ylim=(0, 1))
         ax.set_ylabel(f"{name}\nprobability", fontsize=8)
         if row == 0:
             ax.set_title(title, fontsize=10)
@@ -119,6 +113,7 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
     return save_png(fig, path)
 
 
-def _strip_indices(n: int, k: int) -> list[int]:
+def strip_indices(n: int, k: int) -> list[int]:
+    """Up to ``k`` distinct frame positions spread over ``n`` frames, for a strip of pictures."""
     from mer_utils.experts.visual.video import sample_frame_indices
     return sorted(set(sample_frame_indices(n, min(n, k)).tolist()))

@@ -1,10 +1,10 @@
 """Who the models fail: test scores by actor sex, age group, intensity and emotion, the demographics joined
-from the manifest each run trained on (found from its config.json and metrics.json, else ``outputs/manifests/``).
-"""
+from the manifest each run trained on (found from its config.json and metrics.json, else ``outputs/manifests/``)."""
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from pathlib import Path
@@ -15,7 +15,7 @@ from mer_utils.core.atomic_io import read_json
 from mer_utils.fusion.significance import fast_scores
 from mer_utils.data.manifest import default_manifest_path, load_manifest
 from mer_utils.core.predictions import labels_of
-from mer_utils.report.collect import run_config, run_predictions
+from mer_utils.report.collect import run_predictions
 
 log = logging.getLogger(__name__)
 FACTORS = ("sex", "age_group", "intensity", "emotion")
@@ -23,41 +23,22 @@ AGE_BINS = (0, 30, 40, 50, 60, 200)
 AGE_LABELS = ("20-29", "30-39", "40-49", "50-59", "60+")
 
 
-def _run_candidates(run_dir: Path, config: dict, outputs: Path) -> list[Path]:
-    """Manifest paths named by a run's config.json or metrics.json."""
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
-    found = []
-    for record in (config, metrics):
-        found += [Path(record[k]) for k in ("manifest", "manifest_path") if record.get(k)]
-        if record.get("data_root"):
-            # prepare_manifest caches it under the outputs folder the run used.
-            for base in dict.fromkeys([config.get("outputs") or str(outputs), str(outputs)]):
-                found.append(default_manifest_path(record["data_root"], base))
-    return found
-
-
 def manifest_candidates(run: pd.Series, runs: pd.DataFrame, outputs: str | os.PathLike) -> list[Path]:
-    """Where the manifest of ``run`` may be, most specific first."""
-    outputs = Path(outputs)
-    found = _run_candidates(outputs / run["run"], run_config(run), outputs)
+    """Where the manifest of ``run`` may be, most specific first: named by its config.json or metrics.json, by
+    those of a fusion run's experts, then ``outputs/manifests/``."""
+    outputs, found = Path(outputs), []
     # A fusion run's metrics.json names its experts' run folders; they know the data.
-    experts = read_json(outputs / run["run"] / "metrics.json").get("experts", {})
-    for record in experts.values():
-        for _, row in runs[runs["run"] == record.get("run_dir")].iterrows():
-            found += _run_candidates(outputs / row["run"], run_config(row), outputs)
+    experts = read_json(outputs / run["run"] / "metrics.json").get("experts", {}).values()
+    for row in [run, *(row for record in experts for _, row in runs[runs["run"] == record.get("run_dir")].iterrows())]:
+        config = json.loads(row["config"])
+        for record in (config, read_json(outputs / row["run"] / "metrics.json")):
+            found += [Path(record[k]) for k in ("manifest", "manifest_path") if record.get(k)]
+            if record.get("data_root"):
+                # prepare_manifest caches it under the outputs folder the run used.
+                for base in dict.fromkeys([config.get("outputs") or str(outputs), str(outputs)]):
+                    found.append(default_manifest_path(record["data_root"], base))
     found += sorted((outputs / "manifests").glob("*.csv"))
     return list(dict.fromkeys(p for p in found if not p.name.endswith("_problems.csv")))
-
-
-def with_factors(predictions: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Predictions joined with sex, age group and intensity of each clip."""
-    meta = manifest.loc[:, ["clip_id", "sex", "age", "intensity", "emotion"]].drop_duplicates("clip_id")
-    joined = predictions.merge(meta, on="clip_id", how="left", validate="many_to_one")
-    ages = pd.to_numeric(joined["age"], errors="coerce")
-    joined["age_group"] = pd.cut(ages, bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False).astype(str)
-    names = manifest.attrs.get("corpus", {}).get("intensity_names", {})
-    joined["intensity"] = joined["intensity"].map(lambda code: f"{code} ({names[code]})" if code in names else code)
-    return joined
 
 
 def breakdown_table(runs: pd.DataFrame, outputs: str | os.PathLike, *,
@@ -86,7 +67,13 @@ def breakdown_table(runs: pd.DataFrame, outputs: str | os.PathLike, *,
             notes.append(f"{run['run']}: no manifest covering its clips was found (config.json data_root, "
                          "outputs/manifests/); pass --manifest PATH to include it in the breakdown")
             continue
-        joined = with_factors(predictions, meta)
+        # Each prediction with its clip's sex, age group and intensity.
+        factors = meta.loc[:, ["clip_id", "sex", "age", "intensity", "emotion"]].drop_duplicates("clip_id")
+        joined = predictions.merge(factors, on="clip_id", how="left", validate="many_to_one")
+        joined["age_group"] = pd.cut(pd.to_numeric(joined["age"], errors="coerce"), bins=list(AGE_BINS),
+                                     labels=list(AGE_LABELS), right=False).astype(str)
+        names = meta.attrs.get("corpus", {}).get("intensity_names", {})
+        joined["intensity"] = [f"{code} ({names[code]})" if code in names else code for code in joined["intensity"]]
         for factor in FACTORS:
             # Dozens of small groups per run: the vectorised scorer (tested equal to classification_scores) avoids
             # sklearn's per-call checks. For the emotion factor a group holds one true class, so UA is its recall.

@@ -1,6 +1,5 @@
 """``mer report``: every table and figure of a paper from the runs under ``outputs/``, byte-identical for the
-same runs (docs/fusion.md, "mer report").
-"""
+same runs (docs/fusion.md, "mer report")."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES
 from mer_utils.core.atomic_io import write_csv, write_text
 from mer_utils.core.runs import safe_name
 from mer_utils.report.breakdown import breakdown_table
@@ -33,43 +33,21 @@ _CAPTIONS = {
 }
 
 
-def scoring_footnotes(runs: pd.DataFrame) -> list[str]:
-    """One footnote per way of scoring a test clip present in the runs: what it uses at test time."""
-    from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES
-    present = set(runs["adaptation"]) if "adaptation" in runs.columns else {"none"}
-    notes = [f"Scoring \"{SHORT_NAMES[mode]}\" ({mode}): {WHAT_IT_USES[mode]}." for mode in ADAPTATIONS
-             if mode in present]
-    if present - {"none"}:
-        notes.append("Adapted rows use the test set's structure (unlabelled clips of each test speaker): they are "
-                     "listed after the single-clip rows and never pooled, paired or ranked with them.")
-    return notes
-
-
-def _run_labels(runs: pd.DataFrame) -> dict[str, str]:
-    base = runs["modality"] + " (" + runs["backbone"] + ")"
-    dup = base.duplicated(keep=False)
-    return dict(zip(runs["run"], [f"{b} [{r.split('/')[-1]}]" if d else b
-                                  for b, r, d in zip(base, runs["run"], dup)]))
-
-
 def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.DataFrame) -> list[Path]:
     written = []
-    for protocol in list(dict.fromkeys(runs["protocol"])):
-        name = safe_name(protocol)  # protocols such as "cross:ravdess-dev->ravdess-hidden" are no file names
-        subset = runs[runs["protocol"] == protocol]
-        labels = _run_labels(subset)
+    for protocol, subset in runs.groupby("protocol", sort=False):
+        base = subset["modality"] + " (" + subset["backbone"] + ")"
+        labels = dict(zip(subset["run"], base.where(~base.duplicated(keep=False),
+                                                    base + " [" + subset["run"].str.split("/").str[-1] + "]")))
         panels = [(labels[run["run"]], frame) for _, run in subset.iterrows()
                   if (frame := run_predictions(outputs, run)) is not None]
-        if panels:
-            written.append(save_png(confusion_figure(panels, title=f"Test confusion matrices — {protocol}"),
-                                    figures_dir / f"confusion_{name}.png"))
-            written.append(save_png(per_class_f1_figure(panels, title=f"Per-class F1 — {protocol}"),
-                                    figures_dir / f"per_class_f1_{name}.png"))
         part = breakdown[breakdown["protocol"] == protocol]
-        if len(part):
-            part = part.assign(label=part["run"].map(labels))
-            written.append(save_png(breakdown_figure(part, title=f"Who the models fail — {protocol}"),
-                                    figures_dir / f"breakdown_{name}.png"))
+        figures = [("confusion", confusion_figure, panels, "Test confusion matrices"),
+                   ("per_class_f1", per_class_f1_figure, panels, "Per-class F1"),
+                   ("breakdown", breakdown_figure, part.assign(label=part["run"].map(labels)), "Who the models fail")]
+        name = safe_name(protocol)  # protocols such as "cross:ravdess-dev->ravdess-hidden" are no file names
+        written += [save_png(draw(data, title=f"{title} — {protocol}"), figures_dir / f"{kind}_{name}.png")
+                    for kind, draw, data, title in figures if len(data)]
     return written
 
 
@@ -81,34 +59,13 @@ def report_figures(report_dir: str | os.PathLike, *, protocol: str | None = None
     return found + [p for p in [folder / "protocol_gap.png"] if p.exists()]
 
 
-def _remove_stale(folder: Path, keep: set[Path]) -> None:
-    """Files of an earlier report that this one did not rewrite (e.g. a protocol since deleted)."""
-    for path in sorted(folder.glob("*")):
-        if path.is_file() and path.suffix in (".csv", ".md", ".tex", ".png") and path not in keep:
-            path.unlink()
-
-
-def _report_markdown(outputs: Path, n_runs: int, sections: list[str], images: list[Path], notes: list[str],
-                     skipped: pd.DataFrame) -> str:
-    parts = [f"# Results\n\n{n_runs} runs collected from `{outputs.as_posix()}`; every row names its run "
-             "folder, and `sources.csv` gives each run's config/metrics sha256 and git commit.\n", *sections]
-    if images:
-        parts.append("## Figures\n\n" + "".join(f"![{p.stem}](figures/{p.name})\n\n" for p in images))
-    if notes:
-        parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
-    if len(skipped):
-        parts.append("## Skipped folders\n\n" + "".join(f"- `{r.run}`: {r.reason}\n" for r in skipped.itertuples()))
-    return "\n".join(parts)
-
-
 def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.PathLike | None = None,
                 metadata: str | os.PathLike | None = None, manifest: str | os.PathLike | None = None,
                 figures: bool = True) -> Path:
     """Collect every run under ``outputs`` and write the report (default ``<outputs>/report``); returns ``report.md``.
 
     ``metadata``: CREMA-D's folder with ``processedResults/``, for the human-perception rows; ``manifest``: for the
-    breakdown when the runs' configs do not lead to one; ``figures=False``: tables only.
-    """
+    breakdown when the runs' configs do not lead to one; ``figures=False``: tables only."""
     outputs = Path(outputs)
     out_dir = Path(out_dir) if out_dir else outputs / "report"
     collected = collect_runs(outputs)
@@ -128,7 +85,12 @@ def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.Pat
 
     models = model_table(runs)
     add_table("models", "Models per modality and protocol", *models)
-    notes += scoring_footnotes(runs)
+    # One footnote per way of scoring a test clip present in the runs: what it uses at test time.
+    notes += [f"Scoring \"{SHORT_NAMES[mode]}\" ({mode}): {WHAT_IT_USES[mode]}." for mode in ADAPTATIONS
+              if mode in set(runs["adaptation"])]
+    if set(runs["adaptation"]) - {"none"}:
+        notes.append("Adapted rows use the test set's structure (unlabelled clips of each test speaker): they are "
+                     "listed after the single-clip rows and never pooled, paired or ranked with them.")
     fusion = fusion_table(runs, outputs)
     if len(fusion[0]):
         add_table("fusion", "Fusion strategies", *fusion)
@@ -157,10 +119,19 @@ def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.Pat
         written.update(_protocol_figures(runs, outputs, figures_dir, breakdown))
     sources = write_csv(out_dir / "sources.csv", runs.loc[:, list(SOURCE_COLUMNS)])
     for folder in (tables_dir, figures_dir) if figures else (tables_dir,):
-        _remove_stale(folder, written)
+        for path in sorted(folder.glob("*")):  # an earlier report's files not rewritten (a protocol since deleted)
+            if path.is_file() and path.suffix in (".csv", ".md", ".tex", ".png") and path not in written:
+                path.unlink()
 
-    text = _report_markdown(outputs, len(runs), sections, sorted(p for p in written if p.suffix == ".png"),
-                            notes, collected.skipped)
-    report = write_text(out_dir / "report.md", text)
+    parts = [f"# Results\n\n{len(runs)} runs collected from `{outputs.as_posix()}`; every row names its run "
+             "folder, and `sources.csv` gives each run's config/metrics sha256 and git commit.\n", *sections]
+    if images := sorted(p for p in written if p.suffix == ".png"):
+        parts.append("## Figures\n\n" + "".join(f"![{p.stem}](figures/{p.name})\n\n" for p in images))
+    if notes:
+        parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
+    if len(collected.skipped):
+        parts.append("## Skipped folders\n\n" + "".join(f"- `{r.run}`: {r.reason}\n"
+                                                        for r in collected.skipped.itertuples()))
+    report = write_text(out_dir / "report.md", "\n".join(parts))
     log.info("report written to %s (sources: %s)", report, sources)
     return report

@@ -1,6 +1,5 @@
 """Find every finished run (``outputs/<stage>/[<corpus key>/]<name>/metrics.json``) and what it says about itself;
-folders without metrics.json are listed as skipped with the reason, so a table never silently lacks a row.
-"""
+folders without metrics.json are listed as skipped with the reason, so a table never silently lacks a row."""
 
 from __future__ import annotations
 
@@ -33,18 +32,13 @@ class Collected(NamedTuple):
 
 def sort_key(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows in paper order: corpus, single-clip before adapted, modality, protocol (random first), backbone, run."""
-    modality_rank = frame["modality"].map({m: i for i, m in enumerate(MODALITY_ORDER)}).fillna(len(MODALITY_ORDER))
-    protocol_rank = frame["protocol"].map({p: i for i, p in enumerate(PROTOCOL_ORDER)}).fillna(len(PROTOCOL_ORDER))
-    adaptation = frame["adaptation"] if "adaptation" in frame.columns else pd.Series("none", index=frame.index)
-    keyed = frame.assign(_a=adaptation.map({a: i for i, a in enumerate(ADAPTATIONS)}).fillna(len(ADAPTATIONS)),
-                         _m=modality_rank, _p=protocol_rank)
-    by = (["corpus"] if "corpus" in frame.columns else []) + ["_a", "_m", "_p", "protocol", "backbone"] + (
-        ["run"] if "run" in frame.columns else [])
+    def rank(column: str, order: tuple) -> pd.Series:
+        return frame[column].map({v: i for i, v in enumerate(order)}).fillna(len(order))
+
+    keyed = frame.assign(_a=rank("adaptation", ADAPTATIONS), _m=rank("modality", MODALITY_ORDER),
+                         _p=rank("protocol", PROTOCOL_ORDER))
+    by = ["corpus", "_a", "_m", "_p", "protocol", "backbone"] + (["run"] if "run" in frame.columns else [])
     return keyed.sort_values(by, kind="stable").drop(columns=["_a", "_m", "_p"]).reset_index(drop=True)
-
-
-def _sha256(path: Path) -> str:
-    return sha256_file(path) if path.exists() else ""
 
 
 def _read_run(run_dir: Path, outputs: Path) -> dict:
@@ -53,7 +47,6 @@ def _read_run(run_dir: Path, outputs: Path) -> dict:
     if missing:
         raise ValueError(f"metrics.json lacks {missing}")
     env = read_json(run_dir / "env.json") if (run_dir / "env.json").exists() else {}
-    config = read_json(run_dir / "config.json") if (run_dir / "config.json").exists() else {}
     return {
         "run": run_dir.relative_to(outputs).as_posix(),
         "stage": run_dir.relative_to(outputs).parts[0],
@@ -67,10 +60,10 @@ def _read_run(run_dir: Path, outputs: Path) -> dict:
         "n_folds": len({row["fold"] for row in metrics["per_fold"]}),
         "pool_key": pool_key(run_dir),
         "git_commit": env.get("git_commit") or "",
-        "config_sha256": _sha256(run_dir / "config.json"),
-        "metrics_sha256": _sha256(run_dir / "metrics.json"),
+        "config_sha256": sha256_file(run_dir / "config.json"),  # run folders are those with a config.json
+        "metrics_sha256": sha256_file(run_dir / "metrics.json"),
         "per_fold": json.dumps(metrics["per_fold"], sort_keys=True),
-        "config": json.dumps(config, sort_keys=True),
+        "config": json.dumps(read_json(run_dir / "config.json"), sort_keys=True),
     }
 
 
@@ -99,30 +92,21 @@ def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
         raise FileNotFoundError(f"{outputs} does not exist; train an expert first (its notebook or "
                                 "`mer audio train` / `mer visual train`), or pass --outputs DIR.")
     rows, skipped = [], []
-    for stage_dir in sorted(p for p in outputs.iterdir() if p.is_dir()):
-        for run_dir in _run_dirs(stage_dir):  # folders without config.json are no runs (a corpus, the report)
-            try:
-                if not (run_dir / "metrics.json").exists():
-                    raise FileNotFoundError("no metrics.json (unfinished or failed run)")
-                rows.append(_read_run(run_dir, outputs))
-            except (OSError, ValueError, KeyError) as err:
-                log.warning("skipping %s: %s", run_dir, err)
-                skipped.append({"run": run_dir.relative_to(outputs).as_posix(), "reason": str(err)})
+    # Runs are <stage>/<run> and <stage>/<corpus key>/<run>; folders without config.json are no runs (the report).
+    found = [p.parent for p in outputs.glob("*/*/config.json")]
+    found += [p.parent for p in outputs.glob("*/*/*/config.json") if p.parent.parent not in found]
+    for run_dir in sorted(found, key=lambda p: p.parts):
+        try:
+            if not (run_dir / "metrics.json").exists():
+                raise FileNotFoundError("no metrics.json (unfinished or failed run)")
+            rows.append(_read_run(run_dir, outputs))
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("skipping %s: %s", run_dir, err)
+            skipped.append({"run": run_dir.relative_to(outputs).as_posix(), "reason": str(err)})
     columns = ["run", "stage", "corpus", "corpus_key", *REQUIRED_INFO, "protocol_kind", "adaptation", "labels",
                "n_folds", "pool_key", "git_commit", "config_sha256", "metrics_sha256", "per_fold", "config"]
     runs = pd.DataFrame(rows, columns=columns)
     return Collected(sort_key(runs) if len(runs) else runs, pd.DataFrame(skipped, columns=["run", "reason"]))
-
-
-def _run_dirs(stage_dir: Path) -> list[Path]:
-    """Run folders of a stage: ``<stage>/<run>`` and ``<stage>/<corpus key>/<run>``."""
-    found = []
-    for child in sorted(p for p in stage_dir.iterdir() if p.is_dir()):
-        if (child / "config.json").exists():
-            found.append(child)
-        else:
-            found += sorted(p for p in child.iterdir() if p.is_dir() and (p / "config.json").exists())
-    return found
 
 
 def run_predictions(outputs: str | os.PathLike, runs_row, subset: str = "test") -> pd.DataFrame | None:
@@ -134,13 +118,3 @@ def run_predictions(outputs: str | os.PathLike, runs_row, subset: str = "test") 
     labels = json.loads(runs_row["labels"]) if runs_row.get("labels") else []
     return read_predictions(path, expected_split=runs_row["split"], expected_modality=runs_row["modality"],
                             expected_labels=labels or None)
-
-
-def run_config(runs_row) -> dict:
-    """The config.json of a collected run."""
-    return json.loads(runs_row["config"])
-
-
-def per_fold(runs_row) -> list[dict]:
-    """The per-fold scores of a collected run."""
-    return json.loads(runs_row["per_fold"])

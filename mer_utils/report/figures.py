@@ -56,9 +56,7 @@ def per_class_f1_figure(panels: Sequence[tuple[str, pd.DataFrame]], *, title: st
         per_class = classification_scores(frame["y_true"], frame["y_pred"], labels=labels)["per_class"]
         ax.bar(x + (k - (len(panels) - 1) / 2) * width, [per_class[e]["f1"] for e in labels], width,
                label=label)
-    ax.set_xticks(x, labels)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("test F1")
+    ax.set(xticks=x, xticklabels=labels, ylim=(0, 1), ylabel="test F1")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
@@ -73,12 +71,11 @@ def gap_figure(gap: pd.DataFrame):
     ax.bar(x + 0.2, gap["speaker_ua"], 0.4, label="speaker-independent")
     for xi, (r, s) in enumerate(zip(gap["random_ua"], gap["speaker_ua"])):
         ax.text(xi, max(r, s) + 0.02, f"{100 * (r - s):+.1f}", ha="center", fontsize=7)
-    scoring = gap["adaptation"] if "adaptation" in gap.columns else ["none"] * len(gap)
-    labels = [f"{m}\n{b}\n{rp} vs {sp}" + ("" if a == "none" else f"\nadapted: {a}") for m, b, rp, sp, a in
-              zip(gap["modality"], gap["backbone"], gap["random_protocol"], gap["speaker_protocol"], scoring)]
+    columns = ["modality", "backbone", "random_protocol", "speaker_protocol", "adaptation"]
+    labels = [f"{m}\n{b}\n{rp} vs {sp}" + ("" if a == "none" else f"\nadapted: {a}")
+              for m, b, rp, sp, a in gap[columns].itertuples(index=False)]
     ax.set_xticks(x, labels, fontsize=6)
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("test UA")
+    ax.set(ylim=(0, 1.1), ylabel="test UA")
     ax.set_title("Protocol gap (points above the bars)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -93,11 +90,10 @@ def breakdown_figure(table: pd.DataFrame, *, title: str = ""):
     width = 0.8 / max(len(labels), 1)
     for ax, factor in zip(axes, factors):
         part = table[table["factor"] == factor]
-        groups = sorted(part["group"].unique())
-        x = np.arange(len(groups))
+        ua = part.pivot(index="group", columns="label", values="ua").sort_index().reindex(columns=labels)
+        groups, x = list(ua.index), np.arange(len(ua))
         for k, label in enumerate(labels):
-            values = part[part["label"] == label].set_index("group")["ua"].reindex(groups)
-            ax.bar(x + (k - (len(labels) - 1) / 2) * width, values.fillna(0), width, label=label)
+            ax.bar(x + (k - (len(labels) - 1) / 2) * width, ua[label].fillna(0), width, label=label)
         # Group sizes under the names: a bar over a handful of clips is not a finding.
         sizes = part.groupby("group")["n"].max().reindex(groups)
         ax.set_xticks(x, [f"{g}\nn={n}" for g, n in zip(groups, sizes)], fontsize=6)

@@ -1,6 +1,5 @@
 """Published CREMA-D results with their split, model selection and scoring, and ours beside them only where all
-match on the real CREMA-D (docs/published_results.md).
-"""
+match on the real CREMA-D (docs/published_results.md)."""
 
 from __future__ import annotations
 

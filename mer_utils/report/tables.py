@@ -1,9 +1,9 @@
 """The tables of a paper, each as ``(numbers, display)``: raw values for the CSV, text for Markdown/LaTeX; every
-row names its run folder(s) and git commit.
-"""
+row names its run folder(s) and git commit."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pandas as pd
 from mer_utils.core.adaptation import SHORT_NAMES
 from mer_utils.core.metrics import mean_std
 from mer_utils.protocols.splits import protocol_kind
-from mer_utils.report.collect import per_fold, sort_key
+from mer_utils.report.collect import sort_key
 from mer_utils.core.formatting import p_value, percent, percent_mean_std
 
 SCORES = ("wa", "ua", "macro_f1")
@@ -26,16 +26,20 @@ def _short(commit: str) -> str:
     return commit[:10] if commit else "uncommitted"
 
 
+def _mean_std_texts(numbers: pd.DataFrame, score: str, n: str) -> list[str]:
+    return [percent_mean_std(m, s, k)
+            for m, s, k in zip(numbers[f"{score}_mean"], numbers[f"{score}_std"], numbers[n])]
+
+
 def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per modality × backbone × protocol: val UA and test WA/UA/macro-F1, mean ± std over every (run, fold) of
     the runs that differ only in their seed (one ``pool_key``)."""
     if runs.empty:
         return pd.DataFrame(), pd.DataFrame()
     rows = []
-    pool = runs["pool_key"] if "pool_key" in runs.columns else runs["run"]
-    for key, group in runs.assign(_pool=pool).groupby([*GROUP, "_pool"], sort=False):
+    for key, group in runs.groupby([*GROUP, "pool_key"], sort=False):
         key = key[:len(GROUP)]
-        folds = [row for _, run in group.iterrows() for row in per_fold(run)]
+        folds = [row for text in group["per_fold"] for row in json.loads(text)]
         out = dict(zip(GROUP, key))
         out["split"] = ";".join(sorted(group["split"].unique()))
         for subset in ("val", "test"):
@@ -52,8 +56,7 @@ def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         scoring=numbers["adaptation"].map(SHORT_NAMES), n=numbers["n_test"])
     for subset, score, name in (("val", "ua", "val UA"), ("test", "wa", "test WA"), ("test", "ua", "test UA"),
                                 ("test", "macro_f1", "test macro-F1")):
-        display[name] = [percent_mean_std(m, s, n) for m, s, n in zip(
-            numbers[f"{subset}_{score}_mean"], numbers[f"{subset}_{score}_std"], numbers[f"n_{subset}"])]
+        display[name] = _mean_std_texts(numbers, f"{subset}_{score}", f"n_{subset}")
     return numbers, display.assign(run=numbers["runs"], commit=numbers["git_commits"])
 
 
@@ -71,19 +74,16 @@ def fusion_table(runs: pd.DataFrame, outputs: str | os.PathLike) -> tuple[pd.Dat
         return pd.DataFrame(), pd.DataFrame()
     numbers = pd.concat(parts, ignore_index=True)
     first = ["run", "corpus", "protocol", "adaptation", "method", "kind", "chosen", "params"]
-    numbers = numbers[first + [c for c in numbers.columns if c not in first]]
-    numbers = numbers.assign(chosen=numbers["chosen"].astype(str) == "True")
-    reference = {r: g.loc[g["best_single"].astype(str) == "True", "method"].iloc[0]
-                 for r, g in numbers.groupby("run", sort=False)}
+    numbers = numbers[first + [c for c in numbers.columns if c not in first]].assign(
+        chosen=lambda frame: frame["chosen"].astype(str) == "True")
+    reference = numbers[numbers["best_single"].astype(str) == "True"].groupby("run")["method"].first()
     display = pd.DataFrame({
         "corpus": numbers["corpus"], "protocol": numbers["protocol"],
         "scoring": numbers["adaptation"].map(SHORT_NAMES),
         "method": [f"{m} (chosen)" if c else m for m, c in zip(numbers["method"], numbers["chosen"])],
-        "val UA (selection)": [percent(v) for v in numbers["selection_ua"]],
-        "test WA": [percent_mean_std(m, s, n) for m, s, n in
-                    zip(numbers["test_wa_mean"], numbers["test_wa_std"], numbers["n_folds"])],
-        "test UA": [percent_mean_std(m, s, n) for m, s, n in
-                    zip(numbers["test_ua_mean"], numbers["test_ua_std"], numbers["n_folds"])],
+        "val UA (selection)": numbers["selection_ua"].map(percent),
+        "test WA": _mean_std_texts(numbers, "test_wa", "n_folds"),
+        "test UA": _mean_std_texts(numbers, "test_ua", "n_folds"),
         "test UA 95% CI": [f"[{percent(lo)}, {percent(hi)}]"
                            for lo, hi in zip(numbers["test_ua_ci_low"], numbers["test_ua_ci_high"])],
         "McNemar p": [p_value(p) if not pd.isna(p) else f"ref. ({reference[r]})"
@@ -103,45 +103,44 @@ def human_table(baseline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         per_emotion[emotions]).reset_index()
     display = pd.DataFrame({
         "rating mode": numbers["mode"], "clips": numbers["n_clips"],
-        "per response": [percent(v) for v in numbers["per_response_accuracy"]],
-        "majority vote": [percent(v) for v in numbers["majority_vote_accuracy"]],
-        "paper (Cao et al. 2014)": [percent(v) for v in numbers["paper_accuracy"]],
-        **{e: [percent(v) for v in numbers[e]] for e in emotions},
+        "per response": numbers["per_response_accuracy"].map(percent),
+        "majority vote": numbers["majority_vote_accuracy"].map(percent),
+        "paper (Cao et al. 2014)": numbers["paper_accuracy"].map(percent),
+        **{e: numbers[e].map(percent) for e in emotions},
     })
     return numbers, display
 
 
 def gap_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Random vs speaker-independent test scores of the same modality and backbone (fusion: the chosen strategies)."""
-    rows = []
-    if len(models):
-        kinds = models.assign(kind=models["protocol"].map(protocol_kind),
-                              family=models["backbone"].str.split(":").str[0])
-        # Pairs stay within one corpus and one way of scoring: a gap between two corpora, or between a
-        # single-clip and an adapted run, would measure those, not leakage.
-        for (corpus, adaptation, modality, _family), group in kinds.groupby(
-                ["corpus", "adaptation", "modality", "family"], sort=False):
-            for _, rnd in group[group["kind"] == "random"].iterrows():
-                for _, spk in group[group["kind"] == "speaker"].iterrows():
-                    backbone = rnd["backbone"] if rnd["backbone"] == spk["backbone"] else \
-                        f"{rnd['backbone']} / {spk['backbone']}"
-                    row = {"corpus": corpus, "adaptation": adaptation, "modality": modality, "backbone": backbone,
-                           "random_protocol": rnd["protocol"], "speaker_protocol": spk["protocol"]}
-                    for score in ("wa", "ua"):
-                        row[f"random_{score}"] = rnd[f"test_{score}_mean"]
-                        row[f"speaker_{score}"] = spk[f"test_{score}_mean"]
-                        row[f"gap_{score}"] = rnd[f"test_{score}_mean"] - spk[f"test_{score}_mean"]
-                    row["runs"] = f"{rnd['runs']};{spk['runs']}"
-                    rows.append(row)
-    numbers = pd.DataFrame(rows)
-    if not rows:
-        return numbers, numbers
+    if models.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    # Pairs stay within one corpus and one way of scoring: a gap between two corpora, or between a single-clip and
+    # an adapted run, would measure those, not leakage.
+    kinds = models.assign(kind=models["protocol"].map(protocol_kind), _pos=np.arange(len(models)))
+    kinds["_group"] = kinds.groupby(["corpus", "adaptation", "modality", kinds["backbone"].str.split(":").str[0]],
+                                    sort=False).ngroup()
+    pairs = kinds[kinds["kind"] == "random"].merge(kinds[kinds["kind"] == "speaker"], on="_group",
+                                                   suffixes=("", "_s"))
+    pairs = pairs.sort_values(["_group", "_pos", "_pos_s"]).reset_index(drop=True)
+    if pairs.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    same = pairs["backbone"] == pairs["backbone_s"]
+    numbers = pd.DataFrame({
+        **pairs[["corpus", "adaptation", "modality"]],
+        "backbone": pairs["backbone"].where(same, pairs["backbone"] + " / " + pairs["backbone_s"]),
+        "random_protocol": pairs["protocol"], "speaker_protocol": pairs["protocol_s"],
+        **{f"{side}_{score}": value for score in ("wa", "ua") for side, value in (
+            ("random", pairs[f"test_{score}_mean"]), ("speaker", pairs[f"test_{score}_mean_s"]),
+            ("gap", pairs[f"test_{score}_mean"] - pairs[f"test_{score}_mean_s"]))},
+        "runs": pairs["runs"] + ";" + pairs["runs_s"],
+    })
     display = pd.DataFrame({
         "corpus": numbers["corpus"], "scoring": numbers["adaptation"].map(SHORT_NAMES),
         "modality": numbers["modality"], "backbone": numbers["backbone"],
         "random split": numbers["random_protocol"], "speaker-independent": numbers["speaker_protocol"],
-        "test UA random": [percent(v) for v in numbers["random_ua"]],
-        "test UA speaker-indep.": [percent(v) for v in numbers["speaker_ua"]],
+        "test UA random": numbers["random_ua"].map(percent),
+        "test UA speaker-indep.": numbers["speaker_ua"].map(percent),
         "gap UA (points)": [f"{100 * v:+.1f}" for v in numbers["gap_ua"]],
         "gap WA (points)": [f"{100 * v:+.1f}" for v in numbers["gap_wa"]],
     })
