@@ -1,10 +1,7 @@
 """On-disk cache of per-clip arrays (acoustic functionals, SSL embeddings).
 
-A cache folder holds shards (``shard-*.npz``: ``keys`` and ``values``); each
-extraction pass appends one shard per chunk, written atomically, so an
-interrupted pass (a Colab disconnect) keeps every finished chunk and the next
-run computes only what is missing. Keys combine the clip's file name, size
-and modification time, so a replaced file is never served stale features.
+Each pass appends one ``shard-*.npz`` (``keys``, ``values``) per chunk, written atomically, so an interrupted
+pass keeps its finished chunks. A key holds the file's name, size and mtime: a replaced file is recomputed.
 """
 
 from __future__ import annotations
@@ -20,12 +17,18 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path
+from mer_utils.experts.audio.loading import AudioLoadError
 
 
 def file_key(path: str | os.PathLike) -> str:
     """``"<name>:<size>:<mtime_ns>"`` of a media file (no decoding)."""
     stat = os.stat(path)
     return f"{Path(path).name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def clip_keys(paths) -> list[str]:
+    """One key per path; a missing file gets a key no cache holds."""
+    return [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
 
 
 def namespace(name: str, settings: Mapping) -> str:
@@ -85,3 +88,15 @@ class FeatureCache:
             np.savez(handle, keys=keys, values=values)
         self._load().update(zip(keys.tolist(), values))
         return path
+
+
+def assemble(paths, keys: list[str], found: dict, errors: dict, what: str = "") -> tuple[np.ndarray, np.ndarray, list]:
+    """``(X, ok, skipped)``: the rows of ``keys`` in ``found`` (zeros elsewhere), the mask of rows found and
+    ``[{"path", "reason"}]`` of the others (``errors``: row index -> reason); no row found raises."""
+    ok = np.array([k in found for k in keys], dtype=bool)
+    if not ok.any():
+        raise AudioLoadError(f"no clip could be decoded{what}; first error: {next(iter(errors.values()), 'none')}")
+    rows = [found[k] for k in keys if k in found]
+    X = np.zeros((len(keys), *np.shape(rows[0])), dtype=np.float32)
+    X[ok] = rows
+    return X, ok, [{"path": str(paths[i]), "reason": errors.get(i, "not found")} for i in np.flatnonzero(~ok)]

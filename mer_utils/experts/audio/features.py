@@ -1,17 +1,7 @@
-"""Acoustic feature sets: one fixed-length vector of functionals per clip.
+"""Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``), cached on disk.
 
-- ``egemaps``: eGeMAPS v02 (88 functionals; Eyben et al., 2016), via openSMILE.
-- ``compare``: ComParE 2016 (6,373 functionals; Schuller et al., 2016), via openSMILE.
-- ``librosa``: a permissive set (ISC licence) of MFCC, energy, spectral shape
-  and pitch descriptors with their statistics, for users who cannot accept
-  openSMILE's research-only licence.
-- ``ge2e``: mean and std over time of layers 2-3 of the pretrained GE2E
-  speaker encoder that the Resemblyzer package ships, and percentiles of
-  layer 2 (1,792 values; Apache-2.0; :mod:`~mer_utils.experts.audio.speaker_encoder`).
-
-The ``opensmile`` Python package and openSMILE itself are distributed by
-audEERING under a licence that allows research and education only; commercial
-use needs a licence from audEERING.
+openSMILE (``egemaps``, ``compare``) is licensed by audEERING for research and education only; ``librosa`` and
+``ge2e`` (:mod:`~mer_utils.experts.audio.speaker_encoder`) allow commercial use.
 """
 
 from __future__ import annotations
@@ -22,7 +12,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namespace
+from mer_utils.experts.audio.feature_cache import FeatureCache, assemble, clip_keys, namespace
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
 
 
@@ -59,8 +49,7 @@ def check_feature_set(name: str) -> str:
 
 
 def check_feature_set_available(name: str) -> str:
-    """``check_feature_set``, and an ``ImportError`` naming the pip install when the package that
-    ships a set's pretrained weights is missing (``ge2e``: Resemblyzer)."""
+    """``check_feature_set``; an ``ImportError`` naming the pip install when a set's weights are missing."""
     check_feature_set(name)
     if name == "ge2e":
         from mer_utils.experts.audio.speaker_encoder import weights_path
@@ -70,8 +59,7 @@ def check_feature_set_available(name: str) -> str:
 
 
 def feature_set_fingerprint(name: str) -> dict | None:
-    """What a checkpoint records about a feature set computed by pretrained weights (``None`` for the
-    others): :meth:`AcousticExpert.load <mer_utils.experts.audio.classical.AcousticExpert.load>` checks it."""
+    """What a checkpoint records about a set computed by pretrained weights (``None`` for the others)."""
     check_feature_set_available(name)
     if name == "ge2e":
         from mer_utils.experts.audio.speaker_encoder import weights_fingerprint
@@ -130,8 +118,7 @@ def librosa_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 16_000,
                      encoder=None) -> np.ndarray:
-    """One float32 vector of functionals for a prepared waveform (``encoder``: the GE2E network to run,
-    an ONNX copy's; torch when None)."""
+    """One float32 vector of functionals for a prepared waveform (``encoder``: an ONNX copy's GE2E network)."""
     check_feature_set(feature_set)
     if feature_set == "librosa":
         vector = librosa_features(np.asarray(wave, dtype=np.float32), sample_rate)
@@ -166,20 +153,14 @@ def features_for_files(
     paths: Sequence[str | os.PathLike], *, feature_set: str, settings: AudioSettings = AudioSettings(),
     cache_dir: str | os.PathLike | None = None, n_jobs: int = 1, chunk_size: int = 256, progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Feature matrix for ``paths``, computed once and cached on disk.
-
-    Returns
-    -------
-    X : ``(n, d)`` float32; rows of failed clips are zero.
-    ok : boolean mask of the clips that decoded.
-    skipped : ``[{"path", "reason"}]`` for the others (reported, never silent).
-    """
+    """``(X (n, d) float32, ok, skipped)``: features of ``paths`` (zero rows where decoding failed), computed once
+    and cached; ``skipped`` is ``[{"path", "reason"}]``."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
     check_feature_set_available(feature_set)  # before any worker starts: one clear error, not one per clip
     paths = [str(p) for p in paths]
-    keys = [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
+    keys = clip_keys(paths)
     cache = FeatureCache(cache_dir, cache_namespace(feature_set, settings)) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
@@ -203,17 +184,20 @@ def features_for_files(
                 cache.put(fresh)  # one shard per chunk: an interruption loses at most a chunk
             bar.update(len(chunk))
     bar.close()
-    ok = np.array([k in found for k in keys], dtype=bool)
-    if not ok.any():
-        raise AudioLoadError(f"no clip could be decoded for {feature_set} features; first error: "
-                             f"{next(iter(errors.values()), 'none')}")
-    dim = len(next(found[k] for k in keys if k in found))
-    X = np.zeros((len(paths), dim), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if key in found:
-            X[i] = found[key]
-    skipped = [{"path": paths[i], "reason": errors.get(i, "not found")} for i in np.flatnonzero(~ok)]
-    return X, ok, skipped
+    return assemble(paths, keys, found, errors, f" for {feature_set} features")
+
+
+def feature_blocks(paths: Sequence[str | os.PathLike], feature_sets: Sequence[str], **kwargs
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict]]:
+    """``({set: (n, d) float64}, ok, skipped)`` of :func:`features_for_files` for each set; ``ok``: every set
+    decoded the clip."""
+    blocks, ok, skipped = {}, np.ones(len(paths), dtype=bool), []
+    for name in feature_sets:
+        X, ok_set, bad = features_for_files(paths, feature_set=name, **kwargs)
+        blocks[name] = np.asarray(X, dtype=np.float64)
+        ok &= ok_set
+        skipped += bad
+    return blocks, ok, skipped
 
 
 def default_cache_dir(outputs: str | os.PathLike = "outputs") -> Path:

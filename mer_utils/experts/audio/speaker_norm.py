@@ -1,20 +1,7 @@
-"""Speaker-level feature normalisation: z-score each speaker's clips with
-that speaker's own statistics.
+"""Speaker normalisation: z-score each speaker's clips with that speaker's own statistics (test-time adaptation).
 
-Acoustic functionals carry as much of *who* is speaking (vocal-tract length,
-habitual pitch and loudness) as of *how* they feel; removing each speaker's
-mean and spread leaves the emotional deviation from their own baseline, and
-is the largest single gain on speaker-independent RAVDESS (see
-``docs/ravdess.md``).
-
-It is transductive: a speaker's statistics come from that speaker's
-unlabelled clips: every usable clip of the speaker in the corpus when a
-``reference`` pool is given (the protocol runner does this, so a speaker is
-normalised the same way in train, validation and test, whichever split),
-else the clips in the batch being scored. Labels are never read (the
-functions take no labels), and no statistic crosses speakers. A speaker with
-fewer than ``min_clips`` clips (the demo's single recording) falls back to the
-global statistics of the training set, so one clip can always be scored.
+Transductive and label-free: statistics come from a speaker's unlabelled clips (the ``reference`` pool, else the
+rows scored); a speaker with fewer than ``min_clips`` clips keeps the training set's global statistics.
 """
 
 from __future__ import annotations
@@ -24,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-SPEAKER_NORM_MODES = ("meanstd", "mean", "rank")
+SPEAKER_NORM_MODES = ("meanstd",)  # "mean" and "rank" were measured and dropped (docs/ravdess.md)
 DEFAULT_MIN_CLIPS = 8
 # A (speaker, sentence) group needs this many clips for statistics of its own: CREMA-D gives each
 # actor one clip of each of its six emotions per sentence (sentence normalisation, below).
@@ -58,19 +45,7 @@ def speaker_statistics(X: np.ndarray, speakers: Sequence) -> dict:
 
 @dataclasses.dataclass
 class SpeakerNormalizer:
-    """Per-speaker z-scoring with a global fallback for speakers with few clips.
-
-    Parameters
-    ----------
-    mode : ``"meanstd"`` (z-score per speaker), ``"mean"`` (centre per
-        speaker, scale by the global spread) or ``"rank"`` (each feature
-        replaced by the normal score of its rank among the speaker's clips:
-        robust to a speaker's outlying clips, but needs the speaker's clips
-        themselves, not stored statistics).
-    min_clips : speakers with fewer clips than this use the global statistics
-        (a mean and spread from two or three clips would be noise).
-    global_mean, global_scale : set by :meth:`fit` from the training clips;
-        stored in checkpoints so a single clip can be scored.
+    """Per-speaker z-scoring; speakers with fewer than ``min_clips`` clips get the global (training) statistics.
 
     >>> X = np.array([[0.0], [2.0], [10.0], [14.0]])
     >>> norm = SpeakerNormalizer(min_clips=2).fit(X)
@@ -79,8 +54,8 @@ class SpeakerNormalizer:
     """
 
     mode: str = "meanstd"
-    min_clips: int = DEFAULT_MIN_CLIPS
-    global_mean: np.ndarray | None = None
+    min_clips: int = DEFAULT_MIN_CLIPS  # a mean and spread of two or three clips would be noise
+    global_mean: np.ndarray | None = None  # set by fit() from the training clips; stored in checkpoints
     global_scale: np.ndarray | None = None
 
     def __post_init__(self):
@@ -90,18 +65,14 @@ class SpeakerNormalizer:
             raise ValueError(f"min_clips must be >= 2 (a spread needs two clips), got {self.min_clips}")
 
     def fit(self, X: np.ndarray) -> "SpeakerNormalizer":
-        """Global statistics of the training features (the fallback)."""
         X = np.asarray(X, dtype=np.float64)
         self.global_mean, self.global_scale = X.mean(axis=0), _safe_scale(X.std(axis=0))
         return self
 
     def transform(self, X: np.ndarray, *, speakers: Sequence | None,
                   reference: tuple[np.ndarray, Sequence] | None = None) -> np.ndarray:
-        """Normalised copy of ``X``; ``speakers=None`` treats every row as alone (fallback).
-
-        ``reference=(X_pool, speakers_pool)``: take each speaker's statistics
-        from the pool (all of that speaker's unlabelled clips) instead of ``X``.
-        """
+        """Normalised copy of ``X``; ``speakers=None`` scores every row alone; ``reference=(X_pool,
+        speakers_pool)`` gives each speaker's statistics instead of ``X``."""
         if self.global_mean is None:
             raise RuntimeError("call fit() on training features before transform()")
         X = np.asarray(X, dtype=np.float64)
@@ -110,47 +81,20 @@ class SpeakerNormalizer:
         out = (X - self.global_mean) / self.global_scale
         if speakers is None:
             return out
-        if self.mode == "rank":
-            return self._rank_transform(X, out, speakers, reference)
         stats = speaker_statistics(*reference) if reference is not None else speaker_statistics(X, speakers)
         for speaker in np.unique(np.asarray(speakers)):
             n, mean, std = stats.get(speaker, (0, None, None))
             if n < self.min_clips:
                 continue  # too few clips for trustworthy statistics: keep the global fallback
             rows = np.asarray(speakers) == speaker
-            scale = std if self.mode == "meanstd" else self.global_scale
-            out[rows] = (X[rows] - mean) / scale
-        return out
-
-    def _rank_transform(self, X: np.ndarray, out: np.ndarray, speakers: Sequence,
-                        reference: tuple | None) -> np.ndarray:
-        """Normal scores of each row's mid-rank among its speaker's clips (the pool's when given)."""
-        from scipy.stats import norm
-
-        speakers = np.asarray(speakers)
-        pool_X, pool_speakers = (X, speakers) if reference is None else (np.asarray(reference[0], dtype=np.float64),
-                                                                         np.asarray(reference[1]))
-        for speaker in np.unique(speakers):
-            pool = np.sort(pool_X[pool_speakers == speaker], axis=0)
-            if len(pool) < self.min_clips:
-                continue  # too few clips to rank against: keep the global fallback
-            rows = speakers == speaker
-            # mid-rank of each value among the pool (ties share their mean rank), then (r - 0.5) / n
-            below = np.stack([np.searchsorted(pool[:, j], X[rows, j], side="left") for j in range(X.shape[1])], 1)
-            upto = np.stack([np.searchsorted(pool[:, j], X[rows, j], side="right") for j in range(X.shape[1])], 1)
-            quantile = np.clip((below + upto) / 2.0, 0.5, len(pool) - 0.5) / len(pool)
-            out[rows] = norm.ppf(quantile)
+            out[rows] = (X[rows] - mean) / std
         return out
 
     def fallback_mask(self, speakers: Sequence) -> np.ndarray:
-        """True for rows whose speaker has too few clips (scored with global statistics)."""
-        speakers = np.asarray(speakers)
-        values, counts = np.unique(speakers, return_counts=True)
-        few = set(values[counts < self.min_clips].tolist())
-        return np.array([s in few for s in speakers.tolist()], dtype=bool)
+        _, inverse, counts = np.unique(np.asarray(speakers), return_inverse=True, return_counts=True)
+        return counts[inverse.ravel()] < self.min_clips
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """What a checkpoint stores (plain arrays)."""
         return {"speaker_norm_mean": self.global_mean, "speaker_norm_scale": self.global_scale}
 
     def config(self) -> dict:
@@ -167,20 +111,12 @@ def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *
                        reference: tuple[np.ndarray, Sequence, Sequence] | None = None,
                        min_group_clips: int = DEFAULT_MIN_GROUP_CLIPS,
                        min_clips: int = DEFAULT_MIN_CLIPS) -> np.ndarray:
-    """Z-score each row within its (speaker, sentence) group: what is left is how the speaker said
-    this sentence compared with their other renditions of it.
+    """Z-score each row within its (speaker, sentence) group (acted corpora read the same sentences in every
+    emotion, and the words move the features as much as the emotion does).
 
-    Acted corpora have every speaker read the same sentences in every emotion
-    (CREMA-D: 12 sentences, one clip per emotion; RAVDESS: 2 statements), and
-    the words move a speech encoder's states as much as the emotion does. A
-    group's statistics come from the ``reference`` pool ``(X, speakers,
-    sentences)`` when given (every unlabelled clip of the corpus), else from
-    the rows of ``X``; labels are never read. A row whose group has fewer than
-    ``min_group_clips`` clips, or whose sentence is unknown (``None``/NaN/""),
-    is z-scored with its speaker's statistics instead, so all rows of a
-    speaker share one scale; a speaker with fewer than ``min_clips`` clips is
-    left as it is (such a speaker is scored by a model without speaker
-    statistics).
+    Statistics come from ``reference=(X, speakers, sentences)`` when given, else the rows of ``X``. A row whose
+    group has fewer than ``min_group_clips`` clips, or no sentence id, gets its speaker's statistics; a speaker
+    with fewer than ``min_clips`` clips is left as it is.
 
     >>> X = np.array([[0.0], [2.0], [10.0], [14.0]])
     >>> sentence_normalise(X, [1, 1, 1, 1], ["a", "a", "b", "b"], min_group_clips=2, min_clips=2).ravel().tolist()

@@ -1,20 +1,5 @@
-"""The one offline SER model on precomputed features, and how it scores a clip.
-
-A :class:`Recipe` names what the acoustic backbone does with functionals:
-which feature sets (stacked into one model, or one model each with averaged
-probabilities), the ``C`` grid of the logistic regression, whether the chosen
-``C`` is refitted on train+validation, and how a test clip is scored
-(:mod:`mer_utils.core.adaptation`): alone (no speaker statistics), or with
-test-time adaptation on each speaker's unlabelled clips (speaker
-normalisation, optionally per sentence, and per-speaker prior matching).
-:func:`~mer_utils.experts.audio.classical.recipe_for` spells the recipes
-``mer audio train`` offers; every choice is made on the validation actors.
-``benchmarks/recipe_grid.py`` holds the evaluation protocols the benchmarks
-compare recipes with.
-
-Fitted recipes are plain arrays: :func:`fitted_to_arrays` and
-:func:`fitted_from_arrays` turn them into ``{name: ndarray}`` plus JSON
-metadata and back, without pickle.
+"""The one offline SER model on precomputed features (:class:`Recipe`), how it scores a clip, and its plain-array
+form (:func:`fitted_to_arrays`, no pickle). Every choice is made on the validation actors.
 """
 
 from __future__ import annotations
@@ -39,32 +24,16 @@ ARRAYS_FORMAT = "mer-recipe-arrays/1"
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """One offline configuration (see the module docstring).
-
-    ``balance``: rescale each test speaker's class probabilities so that
-    their mean over the speaker's clips matches the training class prior
-    (Sinkhorn iterations; labels unused; only speakers with at least
-    ``min_clips`` clips, so a single clip is scored as is; with a reference
-    pool, only speakers scored with all of their pool clips, so a random
-    split's test sample of a speaker is scored as is). It assumes every
-    speaker shows the emotions in the training proportions, as acted corpora
-    are recorded.
-    ``sentence_norm``: before speaker normalisation, z-score each clip
-    within its (speaker, sentence) group
-    (:func:`~mer_utils.experts.audio.speaker_norm.sentence_normalise`); the
-    data dicts then carry ``"sentences"`` (and the reference pool its
-    sentences as a third item). Clips without a sentence id keep speaker
-    statistics alone.
-    """
+    """Feature sets, how their models combine, the ``C`` grid, refit, and how a test clip is scored."""
 
     feature_sets: tuple[str, ...] = ("ge2e",)  # "a+b" inside an averaged recipe: one model on a and b stacked
     combine: str = "concat"  # "concat": one model on stacked features; "average": one model per set
-    speaker_norm: str | None = None  # None, "meanstd", "mean" or "rank" (see mer_utils.experts.audio.speaker_norm)
+    speaker_norm: str | None = None  # None (each clip alone) or "meanstd" (z-score per speaker)
     min_clips: int = DEFAULT_MIN_CLIPS
     c_grid: tuple[float, ...] = DEFAULT_C_GRID
     refit: bool = False  # refit the chosen C on train+val (then val scores are no longer out-of-sample)
-    balance: bool = False
-    sentence_norm: bool = False
+    balance: bool = False  # match each whole speaker's mean prediction to the training prior (balance_per_speaker)
+    sentence_norm: bool = False  # z-score per (speaker, sentence) first (data then carry "sentences")
 
     def __post_init__(self):
         if self.combine not in COMBINES:
@@ -94,14 +63,12 @@ class Recipe:
 
     @property
     def blocks(self) -> list[tuple[str, ...]]:
-        """Feature sets per fitted model: one block when concatenated, one per set when averaged."""
         if self.combine == "concat":
             return [tuple(part for s in self.feature_sets for part in s.split("+"))]
         return [tuple(s.split("+")) for s in self.feature_sets]
 
     @property
     def base_feature_sets(self) -> tuple[str, ...]:
-        """The feature sets to extract (``"a+b"`` items split), in order, each once."""
         return tuple(dict.fromkeys(part for s in self.feature_sets for part in s.split("+")))
 
     def to_dict(self) -> dict:
@@ -114,20 +81,18 @@ class Recipe:
         return cls(**kwargs)
 
 
-# The shipped default (`mer audio train`, --adapt none): one logistic regression on the GE2E speaker
-# encoder's statistics, each clip scored alone. See docs/ravdess.md for the measurements.
+# `mer audio train`'s default (--adapt none): GE2E statistics, each clip scored alone (docs/ravdess.md).
 DEFAULT_RECIPE = Recipe(feature_sets=("ge2e",), refit=True)
 
 
 def without_speaker_statistics(recipe: Recipe) -> Recipe:
-    """The recipe for speakers with fewer than ``min_clips`` clips (the demo's single recording):
-    trained without speaker or sentence statistics, nothing to match per speaker."""
+    """The recipe for speakers with fewer than ``min_clips`` clips (the demo's one recording)."""
     return dataclasses.replace(recipe, speaker_norm=None, sentence_norm=False, balance=False)
+
 
 @dataclasses.dataclass
 class FittedModel:
-    """Speaker normaliser (optional) -> standardiser -> multinomial logistic regression, for one feature block:
-    ``mean, scale, coef, intercept`` (and the normaliser's statistics)."""
+    """Speaker normaliser (optional) -> standardiser -> multinomial logistic regression, for one feature block."""
 
     normalizer: SpeakerNormalizer | None
     mean: np.ndarray
@@ -140,8 +105,6 @@ class FittedModel:
     prior: np.ndarray  # training class frequencies over all labels (for ``balance``)
 
     def standardise(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
-        """``reference=(X_pool, speakers_pool)``: each speaker's statistics from the pool (see
-        :meth:`SpeakerNormalizer.transform`), else from the rows of ``X``."""
         Z = (self.normalizer.transform(X, speakers=speakers, reference=reference) if self.normalizer
              else np.asarray(X, dtype=np.float64))
         return (Z - self.mean) / self.scale
@@ -157,7 +120,6 @@ class FittedModel:
 
 
 def _fit_head(C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int, n_labels: int) -> FittedModel:
-    """Standardise (training statistics) and fit a class-balanced logistic regression."""
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = X.mean(axis=0), X.std(axis=0)
@@ -171,7 +133,6 @@ def _fit_head(C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int, n_l
 
 
 def _training_rows(block: Sequence[str], data: dict, normalizer) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised training rows of one block and their labels."""
     X = _stack(data["X"], block)
     if normalizer:
         X = normalizer.transform(X, speakers=data["speakers"], reference=_block_reference(data.get("reference"), block))
@@ -189,8 +150,7 @@ def _block_reference(reference: tuple | None, block: Sequence[str]) -> tuple | N
 
 def _sentence_normalised(recipe: Recipe, X: dict, speakers, sentences, reference: tuple | None
                          ) -> tuple[dict, tuple | None]:
-    """``X`` (and the reference pool) normalised per speaker and sentence when the recipe asks for it
-    and sentence ids are known; the pool's own sentences define its groups."""
+    """``X`` (and the pool) normalised per speaker and sentence when the recipe asks and sentences are known."""
     if not recipe.sentence_norm or sentences is None or speakers is None:
         return X, reference
     if reference is not None and len(reference) < 3:
@@ -213,41 +173,28 @@ def _sentence_normalised_data(recipe: Recipe, data: dict) -> dict:
     return {**data, "X": X, "reference": reference}
 
 
-def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
-               labels: tuple[str, ...]) -> tuple[list[FittedModel], dict]:
-    """Fit ``recipe``; ``C`` (per feature block) is chosen by validation UA.
-
-    ``train`` and ``val`` are ``{"X": {feature_set: (n, d)}, "y": label
-    indices into ``labels``, "speakers": ids}`` and optionally ``"reference":
-    ({feature_set: pool rows}, pool speakers)``, the clips that define each
-    speaker's statistics (every unlabelled clip of the corpus, in ``mer audio
-    train``). Returns one fitted model per block (one block when features are
-    concatenated) and a JSON-able report. With ``recipe.refit`` the chosen
-    ``C`` is refitted on train+val (each subset normalised with its own
-    speakers' statistics).
-    """
-    models, held_out, report = fit_recipe_held_out(recipe, train, val, seed=seed, labels=labels)
-    return models, report
-
-
 def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
                         labels: tuple[str, ...]) -> tuple[list[FittedModel], list[FittedModel], dict]:
-    """:func:`fit_recipe`, also returning the models fitted on ``train`` alone with the chosen ``C``:
-    with ``recipe.refit`` the first ones have seen the validation clips, so validation predictions
-    handed on (to fusion) must come from the second ones to stay out-of-sample."""
+    """``(models, held_out, report)``: one model per block, ``C`` chosen by validation UA, and the same models
+    fitted on ``train`` alone (with ``recipe.refit`` the first saw the validation clips: validation predictions
+    come from ``held_out`` to stay out-of-sample).
+
+    ``train``/``val``: ``{"X": {set: (n, d)}, "y": label indices, "speakers": ids}``, optionally ``"sentences"``
+    and ``"reference": ({set: pool rows}, pool speakers[, pool sentences])``, the unlabelled clips that define
+    each speaker's statistics.
+    """
     n_labels = len(labels)
     models, held_out, report = [], [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
     raw_train = train  # a lone clip has no sentence group: the fallback statistics describe raw features
     if recipe.sentence_norm:
         train, val = _sentence_normalised_data(recipe, train), _sentence_normalised_data(recipe, val)
         report["sentence_groups"] = {"train_clips_with_sentence": _count_known(train.get("sentences")),
-                                   "val_clips_with_sentence": _count_known(val.get("sentences"))}
+                                     "val_clips_with_sentence": _count_known(val.get("sentences"))}
     for block in recipe.blocks:
         X_tr, X_va = _stack(train["X"], block), _stack(val["X"], block)
         normalizer = None
         if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
-            normalizer = SpeakerNormalizer(mode=recipe.speaker_norm,
-                                           min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
+            normalizer = SpeakerNormalizer(min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
         Z_tr, y_tr = _training_rows(block, train, normalizer)
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
@@ -269,13 +216,8 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
 
 def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray, *,
                         min_clips: int = DEFAULT_MIN_CLIPS, n_iter: int = 50) -> np.ndarray:
-    """Rescale each speaker's class columns so the speaker's mean prediction matches ``prior``.
-
-    Label-free test-time adaptation (Sinkhorn scaling of the clips x classes
-    matrix of one speaker): a speaker the model hears as "mostly angry" has
-    the anger column shrunk until their predictions spread like the training
-    corpus. Speakers with fewer than ``min_clips`` clips are left as they are.
-    """
+    """Rescale each speaker's class columns (Sinkhorn, labels unused) until the speaker's mean prediction
+    matches ``prior``; speakers with fewer than ``min_clips`` clips are left as they are."""
     proba = np.asarray(proba, dtype=np.float64)
     out = proba.copy()
     speakers = np.asarray(speakers)
@@ -297,10 +239,8 @@ def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray
 
 def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speakers: Sequence | None,
                    reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
-    """``(n, n_labels)`` probabilities: one block's, or the mean over blocks
-    (then per-speaker prior matching when ``recipe.balance`` and speakers are known).
-    ``reference``: see :func:`fit_recipe`; ``sentences``: one id per row, for ``recipe.sentence_norm``
-    (without them, rows get speaker statistics alone)."""
+    """``(n, n_labels)`` probabilities, the mean over blocks (then prior matching when ``recipe.balance``).
+    ``reference``: see :func:`fit_recipe_held_out`; ``sentences``: one id per row (for ``sentence_norm``)."""
     X, reference = _sentence_normalised(recipe, X, speakers, sentences, reference)
     proba = np.mean([m.proba(_stack(X, b), speakers, _block_reference(reference, b))
                      for m, b in zip(models, recipe.blocks)], axis=0)
@@ -312,8 +252,7 @@ def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speak
 
 
 def _whole_speakers(speakers: Sequence, reference: tuple | None) -> np.ndarray:
-    """Rows whose speaker is scored with all of their clips in the reference pool: only then do the
-    speaker's predictions spread like the prior (a random split's test clips are a sample of them)."""
+    """Rows whose speaker is scored with all of their pool clips: only then need they spread like the prior."""
     speakers = np.asarray(speakers)
     if reference is None:
         return np.ones(len(speakers), dtype=bool)
@@ -329,9 +268,8 @@ def _clips_per_speaker(speakers: Sequence) -> dict:
 def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallback_models: Sequence[FittedModel],
                           fallback_recipe: Recipe, X: dict, speakers: Sequence | None,
                           reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
-    """``recipe``'s probabilities for speakers with at least ``recipe.min_clips`` clips
-    in ``X`` (in ``reference`` when given), ``fallback_recipe``'s (a model without speaker
-    statistics) for the others and for every row when ``speakers`` is None."""
+    """``recipe``'s probabilities for speakers with at least ``min_clips`` clips in ``X`` (or ``reference``),
+    ``fallback_recipe``'s for the others (every row when ``speakers`` is None)."""
     n = len(next(iter(X.values())))
     if speakers is None:
         few = np.ones(n, dtype=bool)
@@ -353,14 +291,8 @@ def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallbac
     return proba
 
 
-# ---------------------------------------------------------------- arrays, no pickle
-
 def fitted_to_arrays(models: Sequence[FittedModel], recipe: Recipe) -> tuple[dict[str, np.ndarray], dict]:
-    """``(arrays, meta)``: every fitted number as a named float64/int64 array,
-    and JSON-able metadata (the recipe, C, heads); :func:`fitted_from_arrays`
-    rebuilds the models exactly. Only linear recipes (``logreg``, ``linsvm``)
-    can be stored this way; the RBF SVC raises ``ValueError``.
-    """
+    """``(arrays, meta)``: every fitted number as a named array, and JSON-able metadata."""
     arrays: dict[str, np.ndarray] = {}
     blocks = []
     for i, (model, block) in enumerate(zip(models, recipe.blocks)):
@@ -402,8 +334,7 @@ def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Rec
 
 
 def _check_block_shapes(arrays: dict, prefix: str, n_labels: int) -> None:
-    """One linear block's arrays must agree (d features, c <= n_labels classes): a head of another
-    shape would fail later inside a matrix product, far from the file it came from."""
+    """One block's arrays must agree (else a matrix product fails later, far from the file it came from)."""
     mean, scale = np.shape(arrays[prefix + "mean"]), np.shape(arrays[prefix + "scale"])
     coef, intercept = np.shape(arrays[prefix + "coef"]), np.shape(arrays[prefix + "intercept"])
     classes = np.shape(arrays[prefix + "classes"])
@@ -411,6 +342,7 @@ def _check_block_shapes(arrays: dict, prefix: str, n_labels: int) -> None:
             and intercept == (coef[0],) and classes[0] <= n_labels and coef[0] in (1, classes[0])):
         raise ValueError(f"shapes do not fit: {prefix}mean {mean}, scale {scale}, coef {coef}, intercept {intercept}, "
                          f"classes {classes} for {n_labels} labels")
+
 
 
 def _count_known(sentences) -> int:
