@@ -1,21 +1,7 @@
-"""The ``ge2e`` feature set: hidden-state statistics of a pretrained speaker encoder.
+"""The ``ge2e`` feature set: hidden-state statistics of Resemblyzer's pretrained GE2E speaker encoder.
 
-Resemblyzer (Jemine, Apache-2.0; ``pip install resemblyzer==0.1.4``) ships a
-GE2E speaker encoder (Wan et al., 2018: a 3-layer LSTM, 256 units, on 40
-mel bands, trained to tell speakers apart on LibriSpeech and VoxCeleb) as
-``pretrained.pt`` inside its wheel, so it runs offline with no download. Its
-final embedding is built to ignore what a speaker does with their voice, but
-the deeper LSTM layers still carry it; once each speaker's statistics are
-removed (speaker normalisation), the mean and standard deviation over time
-of layers 2 and 3 are the strongest single feature set measured here on
-unseen RAVDESS speakers (docs/ravdess.md; layers chosen on validation actors).
-
-Only the weights come from the package: the network is rebuilt here with
-``torch.nn.LSTM`` and the state dict loaded with ``weights_only=True``, so
-importing Resemblyzer's own modules (and its ``webrtcvad`` dependency) is
-never needed. The mel front-end and the volume normalisation follow
-Resemblyzer's ``preprocess_wav``/``wav_to_mel_spectrogram``; silence is
-already trimmed by :mod:`~mer_utils.experts.audio.loading`.
+Only the weights (``pretrained.pt`` in the wheel) are read, into ``torch.nn.LSTM`` layers built here: Resemblyzer's
+modules and ``webrtcvad`` are never imported. The mel front-end follows its ``preprocess_wav`` (docs/audio.md).
 """
 
 from __future__ import annotations
@@ -54,8 +40,7 @@ def weights_path() -> Path:
 
 
 def weights_fingerprint() -> dict:
-    """Package version and sha256 of the weights: stored in a checkpoint, checked when it is loaded,
-    so features are never computed by other weights than the ones the model was fitted on."""
+    """Package version and sha256 of the weights: stored in a checkpoint, checked when it is loaded."""
     from importlib.metadata import version
 
     from mer_utils.core.atomic_io import sha256_file
@@ -66,22 +51,6 @@ def weights_fingerprint() -> dict:
                                    "weights_sha256": sha256_file(path),
                                    "layers": list(LAYERS_USED), "statistics": STATISTICS}
     return _ENCODER["fingerprint"]
-
-
-def load_encoder():
-    """The three LSTM layers (one ``nn.LSTM`` each, so every layer's outputs are visible), once per process."""
-    if "layers" not in _ENCODER:
-        import torch
-
-        state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
-        layers = []
-        for index in range(N_LAYERS):
-            layer = torch.nn.LSTM(N_MELS if index == 0 else HIDDEN, HIDDEN, num_layers=1, batch_first=True)
-            layer.load_state_dict({f"{name}_l0": state[f"lstm.{name}_l{index}"]
-                                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
-            layers.append(layer.eval())
-        _ENCODER["layers"] = layers
-    return _ENCODER["layers"]
 
 
 def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -102,8 +71,18 @@ def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 def layer_outputs_module():
     """``(1, T, 40)`` mel frames -> the outputs of LSTM layers ``LAYERS_USED``, as one torch module (what
-    ``mer export onnx`` exports: :mod:`mer_utils.experts.onnx_export`)."""
+    ``mer export onnx`` exports), built once per process."""
     import torch
+
+    if "module" in _ENCODER:
+        return _ENCODER["module"]
+    state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
+    layers = []
+    for index in range(N_LAYERS):  # one nn.LSTM per layer, so every layer's outputs are visible
+        layer = torch.nn.LSTM(N_MELS if index == 0 else HIDDEN, HIDDEN, num_layers=1, batch_first=True)
+        layer.load_state_dict({f"{name}_l0": state[f"lstm.{name}_l{index}"]
+                               for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+        layers.append(layer.eval())
 
     class LayerOutputs(torch.nn.Module):
         def __init__(self, layers):
@@ -118,12 +97,12 @@ def layer_outputs_module():
                     outputs.append(hidden)
             return tuple(outputs)
 
-    return LayerOutputs(load_encoder()).eval()
+    _ENCODER["module"] = LayerOutputs(layers).eval()
+    return _ENCODER["module"]
 
 
 def encoder_network():
-    """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, on torch (one thread),
-    once per process."""
+    """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, on torch (one thread)."""
     if "network" not in _ENCODER:
         import torch
 
@@ -140,12 +119,7 @@ def encoder_network():
 
 
 def ge2e_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, *, network=None) -> np.ndarray:
-    """``DIM`` values: mean and std over time of the outputs of LSTM layers ``LAYERS_USED``, then the
-    ``PERCENTILES`` over time of layer ``PERCENTILE_LAYER`` (``STATISTICS``).
-
-    The whole utterance runs through the LSTM at once: ``network`` (an ONNX
-    copy's ``run``, made by ``mer export onnx``), else torch.
-    """
+    """``DIM`` values (``STATISTICS``) of the whole utterance run through ``network`` (an ONNX copy's), else torch."""
     stats, percentiles = [], []
     outputs = (network or encoder_network())(np.ascontiguousarray(mel_frames(wave, sample_rate)[None]))
     for layer, out in zip(LAYERS_USED, outputs):

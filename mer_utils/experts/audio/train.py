@@ -51,17 +51,10 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
         return FrozenBackbone(model_name=config.backbone, probe=config.probe, probe_hidden=config.head_hidden,
                               settings=settings, cache_dir=cache_dir, device=config.device, seed=config.seed,
                               progress=config.progress, labels=labels)
-    from mer_utils.experts.audio.ssl_train import FinetuneBackbone, FinetuneSettings
+    from mer_utils.experts.audio.ssl_train import FinetuneBackbone
 
-    train_settings = FinetuneSettings(
-        epochs=config.epochs, batch_size=config.batch_size, grad_accum=config.grad_accum,
-        effective_batch_size=config.effective_batch_size, lr=config.lr, head_lr=config.head_lr,
-        warmup_ratio=config.warmup_ratio, patience=config.patience,
-        freeze_feature_encoder=config.freeze_feature_encoder, amp=config.amp, amp_dtype=config.amp_dtype,
-        save_every_steps=config.save_every_steps, seed=config.seed)
     head = HeadConfig(layer=config.head_layer, pooling=config.pooling, hidden=config.head_hidden)
-    return FinetuneBackbone(model_name=config.backbone, head=head, train_settings=train_settings,
-                            settings=settings, device=config.device, progress=config.progress, labels=labels)
+    return FinetuneBackbone(config, head=head, settings=settings, labels=labels)
 
 
 def check_adaptation_fits(adapt: str, corpus) -> None:
