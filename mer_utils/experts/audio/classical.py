@@ -28,14 +28,6 @@ from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitte
 CHECKPOINT_KIND = "mer-audio-acoustic-2"
 
 
-# What each adaptation mode (mer_utils.core.adaptation) does to the one acoustic model.
-ADAPT_RECIPES = {
-    "none": dict(speaker_norm=None, sentence_norm=False, balance=False),
-    "speaker": dict(speaker_norm="meanstd", sentence_norm=False, balance=False),
-    "balanced": dict(speaker_norm="meanstd", sentence_norm=True, balance=True),
-}
-
-
 def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequence[float] = DEFAULT_C_GRID,
                refit: bool = True, min_clips: int = DEFAULT_MIN_CLIPS) -> Recipe:
     """The recipe a backbone name spells, scored as ``adapt`` says.
@@ -47,14 +39,15 @@ def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequen
     >>> recipe_for("ge2e", adapt="balanced").name
     'ge2e logreg speakernorm-meanstd sentencenorm refit balance'
     """
+    for part in backbone.replace(",", "+").split("+"):
+        check_feature_set(part)
     items = tuple(backbone.split(","))
-    for item in items:
-        for part in item.split("+"):
-            check_feature_set(part)
     combine = "average" if len(items) > 1 else "concat"
     feature_sets = items if combine == "average" else tuple(items[0].split("+"))
-    return Recipe(feature_sets=feature_sets, combine=combine, min_clips=min_clips,
-                  c_grid=tuple(float(c) for c in c_grid), refit=refit, **ADAPT_RECIPES[check_adaptation(adapt)])
+    adapt = check_adaptation(adapt)  # speaker: z-score per speaker; balanced: also per sentence, and prior matching
+    return Recipe(feature_sets=feature_sets, combine=combine, min_clips=min_clips, c_grid=tuple(float(c) for c in c_grid),
+                  refit=refit, speaker_norm=None if adapt == "none" else "meanstd", sentence_norm=adapt == "balanced",
+                  balance=adapt == "balanced")
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ from mer_utils.core.labels import class_weights
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts import distributed
 from mer_utils.experts.audio.backbone import ClipSet
-from mer_utils.experts.audio.feature_cache import FeatureCache, assemble, clip_keys, namespace
+from mer_utils.experts.audio.features import FeatureCache, assemble, clip_keys, namespace
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
 
@@ -40,11 +40,8 @@ def layer_embeddings_for_files(
     model: SSLClassifier, paths: list, *, model_name: str, settings: AudioSettings,
     cache_dir: str | os.PathLike | None, device: str = "cpu", chunk_size: int = 128, progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """``(n, layers, width)`` embeddings, the decoded-clip mask and the skipped clips.
-
-    Launched on N processes, the missing clips are extracted in N shards and merged: every process
-    returns the same arrays a single process would, and only the main process writes the cache.
-    """
+    """``(n, layers, width)`` embeddings, the decoded-clip mask and the skipped clips; under N processes every
+    process returns what one process would, and only the main one writes the cache."""
     from tqdm.auto import tqdm
 
     keys = clip_keys(paths)

@@ -90,10 +90,6 @@ class SpeakerNormalizer:
             out[rows] = (X[rows] - mean) / std
         return out
 
-    def fallback_mask(self, speakers: Sequence) -> np.ndarray:
-        _, inverse, counts = np.unique(np.asarray(speakers), return_inverse=True, return_counts=True)
-        return counts[inverse.ravel()] < self.min_clips
-
     def arrays(self) -> dict[str, np.ndarray]:
         return {"speaker_norm_mean": self.global_mean, "speaker_norm_scale": self.global_scale}
 

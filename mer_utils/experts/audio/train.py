@@ -1,10 +1,6 @@
-"""The audio expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`):
-``mer audio train`` and the AUDIO notebooks.
-
-Per fold the backbone (acoustic features, or a speech model fine-tuned or
-frozen) is fitted on ``train``, selects on ``val`` only, and predicts
-``val`` and ``test``; the runner does the rest (resume, best checkpoint,
-run folder, checkpoint index, ``latest_<protocol>`` pointers).
+"""The audio expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`): ``mer audio train``
+and the AUDIO notebooks. Per fold the backbone is fitted on ``train``, selects on ``val`` only, and predicts
+``val`` and ``test``; the runner does the rest.
 """
 
 from __future__ import annotations
@@ -26,23 +22,19 @@ from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
 STAGE = "audio"
 
 
-def audio_settings(config: AudioTrainConfig) -> AudioSettings:
-    return AudioSettings(trim_top_db=config.trim_top_db, max_seconds=config.max_seconds,
-                         min_seconds=config.min_seconds)
-
-
 def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
     """The backbone named by ``config`` (acoustic, or a speech model in finetune/frozen mode) over ``labels``."""
     from mer_utils.experts.audio.features import default_cache_dir
 
-    settings = audio_settings(config)
+    settings = AudioSettings(trim_top_db=config.trim_top_db, max_seconds=config.max_seconds,
+                             min_seconds=config.min_seconds)
     cache_dir = default_cache_dir(config.outputs)
     if config.is_acoustic:
         from mer_utils.experts.audio.classical import AcousticBackbone
 
         return AcousticBackbone(feature_set=config.backbone, settings=settings, c_grid=config.c_grid,
-                                adapt=config.adapt, refit=config.refit, labels=labels, cache_dir=cache_dir, n_jobs=config.n_jobs, progress=config.progress,
-                                seed=config.seed)
+                                adapt=config.adapt, refit=config.refit, labels=labels, cache_dir=cache_dir,
+                                n_jobs=config.n_jobs, progress=config.progress, seed=config.seed)
     from mer_utils.experts.audio.ssl_model import HeadConfig
 
     if config.resolved_mode == "frozen":
@@ -134,11 +126,7 @@ class AudioExpert:
 
 
 def train_audio(config: AudioTrainConfig | None = None, **overrides) -> RunResult:
-    """Run the audio expert under ``config.protocol``; see the module docstring.
-
-    Keyword ``overrides`` replace config fields, e.g.
-    ``train_audio(protocol="speaker", backbone="librosa")``.
-    """
+    """Run the audio expert under ``config.protocol``; ``overrides`` replace config fields (``backbone="librosa"``)."""
     from mer_utils.protocols.prepare import prepare_protocol
 
     config = dataclasses.replace(config or AudioTrainConfig(), **overrides)

@@ -49,17 +49,10 @@ class Recipe:
 
     @property
     def name(self) -> str:
-        parts = ["+".join(self.feature_sets) if self.combine == "concat" else f"avg({','.join(self.feature_sets)})",
-                 "logreg"]
-        if self.speaker_norm:
-            parts.append(f"speakernorm-{self.speaker_norm}")
-        if self.sentence_norm:
-            parts.append("sentencenorm")
-        if self.refit:
-            parts.append("refit")
-        if self.balance:
-            parts.append("balance")
-        return " ".join(parts)
+        sets = "+".join(self.feature_sets) if self.combine == "concat" else f"avg({','.join(self.feature_sets)})"
+        flags = {f"speakernorm-{self.speaker_norm}": self.speaker_norm, "sentencenorm": self.sentence_norm,
+                 "refit": self.refit, "balance": self.balance}
+        return " ".join([sets, "logreg", *(flag for flag, on in flags.items() if on)])
 
     @property
     def blocks(self) -> list[tuple[str, ...]]:
@@ -270,24 +263,18 @@ def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallbac
                           reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
     """``recipe``'s probabilities for speakers with at least ``min_clips`` clips in ``X`` (or ``reference``),
     ``fallback_recipe``'s for the others (every row when ``speakers`` is None)."""
+    X = {k: np.asarray(v) for k, v in X.items()}
     n = len(next(iter(X.values())))
-    if speakers is None:
-        few = np.ones(n, dtype=bool)
-    elif reference is not None:
-        count_of = _clips_per_speaker(reference[1])
-        few = np.array([count_of.get(s, 0) < recipe.min_clips for s in speakers])
-    else:
-        few = SpeakerNormalizer(min_clips=recipe.min_clips).fallback_mask(speakers)
+    few = np.ones(n, dtype=bool)
+    if speakers is not None:
+        count_of = _clips_per_speaker(speakers if reference is None else reference[1])
+        few = np.array([count_of.get(s, 0) < recipe.min_clips for s in np.asarray(speakers).tolist()], dtype=bool)
     proba = np.zeros((n, models[0].n_labels))
     if (~few).any():
-        rows = np.flatnonzero(~few)
-        proba[rows] = predict_recipe(models, recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
-                                     np.asarray(speakers)[rows], reference,
-                                     None if sentences is None else np.asarray(sentences, dtype=object)[rows])
+        proba[~few] = predict_recipe(models, recipe, {k: v[~few] for k, v in X.items()}, np.asarray(speakers)[~few],
+                                     reference, None if sentences is None else np.asarray(sentences, dtype=object)[~few])
     if few.any():
-        rows = np.flatnonzero(few)
-        proba[rows] = predict_recipe(fallback_models, fallback_recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
-                                     None)
+        proba[few] = predict_recipe(fallback_models, fallback_recipe, {k: v[few] for k, v in X.items()}, None)
     return proba
 
 
@@ -324,12 +311,9 @@ def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Rec
             normalizer = SpeakerNormalizer.from_arrays(
                 {k[len(p):]: arrays[k] for k in arrays if k.startswith(p + "speaker_norm_")}, entry["normalizer"])
         _check_block_shapes(arrays, p, int(entry["n_labels"]))
-        models.append(FittedModel(
-            normalizer, np.asarray(arrays[p + "mean"], dtype=np.float64),
-            np.asarray(arrays[p + "scale"], dtype=np.float64), np.asarray(arrays[p + "classes"], dtype=int),
-            float(entry["C"]), int(entry["n_labels"]), coef=np.asarray(arrays[p + "coef"], dtype=np.float64),
-            intercept=np.asarray(arrays[p + "intercept"], dtype=np.float64),
-            prior=np.asarray(arrays[p + "prior"], dtype=np.float64)))
+        f64 = {k: np.asarray(arrays[p + k], dtype=np.float64) for k in ("mean", "scale", "coef", "intercept", "prior")}
+        models.append(FittedModel(normalizer, classes=np.asarray(arrays[p + "classes"], dtype=int), C=float(entry["C"]),
+                                  n_labels=int(entry["n_labels"]), **f64))
     return models, recipe
 
 
@@ -342,7 +326,6 @@ def _check_block_shapes(arrays: dict, prefix: str, n_labels: int) -> None:
             and intercept == (coef[0],) and classes[0] <= n_labels and coef[0] in (1, classes[0])):
         raise ValueError(f"shapes do not fit: {prefix}mean {mean}, scale {scale}, coef {coef}, intercept {intercept}, "
                          f"classes {classes} for {n_labels} labels")
-
 
 
 def _count_known(sentences) -> int:
