@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
-from mer_utils.experts.audio.speaker_norm import SpeakerNormalizer, sentence_normalise, speaker_statistics
+from mer_utils.experts.audio.variants import SpeakerNormalizer, sentence_normalise, speaker_statistics
 
 
 def _features(seed=0):

@@ -21,9 +21,9 @@ from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features, feature_blocks,
                                               feature_set_fingerprint)
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
-from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS
-from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitted_from_arrays, fitted_to_arrays,
-                                              predict_recipe, predict_with_fallback, without_speaker_statistics)
+from mer_utils.experts.audio.variants import (DEFAULT_MIN_CLIPS, Recipe, fit_recipe_held_out, fitted_from_arrays,
+                                              fitted_to_arrays, predict_recipe, predict_with_fallback,
+                                              without_speaker_statistics)
 
 CHECKPOINT_KIND = "mer-audio-acoustic-2"
 

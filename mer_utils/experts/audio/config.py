@@ -1,8 +1,5 @@
-"""The audio stage's configuration: one flat dataclass, used by the CLI and notebooks alike.
-
-Its fields, each with its help text, come in one dataclass per concern, each a section of ``mer audio train
---help``; each run saves the flat dataclass as ``config.json``. The Hugging Face token is deliberately not a
-field: it is read from the environment (or Colab secrets) so it never reaches a file.
+"""The audio stage's configuration: one flat dataclass of groups (each a section of ``mer audio train --help``),
+saved as each run's ``config.json``. The Hugging Face token is no field: it is read from the environment.
 """
 
 from __future__ import annotations

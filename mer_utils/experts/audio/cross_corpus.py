@@ -14,6 +14,7 @@ import pandas as pd
 from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION
 from mer_utils.core.config import field as _f
 from mer_utils.experts.audio import DEFAULT_BACKBONE
+from mer_utils.experts.audio.config import AudioTrainConfig
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
 from mer_utils.protocols.actors import actor_table, split_actors
 from mer_utils.core.run_lock import releasing_run_locks
@@ -48,12 +49,7 @@ class CrossCorpusConfig:
 
         return recipe_for(self.backbone, adapt=self.adapt, refit=self.refit)
 
-    @classmethod
-    def upgrade_config(cls, stored: dict) -> dict:
-        """A ``config.json`` written before ``adapt`` existed, in today's fields (``--config`` replay)."""
-        from mer_utils.experts.audio.config import AudioTrainConfig
-
-        return AudioTrainConfig.upgrade_config(stored)
+    upgrade_config = AudioTrainConfig.upgrade_config  # a config.json from before `adapt` (--config replay)
 
 
 def shared_emotions(source: pd.DataFrame, target: pd.DataFrame) -> list[str]:

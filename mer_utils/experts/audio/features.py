@@ -8,6 +8,7 @@ openSMILE (``egemaps``, ``compare``) is licensed by audEERING for research and e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -45,9 +46,6 @@ FEATURE_SETS = {
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1
 
-_SMILE_CACHE: dict = {}
-
-
 def check_feature_set(name: str) -> str:
     if name not in FEATURE_SETS:
         raise ValueError(f"unknown acoustic feature set {name!r}; choose one of {sorted(FEATURE_SETS)}")
@@ -74,16 +72,12 @@ def feature_set_fingerprint(name: str) -> dict | None:
     return None
 
 
+@functools.cache  # one openSMILE extractor per process: building it parses a config file
 def _smile(name: str):
-    # One openSMILE extractor per process: building it parses a config file.
-    if name not in _SMILE_CACHE:
-        import opensmile
+    import opensmile
 
-        feature_set = {"egemaps": opensmile.FeatureSet.eGeMAPSv02,
-                       "compare": opensmile.FeatureSet.ComParE_2016}[name]
-        _SMILE_CACHE[name] = opensmile.Smile(feature_set=feature_set,
-                                             feature_level=opensmile.FeatureLevel.Functionals)
-    return _SMILE_CACHE[name]
+    feature_set = {"egemaps": opensmile.FeatureSet.eGeMAPSv02, "compare": opensmile.FeatureSet.ComParE_2016}[name]
+    return opensmile.Smile(feature_set=feature_set, feature_level=opensmile.FeatureLevel.Functionals)
 
 
 def _functionals(lld: np.ndarray) -> np.ndarray:

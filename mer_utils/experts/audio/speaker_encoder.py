@@ -6,6 +6,7 @@ modules and ``webrtcvad`` are never imported. The mel front-end follows its ``pr
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -24,8 +25,6 @@ STATISTICS = "mean,std of layers 2-3; 10/50/90th percentiles of layer 2"  # reco
 TARGET_DBFS = -30.0  # Resemblyzer's audio_norm_target_dBFS (quiet clips are raised to it)
 DIM = HIDDEN * (2 * len(LAYERS_USED) + len(PERCENTILES))  # 1,792
 
-_ENCODER: dict = {}
-
 
 def weights_path() -> Path:
     """``pretrained.pt`` of the installed Resemblyzer package (found without importing it)."""
@@ -39,18 +38,15 @@ def weights_path() -> Path:
     return path
 
 
+@functools.cache
 def weights_fingerprint() -> dict:
     """Package version and sha256 of the weights: stored in a checkpoint, checked when it is loaded."""
     from importlib.metadata import version
 
     from mer_utils.core.atomic_io import sha256_file
 
-    if "fingerprint" not in _ENCODER:
-        path = weights_path()
-        _ENCODER["fingerprint"] = {"package": PACKAGE, "version": version(PACKAGE),
-                                   "weights_sha256": sha256_file(path),
-                                   "layers": list(LAYERS_USED), "statistics": STATISTICS}
-    return _ENCODER["fingerprint"]
+    return {"package": PACKAGE, "version": version(PACKAGE), "weights_sha256": sha256_file(weights_path()),
+            "layers": list(LAYERS_USED), "statistics": STATISTICS}
 
 
 def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -69,13 +65,12 @@ def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return mel.astype(np.float32).T
 
 
+@functools.cache
 def layer_outputs_module():
     """``(1, T, 40)`` mel frames -> the outputs of LSTM layers ``LAYERS_USED``, as one torch module (what
     ``mer export onnx`` exports), built once per process."""
     import torch
 
-    if "module" in _ENCODER:
-        return _ENCODER["module"]
     state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
     layers = []
     for index in range(N_LAYERS):  # one nn.LSTM per layer, so every layer's outputs are visible
@@ -97,31 +92,23 @@ def layer_outputs_module():
                     outputs.append(hidden)
             return tuple(outputs)
 
-    _ENCODER["module"] = LayerOutputs(layers).eval()
-    return _ENCODER["module"]
+    return LayerOutputs(layers).eval()
 
 
-def encoder_network():
+def encoder_network(frames: np.ndarray) -> list[np.ndarray]:
     """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, on torch (one thread)."""
-    if "network" not in _ENCODER:
-        import torch
+    import torch
 
-        from mer_utils.experts.torch_threads import one_torch_thread
+    from mer_utils.experts.torch_threads import one_torch_thread
 
-        module = layer_outputs_module()
-
-        def run(frames: np.ndarray) -> list[np.ndarray]:
-            with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
-                return [out.numpy() for out in module(torch.from_numpy(frames))]
-
-        _ENCODER["network"] = run
-    return _ENCODER["network"]
+    with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
+        return [out.numpy() for out in layer_outputs_module()(torch.from_numpy(frames))]
 
 
 def ge2e_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, *, network=None) -> np.ndarray:
     """``DIM`` values (``STATISTICS``) of the whole utterance run through ``network`` (an ONNX copy's), else torch."""
     stats, percentiles = [], []
-    outputs = (network or encoder_network())(np.ascontiguousarray(mel_frames(wave, sample_rate)[None]))
+    outputs = (network or encoder_network)(np.ascontiguousarray(mel_frames(wave, sample_rate)[None]))
     for layer, out in zip(LAYERS_USED, outputs):
         out = out[0].astype(np.float64)
         stats += [out.mean(axis=0), out.std(axis=0)]
