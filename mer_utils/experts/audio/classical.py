@@ -45,8 +45,9 @@ def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequen
     combine = "average" if len(items) > 1 else "concat"
     feature_sets = items if combine == "average" else tuple(items[0].split("+"))
     adapt = check_adaptation(adapt)  # speaker: z-score per speaker; balanced: also per sentence, and prior matching
-    return Recipe(feature_sets=feature_sets, combine=combine, min_clips=min_clips, c_grid=tuple(float(c) for c in c_grid),
-                  refit=refit, speaker_norm=None if adapt == "none" else "meanstd", sentence_norm=adapt == "balanced",
+    return Recipe(feature_sets=feature_sets, combine=combine, min_clips=min_clips,
+                  c_grid=tuple(float(c) for c in c_grid), refit=refit,
+                  speaker_norm=None if adapt == "none" else "meanstd", sentence_norm=adapt == "balanced",
                   balance=adapt == "balanced")
 
 

@@ -46,6 +46,7 @@ FEATURE_SETS = {
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1
 
+
 def check_feature_set(name: str) -> str:
     if name not in FEATURE_SETS:
         raise ValueError(f"unknown acoustic feature set {name!r}; choose one of {sorted(FEATURE_SETS)}")
@@ -209,7 +210,8 @@ class FeatureCache:
         return path
 
 
-def assemble(paths, keys: list[str], found: dict, errors: dict, what: str = "") -> tuple[np.ndarray, np.ndarray, list]:
+def assemble(paths, keys: list[str], found: dict, errors: dict, what: str = "") -> tuple[np.ndarray, np.ndarray,
+                                                                                       list[dict]]:
     """``(X, ok, skipped)``: the rows of ``keys`` in ``found`` (zeros elsewhere), the mask of rows found and
     ``[{"path", "reason"}]`` of the others (``errors``: row index -> reason); no row found raises."""
     ok = np.array([k in found for k in keys], dtype=bool)
@@ -222,9 +224,8 @@ def assemble(paths, keys: list[str], found: dict, errors: dict, what: str = "") 
 
 
 def cache_namespace(feature_set: str, settings: AudioSettings) -> str:
-    extra = {}
-    if FEATURE_SETS[feature_set].version > 1:
-        extra["set_version"] = FEATURE_SETS[feature_set].version
+    version = FEATURE_SETS[feature_set].version
+    extra = {"set_version": version} if version > 1 else {}
     return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra})
 
 
@@ -243,12 +244,12 @@ def features_for_files(
     check_feature_set_available(feature_set)  # before any worker starts: one clear error, not one per clip
     paths = [str(p) for p in paths]
     keys = clip_keys(paths)
-    cache = FeatureCache(cache_dir, cache_namespace(feature_set, settings)) if cache_dir else None
+    served = (str(cache_dir), cache_namespace(feature_set, settings))
+    cache = FeatureCache(cache_dir, served[1]) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
     errors: dict[int, str] = {}
     desc = f"{feature_set} features"
-    served = (str(cache_dir), cache_namespace(feature_set, settings))
     if not todo and progress and served not in _ANNOUNCED:
         # A cached step says so once, instead of a full bar for every subset a run reads.
         print(f"{desc}: {len(paths)} clips from the cache in {cache_dir}")

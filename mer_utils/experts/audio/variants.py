@@ -416,8 +416,9 @@ def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallbac
         few = np.array([count_of.get(s, 0) < recipe.min_clips for s in np.asarray(speakers).tolist()], dtype=bool)
     proba = np.zeros((n, models[0].n_labels))
     if (~few).any():
+        sentences = None if sentences is None else np.asarray(sentences, dtype=object)[~few]
         proba[~few] = predict_recipe(models, recipe, {k: v[~few] for k, v in X.items()}, np.asarray(speakers)[~few],
-                                     reference, None if sentences is None else np.asarray(sentences, dtype=object)[~few])
+                                     reference, sentences)
     if few.any():
         proba[few] = predict_recipe(fallback_models, fallback_recipe, {k: v[few] for k, v in X.items()}, None)
     return proba
@@ -457,8 +458,8 @@ def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Rec
                 {k[len(p):]: arrays[k] for k in arrays if k.startswith(p + "speaker_norm_")}, entry["normalizer"])
         _check_block_shapes(arrays, p, int(entry["n_labels"]))
         f64 = {k: np.asarray(arrays[p + k], dtype=np.float64) for k in ("mean", "scale", "coef", "intercept", "prior")}
-        models.append(FittedModel(normalizer, classes=np.asarray(arrays[p + "classes"], dtype=int), C=float(entry["C"]),
-                                  n_labels=int(entry["n_labels"]), **f64))
+        models.append(FittedModel(normalizer, classes=np.asarray(arrays[p + "classes"], dtype=int),
+                                  C=float(entry["C"]), n_labels=int(entry["n_labels"]), **f64))
     return models, recipe
 
 
