@@ -3,8 +3,6 @@
 Importing this package is cheap: torch, transformers, librosa and opensmile are imported where they are used.
 """
 
-# "a+b" concatenates feature sets; each test clip is scored alone unless a run asks for test-time
-# adaptation (mer_utils.core.adaptation; results in docs/ravdess.md).
 FEATURE_SET_NAMES = ("egemaps", "compare", "librosa", "ge2e")  # see mer_utils.experts.audio.features.FEATURE_SETS
 # Examples of acoustic backbones; any "+"/"," combination of FEATURE_SET_NAMES is one
 # ("a+b": one model on both sets stacked; "a,b": one model per item, probabilities averaged).

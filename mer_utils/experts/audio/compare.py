@@ -28,13 +28,11 @@ def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:
     if subset not in metrics["summary"]:
         raise ValueError(f"{path} has no {subset!r} scores (subsets: {sorted(metrics['summary'])})")
     summary = metrics["summary"][subset]
-    row = {"corpus_key": metrics.get("corpus_key", ""), "protocol": metrics["protocol"], "split": metrics["split"],
-           "backbone": metrics["backbone"], "mode": metrics.get("mode", ""),
-           "adaptation": adaptation_of(metrics), "n_folds": summary["ua"]["n"]}
-    for key in METRICS:
-        row[key], row[f"{key}_std"] = summary[key]["mean"], summary[key]["std"]
-    row["run_dir"] = str(run_dir)
-    return row
+    return {"corpus_key": metrics.get("corpus_key", ""), "protocol": metrics["protocol"], "split": metrics["split"],
+            "backbone": metrics["backbone"], "mode": metrics.get("mode", ""), "adaptation": adaptation_of(metrics),
+            "n_folds": summary["ua"]["n"],
+            **{k + s: summary[k][stat] for k in METRICS for s, stat in (("", "mean"), ("_std", "std"))},
+            "run_dir": str(run_dir)}
 
 
 def compare_protocols(
@@ -142,8 +140,7 @@ def plot_comparison(table: pd.DataFrame):
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.axhline(100 / 6, color="grey", linestyle=":", linewidth=1, label="chance (6 classes)")
     ax.set_xticks(x, ["WA", "UA", "macro-F1"])
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
+    ax.set(ylabel="%", ylim=(0, 100))
     scoring = SHORT_NAMES.get(runs["adaptation"].iloc[0], "") if len(runs) else ""
     ax.set_title(f"Speech emotion: protocols compared ({runs['backbone'].iloc[0] if len(runs) else ''}; {scoring})",
                  fontsize=9)

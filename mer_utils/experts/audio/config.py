@@ -155,10 +155,6 @@ class AudioTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its la
             return "offline"
         return "finetune" if self.mode == "auto" else self.mode
 
-    @property
-    def head_layer(self) -> str | int:
-        return self.layer if self.layer == "weighted" else int(self.layer)
-
     def run_name(self) -> str:
         """``<protocol>_<backbone>[_<mode>]_adapt-<adapt>_seed<seed>``, safe as a folder name."""
         slug = self.backbone.rstrip("/").split("/")[-1]

@@ -92,8 +92,7 @@ def fit_logreg_probe(E_train, y_train, E_val, y_val, *, c_grid=(0.01, 0.1, 1.0),
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    best = None
-    scores = {}
+    best, scores = None, {}
     for layer in range(E_train.shape[1]):
         scaler = StandardScaler().fit(E_train[:, layer])
         scaler.scale_[scaler.scale_ == 0] = 1.0

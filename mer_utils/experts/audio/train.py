@@ -45,7 +45,8 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
                               progress=config.progress, labels=labels)
     from mer_utils.experts.audio.ssl_train import FinetuneBackbone
 
-    head = HeadConfig(layer=config.head_layer, pooling=config.pooling, hidden=config.head_hidden)
+    layer = config.layer if config.layer == "weighted" else int(config.layer)
+    head = HeadConfig(layer=layer, pooling=config.pooling, hidden=config.head_hidden)
     return FinetuneBackbone(config, head=head, settings=settings, labels=labels)
 
 

@@ -161,8 +161,6 @@ def _group_keys(speakers: Sequence, sentences: Sequence) -> list[tuple[str, str]
         raise ValueError(f"{len(speakers)} speaker ids but {len(sentences)} sentence ids")
     return [(str(s), str(g) if known_sentence(g) else "") for s, g in zip(speakers, sentences)]
 
-# How the per-block probabilities of a multi-model recipe are joined: one model on stacked features, or
-# the arithmetic mean of one model per feature set.
 COMBINES = ("concat", "average")
 ARRAYS_FORMAT = "mer-recipe-arrays/1"
 
