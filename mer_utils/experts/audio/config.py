@@ -151,9 +151,7 @@ class AudioTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its la
     @property
     def resolved_mode(self) -> str:
         """``offline`` for acoustic backbones, else ``finetune`` or ``frozen``."""
-        if self.is_acoustic:
-            return "offline"
-        return "finetune" if self.mode == "auto" else self.mode
+        return "offline" if self.is_acoustic else "finetune" if self.mode == "auto" else self.mode
 
     def run_name(self) -> str:
         """``<protocol>_<backbone>[_<mode>]_adapt-<adapt>_seed<seed>``, safe as a folder name."""
