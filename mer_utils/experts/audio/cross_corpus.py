@@ -141,8 +141,7 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
     run_dir = new_run_dir(outputs, "audio", run_name, config, corpus_key=f"cross-{config.source_name}-{config.target_name}",
                           settings=dataclasses.asdict(config))
     info = {"modality": "audio", "protocol": config.protocol, "split": split_name, "backbone": recipe.name,
-            "adaptation": config.adapt,
-            "shared_emotions": emotions, "selection": report, "skipped": skipped,
+            "adaptation": config.adapt, "shared_emotions": emotions, "selection": report, "skipped": skipped,
             "n_actors": {"train": int(train_clips["actor_id"].nunique()), "val": int(val_clips["actor_id"].nunique()),
                          "test": int(target["actor_id"].nunique())}}
     save_run_outputs(run_dir, pd.concat(frames, ignore_index=True), info=info)
