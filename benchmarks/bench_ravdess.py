@@ -85,7 +85,7 @@ def save_rows(rows: list[dict], out: Path) -> None:
     import pandas as pd
 
     from mer_utils.core.atomic_io import write_csv
-    from mer_utils.report.figures import save_figure
+    from mer_utils.core.figures import save_png
     from matplotlib.figure import Figure
 
     frame = pd.DataFrame(rows)
@@ -108,7 +108,7 @@ def save_rows(rows: list[dict], out: Path) -> None:
     ax.set_xlabel("test UA (%) on ravdess-dev, actor-disjoint; dashed line: 75 %", fontsize=8)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    save_figure(fig, out / "ravdess_recipes.png")
+    save_png(fig, out / "ravdess_recipes.png")
     print(f"rows: {out / 'ravdess_recipes.csv'}, figure: {out / 'ravdess_recipes.png'}")
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from mer_utils.core.metrics import aggregate_scores, classification_scores
 from mer_utils.core.predictions import make_predictions_frame
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
-from mer_utils.protocols.splits import _actor_table, _frame, _split_actors, check_speaker_independent
+from mer_utils.protocols.splits import actor_table, carve_validation, check_speaker_independent, split_frame
 
 
 def half_transfer_split(manifest: pd.DataFrame, train_actors: Sequence, *, n_val: int = 2, seed: int = 0,
@@ -29,14 +29,11 @@ def half_transfer_split(manifest: pd.DataFrame, train_actors: Sequence, *, n_val
     test = manifest[~manifest["actor_id"].isin(list(train_actors))]
     if pool.empty or test.empty:
         raise ValueError("half_transfer_split needs training actors and at least one other actor to test on")
-    actors = _actor_table(pool)
-    if len(actors) <= n_val:
-        raise ValueError(f"{len(actors)} training actors cannot give {n_val} validation actors and keep one to train")
-    train_ids, val_ids = _split_actors(actors, n_val / len(actors), seed)
-    by_actor = pool.set_index("actor_id")["clip_id"]
+    n_actors = len(actor_table(pool))
+    if n_actors <= n_val:
+        raise ValueError(f"{n_actors} training actors cannot give {n_val} validation actors and keep one to train")
     label = name or f"half-transfer_{'-'.join(str(a) for a in sorted(set(train_actors)))}_seed{seed}"
-    split = _frame([(0, "train", by_actor.loc[train_ids]), (0, "val", by_actor.loc[val_ids]),
-                    (0, "test", test["clip_id"])], label)
+    split = split_frame([*carve_validation(pool, n_val / n_actors, seed), (0, "test", test["clip_id"])], label)
     check_speaker_independent(split, manifest)
     return split
 

@@ -53,9 +53,8 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
     from mer_utils.experts.audio.train import train_audio
     from mer_utils.demo.predict import format_result, plot_result, predict_clip
     from mer_utils.fusion.run import fuse_runs
-    from mer_utils.data.manifest import default_manifest_path, load_problems, prepare_manifest, problems_path_of
-    from mer_utils.data.manifest_summary import summarize_manifest
-    from mer_utils.data.modalities import modality_gap
+    from mer_utils.data.manifest import (default_manifest_path, load_problems, modality_gap, prepare_manifest,
+                                         problems_path_of, summarize_manifest)
     from mer_utils.report.build import make_report
     from mer_utils.experts.visual.train import train_visual
     from mer_utils.protocols.prepare import resolve_data_root

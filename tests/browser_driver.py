@@ -94,7 +94,7 @@ def write_fake_capture(video: str | os.PathLike, out_dir: str | os.PathLike) -> 
     import soundfile as sf
 
     from mer_utils.data.media_health import SAMPLE_RATE
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.experts.visual.video import read_all_frames
 
     out_dir = Path(out_dir)

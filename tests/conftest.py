@@ -43,7 +43,7 @@ def rescored_test_clips(expert, corpus: Path, result):
 def full_listing_manifest() -> pd.DataFrame:
     """A manifest of the whole official corpus built from the real metadata,
     with every medium marked ok (no media needed), for split tests."""
-    from mer_utils.data.cremad_names import parse_clip_id
+    from mer_utils.data.cremad_vocabulary import parse_clip_id
     from mer_utils.data.cremad import _demographics
 
     meta = shared("crema-d-meta")

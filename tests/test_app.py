@@ -21,7 +21,7 @@ def real_flv(emotion: str):
 
 
 def test_the_page_for_a_real_video_has_probabilities_provenance_and_the_figure(real_speech_checkpoints, tmp_path):
-    from mer_utils.demo.page import answer_file
+    from mer_utils.demo.app import answer_file
 
     page = answer_file(real_flv("HAP"), checkpoints=real_speech_checkpoints, out_dir=tmp_path)
     assert page.ok and page.answer.startswith("## Top emotion:")
@@ -41,8 +41,8 @@ def test_the_page_for_a_real_video_has_probabilities_provenance_and_the_figure(r
 def test_a_long_input_gets_the_timeline_figure_and_its_csv(real_speech_checkpoints, tmp_path):
     from test_demo import _write_mp4
 
-    from mer_utils.data.video_audio import read_audio_track
-    from mer_utils.demo.page import answer_file
+    from mer_utils.data.media_health import read_audio_track
+    from mer_utils.demo.app import answer_file
     from mer_utils.experts.visual.video import read_all_frames
 
     frames = [*read_all_frames(real_flv("ANG")), *read_all_frames(real_flv("SAD"))]
@@ -60,7 +60,7 @@ def test_a_long_input_gets_the_timeline_figure_and_its_csv(real_speech_checkpoin
     (None, "gone.flv", "input file not found: gone.flv"),
 ])
 def test_a_file_it_cannot_read_gets_a_message_naming_it(real_speech_checkpoints, tmp_path, content, name, expected):
-    from mer_utils.demo.page import answer_file
+    from mer_utils.demo.app import answer_file
 
     path = tmp_path / name
     if content is not None:
@@ -72,13 +72,13 @@ def test_a_file_it_cannot_read_gets_a_message_naming_it(real_speech_checkpoints,
 
 
 def test_no_input_yet_gets_the_prompt(real_speech_checkpoints, tmp_path):
-    from mer_utils.demo.page import PROMPT, answer_file
+    from mer_utils.demo.app import PROMPT, answer_file
 
     assert answer_file(None, checkpoints=real_speech_checkpoints, out_dir=tmp_path).answer == PROMPT
 
 
 def test_warnings_raised_or_logged_while_scoring_reach_the_page():
-    from mer_utils.demo.page import collected_warnings
+    from mer_utils.demo.app import collected_warnings
 
     with collected_warnings() as heard:
         logging.getLogger("mer_utils.experts.audio").warning("skipped a broken audio checkpoint: x.pt")
@@ -105,7 +105,7 @@ def test_the_app_loads_its_models_once(real_speech_checkpoints):
 
 
 def test_an_adapted_speech_expert_says_its_test_score_is_not_how_the_input_is_scored(tmp_path):
-    from mer_utils.demo.provenance import scoring_note
+    from mer_utils.demo.selection import scoring_note
 
     adapted = {"modality": "audio", "adaptation": "balanced", "run_dir": str(tmp_path)}
     note = scoring_note(adapted)

@@ -100,7 +100,7 @@ def long_video(tmp_path_factory) -> tuple[Path, float]:
     """~25 s MP4 with sound: the six real FLVs of actor 1001, played twice, half size."""
     import cv2
 
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.experts.visual.video import read_all_frames
 
     frames, audio = [], []
@@ -206,7 +206,7 @@ def test_a_window_longer_than_the_audio_expert_reads_is_not_cut_silently(long_vi
 
 
 def test_an_audio_only_mp4_goes_to_the_speech_expert(synthetic_checkpoints, tmp_path):
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.demo.predict import predict_clip
 
     track = read_audio_track(real_flv("SAD"))

@@ -240,7 +240,7 @@ def ravdess_zip(server):
 
 
 def test_ravdess_download_extracts_the_reader_layout_and_states_the_licence(server, ravdess_zip, tmp_path, capsys):
-    from mer_utils.data.download_ravdess import download_ravdess
+    from mer_utils.data.download import download_ravdess
     from mer_utils.data.manifest import build_manifest
     from mer_utils.data.ravdess import is_ravdess_root
 
@@ -279,7 +279,7 @@ def test_ravdess_archive_with_the_wrong_md5_is_refused(server, ravdess_zip, tmp_
 @pytest.mark.parametrize("ranges", [True, False])
 def test_ravdess_archive_cut_short_is_resumed_with_a_range_request(server, ravdess_zip, tmp_path, ranges):
     # 208 MB: unlike a CREMA-D clip, the bytes of an interrupted transfer are kept and only the rest is asked for.
-    from mer_utils.data.download_ravdess import download_ravdess
+    from mer_utils.data.download import download_ravdess
 
     server.ranges = ranges
     server.faults[ravdess_zip.name] = "drop"

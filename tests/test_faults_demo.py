@@ -64,7 +64,7 @@ def test_silent_or_phase_cancelled_audio_is_left_out_with_a_note(inaudible, synt
 
 def _rotated_video(tmp_path, emotion="ANG"):
     """A real clip with its pictures turned 90 degrees (no face detector finds the face) and its own sound."""
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.experts.visual.video import read_all_frames
 
     frames = [np.ascontiguousarray(np.rot90(f)) for f in read_all_frames(real_flv(emotion))]
@@ -86,7 +86,7 @@ def test_a_face_that_is_not_found_is_left_out_of_the_fusion(tmp_path, synthetic_
 
 
 def test_windows_without_a_face_are_answered_from_speech_alone(tmp_path, synthetic_checkpoints):
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.demo.predict import predict_clip, save_outputs
     from mer_utils.experts.visual.video import read_all_frames
 
@@ -146,7 +146,7 @@ def _faststart(src, dst):
 
 
 def test_a_cut_faststart_mp4_is_refused_naming_the_file_and_the_cause(tmp_path, synthetic_checkpoints, capsys):
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.experts.visual.video import read_all_frames
 
     frames = list(read_all_frames(real_flv("HAP"))) * 4

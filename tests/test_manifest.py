@@ -12,8 +12,8 @@ import soundfile as sf
 
 from conftest import shared
 from mer_utils.cli import main
-from mer_utils.data.manifest import MANIFEST_COLUMNS, build_manifest, load_manifest, prepare_manifest
-from mer_utils.data.manifest_summary import summarize_manifest
+from mer_utils.data.manifest import (MANIFEST_COLUMNS, build_manifest, load_manifest, prepare_manifest,
+                                     summarize_manifest)
 
 
 def test_real_sample_clips_parse_with_demographics_and_votes():
@@ -36,7 +36,7 @@ def test_real_metadata_counts():
     meta = shared("crema-d-meta")
     demo = pd.read_csv(meta / "VideoDemographics.csv")
     assert len(demo) == 91 and (demo["Sex"] == "Male").sum() == 48 and (demo["Sex"] == "Female").sum() == 43
-    from mer_utils.data.cremad_names import parse_clip_id
+    from mer_utils.data.cremad_vocabulary import parse_clip_id
 
     names = pd.DataFrame([parse_clip_id(n)._asdict() for n in pd.read_csv(meta / "SentenceFilenames.csv")["Filename"]])
     assert len(names) == 7442 and names["actor_id"].nunique() == 91

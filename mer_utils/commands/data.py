@@ -6,8 +6,7 @@ from pathlib import Path
 
 
 def _manifest(args) -> int:
-    from mer_utils.data.manifest import build_manifest, write_manifest
-    from mer_utils.data.manifest_summary import summarize_manifest
+    from mer_utils.data.manifest import build_manifest, summarize_manifest, write_manifest
 
     result = build_manifest(args.data_root, metadata_dir=args.metadata_dir, dataset=args.dataset,
                             keep_all_emotions=args.all_emotions)

@@ -17,7 +17,7 @@ def _cremad(args) -> int:
 
 
 def _ravdess(args) -> int:
-    from mer_utils.data.download_ravdess import download_ravdess
+    from mer_utils.data.download import download_ravdess
 
     result = download_ravdess(args.out, actors=args.actors, mirror=args.mirror, keep_zip=args.keep_zip,
                               retries=args.retries, backoff_s=args.backoff, timeout_s=args.timeout,

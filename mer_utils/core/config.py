@@ -82,3 +82,23 @@ def ignored_options(config, relevant: set[str]) -> list[str]:
         if f.name not in relevant and (list(value) if isinstance(value, tuple) else value) != default:
             out.append(f"--{f.name.replace('_', '-')} {value}")
     return out
+
+
+def one_of(value, choices, what: str):
+    """``value`` when it is one of ``choices``, else a ValueError naming them."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {tuple(choices)}")
+    return value
+
+
+class DictIO:
+    """For a dataclass: ``to_dict`` (tuples as lists, for JSON) and ``from_dict`` (lists back to tuples, unknown
+    keys dropped, so a file written by another version still loads)."""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})

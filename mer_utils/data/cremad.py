@@ -1,13 +1,6 @@
-"""The CREMA-D reader: the official layout (``AudioWAV/``, ``VideoFlash/`` ...) into a manifest.
-
-Clip names are ``{ActorID}_{Sentence}_{Emotion}_{Level}``
-(:mod:`mer_utils.data.cremad_names`). Partial copies work (an
-AudioWAV-only download: the video columns are ``not_provided``), stray
-files are listed as problems, and a ``SentenceFilenames.csv`` in the root
-adds the clips it lists that have no media as ``missing``. Demographics
-(``VideoDemographics.csv``) and the crowd's votes (``processedResults/``)
-join the manifest when present.
-"""
+"""The CREMA-D reader: the official layout into a manifest. Partial copies work (an absent folder: ``not_provided``),
+stray files become problems, clips a root ``SentenceFilenames.csv`` lists without media are ``missing``, and the
+demographics and the crowd's votes (``processedResults/``) join the manifest when present."""
 
 from __future__ import annotations
 
@@ -17,21 +10,19 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.cremad_names import parse_clip_id
-from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES,
-                                              SENTENCES)
-from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult,
-                                     check_media, problem_row)
-from mer_utils.data.media_health import OK
+from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES, SENTENCES,
+                                              parse_clip_id)
+from mer_utils.data.human_baseline import read_vote_columns
+from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult, check_rows,
+                                     problem_row)
 
 NAME = "cremad"
-# Preferred folder first: AudioWAV is what computational work uses; the MP3s
-# are the raters' copies and serve only when the WAV is absent.
+# Preferred folder first: the MP3s are the raters' copies and serve only when the WAV is absent.
 MEDIA_FOLDERS = {
     "audio": (("AudioWAV", ".wav"), ("AudioMP3", ".mp3")),
     "video": (("VideoFlash", ".flv"), ("VideoMP4", ".mp4")),
 }
-# What a stage that lacks a modality tells the user to add (see mer_utils.data.modalities).
+# What a stage that lacks a modality tells the user to add (see manifest.modality_gap).
 MEDIA_HINTS = {"audio": "add AudioWAV/ (or AudioMP3/) to the data root",
                "video": "add VideoFlash/ (or VideoMP4/) to the data root"}
 
@@ -51,8 +42,7 @@ def detect(data_root: Path) -> bool:
 
 
 def find_clip_media(data_root: str | os.PathLike, clip_id: str) -> dict[str, Path | None]:
-    """``{"audio": path or None, "video": path or None}`` of one clip, from the layout alone (no scan):
-    a single demo clip needs no manifest of the whole corpus."""
+    """``{"audio": path or None, "video": path or None}`` of one clip, from the layout alone (no scan)."""
     parse_clip_id(clip_id)
     root = Path(data_root)
     return {kind: next((root / folder / f"{clip_id}{suffix}" for folder, suffix in folders
@@ -80,18 +70,14 @@ def _scan_media(data_root: Path) -> tuple[dict, list[dict], set[str]]:
                     if ext.lower() != suffix:
                         raise ValueError(f"expected {suffix} in {folder}/")
                 except ValueError as err:
-                    strays.append({"path": rel, "clip_id": "", "kind": kind, "status": "not_a_clip",
-                                   "fix": f"not a CREMA-D clip ({err}); ignored"})
+                    strays.append(problem_row(rel, "", kind, "not_a_clip", f"not a CREMA-D clip ({err}); ignored"))
                     continue
                 found[kind].setdefault(stem, rel)
     return found, strays, present
 
 
 def _find_metadata(data_root: Path, metadata_dir: Path | None, name: str) -> Path | None:
-    for base in (data_root, metadata_dir):
-        if base is not None and (base / name).exists():
-            return base / name
-    return None
+    return next((base / name for base in (data_root, metadata_dir) if base and (base / name).exists()), None)
 
 
 def _demographics(path: Path | None) -> pd.DataFrame:
@@ -108,11 +94,7 @@ def _demographics(path: Path | None) -> pd.DataFrame:
 
 def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,
          **_options) -> ManifestResult:
-    """Scan a CREMA-D folder (official or partial layout) into a manifest.
-
-    ``metadata_dir`` is searched for ``VideoDemographics.csv`` and
-    ``processedResults/`` when the data root lacks them.
-    """
+    """Scan a CREMA-D folder into a manifest; ``metadata_dir``: where else to look for the metadata files."""
     data_root = Path(data_root)
     meta = Path(metadata_dir) if metadata_dir else None
     found, problems, present = _scan_media(data_root)
@@ -123,8 +105,7 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
         raise RuntimeError(f"No media folder found in {data_root}; expected AudioWAV/, AudioMP3/, VideoFlash/ "
                            f"or VideoMP4/ as in the official CREMA-D repository{hint}")
     clip_ids = set().union(*found.values())
-    # Only the data root's own listing says which clips *should* be there; a
-    # metadata folder given for demographics may describe a larger corpus.
+    # Only the data root's own listing says which clips should be there (a metadata folder may list more).
     listing = data_root / "SentenceFilenames.csv"
     if listing.exists():
         clip_ids |= set(pd.read_csv(listing)["Filename"].astype(str))
@@ -136,32 +117,22 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
                            "expected files named like 1001_DFA_ANG_XX.wav in AudioWAV/ (or .mp3 in AudioMP3/, .flv "
                            "in VideoFlash/, .mp4 in VideoMP4/), as in the official CREMA-D repository")
 
-    to_check = [(kind, data_root / rel) for kind in MEDIA_FOLDERS for rel in found[kind].values()]
-    health = check_media(to_check, progress=progress)
     rows = []
     for clip_id in sorted(clip_ids):
         name = parse_clip_id(clip_id)
         row = {"clip_id": clip_id, "actor_id": name.actor_id, "sentence": name.sentence,
                "sentence_text": SENTENCES[name.sentence], "emotion": name.emotion, "intensity": name.intensity}
-        durations = []
         for kind in MEDIA_FOLDERS:
-            rel = found[kind].get(clip_id, "")
-            status = health[data_root / rel].status if rel else ("missing" if kind in present else NOT_PROVIDED)
-            if rel:
-                durations.append(health[data_root / rel].duration_s)
-            row[f"{kind}_path"], row[f"{kind}_status"] = rel, status
-            if status not in (OK, NOT_PROVIDED):
-                default = f"{MEDIA_FOLDERS[kind][0][0]}/{clip_id}{MEDIA_FOLDERS[kind][0][1]}"
-                problems.append(problem_row(rel or default, clip_id, kind, status))
-        row["duration_s"] = next((d for d in durations if d == d), float("nan"))  # first non-NaN
+            row[f"{kind}_path"] = found[kind].get(clip_id, "")
+            row[f"{kind}_status"] = "" if kind in present else NOT_PROVIDED
         rows.append(row)
+    problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, kind: (
+        f"{MEDIA_FOLDERS[kind][0][0]}/{row['clip_id']}{MEDIA_FOLDERS[kind][0][1]}"))
     manifest = pd.DataFrame(rows)
     manifest = manifest.merge(_demographics(_find_metadata(data_root, meta, "VideoDemographics.csv")),
                               on="actor_id", how="left")
     results = _find_metadata(data_root, meta, "processedResults")
     if results is not None:
-        from mer_utils.data.crowd_votes import read_vote_columns
-
         manifest = manifest.merge(read_vote_columns(results), on="clip_id", how="left")
     extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
     manifest = manifest[list(MANIFEST_COLUMNS) + extra]

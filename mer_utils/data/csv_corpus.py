@@ -1,12 +1,6 @@
-"""Any labelled corpus, given as a CSV file: ``--data-root corpus.csv``.
-
-Columns: ``path, speaker, emotion`` and optionally ``video_path, sex, age``
-(EmoBox's jsonl rows ``{key, wav, emo}`` carry the same). Paths are absolute
-or relative to the CSV's folder; labels are any strings, and the label set
-is the sorted set of the ``emotion`` column. The clip id is the file stem
-(or, where stems repeat, the relative path). A row whose media are missing
-or broken stays in the manifest with its status, like in any other corpus.
-"""
+"""Any labelled corpus as a CSV (``--data-root corpus.csv``): columns ``path, speaker, emotion`` (optional
+``video_path, sex, age``), paths absolute or relative to the CSV's folder. Labels: the sorted ``emotion`` values;
+clip id: the file stem (where stems repeat, the relative path)."""
 
 from __future__ import annotations
 
@@ -16,8 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult, check_media, problem_row
-from mer_utils.data.media_health import OK
+from mer_utils.data.manifest import NOT_PROVIDED, ManifestResult, check_rows, clip_row, manifest_result
 
 NAME = "csv"
 REQUIRED = ("path", "speaker", "emotion")
@@ -52,16 +45,11 @@ def read_table(csv_path: Path) -> pd.DataFrame:
     return table
 
 
-def _resolve(folder: Path, value: str) -> Path:
-    path = Path(value.strip())
-    return path if path.is_absolute() else folder / path
-
-
 def input_files(csv_path: Path) -> list[Path]:
     """Every media file the CSV lists (for the manifest's input signature)."""
     table = read_table(csv_path)
     columns = [c for c in ("path", "video_path") if c in table.columns]
-    return [_resolve(csv_path.parent, v) for c in columns for v in table[c] if v.strip()]
+    return [csv_path.parent / v.strip() for c in columns for v in table[c] if v.strip()]  # an absolute path stays
 
 
 def _clip_ids(paths: list[str]) -> list[str]:
@@ -75,41 +63,19 @@ def _clip_ids(paths: list[str]) -> list[str]:
 def read(data_root: str | os.PathLike, *, progress: bool = True, **_options) -> ManifestResult:
     csv_path = Path(data_root)
     table = read_table(csv_path)
-    folder = csv_path.parent
     ids = _clip_ids(table["path"].str.strip().tolist())
     duplicates = pd.Series(ids)[pd.Series(ids).duplicated()]
     if len(duplicates):
         raise ValueError(f"{csv_path}: {len(duplicates)} rows list the same file again (e.g. {duplicates.iloc[0]}); "
                          "each clip once")
     has_video = "video_path" in table.columns
-    rows = []
-    for clip_id, (_, entry) in zip(ids, table.iterrows()):
-        rows.append({"clip_id": clip_id, "actor_id": entry["speaker"].strip(), "sentence": "", "sentence_text": "",
-                     "emotion": entry["emotion"].strip(), "intensity": "", "sex": entry.get("sex", "").strip(),
-                     "age": pd.to_numeric(entry.get("age", ""), errors="coerce"), "race": "", "ethnicity": "",
-                     "audio_path": entry["path"].strip(),
-                     "video_path": entry["video_path"].strip() if has_video else "",
-                     "audio_status": "", "video_status": "" if has_video else NOT_PROVIDED,
-                     "duration_s": float("nan"), "corpus": NAME})
-    kinds = ["audio"] + (["video"] if has_video else [])
-    checks = [(kind, _resolve(folder, row[f"{kind}_path"])) for row in rows for kind in kinds if row[f"{kind}_path"]]
-    health = check_media(checks, progress=progress)
-    problems = []
-    for row in rows:
-        for kind in kinds:
-            rel = row[f"{kind}_path"]
-            if not rel:
-                row[f"{kind}_status"] = "missing"
-            else:
-                status, duration = health[_resolve(folder, rel)]
-                row[f"{kind}_status"] = status
-                if kind == "audio" or row["duration_s"] != row["duration_s"]:
-                    row["duration_s"] = duration if row["duration_s"] != row["duration_s"] else row["duration_s"]
-            if row[f"{kind}_status"] != OK:
-                problems.append(problem_row(rel or f"(no {kind} path)", row["clip_id"], kind, row[f"{kind}_status"]))
-    manifest = pd.DataFrame(rows)[list(MANIFEST_COLUMNS) + ["corpus"]]
-    labels = tuple(sorted(manifest["emotion"].unique()))
+    rows = [clip_row(clip_id, entry["speaker"].strip(), entry["emotion"].strip(), sex=entry.get("sex", "").strip(),
+                     age=pd.to_numeric(entry.get("age", ""), errors="coerce"), audio_path=entry["path"].strip(),
+                     video_path=entry["video_path"].strip() if has_video else "",
+                     video_status="" if has_video else NOT_PROVIDED, corpus=NAME)
+            for clip_id, (_, entry) in zip(ids, table.iterrows())]
+    problems = check_rows(rows, csv_path.parent, progress=progress, default_path=lambda _, kind: f"(no {kind} path)")
+    labels = tuple(sorted({row["emotion"] for row in rows}))
     if len(labels) < 2:
         raise ValueError(f"{csv_path}: the emotion column holds one label ({labels[0]!r}); a classifier needs two or more")
-    info = corpus_info(labels=labels, name=f"csv:{csv_path.stem}")
-    return ManifestResult(manifest.reset_index(drop=True), pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)), info)
+    return manifest_result(rows, problems, corpus_info(labels=labels, name=f"csv:{csv_path.stem}"), sort=False)

@@ -1,20 +1,6 @@
-"""Getting CREMA-D: verified, parallel downloads on pooch (``mer download cremad``).
-
-The official repository keeps every WAV, MP3 and FLV in Git LFS: a plain clone
-gives 130-byte pointer files, and LFS bandwidth quotas cut clones short. The
-media host serves each file by path instead, so the corpus is fetched file by
-file and checked against the sha256 of the official LFS pointers, shipped with
-the package (``cremad_lfs_manifest.tsv.gz``, ODbL like the rest of the metadata).
-
-Each file goes through ``pooch.retrieve``: streamed to a temporary file beside
-its final name, checked against its hash, and only then moved into place, so a
-corrupted or partial file never sits under its final name, and a re-run hashes
-what is there and fetches only what is missing or wrong. Kept here: a thread
-pool (``--jobs``), a reason per failed file, and the retry loop, because
-pooch's own (``retry_if_failed=4``) asks again after a 404 at fixed waits (5
-requests and 10 s per file a mirror lacks, measured); and an HTTP Range resume
-for RAVDESS's 208 MB archive alone: a CREMA-D file is 82 kB on average, 8.5 MB
-at most, cheaper to fetch again from byte 0 after a dropped connection.
+"""Getting CREMA-D and RAVDESS (``mer download``): each file fetched with pooch and moved into place only once its
+hash matches (CREMA-D: the sha256 of the official Git LFS pointers, shipped; RAVDESS: Zenodo's md5 of its archive,
+then each extracted file's CRC-32), so a re-run fetches only what is missing or wrong.
 
 >>> files = cremad_files(modalities=("wav",), clips=["1001_DFA_ANG_XX"], metadata=False)
 >>> files[0].path, files[0].size
@@ -24,25 +10,30 @@ at most, cheaper to fetch again from byte 0 after a dropped connection.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sys
 import time
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pooch
 import requests
 from tqdm.auto import tqdm
 
-from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.atomic_io import atomic_path, read_json, write_csv, write_json, write_text
 
 OFFICIAL_MEDIA_BASE = "https://media.githubusercontent.com/media/CheyneyComputerScience/CREMA-D/master/"
 OFFICIAL_RAW_BASE = "https://raw.githubusercontent.com/CheyneyComputerScience/CREMA-D/master/"
 MODALITY_DIRS = {"wav": ("AudioWAV", ".wav"), "flv": ("VideoFlash", ".flv"), "mp3": ("AudioMP3", ".mp3")}
-# Plain git files of the official repository (no LFS pointer, so no shipped
-# hash from the LFS manifest): sha256 and size of the known versions.
+# Plain git files of the official repository (not in the LFS manifest): sha256 and size of the known versions.
 METADATA_FILES = {
     "VideoDemographics.csv": ("e33ddc8b60bedf98541735801127cbb67098b5957271adbdd5dea8a44294eec3", 4033),
     "SentenceFilenames.csv": ("d88cb50e84bbc30b2e159cdfc25e1cf87777ad97c7c41d6ab8f75d3383b8f740", 170087),
@@ -59,6 +50,7 @@ _MEDIA_FOLDERS = {folder for folder, _ in MODALITY_DIRS.values()}
 _USER_AGENT = "mer-utils (CREMA-D download)"
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
 _MAX_BACKOFF_S = 60.0
+_size = partial(tqdm.format_sizeof, suffix="B", divisor=1000)  # 72862 -> "72.9kB"
 
 
 @dataclass(frozen=True)
@@ -86,8 +78,8 @@ class DownloadResult:
     """What a download did; ``ok`` is False while anything is missing."""
 
     out: Path
-    present: list[str]  # verified, already there before this run
-    downloaded: list[str]
+    present: list  # verified, already there before this run
+    downloaded: list
     failures: pd.DataFrame  # FAILURE_COLUMNS, one row per file still missing
     bytes_downloaded: int
     failures_csv: Path | None = None
@@ -98,7 +90,7 @@ class DownloadResult:
 
     def summary(self) -> str:
         text = (f"{self.out}: {len(self.present)} verified already present, {len(self.downloaded)} downloaded "
-                f"({_human_bytes(self.bytes_downloaded)}), {len(self.failures)} failed")
+                f"({_size(self.bytes_downloaded)}), {len(self.failures)} failed")
         if self.ok:
             return text + "."
         reasons = ", ".join(f"{reason} x{n}" for reason, n in self.failures["reason"].value_counts().items())
@@ -107,29 +99,19 @@ class DownloadResult:
                 "try another --mirror).")
 
 
-@dataclass
-class FetchOutcome:
+class FetchOutcome(NamedTuple):
     path: str
     status: str  # "present", "downloaded" or "failed"
-    url: str = ""
-    reason: str = ""
-    detail: str = ""
-
-    def failure_row(self) -> dict:
-        return {c: getattr(self, c) for c in FAILURE_COLUMNS}
+    failure: dict | None = None  # a row of FAILURE_COLUMNS
 
 
 class _Refused(Exception):
     """The source answered, and asking it again will not help."""
 
 
-# ---------------------------------------------------------------- transfer
-
 class _Downloader:
-    """A pooch downloader (``url, output_file, pooch``): ``pooch.HTTPDownloader``,
-    or for a ``resume`` file a Range request that continues ``part`` across
-    attempts and runs (pooch's restarts from byte 0 in a fresh temporary file).
-    A Git LFS pointer is refused either way: a source of pointers gives pointers again."""
+    """A pooch downloader: ``pooch.HTTPDownloader``, or for a ``resume`` file a Range request continuing ``part``
+    across attempts and runs. A Git LFS pointer is refused: a source of pointers gives pointers again."""
 
     def __init__(self, spec: RemoteFile, final: Path, settings: FetchSettings):
         self.spec, self.timeout_s, self.progress = spec, settings.timeout_s, settings.progress
@@ -186,14 +168,14 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOut
     """Make ``out/spec.path`` exactly ``spec``: keep it if its hash matches, else fetch it."""
     final = out / spec.path
     download = _Downloader(spec, final, settings)
-    for url in spec.urls:
+    for url in spec.urls:  # our own retries: pooch's retry a 404 too (10 s per file a mirror lacks)
         for attempt in range(settings.retries + 1):
             if attempt:
                 time.sleep(min(settings.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S))
             try:
                 action = pooch.retrieve(url, spec.known_hash, fname=final.name, path=final.parent,
                                         downloader=download, processor=lambda _path, action, _pup: action)
-                return FetchOutcome(spec.path, "present" if action == "fetch" else "downloaded", url)
+                return FetchOutcome(spec.path, "present" if action == "fetch" else "downloaded")
             except (OSError, ValueError, _Refused) as err:  # requests' errors are OSErrors
                 reason, detail, again = _reason(err)
                 if not again:
@@ -201,12 +183,11 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> FetchOut
     # pooch raises only after finding the file absent or wrong: what is there (e.g. the LFS
     # pointer of a plain clone) must not pass for the file.
     final.unlink(missing_ok=True)
-    return FetchOutcome(spec.path, "failed", url, reason, detail)  # the url has its own column
+    return FetchOutcome(spec.path, "failed", {"path": spec.path, "url": url, "reason": reason, "detail": detail})
 
 
 def write_failures(out: Path, rows: list[dict]) -> tuple[pd.DataFrame, Path | None]:
-    """``out/download_failures.csv`` from ``rows`` (FAILURE_COLUMNS); removed when there are none,
-    since a stale list would say files are missing that are not."""
+    """``out/download_failures.csv`` from ``rows``; removed when there are none (a stale list would mislead)."""
     frame = pd.DataFrame(rows, columns=list(FAILURE_COLUMNS))
     csv_path = out / FAILURES_NAME
     if rows:
@@ -237,14 +218,11 @@ def fetch_all(files: list[RemoteFile], out: str | os.PathLike, settings: FetchSe
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         logger.setLevel(level)
-    failures, csv_path = write_failures(out, [o.failure_row() for o in outcomes if o.status == "failed"])
-    sizes = {f.path: f.size for f in files}
-    downloaded = [o.path for o in outcomes if o.status == "downloaded"]
-    return DownloadResult(out, [o.path for o in outcomes if o.status == "present"], downloaded, failures,
-                          sum(sizes[p] for p in downloaded), csv_path)
+    failures, csv_path = write_failures(out, [o.failure for o in outcomes if o.failure])
+    downloaded = [spec for spec, o in zip(files, outcomes) if o.status == "downloaded"]
+    return DownloadResult(out, [o.path for o in outcomes if o.status == "present"], [f.path for f in downloaded],
+                          failures, sum(f.size for f in downloaded), csv_path)
 
-
-# ---------------------------------------------------------------- CREMA-D
 
 def load_lfs_manifest() -> pd.DataFrame:
     """``path, sha256, size`` of every official CREMA-D media file (22,326 rows)."""
@@ -276,12 +254,8 @@ def _select_media(manifest: pd.DataFrame, modalities, actors, clips) -> pd.DataF
 
 def cremad_files(*, modalities=("wav",), actors=None, clips=None, metadata: bool = True,
                  mirror: str | None = None) -> list[RemoteFile]:
-    """The files of a CREMA-D selection, with their URLs, sizes and sha256.
-
-    ``mirror`` is any base URL with the official layout (``BASE/AudioWAV/<clip>.wav``,
-    ``BASE/VideoDemographics.csv``, ...); by default media come from GitHub's
-    LFS media host and the metadata CSVs from the raw file host.
-    """
+    """The files of a CREMA-D selection, with their URLs, sizes and sha256; ``mirror``: a base URL with the
+    official layout (default: GitHub's LFS media host, and the raw file host for the metadata CSVs)."""
     media = _select_media(load_lfs_manifest(), modalities, actors, clips)
     base = mirror.rstrip("/") + "/" if mirror else None
     files = [RemoteFile(path, ((base or OFFICIAL_MEDIA_BASE) + path,), int(size), sha)
@@ -299,15 +273,13 @@ def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> 
     sizes: dict[str, list[int]] = {}
     for spec in files:
         folder = spec.path.split("/")[0]
-        if folder not in _MEDIA_FOLDERS:
-            folder = "metadata"
-        sizes.setdefault(folder, []).append(spec.size)
-    total = sum(sum(v) for v in sizes.values())
+        sizes.setdefault(folder if folder in _MEDIA_FOLDERS else "metadata", []).append(spec.size)
+    total = sum(spec.size for spec in files)
     # A stat per file, no hashing: enough to say how much is left to fetch.
     there = sum(f.size for f in files if out and _has_size(Path(out) / f.path, f.size))
-    lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_human_bytes(total)}; "
-             f"{_human_bytes(total - there)} to download, {_human_bytes(there)} already there (verified first)"]
-    lines += [f"  {folder}: {len(v):,} files, {_human_bytes(sum(v))}" for folder, v in sizes.items()]
+    lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_size(total)}; "
+             f"{_size(total - there)} to download, {_size(there)} already there (verified first)"]
+    lines += [f"  {folder}: {len(v):,} files, {_size(sum(v))}" for folder, v in sizes.items()]
     minutes = (total - there) / (ASSUMED_MB_PER_S * 1e6) / 60
     when = f"about {round(minutes)} min" if minutes >= 1 else "under a minute"
     lines.append(f"  {when} at {ASSUMED_MB_PER_S:g} MB/s (writing to Google Drive is "
@@ -322,13 +294,8 @@ def _has_size(path: Path, size: int) -> bool:
 def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None, clips=None,
                     mirror: str | None = None, metadata: bool = True, jobs: int = 8, retries: int = 4,
                     backoff_s: float = 1.0, timeout_s: float = 60.0, progress: bool = True) -> DownloadResult:
-    """Fetch CREMA-D in the official layout into ``out``, verified against the official sha256.
-
-    Files already there are verified and kept; missing or wrong ones are fetched.
-    The result's ``ok`` is False while anything is missing; the reasons are in
-    ``out/download_failures.csv``. Audio first (``modalities=("wav",)``, 0.61 GB);
-    ``"flv"`` (2.44 GB) is the video the visual expert needs, ``"mp3"`` 0.63 GB.
-    """
+    """Fetch CREMA-D in the official layout into ``out``, verified against the official sha256; files already
+    there are verified and kept. ``modalities``: ``"wav"`` 0.61 GB, ``"flv"`` 2.44 GB (video), ``"mp3"`` 0.63 GB."""
     out = Path(out).expanduser()
     files = cremad_files(modalities=modalities, actors=actors, clips=clips, metadata=metadata, mirror=mirror)
     if progress:
@@ -342,8 +309,7 @@ def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None,
 
 
 def _update_marker(out: Path, *, started=(), complete=()) -> None:
-    """``out/.mer_download.json`` records which modalities are complete, so a
-    notebook can tell its own finished download from an interrupted one."""
+    """``out/.mer_download.json``: which modalities are complete (a finished download vs an interrupted one)."""
     path = out / MARKER_NAME
     marker = read_json(path) if path.exists() else {"corpus": "crema-d", "complete_modalities": []}
     marker["complete_modalities"] = sorted(set(marker["complete_modalities"]) | set(complete))
@@ -352,14 +318,8 @@ def _update_marker(out: Path, *, started=(), complete=()) -> None:
 
 
 def offer_download(data_root, modalities=("wav",), *, in_colab: bool | None = None, **kwargs):
-    """Notebook helper: in Colab, fetch CREMA-D into ``data_root`` when it is not there yet.
-
-    Returns ``data_root`` unchanged. Does nothing when ``data_root`` is None
-    (the embedded synthetic corpus), outside Colab (use ``mer download cremad``),
-    when an earlier download here completed these modalities, or when the folder
-    already holds a copy of its own. Raises ``RuntimeError`` naming the list of
-    missing files when the download is incomplete; re-running resumes it.
-    """
+    """Notebook helper: in Colab, fetch CREMA-D into ``data_root`` (returned unchanged) unless it is None (the
+    synthetic corpus), already downloaded here, or a copy of the user's own. Raises when files are still missing."""
     if data_root is None:
         return None
     if not ("google.colab" in sys.modules if in_colab is None else in_colab):
@@ -379,8 +339,147 @@ def offer_download(data_root, modalities=("wav",), *, in_colab: bool | None = No
     return data_root
 
 
-def _human_bytes(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n} B"
+RECORD_URL = "https://zenodo.org/records/1188976"
+ARCHIVE_NAME = "Audio_Speech_Actors_01-24.zip"
+OFFICIAL_URL = f"{RECORD_URL}/files/{ARCHIVE_NAME}?download=1"
+ARCHIVE_SIZE = 208_468_073
+ARCHIVE_MD5 = "bc696df654c87fed845eb13823edef8a"
+ACTORS = tuple(range(1, 25))
+FILES_PER_ACTOR = 60  # 8 emotions x 2 statements x 2 repetitions x 2 intensities, neutral without "strong"
+LICENCE = ("RAVDESS (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391) is licensed CC BY-NC-SA 4.0: "
+           f"non-commercial use only, with attribution, share-alike. Source: {RECORD_URL}")
+CHECKSUMS_NAME = "ravdess_files.tsv"
+_SPEECH_MEMBER = re.compile(r"(?:^|/)Actor_(\d{2})/(03-01-\d{2}-\d{2}-\d{2}-\d{2}-(\d{2})\.wav)$")
+
+
+class RavdessResult(DownloadResult):
+    """A download counted in actors: ``present`` (verified, already extracted) and ``extracted``."""
+
+    extracted = property(lambda self: self.downloaded)
+
+    def summary(self) -> str:
+        text = (f"{self.out}: actors verified already present: {_ids(self.present)}; extracted: "
+                f"{_ids(self.extracted)}; problems: {len(self.failures)}")
+        if self.ok:
+            return text + "."
+        return f"{text}, listed with their reasons in {self.failures_csv}. Re-run the same command to resume."
+
+
+def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None = None, keep_zip: bool = False,
+                     archive_md5: str = ARCHIVE_MD5, archive_size: int = ARCHIVE_SIZE, retries: int = 4,
+                     backoff_s: float = 1.0, timeout_s: float = 60.0, progress: bool = True) -> RavdessResult:
+    """Fetch RAVDESS speech and extract ``actors`` (default all 24) to ``out/Actor_XX/``; ``mirror``: a base URL
+    holding the archive, checked against ``archive_md5`` before anything is extracted."""
+    out = Path(out).expanduser()
+    actors = _check_actors(actors)
+    print(LICENCE)
+    write_text(out / "LICENSE_RAVDESS.txt", LICENCE + "\n")
+    checksums = _read_checksums(out)
+    present = [a for a in actors if _actor_verified(out, a, checksums)]
+    todo = [a for a in actors if a not in present]
+    if not todo:
+        return _finish(out, present, [], [])
+    url = (mirror.rstrip("/") + "/" + ARCHIVE_NAME) if mirror else OFFICIAL_URL
+    spec = RemoteFile(f".downloads/{ARCHIVE_NAME}", (url,), archive_size, f"md5:{archive_md5}", resume=True)
+    if progress:
+        print(f"RAVDESS -> {out}: {ARCHIVE_NAME}, {archive_size / 1e6:.0f} MB, for actors {_ids(todo)}")
+    settings = FetchSettings(jobs=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
+    fetched = fetch_file(spec, out, settings)
+    if fetched.status == "failed":
+        return _finish(out, present, [], [fetched.failure])
+    zip_path = out / spec.path
+    extracted, failures = _extract(zip_path, out, todo, checksums)
+    if not failures and not keep_zip:
+        zip_path.unlink()  # 208 MB: the checksum list verifies the extracted files from now on
+    return _finish(out, present, extracted, failures)
+
+
+def _check_actors(actors) -> list[int]:
+    actors = sorted(set(int(a) for a in actors)) if actors else list(ACTORS)
+    wrong = [a for a in actors if a not in ACTORS]
+    if wrong:
+        raise ValueError(f"RAVDESS actor(s) {wrong} do not exist: actors are numbered 1 to 24; fix --actors")
+    return actors
+
+
+def _finish(out: Path, present, extracted, failures: list[dict]) -> RavdessResult:
+    frame, csv_path = write_failures(out, failures)
+    return RavdessResult(out, present, extracted, frame, 0, csv_path)
+
+
+def _speech_members(zf: zipfile.ZipFile) -> dict[int, list[zipfile.ZipInfo]]:
+    """Speech WAVs of the archive by actor, wherever the ``Actor_XX/`` folders sit in it."""
+    members: dict[int, list[zipfile.ZipInfo]] = {}
+    for info in zf.infolist():
+        match = _SPEECH_MEMBER.search(info.filename)
+        if match and "__MACOSX" not in info.filename and match.group(1) == match.group(3):
+            members.setdefault(int(match.group(1)), []).append(info)
+    return members
+
+
+def _extract(zip_path: Path, out: Path, actors, checksums: dict) -> tuple[list[int], list[dict]]:
+    extracted, failures = [], []
+    with zipfile.ZipFile(zip_path) as zf:
+        members = _speech_members(zf)
+        for actor in actors:
+            infos = members.get(actor, [])
+            folder = f"Actor_{actor:02d}"
+            if len(infos) != FILES_PER_ACTOR:
+                failures.append({"path": f"{folder}/", "url": str(zip_path), "reason": "incomplete_archive",
+                                 "detail": f"{len(infos)} of {FILES_PER_ACTOR} speech files for actor {actor} in "
+                                           f"{zip_path.name}; fetch the archive again (delete it) or use another "
+                                           "--mirror"})
+                continue
+            problems = [_extract_member(zf, info, out / folder, checksums) for info in infos]
+            failures += [p for p in problems if p]
+            if not any(problems):
+                extracted.append(actor)
+    _write_checksums(out, checksums)
+    return extracted, failures
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, folder: Path, checksums: dict) -> dict | None:
+    name = info.filename.rsplit("/", 1)[-1]
+    rel = f"{folder.name}/{name}"
+    try:
+        with atomic_path(folder / name) as tmp, zf.open(info) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)  # the zip reader raises BadZipFile at the end on a CRC mismatch
+    except zipfile.BadZipFile as err:
+        return {"path": rel, "url": zf.filename, "reason": "checksum_mismatch",
+                "detail": f"{err}; the archive is damaged: delete {zf.filename} and re-run"}
+    checksums[rel] = (info.file_size, info.CRC)
+    return None
+
+
+def _read_checksums(out: Path) -> dict[str, tuple[int, int]]:
+    path = out / CHECKSUMS_NAME
+    if not path.exists():
+        return {}
+    frame = pd.read_csv(path, sep="\t", dtype={"path": str, "size": "int64", "crc32": "int64"})
+    return {p: (int(s), int(c)) for p, s, c in frame.itertuples(index=False)}
+
+
+def _write_checksums(out: Path, checksums: dict) -> None:
+    frame = pd.DataFrame([(p, s, c) for p, (s, c) in sorted(checksums.items())], columns=["path", "size", "crc32"])
+    write_csv(out / CHECKSUMS_NAME, frame, sep="\t")
+
+
+def _actor_verified(out: Path, actor: int, checksums: dict) -> bool:
+    """All 60 files of ``actor`` are listed and match their size and CRC-32."""
+    prefix = f"Actor_{actor:02d}/"
+    listed = {p: v for p, v in checksums.items() if p.startswith(prefix)}
+    return len(listed) == FILES_PER_ACTOR and all(_crc_ok(out / p, size, crc) for p, (size, crc) in listed.items())
+
+
+def _crc_ok(path: Path, size: int, crc: int) -> bool:
+    if not path.is_file() or path.stat().st_size != size:
+        return False
+    value = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            value = zlib.crc32(chunk, value)
+    return value == crc
+
+
+def _ids(actors) -> str:
+    return ", ".join(str(a) for a in actors) if actors else "none"

@@ -1,13 +1,6 @@
-"""How well the CREMA-D raters recognised the intended emotion.
-
-Cao et al. (2014) report 40.9 % (voice only), 58.2 % (face only) and 63.6 %
-(audio-visual) recognition of the intended emotion. This module recomputes it
-from ``processedResults/tabulatedVotes.csv`` per rating mode and emotion, in
-two ways: per response (share of all ratings that name the intended emotion,
-the paper's measure) and by majority vote (share of clips whose majority vote
-is the intended emotion; a tie counts when the intended emotion is among the
-tied ones, reported separately as ``majority_vote_accuracy_with_ties``).
-"""
+"""CREMA-D's crowd ratings (``processedResults/``): the manifest's vote columns, and how well the raters recognised
+the intended emotion, per response (the measure of Cao et al. 2014) and by majority vote (``..._with_ties``: a tie
+counts when the intended emotion is among the tied ones)."""
 
 from __future__ import annotations
 
@@ -18,12 +11,52 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv, write_text
-from mer_utils.data.cremad_vocabulary import EMOTIONS, VOTE_LETTER_TO_EMOTION
-from mer_utils.data.crowd_votes import VOTE_LETTERS, read_tabulated_votes
+from mer_utils.core.formatting import markdown_table, percent
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 
 PAPER_ACCURACY = {"voice": 0.409, "face": 0.582, "audio_visual": 0.636}
-_LETTER = {emotion: letter for letter, emotion in VOTE_LETTER_TO_EMOTION.items()}
 MODE_ORDER = ("voice", "face", "audio_visual")
+# tabulatedVotes.csv's first column is 100000 * mode + clip number.
+RATING_MODES = {1: "voice", 2: "face", 3: "audio_visual"}
+VOTE_LETTERS = tuple(emotion[0] for emotion in EMOTIONS)  # the raters' letters: A D F H N S
+_SUMMARY_COLUMNS = {"VoiceVote": "vote_voice", "FaceVote": "vote_face", "MultiModalVote": "vote_av"}
+_AGREEMENT_COLUMNS = {"voice": "agreement_voice", "face": "agreement_face", "audio_visual": "agreement_av"}
+
+
+def _require(path: Path, columns: list[str]) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; it ships in processedResults/ of the official CREMA-D repository.")
+    frame = pd.read_csv(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; is this the official CREMA-D file?")
+    return frame
+
+
+def read_tabulated_votes(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per clip and rating mode: ``clip_id, mode, A..S, num_responses, agreement, emo_vote``."""
+    path = Path(results_dir) / "tabulatedVotes.csv"
+    frame = _require(path, ["fileName", "numResponses", "agreement", "emoVote", *VOTE_LETTERS])
+    code = frame.iloc[:, 0].astype(int)
+    frame = frame.assign(mode=(code // 100000).map(RATING_MODES), clip_number=code % 100000)
+    if frame["mode"].isna().any():
+        raise ValueError(f"{path}: first column must be 100000 x mode (1-3) + clip number")
+    return frame.rename(columns={"fileName": "clip_id", "numResponses": "num_responses", "emoVote": "emo_vote"})[
+        ["clip_id", "mode", "clip_number", *VOTE_LETTERS, "num_responses", "agreement", "emo_vote"]
+    ]
+
+
+def read_vote_columns(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """Per-clip crowd votes for the manifest: ``vote_voice, vote_face, vote_av`` (ties kept
+    as ``N:S``) and the agreement of each rating mode."""
+    results_dir = Path(results_dir)
+    summary = _require(results_dir / "summaryTable.csv", ["FileName", *_SUMMARY_COLUMNS])
+    votes = summary.rename(columns={"FileName": "clip_id", **_SUMMARY_COLUMNS})[["clip_id", *_SUMMARY_COLUMNS.values()]]
+    tabulated = read_tabulated_votes(results_dir)
+    agreement = tabulated.pivot_table(index="clip_id", columns="mode", values="agreement", aggfunc="first")
+    agreement = agreement.rename(columns=_AGREEMENT_COLUMNS).reset_index()
+    agreement = agreement[["clip_id", *_AGREEMENT_COLUMNS.values()]]
+    return votes.merge(agreement, on="clip_id", how="left")
 
 
 def _results_dir(path: str | os.PathLike) -> Path:
@@ -40,7 +73,7 @@ def human_baseline(path: str | os.PathLike) -> pd.DataFrame:
     """Recognition rates per rating mode, overall (``emotion="all"``) and per emotion."""
     votes = read_tabulated_votes(_results_dir(path))
     intended = votes["clip_id"].str.split("_").str[2]
-    letters = intended.map(_LETTER)
+    letters = intended.str[0]
     counts = votes[list(VOTE_LETTERS)].to_numpy()
     column = letters.map({letter: i for i, letter in enumerate(VOTE_LETTERS)}).to_numpy()
     votes = votes.assign(
@@ -67,16 +100,14 @@ def human_baseline(path: str | os.PathLike) -> pd.DataFrame:
 
 def human_baseline_markdown(table: pd.DataFrame) -> str:
     """Modes as rows, emotions as columns (per-response %), paper figure beside."""
-    lines = ["| rating mode | all (per response) | majority vote | paper (Cao et al. 2014) | "
-             + " | ".join(EMOTIONS) + " |", "|---" * (4 + len(EMOTIONS)) + "|"]
-    for mode in MODE_ORDER:
-        rows = table[table["mode"] == mode].set_index("emotion")
-        overall = rows.loc["all"]
-        cells = [f"{rows.loc[e, 'per_response_accuracy'] * 100:.1f}" for e in EMOTIONS]
-        lines.append(f"| {mode} | {overall['per_response_accuracy'] * 100:.1f} | "
-                     f"{overall['majority_vote_accuracy'] * 100:.1f} | {overall['paper_accuracy'] * 100:.1f} | "
-                     + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = table.set_index(["mode", "emotion"])
+    cells = {"all (per response)": ("all", "per_response_accuracy"),
+             "majority vote": ("all", "majority_vote_accuracy"), "paper (Cao et al. 2014)": ("all", "paper_accuracy"),
+             **{e: (e, "per_response_accuracy") for e in EMOTIONS}}
+    frame = pd.DataFrame([{"rating mode": mode, **{name: percent(rows.loc[(mode, emotion), column])
+                                                   for name, (emotion, column) in cells.items()}}
+                          for mode in MODE_ORDER])
+    return markdown_table(frame)
 
 
 def write_human_baseline(path: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Path, Path]:

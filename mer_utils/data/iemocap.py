@@ -1,18 +1,6 @@
-"""The IEMOCAP reader: ``Session1..5`` of ``IEMOCAP_full_release`` into a manifest.
-
-Layout as distributed (the torchaudio ``IEMOCAP`` dataset and SpeechBrain's
-``iemocap_prepare.py`` read the same)::
-
-    Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav
-    Session1/dialog/EmoEvaluation/Ses01F_impro01.txt   # "[6.29 - 8.24]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[...]"
-
-The standard four-class set: neutral, happy (with excited merged into it),
-angry and sad; every other category (frustrated, surprised, "xxx" with no
-agreement, ...) is left out. The speaker of an utterance is its session plus
-the gender letter that starts the utterance's last name part (``F000`` ->
-``Ses01F``); the session is the group that leave-one-session-out holds out.
-Only the audio is used (the videos are whole dialogues, not per utterance).
-"""
+"""The IEMOCAP reader: the audio of ``Session1..5`` into a manifest, labels from ``dialog/EmoEvaluation/*.txt``, the
+standard four classes (excited merged into happy). A speaker is a session plus a sex (``Ses01F``); the session is
+the group that leave-one-session-out holds out."""
 
 from __future__ import annotations
 
@@ -20,11 +8,8 @@ import os
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import MANIFEST_COLUMNS, NOT_PROVIDED, PROBLEM_COLUMNS, ManifestResult, check_media, problem_row
-from mer_utils.data.media_health import OK
+from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result, problem_row
 
 NAME = "iemocap"
 LABELS = ("ANG", "HAP", "NEU", "SAD")
@@ -97,21 +82,10 @@ def read(data_root: str | os.PathLike, *, progress: bool = True, **_options) -> 
             speaker, session, sex = speaker_of(utterance)
             path = wavs.get(utterance)
             rel = path.relative_to(data_root).as_posix() if path else ""
-            rows.append({"clip_id": utterance, "actor_id": speaker, "sentence": utterance.rsplit("_", 1)[0][7:],
-                         "sentence_text": "", "emotion": label, "intensity": category, "sex": sex,
-                         "age": float("nan"), "race": "", "ethnicity": "", "audio_path": rel, "video_path": "",
-                         "audio_status": "missing" if not rel else "", "video_status": NOT_PROVIDED,
-                         "duration_s": float("nan"), "session": session, "corpus": NAME})
+            rows.append(clip_row(utterance, speaker, label, sentence=utterance.rsplit("_", 1)[0][7:],
+                                 intensity=category, sex=sex, audio_path=rel, session=session, corpus=NAME))
     if not rows:
         raise RuntimeError(f"No labelled utterances of {LABELS} found under {data_root}")
-    present = [(row, data_root / row["audio_path"]) for row in rows if row["audio_path"]]
-    health = check_media([("audio", path) for _, path in present], progress=progress)
-    for row, path in present:
-        row["audio_status"], row["duration_s"] = health[path]
-    for row in rows:
-        if row["audio_status"] != OK:
-            default = f"Session{row['session']}/sentences/wav/{row['clip_id'].rsplit('_', 1)[0]}/{row['clip_id']}.wav"
-            problems.append(problem_row(row["audio_path"] or default, row["clip_id"], "audio", row["audio_status"]))
-    manifest = pd.DataFrame(rows)[list(MANIFEST_COLUMNS) + ["session", "corpus"]]
-    return ManifestResult(manifest.sort_values("clip_id", kind="stable").reset_index(drop=True),
-                          pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)), corpus_info())
+    problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, _: (
+        f"Session{row['session']}/sentences/wav/{row['clip_id'].rsplit('_', 1)[0]}/{row['clip_id']}.wav"))
+    return manifest_result(rows, problems, corpus_info(), extra_columns=("session", "corpus"))

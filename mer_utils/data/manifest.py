@@ -1,14 +1,6 @@
-"""The manifest: one row per clip, built once by a corpus reader, read everywhere.
-
-Media paths are stored relative to the data root (a corpus CSV's folder for
-a CSV corpus), so a Drive folder can move without breaking anything. Every
-media file gets a health status (:mod:`mer_utils.data.media_health`); files
-that are not clips are listed as problems rather than crashed on.
-
-Beside ``<name>.csv`` the manifest's JSON records its corpus
-(:class:`~mer_utils.data.corpus.CorpusInfo`: label set, speaker grouping,
-standard protocols) and the input signature that lets a re-run skip the scan.
-"""
+"""The manifest: one row per clip, built once by a corpus reader, read everywhere, and its summary. Media paths are
+relative to the data root (a corpus CSV's folder) and carry a health status; the JSON beside ``<name>.csv`` records
+the corpus info and the input signature that lets a re-run skip the scan."""
 
 from __future__ import annotations
 
@@ -21,8 +13,9 @@ from typing import NamedTuple
 import pandas as pd
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.config import one_of
 from mer_utils.data.corpus import CorpusInfo, labels_in_order, media_root, reader, resolve_dataset
-from mer_utils.data.media_health import FIXES, Health, audio_health, video_health
+from mer_utils.data.media_health import FIXES, OK, audio_health, video_health
 
 MANIFEST_VERSION = 1
 NOT_PROVIDED = "not_provided"  # the whole folder is absent (e.g. an AudioWAV-only download)
@@ -31,6 +24,7 @@ MANIFEST_COLUMNS = (
     "ethnicity", "audio_path", "video_path", "audio_status", "video_status", "duration_s",
 )
 PROBLEM_COLUMNS = ("path", "clip_id", "kind", "status", "fix")
+MODALITIES = ("audio", "video")
 
 
 class ManifestResult(NamedTuple):
@@ -48,33 +42,62 @@ def media_path(data_root: str | os.PathLike, relative_path: str) -> Path:
 
 def problem_row(path: str, clip_id: str, kind: str, status: str, fix: str | None = None) -> dict:
     """One row of the problems CSV; ``fix`` defaults to the status's standard advice."""
-    return {"path": path, "clip_id": clip_id, "kind": kind, "status": status, "fix": fix or FIXES[status]}
+    return {"path": path, "clip_id": clip_id, "kind": kind, "status": status, "fix": fix or FIXES.get(status, "")}
 
 
-def check_media(paths: list[tuple[str, Path]], *, progress: bool) -> dict[Path, Health]:
+def clip_row(clip_id: str, actor_id, emotion: str, **columns) -> dict:
+    """A reader's manifest row, the columns it does not give left blank (no video: ``not_provided``)."""
+    return {"clip_id": clip_id, "actor_id": actor_id, "sentence": "", "sentence_text": "", "emotion": emotion,
+            "intensity": "", "sex": "", "age": float("nan"), "race": "", "ethnicity": "", "audio_path": "",
+            "video_path": "", "audio_status": "", "video_status": NOT_PROVIDED, **columns}
+
+
+def check_rows(rows: list[dict], root: Path, *, progress: bool, default_path=None) -> list[dict]:
+    """Check the media of every row (paths relative to ``root``) and fill in its ``{kind}_status`` and
+    ``duration_s`` (the audio's, else the video's); return the problem rows. A kind whose status is already
+    ``not_provided`` is skipped; an empty path is ``missing``, listed as ``default_path(row, kind)``."""
     from tqdm.auto import tqdm
 
+    todo = [(kind, root / row[f"{kind}_path"]) for row in rows for kind in MODALITIES
+            if row[f"{kind}_path"] and row[f"{kind}_status"] != NOT_PROVIDED]
     checks = {"audio": audio_health, "video": video_health}
     # Decoders release the GIL while reading, so threads overlap the I/O.
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        results = pool.map(lambda item: checks[item[0]](item[1]), paths)
-        healths = list(tqdm(results, total=len(paths), desc="checking media", disable=not progress))
-    return {path: health for (_, path), health in zip(paths, healths)}
+        results = tqdm(pool.map(lambda item: checks[item[0]](item[1]), todo), total=len(todo),
+                       desc="checking media", disable=not progress)
+        health = {path: result for (_, path), result in zip(todo, results)}
+    problems = []
+    for row in rows:
+        durations = []
+        for kind in MODALITIES:
+            rel = row[f"{kind}_path"]
+            if row[f"{kind}_status"] == NOT_PROVIDED:
+                continue
+            status, duration = health[root / rel] if rel else ("missing", float("nan"))
+            row[f"{kind}_status"] = status
+            durations.append(duration)
+            if status != OK:
+                problems.append(problem_row(rel or default_path(row, kind), row["clip_id"], kind, status))
+        row["duration_s"] = next((d for d in durations if d == d), float("nan"))  # first non-NaN
+    return problems
+
+
+def manifest_result(rows: list[dict], problems: list[dict], corpus: CorpusInfo, *, extra_columns=("corpus",),
+                    sort: bool = True) -> ManifestResult:
+    """The reader's result: the manifest columns then ``extra_columns`` (sorted by clip id), and the problems."""
+    manifest = pd.DataFrame(rows)[[*MANIFEST_COLUMNS, *extra_columns]]
+    if sort:
+        manifest = manifest.sort_values("clip_id", kind="stable")
+    return ManifestResult(manifest.reset_index(drop=True), pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)),
+                          corpus)
 
 
 def build_manifest(
     data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None, progress: bool = True,
     dataset: str = "auto", **options,
 ) -> ManifestResult:
-    """Scan a data root into a manifest with the reader of its corpus.
-
-    ``dataset`` is a corpus name from :data:`mer_utils.data.corpus.READERS`
-    or ``"auto"`` (a ``.csv`` file: a generic corpus; ``Actor_XX/``
-    folders: RAVDESS; ``Session1..5/``: IEMOCAP; else CREMA-D). Reader
-    options pass through, e.g. ``keep_all_emotions=True`` for all eight
-    RAVDESS emotions. The result's manifest carries the corpus info in
-    ``manifest.attrs["corpus"]``.
-    """
+    """Scan a data root into a manifest (corpus info in ``manifest.attrs["corpus"]``) with its corpus's reader;
+    ``dataset``: a name in ``corpus.READERS`` or ``"auto"``. Options pass to the reader (``keep_all_emotions``)."""
     data_root = Path(data_root)
     if not data_root.exists():
         raise FileNotFoundError(f"data root not found at {data_root}; expected a CREMA-D folder (AudioWAV/ and/or "
@@ -101,8 +124,7 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _corpus_of(path: Path, frame: pd.DataFrame) -> CorpusInfo:
-    """The corpus info written beside the manifest; for an older manifest without it, the
-    reader's declaration (restricted to the labels present when the reader has no fixed set)."""
+    """The corpus info written beside the manifest, else the reader's (plus any labels it does not declare)."""
     sidecar = path.with_suffix(".json")
     if sidecar.exists():
         stored = read_json(sidecar).get("corpus")
@@ -116,8 +138,7 @@ def _corpus_of(path: Path, frame: pd.DataFrame) -> CorpusInfo:
 
 
 def _declared_fields(name) -> dict:
-    """What the corpus's reader declares now: fills the fields a sidecar written by an older
-    version lacks (e.g. ``balanced_speakers``); nothing for a corpus no reader is named after."""
+    """What the corpus's reader declares now (fills the fields an older sidecar lacks); {} for no reader."""
     try:
         return reader(str(name)).corpus_info().to_dict()
     except ValueError:
@@ -134,7 +155,7 @@ def corpus_info(manifest: pd.DataFrame) -> CorpusInfo:
 
 
 def problems_path_of(manifest_path: str | os.PathLike) -> Path:
-    """``<name>_problems.csv`` beside ``<name>.csv``: every clip and file that is not usable, with its fix."""
+    """``<name>_problems.csv`` beside ``<name>.csv``: every unusable clip and file, with its fix."""
     manifest_path = Path(manifest_path)
     return manifest_path.with_name(manifest_path.stem + "_problems.csv")
 
@@ -204,3 +225,66 @@ def prepare_manifest(
                                             "n_clips": len(result.manifest), "n_problems": len(result.problems)})
     # Read back: a fresh build and a cached one must be the same frame (types, rounding), clip for clip.
     return load_manifest(out_path)
+
+
+def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = None, *,
+                       corpus: CorpusInfo | None = None, problems_path: str | os.PathLike | None = None) -> str:
+    """Clips, speakers, per-label counts, media health with each problem's fix, and the completeness check where
+    the corpus declares its size. Without ``problems`` (the problems table) the manifest's broken clips are listed."""
+    if corpus is None and manifest.attrs.get("corpus"):
+        corpus = CorpusInfo.from_dict(manifest.attrs["corpus"])
+    n_clips, n_actors = len(manifest), manifest["actor_id"].nunique()
+    lines = [f"{n_clips} clips from {n_actors} actors"]
+    sexes = manifest.drop_duplicates("actor_id")["sex"].replace("", "unknown").fillna("unknown").value_counts()
+    lines.append("actors by sex: " + ", ".join(f"{k} {v}" for k, v in sorted(sexes.items())))
+    counts = manifest["emotion"].value_counts()
+    labels = corpus.labels if corpus else tuple(sorted(counts.index))
+    lines.append("clips per emotion: " + ", ".join(f"{e} {int(counts.get(e, 0))}" for e in labels))
+    for kind in ("audio", "video"):
+        status = manifest[f"{kind}_status"].value_counts()
+        lines.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())))
+    usable = (manifest["audio_status"] == OK) | (manifest["video_status"] == OK)
+    provided = [k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any()]
+    complete = pd.concat([manifest[f"{k}_status"] == OK for k in provided], axis=1).all(axis=1) if provided else usable
+    lines.append(f"usable clips (audio or video ok): {int(usable.sum())}; with every provided modality ok "
+                 f"(what the experts train and score on): {int(complete.sum())}")
+    if problems is None:
+        problems = pd.DataFrame([problem_row(row[f"{kind}_path"], row["clip_id"], kind, row[f"{kind}_status"])
+                                 for kind in MODALITIES for _, row in manifest.iterrows()
+                                 if row[f"{kind}_status"] not in (OK, NOT_PROVIDED)], columns=list(PROBLEM_COLUMNS))
+    if len(problems):
+        by_status = problems["status"].value_counts()
+        where = f", listed in {problems_path}" if problems_path else ""
+        lines.append(f"problems: {len(problems)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+                     + f"){where}")
+        for status, rows in sorted(problems.groupby("status"), key=lambda item: item[0]):
+            example = rows.iloc[0]
+            lines.append(f"  {status} ({len(rows)}, e.g. {example['path'] or example['clip_id']}): {example['fix']}")
+    else:
+        lines.append("problems: none")
+    expected = corpus.expected if corpus else {}
+    if "clips" in expected and n_actors > expected.get("speakers", 0) // 2:  # looks like an attempt at the full corpus
+        complete = n_clips == expected["clips"] and n_actors == expected["speakers"]
+        verdict = "matches" if complete else "does NOT match"
+        lines.append(f"official corpus check: {verdict} {expected['clips']} clips / {expected['speakers']} actors")
+    return "\n".join(lines)
+
+
+def modality_gap(manifest: pd.DataFrame, kind: str) -> str | None:
+    """None when some clip has ``ok`` ``kind`` media; else one line saying why none has and what to add.
+
+    >>> frame = pd.DataFrame({"clip_id": ["a"], "audio_status": ["not_provided"], "video_status": ["ok"]})
+    >>> modality_gap(frame, "video") is None
+    True
+    >>> print(modality_gap(frame, "audio"))
+    no clip has usable audio (audio: not_provided 1); add the corpus's audio files to the data root
+    """
+    status = manifest[f"{one_of(kind, MODALITIES, 'modality')}_status"].astype(str)
+    if (status == OK).any():
+        return None
+    counts = ", ".join(f"{name} {n}" for name, n in sorted(status.value_counts().items())) or "no clips"
+    hints = {}
+    if manifest.attrs.get("corpus"):
+        hints = getattr(reader(CorpusInfo.from_dict(manifest.attrs["corpus"]).name), "MEDIA_HINTS", {})
+    hint = hints.get(kind, f"add the corpus's {kind} files to the data root")
+    return f"no clip has usable {kind} ({kind}: {counts}); {hint}"

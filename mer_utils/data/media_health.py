@@ -1,21 +1,6 @@
-"""Health of one media file: is it usable, and if not, why.
-
-Statuses: ``ok``, ``missing``, ``lfs_pointer`` (a Git LFS pointer text file:
-the repository was cloned without git-lfs), ``empty``, ``unreadable``,
-``no_samples``, ``truncated`` (shorter than its own header says: an
-interrupted download or copy), ``too_short``, ``too_long`` and ``silent``
-(see the CREMA-D errata: e.g. 1064_IEO_DIS_MD is one minute long,
-1076_MTI_SAD_XX has no audio), ``phase_cancelled`` (stereo channels that
-cancel out in the mono mix every model hears), and for video ``still_image``
-(a picture, not a clip). Stereo or 44.1 kHz audio is fine: the loaders
-resample and down-mix. The demo applies the same checks to its input, without
-the corpus's length limit (``max_seconds=None``).
-
-Every check reads the whole file once and decodes as little as it can: audio
-is decoded (the silence check needs the samples), video is only demuxed (packet
-timestamps, no pictures) plus its first frame, so a corpus of 7,442 clips x 2
-files stays a matter of minutes.
-"""
+"""Health of one media file (usable, or why not: the keys of :data:`FIXES`), and a video's audio track. Audio is
+decoded (silence needs the samples), video only demuxed plus its first frame, so 7,442 clips x 2 files take minutes.
+Stereo or 44.1 kHz audio is fine: the loaders resample and down-mix."""
 
 from __future__ import annotations
 
@@ -78,12 +63,9 @@ def _pre_decode_status(path: Path) -> tuple[str | None, bytes]:
 
 
 def wav_data_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
-    """``(declared, on disk)`` bytes of a RIFF/WAVE file's ``data`` chunk, or None when not a plain WAV
-    (or a streamed one whose header leaves the size open).
+    """``(declared, on disk)`` bytes of a WAV's ``data`` chunk, or None when not a plain WAV (or a streamed one).
 
-    libsndfile quietly reads whatever a cut WAV still holds and reports that as the clip; only the
-    header still knows how long it was.
-    """
+    libsndfile reads whatever a cut WAV still holds; only the header still knows how long it was."""
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as handle:
@@ -164,13 +146,9 @@ class VideoPackets(NamedTuple):
 
 
 def video_packets(path: str | os.PathLike) -> VideoPackets | None:
-    """Demux every stream of ``path`` with PyAV (only the first video frame is decoded); None: no video at all.
-
-    A stream duration (MP4) is held against the video packets; a container duration (FLV's onMetaData
-    covers audio and video) against the packets of every stream, so an audio track that outlasts the
-    picture does not make a whole clip look cut. Raises ``av.error.FFmpegError`` when the container
-    cannot be opened.
-    """
+    """Demux every stream of ``path`` with PyAV (decoding only the first video frame); None: no video at all. A
+    container duration (FLV's onMetaData covers audio and video) is held against every stream's packets, a stream
+    duration (MP4) against the video's, so an audio track that outlasts the picture does not look cut."""
     import av
 
     with av.open(str(path)) as container:
@@ -236,3 +214,32 @@ def video_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLI
     if duration < MIN_CLIP_SECONDS:
         return Health("too_short", duration)
     return Health(OK, duration)
+
+
+def read_audio_track(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray | None:
+    """The audio track of a video (FLV: MP3, MP4: AAC; PyAV, as OpenCV decodes pictures only): mono float32
+    samples at ``sample_rate``, or ``None`` when the video has no audio track."""
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"video not found: {path}")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as err:
+        raise RuntimeError(f"cannot open {path} to read its audio track ({err}); is it a valid FLV/MP4?") from err
+    with container:
+        if not container.streams.audio:
+            return None
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = []
+        try:
+            for frame in container.decode(container.streams.audio[0]):
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]  # flush
+        except av.error.FFmpegError as err:  # FFmpeg's message names neither the file nor the likely cause
+            raise RuntimeError(f"{path}: its audio track cannot be decoded ({err}); the file is probably cut short "
+                               "or damaged: re-download it") from None
+    if not chunks:
+        return None
+    return np.concatenate(chunks).astype(np.float32)

@@ -1,13 +1,6 @@
-"""The RAVDESS reader: speech files under ``Actor_XX/`` into a manifest.
-
-File names are ``MM-VV-EE-II-SS-RR-AA.wav``: modality (03 = audio only),
-vocal channel (01 = speech, 02 = song), emotion, intensity (01 normal,
-02 strong), statement, repetition, actor (odd = male). Emotions map onto
-CREMA-D's six codes; calm and surprised have no CREMA-D counterpart and are
-left out unless ``keep_all_emotions=True`` (then coded ``CAL`` and ``SUR``,
-and the label set is all eight).
-Song and video files are recognised and skipped with a note.
-"""
+"""The RAVDESS reader: speech files ``Actor_XX/MM-VV-EE-II-SS-RR-AA.wav`` into a manifest (odd actors are male).
+Emotions map onto CREMA-D's codes; calm and surprised are left out unless ``keep_all_emotions=True`` (then ``CAL``
+and ``SUR``); song and video files are skipped with a note."""
 
 from __future__ import annotations
 
@@ -15,11 +8,8 @@ import os
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import MANIFEST_COLUMNS, PROBLEM_COLUMNS, ManifestResult, check_media, problem_row
-from mer_utils.data.media_health import OK
+from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result, problem_row
 
 NAME = "ravdess"
 
@@ -40,14 +30,13 @@ def corpus_info(*, keep_all_emotions: bool = False, **_options) -> CorpusInfo:
                       balanced_speakers=True)  # every actor records the same emotions, intensities and statements
 
 
-def detect(path) -> bool:
-    return is_ravdess_root(path)
-
-
 def is_ravdess_root(path: str | os.PathLike) -> bool:
     """True when ``path`` holds RAVDESS ``Actor_XX/`` folders."""
     path = Path(path)
     return path.is_dir() and any(_ACTOR_DIR_RE.match(p.name) for p in path.iterdir() if p.is_dir())
+
+
+detect = is_ravdess_root
 
 
 def parse_ravdess_name(stem: str) -> dict:
@@ -80,33 +69,23 @@ def read(data_root: str | os.PathLike, *, keep_all_emotions: bool = False, progr
         try:
             fields = parse_ravdess_name(path.stem)
         except ValueError as err:
-            problems.append({"path": rel, "clip_id": "", "kind": "audio", "status": "not_a_clip", "fix": f"{err}; ignored"})
+            problems.append(problem_row(rel, "", "audio", "not_a_clip", f"{err}; ignored"))
             continue
         if fields["modality"] != "03" or path.suffix.lower() != ".wav":
-            problems.append({"path": rel, "clip_id": path.stem, "kind": "video", "status": "skipped_video",
-                             "fix": "RAVDESS video files are not used (audio-only corpus here); skipped"})
+            problems.append(problem_row(rel, path.stem, "video", "skipped_video",
+                                        "RAVDESS video files are not used (audio-only corpus here); skipped"))
             continue
         if fields["vocal_channel"] != "01":
-            problems.append({"path": rel, "clip_id": path.stem, "kind": "audio", "status": "skipped_song",
-                             "fix": "song (vocal channel 02) is not speech; skipped"})
+            problems.append(problem_row(rel, path.stem, "audio", "skipped_song",
+                                        "song (vocal channel 02) is not speech; skipped"))
             continue
         if fields["emotion"] in EXTRA_EMOTIONS and not keep_all_emotions:
             continue  # not an error: calm/surprised have no CREMA-D class
-        rows.append({"clip_id": path.stem, "actor_id": fields["actor_id"], "sentence": f"S{fields['statement']}",
-                     "sentence_text": STATEMENTS[fields["statement"]], "emotion": fields["emotion"],
-                     "intensity": fields["intensity"], "sex": fields["sex"], "age": float("nan"), "race": "",
-                     "ethnicity": "", "audio_path": rel, "video_path": "", "video_status": "not_provided",
-                     "repetition": fields["repetition"], "corpus": "ravdess"})
+        rows.append(clip_row(path.stem, fields["actor_id"], fields["emotion"], sentence=f"S{fields['statement']}",
+                             sentence_text=STATEMENTS[fields["statement"]], intensity=fields["intensity"],
+                             sex=fields["sex"], audio_path=rel, repetition=fields["repetition"], corpus=NAME))
     if not rows:
         raise RuntimeError(f"No RAVDESS speech files found under {data_root}/Actor_*/")
-    health = check_media([("audio", data_root / row["audio_path"]) for row in rows], progress=progress)
-    for row in rows:
-        status, duration = health[data_root / row["audio_path"]]
-        row["audio_status"], row["duration_s"] = status, duration
-        if status != OK:
-            problems.append(problem_row(row["audio_path"], row["clip_id"], "audio", status))
-    manifest = pd.DataFrame(rows)
-    manifest = manifest[list(MANIFEST_COLUMNS) + ["repetition", "corpus"]].sort_values("clip_id", kind="stable")
-    problem_frame = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
-    return ManifestResult(manifest.reset_index(drop=True), problem_frame,
-                          corpus_info(keep_all_emotions=keep_all_emotions))
+    problems += check_rows(rows, data_root, progress=progress)
+    return manifest_result(rows, problems, corpus_info(keep_all_emotions=keep_all_emotions),
+                           extra_columns=("repetition", "corpus"))

@@ -1,8 +1,5 @@
-"""One-click inference on a video, a recording, a face image or a corpus clip (:mod:`.predict`), emotion
-timelines for long inputs (:mod:`.timeline`), checkpoint sets shared on the Hugging Face Hub (:mod:`.hub`), and the
-same in a browser (:mod:`.app`, ``mer app``).
-
-Names below are imported on first use, so ``mer predict --help`` does not pull in numpy or the experts.
+"""One-click inference (:mod:`.predict`), timelines (:mod:`.timeline`), checkpoint sets on the Hugging Face Hub
+(:mod:`.hub`) and the browser app (:mod:`.app`). Names load on first use, so ``mer predict --help`` stays light.
 """
 
 import importlib

@@ -1,27 +1,27 @@
-"""``mer app``: the demo in a browser (Gradio), locally, in Colab, or as a Hugging Face Space.
-
-Upload a video, a recording or a face image, or record one with the webcam or the microphone; the page shows
-the top emotion, each expert's and the fused probabilities (table, and the demo's figure with the sampled
-frames and the face box), every warning the command line would print, what each model was trained on, and for
-a long input the timeline with its CSV (:mod:`mer_utils.demo.page` builds all of it). The experts are chosen
-real-first (:mod:`mer_utils.demo.selection`) and loaded once per process, when the app is built; each request
-reuses them.
-
-Entry points: :func:`build_app` returns the ``gr.Blocks`` (a Space's ``app.py``:
-``build_app(checkpoints="hf://REPO_ID").launch()``); :func:`launch_app` serves it and prints the URL.
+"""``mer app``: the demo in a browser (Gradio), locally, in Colab, or as a Hugging Face Space
+(``build_app(checkpoints="hf://REPO_ID").launch()``). What a page shows is built without Gradio
+(:func:`answer_file`), so it is tested directly.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
+from mer_utils.core.labels import label_name
 from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 
 # Set before gradio is imported: no usage statistics leave the user's machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+logger = logging.getLogger(__name__)
+PROMPT = "Upload a video, a recording or a face image, or record one with your webcam or microphone."
+_EXPERTS = {"audio": "Speech expert", "visual": "Face expert"}
 TITLE = "Multimodal emotion recognition"
 _INTRO = ("Upload a video, a recording or a face image, or record one, and the speech and face experts each give "
           "one probability per emotion (CREMA-D's six); the fusion combines them. Uploads and answers live in the "
@@ -31,16 +31,12 @@ _KEEP_S = 3600  # how long uploads and the answers' files are kept
 
 def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, window: float = DEFAULT_WINDOW_S,
               hop: float = DEFAULT_HOP_S, out_dir=None):
-    """The app's ``gr.Blocks``. ``checkpoints``: a folder or ``hf://REPO_ID`` (fetched and verified once).
-
-    The experts a real video gets are loaded here, so the first request does not wait for them; the loaders
-    keep them for every later request of this process.
-    """
+    """The app's ``gr.Blocks``, its experts loaded once; ``checkpoints``: a folder or ``hf://REPO_ID``."""
     import gradio as gr
 
-    from mer_utils.demo.page import PROMPT, answer_file
+    from mer_utils.demo.hub import local_checkpoints
 
-    checkpoints = _local(checkpoints)
+    checkpoints = local_checkpoints(checkpoints)
     models = warm_up(checkpoints, allow_synthetic=allow_synthetic)
     out_root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mer_app_"))
 
@@ -105,29 +101,17 @@ def _prune(out_root: Path, *, older_than_s: float) -> None:
     """Remove the answer folders of earlier requests older than ``older_than_s`` (a server runs for days)."""
     import shutil
     import time
-
     for folder in out_root.glob("*"):
         if folder.is_dir() and time.time() - folder.stat().st_mtime > older_than_s:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _local(checkpoints):
-    """``hf://REPO_ID`` -> its verified local snapshot (fetched once, here); a folder stays as it is."""
-    if str(checkpoints).startswith("hf://"):
-        from mer_utils.demo.hub import fetch_checkpoints
-
-        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
-    return checkpoints
 
 
 def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
     """Load the experts a real video would get (the loaders keep them for the process) and say which they are."""
     import numpy as np
 
-    from mer_utils.demo.results import DemoInputs
-    from mer_utils.demo.provenance import describe_expert
-    from mer_utils.demo.selection import load_experts
-
+    from mer_utils.demo.predict import DemoInputs
+    from mer_utils.demo.selection import describe_expert, load_experts
     probe = DemoInputs(video=None, audio=None, label="", name="a real video", kind="video")
     experts = load_experts(probe, checkpoints, weights_dir=checkpoints, allow_synthetic=allow_synthetic)
     if experts.audio is not None:  # the first prediction loads the feature libraries: do it now
@@ -141,8 +125,7 @@ def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
 
 def launch_app(checkpoints="checkpoints", *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
                allow_synthetic: bool = False, block: bool = True, inline: bool | None = None):
-    """Build and serve the app; prints the local URL (and the public one with ``share``). ``block=False``
-    returns at once (a notebook: the page shows inline and the server runs while the kernel lives)."""
+    """Build and serve the app and print its URL; ``block=False`` returns at once (a notebook shows it inline)."""
     blocks = build_app(checkpoints, allow_synthetic=allow_synthetic)
     _, local_url, share_url = blocks.launch(server_name=host, server_port=port, share=share, inline=inline,
                                             prevent_thread_lock=True, quiet=True,
@@ -151,3 +134,91 @@ def launch_app(checkpoints="checkpoints", *, host: str = "127.0.0.1", port: int 
     if block:
         blocks.block_thread()
     return blocks
+
+
+class Page(NamedTuple):
+    answer: str  # markdown: the top emotion, the intended one when known, the fusion, the warnings
+    fused: dict  # {emotion name: fused share}, for a label widget; empty on an error
+    table: list  # rows [emotion, audio, visual, fused] (None: that expert did not answer)
+    provenance: str  # markdown, one paragraph per expert
+    figure: str | None = None  # PNG: probability bars, sampled frames with the face box, provenance
+    timeline_figure: str | None = None
+    timeline_csv: str | None = None
+    ok: bool = True
+
+
+def answer_file(path, *, checkpoints="checkpoints", out_dir, allow_synthetic: bool = False,
+                window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S) -> Page:
+    """The page for one uploaded or recorded file (its kind is read from its content)."""
+    from mer_utils.demo.predict import predict_clip, save_outputs
+    if not path:
+        return Page(PROMPT, {}, [], "", ok=False)
+    path = Path(path)
+    try:
+        with collected_warnings() as heard:
+            result = predict_clip(video=path, checkpoints=checkpoints, allow_synthetic=allow_synthetic,
+                                  window=window, hop=hop)
+            written = save_outputs(result, out_dir, figure=True)
+    except Exception as err:  # the page says what went wrong in words; the log keeps the traceback
+        logger.warning("could not answer %s", path, exc_info=True)
+        return error_page(path, err)
+    return page_for(result, written, extra_warnings=heard)
+
+
+def error_page(path: Path, err: BaseException) -> Page:
+    """A plain message naming the file (its name, not the server's temporary path) and the fix."""
+    text = str(err).replace(str(path), path.name) or type(err).__name__
+    return Page(f"### Could not analyse {path.name}\n\n{text}", {}, [], "", ok=False)
+
+
+@contextlib.contextmanager
+def collected_warnings():
+    """Warnings raised (``warnings.warn``) or logged by the toolkit meanwhile, as a list of unique texts."""
+    heard: list[str] = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: heard.append(record.getMessage())
+    package = logging.getLogger("mer_utils")
+    package.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield heard
+        heard.extend(str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning))
+    finally:
+        package.removeHandler(handler)
+        heard[:] = list(dict.fromkeys(heard))
+
+
+def page_for(result, written: dict, *, extra_warnings=()) -> Page:
+    """The page of one :class:`~mer_utils.demo.predict.DemoResult` and the files ``save_outputs`` wrote."""
+    top = result.top_emotion
+    lines = [f"## Top emotion: {label_name(top)} ({top})"]
+    if result.inputs.label:
+        lines.append(f"Intended emotion (from the file name): {label_name(result.inputs.label)} "
+                     f"({result.inputs.label}).")
+    # The rule's name here (it says "untuned" when nothing was tuned on both experts); its details below.
+    lines.append(f"**Fusion:** {result.fusion.split(',')[0]} (details under *What each model was trained on*)")
+    notes = [*result.notes, *(w for w in extra_warnings if w not in result.notes)]
+    if notes:
+        lines += ["", "### Warnings and notes", *[f"- {note}" for note in notes]]
+    if result.timeline is not None:
+        lines.append(f"\nTimeline: {len(result.timeline.starts)} windows; the probabilities are their mean.")
+    table = [[label_name(e), *(None if p is None else round(float(p[i]), 3)
+                               for p in (result.audio_probs, result.visual_probs, result.fused_probs))]
+             for i, e in enumerate(result.labels)]
+    fused = {label_name(e): float(result.fused_probs[i]) for i, e in enumerate(result.labels)}
+    files = {what: os.fspath(path) for what, path in written.items()}
+    return Page("\n".join(lines), fused, table, provenance_markdown(result),
+                files.get("figure"), files.get("timeline_figure"), files.get("timeline_csv"))
+
+
+def provenance_markdown(result) -> str:
+    """One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion."""
+    from mer_utils.demo.selection import describe_expert
+    lines = ["### What each model was trained on"]
+    for expert, entry in result.provenance.items():
+        parts = [describe_expert(entry)]
+        parts += [f"licence of the weights: {entry['licence']}"] if entry.get("licence") else []
+        lines.append(f"- **{_EXPERTS.get(expert, expert)}**: " + "; ".join(parts))
+    lines += [f"- **Audio from**: {result.audio_source}", f"- **Fusion**: {result.fusion}"]
+    return "\n".join(lines)

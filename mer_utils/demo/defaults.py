@@ -1,4 +1,4 @@
-"""The demo's window defaults and their check, importable without numpy (the command line reads them for ``--help``)."""
+"""The demo's window defaults and their check, free of numpy (the command line reads them for ``--help``)."""
 
 import math
 
@@ -10,8 +10,7 @@ MIN_WINDOW_S = 1.0
 
 
 def check_window(window: float, hop: float) -> None:
-    """Refuse a ``--window``/``--hop`` that is not a finite positive number of seconds, or a window shorter
-    than the experts need, naming the option (not the input, which is not at fault).
+    """Refuse a ``--window``/``--hop`` that is not a finite positive number of seconds, or a window too short.
 
     >>> check_window(3.0, 1.0)
     >>> check_window(float("nan"), 1.0)
@@ -25,4 +24,5 @@ def check_window(window: float, hop: float) -> None:
         if not math.isfinite(value) or value <= 0 or value < least:
             why = (f"shorter than the {least:g} s the experts need (they were trained on clips of 1-5 s); "
                    if math.isfinite(value) and value > 0 else "")
-            raise ValueError(f"{option} {value:g}: {why}give a finite number of seconds, {wanted} (default {default:g})")
+            raise ValueError(f"{option} {value:g}: {why}give a finite number of seconds, {wanted} "
+                             f"(default {default:g})")

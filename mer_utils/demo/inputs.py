@@ -1,9 +1,5 @@
-"""What a demo input is, decided by its content: a still image, an audio-only
-recording, or a video; how long it lasts; and whether it is a clip of the
-embedded synthetic corpus (the only input a synthetic-trained model can answer).
-
-File names lie (a PNG renamed ``.mp4``, an MP4 holding only AAC audio), so
-the first bytes and the container's streams decide, not the suffix.
+"""What a demo input is, decided by its content, never its name (a PNG renamed ``.mp4``, an MP4 holding only
+AAC audio): a still image, a recording or a video; how long it lasts; whether it is a synthetic-corpus clip.
 """
 
 from __future__ import annotations
@@ -22,15 +18,10 @@ IMAGE, AUDIO, VIDEO = "image", "audio", "video"
 class MediaInfo(NamedTuple):
     kind: str  # IMAGE, AUDIO or VIDEO
     duration_s: float  # 0.0 for a still image
-    has_audio: bool
-    has_video: bool
 
 
 def probe_media(path: str | os.PathLike) -> MediaInfo:
-    """Kind, duration and streams of ``path``, from its bytes and its container (PyAV).
-
-    An image never reaches FFmpeg's demuxers (they would call a PNG a one-frame video).
-    """
+    """Kind and duration of ``path``; an image never reaches FFmpeg (it would call a PNG a one-frame video)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder: give one video, recording or face image in it (a clip of a "
@@ -40,7 +31,7 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
     with open(path, "rb") as handle:
         head = handle.read(16)
     if is_image_header(head):
-        return MediaInfo(IMAGE, 0.0, False, True)
+        return MediaInfo(IMAGE, 0.0)
     import av
 
     try:
@@ -53,7 +44,7 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
         duration = _duration(container)
     if not (has_video or has_audio):
         raise ValueError(f"{path} holds neither audio nor video streams")
-    return MediaInfo(VIDEO if has_video else AUDIO, duration, has_audio, has_video)
+    return MediaInfo(VIDEO if has_video else AUDIO, duration)
 
 
 # Media health statuses that leave nothing to score (media_health.FIXES says why and what to do).
@@ -61,16 +52,12 @@ _UNUSABLE = ("missing", "lfs_pointer", "empty", "unreadable", "no_samples", "too
 
 
 def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, str | None]:
-    """The manifest's media health checks (:mod:`mer_utils.data.media_health`) on one demo input, without
-    the corpus's clip-length limit: ``(info, note)``.
+    """The manifest's media health checks on one demo input, without the clip-length limit: ``(info, note)``.
 
-    A file that cannot be used raises, naming it, the cause and the fix. A recording cut short (half a WAV,
-    a WAV whose header declares 4 GB but holds 1 s, a cut MP3) is scored on what it holds, and the note says
-    so; a cut video is refused (its pictures cannot all be decoded). Silence is left to the scoring, which
-    hears the mono mix (:func:`mer_utils.data.media_health.silence`).
+    An unusable file raises, naming the cause and the fix. A recording cut short is scored on what it holds and
+    the note says so; a cut video is refused. Silence is left to the scoring, which hears the mono mix.
     """
     from mer_utils.data.media_health import FIXES, audio_health, video_health
-
     if info.kind == IMAGE:
         return info, None
     health = (video_health if info.kind == VIDEO else audio_health)(path, max_seconds=None)
@@ -93,17 +80,10 @@ def _duration(container) -> float:
 
 
 def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
-    """A still image as ``(H, W, 3)`` RGB uint8 (OpenCV decodes by content, whatever the suffix), at most
-    ``max_side`` pixels on its shorter side.
-
-    A large picture is decoded reduced (``IMREAD_REDUCED_*``: a JPEG is decoded at 1/2, 1/4 or 1/8 of its
-    size directly; other formats are reduced straight after decoding, before any copy), so a 16000 px
-    photo does not hold gigabytes.
-    """
+    """A still image as ``(H, W, 3)`` RGB uint8, decoded reduced to about ``max_side`` pixels on its shorter side."""
     import cv2
 
     from mer_utils.experts.visual.video import reduced_size
-
     factor = _reduction(path, max_side) if max_side else 1
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -117,10 +97,8 @@ def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> n
 
 
 def _reduction(path, max_side: int) -> int:
-    """The largest of 1, 2, 4, 8 that keeps the image's shorter side at least ``max_side`` (its size read
-    from the header by Pillow, which decodes nothing here)."""
+    """The largest of 1, 2, 4, 8 that keeps the image's shorter side at least ``max_side``."""
     from PIL import Image
-
     try:
         with Image.open(path) as image:
             side = min(image.size)
@@ -132,15 +110,10 @@ def _reduction(path, max_side: int) -> int:
 
 
 def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and their rate from a recording or any container's audio track.
-
-    libsndfile reads WAV/FLAC/MP3; anything else (M4A, an audio-only MP4, a
-    video's track) goes through PyAV.
-    """
+    """Mono float32 samples and their rate: libsndfile for WAV/FLAC/MP3, PyAV for anything else (M4A, a video)."""
     from mer_utils.data.media_health import SAMPLE_RATE
-    from mer_utils.data.video_audio import read_audio_track
+    from mer_utils.data.media_health import read_audio_track
     from mer_utils.experts.audio.loading import AudioLoadError, read_audio
-
     try:
         return read_audio(path)
     except AudioLoadError:
@@ -151,10 +124,8 @@ def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 def is_synthetic_clip(path: str | os.PathLike | None) -> bool:
-    """True for a file inside a corpus made by :func:`~mer_utils.data.synthetic.corpus.make_synthetic_corpus`
-    (its root holds ``synth_config.json``; media sit one folder below it)."""
+    """True for a file of a synthetic corpus (its root, one or two folders up, holds ``synth_config.json``)."""
     from mer_utils.data.synthetic.corpus import CONFIG_NAME
-
     if path is None:
         return False
     path = Path(path).resolve()

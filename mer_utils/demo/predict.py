@@ -1,46 +1,61 @@
-"""One-click inference: a video, a recording, a face image or a corpus clip in;
-per-emotion probabilities for audio, visual and fused out, with where every
-model came from.
-
-The demo only loads checkpoints; it never trains. What it can use:
-
-- the speech expert: the audio checkpoint of the index (none: face only);
-- the face expert: the trained visual checkpoint of the index, else the
-  pretrained FER2013 model zero-shot (:mod:`mer_utils.demo.face`);
-- the fusion rule tuned with those two experts (the untuned product rule
-  with the zero-shot face model, which no rule was tuned with).
-
-An input longer than one window gets an emotion timeline
-(:mod:`mer_utils.demo.timeline`) and its overall answer is the mean over the
-windows. Every note the user needs (synthetic-trained models on real input,
-audio or frames covering less than the input, a still image) travels in
-:attr:`DemoResult.notes` and is printed by :func:`format_result`.
+"""One-click inference: a video, a recording, a face image or a corpus clip in; per-emotion probabilities of
+each expert and fused out, with where every model came from and every note the user needs (docs/demo.md).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from mer_utils.core.labels import label_name
-from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
-from mer_utils.demo.results import DemoInputs, DemoResult
+from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, check_window
+from mer_utils.demo.hub import local_checkpoints
+from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media,
+                                   read_image_rgb)
+from mer_utils.demo.selection import Experts, choose_fusion, describe_expert, load_experts, synthetic_warnings
+from mer_utils.demo.timeline import (Timeline, plot_timeline, video_faces, window_bounds, window_frames,
+                                     write_timeline_csv)
 
+
+class DemoInputs(NamedTuple):
+    video: Path | None  # a video, or a still image when kind == "image"
+    audio: Path | None  # a recording (WAV/MP3/M4A/audio-only MP4), else the video's own track is used
+    label: str  # the intended emotion when known (CREMA-D clip ids carry it), else ""
+    name: str
+    kind: str = "video"  # "video", "audio" or "image": what the input holds, decided by content
+    duration_s: float = 0.0
+    synthetic: bool = False  # a clip of the embedded synthetic corpus
+    notes: tuple = ()  # what media health found in the files (a recording cut short), printed with the answer
+
+
+class DemoResult(NamedTuple):
+    inputs: DemoInputs
+    audio_probs: np.ndarray | None
+    visual_probs: np.ndarray | None
+    fused_probs: np.ndarray
+    top_emotion: str
+    fusion: str
+    visual: object | None  # mer_utils.experts.visual.checkpoint.VideoPrediction: frames, boxes, detected
+    audio_source: str
+    checkpoints: dict
+    labels: tuple = ()  # the experts' label set, the order of every probability array
+    provenance: dict = {}  # expert -> its index entry (what its checkpoint was trained on)
+    notes: tuple = ()  # warnings and coverage notes, printed before the table
+    timeline: object | None = None  # mer_utils.demo.timeline.Timeline for inputs longer than one window
 
 
 def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_root=None,
                    outputs="outputs") -> DemoInputs:
-    """Turn the user's choice (files, or a clip id of a corpus with its data root) into paths, with each
-    file's kind (video, audio-only or still image) read from its content."""
+    """The user's files, or a corpus clip id, as paths with each file's kind read from its content."""
     if clip_id:
         video, audio, label, name = _clip_media(clip_id, data_root, outputs)
     else:
         if video is None and audio is None:
             raise ValueError("give a video, a recording, a face image, or a clip id with a data root")
-        from mer_utils.data.cremad_names import is_clip_id
-
+        from mer_utils.data.cremad_vocabulary import is_clip_id
         name = Path(video or audio).stem
         label = name.split("_")[2] if is_clip_id(name) else ""  # a CREMA-D file name carries its emotion
     return _classify(Path(video) if video else None, Path(audio) if audio else None, label, name)
@@ -48,9 +63,8 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
 
 def _clip_media(clip_id: str, data_root, outputs):
     from mer_utils.data import cremad
-    from mer_utils.data.cremad_names import is_clip_id
+    from mer_utils.data.cremad_vocabulary import is_clip_id
     from mer_utils.data.manifest import media_path, prepare_manifest
-
     if data_root is None:
         raise ValueError("a clip id needs --data-root (the corpus folder or CSV it comes from)")
     if is_clip_id(clip_id) and cremad.detect(Path(data_root)):
@@ -73,10 +87,7 @@ def _clip_media(clip_id: str, data_root, outputs):
 
 
 def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> DemoInputs:
-    """Put each file where its content belongs: an audio-only container is a recording, a video given as
-    the recording is a video, a PNG renamed .mp4 is a still image."""
-    from mer_utils.demo.inputs import AUDIO, IMAGE, check_media, is_synthetic_clip, probe_media
-
+    """Put each file where its content belongs (an audio-only MP4 is a recording, a PNG renamed .mp4 an image)."""
     checked = {path: check_media(path, probe_media(path)) for path in (video, audio) if path is not None}
     infos = {path: info for path, (info, _) in checked.items()}
     notes = tuple(note for _, note in checked.values() if note)
@@ -95,59 +106,194 @@ def _classify(video: Path | None, audio: Path | None, label: str, name: str) -> 
     return DemoInputs(video, audio, label, name, kind, duration, synthetic, notes)
 
 
-def default_demo_clip(outputs: str | os.PathLike = "outputs") -> tuple[str, Path]:
-    """A test clip of the embedded corpus's speaker-independent split (one no
-    model trained on), and the corpus root."""
-    from mer_utils.protocols.prepare import prepare_protocol
-
-    prepared = prepare_protocol(None, "speaker", outputs=outputs, progress=False)
-    test = prepared.split[prepared.split["subset"] == "test"]
-    return str(test["clip_id"].iloc[0]), prepared.data_root
-
-
-def predict_clip(
-    *, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
-    audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
-    hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False,
-) -> DemoResult:
+def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
+                 audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
+                 hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False) -> DemoResult:
     """Run the experts from ``checkpoints/`` (a folder, or ``hf://REPO_ID``) on one input and fuse them.
 
-    With no input at all, a held-out clip of the embedded synthetic corpus
-    is used (see :func:`default_demo_clip`). An input longer than ``window``
-    seconds is scored every ``hop`` seconds (:attr:`DemoResult.timeline`). Checkpoints trained on real data
-    answer a real input; synthetic-trained ones only a synthetic clip, or any input with ``allow_synthetic``
-    (:mod:`mer_utils.demo.selection`).
+    No input: a held-out clip of the embedded synthetic corpus. An input longer than ``window`` seconds is
+    scored every ``hop`` seconds (:attr:`DemoResult.timeline`).
     """
-    from mer_utils.demo import scoring, selection
-    from mer_utils.demo.defaults import check_window
-
     check_window(window, hop)  # before anything is loaded: a bad option is the option's fault, not the input's
     weights_dir = "checkpoints" if str(checkpoints).startswith("hf://") else checkpoints
-    checkpoints = _local_checkpoints(checkpoints)
-    if video is None and audio is None and clip_id is None:
-        clip_id, data_root = default_demo_clip(outputs)
+    checkpoints = local_checkpoints(checkpoints)
+    if video is None and audio is None and clip_id is None:  # a test clip of the embedded corpus's speaker split
+        from mer_utils.protocols.prepare import prepare_protocol
+
+        prepared = prepare_protocol(None, "speaker", outputs=outputs, progress=False)
+        clip_id = str(prepared.split.loc[prepared.split["subset"] == "test", "clip_id"].iloc[0])
+        data_root = prepared.data_root
     inputs = resolve_inputs(video=video, audio=audio, clip_id=clip_id, data_root=data_root, outputs=outputs)
-    experts = selection.load_experts(inputs, checkpoints, audio_checkpoint, visual_checkpoint, weights_dir=weights_dir,
-                                     allow_synthetic=allow_synthetic)
-    return scoring.score(inputs, experts, checkpoints, window=window, hop=hop)
+    experts = load_experts(inputs, checkpoints, audio_checkpoint, visual_checkpoint, weights_dir=weights_dir,
+                           allow_synthetic=allow_synthetic)
+    return score(inputs, experts, checkpoints, window=window, hop=hop)
 
 
-def _local_checkpoints(checkpoints):
-    """``hf://REPO_ID`` -> the verified local snapshot of that shared set; a folder stays as it is."""
-    if str(checkpoints).startswith("hf://"):
-        from mer_utils.demo.hub import fetch_checkpoints
+def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
+    """``(samples, rate, where they came from, why left out)``; samples None: no audio, or an inaudible mono mix."""
+    from mer_utils.data.media_health import SAMPLE_RATE, silence
+    if inputs.audio is not None:
+        samples, rate = decode_audio(inputs.audio)
+        if silence(samples) is None:
+            return samples, rate, str(inputs.audio), None
+        return None, 0, f"none ({inputs.audio.name} is inaudible, see above)", _inaudible(inputs.audio)
+    if inputs.kind != "video":
+        return None, 0, "none", None
+    from mer_utils.data.media_health import read_audio_track
+    track = read_audio_track(inputs.video)
+    if track is None or silence(track) is not None:  # the same check as a recording's
+        return None, 0, "none (the video has no audible audio track; pass a recording to use the audio expert)", None
+    return track, SAMPLE_RATE, f"audio track of {inputs.video.name}", None
 
-        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
-    return checkpoints
+
+def _inaudible(path) -> str:
+    """Why a recording is left out: silent, or stereo channels that cancel out in the mono mix."""
+    from mer_utils.data.media_health import FIXES, SILENCE_PEAK, audio_health
+    if audio_health(path, max_seconds=None).status == "phase_cancelled":
+        why = FIXES["phase_cancelled"]
+    else:
+        why = f"it is silent (no sample reaches {SILENCE_PEAK:g} of full scale)"
+    return f"audio: {path}: {why}; the speech expert was left out"
+
+
+def _without(experts: Experts, name: str) -> Experts:
+    return experts._replace(**{"audio" if name == "audio" else "face": None},
+                            paths={k: v for k, v in experts.paths.items() if k != name},
+                            provenance={k: v for k, v in experts.provenance.items() if k != name})
+
+
+def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
+    """Score ``inputs`` with ``experts``: whole when it fits one window, else window by window.
+
+    An expert with nothing to go on is left out, never fused on a guess: the speech expert when the mono mix is
+    silent (stereo channels may cancel out), the face expert where no face was found (its fallback box is a guess).
+    """
+    samples, rate, audio_source, silent = (None, 0, "none", None) if experts.audio is None else _input_audio(inputs)
+    if samples is None:  # a silent video or recording: the speech expert did not answer, so it is not listed
+        experts = _without(experts, "audio")
+    notes = synthetic_warnings(experts.provenance, input_is_synthetic=inputs.synthetic) + list(experts.notes)
+    notes += list(inputs.notes) + ([silent] if silent else [])
+    duration = max(inputs.duration_s, 0.0 if samples is None else len(samples) / rate)
+    long = inputs.kind != "image" and duration > window + 1e-6
+    starts, ends = window_bounds(duration, window=window, hop=hop) if long else (np.array([0.0]), np.array([duration]))
+    if long:
+        notes += _window_coverage(starts, ends, duration, window, hop)
+    audio_probs = None
+    if samples is not None:
+        audio_probs = experts.audio.predict_proba([(samples[int(s * rate): int(e * rate)], rate)
+                                                   for s, e in zip(starts, ends)])
+        notes += _audio_coverage(experts.audio, samples, rate, duration, ends - starts)
+    visual, visual_probs, frame_times = None, None, None
+    if experts.face is not None:
+        visual, visual_probs, frame_times, face_notes = _score_face(
+            inputs, experts.face, duration, starts, ends, window, long, speech=audio_probs is not None)
+        notes += face_notes
+        if np.isnan(visual_probs).all():  # no face anywhere: the face expert has nothing to answer from
+            visual_probs, experts = None, _without(experts, "visual")
+    if audio_probs is None and visual_probs is None:
+        why = [n for n in notes if n.startswith("no face")] + [silent or f"audio: {audio_source}"]
+        raise RuntimeError(f"{inputs.name}: neither expert can answer: " + "; ".join(why))
+    fusion = choose_fusion(experts, checkpoints) if audio_probs is not None and visual_probs is not None else None
+    fused, fusion = _fuse(audio_probs, visual_probs, fusion)
+    labels = tuple(experts.audio.labels if experts.audio is not None else experts.face.labels)
+    timeline = None if not long else Timeline(starts, ends, audio_probs, visual_probs, fused, labels,
+                                              None if visual is None else visual.frames, frame_times)
+    mean = (lambda p: None if p is None else np.nanmean(p, axis=0))  # windows without a face have no visual row
+    fused_mean = mean(fused)
+    return DemoResult(inputs, mean(audio_probs), mean(visual_probs), fused_mean, labels[int(np.argmax(fused_mean))],
+                      fusion, visual, audio_source, experts.paths, labels, experts.provenance, tuple(notes), timeline)
+
+
+def _window_coverage(starts, ends, duration, window, hop) -> list[str]:
+    """A note when the windows leave part of the input unscored (a hop longer than the window)."""
+    covered = float(np.sum(np.minimum(ends[:-1], starts[1:]) - starts[:-1]) + (ends[-1] - starts[-1]))
+    if covered >= duration - 0.05:
+        return []
+    return [f"windows: {len(starts)} windows of {window:g} s every {hop:g} s score {covered:.1f} s of the input's "
+            f"{duration:.1f} s; the {duration - covered:.1f} s between them were not scored (use --hop {window:g} "
+            "or less to score all of it)"]
+
+
+def _audio_coverage(expert, samples, rate, duration, lengths) -> list[str]:
+    """Notes when the expert reads less than each window (``max_seconds``) or the track ends before the input."""
+    notes = []
+    cap = getattr(getattr(expert, "settings", None), "max_seconds", None)
+    if cap is not None and float(lengths.max()) > cap + 1e-6:
+        notes.append(f"audio: the expert reads at most {cap:g} s per clip, so of each {float(lengths.max()):g} s "
+                     f"window only the first {cap:g} s were used (use a shorter --window)")
+    heard = len(samples) / rate
+    if heard < duration - 0.25:
+        notes.append(f"audio: the track lasts {heard:.1f} s of the input's {duration:.1f} s; later windows have "
+                     "less or no speech")
+    return notes
+
+
+def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: bool):
+    """``(VideoPrediction, (W, L) probabilities, frame times, notes)``; NaN rows: windows without a face."""
+    from mer_utils.experts.visual.checkpoint import VideoPrediction
+    from mer_utils.experts.visual.video import read_sampled_frames
+
+    if inputs.kind == "image":
+        cut = face.crops(read_image_rgb(inputs.video, max_side=face.crop_config.frame_side)[None])
+        indices, times = np.array([0]), np.array([0.0])
+    elif long:
+        cut, times = video_faces(inputs.video, face, duration, window=window, per_window=face.n_frames)
+        indices = np.arange(len(cut.crops))
+    else:
+        sampled = read_sampled_frames(inputs.video, face.n_frames)
+        cut, indices, times = face.crops(sampled.frames), sampled.indices, np.zeros(face.n_frames)
+    inside = window_frames(times, starts, ends) if long else [np.arange(len(cut.crops))]
+    probs = np.stack([face.probs(cut.crops[frames]) for frames in inside])
+    found = np.array([cut.detected[frames].any() for frames in inside])
+    probs = np.where(found[:, None], probs, np.nan)
+    clip = probs[found].mean(axis=0) if found.any() else np.full(probs.shape[1], np.nan)
+    shown = cut.kept
+    visual = VideoPrediction(clip, cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
+                             np.full(len(shown), 1.0 / len(shown)), cut.crops[shown])
+    notes = _face_notes(inputs, cut, probs, speech=speech)
+    if long and times[-1] + duration / len(times) < duration - 0.5:  # a cut file: frames end early
+        notes.append(f"video: frames could be read up to {times[-1]:.1f} s of the input's {duration:.1f} s; later "
+                     "windows score the last frame read")
+    return visual, probs, times[shown], notes
+
+
+def _face_notes(inputs, cut, probs, *, speech: bool) -> list[str]:
+    notes = []
+    if inputs.kind == "image":
+        notes.append(f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)")
+    missing = np.isnan(probs).all(axis=1)
+    rest = "the answer is from speech alone" if speech else "nothing else to answer from"
+    if missing.all():
+        notes.append(f"no face was found in any of the {len(cut.detected)} sampled frames (turned away, rotated "
+                     f"or hidden; orange fallback boxes in the figure): the face expert was left out, {rest}")
+    elif missing.any():
+        notes.append(f"no face was found in {int(missing.sum())} of the {len(missing)} windows: there the face "
+                     "expert was left out" + (" and the windows are answered from speech alone" if speech else ""))
+    if cut.n_several >= min(2, len(cut.crops)):
+        notes.append(f"several faces: {cut.n_several} of the {len(cut.crops)} sampled frames show more than one; "
+                     "the face expert followed one person (the largest at first) and the answer is that "
+                     "person's; crop the input to the person you mean")
+    return notes
+
+
+def _fuse(audio_probs, visual_probs, fusion):
+    if audio_probs is None or visual_probs is None:
+        only = "audio" if visual_probs is None else "visual"
+        return (audio_probs if visual_probs is None else visual_probs), f"single modality ({only} expert only)"
+    rule, description = fusion
+    seen = ~np.isnan(visual_probs).any(axis=1)  # windows where a face was found
+    fused = audio_probs.copy()
+    fused[seen] = rule.fuse(audio_probs[seen], visual_probs[seen])
+    if not seen.all():
+        description += f"; speech alone in the {int((~seen).sum())} window(s) without a face"
+    return fused, description
 
 
 def format_result(result: DemoResult) -> str:
     """Notes and provenance first, then a text table of the probabilities, one row per emotion."""
-    from mer_utils.demo.provenance import describe_expert
-
     lines = list(result.notes)
-    lines += [f"clip: {result.inputs.name}" + (f" (intended emotion: {result.inputs.label})" if result.inputs.label else ""),
-              f"audio from: {result.audio_source}", f"fusion: {result.fusion}"]
+    truth = f" (intended emotion: {result.inputs.label})" if result.inputs.label else ""
+    lines += [f"clip: {result.inputs.name}{truth}", f"audio from: {result.audio_source}", f"fusion: {result.fusion}"]
     lines += [f"{expert} expert trained on: {describe_expert(entry)}" for expert, entry in result.provenance.items()]
     if result.timeline is not None:
         lines.append(f"timeline: {len(result.timeline.starts)} windows; the table is their mean")
@@ -160,12 +306,8 @@ def format_result(result: DemoResult) -> str:
 
 
 def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo", *, figure: bool = True) -> dict:
-    """Write the figure (``<name>_prediction.png``) and, for a long input, ``<name>_timeline.csv`` and
-    ``<name>_timeline.png``; returns ``{what: path}``."""
-    from mer_utils.demo.timeline import plot_timeline, write_timeline_csv
-
+    """Write ``<name>_prediction.png`` and, for a long input, ``<name>_timeline.csv/png``; returns ``{what: path}``."""
     from mer_utils.core.runs import safe_name
-
     # Input names come from users' files: their letters are kept, other characters replaced, and a replaced
     # one adds a hash of the name, so `日本.mp4` and `中国.mp4` (or `a b` and `a+b`) never share an output.
     out_dir, name, written = Path(out_dir), safe_name(result.inputs.name, unique=True), {}
@@ -182,7 +324,6 @@ def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo"
 def show_outputs(written: dict) -> list[Path]:
     """Display the PNGs :func:`save_outputs` wrote (the timeline first) in a notebook; returns their paths."""
     from IPython.display import Image, display
-
     figures = [Path(written[k]) for k in ("timeline_figure", "figure") if k in written]
     for figure in figures:
         display(Image(filename=str(figure)))
@@ -190,10 +331,8 @@ def show_outputs(written: dict) -> list[Path]:
 
 
 def _drawable(text: str) -> str:
-    """``text`` with the characters the figure's font cannot draw (CJK in DejaVu Sans, matplotlib's default)
-    shown as ``?``: matplotlib would draw empty boxes and warn "Glyph … missing from font(s)" for each."""
+    """``text`` with ``?`` for what the figure's font cannot draw (CJK), not empty boxes and a warning each."""
     from matplotlib import font_manager
-
     charmap = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).get_charmap()
     return "".join(c if ord(c) in charmap or c == "\n" else "?" for c in text)
 
@@ -207,23 +346,19 @@ def _figure_title(result: DemoResult) -> str:
 
 
 def _provenance_caption(result: DemoResult) -> str:
-    from mer_utils.demo.provenance import describe_expert
-
     lines = [f"{expert}: {describe_expert(entry)}" for expert, entry in result.provenance.items()]
     lines += [n for n in result.notes if n.startswith("WARNING")]
     return "\n".join(lines)
 
 
 def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
-    """Probability bars (audio, visual, fused) above the sampled frames with face boxes, with each expert's
-    provenance (and any synthetic-model warning) written under the figure."""
+    """Probability bars above the sampled frames with face boxes, each expert's provenance written under them."""
     import textwrap
 
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from mer_utils.core.atomic_io import atomic_path
-
+    from mer_utils.core.figures import save_png
     from mer_utils.experts.visual.video import sample_frame_indices
 
     n = 0 if result.visual is None else len(result.visual.frames)
@@ -256,6 +391,4 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     if caption:
         warn = "WARNING" in caption
         fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", ha="left", color="#B00020" if warn else "#333333")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(path)
+    return save_png(fig, path)

@@ -1,27 +1,20 @@
-"""Which experts answer a demo input: models trained on real data first.
+"""Which experts answer a demo input, real-trained first, the fusion rule for them, and what each was trained on.
 
-A checkpoint trained on the embedded synthetic corpus has learnt the synthesiser's tones and drawn faces; on a
-real input its answer is noise. So for a real input the demo takes, per expert, a checkpoint trained on real
-data whose label set covers CREMA-D's six emotions (any corpus: CREMA-D, RAVDESS speech ...); with no real face
-checkpoint, the pretrained FER2013 model zero-shot. A synthetic-trained checkpoint answers a clip of the
-synthetic corpus (what it is for), or any input when the user asks (``allow_synthetic``); otherwise it is left
-out and the answer says so, with how to get a real one.
-
-The fusion rule follows the experts (:func:`choose_fusion`): the rule tuned on validation clips both experts
-scored when there is one, else the untuned rule of :mod:`mer_utils.fusion.untuned`.
+A synthetic-trained model answers only a synthetic clip, or any input with ``allow_synthetic``; otherwise it is
+left out and the answer says so (docs/demo.md).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from mer_utils.core.checkpoint_gate import CheckpointError, first_usable
 from mer_utils.core.checkpoint_index import entry_path, find_entries
 from mer_utils.data.cremad_vocabulary import EMOTIONS
-from mer_utils.demo.results import Experts
 
 logger = logging.getLogger(__name__)
 FUSION_RULE_NAME = "best_fusion.json"
@@ -29,6 +22,8 @@ HOW_TO_MAKE = {
     "audio": "run AUDIO_03_modeling_SER_speaker_independent_v01.ipynb or `mer audio train --protocol speaker`",
     "visual": "run VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb or `mer visual train --protocol speaker`",
 }
+HOW_TO_GET_REAL = ("train on CREMA-D in Colab with the AUDIO_03, VISUAL_01 and FUSION_02 notebooks, or fetch a "
+                   "shared set with `mer hub pull REPO_ID` (or `mer predict --checkpoints hf://REPO_ID`)")
 
 # The label set of the demo's answers on real inputs: CREMA-D's six emotions.
 DEMO_LABELS = EMOTIONS
@@ -41,6 +36,14 @@ _REAL_SPEECH = (f"get one with {REAL_SPEECH_IN_MINUTES}, train on CREMA-D with t
 _EXPERT_NAME = {"audio": "speech", "visual": "face"}
 
 
+class Experts(NamedTuple):
+    audio: object | None  # has predict_proba(inputs) and labels
+    face: object | None  # mer_utils.demo.face.FaceExpert
+    paths: dict  # expert -> checkpoint path (str)
+    provenance: dict  # expert -> index entry
+    notes: list
+
+
 def covers(labels, wanted=DEMO_LABELS) -> bool:
     """True when a checkpoint's label set holds every label of ``wanted``.
 
@@ -50,33 +53,22 @@ def covers(labels, wanted=DEMO_LABELS) -> bool:
     return set(wanted) <= set(labels or ())
 
 
-def eligible_entries(checkpoints, kind: str, *, synthetic_input: bool, allow_synthetic: bool,
-                     corpus_key: str | None = None) -> tuple[list[dict], list[dict]]:
-    """``(usable, left_out)`` index entries of ``kind``, best first.
+def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synthetic: bool,
+                    corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
+    """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (None: none; the notes say why).
 
-    Real input: real-data entries covering the six emotions (``corpus_key``'s first), then, with
-    ``allow_synthetic``, synthetic ones; the synthetic ones otherwise come back as ``left_out``. Synthetic
-    input: synthetic entries first (the models made for it), then real ones.
+    Real input: real entries covering the six emotions (``corpus_key``'s first), then synthetic ones with
+    ``allow_synthetic``, else those are left out. Synthetic input: synthetic entries first, then real ones.
     """
     entries = find_entries(checkpoints, modality=kind)
     if corpus_key:  # stable sort: the other expert's corpus first, best first within each group
         entries = sorted(entries, key=lambda e: e.get("corpus_key") != corpus_key)
     synthetic = [e for e in entries if e.get("synthetic")]
     real = [e for e in entries if not e.get("synthetic") and covers(e.get("labels"))]
-    if synthetic_input:
-        return synthetic + real, []
-    if allow_synthetic:
-        return real + synthetic, []
-    return real, synthetic
-
-
-def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synthetic: bool,
-                    corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
-    """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (``None`` when there is none);
-    ``notes`` say, when none answers, which synthetic-trained checkpoint was left out and how to get a real one."""
-
-    usable, left_out = eligible_entries(checkpoints, kind, synthetic_input=synthetic_input,
-                                        allow_synthetic=allow_synthetic, corpus_key=corpus_key)
+    if synthetic_input or allow_synthetic:
+        usable, left_out = (synthetic + real if synthetic_input else real + synthetic), []
+    else:
+        usable, left_out = real, synthetic
     candidates = [(path, entry) for entry in usable if (path := entry_path(checkpoints, entry)).exists()
                   or path.with_suffix(".safetensors").exists()]
     notes = [_left_out_note(kind, left_out)] if left_out else []
@@ -104,8 +96,7 @@ def _left_out_note(kind: str, left_out: list[dict]) -> str:
 
 
 def named_expert(kind: str, path) -> tuple[Path, dict, object]:
-    """``(path, {"explicit": path}, expert)`` for a checkpoint the user named: it must exist, and a broken one is an
-    error (through the checkpoint gate), not skipped as an index candidate is."""
+    """``(path, {"explicit": path}, expert)`` for a checkpoint the user named: missing or broken is an error."""
     path = Path(path)
     if not path.exists() and not path.with_suffix(".safetensors").exists():
         raise FileNotFoundError(f"{kind} checkpoint not found: {path}; {HOW_TO_MAKE[kind]}")
@@ -115,10 +106,8 @@ def named_expert(kind: str, path) -> tuple[Path, dict, object]:
 def expert_loader(kind: str):
     if kind == "audio":
         from mer_utils.experts.audio.checkpoint import load_audio_expert
-
         return load_audio_expert
     from mer_utils.experts.visual.checkpoint import load_visual_expert
-
     return load_visual_expert
 
 
@@ -145,8 +134,7 @@ class OverLabels:
 
 
 def over_demo_labels(expert, labels=DEMO_LABELS):
-    """``expert`` itself when it answers over ``labels`` in that order, else an :class:`OverLabels` view (its
-    label set must cover ``labels``; a smaller one stays as it is and the label check later names it)."""
+    """``expert``, or an :class:`OverLabels` view when its label set covers ``labels`` in another order or more."""
     if tuple(expert.labels) == tuple(labels) or not covers(expert.labels, labels):
         return expert
     return OverLabels(expert, labels)
@@ -154,9 +142,7 @@ def over_demo_labels(expert, labels=DEMO_LABELS):
 
 def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=None, *, weights_dir="checkpoints",
                  allow_synthetic: bool = False):
-    """The speech expert when there is sound, the face expert (trained, else FER2013 zero-shot) when there are
-    pictures, chosen real-first; a checkpoint the user names is used as it is. Neither: a clear error saying
-    how to get a checkpoint. Returns :class:`~mer_utils.demo.scoring.Experts`."""
+    """The speech expert for sound and the face expert for pictures, real-first; a named checkpoint as it is."""
     from mer_utils.demo.face import trained_face_expert, zero_shot_face_expert
     from mer_utils.experts.onnx_export import with_listed_copy
 
@@ -211,11 +197,9 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
 
 
 def choose_fusion(experts, checkpoints) -> tuple:
-    """``(rule, description)`` for fusing these two experts: the rule tuned on validation clips both scored
-    (the index's fusion entry of the audio expert's corpus and protocol, else ``best_fusion.json`` when it was
-    tuned on that corpus), else the untuned rule for experts never validated together."""
+    """``(rule, description)``: the rule tuned on validation clips both experts scored (the index's fusion entry
+    of the audio expert's corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
     from mer_utils.fusion.untuned import untuned_rule
-
     audio, visual = experts.provenance.get("audio", {}), experts.provenance.get("visual", {})
     together = (not visual.get("zero_shot") and audio.get("corpus_key")
                 and audio.get("corpus_key") == visual.get("corpus_key"))
@@ -228,7 +212,6 @@ def choose_fusion(experts, checkpoints) -> tuple:
 def _tuned_rule(checkpoints, audio_entry: dict):
     """The rule tuned with the audio expert's corpus (and protocol, from the index), else None."""
     from mer_utils.fusion.deploy import load_fusion_rule
-
     key = audio_entry["corpus_key"]
     for entry in find_entries(checkpoints, modality="fusion", corpus_key=key, protocol=audio_entry.get("protocol")):
         if entry_path(checkpoints, entry).exists():
@@ -239,3 +222,45 @@ def _tuned_rule(checkpoints, audio_entry: dict):
         if rule.corpus_key == key:  # tuned on these experts' corpus, not another set's
             return rule
     return None
+
+
+def describe_expert(entry: dict) -> str:
+    """One line: corpus (synthetic or real), clips and speakers, protocol, scores, commit, backbone."""
+    from mer_utils.core.checkpoint_index import describe
+    if entry.get("explicit"):
+        return f"{entry['explicit']} (given explicitly, not in a checkpoint index: its training data is not recorded)"
+    if entry.get("zero_shot"):
+        return f"{entry['backbone']}: pretrained on {entry['corpus']}; {entry['note']}"
+    text = describe(entry) + (f"; backbone {entry['backbone']}" if entry.get("backbone") else "")
+    return text + "; " + scoring_note(entry)
+
+
+def synthetic_warnings(provenance: dict, *, input_is_synthetic: bool) -> list[str]:
+    """A warning naming the synthetic-trained experts, unless the input is a synthetic clip (what they are for)."""
+    experts = [] if input_is_synthetic else [name for name, entry in provenance.items() if entry.get("synthetic")]
+    if not experts:
+        return []
+    return [f"WARNING: the {' and '.join(experts)} expert{'s were' if len(experts) > 1 else ' was'} trained on the "
+            "SYNTHETIC corpus and this input is not a synthetic clip: the answer below is NOT meaningful. "
+            f"For real checkpoints, {HOW_TO_GET_REAL}."]
+
+
+def scoring_note(entry: dict) -> str:
+    """How the expert's test score was obtained: each test clip alone, or adapted with other clips of its speaker,
+    which a lone input never has (the demo always scores it alone)."""
+    from mer_utils.core.adaptation import SHORT_NAMES, WHAT_IT_USES, adaptation_of
+    from mer_utils.core.atomic_io import read_json
+    if entry.get("zero_shot") or entry.get("explicit"):
+        return ""
+    mode = adaptation_of(entry)
+    config = Path(entry["run_dir"]) / "config.json" if entry.get("run_dir") else None
+    if "adaptation" not in entry and entry.get("modality") == "audio" and config is not None and config.is_file():
+        from mer_utils.experts.audio.config import AudioTrainConfig
+        try:  # indexed before the mode was recorded: its config says it in the older options
+            mode = AudioTrainConfig.upgrade_config(read_json(config)).get("adapt", mode)
+        except ValueError:  # a per-speaker normalisation no longer offered: adapted all the same
+            mode = "speaker"
+    if mode == "none":
+        return "single clip: each test clip scored alone, as this input is"
+    return (f"its test UA is {SHORT_NAMES[mode]} ({WHAT_IT_USES[mode]}); this input is scored alone (single clip), "
+            "which that score does not measure")

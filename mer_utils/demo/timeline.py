@@ -1,13 +1,5 @@
-"""Emotion over time for inputs longer than one window.
-
-The experts were trained on CREMA-D-length clips (1-5 s), so a long video
-or recording is scored in sliding windows (default 3 s every 1 s): the
-audio of each window goes to the speech expert, K face crops from inside
-the window to the face expert, and the two are fused per window. The last
-window is aligned to the end of the input, so every second is scored.
-
-Output: ``<name>_timeline.csv`` (``start_s, end_s``, then ``audio_p_<label>``,
-``visual_p_<label>``, ``fused_p_<label>``) and ``<name>_timeline.png``.
+"""Emotion over time for inputs longer than one window: sliding windows (default 3 s every 1 s, the last one
+ending at the input's end), their CSV and figure (docs/demo.md, "Long inputs").
 """
 
 from __future__ import annotations
@@ -19,9 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Frames sampled per window for the face expert, and frames shown in the timeline's strip.
-_STRIP_FRAMES = 8
-_STRIP = 10
+_STRIP = 10  # frames shown in the timeline's strip
 
 
 class Timeline(NamedTuple):
@@ -53,37 +43,28 @@ def window_bounds(duration_s: float, *, window: float, hop: float) -> tuple[np.n
     return starts, np.round(starts + window, 3)
 
 
-def audio_windows(samples: np.ndarray, rate: int, starts, ends) -> list[tuple[np.ndarray, int]]:
-    """The ``(samples, rate)`` slice of each window (what the experts' ``predict_proba`` takes)."""
-    return [(samples[int(s * rate): int(e * rate)], rate) for s, e in zip(starts, ends)]
-
-
-def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: float,
-                per_window: int = _STRIP_FRAMES):
-    """Face crops of frames spread uniformly over the whole video, dense enough for ``per_window`` in each
-    window, with their times in seconds (from the stream's timestamps).
-
-    The video is decoded as a stream at the size the crops need (:func:`stream_frames`): each frame is
-    cropped and dropped, and only the :data:`_STRIP` frames of the figures are kept, so memory stays flat
-    whatever the video's length. Returns ``(FaceCrops, times)``.
-    """
+def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: float, per_window: int):
+    """``(FaceCrops, times in s)`` of frames spread over the video, ``per_window`` a window, streamed (flat memory)."""
     from mer_utils.experts.visual.video import stream_frames
-
     k = max(per_window, int(math.ceil(duration_s / window * per_window)))
     stream = stream_frames(path, k, max_side=face.crop_config.frame_side, span_s=duration_s)
     cut = face.crops(stream.frames, keep=set(_strip_indices(k, _STRIP)))
     return cut, stream.times[:len(cut.crops)]
 
 
-def face_windows(face, crops: np.ndarray, frame_times: np.ndarray, starts, ends) -> np.ndarray:
-    """``(W, L)`` face probabilities: each window scores the crops of the frames inside it."""
-    rows = []
+def window_frames(frame_times: np.ndarray, starts, ends) -> list[np.ndarray]:
+    """The positions of the frames inside each window.
+
+    >>> [f.tolist() for f in window_frames(np.array([0.0, 0.5, 2.5]), [0.0, 1.0], [1.0, 2.0])]
+    [[0, 1], [1]]
+    """
+    windows = []
     for s, e in zip(starts, ends):
         inside = np.flatnonzero((frame_times >= s) & (frame_times < e))
         if not len(inside):  # a window narrower than the frame spacing: its nearest frame
-            inside = [int(np.abs(frame_times - (s + e) / 2).argmin())]
-        rows.append(face.probs(crops[inside]))
-    return np.stack(rows)
+            inside = np.array([np.abs(frame_times - (s + e) / 2).argmin()])
+        windows.append(inside)
+    return windows
 
 
 def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
@@ -91,7 +72,6 @@ def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
     import pandas as pd
 
     from mer_utils.core.atomic_io import write_csv
-
     frame = pd.DataFrame({"start_s": timeline.starts, "end_s": timeline.ends})
     for name in ("audio", "visual", "fused"):
         probs = getattr(timeline, name)
@@ -105,7 +85,7 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
     """One line plot per expert (probability of each emotion against window centre) over a strip of frames."""
     from matplotlib.figure import Figure
 
-    from mer_utils.core.atomic_io import atomic_path
+    from mer_utils.core.figures import save_png
     from mer_utils.core.labels import label_name
 
     panels = [(n, p) for n, p in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
@@ -136,12 +116,9 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
         axf.set_title(f"{timeline.frame_times[k]:.1f} s", fontsize=7)
         axf.axis("off")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(path)
+    return save_png(fig, path)
 
 
 def _strip_indices(n: int, k: int) -> list[int]:
     from mer_utils.experts.visual.video import sample_frame_indices
-
     return sorted(set(sample_frame_indices(n, min(n, k)).tolist()))

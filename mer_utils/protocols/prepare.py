@@ -1,5 +1,4 @@
-"""Glue shared by every stage: the embedded default corpus and the
-manifest + split an expert trains on."""
+"""Glue shared by every stage: the embedded default corpus and the manifest + split an expert trains on."""
 
 from __future__ import annotations
 
@@ -28,23 +27,16 @@ class PreparedData(NamedTuple):
         return self.corpus.labels
 
 
-def default_data_root(outputs: str | os.PathLike = "outputs", *, seed: int = 0, progress: bool = True) -> Path:
-    """The embedded default: a synthetic CREMA-D-shaped corpus under
-    ``outputs/``, generated on first use (no CREMA-D download needed).
-
-    The folder name carries the generator version and the seed, so a newer
-    generator or another seed writes a new corpus instead of reusing the old one.
-    """
+def resolve_data_root(data_root: str | os.PathLike | None, outputs: str | os.PathLike = "outputs", *,
+                      seed: int = 0, progress: bool = True) -> Path:
+    """``data_root``, or for ``None`` the embedded default: a synthetic CREMA-D-shaped corpus generated under
+    ``outputs/`` on first use (its folder name carries the generator version and seed, so neither reuses another)."""
+    if data_root is not None:
+        return Path(data_root)
     from mer_utils.data.synthetic.corpus import GENERATOR_VERSION, make_synthetic_corpus
 
     folder = Path(outputs) / f"{DEFAULT_CORPUS_DIRNAME}_v{GENERATOR_VERSION}_seed{seed}"
     return make_synthetic_corpus(folder, seed=seed, progress=progress)
-
-
-def resolve_data_root(data_root: str | os.PathLike | None, outputs: str | os.PathLike = "outputs", *,
-                      seed: int = 0, progress: bool = True) -> Path:
-    """``None`` means the embedded default corpus (generated with ``seed``)."""
-    return default_data_root(outputs, seed=seed, progress=progress) if data_root is None else Path(data_root)
 
 
 def prepare_protocol(
@@ -52,11 +44,8 @@ def prepare_protocol(
     published_dir: str | os.PathLike | None = None, metadata_dir: str | os.PathLike | None = None,
     n_folds: int = 5, progress: bool = True, dataset: str = "auto", all_emotions: bool = False,
 ) -> PreparedData:
-    """Manifest (cached) and split for ``protocol``; the split is written to
-    ``outputs/splits/<name>.csv`` so every stage and the report use the same file.
-
-    ``all_emotions`` keeps every emotion a reader would otherwise leave out
-    (RAVDESS: calm and surprised)."""
+    """Manifest (cached) and split for ``protocol``, written where every stage and the report read it;
+    ``all_emotions`` keeps the emotions a reader would leave out (RAVDESS: calm and surprised)."""
     root = resolve_data_root(data_root, outputs, seed=seed, progress=progress)
     options = {"keep_all_emotions": True} if all_emotions else {}
     manifest = prepare_manifest(root, metadata_dir=metadata_dir, outputs=outputs, progress=progress,
@@ -67,8 +56,7 @@ def prepare_protocol(
 
 
 def split_dir(outputs: str | os.PathLike, manifest: pd.DataFrame) -> Path:
-    """``outputs/splits`` for CREMA-D (the embedded default included), ``outputs/splits/<corpus>`` for
-    any other corpus, so split files of two corpora never share a name."""
+    """``outputs/splits`` for CREMA-D (the embedded default included), else ``outputs/splits/<corpus>``."""
     name = corpus_info(manifest).name
     base = Path(outputs) / "splits"
     return base if name == "cremad" else base / name.replace(":", "-")

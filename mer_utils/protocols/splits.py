@@ -1,25 +1,22 @@
-"""Train/validation/test splits as files: random, speaker-independent, k-fold, leave-one-group-out.
-
-A split frame has one row per clip and fold: ``clip_id, split, fold, subset``.
-Its ``attrs["info"]`` (written beside the CSV as JSON) records the protocol,
-seed, sizes, actor overlap and the clips left out because their media are
-broken. Speaker protocols refuse to produce a split where an actor appears in
-two subsets.
-"""
+"""Train/validation/test splits as files: random, speaker-independent, k-fold, leave-one-group-out, and CREMA-D's
+published ones (OGM-GE, audEERING, HiCMAE). A split has one row per clip and fold; its ``attrs["info"]`` (the JSON
+beside the CSV) records protocol, seed, sizes, actor overlap and excluded clips. Validation never comes from test."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from mer_utils.core.atomic_io import read_json, sha256_file, write_csv, write_json
+from mer_utils.core.config import one_of
 from mer_utils.core.labels import SUBSETS
+from mer_utils.data.cremad_vocabulary import EMOTIONS
 from mer_utils.data.media_health import OK
-from mer_utils.protocols.actors import actor_table, split_actors, split_frame
-from mer_utils.protocols.published import import_published_split
 
 # "loso": leave one group out (IEMOCAP: one session per fold), for corpora that declare a group column.
 GENERATED_PROTOCOLS = ("random", "speaker", "speaker-kfold", "loso")
@@ -28,11 +25,131 @@ PROTOCOLS = GENERATED_PROTOCOLS + PUBLISHED_PROTOCOLS
 SPEAKER_INDEPENDENT = {"random": False, "speaker": True, "speaker-kfold": True, "loso": True,
                        "ogm-ge": False, "audeering": True, "hicmae": True}
 SPLIT_COLUMNS = ("clip_id", "split", "fold", "subset")
+SOURCE_FILES = {
+    "ogm-ge": ("ogm-ge/train.csv", "ogm-ge/test.csv"),
+    "audeering": ("audeering/speaker_splits.json",),
+    "hicmae": tuple(f"hicmae/split0{k}_{s}.csv" for k in range(1, 6) for s in ("train", "test")),
+}
+
+
+def actor_table(clips: pd.DataFrame) -> pd.DataFrame:
+    """One row per actor (``actor_id``, ``sex``; an unknown sex is ``"unknown"``)."""
+    actors = clips.groupby("actor_id", sort=True).agg(sex=("sex", "first")).reset_index()
+    actors["sex"] = actors["sex"].fillna("unknown").replace("", "unknown")
+    return actors
+
+
+def split_actors(actors: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split actor ids in two, balanced by sex where every sex has >= 2 actors."""
+    counts = actors["sex"].value_counts()
+    n_small = max(1, int(round(fraction * len(actors))))
+    stratify = actors["sex"] if counts.min() >= 2 and n_small >= counts.size else None
+    big, small = train_test_split(actors["actor_id"].to_numpy(), test_size=n_small, random_state=seed,
+                                  stratify=stratify)
+    return np.sort(big), np.sort(small)
+
+
+def carve_validation(pool: pd.DataFrame, fraction: float, seed: int, fold: int = 0) -> list[tuple]:
+    """``[(fold, "train", clip ids), (fold, "val", clip ids)]``: whole validation actors carved from ``pool``'s."""
+    train_ids, val_ids = split_actors(actor_table(pool), fraction, seed)
+    by_actor = pool.set_index("actor_id")["clip_id"]
+    return [(fold, "train", by_actor.loc[train_ids]), (fold, "val", by_actor.loc[val_ids])]
+
+
+def split_frame(assignments: list[tuple[int, str, pd.Series]], name: str) -> pd.DataFrame:
+    """The split CSV's rows from ``(fold, subset, clip ids)`` triples, sorted by fold, subset, clip."""
+    parts = [pd.DataFrame({"clip_id": ids.to_numpy(), "split": name, "fold": fold, "subset": subset})
+             for fold, subset, ids in assignments]
+    frame = pd.concat(parts, ignore_index=True)
+    order = {s: i for i, s in enumerate(SUBSETS)}
+    frame = frame.assign(_o=frame["subset"].map(order)).sort_values(["fold", "_o", "clip_id"])
+    return frame.drop(columns="_o").reset_index(drop=True)
+
+
+def _source(published_dir: str | os.PathLike | None, protocol: str) -> Path:
+    if published_dir is None:
+        raise ValueError(f"importing the {protocol!r} split needs --published-dir: a folder holding "
+                         f"{', '.join(SOURCE_FILES[protocol])} (as released by the authors)")
+    base = Path(published_dir)
+    for rel in SOURCE_FILES[protocol]:
+        if not (base / rel).exists():
+            raise FileNotFoundError(f"{base / rel} not found; the {protocol!r} split needs {', '.join(SOURCE_FILES[protocol])} "
+                                    f"under {base}")
+    return base
+
+
+def _check_labels(clip_ids: pd.Series, labels: pd.Series, source: Path) -> None:
+    emotions = clip_ids.str.split("_").str[2]
+    wrong = clip_ids[emotions.to_numpy() != labels.to_numpy()]
+    if len(wrong):
+        raise ValueError(f"{source}: {len(wrong)} labels disagree with the clip names, e.g. {wrong.iloc[0]}")
+
+
+def _restrict(assign: pd.DataFrame, clips: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Keep the published clips that are usable here; count the rest."""
+    known = assign["clip_id"].isin(clips["clip_id"])
+    missing = sorted(assign.loc[~known, "clip_id"].unique())
+    info = {"n_published_clips": int(assign["clip_id"].nunique()), "n_not_usable_here": len(missing),
+            "not_usable_here_examples": missing[:10]}
+    return assign[known], info
+
+
+def _read_ogm_ge(base: Path) -> pd.DataFrame:
+    parts = []
+    for subset, rel in zip(("train", "test"), SOURCE_FILES["ogm-ge"]):
+        frame = pd.read_csv(base / rel, header=None, names=["clip_id", "label"], dtype=str)
+        _check_labels(frame["clip_id"], frame["label"], base / rel)
+        parts.append(frame.assign(fold=0, subset=subset))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _read_hicmae(base: Path) -> pd.DataFrame:
+    parts = []
+    for k in range(1, 6):
+        for subset in ("train", "test"):
+            path = base / f"hicmae/split0{k}_{subset}.csv"
+            frame = pd.read_csv(path, sep=r"\s+", header=None, names=["face_dir", "wav", "label_index"])
+            clip_ids = frame["face_dir"].astype(str).str.rstrip("/").str.split("/").str[-1]
+            _check_labels(clip_ids, frame["label_index"].map(dict(enumerate(EMOTIONS))), path)
+            parts.append(pd.DataFrame({"clip_id": clip_ids, "fold": k - 1, "subset": subset}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def import_published_split(
+    protocol: str, clips: pd.DataFrame, *, published_dir: str | os.PathLike | None, seed: int = 0,
+    val_size: float = 0.1,
+) -> tuple[pd.DataFrame, dict]:
+    """Split frame for a published protocol over the usable ``clips``."""
+    base = _source(published_dir, protocol)
+    info: dict = {"source": [str(base / rel) for rel in SOURCE_FILES[protocol]]}
+    by_id = clips.set_index("clip_id")
+    if protocol == "audeering":
+        actors = json.loads((base / SOURCE_FILES["audeering"][0]).read_text())
+        actor_lists = {"train": actors["train"], "val": actors["dev"], "test": actors["test"]}
+        info["n_actors_published"] = {s: len(ids) for s, ids in actor_lists.items()}
+        return split_frame([(0, s, clips.loc[clips["actor_id"].isin(ids), "clip_id"])
+                            for s, ids in actor_lists.items()], "audeering"), info
+
+    assign, restrict_info = _restrict(_read_ogm_ge(base) if protocol == "ogm-ge" else _read_hicmae(base), clips)
+    info.update(restrict_info)
+    pieces = []
+    for fold, group in assign.groupby("fold", sort=True):
+        fold = int(fold)
+        train = group.loc[group["subset"] == "train", "clip_id"]
+        test = group.loc[group["subset"] == "test", "clip_id"]
+        if protocol == "ogm-ge":  # a random split: carve validation clips, stratified by emotion
+            train, val = train_test_split(train, test_size=val_size / (1 - len(test) / len(group)),
+                                          random_state=seed, stratify=by_id.loc[train, "emotion"])
+            pieces += [(fold, "train", train), (fold, "val", val)]
+        else:  # actor-independent folds: carve whole validation actors
+            pieces += carve_validation(clips[clips["clip_id"].isin(train)], val_size / 0.8, seed + fold, fold)
+        pieces.append((fold, "test", test))
+    # The validation carve depends on the seed, so the name carries it.
+    return split_frame(pieces, f"{protocol}_seed{seed}"), info
 
 
 def protocol_kind(protocol: str) -> str:
-    """``"random"`` for clip-level splits, ``"speaker"`` for speaker-independent ones (what two runs must share
-    to be compared as one protocol).
+    """``"random"`` (clip-level) or ``"speaker"`` (speaker-independent): what two compared runs must share.
 
     >>> protocol_kind("ogm-ge"), protocol_kind("loso")
     ('random', 'speaker')
@@ -41,11 +158,8 @@ def protocol_kind(protocol: str) -> str:
 
 
 def usable_clips(manifest: pd.DataFrame, *, require: tuple[str, ...] | str = "auto") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clips whose required media are ``ok``, and the excluded ones with the reason.
-
-    ``require="auto"`` requires every modality the corpus provides (a clip
-    must be usable by both experts, so fusion can join them clip by clip).
-    """
+    """Clips whose required media are ``ok``, and the excluded ones with the reason; ``"auto"`` requires every
+    modality the corpus provides (so fusion can join the experts clip by clip)."""
     if require == "auto":
         require = tuple(k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any())
     bad = np.zeros(len(manifest), dtype=bool)
@@ -61,61 +175,44 @@ def usable_clips(manifest: pd.DataFrame, *, require: tuple[str, ...] | str = "au
 
 def random_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
     """Clip-level split stratified by emotion: the same actor appears in every subset."""
-    from sklearn.model_selection import train_test_split
-
     rest, test = train_test_split(clips, test_size=test_size, random_state=seed, stratify=clips["emotion"])
     train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
                                   stratify=rest["emotion"])
     return split_frame([(0, "train", train["clip_id"]), (0, "val", val["clip_id"]), (0, "test", test["clip_id"])],
-                  f"random_seed{seed}")
+                       f"random_seed{seed}")
 
 
 def speaker_split(clips: pd.DataFrame, *, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2) -> pd.DataFrame:
-    """Actor-disjoint split, balanced by sex; emotions stay balanced because
-    every CREMA-D actor records every emotion."""
-    actors = actor_table(clips)
-    rest_ids, test_ids = split_actors(actors, test_size, seed)
-    rest = actors[actors["actor_id"].isin(rest_ids)]
-    train_ids, val_ids = split_actors(rest, val_size / (1 - test_size), seed)
-    by_actor = clips.set_index("actor_id")["clip_id"]
-    return split_frame([(0, "train", by_actor.loc[train_ids]), (0, "val", by_actor.loc[val_ids]),
-                   (0, "test", by_actor.loc[test_ids])], f"speaker_seed{seed}")
+    """Actor-disjoint split, balanced by sex (emotions stay balanced: every CREMA-D actor records every one)."""
+    rest_ids, test_ids = split_actors(actor_table(clips), test_size, seed)
+    rest = clips[clips["actor_id"].isin(rest_ids)]
+    return split_frame([*carve_validation(rest, val_size / (1 - test_size), seed),
+                        (0, "test", clips.loc[clips["actor_id"].isin(test_ids), "clip_id"])], f"speaker_seed{seed}")
 
 
 def speaker_kfold_split(clips: pd.DataFrame, *, n_folds: int = 5, seed: int = 0, val_size: float = 0.1) -> pd.DataFrame:
-    """K actor-disjoint test folds (``StratifiedGroupKFold``), each with a
-    validation set of whole actors carved from its training actors."""
+    """K actor-disjoint test folds (``StratifiedGroupKFold``), each with validation actors carved from training."""
     if clips["actor_id"].nunique() < n_folds + 2:
         raise ValueError(f"speaker-kfold with {n_folds} folds needs at least {n_folds + 2} actors, "
                          f"found {clips['actor_id'].nunique()}")
-    from sklearn.model_selection import StratifiedGroupKFold
-
     folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     assignments = []
     for fold, (train_idx, test_idx) in enumerate(folds.split(clips, clips["emotion"], groups=clips["actor_id"])):
-        train_pool = clips.iloc[train_idx]
-        actors = actor_table(train_pool)
-        train_ids, val_ids = split_actors(actors, val_size / (1 - 1 / n_folds), seed + fold)
-        pool = train_pool.set_index("actor_id")["clip_id"]
-        assignments += [(fold, "train", pool.loc[train_ids]), (fold, "val", pool.loc[val_ids]),
+        assignments += [*carve_validation(clips.iloc[train_idx], val_size / (1 - 1 / n_folds), seed + fold, fold),
                         (fold, "test", clips.iloc[test_idx]["clip_id"])]
     return split_frame(assignments, f"speaker-kfold{n_folds}_seed{seed}")
 
 
 def leave_one_group_out_split(clips: pd.DataFrame, *, group_column: str, seed: int = 0,
                               val_size: float = 0.1) -> pd.DataFrame:
-    """One fold per group (IEMOCAP: session): the group is the test set; validation speakers
-    are carved from the other groups' speakers (sex-balanced), so no speaker is in two subsets."""
+    """One fold per group (IEMOCAP: session) as the test set; validation speakers carved from the other groups'."""
     groups = sorted(clips[group_column].unique())
     if len(groups) < 2:
         raise ValueError(f"leave-one-group-out needs at least two values of {group_column!r}, found {groups}")
     assignments = []
     for fold, group in enumerate(groups):
         held = clips[group_column] == group
-        train_pool = clips[~held]
-        train_ids, val_ids = split_actors(actor_table(train_pool), val_size / (1 - 1 / len(groups)), seed + fold)
-        pool = train_pool.set_index("actor_id")["clip_id"]
-        assignments += [(fold, "train", pool.loc[train_ids]), (fold, "val", pool.loc[val_ids]),
+        assignments += [*carve_validation(clips[~held], val_size / (1 - 1 / len(groups)), seed + fold, fold),
                         (fold, "test", clips.loc[held, "clip_id"])]
     return split_frame(assignments, f"loso_seed{seed}")
 
@@ -158,13 +255,8 @@ def make_split(
     manifest: pd.DataFrame, *, protocol: str, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2,
     n_folds: int = 5, published_dir: str | os.PathLike | None = None, require: tuple[str, ...] | str = "auto",
 ) -> pd.DataFrame:
-    """Make (or import) a split of the usable clips of ``manifest``.
-
-    The returned frame's ``attrs["info"]`` holds protocol, seed, subset sizes,
-    actor overlap per fold and the excluded clips with their reasons.
-    """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    """Make (or import) a split of the usable clips of ``manifest``, with its ``attrs["info"]``."""
+    one_of(protocol, PROTOCOLS, "protocol")
     corpus = manifest.attrs.get("corpus") or {}
     if protocol in PUBLISHED_PROTOCOLS and corpus.get("name", "cremad") != "cremad":
         raise ValueError(f"the {protocol!r} split lists CREMA-D clips; this manifest is of corpus "
@@ -208,32 +300,19 @@ def make_split(
 
 
 def write_split(split: pd.DataFrame, out_dir: str | os.PathLike) -> Path:
-    """Write ``<name>.csv`` and ``<name>.json`` (its info and the CSV's sha256) into ``out_dir``.
-
-    A split file is regenerated from the manifest and protocol on every run;
-    one whose bytes no longer match the sha256 recorded when it was written
-    was edited by hand, and is refused rather than silently overwritten.
-    """
-    name = str(split["split"].iloc[0])
-    path = Path(out_dir) / f"{name}.csv"
-    _refuse_edited(path)
-    write_csv(path, split.loc[:, list(SPLIT_COLUMNS)])
-    write_json(path.with_suffix(".json"), {**split.attrs.get("info", {}), "csv_sha256": sha256_file(path)})
-    return path
-
-
-def _refuse_edited(path: Path) -> None:
+    """Write ``<name>.csv`` and ``<name>.json`` (its info and the CSV's sha256) into ``out_dir``; a CSV edited
+    by hand since (its sha256 changed) is refused rather than silently overwritten."""
+    path = Path(out_dir) / f"{split['split'].iloc[0]}.csv"
     sidecar = path.with_suffix(".json")
-    if not (path.exists() and sidecar.exists()):
-        return
-    recorded = read_json(sidecar).get("csv_sha256")
+    recorded = read_json(sidecar).get("csv_sha256") if path.exists() and sidecar.exists() else None
     if recorded and recorded != sha256_file(path):
-        raise ValueError(
-            f"{path} was changed after it was written (its sha256 no longer matches {sidecar}); refusing to "
-            "overwrite the edit. Splits here are generated from the manifest and protocol: to use your own "
-            "split, give it as a corpus CSV or a published split (--published-dir); to go back to the generated "
-            f"one, delete {path.name} and {sidecar.name}."
-        )
+        raise ValueError(f"{path} was changed after it was written (its sha256 no longer matches {sidecar}); refusing "
+                         "to overwrite the edit. Splits here are generated from the manifest and protocol: to use "
+                         "your own split, give it as a corpus CSV or a published split (--published-dir); to go back "
+                         f"to the generated one, delete {path.name} and {sidecar.name}.")
+    write_csv(path, split.loc[:, list(SPLIT_COLUMNS)])
+    write_json(sidecar, {**split.attrs.get("info", {}), "csv_sha256": sha256_file(path)})
+    return path
 
 
 def load_split(path: str | os.PathLike) -> pd.DataFrame:

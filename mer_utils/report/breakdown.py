@@ -1,15 +1,10 @@
-"""Who the models fail: test scores by actor sex, age group, intensity and emotion.
-
-Predictions carry clip ids only; the demographics come from the manifest the
-expert trained on. Its location is found from the run's config.json and
-metrics.json (an explicit ``manifest``/``manifest_path``, else the cached
-manifest of its ``data_root``; a fusion run asks its experts), then among
-``outputs/manifests/*.csv``; the first that covers every predicted clip is
-used.
+"""Who the models fail: test scores by actor sex, age group, intensity and emotion, the demographics joined
+from the manifest each run trained on (found from its config.json and metrics.json, else ``outputs/manifests/``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -29,7 +24,7 @@ AGE_LABELS = ("20-29", "30-39", "40-49", "50-59", "60+")
 
 
 def _run_candidates(run_dir: Path, config: dict, outputs: Path) -> list[Path]:
-    """Manifest paths named by a run's config.json or metrics.json (``manifest``/``data_root``)."""
+    """Manifest paths named by a run's config.json or metrics.json."""
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
     found = []
     for record in (config, metrics):
@@ -54,32 +49,6 @@ def manifest_candidates(run: pd.Series, runs: pd.DataFrame, outputs: str | os.Pa
     return list(dict.fromkeys(p for p in found if not p.name.endswith("_problems.csv")))
 
 
-class ManifestCache:
-    """Load each manifest once; pick the first candidate covering a clip set."""
-
-    def __init__(self, explicit: str | os.PathLike | None = None):
-        self._loaded: dict[Path, pd.DataFrame | None] = {}
-        self.explicit = Path(explicit) if explicit else None
-        if self.explicit is not None:
-            load_manifest(self.explicit)  # a user-given manifest must exist and be valid
-
-    def _load(self, path: Path) -> pd.DataFrame | None:
-        if path not in self._loaded:
-            try:
-                self._loaded[path] = load_manifest(path) if path.exists() else None
-            except (OSError, ValueError) as err:
-                log.warning("ignoring manifest candidate %s: %s", path, err)
-                self._loaded[path] = None
-        return self._loaded[path]
-
-    def covering(self, candidates: list[Path], clip_ids: set[str]) -> pd.DataFrame | None:
-        for path in ([self.explicit] if self.explicit else []) + candidates:
-            manifest = self._load(path)
-            if manifest is not None and clip_ids <= set(manifest["clip_id"]):
-                return manifest
-        return None
-
-
 def with_factors(predictions: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
     """Predictions joined with sex, age group and intensity of each clip."""
     meta = manifest.loc[:, ["clip_id", "sex", "age", "intensity", "emotion"]].drop_duplicates("clip_id")
@@ -91,26 +60,36 @@ def with_factors(predictions: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFr
     return joined
 
 
-def breakdown_table(
-    runs: pd.DataFrame, outputs: str | os.PathLike, *, manifest: str | os.PathLike | None = None
-) -> tuple[pd.DataFrame, list[str]]:
+def breakdown_table(runs: pd.DataFrame, outputs: str | os.PathLike, *,
+                    manifest: str | os.PathLike | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Test WA/UA/macro-F1 per run, factor and group; plus notes on runs left out."""
-    cache, rows, notes = ManifestCache(manifest), [], []
+    @functools.cache
+    def load(path: Path) -> pd.DataFrame | None:
+        try:
+            return load_manifest(path) if path.exists() else None
+        except (OSError, ValueError) as err:
+            log.warning("ignoring manifest candidate %s: %s", path, err)
+            return None
+
+    explicit = [Path(manifest)] if manifest else []
+    if explicit:
+        load_manifest(explicit[0])  # a user-given manifest must exist and be valid
+    rows, notes = [], []
     for _, run in runs.iterrows():
         predictions = run_predictions(outputs, run)
         if predictions is None:
             notes.append(f"{run['run']}: no predictions_test.csv, left out of the breakdown")
             continue
-        meta = cache.covering(manifest_candidates(run, runs, outputs), set(predictions["clip_id"]))
+        meta = next((m for path in explicit + manifest_candidates(run, runs, outputs) if (m := load(path)) is not None
+                     and set(predictions["clip_id"]) <= set(m["clip_id"])), None)
         if meta is None:
             notes.append(f"{run['run']}: no manifest covering its clips was found (config.json data_root, "
                          "outputs/manifests/); pass --manifest PATH to include it in the breakdown")
             continue
         joined = with_factors(predictions, meta)
         for factor in FACTORS:
-            # Dozens of small groups per run: the vectorised scorer (same definitions
-            # as classification_scores, tested equal) avoids sklearn's per-call checks.
-            # For the emotion factor a group holds one true class, so UA is its recall.
+            # Dozens of small groups per run: the vectorised scorer (tested equal to classification_scores) avoids
+            # sklearn's per-call checks. For the emotion factor a group holds one true class, so UA is its recall.
             for group, part in joined.groupby(factor, sort=True):
                 scores = fast_scores(part["y_true"], part["y_pred"], labels=labels_of(predictions))
                 rows.append({"run": run["run"], "modality": run["modality"], "backbone": run["backbone"],

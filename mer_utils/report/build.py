@@ -1,10 +1,5 @@
-"""``mer report``: every table and figure of a paper from the runs under ``outputs/``.
-
-Writes ``<out>/tables/<name>.{csv,md,tex}``, ``<out>/figures/*.png``,
-``<out>/sources.csv`` (each run with the sha256 of its config and metrics
-and its git commit) and ``<out>/report.md`` gathering it all. Runs are read
-in sorted order and nothing time-dependent is written, so the same runs give
-byte-identical files.
+"""``mer report``: every table and figure of a paper from the runs under ``outputs/``, byte-identical for the
+same runs (docs/fusion.md, "mer report").
 """
 
 from __future__ import annotations
@@ -19,13 +14,8 @@ from mer_utils.core.atomic_io import write_csv, write_text
 from mer_utils.core.runs import safe_name
 from mer_utils.report.breakdown import breakdown_table
 from mer_utils.report.collect import collect_runs, run_predictions
-from mer_utils.report.figures import (
-    breakdown_figure,
-    confusion_figure,
-    gap_figure,
-    per_class_f1_figure,
-    save_figure,
-)
+from mer_utils.core.figures import save_png
+from mer_utils.report.figures import breakdown_figure, confusion_figure, gap_figure, per_class_f1_figure
 from mer_utils.core.formatting import CSV_FLOAT_FORMAT, markdown_table, write_table
 from mer_utils.report.published import published_table
 from mer_utils.report.tables import fusion_table, gap_table, human_table, model_table
@@ -46,7 +36,6 @@ _CAPTIONS = {
 def scoring_footnotes(runs: pd.DataFrame) -> list[str]:
     """One footnote per way of scoring a test clip present in the runs: what it uses at test time."""
     from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES
-
     present = set(runs["adaptation"]) if "adaptation" in runs.columns else {"none"}
     notes = [f"Scoring \"{SHORT_NAMES[mode]}\" ({mode}): {WHAT_IT_USES[mode]}." for mode in ADAPTATIONS
              if mode in present]
@@ -72,15 +61,15 @@ def _protocol_figures(runs, outputs: Path, figures_dir: Path, breakdown: pd.Data
         panels = [(labels[run["run"]], frame) for _, run in subset.iterrows()
                   if (frame := run_predictions(outputs, run)) is not None]
         if panels:
-            written.append(save_figure(confusion_figure(panels, title=f"Test confusion matrices — {protocol}"),
-                                       figures_dir / f"confusion_{name}.png"))
-            written.append(save_figure(per_class_f1_figure(panels, title=f"Per-class F1 — {protocol}"),
-                                       figures_dir / f"per_class_f1_{name}.png"))
+            written.append(save_png(confusion_figure(panels, title=f"Test confusion matrices — {protocol}"),
+                                    figures_dir / f"confusion_{name}.png"))
+            written.append(save_png(per_class_f1_figure(panels, title=f"Per-class F1 — {protocol}"),
+                                    figures_dir / f"per_class_f1_{name}.png"))
         part = breakdown[breakdown["protocol"] == protocol]
         if len(part):
             part = part.assign(label=part["run"].map(labels))
-            written.append(save_figure(breakdown_figure(part, title=f"Who the models fail — {protocol}"),
-                                       figures_dir / f"breakdown_{name}.png"))
+            written.append(save_png(breakdown_figure(part, title=f"Who the models fail — {protocol}"),
+                                    figures_dir / f"breakdown_{name}.png"))
     return written
 
 
@@ -112,23 +101,13 @@ def _report_markdown(outputs: Path, n_runs: int, sections: list[str], images: li
     return "\n".join(parts)
 
 
-def make_report(
-    outputs: str | os.PathLike = "outputs",
-    *,
-    out_dir: str | os.PathLike | None = None,
-    metadata: str | os.PathLike | None = None,
-    manifest: str | os.PathLike | None = None,
-    figures: bool = True,
-) -> Path:
-    """Collect every run under ``outputs`` and write the report; returns ``report.md``.
+def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.PathLike | None = None,
+                metadata: str | os.PathLike | None = None, manifest: str | os.PathLike | None = None,
+                figures: bool = True) -> Path:
+    """Collect every run under ``outputs`` and write the report (default ``<outputs>/report``); returns ``report.md``.
 
-    Parameters
-    ----------
-    outputs : root of the run folders.
-    out_dir : where to write (default ``<outputs>/report``).
-    metadata : CREMA-D metadata folder (with ``processedResults/``) for the human-perception rows.
-    manifest : manifest CSV for the breakdown, when the runs' configs do not lead to one.
-    figures : draw the PNGs (off: tables only, a few seconds faster).
+    ``metadata``: CREMA-D's folder with ``processedResults/``, for the human-perception rows; ``manifest``: for the
+    breakdown when the runs' configs do not lead to one; ``figures=False``: tables only.
     """
     outputs = Path(outputs)
     out_dir = Path(out_dir) if out_dir else outputs / "report"
@@ -167,7 +146,7 @@ def make_report(
     if len(gap[0]):
         add_table("protocol_gap", "Random vs speaker-independent split", *gap)
         if figures:
-            written.add(save_figure(gap_figure(gap[0]), figures_dir / "protocol_gap.png"))
+            written.add(save_png(gap_figure(gap[0]), figures_dir / "protocol_gap.png"))
     else:
         notes.append("No modality has both a random and a speaker-independent run: no protocol-gap table.")
 

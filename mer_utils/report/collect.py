@@ -1,9 +1,5 @@
-"""Find every finished run under ``outputs/`` and what it says about itself.
-
-A run folder is ``outputs/<stage>/[<corpus key>/]<name>/`` with a ``metrics.json`` (see
-:func:`mer_utils.core.evaluation.save_run_outputs`). Folders without one (a run
-still going, or one that crashed) are listed as skipped with the reason, so
-a table never silently lacks a row.
+"""Find every finished run (``outputs/<stage>/[<corpus key>/]<name>/metrics.json``) and what it says about itself;
+folders without metrics.json are listed as skipped with the reason, so a table never silently lacks a row.
 """
 
 from __future__ import annotations
@@ -36,8 +32,7 @@ class Collected(NamedTuple):
 
 
 def sort_key(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows in paper order: corpus, then single-clip rows before adapted ones (never ranked together),
-    modality, protocol (random first), backbone, run."""
+    """Rows in paper order: corpus, single-clip before adapted, modality, protocol (random first), backbone, run."""
     modality_rank = frame["modality"].map({m: i for i, m in enumerate(MODALITY_ORDER)}).fillna(len(MODALITY_ORDER))
     protocol_rank = frame["protocol"].map({p: i for i, p in enumerate(PROTOCOL_ORDER)}).fillna(len(PROTOCOL_ORDER))
     adaptation = frame["adaptation"] if "adaptation" in frame.columns else pd.Series("none", index=frame.index)
@@ -86,13 +81,7 @@ _RUN_REFERENCES = ("audio_run", "visual_run")  # a fusion run's experts: compare
 
 
 def pool_key(run_dir: Path) -> str:
-    """What a run is, less its seed: runs with the same key are seeds of one system.
-
-    From ``settings.json`` (what the run folder's hash covers) without the
-    seed; a fusion run's expert runs enter by their own pool keys, so two
-    fusion runs pool only when their experts are seeds of the same systems.
-    Runs without settings.json (older layouts) pool by run folder only.
-    """
+    """What a run is, less its seed (``settings.json``; a fusion run's experts by their own keys; else the folder)."""
     stamp = run_dir / "settings.json"
     if not stamp.exists():
         return run_dir.as_posix()
@@ -104,20 +93,14 @@ def pool_key(run_dir: Path) -> str:
 
 
 def collect_runs(outputs: str | os.PathLike = "outputs") -> Collected:
-    """Every finished run under ``outputs`` (one row each, sorted), and the folders skipped.
-
-    ``per_fold`` and ``config`` hold the run's JSON as text, so the frame
-    stays flat and deterministic.
-    """
+    """Every finished run under ``outputs`` (one row each, sorted; JSON held as text), and the folders skipped."""
     outputs = Path(outputs)
     if not outputs.is_dir():
         raise FileNotFoundError(f"{outputs} does not exist; train an expert first (its notebook or "
                                 "`mer audio train` / `mer visual train`), or pass --outputs DIR.")
     rows, skipped = [], []
     for stage_dir in sorted(p for p in outputs.iterdir() if p.is_dir()):
-        for run_dir in _run_dirs(stage_dir):
-            if not (run_dir / "config.json").exists():
-                continue  # not a run folder (a corpus, a cache, the report itself)
+        for run_dir in _run_dirs(stage_dir):  # folders without config.json are no runs (a corpus, the report)
             try:
                 if not (run_dir / "metrics.json").exists():
                     raise FileNotFoundError("no metrics.json (unfinished or failed run)")
@@ -143,13 +126,8 @@ def _run_dirs(stage_dir: Path) -> list[Path]:
 
 
 def run_predictions(outputs: str | os.PathLike, runs_row, subset: str = "test") -> pd.DataFrame | None:
-    """A collected run's predictions, checked against what its metrics.json says it is.
-
-    The split, modality and label set must match the run's own record: a
-    predictions file copied in from another run, or with its probability
-    columns reordered, is refused naming the file. ``None`` when the run has
-    no predictions for ``subset``.
-    """
+    """A collected run's predictions (None when it has none for ``subset``), refused, naming the file, when their
+    split, modality or label set differ from the run's own record."""
     path = Path(outputs) / runs_row["run"] / f"predictions_{subset}.csv"
     if not path.exists():
         return None

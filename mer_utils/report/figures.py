@@ -1,20 +1,12 @@
-"""Report figures as PNGs, drawn on :class:`matplotlib.figure.Figure`.
-
-No pyplot state and no backend switch, so the functions are safe in a
-notebook, a test and a headless CI job alike. PNGs are written without the
-software-version tag so regenerating a report gives identical bytes.
-"""
+"""Report figures on :class:`matplotlib.figure.Figure` (no pyplot state: safe in notebooks, tests and CI)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from mer_utils.core.atomic_io import atomic_path
 from mer_utils.core.predictions import labels_of
 from mer_utils.core.metrics import classification_scores, confusion_frame
 
@@ -22,16 +14,8 @@ _FACTOR_TITLES = {"sex": "actor sex", "age_group": "actor age", "intensity": "in
                   "emotion": "emotion (recall)"}
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG atomically, without metadata that varies between machines."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    return Path(path)
-
-
 def _new_figure(n_panels: int, *, panel_size=(3.4, 3.1), max_cols: int = 4):
     from matplotlib.figure import Figure
-
     cols = min(n_panels, max_cols)
     rows = int(np.ceil(n_panels / cols))
     fig = Figure(figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=100)

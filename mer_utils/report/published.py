@@ -1,14 +1,5 @@
-"""Published CREMA-D results, with how each was obtained, beside ours where everything matches.
-
-Each published number carries its split (random clips, or actor-independent),
-how its model was selected (on validation, or the best epoch on the test
-set) and how a test clip was scored, read from the authors' code where the
-code is public (``docs/published_results.md`` quotes the lines). A row of
-ours is placed beside a published one only when modality, split kind,
-selection and scoring all match, and only for a run on the real CREMA-D; a
-published number chosen on its own test set has no like-for-like row here.
-Numbers we could only find quoted by a third party say so; numbers we could
-not read at all are left blank rather than copied from memory.
+"""Published CREMA-D results with their split, model selection and scoring, and ours beside them only where all
+match on the real CREMA-D (docs/published_results.md).
 """
 
 from __future__ import annotations
@@ -41,8 +32,9 @@ PUBLISHED = (
               "protocol read in the code; number not verified here",
               "ICCV 2025, arXiv:2506.21514; rAIson-Lab/G2D student.py, teacher.py"),
     Published("HiCMAE-B (Sun et al.)", "audio_visual", "speaker", "5 actor-independent folds (18/18/18/18/19 actors)",
-              "best epoch on the test fold (its validation loader reads test.csv)", "single clip (2 segments x 2 crops)",
-              "WAR / UAR", 84.89, "quoted from the paper's Table 6 by a third party (UAR 84.91)",
+              "best epoch on the test fold (its validation loader reads test.csv)",
+              "single clip (2 segments x 2 crops)", "WAR / UAR", 84.89,
+              "quoted from the paper's Table 6 by a third party (UAR 84.91)",
               "Information Fusion 2024, arXiv:2401.05698; sunlicai/HiCMAE datasets_av.py"),
     Published("HiCMAE-B, audio only", "audio", "speaker", "as HiCMAE-B", "as HiCMAE-B", "single clip", "WAR", 71.01,
               "quoted from the paper's Table 6 by a third party", "as HiCMAE-B"),
@@ -62,8 +54,7 @@ OUR_SELECTION = "validation"
 
 
 def published_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The published rows, each with the like-for-like row of ours (from :func:`~mer_utils.report.tables.model_table`'s
-    numbers) or the reason there is none."""
+    """The published rows, each with our like-for-like row of ``models`` or the reason there is none."""
     rows = []
     for item in PUBLISHED:
         ours, why = _ours_like_for_like(item, models)
@@ -93,7 +84,6 @@ def _ours_like_for_like(item: Published, models: pd.DataFrame) -> tuple[pd.Serie
     if models.empty:
         return None, "no run of ours yet"
     from mer_utils.protocols.splits import protocol_kind
-
     same = models[(models["corpus"] == "cremad") & (models["adaptation"] == "none")
                   & (models["modality"] == item.modality) & (models["protocol"].map(protocol_kind) == item.split)]
     if same.empty:

@@ -1,9 +1,5 @@
-"""The tables of a paper, built from collected runs.
-
-Each builder returns ``(numbers, display)``: raw values for the CSV and
-formatted text for Markdown/LaTeX (:mod:`mer_utils.core.formatting`).
-Every row names its run folder(s) and git commit, so each number can be
-traced to the config that produced it.
+"""The tables of a paper, each as ``(numbers, display)``: raw values for the CSV, text for Markdown/LaTeX; every
+row names its run folder(s) and git commit.
 """
 
 from __future__ import annotations
@@ -31,12 +27,8 @@ def _short(commit: str) -> str:
 
 
 def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per modality × backbone × protocol: val UA and test WA/UA/macro-F1.
-
-    Runs that differ only in their seed (the same ``pool_key``) are pooled:
-    mean ± std over every (run, fold), ``n`` of them. Runs that differ in
-    anything else stay separate rows, even with the same backbone name.
-    """
+    """Per modality × backbone × protocol: val UA and test WA/UA/macro-F1, mean ± std over every (run, fold) of
+    the runs that differ only in their seed (one ``pool_key``)."""
     if runs.empty:
         return pd.DataFrame(), pd.DataFrame()
     rows = []
@@ -62,9 +54,7 @@ def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                                 ("test", "macro_f1", "test macro-F1")):
         display[name] = [percent_mean_std(m, s, n) for m, s, n in zip(
             numbers[f"{subset}_{score}_mean"], numbers[f"{subset}_{score}_std"], numbers[f"n_{subset}"])]
-    display["run"] = numbers["runs"]
-    display["commit"] = numbers["git_commits"]
-    return numbers, display
+    return numbers, display.assign(run=numbers["runs"], commit=numbers["git_commits"])
 
 
 def fusion_table(runs: pd.DataFrame, outputs: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -122,11 +112,7 @@ def human_table(baseline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def gap_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Random vs speaker-independent test scores of the same modality and backbone.
-
-    Fusion runs pair up whatever strategy each protocol chose on validation
-    (backbone ``fusion:<strategy>``): the comparison is of the fused system.
-    """
+    """Random vs speaker-independent test scores of the same modality and backbone (fusion: the chosen strategies)."""
     rows = []
     if len(models):
         kinds = models.assign(kind=models["protocol"].map(protocol_kind),

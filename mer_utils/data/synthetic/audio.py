@@ -1,16 +1,6 @@
-"""Synthetic emotional speech: a small source-filter voice model.
-
-A voiced harmonic source (sum of harmonics along a pitch contour, with jitter
-and tremor) is cut into syllables, each shaped by the formants of its vowel
-and preceded by a short noise burst (the consonant). Emotion moves the
-prosodic and voice-quality settings that SER features pick up in real speech
-(pitch level and range, loudness, speaking rate, spectral tilt, breathiness);
-each actor adds a voice of their own (base pitch, vocal-tract length, a timbre
-resonance, habits and per-emotion mannerisms) so that a model tested on seen
-actors scores higher than one tested on unseen actors, as on real CREMA-D.
-
-Only numpy and scipy are needed; ``mer_utils.data.synthetic.corpus`` drives it.
-"""
+"""Synthetic emotional speech from a source-filter voice model (numpy and scipy only): harmonics along a pitch
+contour, cut into syllables shaped by vowel formants. Emotion moves pitch, loudness, rate, spectral tilt and
+breathiness; each actor's own voice and mannerisms make seen actors easier than new ones, as on real CREMA-D."""
 
 from __future__ import annotations
 
@@ -18,16 +8,13 @@ import dataclasses
 
 import numpy as np
 
+from mer_utils.core.config import one_of
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 
-# Prosody and voice quality per emotion, chosen from the directions reported
-# for acted speech (e.g. Scherer 2003): anger and joy loud, high and bright;
-# fear high, fast and trembling; sadness low, slow, quiet and breathy;
-# disgust low, slow and falling.
-#   f0_st: pitch shift (semitones), range_st: pitch excursion, gain_db: loudness,
-#   rate: syllables/s, tilt: harmonic roll-off exponent (higher = darker),
-#   breath: aspiration-noise share, tremor_st: vibrato depth, final_st: final rise/fall,
-#   formant: relative formant shift (a smile shortens the vocal tract and raises them).
+# Prosody and voice quality per emotion, in the directions reported for acted speech (e.g. Scherer 2003).
+#   f0_st: pitch shift (semitones), range_st: pitch excursion, gain_db: loudness, rate: syllables/s, tilt: harmonic
+#   roll-off exponent (higher = darker), breath: aspiration-noise share, tremor_st: vibrato depth, final_st: final
+#   rise/fall, formant: relative formant shift (a smile shortens the vocal tract and raises them).
 STYLE_KEYS = ("f0_st", "range_st", "gain_db", "rate", "tilt", "breath", "tremor_st", "final_st", "formant")
 EMOTION_STYLE = {emotion: dict(zip(STYLE_KEYS, row)) for emotion, row in {
     #      f0_st range gain  rate  tilt  breath tremor final formant
@@ -40,18 +27,15 @@ EMOTION_STYLE = {emotion: dict(zip(STYLE_KEYS, row)) for emotion, row in {
 }.items()}
 # Clip-to-clip variation of one actor acting one emotion (one standard deviation).
 CLIP_NOISE = dict(zip(STYLE_KEYS, (0.72, 0.6, 0.9, 0.21, 0.06, 0.018, 0.03, 0.48, 0.009)))
-# Actors' habits (their own way of acting each emotion) vary this many times
-# more: one reason seen actors are easier than new ones.
+# Actors' habits (their own way of acting each emotion) vary this many times more: seen actors are easier.
 HABIT_SCALE = 2.0
 
-# Formants (Hz) of a few vowels for an adult male vocal tract; the actor's
-# vocal-tract factor scales them (women and shorter tracts: higher formants).
+# Formants (Hz) of a few vowels for an adult male vocal tract, scaled by the actor's vocal-tract factor.
 VOWEL_FORMANTS = {
     "a": (730, 1090, 2440), "e": (530, 1840, 2480), "i": (300, 2200, 2900),
     "o": (570, 840, 2410), "u": (330, 1020, 2240), "@": (500, 1500, 2500),
 }
-# Vowel nucleus of each syllable of the twelve CREMA-D sentences (rough
-# transcription; what matters is that each sentence has its own rhythm).
+# Vowel nucleus of each syllable of the CREMA-D sentences (rough: what matters is each sentence's own rhythm).
 SENTENCE_VOWELS = {
     "IEO": "ieee@o", "TIE": "aie@aioa@", "IOM": "aoaeu@ii", "IWW": "au@oii@a",
     "TAI": "@eeiooou", "MTI": "eiuooiiio", "IWL": "auae@uao", "ITH": "aiaae@o@o@",
@@ -95,14 +79,9 @@ def random_voice(rng: np.random.Generator, *, sex: str) -> Voice:
 
 
 def clip_style(voice: Voice, emotion: str, *, strength: float, rng: np.random.Generator) -> dict:
-    """Prosody settings of one clip.
-
-    ``strength`` in [0, 1.2] is how clearly the emotion is expressed: 0 gives
-    the actor's neutral voice, so weakly acted clips look neutral, as in the
-    crowd votes of the real corpus.
-    """
-    if emotion not in EMOTION_STYLE:
-        raise ValueError(f"emotion must be one of {EMOTIONS}, got {emotion!r}")
+    """Prosody settings of one clip; ``strength`` in [0, 1.2]: 0 is the actor's neutral voice (as in the real
+    crowd votes, weakly acted clips sound neutral)."""
+    one_of(emotion, EMOTIONS, "emotion")
     style = {}
     for key in STYLE_KEYS:
         neutral = EMOTION_STYLE["NEU"][key] + voice.habits["NEU"][key]
@@ -208,10 +187,3 @@ def synthesize_utterance(voice: Voice, style: dict, *, sentence: str, duration_s
     room = room - voice.noise_tilt * np.r_[0.0, room[:-1]]  # differenced noise is brighter
     out += 10 ** (rng.uniform(-58, -48) / 20) * room / (np.std(room) + 1e-12)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
-
-
-def write_wav(path, samples: np.ndarray, sr: int) -> None:
-    """Write 16-bit PCM mono, like CREMA-D's AudioWAV files."""
-    import soundfile as sf
-
-    sf.write(str(path), samples, sr, subtype="PCM_16", format="WAV")

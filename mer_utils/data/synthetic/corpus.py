@@ -1,21 +1,6 @@
-"""A small synthetic corpus in the official CREMA-D layout.
-
-It is the embedded default data set and the test fixture: every stage of the
-toolkit (manifest, splits, audio and visual experts, fusion) runs on it in
-seconds without the real corpus. Clips carry learnable emotion cues in both
-modalities, drawn from the same label but with independent, random
-expression strength per modality (so fusion has something to combine), and
-actor-specific voices and faces (so a speaker-independent split scores lower
-than a random one, as on real data).
-
-Layout written under ``out_dir``::
-
-    AudioWAV/1001_DFA_ANG_XX.wav     16 kHz mono 16-bit PCM
-    VideoFlash/1001_DFA_ANG_XX.flv   Flash Video (FLV1), read by OpenCV
-    VideoDemographics.csv            "ActorID","Age","Sex","Race","Ethnicity"
-    README.txt                       what this is, seed and parameters
-    synth_config.json                parameters; lets a re-run skip the work
-"""
+"""A small synthetic corpus in the official CREMA-D layout: the embedded default data set and the test fixture.
+Both modalities carry the clip's emotion with independent random strengths (so fusion has something to combine);
+actors have their own voices and faces (so speaker-independent splits score lower than random ones, as on CREMA-D)."""
 
 from __future__ import annotations
 
@@ -48,30 +33,24 @@ def clip_plan(*, n_actors: int, sentences=DEFAULT_SENTENCES) -> list[tuple[int, 
     >>> len(plan), plan[0]
     (44, (1001, 'DFA', 'ANG', 'XX'))
     """
-    plan = []
-    for actor in range(1001, 1001 + n_actors):
-        for sentence in sentences:
-            for emotion in EMOTIONS:
-                levels = IEO_LEVELS if sentence == "IEO" and emotion != "NEU" else ("XX",)
-                plan.extend((actor, sentence, emotion, level) for level in levels)
-    return plan
+    return [(actor, sentence, emotion, level) for actor in range(1001, 1001 + n_actors) for sentence in sentences
+            for emotion in EMOTIONS for level in (IEO_LEVELS if sentence == "IEO" and emotion != "NEU" else ("XX",))]
 
 
 def _check_arguments(n_actors, sentences, seed, duration_s, fps, frame_size) -> None:
-    if not 2 <= n_actors <= 91:
-        raise ValueError(f"n_actors must be between 2 (one per sex) and 91 (as in CREMA-D), got {n_actors}")
-    unknown = [s for s in sentences if s not in SENTENCES]
-    if not sentences or unknown or len(set(sentences)) != len(sentences):
-        raise ValueError(f"sentences must be distinct CREMA-D codes from {sorted(SENTENCES)}, got {sentences}")
-    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not 0.8 <= duration_s <= 6.0:
-        raise ValueError(f"duration_s must be between 0.8 and 6 seconds, got {duration_s}")
-    if not 5 <= fps <= 60:
-        raise ValueError(f"fps must be between 5 and 60, got {fps}")
-    if len(frame_size) != 2 or frame_size[0] < 96 or frame_size[1] < 72:
-        raise ValueError(f"frame_size is (width, height) of at least (96, 72) so faces stay detectable, "
-                         f"got {frame_size}")
+    rules = (
+        (2 <= n_actors <= 91, f"n_actors must be between 2 (one per sex) and 91 (as in CREMA-D), got {n_actors}"),
+        (sentences and set(sentences) <= set(SENTENCES) and len(set(sentences)) == len(sentences),
+         f"sentences must be distinct CREMA-D codes from {sorted(SENTENCES)}, got {sentences}"),
+        (isinstance(seed, (int, np.integer)) and seed >= 0, f"seed must be a non-negative integer, got {seed!r}"),
+        (0.8 <= duration_s <= 6.0, f"duration_s must be between 0.8 and 6 seconds, got {duration_s}"),
+        (5 <= fps <= 60, f"fps must be between 5 and 60, got {fps}"),
+        (len(frame_size) == 2 and frame_size[0] >= 96 and frame_size[1] >= 72,
+         f"frame_size is (width, height) of at least (96, 72) so faces stay detectable, got {frame_size}"),
+    )
+    for ok, message in rules:
+        if not ok:
+            raise ValueError(message)
 
 
 def _demographics(n_actors: int, seed: int) -> list[dict]:
@@ -87,8 +66,8 @@ def _demographics(n_actors: int, seed: int) -> list[dict]:
 
 
 def _atomic_media(path: Path):
-    """``atomic_io.atomic_path`` with the temporary file in a scratch folder, where it keeps its
-    extension (OpenCV picks the container from it) and no ``VideoFlash/*.flv`` glob sees it."""
+    """``atomic_path`` with the temporary file in a scratch folder: it keeps its extension (OpenCV picks the
+    container from it) and no ``VideoFlash/*.flv`` glob sees it."""
     return atomic_path(path, scratch_dir=path.parent.parent / SCRATCH_NAME)
 
 
@@ -123,23 +102,9 @@ def _start_or_skip(out_dir: Path, params: dict, expected: list[Path]) -> bool:
 def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENTENCES, seed: int = 0,
                           with_video: bool = True, duration_s: float = 1.6, fps: int = 15,
                           frame_size: tuple = (192, 144), progress: bool = True) -> Path:
-    """Write a synthetic CREMA-D-shaped corpus and return its root.
-
-    Parameters
-    ----------
-    out_dir : path of the corpus root (created if needed).
-    n_actors : actors 1001, 1002, ...; even positions are men, odd ones women.
-    sentences : CREMA-D sentence codes; IEO gets levels LO/MD/HI, the others XX.
-    seed : everything (voices, faces, every clip) follows from it: same seed, same bytes.
-    with_video : also write ``VideoFlash/*.flv``.
-    duration_s : mean clip length in seconds (each clip varies by up to 10 %).
-    fps, frame_size : video frame rate and (width, height).
-    progress : show a progress bar.
-
-    A re-run with the same parameters returns at once when the corpus is
-    complete and finishes an interrupted one; other parameters in the same
-    folder raise ``ValueError``.
-    """
+    """Write a synthetic CREMA-D-shaped corpus and return its root; same ``seed``, same bytes. ``duration_s``: the
+    mean clip length (each varies by up to 10 %). A re-run with the same parameters returns at once or finishes an
+    interrupted corpus; other parameters in the same folder raise ``ValueError``."""
     from tqdm import tqdm
 
     sentences = tuple(sentences)
@@ -187,6 +152,8 @@ def _make_actor(row: dict, seed: int, frame_size: tuple) -> dict:
 
 def _write_clip(out_dir: Path, clip, actor: dict, params: dict) -> None:
     """Render one clip's audio and video (each only if missing) from a clip-specific seed."""
+    import soundfile as sf
+
     from mer_utils.data.synthetic import audio as synth_audio, video as synth_video
 
     actor_id, sentence, emotion, level = clip
@@ -205,7 +172,7 @@ def _write_clip(out_dir: Path, clip, actor: dict, params: dict) -> None:
         samples = synth_audio.synthesize_utterance(actor["voice"], style, sentence=sentence, duration_s=duration,
                                                    sr=params["sample_rate"], rng=audio_rng)
         with _atomic_media(wav) as tmp:
-            synth_audio.write_wav(tmp, samples, params["sample_rate"])
+            sf.write(str(tmp), samples, params["sample_rate"], subtype="PCM_16", format="WAV")  # as CREMA-D's
     flv = out_dir / "VideoFlash" / f"{_name(clip)}.flv"
     if params["with_video"] and not flv.exists():
         peak = synth_video.clip_expression(actor["look"], emotion, strength=video_strength, rng=video_rng)

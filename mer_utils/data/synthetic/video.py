@@ -1,15 +1,6 @@
-"""Synthetic talking faces: a shaded cartoon face that OpenCV's Haar cascade finds.
-
-The face is drawn with OpenCV primitives: a shaded skin ellipse, dark eye
-sockets (the dark-eyes/bright-cheeks contrast the frontal-face cascade keys
-on), eyes, eyebrows, a nose shadow and a mouth. Emotion moves the facial
-action units the FER literature uses (Ekman's FACS): lip-corner pull and
-mouth opening, brow raise and brow lowering/knitting, eye widening, the
-upper-lip raise of disgust. Each actor has a look of their own (skin tone,
-face size and shape, position, hair, shirt, background), a resting face and
-their own way of showing each emotion; every clip has head jitter, an expression onset, talking, blinks, a
-lighting change and sensor noise.
-"""
+"""Synthetic talking faces: a shaded cartoon face, drawn with OpenCV, that its Haar cascade finds. Emotion moves the
+facial action units of the FER literature; each actor has a look, resting face and way of showing each emotion of
+their own; every clip has head jitter, an expression onset, talking, blinks, a lighting change and sensor noise."""
 
 from __future__ import annotations
 
@@ -17,12 +8,12 @@ import dataclasses
 
 import numpy as np
 
+from mer_utils.core.config import one_of
 from mer_utils.data.cremad_vocabulary import EMOTIONS
 
-# Expression parameters per emotion (0 = relaxed):
-#   eye: eye opening (1 = normal), brow_h: brow raise, brow_a: inner-brow
-#   lowering (+, anger's knit) or raising (-, sadness/fear), curve: lip-corner
-#   pull (+ smile, - frown), open: jaw drop, teeth: teeth shown, sneer: upper-lip raise.
+# Expression parameters per emotion (0 = relaxed): eye: eye opening (1 = normal), brow_h: brow raise, brow_a:
+# inner-brow lowering (+, anger's knit) or raising (-, sadness/fear), curve: lip-corner pull (+ smile, - frown),
+# open: jaw drop, teeth: teeth shown, sneer: upper-lip raise.
 FACE_KEYS = ("eye", "brow_h", "brow_a", "curve", "open", "teeth", "sneer")
 EMOTION_FACE = {
     "ANG": dict(eye=0.75, brow_h=-1.0, brow_a=1.0, curve=-0.3, open=0.35, teeth=1.0, sneer=0.2),
@@ -92,8 +83,7 @@ def _luma(bgr) -> float:
 
 def clip_expression(look: Look, emotion: str, *, strength: float, rng: np.random.Generator) -> dict:
     """Peak expression of one clip: the actor's resting face moved ``strength`` of the way to ``emotion``."""
-    if emotion not in EMOTION_FACE:
-        raise ValueError(f"emotion must be one of {EMOTIONS}, got {emotion!r}")
+    one_of(emotion, EMOTIONS, "emotion")
     neutral, target, habits = EMOTION_FACE["NEU"], EMOTION_FACE[emotion], look.habits[emotion]
     return {key: neutral[key] + look.resting[key] + strength * (target[key] - neutral[key] + habits[key])
             + rng.normal(0.0, FACE_NOISE[key]) for key in FACE_KEYS}
@@ -229,14 +219,11 @@ def render_frames(look: Look, peak: dict, *, n_frames: int, frame_size: tuple, f
 
 
 def write_video(path, frames: np.ndarray, *, fps: float) -> None:
-    """Encode frames as Flash Video (Sorenson H.263, the 'FLV1' codec) that OpenCV reads back.
-
-    FFmpeg's FLV muxer knows the codec by its FLV tag (2), not by the 'FLV1'
-    fourcc, which would make OpenCV print a fallback warning for every clip.
-    """
+    """Encode frames as Flash Video (Sorenson H.263, 'FLV1') that OpenCV reads back."""
     import cv2
 
     height, width = frames.shape[1:3]
+    # FFmpeg's FLV muxer knows the codec by its FLV tag (2); the 'FLV1' fourcc prints a warning per clip.
     writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, 2, float(fps), (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write FLV video to {path}: its FFmpeg backend lacks the FLV1 encoder")

@@ -16,7 +16,7 @@ from mer_utils.core.config import field as _f
 from mer_utils.experts.audio import DEFAULT_BACKBONE
 from mer_utils.experts.audio.config import AudioTrainConfig
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
-from mer_utils.protocols.actors import actor_table, split_actors
+from mer_utils.protocols.splits import actor_table, split_actors
 from mer_utils.core.run_lock import releasing_run_locks
 
 

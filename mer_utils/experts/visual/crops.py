@@ -205,7 +205,7 @@ def prepare_crops(
     """
     import pandas as pd
 
-    from mer_utils.data.modalities import modality_gap
+    from mer_utils.data.manifest import modality_gap
 
     from tqdm.auto import tqdm
 
