@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mer_utils.demo.predict import predict_clip
-    from mer_utils.fusion.deploy import DEFAULT_RULE
+    from mer_utils.fusion.rules import DEFAULT_RULE
 
     rows, fusion = [], ""
     for emotion in EMOTIONS:

@@ -1,10 +1,5 @@
-"""The ``mer`` command line.
-
-Each group of subcommands lives in ``mer_utils/commands/<group>.py`` with a
-``register(subparsers)`` function; handlers import their heavy libraries
-inside, so ``mer --help`` stays instant, and a stage command's handler
-parses its options (:mod:`mer_utils.commands`).
-"""
+"""The ``mer`` command line: each group of subcommands is a module of :mod:`mer_utils.commands` with a
+``register(subparsers)`` function; handlers import their heavy libraries inside, so ``mer --help`` is instant."""
 
 from __future__ import annotations
 
@@ -15,22 +10,10 @@ import sys
 # Top-level command -> the module that registers it. A command line that names one registers that module alone:
 # registering every command imports what their options offer (the split protocols: pandas), which would cost
 # `mer predict` a third of a second before it starts.
-COMMAND_MODULES = {
-    "manifest": "mer_utils.commands.data",
-    "splits": "mer_utils.commands.data",
-    "synth": "mer_utils.commands.data",
-    "human-baseline": "mer_utils.commands.data",
-    "download": "mer_utils.commands.download",
-    "audio": "mer_utils.commands.audio",
-    "fuse": "mer_utils.commands.fusion",
-    "report": "mer_utils.commands.fusion",
-    "visual": "mer_utils.commands.visual",
-    "predict": "mer_utils.commands.demo",
-    "app": "mer_utils.commands.app",
-    "hub": "mer_utils.commands.hub",
-    "export": "mer_utils.commands.export",
-    "run-all": "mer_utils.commands.pipeline",
-}
+COMMAND_MODULES = {command: f"mer_utils.commands.{module}" for module, commands in (
+    ("data", ("manifest", "splits", "synth", "human-baseline")), ("download", ("download",)), ("audio", ("audio",)),
+    ("fusion", ("fuse", "report", "run-all")), ("visual", ("visual",)), ("demo", ("predict", "app")),
+    ("hub", ("hub", "export"))) for command in commands}
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

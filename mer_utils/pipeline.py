@@ -1,9 +1,5 @@
-"""The main job: every stage end to end, on the embedded default or a real corpus.
-
-manifest -> splits -> audio expert (random and speaker-independent) ->
-visual expert -> fusion -> report -> demo prediction. Each stage writes its
-own run folder, so a re-run resumes finished folds instead of redoing them.
-"""
+"""``mer run-all``: manifest -> splits -> audio and visual experts under each protocol -> fusion -> report -> a demo
+prediction, on the embedded default or a real corpus; every stage resumes from its run folder."""
 
 from __future__ import annotations
 
@@ -44,15 +40,12 @@ def _demo_clip(outputs: Path, split_name: str, manifest) -> str:
 
 
 def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
-    """Run every stage; returns the paths of the report, tables and demo figure.
-
-    A corpus without usable audio (a VideoFlash-only download) or video (AudioWAV-only) runs the stages of
-    the modality it has; each skipped stage says so in one line with what to add.
-    """
+    """Run every stage; returns the paths of the report, tables and demo figure. A corpus without usable audio or
+    video runs the stages of the modality it has; each skipped stage says so in one line."""
     from mer_utils.experts.audio.compare import compare_protocols, save_protocol_comparison
     from mer_utils.experts.audio.train import train_audio
     from mer_utils.demo.predict import format_result, plot_result, predict_clip
-    from mer_utils.fusion.run import fuse_runs
+    from mer_utils.fusion.run import fuse_runs, latest_expert_runs
     from mer_utils.data.manifest import (default_manifest_path, load_problems, modality_gap, prepare_manifest,
                                          problems_path_of, summarize_manifest)
     from mer_utils.report.build import make_report
@@ -96,8 +89,6 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
         if gaps["audio"]:
             print("[4/6] fusion skipped: it needs both experts")
         else:
-            from mer_utils.fusion.run import latest_expert_runs
-
             for protocol in config.protocols:
                 runs = latest_expert_runs(outputs, protocol, corpus_key=corpus_key, adapt=config.audio_adapt)
                 fusion_dir = fuse_runs(runs["audio"], runs["visual"], outputs=outputs,

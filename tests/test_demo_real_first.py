@@ -129,7 +129,7 @@ def test_the_real_speech_expert_carries_its_licence_into_the_index_and_the_model
 
 def test_the_untuned_rule_calibrates_each_expert_on_its_own_validation_clips(real_speech_checkpoints):
     from mer_utils.core.checkpoint_index import read_index
-    from mer_utils.fusion.untuned import expert_temperature, untuned_rule
+    from mer_utils.fusion.rules import expert_temperature, untuned_rule
 
     entry = next(e for e in read_index(real_speech_checkpoints) if e["modality"] == "audio")
     temperature, why = expert_temperature(entry)
@@ -140,17 +140,16 @@ def test_the_untuned_rule_calibrates_each_expert_on_its_own_validation_clips(rea
 
 
 def test_an_over_confident_expert_does_not_veto_the_other():
-    from mer_utils.fusion.deploy import DEFAULT_RULE
-    from mer_utils.fusion.untuned import UntunedRule
+    from mer_utils.fusion.rules import DEFAULT_RULE, untuned_rule
 
     # The speech expert on a real CREMA-D anger clip: 0.94 disgust; the face: anger first, disgust last.
     speech = np.array([0.0001, 0.94, 0.0001, 0.002, 0.0001, 0.0577])
     face = np.array([0.408, 0.0001, 0.075, 0.073, 0.345, 0.0989])
     assert int(np.argmax(DEFAULT_RULE.fuse(speech, face))) != 0  # the product rule follows the louder expert
-    fused = UntunedRule().fuse(speech, face)
+    fused = untuned_rule({}, {}).fuse(speech, face)
     assert int(np.argmax(fused)) == 0 and np.isclose(fused.sum(), 1.0)
     # Where both agree, the fused answer agrees; a batch (timeline windows) fuses row by row.
-    batch = UntunedRule().fuse(np.stack([speech, face]), np.stack([face, face]))
+    batch = untuned_rule({}, {}).fuse(np.stack([speech, face]), np.stack([face, face]))
     assert batch.shape == (2, 6) and int(np.argmax(batch[1])) == 0
 
 

@@ -192,7 +192,8 @@ def test_folds_run_by_separate_processes_land_in_one_run(setup, tmp_path):
 def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys, monkeypatch):
     from mer_utils.data.cremad_vocabulary import EMOTIONS
     from mer_utils.experts.fine_tuning import ClassBalancedTrainer
-    from mer_utils.experts.visual.fit import FitSettings, fit_fold
+    from mer_utils.experts.visual.config import VisualTrainConfig
+    from mer_utils.experts.visual.fit import fit_fold
     from mer_utils.experts.visual.models import ModelSpec, _nn
 
     rng = np.random.default_rng(0)
@@ -204,8 +205,8 @@ def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys, monkeypatc
         torch.manual_seed(0)
         model = _nn()(ModelSpec(labels=EMOTIONS), pretrained=False)
         model.head[0], model.head[-1] = torch.nn.LayerNorm(8), torch.nn.Linear(8, 6)
-        return fit_fold(model, data, y, np.arange(30), np.arange(30, 36), settings=FitSettings(epochs=2, patience=100),
-                        fold=0, work_dir=work, progress=False)[1]["history"]
+        return fit_fold(model, data, y, np.arange(30), np.arange(30, 36), fold=0, work_dir=work,
+                        config=VisualTrainConfig(epochs=2, patience=100, device="cpu", progress=False))[1]["history"]
     straight = fit(tmp_path / "straight")
     real = ClassBalancedTrainer.training_step
 

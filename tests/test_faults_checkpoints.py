@@ -186,7 +186,7 @@ def test_visual_checkpoint_faults(tmp_path):
     ('{"format": 1, "strategy": "prod', "JSON is truncated"),
 ])
 def test_broken_fusion_rule_refused(tmp_path, text, reason):
-    from mer_utils.fusion.deploy import load_fusion_rule
+    from mer_utils.fusion.rules import load_fusion_rule
 
     path = tmp_path / "best_fusion.json"
     path.write_text(text)

@@ -10,12 +10,12 @@ from fusion_fakes import expert_frames, write_expert_pair, write_expert_run
 from mer_utils.core.atomic_io import read_json
 from mer_utils.cli import main
 from mer_utils.data.cremad_vocabulary import EMOTIONS
-from mer_utils.fusion.deploy import FusionRule, load_fusion_rule
+from mer_utils.fusion.rules import FusionRule, load_fusion_rule
 from mer_utils.fusion.join import build_master_table
 from mer_utils.core.checkpoint_index import read_index
 from mer_utils.fusion.run import export_rule, fuse_runs, latest_expert_runs
 from mer_utils.fusion.tuning import fuse_master
-from mer_utils.core.predictions import probabilities, read_predictions
+from mer_utils.core.predictions import read_predictions
 from mer_utils.core.runs import resolve_latest
 
 
@@ -143,7 +143,7 @@ def test_the_exported_rule_reproduces_the_chosen_fusion(fused):
     test = master[master["subset"] == "test"]
     audio = test[[c for c in master.columns if c.startswith("audio_p_")]].to_numpy()
     visual = test[[c for c in master.columns if c.startswith("visual_p_")]].to_numpy()
-    expected = probabilities(read_predictions(run_dir / "predictions_test.csv"))
+    expected = read_predictions(run_dir / "predictions_test.csv").filter(regex="^p_").to_numpy()
     assert rule.fuse(audio, visual) == pytest.approx(expected, abs=2e-5)  # CSVs keep 6 decimals
     assert rule.fuse(audio[0], visual[0]).shape == (len(EMOTIONS),)
     assert "tuned on validation of random_seed0" in rule.description

@@ -11,9 +11,8 @@ from sklearn.base import clone
 from sklearn.metrics import log_loss
 
 from mer_utils.data.cremad_vocabulary import EMOTIONS
-from mer_utils.fusion.calibration import apply_temperature, fit_temperature
+from mer_utils.fusion.rules import apply_rule, apply_temperature, fit_temperature
 from mer_utils.fusion.config import STRATEGY_NAMES
-from mer_utils.fusion.deploy import apply_rule
 from mer_utils.fusion.join import build_master_table, expert_probabilities
 from mer_utils.fusion.significance import bootstrap_ci, mcnemar_test, vectorised_scores
 from mer_utils.fusion.strategies import MaxConfidenceFusion, WeightedRuleFusion, make_strategy, simplex_grid

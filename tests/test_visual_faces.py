@@ -39,16 +39,16 @@ def test_missing_boxes_take_the_last_good_one_and_are_counted():
     a, b = [1.0, 1, 10, 10], [5.0, 5, 10, 10]
     frames = np.zeros((6, 100, 100, 3), np.uint8)
     track = track_faces(frames, ListDetector([[], a, [], [], b, []]), margin=0.0, window=1)
-    assert track.n_fallback == 4 and track.detected.tolist() == [False, True, False, False, True, False]
+    assert track.detected.tolist() == [False, True, False, False, True, False]
     assert track.boxes.tolist() == [a, a, a, a, b, b], "the first face's box before it, the last one after"
     track = track_faces(np.zeros((2, 100, 200, 3), np.uint8), ListDetector([[], []]), margin=0.0, window=1)
-    assert track.n_fallback == 2 and track.boxes[0].tolist() == [70.0, 20.0, 60.0, 60.0], "no face: centred square"
+    assert not track.detected.any() and track.boxes[0].tolist() == [70.0, 20.0, 60.0, 60.0], "no face: centred square"
 
 
 def test_track_keeps_the_largest_face_and_counts_fallbacks():
     frames = np.zeros((6, 100, 120, 3), np.uint8)
     track = track_faces(frames, ScriptedDetector(misses={2, 3}), margin=0.25, window=3)
-    assert track.n_fallback == 2 and track.detected.tolist() == [True, True, False, False, True, True]
+    assert track.detected.tolist() == [True, True, False, False, True, True]
     assert np.allclose(track.boxes, [[35.0, 25.0, 30.0, 30.0]] * 6), "largest box, squared, 25 % margin each side"
 
 

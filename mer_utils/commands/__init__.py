@@ -1,9 +1,5 @@
-"""Subcommand groups of the ``mer`` command line (see :mod:`mer_utils.cli`).
-
-A stage command (``mer audio train``, ``mer fuse`` ...) takes the fields of its config dataclass as options,
-parsed in its handler by ``transformers.HfArgumentParser`` (:func:`parse_config`), one ``--help`` section per
-group dataclass of the config: listing the commands loads neither the configs nor transformers.
-"""
+"""Subcommand groups of the ``mer`` command line. A stage command's options are the fields of its config
+dataclass, parsed in its handler by :func:`parse_config` (listing the commands loads neither)."""
 
 from __future__ import annotations
 
@@ -18,13 +14,9 @@ def add_config_command(subparsers, name: str, *, help: str, handler) -> None:
 
 
 def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | None = None):
-    """The ``cls`` config given by the options of a command of :func:`add_config_command`, and a namespace
-    of its other ``options`` (``{"--flag": add_argument keywords}``).
-
-    ``groups``: the group dataclasses whose fields are options (default: ``cls`` itself, ungrouped); the
-    other fields keep their defaults. ``--config RUN`` replays a run: the fields of its config.json become
-    the defaults (of the other fields too), so options typed beside it win.
-    """
+    """The ``cls`` config of a command's options (those of the ``groups`` dataclasses, one ``--help`` section
+    each; default: ``cls``), and a namespace of its other ``options`` (``{"--flag": add_argument keywords}``).
+    ``--config RUN`` replays a run: its config.json gives the defaults, so options typed beside it win."""
     from transformers import HfArgumentParser
 
     from mer_utils.core.config import field_names, load_config
@@ -45,8 +37,8 @@ def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | Non
 
 
 def report_unfinished(result) -> bool:
-    """Print why a training command has no scores to show, and return True, when this process does not
-    report (not the main process of a launch) or the run waits for folds other processes train."""
+    """Print why a training command has no scores to show (and return True) when this process is not the main
+    process of a launch or the run waits for folds other processes train."""
     from mer_utils.experts import distributed
 
     if not distributed.is_main_process():

@@ -1,9 +1,4 @@
-"""``mer audio train``, ``mer audio compare``, ``mer audio predict``, ``mer audio cross-corpus``.
-
-The options of ``train`` are the fields of
-:class:`mer_utils.experts.audio.config.AudioTrainConfig`, in its groups, so the
-CLI, the notebooks and ``config.json`` always agree.
-"""
+"""``mer audio train``, ``mer audio compare``, ``mer audio predict``, ``mer audio cross-corpus``."""
 
 from __future__ import annotations
 
@@ -22,13 +17,10 @@ def _train(args) -> int:
     if report_unfinished(result):
         return 0
     summary = result.metrics["summary"]
-    for subset in ("val", "test"):
-        if subset in summary:
-            s = summary[subset]
-            print(f"{subset:>4}: WA {format_mean_std(s['wa']['mean'], s['wa']['std'])}  "
-                  f"UA {format_mean_std(s['ua']['mean'], s['ua']['std'])}  "
-                  f"macro-F1 {format_mean_std(s['macro_f1']['mean'], s['macro_f1']['std'])}  "
-                  f"(n folds {s['ua']['n']})")
+    for subset, s in ((k, summary[k]) for k in ("val", "test") if k in summary):
+        scores = "  ".join(f"{name} {format_mean_std(s[key]['mean'], s[key]['std'])}"
+                           for key, name in (("wa", "WA"), ("ua", "UA"), ("macro_f1", "macro-F1")))
+        print(f"{subset:>4}: {scores}  (n folds {s['ua']['n']})")
     if result.metrics["n_skipped"]:
         print(f"skipped {result.metrics['n_skipped']} clips (see {result.run_dir / 'skipped_clips.csv'})")
     print(f"run: {result.run_dir}\ncheckpoint: {result.checkpoint}")

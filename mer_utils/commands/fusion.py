@@ -1,4 +1,4 @@
-"""``mer fuse`` and ``mer report``."""
+"""``mer fuse``, ``mer report`` and ``mer run-all``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,15 @@ def _report(args) -> int:
     return 0
 
 
+def _run_all(args) -> int:
+    from mer_utils.pipeline import PipelineConfig, run_all
+
+    config, options = parse_config(args, PipelineConfig, options={
+        "--quiet": dict(action="store_true", help="no progress bars (same as --no-progress)")})
+    run_all(config, **({"progress": False} if options.quiet else {}))
+    return 0
+
+
 def register(subparsers) -> None:
     add_config_command(subparsers, "fuse", help="late fusion of an audio and a visual run (tuned on validation)",
                        handler=_fuse)
@@ -64,3 +73,6 @@ def register(subparsers) -> None:
                    "runs' configs do not lead to one")
     p.add_argument("--no-figures", action="store_true", help="write the tables only")
     p.set_defaults(handler=_report)
+
+    add_config_command(subparsers, "run-all", help="manifest, splits, both experts under both protocols, fusion, "
+                       "report and a demo prediction (default: the embedded synthetic corpus)", handler=_run_all)

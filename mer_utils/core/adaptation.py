@@ -1,17 +1,6 @@
-"""How a test clip was scored: alone, or with statistics of other unlabelled test clips.
-
-Scoring is part of the protocol. A clip scored alone (``"none"``, the
-default) is what every published CREMA-D number and the demo's single
-recording do. Test-time adaptation uses the structure of the test set, no
-label: ``"speaker"`` z-scores each speaker's features with that speaker's
-own clips (Busso et al.'s speaker normalisation), ``"balanced"`` adds a
-per-(speaker, sentence) z-score and rescales each speaker's predictions to
-the training class prior, which holds only where every speaker was recorded
-in every emotion alike (acted corpora that declare ``balanced_speakers``).
-
-An adapted number is reported in its own rows, named, beside the single-clip
-one, and two numbers are compared only when they were scored alike
-(:func:`check_same_scoring`).
+"""How a test clip was scored: alone (``"none"``, as published results and the demo are), or with statistics of
+other unlabelled test clips (``"speaker"``, ``"balanced"``: :data:`WHAT_IT_USES`). Two numbers are compared only
+when they were scored alike (:func:`check_same_scoring`).
 """
 
 from __future__ import annotations
@@ -44,8 +33,8 @@ def check_adaptation(name: str) -> str:
 
 
 def adaptation_of(record: dict) -> str:
-    """The mode a run's ``metrics.json`` (or an index entry) was scored in. A ``metrics.json`` written before
-    the mode was recorded says it in its folds' normalisation settings; a record with neither scored alone.
+    """The mode a run's ``metrics.json`` (or an index entry) was scored in; older files say it in their folds'
+    normalisation settings.
 
     >>> adaptation_of({"adaptation": "speaker"}), adaptation_of({})
     ('speaker', 'none')
@@ -72,10 +61,7 @@ def pointer_key(protocol: str, adaptation: str = DEFAULT_ADAPTATION) -> str:
 
 
 def check_same_scoring(records: dict[str, dict], *, what: str) -> str:
-    """The one mode every record (``{name: metrics}``) was scored in, or a ``ValueError`` naming each.
-
-    ``what`` says what was being compared, for the message.
-    """
+    """The one mode every record (``{name: metrics}``) was scored in, or a ``ValueError`` naming each."""
     modes = {name: adaptation_of(record) for name, record in records.items()}
     if len(set(modes.values())) > 1:
         listed = "; ".join(f"{name}: {SHORT_NAMES[mode]}" for name, mode in modes.items())

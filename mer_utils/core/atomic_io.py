@@ -1,12 +1,5 @@
-"""Atomic writes: a file is either the old version or the complete new one.
-
-A Colab runtime can disconnect mid-write; writing to a temporary file in the
-same folder and renaming it (``os.replace`` is atomic on POSIX and Windows)
-means a half-written CSV is never left behind for the next notebook to read.
-
-A write that fails (a full disk, a read-only folder) raises :class:`WriteError`, which names the file and
-the cause: the libraries underneath say only ``[Errno 28] No space left on device`` (pandas, matplotlib) or
-``System error.`` (libsndfile), without the file.
+"""Atomic writes (a temporary file renamed into place): a file is either the old version or the complete new one.
+A failed write raises :class:`WriteError` naming the file and the cause, which the libraries underneath often omit.
 """
 
 from __future__ import annotations
@@ -21,9 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-# mkstemp creates files readable by their owner alone; a finished output gets the mode any new file of the
-# user gets (0644 under the usual umask 022), so a teammate can read index.json or a figure. Read once, at
-# import: os.umask can only be read by setting it, which must not race with other threads creating files.
+# mkstemp's files are owner-only; a finished output gets the user's usual mode (0644 under umask 022). Read once,
+# at import: os.umask can only be read by setting it, which must not race with other threads creating files.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
@@ -35,8 +27,8 @@ class WriteError(OSError):
 
 
 def _write_error(path: Path, err: BaseException, tmp: Path | None = None) -> WriteError | None:
-    """The :class:`WriteError` for ``err``, raised while writing ``path`` (through ``tmp``), or None when
-    ``err`` is not about this write (e.g. an input the writer was reading is missing: that error names its file)."""
+    """The :class:`WriteError` for ``err`` raised while writing ``path`` (through ``tmp``), or None when ``err``
+    is not about this write (e.g. a missing input of the writer)."""
     folder = path.parent
     try:
         free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
@@ -53,13 +45,10 @@ def _write_error(path: Path, err: BaseException, tmp: Path | None = None) -> Wri
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, scratch_dir: str | os.PathLike | None = None) -> Iterator[Path]:
-    """Yield a temporary path; move it into place on success.
+    """Yield a temporary path next to ``path``; move it into place on success.
 
-    The temporary file sits next to ``path`` (hidden, ``.tmp``) unless
-    ``scratch_dir`` is given; there it keeps ``path``'s extension, for
-    writers that pick the format from it (OpenCV's video writer). The scratch
-    folder must be on the same file system for the rename to be atomic.
-    A failed write raises :class:`WriteError` naming ``path`` and the cause.
+    In ``scratch_dir`` (same file system) the temporary file keeps ``path``'s extension, for writers that pick
+    the format from it (OpenCV's video writer).
     """
     path = Path(path)
     try:

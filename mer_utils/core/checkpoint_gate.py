@@ -1,14 +1,5 @@
-"""One gate for every checkpoint file the toolkit reads.
-
-A checkpoint can be truncated (a Colab disconnect mid-copy), not a
-checkpoint at all (a renamed file), written for another architecture, full
-of NaN, or a pickle from the internet that would run code. Each of those
-surfaces as a different library error (``SafetensorError``, torch's
-``PytorchStreamReader failed`` or ``size mismatch``, numpy's ``matmul``,
-``JSONDecodeError``, ``UnpicklingError`` with torch's advice to retry with
-``weights_only=False``). :func:`opening_checkpoint` turns each into one
-:class:`CheckpointError` naming the file, what is wrong with it in the
-toolkit's own words, and the fix; nothing half-loaded is used.
+"""One gate for every checkpoint file the toolkit reads: a truncated, foreign, wrong-shaped, NaN or pickled-code
+file becomes one :class:`CheckpointError` naming the file, what is wrong in the toolkit's words, and the fix.
 
 >>> from pathlib import Path
 >>> try:
@@ -55,11 +46,8 @@ def _reason(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def opening_checkpoint(path: str | os.PathLike, *, kind: str, fix: str) -> Iterator[None]:
-    """Run the loading code of one checkpoint; any failure becomes a :class:`CheckpointError`.
-
-    ``FileNotFoundError`` passes through (callers say how to make the file);
-    a :class:`CheckpointError` raised inside keeps its own message.
-    """
+    """Run the loading code of one checkpoint; any failure but ``FileNotFoundError`` (callers say how to make
+    the file) becomes a :class:`CheckpointError`."""
     try:
         yield
     except (CheckpointError, FileNotFoundError):
@@ -70,11 +58,8 @@ def opening_checkpoint(path: str | os.PathLike, *, kind: str, fix: str) -> Itera
 
 
 def refuse_non_finite(arrays: Iterable[tuple[str, object]], *, path: str | os.PathLike, kind: str, fix: str) -> None:
-    """Raise :class:`CheckpointError` if any named array (numpy or torch) holds NaN or infinity.
-
-    A model with NaN weights answers ``nan`` for every class, and an arg-max
-    over NaN silently picks the first label.
-    """
+    """Raise :class:`CheckpointError` if any named array (numpy or torch) holds NaN or infinity (an arg-max
+    over NaN silently picks the first label)."""
     for name, values in arrays:
         values = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
         if values.dtype.kind in "fc" and not np.isfinite(values).all():
@@ -92,14 +77,8 @@ def safetensors_arrays(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarra
 
 
 def cached_by_file(loader):
-    """Decorator: a loader called again on an unchanged checkpoint returns the model it already loaded.
-
-    The key is the file's path, size and modification time (and those of the
-    ``.json``/``.safetensors``/``.pt`` beside it), so a retrained or replaced
-    checkpoint is read afresh; the demo validates a checkpoint by loading it
-    and then predicts with the same object, and a notebook's warm calls
-    skip the load.
-    """
+    """Decorator: a loader called again on an unchanged checkpoint (path, size and modification time of the file
+    and of the ``.json``/``.safetensors``/``.pt`` beside it) returns the model it already loaded."""
     cache: dict = {}
 
     @functools.wraps(loader)
@@ -119,13 +98,8 @@ def cached_by_file(loader):
 
 
 def first_usable(candidates: Iterable[tuple[Path, dict]], load) -> tuple[Path, dict, object, list[str]]:
-    """The first candidate ``load(path)`` accepts: ``(path, entry, loaded, refusals)``.
-
-    A broken or foreign file in front of a valid checkpoint (e.g. a
-    malicious ``.pt`` under the best model's name) must not stop the demo:
-    it is skipped with its refusal recorded, and the next one is tried.
-    Raises :class:`CheckpointError` listing every refusal when none loads.
-    """
+    """The first candidate ``load(path)`` accepts: ``(path, entry, loaded, refusals)``; a broken file in front
+    of a valid one is skipped with its refusal recorded. Raises :class:`CheckpointError` when none loads."""
     refusals = []
     for path, entry in candidates:
         try:

@@ -1,13 +1,5 @@
-"""The checkpoint index: one file, ``checkpoints/index.json``, naming the best
-checkpoint of every (corpus, modality, protocol) with what it was trained on.
-
-Each entry records the corpus (name, corpus key, synthetic or real), the
-label set, the protocol and split, the backbone and mode, the scores, the run
-folder, and the checkpoint's path relative to the index. The demo and
-fusion read the index instead of guessing from file names, so a fine-tuned
-WavLM or a frozen probe is found like any other model, and a model is never
-applied to a label set it does not know.
-"""
+"""The checkpoint index, ``checkpoints/index.json``: the best checkpoint of every (corpus, modality, protocol,
+adaptation) with what it was trained on (corpus, labels, protocol, scores, run folder, relative path)."""
 
 from __future__ import annotations
 
@@ -44,11 +36,8 @@ def read_index(checkpoints: str | os.PathLike) -> list[dict]:
 
 def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protocol: str, path: str | os.PathLike,
                         corpus: dict, corpus_key: str, **fields) -> dict:
-    """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)``; returns it.
-
-    ``corpus`` is the :class:`~mer_utils.data.corpus.CorpusInfo` dict of the
-    training data (its label set becomes the entry's ``labels``, its licence the entry's ``licence``).
-    """
+    """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)``; returns it. ``corpus``:
+    the :class:`~mer_utils.data.corpus.CorpusInfo` dict of the training data."""
     from mer_utils.core.runs import timestamp
 
     if modality not in MODALITIES:
@@ -94,13 +83,8 @@ def find_entries(checkpoints: str | os.PathLike, *, modality: str, corpus: str |
     chosen = [e for e in read_index(checkpoints) if e["modality"] == modality
               and (corpus is None or e["corpus"] == corpus) and (corpus_key is None or e["corpus_key"] == corpus_key)
               and (protocol is None or e["protocol"] == protocol)]
-    return sorted(chosen, key=lambda e: (adaptation_of(e) != "none", not e.get("speaker_independent", False),
-                                         _newest_first(e["updated"])))
-
-
-def _newest_first(stamp: str) -> str:
-    # Timestamps are YYYYmmdd-HHMMSS: invert the digits so a plain ascending sort puts the newest first.
-    return "".join(chr(ord("9") - ord(c) + ord("0")) if c.isdigit() else c for c in stamp)
+    newest = sorted(chosen, key=lambda e: e["updated"], reverse=True)  # stable: the next sort keeps this order
+    return sorted(newest, key=lambda e: (adaptation_of(e) != "none", not e.get("speaker_independent", False)))
 
 
 def describe(entry: dict) -> str:

@@ -1,9 +1,5 @@
-"""One way to configure every stage: a dataclass with a help text per field.
-
-A stage's dataclass is flat (its fields are ``config.json``'s keys and what notebooks pass), possibly built
-from one dataclass per concern (:func:`group`), each a section of the command's ``--help``; the ``mer``
-command parses them with ``transformers.HfArgumentParser`` (:func:`mer_utils.commands.parse_config`), so
-this module, which the data layer imports, stays free of transformers.
+"""Stage configs: flat dataclasses (``config.json``'s keys) with a help text per field, built from one group
+dataclass per ``--help`` section. Free of transformers: :func:`mer_utils.commands.parse_config` parses them.
 """
 
 from __future__ import annotations
@@ -14,11 +10,8 @@ from pathlib import Path
 
 
 def field(default, help_text: str, **kwargs):
-    """A dataclass field with its CLI help (and optional ``choices``).
-
-    A tuple default is a ``list[X]`` field (one option taking several values, as HfArgumentParser reads it),
-    filled from a fresh copy of the tuple.
-    """
+    """A dataclass field with its CLI help (and optional ``choices``); a tuple default makes a ``list[X]`` field
+    (one option taking several values)."""
     metadata = {"help": help_text, **kwargs}
     if isinstance(default, tuple):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)

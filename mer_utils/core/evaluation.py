@@ -1,9 +1,4 @@
-"""Score a run's predictions and write the run folder's result files.
-
-Every expert (audio, visual, fusion) hands one frame holding all its folds and
-subsets to :func:`save_run_outputs`, so metrics.json has the same schema
-everywhere and the report can read any run the same way.
-"""
+"""Score a run's predictions and write the run folder's result files, in one schema for every expert."""
 
 from __future__ import annotations
 
@@ -33,17 +28,8 @@ def score_predictions(predictions: pd.DataFrame) -> tuple[list[dict], dict]:
 
 
 def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, info: dict) -> dict:
-    """Write predictions per subset, metrics.json and the test confusion matrix.
-
-    Parameters
-    ----------
-    run_dir : folder made by :func:`mer_utils.core.runs.new_run_dir`.
-    predictions : contract frame with every fold and subset of the run (made by
-        :func:`mer_utils.core.predictions.make_predictions_frame`, or read back by
-        its reader, which checks it).
-    info : at least ``modality``, ``protocol``, ``split`` and ``backbone``;
-        copied into metrics.json so the report can group runs.
-    """
+    """Write predictions per subset, metrics.json (``info`` included: at least ``modality``, ``protocol``,
+    ``split`` and ``backbone``) and the test confusion matrix of a contract frame of every fold and subset."""
     missing = [k for k in _REQUIRED_INFO if k not in info]
     if missing:
         raise ValueError(f"save_run_outputs: info lacks {missing}")
@@ -70,6 +56,7 @@ def save_confusion_png(path: str | os.PathLike, y_true, y_pred, *, labels, title
     from matplotlib.figure import Figure
 
     from mer_utils.core.atomic_io import atomic_path
+
     labels = list(labels)
     norm = confusion_frame(y_true, y_pred, labels=labels, normalize=True)
     counts = confusion_frame(y_true, y_pred, labels=labels)

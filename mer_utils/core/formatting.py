@@ -1,13 +1,8 @@
-"""Write one table three ways: CSV (numbers), Markdown and LaTeX (formatted).
-
-Formatting is fixed (percent with one decimal, ``mean ± std``) and nothing
-time-dependent is written, so regenerating a report from the same runs gives
-byte-identical files that a diff or a paper build can trust.
-"""
+"""Write one table three ways: CSV (numbers), Markdown and LaTeX (formatted). Nothing time-dependent is
+written, so a report regenerated from the same runs is byte-identical."""
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -24,23 +19,19 @@ def percent(value: float, *, digits: int = 1) -> str:
     >>> percent(0.6123), percent(float("nan"))
     ('61.2', '–')
     """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * value:.{digits}f}"
+    return "–" if pd.isna(value) else f"{100 * value:.{digits}f}"
 
 
 def percent_mean_std(mean: float, std: float, n: int) -> str:
     """``'61.2 ± 1.3'`` when there are several folds or seeds, else ``'61.2'``."""
-    if n is None or n <= 1 or std is None or (isinstance(std, float) and math.isnan(std)):
+    if n is None or n <= 1 or pd.isna(std):
         return percent(mean)
     return f"{percent(mean)} ± {percent(std)}"
 
 
 def p_value(value: float) -> str:
     """Three significant decimals, or ``<0.001``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+    return "–" if pd.isna(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -74,19 +65,10 @@ def latex_table(frame: pd.DataFrame, *, caption: str = "", label: str = "") -> s
     return "\n".join([*lines, body.rstrip("\n"), r"\end{table}"]) + "\n"
 
 
-def write_table(
-    numbers: pd.DataFrame,
-    display: pd.DataFrame,
-    out_dir: str | os.PathLike,
-    name: str,
-    *,
-    caption: str = "",
-) -> dict[str, Path]:
+def write_table(numbers: pd.DataFrame, display: pd.DataFrame, out_dir: str | os.PathLike, name: str, *,
+                caption: str = "") -> dict[str, Path]:
     """Write ``name.csv`` (raw numbers), ``name.md`` and ``name.tex`` (formatted)."""
     out_dir = Path(out_dir)
-    paths = {
-        "csv": write_csv(out_dir / f"{name}.csv", numbers, float_format=CSV_FLOAT_FORMAT),
-        "md": write_text(out_dir / f"{name}.md", markdown_table(display)),
-        "tex": write_text(out_dir / f"{name}.tex", latex_table(display, caption=caption, label=f"tab:{name}")),
-    }
-    return paths
+    return {"csv": write_csv(out_dir / f"{name}.csv", numbers, float_format=CSV_FLOAT_FORMAT),
+            "md": write_text(out_dir / f"{name}.md", markdown_table(display)),
+            "tex": write_text(out_dir / f"{name}.tex", latex_table(display, caption=caption, label=f"tab:{name}"))}

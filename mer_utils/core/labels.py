@@ -1,17 +1,10 @@
-"""Label sets: the classes of a corpus, in the order every array uses.
-
-A label set is a tuple of short codes (CREMA-D: ``("ANG", "DIS", "FEA",
-"HAP", "NEU", "SAD")``; IEMOCAP's standard four: ``("ANG", "HAP", "NEU",
-"SAD")``; any strings for a corpus given as a CSV). It is declared by the
-corpus reader, written beside the manifest, and travels from there into
-splits, predictions (``p_<label>`` columns, in this order), checkpoints,
-fusion rules and reports. Nothing downstream of the data layer holds a
-label list of its own.
+"""Label sets: a corpus's classes as a tuple of short codes (CREMA-D: ``("ANG", "DIS", "FEA", "HAP", "NEU",
+"SAD")``), in the order every array uses. Declared by the corpus reader; nothing downstream holds its own list.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 PROB_PREFIX = "p_"
 SUBSETS = ("train", "val", "test")
@@ -31,15 +24,6 @@ def prob_columns(labels: Sequence[str]) -> tuple[str, ...]:
     return tuple(f"{PROB_PREFIX}{label}" for label in labels)
 
 
-def labels_from_columns(columns: Iterable[str]) -> tuple[str, ...]:
-    """The label set a frame's ``p_<label>`` columns spell, in their order.
-
-    >>> labels_from_columns(["clip_id", "p_NEU", "p_ANG"])
-    ('NEU', 'ANG')
-    """
-    return tuple(c[len(PROB_PREFIX):] for c in columns if str(c).startswith(PROB_PREFIX))
-
-
 def label_name(label: str) -> str:
     """A readable name for a label code (``"ANG"`` -> ``"anger"``; unknown codes unchanged)."""
     return LABEL_NAMES.get(label, label)
@@ -56,9 +40,8 @@ def check_label_set(labels: Sequence[str], *, source: str = "label set") -> tupl
 
 
 def class_weights(y, label_set: Sequence[str], *, allow_absent: bool = False):
-    """Inverse-frequency weights, mean 1 over the classes present (scikit-learn's "balanced"),
-    for a class-balanced loss. A class absent from ``y`` is refused (naming it), or, with
-    ``allow_absent``, weighted 0.
+    """Inverse-frequency weights, mean 1 over the classes present (scikit-learn's "balanced"); a class absent
+    from ``y`` is refused, or, with ``allow_absent``, weighted 0.
 
     >>> class_weights([0, 0, 1], ("NEG", "POS")).round(2).tolist()
     [0.75, 1.5]

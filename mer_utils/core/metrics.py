@@ -1,9 +1,5 @@
-"""Classification metrics for SER/FER/fusion, all computed by scikit-learn.
-
-WA (weighted accuracy) is plain accuracy; UA (unweighted average recall) is
-scikit-learn's ``balanced_accuracy_score`` (:func:`ua_score`); both are what
-the SER literature reports, so numbers are comparable with EmoBox and HiCMAE tables.
-"""
+"""Classification metrics, computed by scikit-learn: WA (accuracy) and UA (unweighted average recall), as the SER
+literature reports them."""
 
 from __future__ import annotations
 
@@ -17,27 +13,9 @@ import pandas as pd
 
 
 def ua_score(y_true, y_pred, *, labels=None) -> float:
-    """Unweighted accuracy (UA): the recall of each class, averaged with equal weight per class.
+    """Unweighted accuracy (UA): the recall of each class present in ``y_true`` (of ``labels``, when given),
+    averaged with equal weight per class (scikit-learn's ``balanced_accuracy_score``).
 
-    UA is scikit-learn's ``balanced_accuracy_score`` (macro-averaged recall), so a rare emotion counts as
-    much as a frequent one. A class absent from ``y_true`` has no recall and is left out of the average,
-    the usual UA when a small subset lacks a class.
-
-    Parameters
-    ----------
-    y_true, y_pred : array-like of shape (n_samples,)
-        True and predicted classes (names or indices).
-    labels : array-like, default=None
-        The classes to average over (those of them present in ``y_true``, at least one); by default
-        every class of ``y_true``.
-
-    Returns
-    -------
-    float
-        Between 0 and 1; ``1 / n_classes`` for a constant guess.
-
-    Examples
-    --------
     >>> ua_score(["ANG", "ANG", "ANG", "SAD"], ["ANG", "ANG", "ANG", "ANG"])
     0.5
     >>> ua_score([0, 0, 1, 2], [0, 1, 1, 1], labels=[0, 1])
@@ -54,9 +32,8 @@ def ua_score(y_true, y_pred, *, labels=None) -> float:
     return float(recall_score(y_true, y_pred, labels=counted, average="macro"))
 
 
-def classification_scores(
-    y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] | None = None
-) -> dict:
+def classification_scores(y_true: Sequence[str], y_pred: Sequence[str], *,
+                          labels: Sequence[str] | None = None) -> dict:
     """WA, UA, macro-F1 and per-class precision/recall/F1.
 
     >>> s = classification_scores(["ANG", "SAD"], ["ANG", "ANG"], labels=["ANG", "SAD"])
@@ -73,9 +50,7 @@ def classification_scores(
         raise ValueError(f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}")
     labels = _labels(labels, y_true, y_pred)
     present = [lab for lab in labels if lab in set(y_true)]
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return {
         "n": int(len(y_true)),
         "wa": float(accuracy_score(y_true, y_pred)),
@@ -95,10 +70,8 @@ def _labels(labels, y_true, y_pred) -> list[str]:
     return sorted(set(np.asarray(y_true, dtype=str)) | set(np.asarray(y_pred, dtype=str)))
 
 
-def confusion_frame(
-    y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] | None = None,
-    normalize: bool = False,
-) -> pd.DataFrame:
+def confusion_frame(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str] | None = None,
+                    normalize: bool = False) -> pd.DataFrame:
     """Confusion matrix as a labelled frame (rows = true, columns = predicted)."""
     from sklearn.metrics import confusion_matrix
 
@@ -125,7 +98,6 @@ def aggregate_scores(per_run: Sequence[dict], *, keys: Sequence[str] = ("wa", "u
     return out
 
 
-def format_mean_std(mean: float, std: float, *, percent: bool = True) -> str:
-    """``'61.2 ± 1.3'`` (percent) — the form used in every table."""
-    scale = 100.0 if percent else 1.0
-    return f"{mean * scale:.1f} ± {std * scale:.1f}"
+def format_mean_std(mean: float, std: float) -> str:
+    """``'61.2 ± 1.3'``: percent, even for one fold (:func:`mer_utils.core.formatting.percent_mean_std` drops it)."""
+    return f"{mean * 100:.1f} ± {std * 100:.1f}"

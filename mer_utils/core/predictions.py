@@ -1,13 +1,6 @@
-"""The predictions CSV: the hand-off between experts, fusion, report and demo.
-
-One row per clip and subset::
-
-    clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>
-
-The probability columns spell the run's label set in the corpus's order
-(CREMA-D: ``p_ANG … p_SAD``). The reader refuses files that break the
-contract with a message naming the file and the problem, so a stale or
-hand-edited CSV cannot silently poison a fusion table.
+"""The predictions CSV, the hand-off between experts, fusion, report and demo: one row per clip and subset,
+``clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>`` (the run's label set in
+order). The reader refuses a file that breaks the contract, naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -20,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv
-from mer_utils.core.labels import SUBSETS, check_label_set, labels_from_columns, prob_columns
+from mer_utils.core.labels import PROB_PREFIX, SUBSETS, check_label_set, prob_columns
 
 KEY_COLUMNS = ("clip_id", "split", "fold", "subset", "modality", "y_true", "y_pred")
 MODALITIES = ("audio", "visual", "audio_visual")
@@ -32,26 +25,10 @@ class PredictionsError(ValueError):
     """A predictions CSV does not follow the contract."""
 
 
-def prediction_columns(labels: Sequence[str]) -> tuple[str, ...]:
-    """Every column of a predictions frame for ``labels``, in order."""
-    return (*KEY_COLUMNS, *prob_columns(labels))
-
-
-def make_predictions_frame(
-    *,
-    clip_ids: Sequence[str],
-    y_true: Sequence[str] | None,
-    proba: np.ndarray,
-    labels: Sequence[str],
-    split: str,
-    fold: int,
-    subset: str,
-    modality: str,
-) -> pd.DataFrame:
-    """Build a contract-conforming frame from class probabilities.
-
-    ``proba`` has one column per label of ``labels``; rows are renormalised
-    so that tiny float drift does not trip the reader.
+def make_predictions_frame(*, clip_ids: Sequence[str], y_true: Sequence[str] | None, proba: np.ndarray,
+                           labels: Sequence[str], split: str, fold: int, subset: str, modality: str) -> pd.DataFrame:
+    """A contract frame from ``(n, len(labels))`` probabilities (rows renormalised: float drift must not trip the
+    reader).
 
     >>> import numpy as np
     >>> f = make_predictions_frame(clip_ids=["1001_DFA_ANG_XX"], y_true=["ANG"],
@@ -82,34 +59,28 @@ def make_predictions_frame(
 
 
 def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:
-    """The label set of a predictions frame (its ``p_<label>`` columns, in order)."""
-    return labels_from_columns(frame.columns)
+    """The label set of a predictions frame (its ``p_<label>`` columns, in order).
+
+    >>> labels_of(pd.DataFrame(columns=["clip_id", "p_NEU", "p_ANG"]))
+    ('NEU', 'ANG')
+    """
+    return tuple(c[len(PROB_PREFIX):] for c in frame.columns if str(c).startswith(PROB_PREFIX))
 
 
 def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     """Write atomically, contract columns in order; returns the path. Checked where it is read
     (:func:`read_predictions`): a frame from :func:`make_predictions_frame` follows the contract."""
-    return write_csv(path, frame.loc[:, list(prediction_columns(labels_of(frame)))], float_format="%.6f")
+    return write_csv(path, frame.loc[:, [*KEY_COLUMNS, *prob_columns(labels_of(frame))]], float_format="%.6f")
 
 
-def read_predictions(
-    path: str | os.PathLike,
-    *,
-    expected_split: str | None = None,
-    expected_modality: str | None = None,
-    expected_labels: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Read and validate a predictions CSV.
-
-    Raises :class:`PredictionsError` naming the file when columns, label set,
-    probabilities, subsets or split identity are wrong.
-    """
+def read_predictions(path: str | os.PathLike, *, expected_split: str | None = None,
+                     expected_modality: str | None = None, expected_labels: Sequence[str] | None = None
+                     ) -> pd.DataFrame:
+    """Read and validate a predictions CSV (:class:`PredictionsError` names the file and the problem)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
-            f"Predictions file not found: {path}. Run the expert's training step "
-            "(notebook or `mer audio train` / `mer visual train`) to create it."
-        )
+        raise FileNotFoundError(f"Predictions file not found: {path}. Run the expert's training step "
+                                "(notebook or `mer audio train` / `mer visual train`) to create it.")
     try:
         frame = pd.read_csv(path, dtype={"clip_id": str, "split": str, "subset": str,
                                          "modality": str, "y_true": str, "y_pred": str},
@@ -117,21 +88,8 @@ def read_predictions(
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise PredictionsError(f"{path}: not a readable predictions CSV ({err}); it is empty or was cut off "
                                f"mid-write. {_REMAKE}") from None
-    validate_predictions(frame, source=str(path), expected_split=expected_split,
-                         expected_modality=expected_modality, expected_labels=expected_labels)
-    return frame
-
-
-def validate_predictions(
-    frame: pd.DataFrame,
-    *,
-    source: str = "<frame>",
-    expected_split: str | None = None,
-    expected_modality: str | None = None,
-    expected_labels: Sequence[str] | None = None,
-) -> None:
-    cols = list(frame.columns)
-    missing = [c for c in KEY_COLUMNS if c not in cols]
+    source = str(path)
+    missing = [c for c in KEY_COLUMNS if c not in frame.columns]
     if missing:
         raise PredictionsError(f"{source}: missing columns {missing}; expected {list(KEY_COLUMNS)} then p_<label>")
     labels = labels_of(frame)
@@ -140,11 +98,9 @@ def validate_predictions(
     except ValueError as err:
         raise PredictionsError(f"{err} (the p_<label> columns)") from None
     if expected_labels is not None and labels != tuple(expected_labels):
-        raise PredictionsError(
-            f"{source}: probability columns are {list(prob_columns(labels))}, expected "
-            f"{list(prob_columns(expected_labels))} in that order (another label set or order; "
-            "re-export with mer_utils.core.predictions)."
-        )
+        raise PredictionsError(f"{source}: probability columns are {list(prob_columns(labels))}, expected "
+                               f"{list(prob_columns(expected_labels))} in that order (another label set or order; "
+                               "re-export with mer_utils.core.predictions).")
     if frame.empty:
         raise PredictionsError(f"{source}: no rows. {_REMAKE}")
     keys = frame.loc[:, [c for c in KEY_COLUMNS if c != "y_true"]]
@@ -184,9 +140,8 @@ def validate_predictions(
         raise PredictionsError(
             f"{source}: probabilities of clip {frame['clip_id'].iloc[worst]} sum to {sums[worst]:.4f}, not 1"
         )
-    # y_pred must be the arg-max of the row: a disagreement means the columns were reordered or edited
-    # by hand, and fusion (which reads the probabilities) and the metrics (which read y_pred) would
-    # then score two different models. Ties are allowed either way.
+    # y_pred must be the arg-max of the row (ties either way): else fusion (probabilities) and the metrics
+    # (y_pred) would score two different models.
     chosen = proba[np.arange(len(proba)), [labels.index(y) for y in frame["y_pred"].astype(str)]]
     off = chosen < proba.max(axis=1) - _PROB_TOLERANCE
     if off.any():
@@ -196,6 +151,7 @@ def validate_predictions(
             f"{frame['clip_id'].iloc[first]}: y_pred {frame['y_pred'].iloc[first]!r} but the highest is "
             f"p_{labels[int(proba[first].argmax())]}. The p_<label> columns were swapped or edited. {_REMAKE}"
         )
+    return frame
 
 
 def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: str) -> np.ndarray:
@@ -210,8 +166,3 @@ def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: str)
             f"{columns[col]} of clip {frame['clip_id'].iloc[row]} (row {row + 2} of the file). {_REMAKE}"
         )
     return values.to_numpy(dtype=float)
-
-
-def probabilities(frame: pd.DataFrame) -> np.ndarray:
-    """The ``(n, K)`` probability matrix in the frame's label order."""
-    return frame.loc[:, list(prob_columns(labels_of(frame)))].to_numpy(dtype=float)

@@ -1,22 +1,6 @@
-"""One run at a time per run folder.
-
-Two processes writing the same run folder (a notebook and a terminal, or a
-double-clicked cell in two Colab tabs) would interleave fold files and
-checkpoints. :func:`lock_run_dir` takes an OS file lock (``filelock``:
-``flock`` on POSIX, ``msvcrt`` on Windows), which the OS drops when the
-holding process dies, so a killed run never leaves a stale lock. Beside it,
-``.lock.holder.json`` says who holds it, for the refusal message.
-
-A lock can cover the whole folder or one part of it (``part="fold2"``):
-the protocol runner locks the folds it trains, so that processes given
-other folds of one run (``--run-folds``) share the folder while two
-processes never train the same fold.
-
-The lock belongs to the process: taking it again from the same process is
-a no-op (a notebook re-running a cell), and :func:`releasing_run_locks`
-frees the locks a call took when it returns or fails. Under a multi-process
-launcher (``torchrun`` / ``accelerate launch`` set ``RANK``) only rank 0
-locks: the other ranks belong to the job that rank 0 holds the lock for.
+"""One process at a time per run folder, or per part of one (``part="fold2"``: processes given other
+``--run-folds`` share the folder). An OS file lock (``filelock``), which dies with its process, so a killed run
+leaves no stale lock; ``.lock.holder.json`` beside it names the holder. Only rank 0 of a launch locks.
 """
 
 from __future__ import annotations
@@ -47,8 +31,8 @@ def _holder_file(run_dir: Path, part: str) -> Path:
 
 
 def lock_run_dir(run_dir: str | os.PathLike, part: str = "", *, wait_s: float = 0) -> None:
-    """Take the lock of ``run_dir`` (or of ``part`` of it) for this process, waiting up to ``wait_s``;
-    raise :class:`RunFolderBusy` naming the holder when another process keeps it."""
+    """Take the lock of ``run_dir`` (or of ``part`` of it) for this process (again: a no-op), waiting up to
+    ``wait_s``; raise :class:`RunFolderBusy` naming the holder when another process keeps it."""
     from filelock import FileLock, Timeout
 
     run_dir = Path(run_dir).resolve()

@@ -1,19 +1,6 @@
-"""Self-describing run folders (SpeechBrain / lightning-hydra style), addressed by what changes results.
-
-``outputs/<stage>/<corpus key>/<run name>-<settings hash>/`` holds
-``config.json`` (the stage dataclass), ``env.json`` (package versions, git
-commit, device), ``metrics.json`` and the predictions CSVs. The corpus key
-(:func:`corpus_key`) names the corpus and a hash of its manifest, the settings
-hash the options that change results (and, for a protocol run, the split):
-the same settings on the same data resume in the same folder, anything else
-gets a folder of its own, so no run overwrites another. This pair is the one
-key of a run: what is inside a run folder (finished folds included) belongs
-to that run alone.
-
-``outputs/<stage>/latest_<protocol>.json`` points at the newest run of a
-protocol (any corpus) and ``outputs/<stage>/<corpus key>/latest_<protocol>.json``
-at the newest of that corpus, so fusion and the notebooks find runs without
-the user copying folder names around.
+"""Self-describing run folders ``outputs/<stage>/<corpus key>/<run name>-<settings hash>/`` (config.json, env.json,
+metrics.json, predictions): the same settings on the same data resume in the same folder, anything else gets its
+own. ``latest_<protocol>.json`` pointers (per stage, and per corpus) name the newest run.
 """
 
 from __future__ import annotations
@@ -28,6 +15,7 @@ import platform
 import random
 import re
 import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,16 +26,12 @@ from mer_utils.core.run_lock import lock_run_dir
 # The manifest columns a run's results depend on (the data root's path is not one: a moved folder resumes).
 _CORPUS_COLUMNS = ("clip_id", "actor_id", "emotion", "audio_path", "video_path", "audio_status", "video_status",
                    "duration_s")
-_TRACKED_PACKAGES = (
-    "mer-utils", "numpy", "pandas", "scikit-learn", "scipy", "torch", "transformers",
-    "opencv-python-headless", "librosa", "soundfile", "opensmile",
-)
+_TRACKED_PACKAGES = ("mer-utils", "numpy", "pandas", "scikit-learn", "scipy", "torch", "transformers",
+                     "opencv-python-headless", "librosa", "soundfile", "opensmile")
 
 
 def set_seed(seed: int) -> None:
     """Seed python, numpy and (if imported) torch."""
-    import sys
-
     import numpy as np
 
     random.seed(seed)
@@ -69,28 +53,16 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
 
 def environment_info() -> dict[str, Any]:
     """Package versions, git commit and compute device, for ``env.json``."""
-    import sys
-
     versions = {}
     for name in _TRACKED_PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    device = "cpu"
-    if "torch" in sys.modules:
-        import torch
-
-        if torch.cuda.is_available():
-            device = torch.cuda.get_device_name(0)
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "device": device,
-        "packages": versions,
-        "git_commit": git_commit(),
-    }
+    torch = sys.modules.get("torch")  # only when already imported
+    device = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else "cpu"
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "device": device, "packages": versions, "git_commit": git_commit()}
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -131,12 +103,9 @@ _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 1
 
 
 def safe_name(text: str, *, unique: bool = False) -> str:
-    """The one portable file/folder name of a label, protocol, clip or run name: letters and digits of any
-    script (``日本``, ``ü``, in Unicode's composed form), ``. _ -``, and ``-`` for anything else, which every
-    file system (Windows, macOS, Linux) and zip accepts. Use it wherever a name is built from such a label.
-
-    ``unique`` (names taken from users' files): when a character had to be replaced, 8 hex digits of the
-    text's sha1 follow, so two inputs never write to one file (``a b`` and ``a+b``, ``日本?`` and ``日本*``).
+    """The one portable file/folder name of a label, protocol, clip or run name: letters and digits of any script
+    (NFC), ``. _ -``, and ``-`` for anything else. ``unique`` (names from users' files): when a character was
+    replaced, 8 hex digits of the text's sha1 follow, so two inputs never share a file.
 
     >>> safe_name("cross:ravdess-dev->ravdess-hidden")
     'cross-ravdess-dev-ravdess-hidden'
@@ -156,15 +125,8 @@ def safe_name(text: str, *, unique: bool = False) -> str:
 
 def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, *, corpus_key: str | None = None,
                 settings: dict | None = None, lock_parts: Sequence[str] | None = None) -> Path:
-    """Create the run folder and write config.json and env.json.
-
-    With ``settings`` the folder is ``<name>-<settings hash>`` (see the
-    module docstring), under ``<corpus_key>/`` when given. A folder holding
-    a different config.json is never reused: that would mix two runs. The
-    folder is locked for this process (:mod:`mer_utils.core.run_lock`), or
-    only the ``lock_parts`` of it (e.g. the folds a process trains); a folder
-    another live process is writing is refused, naming that process.
-    """
+    """Create (or reuse, for the same ``settings``) the run folder, locked for this process (or only its
+    ``lock_parts``), and write config.json and env.json."""
     if settings is not None:
         settings = json.loads(json.dumps(settings, sort_keys=True, default=str))  # as JSON stores it
     base = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "")
@@ -200,8 +162,6 @@ def resolve_latest(outputs: str | os.PathLike, stage: str, key: str, *, corpus_k
     """The run folder recorded by :func:`point_latest` (of ``corpus_key`` when given), with a clear error."""
     pointer = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "") / f"latest_{safe_name(key)}.json"
     if not pointer.exists():
-        raise FileNotFoundError(
-            f"No {stage} run for {key!r}: {pointer} does not exist. Run the {stage} stage "
-            f"(notebook or `mer {stage} train ...`) first."
-        )
+        raise FileNotFoundError(f"No {stage} run for {key!r}: {pointer} does not exist. Run the {stage} stage "
+                                f"(notebook or `mer {stage} train ...`) first.")
     return (pointer.parent / read_json(pointer)["run_dir"]).resolve()

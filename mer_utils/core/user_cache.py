@@ -1,12 +1,5 @@
-"""The user's cache folder: what the toolkit fetches or converts once per machine (the FER2013 face model and
-the wheel it comes from).
-
-It never goes into a folder the user named for something else (``--checkpoints SOME_FOLDER`` is read, not
-written, by the demo). ``MER_CACHE`` overrides it; else ``$XDG_CACHE_HOME/mer_utils``, else
-``~/.cache/mer_utils``.
-"""
-
-from __future__ import annotations
+"""The user's cache folder for what is fetched once per machine (the FER2013 face model): ``MER_CACHE``, else
+``$XDG_CACHE_HOME/mer_utils``, else ``~/.cache/mer_utils``; never a folder the user named for something else."""
 
 import os
 from pathlib import Path

@@ -52,7 +52,7 @@ class FaceExpert:
 
     def probs(self, crops: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
-        from mer_utils.experts.torch_threads import one_torch_thread
+        from mer_utils.experts.distributed import one_torch_thread
         from mer_utils.experts.visual.video import sample_frame_indices
         crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
         with one_torch_thread():  # ONNX Runtime sessions run on one thread already

@@ -249,7 +249,7 @@ def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: b
     clip = probs[found].mean(axis=0) if found.any() else np.full(probs.shape[1], np.nan)
     shown = cut.kept
     visual = VideoPrediction(clip, cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
-                             np.full(len(shown), 1.0 / len(shown)), cut.crops[shown])
+                             cut.crops[shown])
     notes = _face_notes(inputs, cut, probs, speech=speech)
     if long and times[-1] + duration / len(times) < duration - 0.5:  # a cut file: frames end early
         notes.append(f"video: frames could be read up to {times[-1]:.1f} s of the input's {duration:.1f} s; later "

@@ -199,7 +199,7 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
 def choose_fusion(experts, checkpoints) -> tuple:
     """``(rule, description)``: the rule tuned on validation clips both experts scored (the index's fusion entry
     of the audio expert's corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
-    from mer_utils.fusion.untuned import untuned_rule
+    from mer_utils.fusion.rules import untuned_rule
     audio, visual = experts.provenance.get("audio", {}), experts.provenance.get("visual", {})
     together = (not visual.get("zero_shot") and audio.get("corpus_key")
                 and audio.get("corpus_key") == visual.get("corpus_key"))
@@ -211,7 +211,7 @@ def choose_fusion(experts, checkpoints) -> tuple:
 
 def _tuned_rule(checkpoints, audio_entry: dict):
     """The rule tuned with the audio expert's corpus (and protocol, from the index), else None."""
-    from mer_utils.fusion.deploy import load_fusion_rule
+    from mer_utils.fusion.rules import load_fusion_rule
     key = audio_entry["corpus_key"]
     for entry in find_entries(checkpoints, modality="fusion", corpus_key=key, protocol=audio_entry.get("protocol")):
         if entry_path(checkpoints, entry).exists():

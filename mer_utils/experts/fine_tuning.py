@@ -1,23 +1,9 @@
-"""The one training loop of the speech and visual experts: :class:`transformers.Trainer`.
+"""The one training loop of the speech and visual experts: :class:`transformers.Trainer` (data-parallel under a
+launcher, accumulation, mixed precision, early stopping, resumable checkpoints: see docs/scaling.md).
 
-Trainer (with Accelerate under it) does the loop: data-parallel training under
-``accelerate launch`` / ``torchrun`` (DDP; gloo on CPU, NCCL on GPUs),
-gradient accumulation, mixed precision, an evaluation at each epoch end that
-scores every validation clip exactly once (``gather_for_metrics`` drops the
-padding a sharded sampler adds), model selection and early stopping on
-validation UA (``load_best_model_at_end``, ``EarlyStoppingCallback``), and
-checkpoints in ``<work_dir>/train_state/checkpoint-<step>/`` holding model,
-optimizer, scheduler, loss scaler and every process's python, numpy and torch
-RNG states, from which a rerun continues as the uninterrupted run would (the
-shuffling is seeded per epoch; the batches already seen are skipped).
-
-What is ours: the class-balanced loss (:meth:`ClassBalancedTrainer.compute_loss`),
-the caller's optimizer with its learning-rate groups, the accumulation that
-keeps the effective batch for any process count (:func:`accumulation_steps`),
-checkpoints inside an epoch too (:class:`SaveEvery`), and the choice of the
-checkpoint to resume (:func:`resumable_checkpoint`): Trainer would take the
-newest folder as it is, failing on a file truncated by a kill or a full disk,
-and resuming without a missing RNG file.
+Ours: the class-balanced loss, the caller's optimizer, the accumulation that keeps the effective batch for any
+process count, checkpoints inside an epoch, and the choice of the checkpoint to resume (Trainer would take the
+newest folder as it is, failing on a truncated file and resuming without a missing RNG file).
 """
 
 from __future__ import annotations
@@ -43,10 +29,8 @@ logger = logging.getLogger(__name__)
 
 
 def mixed_precision(amp: bool, dtype: str, device_type: str) -> str:
-    """``no``, ``fp16`` or ``bf16`` for ``--amp`` / ``--amp-dtype``.
-
-    ``auto``: bf16 on GPUs that support it, else fp16, and full precision on CPU.
-    An explicit ``bf16`` also runs on CPU.
+    """``no``, ``fp16`` or ``bf16`` for ``--amp`` / ``--amp-dtype`` (``auto``: bf16 on GPUs that support it, else
+    fp16, and full precision on CPU; an explicit ``bf16`` also runs on CPU).
 
     >>> mixed_precision(True, "auto", "cpu"), mixed_precision(True, "bf16", "cpu"), mixed_precision(False, "fp16", "cuda")
     ('no', 'bf16', 'no')
@@ -64,13 +48,8 @@ def mixed_precision(amp: bool, dtype: str, device_type: str) -> str:
 
 def accumulation_steps(*, batch_size: int, grad_accum: int, effective_batch_size: int | None,
                        num_processes: int) -> tuple[int, int]:
-    """``(accumulation steps per process, effective batch size)``.
-
-    The effective batch (clips per optimizer step over all processes) is what
-    is kept across process counts: ``effective_batch_size`` when given, else
-    ``batch_size * grad_accum`` (what one process does). Each process keeps
-    its ``batch_size`` (what fits on one device) and accumulates
-    ``effective / (batch_size * num_processes)`` batches.
+    """``(accumulation steps per process, effective batch size)``: the effective batch (``effective_batch_size``,
+    else ``batch_size * grad_accum``) is kept for any process count; each process keeps its ``batch_size``.
 
     >>> accumulation_steps(batch_size=8, grad_accum=4, effective_batch_size=None, num_processes=2)
     (2, 32)
@@ -90,8 +69,7 @@ def training_arguments(work_dir: str | os.PathLike, *, epochs: int, batch_size: 
                        device: str | None, precision: str = "no", eval_batch_size: int = 1, progress: bool = True,
                        **options) -> TrainingArguments:
     """What every expert's fine-tune shares: evaluation, selection on ``ua`` and a checkpoint at each epoch end
-    (the best and the newest kept), the train loss logged per epoch, no logging integrations. ``options``
-    are further :class:`~transformers.TrainingArguments` (scheduler, gradient clipping ...)."""
+    (the best and the newest kept); ``options`` are further :class:`~transformers.TrainingArguments`."""
     if (not distributed.is_distributed() and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
             and "MASTER_PORT" in os.environ):
         logger.warning("accelerate launch --cpu started a single process (several CPU processes need "
@@ -144,10 +122,9 @@ def _ua_metric(prediction) -> dict:
 def fine_tune(model: torch.nn.Module, train_set, val_set, *, args: TrainingArguments, collate, class_weights,
               optimizer: torch.optim.Optimizer, patience: int, save_every: int | None = None
               ) -> tuple[ClassBalancedTrainer, dict]:
-    """Train ``model`` on ``train_set`` (items that ``collate`` turns into a batch with ``labels``), resuming
-    from ``args.output_dir`` when a checkpoint is there; on return the model holds the weights of the best
-    validation UA on every process. Returns the trainer (for :func:`predict_proba`) and a report: best
-    epoch and UA, per-epoch history, optimizer steps, where it resumed and the process layout."""
+    """Train ``model`` on ``train_set`` (items that ``collate`` batches with ``labels``), resuming from
+    ``args.output_dir`` when a checkpoint is there; the model ends with the best validation UA's weights.
+    Returns the trainer (for :func:`predict_proba`) and a report (best epoch and UA, history, layout)."""
     layout = {"num_processes": args.world_size, "per_device_batch_size": args.per_device_train_batch_size,
               "grad_accum_per_process": args.gradient_accumulation_steps,
               "effective_batch_size": args.world_size * args.per_device_train_batch_size *
@@ -192,12 +169,8 @@ def predict_proba(trainer: Trainer, inputs: list) -> np.ndarray:
 
 
 def resumable_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The newest checkpoint in ``output_dir`` that is complete and readable, the same on every process.
-
-    A newer one (a kill during a save, a truncated file, a file of another process count missing) is
-    renamed ``corrupt-checkpoint-<step>``, kept for inspection, and said so: an unreadable state never
-    blocks the run, which resumes from an older checkpoint or starts afresh.
-    """
+    """The newest checkpoint in ``output_dir`` that is complete and readable, the same on every process; a newer,
+    unreadable one is renamed ``corrupt-checkpoint-<step>`` and said so: it never blocks the run."""
     chosen, bad = None, []
     if distributed.is_main_process():
         folders = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]),

@@ -17,7 +17,6 @@ class OnnxNetwork:
 
     def __init__(self, path: Path):
         import onnxruntime
-
         options = onnxruntime.SessionOptions()
         # Eight 64x64 crops are too little work to share: a second thread only adds waiting on 2 busy cores.
         options.intra_op_num_threads = options.inter_op_num_threads = 1

@@ -1,18 +1,6 @@
-"""ONNX copies of the experts' networks, written next to the checkpoints by ``mer export onnx``.
-
-Which networks: every visual checkpoint of the index (crops -> probabilities
-and frame weights), the FER2013 zero-shot face model when the checkpoint
-folder holds its weights, and the GE2E speaker encoder (its three LSTM
-layers; the mel front-end stays librosa) of every acoustic checkpoint whose
-feature set uses it. Each copy is checked against torch on example inputs
-and listed with the largest absolute difference found and the sha256 of the
-weights it was made from: in the checkpoint's index entry (``onnx``), or for
-the FER2013 weights, which have no entry, in their JSON. ``mer hub push``
-ships the copies with their checkpoints (``<checkpoint>.*``).
-
-The demo runs a copy that is listed, present and made from the same weights
-(:func:`with_listed_copy`), and torch otherwise. Nothing is exported unless
-the user asks.
+"""ONNX copies of the experts' networks (visual checkpoints, the FER2013 face model, the GE2E speaker encoder),
+written next to the checkpoints by ``mer export onnx``, checked against torch and listed with the sha256 of the
+weights they were made from; the demo runs a listed copy (:func:`with_listed_copy`), else torch.
 """
 
 from __future__ import annotations
@@ -37,15 +25,11 @@ TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities,
 
 def export_module(path: Path, module, examples: list[np.ndarray], *, dynamic_axis: int = 0,
                   exporter: str = "dynamo") -> float:
-    """Write torch ``module`` (one array in, tensors out) to ``path`` and return the largest
-    ``|ONNX Runtime - torch|`` over the outputs of ``examples``.
+    """Write torch ``module`` (one array in, tensors out) to ``path``; returns the largest ``|ONNX Runtime - torch|``
+    over ``examples``' outputs, refusing (``ValueError``, nothing written) a copy further than :data:`TOLERANCE`.
 
-    ``examples`` differ along ``dynamic_axis`` (the batch or time axis), which
-    stays free in the file. ``exporter``: ``"dynamo"`` (torch.export; the face
-    models) or ``"torchscript"`` (the tracing exporter, which keeps an
-    ``nn.LSTM`` one ONNX LSTM over any length; the dynamo one unrolls it to
-    the traced length). A copy further than :data:`TOLERANCE` from torch is
-    refused (``ValueError``) and not written.
+    ``dynamic_axis`` stays free in the file. ``"torchscript"`` keeps an ``nn.LSTM`` one ONNX LSTM over any length
+    (the dynamo exporter unrolls it to the traced length).
     """
     import torch
 
@@ -121,7 +105,6 @@ def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[d
 
 def _export_visual(root: Path, weights: Path) -> dict:
     from mer_utils.experts.visual.checkpoint import load_visual_model
-
     model, meta = load_visual_model(weights)  # every check of a checkpoint load first
     k, size = meta["crop"]["n_frames"], meta["crop"]["crop_size"]
     rng = np.random.default_rng(0)
@@ -132,7 +115,6 @@ def _export_visual(root: Path, weights: Path) -> dict:
 
 def _export_fer2013(root: Path, weights: Path) -> dict:
     from mer_utils.experts.visual.fer2013 import load_fer2013_model
-
     module = load_fer2013_model(weights).probabilities_module()
     rng = np.random.default_rng(0)
     examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
@@ -142,7 +124,6 @@ def _export_fer2013(root: Path, weights: Path) -> dict:
 
 def _export_ge2e(root: Path, onnx: Path) -> dict:
     from mer_utils.experts.audio import speaker_encoder
-
     rng = np.random.default_rng(0)
     examples = [rng.gamma(1.0, 1.0, (1, frames, speaker_encoder.N_MELS)).astype(np.float32) for frames in (120, 37)]
     gap = export_module(onnx, speaker_encoder.layer_outputs_module(), examples, dynamic_axis=1,
@@ -154,17 +135,14 @@ def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: d
     """``expert`` (loaded from index ``entry``) running the ONNX copy its entry lists, when there is a usable
     one (:func:`listed_network`); ``expert`` itself otherwise."""
     from mer_utils.core.checkpoint_index import entry_path
-
     if not entry.get("onnx"):
         return expert
     if kind == "visual":
         from mer_utils.experts.visual.checkpoint import VisualExpert
-
         weights = entry_path(checkpoints, entry).with_suffix(".safetensors")
         network = listed_network(checkpoints, entry["onnx"], sha256_file(weights))
         return expert if network is None else VisualExpert(expert.model, expert.meta, network=network)
     from mer_utils.experts.audio.speaker_encoder import weights_fingerprint
-
     if not hasattr(expert, "encoder"):  # a speech-model checkpoint: no GE2E encoder
         return expert
     network = listed_network(checkpoints, entry["onnx"], weights_fingerprint()["weights_sha256"])

@@ -1,24 +1,9 @@
 """The one protocol runner behind every expert (``mer audio train``, ``mer visual train``, the notebooks).
 
-For each fold of the split: the expert plug-in fits on ``train`` (selecting
-on ``val`` only) and predicts ``val`` and ``test``; the fold's predictions are
-kept in ``<run>/fold<k>/`` so a re-run after a disconnect skips finished folds;
-the model of the fold with the best validation UA is kept as the run's
-``best_model.*``. Then the run folder gets its metrics, predictions, confusion
-matrix and skipped-clip list; ``latest_<protocol>`` pointers move to it; the
-best checkpoint is copied to its stable name in ``checkpoints/`` and recorded
-in the checkpoint index (:mod:`mer_utils.core.checkpoint_index`).
-
-Launched on N processes (``accelerate launch``, ``torchrun``), every
-process runs the fold loop and the expert trains data-parallel; only the main
-process writes (:mod:`mer_utils.experts.distributed`). ``--run-folds`` lets
-separate processes (one per GPU) share out the folds of one run folder.
-
-A plug-in (:class:`Expert`) supplies what differs between modalities. The
-run folder is addressed by the run's one key: the corpus (name + manifest
-hash, :func:`mer_utils.core.runs.corpus_key`) and the hash of the settings
-that change results, the split's membership among them
-(:func:`mer_utils.core.runs.new_run_dir`).
+Per fold: the plug-in (:class:`Expert`) fits on ``train`` and predicts ``val`` and ``test``; finished folds
+(``<run>/fold<k>/done.json`` beside ``predictions.csv``) are kept for a re-run; the best validation UA's model
+becomes the run's checkpoint, copied to ``checkpoints/`` and indexed. Launched on N processes, every process runs
+the fold loop and only the main one writes.
 """
 
 from __future__ import annotations
@@ -26,15 +11,15 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Callable, NamedTuple, Protocol
+from typing import Callable, NamedTuple, Protocol, Sequence
 
 import pandas as pd
 
 from mer_utils.core.adaptation import adaptation_of, pointer_key
-from mer_utils.core.atomic_io import write_csv
+from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.predictions import labels_of, read_predictions, write_predictions
 from mer_utils.core.run_lock import releasing_run_locks
 from mer_utils.core.runs import corpus_key, frame_digest
-from mer_utils.experts.fold_ledger import FoldLedger
 
 logger = logging.getLogger(__name__)
 SKIPPED_COLUMNS = ["clip_id", "fold", "subset", "reason"]
@@ -68,25 +53,63 @@ class Expert(Protocol):
     def finish(self, run_dir: Path, reports: list[dict]) -> None: ...  # extra artefacts (figures)
 
 
+class FinishedFold(NamedTuple):
+    predictions: pd.DataFrame
+    report: dict
+
+
+class FoldLedger:
+    """Which folds of a run are finished, and which fold's model is kept."""
+
+    def __init__(self, run_dir: Path, *, split: str, labels: Sequence[str], modality: str):
+        self.run_dir = Path(run_dir)
+        # What the run's fold predictions must be: the reader refuses anything else, naming the file.
+        self._expected = {"expected_split": split, "expected_labels": tuple(labels), "expected_modality": modality}
+
+    def fold_dir(self, fold: int) -> Path:
+        return self.run_dir / f"fold{fold}"
+
+    def is_done(self, fold: int) -> bool:
+        return (self.fold_dir(fold) / "done.json").exists() and (self.fold_dir(fold) / "predictions.csv").exists()
+
+    def finished(self, fold: int) -> FinishedFold:
+        """A done fold's predictions (checked by the reader) and report."""
+        return FinishedFold(read_predictions(self.fold_dir(fold) / "predictions.csv", **self._expected),
+                            read_json(self.fold_dir(fold) / "done.json")["report"])
+
+    @property
+    def best(self) -> dict:
+        """Read each time: processes running other folds (``--run-folds``) may have moved it."""
+        path = self.run_dir / "best_fold.json"
+        return read_json(path) if path.exists() else {}
+
+    def offer_best(self, fold: int, val_ua: float, save: Callable[[], Path]) -> None:
+        """Keep this fold's model (``save()`` writes it) if its validation UA is the best so far."""
+        best = self.best
+        if "checkpoint" not in best or val_ua > best["val_ua"]:
+            write_json(self.run_dir / "best_fold.json", {"checkpoint": str(save()), "fold": int(fold),
+                                                          "val_ua": float(val_ua)})
+
+    def record(self, fold: int, predictions: pd.DataFrame, report: dict) -> None:
+        """Mark the fold done (predictions first, so done.json never points at nothing)."""
+        write_predictions(self.fold_dir(fold) / "predictions.csv", predictions)
+        write_json(self.fold_dir(fold) / "done.json", {"report": report})
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.best["checkpoint"])
+
+
 def val_ua(frame: pd.DataFrame) -> float:
     from mer_utils.core.metrics import classification_scores
-    from mer_utils.core.predictions import labels_of
-
     val = frame[frame["subset"] == "val"]
     return classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val) else float("nan")
 
 
 @releasing_run_locks
 def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
-    """Run ``expert`` over every fold of the split ``prepare()`` returns; see the module docstring.
-
-    Under ``accelerate launch`` / ``torchrun`` every process runs this; the
-    folds are trained data-parallel (the expert shards them) and only the
-    main process writes: the split and caches first (the others then read
-    them), the run folder, fold records, metrics, checkpoint, index and
-    pointers. With ``config.run_folds`` this process trains only those folds;
-    the process that finds every fold finished writes the run's results.
-    """
+    """Run ``expert`` over every fold of the split ``prepare()`` returns. With ``config.run_folds`` this process
+    trains only those folds; the process that finds every fold finished writes the run's results."""
     from mer_utils.core.runs import set_seed
     from mer_utils.experts import distributed
 
@@ -128,7 +151,6 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
     result = None
     if distributed.is_main_process():
         from mer_utils.core.run_lock import lock_run_dir
-
         lock_run_dir(run_dir, "finish", wait_s=600)  # two processes ending their folds at once finish in turn
         result = _finish_run(expert, prepared, ledger, run_dir, key, folds)
     return distributed.broadcast(result)
@@ -136,10 +158,8 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
 
 def _new_run_dir(config, expert: Expert, key: str, settings: dict, locks: list[str]) -> Path:
     """The run folder (main process only), its env.json naming the process layout."""
-    from mer_utils.core.atomic_io import read_json, write_json
     from mer_utils.core.runs import new_run_dir
     from mer_utils.experts import distributed
-
     run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
                           settings=settings, lock_parts=locks)
     env = read_json(run_dir / "env.json")
@@ -210,11 +230,8 @@ def _copy_model(source: Path, stem: Path) -> Path:
 
 
 def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedger, metrics: dict) -> Path:
-    """Copy the run's best model to its stable name in ``checkpoints/`` and record it in the index.
-
-    CREMA-D checkpoints keep the names users know (``best_wav2vec2_speaker_indep.pt``,
-    ``best_visual_model.*``); other corpora's go to ``checkpoints/<corpus>/``.
-    """
+    """Copy the run's best model to its stable name in ``checkpoints/`` (other corpora than CREMA-D: in
+    ``checkpoints/<corpus>/``) and record it in the index."""
     from mer_utils.core.checkpoint_index import register_checkpoint
     from mer_utils.core.runs import safe_name
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
@@ -242,8 +259,6 @@ def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedg
 
 
 def _commit(run_dir: Path) -> str | None:
-    from mer_utils.core.atomic_io import read_json
-
     env = run_dir / "env.json"
     return read_json(env).get("git_commit") if env.exists() else None
 

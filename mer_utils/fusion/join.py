@@ -1,13 +1,9 @@
-"""The master table: both experts' predictions side by side, one row per clip.
-
-Fusion is only meaningful when both experts saw the same split and predict
-the same clips with the same labels, so the join refuses any mismatch with a
-message naming the runs and the offending clips instead of fusing whatever
-happens to overlap.
-"""
+"""The master table: both experts' predictions side by side, one row per clip; any mismatch of split, clips or
+labels is refused, naming the runs and the clips, instead of fusing whatever happens to overlap."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +14,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import read_json
 from mer_utils.core.labels import prob_columns
-from mer_utils.core.predictions import labels_of, read_predictions, validate_predictions
+from mer_utils.core.predictions import labels_of, read_predictions
 
 KEY_COLUMNS = ("clip_id", "fold", "subset")
 MASTER_INDEX_COLUMNS = ("clip_id", "split", "fold", "subset", "y_true")
@@ -39,15 +35,7 @@ class ExpertRun:
 
 
 def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
-    """Read ``metrics.json`` and ``predictions_{val,test}.csv`` of one expert run.
-
-    Raises
-    ------
-    FileNotFoundError
-        When the folder is not a finished run (no metrics.json / predictions).
-    ValueError
-        When the run is of another modality, or its label order differs.
-    """
+    """Read ``metrics.json`` and ``predictions_{val,test}.csv`` of one finished expert run of ``modality``."""
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
@@ -59,11 +47,9 @@ def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
     if info.get("modality") != modality:
         raise ValueError(f"{metrics_path}: modality is {info.get('modality')!r}, expected {modality!r}; "
                          f"did you swap the audio and visual run folders?")
-    labels = info.get("labels")
-    frames = []
-    for subset in ("val", "test"):
-        frames.append(read_predictions(run_dir / f"predictions_{subset}.csv", expected_split=info.get("split"),
-                                       expected_modality=modality, expected_labels=labels))
+    frames = [read_predictions(run_dir / f"predictions_{subset}.csv", expected_split=info.get("split"),
+                               expected_modality=modality, expected_labels=info.get("labels"))
+              for subset in ("val", "test")]
     return ExpertRun(run_dir=run_dir, info=info, predictions=pd.concat(frames, ignore_index=True))
 
 
@@ -84,20 +70,11 @@ def _check_same_split(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, 
 
 
 def _check_missing(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str], on_missing: str):
-    keys = {name: frame.loc[:, list(KEY_COLUMNS)] for name, frame in frames.items()}
-    common = None
-    for key_frame in keys.values():
-        common = key_frame if common is None else common.merge(key_frame, on=list(KEY_COLUMNS))
-    dropped = []
-    for name, key_frame in keys.items():
-        extra = key_frame.merge(common, on=list(KEY_COLUMNS), how="left", indicator=True)
-        extra = extra[extra["_merge"] == "left_only"].drop(columns="_merge")
-        if len(extra):
-            dropped.append(extra.assign(only_in=name))
-    if not dropped:
-        return common, pd.DataFrame(columns=[*KEY_COLUMNS, "only_in"])
-    dropped = pd.concat(dropped, ignore_index=True).sort_values(["only_in", *KEY_COLUMNS])
-    if on_missing == "raise":
+    keys = {name: pd.MultiIndex.from_frame(frame.loc[:, list(KEY_COLUMNS)]) for name, frame in frames.items()}
+    common = functools.reduce(lambda a, b: a.intersection(b, sort=False), keys.values())
+    dropped = pd.concat([keys[name].difference(common, sort=False).to_frame(index=False).assign(only_in=name)
+                         for name in keys], ignore_index=True).sort_values(["only_in", *KEY_COLUMNS])
+    if len(dropped) and on_missing == "raise":
         others = {name: [o for o in frames if o != name] for name in frames}
         detail = "; ".join(
             f"{len(group)} clip rows of {name} ({sources[name]}) are missing from {', '.join(others[name])}: "
@@ -106,7 +83,7 @@ def _check_missing(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str
         raise ValueError(f"the experts did not predict the same clips — {detail}. Both runs must cover "
                          "the same clips; pass on_missing='intersect' (CLI: --on-missing intersect) to fuse "
                          "the common clips and list the others in dropped_clips.csv.")
-    return common, dropped.reset_index(drop=True)
+    return common.to_frame(index=False), dropped.reset_index(drop=True)
 
 
 def _check_label_sets(experts: Mapping[str, pd.DataFrame], sources: Mapping[str, str]) -> tuple[str, ...]:
@@ -123,36 +100,17 @@ def _check_labels(merged: pd.DataFrame, names: list[str], labels: tuple[str, ...
     for other in names[1:]:
         differ = merged[merged[f"{first}_y_true"] != merged[f"{other}_y_true"]]
         if len(differ):
-            raise ValueError(
-                f"{len(differ)} clips have different true labels in {first} and {other} predictions, "
-                f"e.g. {_describe(differ)}: the experts' label mappings disagree. Re-export both with "
-                f"labels in the order {list(labels)}."
-            )
+            raise ValueError(f"{len(differ)} clips have different true labels in {first} and {other} predictions, "
+                             f"e.g. {_describe(differ)}: the experts' label mappings disagree. Re-export both with "
+                             f"labels in the order {list(labels)}.")
 
 
-def build_master_table(
-    experts: Mapping[str, pd.DataFrame],
-    *,
-    sources: Mapping[str, str] | None = None,
-    on_missing: str = "raise",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Join expert predictions clip by clip.
-
-    Parameters
-    ----------
-    experts : ``{name: predictions frame}`` (contract columns; val and test rows
-        of every fold), e.g. ``{"audio": ..., "visual": ...}``.
-    sources : ``{name: description}`` used in error messages (e.g. run folders).
-    on_missing : ``"raise"`` (default) refuses clips predicted by one expert only;
-        ``"intersect"`` keeps the common clips and returns the others.
-
-    Returns
-    -------
-    master : ``clip_id, split, fold, subset, y_true`` then, per expert,
-        ``<name>_y_pred`` and ``<name>_p_<label>`` per label; sorted by fold,
-        subset and clip.
-    dropped : clip rows left out (empty unless ``on_missing="intersect"``),
-        with the expert that had them in ``only_in``.
+def build_master_table(experts: Mapping[str, pd.DataFrame], *, sources: Mapping[str, str] | None = None,
+                       on_missing: str = "raise") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(master, dropped)`` from ``{name: predictions frame}`` as read (and validated) by
+    :func:`load_expert_run`; ``sources`` names them in messages. ``on_missing="intersect"`` fuses the common
+    clips and lists the others in ``dropped`` (``only_in``: the expert that had them); ``"raise"`` refuses them.
+    ``master``: ``clip_id, split, fold, subset, y_true``, then ``<name>_y_pred``, ``<name>_p_<label>`` per expert.
     """
     if on_missing not in ON_MISSING:
         raise ValueError(f"on_missing must be one of {ON_MISSING}, got {on_missing!r}")
@@ -160,8 +118,6 @@ def build_master_table(
         raise ValueError(f"fusion needs at least two experts, got {list(experts)}")
     names = list(experts)
     sources = {name: (sources or {}).get(name, f"{name} predictions") for name in names}
-    for name, frame in experts.items():
-        validate_predictions(frame, source=sources[name])
     split = _check_same_split(experts, sources)
     labels = _check_label_sets(experts, sources)
     probs = prob_columns(labels)
@@ -177,9 +133,7 @@ def build_master_table(
     _check_labels(merged, names, labels)
     merged.insert(1, "split", split)
     merged["y_true"] = merged[f"{names[0]}_y_true"]
-    ordered = [*MASTER_INDEX_COLUMNS] + [
-        f"{name}_{c}" for name in names for c in ("y_pred", *probs)
-    ]
+    ordered = [*MASTER_INDEX_COLUMNS] + [f"{name}_{c}" for name in names for c in ("y_pred", *probs)]
     master = merged.loc[:, ordered].sort_values(["fold", "subset", "clip_id"], kind="stable")
     return master.reset_index(drop=True), dropped
 

@@ -1,10 +1,5 @@
-"""The fusion results table: every strategy beside the single experts.
-
-Validation and test scores are mean ± std over folds (a single split has one
-fold); the bootstrap interval and McNemar's test use the test clips of all
-folds pooled. The reference of the test is the best single expert *on
-validation*, so the comparison itself is chosen without looking at test.
-"""
+"""The fusion results table: every strategy beside the single experts. The bootstrap interval and McNemar's test
+pool the test clips of all folds, against the best single expert *on validation* (chosen without test)."""
 
 from __future__ import annotations
 
@@ -34,9 +29,8 @@ def format_params(per_fold: list[dict]) -> str:
     return " | ".join(dict.fromkeys(parts)) if any(parts) else ""
 
 
-def results_table(
-    outcome: FusionOutcome, *, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
-) -> pd.DataFrame:
+def results_table(outcome: FusionOutcome, *, n_bootstrap: int = 1000, confidence: float = 0.95,
+                  seed: int = 0) -> pd.DataFrame:
     """One row per method with val/test scores, test CIs and McNemar vs the best single expert."""
     selection = outcome.selection.groupby("method", sort=False)["selection_ua"].mean()
     reference = outcome.predictions[outcome.best_single]

@@ -1,11 +1,4 @@
-"""``mer fuse``: fuse two expert runs into a run folder of their own.
-
-``outputs/fusion/<split>_<audio backbone>+<visual backbone>/`` holds
-config.json and env.json, the master table, the predictions of the strategy
-chosen on validation (``predictions_{val,test}.csv``, modality
-``audio_visual``) and of every strategy (``strategies/``), the results table
-(``fusion_results.csv``/``.md``) and metrics.json in the experts' schema.
-"""
+"""``mer fuse``: fuse two expert runs into a run folder of their own (its files: docs/fusion.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +12,7 @@ from mer_utils.core import runs
 from mer_utils.core.atomic_io import read_json, write_csv, write_text
 from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
-from mer_utils.fusion.deploy import FusionRule, rule_from_outcome, save_fusion_rule
+from mer_utils.fusion.rules import FusionRule, rule_from_outcome, save_fusion_rule
 from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run, master_labels
 from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
@@ -33,28 +26,16 @@ STAGE = "fusion"
 
 
 # What makes the expert runs of a protocol, named when they are missing.
-_MAKERS = {
-    "audio": {"random": "AUDIO_03_modeling_SER_random_split_v01.ipynb",
-              "speaker": "AUDIO_03_modeling_SER_speaker_independent_v01.ipynb"},
-    "visual": {},
-}
-_DEFAULT_MAKER = {"audio": "the AUDIO_03 notebooks", "visual": "VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb"}
+_MAKERS = {("audio", "random"): "AUDIO_03_modeling_SER_random_split_v01.ipynb",
+           ("audio", "speaker"): "AUDIO_03_modeling_SER_speaker_independent_v01.ipynb",
+           "audio": "the AUDIO_03 notebooks", "visual": "VISUAL_01_modeling_FER_CREMA-D_video_v01.ipynb"}
 
 
 def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key: str | None = None,
                        adapt: str = DEFAULT_ADAPTATION) -> dict[str, Path]:
-    """The newest audio and visual run folders of ``protocol`` on one corpus; the audio run scored as
-    ``adapt`` says (each clip alone by default).
-
-    Without ``corpus_key`` the corpus is that of the newest audio run
-    (``outputs/audio/latest_<protocol>.json``); the visual run is then the
-    newest of the same corpus, so fusion never pairs experts of two corpora.
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming the notebook and the command that make each missing run.
-    """
+    """The newest audio (scored as ``adapt`` says) and visual run folders of ``protocol`` on one corpus:
+    ``corpus_key``, else that of the newest audio run, so fusion never pairs experts of two corpora. A missing
+    run raises ``FileNotFoundError`` naming the notebook and the command that make it."""
     found, missing = {}, []
     for modality in ("audio", "visual"):
         try:
@@ -63,7 +44,7 @@ def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key:
             if corpus_key is None:
                 corpus_key = read_json(found[modality] / "metrics.json").get("corpus_key")
         except FileNotFoundError:
-            maker = _MAKERS[modality].get(protocol, _DEFAULT_MAKER[modality])
+            maker = _MAKERS.get((modality, protocol), _MAKERS[modality])
             adapt_option = f" --adapt {adapt}" if modality == "audio" and adapt != DEFAULT_ADAPTATION else ""
             missing.append(f"{modality}: run {maker} with PROTOCOL = {protocol!r}, or "
                            f"`mer {modality} train --protocol {protocol}{adapt_option} --outputs {outputs}`")
@@ -88,10 +69,9 @@ def _expert_record(expert: ExpertRun, outputs: Path) -> dict:
 def _check_same_protocol(audio: ExpertRun, visual: ExpertRun) -> str:
     for key in ("corpus_key", "protocol", "split"):
         if audio.info.get(key) != visual.info.get(key):
-            raise ValueError(
-                f"the audio run {audio.run_dir} has {key} {audio.info.get(key)!r} but the visual run "
-                f"{visual.run_dir} has {visual.info.get(key)!r}; fuse runs of the same protocol and split."
-            )
+            raise ValueError(f"the audio run {audio.run_dir} has {key} {audio.info.get(key)!r} but the visual "
+                             f"run {visual.run_dir} has {visual.info.get(key)!r}; fuse runs of the same protocol "
+                             "and split.")
     return str(audio.info["protocol"])
 
 
@@ -106,10 +86,9 @@ def _deployed_fold(outcome, audio: ExpertRun, visual: ExpertRun) -> int:
 
 def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: dict, metrics: dict,
                 run_dir: Path) -> Path:
-    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` for corpora other than CREMA-D) and
-    record it in the checkpoint index; the index tells the demo which rule goes with which experts.
-    ``best_fusion.json`` is the CREMA-D demo's rule: it is replaced by a speaker-independent rule, or
-    by any rule while it holds none."""
+    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` for corpora other than CREMA-D) and record
+    it in the checkpoint index. ``best_fusion.json``, the CREMA-D demo's rule, is replaced by a
+    speaker-independent rule, or by any rule while it holds none."""
     from mer_utils.core.checkpoint_index import register_checkpoint
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
 
@@ -134,42 +113,27 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
 
 
 @releasing_run_locks
-def fuse_runs(
-    audio_run_dir: str | os.PathLike,
-    visual_run_dir: str | os.PathLike,
-    *,
-    outputs: str | os.PathLike = "outputs",
-    strategies=STRATEGY_NAMES,
-    calibrate: bool = True,
-    n_bootstrap: int = 1000,
-    cv_folds: int = 5,
-    grid_step: float = 0.05,
-    seed: int = 0,
-    on_missing: str = "raise",
-    name: str = "",
-    checkpoints: str | os.PathLike | None = "checkpoints",
-) -> Path:
+def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLike, *,
+              outputs: str | os.PathLike = "outputs", strategies=STRATEGY_NAMES, calibrate: bool = True,
+              n_bootstrap: int = 1000, cv_folds: int = 5, grid_step: float = 0.05, seed: int = 0,
+              on_missing: str = "raise", name: str = "",
+              checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
     """Fuse an audio and a visual expert run; return the new fusion run folder.
 
-    Every parameter is tuned on each fold's validation predictions only; the
-    strategy with the best out-of-fold validation UA becomes the run's
-    ``predictions_{val,test}.csv``. ``outputs/fusion/latest_<protocol>.json``
-    then points at the run, and the chosen rule is exported for the demo to
-    ``fusion_rule.json`` and ``<checkpoints>/best_fusion.json`` (see
-    :func:`export_rule`; ``checkpoints=None`` skips the latter).
+    The strategy with the best out-of-fold validation UA becomes the run's ``predictions_{val,test}.csv``;
+    its rule is exported to ``fusion_rule.json`` and, unless ``checkpoints=None``, by :func:`export_rule`.
     """
     config = FusionConfig(audio_run=str(audio_run_dir), visual_run=str(visual_run_dir), outputs=str(outputs),
                           strategies=tuple(strategies), calibrate=calibrate, n_bootstrap=n_bootstrap,
-                          cv_folds=cv_folds, grid_step=grid_step, seed=seed, on_missing=on_missing, name=name,
+                          cv_folds=cv_folds, grid_step=grid_step, seed=seed, on_missing=on_missing,
                           checkpoints=str(checkpoints or ""))
     outputs = Path(outputs)
     audio = load_expert_run(audio_run_dir, modality="audio")
     visual = load_expert_run(visual_run_dir, modality="visual")
     protocol = _check_same_protocol(audio, visual)
-    master, dropped = build_master_table(
-        {"audio": audio.predictions, "visual": visual.predictions},
-        sources={"audio": str(audio.run_dir), "visual": str(visual.run_dir)}, on_missing=on_missing,
-    )
+    master, dropped = build_master_table({"audio": audio.predictions, "visual": visual.predictions},
+                                         sources={"audio": str(audio.run_dir), "visual": str(visual.run_dir)},
+                                         on_missing=on_missing)
     if len(dropped):
         log.warning("%d clip rows predicted by one expert only were left out (listed in dropped_clips.csv)",
                     len(dropped))
@@ -180,12 +144,11 @@ def fuse_runs(
     split = str(audio.info["split"])
     adaptation = adaptation_of(audio.info)  # the face expert scores each clip alone
     suffix = "" if adaptation == DEFAULT_ADAPTATION else f"_adapt-{adaptation}"
-    name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}")
-    config = dataclasses.replace(config, name=name)
+    config.name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}")
     # Addressed by the two expert runs it fuses and the fusion settings: another pair never lands here.
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("outputs", "checkpoints")}
     settings.update(audio_run=str(audio.run_dir.resolve()), visual_run=str(visual.run_dir.resolve()))
-    run_dir = runs.new_run_dir(outputs, STAGE, name, config, corpus_key=audio.info.get("corpus_key"),
+    run_dir = runs.new_run_dir(outputs, STAGE, config.name, config, corpus_key=audio.info.get("corpus_key"),
                                settings=settings)
     write_csv(run_dir / "master.csv", master, float_format="%.6f")
     write_csv(run_dir / "dropped_clips.csv", dropped)

@@ -1,12 +1,5 @@
-"""Uncertainty of a test score and paired comparison of two classifiers.
-
-A CREMA-D test set of a few hundred clips gives WA/UA an uncertainty of a few
-points; a fusion gain smaller than that is not a finding. Bootstrap intervals
-come from :func:`scipy.stats.bootstrap` (clips resampled with replacement),
-with the scores vectorised over resamples so 1,000 resamples take
-milliseconds. McNemar's test is the exact binomial test on the clips where
-exactly one of the two classifiers is right (no statsmodels needed).
-"""
+"""Uncertainty of a test score (bootstrap, scores vectorised over resamples) and the exact McNemar test of
+two classifiers on the same clips."""
 
 from __future__ import annotations
 
@@ -15,16 +8,12 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import binomtest, bootstrap
 
-
 SCORE_KEYS = ("wa", "ua", "macro_f1")
 
 
 def vectorised_scores(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
-    """WA, UA and macro-F1 for each row of ``(..., n)`` label-index arrays.
-
-    Same definitions as :func:`mer_utils.core.metrics.classification_scores`: UA and
-    macro-F1 average over the classes present in the (resampled) truth.
-    """
+    """WA, UA and macro-F1 (as :func:`mer_utils.core.metrics.classification_scores`: over the classes present
+    in the truth) for each row of ``(..., n)`` label-index arrays."""
     correct = true_idx == pred_idx
     recall, f1, present = [], [], []
     for c in range(n_labels):
@@ -67,15 +56,8 @@ def fast_scores(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequenc
             **{k: float(v) for k, v in vectorised_scores(true_idx, pred_idx, len(labels)).items()}}
 
 
-def bootstrap_ci(
-    y_true: Sequence[str],
-    y_pred: Sequence[str],
-    *,
-    labels: Sequence[str],
-    n_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequence[str], n_bootstrap: int = 1000,
+                 confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap interval of WA, UA and macro-F1.
 
     >>> ci = bootstrap_ci(["ANG", "SAD"] * 50, ["ANG", "SAD"] * 45 + ["SAD", "ANG"] * 5, labels=("ANG", "SAD"),
@@ -102,10 +84,8 @@ def bootstrap_ci(
 
 
 def mcnemar_test(y_true: Sequence[str], pred_a: Sequence[str], pred_b: Sequence[str]) -> dict:
-    """Exact McNemar test of two classifiers scored on the same clips.
-
-    Returns ``a_only`` (clips only ``a`` gets right), ``b_only`` and the
-    two-sided ``p_value`` of the binomial test ``a_only ~ Bin(a_only + b_only, 1/2)``.
+    """Exact McNemar test: ``a_only`` (clips only ``a`` gets right), ``b_only`` and the two-sided ``p_value``
+    of the binomial test ``a_only ~ Bin(a_only + b_only, 1/2)``.
 
     >>> mcnemar_test(["ANG"] * 20, ["ANG"] * 20, ["ANG"] * 10 + ["SAD"] * 10)["b_only"]
     0

@@ -1,11 +1,5 @@
-"""Late-fusion strategies as scikit-learn classifiers.
-
-Every strategy takes ``X`` = the experts' probability matrices side by side,
-shape ``(n, 6 * n_experts)`` in label order, and is fitted on validation
-only. Being real estimators, they work with ``clone`` and
-``cross_val_predict``, which :mod:`mer_utils.fusion.tuning` uses to score
-every strategy out-of-fold on validation.
-"""
+"""Late-fusion strategies as scikit-learn classifiers, fitted on validation only; ``X`` is the experts'
+probability matrices side by side, ``(n, K * n_experts)``."""
 
 from __future__ import annotations
 
@@ -45,11 +39,8 @@ def simplex_grid(n_experts: int, step: float) -> np.ndarray:
 
 
 def _search_weights(combine, experts: list[np.ndarray], y: np.ndarray, labels, step: float) -> np.ndarray:
-    """The grid weights maximising validation UA.
-
-    Ties are frequent on a small validation set; among tied weights the one
-    nearest equal weighting wins, the least committal choice.
-    """
+    """The grid weights maximising validation UA; among tied weights (frequent on a small validation set) the
+    one nearest equal weighting, the least committal choice."""
     grid = simplex_grid(len(experts), step)
     lookup = {label: i for i, label in enumerate(labels)}
     y_index = np.array([lookup[v] for v in y])
@@ -62,9 +53,15 @@ def _search_weights(combine, experts: list[np.ndarray], y: np.ndarray, labels, s
 
 
 class _FusionBase(ClassifierMixin, BaseEstimator):
-    """Shared ``fit`` bookkeeping and ``predict``; subclasses define the rule,
-    ``fitted_params()`` (a summary for metrics.json) and ``export()`` (all that
-    :mod:`mer_utils.fusion.deploy` needs to apply the rule without scikit-learn objects)."""
+    """Shared ``fit`` and ``predict``; subclasses define the rule, ``fitted_params()`` (for metrics.json) and
+    ``export()`` (all :func:`~mer_utils.fusion.rules.apply_rule` needs, as JSON)."""
+
+    def __init__(self, *, labels: tuple):
+        self.labels = labels
+
+    def fit(self, X, y):
+        self._start_fit(X, y)
+        return self
 
     def _start_fit(self, X, y) -> list[np.ndarray]:
         experts = split_experts(X, len(self.labels))
@@ -84,13 +81,9 @@ class _FusionBase(ClassifierMixin, BaseEstimator):
 
 
 class WeightedRuleFusion(_FusionBase):
-    """One weight per expert, combined by ``rule``, a name of :data:`~mer_utils.fusion.rules.WEIGHTED_RULES`:
-    ``"weighted_average"`` the weighted mean of probabilities, ``"log_linear"`` the weighted geometric mean
-    ``softmax(sum_k w_k log p_k)``.
-
+    """One weight per expert, combined by ``rule`` (a name of :data:`~mer_utils.fusion.rules.WEIGHTED_RULES`).
     With ``search`` the weights maximise validation UA on a grid of ``grid_step``; without, they stay
-    equal (with ``"log_linear"``: the product rule).
-    """
+    equal (with ``"log_linear"``: the product rule)."""
 
     def __init__(self, *, labels: tuple, rule: str = "weighted_average", search: bool = True,
                  grid_step: float = 0.05):
@@ -120,13 +113,6 @@ class WeightedRuleFusion(_FusionBase):
 class MaxConfidenceFusion(_FusionBase):
     """Per clip, trust the expert whose top probability is highest (nothing to tune)."""
 
-    def __init__(self, *, labels: tuple):
-        self.labels = labels
-
-    def fit(self, X, y):
-        self._start_fit(X, y)
-        return self
-
     def predict_proba(self, X) -> np.ndarray:
         return max_confidence(split_experts(X, len(self.labels)))
 
@@ -135,11 +121,8 @@ class MaxConfidenceFusion(_FusionBase):
 
 
 class StackingFusion(_FusionBase):
-    """A multinomial logistic regression on the experts' log-probabilities.
-
-    Log-probabilities rather than probabilities: the regression is then a
-    learned, class-specific log-linear pool, which contains the product rule.
-    """
+    """A multinomial logistic regression on the experts' log-probabilities: a learned, class-specific
+    log-linear pool, which contains the product rule."""
 
     def __init__(self, *, labels: tuple, C: float = 1.0, random_state: int = 0):
         self.C = C
@@ -148,8 +131,7 @@ class StackingFusion(_FusionBase):
 
     def fit(self, X, y):
         self._start_fit(X, y)
-        # Standardised log-probabilities: an over-confident expert's logs span
-        # tens of units, which slows L-BFGS and skews the L2 penalty.
+        # Standardised: an over-confident expert's logs span tens of units, which slows L-BFGS and skews L2.
         self.model_ = make_pipeline(StandardScaler(), LogisticRegression(
             C=self.C, max_iter=2000, random_state=self.random_state))
         self.model_.fit(np.log(np.clip(X, FLOOR, None)), np.asarray(y, dtype=str))

@@ -1,11 +1,6 @@
-"""Fit every strategy on validation, fold by fold, and apply it to test.
+"""Fit every strategy on validation, fold by fold, and apply it to test (only :func:`_apply` touches test rows).
 
-The only place test rows are touched is :func:`_apply`, after everything
-(temperatures, weights, the stacking regression, the choice of strategy) has
-been fixed from validation rows, so test labels cannot influence any choice.
-Strategies are compared by their *out-of-fold* validation UA: a strategy
-fitted on the same clips it is scored on would flatter the stacking
-regression (dozens of parameters) against a single weight.
+Strategies are compared by *out-of-fold* validation UA: an in-sample score would flatter the stacking regression.
 """
 
 from __future__ import annotations
@@ -20,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from mer_utils.core.metrics import ua_score
-from mer_utils.fusion.calibration import apply_temperature, fit_temperature
+from mer_utils.fusion.rules import apply_temperature, fit_temperature
 from mer_utils.fusion.config import STRATEGY_NAMES
 from mer_utils.fusion.join import expert_names, expert_probabilities, master_labels
 from mer_utils.fusion.strategies import make_strategy
@@ -33,12 +28,9 @@ FUSED_MODALITY = "audio_visual"
 class FusionOutcome:
     """Everything fusion produced, before anything is written.
 
-    ``predictions`` maps each method (the single experts by name, then every
-    strategy) to a contract frame with val and test rows of every fold.
-    ``fitted`` holds, per fold, every fitted strategy by name. ``selection``
-    holds, per fold and method, the validation UA that ranks methods:
-    out-of-fold for strategies, plain for the single experts (they have
-    nothing fitted).
+    ``predictions``: each method (the single experts, then every strategy) -> a contract frame with val and
+    test rows of every fold. ``fitted``: per fold, every fitted strategy by name. ``selection``: per fold and
+    method, the validation UA that ranks methods (out-of-fold for strategies).
     """
 
     experts: list[str]
@@ -70,11 +62,10 @@ def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str
 
 
 def _frame(rows: pd.DataFrame, proba: np.ndarray, *, modality: str) -> pd.DataFrame:
-    return make_predictions_frame(
-        clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba, labels=master_labels(rows),
-        split=str(rows["split"].iloc[0]), fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]),
-        modality=modality,
-    )
+    return make_predictions_frame(clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba,
+                                  labels=master_labels(rows), split=str(rows["split"].iloc[0]),
+                                  fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]),
+                                  modality=modality)
 
 
 def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_step, seed):
@@ -102,28 +93,11 @@ def _apply(rows: pd.DataFrame, experts, temperatures, fitted) -> dict[str, pd.Da
     return out
 
 
-def fuse_master(
-    master: pd.DataFrame,
-    *,
-    strategies: Sequence[str] = STRATEGY_NAMES,
-    calibrate: bool = True,
-    cv_folds: int = 5,
-    grid_step: float = 0.05,
-    seed: int = 0,
-) -> FusionOutcome:
-    """Tune every strategy on each fold's validation rows and predict val and test.
-
-    Parameters
-    ----------
-    master : table from :func:`mer_utils.fusion.join.build_master_table`.
-    strategies : names from :data:`STRATEGY_NAMES`.
-    calibrate : fit one temperature per expert on validation first.
-    cv_folds : folds of the out-of-fold validation score used to pick the strategy.
-    grid_step : weight grid of the weighted-average and log-linear searches.
-
-    The chosen strategy (and the best single expert, the reference of the
-    significance test) is the one with the best mean validation UA over folds.
-    """
+def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NAMES, calibrate: bool = True,
+                cv_folds: int = 5, grid_step: float = 0.05, seed: int = 0) -> FusionOutcome:
+    """Tune every strategy on each fold's validation rows of ``master`` (see
+    :func:`~mer_utils.fusion.join.build_master_table`) and predict val and test; the chosen strategy (and the
+    best single expert, the reference of the significance test) has the best mean validation UA over folds."""
     strategies = list(strategies)
     unknown = [s for s in strategies if s not in STRATEGY_NAMES]
     if unknown or not strategies:
@@ -141,8 +115,7 @@ def fuse_master(
     frames = {name: [] for name in [*experts, *strategies]}
     params = {name: [] for name in strategies}
     temperatures, selection, fitted_per_fold = [], [], []
-    # The matrices are tiny (clips x 12): multi-threaded BLAS only adds
-    # synchronisation, which made each stacking fit ~10x slower on a busy CPU.
+    # Tiny matrices: multi-threaded BLAS made each stacking fit ~10x slower on a busy CPU.
     with threadpool_limits(limits=1):
         for fold in sorted(master["fold"].unique()):
             rows = master[master["fold"] == fold]
@@ -163,9 +136,7 @@ def fuse_master(
     # Ties go to the earlier name in the list, so the choice is deterministic.
     chosen = max(strategies, key=lambda s: (mean_ua[s], -strategies.index(s)))
     best_single = max(experts, key=lambda e: (mean_ua[e], -experts.index(e)))
-    return FusionOutcome(
-        experts=experts, strategies=strategies,
-        predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
-        params=params, temperatures=temperatures, selection=selection, chosen=chosen,
-        best_single=best_single, fitted=fitted_per_fold, calibrate=calibrate,
-    )
+    return FusionOutcome(experts=experts, strategies=strategies,
+                         predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
+                         params=params, temperatures=temperatures, selection=selection, chosen=chosen,
+                         best_single=best_single, fitted=fitted_per_fold, calibrate=calibrate)

@@ -99,7 +99,7 @@ def encoder_network(frames: np.ndarray) -> list[np.ndarray]:
     """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, on torch (one thread)."""
     import torch
 
-    from mer_utils.experts.torch_threads import one_torch_thread
+    from mer_utils.experts.distributed import one_torch_thread
 
     with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
         return [out.numpy() for out in layer_outputs_module()(torch.from_numpy(frames))]

@@ -1,10 +1,6 @@
-"""Visual checkpoints: safetensors weights + a JSON that rebuilds everything.
+"""Visual checkpoints: ``<name>.safetensors`` (tensors only) + ``<name>.json`` (model spec, preprocessing, labels).
 
-``best_visual_model.safetensors`` holds tensors only (safetensors cannot carry
-code), ``best_visual_model.json`` the model spec, the preprocessing (K,
-crop size, margin, detector) and the label order. :func:`load_visual_expert`
-needs neither training code nor the FER2013 weights file: the encoder's
-weights are in the checkpoint.
+Loading needs neither training code nor the FER2013 weights file: the encoder's weights are in the checkpoint.
 """
 
 from __future__ import annotations
@@ -16,8 +12,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mer_utils.core.atomic_io import atomic_path, read_json, write_json
+from mer_utils.core.atomic_io import read_json
 from mer_utils.core.checkpoint_gate import CheckpointError, cached_by_file, opening_checkpoint, refuse_non_finite
+from mer_utils.experts import save_with_json
 
 CHECKPOINT_FORMAT = "mer-visual-1"
 BEST_NAME = "best_visual_model"
@@ -31,59 +28,41 @@ def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
 def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra: dict | None = None) -> Path:
     """Write ``<path>.safetensors`` and ``<path>.json``; returns the weights path."""
-    from safetensors.torch import save_file
-
-    weights, meta = _paths(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"format": CHECKPOINT_FORMAT})
-    write_json(meta, {
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    return save_with_json(_paths(path)[0], state, {
         "format": CHECKPOINT_FORMAT,
         "labels": list(model.spec.labels),
         "model": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model.spec).items()},
         "crop": dataclasses.asdict(crop_config),
         **(extra or {}),
-    })
-    return weights
+    }, metadata={"format": CHECKPOINT_FORMAT})
 
 
 _FIX = "retrain it with `mer visual train` (or pull a checkpoint set again)"
 
 
-def _existing_files(path: str | os.PathLike) -> tuple[Path, Path]:
+def load_visual_model(path: str | os.PathLike):
+    """``(model in eval mode, metadata dict)`` from a checkpoint written by :func:`save_visual_checkpoint`."""
+    from safetensors.torch import load_file
+
+    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
+
     weights, meta_path = _paths(path)
     for needed in (weights, meta_path):
         if not needed.is_file():
             raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
                                     "(it writes checkpoints/best_visual_model.safetensors and .json).")
-    return weights, meta_path
-
-
-def _read_meta(meta_path: Path) -> dict:
     with opening_checkpoint(meta_path, kind="visual", fix=_FIX):
         meta = read_json(meta_path)
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{meta_path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; it "
                                   f"was not used. Fix: {_FIX}.")
-    return meta
-
-
-def load_visual_model(path: str | os.PathLike):
-    """``(model in eval mode, metadata dict)`` from a checkpoint written by :func:`save_visual_checkpoint`."""
-    import torch
-    from safetensors.torch import load_file
-
-    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
-
-    weights, meta_path = _existing_files(path)
-    meta = _read_meta(meta_path)
-    with opening_checkpoint(meta_path, kind="visual", fix=_FIX):
         spec = ModelSpec(**{**meta["model"], "labels": tuple(meta["model"]["labels"])})
         model = build_visual_model(spec, pretrained=False)
     with opening_checkpoint(weights, kind="visual", fix=_FIX):
         state = load_file(str(weights))
         refuse_non_finite(state.items(), path=weights, kind="visual", fix=_FIX)
-        missing, unexpected = model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise CheckpointError(f"{weights}: weights do not fit {spec} (missing {missing[:3]}, unexpected "
                                   f"{unexpected[:3]}); it was not used. Fix: {_FIX}.")
@@ -96,23 +75,15 @@ class VideoPrediction(NamedTuple):
     boxes: np.ndarray  # (K, 4) face crop boxes (x, y, w, h)
     detected: np.ndarray  # (K,) bool: face found (else fallback box)
     frame_indices: np.ndarray  # (K,)
-    frame_weights: np.ndarray  # (K,) temporal pooling weights
     crops: np.ndarray  # (K, S, S, 3) what the model saw
 
 
 class VisualExpert:
-    """A trained visual model with its preprocessing: video in, one probability per label out.
-
-    Example::
-
-        expert = load_visual_expert("checkpoints/best_visual_model")
-        result = expert.predict_video("1001_DFA_HAP_XX.flv")
-        dict(zip(expert.labels, result.probs))
-    """
+    """A trained visual model with its preprocessing: video in, one probability per label out
+    (``load_visual_expert(path).predict_video(video).probs``, in ``labels`` order)."""
 
     def __init__(self, model, meta: dict, *, network=None):
         from mer_utils.experts.visual.crops import CropConfig
-
         # ``network``: the same model's ONNX copy (`mer export onnx`: experts/onnx_export.py), run instead.
         self.model, self.meta, self.network = model, meta, network
         self.labels = tuple(meta["labels"])
@@ -120,33 +91,27 @@ class VisualExpert:
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """``(K, S, S, 3)`` or ``(B, K, S, S, 3)`` uint8 crops -> ``(L,)`` or ``(B, L)`` probabilities."""
-        return self._predict(crops)[0]
-
-    def _predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         single = crops.ndim == 4
+        batch = np.asarray(crops)[None] if single else np.asarray(crops)
         if self.network is not None:
-            probs, weights = self.network.run(np.asarray(crops)[None] if single else np.asarray(crops))
-            return (probs[0], weights[0]) if single else (probs, weights)
-        import torch
-
-        batch = torch.as_tensor(np.asarray(crops)[None] if single else np.asarray(crops))
-        with torch.inference_mode():
-            logits, weights = self.model.classify_features(self.model.inference_frame_features(batch))
-            probs = logits.softmax(dim=-1).numpy()
-        weights = weights.numpy()
-        return (probs[0], weights[0]) if single else (probs, weights)
+            probs = self.network(batch)
+        else:
+            import torch
+            with torch.inference_mode():
+                logits, _ = self.model.classify_features(self.model.inference_frame_features(torch.as_tensor(batch)))
+                probs = logits.softmax(dim=-1).numpy()
+        return probs[0] if single else probs
 
     def predict_video(self, path: str | os.PathLike, *, detector=None) -> VideoPrediction:
         """Sample frames, find the face, crop and classify one video file."""
         from mer_utils.experts.visual.crops import extract_clip_crops
-
         clip = extract_clip_crops(path, self.crop_config, detector=detector, keep_frames=True)
-        probs, weights = self._predict(clip.crops)
-        return VideoPrediction(probs, clip.frames, clip.boxes, clip.detected, clip.frame_indices, weights, clip.crops)
+        return VideoPrediction(self.predict_crops(clip.crops), clip.frames, clip.boxes, clip.detected,
+                               clip.frame_indices, clip.crops)
 
 
 @cached_by_file
 def load_visual_expert(path: str | os.PathLike = f"checkpoints/{BEST_NAME}") -> VisualExpert:
-    """Load a visual checkpoint (``.safetensors`` + ``.json``) for prediction, on torch (the demo runs its
-    ONNX copy when the index lists one: :func:`mer_utils.experts.onnx_export.with_listed_copy`)."""
+    """A visual checkpoint (``.safetensors`` + ``.json``) for prediction on torch (the demo runs its ONNX copy
+    when the index lists one: :func:`mer_utils.experts.onnx_export.with_listed_copy`)."""
     return VisualExpert(*load_visual_model(path))

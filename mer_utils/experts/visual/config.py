@@ -1,8 +1,5 @@
-"""The visual stage's configuration: one flat dataclass for the CLI and notebooks.
-
-Its fields, each with its help text, come in one dataclass per concern, each a section of ``mer visual train
---help``; each run saves the flat dataclass as ``config.json``.
-"""
+"""The visual stage's configuration (``mer visual train``, notebooks, ``config.json``), one group per ``--help``
+section."""
 
 from __future__ import annotations
 
@@ -97,14 +94,12 @@ class VisualTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its l
 
     def crop_config(self):
         from mer_utils.experts.visual.crops import CropConfig
-
         return CropConfig(n_frames=self.n_frames, crop_size=self.crop_size, margin=self.margin,
                           smooth_window=self.smooth_window, min_size_frac=self.min_face,
                           detect_width=self.detect_width)
 
     def model_spec(self, labels: tuple[str, ...]):
         from mer_utils.experts.visual.models import ModelSpec
-
         return ModelSpec(backbone=self.backbone, pooling=self.pooling, hidden=self.hidden, dropout=self.dropout,
                          labels=tuple(labels))
 

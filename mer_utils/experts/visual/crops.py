@@ -1,20 +1,7 @@
-"""Face crops, extracted once per clip and cached.
+"""Face crops, extracted once per clip and cached in ``outputs/cache/face_crops/<corpus>-<tag>/<config key>/``.
 
-The cache lives in ``outputs/cache/face_crops/<corpus>-<tag>/<config key>/``:
-one ``<clip_id>.safetensors`` per clip (crops, boxes, frame indices,
-detection flags; the frame count and the video's fingerprint in its
-metadata) plus ``prepare_report.csv``. The config key hashes every
-preprocessing setting, so changing K or the margin prepares a new cache
-instead of mixing old and new crops; the fingerprint
-(:func:`source_fingerprint`) catches a video replaced under the same name,
-even by one of the same size.
-
-Cache entries are read in the worker threads of :func:`prepare_crops`, so
-the format must be readable from several threads at once: ``np.load``
-parses every ``.npy`` header with ``ast.literal_eval``, which CPython 3.11
-does not make thread-safe (python/cpython#106905: an intermittent
-``SystemError: AST constructor recursion depth mismatch``); a safetensors
-header is JSON, parsed in Rust.
+Entries are safetensors, not ``.npz``: they are read in worker threads, and ``np.load`` parses headers with
+``ast``, which is not thread-safe in CPython 3.11 (python/cpython#106905).
 """
 
 from __future__ import annotations
@@ -42,16 +29,15 @@ REPORT_COLUMNS = ("clip_id", "status", "n_frames", "n_detected", "n_fallback", "
 class CropConfig:
     """How a clip becomes face crops (every field is part of the cache key)."""
 
-    n_frames: int = dataclasses.field(default=8, metadata={"help": "frames sampled uniformly per clip (K)"})
-    crop_size: int = dataclasses.field(default=64, metadata={"help": "side of the square RGB crop, pixels"})
-    margin: float = dataclasses.field(default=0.1, metadata={"help": "added on each side, fraction of the face box"})
-    smooth_window: int = dataclasses.field(default=3, metadata={"help": "running-median window over frames (odd)"})
-    detector: str = dataclasses.field(default="haar", metadata={"help": "face detector name"})
-    cascade: str = dataclasses.field(default="haarcascade_frontalface_alt2.xml",
-                                     metadata={"help": "OpenCV Haar cascade file (haar detector)"})
-    min_size_frac: float = dataclasses.field(default=0.12, metadata={"help": "smallest face / shorter frame side"})
-    min_neighbors: int = dataclasses.field(default=5, metadata={"help": "Haar cascade minNeighbors"})
-    detect_width: int = dataclasses.field(default=160, metadata={"help": "frames are downscaled to this width to detect"})
+    n_frames: int = 8  # frames sampled uniformly per clip (K)
+    crop_size: int = 64  # side of the square RGB crop, pixels
+    margin: float = 0.1  # added on each side, fraction of the face box
+    smooth_window: int = 3  # running-median window over frames (odd)
+    detector: str = "haar"  # face detector name
+    cascade: str = "haarcascade_frontalface_alt2.xml"  # OpenCV Haar cascade file (haar detector)
+    min_size_frac: float = 0.12  # smallest face / shorter frame side
+    min_neighbors: int = 5  # Haar cascade minNeighbors
+    detect_width: int = 160  # frames are downscaled to this width to detect
 
     def key(self) -> str:
         """Short hash of the settings: equal key, interchangeable crops."""
@@ -60,13 +46,11 @@ class CropConfig:
 
     @property
     def frame_side(self) -> int:
-        """Shorter frame side, pixels, that the crops need: at this size the smallest face the detector
-        reports (``min_size_frac`` of it) still fills ``crop_size`` pixels, so decoding larger adds nothing."""
+        """Shorter frame side, pixels, at which the smallest face the detector reports still fills ``crop_size``."""
         return math.ceil(self.crop_size / self.min_size_frac)
 
     def make_detector(self):
         from mer_utils.experts.visual.faces import HaarFaceDetector
-
         if self.detector != "haar":
             raise ValueError(f"unknown detector {self.detector!r}; built in: 'haar'. Pass a FaceDetector object "
                              "to prepare_crops(detector=...) and name it in CropConfig.detector.")
@@ -88,7 +72,6 @@ def extract_clip_crops(path: str | os.PathLike, config: CropConfig, *, detector=
     """Decode K frames of one video, track the face, crop it."""
     from mer_utils.experts.visual.faces import crop_faces, track_faces
     from mer_utils.experts.visual.video import read_sampled_frames
-
     sampled = read_sampled_frames(path, config.n_frames)
     track = track_faces(sampled.frames, detector or config.make_detector(), margin=config.margin,
                         window=config.smooth_window)
@@ -109,10 +92,7 @@ FINGERPRINT_BYTES = 64 * 1024
 def source_fingerprint(path: str | os.PathLike) -> str:
     """Size and sha1 of the first and last 64 KiB of a video: what tells the cached crops belong to it.
 
-    Media headers, encoder timestamps and the final frames sit at the ends, so two different clips of the
-    same size differ there; reading 128 KiB keeps a cached re-run cheap on a network drive. The
-    modification time is left out on purpose: copying a corpus (to Drive, say) changes it and would throw
-    every crop away.
+    The modification time is left out on purpose: copying a corpus (to Drive, say) changes it.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -131,7 +111,6 @@ def _entry(cache_dir: str | os.PathLike, clip_id: str) -> Path:
 
 def _save(path: Path, crops: ClipCrops, fingerprint: str) -> None:
     from safetensors.numpy import save
-
     data = save({"crops": crops.crops, "boxes": crops.boxes.astype(np.float32),
                  "frame_indices": np.asarray(crops.frame_indices, np.int64), "detected": crops.detected},
                 metadata={"n_frames": str(crops.n_frames), "source_fingerprint": fingerprint})
@@ -142,7 +121,6 @@ def _save(path: Path, crops: ClipCrops, fingerprint: str) -> None:
 def _read(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays ``names`` and the metadata of one entry (data only: safetensors holds no code)."""
     from safetensors import safe_open
-
     with safe_open(str(path), framework="numpy") as entry:
         return {name: entry.get_tensor(name) for name in names}, entry.metadata() or {}
 
@@ -156,36 +134,35 @@ def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
     return ClipCrops(data["crops"], data["boxes"], data["frame_indices"], data["detected"], int(meta["n_frames"]))
 
 
-def _cached_row(path: Path, fingerprint: str) -> dict | None:
-    """The report row of a valid cache entry, or None when it must be (re)made."""
+def _cached(path: Path, fingerprint: str) -> tuple[int, np.ndarray] | None:
+    """Frame count and detection flags of a valid cache entry, or None when it must be (re)made."""
     from safetensors import SafetensorError
-
     if not path.exists():
         return None
     try:
         data, meta = _read(path, ("detected",))
     except (OSError, SafetensorError):
         return None  # a truncated or foreign file: extract again
-    if meta.get("source_fingerprint") != fingerprint:
-        return None
-    detected = data["detected"]
-    return {"status": "cached", "n_frames": int(meta["n_frames"]), "n_detected": int(detected.sum()),
-            "n_fallback": int((~detected).sum()), "error": ""}
+    return (int(meta["n_frames"]), data["detected"]) if meta.get("source_fingerprint") == fingerprint else None
+
+
+def _report_row(clip_id: str, status: str, n_frames: int = 0, detected=(), error: str = "") -> dict:
+    detected = np.asarray(detected, dtype=bool)
+    return dict(zip(REPORT_COLUMNS, (clip_id, status, n_frames, int(detected.sum()), int((~detected).sum()), error)))
 
 
 def _prepare_one(clip_id: str, video: Path, cache_dir: Path, config: CropConfig, detector) -> dict:
     try:
         fingerprint = source_fingerprint(video)
         path = _entry(cache_dir, clip_id)
-        row = _cached_row(path, fingerprint)
-        if row is None:
-            crops = extract_clip_crops(video, config, detector=detector)
-            _save(path, crops, fingerprint)
-            row = {"status": "ok", "n_frames": crops.n_frames, "n_detected": int(crops.detected.sum()),
-                   "n_fallback": int((~crops.detected).sum()), "error": ""}
+        cached = _cached(path, fingerprint)
+        if cached is not None:
+            return _report_row(clip_id, "cached", *cached)
+        crops = extract_clip_crops(video, config, detector=detector)
+        _save(path, crops, fingerprint)
+        return _report_row(clip_id, "ok", crops.n_frames, crops.detected)
     except (OSError, RuntimeError, ValueError) as err:
-        row = {"status": "failed", "n_frames": 0, "n_detected": 0, "n_fallback": 0, "error": str(err)}
-    return {"clip_id": clip_id, **row}
+        return _report_row(clip_id, "failed", error=str(err))
 
 
 def prepare_crops(
@@ -193,16 +170,9 @@ def prepare_crops(
     cache_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs",
     n_jobs: int | None = None, detector=None, progress: bool = True,
 ) -> tuple[Path, pd.DataFrame]:
-    """Extract (or reuse) face crops for every clip with a usable video.
-
-    Clips run in parallel threads (OpenCV decodes and detects without
-    holding the GIL). A clip that cannot be decoded is reported with
-    ``status="failed"`` and its error, and skipped; clips whose video is not
-    ``ok`` in the manifest are reported as ``"skipped"``.
-
-    Returns the cache folder and the report (also written there as
-    ``prepare_report.csv``).
-    """
+    """Extract (or reuse) face crops for every clip with a usable video, in parallel threads (OpenCV releases
+    the GIL); returns the cache folder and the report (also its ``prepare_report.csv``): undecodable clips
+    ``failed`` with their error, clips whose video is not ``ok`` in the manifest ``skipped``."""
     import pandas as pd
 
     from mer_utils.data.manifest import modality_gap
@@ -220,16 +190,13 @@ def prepare_crops(
     write_json(cache_dir / "config.json", {"cache_version": CACHE_VERSION, "key": config.key(),
                                            **dataclasses.asdict(config)})
     usable = manifest["video_status"] == "ok"
-    rows = [{"clip_id": c, "status": "skipped", "n_frames": 0, "n_detected": 0, "n_fallback": 0,
-             "error": f"video_status={s}"} for c, s in zip(manifest.loc[~usable, "clip_id"],
-                                                           manifest.loc[~usable, "video_status"])]
+    rows = [_report_row(c, "skipped", error=f"video_status={s}")
+            for c, s in zip(manifest.loc[~usable, "clip_id"], manifest.loc[~usable, "video_status"])]
     jobs = [(c, Path(data_root) / p) for c, p in zip(manifest.loc[usable, "clip_id"], manifest.loc[usable, "video_path"])]
     import cv2
-
     detector = detector or config.make_detector()
     n_jobs = n_jobs or min(8, os.cpu_count() or 1)
-    # Parallel over clips, not inside OpenCV: one OpenCV thread per worker
-    # avoids oversubscribing the cores.
+    # Parallel over clips, not inside OpenCV: one OpenCV thread per worker avoids oversubscribing the cores.
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1 if n_jobs > 1 else threads)
     try:

@@ -1,15 +1,5 @@
 """Follow one face through the sampled frames and turn it into a stable square crop.
 
-The face followed is the largest one first, then the detection that
-continues it from frame to frame (:func:`follow_face`): a second person or a
-false hit in the background never takes the crop over, and how many frames
-held several faces is counted so that the demo can say so. Boxes are filled
-where the detector missed (last good box, else the next good one, else a
-centre crop), smoothed over time with a running median, squared and expanded
-by a margin. How many frames needed the fallback is counted per clip, so a
-badly framed corpus shows up in the preparation report rather than as a
-silent accuracy drop.
-
 Boxes are ``(x, y, w, h)`` floats in pixels of the full-size frame.
 """
 
@@ -26,11 +16,7 @@ import numpy as np
 
 
 class FaceDetector(Protocol):
-    """Anything with ``detect(frame_rgb) -> (n, 4)`` boxes ``(x, y, w, h)``.
-
-    A stronger detector (MTCNN, RetinaFace, MediaPipe) plugs in by providing
-    this one method; :func:`track_faces` does the rest.
-    """
+    """Anything with ``detect(frame_rgb) -> (n, 4)`` boxes ``(x, y, w, h)`` (MTCNN, RetinaFace ... plug in)."""
 
     def detect(self, frame: np.ndarray) -> np.ndarray: ...
 
@@ -41,7 +27,6 @@ _LOCAL = threading.local()
 def _cascade(name: str):
     """One classifier per thread: ``detectMultiScale`` on a shared one is not thread-safe."""
     import cv2
-
     cache = _LOCAL.__dict__.setdefault("cascades", {})
     if name not in cache:
         path = name if "/" in name else cv2.data.haarcascades + name
@@ -56,13 +41,8 @@ def _cascade(name: str):
 class HaarFaceDetector:
     """OpenCV's frontal-face Haar cascade: offline, fast, bundled with OpenCV.
 
-    The ``alt2`` cascade found a face in every sampled frame of the real
-    CREMA-D sample and of the synthetic corpus, where ``default`` missed 9 %
-    of the synthetic frames at the same cost. Frames wider than ``detect_width`` are downscaled first (Haar cost grows
-    with the pixel count; faces in CREMA-D fill a third of the frame, so
-    nothing is lost). ``min_size_frac`` is the smallest face as a fraction of
-    the frame's shorter side, so the same setting suits 480x360 CREMA-D and
-    small synthetic clips.
+    ``alt2``, not ``default``: it found a face in every sampled frame of the real CREMA-D sample and of the
+    synthetic corpus, where ``default`` missed 9 % of the synthetic ones at the same cost.
     """
 
     cascade: str = "haarcascade_frontalface_alt2.xml"
@@ -73,7 +53,6 @@ class HaarFaceDetector:
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
         import cv2
-
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
         scale = min(1.0, self.detect_width / gray.shape[1])
         if scale < 1.0:
@@ -86,8 +65,7 @@ class HaarFaceDetector:
 
 class FaceTrack(NamedTuple):
     boxes: np.ndarray  # (K, 4) square crop boxes after fill, smoothing and margin
-    detected: np.ndarray  # (K,) bool: the followed face was found in this frame
-    n_fallback: int  # frames whose box came from a neighbour or the centre crop
+    detected: np.ndarray  # (K,) bool: the followed face was found in this frame (else a fallback box)
     n_several: int = 0  # frames in which the detector found more than one face
 
 
@@ -98,9 +76,7 @@ def largest_box(boxes: np.ndarray) -> np.ndarray | None:
     [5, 5, 30, 20]
     """
     boxes = np.asarray(boxes).reshape(-1, 4)
-    if len(boxes) == 0:
-        return None
-    return boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
+    return boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))] if len(boxes) else None
 
 
 def overlap(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -156,15 +132,12 @@ class TrackedFrame(NamedTuple):
 
 def follow_face(frames: Iterable[np.ndarray], detector: FaceDetector, *, margin: float = 0.1, window: int = 3,
                 max_wait: int = 64) -> Iterator[TrackedFrame]:
-    """Follow one face through ``frames`` (an array or a stream), yielding each frame with its crop box as
-    soon as that box is final, ``window // 2`` frames later: a caller can crop and drop every frame, so a
-    video of any length is tracked in constant memory.
+    """Follow one face through ``frames`` (an array or a stream), yielding each frame with its crop box as soon
+    as that box is final (``window // 2`` frames later), so a video of any length is tracked in constant memory.
 
-    The face followed is the largest of the first frame with a detection, then, frame after frame, the
-    detection that overlaps it most; a detection elsewhere (another person, a false hit in the background)
-    is not taken, until the followed face has been missing for :data:`LOST_AFTER` frames in which others
-    were seen. A frame without the face takes the last box (the first face's box before it was found,
-    or a centred square when no face comes within ``max_wait`` frames or at all); boxes are then
+    The face followed is the largest of the first detections, then the detection that overlaps it most (another
+    person never takes over until it has been missing :data:`LOST_AFTER` frames). A frame without it takes the
+    last box (the first one before it; a centred square after ``max_wait`` frames without a face); boxes are
     median-smoothed over ``window`` frames, squared and expanded by ``margin``.
     """
     if window < 1 or window % 2 == 0:
@@ -215,18 +188,12 @@ def track_faces(frames: np.ndarray, detector: FaceDetector, *, margin: float = 0
         raise ValueError("track_faces needs at least one frame")
     tracked = list(follow_face(frames, detector, margin=margin, window=window))
     detected = np.array([t.detected for t in tracked])
-    return FaceTrack(np.array([t.box for t in tracked]), detected, int((~detected).sum()),
-                     sum(t.n_faces > 1 for t in tracked))
+    return FaceTrack(np.array([t.box for t in tracked]), detected, sum(t.n_faces > 1 for t in tracked))
 
 
 def crop_box(frame: np.ndarray, box: np.ndarray, *, size: int) -> np.ndarray:
-    """Cut ``box`` out of ``frame`` and resize to ``size x size``.
-
-    Parts of the box outside the frame are filled by repeating the edge
-    pixels, so a face at the border stays centred in its crop.
-    """
+    """Cut ``box`` out of ``frame``, resized to ``size x size``; edge pixels repeated where it leaves the frame."""
     import cv2
-
     x, y, w, h = (int(round(v)) for v in box)
     w, h = max(w, 1), max(h, 1)
     height, width = frame.shape[:2]

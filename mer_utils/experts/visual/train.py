@@ -1,14 +1,5 @@
 """The visual expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`):
-``mer visual train`` and the VISUAL notebook.
-
-1. face crops of every clip of the split, cached (:func:`mer_utils.experts.visual.crops.prepare_crops`);
-2. per fold: train on ``train`` with early stopping on ``val``, predict
-   ``val`` and ``test`` (an interrupted fold resumes from its last epoch);
-3. the runner keeps the fold with the best validation UA as the run's
-   checkpoint, copies it to ``checkpoints/best_visual_model.*`` (speaker
-   protocol; ``best_visual_model_<protocol>.*`` for the others) and records it
-   in the checkpoint index.
-"""
+``mer visual train`` and the VISUAL notebook."""
 
 from __future__ import annotations
 
@@ -42,7 +33,6 @@ class ClipData(NamedTuple):
 
 def prepare_visual_protocol(config: VisualTrainConfig):
     from mer_utils.protocols.prepare import prepare_protocol
-
     return prepare_protocol(config.data_root, config.protocol, seed=config.seed, outputs=config.outputs,
                             published_dir=config.published_dir, metadata_dir=config.metadata_dir,
                             n_folds=config.folds, progress=config.progress, dataset=config.dataset)
@@ -81,7 +71,6 @@ def frozen_features(model, clips: ClipData, *, cache_key: str, device: str, batc
                 return {"features": torch.from_numpy(cached["features"]),
                         "mirrored": torch.from_numpy(cached["mirrored"])}
     from tqdm.auto import tqdm
-
     encoder = model.encoder.to(device).eval()
     encode = encoder.fused_features() if hasattr(encoder, "fused_features") else encoder
     out = {"features": [], "mirrored": []}
@@ -95,7 +84,6 @@ def frozen_features(model, clips: ClipData, *, cache_key: str, device: str, batc
     model.to("cpu")
     data = {k: torch.cat(v) for k, v in out.items()}
     from mer_utils.core.atomic_io import atomic_path
-
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, clip_ids=np.array(clips.clip_ids), **{k: v.numpy() for k, v in data.items()})
     return data
@@ -103,7 +91,6 @@ def frozen_features(model, clips: ClipData, *, cache_key: str, device: str, batc
 
 def _fold_indices(prepared, clips: ClipData, fold: int) -> dict[str, np.ndarray]:
     from mer_utils.protocols.splits import fold_subsets
-
     subsets = fold_subsets(prepared.split, fold)
     return {s: np.array([clips.row[c] for c in ids if c in clips.row], dtype=np.int64) for s, ids in subsets.items()}
 
@@ -112,23 +99,18 @@ def run_fold(config: VisualTrainConfig, prepared, clips: ClipData, data: dict, f
     """Train and predict one fold; returns (predictions, report, model)."""
     import torch
 
-    from mer_utils.experts.distributed import pick_device
     from mer_utils.experts.fine_tuning import predict_proba
-    from mer_utils.experts.visual.fit import FitSettings, fit_fold
+    from mer_utils.experts.visual.fit import fit_fold
     from mer_utils.experts.visual.models import build_visual_model
 
     torch.manual_seed(config.seed * 1_000 + fold)
     index = _fold_indices(prepared, clips, fold)
     if len(index["train"]) == 0 or len(index["val"]) == 0:
         raise ValueError(f"fold {fold}: no usable training or validation clips (see {clips.cache_dir}/prepare_report.csv)")
-    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                           encoder_lr=config.encoder_lr, weight_decay=config.weight_decay, patience=config.patience,
-                           augment=config.augment, frozen=config.mode == "frozen", seed=config.seed,
-                           device=pick_device(config.device))
     model = build_visual_model(config.model_spec(prepared.labels), weights_dir=config.checkpoints)
     start = time.perf_counter()
-    trainer, report = fit_fold(model, data, clips.labels, index["train"], index["val"], settings=settings, fold=fold,
-                               work_dir=fold_dir, progress=config.progress)
+    trainer, report = fit_fold(model, data, clips.labels, index["train"], index["val"], config=config, fold=fold,
+                               work_dir=fold_dir)
     fit_s = time.perf_counter() - start
     frames = []
     for subset in ("val", "test"):
@@ -148,13 +130,11 @@ def training_inputs(config: VisualTrainConfig, clips: ClipData, labels: tuple[st
     import torch
 
     from mer_utils.experts.visual.models import build_visual_model
-
     if config.mode == "finetune":
         return {"crops": torch.from_numpy(clips.crops)}
     model = build_visual_model(config.model_spec(labels), weights_dir=config.checkpoints)
     key = f"{config.backbone.replace(':', '-')}_{model.spec.input_size}"
     from mer_utils.experts.distributed import pick_device
-
     return frozen_features(model, clips, cache_key=key, device=pick_device(config.device), progress=config.progress)
 
 
@@ -181,46 +161,41 @@ class VisualExpert:
         from mer_utils.experts.distributed import is_main_process
         from mer_utils.experts.visual.checkpoint import save_visual_checkpoint
         from mer_utils.protocols.splits import fold_subsets
-
         frame, report, model = run_fold(self.config, prepared, self.clips, self.data, fold, fold_dir)
         reasons = {row["clip_id"]: row["reason"] for row in self.clips.skipped}
         report["skipped"] = [{"clip_id": c, "fold": fold, "subset": subset, "reason": reasons[c]}
                              for subset, ids in fold_subsets(prepared.split, fold).items() for c in ids if c in reasons]
         extra = {"protocol": self.config.protocol, "split": prepared.split_name, "fold": fold,
                  "val_ua": report["best_val_ua"], "mode": self.config.mode, "trained_on": str(prepared.data_root)}
+        def save(stem: Path) -> Path:
+            return save_visual_checkpoint(stem, model, crop_config=self.config.crop_config(), extra=extra)
+
         if is_main_process():  # launched: one process writes
-            save_visual_checkpoint(fold_dir / "model", model, crop_config=self.config.crop_config(), extra=extra)
-        return FoldResult(frame, report, lambda stem: save_visual_checkpoint(
-            stem, model, crop_config=self.config.crop_config(), extra=extra))
+            save(fold_dir / "model")
+        return FoldResult(frame, report, save)
 
     def stable_name(self, prepared) -> str:
         from mer_utils.experts.audio.checkpoint import protocol_tag
         from mer_utils.experts.visual.checkpoint import BEST_NAME
-
         # The demo's protocol keeps the name users know; the others get theirs, so no protocol overwrites another.
         return BEST_NAME if self.config.protocol == "speaker" else f"{BEST_NAME}_{protocol_tag(self.config.protocol)}"
 
     def run_info(self, prepared, reports: list[dict]) -> dict:
         from mer_utils.experts.visual.crops import summarize_report
-
         return {"backbone": self.config.backbone, "mode": self.config.mode, "pooling": self.config.pooling,
                 "n_frames": self.config.n_frames, "faces": summarize_report(self.clips.report),
                 "crop_cache": str(self.clips.cache_dir)}
 
     def finish(self, run_dir: Path, reports: list[dict]) -> None:
         from mer_utils.experts.visual.figures import plot_training_curves
-
         history = [row for report in reports for row in report["history"]]
         write_csv(run_dir / "history.csv", pd.DataFrame(history))
         plot_training_curves(history, path=run_dir / "training_curves.png", title=self.config.run_name())
 
 
 def train_visual(config: VisualTrainConfig | None = None, **overrides) -> RunResult:
-    """Run the visual expert under ``config.protocol``; see the module docstring.
-
-    Keyword ``overrides`` replace config fields, e.g.
-    ``train_visual(protocol="speaker", pooling="attention")``.
-    """
+    """Run the visual expert under ``config.protocol``; ``overrides`` replace config fields, e.g.
+    ``train_visual(protocol="speaker", pooling="attention")``."""
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     expert = VisualExpert(config)
     return run_protocol(expert, lambda: prepare_visual_protocol(config))

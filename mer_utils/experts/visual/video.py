@@ -1,13 +1,6 @@
-"""Decode a clip and sample K frames from it, deterministically.
+"""Decode a clip and sample K frames from it, deterministically (OpenCV; CREMA-D's FLV and MP4 copies).
 
-CREMA-D ships FLV (VP6 video, 480x360, ~30 fps, 2-5 s); some copies are
-re-encoded as MP4. OpenCV's FFmpeg backend reads both. The sampled frames are
-the centres of K equal segments of the clip, so they cover it from start to
-end, are sorted, and never index past the last frame.
-
-A long video (the demo's timeline) is read by :func:`stream_frames` instead:
-frames picked by their timestamps and handed over one at a time, so that
-neither a variable frame rate nor the video's length can upset it.
+A long video (the demo's timeline) is streamed by :func:`stream_frames` instead, frames picked by timestamp.
 """
 
 from __future__ import annotations
@@ -19,13 +12,6 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 
-class VideoInfo(NamedTuple):
-    n_frames: int
-    fps: float
-    width: int
-    height: int
-
-
 class SampledFrames(NamedTuple):
     frames: np.ndarray  # (K, H, W, 3) uint8, RGB
     indices: np.ndarray  # (K,) frame numbers actually read, sorted
@@ -33,12 +19,8 @@ class SampledFrames(NamedTuple):
 
 
 def sample_frame_indices(n_frames: int, k: int) -> np.ndarray:
-    """Indices of ``k`` frames spread uniformly over ``n_frames``.
-
-    Frame ``i`` is the centre of the ``i``-th of ``k`` equal segments, so the
-    result is sorted, starts near 0, ends near ``n_frames - 1`` and never
-    reaches ``n_frames``. A clip shorter than ``k`` frames repeats frames
-    (:func:`read_sampled_frames` refuses such a clip instead).
+    """Indices of ``k`` frames: the centres of ``k`` equal segments of ``n_frames`` (sorted, never past the end;
+    a clip shorter than ``k`` repeats frames, which :func:`read_sampled_frames` refuses).
 
     >>> sample_frame_indices(10, 4).tolist()
     [1, 3, 6, 8]
@@ -55,41 +37,22 @@ def sample_frame_indices(n_frames: int, k: int) -> np.ndarray:
 
 def _open(path: str | os.PathLike):
     import cv2
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Video not found: {path}. Check the data root and the manifest's video_path.")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise RuntimeError(
-            f"OpenCV cannot open {path}: not a video, a Git LFS pointer (run `git lfs pull`) or a codec "
-            "this OpenCV build lacks (install opencv-python-headless, which bundles FFmpeg)."
-        )
+        raise RuntimeError(f"OpenCV cannot open {path}: not a video, a Git LFS pointer (run `git lfs pull`) or a "
+                           "codec this OpenCV build lacks (install opencv-python-headless, which bundles FFmpeg).")
     return capture
 
 
-def video_info(path: str | os.PathLike) -> VideoInfo:
-    """Frame count, fps and size from the container (the count may be approximate)."""
-    import cv2
-
-    capture = _open(path)
-    try:
-        return VideoInfo(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), float(capture.get(cv2.CAP_PROP_FPS)),
-                         int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    finally:
-        capture.release()
-
-
 def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], int]:
-    """Decode up to the last wanted frame; convert only the wanted ones.
+    """The wanted frames (by index) and how many frames were seen, decoding up to the last wanted one.
 
-    ``grab`` decodes without the colour conversion and copy that ``read``
-    does, so skipped frames cost little; seeking (``CAP_PROP_POS_FRAMES``) is
-    exact on CREMA-D's FLVs but slower, because each seek decodes again from
-    the previous keyframe. Returns the frames and how many frames were seen.
+    ``grab`` skips the colour conversion and copy of ``read``; seeking would decode again from a keyframe.
     """
     import cv2
-
     wanted_set, frames, position = {int(i) for i in wanted}, {}, 0
     last = int(wanted.max())
     while position <= last:
@@ -103,28 +66,16 @@ def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], in
     return frames, position
 
 
-def _count_frames(capture) -> int:
-    count = 0
-    while capture.grab():
-        count += 1
-    return count
-
-
 class VideoFramesError(RuntimeError):
     """A clip whose frames cannot all be had: truncated, corrupt or too short. The message names the file."""
 
 
 def _shortfall_is_damage(path, seen: int) -> bool:
-    """Whether fewer frames decoded than the header counts because the file is cut or corrupt.
-
-    OpenCV counts FLV frames from the container's duration, which covers the audio track too, so a clip
-    whose sound outlasts its picture over-counts; the packets in the file (demuxed with PyAV, not decoded)
-    tell that apart from a file that stops early or holds frames that do not decode.
-    """
+    """Whether fewer frames decoded than the header counts because the file is cut or corrupt, not because
+    its audio outlasts the picture (OpenCV counts FLV frames from the duration): its packets tell (PyAV)."""
     import av
 
     from mer_utils.data.media_health import TRUNCATION_TOLERANCE, video_packets
-
     try:
         packets = video_packets(path)
     except av.error.FFmpegError:
@@ -133,14 +84,10 @@ def _shortfall_is_damage(path, seen: int) -> bool:
 
 
 def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
-    """Read ``k`` uniformly sampled RGB frames of a clip, every one of them decoded from the file.
+    """Read ``k`` uniformly sampled RGB frames of a clip, every one decoded from the file, never repeated.
 
-    The container's frame count picks the indices. A clip with fewer frames
-    than its header counts but every frame its packets hold (the header's
-    duration includes a longer audio track) gets its indices drawn again over
-    the frames that exist; a truncated or corrupt file, one with fewer than
-    ``k`` frames, or one with a sampled frame that does not decode raises
-    :class:`VideoFramesError`: no frame is ever repeated to make up the count.
+    A header that over-counts (a longer audio track) draws the indices again over the frames that exist; a
+    truncated or corrupt file, or one with fewer than ``k`` frames, raises :class:`VideoFramesError`.
     """
     import cv2
 
@@ -149,7 +96,7 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
         declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         n_frames = declared
         if n_frames < 1:  # no count in the header: count by decoding
-            n_frames = _count_frames(capture)
+            n_frames = sum(1 for _ in iter(capture.grab, False))
             capture.release()
             capture = _open(path)
         if n_frames < k:
@@ -178,15 +125,11 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
 def read_all_frames(path: str | os.PathLike) -> np.ndarray:
     """Every frame of a clip as ``(N, H, W, 3)`` RGB uint8 (for figures and benchmarks)."""
     import cv2
-
     capture = _open(path)
     try:
         frames = []
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        while (read := capture.read())[0]:
+            frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
     finally:
         capture.release()
     if not frames:
@@ -213,12 +156,10 @@ def stream_frames(path: str | os.PathLike, k: int, *, max_side: int | None = Non
                   span_s: float = 0.0) -> FrameStream:
     """``k`` frames spread uniformly over a video's time, decoded in one pass and handed over one at a time.
 
-    Instant *i* is the centre of the *i*-th of ``k`` equal spans of the picture's duration (from the
-    stream's header; ``span_s`` when it has none), and its frame is the one on screen then, read from
-    the stream's timestamps (PyAV): a variable-frame-rate video is placed right, where counting frames
-    at an average rate would drift. Only the frames handed over are converted, at most ``max_side``
-    pixels on the shorter side, so memory does not grow with the video's length or size. Instants past
-    the last frame get no frame. Undecodable data raises :class:`VideoFramesError`, naming the file.
+    Instant *i* is the centre of the *i*-th of ``k`` equal spans of the picture's duration (``span_s`` when the
+    header has none); its frame is the one on screen then, by the stream's timestamps (PyAV), so a variable frame
+    rate is placed right. Frames are converted at most ``max_side`` pixels on the shorter side; instants past
+    the last frame get none; undecodable data raises :class:`VideoFramesError`.
     """
     import av
 

@@ -1,9 +1,5 @@
-"""Zero-shot baseline: the FER2013 model's 7 classes mapped onto a corpus's label set.
-
-FER2013 has no training on CREMA-D; its frame probabilities are averaged over
-the K crops, classes the label set lacks (CREMA-D: "surprise") are dropped
-and the rest renormalised. It is the floor a trained visual expert must beat.
-"""
+"""Zero-shot baseline: the FER2013 model's frame probabilities, averaged over the K crops, mapped onto a corpus's
+label set (classes it lacks dropped, the rest renormalised): the floor a trained visual expert must beat."""
 
 from __future__ import annotations
 
@@ -40,36 +36,24 @@ def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     return np.where(total > 0, mapped / np.where(total > 0, total, 1), 1.0 / len(labels))
 
 
-def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], model=None, batch_size: int = 64) -> np.ndarray:
-    """``(N, K, S, S, 3)`` uint8 crops -> ``(N, len(labels))`` zero-shot probabilities.
-
-    Frame probabilities are averaged over the K frames before mapping.
-    """
-    import torch
-
-    from mer_utils.experts.visual.fer2013 import load_fer2013_model, to_fer_input
-
-    net = (model or load_fer2013_model()).fused_copy()  # same outputs, faster on CPU
+def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], network=None,
+                         batch_size: int = 64) -> np.ndarray:
+    """``(N, K, S, S, 3)`` uint8 crops -> ``(N, len(labels))``; ``network``: :func:`load_fer2013_network`'s."""
+    from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
+    network = network or load_fer2013_network(fer2013_weights())
     crops = np.asarray(crops)
     n, k = crops.shape[:2]
     frames = crops.reshape(n * k, *crops.shape[2:])
-    probs = []
-    with torch.inference_mode():
-        for start in range(0, len(frames), batch_size):
-            x = to_fer_input(frames[start: start + batch_size]).contiguous(memory_format=torch.channels_last)
-            probs.append(net(x).softmax(dim=1).numpy())
+    probs = [network(fer_input_array(frames[start: start + batch_size]))
+             for start in range(0, len(frames), batch_size)]
     return map_fer2013(np.concatenate(probs).reshape(n, k, -1).mean(axis=1), labels)
 
 
 @releasing_run_locks
 def run_zero_shot(config=None, **overrides):
-    """Zero-shot predictions for every fold's ``val`` and ``test`` clips, as a run folder.
-
-    The run is ``outputs/visual/<protocol>_fer2013-zeroshot_seed<seed>/`` with
-    the same files as a trained run (backbone ``fer2013-zeroshot``), so the
-    report lists it beside the trained experts; ``latest_<protocol>.json``
-    is left to the trained expert.
-    """
+    """Zero-shot predictions for every fold's ``val`` and ``test`` clips, as a run folder
+    ``outputs/visual/<protocol>_fer2013-zeroshot_seed<seed>/`` that the report lists beside the trained experts
+    (``latest_<protocol>.json`` is left to the trained expert)."""
     import dataclasses
 
     import pandas as pd
@@ -80,18 +64,18 @@ def run_zero_shot(config=None, **overrides):
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
     from mer_utils.experts.visual.crops import summarize_report
-    from mer_utils.experts.visual.fer2013 import fer2013_weights, load_fer2013_model
+    from mer_utils.experts.visual.fer2013 import fer2013_weights, load_fer2013_network
     from mer_utils.experts.visual.train import STAGE, load_clip_data, prepare_visual_protocol
 
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     set_seed(config.seed)
-    model = load_fer2013_model(fer2013_weights(config.checkpoints))
+    network = load_fer2013_network(fer2013_weights(config.checkpoints))
     prepared = prepare_visual_protocol(config)
     key = corpus_key(prepared.corpus.name, prepared.manifest)
     run_dir = new_run_dir(config.outputs, STAGE, f"{config.protocol}_fer2013-zeroshot_seed{config.seed}", config,
                           corpus_key=key, settings={**config.result_settings(), "zero_shot": True})
     clips = load_clip_data(prepared, config)
-    proba = zero_shot_clip_probs(clips.crops, labels=prepared.labels, model=model)
+    proba = zero_shot_clip_probs(clips.crops, labels=prepared.labels, network=network)
     frames = []
     for fold in sorted(prepared.split["fold"].unique()):
         for subset, ids in fold_subsets(prepared.split, int(fold)).items():
