@@ -14,9 +14,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mer_utils.core.adaptation import DEFAULT_ADAPTATION, check_adaptation
-from mer_utils.core.atomic_io import atomic_path, write_json
 from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.core.labels import class_weights
+from mer_utils.experts import save_with_json
 from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features, feature_blocks,
                                               feature_set_fingerprint)
@@ -97,19 +97,12 @@ class AcousticExpert:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``<path>.safetensors`` (arrays + metadata) and a readable ``<path>.json``."""
-        from safetensors.numpy import save_file
-
-        path = Path(path).with_suffix(".safetensors")
         arrays, model_meta = fitted_to_arrays(self.models, self.recipe)
         meta = {**self.metadata(), "models": model_meta}
         if self.fallback is not None:
             fallback_arrays, meta["fallback"] = fitted_to_arrays(self.fallback, self.fallback_recipe)
             arrays.update({f"fallback.{k}": v for k, v in fallback_arrays.items()})
-        with atomic_path(path) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
-                      metadata={"mer": json.dumps(meta)})
-        write_json(path.with_suffix(".json"), meta)
-        return path
+        return save_with_json(path, arrays, meta, metadata={"mer": json.dumps(meta)})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "AcousticExpert":
