@@ -46,7 +46,8 @@ def worker(args) -> None:
     sys.path.insert(0, str(REPO))
     from mer_utils.experts import distributed
     from mer_utils.experts.audio.ssl_model import SSLClassifier
-    from mer_utils.experts.audio.ssl_train import FinetuneSettings, finetune
+    from mer_utils.experts.audio.config import AudioTrainConfig
+    from mer_utils.experts.audio.ssl_train import finetune
 
     torch.manual_seed(0)
     backbone = Wav2Vec2Model(Wav2Vec2Config(**SIZES[args.size], mask_time_prob=0.05))
@@ -54,11 +55,12 @@ def worker(args) -> None:
     rng = np.random.default_rng(0)
     waves = [rng.normal(scale=0.1, size=int(16_000 * 2.5)).astype(np.float32) for _ in range(args.clips)]
     y = np.arange(args.clips) % 6
-    settings = FinetuneSettings(epochs=1, batch_size=args.batch_size, grad_accum=1,
-                                effective_batch_size=args.batch_size * 2, save_every_steps=10**6, patience=99)
+    config = AudioTrainConfig(backbone="facebook/wav2vec2-base", epochs=1, batch_size=args.batch_size, grad_accum=1,
+                              effective_batch_size=args.batch_size * 2, save_every_steps=10**6, patience=99,
+                              progress=False)
     with tempfile.TemporaryDirectory() as work:
         start = time.perf_counter()
-        _, report = finetune(model, waves, y, waves[:1], y[:1], settings=settings, work_dir=work, progress=False)
+        _, report = finetune(model, waves, y, waves[:1], y[:1], config=config, work_dir=work)
         seconds = time.perf_counter() - start
     if distributed.is_main_process():
         print("RESULT " + json.dumps({"processes": report["num_processes"], "seconds": round(seconds, 2),

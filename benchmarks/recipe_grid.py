@@ -17,7 +17,7 @@ import pandas as pd
 
 from mer_utils.core.metrics import aggregate_scores, classification_scores
 from mer_utils.core.predictions import make_predictions_frame
-from mer_utils.experts.audio.variants import Recipe, fit_recipe, predict_recipe
+from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
 from mer_utils.protocols.splits import actor_table, carve_validation, check_speaker_independent, split_frame
 
 
@@ -55,7 +55,7 @@ def cross_validate(recipe: Recipe, *, features: dict, manifest: pd.DataFrame, sp
     for fold, group in split.groupby("fold", sort=True):
         rows = {s: row_of.loc[group.loc[group["subset"] == s, "clip_id"]].to_numpy() for s in ("train", "val", "test")}
         data = {s: _subset(features, y, speakers, rows[s], sentences) for s in rows}
-        models, report = fit_recipe(recipe, data["train"], data["val"], seed=seed, labels=labels)
+        models, _, report = fit_recipe_held_out(recipe, data["train"], data["val"], seed=seed, labels=labels)
         test = data["test"]
         proba = predict_recipe(models, recipe, test["X"], test["speakers"], sentences=test["sentences"])
         truth = [labels[i] for i in test["y"]]

@@ -9,8 +9,7 @@ import pytest
 import soundfile as sf
 
 import mer_utils.experts.audio.features as features
-from mer_utils.experts.audio.feature_cache import FeatureCache
-from mer_utils.experts.audio.features import extract_features, features_for_files
+from mer_utils.experts.audio.features import FeatureCache, extract_features, features_for_files
 from tests.conftest import shared
 
 

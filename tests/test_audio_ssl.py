@@ -18,7 +18,8 @@ from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.checkpoint import load_audio_expert
 from mer_utils.experts.audio.frozen import FrozenBackbone
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier, classifier_from_spec
-from mer_utils.experts.audio.ssl_train import FinetuneBackbone, FinetuneSettings
+from mer_utils.experts.audio.config import AudioTrainConfig
+from mer_utils.experts.audio.ssl_train import FinetuneBackbone
 from mer_utils.experts.fine_tuning import ClassBalancedTrainer
 from mer_utils.core.predictions import read_predictions
 from tests.conftest import shared
@@ -31,7 +32,7 @@ TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermed
             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, hidden_dropout=0.0,
             attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0,
             layerdrop=0.0, mask_time_prob=0.0)
-FAST = FinetuneSettings(epochs=1, batch_size=4, grad_accum=1, lr=1e-3, head_lr=1e-2, save_every_steps=1)
+FAST = dict(epochs=1, batch_size=4, grad_accum=1, lr=1e-3, head_lr=1e-2, save_every_steps=1, progress=False)
 NO_DROPOUT = HeadConfig(dropout=0.0)
 
 
@@ -77,8 +78,7 @@ def clips(corpus):
 
 
 def _finetune(tiny_model_dir, clips, work_dir):
-    backbone = FinetuneBackbone(model_name=str(tiny_model_dir), head=NO_DROPOUT, train_settings=FAST,
-                                progress=False)
+    backbone = FinetuneBackbone(AudioTrainConfig(backbone=str(tiny_model_dir), **FAST), head=NO_DROPOUT)
     report = backbone.fit(clips["train"], clips["val"], work_dir=work_dir)
     return backbone, report
 

@@ -143,7 +143,7 @@ def test_killed_two_process_fine_tune_resumes_to_the_same_weights(setup, launche
 @pytest.mark.slow  # the module's one 2-process launch, ~35 s on 2 cores
 def test_sharded_frozen_embeddings_equal_one_process(setup, launched):
     from mer_utils.core.predictions import read_predictions
-    from mer_utils.experts.audio.feature_cache import file_key
+    from mer_utils.experts.audio.features import file_key
     from mer_utils.experts.audio.frozen import layer_embeddings_for_files
     from mer_utils.experts.audio.loading import AudioSettings
     from mer_utils.experts.audio.ssl_model import HeadConfig, build_classifier

@@ -17,7 +17,7 @@ def acoustic(tmp_path_factory):
     """A real acoustic checkpoint (the one model kind every CPU user has), fitted on random features."""
     from mer_utils.experts.audio.classical import AcousticExpert, recipe_for
     from mer_utils.experts.audio.loading import AudioSettings
-    from mer_utils.experts.audio.variants import fit_recipe
+    from mer_utils.experts.audio.variants import fit_recipe_held_out
 
     rng = np.random.default_rng(0)
     recipe = recipe_for("librosa", c_grid=(1.0,), refit=False)
@@ -25,7 +25,7 @@ def acoustic(tmp_path_factory):
     def block(n):
         return {"X": {"librosa": rng.normal(size=(n, 12))}, "y": np.arange(n) % 6, "speakers": np.arange(n) % 3}
 
-    models, _ = fit_recipe(recipe, block(60), block(30), labels=LABELS)
+    models, _, _ = fit_recipe_held_out(recipe, block(60), block(30), labels=LABELS)
     expert = AcousticExpert(feature_set="librosa", settings=AudioSettings(), models=models, recipe=recipe,
                             labels=LABELS)
     return expert.save(tmp_path_factory.mktemp("ck") / "best_audio_librosa_speaker_indep")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, Recipe, balance_per_speaker, fit_recipe, fitted_from_arrays,
-                                              fitted_to_arrays, predict_recipe, predict_with_fallback,
-                                              without_speaker_statistics)
+from mer_utils.experts.audio.variants import (DEFAULT_RECIPE, Recipe, balance_per_speaker, fit_recipe_held_out,
+                                              fitted_from_arrays, fitted_to_arrays, predict_recipe,
+                                              predict_with_fallback, without_speaker_statistics)
 
 LABELS = ("ANG", "HAP", "SAD")
 
@@ -40,10 +40,8 @@ def _data(manifest, X, actors, labels=LABELS):
 RECIPES = [
     Recipe(feature_sets=("set0", "set1"), speaker_norm="meanstd", c_grid=(0.1, 1.0)),
     Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True, c_grid=(0.1, 1.0)),
-    Recipe(feature_sets=("set1",), speaker_norm="mean", c_grid=(0.1,)),
     Recipe(feature_sets=("set0", "set1"), speaker_norm="meanstd", balance=True, c_grid=(1.0,)),
     Recipe(feature_sets=("set0",), c_grid=(1.0,)),
-    Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="rank", refit=True, c_grid=(0.1, 1.0)),
 ]
 
 
@@ -51,7 +49,7 @@ RECIPES = [
 def test_fit_predict_and_exact_array_round_trip(recipe):
     manifest, X = _corpus()
     train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
-    models, report = fit_recipe(recipe, train, val, labels=LABELS)
+    models, _, report = fit_recipe_held_out(recipe, train, val, labels=LABELS)
     proba = predict_recipe(models, recipe, test["X"], test["speakers"])
     assert proba.shape == (len(test["y"]), len(LABELS))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -75,7 +73,7 @@ def test_linear_head_matches_sklearn_probabilities():
     manifest, X = _corpus()
     train, val = _data(manifest, X, [1, 2, 3, 4]), _data(manifest, X, [5])
     recipe = Recipe(feature_sets=("set0",), c_grid=(0.5,))
-    (model,), _ = fit_recipe(recipe, train, val, labels=LABELS)
+    (model,), _, _ = fit_recipe_held_out(recipe, train, val, labels=LABELS)
     Z = (train["X"]["set0"] - model.mean) / model.scale
     ref = LogisticRegression(C=0.5, class_weight="balanced", max_iter=3000, random_state=0).fit(Z, train["y"])
     np.testing.assert_allclose(model.proba(train["X"]["set0"], None), ref.predict_proba(Z), atol=1e-8)
@@ -87,8 +85,8 @@ def test_missing_class_and_label_set_parameter():
     rows = manifest["emotion"].ne("NEU").to_numpy()  # NEU never seen in training
     manifest, X = manifest[rows].reset_index(drop=True), {k: v[rows] for k, v in X.items()}
     recipe = Recipe(feature_sets=("set0",), speaker_norm="meanstd", c_grid=(1.0,))
-    models, _ = fit_recipe(recipe, _data(manifest, X, [1, 2, 3, 4, 5], labels), _data(manifest, X, [6], labels),
-                           labels=labels)
+    models, _, _ = fit_recipe_held_out(recipe, _data(manifest, X, [1, 2, 3, 4, 5], labels),
+                                       _data(manifest, X, [6], labels), labels=labels)
     proba = predict_recipe(models, recipe, _data(manifest, X, [7], labels)["X"], None)
     assert proba.shape[1] == 4 and np.allclose(proba[:, labels.index("NEU")], 0.0)
 
@@ -117,8 +115,8 @@ def test_fallback_model_scores_speakers_with_too_few_clips():
     train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
     recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", c_grid=(1.0,))
     fallback = Recipe(feature_sets=("set0", "set1"), combine="average", c_grid=(1.0,))
-    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
-    fb_models, _ = fit_recipe(fallback, train, val, labels=LABELS)
+    models, _, _ = fit_recipe_held_out(recipe, train, val, labels=LABELS)
+    fb_models, _, _ = fit_recipe_held_out(fallback, train, val, labels=LABELS)
     speakers = test["speakers"].copy()
     speakers[0] = 99  # a speaker with one clip
     proba = predict_with_fallback(models, recipe, fb_models, fallback, test["X"], speakers)
@@ -132,13 +130,13 @@ def test_fallback_model_scores_speakers_with_too_few_clips():
     assert without_speaker_statistics(adapted) == DEFAULT_RECIPE  # an adapted model's single-clip model
 
 
-@pytest.mark.parametrize("balance,speaker_norm", [(False, "meanstd"), (True, "meanstd"), (False, "rank")])
-def test_a_test_speakers_predictions_depend_on_their_own_clips_only(balance, speaker_norm):
+@pytest.mark.parametrize("balance", [False, True])
+def test_a_test_speakers_predictions_depend_on_their_own_clips_only(balance):
     manifest, X = _corpus()
     train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
-    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm=speaker_norm, refit=True,
+    recipe = Recipe(feature_sets=("set0", "set1"), combine="average", speaker_norm="meanstd", refit=True,
                     balance=balance, c_grid=(1.0,))
-    models, _ = fit_recipe(recipe, train, val, labels=LABELS)
+    models, _, _ = fit_recipe_held_out(recipe, train, val, labels=LABELS)
     before = predict_recipe(models, recipe, test["X"], test["speakers"])
     other = test["speakers"] == 8
     changed = {k: np.where(other[:, None], v * 3.0 + 7.0, v) for k, v in test["X"].items()}
@@ -169,7 +167,7 @@ def test_sentence_norm_removes_what_each_sentence_adds_and_is_checked():
         d = _data(manifest, shifted, actors)
         d["sentences"] = sentences[manifest["actor_id"].isin(actors).to_numpy()]
         data.append(d)
-    models, report = fit_recipe(recipe, data[0], data[1], labels=LABELS)
+    models, _, report = fit_recipe_held_out(recipe, data[0], data[1], labels=LABELS)
     assert report["sentence_groups"] == {"train_clips_with_sentence": 120, "val_clips_with_sentence": 24}
     test = data[2]
     proba = predict_recipe(models, recipe, test["X"], test["speakers"], sentences=test["sentences"])
@@ -190,7 +188,7 @@ def test_balance_leaves_a_sample_of_a_speakers_clips_as_it_is():
     train, val, test = (_data(manifest, X, a) for a in ([1, 2, 3, 4, 5], [6], [7, 8]))
     plain = Recipe(feature_sets=("set0",), speaker_norm="meanstd", c_grid=(1.0,))
     balanced = Recipe(feature_sets=("set0",), speaker_norm="meanstd", balance=True, c_grid=(1.0,))
-    models, _ = fit_recipe(plain, train, val, labels=LABELS)
+    models, _, _ = fit_recipe_held_out(plain, train, val, labels=LABELS)
     pool = (test["X"], test["speakers"])
     sample = np.flatnonzero(test["speakers"] == 7)[:10]  # 10 of speaker 7's 18 clips
     part = {k: v[sample] for k, v in test["X"].items()}

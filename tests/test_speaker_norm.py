@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
-from mer_utils.experts.audio.speaker_norm import SpeakerNormalizer, sentence_normalise, speaker_statistics
+from mer_utils.experts.audio.variants import SpeakerNormalizer, sentence_normalise, speaker_statistics
 
 
 def _features(seed=0):
@@ -53,15 +53,12 @@ def test_a_single_clip_falls_back_to_the_training_statistics():
     expected = (clip - X.mean(axis=0)) / X.std(axis=0)
     np.testing.assert_allclose(norm.transform(clip, speakers=["demo"]), expected)
     np.testing.assert_allclose(norm.transform(clip, speakers=None), expected)
-    # A speaker below min_clips is flagged; a full one is not.
-    mask = norm.fallback_mask(np.r_[speakers, ["demo"]].astype(str))
-    assert mask.tolist() == [False] * 30 + [True]
 
 
 def test_constant_features_and_checkpoint_round_trip():
     X, speakers = _features()
     X = np.c_[X, np.ones(len(X))]  # a feature constant for every speaker
-    norm = SpeakerNormalizer(mode="mean", min_clips=2).fit(X)
+    norm = SpeakerNormalizer(min_clips=2).fit(X)
     Z = norm.transform(X, speakers=speakers)
     assert np.isfinite(Z).all() and np.allclose(Z[:, 2], 0.0)
     rebuilt = SpeakerNormalizer.from_arrays(norm.arrays(), norm.config())
@@ -77,28 +74,6 @@ def test_bad_arguments_are_refused_with_the_reason():
         SpeakerNormalizer().transform(np.zeros((2, 2)), speakers=[1, 1])
     with pytest.raises(ValueError, match="shape"):
         SpeakerNormalizer().fit(np.zeros((3, 2))).transform(np.zeros((3, 5)), speakers=[1, 1, 1])
-
-
-def test_rank_mode_gives_normal_scores_of_each_speakers_own_ranks():
-    from scipy.stats import norm, rankdata
-
-    X, speakers = _features()
-    X[:4, 0] = 2.5  # ties share their mid-rank
-    norm_ = SpeakerNormalizer(mode="rank", min_clips=2).fit(X)
-    Z = norm_.transform(X, speakers=speakers)
-    for speaker in np.unique(speakers):
-        rows = speakers == speaker
-        np.testing.assert_allclose(Z[rows], norm.ppf((rankdata(X[rows], axis=0) - 0.5) / rows.sum()), atol=1e-12)
-    # A pool gives the ranks: a clip is placed among all of its speaker's clips, labels never read.
-    pooled = norm_.transform(X[:1], speakers=speakers[:1], reference=(X, speakers))
-    np.testing.assert_allclose(pooled, Z[:1], atol=1e-12)
-    # Monotone in each feature, invariant to any increasing rescaling of a speaker's voice.
-    scaled = X.copy()
-    scaled[speakers == 12] = np.exp(scaled[speakers == 12] / 10.0) * 3.0
-    np.testing.assert_allclose(norm_.transform(scaled, speakers=speakers), Z, atol=1e-12)
-    # Too few clips: the global fallback, as in the other modes.
-    clip = np.array([[3.0, 4.0]])
-    np.testing.assert_allclose(norm_.transform(clip, speakers=["demo"]), (clip - X.mean(axis=0)) / X.std(axis=0))
 
 
 def test_sentence_groups_are_standardised_with_their_own_clips_and_small_groups_with_the_speakers():

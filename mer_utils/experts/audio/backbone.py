@@ -1,17 +1,13 @@
-"""The one interface every SER backbone implements, and the clips it consumes.
-
-A backbone is fitted on a training :class:`ClipSet`, selects whatever it
-selects (hyper-parameters, epoch, layer) on the validation set only, then
-gives ``(n, K)`` probabilities in the order of the clip set's label set (the
-corpus's), and saves a checkpoint the demo can load without training code.
-"""
+"""The clips a SER backbone consumes. Every backbone (``AcousticBackbone``, ``FinetuneBackbone``,
+``FrozenBackbone``) has ``fit(train, val, work_dir=)``, ``predict_proba(clips) -> (n, K)`` (NaN rows for
+undecodable clips), ``skipped`` and ``save(path)``."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -85,19 +81,3 @@ class ClipSet:
         return cls(list(clip_ids), paths, rows["emotion"].astype(str).tolist(), rows["actor_id"].tolist(),
                    tuple(labels), sentences)
 
-
-class AudioBackbone(Protocol):
-    """What the protocol runner needs from a backbone."""
-
-    name: str
-    #: path -> reason for clips that could not be decoded (filled by fit/predict).
-    skipped: dict[str, str]
-
-    def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path) -> dict:
-        """Train, selecting on ``val`` only; return a JSON-able report of the choices made."""
-
-    def predict_proba(self, clips: ClipSet) -> np.ndarray:
-        """``(n, K)`` probabilities in label-set order; rows of clips that could not be decoded are NaN."""
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write a checkpoint loadable by :func:`mer_utils.experts.audio.checkpoint.load_audio_expert`."""

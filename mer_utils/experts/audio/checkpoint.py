@@ -1,15 +1,7 @@
 """Saving and loading SER checkpoints; :func:`load_audio_expert` for the demo.
 
-Two formats, both loadable without training code and without unpickling code:
-
-- SSL models (``*.pt``): ``torch.save({"format", "state_dict", "config"})``
-  of plain tensors and JSON-like dicts, read back with
-  ``torch.load(weights_only=True)``. ``config`` holds the backbone's
-  ``config.to_dict()``, the feature extractor, the head, the label order,
-  the model name and the audio settings, so the architecture is rebuilt with
-  ``AutoConfig.for_model`` / ``AutoModel.from_config``: no download.
-- Acoustic models (``*.safetensors`` + readable ``*.json``): see
-  :mod:`mer_utils.experts.audio.classical`.
+Speech models are ``*.pt`` files of plain tensors and JSON-like dicts (read with ``weights_only=True``; the
+architecture is rebuilt from the saved config, no download); acoustic models are ``*.safetensors`` + ``*.json``.
 """
 
 from __future__ import annotations
@@ -59,28 +51,21 @@ def checkpoint_stem(*, backbone: str, protocol: str, mode: str, family: str | No
     return f"best_{family}_{tag}" if mode == "finetune" else f"best_{family}_frozen_{tag}"
 
 
-def save_ssl_checkpoint(model, path: str | os.PathLike, *, model_name: str, settings: AudioSettings,
-                        info: dict | None = None) -> Path:
-    """Write the weights and everything that rebuilds the model to ``path`` (``.pt``)."""
+def save_fitted_ssl(backbone, path: str | os.PathLike) -> Path:
+    """Save a fitted speech-model backbone (fine-tuned or frozen-probe) as a ``.pt`` checkpoint."""
     import torch
 
     from mer_utils.experts.audio.ssl_model import plain_json
 
+    if backbone.model is None:
+        raise RuntimeError("call fit() before save()")
     path = Path(path).with_suffix(".pt")
-    config = {**model.spec(), "model_name": model_name, "audio": settings.to_dict(),
-              "info": plain_json(info or {})}
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    config = {**backbone.model.spec(), "model_name": backbone.model_name, "audio": backbone.settings.to_dict(),
+              "info": plain_json(backbone.report or {})}
+    state = {k: v.detach().cpu().contiguous() for k, v in backbone.model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({"format": SSL_FORMAT, "state_dict": state, "config": config}, tmp)
     return path
-
-
-def save_fitted_ssl(backbone, path: str | os.PathLike) -> Path:
-    """Save a fitted speech-model backbone (fine-tuned or frozen-probe) as a ``.pt`` checkpoint."""
-    if backbone.model is None:
-        raise RuntimeError("call fit() before save()")
-    return save_ssl_checkpoint(backbone.model, path, model_name=backbone.model_name, settings=backbone.settings,
-                               info=backbone.report)
 
 
 @dataclasses.dataclass
@@ -121,12 +106,8 @@ def load_ssl_expert(path: str | os.PathLike, *, device: str | None = None) -> SS
 
 @cached_by_file
 def load_audio_expert(path: str | os.PathLike, *, device: str | None = None):
-    """Load any SER checkpoint written by this package.
-
-    The returned object has ``predict_proba(inputs) -> (n, K)`` (columns in
-    the order of its ``labels``, the label set it was trained on), where ``inputs`` are file paths, 16 kHz mono
-    arrays or ``(array, sample_rate)`` tuples, and ``labels``.
-    """
+    """Load any SER checkpoint of this package: ``predict_proba(inputs) -> (n, K)`` in the order of its
+    ``labels``, for file paths, 16 kHz mono arrays or ``(array, sample_rate)`` tuples."""
     from mer_utils.experts.audio.classical import AcousticExpert
 
     path = Path(path)

@@ -1,30 +1,6 @@
-"""The offline acoustic backbone: feature functionals + speaker-normalised linear models.
-
-The one acoustic model of the toolkit: ``mer audio train``, cross-corpus runs
-and ``benchmarks/bench_ravdess.py`` all fit a
-:class:`~mer_utils.experts.audio.variants.Recipe`. A backbone name spells
-its recipe: ``a+b`` stacks feature sets into one model, ``a,b,c`` trains
-one model per item and averages their probabilities (the default, ``ge2e``:
-the pretrained GE2E speaker encoder's statistics; see docs/ravdess.md for
-the measurements).
-
-By default (``adapt="none"``) every clip is standardised with the training
-clips' statistics and scored alone. Test-time adaptation is a named setting
-(:mod:`mer_utils.core.adaptation`): ``"speaker"`` z-scores each speaker's
-clips with that speaker's own statistics, taken from every usable clip of
-the speaker in the corpus (transductive, label-free); ``"balanced"`` also
-z-scores each clip within its (speaker, sentence) group first and matches
-each speaker's predictions to the training class prior. ``C`` is chosen by
-validation UA; with ``refit`` the chosen ``C`` is then refitted on
-train+validation for the test predictions, while the validation predictions
-handed to fusion come from the model fitted on train alone, so they stay
-out-of-sample. An adapted model carries a single-clip model (fitted without
-speaker statistics) for speakers with fewer than ``min_clips`` clips: the
-demo's one recording is always scored alone.
-
-The checkpoint is plain arrays in safetensors with JSON metadata
-(:func:`~mer_utils.experts.audio.variants.fitted_to_arrays`): loading never
-unpickles anything.
+"""The offline acoustic backbone: feature functionals + linear models fitted as a :class:`Recipe`; a backbone
+name spells its recipe (``a+b`` stacks sets, ``a,b`` averages one model per item). How ``--adapt`` scores, refit
+and the single-clip fallback: docs/audio.md. Checkpoints are safetensors arrays + JSON: loading unpickles nothing.
 """
 
 from __future__ import annotations
@@ -38,26 +14,18 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mer_utils.core.adaptation import DEFAULT_ADAPTATION, check_adaptation
-from mer_utils.core.atomic_io import atomic_path, write_json
 from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.core.labels import class_weights
+from mer_utils.experts import save_with_json
 from mer_utils.experts.audio.backbone import ClipSet
-from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features,
-                                              feature_set_fingerprint, features_for_files)
+from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features, feature_blocks,
+                                              feature_set_fingerprint)
 from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
-from mer_utils.experts.audio.speaker_norm import DEFAULT_MIN_CLIPS
-from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitted_from_arrays, fitted_to_arrays,
-                                              predict_with_fallback, without_speaker_statistics)
+from mer_utils.experts.audio.variants import (DEFAULT_MIN_CLIPS, Recipe, fit_recipe_held_out, fitted_from_arrays,
+                                              fitted_to_arrays, predict_recipe, predict_with_fallback,
+                                              without_speaker_statistics)
 
 CHECKPOINT_KIND = "mer-audio-acoustic-2"
-
-
-# What each adaptation mode (mer_utils.core.adaptation) does to the one acoustic model.
-ADAPT_RECIPES = {
-    "none": dict(speaker_norm=None, sentence_norm=False, balance=False),
-    "speaker": dict(speaker_norm="meanstd", sentence_norm=False, balance=False),
-    "balanced": dict(speaker_norm="meanstd", sentence_norm=True, balance=True),
-}
 
 
 def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequence[float] = DEFAULT_C_GRID,
@@ -71,14 +39,16 @@ def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequen
     >>> recipe_for("ge2e", adapt="balanced").name
     'ge2e logreg speakernorm-meanstd sentencenorm refit balance'
     """
+    for part in backbone.replace(",", "+").split("+"):
+        check_feature_set(part)
     items = tuple(backbone.split(","))
-    for item in items:
-        for part in item.split("+"):
-            check_feature_set(part)
     combine = "average" if len(items) > 1 else "concat"
     feature_sets = items if combine == "average" else tuple(items[0].split("+"))
+    adapt = check_adaptation(adapt)  # speaker: z-score per speaker; balanced: also per sentence, and prior matching
     return Recipe(feature_sets=feature_sets, combine=combine, min_clips=min_clips,
-                  c_grid=tuple(float(c) for c in c_grid), refit=refit, **ADAPT_RECIPES[check_adaptation(adapt)])
+                  c_grid=tuple(float(c) for c in c_grid), refit=refit,
+                  speaker_norm=None if adapt == "none" else "meanstd", sentence_norm=adapt == "balanced",
+                  balance=adapt == "balanced")
 
 
 @dataclasses.dataclass
@@ -100,20 +70,16 @@ class AcousticExpert:
 
     def proba_from_features(self, X: dict, speakers: Sequence | None = None,
                             reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
-        """``X``: ``{feature set: (n, d)}``. ``speakers=None`` scores each row alone (the fallback);
-        ``reference`` = (features, speakers[, sentences]) of the clips that define each speaker's statistics;
-        ``sentences``: one id per row, for a recipe normalised per speaker and sentence."""
+        """``X``: ``{feature set: (n, d)}``; ``speakers=None`` scores each row alone (the fallback); ``reference``
+        and ``sentences``: see :func:`~mer_utils.experts.audio.variants.predict_recipe`."""
         if self.fallback is None or self.recipe.speaker_norm is None:
-            from mer_utils.experts.audio.variants import predict_recipe
-
             return predict_recipe(self.models, self.recipe, X, speakers, reference, sentences)
         return predict_with_fallback(self.models, self.recipe, self.fallback, self.fallback_recipe, X, speakers,
                                      reference, sentences)
 
     def predict_proba(self, inputs: Iterable, speakers: Sequence | None = None,
                       sentences: Sequence | None = None) -> np.ndarray:
-        """``(n, K)`` probabilities (``labels`` order) for paths, 16 kHz arrays or ``(array, rate)`` tuples;
-        ``speakers`` (and ``sentences``) as in :meth:`proba_from_features`."""
+        """``(n, K)`` probabilities for paths, 16 kHz arrays or ``(array, rate)`` tuples."""
         waves = as_waveforms(inputs, settings=self.settings)
         if not waves:
             return np.zeros((0, len(self.labels)))
@@ -131,19 +97,12 @@ class AcousticExpert:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``<path>.safetensors`` (arrays + metadata) and a readable ``<path>.json``."""
-        from safetensors.numpy import save_file
-
-        path = Path(path).with_suffix(".safetensors")
         arrays, model_meta = fitted_to_arrays(self.models, self.recipe)
         meta = {**self.metadata(), "models": model_meta}
         if self.fallback is not None:
             fallback_arrays, meta["fallback"] = fitted_to_arrays(self.fallback, self.fallback_recipe)
             arrays.update({f"fallback.{k}": v for k, v in fallback_arrays.items()})
-        with atomic_path(path) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
-                      metadata={"mer": json.dumps(meta)})
-        write_json(path.with_suffix(".json"), meta)
-        return path
+        return save_with_json(path, arrays, meta, metadata={"mer": json.dumps(meta)})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "AcousticExpert":
@@ -169,8 +128,7 @@ class AcousticExpert:
 
 
 def _check_encoders(path: Path, recorded: dict) -> None:
-    """Pretrained feature extractors must be the ones the checkpoint was fitted with: other weights
-    would give features the linear models were never trained on, and wrong probabilities silently."""
+    """Refuse pretrained feature extractors other than the fitted ones (silently wrong probabilities otherwise)."""
     from mer_utils.core.checkpoint_gate import CheckpointError
 
     for part, expected in recorded.items():
@@ -223,7 +181,6 @@ class AcousticBackbone:
 
     @property
     def uses_speaker_pool(self) -> bool:
-        """Whether each speaker's statistics come from :attr:`speaker_pool` (an adapted recipe)."""
         return self.recipe.speaker_norm is not None
 
     @property
@@ -231,14 +188,9 @@ class AcousticBackbone:
         return self.feature_set
 
     def features(self, clips: ClipSet) -> tuple[dict, np.ndarray]:
-        blocks, ok = {}, np.ones(len(clips), dtype=bool)
-        for part in self.recipe.base_feature_sets:
-            X, ok_part, skipped = features_for_files(clips.paths, feature_set=part, settings=self.settings,
-                                                     cache_dir=self.cache_dir, n_jobs=self.n_jobs,
-                                                     progress=self.progress)
-            self.skipped.update({item["path"]: item["reason"] for item in skipped})
-            blocks[part] = np.asarray(X, dtype=np.float64)
-            ok &= ok_part
+        blocks, ok, skipped = feature_blocks(clips.paths, self.recipe.base_feature_sets, settings=self.settings,
+                                             cache_dir=self.cache_dir, n_jobs=self.n_jobs, progress=self.progress)
+        self.skipped.update({item["path"]: item["reason"] for item in skipped})
         return blocks, ok
 
     def _data(self, clips: ClipSet, reference) -> tuple[dict, np.ndarray]:
@@ -251,7 +203,7 @@ class AcousticBackbone:
         return data, ok
 
     def _reference(self) -> tuple[dict, np.ndarray] | None:
-        """Features and speakers of the pool, read once (fit, validation and test all use them)."""
+        """Features and speakers of the pool, read once."""
         if self.speaker_pool is None or self.speaker_pool.speakers is None or not self.uses_speaker_pool:
             return None
         if self._pool is None or self._pool[0] is not self.speaker_pool:
@@ -287,8 +239,7 @@ class AcousticBackbone:
         return report
 
     def predict_proba(self, clips: ClipSet, *, subset: str = "test") -> np.ndarray:
-        """``(n, K)`` probabilities, NaN rows for undecodable clips. ``subset="val"`` uses the model
-        fitted on train alone (out-of-sample even when the test model was refitted on train+val)."""
+        """``(n, K)`` probabilities, NaN rows for undecodable clips; ``subset="val"``: the train-only model."""
         if self.expert is None:
             raise RuntimeError("call fit() before predict_proba()")
         expert = self.held_out if subset == "val" else self.expert

@@ -1,11 +1,5 @@
-"""Random vs speaker-independent, side by side: the reason for two AUDIO notebooks.
-
-A random clip split lets the model meet every test speaker during training;
-a speaker-independent one does not. The gap between the two (usually several
-UA points on CREMA-D) measures how much of a score is speaker familiarity, but
-only when the two runs differ in their split alone: the same backbone,
-settings and scoring (:mod:`mer_utils.core.adaptation`). Anything else is
-refused, naming what differs.
+"""Random vs speaker-independent, side by side: the gap measures how much of a score is speaker familiarity,
+so the two runs must differ in their split alone (else refused, naming what differs).
 """
 
 from __future__ import annotations
@@ -34,13 +28,11 @@ def run_scores(run_dir: str | os.PathLike, *, subset: str = "test") -> dict:
     if subset not in metrics["summary"]:
         raise ValueError(f"{path} has no {subset!r} scores (subsets: {sorted(metrics['summary'])})")
     summary = metrics["summary"][subset]
-    row = {"corpus_key": metrics.get("corpus_key", ""), "protocol": metrics["protocol"], "split": metrics["split"],
-           "backbone": metrics["backbone"], "mode": metrics.get("mode", ""),
-           "adaptation": adaptation_of(metrics), "n_folds": summary["ua"]["n"]}
-    for key in METRICS:
-        row[key], row[f"{key}_std"] = summary[key]["mean"], summary[key]["std"]
-    row["run_dir"] = str(run_dir)
-    return row
+    return {"corpus_key": metrics.get("corpus_key", ""), "protocol": metrics["protocol"], "split": metrics["split"],
+            "backbone": metrics["backbone"], "mode": metrics.get("mode", ""), "adaptation": adaptation_of(metrics),
+            "n_folds": summary["ua"]["n"],
+            **{k + s: summary[k][stat] for k in METRICS for s, stat in (("", "mean"), ("_std", "std"))},
+            "run_dir": str(run_dir)}
 
 
 def compare_protocols(
@@ -48,18 +40,9 @@ def compare_protocols(
     run_dirs: Sequence[str | os.PathLike] | None = None, subset: str = "test", missing: str = "raise",
     adapt: str = DEFAULT_ADAPTATION,
 ) -> pd.DataFrame:
-    """Scores of the latest audio run of each protocol, then the gap rows.
-
-    ``run_dirs`` overrides the ``latest`` pointers (one per protocol, same
-    order). Without it, the runs are the newest of each protocol scored as
-    ``adapt`` says (each clip alone by default). The runs must differ in
-    their split alone (corpus, backbone, settings and scoring equal):
-    otherwise a ``ValueError`` names what differs. The gap rows hold
-    ``first protocol - other protocol`` for WA, UA and macro-F1, in the same
-    units (fractions). With ``missing="skip"`` a protocol not run yet is left
-    out (listed in ``table.attrs["missing"]``) instead of raising, as a
-    notebook wants before its sibling has run.
-    """
+    """Scores of the newest audio run of each protocol scored as ``adapt`` says (or of ``run_dirs``), then gap
+    rows ``first - other`` (fractions). ``missing="skip"``: a protocol not run yet is left out, listed in
+    ``table.attrs["missing"]``, as a notebook wants before its sibling has run."""
     from mer_utils.core.runs import resolve_latest
 
     if missing not in ("raise", "skip"):
@@ -80,23 +63,18 @@ def compare_protocols(
     rows = [run_scores(d, subset=subset) for d in run_dirs]
     table = pd.DataFrame(rows, columns=["corpus_key", "protocol", "split", "backbone", "mode", "adaptation", "n_folds",
                                         *[k + s for k in METRICS for s in ("", "_std")], "run_dir"])
-    table.attrs["missing"] = not_run
-    gaps = []
-    for other in rows[1:]:
-        gap = {"corpus_key": rows[0]["corpus_key"], "protocol": f"gap ({rows[0]['protocol']} - {other['protocol']})",
-               "split": "", "backbone": "", "mode": "", "adaptation": rows[0]["adaptation"], "n_folds": None,
-               "run_dir": ""}
-        for key in METRICS:
-            gap[key], gap[f"{key}_std"] = rows[0][key] - other[key], None
-        gaps.append(gap)
+    gaps = [{"corpus_key": rows[0]["corpus_key"], "protocol": f"gap ({rows[0]['protocol']} - {other['protocol']})",
+             "split": "", "backbone": "", "mode": "", "adaptation": rows[0]["adaptation"], "n_folds": None,
+             "run_dir": "", **{k + s: None if s else rows[0][k] - other[k] for k in METRICS for s in ("", "_std")}}
+            for other in rows[1:]]
     if gaps:
         table = pd.concat([table, pd.DataFrame(gaps)], ignore_index=True)
-        table.attrs["missing"] = not_run
+    table.attrs["missing"] = not_run
     return table
 
 
 def check_like_for_like(run_dirs: Sequence[str | os.PathLike]) -> None:
-    """Refuse runs that differ in anything but their split: corpus, scoring or any result setting."""
+    """Refuse runs that differ in anything but their split (corpus, scoring or any result setting)."""
     from mer_utils.core.adaptation import check_same_scoring
 
     run_dirs = [Path(d) for d in run_dirs]
@@ -162,8 +140,7 @@ def plot_comparison(table: pd.DataFrame):
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.axhline(100 / 6, color="grey", linestyle=":", linewidth=1, label="chance (6 classes)")
     ax.set_xticks(x, ["WA", "UA", "macro-F1"])
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
+    ax.set(ylabel="%", ylim=(0, 100))
     scoring = SHORT_NAMES.get(runs["adaptation"].iloc[0], "") if len(runs) else ""
     ax.set_title(f"Speech emotion: protocols compared ({runs['backbone'].iloc[0] if len(runs) else ''}; {scoring})",
                  fontsize=9)

@@ -1,8 +1,5 @@
-"""The audio stage's configuration: one flat dataclass, used by the CLI and notebooks alike.
-
-Its fields, each with its help text, come in one dataclass per concern, each a section of ``mer audio train
---help``; each run saves the flat dataclass as ``config.json``. The Hugging Face token is deliberately not a
-field: it is read from the environment (or Colab secrets) so it never reaches a file.
+"""The audio stage's configuration: one flat dataclass of groups (each a section of ``mer audio train --help``),
+saved as each run's ``config.json``. The Hugging Face token is no field: it is read from the environment.
 """
 
 from __future__ import annotations
@@ -154,13 +151,7 @@ class AudioTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its la
     @property
     def resolved_mode(self) -> str:
         """``offline`` for acoustic backbones, else ``finetune`` or ``frozen``."""
-        if self.is_acoustic:
-            return "offline"
-        return "finetune" if self.mode == "auto" else self.mode
-
-    @property
-    def head_layer(self) -> str | int:
-        return self.layer if self.layer == "weighted" else int(self.layer)
+        return "offline" if self.is_acoustic else "finetune" if self.mode == "auto" else self.mode
 
     def run_name(self) -> str:
         """``<protocol>_<backbone>[_<mode>]_adapt-<adapt>_seed<seed>``, safe as a folder name."""

@@ -1,14 +1,7 @@
-"""Cross-corpus SER: train on one corpus, test on another (e.g. CREMA-D -> RAVDESS).
+"""Cross-corpus SER: the one acoustic model trained on one corpus, tested on another (e.g. CREMA-D -> RAVDESS).
 
-The source corpus's actors are split into training and validation actors
-(sex-balanced, disjoint); every choice is made on those validation actors and
-every usable clip of the target corpus is the test set, scored over the
-emotions both corpora share (the run's label set, in the source corpus's
-order). The model is the toolkit's one acoustic model
-(:func:`mer_utils.experts.audio.classical.recipe_for`). The run folder follows the run contract
-(``predictions_val.csv``, ``predictions_test.csv``, ``metrics.json`` with
-``protocol="cross:<source>-><target>"``), so the report lists it beside the
-within-corpus runs.
+Choices are made on validation actors of the source; every usable target clip is a test clip, scored over the
+emotions both corpora share. The run folder follows the run contract (``protocol="cross:<source>-><target>"``).
 """
 
 from __future__ import annotations
@@ -16,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION
 from mer_utils.core.config import field as _f
 from mer_utils.experts.audio import DEFAULT_BACKBONE
+from mer_utils.experts.audio.config import AudioTrainConfig
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
 from mer_utils.protocols.splits import actor_table, split_actors
 from mer_utils.core.run_lock import releasing_run_locks
@@ -56,12 +49,7 @@ class CrossCorpusConfig:
 
         return recipe_for(self.backbone, adapt=self.adapt, refit=self.refit)
 
-    @classmethod
-    def upgrade_config(cls, stored: dict) -> dict:
-        """A ``config.json`` written before ``adapt`` existed, in today's fields (``--config`` replay)."""
-        from mer_utils.experts.audio.config import AudioTrainConfig
-
-        return AudioTrainConfig.upgrade_config(stored)
+    upgrade_config = AudioTrainConfig.upgrade_config  # a config.json from before `adapt` (--config replay)
 
 
 def shared_emotions(source: pd.DataFrame, target: pd.DataFrame) -> list[str]:
@@ -100,45 +88,35 @@ def _usable(manifest: pd.DataFrame, emotions: list[str]) -> pd.DataFrame:
 def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir: Path, skipped: list,
            progress: bool, labels: list[str]) -> dict:
     from mer_utils.data.manifest import media_path
-    from mer_utils.experts.audio.features import features_for_files
+    from mer_utils.experts.audio.features import feature_blocks
 
-    X, ok = {}, np.ones(len(clips), dtype=bool)
-    for name in config.recipe().base_feature_sets:
-        X[name], ok_set, bad = features_for_files([media_path(root, p) for p in clips["audio_path"]],
-                                                  feature_set=name, cache_dir=cache_dir, progress=progress)
-        ok &= ok_set
-        skipped.extend(bad)  # reported in metrics.json, never dropped silently
+    X, ok, bad = feature_blocks([media_path(root, p) for p in clips["audio_path"]], config.recipe().base_feature_sets,
+                                cache_dir=cache_dir, progress=progress)
+    skipped.extend(bad)  # reported in metrics.json, never dropped silently
     return {"X": {k: v[ok] for k, v in X.items()}, "y": clips["emotion"].map(labels.index).to_numpy()[ok],
             "speakers": clips["actor_id"].to_numpy()[ok], "clip_ids": clips["clip_id"].to_numpy()[ok].tolist(),
             "sentences": clips["sentence"].to_numpy(dtype=object)[ok] if "sentence" in clips.columns else None}
-
-
-def _check_adaptation_fits(adapt: str, source: pd.DataFrame, target: pd.DataFrame) -> None:
-    """Prior matching rescales target speakers to the source prior: both corpora must record every speaker
-    in every emotion alike."""
-    from mer_utils.data.manifest import corpus_info
-    from mer_utils.experts.audio.train import check_adaptation_fits
-
-    for manifest in (source, target):
-        check_adaptation_fits(adapt, corpus_info(manifest))
 
 
 @releasing_run_locks
 def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Path:
     """Train on ``config.source_root``, test on ``config.target_root``; returns the run folder."""
     from mer_utils.core.evaluation import save_run_outputs
-    from mer_utils.data.manifest import prepare_manifest
+    from mer_utils.data.manifest import corpus_info, prepare_manifest
     from mer_utils.core.predictions import make_predictions_frame
     from mer_utils.core.adaptation import pointer_key
     from mer_utils.core.runs import new_run_dir, point_latest, safe_name, set_seed
+    from mer_utils.experts.audio.features import default_cache_dir
+    from mer_utils.experts.audio.train import check_adaptation_fits
 
     set_seed(config.seed)
     outputs = Path(config.outputs)
-    cache_dir = Path(config.cache_dir) if config.cache_dir else outputs / "cache" / "audio_features"
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir(outputs)
     source = prepare_manifest(config.source_root, metadata_dir=config.source_metadata_dir, outputs=outputs,
                               progress=progress)
     target = prepare_manifest(config.target_root, outputs=outputs, progress=progress)
-    _check_adaptation_fits(config.adapt, source, target)
+    for manifest in (source, target):  # prior matching rescales target speakers to the source prior
+        check_adaptation_fits(config.adapt, corpus_info(manifest))
     emotions = shared_emotions(source, target)
     train_clips, val_clips = source_val_split(_usable(source, emotions), val_size=config.val_size, seed=config.seed)
     skipped: list = []
@@ -163,8 +141,7 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
     run_dir = new_run_dir(outputs, "audio", run_name, config, corpus_key=f"cross-{config.source_name}-{config.target_name}",
                           settings=dataclasses.asdict(config))
     info = {"modality": "audio", "protocol": config.protocol, "split": split_name, "backbone": recipe.name,
-            "adaptation": config.adapt,
-            "shared_emotions": emotions, "selection": report, "skipped": skipped,
+            "adaptation": config.adapt, "shared_emotions": emotions, "selection": report, "skipped": skipped,
             "n_actors": {"train": int(train_clips["actor_id"].nunique()), "val": int(val_clips["actor_id"].nunique()),
                          "test": int(target["actor_id"].nunique())}}
     save_run_outputs(run_dir, pd.concat(frames, ignore_index=True), info=info)

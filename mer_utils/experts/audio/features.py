@@ -1,28 +1,25 @@
-"""Acoustic feature sets: one fixed-length vector of functionals per clip.
+"""Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``), and the on-disk
+cache of per-clip arrays (functionals, SSL embeddings) in shards: each pass appends one atomic ``shard-*.npz`` per
+chunk, so an interrupted pass keeps its finished chunks; a key holds the file's name, size and mtime.
 
-- ``egemaps``: eGeMAPS v02 (88 functionals; Eyben et al., 2016), via openSMILE.
-- ``compare``: ComParE 2016 (6,373 functionals; Schuller et al., 2016), via openSMILE.
-- ``librosa``: a permissive set (ISC licence) of MFCC, energy, spectral shape
-  and pitch descriptors with their statistics, for users who cannot accept
-  openSMILE's research-only licence.
-- ``ge2e``: mean and std over time of layers 2-3 of the pretrained GE2E
-  speaker encoder that the Resemblyzer package ships, and percentiles of
-  layer 2 (1,792 values; Apache-2.0; :mod:`~mer_utils.experts.audio.speaker_encoder`).
-
-The ``opensmile`` Python package and openSMILE itself are distributed by
-audEERING under a licence that allows research and education only; commercial
-use needs a licence from audEERING.
+openSMILE (``egemaps``, ``compare``) is licensed by audEERING for research and education only; ``librosa`` and
+``ge2e`` (:mod:`~mer_utils.experts.audio.speaker_encoder`) allow commercial use.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
+import uuid
+import warnings
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namespace
+from mer_utils.core.atomic_io import atomic_path
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
 
 
@@ -49,8 +46,6 @@ FEATURE_SETS = {
 # Bump when a feature definition changes, so cached vectors are recomputed.
 FEATURES_VERSION = 1
 
-_SMILE_CACHE: dict = {}
-
 
 def check_feature_set(name: str) -> str:
     if name not in FEATURE_SETS:
@@ -59,8 +54,7 @@ def check_feature_set(name: str) -> str:
 
 
 def check_feature_set_available(name: str) -> str:
-    """``check_feature_set``, and an ``ImportError`` naming the pip install when the package that
-    ships a set's pretrained weights is missing (``ge2e``: Resemblyzer)."""
+    """``check_feature_set``; an ``ImportError`` naming the pip install when a set's weights are missing."""
     check_feature_set(name)
     if name == "ge2e":
         from mer_utils.experts.audio.speaker_encoder import weights_path
@@ -70,8 +64,7 @@ def check_feature_set_available(name: str) -> str:
 
 
 def feature_set_fingerprint(name: str) -> dict | None:
-    """What a checkpoint records about a feature set computed by pretrained weights (``None`` for the
-    others): :meth:`AcousticExpert.load <mer_utils.experts.audio.classical.AcousticExpert.load>` checks it."""
+    """What a checkpoint records about a set computed by pretrained weights (``None`` for the others)."""
     check_feature_set_available(name)
     if name == "ge2e":
         from mer_utils.experts.audio.speaker_encoder import weights_fingerprint
@@ -80,16 +73,12 @@ def feature_set_fingerprint(name: str) -> dict | None:
     return None
 
 
+@functools.cache  # one openSMILE extractor per process: building it parses a config file
 def _smile(name: str):
-    # One openSMILE extractor per process: building it parses a config file.
-    if name not in _SMILE_CACHE:
-        import opensmile
+    import opensmile
 
-        feature_set = {"egemaps": opensmile.FeatureSet.eGeMAPSv02,
-                       "compare": opensmile.FeatureSet.ComParE_2016}[name]
-        _SMILE_CACHE[name] = opensmile.Smile(feature_set=feature_set,
-                                             feature_level=opensmile.FeatureLevel.Functionals)
-    return _SMILE_CACHE[name]
+    feature_set = {"egemaps": opensmile.FeatureSet.eGeMAPSv02, "compare": opensmile.FeatureSet.ComParE_2016}[name]
+    return opensmile.Smile(feature_set=feature_set, feature_level=opensmile.FeatureLevel.Functionals)
 
 
 def _functionals(lld: np.ndarray) -> np.ndarray:
@@ -130,8 +119,7 @@ def librosa_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 16_000,
                      encoder=None) -> np.ndarray:
-    """One float32 vector of functionals for a prepared waveform (``encoder``: the GE2E network to run,
-    an ONNX copy's; torch when None)."""
+    """One float32 vector of functionals for a prepared waveform (``encoder``: an ONNX copy's GE2E network)."""
     check_feature_set(feature_set)
     if feature_set == "librosa":
         vector = librosa_features(np.asarray(wave, dtype=np.float32), sample_rate)
@@ -152,10 +140,92 @@ def _extract_file(path: str, feature_set: str, settings: AudioSettings) -> tuple
         return None, str(err)
 
 
+def file_key(path: str | os.PathLike) -> str:
+    """``"<name>:<size>:<mtime_ns>"`` of a media file (no decoding)."""
+    stat = os.stat(path)
+    return f"{Path(path).name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def clip_keys(paths) -> list[str]:
+    """One key per path; a missing file gets a key no cache holds."""
+    return [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
+
+
+def namespace(name: str, settings: Mapping) -> str:
+    """A folder name for ``name`` extracted with ``settings`` (any JSON-able dict).
+
+    >>> namespace("egemaps", {"sample_rate": 16000})[:8]
+    'egemaps-'
+    """
+    digest = hashlib.sha256(json.dumps(dict(settings), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return f"{safe}-{digest}"
+
+
+class FeatureCache:
+    """Arrays keyed by string, persisted as shards under ``root/namespace``.
+
+    >>> import tempfile
+    >>> cache = FeatureCache(tempfile.mkdtemp(), "demo")
+    >>> _ = cache.put({"a.wav:1:2": np.ones(3)})
+    >>> FeatureCache(cache.directory.parent, "demo").get(["a.wav:1:2", "b"]).keys()
+    dict_keys(['a.wav:1:2'])
+    """
+
+    def __init__(self, root: str | os.PathLike, name: str):
+        self.directory = Path(root) / name
+        self._index: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._index is None:
+            self._index = {}
+            for shard in sorted(self.directory.glob("shard-*.npz")):
+                try:
+                    with np.load(shard, allow_pickle=False) as data:
+                        keys, values = data["keys"], data["values"]
+                except (OSError, ValueError, KeyError) as err:
+                    warnings.warn(f"ignoring unreadable feature-cache shard {shard} ({err}); delete it", stacklevel=2)
+                    continue
+                self._index.update(zip(keys.tolist(), values))
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def get(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """The cached arrays among ``keys`` (missing keys are left out)."""
+        index = self._load()
+        return {k: index[k] for k in keys if k in index}
+
+    def put(self, items: Mapping[str, np.ndarray]) -> Path | None:
+        """Write ``items`` (same-shaped arrays) as one new shard; returns its path."""
+        if not items:
+            return None
+        keys = np.array(list(items.keys()))
+        values = np.stack([np.asarray(v) for v in items.values()])
+        path = self.directory / f"shard-{uuid.uuid4().hex[:12]}.npz"
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, keys=keys, values=values)
+        self._load().update(zip(keys.tolist(), values))
+        return path
+
+
+def assemble(paths, keys: list[str], found: dict, errors: dict, what: str = "") -> tuple[np.ndarray, np.ndarray,
+                                                                                       list[dict]]:
+    """``(X, ok, skipped)``: the rows of ``keys`` in ``found`` (zeros elsewhere), the mask of rows found and
+    ``[{"path", "reason"}]`` of the others (``errors``: row index -> reason); no row found raises."""
+    ok = np.array([k in found for k in keys], dtype=bool)
+    if not ok.any():
+        raise AudioLoadError(f"no clip could be decoded{what}; first error: {next(iter(errors.values()), 'none')}")
+    rows = [found[k] for k in keys if k in found]
+    X = np.zeros((len(keys), *np.shape(rows[0])), dtype=np.float32)
+    X[ok] = rows
+    return X, ok, [{"path": str(paths[i]), "reason": errors.get(i, "not found")} for i in np.flatnonzero(~ok)]
+
+
 def cache_namespace(feature_set: str, settings: AudioSettings) -> str:
-    extra = {}
-    if FEATURE_SETS[feature_set].version > 1:
-        extra["set_version"] = FEATURE_SETS[feature_set].version
+    version = FEATURE_SETS[feature_set].version
+    extra = {"set_version": version} if version > 1 else {}
     return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra})
 
 
@@ -166,26 +236,20 @@ def features_for_files(
     paths: Sequence[str | os.PathLike], *, feature_set: str, settings: AudioSettings = AudioSettings(),
     cache_dir: str | os.PathLike | None = None, n_jobs: int = 1, chunk_size: int = 256, progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Feature matrix for ``paths``, computed once and cached on disk.
-
-    Returns
-    -------
-    X : ``(n, d)`` float32; rows of failed clips are zero.
-    ok : boolean mask of the clips that decoded.
-    skipped : ``[{"path", "reason"}]`` for the others (reported, never silent).
-    """
+    """``(X (n, d) float32, ok, skipped)``: features of ``paths`` (zero rows where decoding failed), computed once
+    and cached; ``skipped`` is ``[{"path", "reason"}]``."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
     check_feature_set_available(feature_set)  # before any worker starts: one clear error, not one per clip
     paths = [str(p) for p in paths]
-    keys = [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
-    cache = FeatureCache(cache_dir, cache_namespace(feature_set, settings)) if cache_dir else None
+    keys = clip_keys(paths)
+    served = (str(cache_dir), cache_namespace(feature_set, settings))
+    cache = FeatureCache(cache_dir, served[1]) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
     errors: dict[int, str] = {}
     desc = f"{feature_set} features"
-    served = (str(cache_dir), cache_namespace(feature_set, settings))
     if not todo and progress and served not in _ANNOUNCED:
         # A cached step says so once, instead of a full bar for every subset a run reads.
         print(f"{desc}: {len(paths)} clips from the cache in {cache_dir}")
@@ -203,17 +267,20 @@ def features_for_files(
                 cache.put(fresh)  # one shard per chunk: an interruption loses at most a chunk
             bar.update(len(chunk))
     bar.close()
-    ok = np.array([k in found for k in keys], dtype=bool)
-    if not ok.any():
-        raise AudioLoadError(f"no clip could be decoded for {feature_set} features; first error: "
-                             f"{next(iter(errors.values()), 'none')}")
-    dim = len(next(found[k] for k in keys if k in found))
-    X = np.zeros((len(paths), dim), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if key in found:
-            X[i] = found[key]
-    skipped = [{"path": paths[i], "reason": errors.get(i, "not found")} for i in np.flatnonzero(~ok)]
-    return X, ok, skipped
+    return assemble(paths, keys, found, errors, f" for {feature_set} features")
+
+
+def feature_blocks(paths: Sequence[str | os.PathLike], feature_sets: Sequence[str], **kwargs
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict]]:
+    """``({set: (n, d) float64}, ok, skipped)`` of :func:`features_for_files` for each set; ``ok``: every set
+    decoded the clip."""
+    blocks, ok, skipped = {}, np.ones(len(paths), dtype=bool), []
+    for name in feature_sets:
+        X, ok_set, bad = features_for_files(paths, feature_set=name, **kwargs)
+        blocks[name] = np.asarray(X, dtype=np.float64)
+        ok &= ok_set
+        skipped += bad
+    return blocks, ok, skipped
 
 
 def default_cache_dir(outputs: str | os.PathLike = "outputs") -> Path:

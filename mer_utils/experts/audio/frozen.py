@@ -1,16 +1,6 @@
-"""``frozen`` mode: per-layer embeddings extracted once, then a fast probe.
-
-Each clip's mean-pooled, layer-normed embedding of every layer is cached on
-disk (keyed by model, audio settings and clip file), so trying another probe,
-seed or protocol costs seconds. Two probes, both selected on validation UA:
-
-- ``logreg``: a standardised logistic regression per layer and ``C``; the
-  best (layer, C) wins.
-- ``weighted``: a learnable softmax-weighted sum of all layers with a linear
-  (or small MLP) classifier, trained with Adam on the cached embeddings.
-
-Either probe is written into an :class:`~mer_utils.experts.audio.ssl_model.SSLClassifier`
-head, so the saved checkpoint runs on raw audio like a fine-tuned one.
+"""``frozen`` mode: per-layer embeddings cached once, then a probe selected on validation UA: ``logreg`` (best
+(layer, C) of a standardised logistic regression) or ``weighted`` (a learnable layer mix and head, Adam). Either
+is written into an ``SSLClassifier`` head, so the checkpoint runs on raw audio like a fine-tuned one.
 """
 
 from __future__ import annotations
@@ -27,7 +17,7 @@ from mer_utils.core.labels import class_weights
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts import distributed
 from mer_utils.experts.audio.backbone import ClipSet
-from mer_utils.experts.audio.feature_cache import FeatureCache, file_key, namespace
+from mer_utils.experts.audio.features import FeatureCache, assemble, clip_keys, namespace
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
 
@@ -35,8 +25,7 @@ FROZEN_VERSION = 1
 
 
 def weights_fingerprint(module: nn.Module) -> str:
-    """A cheap digest of every weight, so a cache never outlives the model
-    it came from (a local folder can be overwritten under the same name)."""
+    """A cheap digest of every weight: a cache never outlives its model (a folder can be overwritten)."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -51,14 +40,11 @@ def layer_embeddings_for_files(
     model: SSLClassifier, paths: list, *, model_name: str, settings: AudioSettings,
     cache_dir: str | os.PathLike | None, device: str = "cpu", chunk_size: int = 128, progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """``(n, layers, width)`` embeddings, the decoded-clip mask and the skipped clips.
-
-    Launched on N processes, the missing clips are extracted in N shards and merged: every process
-    returns the same arrays a single process would, and only the main process writes the cache.
-    """
+    """``(n, layers, width)`` embeddings, the decoded-clip mask and the skipped clips; under N processes every
+    process returns what one process would, and only the main one writes the cache."""
     from tqdm.auto import tqdm
 
-    keys = [file_key(p) if os.path.exists(p) else f"missing:{p}" for p in paths]
+    keys = clip_keys(paths)
     name = namespace(f"ssl-{model_name}", {**settings.to_dict(), "version": FROZEN_VERSION,
                                            "weights": weights_fingerprint(model.backbone)})
     cache = FeatureCache(cache_dir, name) if cache_dir else None
@@ -92,16 +78,7 @@ def layer_embeddings_for_files(
     bar.close()
     if todo and cache is not None:
         distributed.wait_for_everyone()  # the shards are on disk before any process reads the cache again
-    ok = np.array([k in found for k in keys], dtype=bool)
-    if not ok.any():
-        raise AudioLoadError(f"no clip could be decoded; first error: {next(iter(errors.values()), 'none')}")
-    shape = next(found[k] for k in keys if k in found).shape
-    E = np.zeros((len(paths), *shape), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if key in found:
-            E[i] = found[key]
-    skipped = [{"path": str(paths[i]), "reason": errors.get(i, "not found")} for i in np.flatnonzero(~ok)]
-    return E, ok, skipped
+    return assemble(paths, keys, found, errors)
 
 
 def probe_logits(model: SSLClassifier, embeddings: np.ndarray) -> torch.Tensor:
@@ -115,8 +92,7 @@ def fit_logreg_probe(E_train, y_train, E_val, y_val, *, c_grid=(0.01, 0.1, 1.0),
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    best = None
-    scores = {}
+    best, scores = None, {}
     for layer in range(E_train.shape[1]):
         scaler = StandardScaler().fit(E_train[:, layer])
         scaler.scale_[scaler.scale_ == 0] = 1.0

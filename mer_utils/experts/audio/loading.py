@@ -1,9 +1,5 @@
-"""Audio input: any WAV/MP3 in, 16 kHz mono float32 out.
-
-Every backbone sees speech prepared the same way (resampled, down-mixed,
-leading/trailing silence trimmed, length capped and padded), and the demo
-applies the very same steps, so a checkpoint never meets input it was not
-trained on.
+"""Audio input: any WAV/MP3 in, 16 kHz mono float32 out, prepared alike (resampled, down-mixed, edges trimmed,
+capped and padded) for training and the demo, so a checkpoint never meets input it was not trained on.
 """
 
 from __future__ import annotations
@@ -45,10 +41,7 @@ class AudioSettings:
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Decode a file to mono float32 samples and its native sample rate.
-
-    libsndfile (``soundfile``) reads WAV, FLAC, OGG and, since 1.1, MP3.
-    """
+    """Decode a file (WAV, FLAC, OGG, MP3: libsndfile) to mono float32 samples and its native sample rate."""
     import soundfile as sf
 
     path = Path(path)
@@ -60,7 +53,6 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioLoadError(f"Cannot decode {path} ({err}). {_decode_hint(path)}") from None
     if samples.size == 0:
         raise AudioLoadError(f"{path} decodes to no samples; re-download it")
-    # Down-mix: average the channels.
     return np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32), int(sr)
 
 
@@ -74,10 +66,7 @@ def _decode_hint(path: Path) -> str:
 
 def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSettings = AudioSettings(),
                      source: str = "audio input") -> np.ndarray:
-    """Resample, down-mix, trim silence, then cap and pad ``samples``.
-
-    Input longer than ``settings.max_seconds`` (after trimming) is cut, with an
-    :class:`InputCutWarning` naming ``source`` and how much of it is used.
+    """Resample, down-mix, trim silence, then cap (with an :class:`InputCutWarning` naming ``source``) and pad.
 
     >>> wave = np.r_[np.zeros(8000), np.sin(np.arange(16000) / 5), np.zeros(8000)]
     >>> out = prepare_waveform(wave, 16000, settings=AudioSettings(max_seconds=None))
@@ -111,9 +100,8 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
 
 
 def _trim(samples: np.ndarray, top_db: float) -> np.ndarray:
-    """Leading and trailing silence cut by ``librosa.effects.trim`` (its 128 ms frames keep soft consonant
-    onsets; on CREMA-D the room noise sits 32-35 dB below the speech peak, so 30 dB removes only the pauses).
-    An all-quiet clip would trim to nothing: it is kept whole (the manifest already flags truly silent files)."""
+    """Edges quieter than ``top_db`` below the peak cut (on CREMA-D, room noise sits 32-35 dB below the speech
+    peak, so 30 dB removes only the pauses); an all-quiet clip is kept whole."""
     import librosa
 
     trimmed, _ = librosa.effects.trim(samples, top_db=top_db)
@@ -121,7 +109,6 @@ def _trim(samples: np.ndarray, top_db: float) -> np.ndarray:
 
 
 def load_waveform(path: str | os.PathLike, *, settings: AudioSettings = AudioSettings()) -> np.ndarray:
-    """Read ``path`` and prepare it with ``settings`` (16 kHz mono float32)."""
     samples, sr = read_audio(path)
     return prepare_waveform(samples, sr, settings=settings, source=str(path))
 
@@ -130,13 +117,7 @@ def load_waveforms(
     paths: Sequence[str | os.PathLike], *, settings: AudioSettings = AudioSettings(), progress: bool = True,
     desc: str = "loading audio",
 ) -> tuple[list[np.ndarray | None], list[dict]]:
-    """Load many clips; a clip that fails is ``None`` and listed in the report.
-
-    Returns
-    -------
-    waves : one array per path, ``None`` where decoding failed.
-    skipped : ``[{"path": ..., "reason": ...}]`` for the failures.
-    """
+    """``(waves, skipped)``: one array per path (``None`` where decoding failed) and ``[{"path", "reason"}]``."""
     from tqdm.auto import tqdm
 
     waves: list[np.ndarray | None] = []
@@ -151,12 +132,8 @@ def load_waveforms(
 
 
 def as_waveforms(inputs: Iterable, *, settings: AudioSettings = AudioSettings()) -> list[np.ndarray]:
-    """Paths are loaded; arrays are taken as 16 kHz audio and prepared the same way.
-
-    This is what experts' ``predict_proba`` accepts, so a demo can pass a file
-    name or a microphone recording alike. A ``(samples, sample_rate)`` tuple
-    is resampled from its own rate.
-    """
+    """Prepared waveforms of paths, 16 kHz arrays or ``(samples, sample_rate)`` tuples (what ``predict_proba``
+    of an expert accepts)."""
     waves = []
     for item in inputs:
         if isinstance(item, (str, os.PathLike)):

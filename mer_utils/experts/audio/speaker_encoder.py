@@ -1,25 +1,12 @@
-"""The ``ge2e`` feature set: hidden-state statistics of a pretrained speaker encoder.
+"""The ``ge2e`` feature set: hidden-state statistics of Resemblyzer's pretrained GE2E speaker encoder.
 
-Resemblyzer (Jemine, Apache-2.0; ``pip install resemblyzer==0.1.4``) ships a
-GE2E speaker encoder (Wan et al., 2018: a 3-layer LSTM, 256 units, on 40
-mel bands, trained to tell speakers apart on LibriSpeech and VoxCeleb) as
-``pretrained.pt`` inside its wheel, so it runs offline with no download. Its
-final embedding is built to ignore what a speaker does with their voice, but
-the deeper LSTM layers still carry it; once each speaker's statistics are
-removed (speaker normalisation), the mean and standard deviation over time
-of layers 2 and 3 are the strongest single feature set measured here on
-unseen RAVDESS speakers (docs/ravdess.md; layers chosen on validation actors).
-
-Only the weights come from the package: the network is rebuilt here with
-``torch.nn.LSTM`` and the state dict loaded with ``weights_only=True``, so
-importing Resemblyzer's own modules (and its ``webrtcvad`` dependency) is
-never needed. The mel front-end and the volume normalisation follow
-Resemblyzer's ``preprocess_wav``/``wav_to_mel_spectrogram``; silence is
-already trimmed by :mod:`~mer_utils.experts.audio.loading`.
+Only the weights (``pretrained.pt`` in the wheel) are read, into ``torch.nn.LSTM`` layers built here: Resemblyzer's
+modules and ``webrtcvad`` are never imported. The mel front-end follows its ``preprocess_wav`` (docs/audio.md).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -38,8 +25,6 @@ STATISTICS = "mean,std of layers 2-3; 10/50/90th percentiles of layer 2"  # reco
 TARGET_DBFS = -30.0  # Resemblyzer's audio_norm_target_dBFS (quiet clips are raised to it)
 DIM = HIDDEN * (2 * len(LAYERS_USED) + len(PERCENTILES))  # 1,792
 
-_ENCODER: dict = {}
-
 
 def weights_path() -> Path:
     """``pretrained.pt`` of the installed Resemblyzer package (found without importing it)."""
@@ -53,35 +38,15 @@ def weights_path() -> Path:
     return path
 
 
+@functools.cache
 def weights_fingerprint() -> dict:
-    """Package version and sha256 of the weights: stored in a checkpoint, checked when it is loaded,
-    so features are never computed by other weights than the ones the model was fitted on."""
+    """Package version and sha256 of the weights: stored in a checkpoint, checked when it is loaded."""
     from importlib.metadata import version
 
     from mer_utils.core.atomic_io import sha256_file
 
-    if "fingerprint" not in _ENCODER:
-        path = weights_path()
-        _ENCODER["fingerprint"] = {"package": PACKAGE, "version": version(PACKAGE),
-                                   "weights_sha256": sha256_file(path),
-                                   "layers": list(LAYERS_USED), "statistics": STATISTICS}
-    return _ENCODER["fingerprint"]
-
-
-def load_encoder():
-    """The three LSTM layers (one ``nn.LSTM`` each, so every layer's outputs are visible), once per process."""
-    if "layers" not in _ENCODER:
-        import torch
-
-        state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
-        layers = []
-        for index in range(N_LAYERS):
-            layer = torch.nn.LSTM(N_MELS if index == 0 else HIDDEN, HIDDEN, num_layers=1, batch_first=True)
-            layer.load_state_dict({f"{name}_l0": state[f"lstm.{name}_l{index}"]
-                                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
-            layers.append(layer.eval())
-        _ENCODER["layers"] = layers
-    return _ENCODER["layers"]
+    return {"package": PACKAGE, "version": version(PACKAGE), "weights_sha256": sha256_file(weights_path()),
+            "layers": list(LAYERS_USED), "statistics": STATISTICS}
 
 
 def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -100,10 +65,19 @@ def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return mel.astype(np.float32).T
 
 
+@functools.cache
 def layer_outputs_module():
     """``(1, T, 40)`` mel frames -> the outputs of LSTM layers ``LAYERS_USED``, as one torch module (what
-    ``mer export onnx`` exports: :mod:`mer_utils.experts.onnx_export`)."""
+    ``mer export onnx`` exports), built once per process."""
     import torch
+
+    state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
+    layers = []
+    for index in range(N_LAYERS):  # one nn.LSTM per layer, so every layer's outputs are visible
+        layer = torch.nn.LSTM(N_MELS if index == 0 else HIDDEN, HIDDEN, num_layers=1, batch_first=True)
+        layer.load_state_dict({f"{name}_l0": state[f"lstm.{name}_l{index}"]
+                               for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+        layers.append(layer.eval())
 
     class LayerOutputs(torch.nn.Module):
         def __init__(self, layers):
@@ -118,36 +92,23 @@ def layer_outputs_module():
                     outputs.append(hidden)
             return tuple(outputs)
 
-    return LayerOutputs(load_encoder()).eval()
+    return LayerOutputs(layers).eval()
 
 
-def encoder_network():
-    """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, on torch (one thread),
-    once per process."""
-    if "network" not in _ENCODER:
-        import torch
+def encoder_network(frames: np.ndarray) -> list[np.ndarray]:
+    """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, on torch (one thread)."""
+    import torch
 
-        from mer_utils.experts.distributed import one_torch_thread
+    from mer_utils.experts.distributed import one_torch_thread
 
-        module = layer_outputs_module()
-
-        def run(frames: np.ndarray) -> list[np.ndarray]:
-            with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
-                return [out.numpy() for out in module(torch.from_numpy(frames))]
-
-        _ENCODER["network"] = run
-    return _ENCODER["network"]
+    with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
+        return [out.numpy() for out in layer_outputs_module()(torch.from_numpy(frames))]
 
 
 def ge2e_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, *, network=None) -> np.ndarray:
-    """``DIM`` values: mean and std over time of the outputs of LSTM layers ``LAYERS_USED``, then the
-    ``PERCENTILES`` over time of layer ``PERCENTILE_LAYER`` (``STATISTICS``).
-
-    The whole utterance runs through the LSTM at once: ``network`` (an ONNX
-    copy's ``run``, made by ``mer export onnx``), else torch.
-    """
+    """``DIM`` values (``STATISTICS``) of the whole utterance run through ``network`` (an ONNX copy's), else torch."""
     stats, percentiles = [], []
-    outputs = (network or encoder_network())(np.ascontiguousarray(mel_frames(wave, sample_rate)[None]))
+    outputs = (network or encoder_network)(np.ascontiguousarray(mel_frames(wave, sample_rate)[None]))
     for layer, out in zip(LAYERS_USED, outputs):
         out = out[0].astype(np.float64)
         stats += [out.mean(axis=0), out.std(axis=0)]

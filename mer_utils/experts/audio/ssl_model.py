@@ -1,17 +1,8 @@
-"""Self-supervised speech models (wav2vec2, HuBERT, WavLM, Whisper encoders) with an emotion head.
+"""Self-supervised speech models (any ``transformers`` Auto id or folder) with a SUPERB-style emotion head.
 
-Any Hugging Face id or local folder is loaded through the Auto classes; the
-head is the same for all of them (SUPERB-style):
-
-    hidden states of every layer -> layer norm per frame -> learnable
-    softmax-weighted sum (or one fixed layer) -> mean or attentive pooling
-    over the valid frames -> standardise -> linear (or small MLP) -> logits
-
-Because layer weighting and mean pooling are both linear, a probe trained on
-cached, per-layer mean-pooled embeddings (``frozen`` mode) is exactly this
-head, and both modes save the same checkpoint format.
-
-This module imports torch at the top; only code that needs torch imports it.
+Hidden states of every layer -> per-frame layer norm -> softmax-weighted sum (or one layer) -> mean or attentive
+pooling -> standardise -> linear (or MLP). Weighting and mean pooling are linear, so a probe on cached mean-pooled
+layer embeddings (``frozen`` mode) is exactly this head: both modes save one checkpoint format.
 """
 
 from __future__ import annotations
@@ -27,11 +18,8 @@ from torch import nn
 from torch.nn import functional as F
 
 
-
 @dataclasses.dataclass(frozen=True)
 class HeadConfig:
-    """The classification head on top of the speech model."""
-
     layer: str | int = "weighted"  # "weighted" (learnable sum of all layers) or one layer index
     pooling: str = "mean"  # "mean" or "attentive" over the valid frames
     hidden: int = 0  # 0: linear head; >0: one hidden ReLU layer of this size
@@ -44,7 +32,6 @@ class HeadConfig:
             raise ValueError(f"layer must be 'weighted' or an int, got {self.layer!r}")
 
 
-# --------------------------------------------------------------------------- loading
 def _load_error(name: str, err: Exception) -> RuntimeError:
     looks_local = name.startswith((".", "/", "~")) or os.path.sep in name.strip("/").replace("/", "", 1)
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -65,38 +52,8 @@ def _encoder_only(model: nn.Module) -> nn.Module:
     return model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
 
 
-def load_pretrained(name: str, *, token: str | None = None):
-    """``(backbone, feature_extractor)`` for a hub id or local folder, with plain errors."""
-    from transformers import AutoFeatureExtractor, AutoModel
-
-    # token=None: huggingface_hub finds HF_TOKEN, Colab's HF_TOKEN secret or a `hf auth login` token itself.
-    try:
-        model = AutoModel.from_pretrained(name, token=token)
-        extractor = AutoFeatureExtractor.from_pretrained(name, token=token)
-    except OSError as err:
-        raise _load_error(name, err) from None  # the hub's chained traceback only repeats the URL
-    return _encoder_only(model), extractor
-
-
-def backbone_from_config(config: dict) -> nn.Module:
-    """Random-weight backbone rebuilt from a saved ``config.to_dict()`` (no download)."""
-    from transformers import AutoConfig, AutoModel
-
-    return _encoder_only(AutoModel.from_config(AutoConfig.for_model(**config)))
-
-
-def feature_extractor_from_dict(values: dict):
-    """Rebuild a transformers feature extractor from its ``to_dict()``."""
-    import transformers
-
-    cls = getattr(transformers, str(values.get("feature_extractor_type", "")), None)
-    if cls is None or not issubclass(cls, transformers.FeatureExtractionMixin):
-        raise ValueError(f"unknown feature extractor type {values.get('feature_extractor_type')!r}")
-    return cls.from_dict(values)
-
-
 def default_feature_extractor(config):
-    """The extractor a model of this config expects (for configs built in code)."""
+    """The extractor a model of this (code-built) config expects."""
     from transformers import Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
 
     if config.model_type == "whisper":
@@ -119,8 +76,7 @@ def layer_geometry(config) -> tuple[int, int]:
 
 
 def disable_layerdrop(backbone: nn.Module) -> None:
-    """Turn LayerDrop off: a dropped layer leaves no hidden state, and the
-    layer-weighted sum needs every layer at every step."""
+    """Turn LayerDrop off: the layer-weighted sum needs every layer's hidden state at every step."""
     for key in ("layerdrop", "encoder_layerdrop"):
         if hasattr(backbone.config, key):
             setattr(backbone.config, key, 0.0)
@@ -129,7 +85,6 @@ def disable_layerdrop(backbone: nn.Module) -> None:
             module.layerdrop = 0.0
 
 
-# --------------------------------------------------------------------------- model
 class SSLClassifier(nn.Module):
     """Speech backbone + layer weighting + pooling + classifier."""
 
@@ -156,7 +111,6 @@ class SSLClassifier(nn.Module):
         layers.append(nn.Linear(head.hidden or width, n_classes))
         self.classifier = nn.Sequential(*layers)
 
-    # -- inputs
     def prepare(self, waves: list[np.ndarray], device: torch.device | str = "cpu") -> dict:
         """Feature-extract and pad a list of 16 kHz waveforms into model inputs."""
         fe = self.feature_extractor
@@ -178,7 +132,6 @@ class SSLClassifier(nn.Module):
         lengths = lengths.clamp(min=1, max=n_frames)
         return torch.arange(n_frames, device=n_samples.device)[None, :] < lengths[:, None]
 
-    # -- forward pieces
     def hidden_states(self, inputs: dict) -> tuple[torch.Tensor, ...]:
         out = self.backbone(**inputs, output_hidden_states=True, return_dict=True)
         # Per-frame layer norm puts all layers on one scale before mixing (as SUPERB does).
@@ -224,27 +177,37 @@ class SSLClassifier(nn.Module):
             out.append(torch.softmax(self(batch["inputs"], batch["n_samples"]).float(), dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.classifier[-1].out_features))
 
-    # -- description for checkpoints
     def spec(self) -> dict:
-        head = dataclasses.asdict(self.head_config)
         return plain_json({"backbone_config": self.backbone.config.to_dict(),
                            "feature_extractor": self.feature_extractor.to_dict(),
-                           "head": head, "labels": list(self.labels)})
+                           "head": dataclasses.asdict(self.head_config), "labels": list(self.labels)})
 
 
 def build_classifier(name: str, *, labels: tuple[str, ...], head: HeadConfig = HeadConfig(),
                      token: str | None = None) -> SSLClassifier:
-    """Pretrained backbone ``name`` (hub id or folder) with a fresh head over ``labels``."""
-    backbone, extractor = load_pretrained(name, token=token)
-    return SSLClassifier(backbone, extractor, labels=labels, head=head)
+    """Pretrained backbone ``name`` (hub id or folder, with plain errors) with a fresh head over ``labels``."""
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    # token=None: huggingface_hub finds HF_TOKEN, Colab's HF_TOKEN secret or a `hf auth login` token itself.
+    try:
+        model = AutoModel.from_pretrained(name, token=token)
+        extractor = AutoFeatureExtractor.from_pretrained(name, token=token)
+    except OSError as err:
+        raise _load_error(name, err) from None  # the hub's chained traceback only repeats the URL
+    return SSLClassifier(_encoder_only(model), extractor, labels=labels, head=head)
 
 
 def classifier_from_spec(spec: dict) -> SSLClassifier:
-    """Same architecture as a saved :meth:`SSLClassifier.spec`, random weights."""
-    head = HeadConfig(**spec["head"])
-    return SSLClassifier(backbone_from_config(spec["backbone_config"]),
-                         feature_extractor_from_dict(spec["feature_extractor"]), labels=tuple(spec["labels"]),
-                         head=head)
+    """Same architecture as a saved :meth:`SSLClassifier.spec`, random weights (no download)."""
+    import transformers
+
+    values = spec["feature_extractor"]
+    cls = getattr(transformers, str(values.get("feature_extractor_type", "")), None)
+    if cls is None or not issubclass(cls, transformers.FeatureExtractionMixin):
+        raise ValueError(f"unknown feature extractor type {values.get('feature_extractor_type')!r}")
+    backbone = transformers.AutoModel.from_config(transformers.AutoConfig.for_model(**spec["backbone_config"]))
+    return SSLClassifier(_encoder_only(backbone), cls.from_dict(values), labels=tuple(spec["labels"]),
+                         head=HeadConfig(**spec["head"]))
 
 
 def freeze_feature_encoder(model: SSLClassifier) -> bool:

@@ -1,10 +1,6 @@
-"""The audio expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`):
-``mer audio train`` and the AUDIO notebooks.
-
-Per fold the backbone (acoustic features, or a speech model fine-tuned or
-frozen) is fitted on ``train``, selects on ``val`` only, and predicts
-``val`` and ``test``; the runner does the rest (resume, best checkpoint,
-run folder, checkpoint index, ``latest_<protocol>`` pointers).
+"""The audio expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`): ``mer audio train``
+and the AUDIO notebooks. Per fold the backbone is fitted on ``train``, selects on ``val`` only, and predicts
+``val`` and ``test``; the runner does the rest.
 """
 
 from __future__ import annotations
@@ -26,23 +22,19 @@ from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
 STAGE = "audio"
 
 
-def audio_settings(config: AudioTrainConfig) -> AudioSettings:
-    return AudioSettings(trim_top_db=config.trim_top_db, max_seconds=config.max_seconds,
-                         min_seconds=config.min_seconds)
-
-
 def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
     """The backbone named by ``config`` (acoustic, or a speech model in finetune/frozen mode) over ``labels``."""
     from mer_utils.experts.audio.features import default_cache_dir
 
-    settings = audio_settings(config)
+    settings = AudioSettings(trim_top_db=config.trim_top_db, max_seconds=config.max_seconds,
+                             min_seconds=config.min_seconds)
     cache_dir = default_cache_dir(config.outputs)
     if config.is_acoustic:
         from mer_utils.experts.audio.classical import AcousticBackbone
 
         return AcousticBackbone(feature_set=config.backbone, settings=settings, c_grid=config.c_grid,
-                                adapt=config.adapt, refit=config.refit, labels=labels, cache_dir=cache_dir, n_jobs=config.n_jobs, progress=config.progress,
-                                seed=config.seed)
+                                adapt=config.adapt, refit=config.refit, labels=labels, cache_dir=cache_dir,
+                                n_jobs=config.n_jobs, progress=config.progress, seed=config.seed)
     from mer_utils.experts.audio.ssl_model import HeadConfig
 
     if config.resolved_mode == "frozen":
@@ -51,17 +43,11 @@ def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
         return FrozenBackbone(model_name=config.backbone, probe=config.probe, probe_hidden=config.head_hidden,
                               settings=settings, cache_dir=cache_dir, device=config.device, seed=config.seed,
                               progress=config.progress, labels=labels)
-    from mer_utils.experts.audio.ssl_train import FinetuneBackbone, FinetuneSettings
+    from mer_utils.experts.audio.ssl_train import FinetuneBackbone
 
-    train_settings = FinetuneSettings(
-        epochs=config.epochs, batch_size=config.batch_size, grad_accum=config.grad_accum,
-        effective_batch_size=config.effective_batch_size, lr=config.lr, head_lr=config.head_lr,
-        warmup_ratio=config.warmup_ratio, patience=config.patience,
-        freeze_feature_encoder=config.freeze_feature_encoder, amp=config.amp, amp_dtype=config.amp_dtype,
-        save_every_steps=config.save_every_steps, seed=config.seed)
-    head = HeadConfig(layer=config.head_layer, pooling=config.pooling, hidden=config.head_hidden)
-    return FinetuneBackbone(model_name=config.backbone, head=head, train_settings=train_settings,
-                            settings=settings, device=config.device, progress=config.progress, labels=labels)
+    layer = config.layer if config.layer == "weighted" else int(config.layer)
+    head = HeadConfig(layer=layer, pooling=config.pooling, hidden=config.head_hidden)
+    return FinetuneBackbone(config, head=head, settings=settings, labels=labels)
 
 
 def check_adaptation_fits(adapt: str, corpus) -> None:
@@ -141,11 +127,7 @@ class AudioExpert:
 
 
 def train_audio(config: AudioTrainConfig | None = None, **overrides) -> RunResult:
-    """Run the audio expert under ``config.protocol``; see the module docstring.
-
-    Keyword ``overrides`` replace config fields, e.g.
-    ``train_audio(protocol="speaker", backbone="librosa")``.
-    """
+    """Run the audio expert under ``config.protocol``; ``overrides`` replace config fields (``backbone="librosa"``)."""
     from mer_utils.protocols.prepare import prepare_protocol
 
     config = dataclasses.replace(config or AudioTrainConfig(), **overrides)

@@ -1,20 +1,9 @@
-"""The one offline SER model on precomputed features, and how it scores a clip.
+"""The one offline SER model on precomputed features (:class:`Recipe`), how it scores a clip, and its plain-array
+form (:func:`fitted_to_arrays`, no pickle). Every choice is made on the validation actors.
 
-A :class:`Recipe` names what the acoustic backbone does with functionals:
-which feature sets (stacked into one model, or one model each with averaged
-probabilities), the ``C`` grid of the logistic regression, whether the chosen
-``C`` is refitted on train+validation, and how a test clip is scored
-(:mod:`mer_utils.core.adaptation`): alone (no speaker statistics), or with
-test-time adaptation on each speaker's unlabelled clips (speaker
-normalisation, optionally per sentence, and per-speaker prior matching).
-:func:`~mer_utils.experts.audio.classical.recipe_for` spells the recipes
-``mer audio train`` offers; every choice is made on the validation actors.
-``benchmarks/recipe_grid.py`` holds the evaluation protocols the benchmarks
-compare recipes with.
-
-Fitted recipes are plain arrays: :func:`fitted_to_arrays` and
-:func:`fitted_from_arrays` turn them into ``{name: ndarray}`` plus JSON
-metadata and back, without pickle.
+Speaker normalisation (test-time adaptation) z-scores each speaker's clips with statistics of that speaker's
+unlabelled clips (the ``reference`` pool, else the rows scored); a speaker with fewer than ``min_clips`` clips keeps
+the training set's global statistics.
 """
 
 from __future__ import annotations
@@ -28,43 +17,166 @@ from scipy.special import softmax
 
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts.audio import DEFAULT_C_GRID
-from mer_utils.experts.audio.speaker_norm import (DEFAULT_MIN_CLIPS, SPEAKER_NORM_MODES, SpeakerNormalizer,
-                                                  known_sentence, sentence_normalise)
 
-# How the per-block probabilities of a multi-model recipe are joined: one model on stacked features, or
-# the arithmetic mean of one model per feature set.
+SPEAKER_NORM_MODES = ("meanstd",)  # "mean" and "rank" were measured and dropped (docs/ravdess.md)
+DEFAULT_MIN_CLIPS = 8
+# A (speaker, sentence) group needs this many clips for statistics of its own: CREMA-D gives each
+# actor one clip of each of its six emotions per sentence (sentence normalisation, below).
+DEFAULT_MIN_GROUP_CLIPS = 6
+
+
+def _safe_scale(std: np.ndarray) -> np.ndarray:
+    # A feature constant for a speaker (or the corpus) carries nothing: divide by 1, not 0.
+    std = np.asarray(std, dtype=np.float64).copy()
+    std[~np.isfinite(std) | (std <= 1e-12)] = 1.0
+    return std
+
+
+def speaker_statistics(X: np.ndarray, speakers: Sequence) -> dict:
+    """``{speaker: (n_clips, mean, std)}`` of the rows of ``X`` per speaker.
+
+    >>> stats = speaker_statistics(np.array([[1.0], [3.0], [10.0]]), ["a", "a", "b"])
+    >>> stats["a"][0], stats["a"][1].tolist(), stats["b"][2].tolist()
+    (2, [2.0], [1.0])
+    """
+    X = np.asarray(X, dtype=np.float64)
+    speakers = np.asarray(speakers)
+    if X.ndim != 2 or len(speakers) != len(X):
+        raise ValueError(f"X must be (n, d) with one speaker per row; got X {X.shape} and {len(speakers)} speakers")
+    stats = {}
+    for speaker in np.unique(speakers):
+        rows = X[speakers == speaker]
+        stats[speaker] = (len(rows), rows.mean(axis=0), _safe_scale(rows.std(axis=0)))
+    return stats
+
+
+@dataclasses.dataclass
+class SpeakerNormalizer:
+    """Per-speaker z-scoring; speakers with fewer than ``min_clips`` clips get the global (training) statistics.
+
+    >>> X = np.array([[0.0], [2.0], [10.0], [14.0]])
+    >>> norm = SpeakerNormalizer(min_clips=2).fit(X)
+    >>> norm.transform(X, speakers=[1, 1, 2, 2]).ravel().tolist()
+    [-1.0, 1.0, -1.0, 1.0]
+    """
+
+    mode: str = "meanstd"
+    min_clips: int = DEFAULT_MIN_CLIPS  # a mean and spread of two or three clips would be noise
+    global_mean: np.ndarray | None = None  # set by fit() from the training clips; stored in checkpoints
+    global_scale: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.mode not in SPEAKER_NORM_MODES:
+            raise ValueError(f"unknown speaker normalisation mode {self.mode!r}; choose one of {SPEAKER_NORM_MODES}")
+        if self.min_clips < 2:
+            raise ValueError(f"min_clips must be >= 2 (a spread needs two clips), got {self.min_clips}")
+
+    def fit(self, X: np.ndarray) -> "SpeakerNormalizer":
+        X = np.asarray(X, dtype=np.float64)
+        self.global_mean, self.global_scale = X.mean(axis=0), _safe_scale(X.std(axis=0))
+        return self
+
+    def transform(self, X: np.ndarray, *, speakers: Sequence | None,
+                  reference: tuple[np.ndarray, Sequence] | None = None) -> np.ndarray:
+        """Normalised copy of ``X``; ``speakers=None`` scores every row alone; ``reference=(X_pool,
+        speakers_pool)`` gives each speaker's statistics instead of ``X``."""
+        if self.global_mean is None:
+            raise RuntimeError("call fit() on training features before transform()")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.global_mean):
+            raise ValueError(f"expected features of shape (n, {len(self.global_mean)}), got {X.shape}")
+        out = (X - self.global_mean) / self.global_scale
+        if speakers is None:
+            return out
+        stats = speaker_statistics(*reference) if reference is not None else speaker_statistics(X, speakers)
+        for speaker in np.unique(np.asarray(speakers)):
+            n, mean, std = stats.get(speaker, (0, None, None))
+            if n < self.min_clips:
+                continue  # too few clips for trustworthy statistics: keep the global fallback
+            rows = np.asarray(speakers) == speaker
+            out[rows] = (X[rows] - mean) / std
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"speaker_norm_mean": self.global_mean, "speaker_norm_scale": self.global_scale}
+
+    def config(self) -> dict:
+        return {"mode": self.mode, "min_clips": self.min_clips}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, config: dict) -> "SpeakerNormalizer":
+        return cls(mode=config["mode"], min_clips=int(config["min_clips"]),
+                   global_mean=np.asarray(arrays["speaker_norm_mean"], dtype=np.float64),
+                   global_scale=np.asarray(arrays["speaker_norm_scale"], dtype=np.float64))
+
+
+def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *,
+                       reference: tuple[np.ndarray, Sequence, Sequence] | None = None,
+                       min_group_clips: int = DEFAULT_MIN_GROUP_CLIPS,
+                       min_clips: int = DEFAULT_MIN_CLIPS) -> np.ndarray:
+    """Z-score each row within its (speaker, sentence) group (acted corpora read the same sentences in every
+    emotion, and the words move the features as much as the emotion does).
+
+    Statistics come from ``reference=(X, speakers, sentences)`` when given, else the rows of ``X``. A row whose
+    group has fewer than ``min_group_clips`` clips, or no sentence id, gets its speaker's statistics; a speaker
+    with fewer than ``min_clips`` clips is left as it is.
+
+    >>> X = np.array([[0.0], [2.0], [10.0], [14.0]])
+    >>> sentence_normalise(X, [1, 1, 1, 1], ["a", "a", "b", "b"], min_group_clips=2, min_clips=2).ravel().tolist()
+    [-1.0, 1.0, -1.0, 1.0]
+    """
+    X = np.asarray(X, dtype=np.float64)
+    keys = _group_keys(speakers, sentences)
+    if len(keys) != len(X):
+        raise ValueError(f"{len(X)} rows but {len(keys)} speaker/sentence ids")
+    if reference is None:
+        pool_X, pool_keys = X, keys
+    else:
+        pool_X = np.asarray(reference[0], dtype=np.float64)
+        pool_keys = _group_keys(reference[1], reference[2])
+    # One string per group for speaker_statistics (a pair would become a 2-D array); \x1f (the ASCII unit
+    # separator) appears in no speaker or sentence id.
+    group_stats = speaker_statistics(pool_X, [f"{s}\x1f{g}" for s, g in pool_keys])
+    speaker_stats = speaker_statistics(pool_X, [s for s, _ in pool_keys])
+    out = X.copy()
+    for row, (speaker, sentence) in enumerate(keys):
+        n, mean, std = group_stats.get(f"{speaker}\x1f{sentence}", (0, None, None)) if sentence else (0, None, None)
+        if n < min_group_clips:
+            n, mean, std = speaker_stats.get(speaker, (0, None, None))
+            if n < min_clips:
+                continue
+        out[row] = (X[row] - mean) / std
+    return out
+
+
+def known_sentence(value) -> bool:
+    """False for a missing sentence id: None, NaN (a blank manifest cell) or ""."""
+    return value is not None and value == value and str(value) != ""  # NaN != NaN
+
+
+def _group_keys(speakers: Sequence, sentences: Sequence) -> list[tuple[str, str]]:
+    """``(speaker, sentence)`` string pairs; an unknown sentence becomes ""."""
+    speakers, sentences = list(speakers), list(sentences)
+    if len(speakers) != len(sentences):
+        raise ValueError(f"{len(speakers)} speaker ids but {len(sentences)} sentence ids")
+    return [(str(s), str(g) if known_sentence(g) else "") for s, g in zip(speakers, sentences)]
+
 COMBINES = ("concat", "average")
 ARRAYS_FORMAT = "mer-recipe-arrays/1"
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """One offline configuration (see the module docstring).
-
-    ``balance``: rescale each test speaker's class probabilities so that
-    their mean over the speaker's clips matches the training class prior
-    (Sinkhorn iterations; labels unused; only speakers with at least
-    ``min_clips`` clips, so a single clip is scored as is; with a reference
-    pool, only speakers scored with all of their pool clips, so a random
-    split's test sample of a speaker is scored as is). It assumes every
-    speaker shows the emotions in the training proportions, as acted corpora
-    are recorded.
-    ``sentence_norm``: before speaker normalisation, z-score each clip
-    within its (speaker, sentence) group
-    (:func:`~mer_utils.experts.audio.speaker_norm.sentence_normalise`); the
-    data dicts then carry ``"sentences"`` (and the reference pool its
-    sentences as a third item). Clips without a sentence id keep speaker
-    statistics alone.
-    """
+    """Feature sets, how their models combine, the ``C`` grid, refit, and how a test clip is scored."""
 
     feature_sets: tuple[str, ...] = ("ge2e",)  # "a+b" inside an averaged recipe: one model on a and b stacked
     combine: str = "concat"  # "concat": one model on stacked features; "average": one model per set
-    speaker_norm: str | None = None  # None, "meanstd", "mean" or "rank" (see mer_utils.experts.audio.speaker_norm)
+    speaker_norm: str | None = None  # None (each clip alone) or "meanstd" (z-score per speaker)
     min_clips: int = DEFAULT_MIN_CLIPS
     c_grid: tuple[float, ...] = DEFAULT_C_GRID
     refit: bool = False  # refit the chosen C on train+val (then val scores are no longer out-of-sample)
-    balance: bool = False
-    sentence_norm: bool = False
+    balance: bool = False  # match each whole speaker's mean prediction to the training prior (balance_per_speaker)
+    sentence_norm: bool = False  # z-score per (speaker, sentence) first (data then carry "sentences")
 
     def __post_init__(self):
         if self.combine not in COMBINES:
@@ -80,28 +192,19 @@ class Recipe:
 
     @property
     def name(self) -> str:
-        parts = ["+".join(self.feature_sets) if self.combine == "concat" else f"avg({','.join(self.feature_sets)})",
-                 "logreg"]
-        if self.speaker_norm:
-            parts.append(f"speakernorm-{self.speaker_norm}")
-        if self.sentence_norm:
-            parts.append("sentencenorm")
-        if self.refit:
-            parts.append("refit")
-        if self.balance:
-            parts.append("balance")
-        return " ".join(parts)
+        sets = "+".join(self.feature_sets) if self.combine == "concat" else f"avg({','.join(self.feature_sets)})"
+        flags = {f"speakernorm-{self.speaker_norm}": self.speaker_norm, "sentencenorm": self.sentence_norm,
+                 "refit": self.refit, "balance": self.balance}
+        return " ".join([sets, "logreg", *(flag for flag, on in flags.items() if on)])
 
     @property
     def blocks(self) -> list[tuple[str, ...]]:
-        """Feature sets per fitted model: one block when concatenated, one per set when averaged."""
         if self.combine == "concat":
             return [tuple(part for s in self.feature_sets for part in s.split("+"))]
         return [tuple(s.split("+")) for s in self.feature_sets]
 
     @property
     def base_feature_sets(self) -> tuple[str, ...]:
-        """The feature sets to extract (``"a+b"`` items split), in order, each once."""
         return tuple(dict.fromkeys(part for s in self.feature_sets for part in s.split("+")))
 
     def to_dict(self) -> dict:
@@ -114,20 +217,18 @@ class Recipe:
         return cls(**kwargs)
 
 
-# The shipped default (`mer audio train`, --adapt none): one logistic regression on the GE2E speaker
-# encoder's statistics, each clip scored alone. See docs/ravdess.md for the measurements.
+# `mer audio train`'s default (--adapt none): GE2E statistics, each clip scored alone (docs/ravdess.md).
 DEFAULT_RECIPE = Recipe(feature_sets=("ge2e",), refit=True)
 
 
 def without_speaker_statistics(recipe: Recipe) -> Recipe:
-    """The recipe for speakers with fewer than ``min_clips`` clips (the demo's single recording):
-    trained without speaker or sentence statistics, nothing to match per speaker."""
+    """The recipe for speakers with fewer than ``min_clips`` clips (the demo's one recording)."""
     return dataclasses.replace(recipe, speaker_norm=None, sentence_norm=False, balance=False)
+
 
 @dataclasses.dataclass
 class FittedModel:
-    """Speaker normaliser (optional) -> standardiser -> multinomial logistic regression, for one feature block:
-    ``mean, scale, coef, intercept`` (and the normaliser's statistics)."""
+    """Speaker normaliser (optional) -> standardiser -> multinomial logistic regression, for one feature block."""
 
     normalizer: SpeakerNormalizer | None
     mean: np.ndarray
@@ -140,8 +241,6 @@ class FittedModel:
     prior: np.ndarray  # training class frequencies over all labels (for ``balance``)
 
     def standardise(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
-        """``reference=(X_pool, speakers_pool)``: each speaker's statistics from the pool (see
-        :meth:`SpeakerNormalizer.transform`), else from the rows of ``X``."""
         Z = (self.normalizer.transform(X, speakers=speakers, reference=reference) if self.normalizer
              else np.asarray(X, dtype=np.float64))
         return (Z - self.mean) / self.scale
@@ -157,7 +256,6 @@ class FittedModel:
 
 
 def _fit_head(C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int, n_labels: int) -> FittedModel:
-    """Standardise (training statistics) and fit a class-balanced logistic regression."""
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = X.mean(axis=0), X.std(axis=0)
@@ -171,7 +269,6 @@ def _fit_head(C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int, n_l
 
 
 def _training_rows(block: Sequence[str], data: dict, normalizer) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised training rows of one block and their labels."""
     X = _stack(data["X"], block)
     if normalizer:
         X = normalizer.transform(X, speakers=data["speakers"], reference=_block_reference(data.get("reference"), block))
@@ -189,8 +286,7 @@ def _block_reference(reference: tuple | None, block: Sequence[str]) -> tuple | N
 
 def _sentence_normalised(recipe: Recipe, X: dict, speakers, sentences, reference: tuple | None
                          ) -> tuple[dict, tuple | None]:
-    """``X`` (and the reference pool) normalised per speaker and sentence when the recipe asks for it
-    and sentence ids are known; the pool's own sentences define its groups."""
+    """``X`` (and the pool) normalised per speaker and sentence when the recipe asks and sentences are known."""
     if not recipe.sentence_norm or sentences is None or speakers is None:
         return X, reference
     if reference is not None and len(reference) < 3:
@@ -213,41 +309,28 @@ def _sentence_normalised_data(recipe: Recipe, data: dict) -> dict:
     return {**data, "X": X, "reference": reference}
 
 
-def fit_recipe(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
-               labels: tuple[str, ...]) -> tuple[list[FittedModel], dict]:
-    """Fit ``recipe``; ``C`` (per feature block) is chosen by validation UA.
-
-    ``train`` and ``val`` are ``{"X": {feature_set: (n, d)}, "y": label
-    indices into ``labels``, "speakers": ids}`` and optionally ``"reference":
-    ({feature_set: pool rows}, pool speakers)``, the clips that define each
-    speaker's statistics (every unlabelled clip of the corpus, in ``mer audio
-    train``). Returns one fitted model per block (one block when features are
-    concatenated) and a JSON-able report. With ``recipe.refit`` the chosen
-    ``C`` is refitted on train+val (each subset normalised with its own
-    speakers' statistics).
-    """
-    models, held_out, report = fit_recipe_held_out(recipe, train, val, seed=seed, labels=labels)
-    return models, report
-
-
 def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
                         labels: tuple[str, ...]) -> tuple[list[FittedModel], list[FittedModel], dict]:
-    """:func:`fit_recipe`, also returning the models fitted on ``train`` alone with the chosen ``C``:
-    with ``recipe.refit`` the first ones have seen the validation clips, so validation predictions
-    handed on (to fusion) must come from the second ones to stay out-of-sample."""
+    """``(models, held_out, report)``: one model per block, ``C`` chosen by validation UA, and the same models
+    fitted on ``train`` alone (with ``recipe.refit`` the first saw the validation clips: validation predictions
+    come from ``held_out`` to stay out-of-sample).
+
+    ``train``/``val``: ``{"X": {set: (n, d)}, "y": label indices, "speakers": ids}``, optionally ``"sentences"``
+    and ``"reference": ({set: pool rows}, pool speakers[, pool sentences])``, the unlabelled clips that define
+    each speaker's statistics.
+    """
     n_labels = len(labels)
     models, held_out, report = [], [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
     raw_train = train  # a lone clip has no sentence group: the fallback statistics describe raw features
     if recipe.sentence_norm:
         train, val = _sentence_normalised_data(recipe, train), _sentence_normalised_data(recipe, val)
         report["sentence_groups"] = {"train_clips_with_sentence": _count_known(train.get("sentences")),
-                                   "val_clips_with_sentence": _count_known(val.get("sentences"))}
+                                     "val_clips_with_sentence": _count_known(val.get("sentences"))}
     for block in recipe.blocks:
         X_tr, X_va = _stack(train["X"], block), _stack(val["X"], block)
         normalizer = None
         if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
-            normalizer = SpeakerNormalizer(mode=recipe.speaker_norm,
-                                           min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
+            normalizer = SpeakerNormalizer(min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
         Z_tr, y_tr = _training_rows(block, train, normalizer)
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
@@ -269,13 +352,8 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
 
 def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray, *,
                         min_clips: int = DEFAULT_MIN_CLIPS, n_iter: int = 50) -> np.ndarray:
-    """Rescale each speaker's class columns so the speaker's mean prediction matches ``prior``.
-
-    Label-free test-time adaptation (Sinkhorn scaling of the clips x classes
-    matrix of one speaker): a speaker the model hears as "mostly angry" has
-    the anger column shrunk until their predictions spread like the training
-    corpus. Speakers with fewer than ``min_clips`` clips are left as they are.
-    """
+    """Rescale each speaker's class columns (Sinkhorn, labels unused) until the speaker's mean prediction
+    matches ``prior``; speakers with fewer than ``min_clips`` clips are left as they are."""
     proba = np.asarray(proba, dtype=np.float64)
     out = proba.copy()
     speakers = np.asarray(speakers)
@@ -297,10 +375,8 @@ def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray
 
 def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speakers: Sequence | None,
                    reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
-    """``(n, n_labels)`` probabilities: one block's, or the mean over blocks
-    (then per-speaker prior matching when ``recipe.balance`` and speakers are known).
-    ``reference``: see :func:`fit_recipe`; ``sentences``: one id per row, for ``recipe.sentence_norm``
-    (without them, rows get speaker statistics alone)."""
+    """``(n, n_labels)`` probabilities, the mean over blocks (then prior matching when ``recipe.balance``).
+    ``reference``: see :func:`fit_recipe_held_out`; ``sentences``: one id per row (for ``sentence_norm``)."""
     X, reference = _sentence_normalised(recipe, X, speakers, sentences, reference)
     proba = np.mean([m.proba(_stack(X, b), speakers, _block_reference(reference, b))
                      for m, b in zip(models, recipe.blocks)], axis=0)
@@ -312,8 +388,7 @@ def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speak
 
 
 def _whole_speakers(speakers: Sequence, reference: tuple | None) -> np.ndarray:
-    """Rows whose speaker is scored with all of their clips in the reference pool: only then do the
-    speaker's predictions spread like the prior (a random split's test clips are a sample of them)."""
+    """Rows whose speaker is scored with all of their pool clips: only then need they spread like the prior."""
     speakers = np.asarray(speakers)
     if reference is None:
         return np.ones(len(speakers), dtype=bool)
@@ -329,38 +404,26 @@ def _clips_per_speaker(speakers: Sequence) -> dict:
 def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallback_models: Sequence[FittedModel],
                           fallback_recipe: Recipe, X: dict, speakers: Sequence | None,
                           reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
-    """``recipe``'s probabilities for speakers with at least ``recipe.min_clips`` clips
-    in ``X`` (in ``reference`` when given), ``fallback_recipe``'s (a model without speaker
-    statistics) for the others and for every row when ``speakers`` is None."""
+    """``recipe``'s probabilities for speakers with at least ``min_clips`` clips in ``X`` (or ``reference``),
+    ``fallback_recipe``'s for the others (every row when ``speakers`` is None)."""
+    X = {k: np.asarray(v) for k, v in X.items()}
     n = len(next(iter(X.values())))
-    if speakers is None:
-        few = np.ones(n, dtype=bool)
-    elif reference is not None:
-        count_of = _clips_per_speaker(reference[1])
-        few = np.array([count_of.get(s, 0) < recipe.min_clips for s in speakers])
-    else:
-        few = SpeakerNormalizer(min_clips=recipe.min_clips).fallback_mask(speakers)
+    few = np.ones(n, dtype=bool)
+    if speakers is not None:
+        count_of = _clips_per_speaker(speakers if reference is None else reference[1])
+        few = np.array([count_of.get(s, 0) < recipe.min_clips for s in np.asarray(speakers).tolist()], dtype=bool)
     proba = np.zeros((n, models[0].n_labels))
     if (~few).any():
-        rows = np.flatnonzero(~few)
-        proba[rows] = predict_recipe(models, recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
-                                     np.asarray(speakers)[rows], reference,
-                                     None if sentences is None else np.asarray(sentences, dtype=object)[rows])
+        sentences = None if sentences is None else np.asarray(sentences, dtype=object)[~few]
+        proba[~few] = predict_recipe(models, recipe, {k: v[~few] for k, v in X.items()}, np.asarray(speakers)[~few],
+                                     reference, sentences)
     if few.any():
-        rows = np.flatnonzero(few)
-        proba[rows] = predict_recipe(fallback_models, fallback_recipe, {k: np.asarray(v)[rows] for k, v in X.items()},
-                                     None)
+        proba[few] = predict_recipe(fallback_models, fallback_recipe, {k: v[few] for k, v in X.items()}, None)
     return proba
 
 
-# ---------------------------------------------------------------- arrays, no pickle
-
 def fitted_to_arrays(models: Sequence[FittedModel], recipe: Recipe) -> tuple[dict[str, np.ndarray], dict]:
-    """``(arrays, meta)``: every fitted number as a named float64/int64 array,
-    and JSON-able metadata (the recipe, C, heads); :func:`fitted_from_arrays`
-    rebuilds the models exactly. Only linear recipes (``logreg``, ``linsvm``)
-    can be stored this way; the RBF SVC raises ``ValueError``.
-    """
+    """``(arrays, meta)``: every fitted number as a named array, and JSON-able metadata."""
     arrays: dict[str, np.ndarray] = {}
     blocks = []
     for i, (model, block) in enumerate(zip(models, recipe.blocks)):
@@ -392,18 +455,14 @@ def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Rec
             normalizer = SpeakerNormalizer.from_arrays(
                 {k[len(p):]: arrays[k] for k in arrays if k.startswith(p + "speaker_norm_")}, entry["normalizer"])
         _check_block_shapes(arrays, p, int(entry["n_labels"]))
-        models.append(FittedModel(
-            normalizer, np.asarray(arrays[p + "mean"], dtype=np.float64),
-            np.asarray(arrays[p + "scale"], dtype=np.float64), np.asarray(arrays[p + "classes"], dtype=int),
-            float(entry["C"]), int(entry["n_labels"]), coef=np.asarray(arrays[p + "coef"], dtype=np.float64),
-            intercept=np.asarray(arrays[p + "intercept"], dtype=np.float64),
-            prior=np.asarray(arrays[p + "prior"], dtype=np.float64)))
+        f64 = {k: np.asarray(arrays[p + k], dtype=np.float64) for k in ("mean", "scale", "coef", "intercept", "prior")}
+        models.append(FittedModel(normalizer, classes=np.asarray(arrays[p + "classes"], dtype=int),
+                                  C=float(entry["C"]), n_labels=int(entry["n_labels"]), **f64))
     return models, recipe
 
 
 def _check_block_shapes(arrays: dict, prefix: str, n_labels: int) -> None:
-    """One linear block's arrays must agree (d features, c <= n_labels classes): a head of another
-    shape would fail later inside a matrix product, far from the file it came from."""
+    """One block's arrays must agree (else a matrix product fails later, far from the file it came from)."""
     mean, scale = np.shape(arrays[prefix + "mean"]), np.shape(arrays[prefix + "scale"])
     coef, intercept = np.shape(arrays[prefix + "coef"]), np.shape(arrays[prefix + "intercept"])
     classes = np.shape(arrays[prefix + "classes"])
