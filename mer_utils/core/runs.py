@@ -65,12 +65,6 @@ def environment_info() -> dict[str, Any]:
             "device": device, "packages": versions, "git_commit": git_commit()}
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(config):
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
-    return dict(config)
-
-
 def timestamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
@@ -139,7 +133,8 @@ def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, 
         raise RuntimeError(f"{run_dir} holds a run with other settings ({stamp}); refusing to mix them. "
                            "Move that folder away or pass other --outputs.")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", config_to_dict(config))
+    stored = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    write_json(run_dir / "config.json", {k: str(v) if isinstance(v, Path) else v for k, v in stored.items()})
     if settings is not None:
         write_json(stamp, settings)
     write_json(run_dir / "env.json", environment_info())

@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from mer_utils.core.config import one_of
 from mer_utils.core.metrics import ua_score
 from mer_utils.fusion.rules import apply_temperature, fit_temperature
 from mer_utils.fusion.config import STRATEGY_NAMES
@@ -98,10 +99,9 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
     """Tune every strategy on each fold's validation rows of ``master`` (see
     :func:`~mer_utils.fusion.join.build_master_table`) and predict val and test; the chosen strategy (and the
     best single expert, the reference of the significance test) has the best mean validation UA over folds."""
-    strategies = list(strategies)
-    unknown = [s for s in strategies if s not in STRATEGY_NAMES]
-    if unknown or not strategies:
-        raise ValueError(f"unknown fusion strategies {unknown}; choose from {STRATEGY_NAMES}")
+    strategies = [one_of(s, STRATEGY_NAMES, "fusion strategy") for s in strategies]
+    if not strategies:
+        raise ValueError(f"no fusion strategy given; choose one of {STRATEGY_NAMES}")
     experts = expert_names(master)
     unlabelled = master.loc[master["y_true"].astype(str) == "", "clip_id"]
     if len(unlabelled):
