@@ -30,10 +30,6 @@ class ExpertRun:
     info: dict
     predictions: pd.DataFrame
 
-    @property
-    def modality(self) -> str:
-        return self.info["modality"]
-
 
 def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
     """Read ``metrics.json`` and ``predictions_{val,test}.csv`` of one finished expert run of ``modality``."""

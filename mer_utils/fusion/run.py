@@ -158,9 +158,7 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
         if stale.stem.rsplit("_", 1)[0] not in outcome.strategies:
             stale.unlink()
     for strategy in outcome.strategies:
-        frame = outcome.predictions[strategy]
-        for subset in ("val", "test"):
-            part = frame[frame["subset"] == subset].reset_index(drop=True)
+        for subset, part in outcome.predictions[strategy].groupby("subset"):
             write_predictions(run_dir / "strategies" / f"{strategy}_{subset}.csv", part)
     write_csv(run_dir / "fusion_results.csv", table, float_format="%.6f")
     write_text(run_dir / "fusion_results.md",

@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mer_utils.core.config import one_of
 from mer_utils.fusion.rules import FLOOR, WEIGHTED_RULES, max_confidence
-from mer_utils.fusion.significance import vectorised_scores
+from mer_utils.fusion.significance import label_indices, vectorised_scores
 
 
 def split_experts(X: np.ndarray, n_labels: int) -> list[np.ndarray]:
@@ -42,8 +42,7 @@ def _search_weights(combine, experts: list[np.ndarray], y: np.ndarray, labels, s
     """The grid weights maximising validation UA; among tied weights (frequent on a small validation set) the
     one nearest equal weighting, the least committal choice."""
     grid = simplex_grid(len(experts), step)
-    lookup = {label: i for i, label in enumerate(labels)}
-    y_index = np.array([lookup[v] for v in y])
+    y_index = label_indices(y, labels)
     predicted = np.stack([combine(experts, w).argmax(axis=1) for w in grid])
     # All grid points scored at once (same UA as mer_utils.core.metrics.ua_score).
     scores = vectorised_scores(y_index[None, :], predicted, len(labels))["ua"]

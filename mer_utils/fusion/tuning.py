@@ -43,7 +43,6 @@ class FusionOutcome:
     chosen: str
     best_single: str
     fitted: list[dict]
-    calibrate: bool = True
 
 
 def _out_of_fold_ua(strategy, X: np.ndarray, y: np.ndarray, *, cv_folds: int, seed: int) -> float:
@@ -139,4 +138,4 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
     return FusionOutcome(experts=experts, strategies=strategies,
                          predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
                          params=params, temperatures=temperatures, selection=selection, chosen=chosen,
-                         best_single=best_single, fitted=fitted_per_fold, calibrate=calibrate)
+                         best_single=best_single, fitted=fitted_per_fold)
