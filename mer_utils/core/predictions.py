@@ -44,18 +44,11 @@ def make_predictions_frame(*, clip_ids: Sequence[str], y_true: Sequence[str] | N
     if len(clip_ids) != len(proba):
         raise ValueError(f"{len(clip_ids)} clip ids but {len(proba)} probability rows")
     proba = proba / proba.sum(axis=1, keepdims=True)
-    frame = pd.DataFrame({
-        "clip_id": list(clip_ids),
-        "split": split,
-        "fold": int(fold),
-        "subset": subset,
-        "modality": modality,
+    return pd.DataFrame({
+        "clip_id": list(clip_ids), "split": split, "fold": int(fold), "subset": subset, "modality": modality,
         "y_true": list(y_true) if y_true is not None else [""] * len(proba),
-        "y_pred": [labels[i] for i in proba.argmax(axis=1)],
+        "y_pred": [labels[i] for i in proba.argmax(axis=1)], **dict(zip(prob_columns(labels), proba.T)),
     })
-    for j, col in enumerate(prob_columns(labels)):
-        frame[col] = proba[:, j]
-    return frame
 
 
 def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:

@@ -107,8 +107,7 @@ def build_master_table(experts: Mapping[str, pd.DataFrame], *, sources: Mapping[
     """``(master, dropped)`` from ``{name: predictions frame}`` as read (and validated) by
     :func:`load_expert_run`; ``sources`` names them in messages. ``on_missing="intersect"`` fuses the common
     clips and lists the others in ``dropped`` (``only_in``: the expert that had them); ``"raise"`` refuses them.
-    ``master``: ``clip_id, split, fold, subset, y_true``, then ``<name>_y_pred``, ``<name>_p_<label>`` per expert.
-    """
+    ``master``: ``clip_id, split, fold, subset, y_true``, then ``<name>_y_pred``, ``<name>_p_<label>`` per expert."""
     one_of(on_missing, ON_MISSING, "on_missing")
     if len(experts) < 2:
         raise ValueError(f"fusion needs at least two experts, got {list(experts)}")
