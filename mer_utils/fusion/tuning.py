@@ -116,8 +116,7 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
     temperatures, selection, fitted_per_fold = [], [], []
     # Tiny matrices: multi-threaded BLAS made each stacking fit ~10x slower on a busy CPU.
     with threadpool_limits(limits=1):
-        for fold in sorted(master["fold"].unique()):
-            rows = master[master["fold"] == fold]
+        for fold, rows in master.groupby("fold", sort=True):
             val = rows[rows["subset"] == "val"]
             temps, fitted, scores = _tune(val, experts, strategies, calibrate=calibrate, cv_folds=cv_folds,
                                           grid_step=grid_step, seed=seed)
