@@ -9,7 +9,7 @@ import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv, write_json
 from mer_utils.core.figures import save_png
-from mer_utils.core.metrics import aggregate_scores, classification_scores, confusion_frame
+from mer_utils.core.metrics import SCORE_KEYS, aggregate_scores, classification_scores, confusion_frame
 from mer_utils.core.predictions import labels_of, write_predictions
 
 
@@ -18,7 +18,7 @@ def score_predictions(predictions: pd.DataFrame) -> tuple[list[dict], dict]:
     per_fold, labels = [], labels_of(predictions)
     for (fold, subset), group in predictions.groupby(["fold", "subset"], sort=True):
         scores = classification_scores(group["y_true"], group["y_pred"], labels=labels)
-        per_fold.append({"fold": int(fold), "subset": subset, **{k: scores[k] for k in ("n", "wa", "ua", "macro_f1")}})
+        per_fold.append({"fold": int(fold), "subset": subset, **{k: scores[k] for k in ("n", *SCORE_KEYS)}})
     summary = {subset: aggregate_scores([row for row in per_fold if row["subset"] == subset])
                for subset in sorted({row["subset"] for row in per_fold})}
     return per_fold, summary

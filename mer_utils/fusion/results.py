@@ -7,11 +7,10 @@ import pandas as pd
 
 from mer_utils.core.evaluation import score_predictions
 from mer_utils.core.predictions import labels_of
-from mer_utils.fusion.significance import SCORE_KEYS, bootstrap_ci, mcnemar_test
+from mer_utils.core.metrics import SCORE_KEYS, SCORE_NAMES
+from mer_utils.fusion.significance import bootstrap_ci, mcnemar_test
 from mer_utils.fusion.tuning import FusionOutcome
 from mer_utils.core.formatting import markdown_table, p_value, percent, percent_mean_std
-
-_SCORE_NAMES = {"wa": "WA", "ua": "UA", "macro_f1": "macro-F1"}
 
 
 def format_params(per_fold: list[dict]) -> str:
@@ -66,7 +65,7 @@ def results_markdown(table: pd.DataFrame, *, title: str = "") -> str:
         "val UA (selection)": [percent(v) for v in table["selection_ua"]],
     })
     for subset in ("val", "test"):
-        for key, name in _SCORE_NAMES.items():
+        for key, name in SCORE_NAMES.items():
             display[f"{subset} {name}"] = [
                 percent_mean_std(m, s, n) for m, s, n in
                 zip(table[f"{subset}_{key}_mean"], table[f"{subset}_{key}_std"], table["n_folds"])

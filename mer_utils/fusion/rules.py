@@ -62,12 +62,9 @@ def min_max_mean(experts: list[np.ndarray]) -> np.ndarray:
     >>> min_max_mean([np.array([[0.96, 0.03, 0.01]]), np.array([[0.1, 0.6, 0.3]])]).round(3).tolist()
     [[0.413, 0.422, 0.165]]
     """
-    scaled = []
-    for p in experts:
-        p = np.asarray(p, dtype=float)
-        low, span = p.min(axis=1, keepdims=True), np.ptp(p, axis=1, keepdims=True)
-        scaled.append(np.divide(p - low, span, out=np.zeros_like(p), where=span > 0))
-    total = sum(scaled) / len(scaled)
+    stacked = np.stack([np.asarray(p, dtype=float) for p in experts])  # (k, n, c)
+    low, span = stacked.min(axis=2, keepdims=True), np.ptp(stacked, axis=2, keepdims=True)
+    total = np.divide(stacked - low, span, out=np.zeros_like(stacked), where=span > 0).sum(axis=0) / len(experts)
     sums = total.sum(axis=1, keepdims=True)
     return np.divide(total, sums, out=np.full_like(total, 1.0 / total.shape[1]), where=sums > 0)
 

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import binomtest, bootstrap
 
-SCORE_KEYS = ("wa", "ua", "macro_f1")
+from mer_utils.core.metrics import SCORE_KEYS
 
 
 def vectorised_scores(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
