@@ -5,6 +5,7 @@ own. ``latest_<protocol>.json`` pointers (per stage, and per corpus) name the ne
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -55,10 +56,8 @@ def environment_info() -> dict[str, Any]:
     """Package versions, git commit and compute device, for ``env.json``."""
     versions = {}
     for name in _TRACKED_PACKAGES:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
     torch = sys.modules.get("torch")  # only when already imported
     device = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else "cpu"
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
