@@ -112,7 +112,6 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
             raise ValueError(f"every fold needs {subset} rows; folds without: "
                              f"{sorted(set(master['fold']) - folds_with)}")
     frames = {name: [] for name in [*experts, *strategies]}
-    params = {name: [] for name in strategies}
     temperatures, selection, fitted_per_fold = [], [], []
     # Tiny matrices: multi-threaded BLAS made each stacking fit ~10x slower on a busy CPU.
     with threadpool_limits(limits=1):
@@ -122,18 +121,18 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
                                           grid_step=grid_step, seed=seed)
             temperatures.append({"fold": int(fold), **{e: round(t, 6) for e, t in temps.items()}})
             fitted_per_fold.append(fitted)
-            for name, strategy in fitted.items():
-                params[name].append({"fold": int(fold), **strategy.fitted_params()})
             selection += [{"fold": int(fold), "method": m, "selection_ua": v} for m, v in scores.items()]
             # Only now, with everything fixed, are the test rows used: to predict.
             for part in (val, rows[rows["subset"] == "test"]):
                 for name, frame in _apply(part, experts, temps, fitted).items():
                     frames[name].append(frame)
+    params = {name: [{"fold": temps["fold"], **fitted[name].fitted_params()}
+                     for temps, fitted in zip(temperatures, fitted_per_fold)] for name in strategies}
     selection = pd.DataFrame(selection)
     mean_ua = selection.groupby("method", sort=False)["selection_ua"].mean()
-    # Ties go to the earlier name in the list, so the choice is deterministic.
-    chosen = max(strategies, key=lambda s: (mean_ua[s], -strategies.index(s)))
-    best_single = max(experts, key=lambda e: (mean_ua[e], -experts.index(e)))
+    # Ties go to the earlier name in the list (max keeps the first), so the choice is deterministic.
+    chosen = max(strategies, key=lambda s: mean_ua[s])
+    best_single = max(experts, key=lambda e: mean_ua[e])
     return FusionOutcome(experts=experts, strategies=strategies,
                          predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
                          params=params, temperatures=temperatures, selection=selection, chosen=chosen,
