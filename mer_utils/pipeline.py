@@ -30,15 +30,6 @@ class PipelineConfig:
     progress: bool = _f(True, "show progress bars")
 
 
-def _demo_clip(outputs: Path, split_name: str, manifest) -> str:
-    """A test clip of the split: one the models never saw."""
-    from mer_utils.protocols.prepare import split_dir
-    from mer_utils.protocols.splits import load_split
-
-    split = load_split(split_dir(outputs, manifest) / f"{split_name}.csv")
-    return str(split.loc[split["subset"] == "test", "clip_id"].iloc[0])
-
-
 def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
     """Run every stage; returns the paths of the report, tables and demo figure. A corpus without usable audio or
     video runs the stages of the modality it has; each skipped stage says so in one line."""
@@ -50,7 +41,8 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
                                          problems_path_of, summarize_manifest)
     from mer_utils.report.build import make_report
     from mer_utils.experts.visual.train import train_visual
-    from mer_utils.protocols.prepare import resolve_data_root
+    from mer_utils.protocols.prepare import resolve_data_root, split_dir
+    from mer_utils.protocols.splits import load_split
 
     config = dataclasses.replace(config or PipelineConfig(), **overrides)
     outputs, start = Path(config.outputs), time.perf_counter()
@@ -102,7 +94,8 @@ def run_all(config: PipelineConfig | None = None, **overrides) -> dict:
         print(f"[6/6] demo skipped: it needs this corpus's audio expert ({gaps['audio']})")
     else:
         demo_protocol = "speaker" if "speaker" in splits else next(iter(splits))
-        clip_id = _demo_clip(outputs, splits[demo_protocol], manifest)
+        split = load_split(split_dir(outputs, manifest) / f"{splits[demo_protocol]}.csv")
+        clip_id = str(split.loc[split["subset"] == "test", "clip_id"].iloc[0])  # one the models never saw
         prediction = predict_clip(clip_id=clip_id, data_root=root, checkpoints=config.checkpoints)
         figure = plot_result(prediction, outputs / "demo" / f"{safe_name(clip_id)}_prediction.png")
         print(f"[6/6] demo on {clip_id}:\n{format_result(prediction)}")

@@ -8,7 +8,7 @@ from mer_utils.commands import add_config_command, parse_config, report_unfinish
 
 
 def _train(args) -> int:
-    from mer_utils.core.metrics import format_mean_std
+    from mer_utils.core.metrics import SCORE_NAMES, format_mean_std
     from mer_utils.experts.audio.config import GROUPS, AudioTrainConfig
     from mer_utils.experts.audio.train import train_audio
 
@@ -19,7 +19,7 @@ def _train(args) -> int:
     summary = result.metrics["summary"]
     for subset, s in ((k, summary[k]) for k in ("val", "test") if k in summary):
         scores = "  ".join(f"{name} {format_mean_std(s[key]['mean'], s[key]['std'])}"
-                           for key, name in (("wa", "WA"), ("ua", "UA"), ("macro_f1", "macro-F1")))
+                           for key, name in SCORE_NAMES.items())
         print(f"{subset:>4}: {scores}  (n folds {s['ua']['n']})")
     if result.metrics["n_skipped"]:
         print(f"skipped {result.metrics['n_skipped']} clips (see {result.run_dir / 'skipped_clips.csv'})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from mer_utils.commands import add_config_command, parse_config
@@ -30,10 +31,8 @@ def _fuse(args) -> int:
         "--adapt": dict(default="none", choices=ADAPTATIONS,
                         help="with --protocol: the audio run scored this way (default none: each clip alone)")})
     audio_run, visual_run = _expert_runs(config, options.protocol, options.adapt)
-    run_dir = fuse_runs(audio_run, visual_run, outputs=config.outputs, strategies=config.strategies,
-                        calibrate=config.calibrate, n_bootstrap=config.n_bootstrap, cv_folds=config.cv_folds,
-                        grid_step=config.grid_step, seed=config.seed, on_missing=config.on_missing, name=config.name,
-                        checkpoints=config.checkpoints or None)
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("audio_run", "visual_run")}
+    run_dir = fuse_runs(audio_run, visual_run, **settings)  # checkpoints "": nothing exported
     print((run_dir / "fusion_results.md").read_text(encoding="utf-8"))
     metrics = read_json(run_dir / "metrics.json")
     print(f"chosen on validation: {metrics['strategy']} {metrics['params']}")

@@ -48,13 +48,10 @@ def _train(args) -> int:
     if report_unfinished(result):
         return 0
     summary = result.metrics["summary"]
-    for subset in ("val", "test"):
-        if subset in summary:
-            scores = summary[subset]
-            print(f"{subset}: UA {scores['ua']['mean']:.3f} ± {scores['ua']['std']:.3f}, "
-                  f"WA {scores['wa']['mean']:.3f} ± {scores['wa']['std']:.3f} ({scores['ua']['n']} fold(s))")
-    print(f"run folder: {result.run_dir}")
-    print(f"checkpoint: {result.checkpoint}")
+    for subset, scores in ((k, summary[k]) for k in ("val", "test") if k in summary):
+        print(f"{subset}: UA {scores['ua']['mean']:.3f} ± {scores['ua']['std']:.3f}, "
+              f"WA {scores['wa']['mean']:.3f} ± {scores['wa']['std']:.3f} ({scores['ua']['n']} fold(s))")
+    print(f"run folder: {result.run_dir}\ncheckpoint: {result.checkpoint}")
     return 0
 
 

@@ -5,6 +5,8 @@ when they were scored alike (:func:`check_same_scoring`).
 
 from __future__ import annotations
 
+from mer_utils.core.config import one_of
+
 ADAPTATIONS = ("none", "speaker", "balanced")
 DEFAULT_ADAPTATION = "none"
 # What each mode uses at test time: the report's footnotes and the model card say it in these words.
@@ -26,10 +28,7 @@ def check_adaptation(name: str) -> str:
     >>> check_adaptation("speaker")
     'speaker'
     """
-    if name not in ADAPTATIONS:
-        raise ValueError(f"unknown adaptation {name!r}; choose one of {', '.join(ADAPTATIONS)} "
-                         f"(none: each clip scored alone, the default)")
-    return name
+    return one_of(name, ADAPTATIONS, "adaptation")
 
 
 def adaptation_of(record: dict) -> str:

@@ -45,11 +45,8 @@ def _write_error(path: Path, err: BaseException, tmp: Path | None = None) -> Wri
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, scratch_dir: str | os.PathLike | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it into place on success.
-
-    In ``scratch_dir`` (same file system) the temporary file keeps ``path``'s extension, for writers that pick
-    the format from it (OpenCV's video writer).
-    """
+    """Yield a temporary path next to ``path`` (or in ``scratch_dir``, same file system, keeping the extension
+    for writers that pick the format from it: OpenCV's); move it into place on success."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

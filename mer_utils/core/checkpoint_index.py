@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mer_utils.core.adaptation import adaptation_of
 from mer_utils.core.atomic_io import read_json, write_json
+from mer_utils.core.config import one_of
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
@@ -40,8 +41,7 @@ def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protoc
     the :class:`~mer_utils.data.corpus.CorpusInfo` dict of the training data."""
     from mer_utils.core.runs import timestamp
 
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    one_of(modality, MODALITIES, "modality")
     checkpoints = Path(checkpoints)
     # Weights carry the licence of the data they were trained on (RAVDESS: CC BY-NC-SA 4.0, non-commercial).
     licence = {"licence": corpus["licence"]} if corpus.get("licence") else {}

@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.core.atomic_io import write_csv, write_json
-from mer_utils.core.metrics import aggregate_scores, classification_scores, confusion_frame
+from mer_utils.core.figures import save_png
+from mer_utils.core.metrics import SCORE_KEYS, aggregate_scores, classification_scores, confusion_frame
 from mer_utils.core.predictions import labels_of, write_predictions
-
-_REQUIRED_INFO = ("modality", "protocol", "split", "backbone")
 
 
 def score_predictions(predictions: pd.DataFrame) -> tuple[list[dict], dict]:
@@ -19,47 +18,40 @@ def score_predictions(predictions: pd.DataFrame) -> tuple[list[dict], dict]:
     per_fold, labels = [], labels_of(predictions)
     for (fold, subset), group in predictions.groupby(["fold", "subset"], sort=True):
         scores = classification_scores(group["y_true"], group["y_pred"], labels=labels)
-        per_fold.append({"fold": int(fold), "subset": subset, "n": scores["n"], "wa": scores["wa"],
-                         "ua": scores["ua"], "macro_f1": scores["macro_f1"]})
-    summary = {}
-    for subset in sorted({row["subset"] for row in per_fold}):
-        summary[subset] = aggregate_scores([row for row in per_fold if row["subset"] == subset])
+        per_fold.append({"fold": int(fold), "subset": subset, **{k: scores[k] for k in ("n", *SCORE_KEYS)}})
+    summary = {subset: aggregate_scores([row for row in per_fold if row["subset"] == subset])
+               for subset in sorted({row["subset"] for row in per_fold})}
     return per_fold, summary
 
 
 def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, info: dict) -> dict:
     """Write predictions per subset, metrics.json (``info`` included: at least ``modality``, ``protocol``,
     ``split`` and ``backbone``) and the test confusion matrix of a contract frame of every fold and subset."""
-    missing = [k for k in _REQUIRED_INFO if k not in info]
+    missing = [k for k in ("modality", "protocol", "split", "backbone") if k not in info]
     if missing:
         raise ValueError(f"save_run_outputs: info lacks {missing}")
-    run_dir = Path(run_dir)
+    run_dir, labels = Path(run_dir), labels_of(predictions)
     for subset, group in predictions.groupby("subset", sort=True):
         write_predictions(run_dir / f"predictions_{subset}.csv", group.reset_index(drop=True))
     per_fold, summary = score_predictions(predictions)
-    metrics = {**info, "labels": list(labels_of(predictions)), "per_fold": per_fold, "summary": summary}
+    metrics = {**info, "labels": list(labels), "per_fold": per_fold, "summary": summary}
     write_json(run_dir / "metrics.json", metrics)
 
     eval_subset = "test" if (predictions["subset"] == "test").any() else "val"
     scored = predictions[predictions["subset"] == eval_subset]
-    labels = labels_of(predictions)
     counts = confusion_frame(scored["y_true"], scored["y_pred"], labels=labels)
     write_csv(run_dir / f"confusion_{eval_subset}.csv", counts, index=True)
     title = f"{info['modality']} · {info['protocol']} · {info['backbone']} ({eval_subset}, all folds)"
-    save_confusion_png(run_dir / f"confusion_{eval_subset}.png", scored["y_true"], scored["y_pred"], title=title,
-                       labels=labels)
+    save_confusion_png(run_dir / f"confusion_{eval_subset}.png", counts, title=title)
     return metrics
 
 
-def save_confusion_png(path: str | os.PathLike, y_true, y_pred, *, labels, title: str = "") -> Path:
-    """Row-normalised confusion matrix with counts, as a PNG."""
+def save_confusion_png(path: str | os.PathLike, counts: pd.DataFrame, *, title: str = "") -> Path:
+    """The confusion matrix ``counts`` as a PNG, row-normalised, with the counts."""
     from matplotlib.figure import Figure
 
-    from mer_utils.core.atomic_io import atomic_path
-
-    labels = list(labels)
-    norm = confusion_frame(y_true, y_pred, labels=labels, normalize=True)
-    counts = confusion_frame(y_true, y_pred, labels=labels)
+    labels = list(counts.index)
+    norm = counts.div(counts.sum(axis=1), axis=0).fillna(0.0)
     side = max(5.2, 0.62 * len(labels) + 1.5)  # room for 8+ classes
     fig = Figure(figsize=(side, side - 0.6), dpi=110)
     ax = fig.subplots()
@@ -76,6 +68,4 @@ def save_confusion_png(path: str | os.PathLike, y_true, y_pred, *, labels, title
     ax.set_title(title, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(path)
+    return save_png(fig, path)

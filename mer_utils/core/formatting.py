@@ -13,13 +13,13 @@ from mer_utils.core.atomic_io import write_csv, write_text
 CSV_FLOAT_FORMAT = "%.6f"
 
 
-def percent(value: float, *, digits: int = 1) -> str:
+def percent(value: float) -> str:
     """``0.6123 -> '61.2'``; missing values print as an en dash.
 
     >>> percent(0.6123), percent(float("nan"))
     ('61.2', '–')
     """
-    return "–" if pd.isna(value) else f"{100 * value:.{digits}f}"
+    return "–" if pd.isna(value) else f"{100 * value:.1f}"
 
 
 def percent_mean_std(mean: float, std: float, n: int) -> str:

@@ -8,6 +8,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+# The scalar scores of a run (metrics.json's summary) and their names in tables.
+SCORE_NAMES = {"wa": "WA", "ua": "UA", "macro_f1": "macro-F1"}
+SCORE_KEYS = tuple(SCORE_NAMES)
 # scikit-learn is imported inside the functions: the demo loads experts whose modules import this one,
 # and importing sklearn.metrics costs about a second at start-up.
 
@@ -89,13 +92,10 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
-def aggregate_scores(per_run: Sequence[dict], *, keys: Sequence[str] = ("wa", "ua", "macro_f1")) -> dict:
-    """Mean ± std over folds or seeds of the scalar scores in ``per_run``."""
-    out = {}
-    for key in keys:
-        mean, std = mean_std(run[key] for run in per_run)
-        out[key] = {"mean": mean, "std": std, "n": len(per_run)}
-    return out
+def aggregate_scores(per_run: Sequence[dict]) -> dict:
+    """Mean ± std over folds or seeds of WA, UA and macro-F1 in ``per_run``."""
+    stats = {key: mean_std(run[key] for run in per_run) for key in SCORE_KEYS}
+    return {key: {"mean": mean, "std": std, "n": len(per_run)} for key, (mean, std) in stats.items()}
 
 
 def format_mean_std(mean: float, std: float) -> str:

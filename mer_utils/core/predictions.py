@@ -44,18 +44,11 @@ def make_predictions_frame(*, clip_ids: Sequence[str], y_true: Sequence[str] | N
     if len(clip_ids) != len(proba):
         raise ValueError(f"{len(clip_ids)} clip ids but {len(proba)} probability rows")
     proba = proba / proba.sum(axis=1, keepdims=True)
-    frame = pd.DataFrame({
-        "clip_id": list(clip_ids),
-        "split": split,
-        "fold": int(fold),
-        "subset": subset,
-        "modality": modality,
+    return pd.DataFrame({
+        "clip_id": list(clip_ids), "split": split, "fold": int(fold), "subset": subset, "modality": modality,
         "y_true": list(y_true) if y_true is not None else [""] * len(proba),
-        "y_pred": [labels[i] for i in proba.argmax(axis=1)],
+        "y_pred": [labels[i] for i in proba.argmax(axis=1)], **dict(zip(prob_columns(labels), proba.T)),
     })
-    for j, col in enumerate(prob_columns(labels)):
-        frame[col] = proba[:, j]
-    return frame
 
 
 def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:
@@ -88,57 +81,56 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise PredictionsError(f"{path}: not a readable predictions CSV ({err}); it is empty or was cut off "
                                f"mid-write. {_REMAKE}") from None
-    source = str(path)
     missing = [c for c in KEY_COLUMNS if c not in frame.columns]
     if missing:
-        raise PredictionsError(f"{source}: missing columns {missing}; expected {list(KEY_COLUMNS)} then p_<label>")
+        raise PredictionsError(f"{path}: missing columns {missing}; expected {list(KEY_COLUMNS)} then p_<label>")
     labels = labels_of(frame)
     try:
-        check_label_set(labels, source=source)
+        check_label_set(labels, source=str(path))
     except ValueError as err:
         raise PredictionsError(f"{err} (the p_<label> columns)") from None
     if expected_labels is not None and labels != tuple(expected_labels):
-        raise PredictionsError(f"{source}: probability columns are {list(prob_columns(labels))}, expected "
+        raise PredictionsError(f"{path}: probability columns are {list(prob_columns(labels))}, expected "
                                f"{list(prob_columns(expected_labels))} in that order (another label set or order; "
                                "re-export with mer_utils.core.predictions).")
     if frame.empty:
-        raise PredictionsError(f"{source}: no rows. {_REMAKE}")
+        raise PredictionsError(f"{path}: no rows. {_REMAKE}")
     keys = frame.loc[:, [c for c in KEY_COLUMNS if c != "y_true"]]
     incomplete = (keys.isna() | (keys.astype(str) == "")).any(axis=1)
     if incomplete.any():
         row = int(np.flatnonzero(incomplete.to_numpy())[0])
-        raise PredictionsError(f"{source}: row {row + 2} of the file is incomplete (blank key cells); the file "
+        raise PredictionsError(f"{path}: row {row + 2} of the file is incomplete (blank key cells); the file "
                                f"was cut off mid-write or edited. {_REMAKE}")
     splits = sorted(frame["split"].astype(str).unique())
     if len(splits) != 1:
-        raise PredictionsError(f"{source}: one split per file expected, found {splits}")
+        raise PredictionsError(f"{path}: one split per file expected, found {splits}")
     if expected_split is not None and splits[0] != expected_split:
-        raise PredictionsError(f"{source}: split is {splits[0]!r}, expected {expected_split!r}")
+        raise PredictionsError(f"{path}: split is {splits[0]!r}, expected {expected_split!r}")
     modalities = set(frame["modality"].astype(str))
     if not modalities <= set(MODALITIES):
-        raise PredictionsError(f"{source}: unknown modality {sorted(modalities - set(MODALITIES))}")
+        raise PredictionsError(f"{path}: unknown modality {sorted(modalities - set(MODALITIES))}")
     if expected_modality is not None and modalities != {expected_modality}:
-        raise PredictionsError(f"{source}: modality is {sorted(modalities)}, expected {expected_modality!r}")
+        raise PredictionsError(f"{path}: modality is {sorted(modalities)}, expected {expected_modality!r}")
     bad_subsets = set(frame["subset"].astype(str)) - set(SUBSETS)
     if bad_subsets:
-        raise PredictionsError(f"{source}: unknown subset(s) {sorted(bad_subsets)}; use {SUBSETS}")
+        raise PredictionsError(f"{path}: unknown subset(s) {sorted(bad_subsets)}; use {SUBSETS}")
     dup = frame.duplicated(["clip_id", "fold", "subset"])
     if dup.any():
-        raise PredictionsError(f"{source}: duplicated clip rows, e.g. {frame.loc[dup, 'clip_id'].iloc[0]}")
+        raise PredictionsError(f"{path}: duplicated clip rows, e.g. {frame.loc[dup, 'clip_id'].iloc[0]}")
     # y_true may be empty (a demo clip with no label); y_pred never.
     allowed = {"y_true": set(labels) | {""}, "y_pred": set(labels)}
     for col, ok in allowed.items():
         unknown = set(frame[col].astype(str)) - ok
         if unknown:
-            raise PredictionsError(f"{source}: column {col} has labels {sorted(unknown)} outside {list(labels)}")
-    proba = _probability_matrix(frame, labels, source)
+            raise PredictionsError(f"{path}: column {col} has labels {sorted(unknown)} outside {list(labels)}")
+    proba = _probability_matrix(frame, labels, path)
     if not np.isfinite(proba).all() or (proba < 0).any():
-        raise PredictionsError(f"{source}: probabilities must be finite and non-negative. {_REMAKE}")
+        raise PredictionsError(f"{path}: probabilities must be finite and non-negative. {_REMAKE}")
     sums = proba.sum(axis=1)
     if np.abs(sums - 1).max() > _PROB_TOLERANCE:
         worst = int(np.abs(sums - 1).argmax())
         raise PredictionsError(
-            f"{source}: probabilities of clip {frame['clip_id'].iloc[worst]} sum to {sums[worst]:.4f}, not 1"
+            f"{path}: probabilities of clip {frame['clip_id'].iloc[worst]} sum to {sums[worst]:.4f}, not 1"
         )
     # y_pred must be the arg-max of the row (ties either way): else fusion (probabilities) and the metrics
     # (y_pred) would score two different models.
@@ -147,14 +139,14 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
     if off.any():
         first = int(np.flatnonzero(off)[0])
         raise PredictionsError(
-            f"{source}: y_pred disagrees with the probabilities in {int(off.sum())} row(s), e.g. clip "
+            f"{path}: y_pred disagrees with the probabilities in {int(off.sum())} row(s), e.g. clip "
             f"{frame['clip_id'].iloc[first]}: y_pred {frame['y_pred'].iloc[first]!r} but the highest is "
             f"p_{labels[int(proba[first].argmax())]}. The p_<label> columns were swapped or edited. {_REMAKE}"
         )
     return frame
 
 
-def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: str) -> np.ndarray:
+def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: Path) -> np.ndarray:
     """The probability columns as floats; a blank or non-numeric cell is named, not a bare float error."""
     columns = list(prob_columns(labels))
     values = frame.loc[:, columns].apply(pd.to_numeric, errors="coerce")

@@ -27,7 +27,7 @@ def _lock_file(run_dir: Path, part: str) -> Path:
 
 
 def _holder_file(run_dir: Path, part: str) -> Path:
-    return _lock_file(run_dir, part).with_name(_lock_file(run_dir, part).name + ".holder.json")
+    return Path(f"{_lock_file(run_dir, part)}.holder.json")
 
 
 def lock_run_dir(run_dir: str | os.PathLike, part: str = "", *, wait_s: float = 0) -> None:

@@ -5,6 +5,7 @@ own. ``latest_<protocol>.json`` pointers (per stage, and per corpus) name the ne
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -55,20 +56,12 @@ def environment_info() -> dict[str, Any]:
     """Package versions, git commit and compute device, for ``env.json``."""
     versions = {}
     for name in _TRACKED_PACKAGES:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
     torch = sys.modules.get("torch")  # only when already imported
     device = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else "cpu"
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "device": device, "packages": versions, "git_commit": git_commit()}
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(config):
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
-    return dict(config)
 
 
 def timestamp() -> str:
@@ -139,7 +132,8 @@ def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, 
         raise RuntimeError(f"{run_dir} holds a run with other settings ({stamp}); refusing to mix them. "
                            "Move that folder away or pass other --outputs.")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", config_to_dict(config))
+    stored = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    write_json(run_dir / "config.json", {k: str(v) if isinstance(v, Path) else v for k, v in stored.items()})
     if settings is not None:
         write_json(stamp, settings)
     write_json(run_dir / "env.json", environment_info())

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.atomic_io import read_json
+from mer_utils.core.config import one_of
 from mer_utils.core.labels import prob_columns
 from mer_utils.core.predictions import labels_of, read_predictions
 
@@ -28,10 +29,6 @@ class ExpertRun:
     run_dir: Path
     info: dict
     predictions: pd.DataFrame
-
-    @property
-    def modality(self) -> str:
-        return self.info["modality"]
 
 
 def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
@@ -110,10 +107,8 @@ def build_master_table(experts: Mapping[str, pd.DataFrame], *, sources: Mapping[
     """``(master, dropped)`` from ``{name: predictions frame}`` as read (and validated) by
     :func:`load_expert_run`; ``sources`` names them in messages. ``on_missing="intersect"`` fuses the common
     clips and lists the others in ``dropped`` (``only_in``: the expert that had them); ``"raise"`` refuses them.
-    ``master``: ``clip_id, split, fold, subset, y_true``, then ``<name>_y_pred``, ``<name>_p_<label>`` per expert.
-    """
-    if on_missing not in ON_MISSING:
-        raise ValueError(f"on_missing must be one of {ON_MISSING}, got {on_missing!r}")
+    ``master``: ``clip_id, split, fold, subset, y_true``, then ``<name>_y_pred``, ``<name>_p_<label>`` per expert."""
+    one_of(on_missing, ON_MISSING, "on_missing")
     if len(experts) < 2:
         raise ValueError(f"fusion needs at least two experts, got {list(experts)}")
     names = list(experts)

@@ -7,11 +7,10 @@ import pandas as pd
 
 from mer_utils.core.evaluation import score_predictions
 from mer_utils.core.predictions import labels_of
-from mer_utils.fusion.significance import SCORE_KEYS, bootstrap_ci, mcnemar_test
+from mer_utils.core.metrics import SCORE_KEYS, SCORE_NAMES
+from mer_utils.fusion.significance import bootstrap_ci, mcnemar_test
 from mer_utils.fusion.tuning import FusionOutcome
 from mer_utils.core.formatting import markdown_table, p_value, percent, percent_mean_std
-
-_SCORE_NAMES = {"wa": "WA", "ua": "UA", "macro_f1": "macro-F1"}
 
 
 def format_params(per_fold: list[dict]) -> str:
@@ -20,17 +19,13 @@ def format_params(per_fold: list[dict]) -> str:
     >>> format_params([{"fold": 0, "weights": [0.4, 0.6]}])
     'weights=0.4/0.6'
     """
-    parts = []
-    for params in per_fold:
-        items = [f"{k}={'/'.join(f'{v:g}' for v in value) if isinstance(value, list) else value}"
-                 for k, value in params.items() if k != "fold"]
-        parts.append(", ".join(items))
+    parts = [", ".join(f"{k}={'/'.join(f'{v:g}' for v in value) if isinstance(value, list) else value}"
+                       for k, value in params.items() if k != "fold") for params in per_fold]
     # The same values in every fold (an untuned rule) are shown once.
     return " | ".join(dict.fromkeys(parts)) if any(parts) else ""
 
 
-def results_table(outcome: FusionOutcome, *, n_bootstrap: int = 1000, confidence: float = 0.95,
-                  seed: int = 0) -> pd.DataFrame:
+def results_table(outcome: FusionOutcome, *, n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per method with val/test scores, test CIs and McNemar vs the best single expert."""
     selection = outcome.selection.groupby("method", sort=False)["selection_ua"].mean()
     reference = outcome.predictions[outcome.best_single]
@@ -40,22 +35,14 @@ def results_table(outcome: FusionOutcome, *, n_bootstrap: int = 1000, confidence
         frame = outcome.predictions[method]
         _, summary = score_predictions(frame)
         test = frame[frame["subset"] == "test"]
-        row = {
-            "method": method,
-            "kind": "single" if method in outcome.experts else "fusion",
-            "params": format_params(outcome.params.get(method, [])),
-            "selection_ua": selection[method],
-            "n_folds": summary["test"]["ua"]["n"],
-            "n_test": len(test),
-        }
-        for subset in ("val", "test"):
-            for key in SCORE_KEYS:
-                row[f"{subset}_{key}_mean"] = summary[subset][key]["mean"]
-                row[f"{subset}_{key}_std"] = summary[subset][key]["std"]
-        ci = bootstrap_ci(test["y_true"], test["y_pred"], labels=labels_of(frame), n_bootstrap=n_bootstrap,
-                          confidence=confidence, seed=seed)
-        for key in SCORE_KEYS:
-            row[f"test_{key}_ci_low"], row[f"test_{key}_ci_high"] = ci[key]
+        row = {"method": method, "kind": "single" if method in outcome.experts else "fusion",
+               "params": format_params(outcome.params.get(method, [])), "selection_ua": selection[method],
+               "n_folds": summary["test"]["ua"]["n"], "n_test": len(test)}
+        row.update({f"{subset}_{key}_{stat}": summary[subset][key][stat]
+                    for subset in ("val", "test") for key in SCORE_KEYS for stat in ("mean", "std")})
+        ci = bootstrap_ci(test["y_true"], test["y_pred"], labels=labels_of(frame), n_bootstrap=n_bootstrap, seed=seed)
+        row.update({f"test_{key}_ci_{end}": value
+                    for key in SCORE_KEYS for end, value in zip(("low", "high"), ci[key])})
         if method == outcome.best_single:
             row.update(mcnemar_method_only=pd.NA, mcnemar_reference_only=pd.NA, mcnemar_p=float("nan"))
         else:
@@ -65,9 +52,7 @@ def results_table(outcome: FusionOutcome, *, n_bootstrap: int = 1000, confidence
             paired = mcnemar_test(test["y_true"], test["y_pred"], reference_test["y_pred"])
             row.update(mcnemar_method_only=paired["a_only"], mcnemar_reference_only=paired["b_only"],
                        mcnemar_p=paired["p_value"])
-        row["chosen"] = method == outcome.chosen
-        row["best_single"] = method == outcome.best_single
-        rows.append(row)
+        rows.append({**row, "chosen": method == outcome.chosen, "best_single": method == outcome.best_single})
     return pd.DataFrame(rows)
 
 
@@ -80,7 +65,7 @@ def results_markdown(table: pd.DataFrame, *, title: str = "") -> str:
         "val UA (selection)": [percent(v) for v in table["selection_ua"]],
     })
     for subset in ("val", "test"):
-        for key, name in _SCORE_NAMES.items():
+        for key, name in SCORE_NAMES.items():
             display[f"{subset} {name}"] = [
                 percent_mean_std(m, s, n) for m, s, n in
                 zip(table[f"{subset}_{key}_mean"], table[f"{subset}_{key}_std"], table["n_folds"])

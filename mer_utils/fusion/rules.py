@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +18,7 @@ from scipy.special import expit, log_softmax, softmax
 
 from mer_utils.core.atomic_io import read_json, write_json
 from mer_utils.core.checkpoint_gate import CheckpointError, opening_checkpoint
+from mer_utils.core.config import DictIO
 
 log = logging.getLogger(__name__)
 # Probabilities of exactly 0 would give -inf logits; the floor is far below
@@ -61,12 +62,9 @@ def min_max_mean(experts: list[np.ndarray]) -> np.ndarray:
     >>> min_max_mean([np.array([[0.96, 0.03, 0.01]]), np.array([[0.1, 0.6, 0.3]])]).round(3).tolist()
     [[0.413, 0.422, 0.165]]
     """
-    scaled = []
-    for p in experts:
-        p = np.asarray(p, dtype=float)
-        low, span = p.min(axis=1, keepdims=True), np.ptp(p, axis=1, keepdims=True)
-        scaled.append(np.divide(p - low, span, out=np.zeros_like(p), where=span > 0))
-    total = sum(scaled) / len(scaled)
+    stacked = np.stack([np.asarray(p, dtype=float) for p in experts])  # (k, n, c)
+    low, span = stacked.min(axis=2, keepdims=True), np.ptp(stacked, axis=2, keepdims=True)
+    total = np.divide(stacked - low, span, out=np.zeros_like(stacked), where=span > 0).sum(axis=0) / len(experts)
     sums = total.sum(axis=1, keepdims=True)
     return np.divide(total, sums, out=np.full_like(total, 1.0 / total.shape[1]), where=sums > 0)
 
@@ -120,14 +118,13 @@ def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = 
         # scikit-learn stores a two-class regression as one row of coefficients.
         partial = np.hstack([1 - expit(scores), expit(scores)]) if scores.shape[1] == 1 else softmax(scores, axis=1)
         full = np.zeros((len(partial), experts[0].shape[1]))
-        for j, cls in enumerate(rule["classes"]):
-            full[:, list(labels).index(cls)] = partial[:, j]
+        full[:, [list(labels).index(cls) for cls in rule["classes"]]] = partial
         return full
     raise ValueError(f"unknown fusion rule {kind!r}; re-export it with a current `mer fuse`")
 
 
 @dataclass(frozen=True)
-class FusionRule:
+class FusionRule(DictIO):
     """A late-fusion rule over the audio and visual experts: exported by ``mer fuse`` as plain JSON (it runs
     no code when loaded), or the untuned rule (``min_max_mean``; ``source`` says where each temperature came
     from)."""
@@ -177,8 +174,7 @@ def rule_from_outcome(outcome, *, fold_index: int = 0, **where) -> FusionRule:
 
 
 def save_fusion_rule(rule: FusionRule, path: str | os.PathLike) -> Path:
-    write_json(path, asdict(rule))
-    return Path(path)
+    return write_json(path, rule.to_dict())
 
 
 # Used when no fusion run has been exported yet: the product rule needs no tuning.
@@ -201,7 +197,7 @@ def load_fusion_rule(path: str | os.PathLike) -> FusionRule:
         problem = rule_problem(data)
         if problem:
             raise CheckpointError(f"{path}: not a usable fusion rule: {problem}; it was not used. Fix: {fix}.")
-        return FusionRule(**{**data, "labels": tuple(data.get("labels", ()))})
+        return FusionRule.from_dict(data)
 
 
 def rule_problem(data: dict) -> str:

@@ -118,11 +118,9 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
               n_bootstrap: int = 1000, cv_folds: int = 5, grid_step: float = 0.05, seed: int = 0,
               on_missing: str = "raise", name: str = "",
               checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
-    """Fuse an audio and a visual expert run; return the new fusion run folder.
-
-    The strategy with the best out-of-fold validation UA becomes the run's ``predictions_{val,test}.csv``;
-    its rule is exported to ``fusion_rule.json`` and, unless ``checkpoints=None``, by :func:`export_rule`.
-    """
+    """Fuse an audio and a visual expert run; return the new fusion run folder. The strategy with the best
+    out-of-fold validation UA gives ``predictions_{val,test}.csv`` and ``fusion_rule.json`` (and, with
+    ``checkpoints``, :func:`export_rule`'s files)."""
     config = FusionConfig(audio_run=str(audio_run_dir), visual_run=str(visual_run_dir), outputs=str(outputs),
                           strategies=tuple(strategies), calibrate=calibrate, n_bootstrap=n_bootstrap,
                           cv_folds=cv_folds, grid_step=grid_step, seed=seed, on_missing=on_missing,
@@ -158,9 +156,7 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
         if stale.stem.rsplit("_", 1)[0] not in outcome.strategies:
             stale.unlink()
     for strategy in outcome.strategies:
-        frame = outcome.predictions[strategy]
-        for subset in ("val", "test"):
-            part = frame[frame["subset"] == subset].reset_index(drop=True)
+        for subset, part in outcome.predictions[strategy].groupby("subset"):
             write_predictions(run_dir / "strategies" / f"{strategy}_{subset}.csv", part)
     write_csv(run_dir / "fusion_results.csv", table, float_format="%.6f")
     write_text(run_dir / "fusion_results.md",

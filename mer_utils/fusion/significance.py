@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import binomtest, bootstrap
 
-SCORE_KEYS = ("wa", "ua", "macro_f1")
+from mer_utils.core.metrics import SCORE_KEYS
 
 
 def vectorised_scores(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
@@ -33,7 +33,7 @@ def vectorised_scores(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int)
     }
 
 
-def _to_index(labels_seq: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+def label_indices(labels_seq: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     lookup = {lab: i for i, lab in enumerate(labels)}
     try:
         return np.array([lookup[v] for v in labels_seq], dtype=int)
@@ -48,7 +48,7 @@ def fast_scores(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequenc
     >>> fast_scores(["ANG", "SAD"], ["ANG", "ANG"], labels=("ANG", "SAD"))["ua"]
     0.5
     """
-    true_idx, pred_idx = _to_index(y_true, labels), _to_index(y_pred, labels)
+    true_idx, pred_idx = label_indices(y_true, labels), label_indices(y_pred, labels)
     if len(true_idx) == 0 or len(true_idx) != len(pred_idx):
         raise ValueError(f"fast_scores needs two equally long, non-empty label sequences, "
                          f"got {len(true_idx)} and {len(pred_idx)}")
@@ -65,7 +65,7 @@ def bootstrap_ci(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Sequen
     >>> ci["wa"][0] < 0.9 < ci["wa"][1]
     True
     """
-    true_idx, pred_idx = _to_index(y_true, labels), _to_index(y_pred, labels)
+    true_idx, pred_idx = label_indices(y_true, labels), label_indices(y_pred, labels)
     if len(true_idx) != len(pred_idx) or len(true_idx) < 2:
         raise ValueError(f"bootstrap_ci needs two equally long label sequences of at least 2 clips, "
                          f"got {len(true_idx)} and {len(pred_idx)}")

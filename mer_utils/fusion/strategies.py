@@ -11,9 +11,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mer_utils.fusion.config import STRATEGY_NAMES
+from mer_utils.core.config import one_of
 from mer_utils.fusion.rules import FLOOR, WEIGHTED_RULES, max_confidence
-from mer_utils.fusion.significance import vectorised_scores
+from mer_utils.fusion.significance import label_indices, vectorised_scores
 
 
 def split_experts(X: np.ndarray, n_labels: int) -> list[np.ndarray]:
@@ -42,8 +42,7 @@ def _search_weights(combine, experts: list[np.ndarray], y: np.ndarray, labels, s
     """The grid weights maximising validation UA; among tied weights (frequent on a small validation set) the
     one nearest equal weighting, the least committal choice."""
     grid = simplex_grid(len(experts), step)
-    lookup = {label: i for i, label in enumerate(labels)}
-    y_index = np.array([lookup[v] for v in y])
+    y_index = label_indices(y, labels)
     predicted = np.stack([combine(experts, w).argmax(axis=1) for w in grid])
     # All grid points scored at once (same UA as mer_utils.core.metrics.ua_score).
     scores = vectorised_scores(y_index[None, :], predicted, len(labels))["ua"]
@@ -65,11 +64,9 @@ class _FusionBase(ClassifierMixin, BaseEstimator):
 
     def _start_fit(self, X, y) -> list[np.ndarray]:
         experts = split_experts(X, len(self.labels))
-        y = np.asarray(y, dtype=str)
         if len(y) != len(experts[0]):
             raise ValueError(f"{type(self).__name__}.fit: X has {len(experts[0])} rows but y has {len(y)}")
         self.classes_ = np.asarray(self.labels)
-        self.n_experts_ = len(experts)
         return experts
 
     def predict(self, X) -> np.ndarray:
@@ -93,11 +90,10 @@ class WeightedRuleFusion(_FusionBase):
         self.search = search
 
     def fit(self, X, y):
-        if self.rule not in WEIGHTED_RULES:
-            raise ValueError(f"unknown weighted rule {self.rule!r}; choose from {tuple(WEIGHTED_RULES)}")
+        combine = WEIGHTED_RULES[one_of(self.rule, WEIGHTED_RULES, "weighted rule")]
         experts = self._start_fit(X, y)
-        self.weights_ = (_search_weights(WEIGHTED_RULES[self.rule], experts, np.asarray(y, dtype=str), self.labels,
-                                         self.grid_step) if self.search else np.full(len(experts), 1 / len(experts)))
+        self.weights_ = (_search_weights(combine, experts, np.asarray(y, dtype=str), self.labels, self.grid_step)
+                         if self.search else np.full(len(experts), 1 / len(experts)))
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -141,8 +137,7 @@ class StackingFusion(_FusionBase):
         partial = self.model_.predict_proba(np.log(np.clip(np.asarray(X, dtype=float), FLOOR, None)))
         # A class absent from validation gets probability 0, keeping the label order.
         full = np.zeros((len(partial), len(self.labels)))
-        for j, cls in enumerate(self.model_.classes_):
-            full[:, list(self.labels).index(cls)] = partial[:, j]
+        full[:, [list(self.labels).index(cls) for cls in self.model_.classes_]] = partial
         return full
 
     def fitted_params(self) -> dict:
@@ -156,7 +151,7 @@ class StackingFusion(_FusionBase):
 
 
 def make_strategy(name: str, *, labels: tuple, grid_step: float = 0.05, seed: int = 0) -> _FusionBase:
-    """A fresh, unfitted strategy by name (one of :data:`STRATEGY_NAMES`) over ``labels``."""
+    """A fresh, unfitted strategy by name (one of :data:`~mer_utils.fusion.config.STRATEGY_NAMES`) over ``labels``."""
     labels = tuple(labels)
     factories = {
         "weighted_average": lambda: WeightedRuleFusion(labels=labels, rule="weighted_average", grid_step=grid_step),
@@ -165,6 +160,4 @@ def make_strategy(name: str, *, labels: tuple, grid_step: float = 0.05, seed: in
         "max_confidence": lambda: MaxConfidenceFusion(labels=labels),
         "stacking": lambda: StackingFusion(labels=labels, random_state=seed),
     }
-    if name not in factories:
-        raise ValueError(f"unknown fusion strategy {name!r}; choose from {STRATEGY_NAMES}")
-    return factories[name]()
+    return factories[one_of(name, factories, "fusion strategy")]()

@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from mer_utils.core.config import one_of
 from mer_utils.core.metrics import ua_score
 from mer_utils.fusion.rules import apply_temperature, fit_temperature
 from mer_utils.fusion.config import STRATEGY_NAMES
@@ -42,7 +43,6 @@ class FusionOutcome:
     chosen: str
     best_single: str
     fitted: list[dict]
-    calibrate: bool = True
 
 
 def _out_of_fold_ua(strategy, X: np.ndarray, y: np.ndarray, *, cv_folds: int, seed: int) -> float:
@@ -98,10 +98,9 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
     """Tune every strategy on each fold's validation rows of ``master`` (see
     :func:`~mer_utils.fusion.join.build_master_table`) and predict val and test; the chosen strategy (and the
     best single expert, the reference of the significance test) has the best mean validation UA over folds."""
-    strategies = list(strategies)
-    unknown = [s for s in strategies if s not in STRATEGY_NAMES]
-    if unknown or not strategies:
-        raise ValueError(f"unknown fusion strategies {unknown}; choose from {STRATEGY_NAMES}")
+    strategies = [one_of(s, STRATEGY_NAMES, "fusion strategy") for s in strategies]
+    if not strategies:
+        raise ValueError(f"no fusion strategy given; choose one of {STRATEGY_NAMES}")
     experts = expert_names(master)
     unlabelled = master.loc[master["y_true"].astype(str) == "", "clip_id"]
     if len(unlabelled):
@@ -113,30 +112,28 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
             raise ValueError(f"every fold needs {subset} rows; folds without: "
                              f"{sorted(set(master['fold']) - folds_with)}")
     frames = {name: [] for name in [*experts, *strategies]}
-    params = {name: [] for name in strategies}
     temperatures, selection, fitted_per_fold = [], [], []
     # Tiny matrices: multi-threaded BLAS made each stacking fit ~10x slower on a busy CPU.
     with threadpool_limits(limits=1):
-        for fold in sorted(master["fold"].unique()):
-            rows = master[master["fold"] == fold]
+        for fold, rows in master.groupby("fold", sort=True):
             val = rows[rows["subset"] == "val"]
             temps, fitted, scores = _tune(val, experts, strategies, calibrate=calibrate, cv_folds=cv_folds,
                                           grid_step=grid_step, seed=seed)
             temperatures.append({"fold": int(fold), **{e: round(t, 6) for e, t in temps.items()}})
             fitted_per_fold.append(fitted)
-            for name, strategy in fitted.items():
-                params[name].append({"fold": int(fold), **strategy.fitted_params()})
             selection += [{"fold": int(fold), "method": m, "selection_ua": v} for m, v in scores.items()]
             # Only now, with everything fixed, are the test rows used: to predict.
             for part in (val, rows[rows["subset"] == "test"]):
                 for name, frame in _apply(part, experts, temps, fitted).items():
                     frames[name].append(frame)
+    params = {name: [{"fold": temps["fold"], **fitted[name].fitted_params()}
+                     for temps, fitted in zip(temperatures, fitted_per_fold)] for name in strategies}
     selection = pd.DataFrame(selection)
     mean_ua = selection.groupby("method", sort=False)["selection_ua"].mean()
-    # Ties go to the earlier name in the list, so the choice is deterministic.
-    chosen = max(strategies, key=lambda s: (mean_ua[s], -strategies.index(s)))
-    best_single = max(experts, key=lambda e: (mean_ua[e], -experts.index(e)))
+    # Ties go to the earlier name in the list (max keeps the first), so the choice is deterministic.
+    chosen = max(strategies, key=lambda s: mean_ua[s])
+    best_single = max(experts, key=lambda e: mean_ua[e])
     return FusionOutcome(experts=experts, strategies=strategies,
                          predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
                          params=params, temperatures=temperatures, selection=selection, chosen=chosen,
-                         best_single=best_single, fitted=fitted_per_fold, calibrate=calibrate)
+                         best_single=best_single, fitted=fitted_per_fold)
