@@ -98,7 +98,7 @@ class VisualExpert:
         else:
             import torch
             with torch.inference_mode():
-                logits, _ = self.model.classify_features(self.model.inference_frame_features(torch.as_tensor(batch)))
+                logits, _ = self.model.classify_features(self.model.fast_frame_features()(torch.as_tensor(batch)))
                 probs = logits.softmax(dim=-1).numpy()
         return probs[0] if single else probs
 

@@ -71,16 +71,15 @@ def frozen_features(model, clips: ClipData, *, cache_key: str, device: str, batc
                 return {"features": torch.from_numpy(cached["features"]),
                         "mirrored": torch.from_numpy(cached["mirrored"])}
     from tqdm.auto import tqdm
-    encoder = model.encoder.to(device).eval()
-    encode = encoder.fused_features() if hasattr(encoder, "fused_features") else encoder
+    model.encoder.to(device).eval()
+    encode = model.fast_frame_features()
     out = {"features": [], "mirrored": []}
     with torch.inference_mode():
         for start in tqdm(range(0, len(clips.crops), batch_size), desc="frame features", unit="batch",
                           disable=not progress):
             batch = torch.from_numpy(clips.crops[start: start + batch_size]).to(device)
             for name, crops in (("features", batch), ("mirrored", batch.flip(-2))):
-                n, k = crops.shape[:2]
-                out[name].append(encode(crops.flatten(0, 1)).view(n, k, -1).cpu())
+                out[name].append(encode(crops).cpu())
     model.to("cpu")
     data = {k: torch.cat(v) for k, v in out.items()}
     from mer_utils.core.atomic_io import atomic_path
