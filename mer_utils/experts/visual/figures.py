@@ -1,7 +1,5 @@
-"""Figures of the visual pipeline: sampled frames with their face boxes, crop sheets, training curves.
-
-Built on ``matplotlib.figure.Figure`` (no pyplot state), so they work headless too.
-"""
+"""Figures of the visual pipeline (sampled frames with face boxes, crop sheets, training curves), on
+``matplotlib.figure.Figure``: no pyplot state, headless."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.core.atomic_io import atomic_path
+from mer_utils.core.figures import save_png
 
 
 def _finish(fig, path: str | os.PathLike | None, title: str = "", *, tight: bool = True):
@@ -21,8 +19,7 @@ def _finish(fig, path: str | os.PathLike | None, title: str = "", *, tight: bool
     if tight:
         fig.tight_layout()
     if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
+        save_png(fig, path)
     return fig
 
 

@@ -1,8 +1,5 @@
-"""One fold of the visual expert on :mod:`mer_utils.experts.fine_tuning` (``transformers.Trainer``).
-
-Augmentation draws from the global torch generator inside the forward pass, which Trainer seeds and restores
-with each checkpoint, so a resumed fold continues as an uninterrupted one would.
-"""
+"""One fold of the visual expert on :mod:`mer_utils.experts.fine_tuning`. Augmentation draws from the global torch
+generator, which Trainer seeds and restores with each checkpoint: a resumed fold continues as an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -76,10 +73,7 @@ def _optimizer(model, config: VisualTrainConfig):
 
 def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
              config: VisualTrainConfig, fold: int, work_dir: str | os.PathLike):
-    """Train until validation UA stops improving, resuming from ``work_dir/train_state/`` when a checkpoint
-    is there. ``model`` ends with the best weights; returns the trainer (for
-    :func:`mer_utils.experts.fine_tuning.predict_proba` on clip rows) and its report, the history rows naming
-    the fold."""
+    """:func:`~mer_utils.experts.fine_tuning.fine_tune` on clip rows; the report's history rows name the fold."""
     from mer_utils.experts.distributed import one_torch_thread, pick_device
     from mer_utils.experts.visual.models import set_encoder_trainable
 

@@ -51,15 +51,13 @@ def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], network=
 
 @releasing_run_locks
 def run_zero_shot(config=None, **overrides):
-    """Zero-shot predictions for every fold's ``val`` and ``test`` clips, as a run folder
-    ``outputs/visual/<protocol>_fer2013-zeroshot_seed<seed>/`` that the report lists beside the trained experts
-    (``latest_<protocol>.json`` is left to the trained expert)."""
+    """Zero-shot predictions of every fold's ``val`` and ``test`` clips in a run folder
+    ``outputs/visual/<protocol>_fer2013-zeroshot_seed<seed>/`` (no ``latest_`` pointer: that is the trained one's)."""
     import dataclasses
 
     import pandas as pd
 
     from mer_utils.core.evaluation import save_run_outputs
-    from mer_utils.core.predictions import make_predictions_frame
     from mer_utils.core.runs import corpus_key, new_run_dir, set_seed
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
@@ -79,12 +77,9 @@ def run_zero_shot(config=None, **overrides):
     frames = []
     for fold in sorted(prepared.split["fold"].unique()):
         for subset, ids in fold_subsets(prepared.split, int(fold)).items():
-            rows = [clips.row[c] for c in ids if c in clips.row]
-            if subset == "train" or not rows:
-                continue
-            frames.append(make_predictions_frame(
-                clip_ids=[clips.clip_ids[i] for i in rows], y_true=[prepared.labels[clips.labels[i]] for i in rows],
-                proba=proba[rows], labels=prepared.labels, split=prepared.split_name, fold=int(fold), subset=subset, modality="visual"))
+            rows = clips.rows(ids)
+            if subset != "train" and len(rows):
+                frames.append(clips.predictions(prepared, rows, proba[rows], fold=int(fold), subset=subset))
     info = {"modality": "visual", "protocol": config.protocol, "split": prepared.split_name,
             "backbone": "fer2013-zeroshot", "mode": "zero-shot", "n_frames": config.n_frames,
             "corpus": prepared.corpus.name, "corpus_key": key, "synthetic": prepared.corpus.synthetic,
