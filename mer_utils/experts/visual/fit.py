@@ -64,21 +64,16 @@ class ClipBatches:
                 "labels": torch.as_tensor([y for _, y in items])}
 
 
-def _optimizer(model, config: VisualTrainConfig):
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "lr": config.lr}]
-    if config.mode != "frozen":
-        groups.append({"params": list(model.encoder.parameters()), "lr": config.encoder_lr})
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-
-
 def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
              config: VisualTrainConfig, fold: int, work_dir: str | os.PathLike):
     """:func:`~mer_utils.experts.fine_tuning.fine_tune` on clip rows; the report's history rows name the fold."""
     from mer_utils.experts.distributed import one_torch_thread, pick_device
-    from mer_utils.experts.visual.models import set_encoder_trainable
 
     frozen = config.mode == "frozen"
-    set_encoder_trainable(model, not frozen)
+    model.encoder.requires_grad_(not frozen).train(not frozen and model.training)  # frozen: batch norms in eval too
+    head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    encoder = [] if frozen else [{"params": list(model.encoder.parameters()), "lr": config.encoder_lr}]
+    optimizer = torch.optim.AdamW([{"params": head, "lr": config.lr}, *encoder], weight_decay=config.weight_decay)
     args = training_arguments(
         work_dir, epochs=config.epochs, batch_size=config.batch_size, grad_accum=1, seed=config.seed * 1_000 + fold,
         device=pick_device(config.device), eval_batch_size=128, progress=config.progress,
@@ -89,5 +84,5 @@ def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: n
         trainer, report = fine_tune(
             FoldModel(model, config), pairs["train"], pairs["val"], args=args, collate=ClipBatches(data),
             class_weights=class_weights(y[train_idx], model.spec.labels, allow_absent=True),
-            optimizer=_optimizer(model, config), patience=config.patience)
+            optimizer=optimizer, patience=config.patience)
     return trainer, {**report, "history": [{"fold": fold, **row} for row in report["history"]]}

@@ -1,8 +1,5 @@
-"""Frame encoder (FER2013 mini-Xception or a timm backbone) + temporal pooling + classifier: clip probabilities.
-
-The model takes the cached ``(B, K, S, S, 3)`` uint8 crops as they are and does its own preprocessing, so a
-checkpoint needs nothing but the crops to predict. Attention pooling: Ilse et al., 2018.
-"""
+"""Frame encoder (FER2013 mini-Xception or timm) + temporal pooling (attention: Ilse et al., 2018) + classifier,
+taking the cached ``(B, K, S, S, 3)`` uint8 crops as they are: a checkpoint needs nothing else to predict."""
 
 from __future__ import annotations
 
@@ -157,13 +154,5 @@ def _nn():
 
 
 def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
-    """A :class:`VisualClassifier`; ``pretrained=False`` skips loading encoder weights (a checkpoint's follow), else
-    the FER2013 ones come from :func:`mer_utils.experts.visual.fer2013.fer2013_weights` (``weights_dir``)."""
+    """A :class:`VisualClassifier`, the FER2013 encoder's weights from ``weights_dir`` unless not ``pretrained``."""
     return _nn()(spec, pretrained=pretrained, weights_dir=str(weights_dir))
-
-
-def set_encoder_trainable(model, trainable: bool) -> None:
-    """Freeze or unfreeze the encoder (frozen: its batch norms stay in eval mode too)."""
-    for param in model.encoder.parameters():
-        param.requires_grad_(trainable)
-    model.encoder.train(trainable and model.training)

@@ -140,7 +140,8 @@ class VisualExpert:
         subsets = fold_subsets(prepared.split, fold)
         index = {subset: clips.rows(ids) for subset, ids in subsets.items()}
         if len(index["train"]) == 0 or len(index["val"]) == 0:
-            raise ValueError(f"fold {fold}: no usable training or validation clips (see {clips.cache_dir}/prepare_report.csv)")
+            raise ValueError(f"fold {fold}: no usable training or validation clips "
+                             f"(see {clips.cache_dir}/prepare_report.csv)")
         model = build_visual_model(config.model_spec(prepared.labels), weights_dir=config.checkpoints)
         start = time.perf_counter()
         trainer, report = fit_fold(model, self.data, clips.labels, index["train"], index["val"], config=config,
