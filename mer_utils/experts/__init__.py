@@ -7,8 +7,7 @@ from pathlib import Path
 
 
 def save_with_json(path: str | os.PathLike, arrays: dict, meta: dict, *, metadata: dict | None = None) -> Path:
-    """Write numpy ``arrays`` to ``<path>.safetensors`` (string ``metadata`` in its header) and ``meta`` to the
-    ``.json`` beside it, each atomically; returns the weights path."""
+    """Write ``arrays`` to ``<path>.safetensors`` and ``meta`` to the ``.json`` beside it, atomically."""
     import numpy as np
     from safetensors.numpy import save_file
 

@@ -62,8 +62,7 @@ def accumulation_steps(*, batch_size: int, grad_accum: int, effective_batch_size
 def training_arguments(work_dir: str | os.PathLike, *, epochs: int, batch_size: int, grad_accum: int, seed: int,
                        device: str | None, precision: str = "no", eval_batch_size: int = 1, progress: bool = True,
                        **options) -> TrainingArguments:
-    """What every expert's fine-tune shares: evaluation, selection on ``ua`` and a checkpoint at each epoch end
-    (the best and the newest kept); ``options`` are further :class:`~transformers.TrainingArguments`."""
+    """Evaluation, selection on ``ua`` and a checkpoint (best and newest kept) at each epoch end, plus ``options``."""
     if (not distributed.is_distributed() and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
             and "MASTER_PORT" in os.environ):
         logger.warning("accelerate launch --cpu started a single process (several CPU processes need "
@@ -81,8 +80,7 @@ def training_arguments(work_dir: str | os.PathLike, *, epochs: int, batch_size: 
 
 
 class ClassBalancedTrainer(Trainer):
-    """Cross-entropy weighted by the inverse class frequency of the training clips; the model maps a
-    batch's tensors (everything but ``labels``) to logits."""
+    """Cross-entropy weighted by ``class_weights``; the model maps a batch's tensors but ``labels`` to logits."""
 
     def __init__(self, *args, class_weights, **kwargs):
         super().__init__(*args, **kwargs)
@@ -144,8 +142,7 @@ def fine_tune(model: torch.nn.Module, train_set, val_set, *, args: TrainingArgum
 
 
 def predict_proba(trainer: Trainer, inputs: list) -> np.ndarray:
-    """Class probabilities of ``inputs`` (items as the training set's, without their labels), in order, on
-    every process: the items are shared out over the processes and each is scored exactly once."""
+    """Class probabilities of ``inputs`` (unlabelled items) in order on every process, each scored exactly once."""
     if not inputs:
         return np.zeros((0, len(trainer.class_weights)), dtype=np.float32)
     trainer.compute_metrics = None  # the labels below are placeholders: nothing to score

@@ -33,8 +33,7 @@ class OnnxNetwork:
 
 
 def listed_network(root: str | os.PathLike, record: dict | None, weights_sha256: str) -> OnnxNetwork | None:
-    """The copy ``record`` lists (path relative to ``root``) when its file is there and was made from the
-    weights of ``weights_sha256``; else None, and torch answers."""
+    """The copy ``record`` lists (relative to ``root``) when there and made from these weights, else None."""
     if not record:
         return None
     path = Path(root) / record["path"]

@@ -70,8 +70,7 @@ def _record(root: Path, path: Path, gap: float, weights_sha256: str) -> dict:
 
 
 def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[dict]:
-    """Export every network of ``checkpoints`` (see the module doc) and list each copy; returns the records,
-    each with ``network``. A folder with nothing to export is an error that says how to get checkpoints."""
+    """Export and list every network of ``checkpoints``; returns the records, each with ``network``."""
     from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
     from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME
 
@@ -124,8 +123,7 @@ def _export_ge2e(root: Path, onnx: Path) -> dict:
 
 
 def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: dict):
-    """``expert`` (loaded from index ``entry``) running the ONNX copy its entry lists, when there is a usable
-    one (:func:`listed_network`); ``expert`` itself otherwise."""
+    """``expert`` (index ``entry``'s) running the ONNX copy the entry lists when usable, else ``expert`` itself."""
     from mer_utils.core.checkpoint_index import entry_path
     if not entry.get("onnx"):
         return expert

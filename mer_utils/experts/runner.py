@@ -212,8 +212,7 @@ def _copy_model(source: Path, stem: Path) -> Path:
 
 
 def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedger, metrics: dict) -> Path:
-    """Copy the run's best model to its stable name in ``checkpoints/`` (other corpora than CREMA-D: in
-    ``checkpoints/<corpus>/``) and record it in the index."""
+    """Copy the run's best model to its stable name in ``checkpoints/`` (``<corpus>/`` but CREMA-D's) and index it."""
     from mer_utils.core.checkpoint_index import register_checkpoint
     from mer_utils.core.runs import safe_name
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT

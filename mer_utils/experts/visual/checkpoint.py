@@ -76,8 +76,7 @@ class VideoPrediction(NamedTuple):
 
 
 class VisualExpert:
-    """A trained visual model with its preprocessing: video in, one probability per label out
-    (``load_visual_expert(path).predict_video(video).probs``, in ``labels`` order)."""
+    """A trained visual model with its preprocessing: ``predict_video(video).probs`` in ``labels`` order."""
 
     def __init__(self, model, meta: dict, *, network=None):
         from mer_utils.experts.visual.crops import CropConfig
@@ -109,6 +108,5 @@ class VisualExpert:
 
 @cached_by_file
 def load_visual_expert(path: str | os.PathLike = f"checkpoints/{BEST_NAME}") -> VisualExpert:
-    """A visual checkpoint (``.safetensors`` + ``.json``) for prediction on torch (the demo runs its ONNX copy
-    when the index lists one: :func:`mer_utils.experts.onnx_export.with_listed_copy`)."""
+    """A visual checkpoint for prediction on torch (ONNX: :func:`mer_utils.experts.onnx_export.with_listed_copy`)."""
     return VisualExpert(*load_visual_model(path))

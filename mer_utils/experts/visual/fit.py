@@ -4,7 +4,7 @@ generator, which Trainer seeds and restores with each checkpoint: a resumed fold
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -52,16 +52,10 @@ class FoldModel(nn.Module):
         return self.model.classify_features(features)[0]
 
 
-@dataclasses.dataclass(frozen=True)
-class ClipBatches:
-    """``[(clip row, label index), ...]`` -> the rows of every tensor in ``data`` and the labels."""
-
-    data: dict  # "features" and "mirrored" (frozen) or "crops" (fine-tuning), indexed by clip row, on the CPU
-
-    def __call__(self, items: list) -> dict:
-        rows = torch.as_tensor([row for row, _ in items])
-        return {**{name: tensor[rows] for name, tensor in self.data.items()},
-                "labels": torch.as_tensor([y for _, y in items])}
+def collate_rows(data: dict, items: list) -> dict:
+    """``[(clip row, label index), ...]`` -> those rows of every tensor in ``data`` (on the CPU) and the labels."""
+    rows = torch.as_tensor([row for row, _ in items])
+    return {**{name: tensor[rows] for name, tensor in data.items()}, "labels": torch.as_tensor([y for _, y in items])}
 
 
 def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
@@ -82,7 +76,7 @@ def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: n
     # A small head on precomputed features: extra threads only add synchronisation.
     with one_torch_thread() if frozen else contextlib.nullcontext():
         trainer, report = fine_tune(
-            FoldModel(model, config), pairs["train"], pairs["val"], args=args, collate=ClipBatches(data),
+            FoldModel(model, config), pairs["train"], pairs["val"], args=args, collate=functools.partial(collate_rows, data),
             class_weights=class_weights(y[train_idx], model.spec.labels, allow_absent=True),
             optimizer=optimizer, patience=config.patience)
     return trainer, {**report, "history": [{"fold": fold, **row} for row in report["history"]]}

@@ -136,8 +136,7 @@ def _nn():
             return lambda crops: encode(crops.flatten(0, 1)).view(*crops.shape[:2], -1)
 
         def inference_module(self):
-            """An eval-only module: ``(B, K, S, S, 3)`` uint8 crops -> ``(B, L)`` probabilities and ``(B, K)``
-            frame weights, batch norms folded (what `mer export onnx` exports)."""
+            """``(B, K, S, S, 3)`` uint8 -> ``(B, L)`` probabilities, ``(B, K)`` frame weights, folded (for ONNX)."""
             return ClipProbabilities(self)
 
     class ClipProbabilities(nn.Module):

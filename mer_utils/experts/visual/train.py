@@ -120,7 +120,8 @@ class VisualExpert:
         import torch
         self.clips = load_clip_data(prepared, self.config)
         if not self.clips.clip_ids:
-            raise RuntimeError(f"no clip could be turned into face crops; see {self.clips.cache_dir}/prepare_report.csv")
+            raise RuntimeError("no clip could be turned into face crops; see "
+                               f"{self.clips.cache_dir}/prepare_report.csv")
         # What the training loop indexes: frozen features (and their mirror images) or raw crops.
         self.data = ({"crops": torch.from_numpy(self.clips.crops)} if self.config.mode == "finetune" else
                      frozen_features(self.config, self.clips, prepared.labels))
@@ -184,8 +185,7 @@ class VisualExpert:
 
 
 def train_visual(config: VisualTrainConfig | None = None, **overrides) -> RunResult:
-    """Run the visual expert under ``config.protocol``; ``overrides`` replace config fields, e.g.
-    ``train_visual(protocol="speaker", pooling="attention")``."""
+    """Run the visual expert, ``overrides`` replacing config fields: ``train_visual(protocol="speaker")``."""
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     expert = VisualExpert(config)
     return run_protocol(expert, lambda: prepare_visual_protocol(config))

@@ -86,8 +86,7 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
 
     capture = _open(path)
     try:
-        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        n_frames = declared
+        n_frames = declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if n_frames < 1:  # no count in the header: count by decoding
             n_frames = sum(1 for _ in iter(capture.grab, False))
             capture.release()

@@ -9,9 +9,6 @@ from mer_utils.experts.visual.fer2013 import FER2013_CLASSES
 from mer_utils.core.run_lock import releasing_run_locks
 from mer_utils.experts.runner import RunResult
 
-# FER2013's classes as the label codes the corpus readers use.
-FER2013_TO_CODE = {"angry": "ANG", "disgust": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD",
-                   "neutral": "NEU", "surprise": "SUR"}
 
 
 def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
@@ -25,7 +22,7 @@ def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     if fer_probs.shape[-1] != len(FER2013_CLASSES):
         raise ValueError(f"expected {len(FER2013_CLASSES)} FER2013 probabilities {FER2013_CLASSES}, "
                          f"got shape {fer_probs.shape}")
-    code_to_class = {code: name for name, code in FER2013_TO_CODE.items()}
+    code_to_class = {name[:3].upper(): name for name in FER2013_CLASSES}  # the corpus readers' codes: ANG, DIS ...
     unknown = [label for label in labels if label not in code_to_class]
     if unknown:
         raise ValueError(f"the FER2013 face model knows {sorted(code_to_class)}; labels {unknown} have no "
