@@ -75,11 +75,6 @@ def gather_objects(items: list) -> list:
     return gather_object(list(items))
 
 
-def describe() -> dict:
-    """The process layout of a run, for ``env.json``."""
-    return {"num_processes": world_size(), "launcher": "accelerate/torchrun" if is_distributed() else "none"}
-
-
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Run the block on one torch thread (small networks: a second thread made one clip's face model 0.7-1.0 s

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file, write_json
-from mer_utils.experts.onnx_copy import OnnxNetwork, listed_network
+from mer_utils.experts import OnnxNetwork, listed_network
 
 logger = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities, LSTM states)

@@ -147,8 +147,9 @@ def _new_run_dir(config, expert: Expert, key: str, settings: dict, locks: list[s
     from mer_utils.core.runs import new_run_dir
     run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
                           settings=settings, lock_parts=locks)
-    env = read_json(run_dir / "env.json")
-    write_json(run_dir / "env.json", {**env, **distributed.describe()})
+    env = {**read_json(run_dir / "env.json"), "num_processes": distributed.world_size(),
+           "launcher": "accelerate/torchrun" if distributed.is_distributed() else "none"}
+    write_json(run_dir / "env.json", env)
     return run_dir
 
 

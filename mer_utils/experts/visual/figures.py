@@ -67,12 +67,10 @@ def plot_training_curves(history: Sequence[dict], *, path: str | os.PathLike | N
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8, 3), dpi=100)
     loss_ax, ua_ax = fig.subplots(1, 2)
-    folds = sorted({row["fold"] for row in history})
-    for fold in folds:
+    for fold in sorted({row["fold"] for row in history}):
         rows = [r for r in history if r["fold"] == fold]
-        epochs = [r["epoch"] for r in rows]
-        loss_ax.plot(epochs, [r["train_loss"] for r in rows], label=f"fold {fold}")
-        ua_ax.plot(epochs, [r["val_ua"] for r in rows], label=f"fold {fold}")
+        for ax, key in ((loss_ax, "train_loss"), (ua_ax, "val_ua")):
+            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], label=f"fold {fold}")
     loss_ax.set(xlabel="epoch", ylabel="train loss")
     ua_ax.set(xlabel="epoch", ylabel="validation UA")
     ua_ax.legend(fontsize=7)

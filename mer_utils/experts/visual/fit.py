@@ -76,7 +76,8 @@ def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: n
     # A small head on precomputed features: extra threads only add synchronisation.
     with one_torch_thread() if frozen else contextlib.nullcontext():
         trainer, report = fine_tune(
-            FoldModel(model, config), pairs["train"], pairs["val"], args=args, collate=functools.partial(collate_rows, data),
+            FoldModel(model, config), pairs["train"], pairs["val"], args=args,
+            collate=functools.partial(collate_rows, data),
             class_weights=class_weights(y[train_idx], model.spec.labels, allow_absent=True),
             optimizer=optimizer, patience=config.patience)
     return trainer, {**report, "history": [{"fold": fold, **row} for row in report["history"]]}
