@@ -46,8 +46,8 @@ def load_visual_model(path: str | os.PathLike):
     from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     weights, meta_path = _paths(path)
-    for needed in (p for p in (weights, meta_path) if not p.is_file()):
-        raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
+    if missing := [p for p in (weights, meta_path) if not p.is_file()]:
+        raise FileNotFoundError(f"Visual checkpoint file {missing[0]} not found; train one with `mer visual train` "
                                 "(it writes checkpoints/best_visual_model.safetensors and .json).")
     with opening_checkpoint(meta_path, kind="visual", fix=_FIX):
         meta = read_json(meta_path)

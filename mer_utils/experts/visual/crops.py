@@ -171,8 +171,8 @@ def prepare_crops(
 
     from mer_utils.data.manifest import modality_gap
 
-    for column in [c for c in ("clip_id", "video_path", "video_status") if c not in manifest.columns]:
-        raise ValueError(f"manifest lacks column {column!r}; build it with mer_utils.data.manifest.prepare_manifest")
+    if missing := [c for c in ("clip_id", "video_path", "video_status") if c not in manifest.columns]:
+        raise ValueError(f"manifest lacks column {missing[0]!r}; build it with mer_utils.data.manifest.prepare_manifest")
     gap = modality_gap(manifest, "video")
     if gap:  # e.g. an AudioWAV-only download: say what to add, not "no clip could be cropped"
         raise RuntimeError(f"no face crops can be made from {data_root}: {gap}")
