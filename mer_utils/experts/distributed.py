@@ -1,7 +1,5 @@
-"""The process questions every stage asks under ``accelerate launch`` / ``torchrun`` (how many, which one, who
-writes, which device), also answered for a plain process; ``world_size`` and ``is_main_process`` need no torch.
-And one torch thread for small networks.
-"""
+"""Which process, how many, who writes, which device under ``accelerate launch`` / ``torchrun`` or a plain
+process (``world_size`` and ``is_main_process`` need no torch); one torch thread for small networks."""
 
 from __future__ import annotations
 
@@ -77,18 +75,10 @@ def gather_objects(items: list) -> list:
     return gather_object(list(items))
 
 
-def describe() -> dict:
-    """The process layout of a run, for ``env.json``."""
-    return {"num_processes": world_size(), "launcher": "accelerate/torchrun" if is_distributed() else "none"}
-
-
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
-    """Run the block on one torch thread; does nothing when torch is not loaded (ONNX Runtime).
-
-    Small networks (a face model on 8 crops, the GE2E encoder, a head on features) are too little work to share:
-    on a busy 2-core machine a second thread made one clip's face model 0.7-1.0 s instead of 0.04 s (measured).
-    """
+    """Run the block on one torch thread (small networks: a second thread made one clip's face model 0.7-1.0 s
+    instead of 0.04 s on a busy 2-core machine); does nothing when torch is not loaded."""
     if "torch" not in sys.modules:
         yield
         return

@@ -1,10 +1,6 @@
-"""The one training loop of the speech and visual experts: :class:`transformers.Trainer` (data-parallel under a
-launcher, accumulation, mixed precision, early stopping, resumable checkpoints: see docs/scaling.md).
-
-Ours: the class-balanced loss, the caller's optimizer, the accumulation that keeps the effective batch for any
-process count, checkpoints inside an epoch, and the choice of the checkpoint to resume (Trainer would take the
-newest folder as it is, failing on a truncated file and resuming without a missing RNG file).
-"""
+"""The one training loop of the speech and visual experts: :class:`transformers.Trainer` plus a class-balanced
+loss, an effective batch kept for any process count, and a checked choice of the checkpoint to resume (Trainer's
+own would fail on a truncated file or resume without a missing RNG file); see docs/scaling.md."""
 
 from __future__ import annotations
 
@@ -20,6 +16,7 @@ from torch.nn import functional as F
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
+from mer_utils.core.config import one_of
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts import distributed
 
@@ -29,14 +26,12 @@ logger = logging.getLogger(__name__)
 
 
 def mixed_precision(amp: bool, dtype: str, device_type: str) -> str:
-    """``no``, ``fp16`` or ``bf16`` for ``--amp`` / ``--amp-dtype`` (``auto``: bf16 on GPUs that support it, else
-    fp16, and full precision on CPU; an explicit ``bf16`` also runs on CPU).
+    """``no``, ``fp16`` or ``bf16`` for ``--amp`` / ``--amp-dtype`` (``auto``: bf16 where supported, no on CPU).
 
     >>> mixed_precision(True, "auto", "cpu"), mixed_precision(True, "bf16", "cpu"), mixed_precision(False, "fp16", "cuda")
     ('no', 'bf16', 'no')
     """
-    if dtype not in PRECISIONS:
-        raise ValueError(f"amp dtype must be one of {PRECISIONS}, got {dtype!r}")
+    one_of(dtype, PRECISIONS, "amp dtype")
     if not amp:
         return "no"
     if dtype == "auto":
@@ -48,8 +43,7 @@ def mixed_precision(amp: bool, dtype: str, device_type: str) -> str:
 
 def accumulation_steps(*, batch_size: int, grad_accum: int, effective_batch_size: int | None,
                        num_processes: int) -> tuple[int, int]:
-    """``(accumulation steps per process, effective batch size)``: the effective batch (``effective_batch_size``,
-    else ``batch_size * grad_accum``) is kept for any process count; each process keeps its ``batch_size``.
+    """``(accumulation steps per process, effective batch)``, the effective batch kept for any process count.
 
     >>> accumulation_steps(batch_size=8, grad_accum=4, effective_batch_size=None, num_processes=2)
     (2, 32)
@@ -68,8 +62,7 @@ def accumulation_steps(*, batch_size: int, grad_accum: int, effective_batch_size
 def training_arguments(work_dir: str | os.PathLike, *, epochs: int, batch_size: int, grad_accum: int, seed: int,
                        device: str | None, precision: str = "no", eval_batch_size: int = 1, progress: bool = True,
                        **options) -> TrainingArguments:
-    """What every expert's fine-tune shares: evaluation, selection on ``ua`` and a checkpoint at each epoch end
-    (the best and the newest kept); ``options`` are further :class:`~transformers.TrainingArguments`."""
+    """Evaluation, selection on ``ua`` and a checkpoint (best and newest kept) at each epoch end, plus ``options``."""
     if (not distributed.is_distributed() and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
             and "MASTER_PORT" in os.environ):
         logger.warning("accelerate launch --cpu started a single process (several CPU processes need "
@@ -87,8 +80,7 @@ def training_arguments(work_dir: str | os.PathLike, *, epochs: int, batch_size: 
 
 
 class ClassBalancedTrainer(Trainer):
-    """Cross-entropy weighted by the inverse class frequency of the training clips; the model maps a
-    batch's tensors (everything but ``labels``) to logits."""
+    """Cross-entropy weighted by ``class_weights``; the model maps a batch's tensors but ``labels`` to logits."""
 
     def __init__(self, *args, class_weights, **kwargs):
         super().__init__(*args, **kwargs)
@@ -103,9 +95,7 @@ class ClassBalancedTrainer(Trainer):
 
 
 class SaveEvery(TrainerCallback):
-    """A checkpoint every ``steps`` optimizer steps inside an epoch. Not at an epoch's last step: that
-    checkpoint is written after the epoch's evaluation, and one written before it would make a resume
-    skip the evaluation."""
+    """A checkpoint every ``steps`` optimizer steps inside an epoch, not at its end (it would skip the evaluation)."""
 
     def __init__(self, steps: int):
         self.steps = steps
@@ -115,16 +105,11 @@ class SaveEvery(TrainerCallback):
             control.should_save = True
 
 
-def _ua_metric(prediction) -> dict:
-    return {"ua": ua_score(prediction.label_ids, prediction.predictions.argmax(axis=-1))}
-
-
 def fine_tune(model: torch.nn.Module, train_set, val_set, *, args: TrainingArguments, collate, class_weights,
               optimizer: torch.optim.Optimizer, patience: int, save_every: int | None = None
               ) -> tuple[ClassBalancedTrainer, dict]:
-    """Train ``model`` on ``train_set`` (items that ``collate`` batches with ``labels``), resuming from
-    ``args.output_dir`` when a checkpoint is there; the model ends with the best validation UA's weights.
-    Returns the trainer (for :func:`predict_proba`) and a report (best epoch and UA, history, layout)."""
+    """Train ``model`` (resuming from ``args.output_dir``) and end with the best validation UA's weights; returns
+    the trainer (for :func:`predict_proba`) and a report (best epoch and UA, history, layout)."""
     layout = {"num_processes": args.world_size, "per_device_batch_size": args.per_device_train_batch_size,
               "grad_accum_per_process": args.gradient_accumulation_steps,
               "effective_batch_size": args.world_size * args.per_device_train_batch_size *
@@ -135,11 +120,11 @@ def fine_tune(model: torch.nn.Module, train_set, val_set, *, args: TrainingArgum
               f"{layout['mixed_precision']}): effective batch {layout['effective_batch_size']} = "
               f"{layout['per_device_batch_size']} per device x {args.world_size} x "
               f"{layout['grad_accum_per_process']} accumulated", flush=True)
-    callbacks = [EarlyStoppingCallback(early_stopping_patience=patience)] + ([SaveEvery(save_every)] if save_every
-                                                                             else [])
-    trainer = ClassBalancedTrainer(model=model, args=args, data_collator=collate, train_dataset=train_set,
-                                   eval_dataset=val_set, optimizers=(optimizer, None), compute_metrics=_ua_metric,
-                                   callbacks=callbacks, class_weights=class_weights)
+    callbacks = [EarlyStoppingCallback(patience)] + ([SaveEvery(save_every)] if save_every else [])
+    trainer = ClassBalancedTrainer(
+        model=model, args=args, data_collator=collate, train_dataset=train_set, eval_dataset=val_set,
+        optimizers=(optimizer, None), callbacks=callbacks, class_weights=class_weights,
+        compute_metrics=lambda p: {"ua": ua_score(p.label_ids, p.predictions.argmax(axis=-1))})
     if args.disable_tqdm:
         trainer.remove_callback(PrinterCallback)  # --no-progress: no metrics dict printed per epoch either
     checkpoint = resumable_checkpoint(args.output_dir)
@@ -157,8 +142,7 @@ def fine_tune(model: torch.nn.Module, train_set, val_set, *, args: TrainingArgum
 
 
 def predict_proba(trainer: Trainer, inputs: list) -> np.ndarray:
-    """Class probabilities of ``inputs`` (items as the training set's, without their labels), in order, on
-    every process: the items are shared out over the processes and each is scored exactly once."""
+    """Class probabilities of ``inputs`` (unlabelled items) in order on every process, each scored exactly once."""
     if not inputs:
         return np.zeros((0, len(trainer.class_weights)), dtype=np.float32)
     trainer.compute_metrics = None  # the labels below are placeholders: nothing to score
@@ -178,11 +162,10 @@ def resumable_checkpoint(output_dir: str | os.PathLike) -> str | None:
         for folder in folders:
             try:
                 _check_readable(folder)
+                chosen = str(folder)
+                break
             except Exception as err:  # whatever a damaged file raises: never block the run
                 bad.append((folder, err))
-                continue
-            chosen = str(folder)
-            break
         for folder, err in bad:
             target = folder.with_name(f"corrupt-{folder.name}")
             shutil.rmtree(target, ignore_errors=True)

@@ -1,7 +1,5 @@
-"""ONNX copies of the experts' networks (visual checkpoints, the FER2013 face model, the GE2E speaker encoder),
-written next to the checkpoints by ``mer export onnx``, checked against torch and listed with the sha256 of the
-weights they were made from; the demo runs a listed copy (:func:`with_listed_copy`), else torch.
-"""
+"""``mer export onnx``: ONNX copies of the visual checkpoints, the FER2013 face model and the GE2E encoder, checked
+against torch and listed with their weights' sha256; the demo runs a listed copy (:func:`with_listed_copy`)."""
 
 from __future__ import annotations
 
@@ -17,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file, write_json
-from mer_utils.experts.onnx_copy import OnnxNetwork, listed_network
+from mer_utils.experts import OnnxNetwork, listed_network
 
 logger = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities, LSTM states)
@@ -25,12 +23,9 @@ TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities,
 
 def export_module(path: Path, module, examples: list[np.ndarray], *, dynamic_axis: int = 0,
                   exporter: str = "dynamo") -> float:
-    """Write torch ``module`` (one array in, tensors out) to ``path``; returns the largest ``|ONNX Runtime - torch|``
-    over ``examples``' outputs, refusing (``ValueError``, nothing written) a copy further than :data:`TOLERANCE`.
-
-    ``dynamic_axis`` stays free in the file. ``"torchscript"`` keeps an ``nn.LSTM`` one ONNX LSTM over any length
-    (the dynamo exporter unrolls it to the traced length).
-    """
+    """Write torch ``module`` to ``path`` and return the largest ``|ONNX Runtime - torch|`` over ``examples``,
+    refusing (``ValueError``, nothing written) more than :data:`TOLERANCE`. ``"torchscript"`` keeps an ``nn.LSTM``
+    one ONNX LSTM over any length (dynamo unrolls it)."""
     import torch
 
     module = module.eval()
@@ -75,8 +70,7 @@ def _record(root: Path, path: Path, gap: float, weights_sha256: str) -> dict:
 
 
 def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[dict]:
-    """Export every network of ``checkpoints`` (see the module doc) and list each copy; returns the records,
-    each with ``network``. A folder with nothing to export is an error that says how to get checkpoints."""
+    """Export and list every network of ``checkpoints``; returns the records, each with ``network``."""
     from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
     from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME
 
@@ -85,7 +79,7 @@ def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[d
     for entry in read_index(root):
         path = entry_path(root, entry)
         if entry["modality"] == "visual":
-            record = _export_visual(root, path.with_suffix(".safetensors"))
+            record = _export_torch(root, path.with_suffix(".safetensors"), visual=True)
         elif entry["modality"] == "audio" and "ge2e" in re.split(r"[+,]", str(entry.get("backbone", ""))):
             record = _export_ge2e(root, path.with_suffix(".ge2e.onnx"))
         else:
@@ -94,7 +88,7 @@ def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[d
         done.append({"network": entry["path"], **record})
     fer = root / f"{WEIGHTS_NAME}.safetensors"
     if fer.is_file() and fer.with_suffix(".json").is_file():
-        record = _export_fer2013(root, fer)
+        record = _export_torch(root, fer, visual=False)
         write_json(fer.with_suffix(".json"), {**read_json(fer.with_suffix(".json")), "onnx": record})
         done.append({"network": fer.name, **record})
     if not done:
@@ -103,21 +97,18 @@ def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[d
     return done
 
 
-def _export_visual(root: Path, weights: Path) -> dict:
+def _export_torch(root: Path, weights: Path, *, visual: bool) -> dict:
+    """A visual checkpoint (every check of a checkpoint load first) or the FER2013 face model, as ``.onnx``."""
     from mer_utils.experts.visual.checkpoint import load_visual_model
-    model, meta = load_visual_model(weights)  # every check of a checkpoint load first
-    k, size = meta["crop"]["n_frames"], meta["crop"]["crop_size"]
-    rng = np.random.default_rng(0)
-    examples = [rng.integers(0, 256, (batch, k, size, size, 3), dtype=np.uint8) for batch in (1, 3)]
-    onnx = weights.with_suffix(".onnx")
-    return _record(root, onnx, export_module(onnx, model.inference_module(), examples), sha256_file(weights))
-
-
-def _export_fer2013(root: Path, weights: Path) -> dict:
     from mer_utils.experts.visual.fer2013 import load_fer2013_model
-    module = load_fer2013_model(weights).probabilities_module()
     rng = np.random.default_rng(0)
-    examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
+    if visual:
+        model, meta = load_visual_model(weights)
+        module, k, size = model.inference_module(), meta["crop"]["n_frames"], meta["crop"]["crop_size"]
+        examples = [rng.integers(0, 256, (batch, k, size, size, 3), dtype=np.uint8) for batch in (1, 3)]
+    else:
+        module = load_fer2013_model(weights).probabilities_module()
+        examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
     onnx = weights.with_suffix(".onnx")
     return _record(root, onnx, export_module(onnx, module, examples), sha256_file(weights))
 
@@ -132,8 +123,7 @@ def _export_ge2e(root: Path, onnx: Path) -> dict:
 
 
 def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: dict):
-    """``expert`` (loaded from index ``entry``) running the ONNX copy its entry lists, when there is a usable
-    one (:func:`listed_network`); ``expert`` itself otherwise."""
+    """``expert`` (index ``entry``'s) running the ONNX copy the entry lists when usable, else ``expert`` itself."""
     from mer_utils.core.checkpoint_index import entry_path
     if not entry.get("onnx"):
         return expert

@@ -1,10 +1,6 @@
-"""The one protocol runner behind every expert (``mer audio train``, ``mer visual train``, the notebooks).
-
-Per fold: the plug-in (:class:`Expert`) fits on ``train`` and predicts ``val`` and ``test``; finished folds
-(``<run>/fold<k>/done.json`` beside ``predictions.csv``) are kept for a re-run; the best validation UA's model
-becomes the run's checkpoint, copied to ``checkpoints/`` and indexed. Launched on N processes, every process runs
-the fold loop and only the main one writes.
-"""
+"""The one protocol runner behind every expert: per fold the plug-in (:class:`Expert`) fits and predicts, finished
+folds are kept for a re-run, the best validation UA's model is published to ``checkpoints/``. Launched on N
+processes, every process runs the fold loop and only the main one writes."""
 
 from __future__ import annotations
 
@@ -20,6 +16,7 @@ from mer_utils.core.atomic_io import read_json, write_csv, write_json
 from mer_utils.core.predictions import labels_of, read_predictions, write_predictions
 from mer_utils.core.run_lock import releasing_run_locks
 from mer_utils.core.runs import corpus_key, frame_digest
+from mer_utils.experts import distributed
 
 logger = logging.getLogger(__name__)
 SKIPPED_COLUMNS = ["clip_id", "fold", "subset", "reason"]
@@ -53,11 +50,6 @@ class Expert(Protocol):
     def finish(self, run_dir: Path, reports: list[dict]) -> None: ...  # extra artefacts (figures)
 
 
-class FinishedFold(NamedTuple):
-    predictions: pd.DataFrame
-    report: dict
-
-
 class FoldLedger:
     """Which folds of a run are finished, and which fold's model is kept."""
 
@@ -72,10 +64,10 @@ class FoldLedger:
     def is_done(self, fold: int) -> bool:
         return (self.fold_dir(fold) / "done.json").exists() and (self.fold_dir(fold) / "predictions.csv").exists()
 
-    def finished(self, fold: int) -> FinishedFold:
+    def finished(self, fold: int) -> tuple[pd.DataFrame, dict]:
         """A done fold's predictions (checked by the reader) and report."""
-        return FinishedFold(read_predictions(self.fold_dir(fold) / "predictions.csv", **self._expected),
-                            read_json(self.fold_dir(fold) / "done.json")["report"])
+        return (read_predictions(self.fold_dir(fold) / "predictions.csv", **self._expected),
+                read_json(self.fold_dir(fold) / "done.json")["report"])
 
     @property
     def best(self) -> dict:
@@ -95,10 +87,6 @@ class FoldLedger:
         write_predictions(self.fold_dir(fold) / "predictions.csv", predictions)
         write_json(self.fold_dir(fold) / "done.json", {"report": report})
 
-    @property
-    def checkpoint(self) -> Path:
-        return Path(self.best["checkpoint"])
-
 
 def val_ua(frame: pd.DataFrame) -> float:
     from mer_utils.core.metrics import classification_scores
@@ -111,8 +99,6 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
     """Run ``expert`` over every fold of the split ``prepare()`` returns. With ``config.run_folds`` this process
     trains only those folds; the process that finds every fold finished writes the run's results."""
     from mer_utils.core.runs import set_seed
-    from mer_utils.experts import distributed
-
     config = expert.config
     set_seed(config.seed)
     with distributed.main_process_first():
@@ -159,19 +145,17 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
 def _new_run_dir(config, expert: Expert, key: str, settings: dict, locks: list[str]) -> Path:
     """The run folder (main process only), its env.json naming the process layout."""
     from mer_utils.core.runs import new_run_dir
-    from mer_utils.experts import distributed
     run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
                           settings=settings, lock_parts=locks)
-    env = read_json(run_dir / "env.json")
-    write_json(run_dir / "env.json", {**env, **distributed.describe()})
+    env = {**read_json(run_dir / "env.json"), "num_processes": distributed.world_size(),
+           "launcher": "accelerate/torchrun" if distributed.is_distributed() else "none"}
+    write_json(run_dir / "env.json", env)
     return run_dir
 
 
 def _train_fold(expert: Expert, prepared, ledger: FoldLedger, fold: int, run_dir: Path, *,
                 keep_fold_model: bool) -> None:
     """One fold on every process; its records written by the main process."""
-    from mer_utils.experts import distributed
-
     fold_dir = ledger.fold_dir(fold)
     if distributed.is_main_process():
         fold_dir.mkdir(parents=True, exist_ok=True)
@@ -198,12 +182,11 @@ def _finish_run(expert: Expert, prepared, ledger: FoldLedger, run_dir: Path, key
     from mer_utils.core.runs import point_latest
 
     config = expert.config
-    done = {fold: ledger.finished(fold) for fold in folds}
-    for fold, d in done.items():
-        model = Path(d.report.get("fold_model", ""))
+    frames, reports = zip(*(ledger.finished(fold) for fold in folds))
+    for fold, frame, report in zip(folds, frames, reports):
+        model = Path(report.get("fold_model", ""))
         if model.is_file():
-            ledger.offer_best(fold, val_ua(d.predictions), lambda m=model: _copy_model(m, run_dir / "best_model"))
-    frames, reports = [done[f].predictions for f in folds], [done[f].report for f in folds]
+            ledger.offer_best(fold, val_ua(frame), lambda m=model: _copy_model(m, run_dir / "best_model"))
     predictions = pd.concat(frames, ignore_index=True)
     skipped = _write_skipped(run_dir, prepared, reports)
     info = {"modality": expert.stage, "protocol": config.protocol, "split": prepared.split_name,
@@ -211,7 +194,7 @@ def _finish_run(expert: Expert, prepared, ledger: FoldLedger, run_dir: Path, key
             "n_clips": int(prepared.split["clip_id"].nunique()),
             "n_speakers": int(prepared.manifest.loc[prepared.manifest["clip_id"].isin(prepared.split["clip_id"]),
                                                     "actor_id"].nunique()),
-            "checkpoint": str(ledger.checkpoint), "checkpoint_fold": ledger.best["fold"],
+            "checkpoint": ledger.best["checkpoint"], "checkpoint_fold": ledger.best["fold"],
             "n_skipped": len(skipped), **expert.run_info(prepared, reports), "data_root": str(prepared.data_root)}
     info["folds"] = [{k: v for k, v in r.items() if k != "history"} for r in reports]
     metrics = save_run_outputs(run_dir, predictions, info=info)
@@ -230,13 +213,12 @@ def _copy_model(source: Path, stem: Path) -> Path:
 
 
 def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedger, metrics: dict) -> Path:
-    """Copy the run's best model to its stable name in ``checkpoints/`` (other corpora than CREMA-D: in
-    ``checkpoints/<corpus>/``) and record it in the index."""
+    """Copy the run's best model to its stable name in ``checkpoints/`` (``<corpus>/`` but CREMA-D's) and index it."""
     from mer_utils.core.checkpoint_index import register_checkpoint
     from mer_utils.core.runs import safe_name
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
 
-    config, source = expert.config, ledger.checkpoint
+    config, source = expert.config, Path(ledger.best["checkpoint"])
     folder = Path(config.checkpoints)
     if prepared.corpus.name != "cremad":
         folder = folder / safe_name(prepared.corpus.name)
@@ -252,15 +234,10 @@ def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedg
         run_dir=str(run_dir.resolve()),
         run_checkpoint=str(source.resolve()), val_ua=summary.get("val", {}).get("ua", {}).get("mean"),
         test_ua=summary.get("test", {}).get("ua", {}).get("mean"), n_clips=metrics.get("n_clips"),
-        n_speakers=metrics.get("n_speakers"), git_commit=_commit(run_dir))
+        n_speakers=metrics.get("n_speakers"), git_commit=read_json(run_dir / "env.json").get("git_commit"))
     logger.info("best %s checkpoint of %s: %s (indexed in %s/index.json)", expert.stage, run_dir, target,
                 config.checkpoints)
     return target
-
-
-def _commit(run_dir: Path) -> str | None:
-    env = run_dir / "env.json"
-    return read_json(env).get("git_commit") if env.exists() else None
 
 
 def _write_skipped(run_dir: Path, prepared, reports: list[dict]) -> pd.DataFrame:

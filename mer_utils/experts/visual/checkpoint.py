@@ -1,7 +1,5 @@
-"""Visual checkpoints: ``<name>.safetensors`` (tensors only) + ``<name>.json`` (model spec, preprocessing, labels).
-
-Loading needs neither training code nor the FER2013 weights file: the encoder's weights are in the checkpoint.
-"""
+"""Visual checkpoints: ``<name>.safetensors`` (every weight, the encoder's too) + ``<name>.json`` (model spec,
+preprocessing, labels); loading needs neither training code nor the FER2013 weights file."""
 
 from __future__ import annotations
 
@@ -48,10 +46,9 @@ def load_visual_model(path: str | os.PathLike):
     from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     weights, meta_path = _paths(path)
-    for needed in (weights, meta_path):
-        if not needed.is_file():
-            raise FileNotFoundError(f"Visual checkpoint file {needed} not found; train one with `mer visual train` "
-                                    "(it writes checkpoints/best_visual_model.safetensors and .json).")
+    if missing := [p for p in (weights, meta_path) if not p.is_file()]:
+        raise FileNotFoundError(f"Visual checkpoint file {missing[0]} not found; train one with `mer visual train` "
+                                "(it writes checkpoints/best_visual_model.safetensors and .json).")
     with opening_checkpoint(meta_path, kind="visual", fix=_FIX):
         meta = read_json(meta_path)
         if meta.get("format") != CHECKPOINT_FORMAT:
@@ -79,8 +76,7 @@ class VideoPrediction(NamedTuple):
 
 
 class VisualExpert:
-    """A trained visual model with its preprocessing: video in, one probability per label out
-    (``load_visual_expert(path).predict_video(video).probs``, in ``labels`` order)."""
+    """A trained visual model with its preprocessing: ``predict_video(video).probs`` in ``labels`` order."""
 
     def __init__(self, model, meta: dict, *, network=None):
         from mer_utils.experts.visual.crops import CropConfig
@@ -98,7 +94,7 @@ class VisualExpert:
         else:
             import torch
             with torch.inference_mode():
-                logits, _ = self.model.classify_features(self.model.inference_frame_features(torch.as_tensor(batch)))
+                logits, _ = self.model.classify_features(self.model.fast_frame_features()(torch.as_tensor(batch)))
                 probs = logits.softmax(dim=-1).numpy()
         return probs[0] if single else probs
 
@@ -112,6 +108,5 @@ class VisualExpert:
 
 @cached_by_file
 def load_visual_expert(path: str | os.PathLike = f"checkpoints/{BEST_NAME}") -> VisualExpert:
-    """A visual checkpoint (``.safetensors`` + ``.json``) for prediction on torch (the demo runs its ONNX copy
-    when the index lists one: :func:`mer_utils.experts.onnx_export.with_listed_copy`)."""
+    """A visual checkpoint for prediction on torch (ONNX: :func:`mer_utils.experts.onnx_export.with_listed_copy`)."""
     return VisualExpert(*load_visual_model(path))

@@ -7,7 +7,7 @@ import dataclasses
 
 from mer_utils.core.config import NOT_RESULTS
 from mer_utils.core.config import field as _f
-from mer_utils.core.config import group, run_folds_field
+from mer_utils.core.config import group, one_of, run_folds_field
 from mer_utils.data.corpus import DATASETS
 from mer_utils.protocols.splits import PROTOCOLS
 
@@ -86,8 +86,7 @@ class VisualTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its l
     """Everything a facial-expression run depends on (the fields of every group, flat)."""
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        one_of(self.mode, MODES, "mode")
         self.run_folds = tuple(int(f) for f in self.run_folds)
         if self.n_frames < 1 or self.crop_size < 16:
             raise ValueError(f"n_frames must be >= 1 and crop_size >= 16, got {self.n_frames} and {self.crop_size}")

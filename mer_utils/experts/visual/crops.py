@@ -1,8 +1,5 @@
 """Face crops, extracted once per clip and cached in ``outputs/cache/face_crops/<corpus>-<tag>/<config key>/``.
-
-Entries are safetensors, not ``.npz``: they are read in worker threads, and ``np.load`` parses headers with
-``ast``, which is not thread-safe in CPython 3.11 (python/cpython#106905).
-"""
+Entries are safetensors, not ``.npz``: ``np.load`` is not thread-safe in CPython 3.11 (python/cpython#106905)."""
 
 from __future__ import annotations
 
@@ -90,10 +87,7 @@ FINGERPRINT_BYTES = 64 * 1024
 
 
 def source_fingerprint(path: str | os.PathLike) -> str:
-    """Size and sha1 of the first and last 64 KiB of a video: what tells the cached crops belong to it.
-
-    The modification time is left out on purpose: copying a corpus (to Drive, say) changes it.
-    """
+    """Size and sha1 of the first and last 64 KiB of a video (not its mtime: copying a corpus changes that)."""
     path = Path(path)
     size = path.stat().st_size
     digest = hashlib.sha1()
@@ -170,18 +164,15 @@ def prepare_crops(
     cache_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs",
     n_jobs: int | None = None, detector=None, progress: bool = True,
 ) -> tuple[Path, pd.DataFrame]:
-    """Extract (or reuse) face crops for every clip with a usable video, in parallel threads (OpenCV releases
-    the GIL); returns the cache folder and the report (also its ``prepare_report.csv``): undecodable clips
-    ``failed`` with their error, clips whose video is not ``ok`` in the manifest ``skipped``."""
+    """Extract (or reuse) face crops of every clip with a usable video in threads; returns the cache folder and the
+    report (also its ``prepare_report.csv``: ``failed`` with their error, ``skipped`` when the manifest says so)."""
     import pandas as pd
+    from tqdm.auto import tqdm
 
     from mer_utils.data.manifest import modality_gap
 
-    from tqdm.auto import tqdm
-
-    for column in ("clip_id", "video_path", "video_status"):
-        if column not in manifest.columns:
-            raise ValueError(f"manifest lacks column {column!r}; build it with mer_utils.data.manifest.prepare_manifest")
+    if missing := [c for c in ("clip_id", "video_path", "video_status") if c not in manifest.columns]:
+        raise ValueError(f"manifest lacks column {missing[0]!r}; build it with mer_utils.data.manifest.prepare_manifest")
     gap = modality_gap(manifest, "video")
     if gap:  # e.g. an AudioWAV-only download: say what to add, not "no clip could be cropped"
         raise RuntimeError(f"no face crops can be made from {data_root}: {gap}")

@@ -1,7 +1,5 @@
-"""Follow one face through the sampled frames and turn it into a stable square crop.
-
-Boxes are ``(x, y, w, h)`` floats in pixels of the full-size frame.
-"""
+"""Follow one face through the sampled frames and turn it into a stable square crop; boxes are ``(x, y, w, h)``
+floats in pixels of the full-size frame."""
 
 from __future__ import annotations
 
@@ -39,11 +37,8 @@ def _cascade(name: str):
 
 @dataclass(frozen=True)
 class HaarFaceDetector:
-    """OpenCV's frontal-face Haar cascade: offline, fast, bundled with OpenCV.
-
-    ``alt2``, not ``default``: it found a face in every sampled frame of the real CREMA-D sample and of the
-    synthetic corpus, where ``default`` missed 9 % of the synthetic ones at the same cost.
-    """
+    """OpenCV's frontal-face Haar cascade (offline, fast). ``alt2``, not ``default``: it found a face in every sampled
+    frame of the CREMA-D sample and the synthetic corpus, where ``default`` missed 9 % of the synthetic ones."""
 
     cascade: str = "haarcascade_frontalface_alt2.xml"
     scale_factor: float = 1.1
@@ -132,14 +127,11 @@ class TrackedFrame(NamedTuple):
 
 def follow_face(frames: Iterable[np.ndarray], detector: FaceDetector, *, margin: float = 0.1, window: int = 3,
                 max_wait: int = 64) -> Iterator[TrackedFrame]:
-    """Follow one face through ``frames`` (an array or a stream), yielding each frame with its crop box as soon
-    as that box is final (``window // 2`` frames later), so a video of any length is tracked in constant memory.
-
-    The face followed is the largest of the first detections, then the detection that overlaps it most (another
-    person never takes over until it has been missing :data:`LOST_AFTER` frames). A frame without it takes the
-    last box (the first one before it; a centred square after ``max_wait`` frames without a face); boxes are
-    median-smoothed over ``window`` frames, squared and expanded by ``margin``.
-    """
+    """Follow one face through ``frames`` (an array or a stream) in constant memory, yielding each frame with its
+    crop box once final (``window // 2`` frames later). The face followed is the largest of the first detections,
+    then the one overlapping it most (another person takes over after :data:`LOST_AFTER` missed frames); a frame
+    without it takes the last box (the next one before the first; a centred square after ``max_wait`` frames);
+    boxes are median-smoothed over ``window`` frames, squared and expanded by ``margin``."""
     if window < 1 or window % 2 == 0:
         raise ValueError(f"smoothing window must be a positive odd number, got {window}")
     half = window // 2

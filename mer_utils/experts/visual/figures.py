@@ -1,7 +1,5 @@
-"""Figures of the visual pipeline: sampled frames with their face boxes, crop sheets, training curves.
-
-Built on ``matplotlib.figure.Figure`` (no pyplot state), so they work headless too.
-"""
+"""Figures of the visual pipeline (sampled frames with face boxes, crop sheets, training curves), on
+``matplotlib.figure.Figure``: no pyplot state, headless."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.core.atomic_io import atomic_path
+from mer_utils.core.figures import save_png
 
 
 def _finish(fig, path: str | os.PathLike | None, title: str = "", *, tight: bool = True):
@@ -21,8 +19,7 @@ def _finish(fig, path: str | os.PathLike | None, title: str = "", *, tight: bool
     if tight:
         fig.tight_layout()
     if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
+        save_png(fig, path)
     return fig
 
 
@@ -70,12 +67,10 @@ def plot_training_curves(history: Sequence[dict], *, path: str | os.PathLike | N
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8, 3), dpi=100)
     loss_ax, ua_ax = fig.subplots(1, 2)
-    folds = sorted({row["fold"] for row in history})
-    for fold in folds:
+    for fold in sorted({row["fold"] for row in history}):
         rows = [r for r in history if r["fold"] == fold]
-        epochs = [r["epoch"] for r in rows]
-        loss_ax.plot(epochs, [r["train_loss"] for r in rows], label=f"fold {fold}")
-        ua_ax.plot(epochs, [r["val_ua"] for r in rows], label=f"fold {fold}")
+        for ax, key in ((loss_ax, "train_loss"), (ua_ax, "val_ua")):
+            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], label=f"fold {fold}")
     loss_ax.set(xlabel="epoch", ylabel="train loss")
     ua_ax.set(xlabel="epoch", ylabel="validation UA")
     ua_ax.legend(fontsize=7)
@@ -96,8 +91,7 @@ def detection_figure(video_path: str | os.PathLike, crop_config, *, path: str | 
 
 def cached_contact_sheet(cache_dir: str | os.PathLike, clip_ids: Sequence[str] | None = None, *,
                          n_clips: int = 6, path: str | os.PathLike) -> Path:
-    """Contact sheet of cached crops (without ``clip_ids``: ``n_clips`` spread over the cache's report); returns
-    the PNG path."""
+    """Contact sheet of cached crops (without ``clip_ids``: ``n_clips`` spread over the cache's report)."""
     import pandas as pd
 
     from mer_utils.experts.visual.crops import load_clip_crops

@@ -1,13 +1,10 @@
-"""One fold of the visual expert on :mod:`mer_utils.experts.fine_tuning` (``transformers.Trainer``).
-
-Augmentation draws from the global torch generator inside the forward pass, which Trainer seeds and restores
-with each checkpoint, so a resumed fold continues as an uninterrupted one would.
-"""
+"""One fold of the visual expert on :mod:`mer_utils.experts.fine_tuning`. Augmentation draws from the global torch
+generator, which Trainer seeds and restores with each checkpoint: a resumed fold continues as an uninterrupted one."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -55,36 +52,22 @@ class FoldModel(nn.Module):
         return self.model.classify_features(features)[0]
 
 
-@dataclasses.dataclass(frozen=True)
-class ClipBatches:
-    """``[(clip row, label index), ...]`` -> the rows of every tensor in ``data`` and the labels."""
-
-    data: dict  # "features" and "mirrored" (frozen) or "crops" (fine-tuning), indexed by clip row, on the CPU
-
-    def __call__(self, items: list) -> dict:
-        rows = torch.as_tensor([row for row, _ in items])
-        return {**{name: tensor[rows] for name, tensor in self.data.items()},
-                "labels": torch.as_tensor([y for _, y in items])}
-
-
-def _optimizer(model, config: VisualTrainConfig):
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "lr": config.lr}]
-    if config.mode != "frozen":
-        groups.append({"params": list(model.encoder.parameters()), "lr": config.encoder_lr})
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+def collate_rows(data: dict, items: list) -> dict:
+    """``[(clip row, label index), ...]`` -> those rows of every tensor in ``data`` (on the CPU) and the labels."""
+    rows = torch.as_tensor([row for row, _ in items])
+    return {**{name: tensor[rows] for name, tensor in data.items()}, "labels": torch.as_tensor([y for _, y in items])}
 
 
 def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
              config: VisualTrainConfig, fold: int, work_dir: str | os.PathLike):
-    """Train until validation UA stops improving, resuming from ``work_dir/train_state/`` when a checkpoint
-    is there. ``model`` ends with the best weights; returns the trainer (for
-    :func:`mer_utils.experts.fine_tuning.predict_proba` on clip rows) and its report, the history rows naming
-    the fold."""
+    """:func:`~mer_utils.experts.fine_tuning.fine_tune` on clip rows; the report's history rows name the fold."""
     from mer_utils.experts.distributed import one_torch_thread, pick_device
-    from mer_utils.experts.visual.models import set_encoder_trainable
 
     frozen = config.mode == "frozen"
-    set_encoder_trainable(model, not frozen)
+    model.encoder.requires_grad_(not frozen).train(not frozen and model.training)  # frozen: batch norms in eval too
+    head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    encoder = [] if frozen else [{"params": list(model.encoder.parameters()), "lr": config.encoder_lr}]
+    optimizer = torch.optim.AdamW([{"params": head, "lr": config.lr}, *encoder], weight_decay=config.weight_decay)
     args = training_arguments(
         work_dir, epochs=config.epochs, batch_size=config.batch_size, grad_accum=1, seed=config.seed * 1_000 + fold,
         device=pick_device(config.device), eval_batch_size=128, progress=config.progress,
@@ -93,7 +76,8 @@ def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: n
     # A small head on precomputed features: extra threads only add synchronisation.
     with one_torch_thread() if frozen else contextlib.nullcontext():
         trainer, report = fine_tune(
-            FoldModel(model, config), pairs["train"], pairs["val"], args=args, collate=ClipBatches(data),
+            FoldModel(model, config), pairs["train"], pairs["val"], args=args,
+            collate=functools.partial(collate_rows, data),
             class_weights=class_weights(y[train_idx], model.spec.labels, allow_absent=True),
-            optimizer=_optimizer(model, config), patience=config.patience)
+            optimizer=optimizer, patience=config.patience)
     return trainer, {**report, "history": [{"fold": fold, **row} for row in report["history"]]}

@@ -1,13 +1,11 @@
-"""Frame encoder (FER2013 mini-Xception or a timm backbone) + temporal pooling + classifier: clip probabilities.
-
-The model takes the cached ``(B, K, S, S, 3)`` uint8 crops as they are and does its own preprocessing, so a
-checkpoint needs nothing but the crops to predict. Attention pooling: Ilse et al., 2018.
-"""
+"""Frame encoder (FER2013 mini-Xception or timm) + temporal pooling (attention: Ilse et al., 2018) + classifier,
+taking the cached ``(B, K, S, S, 3)`` uint8 crops as they are: a checkpoint needs nothing else to predict."""
 
 from __future__ import annotations
 
 import dataclasses
 
+from mer_utils.core.config import one_of
 
 BACKBONES_HELP = "'fer2013' (offline, FER2013 mini-Xception) or 'timm:<model name>' (ImageNet, e.g. timm:resnet18)"
 POOLINGS = ("mean", "attention")
@@ -27,8 +25,7 @@ class ModelSpec:
     labels: tuple = ()  # the corpus's label set: the head's outputs, in order
 
     def __post_init__(self):
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {POOLINGS}")
+        one_of(self.pooling, POOLINGS, "pooling")
         if len(self.labels) < 2:
             raise ValueError(f"a visual model needs the corpus's label set (two or more labels), got {self.labels}")
         if self.backbone != "fer2013" and not self.backbone.startswith("timm:"):
@@ -69,11 +66,9 @@ def _nn():
             """``forward``'s features in eval mode, 3-5x faster on CPU (batch norms folded, channels-last).
             Inference only: PyTorch 2.13 crashes in backward with channels-last depthwise weights.
             ``channels_last=False`` keeps the standard layout (what ONNX export takes)."""
-            net = self.net.fused_copy()
-            if not channels_last:
-                net = net.to(memory_format=torch.contiguous_format)
-                return lambda frames: net.features(self.prepare(frames))
-            return lambda frames: net.features(self.prepare(frames).contiguous(memory_format=torch.channels_last))
+            layout = torch.channels_last if channels_last else torch.contiguous_format
+            net = self.net.fused_copy().to(memory_format=layout)
+            return lambda frames: net.features(self.prepare(frames).contiguous(memory_format=layout))
 
     class TimmEncoder(nn.Module):
         """uint8 RGB frames -> pooled features of a timm ImageNet backbone."""
@@ -120,17 +115,12 @@ def _nn():
                 self.encoder = TimmEncoder(spec.backbone.split(":", 1)[1], spec.input_size, pretrained)
             dim = self.encoder.out_dim
             self.pool = AttentionPooling(dim) if spec.pooling == "attention" else MeanPooling()
-            n_out = len(spec.labels)
-            layers = [nn.LayerNorm(dim), nn.Dropout(spec.dropout)]
-            if spec.hidden:
-                layers += [nn.Linear(dim, spec.hidden), nn.ReLU(), nn.Dropout(spec.dropout), nn.Linear(spec.hidden, n_out)]
-            else:  # a linear probe
-                layers.append(nn.Linear(dim, n_out))
-            self.head = nn.Sequential(*layers)
+            hidden = [nn.Linear(dim, spec.hidden), nn.ReLU(), nn.Dropout(spec.dropout)] if spec.hidden else []
+            self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(spec.dropout), *hidden,
+                                      nn.Linear(spec.hidden or dim, len(spec.labels)))  # hidden 0: a linear probe
 
         def frame_features(self, crops):  # (B, K, S, S, 3) uint8 -> (B, K, D)
-            batch, k = crops.shape[:2]
-            return self.encoder(crops.flatten(0, 1)).view(batch, k, -1)
+            return self.encoder(crops.flatten(0, 1)).view(*crops.shape[:2], -1)
 
         def classify_features(self, features):  # (B, K, D) -> (B, 6) logits, (B, K) frame weights
             pooled, weights = self.pool(features)
@@ -139,41 +129,29 @@ def _nn():
         def forward(self, crops):
             return self.classify_features(self.frame_features(crops))[0]
 
-        def inference_frame_features(self, crops):  # as frame_features, faster, no gradients
-            encode = getattr(self.encoder, "fused_features", None)
-            if encode is None:
-                return self.frame_features(crops)
-            batch, k = crops.shape[:2]
-            return encode()(crops.flatten(0, 1)).view(batch, k, -1)
+        def fast_frame_features(self, *, channels_last: bool = True):
+            """``frame_features`` for eval mode without gradients, faster (see ``FER2013Encoder.fused_features``)."""
+            fused = getattr(self.encoder, "fused_features", None)
+            encode = fused(channels_last=channels_last) if fused else self.encoder
+            return lambda crops: encode(crops.flatten(0, 1)).view(*crops.shape[:2], -1)
 
         def inference_module(self):
-            """An eval-only module: ``(B, K, S, S, 3)`` uint8 crops -> ``(B, L)`` probabilities and ``(B, K)``
-            frame weights, batch norms folded (what `mer export onnx` exports)."""
+            """``(B, K, S, S, 3)`` uint8 -> ``(B, L)`` probabilities, ``(B, K)`` frame weights, folded (for ONNX)."""
             return ClipProbabilities(self)
 
     class ClipProbabilities(nn.Module):
         def __init__(self, model):
             super().__init__()
             self.model = model.eval()
-            fused = getattr(model.encoder, "fused_features", None)
-            self.encode = fused(channels_last=False) if fused else model.encoder
+            self.encode = model.fast_frame_features(channels_last=False)
 
         def forward(self, crops):
-            batch, k = crops.shape[:2]
-            logits, weights = self.model.classify_features(self.encode(crops.flatten(0, 1)).view(batch, k, -1))
+            logits, weights = self.model.classify_features(self.encode(crops))
             return logits.softmax(dim=-1), weights
 
     return VisualClassifier
 
 
 def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
-    """A :class:`VisualClassifier`; ``pretrained=False`` skips loading encoder weights (a checkpoint's follow), else
-    the FER2013 ones come from :func:`mer_utils.experts.visual.fer2013.fer2013_weights` (``weights_dir``)."""
+    """A :class:`VisualClassifier`, the FER2013 encoder's weights from ``weights_dir`` unless not ``pretrained``."""
     return _nn()(spec, pretrained=pretrained, weights_dir=str(weights_dir))
-
-
-def set_encoder_trainable(model, trainable: bool) -> None:
-    """Freeze or unfreeze the encoder (frozen: its batch norms stay in eval mode too)."""
-    for param in model.encoder.parameters():
-        param.requires_grad_(trainable)
-    model.encoder.train(trainable and model.training)

@@ -26,9 +26,20 @@ class ClipData(NamedTuple):
     labels: np.ndarray  # (N,) index into the corpus's label set
     crops: np.ndarray  # (N, K, S, S, 3) uint8
     row: dict  # clip_id -> index
-    skipped: list  # [{"clip_id", "reason"}]
+    skipped: dict  # clip_id -> why it has no crops
     cache_dir: Path
     report: pd.DataFrame
+
+    def rows(self, clip_ids) -> np.ndarray:
+        """Indices of those of ``clip_ids`` that have crops."""
+        return np.array([self.row[c] for c in clip_ids if c in self.row], dtype=np.int64)
+
+    def predictions(self, prepared, rows: np.ndarray, proba: np.ndarray, *, fold: int, subset: str) -> pd.DataFrame:
+        """The prediction contract's rows of clips ``rows``."""
+        return make_predictions_frame(
+            clip_ids=[self.clip_ids[i] for i in rows], y_true=[prepared.labels[self.labels[i]] for i in rows],
+            proba=proba, labels=prepared.labels, split=prepared.split_name, fold=fold, subset=subset,
+            modality=STAGE)
 
 
 def prepare_visual_protocol(config: VisualTrainConfig):
@@ -46,9 +57,9 @@ def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
     cache_dir, report = prepare_crops(wanted, prepared.data_root, config=config.crop_config(),
                                       outputs=config.outputs, n_jobs=config.n_jobs or None,
                                       progress=config.progress)
-    ok = report[report["status"].isin(["ok", "cached"])]["clip_id"].tolist()
-    skipped = [{"clip_id": c, "reason": f"face crops {s}: {e}"} for c, s, e in
-               report.loc[~report["status"].isin(["ok", "cached"]), ["clip_id", "status", "error"]].itertuples(index=False)]
+    done = report["status"].isin(["ok", "cached"])
+    ok = report.loc[done, "clip_id"].tolist()
+    skipped = {c: f"face crops {s}: {e}" for c, s, e in report.loc[~done, ["clip_id", "status", "error"]].values}
     emotion = dict(zip(prepared.manifest["clip_id"], prepared.manifest["emotion"]))
     # Filled in place: the whole corpus is ~0.7 GB of uint8 at K=8, 64 px; a list + stack would double it.
     first = load_clip_crops(cache_dir, ok[0]).crops if ok else np.zeros((0, 1, 1, 3), np.uint8)
@@ -59,83 +70,37 @@ def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
     return ClipData(ok, labels, crops, {c: i for i, c in enumerate(ok)}, skipped, cache_dir, report)
 
 
-def frozen_features(model, clips: ClipData, *, cache_key: str, device: str, batch_size: int = 64,
-                    progress: bool = True) -> dict:
+def frozen_features(config: VisualTrainConfig, clips: ClipData, labels: tuple[str, ...], *,
+                    batch_size: int = 64) -> dict:
     """Frame features of every clip and of its mirror image, computed once and cached."""
     import torch
 
-    path = clips.cache_dir / f"features_{cache_key}.npz"
+    from mer_utils.core.atomic_io import atomic_path
+    from mer_utils.experts.distributed import pick_device
+    from mer_utils.experts.visual.models import build_visual_model
+
+    model = build_visual_model(config.model_spec(labels), weights_dir=config.checkpoints)
+    path = clips.cache_dir / f"features_{config.backbone.replace(':', '-')}_{model.spec.input_size}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as cached:
             if cached["clip_ids"].tolist() == list(clips.clip_ids):
                 return {"features": torch.from_numpy(cached["features"]),
                         "mirrored": torch.from_numpy(cached["mirrored"])}
     from tqdm.auto import tqdm
-    encoder = model.encoder.to(device).eval()
-    encode = encoder.fused_features() if hasattr(encoder, "fused_features") else encoder
+    device = pick_device(config.device)
+    model.encoder.to(device).eval()
+    encode = model.fast_frame_features()
     out = {"features": [], "mirrored": []}
     with torch.inference_mode():
         for start in tqdm(range(0, len(clips.crops), batch_size), desc="frame features", unit="batch",
-                          disable=not progress):
+                          disable=not config.progress):
             batch = torch.from_numpy(clips.crops[start: start + batch_size]).to(device)
             for name, crops in (("features", batch), ("mirrored", batch.flip(-2))):
-                n, k = crops.shape[:2]
-                out[name].append(encode(crops.flatten(0, 1)).view(n, k, -1).cpu())
-    model.to("cpu")
+                out[name].append(encode(crops).cpu())
     data = {k: torch.cat(v) for k, v in out.items()}
-    from mer_utils.core.atomic_io import atomic_path
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, clip_ids=np.array(clips.clip_ids), **{k: v.numpy() for k, v in data.items()})
     return data
-
-
-def _fold_indices(prepared, clips: ClipData, fold: int) -> dict[str, np.ndarray]:
-    from mer_utils.protocols.splits import fold_subsets
-    subsets = fold_subsets(prepared.split, fold)
-    return {s: np.array([clips.row[c] for c in ids if c in clips.row], dtype=np.int64) for s, ids in subsets.items()}
-
-
-def run_fold(config: VisualTrainConfig, prepared, clips: ClipData, data: dict, fold: int, fold_dir: Path):
-    """Train and predict one fold; returns (predictions, report, model)."""
-    import torch
-
-    from mer_utils.experts.fine_tuning import predict_proba
-    from mer_utils.experts.visual.fit import fit_fold
-    from mer_utils.experts.visual.models import build_visual_model
-
-    torch.manual_seed(config.seed * 1_000 + fold)
-    index = _fold_indices(prepared, clips, fold)
-    if len(index["train"]) == 0 or len(index["val"]) == 0:
-        raise ValueError(f"fold {fold}: no usable training or validation clips (see {clips.cache_dir}/prepare_report.csv)")
-    model = build_visual_model(config.model_spec(prepared.labels), weights_dir=config.checkpoints)
-    start = time.perf_counter()
-    trainer, report = fit_fold(model, data, clips.labels, index["train"], index["val"], config=config, fold=fold,
-                               work_dir=fold_dir)
-    fit_s = time.perf_counter() - start
-    frames = []
-    for subset in ("val", "test"):
-        if len(index[subset]):
-            proba = predict_proba(trainer, [int(i) for i in index[subset]])
-            frames.append(make_predictions_frame(
-                clip_ids=[clips.clip_ids[i] for i in index[subset]],
-                y_true=[prepared.labels[clips.labels[i]] for i in index[subset]], proba=proba, labels=prepared.labels,
-                split=prepared.split_name, fold=fold, subset=subset, modality="visual"))
-    report = {"fold": fold, "epochs": len(report["history"]), **report, "n_train": len(index["train"]),
-              "fit_seconds": round(fit_s, 2)}
-    return pd.concat(frames, ignore_index=True), report, model.eval()
-
-
-def training_inputs(config: VisualTrainConfig, clips: ClipData, labels: tuple[str, ...]) -> dict:
-    """What the training loop indexes: frozen features (and their mirror images) or raw crops."""
-    import torch
-
-    from mer_utils.experts.visual.models import build_visual_model
-    if config.mode == "finetune":
-        return {"crops": torch.from_numpy(clips.crops)}
-    model = build_visual_model(config.model_spec(labels), weights_dir=config.checkpoints)
-    key = f"{config.backbone.replace(':', '-')}_{model.spec.input_size}"
-    from mer_utils.experts.distributed import pick_device
-    return frozen_features(model, clips, cache_key=key, device=pick_device(config.device), progress=config.progress)
 
 
 @dataclasses.dataclass
@@ -152,23 +117,49 @@ class VisualExpert:
         return self.config.result_settings()
 
     def begin(self, prepared) -> None:
+        import torch
         self.clips = load_clip_data(prepared, self.config)
         if not self.clips.clip_ids:
-            raise RuntimeError(f"no clip could be turned into face crops; see {self.clips.cache_dir}/prepare_report.csv")
-        self.data = training_inputs(self.config, self.clips, prepared.labels)
+            raise RuntimeError("no clip could be turned into face crops; see "
+                               f"{self.clips.cache_dir}/prepare_report.csv")
+        # What the training loop indexes: frozen features (and their mirror images) or raw crops.
+        self.data = ({"crops": torch.from_numpy(self.clips.crops)} if self.config.mode == "finetune" else
+                     frozen_features(self.config, self.clips, prepared.labels))
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
+        import torch
+
         from mer_utils.experts.distributed import is_main_process
+        from mer_utils.experts.fine_tuning import predict_proba
         from mer_utils.experts.visual.checkpoint import save_visual_checkpoint
+        from mer_utils.experts.visual.fit import fit_fold
+        from mer_utils.experts.visual.models import build_visual_model
         from mer_utils.protocols.splits import fold_subsets
-        frame, report, model = run_fold(self.config, prepared, self.clips, self.data, fold, fold_dir)
-        reasons = {row["clip_id"]: row["reason"] for row in self.clips.skipped}
-        report["skipped"] = [{"clip_id": c, "fold": fold, "subset": subset, "reason": reasons[c]}
-                             for subset, ids in fold_subsets(prepared.split, fold).items() for c in ids if c in reasons]
-        extra = {"protocol": self.config.protocol, "split": prepared.split_name, "fold": fold,
-                 "val_ua": report["best_val_ua"], "mode": self.config.mode, "trained_on": str(prepared.data_root)}
+
+        config, clips = self.config, self.clips
+        torch.manual_seed(config.seed * 1_000 + fold)
+        subsets = fold_subsets(prepared.split, fold)
+        index = {subset: clips.rows(ids) for subset, ids in subsets.items()}
+        if len(index["train"]) == 0 or len(index["val"]) == 0:
+            raise ValueError(f"fold {fold}: no usable training or validation clips "
+                             f"(see {clips.cache_dir}/prepare_report.csv)")
+        model = build_visual_model(config.model_spec(prepared.labels), weights_dir=config.checkpoints)
+        start = time.perf_counter()
+        trainer, report = fit_fold(model, self.data, clips.labels, index["train"], index["val"], config=config,
+                                   fold=fold, work_dir=fold_dir)
+        fit_s = time.perf_counter() - start
+        frame = pd.concat([clips.predictions(prepared, index[s], predict_proba(trainer, index[s].tolist()), fold=fold,
+                                             subset=s) for s in ("val", "test") if len(index[s])], ignore_index=True)
+        report = {"fold": fold, "epochs": len(report["history"]), **report, "n_train": len(index["train"]),
+                  "fit_seconds": round(fit_s, 2),
+                  "skipped": [{"clip_id": c, "fold": fold, "subset": subset, "reason": clips.skipped[c]}
+                              for subset, ids in subsets.items() for c in ids if c in clips.skipped]}
+        model.eval()
+        extra = {"protocol": config.protocol, "split": prepared.split_name, "fold": fold,
+                 "val_ua": report["best_val_ua"], "mode": config.mode, "trained_on": str(prepared.data_root)}
+
         def save(stem: Path) -> Path:
-            return save_visual_checkpoint(stem, model, crop_config=self.config.crop_config(), extra=extra)
+            return save_visual_checkpoint(stem, model, crop_config=config.crop_config(), extra=extra)
 
         if is_main_process():  # launched: one process writes
             save(fold_dir / "model")
@@ -194,8 +185,7 @@ class VisualExpert:
 
 
 def train_visual(config: VisualTrainConfig | None = None, **overrides) -> RunResult:
-    """Run the visual expert under ``config.protocol``; ``overrides`` replace config fields, e.g.
-    ``train_visual(protocol="speaker", pooling="attention")``."""
+    """Run the visual expert, ``overrides`` replacing config fields: ``train_visual(protocol="speaker")``."""
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     expert = VisualExpert(config)
     return run_protocol(expert, lambda: prepare_visual_protocol(config))

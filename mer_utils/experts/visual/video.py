@@ -1,7 +1,5 @@
-"""Decode a clip and sample K frames from it, deterministically (OpenCV; CREMA-D's FLV and MP4 copies).
-
-A long video (the demo's timeline) is streamed by :func:`stream_frames` instead, frames picked by timestamp.
-"""
+"""Decode a clip and sample K frames from it, deterministically (OpenCV; CREMA-D's FLV and MP4 copies); a long
+video (the demo's timeline) is streamed by :func:`stream_frames`, frames picked by timestamp."""
 
 from __future__ import annotations
 
@@ -48,10 +46,8 @@ def _open(path: str | os.PathLike):
 
 
 def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], int]:
-    """The wanted frames (by index) and how many frames were seen, decoding up to the last wanted one.
-
-    ``grab`` skips the colour conversion and copy of ``read``; seeking would decode again from a keyframe.
-    """
+    """The wanted frames (by index) and how many frames were seen, grabbed up to the last wanted one (``grab``
+    skips ``read``'s conversion and copy; seeking would decode again from a keyframe)."""
     import cv2
     wanted_set, frames, position = {int(i) for i in wanted}, {}, 0
     last = int(wanted.max())
@@ -84,17 +80,13 @@ def _shortfall_is_damage(path, seen: int) -> bool:
 
 
 def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
-    """Read ``k`` uniformly sampled RGB frames of a clip, every one decoded from the file, never repeated.
-
-    A header that over-counts (a longer audio track) draws the indices again over the frames that exist; a
-    truncated or corrupt file, or one with fewer than ``k`` frames, raises :class:`VideoFramesError`.
-    """
+    """``k`` uniformly sampled RGB frames of a clip, never repeated. A header that over-counts (a longer audio
+    track) draws the indices again; a cut or corrupt file or fewer than ``k`` frames: :class:`VideoFramesError`."""
     import cv2
 
     capture = _open(path)
     try:
-        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        n_frames = declared
+        n_frames = declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if n_frames < 1:  # no count in the header: count by decoding
             n_frames = sum(1 for _ in iter(capture.grab, False))
             capture.release()
@@ -154,13 +146,9 @@ class FrameStream(NamedTuple):
 
 def stream_frames(path: str | os.PathLike, k: int, *, max_side: int | None = None,
                   span_s: float = 0.0) -> FrameStream:
-    """``k`` frames spread uniformly over a video's time, decoded in one pass and handed over one at a time.
-
-    Instant *i* is the centre of the *i*-th of ``k`` equal spans of the picture's duration (``span_s`` when the
-    header has none); its frame is the one on screen then, by the stream's timestamps (PyAV), so a variable frame
-    rate is placed right. Frames are converted at most ``max_side`` pixels on the shorter side; instants past
-    the last frame get none; undecodable data raises :class:`VideoFramesError`.
-    """
+    """``k`` frames spread uniformly over a video's time (``span_s`` when the header has no duration), decoded in
+    one pass: at each instant the frame on screen by the stream's timestamps (PyAV: variable frame rates placed
+    right), at most ``max_side`` pixels on the shorter side; undecodable data raises :class:`VideoFramesError`."""
     import av
 
     path = Path(path)

@@ -9,9 +9,6 @@ from mer_utils.experts.visual.fer2013 import FER2013_CLASSES
 from mer_utils.core.run_lock import releasing_run_locks
 from mer_utils.experts.runner import RunResult
 
-# FER2013's classes as the label codes the corpus readers use.
-FER2013_TO_CODE = {"angry": "ANG", "disgust": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD",
-                   "neutral": "NEU", "surprise": "SUR"}
 
 
 def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
@@ -25,7 +22,7 @@ def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     if fer_probs.shape[-1] != len(FER2013_CLASSES):
         raise ValueError(f"expected {len(FER2013_CLASSES)} FER2013 probabilities {FER2013_CLASSES}, "
                          f"got shape {fer_probs.shape}")
-    code_to_class = {code: name for name, code in FER2013_TO_CODE.items()}
+    code_to_class = {name[:3].upper(): name for name in FER2013_CLASSES}  # the corpus readers' codes: ANG, DIS ...
     unknown = [label for label in labels if label not in code_to_class]
     if unknown:
         raise ValueError(f"the FER2013 face model knows {sorted(code_to_class)}; labels {unknown} have no "
@@ -51,15 +48,13 @@ def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], network=
 
 @releasing_run_locks
 def run_zero_shot(config=None, **overrides):
-    """Zero-shot predictions for every fold's ``val`` and ``test`` clips, as a run folder
-    ``outputs/visual/<protocol>_fer2013-zeroshot_seed<seed>/`` that the report lists beside the trained experts
-    (``latest_<protocol>.json`` is left to the trained expert)."""
+    """Zero-shot predictions of every fold's ``val`` and ``test`` clips in a run folder
+    ``outputs/visual/<protocol>_fer2013-zeroshot_seed<seed>/`` (no ``latest_`` pointer: that is the trained one's)."""
     import dataclasses
 
     import pandas as pd
 
     from mer_utils.core.evaluation import save_run_outputs
-    from mer_utils.core.predictions import make_predictions_frame
     from mer_utils.core.runs import corpus_key, new_run_dir, set_seed
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
@@ -79,12 +74,9 @@ def run_zero_shot(config=None, **overrides):
     frames = []
     for fold in sorted(prepared.split["fold"].unique()):
         for subset, ids in fold_subsets(prepared.split, int(fold)).items():
-            rows = [clips.row[c] for c in ids if c in clips.row]
-            if subset == "train" or not rows:
-                continue
-            frames.append(make_predictions_frame(
-                clip_ids=[clips.clip_ids[i] for i in rows], y_true=[prepared.labels[clips.labels[i]] for i in rows],
-                proba=proba[rows], labels=prepared.labels, split=prepared.split_name, fold=int(fold), subset=subset, modality="visual"))
+            rows = clips.rows(ids)
+            if subset != "train" and len(rows):
+                frames.append(clips.predictions(prepared, rows, proba[rows], fold=int(fold), subset=subset))
     info = {"modality": "visual", "protocol": config.protocol, "split": prepared.split_name,
             "backbone": "fer2013-zeroshot", "mode": "zero-shot", "n_frames": config.n_frames,
             "corpus": prepared.corpus.name, "corpus_key": key, "synthetic": prepared.corpus.synthetic,
