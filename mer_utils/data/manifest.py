@@ -175,22 +175,18 @@ def input_signature(data_root: str | os.PathLike, metadata_dir: str | os.PathLik
                     dataset: str = "auto", **options) -> str:
     """Hash of every input file's name, size and mtime (and the reader options): equal hash, equal manifest."""
     digest = hashlib.sha256(f"v{MANIFEST_VERSION}{dataset}{sorted(options.items())}".encode())
-    data_root = Path(data_root)
+    data_root, files = Path(data_root), []  # (name hashed, path)
     if data_root.is_file():  # a corpus CSV: its bytes, then the media it lists (read by its reader)
         digest.update(data_root.read_bytes())
-        for media in reader(resolve_dataset(data_root, dataset)).input_files(data_root):
-            stat = os.stat(media) if media.exists() else None
-            digest.update(f"{media}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\n".encode())
-        return digest.hexdigest()
-    for base in (data_root, Path(metadata_dir) if metadata_dir else None):
-        if base is None or not base.is_dir():
-            continue
-        for root, dirs, files in os.walk(base):
-            dirs.sort()
-            for name in sorted(files):
-                stat = os.stat(os.path.join(root, name))
-                rel = os.path.relpath(os.path.join(root, name), base)
-                digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        files = [(str(media), media) for media in reader(resolve_dataset(data_root, dataset)).input_files(data_root)]
+    else:
+        for base in [b for b in (data_root, Path(metadata_dir) if metadata_dir else None) if b and b.is_dir()]:
+            for root, dirs, names in os.walk(base):
+                dirs.sort()
+                files += [(os.path.relpath(os.path.join(root, n), base), Path(root, n)) for n in sorted(names)]
+    for name, path in files:
+        stat = path.stat() if path.exists() else None
+        digest.update(f"{name}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\n".encode())
     return digest.hexdigest()
 
 
@@ -272,8 +268,7 @@ def modality_gap(manifest: pd.DataFrame, kind: str) -> str | None:
     if (status == OK).any():
         return None
     counts = ", ".join(f"{name} {n}" for name, n in sorted(status.value_counts().items())) or "no clips"
-    hints = {}
-    if manifest.attrs.get("corpus"):
-        hints = getattr(reader(CorpusInfo.from_dict(manifest.attrs["corpus"]).name), "MEDIA_HINTS", {})
+    corpus = manifest.attrs.get("corpus")
+    hints = getattr(reader(corpus["name"]), "MEDIA_HINTS", {}) if corpus else {}
     hint = hints.get(kind, f"add the corpus's {kind} files to the data root")
     return f"no clip has usable {kind} ({kind}: {counts}); {hint}"

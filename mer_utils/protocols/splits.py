@@ -192,10 +192,8 @@ def check_speaker_independent(split: pd.DataFrame, manifest: pd.DataFrame) -> li
     return overlap
 
 
-def make_split(
-    manifest: pd.DataFrame, *, protocol: str, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2,
-    n_folds: int = 5, published_dir: str | os.PathLike | None = None, require: tuple[str, ...] | str = "auto",
-) -> pd.DataFrame:
+def make_split(manifest: pd.DataFrame, *, protocol: str, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2,
+               n_folds: int = 5, published_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Make (or import) a split of the usable clips of ``manifest``, with its ``attrs["info"]``."""
     one_of(protocol, PROTOCOLS, "protocol")
     corpus = manifest.attrs.get("corpus") or {}
@@ -206,7 +204,7 @@ def make_split(
     if protocol == "loso" and not corpus.get("group_column"):
         raise ValueError(f"protocol 'loso' holds out one group (e.g. an IEMOCAP session) per fold, but corpus "
                          f"{corpus.get('name', '?')!r} declares no group column; use speaker-kfold")
-    clips, excluded = usable_clips(manifest, require=require)
+    clips, excluded = usable_clips(manifest)
     if clips.empty:
         raise ValueError("no usable clips: every clip's media are missing or broken (see the manifest problems CSV)")
     info: dict = {"protocol": protocol, "seed": seed, "speaker_independent": SPEAKER_INDEPENDENT[protocol]}
