@@ -54,9 +54,8 @@ def clip_row(clip_id: str, actor_id, emotion: str, **columns) -> dict:
 
 
 def check_rows(rows: list[dict], root: Path, *, progress: bool, default_path=None) -> list[dict]:
-    """Check the media of every row (paths relative to ``root``) and fill in its ``{kind}_status`` and
-    ``duration_s`` (the audio's, else the video's); return the problem rows. A kind whose status is already
-    ``not_provided`` is skipped; an empty path is ``missing``, listed as ``default_path(row, kind)``."""
+    """Fill in each row's ``{kind}_status`` and ``duration_s`` (the audio's, else the video's) from its media under
+    ``root``; return the problem rows. A ``not_provided`` kind is skipped; an empty path is ``missing``."""
     from tqdm.auto import tqdm
 
     todo = [(kind, root / row[f"{kind}_path"]) for row in rows for kind in MODALITIES
@@ -230,8 +229,8 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
     lines += [f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(manifest[f"{kind}_status"].value_counts().items()))
               for kind in MODALITIES]
     usable = (manifest["audio_status"] == OK) | (manifest["video_status"] == OK)
-    provided = [k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any()]
-    complete = pd.concat([manifest[f"{k}_status"] == OK for k in provided], axis=1).all(axis=1) if provided else usable
+    provided = [f"{k}_status" for k in MODALITIES if (manifest[f"{k}_status"] != NOT_PROVIDED).any()]
+    complete = manifest[provided].eq(OK).all(axis=1) if provided else usable
     lines.append(f"usable clips (audio or video ok): {int(usable.sum())}; with every provided modality ok "
                  f"(what the experts train and score on): {int(complete.sum())}")
     if problems is None:

@@ -83,8 +83,7 @@ def _start_or_skip(out_dir: Path, params: dict, expected: list[Path]) -> bool:
 def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENTENCES, seed: int = 0,
                           with_video: bool = True, progress: bool = True) -> Path:
     """Write a synthetic CREMA-D-shaped corpus and return its root; same ``seed``, same bytes. A re-run with the
-    same parameters returns at once or finishes an interrupted corpus; other parameters in the same folder raise
-    ``ValueError``."""
+    same parameters returns at once or finishes an interrupted corpus; other parameters there raise ``ValueError``."""
     from tqdm import tqdm
 
     sentences = tuple(sentences)
