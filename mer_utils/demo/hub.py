@@ -166,9 +166,8 @@ def fetch_checkpoints(repo_id: str, *, token: str | None = None, endpoint: str |
 
 def local_checkpoints(checkpoints):
     """``hf://REPO_ID`` -> its verified local snapshot; a folder stays as it is."""
-    if str(checkpoints).startswith("hf://"):
-        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
-    return checkpoints
+    text = str(checkpoints)
+    return fetch_checkpoints(text.removeprefix("hf://")) if text.startswith("hf://") else checkpoints
 
 
 def pull_checkpoints(repo_id: str, checkpoints: str | os.PathLike | None = None, *, token: str | None = None,
