@@ -129,7 +129,6 @@ def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
         samples, rate = decode_audio(inputs.audio)
         if silence(samples) is None:
             return samples, rate, str(inputs.audio), None
-        # Silent, or stereo channels that cancel out in the mono mix.
         why = (FIXES["phase_cancelled"] if audio_health(inputs.audio, max_seconds=None).status == "phase_cancelled"
                else f"it is silent (no sample reaches {SILENCE_PEAK:g} of full scale)")
         return (None, 0, f"none ({inputs.audio.name} is inaudible, see above)",
