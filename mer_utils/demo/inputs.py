@@ -31,7 +31,6 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
         if is_image_header(handle.read(16)):
             return MediaInfo(IMAGE, 0.0)
     import av
-
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:

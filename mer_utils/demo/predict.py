@@ -112,7 +112,6 @@ def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_roo
     checkpoints = local_checkpoints(checkpoints)
     if video is None and audio is None and clip_id is None:  # a test clip of the embedded corpus's speaker split
         from mer_utils.protocols.prepare import prepare_protocol
-
         prepared = prepare_protocol(None, "speaker", outputs=outputs, progress=False)
         clip_id = str(prepared.split.loc[prepared.split["subset"] == "test", "clip_id"].iloc[0])
         data_root = prepared.data_root
