@@ -23,9 +23,8 @@ TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities,
 
 def export_module(path: Path, module, examples: list[np.ndarray], *, dynamic_axis: int = 0,
                   exporter: str = "dynamo") -> float:
-    """Write torch ``module`` to ``path`` and return the largest ``|ONNX Runtime - torch|`` over ``examples``,
-    refusing (``ValueError``, nothing written) more than :data:`TOLERANCE`. ``"torchscript"`` keeps an ``nn.LSTM``
-    one ONNX LSTM over any length (dynamo unrolls it)."""
+    """Write ``module`` to ``path``; returns the largest ``|ONNX Runtime - torch|`` over ``examples`` (over
+    :data:`TOLERANCE`: ValueError, nothing written). ``"torchscript"`` keeps an LSTM whole (dynamo unrolls it)."""
     import torch
 
     module = module.eval()

@@ -16,6 +16,7 @@ from mer_utils.experts import save_with_json
 
 CHECKPOINT_FORMAT = "mer-visual-1"
 BEST_NAME = "best_visual_model"
+_FIX = "retrain it with `mer visual train` (or pull a checkpoint set again)"
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -34,9 +35,6 @@ def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra
         "crop": dataclasses.asdict(crop_config),
         **(extra or {}),
     }, metadata={"format": CHECKPOINT_FORMAT})
-
-
-_FIX = "retrain it with `mer visual train` (or pull a checkpoint set again)"
 
 
 def load_visual_model(path: str | os.PathLike):

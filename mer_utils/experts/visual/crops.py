@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pandas (and the data layer) load with a manifest: scoring o
 
 CACHE_VERSION = 2  # 2: safetensors entries; the face followed from frame to frame, not the largest per frame
 REPORT_COLUMNS = ("clip_id", "status", "n_frames", "n_detected", "n_fallback", "error")
+FINGERPRINT_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +82,6 @@ def default_cache_dir(data_root: str | os.PathLike, config: CropConfig, outputs:
     root = Path(data_root).resolve()
     tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
     return Path(outputs) / "cache" / "face_crops" / f"{root.name}-{tag}" / config.key()
-
-
-FINGERPRINT_BYTES = 64 * 1024
 
 
 def source_fingerprint(path: str | os.PathLike) -> str:

@@ -276,9 +276,4 @@ def load_fer2013_network(weights: str | os.PathLike):
         return network
     import torch
     module = load_fer2013_model(weights).probabilities_module().eval()
-
-    def on_torch(frames: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(frames)).numpy()
-
-    return on_torch
+    return torch.inference_mode()(lambda frames: module(torch.from_numpy(frames)).numpy())

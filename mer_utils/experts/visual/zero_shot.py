@@ -10,7 +10,6 @@ from mer_utils.core.run_lock import releasing_run_locks
 from mer_utils.experts.runner import RunResult
 
 
-
 def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     """``(..., 7)`` FER2013 probabilities -> ``(..., len(labels))`` in ``labels`` order, renormalised.
 
