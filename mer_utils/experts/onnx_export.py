@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file, write_json
+from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
 from mer_utils.experts import OnnxNetwork, listed_network
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,6 @@ def _record(root: Path, path: Path, gap: float, weights_sha256: str) -> dict:
 
 def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[dict]:
     """Export and list every network of ``checkpoints``; returns the records, each with ``network``."""
-    from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
     from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME
 
     root = Path(checkpoints).resolve()
@@ -123,7 +123,6 @@ def _export_ge2e(root: Path, onnx: Path) -> dict:
 
 def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: dict):
     """``expert`` (index ``entry``'s) running the ONNX copy the entry lists when usable, else ``expert`` itself."""
-    from mer_utils.core.checkpoint_index import entry_path
     if not entry.get("onnx"):
         return expert
     if kind == "visual":

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, write_csv, write_json
+from mer_utils.experts.visual.faces import HaarFaceDetector, crop_faces, track_faces
+from mer_utils.experts.visual.video import read_sampled_frames
 if TYPE_CHECKING:  # pandas (and the data layer) load with a manifest: scoring one video needs neither
     import pandas as pd
 
@@ -48,7 +50,6 @@ class CropConfig:
         return math.ceil(self.crop_size / self.min_size_frac)
 
     def make_detector(self):
-        from mer_utils.experts.visual.faces import HaarFaceDetector
         if self.detector != "haar":
             raise ValueError(f"unknown detector {self.detector!r}; built in: 'haar'. Pass a FaceDetector object "
                              "to prepare_crops(detector=...) and name it in CropConfig.detector.")
@@ -68,8 +69,6 @@ class ClipCrops(NamedTuple):
 def extract_clip_crops(path: str | os.PathLike, config: CropConfig, *, detector=None,
                        keep_frames: bool = False) -> ClipCrops:
     """Decode K frames of one video, track the face, crop it."""
-    from mer_utils.experts.visual.faces import crop_faces, track_faces
-    from mer_utils.experts.visual.video import read_sampled_frames
     sampled = read_sampled_frames(path, config.n_frames)
     track = track_faces(sampled.frames, detector or config.make_detector(), margin=config.margin,
                         window=config.smooth_window)

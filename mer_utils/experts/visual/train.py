@@ -16,11 +16,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mer_utils.core.atomic_io import write_csv
+from mer_utils.core.atomic_io import atomic_path, write_csv
 from mer_utils.core.labels import class_weights
 from mer_utils.core.predictions import make_predictions_frame
+from mer_utils.experts.distributed import is_main_process, one_torch_thread, pick_device
 from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
+from mer_utils.experts.visual.checkpoint import BEST_NAME, save_visual_checkpoint
 from mer_utils.experts.visual.config import VisualTrainConfig
+from mer_utils.experts.visual.crops import load_clip_crops, prepare_crops, summarize_report
+from mer_utils.experts.visual.models import build_visual_model
 
 STAGE = "visual"
 
@@ -57,8 +61,6 @@ def prepare_visual_protocol(config: VisualTrainConfig):
 
 def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
     """Prepare (or reuse) the crops of every clip in the split and load them."""
-    from mer_utils.experts.visual.crops import load_clip_crops, prepare_crops
-
     wanted = prepared.manifest[prepared.manifest["clip_id"].isin(set(prepared.split["clip_id"]))]
     cache_dir, report = prepare_crops(wanted, prepared.data_root, config=config.crop_config(),
                                       outputs=config.outputs, n_jobs=config.n_jobs or None,
@@ -79,10 +81,6 @@ def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
 def frozen_features(config: VisualTrainConfig, clips: ClipData, labels: tuple[str, ...], *,
                     batch_size: int = 64) -> dict:
     """Frame features of every clip and of its mirror image, computed once and cached."""
-    from mer_utils.core.atomic_io import atomic_path
-    from mer_utils.experts.distributed import pick_device
-    from mer_utils.experts.visual.models import build_visual_model
-
     model = build_visual_model(config.model_spec(labels), weights_dir=config.checkpoints)
     path = clips.cache_dir / f"features_{config.backbone.replace(':', '-')}_{model.spec.input_size}.npz"
     if path.exists():
@@ -153,7 +151,6 @@ def collate_rows(data: dict, items: list) -> dict:
 def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
              config: VisualTrainConfig, fold: int, work_dir: str | os.PathLike):
     """:func:`~mer_utils.experts.fine_tuning.fine_tune` on clip rows; the report's history rows name the fold."""
-    from mer_utils.experts.distributed import one_torch_thread, pick_device
     from mer_utils.experts.fine_tuning import fine_tune, training_arguments
 
     frozen = config.mode == "frozen"
@@ -199,10 +196,7 @@ class VisualExpert:
                      frozen_features(self.config, self.clips, prepared.labels))
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
-        from mer_utils.experts.distributed import is_main_process
         from mer_utils.experts.fine_tuning import predict_proba
-        from mer_utils.experts.visual.checkpoint import save_visual_checkpoint
-        from mer_utils.experts.visual.models import build_visual_model
         from mer_utils.protocols.splits import fold_subsets
 
         config, clips = self.config, self.clips
@@ -236,12 +230,10 @@ class VisualExpert:
 
     def stable_name(self, prepared) -> str:
         from mer_utils.experts.audio.checkpoint import protocol_tag
-        from mer_utils.experts.visual.checkpoint import BEST_NAME
         # The demo's protocol keeps the name users know; the others get theirs, so no protocol overwrites another.
         return BEST_NAME if self.config.protocol == "speaker" else f"{BEST_NAME}_{protocol_tag(self.config.protocol)}"
 
     def run_info(self, prepared, reports: list[dict]) -> dict:
-        from mer_utils.experts.visual.crops import summarize_report
         return {"backbone": self.config.backbone, "mode": self.config.mode, "pooling": self.config.pooling,
                 "n_frames": self.config.n_frames, "faces": summarize_report(self.clips.report),
                 "crop_cache": str(self.clips.cache_dir)}
