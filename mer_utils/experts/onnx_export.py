@@ -17,6 +17,8 @@ import numpy as np
 from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file, write_json
 from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
 from mer_utils.experts import OnnxNetwork, listed_network
+from mer_utils.experts.visual.checkpoint import VisualExpert, load_visual_model
+from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME, load_fer2013_model
 
 logger = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities, LSTM states)
@@ -71,8 +73,6 @@ def _record(root: Path, path: Path, gap: float, weights_sha256: str) -> dict:
 
 def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[dict]:
     """Export and list every network of ``checkpoints``; returns the records, each with ``network``."""
-    from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME
-
     root = Path(checkpoints).resolve()
     done = []
     for entry in read_index(root):
@@ -98,8 +98,6 @@ def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[d
 
 def _export_torch(root: Path, weights: Path, *, visual: bool) -> dict:
     """A visual checkpoint (every check of a checkpoint load first) or the FER2013 face model, as ``.onnx``."""
-    from mer_utils.experts.visual.checkpoint import load_visual_model
-    from mer_utils.experts.visual.fer2013 import load_fer2013_model
     rng = np.random.default_rng(0)
     if visual:
         model, meta = load_visual_model(weights)
@@ -126,7 +124,6 @@ def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: d
     if not entry.get("onnx"):
         return expert
     if kind == "visual":
-        from mer_utils.experts.visual.checkpoint import VisualExpert
         weights = entry_path(checkpoints, entry).with_suffix(".safetensors")
         network = listed_network(checkpoints, entry["onnx"], sha256_file(weights))
         return expert if network is None else VisualExpert(expert.model, expert.meta, network=network)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from mer_utils.core.adaptation import adaptation_of, pointer_key
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.metrics import classification_scores
 from mer_utils.core.predictions import labels_of, read_predictions, write_predictions
 from mer_utils.core.run_lock import lock_run_dir, releasing_run_locks
 from mer_utils.core.runs import corpus_key, frame_digest, new_run_dir, point_latest, safe_name, set_seed
@@ -89,7 +90,6 @@ class FoldLedger:
 
 
 def val_ua(frame: pd.DataFrame) -> float:
-    from mer_utils.core.metrics import classification_scores
     val = frame[frame["subset"] == "val"]
     return classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val) else float("nan")
 

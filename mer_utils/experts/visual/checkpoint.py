@@ -14,6 +14,7 @@ from mer_utils.core.atomic_io import read_json
 from mer_utils.core.checkpoint_gate import CheckpointError, cached_by_file, opening_checkpoint, refuse_non_finite
 from mer_utils.experts import save_with_json
 from mer_utils.experts.visual.crops import CropConfig, extract_clip_crops
+from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
 CHECKPOINT_FORMAT = "mer-visual-1"
 BEST_NAME = "best_visual_model"
@@ -41,8 +42,6 @@ def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra
 def load_visual_model(path: str | os.PathLike):
     """``(model in eval mode, metadata dict)`` from a checkpoint written by :func:`save_visual_checkpoint`."""
     from safetensors.torch import load_file
-
-    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     weights, meta_path = _paths(path)
     if missing := [p for p in (weights, meta_path) if not p.is_file()]:

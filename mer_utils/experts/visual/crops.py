@@ -3,6 +3,7 @@ Entries are safetensors, not ``.npz``: ``np.load`` is not thread-safe in CPython
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -125,30 +126,20 @@ def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
     return ClipCrops(data["crops"], data["boxes"], data["frame_indices"], data["detected"], int(meta["n_frames"]))
 
 
-def _cached(path: Path, fingerprint: str) -> tuple[int, np.ndarray] | None:
-    """Frame count and detection flags of a valid cache entry, or None when it must be (re)made."""
-    from safetensors import SafetensorError
-    if not path.exists():
-        return None
-    try:
-        data, meta = _read(path, ("detected",))
-    except (OSError, SafetensorError):
-        return None  # a truncated or foreign file: extract again
-    return (int(meta["n_frames"]), data["detected"]) if meta.get("source_fingerprint") == fingerprint else None
-
-
 def _report_row(clip_id: str, status: str, n_frames: int = 0, detected=(), error: str = "") -> dict:
     detected = np.asarray(detected, dtype=bool)
     return dict(zip(REPORT_COLUMNS, (clip_id, status, n_frames, int(detected.sum()), int((~detected).sum()), error)))
 
 
 def _prepare_one(clip_id: str, video: Path, cache_dir: Path, config: CropConfig, detector) -> dict:
+    from safetensors import SafetensorError
     try:
         fingerprint = source_fingerprint(video)
         path = _entry(cache_dir, clip_id)
-        cached = _cached(path, fingerprint)
-        if cached is not None:
-            return _report_row(clip_id, "cached", *cached)
+        with contextlib.suppress(OSError, SafetensorError):  # no entry, or a truncated or foreign one: extract again
+            data, meta = _read(path, ("detected",))
+            if meta.get("source_fingerprint") == fingerprint:
+                return _report_row(clip_id, "cached", int(meta["n_frames"]), data["detected"])
         crops = extract_clip_crops(video, config, detector=detector)
         _save(path, crops, fingerprint)
         return _report_row(clip_id, "ok", crops.n_frames, crops.detected)
