@@ -183,10 +183,6 @@ class AcousticBackbone:
     def uses_speaker_pool(self) -> bool:
         return self.recipe.speaker_norm is not None
 
-    @property
-    def name(self) -> str:
-        return self.feature_set
-
     def features(self, clips: ClipSet) -> tuple[dict, np.ndarray]:
         blocks, ok, skipped = feature_blocks(clips.paths, self.recipe.base_feature_sets, settings=self.settings,
                                              cache_dir=self.cache_dir, n_jobs=self.n_jobs, progress=self.progress)

@@ -81,12 +81,6 @@ def _smile(name: str):
     return opensmile.Smile(feature_set=feature_set, feature_level=opensmile.FeatureLevel.Functionals)
 
 
-def _functionals(lld: np.ndarray) -> np.ndarray:
-    """Mean, std, 10th/50th/90th percentile of each descriptor row."""
-    pct = np.percentile(lld, [10, 50, 90], axis=1)
-    return np.concatenate([lld.mean(axis=1), lld.std(axis=1), *pct])
-
-
 def librosa_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     """The permissive feature set: 231 functionals of 32 frame descriptors (10 ms hop)."""
     import librosa
@@ -112,9 +106,10 @@ def librosa_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     f0 = librosa.yin(wave, fmin=60.0, fmax=500.0, sr=sample_rate, frame_length=1024, hop_length=hop)[:n]
     voiced = log_rms[0, : len(f0)] > np.percentile(log_rms, 40)
     pitch = 12 * np.log2(f0[voiced] / 100.0) if voiced.any() else np.zeros(1)
-    pitch_stats = np.r_[pitch.mean(), pitch.std(), np.percentile(pitch, [10, 50, 90]), voiced.mean()]
-    extra = np.r_[pitch_stats, len(wave) / sample_rate]
-    return np.concatenate([_functionals(lld), np.abs(deltas).mean(axis=1), deltas.std(axis=1), extra])
+    extra = np.r_[pitch.mean(), pitch.std(), np.percentile(pitch, [10, 50, 90]), voiced.mean(),
+                  len(wave) / sample_rate]
+    functionals = [lld.mean(axis=1), lld.std(axis=1), *np.percentile(lld, [10, 50, 90], axis=1)]
+    return np.concatenate([*functionals, np.abs(deltas).mean(axis=1), deltas.std(axis=1), extra])
 
 
 def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 16_000,
@@ -223,12 +218,6 @@ def assemble(paths, keys: list[str], found: dict, errors: dict, what: str = "") 
     return X, ok, [{"path": str(paths[i]), "reason": errors.get(i, "not found")} for i in np.flatnonzero(~ok)]
 
 
-def cache_namespace(feature_set: str, settings: AudioSettings) -> str:
-    version = FEATURE_SETS[feature_set].version
-    extra = {"set_version": version} if version > 1 else {}
-    return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra})
-
-
 _ANNOUNCED: set[tuple[str, str]] = set()  # (cache folder, namespace) already reported in this process
 
 
@@ -244,7 +233,9 @@ def features_for_files(
     check_feature_set_available(feature_set)  # before any worker starts: one clear error, not one per clip
     paths = [str(p) for p in paths]
     keys = clip_keys(paths)
-    served = (str(cache_dir), cache_namespace(feature_set, settings))
+    version = FEATURE_SETS[feature_set].version
+    extra = {"set_version": version} if version > 1 else {}
+    served = (str(cache_dir), namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra}))
     cache = FeatureCache(cache_dir, served[1]) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]

@@ -160,10 +160,6 @@ class FrozenBackbone:
         if self.probe not in ("logreg", "weighted"):
             raise ValueError(f"probe must be 'logreg' or 'weighted', got {self.probe!r}")
 
-    @property
-    def name(self) -> str:
-        return self.model_name
-
     def embeddings(self, clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
         E, ok, skipped = layer_embeddings_for_files(
             self.base, [str(p) for p in clips.paths], model_name=self.model_name, settings=self.settings,

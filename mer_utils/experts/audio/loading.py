@@ -50,18 +50,14 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     try:
         samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as err:
-        raise AudioLoadError(f"Cannot decode {path} ({err}). {_decode_hint(path)}") from None
+        with open(path, "rb") as handle:
+            lfs = handle.read(64).startswith(b"version https://git-lfs")
+        hint = ("It is a Git LFS pointer, not audio: run `git lfs pull` in the CREMA-D clone." if lfs else
+                "Re-download it, or convert it to 16 kHz WAV (`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`).")
+        raise AudioLoadError(f"Cannot decode {path} ({err}). {hint}") from None
     if samples.size == 0:
         raise AudioLoadError(f"{path} decodes to no samples; re-download it")
     return np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32), int(sr)
-
-
-def _decode_hint(path: Path) -> str:
-    with open(path, "rb") as handle:
-        head = handle.read(64)
-    if head.startswith(b"version https://git-lfs"):
-        return "It is a Git LFS pointer, not audio: run `git lfs pull` in the CREMA-D clone."
-    return "Re-download it, or convert it to 16 kHz WAV (`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`)."
 
 
 def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSettings = AudioSettings(),
@@ -80,12 +76,14 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
     if samples.ndim != 1 or samples.size == 0:
         raise ValueError(f"expected a non-empty 1-D (or 2-D multichannel) waveform, got shape {samples.shape}")
     sr = settings.sample_rate
-    if sample_rate != sr:
-        import librosa
+    import librosa
 
+    if sample_rate != sr:
         samples = librosa.resample(samples, orig_sr=sample_rate, target_sr=sr)
     if settings.trim_top_db is not None:
-        samples = _trim(samples, settings.trim_top_db)
+        # On CREMA-D room noise sits 32-35 dB below the speech peak: 30 dB removes only the pauses.
+        trimmed, _ = librosa.effects.trim(samples, top_db=settings.trim_top_db)
+        samples = trimmed if trimmed.size else samples  # an all-quiet clip is kept whole
     if settings.max_seconds is not None and len(samples) > int(round(settings.max_seconds * sr)):
         import warnings
 
@@ -97,15 +95,6 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
     if len(samples) < min_len:
         samples = np.pad(samples, (0, min_len - len(samples)))
     return np.ascontiguousarray(samples, dtype=np.float32)
-
-
-def _trim(samples: np.ndarray, top_db: float) -> np.ndarray:
-    """Edges quieter than ``top_db`` below the peak cut (on CREMA-D, room noise sits 32-35 dB below the speech
-    peak, so 30 dB removes only the pauses); an all-quiet clip is kept whole."""
-    import librosa
-
-    trimmed, _ = librosa.effects.trim(samples, top_db=top_db)
-    return trimmed if trimmed.size else samples
 
 
 def load_waveform(path: str | os.PathLike, *, settings: AudioSettings = AudioSettings()) -> np.ndarray:

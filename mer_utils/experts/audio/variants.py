@@ -1,15 +1,12 @@
-"""The one offline SER model on precomputed features (:class:`Recipe`), how it scores a clip, and its plain-array
-form (:func:`fitted_to_arrays`, no pickle). Every choice is made on the validation actors.
-
-Speaker normalisation (test-time adaptation) z-scores each speaker's clips with statistics of that speaker's
-unlabelled clips (the ``reference`` pool, else the rows scored); a speaker with fewer than ``min_clips`` clips keeps
-the training set's global statistics.
+"""The one offline SER model on precomputed features (:class:`Recipe`), how it scores a clip (speaker
+normalisation: each speaker z-scored with its unlabelled clips) and its plain-array form (no pickle).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -358,12 +355,12 @@ def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray
     out = proba.copy()
     speakers = np.asarray(speakers)
     target = np.asarray(prior, dtype=np.float64)
+    active = target > 0
     for speaker in np.unique(speakers):
         rows = speakers == speaker
         if rows.sum() < min_clips:
             continue
         Q = np.clip(proba[rows], 1e-12, None)
-        active = target > 0
         for _ in range(n_iter):
             col = Q.mean(axis=0)
             Q[:, active] *= target[active] / col[active]
@@ -392,13 +389,8 @@ def _whole_speakers(speakers: Sequence, reference: tuple | None) -> np.ndarray:
     speakers = np.asarray(speakers)
     if reference is None:
         return np.ones(len(speakers), dtype=bool)
-    in_pool, scored = _clips_per_speaker(reference[1]), _clips_per_speaker(speakers)
+    in_pool, scored = Counter(np.asarray(reference[1]).tolist()), Counter(speakers.tolist())
     return np.array([scored[s] >= in_pool.get(s, 0) for s in speakers.tolist()], dtype=bool)
-
-
-def _clips_per_speaker(speakers: Sequence) -> dict:
-    names, counts = np.unique(np.asarray(speakers), return_counts=True)
-    return dict(zip(names.tolist(), counts.tolist()))
 
 
 def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallback_models: Sequence[FittedModel],
@@ -410,7 +402,7 @@ def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallbac
     n = len(next(iter(X.values())))
     few = np.ones(n, dtype=bool)
     if speakers is not None:
-        count_of = _clips_per_speaker(speakers if reference is None else reference[1])
+        count_of = Counter(np.asarray(speakers if reference is None else reference[1]).tolist())
         few = np.array([count_of.get(s, 0) < recipe.min_clips for s in np.asarray(speakers).tolist()], dtype=bool)
     proba = np.zeros((n, models[0].n_labels))
     if (~few).any():
