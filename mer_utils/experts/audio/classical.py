@@ -17,10 +17,9 @@ from mer_utils.core.adaptation import DEFAULT_ADAPTATION, check_adaptation
 from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.core.labels import class_weights
 from mer_utils.experts import save_with_json
-from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features, feature_blocks,
                                               feature_set_fingerprint)
-from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
+from mer_utils.experts.audio.loading import AudioSettings, ClipSet, as_waveforms
 from mer_utils.experts.audio.variants import (DEFAULT_MIN_CLIPS, Recipe, fit_recipe_held_out, fitted_from_arrays,
                                               fitted_to_arrays, predict_recipe, predict_with_fallback,
                                               without_speaker_statistics)

@@ -1,7 +1,5 @@
-"""Cross-corpus SER: the one acoustic model trained on one corpus, tested on another (e.g. CREMA-D -> RAVDESS).
-
-Choices are made on validation actors of the source; every usable target clip is a test clip, scored over the
-emotions both corpora share. The run folder follows the run contract (``protocol="cross:<source>-><target>"``).
+"""Cross-corpus SER: the one acoustic model trained on one corpus (choices on its validation actors), tested on
+every usable clip of another, over the emotions both share (``protocol="cross:<source>-><target>"``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``), and the on-disk
-cache of per-clip arrays (functionals, SSL embeddings) in shards: each pass appends one atomic ``shard-*.npz`` per
-chunk, so an interrupted pass keeps its finished chunks; a key holds the file's name, size and mtime.
-
-openSMILE (``egemaps``, ``compare``) is licensed by audEERING for research and education only; ``librosa`` and
-``ge2e`` (:mod:`~mer_utils.experts.audio.speaker_encoder`) allow commercial use.
+"""Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``, licences in
+docs/audio.md), and the on-disk cache of per-clip arrays in atomic ``shard-*.npz`` files, one per chunk.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The ``ge2e`` feature set: hidden-state statistics of Resemblyzer's pretrained GE2E speaker encoder.
-
-Only the weights (``pretrained.pt`` in the wheel) are read, into ``torch.nn.LSTM`` layers built here: Resemblyzer's
-modules and ``webrtcvad`` are never imported. The mel front-end follows its ``preprocess_wav`` (docs/audio.md).
+"""The ``ge2e`` feature set: hidden-state statistics of Resemblyzer's pretrained GE2E speaker encoder, whose
+weights are read into ``torch.nn.LSTM`` layers built here (its modules are never imported: docs/audio.md).
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ import torch
 
 from mer_utils.core.labels import class_weights
 from mer_utils.experts import distributed
-from mer_utils.experts.audio.backbone import ClipSet
-from mer_utils.experts.audio.loading import AudioSettings, load_waveforms
+from mer_utils.experts.audio.loading import AudioSettings, ClipSet, load_waveforms
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
 from mer_utils.experts.fine_tuning import (accumulation_steps, fine_tune, mixed_precision, predict_proba,
                                            training_arguments)
