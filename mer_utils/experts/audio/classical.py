@@ -116,12 +116,8 @@ class AcousticExpert:
             raise ValueError(f"{path} is not an acoustic SER checkpoint of this toolkit version (metadata kind "
                              f"{meta.get('kind')!r}, expected {CHECKPOINT_KIND!r}); retrain it with `mer audio train`")
         _check_encoders(path, meta.get("encoders", {}))
-        models, recipe = fitted_from_arrays({k: v for k, v in arrays.items() if not k.startswith("fallback.")},
-                                            meta["models"])
-        fallback = None
-        if meta.get("fallback"):
-            fallback, _ = fitted_from_arrays({k[len("fallback."):]: v for k, v in arrays.items()
-                                              if k.startswith("fallback.")}, meta["fallback"])
+        models, recipe = fitted_from_arrays(arrays, meta["models"])
+        fallback = fitted_from_arrays(arrays, meta["fallback"], "fallback.")[0] if meta.get("fallback") else None
         return cls(feature_set=meta["feature_set"], settings=AudioSettings.from_dict(meta["audio"]), models=models,
                    recipe=recipe, fallback=fallback, labels=tuple(meta["labels"]), info=meta.get("info", {}))
 

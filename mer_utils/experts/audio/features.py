@@ -39,8 +39,7 @@ FEATURE_SETS = {
                        "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed",
                        version=2),  # 2: layer-2 percentiles added
 }
-# Bump when a feature definition changes, so cached vectors are recomputed.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 1  # bumped when every set's definition changes
 
 
 def check_feature_set(name: str) -> str:
@@ -259,8 +258,7 @@ def features_for_files(
 
 def feature_blocks(paths: Sequence[str | os.PathLike], feature_sets: Sequence[str], **kwargs
                    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict]]:
-    """``({set: (n, d) float64}, ok, skipped)`` of :func:`features_for_files` for each set; ``ok``: every set
-    decoded the clip."""
+    """``({set: (n, d) float64}, ok, skipped)`` of :func:`features_for_files` for each set (``ok``: in all)."""
     blocks, ok, skipped = {}, np.ones(len(paths), dtype=bool), []
     for name in feature_sets:
         X, ok_set, bad = features_for_files(paths, feature_set=name, **kwargs)

@@ -119,8 +119,7 @@ def load_waveforms(
 
 
 def as_waveforms(inputs: Iterable, *, settings: AudioSettings = AudioSettings()) -> list[np.ndarray]:
-    """Prepared waveforms of paths, 16 kHz arrays or ``(samples, sample_rate)`` tuples (what ``predict_proba``
-    of an expert accepts)."""
+    """Prepared waveforms of paths, 16 kHz arrays or ``(samples, sample_rate)`` tuples."""
     waves = []
     for item in inputs:
         if isinstance(item, (str, os.PathLike)):
@@ -175,8 +174,7 @@ class ClipSet:
     @classmethod
     def from_manifest(cls, manifest: pd.DataFrame, data_root: str | os.PathLike, clip_ids: Sequence[str], *,
                       labels: Sequence[str]) -> "ClipSet":
-        """Clips of ``clip_ids`` (in that order) with their audio paths, emotions, speakers and sentence
-        ids (when the manifest has them); ``labels`` is the corpus's label set."""
+        """Clips of ``clip_ids``, in that order; ``labels`` is the corpus's label set."""
         from mer_utils.data.manifest import media_path
 
         table = manifest.set_index("clip_id")

@@ -65,8 +65,7 @@ def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 @functools.cache
 def layer_outputs_module():
-    """``(1, T, 40)`` mel frames -> the outputs of LSTM layers ``LAYERS_USED``, as one torch module (what
-    ``mer export onnx`` exports), built once per process."""
+    """``(1, T, 40)`` mel frames -> outputs of LSTM layers ``LAYERS_USED`` (the module ``mer export onnx`` exports)."""
     import torch
 
     state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]

@@ -18,8 +18,6 @@ from mer_utils.experts.audio.config import AudioTrainConfig
 from mer_utils.experts.audio.loading import AudioSettings, ClipSet
 from mer_utils.experts.runner import Expert, FoldResult, RunResult, run_protocol
 
-STAGE = "audio"
-
 
 def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
     """The backbone named by ``config`` (acoustic, or a speech model in finetune/frozen mode) over ``labels``."""
@@ -76,7 +74,7 @@ class AudioExpert(Expert):
     """The runner's audio plug-in (``begin`` and ``finish`` do nothing)."""
 
     config: AudioTrainConfig
-    stage: str = STAGE
+    stage: str = "audio"
     resume_files: tuple = ("train_state",)  # a fine-tune's Trainer checkpoints
     family: str | None = None  # the speech model's family (wav2vec2, hubert, wavlm ...), once one is built
 

@@ -419,14 +419,14 @@ def fitted_to_arrays(models: Sequence[FittedModel], recipe: Recipe) -> tuple[dic
     return {k: np.asarray(v) for k, v in arrays.items()}, meta
 
 
-def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Recipe]:
-    """Inverse of :func:`fitted_to_arrays`: ``(models, recipe)``."""
+def fitted_from_arrays(arrays: dict, meta: dict, prefix: str = "") -> tuple[list[FittedModel], Recipe]:
+    """Inverse of :func:`fitted_to_arrays`: ``(models, recipe)`` from the arrays named ``<prefix>block<i>.*``."""
     if meta.get("format") != ARRAYS_FORMAT:
         raise ValueError(f"not a fitted-recipe array set (format {meta.get('format')!r}, expected {ARRAYS_FORMAT!r})")
     recipe = Recipe.from_dict(meta["recipe"])
     models = []
     for i, entry in enumerate(meta["blocks"]):
-        p = f"block{i}."
+        p = f"{prefix}block{i}."
         normalizer = None
         if entry["normalizer"] is not None:
             normalizer = SpeakerNormalizer.from_arrays(
