@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mer_utils.experts.audio.backbone import ClipSet
+from mer_utils.experts.audio.loading import ClipSet
 from mer_utils.experts.audio.classical import AcousticBackbone
 from tests.conftest import shared
 from mer_utils.data.cremad_vocabulary import EMOTIONS

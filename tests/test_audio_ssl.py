@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from mer_utils.experts.audio.backbone import ClipSet
+from mer_utils.experts.audio.loading import ClipSet
 from mer_utils.experts.audio.checkpoint import load_audio_expert
 from mer_utils.experts.audio.frozen import FrozenBackbone
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier, classifier_from_spec

@@ -181,7 +181,7 @@ def test_iemocap_reader_gives_four_classes_and_leave_one_session_out(tmp_path):
 
 
 def test_ravdess_keeps_all_eight_emotions_through_the_manifest_cache(tmp_path):
-    from mer_utils.experts.audio.backbone import ClipSet
+    from mer_utils.experts.audio.loading import ClipSet
 
     manifest = prepare_manifest(shared("ravdess-dev"), outputs=tmp_path, progress=False, dataset="ravdess",
                                 keep_all_emotions=True)

@@ -1,7 +1,5 @@
-"""Saving and loading SER checkpoints; :func:`load_audio_expert` for the demo.
-
-Speech models are ``*.pt`` files of plain tensors and JSON-like dicts (read with ``weights_only=True``; the
-architecture is rebuilt from the saved config, no download); acoustic models are ``*.safetensors`` + ``*.json``.
+"""Saving and loading SER checkpoints (:func:`load_audio_expert` for the demo): speech models as ``*.pt`` of plain
+tensors and dicts (``weights_only=True``, rebuilt from the saved config), acoustic ones as ``*.safetensors``.
 """
 
 from __future__ import annotations

@@ -17,10 +17,9 @@ from mer_utils.core.adaptation import DEFAULT_ADAPTATION, check_adaptation
 from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.core.labels import class_weights
 from mer_utils.experts import save_with_json
-from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features, feature_blocks,
                                               feature_set_fingerprint)
-from mer_utils.experts.audio.loading import AudioSettings, as_waveforms
+from mer_utils.experts.audio.loading import AudioSettings, ClipSet, as_waveforms
 from mer_utils.experts.audio.variants import (DEFAULT_MIN_CLIPS, Recipe, fit_recipe_held_out, fitted_from_arrays,
                                               fitted_to_arrays, predict_recipe, predict_with_fallback,
                                               without_speaker_statistics)
@@ -117,12 +116,8 @@ class AcousticExpert:
             raise ValueError(f"{path} is not an acoustic SER checkpoint of this toolkit version (metadata kind "
                              f"{meta.get('kind')!r}, expected {CHECKPOINT_KIND!r}); retrain it with `mer audio train`")
         _check_encoders(path, meta.get("encoders", {}))
-        models, recipe = fitted_from_arrays({k: v for k, v in arrays.items() if not k.startswith("fallback.")},
-                                            meta["models"])
-        fallback = None
-        if meta.get("fallback"):
-            fallback, _ = fitted_from_arrays({k[len("fallback."):]: v for k, v in arrays.items()
-                                              if k.startswith("fallback.")}, meta["fallback"])
+        models, recipe = fitted_from_arrays(arrays, meta["models"])
+        fallback = fitted_from_arrays(arrays, meta["fallback"], "fallback.")[0] if meta.get("fallback") else None
         return cls(feature_set=meta["feature_set"], settings=AudioSettings.from_dict(meta["audio"]), models=models,
                    recipe=recipe, fallback=fallback, labels=tuple(meta["labels"]), info=meta.get("info", {}))
 
@@ -182,10 +177,6 @@ class AcousticBackbone:
     @property
     def uses_speaker_pool(self) -> bool:
         return self.recipe.speaker_norm is not None
-
-    @property
-    def name(self) -> str:
-        return self.feature_set
 
     def features(self, clips: ClipSet) -> tuple[dict, np.ndarray]:
         blocks, ok, skipped = feature_blocks(clips.paths, self.recipe.base_feature_sets, settings=self.settings,

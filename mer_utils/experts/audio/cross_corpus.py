@@ -1,7 +1,5 @@
-"""Cross-corpus SER: the one acoustic model trained on one corpus, tested on another (e.g. CREMA-D -> RAVDESS).
-
-Choices are made on validation actors of the source; every usable target clip is a test clip, scored over the
-emotions both corpora share. The run folder follows the run contract (``protocol="cross:<source>-><target>"``).
+"""Cross-corpus SER: the one acoustic model trained on one corpus (choices on its validation actors), tested on
+every usable clip of another, over the emotions both share (``protocol="cross:<source>-><target>"``).
 """
 
 from __future__ import annotations
@@ -11,12 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION
+from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION, pointer_key
 from mer_utils.core.config import field as _f
 from mer_utils.experts.audio import DEFAULT_BACKBONE
+from mer_utils.data.manifest import corpus_info, media_path, prepare_manifest
+from mer_utils.experts.audio.classical import recipe_for
 from mer_utils.experts.audio.config import AudioTrainConfig
+from mer_utils.experts.audio.features import default_cache_dir, feature_blocks
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
-from mer_utils.protocols.splits import actor_table, split_actors
+from mer_utils.protocols.splits import actor_table, split_actors, usable_clips
 from mer_utils.core.run_lock import releasing_run_locks
 
 
@@ -45,8 +46,6 @@ class CrossCorpusConfig:
         return f"cross:{self.source_name}->{self.target_name}"
 
     def recipe(self) -> Recipe:
-        from mer_utils.experts.audio.classical import recipe_for
-
         return recipe_for(self.backbone, adapt=self.adapt, refit=self.refit)
 
     upgrade_config = AudioTrainConfig.upgrade_config  # a config.json from before `adapt` (--config replay)
@@ -59,8 +58,6 @@ def shared_emotions(source: pd.DataFrame, target: pd.DataFrame) -> list[str]:
     ...                 pd.DataFrame({"emotion": ["SAD", "CAL", "ANG"]}))
     ['ANG', 'SAD']
     """
-    from mer_utils.data.manifest import corpus_info
-
     order = corpus_info(source).labels if source.attrs.get("corpus") else tuple(sorted(set(source["emotion"])))
     both = set(source["emotion"]) & set(target["emotion"])
     shared = [e for e in order if e in both]
@@ -79,17 +76,12 @@ def source_val_split(clips: pd.DataFrame, *, val_size: float, seed: int) -> tupl
 
 
 def _usable(manifest: pd.DataFrame, emotions: list[str]) -> pd.DataFrame:
-    from mer_utils.protocols.splits import usable_clips
-
     clips, _ = usable_clips(manifest, require=("audio",))
     return clips[clips["emotion"].isin(emotions)].reset_index(drop=True)
 
 
 def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir: Path, skipped: list,
            progress: bool, labels: list[str]) -> dict:
-    from mer_utils.data.manifest import media_path
-    from mer_utils.experts.audio.features import feature_blocks
-
     X, ok, bad = feature_blocks([media_path(root, p) for p in clips["audio_path"]], config.recipe().base_feature_sets,
                                 cache_dir=cache_dir, progress=progress)
     skipped.extend(bad)  # reported in metrics.json, never dropped silently
@@ -102,11 +94,8 @@ def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir
 def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Path:
     """Train on ``config.source_root``, test on ``config.target_root``; returns the run folder."""
     from mer_utils.core.evaluation import save_run_outputs
-    from mer_utils.data.manifest import corpus_info, prepare_manifest
     from mer_utils.core.predictions import make_predictions_frame
-    from mer_utils.core.adaptation import pointer_key
     from mer_utils.core.runs import new_run_dir, point_latest, safe_name, set_seed
-    from mer_utils.experts.audio.features import default_cache_dir
     from mer_utils.experts.audio.train import check_adaptation_fits
 
     set_seed(config.seed)

@@ -1,9 +1,5 @@
-"""Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``), and the on-disk
-cache of per-clip arrays (functionals, SSL embeddings) in shards: each pass appends one atomic ``shard-*.npz`` per
-chunk, so an interrupted pass keeps its finished chunks; a key holds the file's name, size and mtime.
-
-openSMILE (``egemaps``, ``compare``) is licensed by audEERING for research and education only; ``librosa`` and
-``ge2e`` (:mod:`~mer_utils.experts.audio.speaker_encoder`) allow commercial use.
+"""Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``, licences in
+docs/audio.md), and the on-disk cache of per-clip arrays in atomic ``shard-*.npz`` files, one per chunk.
 """
 
 from __future__ import annotations
@@ -43,8 +39,7 @@ FEATURE_SETS = {
                        "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed",
                        version=2),  # 2: layer-2 percentiles added
 }
-# Bump when a feature definition changes, so cached vectors are recomputed.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 1  # bumped when every set's definition changes
 
 
 def check_feature_set(name: str) -> str:
@@ -81,12 +76,6 @@ def _smile(name: str):
     return opensmile.Smile(feature_set=feature_set, feature_level=opensmile.FeatureLevel.Functionals)
 
 
-def _functionals(lld: np.ndarray) -> np.ndarray:
-    """Mean, std, 10th/50th/90th percentile of each descriptor row."""
-    pct = np.percentile(lld, [10, 50, 90], axis=1)
-    return np.concatenate([lld.mean(axis=1), lld.std(axis=1), *pct])
-
-
 def librosa_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     """The permissive feature set: 231 functionals of 32 frame descriptors (10 ms hop)."""
     import librosa
@@ -112,9 +101,10 @@ def librosa_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     f0 = librosa.yin(wave, fmin=60.0, fmax=500.0, sr=sample_rate, frame_length=1024, hop_length=hop)[:n]
     voiced = log_rms[0, : len(f0)] > np.percentile(log_rms, 40)
     pitch = 12 * np.log2(f0[voiced] / 100.0) if voiced.any() else np.zeros(1)
-    pitch_stats = np.r_[pitch.mean(), pitch.std(), np.percentile(pitch, [10, 50, 90]), voiced.mean()]
-    extra = np.r_[pitch_stats, len(wave) / sample_rate]
-    return np.concatenate([_functionals(lld), np.abs(deltas).mean(axis=1), deltas.std(axis=1), extra])
+    extra = np.r_[pitch.mean(), pitch.std(), np.percentile(pitch, [10, 50, 90]), voiced.mean(),
+                  len(wave) / sample_rate]
+    functionals = [lld.mean(axis=1), lld.std(axis=1), *np.percentile(lld, [10, 50, 90], axis=1)]
+    return np.concatenate([*functionals, np.abs(deltas).mean(axis=1), deltas.std(axis=1), extra])
 
 
 def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 16_000,
@@ -223,12 +213,6 @@ def assemble(paths, keys: list[str], found: dict, errors: dict, what: str = "") 
     return X, ok, [{"path": str(paths[i]), "reason": errors.get(i, "not found")} for i in np.flatnonzero(~ok)]
 
 
-def cache_namespace(feature_set: str, settings: AudioSettings) -> str:
-    version = FEATURE_SETS[feature_set].version
-    extra = {"set_version": version} if version > 1 else {}
-    return namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra})
-
-
 _ANNOUNCED: set[tuple[str, str]] = set()  # (cache folder, namespace) already reported in this process
 
 
@@ -244,7 +228,9 @@ def features_for_files(
     check_feature_set_available(feature_set)  # before any worker starts: one clear error, not one per clip
     paths = [str(p) for p in paths]
     keys = clip_keys(paths)
-    served = (str(cache_dir), cache_namespace(feature_set, settings))
+    version = FEATURE_SETS[feature_set].version
+    extra = {"set_version": version} if version > 1 else {}
+    served = (str(cache_dir), namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra}))
     cache = FeatureCache(cache_dir, served[1]) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
@@ -272,8 +258,7 @@ def features_for_files(
 
 def feature_blocks(paths: Sequence[str | os.PathLike], feature_sets: Sequence[str], **kwargs
                    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict]]:
-    """``({set: (n, d) float64}, ok, skipped)`` of :func:`features_for_files` for each set; ``ok``: every set
-    decoded the clip."""
+    """``({set: (n, d) float64}, ok, skipped)`` of :func:`features_for_files` for each set (``ok``: in all)."""
     blocks, ok, skipped = {}, np.ones(len(paths), dtype=bool), []
     for name in feature_sets:
         X, ok_set, bad = features_for_files(paths, feature_set=name, **kwargs)

@@ -16,9 +16,8 @@ from torch import nn
 from mer_utils.core.labels import class_weights
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts import distributed
-from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.features import FeatureCache, assemble, clip_keys, namespace
-from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
+from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, ClipSet, load_waveform
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
 
 FROZEN_VERSION = 1
@@ -159,10 +158,6 @@ class FrozenBackbone:
     def __post_init__(self):
         if self.probe not in ("logreg", "weighted"):
             raise ValueError(f"probe must be 'logreg' or 'weighted', got {self.probe!r}")
-
-    @property
-    def name(self) -> str:
-        return self.model_name
 
     def embeddings(self, clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
         E, ok, skipped = layer_embeddings_for_files(

@@ -1,5 +1,6 @@
 """Audio input: any WAV/MP3 in, 16 kHz mono float32 out, prepared alike (resampled, down-mixed, edges trimmed,
-capped and padded) for training and the demo, so a checkpoint never meets input it was not trained on.
+capped and padded) for training and the demo, so a checkpoint never meets input it was not trained on; the
+:class:`ClipSet` a backbone consumes.
 """
 
 from __future__ import annotations
@@ -7,11 +8,16 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
+from mer_utils.core.config import DictIO
+from mer_utils.core.labels import check_label_set
 from mer_utils.data.media_health import SAMPLE_RATE
+
+if TYPE_CHECKING:  # pandas and the data layer load with a manifest: a demo that only predicts needs neither
+    import pandas as pd
 
 
 class AudioLoadError(RuntimeError):
@@ -23,21 +29,13 @@ class InputCutWarning(UserWarning):
 
 
 @dataclasses.dataclass(frozen=True)
-class AudioSettings:
+class AudioSettings(DictIO):
     """How a clip is turned into model input (stored in every checkpoint)."""
 
     sample_rate: int = SAMPLE_RATE  # every backbone here expects 16 kHz
     trim_top_db: float | None = 30.0  # trim edges quieter than peak - top_db; None keeps them
     max_seconds: float | None = 6.0  # CREMA-D clips last 1-5 s; longer input is cut at the end
     min_seconds: float = 0.5  # shorter input is zero-padded (SSL front-ends need ~25 ms at least)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "AudioSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -50,18 +48,14 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     try:
         samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as err:
-        raise AudioLoadError(f"Cannot decode {path} ({err}). {_decode_hint(path)}") from None
+        with open(path, "rb") as handle:
+            lfs = handle.read(64).startswith(b"version https://git-lfs")
+        hint = ("It is a Git LFS pointer, not audio: run `git lfs pull` in the CREMA-D clone." if lfs else
+                "Re-download it, or convert it to 16 kHz WAV (`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`).")
+        raise AudioLoadError(f"Cannot decode {path} ({err}). {hint}") from None
     if samples.size == 0:
         raise AudioLoadError(f"{path} decodes to no samples; re-download it")
     return np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32), int(sr)
-
-
-def _decode_hint(path: Path) -> str:
-    with open(path, "rb") as handle:
-        head = handle.read(64)
-    if head.startswith(b"version https://git-lfs"):
-        return "It is a Git LFS pointer, not audio: run `git lfs pull` in the CREMA-D clone."
-    return "Re-download it, or convert it to 16 kHz WAV (`ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`)."
 
 
 def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSettings = AudioSettings(),
@@ -80,12 +74,14 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
     if samples.ndim != 1 or samples.size == 0:
         raise ValueError(f"expected a non-empty 1-D (or 2-D multichannel) waveform, got shape {samples.shape}")
     sr = settings.sample_rate
-    if sample_rate != sr:
-        import librosa
+    import librosa
 
+    if sample_rate != sr:
         samples = librosa.resample(samples, orig_sr=sample_rate, target_sr=sr)
     if settings.trim_top_db is not None:
-        samples = _trim(samples, settings.trim_top_db)
+        # On CREMA-D room noise sits 32-35 dB below the speech peak: 30 dB removes only the pauses.
+        trimmed, _ = librosa.effects.trim(samples, top_db=settings.trim_top_db)
+        samples = trimmed if trimmed.size else samples  # an all-quiet clip is kept whole
     if settings.max_seconds is not None and len(samples) > int(round(settings.max_seconds * sr)):
         import warnings
 
@@ -97,15 +93,6 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
     if len(samples) < min_len:
         samples = np.pad(samples, (0, min_len - len(samples)))
     return np.ascontiguousarray(samples, dtype=np.float32)
-
-
-def _trim(samples: np.ndarray, top_db: float) -> np.ndarray:
-    """Edges quieter than ``top_db`` below the peak cut (on CREMA-D, room noise sits 32-35 dB below the speech
-    peak, so 30 dB removes only the pauses); an all-quiet clip is kept whole."""
-    import librosa
-
-    trimmed, _ = librosa.effects.trim(samples, top_db=top_db)
-    return trimmed if trimmed.size else samples
 
 
 def load_waveform(path: str | os.PathLike, *, settings: AudioSettings = AudioSettings()) -> np.ndarray:
@@ -132,8 +119,7 @@ def load_waveforms(
 
 
 def as_waveforms(inputs: Iterable, *, settings: AudioSettings = AudioSettings()) -> list[np.ndarray]:
-    """Prepared waveforms of paths, 16 kHz arrays or ``(samples, sample_rate)`` tuples (what ``predict_proba``
-    of an expert accepts)."""
+    """Prepared waveforms of paths, 16 kHz arrays or ``(samples, sample_rate)`` tuples."""
     waves = []
     for item in inputs:
         if isinstance(item, (str, os.PathLike)):
@@ -143,3 +129,65 @@ def as_waveforms(inputs: Iterable, *, settings: AudioSettings = AudioSettings())
         else:
             waves.append(prepare_waveform(np.asarray(item), settings.sample_rate, settings=settings))
     return waves
+
+
+@dataclasses.dataclass
+class ClipSet:
+    """Clip ids, absolute audio paths, (optional) emotion labels, speaker ids and the label set: what every backbone's
+    ``fit(train, val, work_dir=)`` and ``predict_proba(clips) -> (n, K)`` (NaN rows: undecodable clips) take."""
+
+    clip_ids: list[str]
+    paths: list[Path]
+    labels: list[str] | None = None
+    speakers: list | None = None  # actor ids, for speaker normalisation (never labels)
+    label_set: tuple[str, ...] | None = None  # the corpus's classes, in order (required with labels)
+    sentences: list | None = None  # what each clip says (the manifest's sentence id), for sentence normalisation
+
+    def __post_init__(self):
+        for what, values in (("paths", self.paths), ("sentence ids", self.sentences), ("labels", self.labels)):
+            if values is not None and len(values) != len(self.clip_ids):
+                raise ValueError(f"{len(self.clip_ids)} clip ids but {len(values)} {what}")
+        if self.label_set is not None:
+            self.label_set = check_label_set(self.label_set)
+        if self.labels is not None:
+            if self.label_set is None:
+                raise ValueError("a labelled clip set needs its label_set (the corpus's classes, in order)")
+            unknown = sorted(set(self.labels) - set(self.label_set))
+            if unknown:
+                raise ValueError(f"labels {unknown} are not in the corpus's label set {list(self.label_set)}")
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def take(self, index: Sequence[int] | np.ndarray) -> "ClipSet":
+        index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=int)
+        return ClipSet([self.clip_ids[i] for i in index], [self.paths[i] for i in index],
+                       None if self.labels is None else [self.labels[i] for i in index],
+                       None if self.speakers is None else [self.speakers[i] for i in index], self.label_set,
+                       None if self.sentences is None else [self.sentences[i] for i in index])
+
+    def label_indices(self) -> np.ndarray:
+        if self.labels is None:
+            raise ValueError("this clip set has no labels")
+        return np.array([self.label_set.index(label) for label in self.labels], dtype=int)
+
+    @classmethod
+    def from_manifest(cls, manifest: pd.DataFrame, data_root: str | os.PathLike, clip_ids: Sequence[str], *,
+                      labels: Sequence[str]) -> "ClipSet":
+        """Clips of ``clip_ids``, in that order; ``labels`` is the corpus's label set."""
+        from mer_utils.data.manifest import media_path
+
+        table = manifest.set_index("clip_id")
+        missing = [c for c in clip_ids if c not in table.index]
+        if missing:
+            raise ValueError(f"{len(missing)} split clips are not in the manifest (e.g. {missing[0]}); "
+                             "the split and the manifest come from different data roots")
+        rows = table.loc[list(clip_ids)]
+        no_audio = rows.index[rows["audio_path"].astype(str) == ""].tolist()
+        if no_audio:
+            raise ValueError(f"{len(no_audio)} clips have no audio file (e.g. {no_audio[0]}); "
+                             "add AudioWAV/ (or AudioMP3/) to the data root")
+        paths = [media_path(data_root, rel) for rel in rows["audio_path"].astype(str)]
+        sentences = rows["sentence"].tolist() if "sentence" in rows.columns else None
+        return cls(list(clip_ids), paths, rows["emotion"].astype(str).tolist(), rows["actor_id"].tolist(),
+                   tuple(labels), sentences)

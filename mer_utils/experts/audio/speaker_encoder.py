@@ -1,7 +1,5 @@
-"""The ``ge2e`` feature set: hidden-state statistics of Resemblyzer's pretrained GE2E speaker encoder.
-
-Only the weights (``pretrained.pt`` in the wheel) are read, into ``torch.nn.LSTM`` layers built here: Resemblyzer's
-modules and ``webrtcvad`` are never imported. The mel front-end follows its ``preprocess_wav`` (docs/audio.md).
+"""The ``ge2e`` feature set: hidden-state statistics of Resemblyzer's pretrained GE2E speaker encoder, whose
+weights are read into ``torch.nn.LSTM`` layers built here (its modules are never imported: docs/audio.md).
 """
 
 from __future__ import annotations
@@ -67,8 +65,7 @@ def mel_frames(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 @functools.cache
 def layer_outputs_module():
-    """``(1, T, 40)`` mel frames -> the outputs of LSTM layers ``LAYERS_USED``, as one torch module (what
-    ``mer export onnx`` exports), built once per process."""
+    """``(1, T, 40)`` mel frames -> outputs of LSTM layers ``LAYERS_USED`` (the module ``mer export onnx`` exports)."""
     import torch
 
     state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]

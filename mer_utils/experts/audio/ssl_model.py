@@ -1,8 +1,6 @@
 """Self-supervised speech models (any ``transformers`` Auto id or folder) with a SUPERB-style emotion head.
-
-Hidden states of every layer -> per-frame layer norm -> softmax-weighted sum (or one layer) -> mean or attentive
-pooling -> standardise -> linear (or MLP). Weighting and mean pooling are linear, so a probe on cached mean-pooled
-layer embeddings (``frozen`` mode) is exactly this head: both modes save one checkpoint format.
+Weighting and mean pooling are linear, so a probe on cached mean-pooled layer embeddings (``frozen`` mode) is
+exactly this head: both modes save one checkpoint format.
 """
 
 from __future__ import annotations
@@ -68,13 +66,6 @@ def plain_json(obj):
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
-def layer_geometry(config) -> tuple[int, int]:
-    """(number of hidden-state outputs incl. the input embedding, width)."""
-    if getattr(config, "is_encoder_decoder", False) or config.model_type == "whisper":
-        return config.encoder_layers + 1, config.d_model
-    return config.num_hidden_layers + 1, config.hidden_size
-
-
 def disable_layerdrop(backbone: nn.Module) -> None:
     """Turn LayerDrop off: the layer-weighted sum needs every layer's hidden state at every step."""
     for key in ("layerdrop", "encoder_layerdrop"):
@@ -97,7 +88,11 @@ class SSLClassifier(nn.Module):
         self.backbone = backbone
         self.feature_extractor = feature_extractor
         self.head_config = head
-        self.n_layers, width = layer_geometry(backbone.config)
+        config = backbone.config  # n_layers counts the input embedding's hidden state too
+        if getattr(config, "is_encoder_decoder", False) or config.model_type == "whisper":
+            self.n_layers, width = config.encoder_layers + 1, config.d_model
+        else:
+            self.n_layers, width = config.num_hidden_layers + 1, config.hidden_size
         if isinstance(head.layer, int) and not -self.n_layers <= head.layer < self.n_layers:
             raise ValueError(f"layer {head.layer} out of range for a model with {self.n_layers} hidden states")
         self.layer_logits = nn.Parameter(torch.zeros(self.n_layers))
@@ -208,13 +203,3 @@ def classifier_from_spec(spec: dict) -> SSLClassifier:
     backbone = transformers.AutoModel.from_config(transformers.AutoConfig.for_model(**spec["backbone_config"]))
     return SSLClassifier(_encoder_only(backbone), cls.from_dict(values), labels=tuple(spec["labels"]),
                          head=HeadConfig(**spec["head"]))
-
-
-def freeze_feature_encoder(model: SSLClassifier) -> bool:
-    """Freeze the convolutional waveform encoder when the backbone has one."""
-    encoder = getattr(model.backbone, "feature_extractor", None)
-    if encoder is None:
-        return False
-    for param in encoder.parameters():
-        param.requires_grad = False
-    return True

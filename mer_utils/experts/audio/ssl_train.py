@@ -14,9 +14,8 @@ import torch
 
 from mer_utils.core.labels import class_weights
 from mer_utils.experts import distributed
-from mer_utils.experts.audio.backbone import ClipSet
-from mer_utils.experts.audio.loading import AudioSettings, load_waveforms
-from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier, freeze_feature_encoder
+from mer_utils.experts.audio.loading import AudioSettings, ClipSet, load_waveforms
+from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
 from mer_utils.experts.fine_tuning import (accumulation_steps, fine_tune, mixed_precision, predict_proba,
                                            training_arguments)
 
@@ -45,8 +44,8 @@ def finetune(model: SSLClassifier, train_waves: list, y_train: np.ndarray, val_w
     accum, _ = accumulation_steps(batch_size=config.batch_size, grad_accum=config.grad_accum,
                                   effective_batch_size=config.effective_batch_size,
                                   num_processes=distributed.world_size())
-    if config.freeze_feature_encoder:
-        freeze_feature_encoder(model)
+    if config.freeze_feature_encoder and getattr(model.backbone, "feature_extractor", None) is not None:
+        model.backbone.feature_extractor.requires_grad_(False)  # the convolutional waveform encoder
     backbone_ids = {id(p) for p in model.backbone.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in trainable if id(p) in backbone_ids], "lr": config.lr},
@@ -80,8 +79,6 @@ class FinetuneBackbone:
     @property
     def model_name(self) -> str:
         return self.config.backbone
-
-    name = model_name
 
     def _waves(self, clips: ClipSet, desc: str) -> tuple[list, np.ndarray]:
         waves, skipped = load_waveforms(clips.paths, settings=self.settings,

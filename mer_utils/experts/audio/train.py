@@ -13,13 +13,10 @@ import numpy as np
 import pandas as pd
 
 from mer_utils.core.predictions import make_predictions_frame
-from mer_utils.experts.audio.backbone import ClipSet
 from mer_utils.experts.audio.checkpoint import checkpoint_stem
 from mer_utils.experts.audio.config import AudioTrainConfig
-from mer_utils.experts.audio.loading import AudioSettings
-from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
-
-STAGE = "audio"
+from mer_utils.experts.audio.loading import AudioSettings, ClipSet
+from mer_utils.experts.runner import Expert, FoldResult, RunResult, run_protocol
 
 
 def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
@@ -73,19 +70,16 @@ def _predict_frame(backbone, clips: ClipSet, *, labels, split_name: str, fold: i
 
 
 @dataclasses.dataclass
-class AudioExpert:
-    """The runner's audio plug-in (see :class:`mer_utils.experts.runner.Expert`)."""
+class AudioExpert(Expert):
+    """The runner's audio plug-in (``begin`` and ``finish`` do nothing)."""
 
     config: AudioTrainConfig
-    stage: str = STAGE
+    stage: str = "audio"
     resume_files: tuple = ("train_state",)  # a fine-tune's Trainer checkpoints
     family: str | None = None  # the speech model's family (wav2vec2, hubert, wavlm ...), once one is built
 
     def settings(self) -> dict:
         return self.config.result_settings()
-
-    def begin(self, prepared) -> None:
-        pass
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
         from mer_utils.protocols.splits import fold_subsets
@@ -121,9 +115,6 @@ class AudioExpert:
         self.family = self.family or next((r["family"] for r in reports if r.get("family")), None)
         return {"backbone": self.config.backbone, "mode": self.config.resolved_mode, "family": self.family,
                 "adaptation": self.config.adapt}
-
-    def finish(self, run_dir: Path, reports: list[dict]) -> None:
-        pass
 
 
 def train_audio(config: AudioTrainConfig | None = None, **overrides) -> RunResult:

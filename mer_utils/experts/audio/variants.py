@@ -1,20 +1,18 @@
-"""The one offline SER model on precomputed features (:class:`Recipe`), how it scores a clip, and its plain-array
-form (:func:`fitted_to_arrays`, no pickle). Every choice is made on the validation actors.
-
-Speaker normalisation (test-time adaptation) z-scores each speaker's clips with statistics of that speaker's
-unlabelled clips (the ``reference`` pool, else the rows scored); a speaker with fewer than ``min_clips`` clips keeps
-the training set's global statistics.
+"""The one offline SER model on precomputed features (:class:`Recipe`), how it scores a clip (speaker
+normalisation: each speaker z-scored with its unlabelled clips) and its plain-array form (no pickle).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
 from scipy.special import softmax
 
+from mer_utils.core.config import DictIO, one_of
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts.audio import DEFAULT_C_GRID
 
@@ -66,8 +64,7 @@ class SpeakerNormalizer:
     global_scale: np.ndarray | None = None
 
     def __post_init__(self):
-        if self.mode not in SPEAKER_NORM_MODES:
-            raise ValueError(f"unknown speaker normalisation mode {self.mode!r}; choose one of {SPEAKER_NORM_MODES}")
+        one_of(self.mode, SPEAKER_NORM_MODES, "speaker normalisation mode")
         if self.min_clips < 2:
             raise ValueError(f"min_clips must be >= 2 (a spread needs two clips), got {self.min_clips}")
 
@@ -166,7 +163,7 @@ ARRAYS_FORMAT = "mer-recipe-arrays/1"
 
 
 @dataclasses.dataclass(frozen=True)
-class Recipe:
+class Recipe(DictIO):
     """Feature sets, how their models combine, the ``C`` grid, refit, and how a test clip is scored."""
 
     feature_sets: tuple[str, ...] = ("ge2e",)  # "a+b" inside an averaged recipe: one model on a and b stacked
@@ -207,15 +204,6 @@ class Recipe:
     def base_feature_sets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(part for s in self.feature_sets for part in s.split("+")))
 
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "Recipe":
-        known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
-        return cls(**kwargs)
-
 
 # `mer audio train`'s default (--adapt none): GE2E statistics, each clip scored alone (docs/ravdess.md).
 DEFAULT_RECIPE = Recipe(feature_sets=("ge2e",), refit=True)
@@ -240,13 +228,10 @@ class FittedModel:
     intercept: np.ndarray
     prior: np.ndarray  # training class frequencies over all labels (for ``balance``)
 
-    def standardise(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
+    def proba(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
         Z = (self.normalizer.transform(X, speakers=speakers, reference=reference) if self.normalizer
              else np.asarray(X, dtype=np.float64))
-        return (Z - self.mean) / self.scale
-
-    def proba(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
-        logits = self.standardise(X, speakers, reference) @ self.coef.T + self.intercept
+        logits = ((Z - self.mean) / self.scale) @ self.coef.T + self.intercept
         if logits.shape[1] == 1:  # a binary logistic model: one logit for the second class
             logits = np.hstack([np.zeros_like(logits), logits])
         known = softmax(logits, axis=1)
@@ -258,8 +243,7 @@ class FittedModel:
 def _fit_head(C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int, n_labels: int) -> FittedModel:
     from sklearn.linear_model import LogisticRegression
 
-    mean, scale = X.mean(axis=0), X.std(axis=0)
-    scale[scale <= 1e-12] = 1.0  # constant features carry nothing; avoid 0/0
+    mean, scale = X.mean(axis=0), _safe_scale(X.std(axis=0))
     model = LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=seed)
     model.fit((X - mean) / scale, y)
     return FittedModel(normalizer, mean, scale, np.asarray(model.classes_, dtype=int), C, n_labels,
@@ -312,12 +296,10 @@ def _sentence_normalised_data(recipe: Recipe, data: dict) -> dict:
 def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
                         labels: tuple[str, ...]) -> tuple[list[FittedModel], list[FittedModel], dict]:
     """``(models, held_out, report)``: one model per block, ``C`` chosen by validation UA, and the same models
-    fitted on ``train`` alone (with ``recipe.refit`` the first saw the validation clips: validation predictions
-    come from ``held_out`` to stay out-of-sample).
+    fitted on ``train`` alone (out-of-sample validation predictions when ``recipe.refit`` saw val).
 
-    ``train``/``val``: ``{"X": {set: (n, d)}, "y": label indices, "speakers": ids}``, optionally ``"sentences"``
-    and ``"reference": ({set: pool rows}, pool speakers[, pool sentences])``, the unlabelled clips that define
-    each speaker's statistics.
+    ``train``/``val``: ``{"X": {set: (n, d)}, "y", "speakers"}``, optionally ``"sentences"`` and ``"reference":
+    ({set: pool rows}, pool speakers[, pool sentences])`` (the unlabelled clips of each speaker's statistics).
     """
     n_labels = len(labels)
     models, held_out, report = [], [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
@@ -358,12 +340,12 @@ def balance_per_speaker(proba: np.ndarray, speakers: Sequence, prior: np.ndarray
     out = proba.copy()
     speakers = np.asarray(speakers)
     target = np.asarray(prior, dtype=np.float64)
+    active = target > 0
     for speaker in np.unique(speakers):
         rows = speakers == speaker
         if rows.sum() < min_clips:
             continue
         Q = np.clip(proba[rows], 1e-12, None)
-        active = target > 0
         for _ in range(n_iter):
             col = Q.mean(axis=0)
             Q[:, active] *= target[active] / col[active]
@@ -392,13 +374,8 @@ def _whole_speakers(speakers: Sequence, reference: tuple | None) -> np.ndarray:
     speakers = np.asarray(speakers)
     if reference is None:
         return np.ones(len(speakers), dtype=bool)
-    in_pool, scored = _clips_per_speaker(reference[1]), _clips_per_speaker(speakers)
+    in_pool, scored = Counter(np.asarray(reference[1]).tolist()), Counter(speakers.tolist())
     return np.array([scored[s] >= in_pool.get(s, 0) for s in speakers.tolist()], dtype=bool)
-
-
-def _clips_per_speaker(speakers: Sequence) -> dict:
-    names, counts = np.unique(np.asarray(speakers), return_counts=True)
-    return dict(zip(names.tolist(), counts.tolist()))
 
 
 def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallback_models: Sequence[FittedModel],
@@ -410,7 +387,7 @@ def predict_with_fallback(models: Sequence[FittedModel], recipe: Recipe, fallbac
     n = len(next(iter(X.values())))
     few = np.ones(n, dtype=bool)
     if speakers is not None:
-        count_of = _clips_per_speaker(speakers if reference is None else reference[1])
+        count_of = Counter(np.asarray(speakers if reference is None else reference[1]).tolist())
         few = np.array([count_of.get(s, 0) < recipe.min_clips for s in np.asarray(speakers).tolist()], dtype=bool)
     proba = np.zeros((n, models[0].n_labels))
     if (~few).any():
@@ -442,14 +419,14 @@ def fitted_to_arrays(models: Sequence[FittedModel], recipe: Recipe) -> tuple[dic
     return {k: np.asarray(v) for k, v in arrays.items()}, meta
 
 
-def fitted_from_arrays(arrays: dict, meta: dict) -> tuple[list[FittedModel], Recipe]:
-    """Inverse of :func:`fitted_to_arrays`: ``(models, recipe)``."""
+def fitted_from_arrays(arrays: dict, meta: dict, prefix: str = "") -> tuple[list[FittedModel], Recipe]:
+    """Inverse of :func:`fitted_to_arrays`: ``(models, recipe)`` from the arrays named ``<prefix>block<i>.*``."""
     if meta.get("format") != ARRAYS_FORMAT:
         raise ValueError(f"not a fitted-recipe array set (format {meta.get('format')!r}, expected {ARRAYS_FORMAT!r})")
     recipe = Recipe.from_dict(meta["recipe"])
     models = []
     for i, entry in enumerate(meta["blocks"]):
-        p = f"block{i}."
+        p = f"{prefix}block{i}."
         normalizer = None
         if entry["normalizer"] is not None:
             normalizer = SpeakerNormalizer.from_arrays(
