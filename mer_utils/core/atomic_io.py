@@ -91,6 +91,13 @@ def write_csv(path: str | os.PathLike, frame, **kwargs) -> Path:
     return Path(path)
 
 
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Write the matplotlib ``fig`` to ``path`` atomically, without the version tag (same figure, same bytes)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    return Path(path)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

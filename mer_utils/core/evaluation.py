@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.core.atomic_io import write_csv, write_json
-from mer_utils.core.figures import save_png
+from mer_utils.core.atomic_io import save_png, write_csv, write_json
 from mer_utils.core.metrics import SCORE_KEYS, aggregate_scores, classification_scores, confusion_frame
 from mer_utils.core.predictions import labels_of, write_predictions
 

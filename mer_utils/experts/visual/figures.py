@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.core.figures import save_png
+from mer_utils.core.atomic_io import save_png
 
 
 def _finish(fig, path: str | os.PathLike | None, title: str = "", *, tight: bool = True):
