@@ -14,9 +14,8 @@ def add_config_command(subparsers, name: str, *, help: str, handler) -> None:
 
 
 def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | None = None):
-    """The ``cls`` config of a command's options (those of the ``groups`` dataclasses, one ``--help`` section
-    each; default: ``cls``), and a namespace of its other ``options`` (``{"--flag": add_argument keywords}``).
-    ``--config RUN`` replays a run: its config.json gives the defaults, so options typed beside it win."""
+    """The ``cls`` config of a command's options (one ``--help`` section per ``groups`` dataclass) and a namespace
+    of its other ``options``; ``--config RUN``: that run's config.json gives the defaults, typed options win."""
     from transformers import HfArgumentParser
 
     from mer_utils.core.config import field_names, load_config

@@ -1,6 +1,5 @@
 """Atomic writes (a temporary file renamed into place): a file is either the old version or the complete new one.
-A failed write raises :class:`WriteError` naming the file and the cause, which the libraries underneath often omit.
-"""
+A failed write raises :class:`WriteError` naming the file and the cause, which the libraries underneath often omit."""
 
 from __future__ import annotations
 

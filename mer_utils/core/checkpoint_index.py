@@ -77,9 +77,8 @@ def entry_path(checkpoints: str | os.PathLike, entry: dict) -> Path:
 
 def find_entries(checkpoints: str | os.PathLike, *, modality: str, corpus: str | None = None,
                  corpus_key: str | None = None, protocol: str | None = None) -> list[dict]:
-    """Entries of ``modality`` (optionally of one corpus, corpus key or protocol), best first:
-    single-clip models before adapted ones, speaker-independent protocols before clip-level ones, then the
-    newest."""
+    """Entries of ``modality`` (optionally of one corpus, corpus key or protocol), best first: single-clip before
+    adapted, speaker-independent before clip-level, then the newest."""
     chosen = [e for e in read_index(checkpoints) if e["modality"] == modality
               and (corpus is None or e["corpus"] == corpus) and (corpus_key is None or e["corpus_key"] == corpus_key)
               and (protocol is None or e["protocol"] == protocol)]

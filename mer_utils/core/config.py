@@ -1,6 +1,5 @@
 """Stage configs: flat dataclasses (``config.json``'s keys) with a help text per field, built from one group
-dataclass per ``--help`` section. Free of transformers: :func:`mer_utils.commands.parse_config` parses them.
-"""
+dataclass per ``--help`` section. Free of transformers: :func:`mer_utils.commands.parse_config` parses them."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """The predictions CSV, the hand-off between experts, fusion, report and demo: one row per clip and subset,
-``clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>`` (the run's label set in
-order). The reader refuses a file that breaks the contract, naming the file and the problem.
-"""
+``clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>`` (the label set in order)."""
 
 from __future__ import annotations
 
@@ -123,7 +121,16 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
         unknown = set(frame[col].astype(str)) - ok
         if unknown:
             raise PredictionsError(f"{path}: column {col} has labels {sorted(unknown)} outside {list(labels)}")
-    proba = _probability_matrix(frame, labels, path)
+    columns = list(prob_columns(labels))
+    values = frame.loc[:, columns].apply(pd.to_numeric, errors="coerce")
+    bad = (values.isna() & ~frame.loc[:, columns].isna()).to_numpy()  # named, not a bare float error
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise PredictionsError(
+            f"{path}: {int(bad.sum())} blank or non-numeric probability cell(s), e.g. column "
+            f"{columns[col]} of clip {frame['clip_id'].iloc[row]} (row {row + 2} of the file). {_REMAKE}"
+        )
+    proba = values.to_numpy(dtype=float)
     if not np.isfinite(proba).all() or (proba < 0).any():
         raise PredictionsError(f"{path}: probabilities must be finite and non-negative. {_REMAKE}")
     sums = proba.sum(axis=1)
@@ -144,17 +151,3 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
             f"p_{labels[int(proba[first].argmax())]}. The p_<label> columns were swapped or edited. {_REMAKE}"
         )
     return frame
-
-
-def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: Path) -> np.ndarray:
-    """The probability columns as floats; a blank or non-numeric cell is named, not a bare float error."""
-    columns = list(prob_columns(labels))
-    values = frame.loc[:, columns].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna() & ~frame.loc[:, columns].isna()
-    if bad.to_numpy().any():
-        row, col = np.argwhere(bad.to_numpy())[0]
-        raise PredictionsError(
-            f"{source}: {int(bad.to_numpy().sum())} blank or non-numeric probability cell(s), e.g. column "
-            f"{columns[col]} of clip {frame['clip_id'].iloc[row]} (row {row + 2} of the file). {_REMAKE}"
-        )
-    return values.to_numpy(dtype=float)

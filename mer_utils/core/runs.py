@@ -1,7 +1,5 @@
-"""Self-describing run folders ``outputs/<stage>/<corpus key>/<run name>-<settings hash>/`` (config.json, env.json,
-metrics.json, predictions): the same settings on the same data resume in the same folder, anything else gets its
-own. ``latest_<protocol>.json`` pointers (per stage, and per corpus) name the newest run.
-"""
+"""Run folders ``outputs/<stage>/<corpus key>/<run name>-<settings hash>/``: the same settings on the same data
+resume in the same folder, anything else gets its own; ``latest_<protocol>.json`` pointers name the newest run."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """The fusion rules (probabilities in, fused probabilities out), temperature scaling, and the exported rule.
-
-Plain numpy and scipy: the demo applies a rule without scikit-learn. The untuned rule: docs/demo.md.
-"""
+Plain numpy and scipy: the demo applies a rule without scikit-learn. The untuned rule: docs/demo.md."""
 
 from __future__ import annotations
 
@@ -126,8 +124,7 @@ def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = 
 @dataclass(frozen=True)
 class FusionRule(DictIO):
     """A late-fusion rule over the audio and visual experts: exported by ``mer fuse`` as plain JSON (it runs
-    no code when loaded), or the untuned rule (``min_max_mean``; ``source`` says where each temperature came
-    from)."""
+    no code when loaded), or the untuned ``min_max_mean`` rule."""
 
     strategy: str
     rule: dict
@@ -212,10 +209,9 @@ def rule_problem(data: dict) -> str:
         if not isinstance(weights, list) or len(weights) != len(_EXPERTS) or not all(
                 isinstance(w, (int, float)) and np.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
             return f"weights {weights!r}: expected {len(_EXPERTS)} finite non-negative numbers (audio, visual)"
-    if kind == "stacking":
-        missing = [k for k in _STACKING_FIELDS if k not in rule]
-        if missing:
-            return f"the stacking rule lacks {missing}"
+    missing = [k for k in _STACKING_FIELDS if k not in rule]
+    if kind == "stacking" and missing:
+        return f"the stacking rule lacks {missing}"
     if not isinstance(temps, dict) or sorted(temps) != sorted(_EXPERTS) or not all(
             isinstance(t, (int, float)) and np.isfinite(t) and t > 0 for t in temps.values()):
         return f"temperatures {temps!r}: expected a positive number for each of {list(_EXPERTS)}"

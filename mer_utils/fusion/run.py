@@ -33,9 +33,8 @@ _MAKERS = {("audio", "random"): "AUDIO_03_modeling_SER_random_split_v01.ipynb",
 
 def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key: str | None = None,
                        adapt: str = DEFAULT_ADAPTATION) -> dict[str, Path]:
-    """The newest audio (scored as ``adapt`` says) and visual run folders of ``protocol`` on one corpus:
-    ``corpus_key``, else that of the newest audio run, so fusion never pairs experts of two corpora. A missing
-    run raises ``FileNotFoundError`` naming the notebook and the command that make it."""
+    """The newest audio (scored as ``adapt`` says) and visual run folders of ``protocol`` on one corpus
+    (``corpus_key``, else the newest audio run's): fusion never pairs experts of two corpora."""
     found, missing = {}, []
     for modality in ("audio", "visual"):
         try:
@@ -86,9 +85,8 @@ def _deployed_fold(outcome, audio: ExpertRun, visual: ExpertRun) -> int:
 
 def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: dict, metrics: dict,
                 run_dir: Path) -> Path:
-    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` for corpora other than CREMA-D) and record
-    it in the checkpoint index. ``best_fusion.json``, the CREMA-D demo's rule, is replaced by a
-    speaker-independent rule, or by any rule while it holds none."""
+    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` except for CREMA-D) and index it; a
+    speaker-independent rule (or any, while it holds none) also replaces ``best_fusion.json``, the demo's."""
     from mer_utils.core.checkpoint_index import register_checkpoint
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
 
@@ -118,9 +116,7 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
               n_bootstrap: int = 1000, cv_folds: int = 5, grid_step: float = 0.05, seed: int = 0,
               on_missing: str = "raise", name: str = "",
               checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
-    """Fuse an audio and a visual expert run; return the new fusion run folder. The strategy with the best
-    out-of-fold validation UA gives ``predictions_{val,test}.csv`` and ``fusion_rule.json`` (and, with
-    ``checkpoints``, :func:`export_rule`'s files)."""
+    """Fuse an audio and a visual expert run; return the new fusion run folder (its files: docs/fusion.md)."""
     config = FusionConfig(audio_run=str(audio_run_dir), visual_run=str(visual_run_dir), outputs=str(outputs),
                           strategies=tuple(strategies), calibrate=calibrate, n_bootstrap=n_bootstrap,
                           cv_folds=cv_folds, grid_step=grid_step, seed=seed, on_missing=on_missing,
