@@ -14,8 +14,6 @@ def field(default, help_text: str, **kwargs):
     metadata = {"help": help_text, **kwargs}
     if isinstance(default, tuple):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use a tuple (immutable) default for a sequence field")
     return dataclasses.field(default=default, metadata=metadata)
 
 

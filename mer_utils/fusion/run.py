@@ -54,10 +54,6 @@ def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key:
     return found
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(text)).strip("-")
-
-
 def _expert_record(expert: ExpertRun, outputs: Path) -> dict:
     env_path = expert.run_dir / "env.json"
     env = read_json(env_path) if env_path.exists() else {}
@@ -138,7 +134,8 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
     split = str(audio.info["split"])
     adaptation = adaptation_of(audio.info)  # the face expert scores each clip alone
     suffix = "" if adaptation == DEFAULT_ADAPTATION else f"_adapt-{adaptation}"
-    config.name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}")
+    default_name = f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}"
+    config.name = name or re.sub(r"[^A-Za-z0-9._+-]+", "-", default_name).strip("-")
     # Addressed by the two expert runs it fuses and the fusion settings: another pair never lands here.
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("outputs", "checkpoints")}
     settings.update(audio_run=str(audio.run_dir.resolve()), visual_run=str(visual.run_dir.resolve()))
