@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax, softmax
 
-from mer_utils.core.atomic_io import read_json, write_json
+from mer_utils.core.atomic_io import read_json
 from mer_utils.core.checkpoint_gate import CheckpointError, opening_checkpoint
 from mer_utils.core.config import DictIO
 
@@ -168,10 +168,6 @@ def rule_from_outcome(outcome, *, fold_index: int = 0, **where) -> FusionRule:
     return FusionRule(strategy=outcome.chosen, rule=outcome.fitted[fold_index][outcome.chosen].export(),
                       temperatures={e: float(temps[e]) for e in outcome.experts},
                       fold=int(temps["fold"]), **where)
-
-
-def save_fusion_rule(rule: FusionRule, path: str | os.PathLike) -> Path:
-    return write_json(path, rule.to_dict())
 
 
 # Used when no fusion run has been exported yet: the product rule needs no tuning.

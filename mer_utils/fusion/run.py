@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 from mer_utils.core import runs
-from mer_utils.core.atomic_io import read_json, write_csv, write_text
+from mer_utils.core.atomic_io import read_json, write_csv, write_json, write_text
 from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
-from mer_utils.fusion.rules import FusionRule, rule_from_outcome, save_fusion_rule
+from mer_utils.fusion.rules import FusionRule, rule_from_outcome
 from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run, master_labels
 from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
@@ -89,7 +89,7 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
     checkpoints = Path(checkpoints)
     corpus_name = audio_info.get("corpus", "cremad")
     folder = checkpoints if corpus_name == "cremad" else checkpoints / runs.safe_name(corpus_name)
-    path = save_fusion_rule(rule, folder / f"best_fusion_{runs.safe_name(rule.protocol)}.json")
+    path = write_json(folder / f"best_fusion_{runs.safe_name(rule.protocol)}.json", rule.to_dict())
     corpus = {"name": corpus_name, "labels": list(rule.labels), "synthetic": audio_info.get("synthetic", False)}
     summary = metrics["summary"]
     register_checkpoint(checkpoints, modality="fusion", protocol=rule.protocol, path=path, corpus=corpus,
@@ -102,7 +102,7 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
         current = checkpoints / "best_fusion.json"
         existing = read_json(current).get("protocol", "") if current.exists() else ""
         if not (protocol_kind(existing) == "speaker" and protocol_kind(rule.protocol) != "speaker"):
-            save_fusion_rule(rule, current)
+            write_json(current, rule.to_dict())
     return path
 
 
@@ -168,7 +168,7 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
                              split=split, source=Path(os.path.relpath(run_dir, outputs)).as_posix(),
                              labels=tuple(master_labels(master)), corpus=str(audio.info.get("corpus", "")),
                              corpus_key=str(audio.info.get("corpus_key", "")))
-    save_fusion_rule(rule, run_dir / "fusion_rule.json")
+    write_json(run_dir / "fusion_rule.json", rule.to_dict())
     if checkpoints and adaptation == DEFAULT_ADAPTATION:
         # The demo scores one clip alone: a rule tuned on adapted speech scores would not fit its answers.
         export_rule(rule, checkpoints, audio.info, metrics, run_dir)
