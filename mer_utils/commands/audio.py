@@ -12,8 +12,7 @@ def _train(args) -> int:
     from mer_utils.experts.audio.config import GROUPS, AudioTrainConfig
     from mer_utils.experts.audio.train import train_audio
 
-    config, _ = parse_config(args, AudioTrainConfig, GROUPS)
-    result = train_audio(config)
+    result = train_audio(parse_config(args, AudioTrainConfig, GROUPS)[0])
     if report_unfinished(result):
         return 0
     summary = result.metrics["summary"]

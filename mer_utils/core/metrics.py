@@ -11,8 +11,7 @@ import pandas as pd
 # The scalar scores of a run (metrics.json's summary) and their names in tables.
 SCORE_NAMES = {"wa": "WA", "ua": "UA", "macro_f1": "macro-F1"}
 SCORE_KEYS = tuple(SCORE_NAMES)
-# scikit-learn is imported inside the functions: the demo loads experts whose modules import this one,
-# and importing sklearn.metrics costs about a second at start-up.
+# scikit-learn is imported inside the functions: the demo's experts import this module; sklearn.metrics costs ~1 s.
 
 
 def ua_score(y_true, y_pred, *, labels=None) -> float:

@@ -139,8 +139,7 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
         raise PredictionsError(
             f"{path}: probabilities of clip {frame['clip_id'].iloc[worst]} sum to {sums[worst]:.4f}, not 1"
         )
-    # y_pred must be the arg-max of the row (ties either way): else fusion (probabilities) and the metrics
-    # (y_pred) would score two different models.
+    # y_pred must be the row's arg-max (ties either way), else fusion and the metrics would score two models.
     chosen = proba[np.arange(len(proba)), [labels.index(y) for y in frame["y_pred"].astype(str)]]
     off = chosen < proba.max(axis=1) - _PROB_TOLERANCE
     if off.any():

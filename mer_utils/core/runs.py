@@ -41,25 +41,20 @@ def set_seed(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5, check=True)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def environment_info() -> dict[str, Any]:
     """Package versions, git commit and compute device, for ``env.json``."""
     versions = {}
     for name in _TRACKED_PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip() or None
     torch = sys.modules.get("torch")  # only when already imported
     device = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else "cpu"
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "device": device, "packages": versions, "git_commit": git_commit()}
+            "device": device, "packages": versions, "git_commit": commit}
 
 
 def timestamp() -> str:

@@ -19,8 +19,7 @@ from mer_utils.core.checkpoint_gate import CheckpointError, opening_checkpoint
 from mer_utils.core.config import DictIO
 
 log = logging.getLogger(__name__)
-# Probabilities of exactly 0 would give -inf logits; the floor is far below
-# anything a softmax in float32 produces for a plausible class.
+# Keeps log(0) finite; far below anything a float32 softmax gives a plausible class.
 FLOOR = 1e-12
 RULE_FORMAT = 1
 UNTUNED_STRATEGY = "untuned min-max average"
