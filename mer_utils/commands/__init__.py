@@ -36,10 +36,8 @@ def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | Non
 
 
 def report_unfinished(result) -> bool:
-    """Print why a training command has no scores to show (and return True) when this process is not the main
-    process of a launch or the run waits for folds other processes train."""
+    """True, after saying why, when this process has no scores to print (not the main one, or folds still to run)."""
     from mer_utils.experts import distributed
-
     if not distributed.is_main_process():
         return True  # rank 0 reports for all processes
     if result.pending:

@@ -28,7 +28,6 @@ def _train(args) -> int:
 
 def _compare(args) -> int:
     from mer_utils.experts.audio.compare import compare_protocols, save_protocol_comparison
-
     table = compare_protocols(args.outputs, protocols=tuple(args.protocols), adapt=args.adapt)
     print(table.to_string(index=False))
     if args.out:
@@ -60,7 +59,6 @@ def _predict(args) -> int:
 def _cross_corpus(args) -> int:
     from mer_utils.core.atomic_io import read_json
     from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus
-
     config, options = parse_config(args, CrossCorpusConfig, options={
         "--quiet": dict(action="store_true", help="no progress bars")})
     run_dir = run_cross_corpus(config, progress=not options.quiet)

@@ -70,7 +70,6 @@ def refuse_non_finite(arrays: Iterable[tuple[str, object]], *, path: str | os.Pa
 def safetensors_arrays(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     """``(name, array)`` of every tensor in a safetensors file, read one at a time."""
     from safetensors import safe_open
-
     with safe_open(str(path), framework="numpy") as handle:
         for key in handle.keys():
             yield key, handle.get_tensor(key)

@@ -76,7 +76,6 @@ def confusion_frame(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Seq
                     normalize: bool = False) -> pd.DataFrame:
     """Confusion matrix as a labelled frame (rows = true, columns = predicted)."""
     from sklearn.metrics import confusion_matrix
-
     labels = _labels(labels, y_true, y_pred)
     cm = confusion_matrix(y_true, y_pred, labels=list(labels), normalize="true" if normalize else None)
     return pd.DataFrame(np.nan_to_num(cm), index=pd.Index(labels, name="true"),

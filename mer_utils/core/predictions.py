@@ -59,8 +59,7 @@ def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:
 
 
 def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    """Write atomically, contract columns in order; returns the path. Checked where it is read
-    (:func:`read_predictions`): a frame from :func:`make_predictions_frame` follows the contract."""
+    """Write atomically, contract columns in order (checked where it is read: :func:`read_predictions`)."""
     return write_csv(path, frame.loc[:, [*KEY_COLUMNS, *prob_columns(labels_of(frame))]], float_format="%.6f")
 
 

@@ -32,12 +32,10 @@ _TRACKED_PACKAGES = ("mer-utils", "numpy", "pandas", "scikit-learn", "scipy", "t
 def set_seed(seed: int) -> None:
     """Seed python, numpy and (if imported) torch."""
     import numpy as np
-
     random.seed(seed)
     np.random.seed(seed)
     if "torch" in sys.modules:
         import torch
-
         torch.manual_seed(seed)
 
 
@@ -64,7 +62,6 @@ def timestamp() -> str:
 def frame_digest(frame) -> str:
     """8 hex digits of a pandas frame's cells as text, row order included and the index left out."""
     import pandas as pd
-
     rows = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
     return hashlib.sha256(rows.tobytes()).hexdigest()[:8]
 

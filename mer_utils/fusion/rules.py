@@ -99,8 +99,7 @@ def fit_temperature(proba: np.ndarray, y_true: Sequence[str], *, labels: Sequenc
 
 
 def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = ()) -> np.ndarray:
-    """Fused ``(n, K)`` probabilities from calibrated ``(n, K)`` expert probabilities (``labels``: the K
-    classes, needed by the stacking rule to place its classes)."""
+    """Fused ``(n, K)`` from calibrated ``(n, K)`` expert probabilities (``labels``: the K classes, for stacking)."""
     kind = rule["rule"]
     if kind in WEIGHTED_RULES:
         return WEIGHTED_RULES[kind](experts, rule["weights"])
@@ -193,8 +192,7 @@ def load_fusion_rule(path: str | os.PathLike) -> FusionRule:
 
 
 def rule_problem(data: dict) -> str:
-    """What makes an exported rule unusable (``""`` when nothing): weights and temperatures must
-    cover both experts with finite numbers, a stacking rule must carry its fitted arrays."""
+    """What makes an exported rule unusable (``""`` when nothing)."""
     rule, temps = data.get("rule") or {}, data.get("temperatures", {"audio": 1.0, "visual": 1.0})
     kind = rule.get("rule")
     if kind not in (*WEIGHTED_RULES, "max_confidence", "stacking"):
@@ -232,7 +230,6 @@ def expert_temperature(entry: dict) -> tuple[float, str]:
 @functools.lru_cache(maxsize=16)
 def _fitted(path: str, _mtime: int, labels: tuple) -> tuple[float, int]:
     from mer_utils.core.predictions import labels_of, read_predictions
-
     frame = read_predictions(path)
     labels = labels or labels_of(frame)
     proba = frame[[f"p_{label}" for label in labels]].to_numpy()
@@ -240,8 +237,7 @@ def _fitted(path: str, _mtime: int, labels: tuple) -> tuple[float, int]:
 
 
 def untuned_rule(audio_entry: dict, visual_entry: dict) -> FusionRule:
-    """The min-max rule for two experts never validated together (their index entries): each expert's
-    probabilities rescaled by its own temperature, then :func:`min_max_mean`."""
+    """The min-max rule, each expert at its own temperature, for two experts (index entries) never tuned together."""
     (t_audio, why_audio), (t_visual, why_visual) = expert_temperature(audio_entry), expert_temperature(visual_entry)
     return FusionRule(strategy=UNTUNED_STRATEGY, rule={"rule": "min_max_mean"},
                       temperatures={"audio": t_audio, "visual": t_visual},
