@@ -1,5 +1,4 @@
-"""``mer hub push|pull`` (share a checkpoint set on the Hugging Face Hub, fetch one back, verified) and
-``mer export onnx`` (ONNX copies of the experts' networks, next to their checkpoints)."""
+"""``mer hub push|pull`` (a checkpoint set on the Hugging Face Hub, verified) and ``mer export onnx``."""
 
 from __future__ import annotations
 

@@ -46,8 +46,7 @@ def _reason(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def opening_checkpoint(path: str | os.PathLike, *, kind: str, fix: str) -> Iterator[None]:
-    """Run the loading code of one checkpoint; any failure but ``FileNotFoundError`` (callers say how to make
-    the file) becomes a :class:`CheckpointError`."""
+    """Any failure inside but ``FileNotFoundError`` (callers say how to make the file) becomes a CheckpointError."""
     try:
         yield
     except (CheckpointError, FileNotFoundError):

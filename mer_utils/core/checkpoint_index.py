@@ -1,5 +1,4 @@
-"""The checkpoint index, ``checkpoints/index.json``: the best checkpoint of every (corpus, modality, protocol,
-adaptation) with what it was trained on (corpus, labels, protocol, scores, run folder, relative path)."""
+"""``checkpoints/index.json``: the best checkpoint of each (corpus, modality, protocol, adaptation) and its data."""
 
 from __future__ import annotations
 
@@ -37,8 +36,7 @@ def read_index(checkpoints: str | os.PathLike) -> list[dict]:
 
 def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protocol: str, path: str | os.PathLike,
                         corpus: dict, corpus_key: str, **fields) -> dict:
-    """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)``; returns it. ``corpus``:
-    the :class:`~mer_utils.data.corpus.CorpusInfo` dict of the training data."""
+    """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)`` (``corpus``: a CorpusInfo dict)."""
     from mer_utils.core.runs import timestamp
 
     one_of(modality, MODALITIES, "modality")

@@ -24,8 +24,7 @@ def score_predictions(predictions: pd.DataFrame) -> tuple[list[dict], dict]:
 
 
 def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, info: dict) -> dict:
-    """Write predictions per subset, metrics.json (``info`` included: at least ``modality``, ``protocol``,
-    ``split`` and ``backbone``) and the test confusion matrix of a contract frame of every fold and subset."""
+    """Write a contract frame's predictions per subset, metrics.json (``info`` included) and test confusion."""
     missing = [k for k in ("modality", "protocol", "split", "backbone") if k not in info]
     if missing:
         raise ValueError(f"save_run_outputs: info lacks {missing}")

@@ -1,5 +1,4 @@
-"""Classification metrics, computed by scikit-learn: WA (accuracy) and UA (unweighted average recall), as the SER
-literature reports them."""
+"""Classification metrics, computed by scikit-learn: WA (accuracy) and UA (unweighted average recall)."""
 
 from __future__ import annotations
 

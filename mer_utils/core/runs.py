@@ -108,8 +108,7 @@ def safe_name(text: str, *, unique: bool = False) -> str:
 
 def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, *, corpus_key: str | None = None,
                 settings: dict | None = None, lock_parts: Sequence[str] | None = None) -> Path:
-    """Create (or reuse, for the same ``settings``) the run folder, locked for this process (or only its
-    ``lock_parts``), and write config.json and env.json."""
+    """Create (or reuse, for the same ``settings``) the locked run folder; write config.json and env.json."""
     if settings is not None:
         settings = json.loads(json.dumps(settings, sort_keys=True, default=str))  # as JSON stores it
     base = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "")

@@ -212,8 +212,7 @@ def rule_problem(data: dict) -> str:
 
 
 def expert_temperature(entry: dict) -> tuple[float, str]:
-    """``(temperature, where it came from)`` for one expert's index entry: fitted on the validation
-    predictions of its run folder when they are here, else 1."""
+    """``(temperature, where from)`` of one expert's index entry: fitted on its validation predictions, else 1."""
     run_dir = entry.get("run_dir")
     path = Path(run_dir) / "predictions_val.csv" if run_dir else None
     if path is None or not path.is_file():

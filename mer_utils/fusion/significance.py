@@ -1,5 +1,4 @@
-"""Uncertainty of a test score (bootstrap, scores vectorised over resamples) and the exact McNemar test of
-two classifiers on the same clips."""
+"""Uncertainty of a test score (bootstrap) and the exact McNemar test of two classifiers on the same clips."""
 
 from __future__ import annotations
 

@@ -116,8 +116,7 @@ class MaxConfidenceFusion(_FusionBase):
 
 
 class StackingFusion(_FusionBase):
-    """A multinomial logistic regression on the experts' log-probabilities: a learned, class-specific
-    log-linear pool, which contains the product rule."""
+    """A multinomial logistic regression on the experts' log-probabilities (a learned log-linear pool)."""
 
     def __init__(self, *, labels: tuple, C: float = 1.0, random_state: int = 0):
         self.C = C
