@@ -73,13 +73,12 @@ def entry_path(checkpoints: str | os.PathLike, entry: dict) -> Path:
     return (Path(checkpoints) / entry["path"]).resolve()
 
 
-def find_entries(checkpoints: str | os.PathLike, *, modality: str, corpus: str | None = None,
-                 corpus_key: str | None = None, protocol: str | None = None) -> list[dict]:
-    """Entries of ``modality`` (optionally of one corpus, corpus key or protocol), best first: single-clip before
+def find_entries(checkpoints: str | os.PathLike, *, modality: str, corpus_key: str | None = None,
+                 protocol: str | None = None) -> list[dict]:
+    """Entries of ``modality`` (optionally of one corpus key or protocol), best first: single-clip before
     adapted, speaker-independent before clip-level, then the newest."""
-    chosen = [e for e in read_index(checkpoints) if e["modality"] == modality
-              and (corpus is None or e["corpus"] == corpus) and (corpus_key is None or e["corpus_key"] == corpus_key)
-              and (protocol is None or e["protocol"] == protocol)]
+    chosen = [e for e in read_index(checkpoints) if e["modality"] == modality and corpus_key in (None, e["corpus_key"])
+              and protocol in (None, e["protocol"])]
     newest = sorted(chosen, key=lambda e: e["updated"], reverse=True)  # stable: the next sort keeps this order
     return sorted(newest, key=lambda e: (adaptation_of(e) != "none", not e.get("speaker_independent", False)))
 
