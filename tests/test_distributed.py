@@ -193,7 +193,7 @@ def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys, monkeypatc
     from mer_utils.data.cremad_vocabulary import EMOTIONS
     from mer_utils.experts.fine_tuning import ClassBalancedTrainer
     from mer_utils.experts.visual.config import VisualTrainConfig
-    from mer_utils.experts.visual.fit import fit_fold
+    from mer_utils.experts.visual.train import fit_fold
     from mer_utils.experts.visual.models import ModelSpec, _nn
 
     rng = np.random.default_rng(0)

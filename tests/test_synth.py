@@ -155,7 +155,6 @@ def test_a_folder_holding_other_audio_is_refused(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(n_actors=1), "n_actors"),
     (dict(sentences=("DFA", "XYZ")), "sentences"),
-    (dict(frame_size=(64, 48)), "frame_size"),
 ])
 def test_bad_arguments_are_named(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -15,6 +15,7 @@ from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, E
 from mer_utils.data.human_baseline import read_vote_columns
 from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, ManifestResult, check_rows, manifest_result,
                                      problem_row)
+from mer_utils.data.synthetic.corpus import CONFIG_NAME
 
 NAME = "cremad"
 # Preferred folder first: the MP3s are the raters' copies and serve only when the WAV is absent.
@@ -119,14 +120,11 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
             for name in map(parse_clip_id, sorted(clip_ids))]
     problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, kind: (
         f"{MEDIA_FOLDERS[kind][0][0]}/{row['clip_id']}{MEDIA_FOLDERS[kind][0][1]}"))
-    manifest = pd.DataFrame(rows)
-    manifest = manifest.merge(_demographics(_find_metadata(data_root, meta, "VideoDemographics.csv")),
-                              on="actor_id", how="left")
+    manifest = pd.DataFrame(rows).merge(_demographics(_find_metadata(data_root, meta, "VideoDemographics.csv")),
+                                        on="actor_id", how="left")
     results = _find_metadata(data_root, meta, "processedResults")
     if results is not None:
         manifest = manifest.merge(read_vote_columns(results), on="clip_id", how="left")
-    from mer_utils.data.synthetic.corpus import CONFIG_NAME
-
     problems.sort(key=lambda row: row["path"])
     synthetic = (data_root / CONFIG_NAME).exists()  # the embedded default marks itself
     return manifest_result(manifest, problems, corpus_info(synthetic=synthetic),

@@ -65,7 +65,6 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class FetchSettings:
-    jobs: int = 8  # parallel downloads (threads: the work is waiting on the network)
     retries: int = 4  # further attempts per URL after a timeout, a dropped connection, a 5xx or wrong bytes
     backoff_s: float = 1.0  # wait before retry k is backoff_s * 2**(k-1), at most a minute
     timeout_s: float = 60.0  # per request: connecting and each read
@@ -176,11 +175,9 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> tuple[st
 
 def write_failures(out: Path, rows: list[dict]) -> tuple[pd.DataFrame, Path | None]:
     """``out/download_failures.csv`` from ``rows``; removed when there are none (a stale list would mislead)."""
-    frame = pd.DataFrame(rows, columns=list(FAILURE_COLUMNS))
-    csv_path = out / FAILURES_NAME
+    frame, csv_path = pd.DataFrame(rows, columns=list(FAILURE_COLUMNS)), out / FAILURES_NAME
     if rows:
-        write_csv(csv_path, frame)
-        return frame, csv_path
+        return frame, write_csv(csv_path, frame)
     csv_path.unlink(missing_ok=True)
     return frame, None
 
@@ -255,7 +252,7 @@ def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None,
     if progress:
         print(plan_text(files, out))
     _update_marker(out, started=modalities)
-    settings = FetchSettings(jobs=jobs, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
+    settings = FetchSettings(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
     logger, level = pooch.get_logger(), pooch.get_logger().level
     logger.setLevel("WARNING")  # pooch logs a line per file downloaded: thousands here
     bar = tqdm(total=sum(f.size for f in files), unit="B", unit_scale=True, desc="CREMA-D", file=sys.stdout,
@@ -364,7 +361,7 @@ def download_ravdess(out: str | os.PathLike, *, actors=None, mirror: str | None 
         spec = RemoteFile(f".downloads/{ARCHIVE_NAME}", (url,), archive_size, f"md5:{archive_md5}", resume=True)
         if progress:
             print(f"RAVDESS -> {out}: {ARCHIVE_NAME}, {archive_size / 1e6:.0f} MB, for actors {_ids(todo)}")
-        settings = FetchSettings(jobs=1, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
+        settings = FetchSettings(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, progress=progress)
         _, failure = fetch_file(spec, out, settings)
         extracted, failures = ([], [failure]) if failure else _extract(out / spec.path, out, todo, checksums)
         if not failures and not keep_zip:

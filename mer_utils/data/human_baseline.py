@@ -37,12 +37,11 @@ def read_tabulated_votes(results_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per clip and rating mode: ``clip_id, mode, A..S, num_responses, agreement, emo_vote``."""
     path = Path(results_dir) / "tabulatedVotes.csv"
     frame = _require(path, ["fileName", "numResponses", "agreement", "emoVote", *VOTE_LETTERS])
-    code = frame.iloc[:, 0].astype(int)
-    frame = frame.assign(mode=(code // 100000).map(RATING_MODES), clip_number=code % 100000)
+    frame = frame.assign(mode=(frame.iloc[:, 0].astype(int) // 100000).map(RATING_MODES))
     if frame["mode"].isna().any():
         raise ValueError(f"{path}: first column must be 100000 x mode (1-3) + clip number")
     return frame.rename(columns={"fileName": "clip_id", "numResponses": "num_responses", "emoVote": "emo_vote"})[
-        ["clip_id", "mode", "clip_number", *VOTE_LETTERS, "num_responses", "agreement", "emo_vote"]
+        ["clip_id", "mode", *VOTE_LETTERS, "num_responses", "agreement", "emo_vote"]
     ]
 
 

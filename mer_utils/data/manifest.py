@@ -54,9 +54,8 @@ def clip_row(clip_id: str, actor_id, emotion: str, **columns) -> dict:
 
 
 def check_rows(rows: list[dict], root: Path, *, progress: bool, default_path=None) -> list[dict]:
-    """Check the media of every row (paths relative to ``root``) and fill in its ``{kind}_status`` and
-    ``duration_s`` (the audio's, else the video's); return the problem rows. A kind whose status is already
-    ``not_provided`` is skipped; an empty path is ``missing``, listed as ``default_path(row, kind)``."""
+    """Fill in each row's ``{kind}_status`` and ``duration_s`` (the audio's, else the video's) from its media under
+    ``root``; return the problem rows. A ``not_provided`` kind is skipped; an empty path is ``missing``."""
     from tqdm.auto import tqdm
 
     todo = [(kind, root / row[f"{kind}_path"]) for row in rows for kind in MODALITIES
@@ -175,22 +174,18 @@ def input_signature(data_root: str | os.PathLike, metadata_dir: str | os.PathLik
                     dataset: str = "auto", **options) -> str:
     """Hash of every input file's name, size and mtime (and the reader options): equal hash, equal manifest."""
     digest = hashlib.sha256(f"v{MANIFEST_VERSION}{dataset}{sorted(options.items())}".encode())
-    data_root = Path(data_root)
+    data_root, files = Path(data_root), []  # (name hashed, path)
     if data_root.is_file():  # a corpus CSV: its bytes, then the media it lists (read by its reader)
         digest.update(data_root.read_bytes())
-        for media in reader(resolve_dataset(data_root, dataset)).input_files(data_root):
-            stat = os.stat(media) if media.exists() else None
-            digest.update(f"{media}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\n".encode())
-        return digest.hexdigest()
-    for base in (data_root, Path(metadata_dir) if metadata_dir else None):
-        if base is None or not base.is_dir():
-            continue
-        for root, dirs, files in os.walk(base):
-            dirs.sort()
-            for name in sorted(files):
-                stat = os.stat(os.path.join(root, name))
-                rel = os.path.relpath(os.path.join(root, name), base)
-                digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        files = [(str(media), media) for media in reader(resolve_dataset(data_root, dataset)).input_files(data_root)]
+    else:
+        for base in [b for b in (data_root, Path(metadata_dir) if metadata_dir else None) if b and b.is_dir()]:
+            for root, dirs, names in os.walk(base):
+                dirs.sort()
+                files += [(os.path.relpath(os.path.join(root, n), base), Path(root, n)) for n in sorted(names)]
+    for name, path in files:
+        stat = path.stat() if path.exists() else None
+        digest.update(f"{name}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\n".encode())
     return digest.hexdigest()
 
 
@@ -234,8 +229,8 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
     lines += [f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(manifest[f"{kind}_status"].value_counts().items()))
               for kind in MODALITIES]
     usable = (manifest["audio_status"] == OK) | (manifest["video_status"] == OK)
-    provided = [k for k in ("audio", "video") if (manifest[f"{k}_status"] != "not_provided").any()]
-    complete = pd.concat([manifest[f"{k}_status"] == OK for k in provided], axis=1).all(axis=1) if provided else usable
+    provided = [f"{k}_status" for k in MODALITIES if (manifest[f"{k}_status"] != NOT_PROVIDED).any()]
+    complete = manifest[provided].eq(OK).all(axis=1) if provided else usable
     lines.append(f"usable clips (audio or video ok): {int(usable.sum())}; with every provided modality ok "
                  f"(what the experts train and score on): {int(complete.sum())}")
     if problems is None:
@@ -272,8 +267,7 @@ def modality_gap(manifest: pd.DataFrame, kind: str) -> str | None:
     if (status == OK).any():
         return None
     counts = ", ".join(f"{name} {n}" for name, n in sorted(status.value_counts().items())) or "no clips"
-    hints = {}
-    if manifest.attrs.get("corpus"):
-        hints = getattr(reader(CorpusInfo.from_dict(manifest.attrs["corpus"]).name), "MEDIA_HINTS", {})
+    corpus = manifest.attrs.get("corpus")
+    hints = getattr(reader(corpus["name"]), "MEDIA_HINTS", {}) if corpus else {}
     hint = hints.get(kind, f"add the corpus's {kind} files to the data root")
     return f"no clip has usable {kind} ({kind}: {counts}); {hint}"

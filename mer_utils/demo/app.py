@@ -173,7 +173,6 @@ def answer_file(path, *, checkpoints="checkpoints", out_dir, allow_synthetic: bo
                                for p in (result.audio_probs, result.visual_probs, result.fused_probs))]
              for i, e in enumerate(result.labels)]
     fused = {label_name(e): float(result.fused_probs[i]) for i, e in enumerate(result.labels)}
-    # One paragraph per expert on what its checkpoint was trained on, then the audio source and the fusion.
     provenance = ["### What each model was trained on"]
     provenance += [f"- **{_EXPERTS.get(expert, expert)}**: {describe_expert(entry)}"
                    + (f"; licence of the weights: {entry['licence']}" if entry.get("licence") else "")

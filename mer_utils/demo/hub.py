@@ -3,6 +3,7 @@ back verified against it (docs/demo.md, "Sharing checkpoint sets")."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -88,10 +89,8 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
             lines.append(f"- Weights `{e['path']}` ({e['modality']}, trained on {e['corpus']}): {e['licence']}")
     notes = set()  # licence notes the checkpoints' own JSON carries (e.g. openSMILE's feature sets)
     for name in (n for n in files if n.suffix == ".json" and n.name != "index.json"):
-        try:
+        with contextlib.suppress(ValueError, AttributeError):  # not a JSON object: no licence note
             notes.add(str(read_json(root / name).get("licence") or ""))
-        except (ValueError, AttributeError):  # not a JSON object: no licence note
-            continue
     lines += [f"- Features / weights: {note}" for note in sorted(notes - {""})]
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
 
@@ -166,9 +165,8 @@ def fetch_checkpoints(repo_id: str, *, token: str | None = None, endpoint: str |
 
 def local_checkpoints(checkpoints):
     """``hf://REPO_ID`` -> its verified local snapshot; a folder stays as it is."""
-    if str(checkpoints).startswith("hf://"):
-        return fetch_checkpoints(str(checkpoints)[len("hf://"):])
-    return checkpoints
+    text = str(checkpoints)
+    return fetch_checkpoints(text.removeprefix("hf://")) if text.startswith("hf://") else checkpoints
 
 
 def pull_checkpoints(repo_id: str, checkpoints: str | os.PathLike | None = None, *, token: str | None = None,

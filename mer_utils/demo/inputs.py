@@ -31,7 +31,6 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
         if is_image_header(handle.read(16)):
             return MediaInfo(IMAGE, 0.0)
     import av
-
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
@@ -72,21 +71,20 @@ def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, st
     return info, None
 
 
-def read_image_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
+def read_image_rgb(path: str | os.PathLike, *, max_side: int) -> np.ndarray:
     """A still image as ``(H, W, 3)`` RGB uint8, decoded reduced to about ``max_side`` pixels on its shorter side."""
     import cv2
 
     from mer_utils.experts.visual.video import reduced_size
     from PIL import Image
-    factor = 1
-    if max_side:  # the largest of 1, 2, 4, 8 that keeps the image's shorter side at least max_side
-        try:
-            with Image.open(path) as image:
-                factor = next(f for f in (8, 4, 2, 1) if f == 1 or min(image.size) // f >= max_side)
-        except Image.DecompressionBombError:  # more than ~180 megapixels: the most reduced decoding
-            factor = 8
-        except OSError:  # a format Pillow cannot read: OpenCV decodes it at full size
-            pass
+    factor = 1  # the largest of 1, 2, 4, 8 that keeps the image's shorter side at least max_side
+    try:
+        with Image.open(path) as image:
+            factor = next(f for f in (8, 4, 2, 1) if f == 1 or min(image.size) // f >= max_side)
+    except Image.DecompressionBombError:  # more than ~180 megapixels: the most reduced decoding
+        factor = 8
+    except OSError:  # a format Pillow cannot read: OpenCV decodes it at full size
+        pass
     bgr = cv2.imread(str(path), getattr(cv2, f"IMREAD_REDUCED_COLOR_{factor}") if factor > 1 else cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"{path} looks like an image but OpenCV cannot decode it; re-save it as PNG or JPEG")

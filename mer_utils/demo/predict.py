@@ -15,7 +15,7 @@ from mer_utils.demo.hub import local_checkpoints
 from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media,
                                    read_image_rgb)
 from mer_utils.demo.selection import Experts, choose_fusion, describe_expert, load_experts, synthetic_warnings
-from mer_utils.demo.timeline import (Timeline, plot_timeline, strip_indices, video_faces, window_bounds,
+from mer_utils.demo.timeline import (STRIP_FRAMES, Timeline, plot_timeline, strip_indices, window_bounds,
                                      window_frames, write_timeline_csv)
 
 
@@ -105,16 +105,13 @@ def _clip_media(clip_id: str, data_root, outputs):
 def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_root=None, checkpoints="checkpoints",
                  audio_checkpoint=None, visual_checkpoint=None, outputs="outputs", window: float = DEFAULT_WINDOW_S,
                  hop: float = DEFAULT_HOP_S, allow_synthetic: bool = False) -> DemoResult:
-    """Run the experts from ``checkpoints/`` (a folder, or ``hf://REPO_ID``) on one input and fuse them.
-
-    No input: a held-out clip of the embedded synthetic corpus. An input longer than ``window`` seconds is
-    scored every ``hop`` seconds (:attr:`DemoResult.timeline`)."""
+    """Run the experts from ``checkpoints`` (a folder or ``hf://REPO_ID``) on one input (none: a held-out clip of
+    the embedded synthetic corpus) and fuse them; one longer than ``window`` s is scored every ``hop`` s."""
     check_window(window, hop)  # before anything is loaded: a bad option is the option's fault, not the input's
     weights_dir = "checkpoints" if str(checkpoints).startswith("hf://") else checkpoints
     checkpoints = local_checkpoints(checkpoints)
     if video is None and audio is None and clip_id is None:  # a test clip of the embedded corpus's speaker split
         from mer_utils.protocols.prepare import prepare_protocol
-
         prepared = prepare_protocol(None, "speaker", outputs=outputs, progress=False)
         clip_id = str(prepared.split.loc[prepared.split["subset"] == "test", "clip_id"].iloc[0])
         data_root = prepared.data_root
@@ -131,7 +128,6 @@ def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
         samples, rate = decode_audio(inputs.audio)
         if silence(samples) is None:
             return samples, rate, str(inputs.audio), None
-        # Silent, or stereo channels that cancel out in the mono mix.
         why = (FIXES["phase_cancelled"] if audio_health(inputs.audio, max_seconds=None).status == "phase_cancelled"
                else f"it is silent (no sample reaches {SILENCE_PEAK:g} of full scale)")
         return (None, 0, f"none ({inputs.audio.name} is inaudible, see above)",
@@ -151,10 +147,9 @@ def _without(experts: Experts, name: str) -> Experts:
 
 
 def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
-    """Score ``inputs`` with ``experts``: whole when it fits one window, else window by window.
-
-    An expert with nothing to go on is left out, never fused on a guess: the speech expert when the mono mix is
-    silent (stereo channels may cancel out), the face expert where no face was found (its fallback box is a guess)."""
+    """Score ``inputs`` whole when it fits one window, else window by window. An expert with nothing to go on is
+    left out, never fused on a guess: speech when the mono mix is silent (stereo channels may cancel out), the face
+    where no face was found (its fallback box is a guess)."""
     samples, rate, audio_source, silent = (None, 0, "none", None) if experts.audio is None else _input_audio(inputs)
     if samples is None:  # a silent video or recording: the speech expert did not answer, so it is not listed
         experts = _without(experts, "audio")
@@ -214,14 +209,15 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
 def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: bool):
     """``(VideoPrediction, (W, L) probabilities, frame times, notes)``; NaN rows: windows without a face."""
     from mer_utils.experts.visual.checkpoint import VideoPrediction
-    from mer_utils.experts.visual.video import read_sampled_frames
-
+    from mer_utils.experts.visual.video import read_sampled_frames, stream_frames
     if inputs.kind == "image":
         cut = face.crops(read_image_rgb(inputs.video, max_side=face.crop_config.frame_side)[None])
         indices, times = np.array([0]), np.array([0.0])
-    elif long:
-        cut, times = video_faces(inputs.video, face, duration, window=window, per_window=face.n_frames)
-        indices = np.arange(len(cut.crops))
+    elif long:  # frames spread over the video, n_frames a window, streamed (flat memory)
+        k = max(face.n_frames, int(np.ceil(duration / window * face.n_frames)))
+        stream = stream_frames(inputs.video, k, max_side=face.crop_config.frame_side, span_s=duration)
+        cut = face.crops(stream.frames, keep=set(strip_indices(k, STRIP_FRAMES)))
+        indices, times = np.arange(len(cut.crops)), stream.times[:len(cut.crops)]
     else:
         sampled = read_sampled_frames(inputs.video, face.n_frames)
         cut, indices, times = face.crops(sampled.frames), sampled.indices, np.zeros(face.n_frames)

@@ -25,8 +25,7 @@ HOW_TO_MAKE = {
 HOW_TO_GET_REAL = ("train on CREMA-D in Colab with the AUDIO_03, VISUAL_01 and FUSION_02 notebooks, or fetch a "
                    "shared set with `mer hub pull REPO_ID` (or `mer predict --checkpoints hf://REPO_ID`)")
 
-# The label set of the demo's answers on real inputs: CREMA-D's six emotions.
-DEMO_LABELS = EMOTIONS
+DEMO_LABELS = EMOTIONS  # the label set of the demo's answers on real inputs: CREMA-D's six emotions
 REAL_SPEECH_IN_MINUTES = ("`mer download ravdess --out DIR && mer audio train --data-root DIR --protocol speaker` "
                           "(a real speech expert in minutes, RAVDESS, CC BY-NC-SA 4.0)")
 _REAL_FACE = ("train one on CREMA-D with the VISUAL_01 notebook (`mer visual train --protocol speaker`) or fetch "

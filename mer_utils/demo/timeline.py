@@ -3,14 +3,13 @@ ending at the input's end), their CSV and figure (docs/demo.md, "Long inputs")."
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-_STRIP = 10  # frames shown in the timeline's strip
+STRIP_FRAMES = 10  # frames shown in the timeline's strip
 
 
 class Timeline(NamedTuple):
@@ -33,20 +32,11 @@ def window_bounds(duration_s: float, *, window: float, hop: float) -> tuple[np.n
     """
     if duration_s <= window:
         return np.array([0.0]), np.array([float(duration_s)])
-    starts = list(np.arange(0.0, duration_s - window + 1e-9, hop))
+    starts = np.arange(0.0, duration_s - window + 1e-9, hop)
     if starts[-1] + window < duration_s - 1e-6:
-        starts.append(duration_s - window)
-    starts = np.round(np.asarray(starts, dtype=float), 3)
+        starts = np.append(starts, duration_s - window)
+    starts = np.round(starts, 3)
     return starts, np.round(starts + window, 3)
-
-
-def video_faces(path: str | os.PathLike, face, duration_s: float, *, window: float, per_window: int):
-    """``(FaceCrops, times in s)`` of frames spread over the video, ``per_window`` a window, streamed (flat memory)."""
-    from mer_utils.experts.visual.video import stream_frames
-    k = max(per_window, int(math.ceil(duration_s / window * per_window)))
-    stream = stream_frames(path, k, max_side=face.crop_config.frame_side, span_s=duration_s)
-    cut = face.crops(stream.frames, keep=set(strip_indices(k, _STRIP)))
-    return cut, stream.times[:len(cut.crops)]
 
 
 def window_frames(frame_times: np.ndarray, starts, ends) -> list[np.ndarray]:
@@ -55,13 +45,10 @@ def window_frames(frame_times: np.ndarray, starts, ends) -> list[np.ndarray]:
     >>> [f.tolist() for f in window_frames(np.array([0.0, 0.5, 2.5]), [0.0, 1.0], [1.0, 2.0])]
     [[0, 1], [1]]
     """
-    windows = []
-    for s, e in zip(starts, ends):
-        inside = np.flatnonzero((frame_times >= s) & (frame_times < e))
-        if not len(inside):  # a window narrower than the frame spacing: its nearest frame
-            inside = np.array([np.abs(frame_times - (s + e) / 2).argmin()])
-        windows.append(inside)
-    return windows
+    inside = [np.flatnonzero((frame_times >= s) & (frame_times < e)) for s, e in zip(starts, ends)]
+    # A window narrower than the frame spacing: its nearest frame.
+    return [f if len(f) else np.array([np.abs(frame_times - (s + e) / 2).argmin()])
+            for f, s, e in zip(inside, starts, ends)]
 
 
 def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
@@ -86,7 +73,7 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
 
     panels = [(n, p) for n, p in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
               if p is not None]
-    strip = [] if timeline.frames is None else strip_indices(len(timeline.frames), _STRIP)
+    strip = [] if timeline.frames is None else strip_indices(len(timeline.frames), STRIP_FRAMES)
     fig = Figure(figsize=(11, 2.1 * len(panels) + (1.6 if strip else 0.4)), dpi=100)
     rows = len(panels) + (1 if strip else 0)
     grid = fig.add_gridspec(rows, max(len(strip), 1), height_ratios=[2] * len(panels) + ([1.5] if strip else []))

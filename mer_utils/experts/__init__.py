@@ -1,6 +1,5 @@
-"""The experts (audio, visual) as plug-ins of one protocol runner (:mod:`mer_utils.experts.runner`); their
-checkpoints' writer and the runner of the ONNX copies that ``mer export onnx`` lists
-(:mod:`mer_utils.experts.onnx_export` writes them)."""
+"""The experts (audio, visual) as plug-ins of one protocol runner (:mod:`mer_utils.experts.runner`); here their
+checkpoints' writer and the runner of the ONNX copies that ``mer export onnx`` lists (and ``onnx_export`` writes)."""
 
 from __future__ import annotations
 

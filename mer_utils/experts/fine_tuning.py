@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch.nn import functional as F
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_pt_utils import safe_globals
 
 from mer_utils.core.config import one_of
 from mer_utils.core.metrics import ua_score
@@ -180,9 +182,6 @@ def resumable_checkpoint(output_dir: str | os.PathLike) -> str | None:
 
 def _check_readable(folder: Path) -> None:
     """Raise unless ``folder`` holds every file a resume reads, each of them readable."""
-    from safetensors.torch import load_file
-    from transformers.trainer_pt_utils import safe_globals
-
     n = distributed.world_size()
     rng = ["rng_state.pth"] if n == 1 else [f"rng_state_{i}.pth" for i in range(n)]
     missing = [name for name in ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt", *rng)

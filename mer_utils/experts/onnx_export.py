@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file, write_json
+from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
 from mer_utils.experts import OnnxNetwork, listed_network
+from mer_utils.experts.visual.checkpoint import VisualExpert, load_visual_model
+from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME, load_fer2013_model
 
 logger = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities, LSTM states)
@@ -23,9 +26,8 @@ TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities,
 
 def export_module(path: Path, module, examples: list[np.ndarray], *, dynamic_axis: int = 0,
                   exporter: str = "dynamo") -> float:
-    """Write torch ``module`` to ``path`` and return the largest ``|ONNX Runtime - torch|`` over ``examples``,
-    refusing (``ValueError``, nothing written) more than :data:`TOLERANCE`. ``"torchscript"`` keeps an ``nn.LSTM``
-    one ONNX LSTM over any length (dynamo unrolls it)."""
+    """Write ``module`` to ``path``; returns the largest ``|ONNX Runtime - torch|`` over ``examples`` (over
+    :data:`TOLERANCE`: ValueError, nothing written). ``"torchscript"`` keeps an LSTM whole (dynamo unrolls it)."""
     import torch
 
     module = module.eval()
@@ -71,9 +73,6 @@ def _record(root: Path, path: Path, gap: float, weights_sha256: str) -> dict:
 
 def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[dict]:
     """Export and list every network of ``checkpoints``; returns the records, each with ``network``."""
-    from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
-    from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME
-
     root = Path(checkpoints).resolve()
     done = []
     for entry in read_index(root):
@@ -99,8 +98,6 @@ def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[d
 
 def _export_torch(root: Path, weights: Path, *, visual: bool) -> dict:
     """A visual checkpoint (every check of a checkpoint load first) or the FER2013 face model, as ``.onnx``."""
-    from mer_utils.experts.visual.checkpoint import load_visual_model
-    from mer_utils.experts.visual.fer2013 import load_fer2013_model
     rng = np.random.default_rng(0)
     if visual:
         model, meta = load_visual_model(weights)
@@ -124,11 +121,9 @@ def _export_ge2e(root: Path, onnx: Path) -> dict:
 
 def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: dict):
     """``expert`` (index ``entry``'s) running the ONNX copy the entry lists when usable, else ``expert`` itself."""
-    from mer_utils.core.checkpoint_index import entry_path
     if not entry.get("onnx"):
         return expert
     if kind == "visual":
-        from mer_utils.experts.visual.checkpoint import VisualExpert
         weights = entry_path(checkpoints, entry).with_suffix(".safetensors")
         network = listed_network(checkpoints, entry["onnx"], sha256_file(weights))
         return expert if network is None else VisualExpert(expert.model, expert.meta, network=network)

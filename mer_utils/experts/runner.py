@@ -13,9 +13,10 @@ import pandas as pd
 
 from mer_utils.core.adaptation import adaptation_of, pointer_key
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.metrics import classification_scores
 from mer_utils.core.predictions import labels_of, read_predictions, write_predictions
-from mer_utils.core.run_lock import releasing_run_locks
-from mer_utils.core.runs import corpus_key, frame_digest
+from mer_utils.core.run_lock import lock_run_dir, releasing_run_locks
+from mer_utils.core.runs import corpus_key, frame_digest, new_run_dir, point_latest, safe_name, set_seed
 from mer_utils.experts import distributed
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,6 @@ class FoldLedger:
 
 
 def val_ua(frame: pd.DataFrame) -> float:
-    from mer_utils.core.metrics import classification_scores
     val = frame[frame["subset"] == "val"]
     return classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val) else float("nan")
 
@@ -98,7 +98,6 @@ def val_ua(frame: pd.DataFrame) -> float:
 def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
     """Run ``expert`` over every fold of the split ``prepare()`` returns. With ``config.run_folds`` this process
     trains only those folds; the process that finds every fold finished writes the run's results."""
-    from mer_utils.core.runs import set_seed
     config = expert.config
     set_seed(config.seed)
     with distributed.main_process_first():
@@ -136,7 +135,6 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
         return RunResult(run_dir, {}, None, tuple(pending))
     result = None
     if distributed.is_main_process():
-        from mer_utils.core.run_lock import lock_run_dir
         lock_run_dir(run_dir, "finish", wait_s=600)  # two processes ending their folds at once finish in turn
         result = _finish_run(expert, prepared, ledger, run_dir, key, folds)
     return distributed.broadcast(result)
@@ -144,7 +142,6 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
 
 def _new_run_dir(config, expert: Expert, key: str, settings: dict, locks: list[str]) -> Path:
     """The run folder (main process only), its env.json naming the process layout."""
-    from mer_utils.core.runs import new_run_dir
     run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
                           settings=settings, lock_parts=locks)
     env = {**read_json(run_dir / "env.json"), "num_processes": distributed.world_size(),
@@ -179,8 +176,6 @@ def _train_fold(expert: Expert, prepared, ledger: FoldLedger, fold: int, run_dir
 def _finish_run(expert: Expert, prepared, ledger: FoldLedger, run_dir: Path, key: str, folds: list) -> RunResult:
     """Metrics, predictions, best checkpoint, index and pointers of a run whose folds are all done."""
     from mer_utils.core.evaluation import save_run_outputs
-    from mer_utils.core.runs import point_latest
-
     config = expert.config
     frames, reports = zip(*(ledger.finished(fold) for fold in folds))
     for fold, frame, report in zip(folds, frames, reports):
@@ -215,7 +210,6 @@ def _copy_model(source: Path, stem: Path) -> Path:
 def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedger, metrics: dict) -> Path:
     """Copy the run's best model to its stable name in ``checkpoints/`` (``<corpus>/`` but CREMA-D's) and index it."""
     from mer_utils.core.checkpoint_index import register_checkpoint
-    from mer_utils.core.runs import safe_name
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
 
     config, source = expert.config, Path(ledger.best["checkpoint"])

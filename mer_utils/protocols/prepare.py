@@ -34,7 +34,6 @@ def resolve_data_root(data_root: str | os.PathLike | None, outputs: str | os.Pat
     if data_root is not None:
         return Path(data_root)
     from mer_utils.data.synthetic.corpus import GENERATOR_VERSION, make_synthetic_corpus
-
     folder = Path(outputs) / f"{DEFAULT_CORPUS_DIRNAME}_v{GENERATOR_VERSION}_seed{seed}"
     return make_synthetic_corpus(folder, seed=seed, progress=progress)
 

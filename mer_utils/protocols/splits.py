@@ -73,22 +73,21 @@ def import_published_split(
     if published_dir is None:
         raise ValueError(f"importing the {protocol!r} split needs --published-dir: a folder holding "
                          f"{', '.join(SOURCE_FILES[protocol])} (as released by the authors)")
-    base = Path(published_dir)
-    for rel in SOURCE_FILES[protocol]:
-        if not (base / rel).exists():
-            raise FileNotFoundError(f"{base / rel} not found; the {protocol!r} split needs {', '.join(SOURCE_FILES[protocol])} "
-                                    f"under {base}")
-    info: dict = {"source": [str(base / rel) for rel in SOURCE_FILES[protocol]]}
+    paths = [Path(published_dir) / rel for rel in SOURCE_FILES[protocol]]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found; the {protocol!r} split needs "
+                                    f"{', '.join(SOURCE_FILES[protocol])} under {Path(published_dir)}")
+    info: dict = {"source": [str(path) for path in paths]}
     if protocol == "audeering":
-        actors = json.loads((base / SOURCE_FILES["audeering"][0]).read_text())
+        actors = json.loads(paths[0].read_text())
         actor_lists = {"train": actors["train"], "val": actors["dev"], "test": actors["test"]}
         info["n_actors_published"] = {s: len(ids) for s, ids in actor_lists.items()}
         return split_frame([(0, s, clips.loc[clips["actor_id"].isin(ids), "clip_id"])
                             for s, ids in actor_lists.items()], "audeering"), info
 
     parts = []
-    for i, rel in enumerate(SOURCE_FILES[protocol]):  # (train, test) file pairs, one pair per fold
-        path = base / rel
+    for i, path in enumerate(paths):  # (train, test) file pairs, one pair per fold
         if protocol == "ogm-ge":
             frame = pd.read_csv(path, header=None, names=["clip_id", "label"], dtype=str)
             clip_ids, labels = frame["clip_id"], frame["label"]
@@ -192,10 +191,8 @@ def check_speaker_independent(split: pd.DataFrame, manifest: pd.DataFrame) -> li
     return overlap
 
 
-def make_split(
-    manifest: pd.DataFrame, *, protocol: str, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2,
-    n_folds: int = 5, published_dir: str | os.PathLike | None = None, require: tuple[str, ...] | str = "auto",
-) -> pd.DataFrame:
+def make_split(manifest: pd.DataFrame, *, protocol: str, seed: int = 0, val_size: float = 0.1, test_size: float = 0.2,
+               n_folds: int = 5, published_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Make (or import) a split of the usable clips of ``manifest``, with its ``attrs["info"]``."""
     one_of(protocol, PROTOCOLS, "protocol")
     corpus = manifest.attrs.get("corpus") or {}
@@ -206,7 +203,7 @@ def make_split(
     if protocol == "loso" and not corpus.get("group_column"):
         raise ValueError(f"protocol 'loso' holds out one group (e.g. an IEMOCAP session) per fold, but corpus "
                          f"{corpus.get('name', '?')!r} declares no group column; use speaker-kfold")
-    clips, excluded = usable_clips(manifest, require=require)
+    clips, excluded = usable_clips(manifest)
     if clips.empty:
         raise ValueError("no usable clips: every clip's media are missing or broken (see the manifest problems CSV)")
     info: dict = {"protocol": protocol, "seed": seed, "speaker_independent": SPEAKER_INDEPENDENT[protocol]}

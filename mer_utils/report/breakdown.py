@@ -67,7 +67,6 @@ def breakdown_table(runs: pd.DataFrame, outputs: str | os.PathLike, *,
             notes.append(f"{run['run']}: no manifest covering its clips was found (config.json data_root, "
                          "outputs/manifests/); pass --manifest PATH to include it in the breakdown")
             continue
-        # Each prediction with its clip's sex, age group and intensity.
         factors = meta.loc[:, ["clip_id", "sex", "age", "intensity", "emotion"]].drop_duplicates("clip_id")
         joined = predictions.merge(factors, on="clip_id", how="left", validate="many_to_one")
         joined["age_group"] = pd.cut(pd.to_numeric(joined["age"], errors="coerce"), bins=list(AGE_BINS),

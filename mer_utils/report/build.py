@@ -84,7 +84,6 @@ def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.Pat
 
     models = model_table(runs)
     add_table("models", "Models per modality and protocol", *models)
-    # One footnote per way of scoring a test clip present in the runs: what it uses at test time.
     notes += [f"Scoring \"{SHORT_NAMES[mode]}\" ({mode}): {WHAT_IT_USES[mode]}." for mode in ADAPTATIONS
               if mode in set(runs["adaptation"])]
     if set(runs["adaptation"]) - {"none"}:

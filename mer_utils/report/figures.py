@@ -104,6 +104,5 @@ def breakdown_figure(table: pd.DataFrame, *, title: str = ""):
         handles, names = axes[0].get_legend_handles_labels()
         fig.legend(handles, names, loc="lower center", ncol=min(len(names), 3), fontsize=7)
     fig.suptitle(title, fontsize=9)
-    # Leave room under the panels for the shared legend.
-    fig.tight_layout(rect=(0, 0.04 + 0.03 * int(np.ceil(len(labels) / 3)), 1, 1))
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * int(np.ceil(len(labels) / 3)), 1, 1))  # room for the shared legend
     return fig

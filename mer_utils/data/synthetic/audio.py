@@ -95,7 +95,6 @@ def clip_style(voice: Voice, emotion: str, *, strength: float, rng: np.random.Ge
 def _resonator(x: np.ndarray, freq: float, bandwidth: float, sr: int) -> np.ndarray:
     """Klatt's second-order resonator: unity gain at 0 Hz, a peak at ``freq``."""
     from scipy.signal import lfilter
-
     c = -np.exp(-2 * np.pi * bandwidth / sr)
     b = 2 * np.exp(-np.pi * bandwidth / sr) * np.cos(2 * np.pi * min(freq, 0.45 * sr) / sr)
     return lfilter([1.0 - b - c], [1.0, -b, -c], x)

@@ -26,6 +26,9 @@ SCRATCH_NAME = ".partial"
 # Like the real corpus, IEO is acted at three intensities (NEU only unspecified).
 IEO_LEVELS = ("LO", "MD", "HI")
 LEVEL_GAIN = {"LO": 0.6, "MD": 0.85, "HI": 1.1, "XX": 0.85}
+DURATION_S = 1.6  # mean clip length; each clip varies by up to 10 %
+FPS = 15
+FRAME_SIZE = (192, 144)  # (width, height); the Haar cascade needs at least (96, 72)
 README = """SYNTHETIC CREMA-D-SHAPED CORPUS - NOT REAL SPEECH OR FACES
 
 Made by mer_utils.data.synthetic.corpus.make_synthetic_corpus so the toolkit runs end to end without
@@ -78,32 +81,25 @@ def _start_or_skip(out_dir: Path, params: dict, expected: list[Path]) -> bool:
 
 
 def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENTENCES, seed: int = 0,
-                          with_video: bool = True, duration_s: float = 1.6, fps: int = 15,
-                          frame_size: tuple = (192, 144), progress: bool = True) -> Path:
-    """Write a synthetic CREMA-D-shaped corpus and return its root; same ``seed``, same bytes. ``duration_s``: the
-    mean clip length (each varies by up to 10 %). A re-run with the same parameters returns at once or finishes an
-    interrupted corpus; other parameters in the same folder raise ``ValueError``."""
+                          with_video: bool = True, progress: bool = True) -> Path:
+    """Write a synthetic CREMA-D-shaped corpus and return its root; same ``seed``, same bytes. A re-run with the
+    same parameters returns at once or finishes an interrupted corpus; other parameters there raise ``ValueError``."""
     from tqdm import tqdm
 
     sentences = tuple(sentences)
-    frame_size = tuple(int(v) for v in frame_size)
     for ok, message in (
         (2 <= n_actors <= 91, f"n_actors must be between 2 (one per sex) and 91 (as in CREMA-D), got {n_actors}"),
         (sentences and set(sentences) <= set(SENTENCES) and len(set(sentences)) == len(sentences),
          f"sentences must be distinct CREMA-D codes from {sorted(SENTENCES)}, got {sentences}"),
         (isinstance(seed, (int, np.integer)) and seed >= 0, f"seed must be a non-negative integer, got {seed!r}"),
-        (0.8 <= duration_s <= 6.0, f"duration_s must be between 0.8 and 6 seconds, got {duration_s}"),
-        (5 <= fps <= 60, f"fps must be between 5 and 60, got {fps}"),
-        (len(frame_size) == 2 and frame_size[0] >= 96 and frame_size[1] >= 72,
-         f"frame_size is (width, height) of at least (96, 72) so faces stay detectable, got {frame_size}"),
     ):
         if not ok:
             raise ValueError(message)
     out_dir = Path(out_dir)
     plan = clip_plan(n_actors=n_actors, sentences=sentences)
     params = {"generator_version": GENERATOR_VERSION, "n_actors": n_actors, "sentences": list(sentences),
-              "seed": int(seed), "with_video": bool(with_video), "duration_s": float(duration_s), "fps": int(fps),
-              "frame_size": list(frame_size), "sample_rate": SAMPLE_RATE, "n_clips": len(plan)}
+              "seed": int(seed), "with_video": bool(with_video), "duration_s": DURATION_S, "fps": FPS,
+              "frame_size": list(FRAME_SIZE), "sample_rate": SAMPLE_RATE, "n_clips": len(plan)}
     media = {"AudioWAV": ".wav", "VideoFlash": ".flv"} if with_video else {"AudioWAV": ".wav"}
     expected = [out_dir / folder / f"{_name(c)}{suffix}" for folder, suffix in media.items() for c in plan]
     expected += [out_dir / "VideoDemographics.csv", out_dir / "README.txt"]
@@ -124,7 +120,7 @@ def make_synthetic_corpus(out_dir, *, n_actors: int = 12, sentences=DEFAULT_SENT
         voice_seq, look_seq = np.random.SeedSequence([int(seed), actor, 1]).spawn(2)
         actors[actor] = {"voice": synth_audio.random_voice(np.random.default_rng(voice_seq), sex=sex),
                          "look": synth_video.random_look(np.random.default_rng(look_seq), sex=sex, race=race,
-                                                         frame_size=frame_size)}
+                                                         frame_size=FRAME_SIZE)}
     for clip in tqdm(plan, desc=f"Synthesising {out_dir.name}", unit="clip", disable=not progress):
         _write_clip(out_dir, clip, actors[clip[0]], params)
 

@@ -170,7 +170,6 @@ def _pt(xy) -> tuple:
 
 def _ellipse(img, centre, axes, colour) -> None:
     import cv2
-
     cv2.ellipse(img, _pt(centre), _pt(axes), 0, 0, 360, _bgr(colour), -1, cv2.LINE_AA)
 
 

@@ -13,9 +13,12 @@ import numpy as np
 from mer_utils.core.atomic_io import read_json
 from mer_utils.core.checkpoint_gate import CheckpointError, cached_by_file, opening_checkpoint, refuse_non_finite
 from mer_utils.experts import save_with_json
+from mer_utils.experts.visual.crops import CropConfig, extract_clip_crops
+from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
 CHECKPOINT_FORMAT = "mer-visual-1"
 BEST_NAME = "best_visual_model"
+_FIX = "retrain it with `mer visual train` (or pull a checkpoint set again)"
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -36,14 +39,9 @@ def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra
     }, metadata={"format": CHECKPOINT_FORMAT})
 
 
-_FIX = "retrain it with `mer visual train` (or pull a checkpoint set again)"
-
-
 def load_visual_model(path: str | os.PathLike):
     """``(model in eval mode, metadata dict)`` from a checkpoint written by :func:`save_visual_checkpoint`."""
     from safetensors.torch import load_file
-
-    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     weights, meta_path = _paths(path)
     if missing := [p for p in (weights, meta_path) if not p.is_file()]:
@@ -79,7 +77,6 @@ class VisualExpert:
     """A trained visual model with its preprocessing: ``predict_video(video).probs`` in ``labels`` order."""
 
     def __init__(self, model, meta: dict, *, network=None):
-        from mer_utils.experts.visual.crops import CropConfig
         # ``network``: the same model's ONNX copy (`mer export onnx`: experts/onnx_export.py), run instead.
         self.model, self.meta, self.network = model, meta, network
         self.labels = tuple(meta["labels"])
@@ -100,7 +97,6 @@ class VisualExpert:
 
     def predict_video(self, path: str | os.PathLike, *, detector=None) -> VideoPrediction:
         """Sample frames, find the face, crop and classify one video file."""
-        from mer_utils.experts.visual.crops import extract_clip_crops
         clip = extract_clip_crops(path, self.crop_config, detector=detector, keep_frames=True)
         return VideoPrediction(self.predict_crops(clip.crops), clip.frames, clip.boxes, clip.detected,
                                clip.frame_indices, clip.crops)

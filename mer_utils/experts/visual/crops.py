@@ -3,6 +3,7 @@ Entries are safetensors, not ``.npz``: ``np.load`` is not thread-safe in CPython
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -15,11 +16,14 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path, write_csv, write_json
+from mer_utils.experts.visual.faces import HaarFaceDetector, crop_faces, track_faces
+from mer_utils.experts.visual.video import read_sampled_frames
 if TYPE_CHECKING:  # pandas (and the data layer) load with a manifest: scoring one video needs neither
     import pandas as pd
 
 CACHE_VERSION = 2  # 2: safetensors entries; the face followed from frame to frame, not the largest per frame
 REPORT_COLUMNS = ("clip_id", "status", "n_frames", "n_detected", "n_fallback", "error")
+FINGERPRINT_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +51,6 @@ class CropConfig:
         return math.ceil(self.crop_size / self.min_size_frac)
 
     def make_detector(self):
-        from mer_utils.experts.visual.faces import HaarFaceDetector
         if self.detector != "haar":
             raise ValueError(f"unknown detector {self.detector!r}; built in: 'haar'. Pass a FaceDetector object "
                              "to prepare_crops(detector=...) and name it in CropConfig.detector.")
@@ -67,8 +70,6 @@ class ClipCrops(NamedTuple):
 def extract_clip_crops(path: str | os.PathLike, config: CropConfig, *, detector=None,
                        keep_frames: bool = False) -> ClipCrops:
     """Decode K frames of one video, track the face, crop it."""
-    from mer_utils.experts.visual.faces import crop_faces, track_faces
-    from mer_utils.experts.visual.video import read_sampled_frames
     sampled = read_sampled_frames(path, config.n_frames)
     track = track_faces(sampled.frames, detector or config.make_detector(), margin=config.margin,
                         window=config.smooth_window)
@@ -81,9 +82,6 @@ def default_cache_dir(data_root: str | os.PathLike, config: CropConfig, outputs:
     root = Path(data_root).resolve()
     tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
     return Path(outputs) / "cache" / "face_crops" / f"{root.name}-{tag}" / config.key()
-
-
-FINGERPRINT_BYTES = 64 * 1024
 
 
 def source_fingerprint(path: str | os.PathLike) -> str:
@@ -128,30 +126,20 @@ def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
     return ClipCrops(data["crops"], data["boxes"], data["frame_indices"], data["detected"], int(meta["n_frames"]))
 
 
-def _cached(path: Path, fingerprint: str) -> tuple[int, np.ndarray] | None:
-    """Frame count and detection flags of a valid cache entry, or None when it must be (re)made."""
-    from safetensors import SafetensorError
-    if not path.exists():
-        return None
-    try:
-        data, meta = _read(path, ("detected",))
-    except (OSError, SafetensorError):
-        return None  # a truncated or foreign file: extract again
-    return (int(meta["n_frames"]), data["detected"]) if meta.get("source_fingerprint") == fingerprint else None
-
-
 def _report_row(clip_id: str, status: str, n_frames: int = 0, detected=(), error: str = "") -> dict:
     detected = np.asarray(detected, dtype=bool)
     return dict(zip(REPORT_COLUMNS, (clip_id, status, n_frames, int(detected.sum()), int((~detected).sum()), error)))
 
 
 def _prepare_one(clip_id: str, video: Path, cache_dir: Path, config: CropConfig, detector) -> dict:
+    from safetensors import SafetensorError
     try:
         fingerprint = source_fingerprint(video)
         path = _entry(cache_dir, clip_id)
-        cached = _cached(path, fingerprint)
-        if cached is not None:
-            return _report_row(clip_id, "cached", *cached)
+        with contextlib.suppress(OSError, SafetensorError):  # no entry, or a truncated or foreign one: extract again
+            data, meta = _read(path, ("detected",))
+            if meta.get("source_fingerprint") == fingerprint:
+                return _report_row(clip_id, "cached", int(meta["n_frames"]), data["detected"])
         crops = extract_clip_crops(video, config, detector=detector)
         _save(path, crops, fingerprint)
         return _report_row(clip_id, "ok", crops.n_frames, crops.detected)

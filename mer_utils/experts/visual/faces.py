@@ -12,14 +12,16 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+_LOCAL = threading.local()
+# Frames in a row in which the followed face is missing while other faces are seen, before the track moves
+# to the largest of those (the person left; a single missed detection must not swap people).
+LOST_AFTER = 3
+
 
 class FaceDetector(Protocol):
     """Anything with ``detect(frame_rgb) -> (n, 4)`` boxes ``(x, y, w, h)`` (MTCNN, RetinaFace ... plug in)."""
 
     def detect(self, frame: np.ndarray) -> np.ndarray: ...
-
-
-_LOCAL = threading.local()
 
 
 def _cascade(name: str):
@@ -88,11 +90,6 @@ def overlap(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
     return inter / (boxes[:, 2] * boxes[:, 3] + box[2] * box[3] - inter)
 
 
-# Frames in a row in which the followed face is missing while other faces are seen, before the track moves
-# to the largest of those (the person left; a single missed detection must not swap people).
-LOST_AFTER = 3
-
-
 def centre_box(frame_shape: tuple[int, ...], *, fraction: float = 0.6) -> np.ndarray:
     """A centred square covering ``fraction`` of the shorter side (no-face fallback)."""
     height, width = frame_shape[:2]
@@ -128,10 +125,7 @@ class TrackedFrame(NamedTuple):
 def follow_face(frames: Iterable[np.ndarray], detector: FaceDetector, *, margin: float = 0.1, window: int = 3,
                 max_wait: int = 64) -> Iterator[TrackedFrame]:
     """Follow one face through ``frames`` (an array or a stream) in constant memory, yielding each frame with its
-    crop box once final (``window // 2`` frames later). The face followed is the largest of the first detections,
-    then the one overlapping it most (another person takes over after :data:`LOST_AFTER` missed frames); a frame
-    without it takes the last box (the next one before the first; a centred square after ``max_wait`` frames);
-    boxes are median-smoothed over ``window`` frames, squared and expanded by ``margin``."""
+    crop box once final (``window // 2`` frames later); which face and which fallback box: docs/visual.md."""
     if window < 1 or window % 2 == 0:
         raise ValueError(f"smoothing window must be a positive odd number, got {window}")
     half = window // 2

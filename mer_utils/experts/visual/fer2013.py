@@ -116,8 +116,7 @@ def build_mini_xception():
     return _modules()()
 
 
-# Keras layer name -> torch prefix. The Keras graph numbers batch norms in
-# creation order, which interleaves residual and separable branches.
+# Keras layer name -> torch prefix (Keras numbers batch norms in creation order: residual and separable interleave).
 def _keras_layer_map() -> dict[str, str]:
     mapping = {"conv2d_1": "conv1", "batch_normalization_1": "bn1", "conv2d_2": "conv2",
                "batch_normalization_2": "bn2", "conv2d_7": "classifier"}
@@ -276,9 +275,4 @@ def load_fer2013_network(weights: str | os.PathLike):
         return network
     import torch
     module = load_fer2013_model(weights).probabilities_module().eval()
-
-    def on_torch(frames: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(frames)).numpy()
-
-    return on_torch
+    return torch.inference_mode()(lambda frames: module(torch.from_numpy(frames)).numpy())

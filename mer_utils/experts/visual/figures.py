@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import save_png
+from mer_utils.experts.visual.crops import extract_clip_crops, load_clip_crops
 
 
 def _finish(fig, path: str | os.PathLike | None, title: str = "", *, tight: bool = True):
@@ -80,7 +81,6 @@ def plot_training_curves(history: Sequence[dict], *, path: str | os.PathLike | N
 def detection_figure(video_path: str | os.PathLike, crop_config, *, path: str | os.PathLike,
                      title: str | None = None) -> Path:
     """Sample a clip as the pipeline does and draw its frames with the face boxes; returns the PNG path."""
-    from mer_utils.experts.visual.crops import extract_clip_crops
     clip = extract_clip_crops(video_path, crop_config, keep_frames=True)
     n_found = int(clip.detected.sum())
     plot_frames_with_boxes(clip.frames, clip.boxes, detected=clip.detected, frame_indices=clip.frame_indices,
@@ -93,8 +93,6 @@ def cached_contact_sheet(cache_dir: str | os.PathLike, clip_ids: Sequence[str] |
                          n_clips: int = 6, path: str | os.PathLike) -> Path:
     """Contact sheet of cached crops (without ``clip_ids``: ``n_clips`` spread over the cache's report)."""
     import pandas as pd
-
-    from mer_utils.experts.visual.crops import load_clip_crops
     if clip_ids is None:
         report = pd.read_csv(Path(cache_dir) / "prepare_report.csv", dtype={"clip_id": str})
         done = report.loc[report["status"].isin(["ok", "cached"]), "clip_id"].tolist()

@@ -1,20 +1,30 @@
-"""The visual expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`):
-``mer visual train`` and the VISUAL notebook."""
+"""The visual expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`), one fold on
+:mod:`mer_utils.experts.fine_tuning`: ``mer visual train`` and the VISUAL notebook."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import os
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
-from mer_utils.core.atomic_io import write_csv
+from mer_utils.core.atomic_io import atomic_path, write_csv
+from mer_utils.core.labels import class_weights
 from mer_utils.core.predictions import make_predictions_frame
+from mer_utils.experts.distributed import is_main_process, one_torch_thread, pick_device
 from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
+from mer_utils.experts.visual.checkpoint import BEST_NAME, save_visual_checkpoint
 from mer_utils.experts.visual.config import VisualTrainConfig
+from mer_utils.experts.visual.crops import load_clip_crops, prepare_crops, summarize_report
+from mer_utils.experts.visual.models import build_visual_model
 
 STAGE = "visual"
 
@@ -51,8 +61,6 @@ def prepare_visual_protocol(config: VisualTrainConfig):
 
 def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
     """Prepare (or reuse) the crops of every clip in the split and load them."""
-    from mer_utils.experts.visual.crops import load_clip_crops, prepare_crops
-
     wanted = prepared.manifest[prepared.manifest["clip_id"].isin(set(prepared.split["clip_id"]))]
     cache_dir, report = prepare_crops(wanted, prepared.data_root, config=config.crop_config(),
                                       outputs=config.outputs, n_jobs=config.n_jobs or None,
@@ -73,12 +81,6 @@ def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
 def frozen_features(config: VisualTrainConfig, clips: ClipData, labels: tuple[str, ...], *,
                     batch_size: int = 64) -> dict:
     """Frame features of every clip and of its mirror image, computed once and cached."""
-    import torch
-
-    from mer_utils.core.atomic_io import atomic_path
-    from mer_utils.experts.distributed import pick_device
-    from mer_utils.experts.visual.models import build_visual_model
-
     model = build_visual_model(config.model_spec(labels), weights_dir=config.checkpoints)
     path = clips.cache_dir / f"features_{config.backbone.replace(':', '-')}_{model.spec.input_size}.npz"
     if path.exists():
@@ -103,6 +105,74 @@ def frozen_features(config: VisualTrainConfig, clips: ClipData, labels: tuple[st
     return data
 
 
+def augment_crops(crops: torch.Tensor) -> torch.Tensor:
+    """Mirror, shift by up to 1/16 of the side, jitter brightness/contrast: uint8 -> float 0..255."""
+    # The global torch generator: Trainer seeds it and restores it with each checkpoint (resume = uninterrupted).
+    x = crops.float()
+    batch, side = x.shape[0], x.shape[-2]
+    flip = (torch.rand(batch) < 0.5).to(x.device)
+    x[flip] = x[flip].flip(-2)  # (B, K, S, S, 3): dim -2 is the width
+    shift = max(1, side // 16)
+    dy, dx = (int(v) for v in torch.randint(-shift, shift + 1, (2,)))
+    x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    gain = (1 + 0.2 * (torch.rand(batch, 1, 1, 1, 1) - 0.5) * 2).to(x.device)
+    bias = (20 * (torch.rand(batch, 1, 1, 1, 1) - 0.5) * 2).to(x.device)
+    mean = x.mean(dim=(1, 2, 3, 4), keepdim=True)
+    return ((x - mean) * gain + mean + bias).clamp(0, 255)
+
+
+class FoldModel(nn.Module):
+    """The classifier as the trainer sees it: a batch's tensors in, logits out, augmented in training mode
+    (frozen: mirrored features and a random subset of frames; fine-tuning: :func:`augment_crops`)."""
+
+    def __init__(self, model, config: VisualTrainConfig):
+        super().__init__()
+        self.model, self.frozen, self.augment = model, config.mode == "frozen", config.augment
+
+    def forward(self, features=None, mirrored=None, crops=None):
+        augment = self.training and self.augment
+        if not self.frozen:
+            return self.model(augment_crops(crops) if augment else crops)
+        if augment:
+            mirror = (torch.rand(len(features)) < 0.5).to(features.device)
+            features = torch.where(mirror[:, None, None], mirrored, features)
+            k = features.shape[1]
+            keep = max(1, k // 2) + int(torch.randint(0, k - max(1, k // 2) + 1, (1,)))
+            features = features[:, torch.randperm(k)[:keep].sort().values.to(features.device)]
+        return self.model.classify_features(features)[0]
+
+
+def collate_rows(data: dict, items: list) -> dict:
+    """``[(clip row, label index), ...]`` -> those rows of every tensor in ``data`` (on the CPU) and the labels."""
+    rows = torch.as_tensor([row for row, _ in items])
+    return {**{name: tensor[rows] for name, tensor in data.items()}, "labels": torch.as_tensor([y for _, y in items])}
+
+
+def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, *,
+             config: VisualTrainConfig, fold: int, work_dir: str | os.PathLike):
+    """:func:`~mer_utils.experts.fine_tuning.fine_tune` on clip rows; the report's history rows name the fold."""
+    from mer_utils.experts.fine_tuning import fine_tune, training_arguments
+
+    frozen = config.mode == "frozen"
+    model.encoder.requires_grad_(not frozen).train(not frozen and model.training)  # frozen: batch norms in eval too
+    head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    encoder = [] if frozen else [{"params": list(model.encoder.parameters()), "lr": config.encoder_lr}]
+    optimizer = torch.optim.AdamW([{"params": head, "lr": config.lr}, *encoder], weight_decay=config.weight_decay)
+    args = training_arguments(
+        work_dir, epochs=config.epochs, batch_size=config.batch_size, grad_accum=1, seed=config.seed * 1_000 + fold,
+        device=pick_device(config.device), eval_batch_size=128, progress=config.progress,
+        lr_scheduler_type="constant", max_grad_norm=0.0, ddp_find_unused_parameters=not frozen)
+    pairs = {name: [(int(i), int(y[i])) for i in index] for name, index in (("train", train_idx), ("val", val_idx))}
+    # A small head on precomputed features: extra threads only add synchronisation.
+    with one_torch_thread() if frozen else contextlib.nullcontext():
+        trainer, report = fine_tune(
+            FoldModel(model, config), pairs["train"], pairs["val"], args=args,
+            collate=functools.partial(collate_rows, data),
+            class_weights=class_weights(y[train_idx], model.spec.labels, allow_absent=True),
+            optimizer=optimizer, patience=config.patience)
+    return trainer, {**report, "history": [{"fold": fold, **row} for row in report["history"]]}
+
+
 @dataclasses.dataclass
 class VisualExpert:
     """The runner's visual plug-in (see :class:`mer_utils.experts.runner.Expert`)."""
@@ -117,7 +187,6 @@ class VisualExpert:
         return self.config.result_settings()
 
     def begin(self, prepared) -> None:
-        import torch
         self.clips = load_clip_data(prepared, self.config)
         if not self.clips.clip_ids:
             raise RuntimeError("no clip could be turned into face crops; see "
@@ -127,13 +196,7 @@ class VisualExpert:
                      frozen_features(self.config, self.clips, prepared.labels))
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
-        import torch
-
-        from mer_utils.experts.distributed import is_main_process
         from mer_utils.experts.fine_tuning import predict_proba
-        from mer_utils.experts.visual.checkpoint import save_visual_checkpoint
-        from mer_utils.experts.visual.fit import fit_fold
-        from mer_utils.experts.visual.models import build_visual_model
         from mer_utils.protocols.splits import fold_subsets
 
         config, clips = self.config, self.clips
@@ -167,12 +230,10 @@ class VisualExpert:
 
     def stable_name(self, prepared) -> str:
         from mer_utils.experts.audio.checkpoint import protocol_tag
-        from mer_utils.experts.visual.checkpoint import BEST_NAME
         # The demo's protocol keeps the name users know; the others get theirs, so no protocol overwrites another.
         return BEST_NAME if self.config.protocol == "speaker" else f"{BEST_NAME}_{protocol_tag(self.config.protocol)}"
 
     def run_info(self, prepared, reports: list[dict]) -> dict:
-        from mer_utils.experts.visual.crops import summarize_report
         return {"backbone": self.config.backbone, "mode": self.config.mode, "pooling": self.config.pooling,
                 "n_frames": self.config.n_frames, "faces": summarize_report(self.clips.report),
                 "crop_cache": str(self.clips.cache_dir)}

@@ -146,9 +146,8 @@ class FrameStream(NamedTuple):
 
 def stream_frames(path: str | os.PathLike, k: int, *, max_side: int | None = None,
                   span_s: float = 0.0) -> FrameStream:
-    """``k`` frames spread uniformly over a video's time (``span_s`` when the header has no duration), decoded in
-    one pass: at each instant the frame on screen by the stream's timestamps (PyAV: variable frame rates placed
-    right), at most ``max_side`` pixels on the shorter side; undecodable data raises :class:`VideoFramesError`."""
+    """``k`` frames spread uniformly over a video's time (``span_s`` without a duration in the header), in one pass,
+    each the frame on screen by the stream's timestamps (PyAV); undecodable data: :class:`VideoFramesError`."""
     import av
 
     path = Path(path)

@@ -3,12 +3,14 @@ label set (classes it lacks dropped, the rest renormalised): the floor a trained
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
-from mer_utils.experts.visual.fer2013 import FER2013_CLASSES
+import numpy as np
+import pandas as pd
+
+from mer_utils.experts.visual.fer2013 import FER2013_CLASSES, fer2013_weights, fer_input_array, load_fer2013_network
 from mer_utils.core.run_lock import releasing_run_locks
 from mer_utils.experts.runner import RunResult
-
 
 
 def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
@@ -36,7 +38,6 @@ def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
 def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], network=None,
                          batch_size: int = 64) -> np.ndarray:
     """``(N, K, S, S, 3)`` uint8 crops -> ``(N, len(labels))``; ``network``: :func:`load_fer2013_network`'s."""
-    from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
     network = network or load_fer2013_network(fer2013_weights())
     crops = np.asarray(crops)
     n, k = crops.shape[:2]
@@ -50,16 +51,11 @@ def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], network=
 def run_zero_shot(config=None, **overrides):
     """Zero-shot predictions of every fold's ``val`` and ``test`` clips in a run folder
     ``outputs/visual/<protocol>_fer2013-zeroshot_seed<seed>/`` (no ``latest_`` pointer: that is the trained one's)."""
-    import dataclasses
-
-    import pandas as pd
-
     from mer_utils.core.evaluation import save_run_outputs
     from mer_utils.core.runs import corpus_key, new_run_dir, set_seed
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
     from mer_utils.experts.visual.crops import summarize_report
-    from mer_utils.experts.visual.fer2013 import fer2013_weights, load_fer2013_network
     from mer_utils.experts.visual.train import STAGE, load_clip_data, prepare_visual_protocol
 
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
