@@ -126,7 +126,8 @@ def build_master_table(experts: Mapping[str, pd.DataFrame], *, sources: Mapping[
     _check_labels(merged, names, labels)
     merged.insert(1, "split", split)
     merged["y_true"] = merged[f"{names[0]}_y_true"]
-    ordered = ["clip_id", "split", "fold", "subset", "y_true"] + [f"{name}_{c}" for name in names for c in ("y_pred", *probs)]
+    ordered = ["clip_id", "split", "fold", "subset", "y_true"]
+    ordered += [f"{name}_{c}" for name in names for c in ("y_pred", *probs)]
     master = merged.loc[:, ordered].sort_values(["fold", "subset", "clip_id"], kind="stable")
     return master.reset_index(drop=True), dropped
 
