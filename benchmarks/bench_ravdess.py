@@ -85,7 +85,7 @@ def save_rows(rows: list[dict], out: Path) -> None:
     import pandas as pd
 
     from mer_utils.core.atomic_io import write_csv
-    from mer_utils.core.figures import save_png
+    from mer_utils.core.atomic_io import save_png
     from matplotlib.figure import Figure
 
     frame = pd.DataFrame(rows)

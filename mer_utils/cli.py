@@ -8,8 +8,7 @@ import importlib
 import sys
 
 # Top-level command -> the module that registers it. A command line that names one registers that module alone:
-# registering every command imports what their options offer (the split protocols: pandas), which would cost
-# `mer predict` a third of a second before it starts.
+# every command's options would import pandas (the split protocols), costing `mer predict` a third of a second.
 COMMAND_MODULES = {command: f"mer_utils.commands.{module}" for module, commands in (
     ("data", ("manifest", "splits", "synth", "human-baseline")), ("download", ("download",)), ("audio", ("audio",)),
     ("fusion", ("fuse", "report", "run-all")), ("visual", ("visual",)), ("demo", ("predict", "app")),
@@ -52,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except (OSError, ValueError, RuntimeError) as err:
-        # Errors raised by the package already name the file and the fix; a failed write names its file and
-        # the cause (core/atomic_io.py's WriteError, a full disk included).
+        # The package's errors already name the file and the fix (a failed write: atomic_io.WriteError).
         print(f"mer {args.command}: error: {err}", file=sys.stderr)
         return 1
     return int(result or 0)

@@ -14,9 +14,8 @@ def add_config_command(subparsers, name: str, *, help: str, handler) -> None:
 
 
 def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | None = None):
-    """The ``cls`` config of a command's options (those of the ``groups`` dataclasses, one ``--help`` section
-    each; default: ``cls``), and a namespace of its other ``options`` (``{"--flag": add_argument keywords}``).
-    ``--config RUN`` replays a run: its config.json gives the defaults, so options typed beside it win."""
+    """The ``cls`` config of a command's options (one ``--help`` section per ``groups`` dataclass) and a namespace
+    of its other ``options``; ``--config RUN``: that run's config.json gives the defaults, typed options win."""
     from transformers import HfArgumentParser
 
     from mer_utils.core.config import field_names, load_config
@@ -37,10 +36,8 @@ def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | Non
 
 
 def report_unfinished(result) -> bool:
-    """Print why a training command has no scores to show (and return True) when this process is not the main
-    process of a launch or the run waits for folds other processes train."""
+    """True, after saying why, when this process has no scores to print (not the main one, or folds still to run)."""
     from mer_utils.experts import distributed
-
     if not distributed.is_main_process():
         return True  # rank 0 reports for all processes
     if result.pending:

@@ -12,8 +12,7 @@ def _train(args) -> int:
     from mer_utils.experts.audio.config import GROUPS, AudioTrainConfig
     from mer_utils.experts.audio.train import train_audio
 
-    config, _ = parse_config(args, AudioTrainConfig, GROUPS)
-    result = train_audio(config)
+    result = train_audio(parse_config(args, AudioTrainConfig, GROUPS)[0])
     if report_unfinished(result):
         return 0
     summary = result.metrics["summary"]
@@ -29,7 +28,6 @@ def _train(args) -> int:
 
 def _compare(args) -> int:
     from mer_utils.experts.audio.compare import compare_protocols, save_protocol_comparison
-
     table = compare_protocols(args.outputs, protocols=tuple(args.protocols), adapt=args.adapt)
     print(table.to_string(index=False))
     if args.out:
@@ -61,7 +59,6 @@ def _predict(args) -> int:
 def _cross_corpus(args) -> int:
     from mer_utils.core.atomic_io import read_json
     from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus
-
     config, options = parse_config(args, CrossCorpusConfig, options={
         "--quiet": dict(action="store_true", help="no progress bars")})
     run_dir = run_cross_corpus(config, progress=not options.quiet)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 def _manifest(args) -> int:
     from mer_utils.data.manifest import build_manifest, summarize_manifest, write_manifest
-
     result = build_manifest(args.data_root, metadata_dir=args.metadata_dir, dataset=args.dataset,
                             keep_all_emotions=args.all_emotions)
     manifest_path, problems_path = write_manifest(result, args.out)
@@ -39,7 +38,6 @@ def _splits(args) -> int:
 
 def _synth(args) -> int:
     from mer_utils.data.synthetic.corpus import make_synthetic_corpus
-
     root = make_synthetic_corpus(args.out, n_actors=args.actors, seed=args.seed)
     print(f"synthetic corpus: {root}")
     return 0
@@ -47,7 +45,6 @@ def _synth(args) -> int:
 
 def _human_baseline(args) -> int:
     from mer_utils.data.human_baseline import human_baseline_markdown, human_baseline, write_human_baseline
-
     csv_path, md_path = write_human_baseline(args.data_root, args.out)
     print(human_baseline_markdown(human_baseline(args.data_root)))
     print(f"tables: {csv_path}, {md_path}")

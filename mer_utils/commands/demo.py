@@ -27,11 +27,9 @@ def _predict(args) -> int:
 
 def _app(args) -> int:
     import importlib.util
-
     if importlib.util.find_spec("gradio") is None:
         raise RuntimeError("`mer app` needs Gradio: pip install -e .[app] (or pip install gradio)")
     from mer_utils.demo.app import launch_app
-
     launch_app(args.checkpoints, host=args.host, port=args.port, share=args.share,
                allow_synthetic=args.allow_synthetic)
     return 0

@@ -7,7 +7,6 @@ from pathlib import Path
 
 def _cremad(args) -> int:
     from mer_utils.data.download import download_cremad
-
     result = download_cremad(args.out, modalities=tuple(args.modalities), actors=args.actors, clips=args.clips,
                              mirror=args.mirror, metadata=not args.no_metadata, jobs=args.jobs,
                              retries=args.retries, backoff_s=args.backoff, timeout_s=args.timeout,
@@ -18,7 +17,6 @@ def _cremad(args) -> int:
 
 def _ravdess(args) -> int:
     from mer_utils.data.download import download_ravdess
-
     result = download_ravdess(args.out, actors=args.actors, mirror=args.mirror, keep_zip=args.keep_zip,
                               retries=args.retries, backoff_s=args.backoff, timeout_s=args.timeout,
                               progress=not args.quiet)

@@ -10,7 +10,6 @@ from mer_utils.commands import add_config_command, parse_config
 
 def _expert_runs(config, protocol: str | None, adapt: str = "none") -> tuple[str, str]:
     from mer_utils.fusion.run import latest_expert_runs
-
     if config.audio_run and config.visual_run:
         return config.audio_run, config.visual_run
     if not protocol:
@@ -42,7 +41,6 @@ def _fuse(args) -> int:
 
 def _report(args) -> int:
     from mer_utils.report.build import make_report
-
     report = make_report(args.outputs, out_dir=args.out, metadata=args.metadata, manifest=args.manifest,
                          figures=not args.no_figures)
     print(report.read_text(encoding="utf-8"))
@@ -52,7 +50,6 @@ def _report(args) -> int:
 
 def _run_all(args) -> int:
     from mer_utils.pipeline import PipelineConfig, run_all
-
     config, options = parse_config(args, PipelineConfig, options={
         "--quiet": dict(action="store_true", help="no progress bars (same as --no-progress)")})
     run_all(config, **({"progress": False} if options.quiet else {}))

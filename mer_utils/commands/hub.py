@@ -1,5 +1,4 @@
-"""``mer hub push|pull`` (share a checkpoint set on the Hugging Face Hub, fetch one back, verified) and
-``mer export onnx`` (ONNX copies of the experts' networks, next to their checkpoints)."""
+"""``mer hub push|pull`` (a checkpoint set on the Hugging Face Hub, verified) and ``mer export onnx``."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from pathlib import Path
 
 def _push(args) -> int:
     from mer_utils.demo.hub import push_checkpoints
-
     where = push_checkpoints(args.repo_id, args.checkpoints, endpoint=args.endpoint, local_hub=args.local_hub)
     print(f"pushed {args.checkpoints} to {args.repo_id}: {where}")
     return 0
@@ -17,7 +15,6 @@ def _push(args) -> int:
 
 def _pull(args) -> int:
     from mer_utils.demo.hub import pull_checkpoints
-
     try:
         target = pull_checkpoints(args.repo_id, args.checkpoints, endpoint=args.endpoint, local_hub=args.local_hub)
     except FileExistsError as err:  # the target holds the user's own index (the CLI reports the other errors)
@@ -30,7 +27,6 @@ def _pull(args) -> int:
 
 def _onnx(args) -> int:
     from mer_utils.experts.onnx_export import TOLERANCE, export_checkpoints
-
     for record in export_checkpoints(args.checkpoints):
         print(f"{record['network']}: {record['path']} (largest difference from torch {record['max_abs_diff']:.1e}, "
               f"allowed {TOLERANCE:g})")

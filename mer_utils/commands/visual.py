@@ -58,7 +58,6 @@ def _train(args) -> int:
 def _zero_shot(args) -> int:
     from mer_utils.experts.visual.config import ZERO_SHOT_GROUPS, VisualTrainConfig
     from mer_utils.experts.visual.zero_shot import run_zero_shot
-
     result = run_zero_shot(parse_config(args, VisualTrainConfig, ZERO_SHOT_GROUPS)[0])
     test = result.metrics["summary"].get("test", result.metrics["summary"].get("val"))
     print(f"zero-shot FER2013 -> CREMA-D: UA {test['ua']['mean']:.3f}, WA {test['wa']['mean']:.3f}")
@@ -88,7 +87,6 @@ def _predict(args) -> int:
 
 def _weights(args) -> int:
     from mer_utils.experts.visual.fer2013 import ensure_fer2013_weights
-
     print(ensure_fer2013_weights(args.checkpoints, hdf5_path=args.hdf5, cache_dir=args.cache_dir))
     return 0
 

@@ -1,7 +1,5 @@
 """How a test clip was scored: alone (``"none"``, as published results and the demo are), or with statistics of
-other unlabelled test clips (``"speaker"``, ``"balanced"``: :data:`WHAT_IT_USES`). Two numbers are compared only
-when they were scored alike (:func:`check_same_scoring`).
-"""
+other unlabelled test clips (:data:`WHAT_IT_USES`); only numbers scored alike are compared."""
 
 from __future__ import annotations
 

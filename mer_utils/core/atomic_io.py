@@ -1,6 +1,5 @@
 """Atomic writes (a temporary file renamed into place): a file is either the old version or the complete new one.
-A failed write raises :class:`WriteError` naming the file and the cause, which the libraries underneath often omit.
-"""
+A failed write raises :class:`WriteError` naming the file and the cause, which the libraries underneath often omit."""
 
 from __future__ import annotations
 
@@ -88,6 +87,13 @@ def write_csv(path: str | os.PathLike, frame, **kwargs) -> Path:
     kwargs.setdefault("index", False)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **kwargs)
+    return Path(path)
+
+
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Write the matplotlib ``fig`` to ``path`` atomically, without the version tag (same figure, same bytes)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     return Path(path)
 
 

@@ -46,8 +46,7 @@ def _reason(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def opening_checkpoint(path: str | os.PathLike, *, kind: str, fix: str) -> Iterator[None]:
-    """Run the loading code of one checkpoint; any failure but ``FileNotFoundError`` (callers say how to make
-    the file) becomes a :class:`CheckpointError`."""
+    """Any failure inside but ``FileNotFoundError`` (callers say how to make the file) becomes a CheckpointError."""
     try:
         yield
     except (CheckpointError, FileNotFoundError):
@@ -70,7 +69,6 @@ def refuse_non_finite(arrays: Iterable[tuple[str, object]], *, path: str | os.Pa
 def safetensors_arrays(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     """``(name, array)`` of every tensor in a safetensors file, read one at a time."""
     from safetensors import safe_open
-
     with safe_open(str(path), framework="numpy") as handle:
         for key in handle.keys():
             yield key, handle.get_tensor(key)

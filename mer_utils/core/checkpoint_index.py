@@ -1,5 +1,4 @@
-"""The checkpoint index, ``checkpoints/index.json``: the best checkpoint of every (corpus, modality, protocol,
-adaptation) with what it was trained on (corpus, labels, protocol, scores, run folder, relative path)."""
+"""``checkpoints/index.json``: the best checkpoint of each (corpus, modality, protocol, adaptation) and its data."""
 
 from __future__ import annotations
 
@@ -37,8 +36,7 @@ def read_index(checkpoints: str | os.PathLike) -> list[dict]:
 
 def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protocol: str, path: str | os.PathLike,
                         corpus: dict, corpus_key: str, **fields) -> dict:
-    """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)``; returns it. ``corpus``:
-    the :class:`~mer_utils.data.corpus.CorpusInfo` dict of the training data."""
+    """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)`` (``corpus``: a CorpusInfo dict)."""
     from mer_utils.core.runs import timestamp
 
     one_of(modality, MODALITIES, "modality")
@@ -75,14 +73,12 @@ def entry_path(checkpoints: str | os.PathLike, entry: dict) -> Path:
     return (Path(checkpoints) / entry["path"]).resolve()
 
 
-def find_entries(checkpoints: str | os.PathLike, *, modality: str, corpus: str | None = None,
-                 corpus_key: str | None = None, protocol: str | None = None) -> list[dict]:
-    """Entries of ``modality`` (optionally of one corpus, corpus key or protocol), best first:
-    single-clip models before adapted ones, speaker-independent protocols before clip-level ones, then the
-    newest."""
-    chosen = [e for e in read_index(checkpoints) if e["modality"] == modality
-              and (corpus is None or e["corpus"] == corpus) and (corpus_key is None or e["corpus_key"] == corpus_key)
-              and (protocol is None or e["protocol"] == protocol)]
+def find_entries(checkpoints: str | os.PathLike, *, modality: str, corpus_key: str | None = None,
+                 protocol: str | None = None) -> list[dict]:
+    """Entries of ``modality`` (optionally of one corpus key or protocol), best first: single-clip before
+    adapted, speaker-independent before clip-level, then the newest."""
+    chosen = [e for e in read_index(checkpoints) if e["modality"] == modality and corpus_key in (None, e["corpus_key"])
+              and protocol in (None, e["protocol"])]
     newest = sorted(chosen, key=lambda e: e["updated"], reverse=True)  # stable: the next sort keeps this order
     return sorted(newest, key=lambda e: (adaptation_of(e) != "none", not e.get("speaker_independent", False)))
 

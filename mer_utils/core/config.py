@@ -1,6 +1,5 @@
 """Stage configs: flat dataclasses (``config.json``'s keys) with a help text per field, built from one group
-dataclass per ``--help`` section. Free of transformers: :func:`mer_utils.commands.parse_config` parses them.
-"""
+dataclass per ``--help`` section. Free of transformers: :func:`mer_utils.commands.parse_config` parses them."""
 
 from __future__ import annotations
 
@@ -10,13 +9,10 @@ from pathlib import Path
 
 
 def field(default, help_text: str, **kwargs):
-    """A dataclass field with its CLI help (and optional ``choices``); a tuple default makes a ``list[X]`` field
-    (one option taking several values)."""
+    """A dataclass field with its CLI help (and ``choices``); a tuple default makes a ``list[X]`` option."""
     metadata = {"help": help_text, **kwargs}
     if isinstance(default, tuple):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use a tuple (immutable) default for a sequence field")
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -85,8 +81,7 @@ def one_of(value, choices, what: str):
 
 
 class DictIO:
-    """For a dataclass: ``to_dict`` (tuples as lists, for JSON) and ``from_dict`` (lists back to tuples, unknown
-    keys dropped, so a file written by another version still loads)."""
+    """``to_dict`` for JSON and ``from_dict`` for a dataclass (unknown keys dropped: other versions' files load)."""
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

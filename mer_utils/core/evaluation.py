@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.core.atomic_io import write_csv, write_json
-from mer_utils.core.figures import save_png
+from mer_utils.core.atomic_io import save_png, write_csv, write_json
 from mer_utils.core.metrics import SCORE_KEYS, aggregate_scores, classification_scores, confusion_frame
 from mer_utils.core.predictions import labels_of, write_predictions
 
@@ -25,8 +24,7 @@ def score_predictions(predictions: pd.DataFrame) -> tuple[list[dict], dict]:
 
 
 def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, info: dict) -> dict:
-    """Write predictions per subset, metrics.json (``info`` included: at least ``modality``, ``protocol``,
-    ``split`` and ``backbone``) and the test confusion matrix of a contract frame of every fold and subset."""
+    """Write a contract frame's predictions per subset, metrics.json (``info`` included) and test confusion."""
     missing = [k for k in ("modality", "protocol", "split", "backbone") if k not in info]
     if missing:
         raise ValueError(f"save_run_outputs: info lacks {missing}")
@@ -63,8 +61,7 @@ def save_confusion_png(path: str | os.PathLike, counts: pd.DataFrame, *, title: 
                     color="white" if value > 0.55 else "black")
     ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 6 else 0)
     ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(title, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()

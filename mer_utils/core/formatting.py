@@ -51,17 +51,14 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def latex_table(frame: pd.DataFrame, *, caption: str = "", label: str = "") -> str:
+def latex_table(frame: pd.DataFrame, *, caption: str = "", label: str) -> str:
     """A booktabs ``table`` environment (escaped, ``±`` as ``$\\pm$``)."""
     styler = frame.astype(str).style.hide(axis="index").format(escape="latex")
     styler = styler.format_index(escape="latex", axis=1)
     body = styler.to_latex(hrules=True, column_format="l" * frame.shape[1])
     body = body.replace("±", r"$\pm$").replace("–", "--")
-    lines = [r"\begin{table}[t]", r"\centering", r"\small"]
-    if caption:
-        lines.append(rf"\caption{{{caption}}}")
-    if label:
-        lines.append(rf"\label{{{label}}}")
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", *([rf"\caption{{{caption}}}"] if caption else []),
+             rf"\label{{{label}}}"]
     return "\n".join([*lines, body.rstrip("\n"), r"\end{table}"]) + "\n"
 
 

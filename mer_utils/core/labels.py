@@ -1,6 +1,5 @@
 """Label sets: a corpus's classes as a tuple of short codes (CREMA-D: ``("ANG", "DIS", "FEA", "HAP", "NEU",
-"SAD")``), in the order every array uses. Declared by the corpus reader; nothing downstream holds its own list.
-"""
+"SAD")``), in the order every array uses; declared by the corpus reader, nowhere else."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Classification metrics, computed by scikit-learn: WA (accuracy) and UA (unweighted average recall), as the SER
-literature reports them."""
+"""Classification metrics, computed by scikit-learn: WA (accuracy) and UA (unweighted average recall)."""
 
 from __future__ import annotations
 
@@ -11,8 +10,7 @@ import pandas as pd
 # The scalar scores of a run (metrics.json's summary) and their names in tables.
 SCORE_NAMES = {"wa": "WA", "ua": "UA", "macro_f1": "macro-F1"}
 SCORE_KEYS = tuple(SCORE_NAMES)
-# scikit-learn is imported inside the functions: the demo loads experts whose modules import this one,
-# and importing sklearn.metrics costs about a second at start-up.
+# scikit-learn is imported inside the functions: the demo's experts import this module; sklearn.metrics costs ~1 s.
 
 
 def ua_score(y_true, y_pred, *, labels=None) -> float:
@@ -77,7 +75,6 @@ def confusion_frame(y_true: Sequence[str], y_pred: Sequence[str], *, labels: Seq
                     normalize: bool = False) -> pd.DataFrame:
     """Confusion matrix as a labelled frame (rows = true, columns = predicted)."""
     from sklearn.metrics import confusion_matrix
-
     labels = _labels(labels, y_true, y_pred)
     cm = confusion_matrix(y_true, y_pred, labels=list(labels), normalize="true" if normalize else None)
     return pd.DataFrame(np.nan_to_num(cm), index=pd.Index(labels, name="true"),

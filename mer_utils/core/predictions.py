@@ -1,7 +1,5 @@
 """The predictions CSV, the hand-off between experts, fusion, report and demo: one row per clip and subset,
-``clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>`` (the run's label set in
-order). The reader refuses a file that breaks the contract, naming the file and the problem.
-"""
+``clip_id, split, fold, subset, modality, y_true, y_pred, p_<label 1>, …, p_<label K>`` (the label set in order)."""
 
 from __future__ import annotations
 
@@ -61,8 +59,7 @@ def labels_of(frame: pd.DataFrame) -> tuple[str, ...]:
 
 
 def write_predictions(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    """Write atomically, contract columns in order; returns the path. Checked where it is read
-    (:func:`read_predictions`): a frame from :func:`make_predictions_frame` follows the contract."""
+    """Write atomically, contract columns in order (checked where it is read: :func:`read_predictions`)."""
     return write_csv(path, frame.loc[:, [*KEY_COLUMNS, *prob_columns(labels_of(frame))]], float_format="%.6f")
 
 
@@ -123,7 +120,16 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
         unknown = set(frame[col].astype(str)) - ok
         if unknown:
             raise PredictionsError(f"{path}: column {col} has labels {sorted(unknown)} outside {list(labels)}")
-    proba = _probability_matrix(frame, labels, path)
+    columns = list(prob_columns(labels))
+    values = frame.loc[:, columns].apply(pd.to_numeric, errors="coerce")
+    bad = (values.isna() & ~frame.loc[:, columns].isna()).to_numpy()  # named, not a bare float error
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise PredictionsError(
+            f"{path}: {int(bad.sum())} blank or non-numeric probability cell(s), e.g. column "
+            f"{columns[col]} of clip {frame['clip_id'].iloc[row]} (row {row + 2} of the file). {_REMAKE}"
+        )
+    proba = values.to_numpy(dtype=float)
     if not np.isfinite(proba).all() or (proba < 0).any():
         raise PredictionsError(f"{path}: probabilities must be finite and non-negative. {_REMAKE}")
     sums = proba.sum(axis=1)
@@ -132,8 +138,7 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
         raise PredictionsError(
             f"{path}: probabilities of clip {frame['clip_id'].iloc[worst]} sum to {sums[worst]:.4f}, not 1"
         )
-    # y_pred must be the arg-max of the row (ties either way): else fusion (probabilities) and the metrics
-    # (y_pred) would score two different models.
+    # y_pred must be the row's arg-max (ties either way), else fusion and the metrics would score two models.
     chosen = proba[np.arange(len(proba)), [labels.index(y) for y in frame["y_pred"].astype(str)]]
     off = chosen < proba.max(axis=1) - _PROB_TOLERANCE
     if off.any():
@@ -144,17 +149,3 @@ def read_predictions(path: str | os.PathLike, *, expected_split: str | None = No
             f"p_{labels[int(proba[first].argmax())]}. The p_<label> columns were swapped or edited. {_REMAKE}"
         )
     return frame
-
-
-def _probability_matrix(frame: pd.DataFrame, labels: Sequence[str], source: Path) -> np.ndarray:
-    """The probability columns as floats; a blank or non-numeric cell is named, not a bare float error."""
-    columns = list(prob_columns(labels))
-    values = frame.loc[:, columns].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna() & ~frame.loc[:, columns].isna()
-    if bad.to_numpy().any():
-        row, col = np.argwhere(bad.to_numpy())[0]
-        raise PredictionsError(
-            f"{source}: {int(bad.to_numpy().sum())} blank or non-numeric probability cell(s), e.g. column "
-            f"{columns[col]} of clip {frame['clip_id'].iloc[row]} (row {row + 2} of the file). {_REMAKE}"
-        )
-    return values.to_numpy(dtype=float)

@@ -1,7 +1,5 @@
-"""One process at a time per run folder, or per part of one (``part="fold2"``: processes given other
-``--run-folds`` share the folder). An OS file lock (``filelock``), which dies with its process, so a killed run
-leaves no stale lock; ``.lock.holder.json`` beside it names the holder. Only rank 0 of a launch locks.
-"""
+"""One process at a time per run folder, or per part of one (``part="fold2"``: other ``--run-folds`` share it).
+An OS file lock dies with its process: a killed run leaves no stale lock. Only rank 0 of a launch locks."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ from pathlib import Path
 
 from mer_utils.core.atomic_io import read_json, write_json
 
-LOCK_NAME = ".lock"
 _HELD: dict[tuple[Path, str], object] = {}  # (run folder, part) -> its acquired filelock.FileLock
 
 
@@ -23,7 +20,7 @@ class RunFolderBusy(RuntimeError):
 
 
 def _lock_file(run_dir: Path, part: str) -> Path:
-    return run_dir / (f"{LOCK_NAME}-{part}" if part else LOCK_NAME)
+    return run_dir / (f".lock-{part}" if part else ".lock")
 
 
 def _holder_file(run_dir: Path, part: str) -> Path:

@@ -1,7 +1,5 @@
-"""Self-describing run folders ``outputs/<stage>/<corpus key>/<run name>-<settings hash>/`` (config.json, env.json,
-metrics.json, predictions): the same settings on the same data resume in the same folder, anything else gets its
-own. ``latest_<protocol>.json`` pointers (per stage, and per corpus) name the newest run.
-"""
+"""Run folders ``outputs/<stage>/<corpus key>/<run name>-<settings hash>/``: the same settings on the same data
+resume in the same folder, anything else gets its own; ``latest_<protocol>.json`` pointers name the newest run."""
 
 from __future__ import annotations
 
@@ -34,22 +32,11 @@ _TRACKED_PACKAGES = ("mer-utils", "numpy", "pandas", "scikit-learn", "scipy", "t
 def set_seed(seed: int) -> None:
     """Seed python, numpy and (if imported) torch."""
     import numpy as np
-
     random.seed(seed)
     np.random.seed(seed)
     if "torch" in sys.modules:
         import torch
-
         torch.manual_seed(seed)
-
-
-def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5, check=True)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def environment_info() -> dict[str, Any]:
@@ -58,10 +45,14 @@ def environment_info() -> dict[str, Any]:
     for name in _TRACKED_PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip() or None
     torch = sys.modules.get("torch")  # only when already imported
     device = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else "cpu"
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "device": device, "packages": versions, "git_commit": git_commit()}
+            "device": device, "packages": versions, "git_commit": commit}
 
 
 def timestamp() -> str:
@@ -71,7 +62,6 @@ def timestamp() -> str:
 def frame_digest(frame) -> str:
     """8 hex digits of a pandas frame's cells as text, row order included and the index left out."""
     import pandas as pd
-
     rows = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
     return hashlib.sha256(rows.tobytes()).hexdigest()[:8]
 
@@ -118,8 +108,7 @@ def safe_name(text: str, *, unique: bool = False) -> str:
 
 def new_run_dir(outputs: str | os.PathLike, stage: str, name: str, config: Any, *, corpus_key: str | None = None,
                 settings: dict | None = None, lock_parts: Sequence[str] | None = None) -> Path:
-    """Create (or reuse, for the same ``settings``) the run folder, locked for this process (or only its
-    ``lock_parts``), and write config.json and env.json."""
+    """Create (or reuse, for the same ``settings``) the locked run folder; write config.json and env.json."""
     if settings is not None:
         settings = json.loads(json.dumps(settings, sort_keys=True, default=str))  # as JSON stores it
     base = Path(outputs) / stage / (safe_name(corpus_key) if corpus_key else "")

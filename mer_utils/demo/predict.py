@@ -314,7 +314,7 @@ def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from mer_utils.core.figures import save_png
+    from mer_utils.core.atomic_io import save_png
 
     n = 0 if result.visual is None else len(result.visual.frames)
     frames = strip_indices(n, 6) if n else []  # spread over the input

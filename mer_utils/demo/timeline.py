@@ -68,7 +68,7 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
     """One line plot per expert (probability of each emotion against window centre) over a strip of frames."""
     from matplotlib.figure import Figure
 
-    from mer_utils.core.figures import save_png
+    from mer_utils.core.atomic_io import save_png
     from mer_utils.core.labels import label_name
 
     panels = [(n, p) for n, p in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))

@@ -18,7 +18,6 @@ from mer_utils.core.labels import prob_columns
 from mer_utils.core.predictions import labels_of, read_predictions
 
 KEY_COLUMNS = ("clip_id", "fold", "subset")
-MASTER_INDEX_COLUMNS = ("clip_id", "split", "fold", "subset", "y_true")
 ON_MISSING = ("raise", "intersect")
 
 
@@ -104,9 +103,8 @@ def _check_labels(merged: pd.DataFrame, names: list[str], labels: tuple[str, ...
 
 def build_master_table(experts: Mapping[str, pd.DataFrame], *, sources: Mapping[str, str] | None = None,
                        on_missing: str = "raise") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(master, dropped)`` from ``{name: predictions frame}`` as read (and validated) by
-    :func:`load_expert_run`; ``sources`` names them in messages. ``on_missing="intersect"`` fuses the common
-    clips and lists the others in ``dropped`` (``only_in``: the expert that had them); ``"raise"`` refuses them.
+    """``(master, dropped)`` from ``{name: predictions frame}``; ``sources`` names them in messages.
+    ``on_missing="intersect"`` fuses the common clips and lists the others in ``dropped``; ``"raise"`` refuses.
     ``master``: ``clip_id, split, fold, subset, y_true``, then ``<name>_y_pred``, ``<name>_p_<label>`` per expert."""
     one_of(on_missing, ON_MISSING, "on_missing")
     if len(experts) < 2:
@@ -128,7 +126,8 @@ def build_master_table(experts: Mapping[str, pd.DataFrame], *, sources: Mapping[
     _check_labels(merged, names, labels)
     merged.insert(1, "split", split)
     merged["y_true"] = merged[f"{names[0]}_y_true"]
-    ordered = [*MASTER_INDEX_COLUMNS] + [f"{name}_{c}" for name in names for c in ("y_pred", *probs)]
+    ordered = ["clip_id", "split", "fold", "subset", "y_true"]
+    ordered += [f"{name}_{c}" for name in names for c in ("y_pred", *probs)]
     master = merged.loc[:, ordered].sort_values(["fold", "subset", "clip_id"], kind="stable")
     return master.reset_index(drop=True), dropped
 

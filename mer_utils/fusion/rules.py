@@ -1,7 +1,5 @@
 """The fusion rules (probabilities in, fused probabilities out), temperature scaling, and the exported rule.
-
-Plain numpy and scipy: the demo applies a rule without scikit-learn. The untuned rule: docs/demo.md.
-"""
+Plain numpy and scipy: the demo applies a rule without scikit-learn. The untuned rule: docs/demo.md."""
 
 from __future__ import annotations
 
@@ -16,13 +14,12 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax, softmax
 
-from mer_utils.core.atomic_io import read_json, write_json
+from mer_utils.core.atomic_io import read_json
 from mer_utils.core.checkpoint_gate import CheckpointError, opening_checkpoint
 from mer_utils.core.config import DictIO
 
 log = logging.getLogger(__name__)
-# Probabilities of exactly 0 would give -inf logits; the floor is far below
-# anything a softmax in float32 produces for a plausible class.
+# Keeps log(0) finite; far below anything a float32 softmax gives a plausible class.
 FLOOR = 1e-12
 RULE_FORMAT = 1
 UNTUNED_STRATEGY = "untuned min-max average"
@@ -102,8 +99,7 @@ def fit_temperature(proba: np.ndarray, y_true: Sequence[str], *, labels: Sequenc
 
 
 def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = ()) -> np.ndarray:
-    """Fused ``(n, K)`` probabilities from calibrated ``(n, K)`` expert probabilities (``labels``: the K
-    classes, needed by the stacking rule to place its classes)."""
+    """Fused ``(n, K)`` from calibrated ``(n, K)`` expert probabilities (``labels``: the K classes, for stacking)."""
     kind = rule["rule"]
     if kind in WEIGHTED_RULES:
         return WEIGHTED_RULES[kind](experts, rule["weights"])
@@ -126,8 +122,7 @@ def apply_rule(rule: dict, experts: list[np.ndarray], labels: tuple[str, ...] = 
 @dataclass(frozen=True)
 class FusionRule(DictIO):
     """A late-fusion rule over the audio and visual experts: exported by ``mer fuse`` as plain JSON (it runs
-    no code when loaded), or the untuned rule (``min_max_mean``; ``source`` says where each temperature came
-    from)."""
+    no code when loaded), or the untuned ``min_max_mean`` rule."""
 
     strategy: str
     rule: dict
@@ -173,10 +168,6 @@ def rule_from_outcome(outcome, *, fold_index: int = 0, **where) -> FusionRule:
                       fold=int(temps["fold"]), **where)
 
 
-def save_fusion_rule(rule: FusionRule, path: str | os.PathLike) -> Path:
-    return write_json(path, rule.to_dict())
-
-
 # Used when no fusion run has been exported yet: the product rule needs no tuning.
 DEFAULT_RULE = FusionRule(strategy="product", rule={"rule": "log_linear", "weights": [0.5, 0.5]},
                           source="default: no fusion run exported yet — run `mer fuse` or the FUSION notebook")
@@ -201,8 +192,7 @@ def load_fusion_rule(path: str | os.PathLike) -> FusionRule:
 
 
 def rule_problem(data: dict) -> str:
-    """What makes an exported rule unusable (``""`` when nothing): weights and temperatures must
-    cover both experts with finite numbers, a stacking rule must carry its fitted arrays."""
+    """What makes an exported rule unusable (``""`` when nothing)."""
     rule, temps = data.get("rule") or {}, data.get("temperatures", {"audio": 1.0, "visual": 1.0})
     kind = rule.get("rule")
     if kind not in (*WEIGHTED_RULES, "max_confidence", "stacking"):
@@ -212,10 +202,9 @@ def rule_problem(data: dict) -> str:
         if not isinstance(weights, list) or len(weights) != len(_EXPERTS) or not all(
                 isinstance(w, (int, float)) and np.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
             return f"weights {weights!r}: expected {len(_EXPERTS)} finite non-negative numbers (audio, visual)"
-    if kind == "stacking":
-        missing = [k for k in _STACKING_FIELDS if k not in rule]
-        if missing:
-            return f"the stacking rule lacks {missing}"
+    missing = [k for k in _STACKING_FIELDS if k not in rule]
+    if kind == "stacking" and missing:
+        return f"the stacking rule lacks {missing}"
     if not isinstance(temps, dict) or sorted(temps) != sorted(_EXPERTS) or not all(
             isinstance(t, (int, float)) and np.isfinite(t) and t > 0 for t in temps.values()):
         return f"temperatures {temps!r}: expected a positive number for each of {list(_EXPERTS)}"
@@ -223,8 +212,7 @@ def rule_problem(data: dict) -> str:
 
 
 def expert_temperature(entry: dict) -> tuple[float, str]:
-    """``(temperature, where it came from)`` for one expert's index entry: fitted on the validation
-    predictions of its run folder when they are here, else 1."""
+    """``(temperature, where from)`` of one expert's index entry: fitted on its validation predictions, else 1."""
     run_dir = entry.get("run_dir")
     path = Path(run_dir) / "predictions_val.csv" if run_dir else None
     if path is None or not path.is_file():
@@ -241,7 +229,6 @@ def expert_temperature(entry: dict) -> tuple[float, str]:
 @functools.lru_cache(maxsize=16)
 def _fitted(path: str, _mtime: int, labels: tuple) -> tuple[float, int]:
     from mer_utils.core.predictions import labels_of, read_predictions
-
     frame = read_predictions(path)
     labels = labels or labels_of(frame)
     proba = frame[[f"p_{label}" for label in labels]].to_numpy()
@@ -249,8 +236,7 @@ def _fitted(path: str, _mtime: int, labels: tuple) -> tuple[float, int]:
 
 
 def untuned_rule(audio_entry: dict, visual_entry: dict) -> FusionRule:
-    """The min-max rule for two experts never validated together (their index entries): each expert's
-    probabilities rescaled by its own temperature, then :func:`min_max_mean`."""
+    """The min-max rule, each expert at its own temperature, for two experts (index entries) never tuned together."""
     (t_audio, why_audio), (t_visual, why_visual) = expert_temperature(audio_entry), expert_temperature(visual_entry)
     return FusionRule(strategy=UNTUNED_STRATEGY, rule={"rule": "min_max_mean"},
                       temperatures={"audio": t_audio, "visual": t_visual},

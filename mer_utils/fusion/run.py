@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 from mer_utils.core import runs
-from mer_utils.core.atomic_io import read_json, write_csv, write_text
+from mer_utils.core.atomic_io import read_json, write_csv, write_json, write_text
 from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
-from mer_utils.fusion.rules import FusionRule, rule_from_outcome, save_fusion_rule
+from mer_utils.fusion.rules import FusionRule, rule_from_outcome
 from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run, master_labels
 from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
@@ -33,9 +33,8 @@ _MAKERS = {("audio", "random"): "AUDIO_03_modeling_SER_random_split_v01.ipynb",
 
 def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key: str | None = None,
                        adapt: str = DEFAULT_ADAPTATION) -> dict[str, Path]:
-    """The newest audio (scored as ``adapt`` says) and visual run folders of ``protocol`` on one corpus:
-    ``corpus_key``, else that of the newest audio run, so fusion never pairs experts of two corpora. A missing
-    run raises ``FileNotFoundError`` naming the notebook and the command that make it."""
+    """The newest audio (scored as ``adapt`` says) and visual run folders of ``protocol`` on one corpus
+    (``corpus_key``, else the newest audio run's): fusion never pairs experts of two corpora."""
     found, missing = {}, []
     for modality in ("audio", "visual"):
         try:
@@ -53,10 +52,6 @@ def latest_expert_runs(outputs: str | os.PathLike, protocol: str, *, corpus_key:
             f"no {' and no '.join(m.split(':')[0] for m in missing)} run of protocol {protocol!r} under "
             f"{outputs}. Make it first — " + "; ".join(missing) + " (`mer run-all` makes both).")
     return found
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(text)).strip("-")
 
 
 def _expert_record(expert: ExpertRun, outputs: Path) -> dict:
@@ -86,16 +81,15 @@ def _deployed_fold(outcome, audio: ExpertRun, visual: ExpertRun) -> int:
 
 def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: dict, metrics: dict,
                 run_dir: Path) -> Path:
-    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` for corpora other than CREMA-D) and record
-    it in the checkpoint index. ``best_fusion.json``, the CREMA-D demo's rule, is replaced by a
-    speaker-independent rule, or by any rule while it holds none."""
+    """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` except for CREMA-D) and index it; a
+    speaker-independent rule (or any, while it holds none) also replaces ``best_fusion.json``, the demo's."""
     from mer_utils.core.checkpoint_index import register_checkpoint
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
 
     checkpoints = Path(checkpoints)
     corpus_name = audio_info.get("corpus", "cremad")
     folder = checkpoints if corpus_name == "cremad" else checkpoints / runs.safe_name(corpus_name)
-    path = save_fusion_rule(rule, folder / f"best_fusion_{runs.safe_name(rule.protocol)}.json")
+    path = write_json(folder / f"best_fusion_{runs.safe_name(rule.protocol)}.json", rule.to_dict())
     corpus = {"name": corpus_name, "labels": list(rule.labels), "synthetic": audio_info.get("synthetic", False)}
     summary = metrics["summary"]
     register_checkpoint(checkpoints, modality="fusion", protocol=rule.protocol, path=path, corpus=corpus,
@@ -108,7 +102,7 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
         current = checkpoints / "best_fusion.json"
         existing = read_json(current).get("protocol", "") if current.exists() else ""
         if not (protocol_kind(existing) == "speaker" and protocol_kind(rule.protocol) != "speaker"):
-            save_fusion_rule(rule, current)
+            write_json(current, rule.to_dict())
     return path
 
 
@@ -118,9 +112,7 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
               n_bootstrap: int = 1000, cv_folds: int = 5, grid_step: float = 0.05, seed: int = 0,
               on_missing: str = "raise", name: str = "",
               checkpoints: str | os.PathLike | None = "checkpoints") -> Path:
-    """Fuse an audio and a visual expert run; return the new fusion run folder. The strategy with the best
-    out-of-fold validation UA gives ``predictions_{val,test}.csv`` and ``fusion_rule.json`` (and, with
-    ``checkpoints``, :func:`export_rule`'s files)."""
+    """Fuse an audio and a visual expert run; return the new fusion run folder (its files: docs/fusion.md)."""
     config = FusionConfig(audio_run=str(audio_run_dir), visual_run=str(visual_run_dir), outputs=str(outputs),
                           strategies=tuple(strategies), calibrate=calibrate, n_bootstrap=n_bootstrap,
                           cv_folds=cv_folds, grid_step=grid_step, seed=seed, on_missing=on_missing,
@@ -142,7 +134,8 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
     split = str(audio.info["split"])
     adaptation = adaptation_of(audio.info)  # the face expert scores each clip alone
     suffix = "" if adaptation == DEFAULT_ADAPTATION else f"_adapt-{adaptation}"
-    config.name = name or _slug(f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}")
+    default_name = f"{split}_{audio.info.get('backbone')}+{visual.info.get('backbone')}{suffix}"
+    config.name = name or re.sub(r"[^A-Za-z0-9._+-]+", "-", default_name).strip("-")
     # Addressed by the two expert runs it fuses and the fusion settings: another pair never lands here.
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("outputs", "checkpoints")}
     settings.update(audio_run=str(audio.run_dir.resolve()), visual_run=str(visual.run_dir.resolve()))
@@ -175,7 +168,7 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
                              split=split, source=Path(os.path.relpath(run_dir, outputs)).as_posix(),
                              labels=tuple(master_labels(master)), corpus=str(audio.info.get("corpus", "")),
                              corpus_key=str(audio.info.get("corpus_key", "")))
-    save_fusion_rule(rule, run_dir / "fusion_rule.json")
+    write_json(run_dir / "fusion_rule.json", rule.to_dict())
     if checkpoints and adaptation == DEFAULT_ADAPTATION:
         # The demo scores one clip alone: a rule tuned on adapted speech scores would not fit its answers.
         export_rule(rule, checkpoints, audio.info, metrics, run_dir)

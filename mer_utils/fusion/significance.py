@@ -1,5 +1,4 @@
-"""Uncertainty of a test score (bootstrap, scores vectorised over resamples) and the exact McNemar test of
-two classifiers on the same clips."""
+"""Uncertainty of a test score (bootstrap) and the exact McNemar test of two classifiers on the same clips."""
 
 from __future__ import annotations
 
@@ -15,22 +14,15 @@ def vectorised_scores(true_idx: np.ndarray, pred_idx: np.ndarray, n_labels: int)
     """WA, UA and macro-F1 (as :func:`mer_utils.core.metrics.classification_scores`: over the classes present
     in the truth) for each row of ``(..., n)`` label-index arrays."""
     correct = true_idx == pred_idx
-    recall, f1, present = [], [], []
-    for c in range(n_labels):
-        is_true, is_pred = true_idx == c, pred_idx == c
-        tp = (is_true & correct).sum(axis=-1)
-        support, predicted = is_true.sum(axis=-1), is_pred.sum(axis=-1)
-        present.append(support > 0)
-        recall.append(np.divide(tp, support, out=np.zeros(tp.shape), where=support > 0))
-        denominator = support + predicted
-        f1.append(np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0))
-    present = np.stack(present)
+    classes = np.arange(n_labels).reshape(-1, *[1] * np.ndim(correct))  # class first: (K, ..., n) below
+    is_true = true_idx == classes
+    tp, support, predicted = (is_true & correct).sum(axis=-1), is_true.sum(axis=-1), (pred_idx == classes).sum(axis=-1)
+    present, denominator = support > 0, support + predicted
+    recall = np.divide(tp, support, out=np.zeros(tp.shape), where=present)
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
     n_present = present.sum(axis=0)
-    return {
-        "wa": correct.mean(axis=-1),
-        "ua": (np.stack(recall) * present).sum(axis=0) / n_present,
-        "macro_f1": (np.stack(f1) * present).sum(axis=0) / n_present,
-    }
+    return {"wa": correct.mean(axis=-1), "ua": (recall * present).sum(axis=0) / n_present,
+            "macro_f1": (f1 * present).sum(axis=0) / n_present}
 
 
 def label_indices(labels_seq: Sequence[str], labels: Sequence[str]) -> np.ndarray:

@@ -78,9 +78,8 @@ class _FusionBase(ClassifierMixin, BaseEstimator):
 
 
 class WeightedRuleFusion(_FusionBase):
-    """One weight per expert, combined by ``rule`` (a name of :data:`~mer_utils.fusion.rules.WEIGHTED_RULES`).
-    With ``search`` the weights maximise validation UA on a grid of ``grid_step``; without, they stay
-    equal (with ``"log_linear"``: the product rule)."""
+    """One weight per expert, combined by ``rule`` (of ``WEIGHTED_RULES``), chosen on validation UA on a grid
+    (``search``), else equal (with ``"log_linear"``: the product rule)."""
 
     def __init__(self, *, labels: tuple, rule: str = "weighted_average", search: bool = True,
                  grid_step: float = 0.05):
@@ -117,8 +116,7 @@ class MaxConfidenceFusion(_FusionBase):
 
 
 class StackingFusion(_FusionBase):
-    """A multinomial logistic regression on the experts' log-probabilities: a learned, class-specific
-    log-linear pool, which contains the product rule."""
+    """A multinomial logistic regression on the experts' log-probabilities (a learned log-linear pool)."""
 
     def __init__(self, *, labels: tuple, C: float = 1.0, random_state: int = 0):
         self.C = C

@@ -1,7 +1,5 @@
 """Fit every strategy on validation, fold by fold, and apply it to test (only :func:`_apply` touches test rows).
-
-Strategies are compared by *out-of-fold* validation UA: an in-sample score would flatter the stacking regression.
-"""
+Strategies are compared by *out-of-fold* validation UA: an in-sample score would flatter the stacking regression."""
 
 from __future__ import annotations
 
@@ -27,12 +25,8 @@ FUSED_MODALITY = "audio_visual"
 
 @dataclass
 class FusionOutcome:
-    """Everything fusion produced, before anything is written.
-
-    ``predictions``: each method (the single experts, then every strategy) -> a contract frame with val and
-    test rows of every fold. ``fitted``: per fold, every fitted strategy by name. ``selection``: per fold and
-    method, the validation UA that ranks methods (out-of-fold for strategies).
-    """
+    """Everything fusion produced, before anything is written. ``predictions``: each method (experts, then
+    strategies) -> its val and test rows; ``selection``: per fold and method, the (out-of-fold) validation UA."""
 
     experts: list[str]
     strategies: list[str]
@@ -95,9 +89,8 @@ def _apply(rows: pd.DataFrame, experts, temperatures, fitted) -> dict[str, pd.Da
 
 def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NAMES, calibrate: bool = True,
                 cv_folds: int = 5, grid_step: float = 0.05, seed: int = 0) -> FusionOutcome:
-    """Tune every strategy on each fold's validation rows of ``master`` (see
-    :func:`~mer_utils.fusion.join.build_master_table`) and predict val and test; the chosen strategy (and the
-    best single expert, the reference of the significance test) has the best mean validation UA over folds."""
+    """Tune every strategy on each fold's validation rows of ``master`` and predict val and test; the chosen
+    strategy (and the best single expert, the significance test's reference) has the best mean validation UA."""
     strategies = [one_of(s, STRATEGY_NAMES, "fusion strategy") for s in strategies]
     if not strategies:
         raise ValueError(f"no fusion strategy given; choose one of {STRATEGY_NAMES}")

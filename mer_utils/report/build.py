@@ -10,11 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES
-from mer_utils.core.atomic_io import write_csv, write_text
+from mer_utils.core.atomic_io import save_png, write_csv, write_text
 from mer_utils.core.runs import safe_name
 from mer_utils.report.breakdown import breakdown_table
 from mer_utils.report.collect import collect_runs, run_predictions
-from mer_utils.core.figures import save_png
 from mer_utils.report.figures import breakdown_figure, confusion_figure, gap_figure, per_class_f1_figure
 from mer_utils.core.formatting import CSV_FLOAT_FORMAT, markdown_table, write_table
 from mer_utils.report.published import published_table

@@ -1,6 +1,5 @@
 """The audio stage's configuration: one flat dataclass of groups (each a section of ``mer audio train --help``),
-saved as each run's ``config.json``. The Hugging Face token is no field: it is read from the environment.
-"""
+saved as each run's ``config.json``. The Hugging Face token is no field: it is read from the environment."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The visual stage's configuration (``mer visual train``, notebooks, ``config.json``), one group per ``--help``
-section."""
+"""The visual stage's configuration (``config.json``), one group per ``--help`` section."""
 
 from __future__ import annotations
 

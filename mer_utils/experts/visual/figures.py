@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_utils.core.figures import save_png
+from mer_utils.core.atomic_io import save_png
 from mer_utils.experts.visual.crops import extract_clip_crops, load_clip_crops
 
 
