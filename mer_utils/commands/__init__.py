@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mer_utils.core.config import field_names, load_config
+from mer_utils.experts import distributed
+
 
 def add_config_command(subparsers, name: str, *, help: str, handler) -> None:
     """``mer ... <name>``, whose options :func:`parse_config` reads in ``handler``."""
@@ -17,8 +20,6 @@ def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | Non
     """The ``cls`` config of a command's options (one ``--help`` section per ``groups`` dataclass) and a namespace
     of its other ``options``; ``--config RUN``: that run's config.json gives the defaults, typed options win."""
     from transformers import HfArgumentParser
-
-    from mer_utils.core.config import field_names, load_config
 
     command = args.config_command
     parser = HfArgumentParser(groups or [cls], prog=command.prog, description=command.description)
@@ -37,7 +38,6 @@ def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | Non
 
 def report_unfinished(result) -> bool:
     """True, after saying why, when this process has no scores to print (not the main one, or folds still to run)."""
-    from mer_utils.experts import distributed
     if not distributed.is_main_process():
         return True  # rank 0 reports for all processes
     if result.pending:

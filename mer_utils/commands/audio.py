@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mer_utils.commands import add_config_command, parse_config, report_unfinished
+from mer_utils.core.adaptation import ADAPTATIONS
+from mer_utils.core.atomic_io import read_json, write_csv
 
 
 def _train(args) -> int:
@@ -37,7 +39,6 @@ def _compare(args) -> int:
 
 
 def _predict(args) -> int:
-    from mer_utils.core.atomic_io import write_csv
     from mer_utils.experts.audio.checkpoint import load_audio_expert
     from mer_utils.core.predictions import make_predictions_frame
 
@@ -57,7 +58,6 @@ def _predict(args) -> int:
 
 
 def _cross_corpus(args) -> int:
-    from mer_utils.core.atomic_io import read_json
     from mer_utils.experts.audio.cross_corpus import CrossCorpusConfig, run_cross_corpus
     config, options = parse_config(args, CrossCorpusConfig, options={
         "--quiet": dict(action="store_true", help="no progress bars")})
@@ -69,8 +69,6 @@ def _cross_corpus(args) -> int:
 
 
 def register(subparsers) -> None:
-    from mer_utils.core.adaptation import ADAPTATIONS
-
     audio = subparsers.add_parser("audio", help="speech emotion recognition: train, compare protocols, predict")
     commands = audio.add_subparsers(dest="audio_command", metavar="SUBCOMMAND")
     audio.set_defaults(handler=lambda args: audio.print_help() or 2)

@@ -4,7 +4,11 @@ imported here, so ``mer predict --help`` is instant."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
+
+from mer_utils.demo.app import launch_app
+from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 
 
 def _predict(args) -> int:
@@ -26,18 +30,14 @@ def _predict(args) -> int:
 
 
 def _app(args) -> int:
-    import importlib.util
     if importlib.util.find_spec("gradio") is None:
         raise RuntimeError("`mer app` needs Gradio: pip install -e .[app] (or pip install gradio)")
-    from mer_utils.demo.app import launch_app
     launch_app(args.checkpoints, host=args.host, port=args.port, share=args.share,
                allow_synthetic=args.allow_synthetic)
     return 0
 
 
 def register(subparsers) -> None:
-    from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
-
     p = subparsers.add_parser("predict", help="demo: audio, visual and fused emotion probabilities for one input")
     p.add_argument("file", nargs="?", help="a video (FLV/MP4), a recording (WAV/MP3/M4A) or a face image (PNG/JPEG)")
     p.add_argument("--audio", type=Path, help="a recording to use with the video (else the video's own audio track)")

@@ -6,6 +6,10 @@ import dataclasses
 from pathlib import Path
 
 from mer_utils.commands import add_config_command, parse_config
+from mer_utils.core.adaptation import ADAPTATIONS
+from mer_utils.core.atomic_io import read_json
+from mer_utils.fusion.config import FusionConfig
+from mer_utils.pipeline import PipelineConfig, run_all
 
 
 def _expert_runs(config, protocol: str | None, adapt: str = "none") -> tuple[str, str]:
@@ -19,9 +23,6 @@ def _expert_runs(config, protocol: str | None, adapt: str = "none") -> tuple[str
 
 
 def _fuse(args) -> int:
-    from mer_utils.core.adaptation import ADAPTATIONS
-    from mer_utils.core.atomic_io import read_json
-    from mer_utils.fusion.config import FusionConfig
     from mer_utils.fusion.run import fuse_runs
 
     config, options = parse_config(args, FusionConfig, options={
@@ -49,7 +50,6 @@ def _report(args) -> int:
 
 
 def _run_all(args) -> int:
-    from mer_utils.pipeline import PipelineConfig, run_all
     config, options = parse_config(args, PipelineConfig, options={
         "--quiet": dict(action="store_true", help="no progress bars (same as --no-progress)")})
     run_all(config, **({"progress": False} if options.quiet else {}))

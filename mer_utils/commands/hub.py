@@ -5,16 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mer_utils.demo.hub import pull_checkpoints, push_checkpoints
+
 
 def _push(args) -> int:
-    from mer_utils.demo.hub import push_checkpoints
     where = push_checkpoints(args.repo_id, args.checkpoints, endpoint=args.endpoint, local_hub=args.local_hub)
     print(f"pushed {args.checkpoints} to {args.repo_id}: {where}")
     return 0
 
 
 def _pull(args) -> int:
-    from mer_utils.demo.hub import pull_checkpoints
     try:
         target = pull_checkpoints(args.repo_id, args.checkpoints, endpoint=args.endpoint, local_hub=args.local_hub)
     except FileExistsError as err:  # the target holds the user's own index (the CLI reports the other errors)

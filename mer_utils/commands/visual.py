@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mer_utils.commands import add_config_command, parse_config, report_unfinished
+from mer_utils.core.runs import safe_name
 
 
 def _prepare(args) -> int:
@@ -66,7 +67,6 @@ def _zero_shot(args) -> int:
 
 
 def _predict(args) -> int:
-    from mer_utils.core.runs import safe_name
     from mer_utils.experts.visual.checkpoint import load_visual_expert
 
     expert = load_visual_expert(args.checkpoint)

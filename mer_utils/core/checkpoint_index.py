@@ -8,6 +8,7 @@ from pathlib import Path
 from mer_utils.core.adaptation import adaptation_of
 from mer_utils.core.atomic_io import read_json, write_json
 from mer_utils.core.config import one_of
+from mer_utils.core.runs import timestamp
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
@@ -37,8 +38,6 @@ def read_index(checkpoints: str | os.PathLike) -> list[dict]:
 def register_checkpoint(checkpoints: str | os.PathLike, *, modality: str, protocol: str, path: str | os.PathLike,
                         corpus: dict, corpus_key: str, **fields) -> dict:
     """Add or replace the entry of ``(corpus_key, modality, protocol, adaptation)`` (``corpus``: a CorpusInfo dict)."""
-    from mer_utils.core.runs import timestamp
-
     one_of(modality, MODALITIES, "modality")
     checkpoints = Path(checkpoints)
     # Weights carry the licence of the data they were trained on (RAVDESS: CC BY-NC-SA 4.0, non-commercial).

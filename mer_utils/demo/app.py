@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from mer_utils.core.labels import label_name
 from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+from mer_utils.demo.hub import local_checkpoints
 
 # Set before gradio is imported: no usage statistics leave the user's machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -33,8 +34,6 @@ def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, windo
               hop: float = DEFAULT_HOP_S, out_dir=None):
     """The app's ``gr.Blocks``, its experts loaded once; ``checkpoints``: a folder or ``hf://REPO_ID``."""
     import gradio as gr
-
-    from mer_utils.demo.hub import local_checkpoints
 
     checkpoints = local_checkpoints(checkpoints)
     models = warm_up(checkpoints, allow_synthetic=allow_synthetic)

@@ -9,7 +9,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES, adaptation_of
 from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file
+from mer_utils.core.checkpoint_index import INDEX_NAME, entry_path, read_index
 
 CARD_NAME = "README.md"
 HASHES_KEY = "mer_utils_sha256"  # the card metadata's {file: sha256} of the set
@@ -25,7 +27,6 @@ LICENCES = {
 
 def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
     """The index, each indexed checkpoint with its sibling files, and the fusion rules, relative to ``checkpoints``."""
-    from mer_utils.core.checkpoint_index import INDEX_NAME, entry_path, read_index
     root = Path(checkpoints).resolve()
     entries = read_index(root)
     if not entries:
@@ -48,7 +49,6 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
     """The README.md of a shared set: what each checkpoint was trained on, licences, the files' sha256."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES, adaptation_of
     from mer_utils.core.checkpoint_index import read_index
 
     root = Path(checkpoints)

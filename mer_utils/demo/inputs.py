@@ -9,7 +9,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mer_utils.data.media_health import is_image_header
+from mer_utils.data.media_health import (FIXES, SAMPLE_RATE, audio_health, is_image_header, read_audio_track,
+                                         video_health)
+from mer_utils.data.synthetic.corpus import CONFIG_NAME
+from mer_utils.experts.audio.loading import AudioLoadError, read_audio
+from mer_utils.experts.visual.video import reduced_size
 
 IMAGE, AUDIO, VIDEO = "image", "audio", "video"
 
@@ -56,7 +60,6 @@ def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, st
 
     An unusable file raises, naming the cause and the fix. A recording cut short is scored on what it holds and
     the note says so; a cut video is refused. Silence is left to the scoring, which hears the mono mix."""
-    from mer_utils.data.media_health import FIXES, audio_health, video_health
     if info.kind == IMAGE:
         return info, None
     health = (video_health if info.kind == VIDEO else audio_health)(path, max_seconds=None)
@@ -75,7 +78,6 @@ def read_image_rgb(path: str | os.PathLike, *, max_side: int) -> np.ndarray:
     """A still image as ``(H, W, 3)`` RGB uint8, decoded reduced to about ``max_side`` pixels on its shorter side."""
     import cv2
 
-    from mer_utils.experts.visual.video import reduced_size
     from PIL import Image
     factor = 1  # the largest of 1, 2, 4, 8 that keeps the image's shorter side at least max_side
     try:
@@ -96,8 +98,6 @@ def read_image_rgb(path: str | os.PathLike, *, max_side: int) -> np.ndarray:
 
 def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Mono float32 samples and their rate: libsndfile for WAV/FLAC/MP3, PyAV for anything else (M4A, a video)."""
-    from mer_utils.data.media_health import SAMPLE_RATE, read_audio_track
-    from mer_utils.experts.audio.loading import AudioLoadError, read_audio
     try:
         return read_audio(path)
     except AudioLoadError:
@@ -109,5 +109,4 @@ def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 def is_synthetic_clip(path: str | os.PathLike) -> bool:
     """True for a file of a synthetic corpus (its root, one or two folders up, holds ``synth_config.json``)."""
-    from mer_utils.data.synthetic.corpus import CONFIG_NAME
     return any((parent / CONFIG_NAME).is_file() for parent in list(Path(path).resolve().parents)[:2])

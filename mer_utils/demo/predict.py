@@ -4,12 +4,17 @@ each expert and fused out, with where every model came from and every note the u
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from mer_utils.core.atomic_io import save_png
 from mer_utils.core.labels import label_name
+from mer_utils.core.runs import safe_name
+from mer_utils.data.cremad_vocabulary import is_clip_id
+from mer_utils.data.media_health import FIXES, SAMPLE_RATE, SILENCE_PEAK, audio_health, read_audio_track, silence
 from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, check_window
 from mer_utils.demo.hub import local_checkpoints
 from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media,
@@ -17,6 +22,8 @@ from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_s
 from mer_utils.demo.selection import Experts, choose_fusion, describe_expert, load_experts, synthetic_warnings
 from mer_utils.demo.timeline import (STRIP_FRAMES, Timeline, plot_timeline, strip_indices, window_bounds,
                                      window_frames, write_timeline_csv)
+from mer_utils.experts.visual.checkpoint import VideoPrediction
+from mer_utils.experts.visual.video import read_sampled_frames, stream_frames
 
 
 class DemoInputs(NamedTuple):
@@ -54,7 +61,6 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
     else:
         if video is None and audio is None:
             raise ValueError("give a video, a recording, a face image, or a clip id with a data root")
-        from mer_utils.data.cremad_vocabulary import is_clip_id
         name = Path(video or audio).stem
         label = name.split("_")[2] if is_clip_id(name) else ""  # a CREMA-D file name carries its emotion
     # Each file goes where its content belongs (an audio-only MP4 is a recording, a PNG renamed .mp4 an image).
@@ -79,7 +85,6 @@ def resolve_inputs(*, video=None, audio=None, clip_id: str | None = None, data_r
 
 def _clip_media(clip_id: str, data_root, outputs):
     from mer_utils.data import cremad
-    from mer_utils.data.cremad_vocabulary import is_clip_id
     from mer_utils.data.manifest import media_path, prepare_manifest
     if data_root is None:
         raise ValueError("a clip id needs --data-root (the corpus folder or CSV it comes from)")
@@ -123,7 +128,6 @@ def predict_clip(*, video=None, audio=None, clip_id: str | None = None, data_roo
 
 def _input_audio(inputs) -> tuple[np.ndarray | None, int, str, str | None]:
     """``(samples, rate, where they came from, why left out)``; samples None: no audio, or an inaudible mono mix."""
-    from mer_utils.data.media_health import FIXES, SAMPLE_RATE, SILENCE_PEAK, audio_health, read_audio_track, silence
     if inputs.audio is not None:
         samples, rate = decode_audio(inputs.audio)
         if silence(samples) is None:
@@ -208,8 +212,6 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
 
 def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: bool):
     """``(VideoPrediction, (W, L) probabilities, frame times, notes)``; NaN rows: windows without a face."""
-    from mer_utils.experts.visual.checkpoint import VideoPrediction
-    from mer_utils.experts.visual.video import read_sampled_frames, stream_frames
     if inputs.kind == "image":
         cut = face.crops(read_image_rgb(inputs.video, max_side=face.crop_config.frame_side)[None])
         indices, times = np.array([0]), np.array([0.0])
@@ -266,7 +268,6 @@ def format_result(result: DemoResult) -> str:
 
 def save_outputs(result: DemoResult, out_dir: str | os.PathLike = "outputs/demo", *, figure: bool = True) -> dict:
     """Write ``<name>_prediction.png`` and, for a long input, ``<name>_timeline.csv/png``; returns ``{what: path}``."""
-    from mer_utils.core.runs import safe_name
     # Input names come from users' files: their letters are kept, other characters replaced, and a replaced
     # one adds a hash of the name, so `日本.mp4` and `中国.mp4` (or `a b` and `a+b`) never share an output.
     out_dir, name, written = Path(out_dir), safe_name(result.inputs.name, unique=True), {}
@@ -309,12 +310,8 @@ def _provenance_caption(result: DemoResult) -> str:
 
 def plot_result(result: DemoResult, path: str | os.PathLike) -> Path:
     """Probability bars above the sampled frames with face boxes, each expert's provenance written under them."""
-    import textwrap
-
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
-
-    from mer_utils.core.atomic_io import save_png
 
     n = 0 if result.visual is None else len(result.visual.frames)
     frames = strip_indices(n, 6) if n else []  # spread over the input

@@ -12,9 +12,19 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mer_utils.core.adaptation import SHORT_NAMES, WHAT_IT_USES, adaptation_of
+from mer_utils.core.atomic_io import read_json
 from mer_utils.core.checkpoint_gate import CheckpointError, cached_by_file, first_usable
-from mer_utils.core.checkpoint_index import entry_path, find_entries
+from mer_utils.core.checkpoint_index import describe, entry_path, find_entries
 from mer_utils.data.cremad_vocabulary import EMOTIONS
+from mer_utils.experts.audio.checkpoint import load_audio_expert
+from mer_utils.experts.distributed import one_torch_thread
+from mer_utils.experts.onnx_export import with_listed_copy
+from mer_utils.experts.visual.checkpoint import load_visual_expert
+from mer_utils.experts.visual.crops import CropConfig
+from mer_utils.experts.visual.faces import crop_box, follow_face
+from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
+from mer_utils.experts.visual.video import sample_frame_indices
 
 logger = logging.getLogger(__name__)
 FUSION_RULE_NAME = "best_fusion.json"
@@ -90,9 +100,7 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
 
 def expert_loader(kind: str):
     if kind == "audio":
-        from mer_utils.experts.audio.checkpoint import load_audio_expert
         return load_audio_expert
-    from mer_utils.experts.visual.checkpoint import load_visual_expert
     return load_visual_expert
 
 
@@ -148,7 +156,6 @@ class FaceExpert:
 
     def crops(self, frames: Iterable[np.ndarray], *, keep=None) -> FaceCrops:
         """Follow and crop the face over ``frames`` (RGB); frames at ``keep`` (all if None) are kept for figures."""
-        from mer_utils.experts.visual.faces import crop_box, follow_face
         cfg = self.crop_config
         rows, shown = [], {}
         for i, tracked in enumerate(follow_face(frames, cfg.make_detector(), margin=cfg.margin,
@@ -165,8 +172,6 @@ class FaceExpert:
 
     def probs(self, crops: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` crops of one clip or window -> ``(L,)``; N is resampled to the model's K."""
-        from mer_utils.experts.distributed import one_torch_thread
-        from mer_utils.experts.visual.video import sample_frame_indices
         crops = np.asarray(crops)[sample_frame_indices(len(crops), self.n_frames)]
         with one_torch_thread():  # ONNX Runtime sessions run on one thread already
             return np.asarray(self.score(crops), dtype=float)
@@ -175,8 +180,6 @@ class FaceExpert:
 @cached_by_file
 def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, labels) -> FaceExpert:
     """The FER2013 mini-Xception mapped onto ``labels`` (weights from ``weights_dir``, else the user's cache)."""
-    from mer_utils.experts.visual.crops import CropConfig
-    from mer_utils.experts.visual.fer2013 import fer2013_weights, fer_input_array, load_fer2013_network
     from mer_utils.experts.visual.zero_shot import map_fer2013
     labels = tuple(labels)
     map_fer2013(np.full(7, 1 / 7), labels)  # refuses, naming them, labels FER2013 has no counterpart for
@@ -195,8 +198,6 @@ def zero_shot_face_expert(weights_dir: str | os.PathLike = "checkpoints", *, lab
 def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=None, *, weights_dir="checkpoints",
                  allow_synthetic: bool = False):
     """The speech expert for sound and the face expert for pictures, real-first; a named checkpoint as it is."""
-    from mer_utils.experts.onnx_export import with_listed_copy
-
     paths, provenance, notes, audio = {}, {}, [], None
     where = {"synthetic_input": inputs.synthetic, "allow_synthetic": allow_synthetic}
     has_pictures = inputs.kind in ("video", "image")
@@ -272,7 +273,6 @@ def choose_fusion(experts, checkpoints) -> tuple:
 
 def describe_expert(entry: dict) -> str:
     """One line: corpus (synthetic or real), clips and speakers, protocol, scores, commit, backbone."""
-    from mer_utils.core.checkpoint_index import describe
     if entry.get("explicit"):
         return f"{entry['explicit']} (given explicitly, not in a checkpoint index: its training data is not recorded)"
     if entry.get("zero_shot"):
@@ -294,8 +294,6 @@ def synthetic_warnings(provenance: dict, *, input_is_synthetic: bool) -> list[st
 def scoring_note(entry: dict) -> str:
     """How the expert's test score was obtained: each test clip alone, or adapted with other clips of its speaker,
     which a lone input never has (the demo always scores it alone)."""
-    from mer_utils.core.adaptation import SHORT_NAMES, WHAT_IT_USES, adaptation_of
-    from mer_utils.core.atomic_io import read_json
     mode = adaptation_of(entry)
     config = Path(entry["run_dir"]) / "config.json" if entry.get("run_dir") else None
     if "adaptation" not in entry and entry.get("modality") == "audio" and config is not None and config.is_file():

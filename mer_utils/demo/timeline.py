@@ -9,6 +9,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mer_utils.core.atomic_io import save_png, write_csv
+from mer_utils.core.labels import label_name
+from mer_utils.experts.visual.video import sample_frame_indices
+
 STRIP_FRAMES = 10  # frames shown in the timeline's strip
 
 
@@ -55,7 +59,6 @@ def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
     """One row per window: ``start_s, end_s, audio_p_*, visual_p_*, fused_p_*`` (empty cells: no such expert)."""
     import pandas as pd
 
-    from mer_utils.core.atomic_io import write_csv
     frame = pd.DataFrame({"start_s": timeline.starts, "end_s": timeline.ends, **{
         f"{name}_p_{label}": np.nan if probs is None else probs[:, j]
         for name, probs in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
@@ -67,9 +70,6 @@ def write_timeline_csv(timeline: Timeline, path: str | os.PathLike) -> Path:
 def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "") -> Path:
     """One line plot per expert (probability of each emotion against window centre) over a strip of frames."""
     from matplotlib.figure import Figure
-
-    from mer_utils.core.atomic_io import save_png
-    from mer_utils.core.labels import label_name
 
     panels = [(n, p) for n, p in (("audio", timeline.audio), ("visual", timeline.visual), ("fused", timeline.fused))
               if p is not None]
@@ -102,5 +102,4 @@ def plot_timeline(timeline: Timeline, path: str | os.PathLike, *, title: str = "
 
 def strip_indices(n: int, k: int) -> list[int]:
     """Up to ``k`` distinct frame positions spread over ``n`` frames, for a strip of pictures."""
-    from mer_utils.experts.visual.video import sample_frame_indices
     return sorted(set(sample_frame_indices(n, min(n, k)).tolist()))

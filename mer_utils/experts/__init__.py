@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mer_utils.core.atomic_io import atomic_path, write_json
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -18,8 +20,6 @@ def save_with_json(path: str | os.PathLike, arrays: dict, meta: dict, *, metadat
     """Write ``arrays`` to ``<path>.safetensors`` and ``meta`` to the ``.json`` beside it, atomically."""
     import numpy as np
     from safetensors.numpy import save_file
-
-    from mer_utils.core.atomic_io import atomic_path, write_json
 
     path = Path(path).with_suffix(".safetensors")
     with atomic_path(path) as tmp:

@@ -17,6 +17,8 @@ import numpy as np
 from mer_utils.core.atomic_io import atomic_path, read_json, sha256_file, write_json
 from mer_utils.core.checkpoint_index import entry_path, read_index, update_entry
 from mer_utils.experts import OnnxNetwork, listed_network
+from mer_utils.experts.audio import speaker_encoder
+from mer_utils.experts.audio.speaker_encoder import weights_fingerprint
 from mer_utils.experts.visual.checkpoint import VisualExpert, load_visual_model
 from mer_utils.experts.visual.fer2013 import WEIGHTS_NAME, load_fer2013_model
 
@@ -111,7 +113,6 @@ def _export_torch(root: Path, weights: Path, *, visual: bool) -> dict:
 
 
 def _export_ge2e(root: Path, onnx: Path) -> dict:
-    from mer_utils.experts.audio import speaker_encoder
     rng = np.random.default_rng(0)
     examples = [rng.gamma(1.0, 1.0, (1, frames, speaker_encoder.N_MELS)).astype(np.float32) for frames in (120, 37)]
     gap = export_module(onnx, speaker_encoder.layer_outputs_module(), examples, dynamic_axis=1,
@@ -127,7 +128,6 @@ def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: d
         weights = entry_path(checkpoints, entry).with_suffix(".safetensors")
         network = listed_network(checkpoints, entry["onnx"], sha256_file(weights))
         return expert if network is None else VisualExpert(expert.model, expert.meta, network=network)
-    from mer_utils.experts.audio.speaker_encoder import weights_fingerprint
     if not hasattr(expert, "encoder"):  # a speech-model checkpoint: no GE2E encoder
         return expert
     network = listed_network(checkpoints, entry["onnx"], weights_fingerprint()["weights_sha256"])

@@ -13,6 +13,8 @@ import pandas as pd
 
 from mer_utils.core.adaptation import adaptation_of, pointer_key
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
+from mer_utils.core.checkpoint_index import register_checkpoint
+from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.core.metrics import classification_scores
 from mer_utils.core.predictions import labels_of, read_predictions, write_predictions
 from mer_utils.core.run_lock import lock_run_dir, releasing_run_locks
@@ -175,7 +177,6 @@ def _train_fold(expert: Expert, prepared, ledger: FoldLedger, fold: int, run_dir
 
 def _finish_run(expert: Expert, prepared, ledger: FoldLedger, run_dir: Path, key: str, folds: list) -> RunResult:
     """Metrics, predictions, best checkpoint, index and pointers of a run whose folds are all done."""
-    from mer_utils.core.evaluation import save_run_outputs
     config = expert.config
     frames, reports = zip(*(ledger.finished(fold) for fold in folds))
     for fold, frame, report in zip(folds, frames, reports):
@@ -209,7 +210,6 @@ def _copy_model(source: Path, stem: Path) -> Path:
 
 def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedger, metrics: dict) -> Path:
     """Copy the run's best model to its stable name in ``checkpoints/`` (``<corpus>/`` but CREMA-D's) and index it."""
-    from mer_utils.core.checkpoint_index import register_checkpoint
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
 
     config, source = expert.config, Path(ledger.best["checkpoint"])

@@ -9,17 +9,18 @@ import re
 from pathlib import Path
 
 from mer_utils.core import runs
+from mer_utils.core.adaptation import DEFAULT_ADAPTATION, adaptation_of, pointer_key
 from mer_utils.core.atomic_io import read_json, write_csv, write_json, write_text
+from mer_utils.core.checkpoint_index import register_checkpoint
 from mer_utils.core.evaluation import save_run_outputs
+from mer_utils.core.predictions import write_predictions
+from mer_utils.core.run_lock import releasing_run_locks
 from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
-from mer_utils.fusion.rules import FusionRule, rule_from_outcome
 from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run, master_labels
 from mer_utils.fusion.results import results_markdown, results_table
+from mer_utils.fusion.rules import FusionRule, rule_from_outcome
 from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
-from mer_utils.core.predictions import write_predictions
-from mer_utils.core.adaptation import DEFAULT_ADAPTATION, adaptation_of, pointer_key
-from mer_utils.protocols.splits import protocol_kind
-from mer_utils.core.run_lock import releasing_run_locks
+from mer_utils.protocols.splits import SPEAKER_INDEPENDENT, protocol_kind
 
 log = logging.getLogger(__name__)
 STAGE = "fusion"
@@ -83,9 +84,6 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
                 run_dir: Path) -> Path:
     """Write ``best_fusion_<protocol>.json`` (under ``<corpus>/`` except for CREMA-D) and index it; a
     speaker-independent rule (or any, while it holds none) also replaces ``best_fusion.json``, the demo's."""
-    from mer_utils.core.checkpoint_index import register_checkpoint
-    from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
-
     checkpoints = Path(checkpoints)
     corpus_name = audio_info.get("corpus", "cremad")
     folder = checkpoints if corpus_name == "cremad" else checkpoints / runs.safe_name(corpus_name)

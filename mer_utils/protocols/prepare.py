@@ -10,6 +10,7 @@ import pandas as pd
 
 from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.manifest import corpus_info, prepare_manifest
+from mer_utils.data.synthetic.corpus import GENERATOR_VERSION, make_synthetic_corpus
 from mer_utils.protocols.splits import make_split, write_split
 
 DEFAULT_CORPUS_DIRNAME = "synthetic_cremad"
@@ -33,7 +34,6 @@ def resolve_data_root(data_root: str | os.PathLike | None, outputs: str | os.Pat
     ``outputs/`` on first use (its folder name carries the generator version and seed, so neither reuses another)."""
     if data_root is not None:
         return Path(data_root)
-    from mer_utils.data.synthetic.corpus import GENERATOR_VERSION, make_synthetic_corpus
     folder = Path(outputs) / f"{DEFAULT_CORPUS_DIRNAME}_v{GENERATOR_VERSION}_seed{seed}"
     return make_synthetic_corpus(folder, seed=seed, progress=progress)
 

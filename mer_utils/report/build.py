@@ -11,11 +11,12 @@ import pandas as pd
 
 from mer_utils.core.adaptation import ADAPTATIONS, SHORT_NAMES, WHAT_IT_USES
 from mer_utils.core.atomic_io import save_png, write_csv, write_text
+from mer_utils.core.formatting import CSV_FLOAT_FORMAT, markdown_table, write_table
 from mer_utils.core.runs import safe_name
+from mer_utils.data.human_baseline import human_baseline
 from mer_utils.report.breakdown import breakdown_table
 from mer_utils.report.collect import collect_runs, run_predictions
 from mer_utils.report.figures import breakdown_figure, confusion_figure, gap_figure, per_class_f1_figure
-from mer_utils.core.formatting import CSV_FLOAT_FORMAT, markdown_table, write_table
 from mer_utils.report.published import published_table
 from mer_utils.report.tables import fusion_table, gap_table, human_table, model_table
 
@@ -95,8 +96,6 @@ def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.Pat
     else:
         notes.append("No fusion run yet: run `mer fuse` (or the FUSION notebook) for the fusion table.")
     if metadata:
-        from mer_utils.data.human_baseline import human_baseline
-
         add_table("human", "Human perception (CREMA-D raters)", *human_table(human_baseline(metadata)))
     else:
         notes.append("Human-perception rows need the CREMA-D metadata with processedResults/: "

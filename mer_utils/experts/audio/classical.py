@@ -14,9 +14,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mer_utils.core.adaptation import DEFAULT_ADAPTATION, check_adaptation
-from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
+from mer_utils.core.checkpoint_gate import CheckpointError
 from mer_utils.core.labels import class_weights
 from mer_utils.experts import save_with_json
+from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features, feature_blocks,
                                               feature_set_fingerprint)
 from mer_utils.experts.audio.loading import AudioSettings, ClipSet, as_waveforms
@@ -124,8 +125,6 @@ class AcousticExpert:
 
 def _check_encoders(path: Path, recorded: dict) -> None:
     """Refuse pretrained feature extractors other than the fitted ones (silently wrong probabilities otherwise)."""
-    from mer_utils.core.checkpoint_gate import CheckpointError
-
     for part, expected in recorded.items():
         wanted = f"{expected.get('package')}=={expected.get('version')}"
         try:

@@ -8,10 +8,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
-from mer_utils.core.adaptation import DEFAULT_ADAPTATION, SHORT_NAMES, adaptation_of, pointer_key
+from mer_utils.core.adaptation import DEFAULT_ADAPTATION, SHORT_NAMES, adaptation_of, check_same_scoring, pointer_key
 from mer_utils.core.atomic_io import atomic_path, read_json, write_csv
+from mer_utils.core.metrics import format_mean_std
+from mer_utils.core.runs import resolve_latest
 
 METRICS = ("wa", "ua", "macro_f1")
 # What may differ between the two runs of a protocol comparison: the split and what spells it.
@@ -43,8 +46,6 @@ def compare_protocols(
     """Scores of the newest audio run of each protocol scored as ``adapt`` says (or of ``run_dirs``), then gap
     rows ``first - other`` (fractions). ``missing="skip"``: a protocol not run yet is left out, listed in
     ``table.attrs["missing"]``, as a notebook wants before its sibling has run."""
-    from mer_utils.core.runs import resolve_latest
-
     if missing not in ("raise", "skip"):
         raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
     not_run, corpus_key = [], None
@@ -75,8 +76,6 @@ def compare_protocols(
 
 def check_like_for_like(run_dirs: Sequence[str | os.PathLike]) -> None:
     """Refuse runs that differ in anything but their split (corpus, scoring or any result setting)."""
-    from mer_utils.core.adaptation import check_same_scoring
-
     run_dirs = [Path(d) for d in run_dirs]
     metrics = {str(d): read_json(d / "metrics.json") for d in run_dirs if (d / "metrics.json").exists()}
     corpora = {m.get("corpus_key", "") for m in metrics.values()}
@@ -99,8 +98,6 @@ def check_like_for_like(run_dirs: Sequence[str | os.PathLike]) -> None:
 
 def scores_table(metrics: dict) -> pd.DataFrame:
     """Per-fold and mean ± std scores of one run (its metrics.json), in percent."""
-    from mer_utils.core.metrics import format_mean_std
-
     rows = [{"fold": r["fold"], "subset": r["subset"], "n": r["n"],
              **{k: f"{100 * r[k]:.1f}" for k in METRICS}} for r in metrics["per_fold"]]
     for subset, summary in metrics["summary"].items():
@@ -111,8 +108,6 @@ def scores_table(metrics: dict) -> pd.DataFrame:
 
 def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
     """The table in percent with ``mean ± std``, as printed in the notebooks."""
-    from mer_utils.core.metrics import format_mean_std
-
     out = table[["protocol", "split", "backbone"]].copy()
     out["scoring"] = [SHORT_NAMES.get(a, a) for a in table["adaptation"]]
     for key in METRICS:
@@ -124,7 +119,6 @@ def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot_comparison(table: pd.DataFrame):
     """Grouped bars (WA, UA, macro-F1) per protocol; a ``matplotlib.figure.Figure``."""
-    import numpy as np
     from matplotlib.figure import Figure
 
     runs = table[~table["protocol"].str.startswith("gap")]

@@ -11,14 +11,18 @@ import pandas as pd
 
 from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION, pointer_key
 from mer_utils.core.config import field as _f
-from mer_utils.experts.audio import DEFAULT_BACKBONE
+from mer_utils.core.evaluation import save_run_outputs
+from mer_utils.core.predictions import make_predictions_frame
+from mer_utils.core.run_lock import releasing_run_locks
+from mer_utils.core.runs import new_run_dir, point_latest, safe_name, set_seed
 from mer_utils.data.manifest import corpus_info, media_path, prepare_manifest
+from mer_utils.experts.audio import DEFAULT_BACKBONE
 from mer_utils.experts.audio.classical import recipe_for
 from mer_utils.experts.audio.config import AudioTrainConfig
 from mer_utils.experts.audio.features import default_cache_dir, feature_blocks
+from mer_utils.experts.audio.train import check_adaptation_fits
 from mer_utils.experts.audio.variants import Recipe, fit_recipe_held_out, predict_recipe
 from mer_utils.protocols.splits import actor_table, split_actors, usable_clips
-from mer_utils.core.run_lock import releasing_run_locks
 
 
 @dataclasses.dataclass
@@ -93,11 +97,6 @@ def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir
 @releasing_run_locks
 def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Path:
     """Train on ``config.source_root``, test on ``config.target_root``; returns the run folder."""
-    from mer_utils.core.evaluation import save_run_outputs
-    from mer_utils.core.predictions import make_predictions_frame
-    from mer_utils.core.runs import new_run_dir, point_latest, safe_name, set_seed
-    from mer_utils.experts.audio.train import check_adaptation_fits
-
     set_seed(config.seed)
     outputs = Path(config.outputs)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir(outputs)

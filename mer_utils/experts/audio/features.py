@@ -17,6 +17,7 @@ import numpy as np
 
 from mer_utils.core.atomic_io import atomic_path
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_waveform
+from mer_utils.experts.audio.speaker_encoder import ge2e_features, weights_fingerprint, weights_path
 
 
 class FeatureSet(NamedTuple):
@@ -52,8 +53,6 @@ def check_feature_set_available(name: str) -> str:
     """``check_feature_set``; an ``ImportError`` naming the pip install when a set's weights are missing."""
     check_feature_set(name)
     if name == "ge2e":
-        from mer_utils.experts.audio.speaker_encoder import weights_path
-
         weights_path()
     return name
 
@@ -62,8 +61,6 @@ def feature_set_fingerprint(name: str) -> dict | None:
     """What a checkpoint records about a set computed by pretrained weights (``None`` for the others)."""
     check_feature_set_available(name)
     if name == "ge2e":
-        from mer_utils.experts.audio.speaker_encoder import weights_fingerprint
-
         return weights_fingerprint()
     return None
 
@@ -114,8 +111,6 @@ def extract_features(wave: np.ndarray, feature_set: str, *, sample_rate: int = 1
     if feature_set == "librosa":
         vector = librosa_features(np.asarray(wave, dtype=np.float32), sample_rate)
     elif feature_set == "ge2e":
-        from mer_utils.experts.audio.speaker_encoder import ge2e_features
-
         vector = ge2e_features(np.asarray(wave, dtype=np.float32), sample_rate, network=encoder)
     else:
         vector = _smile(feature_set).process_signal(np.asarray(wave, dtype=np.float32), sample_rate).to_numpy()[0]

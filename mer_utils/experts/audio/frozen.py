@@ -6,16 +6,19 @@ is written into an ``SSLClassifier`` head, so the checkpoint runs on raw audio l
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from mer_utils.core.labels import class_weights
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts import distributed
+from mer_utils.experts.audio.checkpoint import save_fitted_ssl
 from mer_utils.experts.audio.features import FeatureCache, assemble, clip_keys, namespace
 from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, ClipSet, load_waveform
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
@@ -25,8 +28,6 @@ FROZEN_VERSION = 1
 
 def weights_fingerprint(module: nn.Module) -> str:
     """A cheap digest of every weight: a cache never outlives its model (a folder can be overwritten)."""
-    import hashlib
-
     digest = hashlib.sha256()
     with torch.no_grad():
         for key, tensor in module.state_dict().items():
@@ -41,8 +42,6 @@ def layer_embeddings_for_files(
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """``(n, layers, width)`` embeddings, the decoded-clip mask and the skipped clips; under N processes every
     process returns what one process would, and only the main one writes the cache."""
-    from tqdm.auto import tqdm
-
     keys = clip_keys(paths)
     name = namespace(f"ssl-{model_name}", {**settings.to_dict(), "version": FROZEN_VERSION,
                                            "weights": weights_fingerprint(model.backbone)})
@@ -202,6 +201,4 @@ class FrozenBackbone:
         return proba
 
     def save(self, path: str | os.PathLike) -> Path:
-        from mer_utils.experts.audio.checkpoint import save_fitted_ssl
-
         return save_fitted_ssl(self, path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -83,8 +84,6 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
         trimmed, _ = librosa.effects.trim(samples, top_db=settings.trim_top_db)
         samples = trimmed if trimmed.size else samples  # an all-quiet clip is kept whole
     if settings.max_seconds is not None and len(samples) > int(round(settings.max_seconds * sr)):
-        import warnings
-
         warnings.warn(f"{source}: only the first {settings.max_seconds:g} s of its {len(samples) / sr:.1f} s "
                       "(after trimming silence) are used; the rest is cut (AudioSettings.max_seconds)",
                       InputCutWarning, stacklevel=2)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+
+from mer_utils.core.atomic_io import sha256_file
+from mer_utils.experts.distributed import one_torch_thread
 
 PACKAGE = "resemblyzer"
 INSTALL_HINT = "pip install resemblyzer==0.1.4  (or: pip install --no-deps resemblyzer==0.1.4)"
@@ -39,10 +43,6 @@ def weights_path() -> Path:
 @functools.cache
 def weights_fingerprint() -> dict:
     """Package version and sha256 of the weights: stored in a checkpoint, checked when it is loaded."""
-    from importlib.metadata import version
-
-    from mer_utils.core.atomic_io import sha256_file
-
     return {"package": PACKAGE, "version": version(PACKAGE), "weights_sha256": sha256_file(weights_path()),
             "layers": list(LAYERS_USED), "statistics": STATISTICS}
 
@@ -95,8 +95,6 @@ def layer_outputs_module():
 def encoder_network(frames: np.ndarray) -> list[np.ndarray]:
     """``(1, T, 40)`` float32 mel frames -> one ``(1, T, 256)`` array per used layer, on torch (one thread)."""
     import torch
-
-    from mer_utils.experts.distributed import one_torch_thread
 
     with one_torch_thread(), torch.no_grad():  # extraction workers already run in parallel
         return [out.numpy() for out in layer_outputs_module()(torch.from_numpy(frames))]

@@ -14,6 +14,7 @@ import torch
 
 from mer_utils.core.labels import class_weights
 from mer_utils.experts import distributed
+from mer_utils.experts.audio.checkpoint import save_fitted_ssl
 from mer_utils.experts.audio.loading import AudioSettings, ClipSet, load_waveforms
 from mer_utils.experts.audio.ssl_model import HeadConfig, SSLClassifier, build_classifier
 from mer_utils.experts.fine_tuning import (accumulation_steps, fine_tune, mixed_precision, predict_proba,
@@ -108,6 +109,4 @@ class FinetuneBackbone:
         return proba
 
     def save(self, path: str | os.PathLike) -> Path:
-        from mer_utils.experts.audio.checkpoint import save_fitted_ssl
-
         return save_fitted_ssl(self, path)

@@ -14,21 +14,21 @@ import pandas as pd
 
 from mer_utils.core.predictions import make_predictions_frame
 from mer_utils.experts.audio.checkpoint import checkpoint_stem
+from mer_utils.experts.audio.classical import AcousticBackbone
 from mer_utils.experts.audio.config import AudioTrainConfig
+from mer_utils.experts.audio.features import default_cache_dir
 from mer_utils.experts.audio.loading import AudioSettings, ClipSet
 from mer_utils.experts.runner import Expert, FoldResult, RunResult, run_protocol
+from mer_utils.protocols.prepare import prepare_protocol
+from mer_utils.protocols.splits import fold_subsets
 
 
 def make_backbone(config: AudioTrainConfig, labels: tuple[str, ...]):
     """The backbone named by ``config`` (acoustic, or a speech model in finetune/frozen mode) over ``labels``."""
-    from mer_utils.experts.audio.features import default_cache_dir
-
     settings = AudioSettings(trim_top_db=config.trim_top_db, max_seconds=config.max_seconds,
                              min_seconds=config.min_seconds)
     cache_dir = default_cache_dir(config.outputs)
     if config.is_acoustic:
-        from mer_utils.experts.audio.classical import AcousticBackbone
-
         return AcousticBackbone(feature_set=config.backbone, settings=settings, c_grid=config.c_grid,
                                 adapt=config.adapt, refit=config.refit, labels=labels, cache_dir=cache_dir,
                                 n_jobs=config.n_jobs, progress=config.progress, seed=config.seed)
@@ -82,8 +82,6 @@ class AudioExpert(Expert):
         return self.config.result_settings()
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
-        from mer_utils.protocols.splits import fold_subsets
-
         subsets = fold_subsets(prepared.split, fold)
         clips = {s: ClipSet.from_manifest(prepared.manifest, prepared.data_root, ids, labels=prepared.labels)
                  for s, ids in subsets.items()}
@@ -119,8 +117,6 @@ class AudioExpert(Expert):
 
 def train_audio(config: AudioTrainConfig | None = None, **overrides) -> RunResult:
     """Run the audio expert under ``config.protocol``; ``overrides`` replace config fields (``backbone="librosa"``)."""
-    from mer_utils.protocols.prepare import prepare_protocol
-
     config = dataclasses.replace(config or AudioTrainConfig(), **overrides)
 
     def prepare():

