@@ -291,12 +291,12 @@ def test_outputs_are_created_with_the_users_umask(tmp_path):
 # --- 11. Ctrl-C ---------------------------------------------------------------------------------------------------
 
 def test_ctrl_c_prints_one_line_saying_how_to_resume(tmp_path, monkeypatch, capsys):
-    import mer_utils.pipeline
+    import mer_utils.commands.fusion as command  # `mer run-all` looks run_all up here
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mer_utils.pipeline, "run_all", interrupted)
+    monkeypatch.setattr(command, "run_all", interrupted)
     try:
         status = main(["run-all", "--outputs", str(tmp_path), "--quiet"])
     except KeyboardInterrupt:
