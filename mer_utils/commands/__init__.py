@@ -36,12 +36,23 @@ def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | Non
     return cls(**{**stored, **values}), argparse.Namespace(**{k: v for k, v in namespace.items() if k not in fields})
 
 
-def report_unfinished(result) -> bool:
-    """True, after saying why, when this process has no scores to print (not the main one, or folds still to run)."""
+def report_run(result) -> int:
+    """Print a training run's validation and test scores, or why this process has none (another process reports,
+    or folds are still to run), and where the run and its checkpoint are. The command's exit status."""
+    from mer_utils.core.metrics import SCORE_NAMES, format_mean_std  # pandas: not on `mer predict`'s path
+
     if not distributed.is_main_process():
-        return True  # rank 0 reports for all processes
+        return 0  # rank 0 reports for all processes
     if result.pending:
         print(f"run folder: {result.run_dir}\nfolds {list(result.pending)} are still to run (other --run-folds); "
               "the process that finishes the last fold writes metrics.json")
-        return True
-    return False
+        return 0
+    summary = result.metrics["summary"]
+    for subset, s in ((k, summary[k]) for k in ("val", "test") if k in summary):
+        scores = "  ".join(f"{name} {format_mean_std(s[key]['mean'], s[key]['std'])}"
+                           for key, name in SCORE_NAMES.items())
+        print(f"{subset:>4}: {scores}  (n folds {s['ua']['n']})")
+    if result.metrics["n_skipped"]:
+        print(f"skipped {result.metrics['n_skipped']} clips (see {result.run_dir / 'skipped_clips.csv'})")
+    print(f"run folder: {result.run_dir}\ncheckpoint: {result.checkpoint}")
+    return 0

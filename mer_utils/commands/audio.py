@@ -4,28 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_utils.commands import add_config_command, parse_config, report_unfinished
+from mer_utils.commands import add_config_command, parse_config, report_run
 from mer_utils.core.adaptation import ADAPTATIONS
 from mer_utils.core.atomic_io import read_json, write_csv
 
 
 def _train(args) -> int:
-    from mer_utils.core.metrics import SCORE_NAMES, format_mean_std
     from mer_utils.experts.audio.config import GROUPS, AudioTrainConfig
     from mer_utils.experts.audio.train import train_audio
-
-    result = train_audio(parse_config(args, AudioTrainConfig, GROUPS)[0])
-    if report_unfinished(result):
-        return 0
-    summary = result.metrics["summary"]
-    for subset, s in ((k, summary[k]) for k in ("val", "test") if k in summary):
-        scores = "  ".join(f"{name} {format_mean_std(s[key]['mean'], s[key]['std'])}"
-                           for key, name in SCORE_NAMES.items())
-        print(f"{subset:>4}: {scores}  (n folds {s['ua']['n']})")
-    if result.metrics["n_skipped"]:
-        print(f"skipped {result.metrics['n_skipped']} clips (see {result.run_dir / 'skipped_clips.csv'})")
-    print(f"run: {result.run_dir}\ncheckpoint: {result.checkpoint}")
-    return 0
+    return report_run(train_audio(parse_config(args, AudioTrainConfig, GROUPS)[0]))
 
 
 def _compare(args) -> int:

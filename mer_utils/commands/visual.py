@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_utils.commands import add_config_command, parse_config, report_unfinished
+from mer_utils.commands import add_config_command, parse_config, report_run
 from mer_utils.core.runs import safe_name
 
 
@@ -44,16 +44,7 @@ def _prepare(args) -> int:
 def _train(args) -> int:
     from mer_utils.experts.visual.config import GROUPS, VisualTrainConfig
     from mer_utils.experts.visual.train import train_visual
-
-    result = train_visual(parse_config(args, VisualTrainConfig, GROUPS)[0])
-    if report_unfinished(result):
-        return 0
-    summary = result.metrics["summary"]
-    for subset, scores in ((k, summary[k]) for k in ("val", "test") if k in summary):
-        print(f"{subset}: UA {scores['ua']['mean']:.3f} ± {scores['ua']['std']:.3f}, "
-              f"WA {scores['wa']['mean']:.3f} ± {scores['wa']['std']:.3f} ({scores['ua']['n']} fold(s))")
-    print(f"run folder: {result.run_dir}\ncheckpoint: {result.checkpoint}")
-    return 0
+    return report_run(train_visual(parse_config(args, VisualTrainConfig, GROUPS)[0]))
 
 
 def _zero_shot(args) -> int:

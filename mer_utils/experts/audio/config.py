@@ -12,7 +12,7 @@ from mer_utils.core.config import field_names, group, ignored_options, run_folds
 from mer_utils.data.corpus import DATASETS
 from mer_utils.experts.audio import (ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_C_GRID, DEFAULT_SSL_MODEL,
                                      is_acoustic_backbone)
-from mer_utils.protocols.splits import PROTOCOLS
+from mer_utils.protocols import SplitOptions
 
 MODES = ("auto", "finetune", "frozen")
 
@@ -24,21 +24,12 @@ class AudioData:
     dataset: str = _f("auto", "corpus reader (auto: detected from the data root)",
                       choices=DATASETS)
     all_emotions: bool = _f(False, "keep every emotion a reader leaves out by default (RAVDESS: calm, surprised)")
-    published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
     metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv / processedResults/ if the data "
                                         "root lacks them")
     trim_top_db: float | None = _f(30.0, "trim leading/trailing audio quieter than peak minus this (dB); "
                                          "None (from Python or a replayed config.json): no trimming")
     max_seconds: float | None = _f(6.0, "cap clip length (seconds) after trimming")
     min_seconds: float = _f(0.5, "zero-pad shorter clips to this length (seconds)")
-
-
-@group("split")
-class AudioSplit:
-    protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold, loso (IEMOCAP sessions) or an "
-                                 "imported CREMA-D split (ogm-ge, audeering, hicmae)", choices=PROTOCOLS)
-    seed: int = _f(0, "seed of the split and of training")
-    folds: int = _f(5, "number of folds of speaker-kfold")
 
 
 @group("model")
@@ -107,8 +98,8 @@ class AudioRun:
 
 # The groups in --help order; each mode reads the common groups and its own. Any other option set away from
 # its default is refused, not silently ignored.
-GROUPS = (AudioData, AudioSplit, AudioModel, AcousticTraining, SpeechHead, FinetuneTraining, FrozenTraining, AudioRun)
-COMMON_FIELDS = field_names(AudioData, AudioSplit, AudioModel, AudioRun)
+GROUPS = (AudioData, SplitOptions, AudioModel, AcousticTraining, SpeechHead, FinetuneTraining, FrozenTraining, AudioRun)
+COMMON_FIELDS = field_names(AudioData, SplitOptions, AudioModel, AudioRun)
 MODE_FIELDS = {
     "offline": field_names(AcousticTraining),
     "finetune": field_names(FinetuneTraining, SpeechHead),

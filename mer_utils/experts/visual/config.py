@@ -9,7 +9,7 @@ from mer_utils.core.config import NOT_RESULTS, group, one_of, run_folds_field
 from mer_utils.data.corpus import DATASETS
 from mer_utils.experts.visual.crops import CropConfig
 from mer_utils.experts.visual.models import ModelSpec
-from mer_utils.protocols.splits import PROTOCOLS
+from mer_utils.protocols import SplitOptions
 
 MODES = ("frozen", "finetune")
 
@@ -21,15 +21,6 @@ class VisualData:
     dataset: str = _f("auto", "corpus reader (auto: detected from the data root)",
                       choices=DATASETS)
     metadata_dir: str | None = _f(None, "folder with VideoDemographics.csv if the data root lacks it")
-
-
-@group("split")
-class VisualSplit:
-    protocol: str = _f("random", "split protocol: random, speaker, speaker-kfold or an imported split "
-                                 "(ogm-ge, audeering, hicmae)", choices=PROTOCOLS)
-    seed: int = _f(0, "seed of the split and of training")
-    folds: int = _f(5, "number of folds of speaker-kfold")
-    published_dir: str | None = _f(None, "folder with published split files (ogm-ge/, audeering/, hicmae/)")
 
 
 @group("face crops")
@@ -76,9 +67,9 @@ class VisualRun:
 
 
 # The groups in --help order; `mer visual prepare` and `zero-shot` train nothing: no model or training options.
-GROUPS = (VisualData, VisualSplit, FaceCrops, VisualModel, VisualTraining, VisualRun)
+GROUPS = (VisualData, SplitOptions, FaceCrops, VisualModel, VisualTraining, VisualRun)
 PREPARE_GROUPS = (VisualData, FaceCrops, VisualRun)
-ZERO_SHOT_GROUPS = (VisualData, VisualSplit, FaceCrops, VisualRun)
+ZERO_SHOT_GROUPS = (VisualData, SplitOptions, FaceCrops, VisualRun)
 
 
 @dataclasses.dataclass
