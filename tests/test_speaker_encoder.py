@@ -27,7 +27,7 @@ def test_ge2e_gives_fixed_length_finite_vectors_that_tell_voices_apart():
     assert low.shape == high.shape == (speaker_encoder.DIM,) == (1792,)
     assert np.isfinite(low).all() and np.isfinite(high).all()
     assert not np.allclose(low, high, atol=1e-3)
-    assert "Apache" in FEATURE_SETS["ge2e"].licence
+    assert "Apache" in FEATURE_SETS["ge2e"]
 
 
 def test_quiet_recordings_are_raised_to_the_encoders_level():

@@ -88,17 +88,15 @@ class AcousticExpert:
                     for name in self.recipe.base_feature_sets}
         return self.proba_from_features(features, speakers, sentences=sentences)
 
-    def metadata(self) -> dict:
-        licences = sorted({FEATURE_SETS[part].licence for part in self.recipe.base_feature_sets})
-        encoders = {part: feature_set_fingerprint(part) for part in self.recipe.base_feature_sets}
-        return {"kind": CHECKPOINT_KIND, "feature_set": self.feature_set, "labels": list(self.labels),
-                "audio": self.settings.to_dict(), "licence": "; ".join(licences), "info": self.info,
-                "encoders": {k: v for k, v in encoders.items() if v is not None}}
-
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``<path>.safetensors`` (arrays + metadata) and a readable ``<path>.json``."""
         arrays, model_meta = fitted_to_arrays(self.models, self.recipe)
-        meta = {**self.metadata(), "models": model_meta}
+        sets = self.recipe.base_feature_sets
+        encoders = {part: feature_set_fingerprint(part) for part in sets}
+        meta = {"kind": CHECKPOINT_KIND, "feature_set": self.feature_set, "labels": list(self.labels),
+                "audio": self.settings.to_dict(), "licence": "; ".join(sorted({FEATURE_SETS[p] for p in sets})),
+                "info": self.info, "encoders": {k: v for k, v in encoders.items() if v is not None},
+                "models": model_meta}
         if self.fallback is not None:
             fallback_arrays, meta["fallback"] = fitted_to_arrays(self.fallback, self.fallback_recipe)
             arrays.update({f"fallback.{k}": v for k, v in fallback_arrays.items()})
@@ -177,14 +175,10 @@ class AcousticBackbone:
     def uses_speaker_pool(self) -> bool:
         return self.recipe.speaker_norm is not None
 
-    def features(self, clips: ClipSet) -> tuple[dict, np.ndarray]:
-        blocks, ok, skipped = feature_blocks(clips.paths, self.recipe.base_feature_sets, settings=self.settings,
-                                             cache_dir=self.cache_dir, n_jobs=self.n_jobs, progress=self.progress)
-        self.skipped.update({item["path"]: item["reason"] for item in skipped})
-        return blocks, ok
-
     def _data(self, clips: ClipSet, reference) -> tuple[dict, np.ndarray]:
-        X, ok = self.features(clips)
+        X, ok, skipped = feature_blocks(clips.paths, self.recipe.base_feature_sets, settings=self.settings,
+                                        cache_dir=self.cache_dir, n_jobs=self.n_jobs, progress=self.progress)
+        self.skipped.update({item["path"]: item["reason"] for item in skipped})
         data = {"X": {k: v[ok] for k, v in X.items()},
                 "speakers": None if clips.speakers is None else np.asarray(clips.speakers)[ok], "reference": reference,
                 "sentences": None if clips.sentences is None else np.asarray(clips.sentences, dtype=object)[ok]}
@@ -197,10 +191,9 @@ class AcousticBackbone:
         if self.speaker_pool is None or self.speaker_pool.speakers is None or not self.uses_speaker_pool:
             return None
         if self._pool is None or self._pool[0] is not self.speaker_pool:
-            X, ok = self.features(self.speaker_pool)
-            pool = self.speaker_pool
-            sentences = () if pool.sentences is None else (np.asarray(pool.sentences, dtype=object)[ok],)
-            self._pool = (pool, ({k: v[ok] for k, v in X.items()}, np.asarray(pool.speakers)[ok], *sentences))
+            pool, _ = self._data(self.speaker_pool, None)
+            sentences = () if pool["sentences"] is None else (pool["sentences"],)
+            self._pool = (self.speaker_pool, (pool["X"], pool["speakers"], *sentences))
         return self._pool[1]
 
     def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path | None = None) -> dict:

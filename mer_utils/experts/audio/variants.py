@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from scipy.special import softmax
 
-from mer_utils.core.config import DictIO, one_of
+from mer_utils.core.config import DictIO
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts.audio import DEFAULT_C_GRID
 
@@ -58,13 +58,11 @@ class SpeakerNormalizer:
     [-1.0, 1.0, -1.0, 1.0]
     """
 
-    mode: str = "meanstd"
     min_clips: int = DEFAULT_MIN_CLIPS  # a mean and spread of two or three clips would be noise
     global_mean: np.ndarray | None = None  # set by fit() from the training clips; stored in checkpoints
     global_scale: np.ndarray | None = None
 
     def __post_init__(self):
-        one_of(self.mode, SPEAKER_NORM_MODES, "speaker normalisation mode")
         if self.min_clips < 2:
             raise ValueError(f"min_clips must be >= 2 (a spread needs two clips), got {self.min_clips}")
 
@@ -94,18 +92,6 @@ class SpeakerNormalizer:
             out[rows] = (X[rows] - mean) / std
         return out
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"speaker_norm_mean": self.global_mean, "speaker_norm_scale": self.global_scale}
-
-    def config(self) -> dict:
-        return {"mode": self.mode, "min_clips": self.min_clips}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict, config: dict) -> "SpeakerNormalizer":
-        return cls(mode=config["mode"], min_clips=int(config["min_clips"]),
-                   global_mean=np.asarray(arrays["speaker_norm_mean"], dtype=np.float64),
-                   global_scale=np.asarray(arrays["speaker_norm_scale"], dtype=np.float64))
-
 
 def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *,
                        reference: tuple[np.ndarray, Sequence, Sequence] | None = None,
@@ -126,14 +112,10 @@ def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *
     keys = _group_keys(speakers, sentences)
     if len(keys) != len(X):
         raise ValueError(f"{len(X)} rows but {len(keys)} speaker/sentence ids")
-    if reference is None:
-        pool_X, pool_keys = X, keys
-    else:
-        pool_X = np.asarray(reference[0], dtype=np.float64)
-        pool_keys = _group_keys(reference[1], reference[2])
+    pool_X, pool_keys = (X, keys) if reference is None else (reference[0], _group_keys(*reference[1:]))
     # One string per group for speaker_statistics (a pair would become a 2-D array); \x1f (the ASCII unit
     # separator) appears in no speaker or sentence id.
-    group_stats = speaker_statistics(pool_X, [f"{s}\x1f{g}" for s, g in pool_keys])
+    group_stats = speaker_statistics(pool_X, ["\x1f".join(key) for key in pool_keys])
     speaker_stats = speaker_statistics(pool_X, [s for s, _ in pool_keys])
     out = X.copy()
     for row, (speaker, sentence) in enumerate(keys):
@@ -297,10 +279,8 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
                         labels: tuple[str, ...]) -> tuple[list[FittedModel], list[FittedModel], dict]:
     """``(models, held_out, report)``: one model per block, ``C`` chosen by validation UA, and the same models
     fitted on ``train`` alone (out-of-sample validation predictions when ``recipe.refit`` saw val).
-
     ``train``/``val``: ``{"X": {set: (n, d)}, "y", "speakers"}``, optionally ``"sentences"`` and ``"reference":
-    ({set: pool rows}, pool speakers[, pool sentences])`` (the unlabelled clips of each speaker's statistics).
-    """
+    ({set: pool rows}, pool speakers[, pool sentences])`` (the unlabelled clips of each speaker's statistics)."""
     n_labels = len(labels)
     models, held_out, report = [], [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
     raw_train = train  # a lone clip has no sentence group: the fallback statistics describe raw features
@@ -309,7 +289,6 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
         report["sentence_groups"] = {"train_clips_with_sentence": _count_known(train.get("sentences")),
                                      "val_clips_with_sentence": _count_known(val.get("sentences"))}
     for block in recipe.blocks:
-        X_tr, X_va = _stack(train["X"], block), _stack(val["X"], block)
         normalizer = None
         if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
             normalizer = SpeakerNormalizer(min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
@@ -317,7 +296,7 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
             fitted[C] = _fit_head(C, Z_tr, y_tr, normalizer, seed, n_labels)
-            proba = fitted[C].proba(X_va, val["speakers"], _block_reference(val.get("reference"), block))
+            proba = fitted[C].proba(_stack(val["X"], block), val["speakers"], _block_reference(val.get("reference"), block))
             scores[C] = ua_score(val["y"], proba.argmax(axis=1))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
         chosen = fitted[best]
@@ -327,7 +306,7 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
             Z_va, y_va = _training_rows(block, val, normalizer)
             chosen = _fit_head(best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, y_va], normalizer, seed, n_labels)
         models.append(chosen)
-        report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(X_tr.shape[1]),
+        report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(Z_tr.shape[1]),
                                  "val_ua_per_C": {str(c): s for c, s in scores.items()}})
     return models, held_out, report
 
@@ -411,8 +390,9 @@ def fitted_to_arrays(models: Sequence[FittedModel], recipe: Recipe) -> tuple[dic
         entry = {"feature_sets": list(block), "C": float(model.C), "head": "softmax",
                  "n_labels": int(model.n_labels), "normalizer": None}
         if model.normalizer is not None:
-            arrays.update({p + k: v for k, v in model.normalizer.arrays().items()})
-            entry["normalizer"] = model.normalizer.config()
+            arrays.update({p + "speaker_norm_mean": model.normalizer.global_mean,
+                           p + "speaker_norm_scale": model.normalizer.global_scale})
+            entry["normalizer"] = {"mode": "meanstd", "min_clips": model.normalizer.min_clips}
         blocks.append(entry)
     meta = {"format": ARRAYS_FORMAT, "recipe": recipe.to_dict(), "blocks": blocks}
     json.dumps(meta)  # must be JSON-able
@@ -429,8 +409,8 @@ def fitted_from_arrays(arrays: dict, meta: dict, prefix: str = "") -> tuple[list
         p = f"{prefix}block{i}."
         normalizer = None
         if entry["normalizer"] is not None:
-            normalizer = SpeakerNormalizer.from_arrays(
-                {k[len(p):]: arrays[k] for k in arrays if k.startswith(p + "speaker_norm_")}, entry["normalizer"])
+            normalizer = SpeakerNormalizer(int(entry["normalizer"]["min_clips"]), *(
+                np.asarray(arrays[p + k], dtype=np.float64) for k in ("speaker_norm_mean", "speaker_norm_scale")))
         _check_block_shapes(arrays, p, int(entry["n_labels"]))
         f64 = {k: np.asarray(arrays[p + k], dtype=np.float64) for k in ("mean", "scale", "coef", "intercept", "prior")}
         models.append(FittedModel(normalizer, classes=np.asarray(arrays[p + "classes"], dtype=int),
