@@ -1,6 +1,5 @@
 """Saving and loading SER checkpoints (:func:`load_audio_expert` for the demo): speech models as ``*.pt`` of plain
-tensors and dicts (``weights_only=True``, rebuilt from the saved config), acoustic ones as ``*.safetensors``.
-"""
+tensors and dicts (``weights_only=True``, rebuilt from the saved config), acoustic ones as ``*.safetensors``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The offline acoustic backbone: feature functionals + linear models fitted as a :class:`Recipe`; a backbone
 name spells its recipe (``a+b`` stacks sets, ``a,b`` averages one model per item). How ``--adapt`` scores, refit
-and the single-clip fallback: docs/audio.md. Checkpoints are safetensors arrays + JSON: loading unpickles nothing.
-"""
+and the single-clip fallback: docs/audio.md. Checkpoints are safetensors arrays + JSON: loading unpickles nothing."""
 
 from __future__ import annotations
 

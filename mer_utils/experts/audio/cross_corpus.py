@@ -1,6 +1,5 @@
 """Cross-corpus SER: the one acoustic model trained on one corpus (choices on its validation actors), tested on
-every usable clip of another, over the emotions both share (``protocol="cross:<source>-><target>"``).
-"""
+every usable clip of another, over the emotions both share (``protocol="cross:<source>-><target>"``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``, described in
-docs/audio.md), and the on-disk cache of per-clip arrays in atomic ``shard-*.npz`` files, one per chunk.
-"""
+docs/audio.md), and the on-disk cache of per-clip arrays in atomic ``shard-*.npz`` files, one per chunk."""
 
 from __future__ import annotations
 
@@ -217,9 +216,8 @@ def features_for_files(
         # A cached step says so once, instead of a full bar for every subset a run reads.
         print(f"{desc}: {len(paths)} clips from the cache in {cache_dir}")
     _ANNOUNCED.add(served)
-    bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc=desc, disable=not (progress and todo),
-               leave=False)
-    with Parallel(n_jobs=n_jobs) as parallel:
+    with tqdm(total=len(paths), initial=len(paths) - len(todo), desc=desc, disable=not (progress and todo),
+              leave=False) as bar, Parallel(n_jobs=n_jobs) as parallel:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
             results = parallel(delayed(_extract_file)(paths[i], feature_set, settings) for i in chunk)
@@ -229,7 +227,6 @@ def features_for_files(
             if cache is not None:
                 cache.put(fresh)  # one shard per chunk: an interruption loses at most a chunk
             bar.update(len(chunk))
-    bar.close()
     return assemble(paths, keys, found, errors, f" for {feature_set} features")
 
 

@@ -1,7 +1,6 @@
 """``frozen`` mode: per-layer embeddings cached once, then a probe selected on validation UA: ``logreg`` (best
 (layer, C) of a standardised logistic regression) or ``weighted`` (a learnable layer mix and head, Adam). Either
-is written into an ``SSLClassifier`` head, so the checkpoint runs on raw audio like a fine-tuned one.
-"""
+is written into an ``SSLClassifier`` head, so the checkpoint runs on raw audio like a fine-tuned one."""
 
 from __future__ import annotations
 
@@ -161,8 +160,7 @@ class FrozenBackbone:
     def embeddings(self, clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
         E, ok, skipped = layer_embeddings_for_files(
             self.base, [str(p) for p in clips.paths], model_name=self.model_name, settings=self.settings,
-            cache_dir=self.cache_dir, device=distributed.pick_device(self.device),
-            progress=self.progress)
+            cache_dir=self.cache_dir, device=distributed.pick_device(self.device), progress=self.progress)
         self.skipped.update({item["path"]: item["reason"] for item in skipped})
         return E, ok
 

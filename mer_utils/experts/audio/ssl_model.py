@@ -1,7 +1,6 @@
 """Self-supervised speech models (any ``transformers`` Auto id or folder) with a SUPERB-style emotion head.
 Weighting and mean pooling are linear, so a probe on cached mean-pooled layer embeddings (``frozen`` mode) is
-exactly this head: both modes save one checkpoint format.
-"""
+exactly this head: both modes save one checkpoint format."""
 
 from __future__ import annotations
 

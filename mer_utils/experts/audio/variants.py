@@ -1,6 +1,5 @@
 """The one offline SER model on precomputed features (:class:`Recipe`), how it scores a clip (speaker
-normalisation: each speaker z-scored with its unlabelled clips) and its plain-array form (no pickle).
-"""
+normalisation: each speaker z-scored with its unlabelled clips) and its plain-array form (no pickle)."""
 
 from __future__ import annotations
 
@@ -289,6 +288,7 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
         report["sentence_groups"] = {"train_clips_with_sentence": _count_known(train.get("sentences")),
                                      "val_clips_with_sentence": _count_known(val.get("sentences"))}
     for block in recipe.blocks:
+        X_va = _stack(val["X"], block)
         normalizer = None
         if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
             normalizer = SpeakerNormalizer(min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
@@ -296,7 +296,7 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
             fitted[C] = _fit_head(C, Z_tr, y_tr, normalizer, seed, n_labels)
-            proba = fitted[C].proba(_stack(val["X"], block), val["speakers"], _block_reference(val.get("reference"), block))
+            proba = fitted[C].proba(X_va, val["speakers"], _block_reference(val.get("reference"), block))
             scores[C] = ua_score(val["y"], proba.argmax(axis=1))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
         chosen = fitted[best]
