@@ -209,10 +209,9 @@ class FittedModel:
     intercept: np.ndarray
     prior: np.ndarray  # training class frequencies over all labels (for ``balance``)
 
-    def proba(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
-        Z = (self.normalizer.transform(X, speakers=speakers, reference=reference) if self.normalizer
-             else np.asarray(X, dtype=np.float64))
-        logits = ((Z - self.mean) / self.scale) @ self.coef.T + self.intercept
+    def proba(self, Z: np.ndarray) -> np.ndarray:
+        """``(n, n_labels)`` probabilities of rows already normalised per speaker (:func:`_block_rows`)."""
+        logits = ((np.asarray(Z, dtype=np.float64) - self.mean) / self.scale) @ self.coef.T + self.intercept
         if logits.shape[1] == 1:  # a binary logistic model: one logit for the second class
             logits = np.hstack([np.zeros_like(logits), logits])
         known = softmax(logits, axis=1)
@@ -233,27 +232,24 @@ def _fit_head(C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int, n_l
                        prior=np.bincount(y, minlength=n_labels) / len(y))
 
 
-def _training_rows(block: Sequence[str], data: dict, normalizer) -> tuple[np.ndarray, np.ndarray]:
-    X = _stack(data["X"], block)
-    if normalizer:
-        X = normalizer.transform(X, speakers=data["speakers"], reference=_block_reference(data.get("reference"), block))
-    return X, np.asarray(data["y"])
-
-
 def _stack(X: dict, block: Sequence[str]) -> np.ndarray:
     return np.hstack([np.asarray(X[s], dtype=np.float64) for s in block])
 
 
-def _block_reference(reference: tuple | None, block: Sequence[str]) -> tuple | None:
-    """``(X_pool dict, speakers[, sentences])`` -> ``(stacked pool rows of the block, speakers)``."""
-    return None if reference is None else (_stack(reference[0], block), reference[1])
+def _block_rows(block: Sequence[str], data: dict, normalizer: SpeakerNormalizer | None) -> np.ndarray:
+    """The sets of ``block`` side by side, z-scored per speaker (statistics from ``data["reference"]`` if any)."""
+    X, reference = _stack(data["X"], block), data.get("reference")
+    if normalizer is None:
+        return X
+    reference = None if reference is None else (_stack(reference[0], block), reference[1])
+    return normalizer.transform(X, speakers=data["speakers"], reference=reference)
 
 
-def _sentence_normalised(recipe: Recipe, X: dict, speakers, sentences, reference: tuple | None
-                         ) -> tuple[dict, tuple | None]:
-    """``X`` (and the pool) normalised per speaker and sentence when the recipe asks and sentences are known."""
+def _sentence_normalised(recipe: Recipe, data: dict) -> dict:
+    """``data`` (and its pool) normalised per speaker and sentence when the recipe asks and sentences are known."""
+    X, speakers, sentences, reference = data["X"], data.get("speakers"), data.get("sentences"), data.get("reference")
     if not recipe.sentence_norm or sentences is None or speakers is None:
-        return X, reference
+        return data
     if reference is not None and len(reference) < 3:
         raise ValueError("sentence_norm with a reference pool needs the pool's sentence ids: "
                          "reference=(features, speakers, sentences)")
@@ -261,17 +257,10 @@ def _sentence_normalised(recipe: Recipe, X: dict, speakers, sentences, reference
                                            reference=None if reference is None
                                            else (reference[0][name], reference[1], reference[2]))
                   for name, rows in X.items()}
-    if reference is None:
-        return normalised, None
-    pool = {name: sentence_normalise(rows, reference[1], reference[2], min_clips=recipe.min_clips)
-            for name, rows in reference[0].items()}
-    return normalised, (pool, reference[1])
-
-
-def _sentence_normalised_data(recipe: Recipe, data: dict) -> dict:
-    X, reference = _sentence_normalised(recipe, data["X"], data.get("speakers"), data.get("sentences"),
-                                        data.get("reference"))
-    return {**data, "X": X, "reference": reference}
+    if reference is not None:
+        reference = ({name: sentence_normalise(rows, reference[1], reference[2], min_clips=recipe.min_clips)
+                      for name, rows in reference[0].items()}, reference[1])
+    return {**data, "X": normalised, "reference": reference}
 
 
 def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
@@ -284,27 +273,25 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
     models, held_out, report = [], [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
     raw_train = train  # a lone clip has no sentence group: the fallback statistics describe raw features
     if recipe.sentence_norm:
-        train, val = _sentence_normalised_data(recipe, train), _sentence_normalised_data(recipe, val)
+        train, val = _sentence_normalised(recipe, train), _sentence_normalised(recipe, val)
         report["sentence_groups"] = {"train_clips_with_sentence": _count_known(train.get("sentences")),
                                      "val_clips_with_sentence": _count_known(val.get("sentences"))}
     for block in recipe.blocks:
-        X_va = _stack(val["X"], block)
         normalizer = None
         if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
             normalizer = SpeakerNormalizer(min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
-        Z_tr, y_tr = _training_rows(block, train, normalizer)
+        # Speaker statistics stay within each subset: train and val are normalised separately.
+        Z_tr, Z_va = _block_rows(block, train, normalizer), _block_rows(block, val, normalizer)
+        y_tr = np.asarray(train["y"])
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
             fitted[C] = _fit_head(C, Z_tr, y_tr, normalizer, seed, n_labels)
-            proba = fitted[C].proba(X_va, val["speakers"], _block_reference(val.get("reference"), block))
-            scores[C] = ua_score(val["y"], proba.argmax(axis=1))
+            scores[C] = ua_score(val["y"], fitted[C].proba(Z_va).argmax(axis=1))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
         chosen = fitted[best]
         held_out.append(chosen)
         if recipe.refit:
-            # Speaker statistics stay within each subset: train and val are normalised separately.
-            Z_va, y_va = _training_rows(block, val, normalizer)
-            chosen = _fit_head(best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, y_va], normalizer, seed, n_labels)
+            chosen = _fit_head(best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, val["y"]], normalizer, seed, n_labels)
         models.append(chosen)
         report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(Z_tr.shape[1]),
                                  "val_ua_per_C": {str(c): s for c, s in scores.items()}})
@@ -338,9 +325,8 @@ def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speak
                    reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
     """``(n, n_labels)`` probabilities, the mean over blocks (then prior matching when ``recipe.balance``).
     ``reference``: see :func:`fit_recipe_held_out`; ``sentences``: one id per row (for ``sentence_norm``)."""
-    X, reference = _sentence_normalised(recipe, X, speakers, sentences, reference)
-    proba = np.mean([m.proba(_stack(X, b), speakers, _block_reference(reference, b))
-                     for m, b in zip(models, recipe.blocks)], axis=0)
+    data = _sentence_normalised(recipe, {"X": X, "speakers": speakers, "sentences": sentences, "reference": reference})
+    proba = np.mean([m.proba(_block_rows(b, data, m.normalizer)) for m, b in zip(models, recipe.blocks)], axis=0)
     if recipe.balance and speakers is not None:
         prior = np.mean([m.prior for m in models], axis=0)
         whole = _whole_speakers(speakers, reference)
