@@ -20,15 +20,14 @@ from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features, feature_blocks,
                                               feature_set_fingerprint)
 from mer_utils.experts.audio.loading import AudioSettings, ClipSet, as_waveforms
-from mer_utils.experts.audio.variants import (DEFAULT_MIN_CLIPS, Recipe, fit_recipe_held_out, fitted_from_arrays,
-                                              fitted_to_arrays, predict_recipe, predict_with_fallback,
-                                              without_speaker_statistics)
+from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitted_from_arrays, fitted_to_arrays,
+                                              predict_recipe, predict_with_fallback, without_speaker_statistics)
 
 CHECKPOINT_KIND = "mer-audio-acoustic-2"
 
 
 def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequence[float] = DEFAULT_C_GRID,
-               refit: bool = True, min_clips: int = DEFAULT_MIN_CLIPS) -> Recipe:
+               refit: bool = True) -> Recipe:
     """The recipe a backbone name spells, scored as ``adapt`` says.
 
     >>> recipe_for("egemaps,librosa").name
@@ -44,8 +43,7 @@ def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequen
     combine = "average" if len(items) > 1 else "concat"
     feature_sets = items if combine == "average" else tuple(items[0].split("+"))
     adapt = check_adaptation(adapt)  # speaker: z-score per speaker; balanced: also per sentence, and prior matching
-    return Recipe(feature_sets=feature_sets, combine=combine, min_clips=min_clips,
-                  c_grid=tuple(float(c) for c in c_grid), refit=refit,
+    return Recipe(feature_sets=feature_sets, combine=combine, c_grid=tuple(float(c) for c in c_grid), refit=refit,
                   speaker_norm=None if adapt == "none" else "meanstd", sentence_norm=adapt == "balanced",
                   balance=adapt == "balanced")
 
@@ -150,7 +148,6 @@ class AcousticBackbone:
     feature_set: str = DEFAULT_BACKBONE
     settings: AudioSettings = AudioSettings()
     adapt: str = DEFAULT_ADAPTATION  # how test clips are scored (mer_utils.core.adaptation)
-    min_clips: int = DEFAULT_MIN_CLIPS  # speakers with fewer clips are scored by the fallback
     refit: bool = True  # refit the chosen C on train+val for the test predictions
     # Every usable clip of the corpus (labels unused): each speaker's statistics come from all of
     # that speaker's clips, so train, validation and test are normalised alike under any split.
@@ -167,8 +164,7 @@ class AcousticBackbone:
     _pool: tuple | None = dataclasses.field(default=None, repr=False)  # (pool clip set, its reference)
 
     def __post_init__(self):
-        self.recipe = recipe_for(self.feature_set, adapt=self.adapt, c_grid=self.c_grid, refit=self.refit,
-                                 min_clips=self.min_clips)
+        self.recipe = recipe_for(self.feature_set, adapt=self.adapt, c_grid=self.c_grid, refit=self.refit)
 
     @property
     def uses_speaker_pool(self) -> bool:
@@ -210,7 +206,7 @@ class AcousticBackbone:
                                                                seed=self.seed, labels=self.labels)
             report["fallback"] = {"recipe": fallback_recipe.name, "blocks": fallback_report["blocks"]}
         report = {"feature_set": self.feature_set, "classifier": "LogisticRegression(class_weight=balanced)",
-                  **report, "adaptation": self.adapt, "min_clips": self.min_clips, "refit": self.refit,
+                  **report, "adaptation": self.adapt, "min_clips": self.recipe.min_clips, "refit": self.refit,
                   "C": report["blocks"][0]["C"] if len(report["blocks"]) == 1 else [b["C"] for b in report["blocks"]],
                   "n_features": int(sum(b["n_features"] for b in report["blocks"])),
                   "n_train": int(len(train_data["y"])), "n_val": int(len(val_data["y"]))}

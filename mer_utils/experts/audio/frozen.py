@@ -28,10 +28,9 @@ FROZEN_VERSION = 1
 def weights_fingerprint(module: nn.Module) -> str:
     """A cheap digest of every weight: a cache never outlives its model (a folder can be overwritten)."""
     digest = hashlib.sha256()
-    with torch.no_grad():
-        for key, tensor in module.state_dict().items():
-            t = tensor.detach().double()
-            digest.update(f"{key}{tuple(t.shape)}{float(t.sum()):.10e}{float(t.abs().sum()):.10e}".encode())
+    for key, tensor in module.state_dict().items():  # detached tensors
+        t = tensor.double()
+        digest.update(f"{key}{tuple(t.shape)}{float(t.sum()):.10e}{float(t.abs().sum()):.10e}".encode())
     return digest.hexdigest()[:16]
 
 

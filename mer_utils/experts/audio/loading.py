@@ -87,9 +87,7 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
                       "(after trimming silence) are used; the rest is cut (AudioSettings.max_seconds)",
                       InputCutWarning, stacklevel=2)
         samples = samples[: int(round(settings.max_seconds * sr))]
-    min_len = int(round(settings.min_seconds * sr))
-    if len(samples) < min_len:
-        samples = np.pad(samples, (0, min_len - len(samples)))
+    samples = np.pad(samples, (0, max(0, int(round(settings.min_seconds * sr)) - len(samples))))
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
