@@ -111,8 +111,7 @@ def fit_weighted_probe(model: SSLClassifier, E_train, y_train, E_val, y_val, *, 
     uniform = E_train.mean(axis=1)  # standardise with statistics of the initial (uniform) mix
     model.feat_mean.copy_(torch.as_tensor(uniform.mean(0)))
     model.feat_std.copy_(torch.as_tensor(uniform.std(0) + 1e-5))
-    params = [model.layer_logits, *model.classifier.parameters()]
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.Adam([model.layer_logits, *model.classifier.parameters()], lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y_train, model.labels), dtype=torch.float32))
     y = torch.as_tensor(y_train)
     best = {"val_ua": -1.0}

@@ -110,8 +110,7 @@ class SSLClassifier(nn.Module):
         inputs = {name: batch[name].to(device)}
         if getattr(fe, "return_attention_mask", False) and name == "input_values":
             inputs["attention_mask"] = batch["attention_mask"].to(device)
-        n_samples = torch.tensor([len(w) for w in waves], device=device)
-        return {"inputs": inputs, "n_samples": n_samples}
+        return {"inputs": inputs, "n_samples": torch.tensor([len(w) for w in waves], device=device)}
 
     def frame_mask(self, n_samples: torch.Tensor, n_frames: int) -> torch.Tensor:
         if hasattr(self.backbone, "_get_feat_extract_output_lengths"):

@@ -288,11 +288,9 @@ def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0
             fitted[C] = _fit_head(C, Z_tr, y_tr, normalizer, seed, n_labels)
             scores[C] = ua_score(val["y"], fitted[C].proba(Z_va).argmax(axis=1))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
-        chosen = fitted[best]
-        held_out.append(chosen)
-        if recipe.refit:
-            chosen = _fit_head(best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, val["y"]], normalizer, seed, n_labels)
-        models.append(chosen)
+        held_out.append(fitted[best])
+        models.append(_fit_head(best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, val["y"]], normalizer, seed, n_labels)
+                      if recipe.refit else fitted[best])
         report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(Z_tr.shape[1]),
                                  "val_ua_per_C": {str(c): s for c, s in scores.items()}})
     return models, held_out, report
