@@ -194,8 +194,8 @@ def test_default_backbone_scores_each_clip_alone_and_says_so(corpus, default_run
     entry = read_json(tmp_path / "checkpoints" / "index.json")["entries"][0]
     assert entry["adaptation"] == "none" and result.checkpoint.name == "best_audio_ge2e_speaker_indep.safetensors"
     expert = load_audio_expert(result.checkpoint)
-    licence = expert.metadata()["licence"]
-    assert expert.fallback is None and licence == FEATURE_SETS["ge2e"].licence and "audEERING" not in licence
+    licence = read_json(result.checkpoint.with_suffix(".json"))["licence"]
+    assert expert.fallback is None and licence == FEATURE_SETS["ge2e"] and "audEERING" not in licence
     # A clip's answer depends on that clip alone: scored by itself it gets the probabilities the run wrote.
     test = read_predictions(result.run_dir / "predictions_test.csv").head(3)
     manifest = load_manifest(default_manifest_path(corpus, result.run_dir.parents[2])).set_index("clip_id")

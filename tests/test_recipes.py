@@ -76,7 +76,7 @@ def test_linear_head_matches_sklearn_probabilities():
     (model,), _, _ = fit_recipe_held_out(recipe, train, val, labels=LABELS)
     Z = (train["X"]["set0"] - model.mean) / model.scale
     ref = LogisticRegression(C=0.5, class_weight="balanced", max_iter=3000, random_state=0).fit(Z, train["y"])
-    np.testing.assert_allclose(model.proba(train["X"]["set0"], None), ref.predict_proba(Z), atol=1e-8)
+    np.testing.assert_allclose(model.proba(train["X"]["set0"]), ref.predict_proba(Z), atol=1e-8)
 
 
 def test_missing_class_and_label_set_parameter():

@@ -7,6 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
+from mer_utils.core.atomic_io import read_json
 from mer_utils.experts.audio import speaker_encoder
 from mer_utils.experts.audio.features import FEATURE_SETS, extract_features, features_for_files
 from tests.conftest import shared
@@ -27,7 +28,7 @@ def test_ge2e_gives_fixed_length_finite_vectors_that_tell_voices_apart():
     assert low.shape == high.shape == (speaker_encoder.DIM,) == (1792,)
     assert np.isfinite(low).all() and np.isfinite(high).all()
     assert not np.allclose(low, high, atol=1e-3)
-    assert "Apache" in FEATURE_SETS["ge2e"].licence
+    assert "Apache" in FEATURE_SETS["ge2e"]
 
 
 def test_quiet_recordings_are_raised_to_the_encoders_level():
@@ -87,7 +88,7 @@ def test_ge2e_checkpoint_round_trips_and_reproduces_the_run(ge2e_run):
     corpus, result = ge2e_run
     assert [b["feature_sets"] for b in result.metrics["folds"][0]["blocks"]] == [["librosa"], ["ge2e"]]
     expert = load_audio_expert(result.checkpoint)
-    meta = expert.metadata()
+    meta = read_json(result.checkpoint.with_suffix(".json"))
     assert meta["encoders"]["ge2e"] == speaker_encoder.weights_fingerprint() and "Apache" in meta["licence"]
     proba, written = rescored_test_clips(expert, corpus, result)
     np.testing.assert_allclose(proba, written, atol=2e-6)

@@ -1,7 +1,5 @@
-"""Speech emotion recognition (SER): the audio expert (its modules: docs/architecture.md).
-
-Importing this package is cheap: torch, transformers, librosa and opensmile are imported where they are used.
-"""
+"""Speech emotion recognition (SER): the audio expert (its modules: docs/architecture.md). Importing this package
+is cheap: torch, transformers, librosa and opensmile are imported where they are used."""
 
 FEATURE_SET_NAMES = ("egemaps", "compare", "librosa", "ge2e")  # see mer_utils.experts.audio.features.FEATURE_SETS
 # Examples of acoustic backbones; any "+"/"," combination of FEATURE_SET_NAMES is one

@@ -1,6 +1,5 @@
 """Saving and loading SER checkpoints (:func:`load_audio_expert` for the demo): speech models as ``*.pt`` of plain
-tensors and dicts (``weights_only=True``, rebuilt from the saved config), acoustic ones as ``*.safetensors``.
-"""
+tensors and dicts (``weights_only=True``, rebuilt from the saved config), acoustic ones as ``*.safetensors``."""
 
 from __future__ import annotations
 
@@ -77,8 +76,7 @@ class SSLExpert:
     labels: tuple[str, ...] = ()
 
     def predict_proba(self, inputs: Iterable) -> np.ndarray:
-        waves = as_waveforms(inputs, settings=self.settings)
-        return self.model.predict_proba_waves(waves, device=self.device)
+        return self.model.predict_proba_waves(as_waveforms(inputs, settings=self.settings), device=self.device)
 
 
 def load_ssl_expert(path: str | os.PathLike, *, device: str | None = None) -> SSLExpert:

@@ -1,7 +1,6 @@
 """The offline acoustic backbone: feature functionals + linear models fitted as a :class:`Recipe`; a backbone
 name spells its recipe (``a+b`` stacks sets, ``a,b`` averages one model per item). How ``--adapt`` scores, refit
-and the single-clip fallback: docs/audio.md. Checkpoints are safetensors arrays + JSON: loading unpickles nothing.
-"""
+and the single-clip fallback: docs/audio.md. Checkpoints are safetensors arrays + JSON: loading unpickles nothing."""
 
 from __future__ import annotations
 
@@ -21,15 +20,14 @@ from mer_utils.experts.audio import DEFAULT_BACKBONE, DEFAULT_C_GRID
 from mer_utils.experts.audio.features import (FEATURE_SETS, check_feature_set, extract_features, feature_blocks,
                                               feature_set_fingerprint)
 from mer_utils.experts.audio.loading import AudioSettings, ClipSet, as_waveforms
-from mer_utils.experts.audio.variants import (DEFAULT_MIN_CLIPS, Recipe, fit_recipe_held_out, fitted_from_arrays,
-                                              fitted_to_arrays, predict_recipe, predict_with_fallback,
-                                              without_speaker_statistics)
+from mer_utils.experts.audio.variants import (Recipe, fit_recipe_held_out, fitted_from_arrays, fitted_to_arrays,
+                                              predict_recipe, predict_with_fallback, without_speaker_statistics)
 
 CHECKPOINT_KIND = "mer-audio-acoustic-2"
 
 
 def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequence[float] = DEFAULT_C_GRID,
-               refit: bool = True, min_clips: int = DEFAULT_MIN_CLIPS) -> Recipe:
+               refit: bool = True) -> Recipe:
     """The recipe a backbone name spells, scored as ``adapt`` says.
 
     >>> recipe_for("egemaps,librosa").name
@@ -45,8 +43,7 @@ def recipe_for(backbone: str, *, adapt: str = DEFAULT_ADAPTATION, c_grid: Sequen
     combine = "average" if len(items) > 1 else "concat"
     feature_sets = items if combine == "average" else tuple(items[0].split("+"))
     adapt = check_adaptation(adapt)  # speaker: z-score per speaker; balanced: also per sentence, and prior matching
-    return Recipe(feature_sets=feature_sets, combine=combine, min_clips=min_clips,
-                  c_grid=tuple(float(c) for c in c_grid), refit=refit,
+    return Recipe(feature_sets=feature_sets, combine=combine, c_grid=tuple(float(c) for c in c_grid), refit=refit,
                   speaker_norm=None if adapt == "none" else "meanstd", sentence_norm=adapt == "balanced",
                   balance=adapt == "balanced")
 
@@ -88,17 +85,15 @@ class AcousticExpert:
                     for name in self.recipe.base_feature_sets}
         return self.proba_from_features(features, speakers, sentences=sentences)
 
-    def metadata(self) -> dict:
-        licences = sorted({FEATURE_SETS[part].licence for part in self.recipe.base_feature_sets})
-        encoders = {part: feature_set_fingerprint(part) for part in self.recipe.base_feature_sets}
-        return {"kind": CHECKPOINT_KIND, "feature_set": self.feature_set, "labels": list(self.labels),
-                "audio": self.settings.to_dict(), "licence": "; ".join(licences), "info": self.info,
-                "encoders": {k: v for k, v in encoders.items() if v is not None}}
-
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``<path>.safetensors`` (arrays + metadata) and a readable ``<path>.json``."""
         arrays, model_meta = fitted_to_arrays(self.models, self.recipe)
-        meta = {**self.metadata(), "models": model_meta}
+        sets = self.recipe.base_feature_sets
+        encoders = {part: feature_set_fingerprint(part) for part in sets}
+        meta = {"kind": CHECKPOINT_KIND, "feature_set": self.feature_set, "labels": list(self.labels),
+                "audio": self.settings.to_dict(), "licence": "; ".join(sorted({FEATURE_SETS[p] for p in sets})),
+                "info": self.info, "encoders": {k: v for k, v in encoders.items() if v is not None},
+                "models": model_meta}
         if self.fallback is not None:
             fallback_arrays, meta["fallback"] = fitted_to_arrays(self.fallback, self.fallback_recipe)
             arrays.update({f"fallback.{k}": v for k, v in fallback_arrays.items()})
@@ -153,7 +148,6 @@ class AcousticBackbone:
     feature_set: str = DEFAULT_BACKBONE
     settings: AudioSettings = AudioSettings()
     adapt: str = DEFAULT_ADAPTATION  # how test clips are scored (mer_utils.core.adaptation)
-    min_clips: int = DEFAULT_MIN_CLIPS  # speakers with fewer clips are scored by the fallback
     refit: bool = True  # refit the chosen C on train+val for the test predictions
     # Every usable clip of the corpus (labels unused): each speaker's statistics come from all of
     # that speaker's clips, so train, validation and test are normalised alike under any split.
@@ -170,21 +164,16 @@ class AcousticBackbone:
     _pool: tuple | None = dataclasses.field(default=None, repr=False)  # (pool clip set, its reference)
 
     def __post_init__(self):
-        self.recipe = recipe_for(self.feature_set, adapt=self.adapt, c_grid=self.c_grid, refit=self.refit,
-                                 min_clips=self.min_clips)
+        self.recipe = recipe_for(self.feature_set, adapt=self.adapt, c_grid=self.c_grid, refit=self.refit)
 
     @property
     def uses_speaker_pool(self) -> bool:
         return self.recipe.speaker_norm is not None
 
-    def features(self, clips: ClipSet) -> tuple[dict, np.ndarray]:
-        blocks, ok, skipped = feature_blocks(clips.paths, self.recipe.base_feature_sets, settings=self.settings,
-                                             cache_dir=self.cache_dir, n_jobs=self.n_jobs, progress=self.progress)
-        self.skipped.update({item["path"]: item["reason"] for item in skipped})
-        return blocks, ok
-
     def _data(self, clips: ClipSet, reference) -> tuple[dict, np.ndarray]:
-        X, ok = self.features(clips)
+        X, ok, skipped = feature_blocks(clips.paths, self.recipe.base_feature_sets, settings=self.settings,
+                                        cache_dir=self.cache_dir, n_jobs=self.n_jobs, progress=self.progress)
+        self.skipped.update({item["path"]: item["reason"] for item in skipped})
         data = {"X": {k: v[ok] for k, v in X.items()},
                 "speakers": None if clips.speakers is None else np.asarray(clips.speakers)[ok], "reference": reference,
                 "sentences": None if clips.sentences is None else np.asarray(clips.sentences, dtype=object)[ok]}
@@ -197,10 +186,9 @@ class AcousticBackbone:
         if self.speaker_pool is None or self.speaker_pool.speakers is None or not self.uses_speaker_pool:
             return None
         if self._pool is None or self._pool[0] is not self.speaker_pool:
-            X, ok = self.features(self.speaker_pool)
-            pool = self.speaker_pool
-            sentences = () if pool.sentences is None else (np.asarray(pool.sentences, dtype=object)[ok],)
-            self._pool = (pool, ({k: v[ok] for k, v in X.items()}, np.asarray(pool.speakers)[ok], *sentences))
+            pool, _ = self._data(self.speaker_pool, None)
+            sentences = () if pool["sentences"] is None else (pool["sentences"],)
+            self._pool = (self.speaker_pool, (pool["X"], pool["speakers"], *sentences))
         return self._pool[1]
 
     def fit(self, train: ClipSet, val: ClipSet, *, work_dir: Path | None = None) -> dict:
@@ -218,7 +206,7 @@ class AcousticBackbone:
                                                                seed=self.seed, labels=self.labels)
             report["fallback"] = {"recipe": fallback_recipe.name, "blocks": fallback_report["blocks"]}
         report = {"feature_set": self.feature_set, "classifier": "LogisticRegression(class_weight=balanced)",
-                  **report, "adaptation": self.adapt, "min_clips": self.min_clips, "refit": self.refit,
+                  **report, "adaptation": self.adapt, "min_clips": self.recipe.min_clips, "refit": self.refit,
                   "C": report["blocks"][0]["C"] if len(report["blocks"]) == 1 else [b["C"] for b in report["blocks"]],
                   "n_features": int(sum(b["n_features"] for b in report["blocks"])),
                   "n_train": int(len(train_data["y"])), "n_val": int(len(val_data["y"]))}

@@ -1,6 +1,5 @@
 """Random vs speaker-independent, side by side: the gap measures how much of a score is speaker familiarity,
-so the two runs must differ in their split alone (else refused, naming what differs).
-"""
+so the two runs must differ in their split alone (else refused, naming what differs)."""
 
 from __future__ import annotations
 

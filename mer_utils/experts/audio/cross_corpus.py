@@ -1,6 +1,5 @@
 """Cross-corpus SER: the one acoustic model trained on one corpus (choices on its validation actors), tested on
-every usable clip of another, over the emotions both share (``protocol="cross:<source>-><target>"``).
-"""
+every usable clip of another, over the emotions both share (``protocol="cross:<source>-><target>"``)."""
 
 from __future__ import annotations
 
@@ -84,16 +83,6 @@ def _usable(manifest: pd.DataFrame, emotions: list[str]) -> pd.DataFrame:
     return clips[clips["emotion"].isin(emotions)].reset_index(drop=True)
 
 
-def _block(clips: pd.DataFrame, root: Path, config: CrossCorpusConfig, cache_dir: Path, skipped: list,
-           progress: bool, labels: list[str]) -> dict:
-    X, ok, bad = feature_blocks([media_path(root, p) for p in clips["audio_path"]], config.recipe().base_feature_sets,
-                                cache_dir=cache_dir, progress=progress)
-    skipped.extend(bad)  # reported in metrics.json, never dropped silently
-    return {"X": {k: v[ok] for k, v in X.items()}, "y": clips["emotion"].map(labels.index).to_numpy()[ok],
-            "speakers": clips["actor_id"].to_numpy()[ok], "clip_ids": clips["clip_id"].to_numpy()[ok].tolist(),
-            "sentences": clips["sentence"].to_numpy(dtype=object)[ok] if "sentence" in clips.columns else None}
-
-
 @releasing_run_locks
 def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Path:
     """Train on ``config.source_root``, test on ``config.target_root``; returns the run folder."""
@@ -107,11 +96,18 @@ def run_cross_corpus(config: CrossCorpusConfig, *, progress: bool = True) -> Pat
         check_adaptation_fits(config.adapt, corpus_info(manifest))
     emotions = shared_emotions(source, target)
     train_clips, val_clips = source_val_split(_usable(source, emotions), val_size=config.val_size, seed=config.seed)
-    skipped: list = []
-    data = {name: _block(clips, Path(root), config, cache_dir, skipped, progress, emotions) for name, clips, root in (
-        ("train", train_clips, config.source_root), ("val", val_clips, config.source_root),
-        ("test", _usable(target, emotions), config.target_root))}
-    recipe = config.recipe()
+    recipe, skipped = config.recipe(), []
+
+    def block(clips: pd.DataFrame, root: str) -> dict:
+        X, ok, bad = feature_blocks([media_path(root, p) for p in clips["audio_path"]], recipe.base_feature_sets,
+                                    cache_dir=cache_dir, progress=progress)
+        skipped.extend(bad)  # reported in metrics.json, never dropped silently
+        return {"X": {k: v[ok] for k, v in X.items()}, "y": clips["emotion"].map(emotions.index).to_numpy()[ok],
+                "speakers": clips["actor_id"].to_numpy()[ok], "clip_ids": clips["clip_id"].to_numpy()[ok].tolist(),
+                "sentences": clips["sentence"].to_numpy(dtype=object)[ok] if "sentence" in clips.columns else None}
+
+    data = {"train": block(train_clips, config.source_root), "val": block(val_clips, config.source_root),
+            "test": block(_usable(target, emotions), config.target_root)}
     models, held_out, report = fit_recipe_held_out(recipe, data["train"], data["val"], seed=config.seed,
                                                    labels=tuple(emotions))
 

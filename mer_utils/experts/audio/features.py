@@ -1,6 +1,5 @@
-"""Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``, licences in
-docs/audio.md), and the on-disk cache of per-clip arrays in atomic ``shard-*.npz`` files, one per chunk.
-"""
+"""Acoustic feature sets, one fixed-length vector of functionals per clip (``FEATURE_SETS``, described in
+docs/audio.md), and the on-disk cache of per-clip arrays in atomic ``shard-*.npz`` files, one per chunk."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import os
 import uuid
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -20,26 +19,13 @@ from mer_utils.experts.audio.loading import AudioLoadError, AudioSettings, load_
 from mer_utils.experts.audio.speaker_encoder import ge2e_features, weights_fingerprint, weights_path
 
 
-class FeatureSet(NamedTuple):
-    name: str
-    description: str
-    licence: str
-    # Bumped when one set's definition changes, so its cached vectors are recomputed (the others' stay).
-    version: int = 1
-
-
-FEATURE_SETS = {
-    "egemaps": FeatureSet("egemaps", "eGeMAPS v02 functionals (88), openSMILE",
-                          "openSMILE: research and education only (audEERING licence)"),
-    "compare": FeatureSet("compare", "ComParE 2016 functionals (6,373), openSMILE",
-                          "openSMILE: research and education only (audEERING licence)"),
-    "librosa": FeatureSet("librosa", "MFCC, energy, spectral shape and pitch statistics (librosa)",
-                          "ISC (librosa): permissive, commercial use allowed"),
-    "ge2e": FeatureSet("ge2e", "GE2E speaker-encoder LSTM layers 2-3, mean and std over time, and layer 2's "
-                       "10/50/90th percentiles (1,792), Resemblyzer",
-                       "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed",
-                       version=2),  # 2: layer-2 percentiles added
-}
+OPENSMILE_LICENCE = "openSMILE: research and education only (audEERING licence)"
+# Each feature set's licence (what the sets are: docs/audio.md).
+FEATURE_SETS = {"egemaps": OPENSMILE_LICENCE, "compare": OPENSMILE_LICENCE,
+                "librosa": "ISC (librosa): permissive, commercial use allowed",
+                "ge2e": "Apache-2.0 (Resemblyzer code and its pretrained.pt weights): commercial use allowed"}
+# Bumped when one set's definition changes, so its cached vectors are recomputed (the others' stay).
+SET_VERSIONS = {"ge2e": 2}  # 2: layer-2 percentiles added
 FEATURES_VERSION = 1  # bumped when every set's definition changes
 
 
@@ -51,18 +37,14 @@ def check_feature_set(name: str) -> str:
 
 def check_feature_set_available(name: str) -> str:
     """``check_feature_set``; an ``ImportError`` naming the pip install when a set's weights are missing."""
-    check_feature_set(name)
-    if name == "ge2e":
+    if check_feature_set(name) == "ge2e":
         weights_path()
     return name
 
 
 def feature_set_fingerprint(name: str) -> dict | None:
     """What a checkpoint records about a set computed by pretrained weights (``None`` for the others)."""
-    check_feature_set_available(name)
-    if name == "ge2e":
-        return weights_fingerprint()
-    return None
+    return weights_fingerprint() if check_feature_set_available(name) == "ge2e" else None
 
 
 @functools.cache  # one openSMILE extractor per process: building it parses a config file
@@ -223,8 +205,7 @@ def features_for_files(
     check_feature_set_available(feature_set)  # before any worker starts: one clear error, not one per clip
     paths = [str(p) for p in paths]
     keys = clip_keys(paths)
-    version = FEATURE_SETS[feature_set].version
-    extra = {"set_version": version} if version > 1 else {}
+    extra = {"set_version": SET_VERSIONS[feature_set]} if feature_set in SET_VERSIONS else {}
     served = (str(cache_dir), namespace(feature_set, {**settings.to_dict(), "version": FEATURES_VERSION, **extra}))
     cache = FeatureCache(cache_dir, served[1]) if cache_dir else None
     found = cache.get(keys) if cache is not None else {}
@@ -235,9 +216,8 @@ def features_for_files(
         # A cached step says so once, instead of a full bar for every subset a run reads.
         print(f"{desc}: {len(paths)} clips from the cache in {cache_dir}")
     _ANNOUNCED.add(served)
-    bar = tqdm(total=len(paths), initial=len(paths) - len(todo), desc=desc, disable=not (progress and todo),
-               leave=False)
-    with Parallel(n_jobs=n_jobs) as parallel:
+    with tqdm(total=len(paths), initial=len(paths) - len(todo), desc=desc, disable=not (progress and todo),
+              leave=False) as bar, Parallel(n_jobs=n_jobs) as parallel:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
             results = parallel(delayed(_extract_file)(paths[i], feature_set, settings) for i in chunk)
@@ -247,7 +227,6 @@ def features_for_files(
             if cache is not None:
                 cache.put(fresh)  # one shard per chunk: an interruption loses at most a chunk
             bar.update(len(chunk))
-    bar.close()
     return assemble(paths, keys, found, errors, f" for {feature_set} features")
 
 

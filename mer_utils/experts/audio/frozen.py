@@ -1,7 +1,6 @@
 """``frozen`` mode: per-layer embeddings cached once, then a probe selected on validation UA: ``logreg`` (best
 (layer, C) of a standardised logistic regression) or ``weighted`` (a learnable layer mix and head, Adam). Either
-is written into an ``SSLClassifier`` head, so the checkpoint runs on raw audio like a fine-tuned one.
-"""
+is written into an ``SSLClassifier`` head, so the checkpoint runs on raw audio like a fine-tuned one."""
 
 from __future__ import annotations
 
@@ -29,10 +28,9 @@ FROZEN_VERSION = 1
 def weights_fingerprint(module: nn.Module) -> str:
     """A cheap digest of every weight: a cache never outlives its model (a folder can be overwritten)."""
     digest = hashlib.sha256()
-    with torch.no_grad():
-        for key, tensor in module.state_dict().items():
-            t = tensor.detach().double()
-            digest.update(f"{key}{tuple(t.shape)}{float(t.sum()):.10e}{float(t.abs().sum()):.10e}".encode())
+    for key, tensor in module.state_dict().items():  # detached tensors
+        t = tensor.double()
+        digest.update(f"{key}{tuple(t.shape)}{float(t.sum()):.10e}{float(t.abs().sum()):.10e}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -113,8 +111,7 @@ def fit_weighted_probe(model: SSLClassifier, E_train, y_train, E_val, y_val, *, 
     uniform = E_train.mean(axis=1)  # standardise with statistics of the initial (uniform) mix
     model.feat_mean.copy_(torch.as_tensor(uniform.mean(0)))
     model.feat_std.copy_(torch.as_tensor(uniform.std(0) + 1e-5))
-    params = [model.layer_logits, *model.classifier.parameters()]
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.Adam([model.layer_logits, *model.classifier.parameters()], lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y_train, model.labels), dtype=torch.float32))
     y = torch.as_tensor(y_train)
     best = {"val_ua": -1.0}
@@ -161,8 +158,7 @@ class FrozenBackbone:
     def embeddings(self, clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
         E, ok, skipped = layer_embeddings_for_files(
             self.base, [str(p) for p in clips.paths], model_name=self.model_name, settings=self.settings,
-            cache_dir=self.cache_dir, device=distributed.pick_device(self.device),
-            progress=self.progress)
+            cache_dir=self.cache_dir, device=distributed.pick_device(self.device), progress=self.progress)
         self.skipped.update({item["path"]: item["reason"] for item in skipped})
         return E, ok
 

@@ -1,7 +1,6 @@
 """Audio input: any WAV/MP3 in, 16 kHz mono float32 out, prepared alike (resampled, down-mixed, edges trimmed,
 capped and padded) for training and the demo, so a checkpoint never meets input it was not trained on; the
-:class:`ClipSet` a backbone consumes.
-"""
+:class:`ClipSet` a backbone consumes."""
 
 from __future__ import annotations
 
@@ -88,9 +87,7 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, *, settings: AudioSe
                       "(after trimming silence) are used; the rest is cut (AudioSettings.max_seconds)",
                       InputCutWarning, stacklevel=2)
         samples = samples[: int(round(settings.max_seconds * sr))]
-    min_len = int(round(settings.min_seconds * sr))
-    if len(samples) < min_len:
-        samples = np.pad(samples, (0, min_len - len(samples)))
+    samples = np.pad(samples, (0, max(0, int(round(settings.min_seconds * sr)) - len(samples))))
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
@@ -106,8 +103,7 @@ def load_waveforms(
     """``(waves, skipped)``: one array per path (``None`` where decoding failed) and ``[{"path", "reason"}]``."""
     from tqdm.auto import tqdm
 
-    waves: list[np.ndarray | None] = []
-    skipped: list[dict] = []
+    waves, skipped = [], []
     for path in tqdm(paths, desc=desc, disable=not progress, leave=False):
         try:
             waves.append(load_waveform(path, settings=settings))
@@ -123,10 +119,9 @@ def as_waveforms(inputs: Iterable, *, settings: AudioSettings = AudioSettings())
     for item in inputs:
         if isinstance(item, (str, os.PathLike)):
             waves.append(load_waveform(item, settings=settings))
-        elif isinstance(item, tuple) and len(item) == 2:
-            waves.append(prepare_waveform(item[0], int(item[1]), settings=settings))
         else:
-            waves.append(prepare_waveform(np.asarray(item), settings.sample_rate, settings=settings))
+            samples, rate = item if isinstance(item, tuple) and len(item) == 2 else (item, settings.sample_rate)
+            waves.append(prepare_waveform(samples, int(rate), settings=settings))
     return waves
 
 

@@ -1,6 +1,5 @@
 """The ``ge2e`` feature set: hidden-state statistics of Resemblyzer's pretrained GE2E speaker encoder, whose
-weights are read into ``torch.nn.LSTM`` layers built here (its modules are never imported: docs/audio.md).
-"""
+weights are read into ``torch.nn.LSTM`` layers built here (its modules are never imported: docs/audio.md)."""
 
 from __future__ import annotations
 

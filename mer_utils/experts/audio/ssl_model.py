@@ -1,7 +1,6 @@
 """Self-supervised speech models (any ``transformers`` Auto id or folder) with a SUPERB-style emotion head.
 Weighting and mean pooling are linear, so a probe on cached mean-pooled layer embeddings (``frozen`` mode) is
-exactly this head: both modes save one checkpoint format.
-"""
+exactly this head: both modes save one checkpoint format."""
 
 from __future__ import annotations
 
@@ -66,16 +65,6 @@ def plain_json(obj):
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
-def disable_layerdrop(backbone: nn.Module) -> None:
-    """Turn LayerDrop off: the layer-weighted sum needs every layer's hidden state at every step."""
-    for key in ("layerdrop", "encoder_layerdrop"):
-        if hasattr(backbone.config, key):
-            setattr(backbone.config, key, 0.0)
-    for module in backbone.modules():
-        if isinstance(getattr(module, "layerdrop", None), float):
-            module.layerdrop = 0.0
-
-
 class SSLClassifier(nn.Module):
     """Speech backbone + layer weighting + pooling + classifier."""
 
@@ -83,8 +72,13 @@ class SSLClassifier(nn.Module):
                  head: HeadConfig = HeadConfig()):
         super().__init__()
         self.labels = tuple(labels)  # the classifier's outputs, in order (the corpus's label set)
-        n_classes = len(self.labels)
-        disable_layerdrop(backbone)
+        # LayerDrop off: the layer-weighted sum needs every layer's hidden state at every step.
+        for key in ("layerdrop", "encoder_layerdrop"):
+            if hasattr(backbone.config, key):
+                setattr(backbone.config, key, 0.0)
+        for module in backbone.modules():
+            if isinstance(getattr(module, "layerdrop", None), float):
+                module.layerdrop = 0.0
         self.backbone = backbone
         self.feature_extractor = feature_extractor
         self.head_config = head
@@ -103,7 +97,7 @@ class SSLClassifier(nn.Module):
         layers = [nn.Dropout(head.dropout)]
         if head.hidden:
             layers += [nn.Linear(width, head.hidden), nn.ReLU(), nn.Dropout(head.dropout)]
-        layers.append(nn.Linear(head.hidden or width, n_classes))
+        layers.append(nn.Linear(head.hidden or width, len(self.labels)))
         self.classifier = nn.Sequential(*layers)
 
     def prepare(self, waves: list[np.ndarray], device: torch.device | str = "cpu") -> dict:
@@ -116,8 +110,7 @@ class SSLClassifier(nn.Module):
         inputs = {name: batch[name].to(device)}
         if getattr(fe, "return_attention_mask", False) and name == "input_values":
             inputs["attention_mask"] = batch["attention_mask"].to(device)
-        n_samples = torch.tensor([len(w) for w in waves], device=device)
-        return {"inputs": inputs, "n_samples": n_samples}
+        return {"inputs": inputs, "n_samples": torch.tensor([len(w) for w in waves], device=device)}
 
     def frame_mask(self, n_samples: torch.Tensor, n_frames: int) -> torch.Tensor:
         if hasattr(self.backbone, "_get_feat_extract_output_lengths"):
@@ -159,8 +152,7 @@ class SSLClassifier(nn.Module):
         """Mean-pooled, layer-normed embedding of every layer: ``(batch, layers, width)``."""
         states = self.hidden_states(inputs)
         mask = self.frame_mask(n_samples, states[0].shape[1]).to(states[0].dtype)
-        pooled = [(h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True) for h in states]
-        return torch.stack(pooled, dim=1)
+        return torch.stack([(h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True) for h in states], dim=1)
 
     @torch.no_grad()
     def predict_proba_waves(self, waves: list[np.ndarray], *, device: str = "cpu") -> np.ndarray:

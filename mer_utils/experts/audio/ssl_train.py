@@ -1,6 +1,5 @@
 """``--mode finetune``: a speech model trained with its head on :mod:`mer_utils.experts.fine_tuning`
-(``transformers.Trainer``, resumable, one process or N; docs/audio.md and docs/scaling.md).
-"""
+(``transformers.Trainer``, resumable, one process or N; docs/audio.md and docs/scaling.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The audio expert as a plug-in of the protocol runner (:mod:`mer_utils.experts.runner`): ``mer audio train``
 and the AUDIO notebooks. Per fold the backbone is fitted on ``train``, selects on ``val`` only, and predicts
-``val`` and ``test``; the runner does the rest.
-"""
+``val`` and ``test``; the runner does the rest."""
 
 from __future__ import annotations
 

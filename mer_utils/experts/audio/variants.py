@@ -1,6 +1,5 @@
 """The one offline SER model on precomputed features (:class:`Recipe`), how it scores a clip (speaker
-normalisation: each speaker z-scored with its unlabelled clips) and its plain-array form (no pickle).
-"""
+normalisation: each speaker z-scored with its unlabelled clips) and its plain-array form (no pickle)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from typing import Sequence
 import numpy as np
 from scipy.special import softmax
 
-from mer_utils.core.config import DictIO, one_of
+from mer_utils.core.config import DictIO
 from mer_utils.core.metrics import ua_score
 from mer_utils.experts.audio import DEFAULT_C_GRID
 
@@ -58,13 +57,11 @@ class SpeakerNormalizer:
     [-1.0, 1.0, -1.0, 1.0]
     """
 
-    mode: str = "meanstd"
     min_clips: int = DEFAULT_MIN_CLIPS  # a mean and spread of two or three clips would be noise
     global_mean: np.ndarray | None = None  # set by fit() from the training clips; stored in checkpoints
     global_scale: np.ndarray | None = None
 
     def __post_init__(self):
-        one_of(self.mode, SPEAKER_NORM_MODES, "speaker normalisation mode")
         if self.min_clips < 2:
             raise ValueError(f"min_clips must be >= 2 (a spread needs two clips), got {self.min_clips}")
 
@@ -94,18 +91,6 @@ class SpeakerNormalizer:
             out[rows] = (X[rows] - mean) / std
         return out
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"speaker_norm_mean": self.global_mean, "speaker_norm_scale": self.global_scale}
-
-    def config(self) -> dict:
-        return {"mode": self.mode, "min_clips": self.min_clips}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict, config: dict) -> "SpeakerNormalizer":
-        return cls(mode=config["mode"], min_clips=int(config["min_clips"]),
-                   global_mean=np.asarray(arrays["speaker_norm_mean"], dtype=np.float64),
-                   global_scale=np.asarray(arrays["speaker_norm_scale"], dtype=np.float64))
-
 
 def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *,
                        reference: tuple[np.ndarray, Sequence, Sequence] | None = None,
@@ -126,14 +111,10 @@ def sentence_normalise(X: np.ndarray, speakers: Sequence, sentences: Sequence, *
     keys = _group_keys(speakers, sentences)
     if len(keys) != len(X):
         raise ValueError(f"{len(X)} rows but {len(keys)} speaker/sentence ids")
-    if reference is None:
-        pool_X, pool_keys = X, keys
-    else:
-        pool_X = np.asarray(reference[0], dtype=np.float64)
-        pool_keys = _group_keys(reference[1], reference[2])
+    pool_X, pool_keys = (X, keys) if reference is None else (reference[0], _group_keys(*reference[1:]))
     # One string per group for speaker_statistics (a pair would become a 2-D array); \x1f (the ASCII unit
     # separator) appears in no speaker or sentence id.
-    group_stats = speaker_statistics(pool_X, [f"{s}\x1f{g}" for s, g in pool_keys])
+    group_stats = speaker_statistics(pool_X, ["\x1f".join(key) for key in pool_keys])
     speaker_stats = speaker_statistics(pool_X, [s for s, _ in pool_keys])
     out = X.copy()
     for row, (speaker, sentence) in enumerate(keys):
@@ -228,10 +209,9 @@ class FittedModel:
     intercept: np.ndarray
     prior: np.ndarray  # training class frequencies over all labels (for ``balance``)
 
-    def proba(self, X: np.ndarray, speakers: Sequence | None, reference: tuple | None = None) -> np.ndarray:
-        Z = (self.normalizer.transform(X, speakers=speakers, reference=reference) if self.normalizer
-             else np.asarray(X, dtype=np.float64))
-        logits = ((Z - self.mean) / self.scale) @ self.coef.T + self.intercept
+    def proba(self, Z: np.ndarray) -> np.ndarray:
+        """``(n, n_labels)`` probabilities of rows already normalised per speaker (:func:`_block_rows`)."""
+        logits = ((np.asarray(Z, dtype=np.float64) - self.mean) / self.scale) @ self.coef.T + self.intercept
         if logits.shape[1] == 1:  # a binary logistic model: one logit for the second class
             logits = np.hstack([np.zeros_like(logits), logits])
         known = softmax(logits, axis=1)
@@ -252,27 +232,24 @@ def _fit_head(C: float, X: np.ndarray, y: np.ndarray, normalizer, seed: int, n_l
                        prior=np.bincount(y, minlength=n_labels) / len(y))
 
 
-def _training_rows(block: Sequence[str], data: dict, normalizer) -> tuple[np.ndarray, np.ndarray]:
-    X = _stack(data["X"], block)
-    if normalizer:
-        X = normalizer.transform(X, speakers=data["speakers"], reference=_block_reference(data.get("reference"), block))
-    return X, np.asarray(data["y"])
-
-
 def _stack(X: dict, block: Sequence[str]) -> np.ndarray:
     return np.hstack([np.asarray(X[s], dtype=np.float64) for s in block])
 
 
-def _block_reference(reference: tuple | None, block: Sequence[str]) -> tuple | None:
-    """``(X_pool dict, speakers[, sentences])`` -> ``(stacked pool rows of the block, speakers)``."""
-    return None if reference is None else (_stack(reference[0], block), reference[1])
+def _block_rows(block: Sequence[str], data: dict, normalizer: SpeakerNormalizer | None) -> np.ndarray:
+    """The sets of ``block`` side by side, z-scored per speaker (statistics from ``data["reference"]`` if any)."""
+    X, reference = _stack(data["X"], block), data.get("reference")
+    if normalizer is None:
+        return X
+    reference = None if reference is None else (_stack(reference[0], block), reference[1])
+    return normalizer.transform(X, speakers=data["speakers"], reference=reference)
 
 
-def _sentence_normalised(recipe: Recipe, X: dict, speakers, sentences, reference: tuple | None
-                         ) -> tuple[dict, tuple | None]:
-    """``X`` (and the pool) normalised per speaker and sentence when the recipe asks and sentences are known."""
+def _sentence_normalised(recipe: Recipe, data: dict) -> dict:
+    """``data`` (and its pool) normalised per speaker and sentence when the recipe asks and sentences are known."""
+    X, speakers, sentences, reference = data["X"], data.get("speakers"), data.get("sentences"), data.get("reference")
     if not recipe.sentence_norm or sentences is None or speakers is None:
-        return X, reference
+        return data
     if reference is not None and len(reference) < 3:
         raise ValueError("sentence_norm with a reference pool needs the pool's sentence ids: "
                          "reference=(features, speakers, sentences)")
@@ -280,54 +257,41 @@ def _sentence_normalised(recipe: Recipe, X: dict, speakers, sentences, reference
                                            reference=None if reference is None
                                            else (reference[0][name], reference[1], reference[2]))
                   for name, rows in X.items()}
-    if reference is None:
-        return normalised, None
-    pool = {name: sentence_normalise(rows, reference[1], reference[2], min_clips=recipe.min_clips)
-            for name, rows in reference[0].items()}
-    return normalised, (pool, reference[1])
-
-
-def _sentence_normalised_data(recipe: Recipe, data: dict) -> dict:
-    X, reference = _sentence_normalised(recipe, data["X"], data.get("speakers"), data.get("sentences"),
-                                        data.get("reference"))
-    return {**data, "X": X, "reference": reference}
+    if reference is not None:
+        reference = ({name: sentence_normalise(rows, reference[1], reference[2], min_clips=recipe.min_clips)
+                      for name, rows in reference[0].items()}, reference[1])
+    return {**data, "X": normalised, "reference": reference}
 
 
 def fit_recipe_held_out(recipe: Recipe, train: dict, val: dict, *, seed: int = 0,
                         labels: tuple[str, ...]) -> tuple[list[FittedModel], list[FittedModel], dict]:
     """``(models, held_out, report)``: one model per block, ``C`` chosen by validation UA, and the same models
     fitted on ``train`` alone (out-of-sample validation predictions when ``recipe.refit`` saw val).
-
     ``train``/``val``: ``{"X": {set: (n, d)}, "y", "speakers"}``, optionally ``"sentences"`` and ``"reference":
-    ({set: pool rows}, pool speakers[, pool sentences])`` (the unlabelled clips of each speaker's statistics).
-    """
+    ({set: pool rows}, pool speakers[, pool sentences])`` (the unlabelled clips of each speaker's statistics)."""
     n_labels = len(labels)
     models, held_out, report = [], [], {"recipe": recipe.name, "selected_on": "val", "blocks": []}
     raw_train = train  # a lone clip has no sentence group: the fallback statistics describe raw features
     if recipe.sentence_norm:
-        train, val = _sentence_normalised_data(recipe, train), _sentence_normalised_data(recipe, val)
+        train, val = _sentence_normalised(recipe, train), _sentence_normalised(recipe, val)
         report["sentence_groups"] = {"train_clips_with_sentence": _count_known(train.get("sentences")),
                                      "val_clips_with_sentence": _count_known(val.get("sentences"))}
     for block in recipe.blocks:
-        X_tr, X_va = _stack(train["X"], block), _stack(val["X"], block)
         normalizer = None
         if recipe.speaker_norm:  # global statistics (the single-clip fallback) from the clean training clips
             normalizer = SpeakerNormalizer(min_clips=recipe.min_clips).fit(_stack(raw_train["X"], block))
-        Z_tr, y_tr = _training_rows(block, train, normalizer)
+        # Speaker statistics stay within each subset: train and val are normalised separately.
+        Z_tr, Z_va = _block_rows(block, train, normalizer), _block_rows(block, val, normalizer)
+        y_tr = np.asarray(train["y"])
         scores, fitted = {}, {}
         for C in sorted(recipe.c_grid):
             fitted[C] = _fit_head(C, Z_tr, y_tr, normalizer, seed, n_labels)
-            proba = fitted[C].proba(X_va, val["speakers"], _block_reference(val.get("reference"), block))
-            scores[C] = ua_score(val["y"], proba.argmax(axis=1))
+            scores[C] = ua_score(val["y"], fitted[C].proba(Z_va).argmax(axis=1))
         best = max(sorted(scores), key=lambda c: (scores[c], -c))  # ties: stronger regularisation
-        chosen = fitted[best]
-        held_out.append(chosen)
-        if recipe.refit:
-            # Speaker statistics stay within each subset: train and val are normalised separately.
-            Z_va, y_va = _training_rows(block, val, normalizer)
-            chosen = _fit_head(best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, y_va], normalizer, seed, n_labels)
-        models.append(chosen)
-        report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(X_tr.shape[1]),
+        held_out.append(fitted[best])
+        models.append(_fit_head(best, np.vstack([Z_tr, Z_va]), np.r_[y_tr, val["y"]], normalizer, seed, n_labels)
+                      if recipe.refit else fitted[best])
+        report["blocks"].append({"feature_sets": list(block), "C": best, "n_features": int(Z_tr.shape[1]),
                                  "val_ua_per_C": {str(c): s for c, s in scores.items()}})
     return models, held_out, report
 
@@ -359,9 +323,8 @@ def predict_recipe(models: Sequence[FittedModel], recipe: Recipe, X: dict, speak
                    reference: tuple | None = None, sentences: Sequence | None = None) -> np.ndarray:
     """``(n, n_labels)`` probabilities, the mean over blocks (then prior matching when ``recipe.balance``).
     ``reference``: see :func:`fit_recipe_held_out`; ``sentences``: one id per row (for ``sentence_norm``)."""
-    X, reference = _sentence_normalised(recipe, X, speakers, sentences, reference)
-    proba = np.mean([m.proba(_stack(X, b), speakers, _block_reference(reference, b))
-                     for m, b in zip(models, recipe.blocks)], axis=0)
+    data = _sentence_normalised(recipe, {"X": X, "speakers": speakers, "sentences": sentences, "reference": reference})
+    proba = np.mean([m.proba(_block_rows(b, data, m.normalizer)) for m, b in zip(models, recipe.blocks)], axis=0)
     if recipe.balance and speakers is not None:
         prior = np.mean([m.prior for m in models], axis=0)
         whole = _whole_speakers(speakers, reference)
@@ -411,8 +374,9 @@ def fitted_to_arrays(models: Sequence[FittedModel], recipe: Recipe) -> tuple[dic
         entry = {"feature_sets": list(block), "C": float(model.C), "head": "softmax",
                  "n_labels": int(model.n_labels), "normalizer": None}
         if model.normalizer is not None:
-            arrays.update({p + k: v for k, v in model.normalizer.arrays().items()})
-            entry["normalizer"] = model.normalizer.config()
+            arrays.update({p + "speaker_norm_mean": model.normalizer.global_mean,
+                           p + "speaker_norm_scale": model.normalizer.global_scale})
+            entry["normalizer"] = {"mode": "meanstd", "min_clips": model.normalizer.min_clips}
         blocks.append(entry)
     meta = {"format": ARRAYS_FORMAT, "recipe": recipe.to_dict(), "blocks": blocks}
     json.dumps(meta)  # must be JSON-able
@@ -429,8 +393,8 @@ def fitted_from_arrays(arrays: dict, meta: dict, prefix: str = "") -> tuple[list
         p = f"{prefix}block{i}."
         normalizer = None
         if entry["normalizer"] is not None:
-            normalizer = SpeakerNormalizer.from_arrays(
-                {k[len(p):]: arrays[k] for k in arrays if k.startswith(p + "speaker_norm_")}, entry["normalizer"])
+            normalizer = SpeakerNormalizer(int(entry["normalizer"]["min_clips"]), *(
+                np.asarray(arrays[p + k], dtype=np.float64) for k in ("speaker_norm_mean", "speaker_norm_scale")))
         _check_block_shapes(arrays, p, int(entry["n_labels"]))
         f64 = {k: np.asarray(arrays[p + k], dtype=np.float64) for k in ("mean", "scale", "coef", "intercept", "prior")}
         models.append(FittedModel(normalizer, classes=np.asarray(arrays[p + "classes"], dtype=int),
