@@ -48,9 +48,6 @@ def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
 def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[str, str]) -> str:
     """The README.md of a shared set: what each checkpoint was trained on, licences, the files' sha256."""
     from huggingface_hub import ModelCard, ModelCardData
-
-    from mer_utils.core.checkpoint_index import read_index
-
     root = Path(checkpoints)
     entries = read_index(root)
     # CC BY-NC-SA 4.0 when any weights come from data under it (RAVDESS), as share-alike requires;

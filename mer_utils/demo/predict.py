@@ -195,10 +195,11 @@ def score(inputs, experts: Experts, checkpoints, *, window: float, hop: float):
         fused = audio_probs if visual_probs is None else visual_probs
         fusion = f"single modality ({'audio' if visual_probs is None else 'visual'} expert only)"
     else:
-        rule, fusion = choose_fusion(experts, checkpoints)
+        rule = choose_fusion(experts, checkpoints)
         seen = ~np.isnan(visual_probs).any(axis=1)  # windows where a face was found
         fused = audio_probs.copy()
         fused[seen] = rule.fuse(audio_probs[seen], visual_probs[seen])
+        fusion = rule.description
         if not seen.all():
             fusion += f"; speech alone in the {int((~seen).sum())} window(s) without a face"
     labels = tuple(experts.audio.labels if experts.audio is not None else experts.face.labels)
@@ -229,8 +230,7 @@ def _score_face(inputs, face, duration, starts, ends, window, long, *, speech: b
     probs = np.where(found[:, None], probs, np.nan)
     clip = probs[found].mean(axis=0) if found.any() else np.full(probs.shape[1], np.nan)
     shown = cut.kept  # the frames kept for figures
-    visual = VideoPrediction(clip, cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown],
-                             cut.crops[shown])
+    visual = VideoPrediction(clip, cut.frames, cut.boxes[shown], cut.detected[shown], indices[shown], cut.crops[shown])
     notes = [f"{inputs.name} is a still image: a face-only answer from one picture (no voice, no motion)"
              ] if inputs.kind == "image" else []
     rest = "the answer is from speech alone" if speech else "nothing else to answer from"

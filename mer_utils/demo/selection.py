@@ -99,9 +99,7 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
 
 
 def expert_loader(kind: str):
-    if kind == "audio":
-        return load_audio_expert
-    return load_visual_expert
+    return load_audio_expert if kind == "audio" else load_visual_expert
 
 
 class OverLabels:
@@ -252,9 +250,9 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     return Experts(audio, face, paths, provenance, notes)
 
 
-def choose_fusion(experts, checkpoints) -> tuple:
-    """``(rule, description)``: the rule tuned on validation clips both experts scored (the index's fusion entry
-    of the audio expert's corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
+def choose_fusion(experts, checkpoints):
+    """The rule tuned on validation clips both experts scored (the index's fusion entry of the audio expert's
+    corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
     from mer_utils.fusion.rules import load_fusion_rule, untuned_rule
     audio, visual = experts.provenance.get("audio", {}), experts.provenance.get("visual", {})
     rule, key = None, audio.get("corpus_key")
@@ -266,9 +264,7 @@ def choose_fusion(experts, checkpoints) -> tuple:
         elif (Path(checkpoints) / FUSION_RULE_NAME).exists():
             rule = load_fusion_rule(Path(checkpoints) / FUSION_RULE_NAME)
             rule = rule if rule.corpus_key == key else None  # tuned on these experts' corpus, not another set's
-    if rule is None:
-        rule = untuned_rule(audio, visual)
-    return rule, rule.description
+    return rule or untuned_rule(audio, visual)
 
 
 def describe_expert(entry: dict) -> str:

@@ -185,8 +185,7 @@ def load_fusion_rule(path: str | os.PathLike) -> FusionRule:
         data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != RULE_FORMAT or "rule" not in data:
             raise CheckpointError(f"{path}: not a fusion rule of format {RULE_FORMAT}; it was not used. Fix: {fix}.")
-        problem = rule_problem(data)
-        if problem:
+        if problem := rule_problem(data):
             raise CheckpointError(f"{path}: not a usable fusion rule: {problem}; it was not used. Fix: {fix}.")
         return FusionRule.from_dict(data)
 

@@ -17,8 +17,7 @@ from mer_utils.data.human_baseline import human_baseline
 from mer_utils.report.breakdown import breakdown_table
 from mer_utils.report.collect import collect_runs, run_predictions
 from mer_utils.report.figures import breakdown_figure, confusion_figure, gap_figure, per_class_f1_figure
-from mer_utils.report.published import published_table
-from mer_utils.report.tables import fusion_table, gap_table, human_table, model_table
+from mer_utils.report.tables import fusion_table, gap_table, human_table, model_table, published_table
 
 log = logging.getLogger(__name__)
 SOURCE_COLUMNS = ("run", "stage", "modality", "protocol", "split", "backbone", "n_folds", "git_commit",

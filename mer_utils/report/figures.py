@@ -54,8 +54,7 @@ def per_class_f1_figure(panels: Sequence[tuple[str, pd.DataFrame]], *, title: st
     x = np.arange(len(labels))
     for k, (label, frame) in enumerate(panels):
         per_class = classification_scores(frame["y_true"], frame["y_pred"], labels=labels)["per_class"]
-        ax.bar(x + (k - (len(panels) - 1) / 2) * width, [per_class[e]["f1"] for e in labels], width,
-               label=label)
+        ax.bar(x + (k - (len(panels) - 1) / 2) * width, [per_class[e]["f1"] for e in labels], width, label=label)
     ax.set(xticks=x, xticklabels=labels, ylim=(0, 1), ylabel="test F1")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
