@@ -64,7 +64,6 @@ def covers(labels, wanted=DEMO_LABELS) -> bool:
 def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synthetic: bool,
                     corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
     """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (None: none; the notes say why).
-
     Real input: real entries covering the six emotions (``corpus_key``'s first), then synthetic ones with
     ``allow_synthetic``, else those are left out. Synthetic input: synthetic entries first, then real ones."""
     entries = find_entries(checkpoints, modality=kind)

@@ -96,10 +96,9 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
     corpus = {"name": corpus_name, "labels": list(rule.labels), "synthetic": audio_info.get("synthetic", False)}
     summary = metrics["summary"]
     register_checkpoint(checkpoints, modality="fusion", protocol=rule.protocol, path=path, corpus=corpus,
-                        corpus_key=str(audio_info.get("corpus_key", "")),
-                        speaker_independent=SPEAKER_INDEPENDENT.get(rule.protocol, False), split=rule.split,
-                        strategy=rule.strategy, run_dir=str(Path(run_dir).resolve()),
-                        val_ua=summary.get("val", {}).get("ua", {}).get("mean"),
+                        corpus_key=str(audio_info.get("corpus_key", "")), split=rule.split, strategy=rule.strategy,
+                        speaker_independent=SPEAKER_INDEPENDENT.get(rule.protocol, False),
+                        run_dir=str(Path(run_dir).resolve()), val_ua=summary.get("val", {}).get("ua", {}).get("mean"),
                         test_ua=summary.get("test", {}).get("ua", {}).get("mean"))
     if corpus_name == "cremad":
         current = checkpoints / "best_fusion.json"
@@ -162,10 +161,8 @@ def results_markdown(table: pd.DataFrame, *, title: str = "") -> str:
     })
     for subset in ("val", "test"):
         for key, name in SCORE_NAMES.items():
-            display[f"{subset} {name}"] = [
-                percent_mean_std(m, s, n) for m, s, n in
-                zip(table[f"{subset}_{key}_mean"], table[f"{subset}_{key}_std"], table["n_folds"])
-            ]
+            display[f"{subset} {name}"] = [percent_mean_std(m, s, n) for m, s, n in zip(
+                table[f"{subset}_{key}_mean"], table[f"{subset}_{key}_std"], table["n_folds"])]
     display["test UA 95% CI"] = [f"[{percent(lo)}, {percent(hi)}]"
                                  for lo, hi in zip(table["test_ua_ci_low"], table["test_ua_ci_high"])]
     display[f"McNemar p vs {reference}"] = [p_value(p) for p in table["mcnemar_p"]]
@@ -225,11 +222,10 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
     write_text(run_dir / "fusion_results.md",
                results_markdown(table, title=f"Fusion of audio and visual experts — {protocol} ({split})"))
     info = {
-        "modality": FUSED_MODALITY, "protocol": protocol, "split": split,
+        "modality": FUSED_MODALITY, "protocol": protocol, "split": split, "adaptation": adaptation,
         "backbone": f"fusion:{outcome.chosen}", "strategy": outcome.chosen,
         "params": outcome.params[outcome.chosen], "temperatures": outcome.temperatures,
         "calibrate": calibrate, "best_single": outcome.best_single, "n_dropped_clip_rows": len(dropped),
-        "adaptation": adaptation,
         "experts": {"audio": _expert_record(audio, outputs), "visual": _expert_record(visual, outputs)},
         **{k: audio.info[k] for k in ("corpus", "corpus_key", "synthetic") if k in audio.info},
     }

@@ -57,9 +57,8 @@ def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str
 
 def _frame(rows: pd.DataFrame, proba: np.ndarray, *, modality: str) -> pd.DataFrame:
     return make_predictions_frame(clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba,
-                                  labels=master_labels(rows), split=str(rows["split"].iloc[0]),
-                                  fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]),
-                                  modality=modality)
+                                  labels=master_labels(rows), split=str(rows["split"].iloc[0]), modality=modality,
+                                  fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]))
 
 
 def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_step, seed):
@@ -80,11 +79,9 @@ def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_s
 
 def _apply(rows: pd.DataFrame, experts, temperatures, fitted) -> dict[str, pd.DataFrame]:
     """Predictions of the single experts and of every fitted strategy on ``rows``."""
-    out = {e: _frame(rows, expert_probabilities(rows, e), modality=e) for e in experts}
     X = _features(rows, experts, temperatures)
-    for name, strategy in fitted.items():
-        out[name] = _frame(rows, strategy.predict_proba(X), modality=FUSED_MODALITY)
-    return out
+    return {**{e: _frame(rows, expert_probabilities(rows, e), modality=e) for e in experts},
+            **{name: _frame(rows, s.predict_proba(X), modality=FUSED_MODALITY) for name, s in fitted.items()}}
 
 
 def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NAMES, calibrate: bool = True,
@@ -126,7 +123,6 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
     # Ties go to the earlier name in the list (max keeps the first), so the choice is deterministic.
     chosen = max(strategies, key=lambda s: mean_ua[s])
     best_single = max(experts, key=lambda e: mean_ua[e])
-    return FusionOutcome(experts=experts, strategies=strategies,
+    return FusionOutcome(experts=experts, strategies=strategies, params=params, temperatures=temperatures,
                          predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
-                         params=params, temperatures=temperatures, selection=selection, chosen=chosen,
-                         best_single=best_single, fitted=fitted_per_fold)
+                         selection=selection, chosen=chosen, best_single=best_single, fitted=fitted_per_fold)

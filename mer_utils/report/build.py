@@ -62,7 +62,6 @@ def make_report(outputs: str | os.PathLike = "outputs", *, out_dir: str | os.Pat
                 metadata: str | os.PathLike | None = None, manifest: str | os.PathLike | None = None,
                 figures: bool = True) -> Path:
     """Collect every run under ``outputs`` and write the report (default ``<outputs>/report``); returns ``report.md``.
-
     ``metadata``: CREMA-D's folder with ``processedResults/``, for the human-perception rows; ``manifest``: for the
     breakdown when the runs' configs do not lead to one; ``figures=False``: tables only."""
     outputs = Path(outputs)
