@@ -223,9 +223,9 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
                results_markdown(table, title=f"Fusion of audio and visual experts — {protocol} ({split})"))
     info = {
         "modality": FUSED_MODALITY, "protocol": protocol, "split": split, "adaptation": adaptation,
-        "backbone": f"fusion:{outcome.chosen}", "strategy": outcome.chosen,
+        "backbone": f"fusion:{outcome.chosen}", "strategy": outcome.chosen, "calibrate": calibrate,
         "params": outcome.params[outcome.chosen], "temperatures": outcome.temperatures,
-        "calibrate": calibrate, "best_single": outcome.best_single, "n_dropped_clip_rows": len(dropped),
+        "best_single": outcome.best_single, "n_dropped_clip_rows": len(dropped),
         "experts": {"audio": _expert_record(audio, outputs), "visual": _expert_record(visual, outputs)},
         **{k: audio.info[k] for k in ("corpus", "corpus_key", "synthetic") if k in audio.info},
     }

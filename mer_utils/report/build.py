@@ -14,10 +14,10 @@ from mer_utils.core.atomic_io import save_png, write_csv, write_text
 from mer_utils.core.formatting import CSV_FLOAT_FORMAT, markdown_table, write_table
 from mer_utils.core.runs import safe_name
 from mer_utils.data.human_baseline import human_baseline
-from mer_utils.report.breakdown import breakdown_table
 from mer_utils.report.collect import collect_runs, run_predictions
 from mer_utils.report.figures import breakdown_figure, confusion_figure, gap_figure, per_class_f1_figure
-from mer_utils.report.tables import fusion_table, gap_table, human_table, model_table, published_table
+from mer_utils.report.tables import (breakdown_table, fusion_table, gap_table, human_table, model_table,
+                                    published_table)
 
 log = logging.getLogger(__name__)
 SOURCE_COLUMNS = ("run", "stage", "modality", "protocol", "split", "backbone", "n_folds", "git_commit",
