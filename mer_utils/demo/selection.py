@@ -71,10 +71,8 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
         entries = sorted(entries, key=lambda e: e.get("corpus_key") != corpus_key)
     synthetic = [e for e in entries if e.get("synthetic")]
     real = [e for e in entries if not e.get("synthetic") and covers(e.get("labels"))]
-    if synthetic_input or allow_synthetic:
-        usable, left_out = (synthetic + real if synthetic_input else real + synthetic), []
-    else:
-        usable, left_out = real, synthetic
+    usable = synthetic + real if synthetic_input else real + synthetic if allow_synthetic else real
+    left_out = [] if synthetic_input or allow_synthetic else synthetic
     candidates = [(path, entry) for entry in usable if (path := entry_path(checkpoints, entry)).exists()
                   or path.with_suffix(".safetensors").exists()]
     notes = []

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from mer_utils.core.config import one_of
@@ -45,10 +45,8 @@ def _out_of_fold_ua(strategy, X: np.ndarray, y: np.ndarray, *, cv_folds: int, se
     if n_splits < 2:
         # Too few clips of some class to cross-validate: fall back to the in-sample score.
         return ua_score(y, clone(strategy).fit(X, y).predict(X))
-    predicted = np.empty(len(y), dtype=object)
-    for fit_idx, held_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(X, y):
-        predicted[held_idx] = clone(strategy).fit(X[fit_idx], y[fit_idx]).predict(X[held_idx])
-    return ua_score(y, predicted.astype(str))
+    cv = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    return ua_score(y, cross_val_predict(strategy, X, y, cv=cv).astype(str))
 
 
 def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str, float]) -> np.ndarray:

@@ -201,9 +201,8 @@ def published_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = []
     for item in PUBLISHED:
         ours, why = _ours_like_for_like(item, models)
-        rows.append({**item._asdict(), "ours_test_ua": None if ours is None else ours["test_ua_mean"],
-                     "ours_test_wa": None if ours is None else ours["test_wa_mean"],
-                     "ours_run": "" if ours is None else ours["runs"], "ours_note": why})
+        rows.append({**item._asdict(), "ours_test_ua": ours.get("test_ua_mean"),
+                     "ours_test_wa": ours.get("test_wa_mean"), "ours_run": ours.get("runs", ""), "ours_note": why})
     numbers = pd.DataFrame(rows)
     display = pd.DataFrame({
         "published": numbers["method"], "modality": numbers["modality"],
@@ -219,18 +218,18 @@ def published_table(models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return numbers, display
 
 
-def _ours_like_for_like(item: Published, models: pd.DataFrame) -> tuple[pd.Series | None, str]:
+def _ours_like_for_like(item: Published, models: pd.DataFrame) -> tuple[pd.Series | dict, str]:
     if not item.selection.startswith(OUR_SELECTION):
-        return None, "none: that number was selected on test, ours on validation"
+        return {}, "none: that number was selected on test, ours on validation"
     if not item.inference.startswith("single clip"):
-        return None, f"none: that number was scored with {item.inference}"
+        return {}, f"none: that number was scored with {item.inference}"
     if models.empty:
-        return None, "no run of ours yet"
+        return {}, "no run of ours yet"
     same = models[(models["corpus"] == "cremad") & (models["adaptation"] == "none")
                   & (models["modality"] == item.modality) & (models["protocol"].map(protocol_kind) == item.split)]
     if same.empty:
-        return None, (f"no single-clip {item.modality} run of ours on the real CREMA-D with an "
-                      f"{'actor-independent' if item.split == 'speaker' else 'random'} split yet")
+        return {}, (f"no single-clip {item.modality} run of ours on the real CREMA-D with an "
+                    f"{'actor-independent' if item.split == 'speaker' else 'random'} split yet")
     return same.sort_values("test_ua_mean", ascending=False).iloc[0], ""
 
 
