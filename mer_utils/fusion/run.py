@@ -79,10 +79,8 @@ def _check_same_protocol(audio: ExpertRun, visual: ExpertRun) -> str:
 def _deployed_fold(outcome, audio: ExpertRun, visual: ExpertRun) -> int:
     """Index of the fold whose rule is exported: the one the audio (else visual) checkpoint came from."""
     folds = [t["fold"] for t in outcome.temperatures]
-    for expert in (audio, visual):
-        if expert.info.get("checkpoint_fold") in folds:
-            return folds.index(expert.info["checkpoint_fold"])
-    return 0
+    chosen = (e.info.get("checkpoint_fold") for e in (audio, visual))
+    return next((folds.index(fold) for fold in chosen if fold in folds), 0)
 
 
 def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: dict, metrics: dict,
