@@ -120,9 +120,8 @@ class OverLabels:
 
 def over_demo_labels(expert, labels=DEMO_LABELS):
     """``expert``, or an :class:`OverLabels` view when its label set covers ``labels`` in another order or more."""
-    if tuple(expert.labels) == tuple(labels) or not covers(expert.labels, labels):
-        return expert
-    return OverLabels(expert, labels)
+    same = tuple(expert.labels) == tuple(labels)
+    return expert if same or not covers(expert.labels, labels) else OverLabels(expert, labels)
 
 
 # The face expert: a trained visual checkpoint, or the pretrained FER2013 model zero-shot, behind one interface:
