@@ -70,8 +70,7 @@ def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_s
         strategy = make_strategy(name, labels=labels, grid_step=grid_step, seed=seed)
         selection[name] = _out_of_fold_ua(strategy, X, y, cv_folds=cv_folds, seed=seed)
         fitted[name] = strategy.fit(X, y)
-    for name in experts:
-        selection[name] = ua_score(y, val[f"{name}_y_pred"].to_numpy(dtype=str))
+    selection.update({e: ua_score(y, val[f"{e}_y_pred"].to_numpy(dtype=str)) for e in experts})
     return temperatures, fitted, selection
 
 
