@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,8 +20,7 @@ KEY_COLUMNS = ("clip_id", "fold", "subset")
 ON_MISSING = ("raise", "intersect")
 
 
-@dataclass(frozen=True)
-class ExpertRun:
+class ExpertRun(NamedTuple):
     """A finished expert run: where it is, what it says about itself, its predictions."""
 
     run_dir: Path

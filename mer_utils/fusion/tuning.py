@@ -3,8 +3,7 @@ Strategies are compared by *out-of-fold* validation UA: an in-sample score would
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,8 +22,7 @@ from mer_utils.core.predictions import make_predictions_frame
 FUSED_MODALITY = "audio_visual"
 
 
-@dataclass
-class FusionOutcome:
+class FusionOutcome(NamedTuple):
     """Everything fusion produced, before anything is written. ``predictions``: each method (experts, then
     strategies) -> its val and test rows; ``selection``: per fold and method, the (out-of-fold) validation UA."""
 
