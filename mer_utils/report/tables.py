@@ -71,12 +71,10 @@ def fusion_table(runs: pd.DataFrame, outputs: str | os.PathLike) -> tuple[pd.Dat
     """Every strategy of every fusion run, beside its single experts (from ``fusion_results.csv``)."""
     parts = []
     for _, run in runs[runs["stage"] == "fusion"].iterrows():
-        path = Path(outputs) / run["run"] / "fusion_results.csv"
-        if not path.exists():
-            continue
-        results = pd.read_csv(path, keep_default_na=False, na_values={"mcnemar_p": [""]})
-        parts.append(results.assign(run=run["run"], corpus=run["corpus"], protocol=run["protocol"],
-                                    adaptation=run["adaptation"], git_commit=_short(run["git_commit"])))
+        if (path := Path(outputs) / run["run"] / "fusion_results.csv").exists():
+            parts.append(pd.read_csv(path, keep_default_na=False, na_values={"mcnemar_p": [""]}).assign(
+                run=run["run"], corpus=run["corpus"], protocol=run["protocol"], adaptation=run["adaptation"],
+                git_commit=_short(run["git_commit"])))
     if not parts:
         return pd.DataFrame(), pd.DataFrame()
     numbers = pd.concat(parts, ignore_index=True)
