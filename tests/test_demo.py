@@ -175,8 +175,7 @@ def test_with_neither_checkpoint_nor_pictures_the_error_says_how_to_get_one(face
 
 
 def test_a_long_video_gets_a_timeline_with_one_row_per_window(long_video, synthetic_checkpoints, tmp_path):
-    from mer_utils.demo.predict import format_result, predict_clip, save_outputs
-    from mer_utils.demo.timeline import window_bounds
+    from mer_utils.demo.predict import format_result, predict_clip, save_outputs, window_bounds
 
     path, seconds = long_video
     assert seconds > 20

@@ -39,7 +39,7 @@ def test_the_demo_imports_only_what_its_experts_need():
     # openSMILE, pandas and scikit-learn: those load when an expert or a figure is used (the parser of a
     # named command registers that command alone, not every stage's options).
     code = (
-        "import sys, mer_utils.demo.predict, mer_utils.demo.hub, mer_utils.demo.timeline, mer_utils.cli\n"
+        "import sys, mer_utils.demo.predict, mer_utils.demo.hub, mer_utils.cli\n"
         "try:\n    mer_utils.cli.main(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'cv2', 'transformers', 'matplotlib', 'opensmile', 'librosa', 'huggingface_hub',"
         " 'pandas', 'sklearn')"

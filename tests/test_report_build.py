@@ -182,7 +182,7 @@ def test_published_results_sit_beside_ours_only_like_for_like(report):
 
 
 def test_published_table_places_a_matching_real_cremad_run():
-    from mer_utils.report.published import published_table
+    from mer_utils.report.tables import published_table
 
     models = pd.DataFrame([{"corpus": "cremad", "adaptation": "none", "modality": "audio", "protocol": "speaker",
                             "test_ua_mean": 0.61, "test_wa_mean": 0.62, "runs": "audio/x"},

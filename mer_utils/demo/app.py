@@ -30,25 +30,23 @@ _INTRO = ("Upload a video, a recording or a face image, or record one, and the s
 _KEEP_S = 3600  # how long uploads and the answers' files are kept
 
 
-def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False, window: float = DEFAULT_WINDOW_S,
-              hop: float = DEFAULT_HOP_S, out_dir=None):
+def build_app(checkpoints="checkpoints", *, allow_synthetic: bool = False):
     """The app's ``gr.Blocks``, its experts loaded once; ``checkpoints``: a folder or ``hf://REPO_ID``."""
     import gradio as gr
 
     checkpoints = local_checkpoints(checkpoints)
     models = warm_up(checkpoints, allow_synthetic=allow_synthetic)
-    out_root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mer_app_"))
+    out_root = Path(tempfile.mkdtemp(prefix="mer_app_"))
 
     def respond(path, allow):
         for folder in out_root.glob("*"):  # earlier answers (a server runs for days)
             if folder.is_dir() and time.time() - folder.stat().st_mtime > _KEEP_S:
                 shutil.rmtree(folder, ignore_errors=True)
         page = answer_file(path, checkpoints=checkpoints, out_dir=out_root / uuid.uuid4().hex[:12],
-                           allow_synthetic=bool(allow), window=window, hop=hop)
+                           allow_synthetic=bool(allow))
         rows = [[cell if cell is not None else "n/a" for cell in row] for row in page.table]
-        return (page.answer, gr.Label(value=page.fused or None), gr.Dataframe(value=rows or None),
-                page.figure, page.provenance,
-                gr.Image(value=page.timeline_figure, visible=page.timeline_figure is not None),
+        return (page.answer, gr.Label(value=page.fused or None), gr.Dataframe(value=rows or None), page.figure,
+                page.provenance, gr.Image(value=page.timeline_figure, visible=page.timeline_figure is not None),
                 gr.File(value=page.timeline_csv, visible=page.timeline_csv is not None))
 
     # delete_cache: Gradio's copies of uploads and outputs go after an hour, like the answers' own folders.
@@ -107,8 +105,7 @@ def warm_up(checkpoints, *, allow_synthetic: bool = False) -> str:
     probe = DemoInputs(video=None, audio=None, label="", name="a real video", kind="video")
     experts = load_experts(probe, checkpoints, weights_dir=checkpoints, allow_synthetic=allow_synthetic)
     if experts.audio is not None:  # the first prediction loads the feature libraries: do it now
-        noise = np.random.default_rng(0).normal(0, 0.01, 16_000).astype(np.float32)
-        experts.audio.predict_proba([(noise, 16_000)])
+        experts.audio.predict_proba([(np.random.default_rng(0).normal(0, 0.01, 16_000).astype(np.float32), 16_000)])
     lines = ["**Models for a real video:**"]
     lines += [f"- {'speech' if k == 'audio' else 'face'}: {describe_expert(e)}" for k, e in experts.provenance.items()]
     lines += [f"- {note}" for note in experts.notes]
@@ -119,9 +116,8 @@ def launch_app(checkpoints="checkpoints", *, host: str = "127.0.0.1", port: int 
                allow_synthetic: bool = False, block: bool = True, inline: bool | None = None):
     """Build and serve the app and print its URL; ``block=False`` returns at once (a notebook shows it inline)."""
     blocks = build_app(checkpoints, allow_synthetic=allow_synthetic)
-    _, local_url, share_url = blocks.launch(server_name=host, server_port=port, share=share, inline=inline,
-                                            prevent_thread_lock=True, quiet=True,
-                                            allowed_paths=[str(blocks.mer_out_root)])
+    _, local_url, share_url = blocks.launch(server_name=host, server_port=port, share=share, inline=inline, quiet=True,
+                                            prevent_thread_lock=True, allowed_paths=[str(blocks.mer_out_root)])
     print(f"mer app: serving on {local_url}" + (f" (public link: {share_url})" if share_url else ""), flush=True)
     if block:
         blocks.block_thread()

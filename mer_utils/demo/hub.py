@@ -48,9 +48,6 @@ def checkpoint_set_files(checkpoints: str | os.PathLike) -> list[Path]:
 def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[str, str]) -> str:
     """The README.md of a shared set: what each checkpoint was trained on, licences, the files' sha256."""
     from huggingface_hub import ModelCard, ModelCardData
-
-    from mer_utils.core.checkpoint_index import read_index
-
     root = Path(checkpoints)
     entries = read_index(root)
     # CC BY-NC-SA 4.0 when any weights come from data under it (RAVDESS), as share-alike requires;
@@ -84,9 +81,9 @@ def model_card(checkpoints: str | os.PathLike, files: list[Path], hashes: dict[s
         synthetic = all(e.get("synthetic") for e in entries if e["corpus"] == corpus)
         lines.append("- Training data: " + (LICENCES["synthetic"] if synthetic else LICENCES.get(
             corpus, f"{corpus}: check this corpus's licence before sharing models trained on it")))
-    for e in entries:  # the index records the licence each checkpoint's weights carry from its training data
-        if e.get("licence") and not e.get("synthetic"):
-            lines.append(f"- Weights `{e['path']}` ({e['modality']}, trained on {e['corpus']}): {e['licence']}")
+    # The index records the licence each checkpoint's weights carry from its training data.
+    lines += [f"- Weights `{e['path']}` ({e['modality']}, trained on {e['corpus']}): {e['licence']}"
+              for e in entries if e.get("licence") and not e.get("synthetic")]
     notes = set()  # licence notes the checkpoints' own JSON carries (e.g. openSMILE's feature sets)
     for name in (n for n in files if n.suffix == ".json" and n.name != "index.json"):
         with contextlib.suppress(ValueError, AttributeError):  # not a JSON object: no licence note
@@ -107,8 +104,7 @@ def push_checkpoints(repo_id: str, checkpoints: str | os.PathLike = "checkpoints
         hashes = {name.as_posix(): sha256_file(staging / name) for name in files}
         (staging / CARD_NAME).write_text(model_card(root, files, hashes), encoding="utf-8")
         if local_hub is not None:
-            shutil.copytree(staging, Path(local_hub) / repo_id, dirs_exist_ok=True)
-            return str(Path(local_hub) / repo_id)
+            return str(shutil.copytree(staging, Path(local_hub) / repo_id, dirs_exist_ok=True))
         from huggingface_hub import HfApi
         api = HfApi(endpoint=endpoint, token=token)
         api.create_repo(repo_id, repo_type="model", exist_ok=True)

@@ -56,10 +56,9 @@ _UNUSABLE = ("missing", "lfs_pointer", "empty", "unreadable", "no_samples", "too
 
 
 def check_media(path: str | os.PathLike, info: MediaInfo) -> tuple[MediaInfo, str | None]:
-    """The manifest's media health checks on one demo input, without the clip-length limit: ``(info, note)``.
-
-    An unusable file raises, naming the cause and the fix. A recording cut short is scored on what it holds and
-    the note says so; a cut video is refused. Silence is left to the scoring, which hears the mono mix."""
+    """``(info, note)`` after the manifest's media health checks, less the clip-length limit: an unusable file or a
+    cut video raises, naming cause and fix; a recording cut short is scored on what it holds, and the note says so.
+    Silence is left to the scoring, which hears the mono mix."""
     if info.kind == IMAGE:
         return info, None
     health = (video_health if info.kind == VIDEO else audio_health)(path, max_seconds=None)

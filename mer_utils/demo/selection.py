@@ -64,7 +64,6 @@ def covers(labels, wanted=DEMO_LABELS) -> bool:
 def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synthetic: bool,
                     corpus_key: str | None = None) -> tuple[Path | None, dict, object | None, list[str]]:
     """``(path, entry, expert, notes)`` of the first usable eligible checkpoint (None: none; the notes say why).
-
     Real input: real entries covering the six emotions (``corpus_key``'s first), then synthetic ones with
     ``allow_synthetic``, else those are left out. Synthetic input: synthetic entries first, then real ones."""
     entries = find_entries(checkpoints, modality=kind)
@@ -72,10 +71,8 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
         entries = sorted(entries, key=lambda e: e.get("corpus_key") != corpus_key)
     synthetic = [e for e in entries if e.get("synthetic")]
     real = [e for e in entries if not e.get("synthetic") and covers(e.get("labels"))]
-    if synthetic_input or allow_synthetic:
-        usable, left_out = (synthetic + real if synthetic_input else real + synthetic), []
-    else:
-        usable, left_out = real, synthetic
+    usable = synthetic + real if synthetic_input else real + synthetic if allow_synthetic else real
+    left_out = [] if synthetic_input or allow_synthetic else synthetic
     candidates = [(path, entry) for entry in usable if (path := entry_path(checkpoints, entry)).exists()
                   or path.with_suffix(".safetensors").exists()]
     notes = []
@@ -99,9 +96,7 @@ def find_real_first(kind: str, checkpoints, *, synthetic_input: bool, allow_synt
 
 
 def expert_loader(kind: str):
-    if kind == "audio":
-        return load_audio_expert
-    return load_visual_expert
+    return load_audio_expert if kind == "audio" else load_visual_expert
 
 
 class OverLabels:
@@ -125,9 +120,8 @@ class OverLabels:
 
 def over_demo_labels(expert, labels=DEMO_LABELS):
     """``expert``, or an :class:`OverLabels` view when its label set covers ``labels`` in another order or more."""
-    if tuple(expert.labels) == tuple(labels) or not covers(expert.labels, labels):
-        return expert
-    return OverLabels(expert, labels)
+    same = tuple(expert.labels) == tuple(labels)
+    return expert if same or not covers(expert.labels, labels) else OverLabels(expert, labels)
 
 
 # The face expert: a trained visual checkpoint, or the pretrained FER2013 model zero-shot, behind one interface:
@@ -252,9 +246,9 @@ def load_experts(inputs, checkpoints, audio_checkpoint=None, visual_checkpoint=N
     return Experts(audio, face, paths, provenance, notes)
 
 
-def choose_fusion(experts, checkpoints) -> tuple:
-    """``(rule, description)``: the rule tuned on validation clips both experts scored (the index's fusion entry
-    of the audio expert's corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
+def choose_fusion(experts, checkpoints):
+    """The rule tuned on validation clips both experts scored (the index's fusion entry of the audio expert's
+    corpus and protocol, else ``best_fusion.json`` of that corpus), else the untuned rule."""
     from mer_utils.fusion.rules import load_fusion_rule, untuned_rule
     audio, visual = experts.provenance.get("audio", {}), experts.provenance.get("visual", {})
     rule, key = None, audio.get("corpus_key")
@@ -266,9 +260,7 @@ def choose_fusion(experts, checkpoints) -> tuple:
         elif (Path(checkpoints) / FUSION_RULE_NAME).exists():
             rule = load_fusion_rule(Path(checkpoints) / FUSION_RULE_NAME)
             rule = rule if rule.corpus_key == key else None  # tuned on these experts' corpus, not another set's
-    if rule is None:
-        rule = untuned_rule(audio, visual)
-    return rule, rule.description
+    return rule or untuned_rule(audio, visual)
 
 
 def describe_expert(entry: dict) -> str:

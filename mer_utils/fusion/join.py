@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,8 +20,7 @@ KEY_COLUMNS = ("clip_id", "fold", "subset")
 ON_MISSING = ("raise", "intersect")
 
 
-@dataclass(frozen=True)
-class ExpertRun:
+class ExpertRun(NamedTuple):
     """A finished expert run: where it is, what it says about itself, its predictions."""
 
     run_dir: Path
@@ -35,10 +33,8 @@ def load_expert_run(run_dir: str | os.PathLike, *, modality: str) -> ExpertRun:
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
-        raise FileNotFoundError(
-            f"{metrics_path} not found: {run_dir} is not a finished {modality} run. "
-            f"Train the {modality} expert (its notebook or `mer {modality} train`) and pass its run folder."
-        )
+        raise FileNotFoundError(f"{metrics_path} not found: {run_dir} is not a finished {modality} run. Train the "
+                                f"{modality} expert (its notebook or `mer {modality} train`) and pass its run folder.")
     info = {k: v for k, v in read_json(metrics_path).items() if k not in ("per_fold", "summary")}
     if info.get("modality") != modality:
         raise ValueError(f"{metrics_path}: modality is {info.get('modality')!r}, expected {modality!r}; "
@@ -71,11 +67,9 @@ def _check_missing(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str
     dropped = pd.concat([keys[name].difference(common, sort=False).to_frame(index=False).assign(only_in=name)
                          for name in keys], ignore_index=True).sort_values(["only_in", *KEY_COLUMNS])
     if len(dropped) and on_missing == "raise":
-        others = {name: [o for o in frames if o != name] for name in frames}
-        detail = "; ".join(
-            f"{len(group)} clip rows of {name} ({sources[name]}) are missing from {', '.join(others[name])}: "
-            f"{_describe(group)}" for name, group in dropped.groupby("only_in", sort=True)
-        )
+        detail = "; ".join(f"{len(group)} clip rows of {name} ({sources[name]}) are missing from "
+                           f"{', '.join(o for o in frames if o != name)}: {_describe(group)}"
+                           for name, group in dropped.groupby("only_in", sort=True))
         raise ValueError(f"the experts did not predict the same clips — {detail}. Both runs must cover "
                          "the same clips; pass on_missing='intersect' (CLI: --on-missing intersect) to fuse "
                          "the common clips and list the others in dropped_clips.csv.")

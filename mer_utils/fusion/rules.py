@@ -152,8 +152,7 @@ class FusionRule(DictIO):
         k = len(self.labels) or audio.shape[1]
         if audio.shape != visual.shape or audio.shape[1] != k:
             raise ValueError(f"expected two (n, {k}) probability arrays, got {audio.shape} and {visual.shape}")
-        calibrated = [apply_temperature(audio, self.temperatures["audio"]),
-                      apply_temperature(visual, self.temperatures["visual"])]
+        calibrated = [apply_temperature(p, self.temperatures[e]) for e, p in zip(_EXPERTS, (audio, visual))]
         fused = apply_rule(self.rule, calibrated, tuple(self.labels))
         if self.rule["rule"] != "min_max_mean":  # its shares are normalised already
             fused = fused / fused.sum(axis=1, keepdims=True)
@@ -164,8 +163,7 @@ def rule_from_outcome(outcome, *, fold_index: int = 0, **where) -> FusionRule:
     """The chosen strategy of one fold of a :class:`~mer_utils.fusion.tuning.FusionOutcome`."""
     temps = outcome.temperatures[fold_index]
     return FusionRule(strategy=outcome.chosen, rule=outcome.fitted[fold_index][outcome.chosen].export(),
-                      temperatures={e: float(temps[e]) for e in outcome.experts},
-                      fold=int(temps["fold"]), **where)
+                      temperatures={e: float(temps[e]) for e in outcome.experts}, fold=int(temps["fold"]), **where)
 
 
 # Used when no fusion run has been exported yet: the product rule needs no tuning.
@@ -185,8 +183,7 @@ def load_fusion_rule(path: str | os.PathLike) -> FusionRule:
         data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != RULE_FORMAT or "rule" not in data:
             raise CheckpointError(f"{path}: not a fusion rule of format {RULE_FORMAT}; it was not used. Fix: {fix}.")
-        problem = rule_problem(data)
-        if problem:
+        if problem := rule_problem(data):
             raise CheckpointError(f"{path}: not a usable fusion rule: {problem}; it was not used. Fix: {fix}.")
         return FusionRule.from_dict(data)
 

@@ -1,4 +1,5 @@
-"""``mer fuse``: fuse two expert runs into a run folder of their own (its files: docs/fusion.md)."""
+"""``mer fuse``: fuse two expert runs into a run folder of their own, with its results table (docs/fusion.md); the
+bootstrap and McNemar's test pool the test clips of all folds, against the best single expert *on validation*."""
 
 from __future__ import annotations
 
@@ -8,18 +9,22 @@ import os
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from mer_utils.core import runs
 from mer_utils.core.adaptation import DEFAULT_ADAPTATION, adaptation_of, pointer_key
 from mer_utils.core.atomic_io import read_json, write_csv, write_json, write_text
 from mer_utils.core.checkpoint_index import register_checkpoint
-from mer_utils.core.evaluation import save_run_outputs
-from mer_utils.core.predictions import write_predictions
+from mer_utils.core.evaluation import save_run_outputs, score_predictions
+from mer_utils.core.formatting import markdown_table, p_value, percent, percent_mean_std
+from mer_utils.core.metrics import SCORE_KEYS, SCORE_NAMES
+from mer_utils.core.predictions import labels_of, write_predictions
 from mer_utils.core.run_lock import releasing_run_locks
 from mer_utils.fusion.config import STRATEGY_NAMES, FusionConfig
 from mer_utils.fusion.join import ExpertRun, build_master_table, load_expert_run, master_labels
-from mer_utils.fusion.results import results_markdown, results_table
 from mer_utils.fusion.rules import FusionRule, rule_from_outcome
-from mer_utils.fusion.tuning import FUSED_MODALITY, fuse_master
+from mer_utils.fusion.significance import bootstrap_ci, mcnemar_test
+from mer_utils.fusion.tuning import FUSED_MODALITY, FusionOutcome, fuse_master
 from mer_utils.protocols.splits import SPEAKER_INDEPENDENT, protocol_kind
 
 log = logging.getLogger(__name__)
@@ -74,10 +79,8 @@ def _check_same_protocol(audio: ExpertRun, visual: ExpertRun) -> str:
 def _deployed_fold(outcome, audio: ExpertRun, visual: ExpertRun) -> int:
     """Index of the fold whose rule is exported: the one the audio (else visual) checkpoint came from."""
     folds = [t["fold"] for t in outcome.temperatures]
-    for expert in (audio, visual):
-        if expert.info.get("checkpoint_fold") in folds:
-            return folds.index(expert.info["checkpoint_fold"])
-    return 0
+    chosen = (e.info.get("checkpoint_fold") for e in (audio, visual))
+    return next((folds.index(fold) for fold in chosen if fold in folds), 0)
 
 
 def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: dict, metrics: dict,
@@ -91,10 +94,9 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
     corpus = {"name": corpus_name, "labels": list(rule.labels), "synthetic": audio_info.get("synthetic", False)}
     summary = metrics["summary"]
     register_checkpoint(checkpoints, modality="fusion", protocol=rule.protocol, path=path, corpus=corpus,
-                        corpus_key=str(audio_info.get("corpus_key", "")),
-                        speaker_independent=SPEAKER_INDEPENDENT.get(rule.protocol, False), split=rule.split,
-                        strategy=rule.strategy, run_dir=str(Path(run_dir).resolve()),
-                        val_ua=summary.get("val", {}).get("ua", {}).get("mean"),
+                        corpus_key=str(audio_info.get("corpus_key", "")), split=rule.split, strategy=rule.strategy,
+                        speaker_independent=SPEAKER_INDEPENDENT.get(rule.protocol, False),
+                        run_dir=str(Path(run_dir).resolve()), val_ua=summary.get("val", {}).get("ua", {}).get("mean"),
                         test_ua=summary.get("test", {}).get("ua", {}).get("mean"))
     if corpus_name == "cremad":
         current = checkpoints / "best_fusion.json"
@@ -102,6 +104,71 @@ def export_rule(rule: FusionRule, checkpoints: str | os.PathLike, audio_info: di
         if not (protocol_kind(existing) == "speaker" and protocol_kind(rule.protocol) != "speaker"):
             write_json(current, rule.to_dict())
     return path
+
+
+def format_params(per_fold: list[dict]) -> str:
+    """Tuned parameters as text, folds separated by ``|`` (repeats shown once).
+
+    >>> format_params([{"fold": 0, "weights": [0.4, 0.6]}])
+    'weights=0.4/0.6'
+    """
+    parts = [", ".join(f"{k}={'/'.join(f'{v:g}' for v in value) if isinstance(value, list) else value}"
+                       for k, value in params.items() if k != "fold") for params in per_fold]
+    # The same values in every fold (an untuned rule) are shown once.
+    return " | ".join(dict.fromkeys(parts)) if any(parts) else ""
+
+
+def results_table(outcome: FusionOutcome, *, n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per method with val/test scores, test CIs and McNemar vs the best single expert."""
+    selection = outcome.selection.groupby("method", sort=False)["selection_ua"].mean()
+    reference = outcome.predictions[outcome.best_single]
+    reference_test = reference[reference["subset"] == "test"]
+    rows = []
+    for method in [*outcome.experts, *outcome.strategies]:
+        frame = outcome.predictions[method]
+        _, summary = score_predictions(frame)
+        test = frame[frame["subset"] == "test"]
+        row = {"method": method, "kind": "single" if method in outcome.experts else "fusion",
+               "params": format_params(outcome.params.get(method, [])), "selection_ua": selection[method],
+               "n_folds": summary["test"]["ua"]["n"], "n_test": len(test)}
+        row.update({f"{subset}_{key}_{stat}": summary[subset][key][stat]
+                    for subset in ("val", "test") for key in SCORE_KEYS for stat in ("mean", "std")})
+        ci = bootstrap_ci(test["y_true"], test["y_pred"], labels=labels_of(frame), n_bootstrap=n_bootstrap, seed=seed)
+        row.update({f"test_{key}_ci_{end}": value
+                    for key in SCORE_KEYS for end, value in zip(("low", "high"), ci[key])})
+        if method == outcome.best_single:
+            row.update(mcnemar_method_only=pd.NA, mcnemar_reference_only=pd.NA, mcnemar_p=float("nan"))
+        else:
+            # Every method's frame is built from the same master rows, in the same order.
+            if not (test["clip_id"].to_numpy() == reference_test["clip_id"].to_numpy()).all():
+                raise ValueError(f"{method} and {outcome.best_single} test rows are not aligned")
+            paired = mcnemar_test(test["y_true"], test["y_pred"], reference_test["y_pred"])
+            row.update(mcnemar_method_only=paired["a_only"], mcnemar_reference_only=paired["b_only"],
+                       mcnemar_p=paired["p_value"])
+        rows.append({**row, "chosen": method == outcome.chosen, "best_single": method == outcome.best_single})
+    return pd.DataFrame(rows)
+
+
+def results_markdown(table: pd.DataFrame, *, title: str = "") -> str:
+    """Percent scores, test UA with its interval, McNemar p against the best single expert."""
+    reference = table.loc[table["best_single"], "method"].iloc[0]
+    display = pd.DataFrame({
+        "method": [f"**{m}**" if chosen else m for m, chosen in zip(table["method"], table["chosen"])],
+        "tuned on val": table["params"],
+        "val UA (selection)": [percent(v) for v in table["selection_ua"]],
+    })
+    for subset in ("val", "test"):
+        for key, name in SCORE_NAMES.items():
+            display[f"{subset} {name}"] = [percent_mean_std(m, s, n) for m, s, n in zip(
+                table[f"{subset}_{key}_mean"], table[f"{subset}_{key}_std"], table["n_folds"])]
+    display["test UA 95% CI"] = [f"[{percent(lo)}, {percent(hi)}]"
+                                 for lo, hi in zip(table["test_ua_ci_low"], table["test_ua_ci_high"])]
+    display[f"McNemar p vs {reference}"] = [p_value(p) for p in table["mcnemar_p"]]
+    header = f"{title}\n\n" if title else ""
+    note = (f"\nScores in %. Bold: the strategy chosen on validation. Tuning and selection used validation "
+            f"only; the interval is a percentile bootstrap over the {int(table['n_test'].iloc[0])} test rows, "
+            f"the p-value an exact McNemar test against {reference}, the best single expert on validation.\n")
+    return header + markdown_table(display) + note
 
 
 @releasing_run_locks
@@ -153,11 +220,10 @@ def fuse_runs(audio_run_dir: str | os.PathLike, visual_run_dir: str | os.PathLik
     write_text(run_dir / "fusion_results.md",
                results_markdown(table, title=f"Fusion of audio and visual experts — {protocol} ({split})"))
     info = {
-        "modality": FUSED_MODALITY, "protocol": protocol, "split": split,
-        "backbone": f"fusion:{outcome.chosen}", "strategy": outcome.chosen,
+        "modality": FUSED_MODALITY, "protocol": protocol, "split": split, "adaptation": adaptation,
+        "backbone": f"fusion:{outcome.chosen}", "strategy": outcome.chosen, "calibrate": calibrate,
         "params": outcome.params[outcome.chosen], "temperatures": outcome.temperatures,
-        "calibrate": calibrate, "best_single": outcome.best_single, "n_dropped_clip_rows": len(dropped),
-        "adaptation": adaptation,
+        "best_single": outcome.best_single, "n_dropped_clip_rows": len(dropped),
         "experts": {"audio": _expert_record(audio, outputs), "visual": _expert_record(visual, outputs)},
         **{k: audio.info[k] for k in ("corpus", "corpus_key", "synthetic") if k in audio.info},
     }

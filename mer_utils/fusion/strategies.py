@@ -20,8 +20,7 @@ def split_experts(X: np.ndarray, n_labels: int) -> list[np.ndarray]:
     """Cut ``X`` back into one ``(n, n_labels)`` probability matrix per expert."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] % n_labels or X.shape[1] < 2 * n_labels:
-        raise ValueError(f"X must have shape (n, {n_labels} * n_experts) with at least two experts, "
-                         f"got {X.shape}")
+        raise ValueError(f"X must have shape (n, {n_labels} * n_experts) with at least two experts, got {X.shape}")
     return [X[:, i:i + n_labels] for i in range(0, X.shape[1], n_labels)]
 
 
@@ -36,19 +35,6 @@ def simplex_grid(n_experts: int, step: float) -> np.ndarray:
         raise ValueError(f"grid_step must divide 1 (e.g. 0.05, 0.1), got {step}")
     rows = [c for c in itertools.product(range(ticks + 1), repeat=n_experts - 1) if sum(c) <= ticks]
     return np.array([[*c, ticks - sum(c)] for c in rows], dtype=float) / ticks
-
-
-def _search_weights(combine, experts: list[np.ndarray], y: np.ndarray, labels, step: float) -> np.ndarray:
-    """The grid weights maximising validation UA; among tied weights (frequent on a small validation set) the
-    one nearest equal weighting, the least committal choice."""
-    grid = simplex_grid(len(experts), step)
-    y_index = label_indices(y, labels)
-    predicted = np.stack([combine(experts, w).argmax(axis=1) for w in grid])
-    # All grid points scored at once (same UA as mer_utils.core.metrics.ua_score).
-    scores = vectorised_scores(y_index[None, :], predicted, len(labels))["ua"]
-    best = np.flatnonzero(np.isclose(scores, scores.max()))
-    distance = np.abs(grid[best] - 1 / len(experts)).sum(axis=1)
-    return grid[best[np.argmin(distance)]]
 
 
 class _FusionBase(ClassifierMixin, BaseEstimator):
@@ -91,8 +77,18 @@ class WeightedRuleFusion(_FusionBase):
     def fit(self, X, y):
         combine = WEIGHTED_RULES[one_of(self.rule, WEIGHTED_RULES, "weighted rule")]
         experts = self._start_fit(X, y)
-        self.weights_ = (_search_weights(combine, experts, np.asarray(y, dtype=str), self.labels, self.grid_step)
-                         if self.search else np.full(len(experts), 1 / len(experts)))
+        equal = np.full(len(experts), 1 / len(experts))
+        if not self.search:
+            self.weights_ = equal
+            return self
+        grid = simplex_grid(len(experts), self.grid_step)
+        predicted = np.stack([combine(experts, w).argmax(axis=1) for w in grid])
+        # All grid points scored at once (same UA as mer_utils.core.metrics.ua_score).
+        y_index = label_indices(np.asarray(y, dtype=str), self.labels)
+        scores = vectorised_scores(y_index[None, :], predicted, len(self.labels))["ua"]
+        # Ties (frequent on a small validation set) go to the weights nearest equal weighting, the least committal.
+        best = np.flatnonzero(np.isclose(scores, scores.max()))
+        self.weights_ = grid[best[np.abs(grid[best] - equal).sum(axis=1).argmin()]]
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -118,8 +114,7 @@ class MaxConfidenceFusion(_FusionBase):
 class StackingFusion(_FusionBase):
     """A multinomial logistic regression on the experts' log-probabilities (a learned log-linear pool)."""
 
-    def __init__(self, *, labels: tuple, C: float = 1.0, random_state: int = 0):
-        self.C = C
+    def __init__(self, *, labels: tuple, random_state: int = 0):
         self.labels = labels
         self.random_state = random_state
 
@@ -127,7 +122,7 @@ class StackingFusion(_FusionBase):
         self._start_fit(X, y)
         # Standardised: an over-confident expert's logs span tens of units, which slows L-BFGS and skews L2.
         self.model_ = make_pipeline(StandardScaler(), LogisticRegression(
-            C=self.C, max_iter=2000, random_state=self.random_state))
+            C=1.0, max_iter=2000, random_state=self.random_state))
         self.model_.fit(np.log(np.clip(X, FLOOR, None)), np.asarray(y, dtype=str))
         return self
 
@@ -139,7 +134,7 @@ class StackingFusion(_FusionBase):
         return full
 
     def fitted_params(self) -> dict:
-        return {"C": self.C, "n_coefficients": int(self.model_[-1].coef_.size)}
+        return {"C": self.model_[-1].C, "n_coefficients": int(self.model_[-1].coef_.size)}
 
     def export(self) -> dict:
         scaler, regression = self.model_[0], self.model_[-1]

@@ -3,13 +3,12 @@ Strategies are compared by *out-of-fold* validation UA: an in-sample score would
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from mer_utils.core.config import one_of
@@ -23,8 +22,7 @@ from mer_utils.core.predictions import make_predictions_frame
 FUSED_MODALITY = "audio_visual"
 
 
-@dataclass
-class FusionOutcome:
+class FusionOutcome(NamedTuple):
     """Everything fusion produced, before anything is written. ``predictions``: each method (experts, then
     strategies) -> its val and test rows; ``selection``: per fold and method, the (out-of-fold) validation UA."""
 
@@ -45,10 +43,8 @@ def _out_of_fold_ua(strategy, X: np.ndarray, y: np.ndarray, *, cv_folds: int, se
     if n_splits < 2:
         # Too few clips of some class to cross-validate: fall back to the in-sample score.
         return ua_score(y, clone(strategy).fit(X, y).predict(X))
-    predicted = np.empty(len(y), dtype=object)
-    for fit_idx, held_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(X, y):
-        predicted[held_idx] = clone(strategy).fit(X[fit_idx], y[fit_idx]).predict(X[held_idx])
-    return ua_score(y, predicted.astype(str))
+    cv = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    return ua_score(y, cross_val_predict(strategy, X, y, cv=cv).astype(str))
 
 
 def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str, float]) -> np.ndarray:
@@ -57,9 +53,8 @@ def _features(rows: pd.DataFrame, experts: Sequence[str], temperatures: dict[str
 
 def _frame(rows: pd.DataFrame, proba: np.ndarray, *, modality: str) -> pd.DataFrame:
     return make_predictions_frame(clip_ids=rows["clip_id"].tolist(), y_true=rows["y_true"].tolist(), proba=proba,
-                                  labels=master_labels(rows), split=str(rows["split"].iloc[0]),
-                                  fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]),
-                                  modality=modality)
+                                  labels=master_labels(rows), split=str(rows["split"].iloc[0]), modality=modality,
+                                  fold=int(rows["fold"].iloc[0]), subset=str(rows["subset"].iloc[0]))
 
 
 def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_step, seed):
@@ -73,18 +68,15 @@ def _tune(val: pd.DataFrame, experts, strategies, *, calibrate, cv_folds, grid_s
         strategy = make_strategy(name, labels=labels, grid_step=grid_step, seed=seed)
         selection[name] = _out_of_fold_ua(strategy, X, y, cv_folds=cv_folds, seed=seed)
         fitted[name] = strategy.fit(X, y)
-    for name in experts:
-        selection[name] = ua_score(y, val[f"{name}_y_pred"].to_numpy(dtype=str))
+    selection.update({e: ua_score(y, val[f"{e}_y_pred"].to_numpy(dtype=str)) for e in experts})
     return temperatures, fitted, selection
 
 
 def _apply(rows: pd.DataFrame, experts, temperatures, fitted) -> dict[str, pd.DataFrame]:
     """Predictions of the single experts and of every fitted strategy on ``rows``."""
-    out = {e: _frame(rows, expert_probabilities(rows, e), modality=e) for e in experts}
     X = _features(rows, experts, temperatures)
-    for name, strategy in fitted.items():
-        out[name] = _frame(rows, strategy.predict_proba(X), modality=FUSED_MODALITY)
-    return out
+    return {**{e: _frame(rows, expert_probabilities(rows, e), modality=e) for e in experts},
+            **{name: _frame(rows, s.predict_proba(X), modality=FUSED_MODALITY) for name, s in fitted.items()}}
 
 
 def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NAMES, calibrate: bool = True,
@@ -126,7 +118,6 @@ def fuse_master(master: pd.DataFrame, *, strategies: Sequence[str] = STRATEGY_NA
     # Ties go to the earlier name in the list (max keeps the first), so the choice is deterministic.
     chosen = max(strategies, key=lambda s: mean_ua[s])
     best_single = max(experts, key=lambda e: mean_ua[e])
-    return FusionOutcome(experts=experts, strategies=strategies,
+    return FusionOutcome(experts=experts, strategies=strategies, params=params, temperatures=temperatures,
                          predictions={name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()},
-                         params=params, temperatures=temperatures, selection=selection, chosen=chosen,
-                         best_single=best_single, fitted=fitted_per_fold)
+                         selection=selection, chosen=chosen, best_single=best_single, fitted=fitted_per_fold)

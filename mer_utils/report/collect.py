@@ -48,18 +48,15 @@ def _read_run(run_dir: Path, outputs: Path) -> dict:
         raise ValueError(f"metrics.json lacks {missing}")
     env = read_json(run_dir / "env.json") if (run_dir / "env.json").exists() else {}
     return {
-        "run": run_dir.relative_to(outputs).as_posix(),
-        "stage": run_dir.relative_to(outputs).parts[0],
+        "run": run_dir.relative_to(outputs).as_posix(), "stage": run_dir.relative_to(outputs).parts[0],
         # Runs written before runs named their corpus were CREMA-D (the embedded default included).
         "corpus": str(metrics.get("corpus", "cremad")) + (" (synthetic)" if metrics.get("synthetic") else ""),
         "corpus_key": str(metrics.get("corpus_key", "")),
         **{k: str(metrics[k]) for k in REQUIRED_INFO},
-        "protocol_kind": protocol_kind(str(metrics["protocol"])),
-        "adaptation": adaptation_of(metrics),
+        "protocol_kind": protocol_kind(str(metrics["protocol"])), "adaptation": adaptation_of(metrics),
         "labels": json.dumps(list(metrics.get("labels") or [])),
         "n_folds": len({row["fold"] for row in metrics["per_fold"]}),
-        "pool_key": pool_key(run_dir),
-        "git_commit": env.get("git_commit") or "",
+        "pool_key": pool_key(run_dir), "git_commit": env.get("git_commit") or "",
         "config_sha256": sha256_file(run_dir / "config.json"),  # run folders are those with a config.json
         "metrics_sha256": sha256_file(run_dir / "metrics.json"),
         "per_fold": json.dumps(metrics["per_fold"], sort_keys=True),
