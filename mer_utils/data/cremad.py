@@ -13,8 +13,7 @@ from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES, SENTENCES,
                                               parse_clip_id)
 from mer_utils.data.human_baseline import read_vote_columns
-from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, ManifestResult, check_rows, manifest_result,
-                                     problem_row)
+from mer_utils.data.manifest import NOT_PROVIDED, ManifestResult, check_rows, manifest_result, problem_row
 from mer_utils.data.synthetic.corpus import CONFIG_NAME
 
 NAME = "cremad"
@@ -57,11 +56,10 @@ def _scan_media(data_root: Path) -> tuple[dict, list[dict], set[str]]:
     strays, present = [], set()
     for kind, folders in MEDIA_FOLDERS.items():
         for folder, suffix in folders:
-            directory = data_root / folder
-            if not directory.is_dir():
+            if not (data_root / folder).is_dir():
                 continue
             present.add(kind)
-            for path in sorted(directory.iterdir()):
+            for path in sorted((data_root / folder).iterdir()):
                 if path.name.startswith(".") or not path.is_file():
                     continue
                 try:
@@ -127,5 +125,4 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
         manifest = manifest.merge(read_vote_columns(results), on="clip_id", how="left")
     problems.sort(key=lambda row: row["path"])
     synthetic = (data_root / CONFIG_NAME).exists()  # the embedded default marks itself
-    return manifest_result(manifest, problems, corpus_info(synthetic=synthetic),
-                           extra_columns=[c for c in manifest.columns if c not in MANIFEST_COLUMNS])
+    return manifest_result(manifest, problems, corpus_info(synthetic=synthetic))

@@ -41,8 +41,7 @@ def read_tabulated_votes(results_dir: str | os.PathLike) -> pd.DataFrame:
     if frame["mode"].isna().any():
         raise ValueError(f"{path}: first column must be 100000 x mode (1-3) + clip number")
     return frame.rename(columns={"fileName": "clip_id", "numResponses": "num_responses", "emoVote": "emo_vote"})[
-        ["clip_id", "mode", *VOTE_LETTERS, "num_responses", "agreement", "emo_vote"]
-    ]
+        ["clip_id", "mode", *VOTE_LETTERS, "num_responses", "agreement", "emo_vote"]]
 
 
 def read_vote_columns(results_dir: str | os.PathLike) -> pd.DataFrame:

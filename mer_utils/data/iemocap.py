@@ -15,7 +15,6 @@ NAME = "iemocap"
 LABELS = ("ANG", "HAP", "NEU", "SAD")
 # IEMOCAP's categories -> the four classes; excited is merged into happy, as in most of the literature.
 CATEGORY_TO_LABEL = {"ang": "ANG", "hap": "HAP", "exc": "HAP", "neu": "NEU", "sad": "SAD"}
-_SESSION_RE = re.compile(r"^Session([1-5])$")
 _LINE_RE = re.compile(r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<utt>Ses\d{2}[FM]_\S+)\t(?P<cat>\w+)\t")
 
 
@@ -26,9 +25,7 @@ def corpus_info(**_options) -> CorpusInfo:
 
 
 def _sessions(data_root: Path) -> list[Path]:
-    if not data_root.is_dir():
-        return []
-    return sorted(p for p in data_root.iterdir() if p.is_dir() and _SESSION_RE.match(p.name))
+    return sorted(p for p in data_root.glob("Session[1-5]") if p.is_dir())
 
 
 def detect(data_root: Path) -> bool:
@@ -79,4 +76,4 @@ def read(data_root: str | os.PathLike, *, progress: bool = True, **_options) -> 
         raise RuntimeError(f"No labelled utterances of {LABELS} found under {data_root}")
     problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, _: (
         f"Session{row['session']}/sentences/wav/{row['clip_id'].rsplit('_', 1)[0]}/{row['clip_id']}.wav"))
-    return manifest_result(rows, problems, corpus_info(), extra_columns=("session", "corpus"))
+    return manifest_result(rows, problems, corpus_info())

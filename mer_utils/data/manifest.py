@@ -83,9 +83,10 @@ def check_rows(rows: list[dict], root: Path, *, progress: bool, default_path=Non
 
 
 def manifest_result(rows: list[dict] | pd.DataFrame, problems: list[dict], corpus: CorpusInfo, *,
-                    extra_columns=("corpus",), sort: bool = True) -> ManifestResult:
-    """The reader's result: the manifest columns then ``extra_columns`` (sorted by clip id), and the problems."""
-    manifest = pd.DataFrame(rows)[[*MANIFEST_COLUMNS, *extra_columns]]
+                    sort: bool = True) -> ManifestResult:
+    """The reader's result: the manifest columns then the reader's own (sorted by clip id), and the problems."""
+    manifest = pd.DataFrame(rows)
+    manifest = manifest[[*MANIFEST_COLUMNS, *(c for c in manifest.columns if c not in MANIFEST_COLUMNS)]]
     if sort:
         manifest = manifest.sort_values("clip_id", kind="stable")
     return ManifestResult(manifest.reset_index(drop=True), pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)),
@@ -147,8 +148,7 @@ def corpus_info(manifest: pd.DataFrame) -> CorpusInfo:
 
 def problems_path_of(manifest_path: str | os.PathLike) -> Path:
     """``<name>_problems.csv`` beside ``<name>.csv``: every unusable clip and file, with its fix."""
-    manifest_path = Path(manifest_path)
-    return manifest_path.with_name(manifest_path.stem + "_problems.csv")
+    return Path(manifest_path).with_name(Path(manifest_path).stem + "_problems.csv")
 
 
 def load_problems(manifest_path: str | os.PathLike) -> pd.DataFrame:
@@ -162,12 +162,10 @@ def load_problems(manifest_path: str | os.PathLike) -> pd.DataFrame:
 def write_manifest(result: ManifestResult, out_path: str | os.PathLike, *, stamp: dict | None = None
                    ) -> tuple[Path, Path]:
     """Write the manifest, ``<name>_problems.csv`` and ``<name>.json`` (corpus info, ``stamp``)."""
-    out_path = Path(out_path)
-    problems_path = problems_path_of(out_path)
-    write_csv(out_path, result.manifest, float_format="%.4f")
-    write_csv(problems_path, result.problems)
-    write_json(out_path.with_suffix(".json"), {**(stamp or {}), "corpus": result.corpus.to_dict()})
-    return out_path, problems_path
+    paths = (write_csv(out_path, result.manifest, float_format="%.4f"),
+             write_csv(problems_path_of(out_path), result.problems))
+    write_json(Path(out_path).with_suffix(".json"), {**(stamp or {}), "corpus": result.corpus.to_dict()})
+    return paths
 
 
 def input_signature(data_root: str | os.PathLike, metadata_dir: str | os.PathLike | None = None,

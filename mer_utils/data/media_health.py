@@ -59,24 +59,22 @@ def _pre_decode_status(path: str | os.PathLike) -> tuple[str | None, bytes]:
     return ("empty" if not head else "lfs_pointer" if head.startswith(b"version https://git-lfs") else None), head
 
 
-def wav_data_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
-    """``(declared, on disk)`` bytes of a WAV's ``data`` chunk (libsndfile reads whatever a cut WAV still holds;
-    only the header knows how long it was), or None when not a plain WAV (or a streamed one)."""
+def wav_is_cut(path: str | os.PathLike) -> bool:
+    """True when a WAV's ``data`` chunk holds fewer bytes than its header declares (libsndfile reads whatever a cut
+    WAV still holds; only the header knows how long it was); False for anything else, a streamed WAV included."""
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         head = handle.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
+            return False
         offset = 12
         while offset + 8 <= size:
             handle.seek(offset)
             chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
-            if chunk_id == b"data":
-                if chunk_size in (0, 0xFFFFFFFF):  # written while streaming: size unknown
-                    return None
-                return chunk_size, size - offset - 8
+            if chunk_id == b"data":  # 0 or 0xFFFFFFFF: written while streaming, size unknown
+                return chunk_size not in (0, 0xFFFFFFFF) and size - offset - 8 < chunk_size
             offset += 8 + chunk_size + (chunk_size & 1)  # chunks are word-aligned
-    return None
+    return False
 
 
 def silence(samples: np.ndarray) -> str | None:
@@ -100,8 +98,8 @@ def audio_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLI
         info = sf.info(str(path))
         if info.frames <= 0:
             return Health("no_samples", 0.0)
-        declared_s, wav = info.frames / info.samplerate, wav_data_sizes(path)
-        if wav is not None and wav[1] < wav[0]:
+        declared_s = info.frames / info.samplerate
+        if wav_is_cut(path):
             return Health("truncated", declared_s)
         if max_seconds is not None and declared_s > max_seconds:
             return Health("too_long", declared_s)
@@ -224,6 +222,4 @@ def read_audio_track(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE)
         except av.error.FFmpegError as err:  # FFmpeg's message names neither the file nor the likely cause
             raise RuntimeError(f"{path}: its audio track cannot be decoded ({err}); the file is probably cut short "
                                "or damaged: re-download it") from None
-    if not chunks:
-        return None
-    return np.concatenate(chunks).astype(np.float32)
+    return np.concatenate(chunks).astype(np.float32) if chunks else None
