@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES, SENTENCES,
                                               parse_clip_id)
 from mer_utils.data.human_baseline import read_vote_columns
-from mer_utils.data.manifest import NOT_PROVIDED, ManifestResult, check_rows, manifest_result, problem_row
+from mer_utils.data.manifest import NOT_PROVIDED, CorpusInfo, ManifestResult, check_rows, manifest_result, problem_row
 from mer_utils.data.synthetic.corpus import CONFIG_NAME
 
 NAME = "cremad"

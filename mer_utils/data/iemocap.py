@@ -8,8 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result, problem_row
+from mer_utils.data.manifest import CorpusInfo, ManifestResult, check_rows, clip_row, manifest_result, problem_row
 
 NAME = "iemocap"
 LABELS = ("ANG", "HAP", "NEU", "SAD")

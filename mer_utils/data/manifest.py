@@ -1,22 +1,33 @@
-"""The manifest: one row per clip, built once by a corpus reader, read everywhere, and its summary. Media paths are
-relative to the data root (a corpus CSV's folder) and carry a health status; the JSON beside ``<name>.csv`` records
-the corpus info and the input signature that lets a re-run skip the scan."""
+"""The manifest: one row per clip, built once by a corpus reader (a module listed in :data:`READERS`, see
+docs/architecture.md; what it declares, :class:`CorpusInfo`, rides on the manifest), read everywhere, and its summary.
+Media paths are relative to the data root (a corpus CSV's folder) and carry a health status; the JSON beside
+``<name>.csv`` records the corpus info and the input signature that lets a re-run skip the scan."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import pandas as pd
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
-from mer_utils.core.config import one_of
-from mer_utils.data.corpus import READERS, CorpusInfo, labels_in_order, reader, resolve_dataset
+from mer_utils.core.config import DictIO, one_of
+from mer_utils.core.labels import check_label_set
 from mer_utils.data.media_health import FIXES, OK, audio_health, video_health
 
+# name -> module holding the reader; detection tries them in this order (CREMA-D last: the default).
+READERS = {
+    "csv": "mer_utils.data.csv_corpus",
+    "ravdess": "mer_utils.data.ravdess",
+    "iemocap": "mer_utils.data.iemocap",
+    "cremad": "mer_utils.data.cremad",
+}
+DATASETS = ("auto", *READERS)
 MANIFEST_VERSION = 1
 NOT_PROVIDED = "not_provided"  # the whole folder is absent (e.g. an AudioWAV-only download)
 MANIFEST_COLUMNS = (
@@ -25,6 +36,50 @@ MANIFEST_COLUMNS = (
 )
 PROBLEM_COLUMNS = ("path", "clip_id", "kind", "status", "fix")
 MODALITIES = ("audio", "video")
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusInfo(DictIO):
+    """What downstream stages need to know about a corpus, and nothing corpus-specific beyond it."""
+
+    name: str
+    labels: tuple[str, ...]
+    protocols: tuple[str, ...] = ("random", "speaker", "speaker-kfold")
+    speaker_column: str = "actor_id"  # the unit of speaker independence
+    group_column: str | None = None  # what leave-one-group-out holds out (IEMOCAP: session)
+    synthetic: bool = False
+    intensity_names: dict = dataclasses.field(default_factory=dict)
+    expected: dict = dataclasses.field(default_factory=dict)  # e.g. {"clips": 7442, "speakers": 91}
+    licence: str = ""
+    # Every speaker recorded every emotion alike (acted corpora): only then does the offline speech expert match
+    # a speaker's predictions to the training class prior.
+    balanced_speakers: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "labels", check_label_set(self.labels, source=f"corpus {self.name!r}"))
+        object.__setattr__(self, "protocols", tuple(self.protocols))
+
+
+def reader(name: str):
+    """The reader module of corpus ``name``."""
+    return importlib.import_module(READERS[one_of(name, READERS, "corpus")])
+
+
+def resolve_dataset(data_root: str | os.PathLike, dataset: str = "auto") -> str:
+    """``dataset``, or for ``"auto"`` the first reader that recognises ``data_root``'s layout (else CREMA-D)."""
+    if one_of(dataset, DATASETS, "dataset") != "auto":
+        return dataset
+    return next((name for name in READERS if reader(name).detect(Path(data_root))), "cremad")
+
+
+def labels_in_order(found: Sequence[str], declared: Sequence[str]) -> tuple[str, ...]:
+    """The declared labels that occur in ``found``, in the declared order.
+
+    >>> labels_in_order(["SAD", "ANG"], ("ANG", "DIS", "SAD"))
+    ('ANG', 'SAD')
+    """
+    present = set(found)
+    return tuple(label for label in declared if label in present)
 
 
 class ManifestResult(NamedTuple):

@@ -8,9 +8,8 @@ import os
 import re
 from pathlib import Path
 
-from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.cremad_vocabulary import EMOTIONS as SHARED_EMOTIONS  # the six RAVDESS shares with CREMA-D
-from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result, problem_row
+from mer_utils.data.manifest import CorpusInfo, ManifestResult, check_rows, clip_row, manifest_result, problem_row
 
 NAME = "ravdess"
 
