@@ -28,9 +28,8 @@ MEDIA_HINTS = {"audio": "add AudioWAV/ (or AudioMP3/) to the data root",
 
 
 def corpus_info(*, synthetic: bool = False, **_options) -> CorpusInfo:
-    return CorpusInfo(name=NAME, labels=EMOTIONS, protocols=("random", "speaker", "speaker-kfold", "ogm-ge",
-                                                            "audeering", "hicmae"),
-                      synthetic=synthetic, intensity_names=dict(INTENSITIES),
+    return CorpusInfo(name=NAME, labels=EMOTIONS, synthetic=synthetic, intensity_names=dict(INTENSITIES),
+                      protocols=("random", "speaker", "speaker-kfold", "ogm-ge", "audeering", "hicmae"),
                       expected={"clips": CREMAD_N_CLIPS, "speakers": CREMAD_N_ACTORS},
                       licence="ODbL 1.0 (database), DbCL 1.0 (contents)",
                       balanced_speakers=True)  # every actor reads the sentences in every emotion

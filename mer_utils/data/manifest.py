@@ -186,8 +186,7 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
         info, emotions = reader(name).corpus_info(), frame["emotion"].astype(str)
         extra = sorted(set(emotions) - set(info.labels))
         if extra:
-            info = CorpusInfo.from_dict({**info.to_dict(), "labels": [*labels_in_order(emotions, info.labels),
-                                                                      *extra]})
+            info = dataclasses.replace(info, labels=(*labels_in_order(emotions, info.labels), *extra))
     frame.attrs["corpus"] = info.to_dict()
     return frame
 
@@ -209,9 +208,8 @@ def problems_path_of(manifest_path: str | os.PathLike) -> Path:
 def load_problems(manifest_path: str | os.PathLike) -> pd.DataFrame:
     """The problems CSV written beside a manifest (empty when there is none)."""
     path = problems_path_of(manifest_path)
-    if not path.exists():
-        return pd.DataFrame(columns=list(PROBLEM_COLUMNS))
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    empty = pd.DataFrame(columns=list(PROBLEM_COLUMNS))
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists() else empty
 
 
 def write_manifest(result: ManifestResult, out_path: str | os.PathLike, *, stamp: dict | None = None

@@ -62,18 +62,15 @@ def random_voice(rng: np.random.Generator, *, sex: str) -> Voice:
     male = sex == "Male"
     habits = {emotion: {key: float(rng.normal(0.0, HABIT_SCALE * CLIP_NOISE[key])) for key in STYLE_KEYS}
               for emotion in EMOTIONS}  # drawn first: the seed's voices depend on this order
-    return Voice(
-        f0_hz=float(rng.uniform(95, 140) if male else rng.uniform(175, 235)),
-        tract=float(rng.uniform(0.92, 1.04) if male else rng.uniform(1.10, 1.24)),
-        timbre_hz=float(rng.uniform(1200, 4200)),
-        timbre_gain=float(rng.uniform(0.05, 0.25)),  # the resonator peaks at ~10x: a bump of 2-8 dB
-        jitter=float(rng.uniform(0.004, 0.015)),
-        habits=habits,
-        # Mannerisms no other actor shares (a nasal disgust, a pressed anger): cues a
-        # model can learn for the actors it has heard but that do not carry to new ones.
-        quirks={emotion: (float(rng.uniform(700, 3800)), float(rng.uniform(0.06, 0.25))) for emotion in EMOTIONS},
-        noise_tilt=float(rng.uniform(0.0, 0.9)),
-    )
+    return Voice(f0_hz=float(rng.uniform(95, 140) if male else rng.uniform(175, 235)),
+                 tract=float(rng.uniform(0.92, 1.04) if male else rng.uniform(1.10, 1.24)),
+                 timbre_hz=float(rng.uniform(1200, 4200)),
+                 timbre_gain=float(rng.uniform(0.05, 0.25)),  # the resonator peaks at ~10x: a bump of 2-8 dB
+                 jitter=float(rng.uniform(0.004, 0.015)), habits=habits,
+                 # Mannerisms no other actor shares (a nasal disgust, a pressed anger): cues a model can learn
+                 # for the actors it has heard but that do not carry to new ones.
+                 quirks={e: (float(rng.uniform(700, 3800)), float(rng.uniform(0.06, 0.25))) for e in EMOTIONS},
+                 noise_tilt=float(rng.uniform(0.0, 0.9)))
 
 
 def clip_style(voice: Voice, emotion: str, *, strength: float, rng: np.random.Generator) -> dict:
