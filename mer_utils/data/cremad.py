@@ -42,8 +42,7 @@ def detect(data_root: Path) -> bool:
 def find_clip_media(data_root: str | os.PathLike, clip_id: str) -> dict[str, Path | None]:
     """``{"audio": path or None, "video": path or None}`` of one clip, from the layout alone (no scan)."""
     parse_clip_id(clip_id)
-    root = Path(data_root)
-    return {kind: next((p for p in (root / folder / f"{clip_id}{suffix}" for folder, suffix in folders)
+    return {kind: next((p for p in (Path(data_root) / folder / f"{clip_id}{suffix}" for folder, suffix in folders)
                         if p.is_file()), None)
             for kind, folders in MEDIA_FOLDERS.items()}
 

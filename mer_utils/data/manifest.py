@@ -243,8 +243,7 @@ def input_signature(data_root: str | os.PathLike, metadata_dir: str | os.PathLik
 def default_manifest_path(data_root: str | os.PathLike, outputs: str | os.PathLike = "outputs") -> Path:
     root = Path(data_root).resolve()
     tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
-    name = root.stem if root.is_file() else root.name
-    return Path(outputs) / "manifests" / f"{name}-{tag}.csv"
+    return Path(outputs) / "manifests" / f"{root.stem if root.is_file() else root.name}-{tag}.csv"
 
 
 def prepare_manifest(
@@ -289,11 +288,10 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
                                  for kind in MODALITIES for _, row in manifest.iterrows()
                                  if row[f"{kind}_status"] not in (OK, NOT_PROVIDED)], columns=list(PROBLEM_COLUMNS))
     if len(problems):
-        by_status = problems["status"].value_counts()
+        groups = problems.groupby("status")
         where = f", listed in {problems_path}" if problems_path else ""
-        lines.append(f"problems: {len(problems)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
-                     + f"){where}")
-        for status, rows in problems.groupby("status"):
+        lines.append(f"problems: {len(problems)} ({', '.join(f'{k} {len(v)}' for k, v in groups)}){where}")
+        for status, rows in groups:
             example = rows.iloc[0]
             lines.append(f"  {status} ({len(rows)}, e.g. {example['path'] or example['clip_id']}): {example['fix']}")
     else:

@@ -60,8 +60,7 @@ def _pre_decode_status(path: str | os.PathLike) -> tuple[str | None, bytes]:
 
 
 def wav_is_cut(path: str | os.PathLike) -> bool:
-    """True when a WAV's ``data`` chunk holds fewer bytes than its header declares (libsndfile reads whatever a cut
-    WAV still holds; only the header knows how long it was); False for anything else, a streamed WAV included."""
+    """True when a WAV's ``data`` chunk is shorter than its header says (libsndfile reads a cut WAV silently)."""
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         head = handle.read(12)
