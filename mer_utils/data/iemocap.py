@@ -63,14 +63,12 @@ def read(data_root: str | os.PathLike, *, progress: bool = True, **_options) -> 
                                         "no EmoEvaluation label files: the session's labels are missing; "
                                         "re-extract the IEMOCAP archive"))
         wavs = {p.stem: p.relative_to(data_root).as_posix() for p in session_dir.glob("sentences/wav/*/*.wav")}
-        for utterance, category in sorted(labels.items()):
-            label = CATEGORY_TO_LABEL.get(category)
-            if label is None:
-                continue  # not one of the four classes: left out by the standard protocol, not an error
+        # Categories outside the four classes are left out by the standard protocol, not an error.
+        for utterance, category in sorted((u, c) for u, c in labels.items() if c in CATEGORY_TO_LABEL):
             speaker, session, sex = speaker_of(utterance)
-            rows.append(clip_row(utterance, speaker, label, sentence=utterance.rsplit("_", 1)[0][7:],
-                                 intensity=category, sex=sex, audio_path=wavs.get(utterance, ""), session=session,
-                                 corpus=NAME))
+            rows.append(clip_row(utterance, speaker, CATEGORY_TO_LABEL[category], intensity=category, sex=sex,
+                                 sentence=utterance.rsplit("_", 1)[0][7:], audio_path=wavs.get(utterance, ""),
+                                 session=session, corpus=NAME))
     if not rows:
         raise RuntimeError(f"No labelled utterances of {LABELS} found under {data_root}")
     problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, _: (
