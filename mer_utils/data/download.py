@@ -167,8 +167,7 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> tuple[st
                 reason, detail, again = _reason(err)
                 if not again:
                     break
-    # pooch raises only after finding the file absent or wrong: what is there (e.g. the LFS
-    # pointer of a plain clone) must not pass for the file.
+    # pooch found what is there (e.g. the LFS pointer of a plain clone) absent or wrong: it must not pass for the file.
     final.unlink(missing_ok=True)
     return "failed", {"path": spec.path, "url": url, "reason": reason, "detail": detail}
 
@@ -262,8 +261,7 @@ def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None,
             bar.update(futures[future].size)  # settled, verified or failed
         outcomes = [future.result() for future in futures]
     finally:
-        # Ctrl-C (or a bug) must not wait for the whole queue: only the files in
-        # flight finish, and pooch leaves each verified or not there at all.
+        # Ctrl-C must not wait for the whole queue: the files in flight finish, each verified or removed by pooch.
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         logger.setLevel(level)

@@ -51,8 +51,7 @@ class CorpusInfo(DictIO):
     intensity_names: dict = dataclasses.field(default_factory=dict)
     expected: dict = dataclasses.field(default_factory=dict)  # e.g. {"clips": 7442, "speakers": 91}
     licence: str = ""
-    # Every speaker recorded every emotion alike (acted corpora): only then does the offline speech expert match
-    # a speaker's predictions to the training class prior.
+    # Every speaker recorded every emotion alike (acted corpora): only then may --adapt balanced match class priors.
     balanced_speakers: bool = False
 
     def __post_init__(self):

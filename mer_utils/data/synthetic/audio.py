@@ -160,8 +160,7 @@ def synthesize_utterance(voice: Voice, style: dict, *, sentence: str, duration_s
             excitation = _resonator(excitation, freq * tract, bw * tract, sr)
         vowel_part = env * excitation
         out[sl] += vowel_part
-        # The consonant: a short high-frequency noise burst before the vowel, a fixed
-        # fraction of the vowel's level so it does not swamp the voice-quality cues.
+        # The consonant: a noise burst before the vowel at 0.3 of its level, not to swamp the voice-quality cues.
         hiss = _resonator(rng.normal(0.0, 1.0, burst) * np.hanning(burst), rng.uniform(2500, 5000), 1500.0, sr)
         out[start:start + burst] += 0.3 * hiss * np.std(vowel_part) / (np.std(hiss) + 1e-12)
     out += voice.timbre_gain * _resonator(out, voice.timbre_hz, 300.0, sr)
