@@ -50,13 +50,14 @@ class Health(NamedTuple):
     duration_s: float
 
 
-def _pre_decode_status(path: str | os.PathLike) -> tuple[str | None, bytes]:
-    """Status decided without a decoder (or None), and the file's first bytes."""
+def _pre_decode_status(path: str | os.PathLike, *, video: bool = False) -> str | None:
+    """Status decided without a decoder (for a video, a still picture's too), or None."""
     if not os.path.exists(path):
-        return "missing", b""
+        return "missing"
     with open(path, "rb") as handle:
         head = handle.read(64)
-    return ("empty" if not head else "lfs_pointer" if head.startswith(b"version https://git-lfs") else None), head
+    return ("empty" if not head else "lfs_pointer" if head.startswith(b"version https://git-lfs")
+            else "still_image" if video and is_image_header(head) else None)
 
 
 def wav_is_cut(path: str | os.PathLike) -> bool:
@@ -90,7 +91,7 @@ def audio_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLI
     """Check a WAV/MP3: decodable, as long as its header says, not too short, not over ``max_seconds``, not silent."""
     import soundfile as sf
 
-    status, _ = _pre_decode_status(path)
+    status = _pre_decode_status(path)
     if status:
         return Health(status, float("nan"))
     try:
@@ -172,11 +173,9 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
 
 def video_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLIP_SECONDS) -> Health:
     """Check a video: a clip (not a picture), decodable, with every frame its header declares, not too long."""
-    status, head = _pre_decode_status(path)
+    status = _pre_decode_status(path, video=True)
     if status:
         return Health(status, float("nan"))
-    if is_image_header(head):
-        return Health("still_image", float("nan"))
     import av
 
     try:
