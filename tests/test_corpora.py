@@ -223,7 +223,7 @@ def test_run_all_seed_reaches_the_synthetic_corpus(monkeypatch, tmp_path):
 
 def test_acted_corpora_declare_balanced_speakers_and_older_sidecars_get_the_declaration(tmp_path):
     from mer_utils.core.atomic_io import read_json, write_json
-    from mer_utils.data.corpus import reader
+    from mer_utils.data.manifest import reader
     from mer_utils.data.manifest import build_manifest, load_manifest, write_manifest
 
     assert reader("cremad").corpus_info().balanced_speakers and reader("ravdess").corpus_info().balanced_speakers

@@ -1,2 +1,2 @@
 """The data layer: one reader per corpus (CREMA-D, RAVDESS, IEMOCAP, any CSV), the manifest with media
-health, the synthetic default corpus, and ``mer download`` (see :mod:`mer_utils.data.corpus`)."""
+health, the synthetic default corpus, and ``mer download`` (see :mod:`mer_utils.data.manifest`)."""

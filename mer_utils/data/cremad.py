@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.cremad_vocabulary import (CREMAD_N_ACTORS, CREMAD_N_CLIPS, EMOTIONS, INTENSITIES, SENTENCES,
                                               parse_clip_id)
 from mer_utils.data.human_baseline import read_vote_columns
-from mer_utils.data.manifest import (MANIFEST_COLUMNS, NOT_PROVIDED, ManifestResult, check_rows, manifest_result,
-                                     problem_row)
+from mer_utils.data.manifest import NOT_PROVIDED, CorpusInfo, ManifestResult, check_rows, manifest_result, problem_row
 from mer_utils.data.synthetic.corpus import CONFIG_NAME
 
 NAME = "cremad"
@@ -30,9 +28,8 @@ MEDIA_HINTS = {"audio": "add AudioWAV/ (or AudioMP3/) to the data root",
 
 
 def corpus_info(*, synthetic: bool = False, **_options) -> CorpusInfo:
-    return CorpusInfo(name=NAME, labels=EMOTIONS, protocols=("random", "speaker", "speaker-kfold", "ogm-ge",
-                                                            "audeering", "hicmae"),
-                      synthetic=synthetic, intensity_names=dict(INTENSITIES),
+    return CorpusInfo(name=NAME, labels=EMOTIONS, synthetic=synthetic, intensity_names=dict(INTENSITIES),
+                      protocols=("random", "speaker", "speaker-kfold", "ogm-ge", "audeering", "hicmae"),
                       expected={"clips": CREMAD_N_CLIPS, "speakers": CREMAD_N_ACTORS},
                       licence="ODbL 1.0 (database), DbCL 1.0 (contents)",
                       balanced_speakers=True)  # every actor reads the sentences in every emotion
@@ -45,8 +42,7 @@ def detect(data_root: Path) -> bool:
 def find_clip_media(data_root: str | os.PathLike, clip_id: str) -> dict[str, Path | None]:
     """``{"audio": path or None, "video": path or None}`` of one clip, from the layout alone (no scan)."""
     parse_clip_id(clip_id)
-    root = Path(data_root)
-    return {kind: next((p for p in (root / folder / f"{clip_id}{suffix}" for folder, suffix in folders)
+    return {kind: next((p for p in (Path(data_root) / folder / f"{clip_id}{suffix}" for folder, suffix in folders)
                         if p.is_file()), None)
             for kind, folders in MEDIA_FOLDERS.items()}
 
@@ -57,11 +53,10 @@ def _scan_media(data_root: Path) -> tuple[dict, list[dict], set[str]]:
     strays, present = [], set()
     for kind, folders in MEDIA_FOLDERS.items():
         for folder, suffix in folders:
-            directory = data_root / folder
-            if not directory.is_dir():
+            if not (data_root / folder).is_dir():
                 continue
             present.add(kind)
-            for path in sorted(directory.iterdir()):
+            for path in sorted((data_root / folder).iterdir()):
                 if path.name.startswith(".") or not path.is_file():
                     continue
                 try:
@@ -127,5 +122,4 @@ def read(data_root: str | os.PathLike, *, metadata_dir: str | os.PathLike | None
         manifest = manifest.merge(read_vote_columns(results), on="clip_id", how="left")
     problems.sort(key=lambda row: row["path"])
     synthetic = (data_root / CONFIG_NAME).exists()  # the embedded default marks itself
-    return manifest_result(manifest, problems, corpus_info(synthetic=synthetic),
-                           extra_columns=[c for c in manifest.columns if c not in MANIFEST_COLUMNS])
+    return manifest_result(manifest, problems, corpus_info(synthetic=synthetic))

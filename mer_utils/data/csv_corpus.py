@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import NOT_PROVIDED, ManifestResult, check_rows, clip_row, manifest_result
+from mer_utils.data.manifest import NOT_PROVIDED, CorpusInfo, ManifestResult, check_rows, clip_row, manifest_result
 
 NAME = "csv"
 REQUIRED = ("path", "speaker", "emotion")

@@ -167,8 +167,7 @@ def fetch_file(spec: RemoteFile, out: Path, settings: FetchSettings) -> tuple[st
                 reason, detail, again = _reason(err)
                 if not again:
                     break
-    # pooch raises only after finding the file absent or wrong: what is there (e.g. the LFS
-    # pointer of a plain clone) must not pass for the file.
+    # pooch found what is there (e.g. the LFS pointer of a plain clone) absent or wrong: it must not pass for the file.
     final.unlink(missing_ok=True)
     return "failed", {"path": spec.path, "url": url, "reason": reason, "detail": detail}
 
@@ -200,12 +199,11 @@ def cremad_files(*, modalities=("wav",), actors=None, clips=None, metadata: bool
     clip_id = manifest["path"].str.split("/").str[1].str.rsplit(".", n=1).str[0]
     keep = folder.isin([MODALITY_DIRS[m][0] for m in modalities])
     if actors:
-        actor_id = clip_id.str[:4].astype(int)
-        missing = sorted(set(int(a) for a in actors) - set(actor_id))
+        actors, actor_id = {int(a) for a in actors}, clip_id.str[:4].astype(int)
+        missing = sorted(actors - set(actor_id))
         if missing:
-            raise ValueError(f"actor(s) {missing} are not in CREMA-D (actor ids run from 1001 to 1091); "
-                             "fix --actors")
-        keep &= actor_id.isin([int(a) for a in actors])
+            raise ValueError(f"actor(s) {missing} are not in CREMA-D (actor ids run from 1001 to 1091); fix --actors")
+        keep &= actor_id.isin(actors)
     if clips:
         missing = sorted(set(clips) - set(clip_id))
         if missing:
@@ -223,16 +221,15 @@ def cremad_files(*, modalities=("wav",), actors=None, clips=None, metadata: bool
     return files
 
 
-def plan_text(files: list[RemoteFile], out: str | os.PathLike | None = None) -> str:
+def plan_text(files: list[RemoteFile], out: Path) -> str:
     """One line per folder with file count and size, and a time estimate."""
     folders = pd.Series([f.path.split("/")[0] for f in files])
     folders = folders.where(folders.isin(_MEDIA_FOLDERS), "metadata")
     sizes = pd.Series([f.size for f in files]).groupby(folders, sort=False)
     total = sum(spec.size for spec in files)
     # A stat per file, no hashing: enough to say how much is left to fetch.
-    there = sum(f.size for f in files if out and (path := Path(out) / f.path).is_file()
-                and path.stat().st_size == f.size)
-    lines = [f"CREMA-D{f' -> {out}' if out else ''}: {len(files):,} files, {_size(total)}; "
+    there = sum(f.size for f in files if (out / f.path).is_file() and (out / f.path).stat().st_size == f.size)
+    lines = [f"CREMA-D -> {out}: {len(files):,} files, {_size(total)}; "
              f"{_size(total - there)} to download, {_size(there)} already there (verified first)"]
     lines += [f"  {folder}: {len(v):,} files, {_size(int(v.sum()))}" for folder, v in sizes]
     minutes = (total - there) / (ASSUMED_MB_PER_S * 1e6) / 60
@@ -264,8 +261,7 @@ def download_cremad(out: str | os.PathLike, *, modalities=("wav",), actors=None,
             bar.update(futures[future].size)  # settled, verified or failed
         outcomes = [future.result() for future in futures]
     finally:
-        # Ctrl-C (or a bug) must not wait for the whole queue: only the files in
-        # flight finish, and pooch leaves each verified or not there at all.
+        # Ctrl-C must not wait for the whole queue: the files in flight finish, each verified or removed by pooch.
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         logger.setLevel(level)

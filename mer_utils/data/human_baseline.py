@@ -41,8 +41,7 @@ def read_tabulated_votes(results_dir: str | os.PathLike) -> pd.DataFrame:
     if frame["mode"].isna().any():
         raise ValueError(f"{path}: first column must be 100000 x mode (1-3) + clip number")
     return frame.rename(columns={"fileName": "clip_id", "numResponses": "num_responses", "emoVote": "emo_vote"})[
-        ["clip_id", "mode", *VOTE_LETTERS, "num_responses", "agreement", "emo_vote"]
-    ]
+        ["clip_id", "mode", *VOTE_LETTERS, "num_responses", "agreement", "emo_vote"]]
 
 
 def read_vote_columns(results_dir: str | os.PathLike) -> pd.DataFrame:
@@ -88,10 +87,9 @@ def human_baseline_markdown(table: pd.DataFrame) -> str:
     cells = {"all (per response)": ("all", "per_response_accuracy"),
              "majority vote": ("all", "majority_vote_accuracy"), "paper (Cao et al. 2014)": ("all", "paper_accuracy"),
              **{e: (e, "per_response_accuracy") for e in EMOTIONS}}
-    frame = pd.DataFrame([{"rating mode": mode, **{name: percent(rows.loc[(mode, emotion), column])
-                                                   for name, (emotion, column) in cells.items()}}
-                          for mode in MODE_ORDER])
-    return markdown_table(frame)
+    return markdown_table(pd.DataFrame([{"rating mode": mode, **{name: percent(rows.loc[(mode, emotion), column])
+                                                                 for name, (emotion, column) in cells.items()}}
+                                        for mode in MODE_ORDER]))
 
 
 def write_human_baseline(path: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Path, Path]:

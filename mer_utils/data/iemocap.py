@@ -8,14 +8,12 @@ import os
 import re
 from pathlib import Path
 
-from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result, problem_row
+from mer_utils.data.manifest import CorpusInfo, ManifestResult, check_rows, clip_row, manifest_result, problem_row
 
 NAME = "iemocap"
 LABELS = ("ANG", "HAP", "NEU", "SAD")
 # IEMOCAP's categories -> the four classes; excited is merged into happy, as in most of the literature.
 CATEGORY_TO_LABEL = {"ang": "ANG", "hap": "HAP", "exc": "HAP", "neu": "NEU", "sad": "SAD"}
-_SESSION_RE = re.compile(r"^Session([1-5])$")
 _LINE_RE = re.compile(r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<utt>Ses\d{2}[FM]_\S+)\t(?P<cat>\w+)\t")
 
 
@@ -26,9 +24,7 @@ def corpus_info(**_options) -> CorpusInfo:
 
 
 def _sessions(data_root: Path) -> list[Path]:
-    if not data_root.is_dir():
-        return []
-    return sorted(p for p in data_root.iterdir() if p.is_dir() and _SESSION_RE.match(p.name))
+    return sorted(p for p in data_root.glob("Session[1-5]") if p.is_dir())
 
 
 def detect(data_root: Path) -> bool:
@@ -67,16 +63,14 @@ def read(data_root: str | os.PathLike, *, progress: bool = True, **_options) -> 
                                         "no EmoEvaluation label files: the session's labels are missing; "
                                         "re-extract the IEMOCAP archive"))
         wavs = {p.stem: p.relative_to(data_root).as_posix() for p in session_dir.glob("sentences/wav/*/*.wav")}
-        for utterance, category in sorted(labels.items()):
-            label = CATEGORY_TO_LABEL.get(category)
-            if label is None:
-                continue  # not one of the four classes: left out by the standard protocol, not an error
+        # Categories outside the four classes are left out by the standard protocol, not an error.
+        for utterance, category in sorted((u, c) for u, c in labels.items() if c in CATEGORY_TO_LABEL):
             speaker, session, sex = speaker_of(utterance)
-            rows.append(clip_row(utterance, speaker, label, sentence=utterance.rsplit("_", 1)[0][7:],
-                                 intensity=category, sex=sex, audio_path=wavs.get(utterance, ""), session=session,
-                                 corpus=NAME))
+            rows.append(clip_row(utterance, speaker, CATEGORY_TO_LABEL[category], intensity=category, sex=sex,
+                                 sentence=utterance.rsplit("_", 1)[0][7:], audio_path=wavs.get(utterance, ""),
+                                 session=session, corpus=NAME))
     if not rows:
         raise RuntimeError(f"No labelled utterances of {LABELS} found under {data_root}")
     problems += check_rows(rows, data_root, progress=progress, default_path=lambda row, _: (
         f"Session{row['session']}/sentences/wav/{row['clip_id'].rsplit('_', 1)[0]}/{row['clip_id']}.wav"))
-    return manifest_result(rows, problems, corpus_info(), extra_columns=("session", "corpus"))
+    return manifest_result(rows, problems, corpus_info())

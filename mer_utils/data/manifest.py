@@ -1,22 +1,33 @@
-"""The manifest: one row per clip, built once by a corpus reader, read everywhere, and its summary. Media paths are
-relative to the data root (a corpus CSV's folder) and carry a health status; the JSON beside ``<name>.csv`` records
-the corpus info and the input signature that lets a re-run skip the scan."""
+"""The manifest: one row per clip, built once by a corpus reader (a module listed in :data:`READERS`, see
+docs/architecture.md; what it declares, :class:`CorpusInfo`, rides on the manifest), read everywhere, and its summary.
+Media paths are relative to the data root (a corpus CSV's folder) and carry a health status; the JSON beside
+``<name>.csv`` records the corpus info and the input signature that lets a re-run skip the scan."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import pandas as pd
 
 from mer_utils.core.atomic_io import read_json, write_csv, write_json
-from mer_utils.core.config import one_of
-from mer_utils.data.corpus import READERS, CorpusInfo, labels_in_order, reader, resolve_dataset
+from mer_utils.core.config import DictIO, one_of
+from mer_utils.core.labels import check_label_set
 from mer_utils.data.media_health import FIXES, OK, audio_health, video_health
 
+# name -> module holding the reader; detection tries them in this order (CREMA-D last: the default).
+READERS = {
+    "csv": "mer_utils.data.csv_corpus",
+    "ravdess": "mer_utils.data.ravdess",
+    "iemocap": "mer_utils.data.iemocap",
+    "cremad": "mer_utils.data.cremad",
+}
+DATASETS = ("auto", *READERS)
 MANIFEST_VERSION = 1
 NOT_PROVIDED = "not_provided"  # the whole folder is absent (e.g. an AudioWAV-only download)
 MANIFEST_COLUMNS = (
@@ -25,6 +36,49 @@ MANIFEST_COLUMNS = (
 )
 PROBLEM_COLUMNS = ("path", "clip_id", "kind", "status", "fix")
 MODALITIES = ("audio", "video")
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusInfo(DictIO):
+    """What downstream stages need to know about a corpus, and nothing corpus-specific beyond it."""
+
+    name: str
+    labels: tuple[str, ...]
+    protocols: tuple[str, ...] = ("random", "speaker", "speaker-kfold")
+    speaker_column: str = "actor_id"  # the unit of speaker independence
+    group_column: str | None = None  # what leave-one-group-out holds out (IEMOCAP: session)
+    synthetic: bool = False
+    intensity_names: dict = dataclasses.field(default_factory=dict)
+    expected: dict = dataclasses.field(default_factory=dict)  # e.g. {"clips": 7442, "speakers": 91}
+    licence: str = ""
+    # Every speaker recorded every emotion alike (acted corpora): only then may --adapt balanced match class priors.
+    balanced_speakers: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "labels", check_label_set(self.labels, source=f"corpus {self.name!r}"))
+        object.__setattr__(self, "protocols", tuple(self.protocols))
+
+
+def reader(name: str):
+    """The reader module of corpus ``name``."""
+    return importlib.import_module(READERS[one_of(name, READERS, "corpus")])
+
+
+def resolve_dataset(data_root: str | os.PathLike, dataset: str = "auto") -> str:
+    """``dataset``, or for ``"auto"`` the first reader that recognises ``data_root``'s layout (else CREMA-D)."""
+    if one_of(dataset, DATASETS, "dataset") != "auto":
+        return dataset
+    return next((name for name in READERS if reader(name).detect(Path(data_root))), "cremad")
+
+
+def labels_in_order(found: Sequence[str], declared: Sequence[str]) -> tuple[str, ...]:
+    """The declared labels that occur in ``found``, in the declared order.
+
+    >>> labels_in_order(["SAD", "ANG"], ("ANG", "DIS", "SAD"))
+    ('ANG', 'SAD')
+    """
+    present = set(found)
+    return tuple(label for label in declared if label in present)
 
 
 class ManifestResult(NamedTuple):
@@ -83,9 +137,10 @@ def check_rows(rows: list[dict], root: Path, *, progress: bool, default_path=Non
 
 
 def manifest_result(rows: list[dict] | pd.DataFrame, problems: list[dict], corpus: CorpusInfo, *,
-                    extra_columns=("corpus",), sort: bool = True) -> ManifestResult:
-    """The reader's result: the manifest columns then ``extra_columns`` (sorted by clip id), and the problems."""
-    manifest = pd.DataFrame(rows)[[*MANIFEST_COLUMNS, *extra_columns]]
+                    sort: bool = True) -> ManifestResult:
+    """The reader's result: the manifest columns then the reader's own (sorted by clip id), and the problems."""
+    manifest = pd.DataFrame(rows)
+    manifest = manifest[[*MANIFEST_COLUMNS, *(c for c in manifest.columns if c not in MANIFEST_COLUMNS)]]
     if sort:
         manifest = manifest.sort_values("clip_id", kind="stable")
     return ManifestResult(manifest.reset_index(drop=True), pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)),
@@ -130,8 +185,7 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
         info, emotions = reader(name).corpus_info(), frame["emotion"].astype(str)
         extra = sorted(set(emotions) - set(info.labels))
         if extra:
-            info = CorpusInfo.from_dict({**info.to_dict(), "labels": [*labels_in_order(emotions, info.labels),
-                                                                      *extra]})
+            info = dataclasses.replace(info, labels=(*labels_in_order(emotions, info.labels), *extra))
     frame.attrs["corpus"] = info.to_dict()
     return frame
 
@@ -147,27 +201,23 @@ def corpus_info(manifest: pd.DataFrame) -> CorpusInfo:
 
 def problems_path_of(manifest_path: str | os.PathLike) -> Path:
     """``<name>_problems.csv`` beside ``<name>.csv``: every unusable clip and file, with its fix."""
-    manifest_path = Path(manifest_path)
-    return manifest_path.with_name(manifest_path.stem + "_problems.csv")
+    return Path(manifest_path).with_name(Path(manifest_path).stem + "_problems.csv")
 
 
 def load_problems(manifest_path: str | os.PathLike) -> pd.DataFrame:
     """The problems CSV written beside a manifest (empty when there is none)."""
     path = problems_path_of(manifest_path)
-    if not path.exists():
-        return pd.DataFrame(columns=list(PROBLEM_COLUMNS))
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    empty = pd.DataFrame(columns=list(PROBLEM_COLUMNS))
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists() else empty
 
 
 def write_manifest(result: ManifestResult, out_path: str | os.PathLike, *, stamp: dict | None = None
                    ) -> tuple[Path, Path]:
     """Write the manifest, ``<name>_problems.csv`` and ``<name>.json`` (corpus info, ``stamp``)."""
-    out_path = Path(out_path)
-    problems_path = problems_path_of(out_path)
-    write_csv(out_path, result.manifest, float_format="%.4f")
-    write_csv(problems_path, result.problems)
-    write_json(out_path.with_suffix(".json"), {**(stamp or {}), "corpus": result.corpus.to_dict()})
-    return out_path, problems_path
+    paths = (write_csv(out_path, result.manifest, float_format="%.4f"),
+             write_csv(problems_path_of(out_path), result.problems))
+    write_json(Path(out_path).with_suffix(".json"), {**(stamp or {}), "corpus": result.corpus.to_dict()})
+    return paths
 
 
 def input_signature(data_root: str | os.PathLike, metadata_dir: str | os.PathLike | None = None,
@@ -192,8 +242,7 @@ def input_signature(data_root: str | os.PathLike, metadata_dir: str | os.PathLik
 def default_manifest_path(data_root: str | os.PathLike, outputs: str | os.PathLike = "outputs") -> Path:
     root = Path(data_root).resolve()
     tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
-    name = root.stem if root.is_file() else root.name
-    return Path(outputs) / "manifests" / f"{name}-{tag}.csv"
+    return Path(outputs) / "manifests" / f"{root.stem if root.is_file() else root.name}-{tag}.csv"
 
 
 def prepare_manifest(
@@ -238,11 +287,10 @@ def summarize_manifest(manifest: pd.DataFrame, problems: pd.DataFrame | None = N
                                  for kind in MODALITIES for _, row in manifest.iterrows()
                                  if row[f"{kind}_status"] not in (OK, NOT_PROVIDED)], columns=list(PROBLEM_COLUMNS))
     if len(problems):
-        by_status = problems["status"].value_counts()
+        groups = problems.groupby("status")
         where = f", listed in {problems_path}" if problems_path else ""
-        lines.append(f"problems: {len(problems)} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
-                     + f"){where}")
-        for status, rows in problems.groupby("status"):
+        lines.append(f"problems: {len(problems)} ({', '.join(f'{k} {len(v)}' for k, v in groups)}){where}")
+        for status, rows in groups:
             example = rows.iloc[0]
             lines.append(f"  {status} ({len(rows)}, e.g. {example['path'] or example['clip_id']}): {example['fix']}")
     else:

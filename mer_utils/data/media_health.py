@@ -50,33 +50,31 @@ class Health(NamedTuple):
     duration_s: float
 
 
-def _pre_decode_status(path: str | os.PathLike) -> tuple[str | None, bytes]:
-    """Status decided without a decoder (or None), and the file's first bytes."""
+def _pre_decode_status(path: str | os.PathLike, *, video: bool = False) -> str | None:
+    """Status decided without a decoder (for a video, a still picture's too), or None."""
     if not os.path.exists(path):
-        return "missing", b""
+        return "missing"
     with open(path, "rb") as handle:
         head = handle.read(64)
-    return ("empty" if not head else "lfs_pointer" if head.startswith(b"version https://git-lfs") else None), head
+    return ("empty" if not head else "lfs_pointer" if head.startswith(b"version https://git-lfs")
+            else "still_image" if video and is_image_header(head) else None)
 
 
-def wav_data_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
-    """``(declared, on disk)`` bytes of a WAV's ``data`` chunk (libsndfile reads whatever a cut WAV still holds;
-    only the header knows how long it was), or None when not a plain WAV (or a streamed one)."""
+def wav_is_cut(path: str | os.PathLike) -> bool:
+    """True when a WAV's ``data`` chunk is shorter than its header says (libsndfile reads a cut WAV silently)."""
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         head = handle.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
+            return False
         offset = 12
         while offset + 8 <= size:
             handle.seek(offset)
             chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
-            if chunk_id == b"data":
-                if chunk_size in (0, 0xFFFFFFFF):  # written while streaming: size unknown
-                    return None
-                return chunk_size, size - offset - 8
+            if chunk_id == b"data":  # 0 or 0xFFFFFFFF: written while streaming, size unknown
+                return chunk_size not in (0, 0xFFFFFFFF) and size - offset - 8 < chunk_size
             offset += 8 + chunk_size + (chunk_size & 1)  # chunks are word-aligned
-    return None
+    return False
 
 
 def silence(samples: np.ndarray) -> str | None:
@@ -93,15 +91,15 @@ def audio_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLI
     """Check a WAV/MP3: decodable, as long as its header says, not too short, not over ``max_seconds``, not silent."""
     import soundfile as sf
 
-    status, _ = _pre_decode_status(path)
+    status = _pre_decode_status(path)
     if status:
         return Health(status, float("nan"))
     try:
         info = sf.info(str(path))
         if info.frames <= 0:
             return Health("no_samples", 0.0)
-        declared_s, wav = info.frames / info.samplerate, wav_data_sizes(path)
-        if wav is not None and wav[1] < wav[0]:
+        declared_s = info.frames / info.samplerate
+        if wav_is_cut(path):
             return Health("truncated", declared_s)
         if max_seconds is not None and declared_s > max_seconds:
             return Health("too_long", declared_s)
@@ -175,11 +173,9 @@ def video_packets(path: str | os.PathLike) -> VideoPackets | None:
 
 def video_health(path: str | os.PathLike, *, max_seconds: float | None = MAX_CLIP_SECONDS) -> Health:
     """Check a video: a clip (not a picture), decodable, with every frame its header declares, not too long."""
-    status, head = _pre_decode_status(path)
+    status = _pre_decode_status(path, video=True)
     if status:
         return Health(status, float("nan"))
-    if is_image_header(head):
-        return Health("still_image", float("nan"))
     import av
 
     try:
@@ -224,6 +220,4 @@ def read_audio_track(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE)
         except av.error.FFmpegError as err:  # FFmpeg's message names neither the file nor the likely cause
             raise RuntimeError(f"{path}: its audio track cannot be decoded ({err}); the file is probably cut short "
                                "or damaged: re-download it") from None
-    if not chunks:
-        return None
-    return np.concatenate(chunks).astype(np.float32)
+    return np.concatenate(chunks).astype(np.float32) if chunks else None

@@ -8,9 +8,8 @@ import os
 import re
 from pathlib import Path
 
-from mer_utils.data.corpus import CorpusInfo
 from mer_utils.data.cremad_vocabulary import EMOTIONS as SHARED_EMOTIONS  # the six RAVDESS shares with CREMA-D
-from mer_utils.data.manifest import ManifestResult, check_rows, clip_row, manifest_result, problem_row
+from mer_utils.data.manifest import CorpusInfo, ManifestResult, check_rows, clip_row, manifest_result, problem_row
 
 NAME = "ravdess"
 
@@ -21,7 +20,6 @@ ALL_EMOTIONS = tuple(sorted(SHARED_EMOTIONS + EXTRA_EMOTIONS))
 INTENSITY_CODES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 _NAME_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
-_ACTOR_DIR_RE = re.compile(r"^Actor_\d{2}$")
 
 
 def corpus_info(*, keep_all_emotions: bool = False, **_options) -> CorpusInfo:
@@ -32,8 +30,7 @@ def corpus_info(*, keep_all_emotions: bool = False, **_options) -> CorpusInfo:
 
 def detect(path: str | os.PathLike) -> bool:
     """True when ``path`` holds RAVDESS ``Actor_XX/`` folders."""
-    path = Path(path)
-    return path.is_dir() and any(_ACTOR_DIR_RE.match(p.name) for p in path.iterdir() if p.is_dir())
+    return any(p.is_dir() for p in Path(path).glob("Actor_[0-9][0-9]"))
 
 
 def parse_ravdess_name(stem: str) -> dict:
@@ -84,5 +81,4 @@ def read(data_root: str | os.PathLike, *, keep_all_emotions: bool = False, progr
     if not rows:
         raise RuntimeError(f"No RAVDESS speech files found under {data_root}/Actor_*/")
     problems += check_rows(rows, data_root, progress=progress)
-    return manifest_result(rows, problems, corpus_info(keep_all_emotions=keep_all_emotions),
-                           extra_columns=("repetition", "corpus"))
+    return manifest_result(rows, problems, corpus_info(keep_all_emotions=keep_all_emotions))

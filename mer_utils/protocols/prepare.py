@@ -8,8 +8,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from mer_utils.data.corpus import CorpusInfo
-from mer_utils.data.manifest import corpus_info, prepare_manifest
+from mer_utils.data.manifest import CorpusInfo, corpus_info, prepare_manifest
 from mer_utils.data.synthetic.corpus import GENERATOR_VERSION, make_synthetic_corpus
 from mer_utils.protocols.splits import make_split, write_split
 

@@ -35,8 +35,7 @@ SOURCE_FILES = {
 def actor_table(clips: pd.DataFrame) -> pd.DataFrame:
     """One row per actor (``actor_id``, ``sex``; an unknown sex is ``"unknown"``)."""
     actors = clips.groupby("actor_id", sort=True).agg(sex=("sex", "first")).reset_index()
-    actors["sex"] = actors["sex"].fillna("unknown").replace("", "unknown")
-    return actors
+    return actors.assign(sex=actors["sex"].fillna("unknown").replace("", "unknown"))
 
 
 def split_actors(actors: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,9 +59,8 @@ def split_frame(assignments: list[tuple[int, str, pd.Series]], name: str) -> pd.
     """The split CSV's rows from ``(fold, subset, clip ids)`` triples, sorted by fold, subset, clip."""
     frame = pd.concat([pd.DataFrame({"clip_id": ids.to_numpy(), "split": name, "fold": fold, "subset": subset})
                        for fold, subset, ids in assignments], ignore_index=True)
-    frame = frame.sort_values(["fold", "subset", "clip_id"],
-                              key=lambda c: c.map(SUBSETS.index) if c.name == "subset" else c)
-    return frame.reset_index(drop=True)
+    return frame.sort_values(["fold", "subset", "clip_id"], ignore_index=True,
+                             key=lambda c: c.map(SUBSETS.index) if c.name == "subset" else c)
 
 
 def import_published_split(
@@ -74,10 +72,9 @@ def import_published_split(
         raise ValueError(f"importing the {protocol!r} split needs --published-dir: a folder holding "
                          f"{', '.join(SOURCE_FILES[protocol])} (as released by the authors)")
     paths = [Path(published_dir) / rel for rel in SOURCE_FILES[protocol]]
-    for path in paths:
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found; the {protocol!r} split needs "
-                                    f"{', '.join(SOURCE_FILES[protocol])} under {Path(published_dir)}")
+    for path in (p for p in paths if not p.exists()):
+        raise FileNotFoundError(f"{path} not found; the {protocol!r} split needs "
+                                f"{', '.join(SOURCE_FILES[protocol])} under {Path(published_dir)}")
     info: dict = {"source": [str(path) for path in paths]}
     if protocol == "audeering":
         actors = json.loads(paths[0].read_text())
@@ -105,15 +102,12 @@ def import_published_split(
     missing = sorted(assign.loc[~known, "clip_id"].unique())
     info.update({"n_published_clips": int(assign["clip_id"].nunique()), "n_not_usable_here": len(missing),
                  "not_usable_here_examples": missing[:10]})
-    by_id = clips.set_index("clip_id")
     pieces = []
     for fold, group in assign[known].groupby("fold", sort=True):
-        fold = int(fold)
-        train = group.loc[group["subset"] == "train", "clip_id"]
-        test = group.loc[group["subset"] == "test", "clip_id"]
+        train, test = (group.loc[group["subset"] == subset, "clip_id"] for subset in ("train", "test"))
         if protocol == "ogm-ge":  # a random split: carve validation clips, stratified by emotion
-            train, val = train_test_split(train, test_size=val_size / (1 - len(test) / len(group)),
-                                          random_state=seed, stratify=by_id.loc[train, "emotion"])
+            train, val = train_test_split(train, test_size=val_size / (1 - len(test) / len(group)), random_state=seed,
+                                          stratify=clips.set_index("clip_id").loc[train, "emotion"])
             pieces += [(fold, "train", train), (fold, "val", val)]
         else:  # actor-independent folds: carve whole validation actors
             pieces += carve_validation(clips[clips["clip_id"].isin(train)], val_size / 0.8, seed + fold, fold)

@@ -62,18 +62,15 @@ def random_voice(rng: np.random.Generator, *, sex: str) -> Voice:
     male = sex == "Male"
     habits = {emotion: {key: float(rng.normal(0.0, HABIT_SCALE * CLIP_NOISE[key])) for key in STYLE_KEYS}
               for emotion in EMOTIONS}  # drawn first: the seed's voices depend on this order
-    return Voice(
-        f0_hz=float(rng.uniform(95, 140) if male else rng.uniform(175, 235)),
-        tract=float(rng.uniform(0.92, 1.04) if male else rng.uniform(1.10, 1.24)),
-        timbre_hz=float(rng.uniform(1200, 4200)),
-        timbre_gain=float(rng.uniform(0.05, 0.25)),  # the resonator peaks at ~10x: a bump of 2-8 dB
-        jitter=float(rng.uniform(0.004, 0.015)),
-        habits=habits,
-        # Mannerisms no other actor shares (a nasal disgust, a pressed anger): cues a
-        # model can learn for the actors it has heard but that do not carry to new ones.
-        quirks={emotion: (float(rng.uniform(700, 3800)), float(rng.uniform(0.06, 0.25))) for emotion in EMOTIONS},
-        noise_tilt=float(rng.uniform(0.0, 0.9)),
-    )
+    return Voice(f0_hz=float(rng.uniform(95, 140) if male else rng.uniform(175, 235)),
+                 tract=float(rng.uniform(0.92, 1.04) if male else rng.uniform(1.10, 1.24)),
+                 timbre_hz=float(rng.uniform(1200, 4200)),
+                 timbre_gain=float(rng.uniform(0.05, 0.25)),  # the resonator peaks at ~10x: a bump of 2-8 dB
+                 jitter=float(rng.uniform(0.004, 0.015)), habits=habits,
+                 # Mannerisms no other actor shares (a nasal disgust, a pressed anger): cues a model can learn
+                 # for the actors it has heard but that do not carry to new ones.
+                 quirks={e: (float(rng.uniform(700, 3800)), float(rng.uniform(0.06, 0.25))) for e in EMOTIONS},
+                 noise_tilt=float(rng.uniform(0.0, 0.9)))
 
 
 def clip_style(voice: Voice, emotion: str, *, strength: float, rng: np.random.Generator) -> dict:
@@ -163,8 +160,7 @@ def synthesize_utterance(voice: Voice, style: dict, *, sentence: str, duration_s
             excitation = _resonator(excitation, freq * tract, bw * tract, sr)
         vowel_part = env * excitation
         out[sl] += vowel_part
-        # The consonant: a short high-frequency noise burst before the vowel, a fixed
-        # fraction of the vowel's level so it does not swamp the voice-quality cues.
+        # The consonant: a noise burst before the vowel at 0.3 of its level, not to swamp the voice-quality cues.
         hiss = _resonator(rng.normal(0.0, 1.0, burst) * np.hanning(burst), rng.uniform(2500, 5000), 1500.0, sr)
         out[start:start + burst] += 0.3 * hiss * np.std(vowel_part) / (np.std(hiss) + 1e-12)
     out += voice.timbre_gain * _resonator(out, voice.timbre_hz, 300.0, sr)

@@ -143,8 +143,7 @@ def _write_clip(out_dir: Path, clip, actor: dict, params: dict) -> None:
            list(LEVEL_GAIN).index(level), 2]
     rng = np.random.default_rng(np.random.SeedSequence(key))
     duration = params["duration_s"] * rng.uniform(0.9, 1.1)
-    # Each modality expresses the label with its own random strength: a clip can
-    # sound flat yet look clearly happy, which is what fusion can exploit.
+    # Each modality has its own random strength: a clip can sound flat yet look clearly happy (fusion exploits it).
     audio_strength, video_strength = LEVEL_GAIN[level] * rng.uniform(0.35, 1.25, 2)
     audio_rng, video_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(key).spawn(2))
     style = synth_audio.clip_style(actor["voice"], emotion, strength=audio_strength, rng=audio_rng)

@@ -61,20 +61,15 @@ def random_look(rng: np.random.Generator, *, sex: str, race: str, frame_size: tu
         hair = hair * 0.4
     if abs(_luma(background) - _luma(skin)) < 35:
         background = np.clip(background + (45 if _luma(skin) < 128 else -45), 0, 255)
-    return Look(
-        skin=tuple(skin.tolist()),
-        hair=tuple(hair.tolist()),
-        shirt=tuple(rng.uniform(30, 220, 3).tolist()),
-        background=tuple(background.tolist()),
-        centre=(width / 2 + rng.uniform(-0.08, 0.08) * width, height * rng.uniform(0.46, 0.54)),
-        half_width=half_height * rng.uniform(0.68, 0.82),
-        half_height=half_height,
-        eye_gap=float(rng.uniform(0.36, 0.46)),
-        mouth_width=float(rng.uniform(0.32, 0.45)),
-        long_hair=sex == "Female" and rng.random() < 0.8,
-        resting={key: float(rng.normal(0.0, 0.8 * FACE_NOISE[key])) for key in FACE_KEYS},
-        habits={emotion: {key: float(rng.normal(0.0, FACE_NOISE[key])) for key in FACE_KEYS} for emotion in EMOTIONS},
-    )
+    return Look(skin=tuple(skin.tolist()), hair=tuple(hair.tolist()), shirt=tuple(rng.uniform(30, 220, 3).tolist()),
+                background=tuple(background.tolist()),
+                centre=(width / 2 + rng.uniform(-0.08, 0.08) * width, height * rng.uniform(0.46, 0.54)),
+                half_width=half_height * rng.uniform(0.68, 0.82), half_height=half_height,
+                eye_gap=float(rng.uniform(0.36, 0.46)), mouth_width=float(rng.uniform(0.32, 0.45)),
+                long_hair=sex == "Female" and rng.random() < 0.8,
+                resting={key: float(rng.normal(0.0, 0.8 * FACE_NOISE[key])) for key in FACE_KEYS},
+                habits={emotion: {key: float(rng.normal(0.0, FACE_NOISE[key])) for key in FACE_KEYS}
+                        for emotion in EMOTIONS})
 
 
 def _luma(bgr) -> float:

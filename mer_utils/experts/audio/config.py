@@ -9,7 +9,7 @@ from mer_utils.core.adaptation import ADAPTATIONS, DEFAULT_ADAPTATION, check_ada
 from mer_utils.core.config import NOT_RESULTS as _NOT_RESULTS
 from mer_utils.core.config import field as _f
 from mer_utils.core.config import field_names, group, ignored_options, run_folds_field
-from mer_utils.data.corpus import DATASETS
+from mer_utils.data.manifest import DATASETS
 from mer_utils.experts.audio import (ACOUSTIC_BACKBONES, DEFAULT_BACKBONE, DEFAULT_C_GRID, DEFAULT_SSL_MODEL,
                                      is_acoustic_backbone)
 from mer_utils.protocols import SplitOptions

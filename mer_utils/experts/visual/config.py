@@ -6,7 +6,7 @@ import dataclasses
 
 from mer_utils.core.config import field as _f
 from mer_utils.core.config import NOT_RESULTS, group, one_of, run_folds_field
-from mer_utils.data.corpus import DATASETS
+from mer_utils.data.manifest import DATASETS
 from mer_utils.experts.visual.crops import CropConfig
 from mer_utils.experts.visual.models import ModelSpec
 from mer_utils.protocols import SplitOptions
