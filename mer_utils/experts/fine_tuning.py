@@ -112,16 +112,13 @@ def fine_tune(model: torch.nn.Module, train_set, val_set, *, args: TrainingArgum
               ) -> tuple[ClassBalancedTrainer, dict]:
     """Train ``model`` (resuming from ``args.output_dir``) and end with the best validation UA's weights; returns
     the trainer (for :func:`predict_proba`) and a report (best epoch and UA, history, layout)."""
-    layout = {"num_processes": args.world_size, "per_device_batch_size": args.per_device_train_batch_size,
-              "grad_accum_per_process": args.gradient_accumulation_steps,
-              "effective_batch_size": args.world_size * args.per_device_train_batch_size *
-              args.gradient_accumulation_steps,
-              "mixed_precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "no", "device": str(args.device)}
+    n, batch, accum = args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps
+    precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
+    layout = {"num_processes": n, "per_device_batch_size": batch, "grad_accum_per_process": accum,
+              "effective_batch_size": n * batch * accum, "mixed_precision": precision, "device": str(args.device)}
     if args.process_index == 0:
-        print(f"fine-tuning on {args.world_size} process(es) ({args.device.type}, precision "
-              f"{layout['mixed_precision']}): effective batch {layout['effective_batch_size']} = "
-              f"{layout['per_device_batch_size']} per device x {args.world_size} x "
-              f"{layout['grad_accum_per_process']} accumulated", flush=True)
+        print(f"fine-tuning on {n} process(es) ({args.device.type}, precision {precision}): effective batch "
+              f"{n * batch * accum} = {batch} per device x {n} x {accum} accumulated", flush=True)
     callbacks = [EarlyStoppingCallback(patience)] + ([SaveEvery(save_every)] if save_every else [])
     trainer = ClassBalancedTrainer(
         model=model, args=args, data_collator=collate, train_dataset=train_set, eval_dataset=val_set,

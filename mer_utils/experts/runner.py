@@ -93,7 +93,8 @@ class FoldLedger:
 
 def val_ua(frame: pd.DataFrame) -> float:
     val = frame[frame["subset"] == "val"]
-    return classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val) else float("nan")
+    return (classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val)
+            else float("nan"))
 
 
 @releasing_run_locks
@@ -111,14 +112,19 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
     settings = {**expert.settings(), "split": split}
     folds = sorted(int(f) for f in prepared.split["fold"].unique())
     chosen = tuple(getattr(config, "run_folds", ()) or ())
-    unknown = sorted(set(chosen) - set(folds))
-    if unknown:
+    if unknown := sorted(set(chosen) - set(folds)):
         raise ValueError(f"--run-folds {' '.join(map(str, unknown))}: the split {prepared.split_name} has folds "
                          f"{folds}")
     # Each process locks the folds it trains: other folds of the run may train in other processes.
     locks = [f"fold{f}" for f in (chosen or folds)]
-    run_dir = distributed.broadcast(_new_run_dir(config, expert, key, settings, locks)
-                                    if distributed.is_main_process() else None)
+    run_dir = None
+    if distributed.is_main_process():  # its env.json names the process layout
+        run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
+                              settings=settings, lock_parts=locks)
+        env = {**read_json(run_dir / "env.json"), "num_processes": distributed.world_size(),
+               "launcher": "accelerate/torchrun" if distributed.is_distributed() else "none"}
+        write_json(run_dir / "env.json", env)
+    run_dir = distributed.broadcast(run_dir)
     with distributed.main_process_first():
         expert.begin(prepared)
     ledger = FoldLedger(run_dir, split=prepared.split_name, labels=prepared.labels, modality=expert.stage)
@@ -140,16 +146,6 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
         lock_run_dir(run_dir, "finish", wait_s=600)  # two processes ending their folds at once finish in turn
         result = _finish_run(expert, prepared, ledger, run_dir, key, folds)
     return distributed.broadcast(result)
-
-
-def _new_run_dir(config, expert: Expert, key: str, settings: dict, locks: list[str]) -> Path:
-    """The run folder (main process only), its env.json naming the process layout."""
-    run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
-                          settings=settings, lock_parts=locks)
-    env = {**read_json(run_dir / "env.json"), "num_processes": distributed.world_size(),
-           "launcher": "accelerate/torchrun" if distributed.is_distributed() else "none"}
-    write_json(run_dir / "env.json", env)
-    return run_dir
 
 
 def _train_fold(expert: Expert, prepared, ledger: FoldLedger, fold: int, run_dir: Path, *,
@@ -213,9 +209,7 @@ def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedg
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
 
     config, source = expert.config, Path(ledger.best["checkpoint"])
-    folder = Path(config.checkpoints)
-    if prepared.corpus.name != "cremad":
-        folder = folder / safe_name(prepared.corpus.name)
+    folder = Path(config.checkpoints) / ("" if prepared.corpus.name == "cremad" else safe_name(prepared.corpus.name))
     stem = folder / expert.stable_name(prepared)
     folder.mkdir(parents=True, exist_ok=True)
     target = _copy_model(source, stem)

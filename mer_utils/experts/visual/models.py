@@ -30,9 +30,9 @@ class ModelSpec:
             raise ValueError(f"unknown backbone {self.backbone!r}; use {BACKBONES_HELP}")
 
 
-def _nn():
-    """Module classes, built on first use so that importing this file needs no torch."""
-    import torch
+def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
+    """A :class:`VisualClassifier`, the FER2013 encoder's weights from ``weights_dir`` unless not ``pretrained``."""
+    import torch  # here, and the classes below, so that importing this file needs no torch
     from torch import nn
     from torch.nn import functional as F
 
@@ -97,8 +97,7 @@ def _nn():
 
     class MeanPooling(nn.Module):
         def forward(self, x):
-            weights = torch.full(x.shape[:2], 1.0 / x.shape[1], device=x.device)
-            return x.mean(dim=1), weights
+            return x.mean(dim=1), torch.full(x.shape[:2], 1.0 / x.shape[1], device=x.device)
 
     class VisualClassifier(nn.Module):
         """Frame encoder -> temporal pooling -> MLP head -> 6 logits per clip."""
@@ -146,9 +145,4 @@ def _nn():
             logits, weights = self.model.classify_features(self.encode(crops))
             return logits.softmax(dim=-1), weights
 
-    return VisualClassifier
-
-
-def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
-    """A :class:`VisualClassifier`, the FER2013 encoder's weights from ``weights_dir`` unless not ``pretrained``."""
-    return _nn()(spec, pretrained=pretrained, weights_dir=str(weights_dir))
+    return VisualClassifier(spec, pretrained=pretrained, weights_dir=str(weights_dir))

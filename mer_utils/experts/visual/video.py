@@ -51,17 +51,13 @@ def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], in
     """The wanted frames (by index) and how many frames were seen, grabbed up to the last wanted one (``grab``
     skips ``read``'s conversion and copy; seeking would decode again from a keyframe)."""
     import cv2
-    wanted_set, frames, position = {int(i) for i in wanted}, {}, 0
-    last = int(wanted.max())
-    while position <= last:
+    frames, wanted_set, end = {}, {int(i) for i in wanted}, int(wanted.max()) + 1
+    for position in range(end):
         if not capture.grab():
-            break
-        if position in wanted_set:
-            ok, bgr = capture.retrieve()
-            if ok:
-                frames[position] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        position += 1
-    return frames, position
+            return frames, position
+        if position in wanted_set and (read := capture.retrieve())[0]:
+            frames[position] = cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB)
+    return frames, end
 
 
 class VideoFramesError(RuntimeError):
