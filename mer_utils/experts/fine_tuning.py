@@ -23,7 +23,6 @@ from mer_utils.core.metrics import ua_score
 from mer_utils.experts import distributed
 
 STATE_DIR = "train_state"
-PRECISIONS = ("auto", "fp16", "bf16")
 logger = logging.getLogger(__name__)
 
 
@@ -33,7 +32,7 @@ def mixed_precision(amp: bool, dtype: str, device_type: str) -> str:
     >>> mixed_precision(True, "auto", "cpu"), mixed_precision(True, "bf16", "cpu"), mixed_precision(False, "fp16", "cuda")
     ('no', 'bf16', 'no')
     """
-    one_of(dtype, PRECISIONS, "amp dtype")
+    one_of(dtype, ("auto", "fp16", "bf16"), "amp dtype")
     if not amp:
         return "no"
     if dtype == "auto":
@@ -89,10 +88,8 @@ class ClassBalancedTrainer(Trainer):
         self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = dict(inputs)
-        labels = inputs.pop("labels")
-        logits = model(**inputs)
-        loss = F.cross_entropy(logits.float(), labels, weight=self.class_weights.to(logits.device))
+        logits = model(**{name: tensor for name, tensor in inputs.items() if name != "labels"})
+        loss = F.cross_entropy(logits.float(), inputs["labels"], weight=self.class_weights.to(logits.device))
         return (loss, {"logits": logits}) if return_outputs else loss
 
 

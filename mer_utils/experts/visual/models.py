@@ -37,9 +37,8 @@ def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir:
     from torch.nn import functional as F
 
     def resize(x, size: int):
-        if x.shape[-1] == size and x.shape[-2] == size:
-            return x
-        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return x if x.shape[-2:] == (size, size) else F.interpolate(x, size=(size, size), mode="bilinear",
+                                                                    antialias=True, align_corners=False)
 
     class FER2013Encoder(nn.Module):
         """uint8 RGB frames -> 128-d mini-Xception features."""
@@ -53,8 +52,7 @@ def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir:
             self.register_buffer("gray", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
 
         def prepare(self, frames):  # (N, S, S, 3) uint8 -> (N, 1, 64, 64) in [-1, 1]
-            x = frames.permute(0, 3, 1, 2).float()
-            x = (x * self.gray).sum(dim=1, keepdim=True)
+            x = (frames.permute(0, 3, 1, 2).float() * self.gray).sum(dim=1, keepdim=True)
             return resize(x, self.input_size) / 127.5 - 1.0
 
         def forward(self, frames):
@@ -105,10 +103,8 @@ def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir:
         def __init__(self, spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
             super().__init__()
             self.spec = spec
-            if spec.backbone == "fer2013":
-                self.encoder = FER2013Encoder(spec.input_size, pretrained, weights_dir)
-            else:
-                self.encoder = TimmEncoder(spec.backbone.split(":", 1)[1], spec.input_size, pretrained)
+            self.encoder = (FER2013Encoder(spec.input_size, pretrained, weights_dir) if spec.backbone == "fer2013" else
+                            TimmEncoder(spec.backbone.split(":", 1)[1], spec.input_size, pretrained))
             dim = self.encoder.out_dim
             self.pool = AttentionPooling(dim) if spec.pooling == "attention" else MeanPooling()
             hidden = [nn.Linear(dim, spec.hidden), nn.ReLU(), nn.Dropout(spec.dropout)] if spec.hidden else []

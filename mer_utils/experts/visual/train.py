@@ -90,8 +90,7 @@ def frozen_features(config: VisualTrainConfig, clips: ClipData, labels: tuple[st
     if path.exists():
         with np.load(path, allow_pickle=False) as cached:
             if cached["clip_ids"].tolist() == list(clips.clip_ids):
-                return {"features": torch.from_numpy(cached["features"]),
-                        "mirrored": torch.from_numpy(cached["mirrored"])}
+                return {name: torch.from_numpy(cached[name]) for name in ("features", "mirrored")}
     device = pick_device(config.device)
     model.encoder.to(device).eval()
     encode = model.fast_frame_features()
@@ -194,7 +193,6 @@ class VisualExpert:
         if not self.clips.clip_ids:
             raise RuntimeError("no clip could be turned into face crops; see "
                                f"{self.clips.cache_dir}/prepare_report.csv")
-        # What the training loop indexes: frozen features (and their mirror images) or raw crops.
         self.data = ({"crops": torch.from_numpy(self.clips.crops)} if self.config.mode == "finetune" else
                      frozen_features(self.config, self.clips, prepared.labels))
 
@@ -219,13 +217,10 @@ class VisualExpert:
                   "fit_seconds": round(fit_s, 2),
                   "skipped": [{"clip_id": c, "fold": fold, "subset": subset, "reason": clips.skipped[c]}
                               for subset, ids in subsets.items() for c in ids if c in clips.skipped]}
-        model.eval()
         extra = {"protocol": config.protocol, "split": prepared.split_name, "fold": fold,
                  "val_ua": report["best_val_ua"], "mode": config.mode, "trained_on": str(prepared.data_root)}
-
-        def save(stem: Path) -> Path:
-            return save_visual_checkpoint(stem, model, crop_config=config.crop_config(), extra=extra)
-
+        save = functools.partial(save_visual_checkpoint, model=model.eval(), crop_config=config.crop_config(),
+                                 extra=extra)  # save(stem) -> the weights file
         if is_main_process():  # launched: one process writes
             save(fold_dir / "model")
         return FoldResult(frame, report, save)

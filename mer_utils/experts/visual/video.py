@@ -98,14 +98,12 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
                 raise VideoFramesError(f"{path}: only {seen} of the {declared} frames its header declares can be "
                                        "decoded (truncated or corrupt file); re-download it.")
             capture.release()
-            capture = _open(path)
-            n_frames = seen
+            capture, n_frames = _open(path), seen
             indices = sample_frame_indices(n_frames, k)
             frames, _ = _grab_frames(capture, indices)
     finally:
         capture.release()
-    broken = [int(i) for i in indices if int(i) not in frames]
-    if broken:
+    if broken := [int(i) for i in indices if int(i) not in frames]:
         raise VideoFramesError(f"{path}: frame(s) {broken} of {n_frames} do not decode (corrupt file); "
                                "re-download it.")
     return SampledFrames(np.stack([frames[int(i)] for i in indices]), indices, n_frames)
