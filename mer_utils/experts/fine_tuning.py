@@ -1,6 +1,5 @@
-"""The one training loop of the speech and visual experts: :class:`transformers.Trainer` plus a class-balanced
-loss, an effective batch kept for any process count, and a checked choice of the checkpoint to resume (Trainer's
-own would fail on a truncated file or resume without a missing RNG file); see docs/scaling.md."""
+"""The one training loop of the speech and visual experts: :class:`transformers.Trainer` plus a class-balanced loss,
+an effective batch kept for any process count, and a checked checkpoint to resume from (docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -178,9 +177,8 @@ def _check_readable(folder: Path) -> None:
     """Raise unless ``folder`` holds every file a resume reads, each of them readable."""
     n = distributed.world_size()
     rng = ["rng_state.pth"] if n == 1 else [f"rng_state_{i}.pth" for i in range(n)]
-    missing = [name for name in ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt", *rng)
-               if not (folder / name).is_file()]
-    if missing:
+    if missing := [name for name in ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt", *rng)
+                   if not (folder / name).is_file()]:
         raise FileNotFoundError(f"{', '.join(missing)} missing")
     for path in sorted(folder.iterdir()):
         try:

@@ -1,6 +1,5 @@
 """The one protocol runner behind every expert: per fold the plug-in (:class:`Expert`) fits and predicts, finished
-folds are kept for a re-run, the best validation UA's model is published to ``checkpoints/``. Launched on N
-processes, every process runs the fold loop and only the main one writes."""
+folds are kept for a re-run, the best model is published to ``checkpoints/``; on N processes only rank 0 writes."""
 
 from __future__ import annotations
 
@@ -206,7 +205,6 @@ def _copy_model(source: Path, stem: Path) -> Path:
 def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedger, metrics: dict) -> Path:
     """Copy the run's best model to its stable name in ``checkpoints/`` (``<corpus>/`` but CREMA-D's) and index it."""
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
-
     config, source = expert.config, Path(ledger.best["checkpoint"])
     folder = Path(config.checkpoints) / ("" if prepared.corpus.name == "cremad" else safe_name(prepared.corpus.name))
     stem = folder / expert.stable_name(prepared)

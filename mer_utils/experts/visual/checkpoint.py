@@ -39,7 +39,6 @@ def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra
 def load_visual_model(path: str | os.PathLike):
     """``(model in eval mode, metadata dict)`` from a checkpoint written by :func:`save_visual_checkpoint`."""
     from safetensors.torch import load_file
-
     weights, meta_path = _paths(path)
     if missing := [p for p in (weights, meta_path) if not p.is_file()]:
         raise FileNotFoundError(f"Visual checkpoint file {missing[0]} not found; train one with `mer visual train` "

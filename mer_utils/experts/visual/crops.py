@@ -73,9 +73,8 @@ def extract_clip_crops(path: str | os.PathLike, config: CropConfig, *, detector=
     sampled = read_sampled_frames(path, config.n_frames)
     track = track_faces(sampled.frames, detector or config.make_detector(), margin=config.margin,
                         window=config.smooth_window)
-    crops = crop_faces(sampled.frames, track.boxes, size=config.crop_size)
-    return ClipCrops(crops, track.boxes, sampled.indices, track.detected, sampled.n_frames,
-                     sampled.frames if keep_frames else None)
+    return ClipCrops(crop_faces(sampled.frames, track.boxes, size=config.crop_size), track.boxes, sampled.indices,
+                     track.detected, sampled.n_frames, sampled.frames if keep_frames else None)
 
 
 def source_fingerprint(path: str | os.PathLike) -> str:
@@ -133,11 +132,9 @@ def _prepare_one(clip_id: str, video: Path, cache_dir: Path, config: CropConfig,
         return _report_row(clip_id, "failed", error=str(err))
 
 
-def prepare_crops(
-    manifest: pd.DataFrame, data_root: str | os.PathLike, *, config: CropConfig = CropConfig(),
-    cache_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs",
-    n_jobs: int | None = None, detector=None, progress: bool = True,
-) -> tuple[Path, pd.DataFrame]:
+def prepare_crops(manifest: pd.DataFrame, data_root: str | os.PathLike, *, config: CropConfig = CropConfig(),
+                  cache_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs",
+                  n_jobs: int | None = None, detector=None, progress: bool = True) -> tuple[Path, pd.DataFrame]:
     """Extract (or reuse) face crops of every clip with a usable video in threads; returns the cache folder and the
     report (also its ``prepare_report.csv``: ``failed`` with their error, ``skipped`` when the manifest says so)."""
     import pandas as pd

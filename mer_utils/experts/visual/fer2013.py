@@ -120,15 +120,10 @@ def _keras_layer_map() -> dict[str, str]:
 
 
 _KERAS_TENSORS = {  # Keras weight name -> (torch suffix, transpose to torch layout)
-    "kernel:0": ("weight", (3, 2, 0, 1)),
-    "depthwise_kernel:0": ("depthwise.weight", (2, 3, 0, 1)),
-    "pointwise_kernel:0": ("pointwise.weight", (3, 2, 0, 1)),
-    "bias:0": ("bias", None),
-    "gamma:0": ("weight", None),
-    "beta:0": ("bias", None),
-    "moving_mean:0": ("running_mean", None),
-    "moving_variance:0": ("running_var", None),
-}
+    "kernel:0": ("weight", (3, 2, 0, 1)), "bias:0": ("bias", None),
+    "depthwise_kernel:0": ("depthwise.weight", (2, 3, 0, 1)), "pointwise_kernel:0": ("pointwise.weight", (3, 2, 0, 1)),
+    "gamma:0": ("weight", None), "beta:0": ("bias", None),
+    "moving_mean:0": ("running_mean", None), "moving_variance:0": ("running_var", None)}
 
 
 def convert_keras_hdf5(source) -> dict[str, np.ndarray]:

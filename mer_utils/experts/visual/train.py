@@ -66,9 +66,8 @@ def prepare_visual_protocol(config: VisualTrainConfig):
 def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
     """Prepare (or reuse) the crops of every clip in the split and load them."""
     wanted = prepared.manifest[prepared.manifest["clip_id"].isin(set(prepared.split["clip_id"]))]
-    cache_dir, report = prepare_crops(wanted, prepared.data_root, config=config.crop_config(),
-                                      outputs=config.outputs, n_jobs=config.n_jobs or None,
-                                      progress=config.progress)
+    cache_dir, report = prepare_crops(wanted, prepared.data_root, config=config.crop_config(), outputs=config.outputs,
+                                      n_jobs=config.n_jobs or None, progress=config.progress)
     done = report["status"].isin(["ok", "cached"])
     ok = report.loc[done, "clip_id"].tolist()
     skipped = {c: f"face crops {s}: {e}" for c, s, e in report.loc[~done, ["clip_id", "status", "error"]].values}
@@ -154,7 +153,6 @@ def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: n
              config: VisualTrainConfig, fold: int, work_dir: str | os.PathLike):
     """:func:`~mer_utils.experts.fine_tuning.fine_tune` on clip rows; the report's history rows name the fold."""
     from mer_utils.experts.fine_tuning import fine_tune, training_arguments
-
     frozen = config.mode == "frozen"
     model.encoder.requires_grad_(not frozen).train(not frozen and model.training)  # frozen: batch norms in eval too
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
@@ -198,7 +196,6 @@ class VisualExpert:
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
         from mer_utils.experts.fine_tuning import predict_proba
-
         config, clips = self.config, self.clips
         torch.manual_seed(config.seed * 1_000 + fold)
         subsets = fold_subsets(prepared.split, fold)
@@ -243,5 +240,4 @@ class VisualExpert:
 def train_visual(config: VisualTrainConfig | None = None, **overrides) -> RunResult:
     """Run the visual expert, ``overrides`` replacing config fields: ``train_visual(protocol="speaker")``."""
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
-    expert = VisualExpert(config)
-    return run_protocol(expert, lambda: prepare_visual_protocol(config))
+    return run_protocol(VisualExpert(config), lambda: prepare_visual_protocol(config))

@@ -68,7 +68,6 @@ def _shortfall_is_damage(path, seen: int) -> bool:
     """Whether fewer frames decoded than the header counts because the file is cut or corrupt, not because
     its audio outlasts the picture (OpenCV counts FLV frames from the duration): its packets tell (PyAV)."""
     import av
-
     try:
         packets = video_packets(path)
     except av.error.FFmpegError:

@@ -56,7 +56,6 @@ def run_zero_shot(config=None, **overrides):
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
     from mer_utils.experts.visual.train import STAGE, load_clip_data, prepare_visual_protocol
-
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     set_seed(config.seed)
     network = load_fer2013_network(fer2013_weights(config.checkpoints))
