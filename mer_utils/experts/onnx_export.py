@@ -31,7 +31,6 @@ def export_module(path: Path, module, examples: list[np.ndarray], *, dynamic_axi
     """Write ``module`` to ``path``; returns the largest ``|ONNX Runtime - torch|`` over ``examples`` (over
     :data:`TOLERANCE`: ValueError, nothing written). ``dynamo=False`` (TorchScript) keeps an LSTM whole."""
     import torch
-
     module = module.eval()
     example = torch.from_numpy(np.ascontiguousarray(examples[0]))
     with atomic_path(path) as tmp, _quiet_exporter():

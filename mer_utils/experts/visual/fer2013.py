@@ -129,7 +129,6 @@ _KERAS_TENSORS = {  # Keras weight name -> (torch suffix, transpose to torch lay
 def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
     """The Keras mini-Xception weights (a path or binary file) as a torch state dict of numpy arrays."""
     import h5py
-
     mapping, state = _keras_layer_map(), {}
     with h5py.File(source, "r") as handle:
         if "model_weights" not in handle:
