@@ -194,7 +194,7 @@ def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys, monkeypatc
     from mer_utils.experts.fine_tuning import ClassBalancedTrainer
     from mer_utils.experts.visual.config import VisualTrainConfig
     from mer_utils.experts.visual.train import fit_fold
-    from mer_utils.experts.visual.models import ModelSpec, _nn
+    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     rng = np.random.default_rng(0)
     y = np.arange(36) % 6
@@ -203,7 +203,7 @@ def test_truncated_visual_resume_state_is_set_aside(tmp_path, capsys, monkeypatc
 
     def fit(work):
         torch.manual_seed(0)
-        model = _nn()(ModelSpec(labels=EMOTIONS), pretrained=False)
+        model = build_visual_model(ModelSpec(labels=EMOTIONS), pretrained=False)
         model.head[0], model.head[-1] = torch.nn.LayerNorm(8), torch.nn.Linear(8, 6)
         return fit_fold(model, data, y, np.arange(30), np.arange(30, 36), fold=0, work_dir=work,
                         config=VisualTrainConfig(epochs=2, patience=100, device="cpu", progress=False))[1]["history"]

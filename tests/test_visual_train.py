@@ -112,10 +112,10 @@ def _toy_features(n=60, k=4, d=8, seed=0):
 def _head_model():
     import torch
 
-    from mer_utils.experts.visual.models import ModelSpec, _nn
+    from mer_utils.experts.visual.models import ModelSpec, build_visual_model
 
     torch.manual_seed(0)
-    model = _nn()(ModelSpec(labels=EMOTIONS), pretrained=False)
+    model = build_visual_model(ModelSpec(labels=EMOTIONS), pretrained=False)
     model.head[-1] = torch.nn.Linear(8, 6)  # toy 8-d features instead of the encoder's 128
     model.head[0] = torch.nn.LayerNorm(8)
     return model

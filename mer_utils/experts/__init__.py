@@ -20,7 +20,6 @@ def save_with_json(path: str | os.PathLike, arrays: dict, meta: dict, *, metadat
     """Write ``arrays`` to ``<path>.safetensors`` and ``meta`` to the ``.json`` beside it, atomically."""
     import numpy as np
     from safetensors.numpy import save_file
-
     path = Path(path).with_suffix(".safetensors")
     with atomic_path(path) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
@@ -37,7 +36,6 @@ class OnnxNetwork:
         # Eight 64x64 crops are too little work to share: a second thread only adds waiting on 2 busy cores.
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.path = path
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
@@ -49,10 +47,8 @@ class OnnxNetwork:
         return self.run(array)[0]
 
 
-def listed_network(root: str | os.PathLike, record: dict | None, weights_sha256: str) -> OnnxNetwork | None:
+def listed_network(root: str | os.PathLike, record: dict, weights_sha256: str) -> OnnxNetwork | None:
     """The copy ``record`` lists (relative to ``root``) when there and made from these weights, else None."""
-    if not record:
-        return None
     path = Path(root) / record["path"]
     if not path.is_file():
         logger.info("%s is listed but missing: torch answers (re-run `mer export onnx`)", path)

@@ -1,6 +1,5 @@
-"""The one training loop of the speech and visual experts: :class:`transformers.Trainer` plus a class-balanced
-loss, an effective batch kept for any process count, and a checked choice of the checkpoint to resume (Trainer's
-own would fail on a truncated file or resume without a missing RNG file); see docs/scaling.md."""
+"""The one training loop of the speech and visual experts: :class:`transformers.Trainer` plus a class-balanced loss,
+an effective batch kept for any process count, and a checked checkpoint to resume from (docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ from mer_utils.core.metrics import ua_score
 from mer_utils.experts import distributed
 
 STATE_DIR = "train_state"
-PRECISIONS = ("auto", "fp16", "bf16")
 logger = logging.getLogger(__name__)
 
 
@@ -33,7 +31,7 @@ def mixed_precision(amp: bool, dtype: str, device_type: str) -> str:
     >>> mixed_precision(True, "auto", "cpu"), mixed_precision(True, "bf16", "cpu"), mixed_precision(False, "fp16", "cuda")
     ('no', 'bf16', 'no')
     """
-    one_of(dtype, PRECISIONS, "amp dtype")
+    one_of(dtype, ("auto", "fp16", "bf16"), "amp dtype")
     if not amp:
         return "no"
     if dtype == "auto":
@@ -89,10 +87,8 @@ class ClassBalancedTrainer(Trainer):
         self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = dict(inputs)
-        labels = inputs.pop("labels")
-        logits = model(**inputs)
-        loss = F.cross_entropy(logits.float(), labels, weight=self.class_weights.to(logits.device))
+        logits = model(**{name: tensor for name, tensor in inputs.items() if name != "labels"})
+        loss = F.cross_entropy(logits.float(), inputs["labels"], weight=self.class_weights.to(logits.device))
         return (loss, {"logits": logits}) if return_outputs else loss
 
 
@@ -112,16 +108,13 @@ def fine_tune(model: torch.nn.Module, train_set, val_set, *, args: TrainingArgum
               ) -> tuple[ClassBalancedTrainer, dict]:
     """Train ``model`` (resuming from ``args.output_dir``) and end with the best validation UA's weights; returns
     the trainer (for :func:`predict_proba`) and a report (best epoch and UA, history, layout)."""
-    layout = {"num_processes": args.world_size, "per_device_batch_size": args.per_device_train_batch_size,
-              "grad_accum_per_process": args.gradient_accumulation_steps,
-              "effective_batch_size": args.world_size * args.per_device_train_batch_size *
-              args.gradient_accumulation_steps,
-              "mixed_precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "no", "device": str(args.device)}
+    n, batch, accum = args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps
+    precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
+    layout = {"num_processes": n, "per_device_batch_size": batch, "grad_accum_per_process": accum,
+              "effective_batch_size": n * batch * accum, "mixed_precision": precision, "device": str(args.device)}
     if args.process_index == 0:
-        print(f"fine-tuning on {args.world_size} process(es) ({args.device.type}, precision "
-              f"{layout['mixed_precision']}): effective batch {layout['effective_batch_size']} = "
-              f"{layout['per_device_batch_size']} per device x {args.world_size} x "
-              f"{layout['grad_accum_per_process']} accumulated", flush=True)
+        print(f"fine-tuning on {n} process(es) ({args.device.type}, precision {precision}): effective batch "
+              f"{n * batch * accum} = {batch} per device x {n} x {accum} accumulated", flush=True)
     callbacks = [EarlyStoppingCallback(patience)] + ([SaveEvery(save_every)] if save_every else [])
     trainer = ClassBalancedTrainer(
         model=model, args=args, data_collator=collate, train_dataset=train_set, eval_dataset=val_set,
@@ -184,9 +177,8 @@ def _check_readable(folder: Path) -> None:
     """Raise unless ``folder`` holds every file a resume reads, each of them readable."""
     n = distributed.world_size()
     rng = ["rng_state.pth"] if n == 1 else [f"rng_state_{i}.pth" for i in range(n)]
-    missing = [name for name in ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt", *rng)
-               if not (folder / name).is_file()]
-    if missing:
+    if missing := [name for name in ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt", *rng)
+                   if not (folder / name).is_file()]:
         raise FileNotFoundError(f"{', '.join(missing)} missing")
     for path in sorted(folder.iterdir()):
         try:

@@ -27,15 +27,14 @@ TOLERANCE = 1e-4  # largest |ONNX - torch| accepted on an output (probabilities,
 
 
 def export_module(path: Path, module, examples: list[np.ndarray], *, dynamic_axis: int = 0,
-                  exporter: str = "dynamo") -> float:
+                  dynamo: bool = True) -> float:
     """Write ``module`` to ``path``; returns the largest ``|ONNX Runtime - torch|`` over ``examples`` (over
-    :data:`TOLERANCE`: ValueError, nothing written). ``"torchscript"`` keeps an LSTM whole (dynamo unrolls it)."""
+    :data:`TOLERANCE`: ValueError, nothing written). ``dynamo=False`` (TorchScript) keeps an LSTM whole."""
     import torch
-
     module = module.eval()
     example = torch.from_numpy(np.ascontiguousarray(examples[0]))
     with atomic_path(path) as tmp, _quiet_exporter():
-        if exporter == "dynamo":
+        if dynamo:
             dynamic = ({dynamic_axis: torch.export.Dim("n", min=1, max=1_000_000)},)
             torch.onnx.export(module, (example,), None, dynamo=True, dynamic_shapes=dynamic,
                               input_names=["input"], verbose=False).save(str(tmp))
@@ -68,11 +67,6 @@ def _quiet_exporter():
         exporter_log.setLevel(level)
 
 
-def _record(root: Path, path: Path, gap: float, weights_sha256: str) -> dict:
-    return {"path": Path(os.path.relpath(path, root)).as_posix(), "max_abs_diff": gap,
-            "weights_sha256": weights_sha256}
-
-
 def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[dict]:
     """Export and list every network of ``checkpoints``; returns the records, each with ``network``."""
     root = Path(checkpoints).resolve()
@@ -80,44 +74,42 @@ def export_checkpoints(checkpoints: str | os.PathLike = "checkpoints") -> list[d
     for entry in read_index(root):
         path = entry_path(root, entry)
         if entry["modality"] == "visual":
-            record = _export_torch(root, path.with_suffix(".safetensors"), visual=True)
+            record = _export(root, path.with_suffix(".safetensors"), "visual")
         elif entry["modality"] == "audio" and "ge2e" in re.split(r"[+,]", str(entry.get("backbone", ""))):
-            record = _export_ge2e(root, path.with_suffix(".ge2e.onnx"))
+            record = _export(root, path.with_suffix(".ge2e.onnx"), "ge2e")
         else:
             continue
         update_entry(root, entry, onnx=record)
         done.append({"network": entry["path"], **record})
     fer = root / f"{WEIGHTS_NAME}.safetensors"
     if fer.is_file() and fer.with_suffix(".json").is_file():
-        record = _export_torch(root, fer, visual=False)
+        record = _export(root, fer, "fer2013")
         write_json(fer.with_suffix(".json"), {**read_json(fer.with_suffix(".json")), "onnx": record})
         done.append({"network": fer.name, **record})
     if not done:
-        raise FileNotFoundError(f"nothing to export in {root}: no visual or ge2e speech checkpoint in its index and no "
-                                f"{WEIGHTS_NAME}.safetensors; train first (`mer run-all`) or `mer hub pull REPO_ID`")
+        raise FileNotFoundError(f"nothing to export in {root}: no visual or ge2e speech checkpoint in its index and "
+                                f"no {WEIGHTS_NAME}.safetensors; train first (`mer run-all`) or "
+                                "`mer hub pull REPO_ID`")
     return done
 
 
-def _export_torch(root: Path, weights: Path, *, visual: bool) -> dict:
-    """A visual checkpoint (every check of a checkpoint load first) or the FER2013 face model, as ``.onnx``."""
-    rng = np.random.default_rng(0)
-    if visual:
-        model, meta = load_visual_model(weights)
+def _export(root: Path, path: Path, kind: str) -> dict:
+    """Export the visual checkpoint (checked as any load) or FER2013 model at ``path`` beside it, or the GE2E encoder
+    to ``path``; returns the record (its path relative to ``root``)."""
+    rng, onnx, options = np.random.default_rng(0), path.with_suffix(".onnx"), {}
+    if kind == "visual":
+        model, meta = load_visual_model(path)
         module, k, size = model.inference_module(), meta["crop"]["n_frames"], meta["crop"]["crop_size"]
         examples = [rng.integers(0, 256, (batch, k, size, size, 3), dtype=np.uint8) for batch in (1, 3)]
-    else:
-        module = load_fer2013_model(weights).probabilities_module()
+    elif kind == "fer2013":
+        module = load_fer2013_model(path).probabilities_module()
         examples = [rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32) for n in (8, 3)]
-    onnx = weights.with_suffix(".onnx")
-    return _record(root, onnx, export_module(onnx, module, examples), sha256_file(weights))
-
-
-def _export_ge2e(root: Path, onnx: Path) -> dict:
-    rng = np.random.default_rng(0)
-    examples = [rng.gamma(1.0, 1.0, (1, frames, speaker_encoder.N_MELS)).astype(np.float32) for frames in (120, 37)]
-    gap = export_module(onnx, speaker_encoder.layer_outputs_module(), examples, dynamic_axis=1,
-                        exporter="torchscript")
-    return _record(root, onnx, gap, speaker_encoder.weights_fingerprint()["weights_sha256"])
+    else:  # TorchScript: dynamo would unroll the LSTM
+        onnx, module, options = path, speaker_encoder.layer_outputs_module(), {"dynamic_axis": 1, "dynamo": False}
+        examples = [rng.gamma(1.0, 1.0, (1, n, speaker_encoder.N_MELS)).astype(np.float32) for n in (120, 37)]
+    gap = export_module(onnx, module, examples, **options)
+    sha256 = weights_fingerprint()["weights_sha256"] if kind == "ge2e" else sha256_file(path)
+    return {"path": Path(os.path.relpath(onnx, root)).as_posix(), "max_abs_diff": gap, "weights_sha256": sha256}
 
 
 def with_listed_copy(kind: str, expert, checkpoints: str | os.PathLike, entry: dict):

@@ -1,6 +1,5 @@
 """The one protocol runner behind every expert: per fold the plug-in (:class:`Expert`) fits and predicts, finished
-folds are kept for a re-run, the best validation UA's model is published to ``checkpoints/``. Launched on N
-processes, every process runs the fold loop and only the main one writes."""
+folds are kept for a re-run, the best model is published to ``checkpoints/``; on N processes only rank 0 writes."""
 
 from __future__ import annotations
 
@@ -22,7 +21,6 @@ from mer_utils.core.runs import corpus_key, frame_digest, new_run_dir, point_lat
 from mer_utils.experts import distributed
 
 logger = logging.getLogger(__name__)
-SKIPPED_COLUMNS = ["clip_id", "fold", "subset", "reason"]
 
 
 class FoldResult(NamedTuple):
@@ -93,7 +91,8 @@ class FoldLedger:
 
 def val_ua(frame: pd.DataFrame) -> float:
     val = frame[frame["subset"] == "val"]
-    return classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val) else float("nan")
+    return (classification_scores(val["y_true"], val["y_pred"], labels=labels_of(frame))["ua"] if len(val)
+            else float("nan"))
 
 
 @releasing_run_locks
@@ -111,14 +110,19 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
     settings = {**expert.settings(), "split": split}
     folds = sorted(int(f) for f in prepared.split["fold"].unique())
     chosen = tuple(getattr(config, "run_folds", ()) or ())
-    unknown = sorted(set(chosen) - set(folds))
-    if unknown:
+    if unknown := sorted(set(chosen) - set(folds)):
         raise ValueError(f"--run-folds {' '.join(map(str, unknown))}: the split {prepared.split_name} has folds "
                          f"{folds}")
     # Each process locks the folds it trains: other folds of the run may train in other processes.
     locks = [f"fold{f}" for f in (chosen or folds)]
-    run_dir = distributed.broadcast(_new_run_dir(config, expert, key, settings, locks)
-                                    if distributed.is_main_process() else None)
+    run_dir = None
+    if distributed.is_main_process():  # its env.json names the process layout
+        run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
+                              settings=settings, lock_parts=locks)
+        env = {**read_json(run_dir / "env.json"), "num_processes": distributed.world_size(),
+               "launcher": "accelerate/torchrun" if distributed.is_distributed() else "none"}
+        write_json(run_dir / "env.json", env)
+    run_dir = distributed.broadcast(run_dir)
     with distributed.main_process_first():
         expert.begin(prepared)
     ledger = FoldLedger(run_dir, split=prepared.split_name, labels=prepared.labels, modality=expert.stage)
@@ -140,16 +144,6 @@ def run_protocol(expert: Expert, prepare: Callable[[], object]) -> RunResult:
         lock_run_dir(run_dir, "finish", wait_s=600)  # two processes ending their folds at once finish in turn
         result = _finish_run(expert, prepared, ledger, run_dir, key, folds)
     return distributed.broadcast(result)
-
-
-def _new_run_dir(config, expert: Expert, key: str, settings: dict, locks: list[str]) -> Path:
-    """The run folder (main process only), its env.json naming the process layout."""
-    run_dir = new_run_dir(config.outputs, expert.stage, config.run_name(), config, corpus_key=key,
-                          settings=settings, lock_parts=locks)
-    env = {**read_json(run_dir / "env.json"), "num_processes": distributed.world_size(),
-           "launcher": "accelerate/torchrun" if distributed.is_distributed() else "none"}
-    write_json(run_dir / "env.json", env)
-    return run_dir
 
 
 def _train_fold(expert: Expert, prepared, ledger: FoldLedger, fold: int, run_dir: Path, *,
@@ -211,11 +205,8 @@ def _copy_model(source: Path, stem: Path) -> Path:
 def publish_checkpoint(expert: Expert, prepared, run_dir: Path, ledger: FoldLedger, metrics: dict) -> Path:
     """Copy the run's best model to its stable name in ``checkpoints/`` (``<corpus>/`` but CREMA-D's) and index it."""
     from mer_utils.protocols.splits import SPEAKER_INDEPENDENT
-
     config, source = expert.config, Path(ledger.best["checkpoint"])
-    folder = Path(config.checkpoints)
-    if prepared.corpus.name != "cremad":
-        folder = folder / safe_name(prepared.corpus.name)
+    folder = Path(config.checkpoints) / ("" if prepared.corpus.name == "cremad" else safe_name(prepared.corpus.name))
     stem = folder / expert.stable_name(prepared)
     folder.mkdir(parents=True, exist_ok=True)
     target = _copy_model(source, stem)
@@ -239,7 +230,7 @@ def _write_skipped(run_dir: Path, prepared, reports: list[dict]) -> pd.DataFrame
     rows = [{"clip_id": r["clip_id"], "fold": "", "subset": "", "reason": f"manifest: {r['reason']}"}
             for r in prepared.split.attrs.get("info", {}).get("excluded", [])]
     rows += [row for report in reports for row in report.get("skipped", [])]
-    frame = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
+    frame = pd.DataFrame(rows, columns=["clip_id", "fold", "subset", "reason"])
     write_csv(run_dir / "skipped_clips.csv", frame)
     if len(frame):
         logger.warning("%d clips skipped (broken or undecodable media); see %s", len(frame),

@@ -30,19 +30,15 @@ def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
 def save_visual_checkpoint(path: str | os.PathLike, model, *, crop_config, extra: dict | None = None) -> Path:
     """Write ``<path>.safetensors`` and ``<path>.json``; returns the weights path."""
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    return save_with_json(_paths(path)[0], state, {
-        "format": CHECKPOINT_FORMAT,
-        "labels": list(model.spec.labels),
-        "model": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model.spec).items()},
-        "crop": dataclasses.asdict(crop_config),
-        **(extra or {}),
-    }, metadata={"format": CHECKPOINT_FORMAT})
+    meta = {"format": CHECKPOINT_FORMAT, "labels": list(model.spec.labels),
+            "model": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model.spec).items()},
+            "crop": dataclasses.asdict(crop_config), **(extra or {})}
+    return save_with_json(_paths(path)[0], state, meta, metadata={"format": CHECKPOINT_FORMAT})
 
 
 def load_visual_model(path: str | os.PathLike):
     """``(model in eval mode, metadata dict)`` from a checkpoint written by :func:`save_visual_checkpoint`."""
     from safetensors.torch import load_file
-
     weights, meta_path = _paths(path)
     if missing := [p for p in (weights, meta_path) if not p.is_file()]:
         raise FileNotFoundError(f"Visual checkpoint file {missing[0]} not found; train one with `mer visual train` "

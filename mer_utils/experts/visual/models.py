@@ -30,16 +30,15 @@ class ModelSpec:
             raise ValueError(f"unknown backbone {self.backbone!r}; use {BACKBONES_HELP}")
 
 
-def _nn():
-    """Module classes, built on first use so that importing this file needs no torch."""
-    import torch
+def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
+    """A :class:`VisualClassifier`, the FER2013 encoder's weights from ``weights_dir`` unless not ``pretrained``."""
+    import torch  # here, and the classes below, so that importing this file needs no torch
     from torch import nn
     from torch.nn import functional as F
 
     def resize(x, size: int):
-        if x.shape[-1] == size and x.shape[-2] == size:
-            return x
-        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return x if x.shape[-2:] == (size, size) else F.interpolate(x, size=(size, size), mode="bilinear",
+                                                                    antialias=True, align_corners=False)
 
     class FER2013Encoder(nn.Module):
         """uint8 RGB frames -> 128-d mini-Xception features."""
@@ -53,8 +52,7 @@ def _nn():
             self.register_buffer("gray", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
 
         def prepare(self, frames):  # (N, S, S, 3) uint8 -> (N, 1, 64, 64) in [-1, 1]
-            x = frames.permute(0, 3, 1, 2).float()
-            x = (x * self.gray).sum(dim=1, keepdim=True)
+            x = (frames.permute(0, 3, 1, 2).float() * self.gray).sum(dim=1, keepdim=True)
             return resize(x, self.input_size) / 127.5 - 1.0
 
         def forward(self, frames):
@@ -97,8 +95,7 @@ def _nn():
 
     class MeanPooling(nn.Module):
         def forward(self, x):
-            weights = torch.full(x.shape[:2], 1.0 / x.shape[1], device=x.device)
-            return x.mean(dim=1), weights
+            return x.mean(dim=1), torch.full(x.shape[:2], 1.0 / x.shape[1], device=x.device)
 
     class VisualClassifier(nn.Module):
         """Frame encoder -> temporal pooling -> MLP head -> 6 logits per clip."""
@@ -106,10 +103,8 @@ def _nn():
         def __init__(self, spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
             super().__init__()
             self.spec = spec
-            if spec.backbone == "fer2013":
-                self.encoder = FER2013Encoder(spec.input_size, pretrained, weights_dir)
-            else:
-                self.encoder = TimmEncoder(spec.backbone.split(":", 1)[1], spec.input_size, pretrained)
+            self.encoder = (FER2013Encoder(spec.input_size, pretrained, weights_dir) if spec.backbone == "fer2013" else
+                            TimmEncoder(spec.backbone.split(":", 1)[1], spec.input_size, pretrained))
             dim = self.encoder.out_dim
             self.pool = AttentionPooling(dim) if spec.pooling == "attention" else MeanPooling()
             hidden = [nn.Linear(dim, spec.hidden), nn.ReLU(), nn.Dropout(spec.dropout)] if spec.hidden else []
@@ -146,9 +141,4 @@ def _nn():
             logits, weights = self.model.classify_features(self.encode(crops))
             return logits.softmax(dim=-1), weights
 
-    return VisualClassifier
-
-
-def build_visual_model(spec: ModelSpec, *, pretrained: bool = True, weights_dir: str = "checkpoints"):
-    """A :class:`VisualClassifier`, the FER2013 encoder's weights from ``weights_dir`` unless not ``pretrained``."""
-    return _nn()(spec, pretrained=pretrained, weights_dir=str(weights_dir))
+    return VisualClassifier(spec, pretrained=pretrained, weights_dir=str(weights_dir))

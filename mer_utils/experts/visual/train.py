@@ -66,9 +66,8 @@ def prepare_visual_protocol(config: VisualTrainConfig):
 def load_clip_data(prepared, config: VisualTrainConfig) -> ClipData:
     """Prepare (or reuse) the crops of every clip in the split and load them."""
     wanted = prepared.manifest[prepared.manifest["clip_id"].isin(set(prepared.split["clip_id"]))]
-    cache_dir, report = prepare_crops(wanted, prepared.data_root, config=config.crop_config(),
-                                      outputs=config.outputs, n_jobs=config.n_jobs or None,
-                                      progress=config.progress)
+    cache_dir, report = prepare_crops(wanted, prepared.data_root, config=config.crop_config(), outputs=config.outputs,
+                                      n_jobs=config.n_jobs or None, progress=config.progress)
     done = report["status"].isin(["ok", "cached"])
     ok = report.loc[done, "clip_id"].tolist()
     skipped = {c: f"face crops {s}: {e}" for c, s, e in report.loc[~done, ["clip_id", "status", "error"]].values}
@@ -90,8 +89,7 @@ def frozen_features(config: VisualTrainConfig, clips: ClipData, labels: tuple[st
     if path.exists():
         with np.load(path, allow_pickle=False) as cached:
             if cached["clip_ids"].tolist() == list(clips.clip_ids):
-                return {"features": torch.from_numpy(cached["features"]),
-                        "mirrored": torch.from_numpy(cached["mirrored"])}
+                return {name: torch.from_numpy(cached[name]) for name in ("features", "mirrored")}
     device = pick_device(config.device)
     model.encoder.to(device).eval()
     encode = model.fast_frame_features()
@@ -155,7 +153,6 @@ def fit_fold(model, data: dict, y: np.ndarray, train_idx: np.ndarray, val_idx: n
              config: VisualTrainConfig, fold: int, work_dir: str | os.PathLike):
     """:func:`~mer_utils.experts.fine_tuning.fine_tune` on clip rows; the report's history rows name the fold."""
     from mer_utils.experts.fine_tuning import fine_tune, training_arguments
-
     frozen = config.mode == "frozen"
     model.encoder.requires_grad_(not frozen).train(not frozen and model.training)  # frozen: batch norms in eval too
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
@@ -194,13 +191,11 @@ class VisualExpert:
         if not self.clips.clip_ids:
             raise RuntimeError("no clip could be turned into face crops; see "
                                f"{self.clips.cache_dir}/prepare_report.csv")
-        # What the training loop indexes: frozen features (and their mirror images) or raw crops.
         self.data = ({"crops": torch.from_numpy(self.clips.crops)} if self.config.mode == "finetune" else
                      frozen_features(self.config, self.clips, prepared.labels))
 
     def fit_fold(self, prepared, fold: int, fold_dir: Path) -> FoldResult:
         from mer_utils.experts.fine_tuning import predict_proba
-
         config, clips = self.config, self.clips
         torch.manual_seed(config.seed * 1_000 + fold)
         subsets = fold_subsets(prepared.split, fold)
@@ -219,13 +214,10 @@ class VisualExpert:
                   "fit_seconds": round(fit_s, 2),
                   "skipped": [{"clip_id": c, "fold": fold, "subset": subset, "reason": clips.skipped[c]}
                               for subset, ids in subsets.items() for c in ids if c in clips.skipped]}
-        model.eval()
         extra = {"protocol": config.protocol, "split": prepared.split_name, "fold": fold,
                  "val_ua": report["best_val_ua"], "mode": config.mode, "trained_on": str(prepared.data_root)}
-
-        def save(stem: Path) -> Path:
-            return save_visual_checkpoint(stem, model, crop_config=config.crop_config(), extra=extra)
-
+        save = functools.partial(save_visual_checkpoint, model=model.eval(), crop_config=config.crop_config(),
+                                 extra=extra)  # save(stem) -> the weights file
         if is_main_process():  # launched: one process writes
             save(fold_dir / "model")
         return FoldResult(frame, report, save)
@@ -248,5 +240,4 @@ class VisualExpert:
 def train_visual(config: VisualTrainConfig | None = None, **overrides) -> RunResult:
     """Run the visual expert, ``overrides`` replacing config fields: ``train_visual(protocol="speaker")``."""
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
-    expert = VisualExpert(config)
-    return run_protocol(expert, lambda: prepare_visual_protocol(config))
+    return run_protocol(VisualExpert(config), lambda: prepare_visual_protocol(config))

@@ -51,17 +51,13 @@ def _grab_frames(capture, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], in
     """The wanted frames (by index) and how many frames were seen, grabbed up to the last wanted one (``grab``
     skips ``read``'s conversion and copy; seeking would decode again from a keyframe)."""
     import cv2
-    wanted_set, frames, position = {int(i) for i in wanted}, {}, 0
-    last = int(wanted.max())
-    while position <= last:
+    frames, wanted_set, end = {}, {int(i) for i in wanted}, int(wanted.max()) + 1
+    for position in range(end):
         if not capture.grab():
-            break
-        if position in wanted_set:
-            ok, bgr = capture.retrieve()
-            if ok:
-                frames[position] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        position += 1
-    return frames, position
+            return frames, position
+        if position in wanted_set and (read := capture.retrieve())[0]:
+            frames[position] = cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB)
+    return frames, end
 
 
 class VideoFramesError(RuntimeError):
@@ -72,7 +68,6 @@ def _shortfall_is_damage(path, seen: int) -> bool:
     """Whether fewer frames decoded than the header counts because the file is cut or corrupt, not because
     its audio outlasts the picture (OpenCV counts FLV frames from the duration): its packets tell (PyAV)."""
     import av
-
     try:
         packets = video_packets(path)
     except av.error.FFmpegError:
@@ -102,14 +97,12 @@ def read_sampled_frames(path: str | os.PathLike, k: int) -> SampledFrames:
                 raise VideoFramesError(f"{path}: only {seen} of the {declared} frames its header declares can be "
                                        "decoded (truncated or corrupt file); re-download it.")
             capture.release()
-            capture = _open(path)
-            n_frames = seen
+            capture, n_frames = _open(path), seen
             indices = sample_frame_indices(n_frames, k)
             frames, _ = _grab_frames(capture, indices)
     finally:
         capture.release()
-    broken = [int(i) for i in indices if int(i) not in frames]
-    if broken:
+    if broken := [int(i) for i in indices if int(i) not in frames]:
         raise VideoFramesError(f"{path}: frame(s) {broken} of {n_frames} do not decode (corrupt file); "
                                "re-download it.")
     return SampledFrames(np.stack([frames[int(i)] for i in indices]), indices, n_frames)

@@ -28,8 +28,7 @@ def map_fer2013(fer_probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
         raise ValueError(f"expected {len(FER2013_CLASSES)} FER2013 probabilities {FER2013_CLASSES}, "
                          f"got shape {fer_probs.shape}")
     code_to_class = {name[:3].upper(): name for name in FER2013_CLASSES}  # the corpus readers' codes: ANG, DIS ...
-    unknown = [label for label in labels if label not in code_to_class]
-    if unknown:
+    if unknown := [label for label in labels if label not in code_to_class]:
         raise ValueError(f"the FER2013 face model knows {sorted(code_to_class)}; labels {unknown} have no "
                          "counterpart, so it cannot answer for this label set zero-shot (train a visual expert)")
     mapped = fer_probs[..., [FER2013_CLASSES.index(code_to_class[label]) for label in labels]]
@@ -57,7 +56,6 @@ def run_zero_shot(config=None, **overrides):
     from mer_utils.protocols.splits import fold_subsets
     from mer_utils.experts.visual.config import VisualTrainConfig
     from mer_utils.experts.visual.train import STAGE, load_clip_data, prepare_visual_protocol
-
     config = dataclasses.replace(config or VisualTrainConfig(), **overrides)
     set_seed(config.seed)
     network = load_fer2013_network(fer2013_weights(config.checkpoints))
