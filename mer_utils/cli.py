@@ -18,7 +18,6 @@ COMMAND_MODULES = {command: f"mer_utils.commands.{module}" for module, commands 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The ``mer`` parser; with ``argv``, only the module of the command it names (all when it names none)."""
     from mer_utils import __version__
-
     parser = argparse.ArgumentParser(
         prog="mer",
         description="Multimodal emotion recognition on CREMA-D: data, audio and visual experts, fusion, demo.",

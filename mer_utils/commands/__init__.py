@@ -20,7 +20,6 @@ def parse_config(args: argparse.Namespace, cls, groups=None, options: dict | Non
     """The ``cls`` config of a command's options (one ``--help`` section per ``groups`` dataclass) and a namespace
     of its other ``options``; ``--config RUN``: that run's config.json gives the defaults, typed options win."""
     from transformers import HfArgumentParser
-
     command = args.config_command
     parser = HfArgumentParser(groups or [cls], prog=command.prog, description=command.description)
     parser.add_argument("--config", type=Path, help="replay a run: its folder or config.json; options typed here "
@@ -54,5 +53,5 @@ def report_run(result) -> int:
         print(f"{subset:>4}: {scores}  (n folds {s['ua']['n']})")
     if result.metrics["n_skipped"]:
         print(f"skipped {result.metrics['n_skipped']} clips (see {result.run_dir / 'skipped_clips.csv'})")
-    print(f"run folder: {result.run_dir}\ncheckpoint: {result.checkpoint}")
+    print(f"run: {result.run_dir}\ncheckpoint: {result.checkpoint}")
     return 0

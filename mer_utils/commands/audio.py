@@ -28,7 +28,6 @@ def _compare(args) -> int:
 def _predict(args) -> int:
     from mer_utils.experts.audio.checkpoint import load_audio_expert
     from mer_utils.core.predictions import make_predictions_frame
-
     files = sorted(p for p in args.inputs if p.is_file()) + sorted(
         f for d in args.inputs if d.is_dir() for f in d.iterdir() if f.suffix.lower() in (".wav", ".mp3", ".flac"))
     if not files:

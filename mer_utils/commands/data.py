@@ -18,7 +18,6 @@ def _manifest(args) -> int:
 def _splits(args) -> int:
     from mer_utils.data.manifest import load_manifest
     from mer_utils.protocols.splits import make_split, write_split
-
     split = make_split(load_manifest(args.manifest), protocol=args.protocol, seed=args.seed,
                        val_size=args.val_size, test_size=args.test_size, n_folds=args.folds,
                        published_dir=args.published_dir)

@@ -1,5 +1,4 @@
-"""``mer predict`` (the demo on one input) and ``mer app`` (in a browser; the ``app`` extra). Only argparse is
-imported here, so ``mer predict --help`` is instant."""
+"""``mer predict`` (the demo on one input) and ``mer app`` (in a browser; the ``app`` extra)."""
 
 from __future__ import annotations
 
@@ -7,13 +6,12 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from mer_utils.demo import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from mer_utils.demo.app import launch_app
-from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 
 
 def _predict(args) -> int:
     from mer_utils.demo.predict import format_result, predict_clip, save_outputs
-
     # The file's kind (video, audio-only container, still image) is read from its content, not its suffix.
     result = predict_clip(video=args.file, audio=args.audio, clip_id=args.clip_id, data_root=args.data_root,
                           checkpoints=args.checkpoints, audio_checkpoint=args.audio_checkpoint,

@@ -12,25 +12,19 @@ from mer_utils.fusion.config import FusionConfig
 from mer_utils.pipeline import PipelineConfig, run_all
 
 
-def _expert_runs(config, protocol: str | None, adapt: str = "none") -> tuple[str, str]:
-    from mer_utils.fusion.run import latest_expert_runs
-    if config.audio_run and config.visual_run:
-        return config.audio_run, config.visual_run
-    if not protocol:
-        raise ValueError("pass --audio-run DIR and --visual-run DIR, or --protocol P to fuse the latest runs of P")
-    latest = latest_expert_runs(config.outputs, protocol, adapt=adapt)
-    return config.audio_run or latest["audio"], config.visual_run or latest["visual"]
-
-
 def _fuse(args) -> int:
-    from mer_utils.fusion.run import fuse_runs
-
+    from mer_utils.fusion.run import fuse_runs, latest_expert_runs
     config, options = parse_config(args, FusionConfig, options={
         "--protocol": dict(help="use the latest audio and visual runs of this protocol (one corpus: that of the "
                                 "newest audio run) for any run folder not given"),
         "--adapt": dict(default="none", choices=ADAPTATIONS,
                         help="with --protocol: the audio run scored this way (default none: each clip alone)")})
-    audio_run, visual_run = _expert_runs(config, options.protocol, options.adapt)
+    audio_run, visual_run = config.audio_run, config.visual_run
+    if not (audio_run and visual_run):
+        if not options.protocol:
+            raise ValueError("pass --audio-run DIR and --visual-run DIR, or --protocol P to fuse the latest runs of P")
+        latest = latest_expert_runs(config.outputs, options.protocol, adapt=options.adapt)
+        audio_run, visual_run = audio_run or latest["audio"], visual_run or latest["visual"]
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("audio_run", "visual_run")}
     run_dir = fuse_runs(audio_run, visual_run, **settings)  # checkpoints "": nothing exported
     print((run_dir / "fusion_results.md").read_text(encoding="utf-8"))

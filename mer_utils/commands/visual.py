@@ -36,7 +36,6 @@ def _prepare(args) -> int:
     print(f"FER2013 weights: {fer2013_weights(config.checkpoints)}")
     if options.contact_sheet:
         from mer_utils.experts.visual.figures import cached_contact_sheet
-
         print(f"contact sheet: {cached_contact_sheet(cache_dir, n_clips=options.contact_sheet, path=options.contact_sheet_path)}")
     return 0 if summary.get("failed", 0) < len(report) else 1
 
@@ -59,7 +58,6 @@ def _zero_shot(args) -> int:
 
 def _predict(args) -> int:
     from mer_utils.experts.visual.checkpoint import load_visual_expert
-
     expert = load_visual_expert(args.checkpoint)
     for video in args.videos:
         result = expert.predict_video(video)
@@ -68,7 +66,6 @@ def _predict(args) -> int:
               + f"  (face found in {int(result.detected.sum())}/{len(result.detected)} frames)")
         if args.figure_dir:
             from mer_utils.experts.visual.figures import plot_frames_with_boxes
-
             path = Path(args.figure_dir) / f"{safe_name(Path(video).stem, unique=True)}_faces.png"
             plot_frames_with_boxes(result.frames, result.boxes, detected=result.detected,
                                    frame_indices=result.frame_indices, title=Path(video).name, path=path)

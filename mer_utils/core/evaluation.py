@@ -34,7 +34,6 @@ def save_run_outputs(run_dir: str | os.PathLike, predictions: pd.DataFrame, *, i
     per_fold, summary = score_predictions(predictions)
     metrics = {**info, "labels": list(labels), "per_fold": per_fold, "summary": summary}
     write_json(run_dir / "metrics.json", metrics)
-
     eval_subset = "test" if (predictions["subset"] == "test").any() else "val"
     scored = predictions[predictions["subset"] == eval_subset]
     counts = confusion_frame(scored["y_true"], scored["y_pred"], labels=labels)

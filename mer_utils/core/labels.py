@@ -48,7 +48,6 @@ def class_weights(y, label_set: Sequence[str], *, allow_absent: bool = False):
     [0.667, 2.0, 0.0]
     """
     import numpy as np
-
     y = np.asarray(y, dtype=int)
     counts = np.bincount(y, minlength=len(label_set)).astype(float)
     if (counts == 0).any() and not allow_absent:

@@ -31,7 +31,6 @@ def lock_run_dir(run_dir: str | os.PathLike, part: str = "", *, wait_s: float = 
     """Take the lock of ``run_dir`` (or of ``part`` of it) for this process (again: a no-op), waiting up to
     ``wait_s``; raise :class:`RunFolderBusy` naming the holder when another process keeps it."""
     from filelock import FileLock, Timeout
-
     run_dir = Path(run_dir).resolve()
     if (run_dir, part) in _HELD or int(os.environ.get("RANK", "0")) != 0:
         return
@@ -41,7 +40,12 @@ def lock_run_dir(run_dir: str | os.PathLike, part: str = "", *, wait_s: float = 
         lock.acquire(timeout=wait_s)
     except Timeout:
         what = f"{part} of {run_dir}" if part else str(run_dir)
-        raise RunFolderBusy(f"{what} is in use by another run ({_describe_holder(run_dir, part)}). Wait for it "
+        try:
+            info = read_json(_holder_file(run_dir, part))
+            holder = f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}: {info.get('command')}"
+        except (OSError, ValueError):
+            holder = f"lock file {_lock_file(run_dir, part)}"
+        raise RunFolderBusy(f"{what} is in use by another run ({holder}). Wait for it "
                             "to finish, or give this run other --outputs; two runs must not write one folder."
                             ) from None
     _HELD[(run_dir, part)] = lock
@@ -72,10 +76,3 @@ def releasing_run_locks(func):
                 release_run_dir(run_dir, part)
     return wrapper
 
-
-def _describe_holder(run_dir: Path, part: str) -> str:
-    try:
-        info = read_json(_holder_file(run_dir, part))
-    except (OSError, ValueError):
-        return f"lock file {_lock_file(run_dir, part)}"
-    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}: {info.get('command')}"

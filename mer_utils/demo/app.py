@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mer_utils.core.labels import label_name
-from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+from mer_utils.demo import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from mer_utils.demo.hub import local_checkpoints
 
 # Set before gradio is imported: no usage statistics leave the user's machine.

@@ -15,7 +15,7 @@ from mer_utils.core.labels import label_name
 from mer_utils.core.runs import safe_name
 from mer_utils.data.cremad_vocabulary import is_clip_id
 from mer_utils.data.media_health import FIXES, SAMPLE_RATE, SILENCE_PEAK, audio_health, read_audio_track, silence
-from mer_utils.demo.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, check_window
+from mer_utils.demo import DEFAULT_HOP_S, DEFAULT_WINDOW_S, check_window
 from mer_utils.demo.hub import local_checkpoints
 from mer_utils.demo.inputs import (AUDIO, IMAGE, check_media, decode_audio, is_synthetic_clip, probe_media,
                                    read_image_rgb)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from mer_utils.core.adaptation import SHORT_NAMES
 from mer_utils.core.atomic_io import read_json
-from mer_utils.core.metrics import mean_std
+from mer_utils.core.metrics import SCORE_KEYS, mean_std
 from mer_utils.core.predictions import labels_of
 from mer_utils.data.manifest import default_manifest_path, load_manifest
 from mer_utils.fusion.significance import fast_scores
@@ -25,7 +25,6 @@ from mer_utils.core.formatting import p_value, percent, percent_mean_std
 
 log = logging.getLogger(__name__)
 
-SCORES = ("wa", "ua", "macro_f1")
 # Runs are pooled (seeds) only within one corpus and one way of scoring: rows of two corpora, or a
 # single-clip and an adapted run, never share a mean.
 GROUP = ("corpus", "adaptation", "modality", "backbone", "protocol")
@@ -52,7 +51,7 @@ def model_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         for subset in ("val", "test"):
             scored = [row for row in folds if row["subset"] == subset]
             out[f"n_{subset}"] = len(scored)
-            for score in SCORES:
+            for score in SCORE_KEYS:
                 mean, std = mean_std(r[score] for r in scored) if scored else (np.nan, np.nan)
                 out[f"{subset}_{score}_mean"], out[f"{subset}_{score}_std"] = mean, std
         out["runs"] = ";".join(group["run"])

