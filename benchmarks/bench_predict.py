@@ -2,9 +2,8 @@
 
 Cold: a fresh ``python -m mer_utils predict FLV --no-figure`` subprocess per
 run (interpreter start, imports, loading the checkpoints, one prediction),
-wall and CPU seconds, best and median of ``--repeats``; the first run ever
-(an empty ONNX cache: it exports the face model), the face model on torch,
-all feature sets in one process, and the same with the figure. Warm: ``predict_clip`` in one process after a first call (experts
+wall and CPU seconds, best and median of ``--repeats``, and the same with the
+figure. Warm: ``predict_clip`` in one process after a first call (experts
 loaded once), seconds per clip over the six clips. Also prints how long the
 heaviest imports take on their own, so a regression is easy to place.
 
